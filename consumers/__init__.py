@@ -1,0 +1,1 @@
+"""Kafka consumer processes that build the lineage store (see the ingest issue)."""

@@ -1,0 +1,162 @@
+"""The ``lineage`` command: one function per sub-command; ``main`` returns the exit code.
+
+Errors lineage raises become one line on stderr and exit code 2; bad input lines in ``emit`` give
+exit code 1 after every good line has been sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from lineage.errors import InputLineError, LineageError
+from lineage.settings import Settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        os.environ,
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        topic=getattr(args, "topic", None),
+    )
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    """Send JSON-lines events from a file or stdin; report each bad line with its number."""
+    from lineage.emitter import Emitter
+    from lineage.jsonlines import parse_lines
+
+    settings = _settings(args)
+    source: TextIO = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")  # noqa: SIM115
+    sent = bad = 0
+    with (
+        source,
+        Emitter(system=args.system or "lineage-emit", region=args.region or "CN", settings=settings) as emitter,
+    ):
+        for item in parse_lines(source, system=args.system, region=args.region, taxonomy=emitter.taxonomy):
+            if isinstance(item, InputLineError):
+                bad += 1
+                print(f"lineage emit: {item}", file=sys.stderr)
+                continue
+            emitter.emit(item)
+            sent += 1
+    print(f"sent {sent} event(s); {bad} bad line(s) refused", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Print the topic's events as JSON lines, from the beginning, until it goes quiet."""
+    from lineage.codec import Codec
+    from lineage.jsonlines import event_to_json
+    from lineage.kafka_client import read_messages
+
+    settings = _settings(args)
+    codec = Codec()
+    for m in read_messages(settings, settings.topic, idle_timeout_s=args.idle, max_messages=args.max):
+        try:
+            event = codec.decode(m.value or b"", topic=m.topic, partition=m.partition, offset=m.offset)
+        except LineageError as exc:
+            print(f"lineage tail: {exc}", file=sys.stderr)
+            continue
+        print(json.dumps(event_to_json(event), ensure_ascii=False))
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Start or stop a local Kafka broker from the official jars."""
+    from lineage.local_kafka import LocalBroker, fetch_jars, stop_saved
+
+    settings = Settings.from_env(os.environ)
+    state = settings.cache_dir / "broker.json"
+    if args.action == "stop":
+        stopped = stop_saved(state)
+        print(f"stopped broker at {stopped}" if stopped else "no broker was running")
+        return 0
+    if args.action == "fetch":
+        print(fetch_jars(settings.cache_dir))
+        return 0
+    if state.exists():
+        print(json.loads(state.read_text(encoding="utf-8"))["bootstrap_servers"])
+        return 0
+    broker = LocalBroker(fetch_jars(settings.cache_dir), settings.cache_dir / "broker").start()
+    broker.save_state(state)
+    print(broker.bootstrap_servers)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start a broker (unless LINEAGE_BOOTSTRAP_SERVERS names one), emit the sample, read it back."""
+    from lineage.demo import run_demo
+    from lineage.jsonlines import event_to_json
+    from lineage.local_kafka import LocalBroker, fetch_jars
+
+    settings = Settings.from_env(os.environ)
+
+    def say(text: str) -> None:
+        print(f"== {text}", flush=True)
+
+    def show(s: Settings) -> None:
+        for event in run_demo(s, say):
+            print(json.dumps(event_to_json(event), ensure_ascii=False))
+
+    if "LINEAGE_BOOTSTRAP_SERVERS" in os.environ:
+        show(settings)
+        return 0
+    say(f"fetching Kafka jars into {settings.cache_dir} (first run only) and starting a local broker")
+    with LocalBroker(fetch_jars(settings.cache_dir)) as broker:
+        say(f"broker ready at {broker.bootstrap_servers}")
+        show(Settings.from_env(os.environ, bootstrap_servers=broker.bootstrap_servers))
+    say("broker stopped")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def kafka_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bootstrap-servers", help="host:port[,host:port] (env LINEAGE_BOOTSTRAP_SERVERS)")
+        sp.add_argument("--topic", help="event topic (env LINEAGE_TOPIC, default lineage.events)")
+
+    emit = sub.add_parser("emit", help="send JSON-lines events (one per line) from FILE or stdin")
+    emit.add_argument("file", nargs="?", help="JSON-lines file; '-' or nothing for stdin")
+    emit.add_argument("--system", help="emitting system, for lines that do not name one")
+    emit.add_argument("--region", help="ISO 3166 code where that system runs")
+    kafka_opts(emit)
+    emit.set_defaults(func=cmd_emit)
+
+    tail = sub.add_parser("tail", help="print the topic's events as JSON lines")
+    tail.add_argument("--idle", type=float, default=5.0, help="stop after this many quiet seconds")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many events")
+    kafka_opts(tail)
+    tail.set_defaults(func=cmd_tail)
+
+    broker = sub.add_parser("broker", help="run a local Kafka broker from the official jars")
+    broker.add_argument("action", choices=["start", "stop", "fetch"])
+    broker.set_defaults(func=cmd_broker)
+
+    demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LineageError as exc:
+        print(f"lineage: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The exception tree: every error lineage raises is a ``LineageError``.
+
+::
+
+    LineageError
+    ├── ConfigurationError (ValueError)     a setting or taxonomy file is wrong
+    ├── InvalidEventError (ValueError)      an event breaks the contract; names field and value
+    │   └── UnknownValueError               the value is not in the taxonomy; lists close matches
+    ├── InputLineError (ValueError)         a JSON line given to ``lineage emit`` is bad; names the line
+    ├── DecodeError (ValueError)            bytes that are not a decodable event; names topic/partition/offset
+    │   └── UnknownSchemaError              the writer schema's fingerprint is not one we know
+    └── BrokerError                         Kafka could not be reached or refused a message
+        ├── BrokerUnavailableError          no broker answered within the bound
+        └── DeliveryError                   a sent event was not acknowledged
+
+Third-party exceptions (fastavro, kafka-python, duckdb) are translated at the boundary and
+chained with ``raise ... from exc``; none reaches a caller untranslated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BrokerError",
+    "BrokerUnavailableError",
+    "ConfigurationError",
+    "DecodeError",
+    "DeliveryError",
+    "InputLineError",
+    "InvalidEventError",
+    "LineageError",
+    "UnknownSchemaError",
+    "UnknownValueError",
+]
+
+
+class LineageError(Exception):
+    """Root of every error lineage raises."""
+
+
+class ConfigurationError(LineageError, ValueError):
+    """A setting, environment variable or taxonomy file is wrong."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        """Name the setting at fault."""
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class InvalidEventError(LineageError, ValueError):
+    """An event breaks the contract: the message names the field and the value."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        """Record the offending field and value with the reason."""
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+
+class UnknownValueError(InvalidEventError):
+    """A value is not in the taxonomy; the message suggests the closest valid ones."""
+
+    def __init__(self, field: str, value: object, kind: str, suggestions: Sequence[str]) -> None:
+        """Record what kind of value was looked up and the close matches."""
+        self.kind = kind
+        self.suggestions = tuple(suggestions)
+        hint = "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?" if self.suggestions else ""
+        super().__init__(field, value, f"unknown {kind}{hint}")
+
+
+class InputLineError(LineageError, ValueError):
+    """A line of JSON-lines input is bad; the message names the line number."""
+
+    def __init__(self, line: int, reason: str, field: str | None = None) -> None:
+        """Record the 1-based line number, and the field when one is at fault."""
+        self.line = line
+        self.field = field
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}")
+
+
+class DecodeError(LineageError, ValueError):
+    """Bytes that do not decode to an event; names where they came from when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        """Record the reason and the message's position in Kafka."""
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = f" (topic={topic} partition={partition} offset={offset})" if topic is not None else ""
+        super().__init__(f"{reason}{where}")
+
+
+class UnknownSchemaError(DecodeError):
+    """The message's writer schema fingerprint is not among the known schema versions."""
+
+    def __init__(self, fingerprint: bytes, **where: object) -> None:
+        """Record the fingerprint that no known schema has."""
+        self.fingerprint = fingerprint
+        super().__init__(
+            f"unknown writer schema fingerprint {fingerprint.hex()}",
+            **where,  # type: ignore[arg-type]
+        )
+
+
+class BrokerError(LineageError):
+    """Kafka could not be reached, or it refused or lost a message."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """No broker answered at the bootstrap servers within the configured bound."""
+
+    def __init__(self, bootstrap_servers: str, timeout_s: float, detail: str = "") -> None:
+        """Record which servers were tried and for how long."""
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout_s = timeout_s
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:g} s{extra}")
+
+
+class DeliveryError(BrokerError):
+    """A sent event was not acknowledged by the broker."""
+
+    def __init__(self, event_id: str, topic: str, detail: str) -> None:
+        """Record which event failed and why; the subject is not logged."""
+        self.event_id = event_id
+        self.topic = topic
+        super().__init__(f"event {event_id} was not delivered to topic {topic}: {detail}")

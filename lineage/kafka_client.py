@@ -1,0 +1,221 @@
+"""The Kafka adapter: producer, consumer and admin calls. The only module importing kafka-python.
+
+Everything here speaks bytes and our own types; kafka-python's exceptions are translated into
+``BrokerError`` subclasses at this boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kafka
+import kafka.errors
+from kafka.admin import NewTopic
+
+from lineage.errors import BrokerError, BrokerUnavailableError, DeliveryError
+from lineage.settings import Settings
+
+__all__ = [
+    "DeliveryReceipt",
+    "KafkaDelivery",
+    "KafkaEventSink",
+    "RawMessage",
+    "create_topics",
+    "read_messages",
+    "wait_for_broker",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """Where the broker stored an event."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message as read from Kafka, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class KafkaDelivery:
+    """A pending send; ``result()`` waits for the broker's acknowledgement."""
+
+    __slots__ = ("_event_id", "_future", "_topic")
+
+    def __init__(self, future: Any, event_id: str, topic: str) -> None:
+        """Wrap kafka-python's future."""
+        self._future = future
+        self._event_id = event_id
+        self._topic = topic
+
+    def result(self, timeout_s: float | None = None) -> DeliveryReceipt:
+        """Wait for the acknowledgement; raise ``DeliveryError`` if the broker did not take it."""
+        try:
+            meta = self._future.get(timeout=timeout_s)
+        except kafka.errors.KafkaError as exc:
+            raise DeliveryError(self._event_id, self._topic, str(exc)) from exc
+        return DeliveryReceipt(meta.topic, meta.partition, meta.offset)
+
+
+class KafkaEventSink:
+    """Sends encoded events to Kafka with acks from all in-sync replicas and idempotence."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Connect, or raise ``BrokerUnavailableError`` within ``settings.connect_timeout_s``."""
+        self._settings = settings
+        bound_ms = int(settings.connect_timeout_s * 1000)
+        wait_for_broker(settings)
+        try:
+            self._producer = kafka.KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers.split(","),
+                client_id=settings.client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=settings.linger_ms,
+                batch_size=256 * 1024,
+                # kafka-python waits separately for bootstrap, for metadata and for buffer space:
+                # bound each so a dead broker fails within the promised time, never hangs.
+                bootstrap_timeout_ms=bound_ms,
+                max_block_ms=bound_ms,
+                request_timeout_ms=min(bound_ms, int(settings.delivery_timeout_s * 1000)),
+                delivery_timeout_ms=int(settings.delivery_timeout_s * 1000),
+            )
+        except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
+            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"could not start a producer for {settings.bootstrap_servers}: {exc}") from exc
+
+    def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        event_id: str,
+        on_error: Callable[[DeliveryError], None],
+    ) -> KafkaDelivery:
+        """Queue one message; ``on_error`` is called from the sender thread if it is not delivered."""
+        try:
+            future = self._producer.send(topic, value=value, key=key)
+        except kafka.errors.KafkaTimeoutError as exc:
+            raise BrokerUnavailableError(
+                self._settings.bootstrap_servers, self._settings.connect_timeout_s, str(exc)
+            ) from exc
+        except kafka.errors.KafkaError as exc:
+            raise DeliveryError(event_id, topic, str(exc)) from exc
+        future.add_errback(lambda exc: on_error(DeliveryError(event_id, topic, str(exc))))
+        return KafkaDelivery(future, event_id, topic)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every queued message is acknowledged or failed."""
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except kafka.errors.KafkaTimeoutError as exc:
+            raise BrokerError(f"messages still unacknowledged after {timeout_s} s: {exc}") from exc
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush and release the connection."""
+        self._producer.close(timeout=timeout_s)
+
+
+def wait_for_broker(settings: Settings) -> None:
+    """Wait until some bootstrap server accepts a TCP connection, or raise ``BrokerUnavailableError``.
+
+    Checked before kafka-python is involved: its bootstrap loop leaks a socket per failed attempt
+    (3.0.12), and a refused port should fail with our message, not after its retries.
+    """
+    deadline = time.monotonic() + settings.connect_timeout_s
+    last = "no bootstrap server given"
+    backoff = 0.05
+    while True:
+        for server in settings.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            remaining = deadline - time.monotonic()
+            try:
+                socket.create_connection(
+                    (host.strip("[]") or "localhost", int(port)), timeout=max(remaining, 0.01)
+                ).close()
+                return
+            except (OSError, ValueError) as exc:
+                last = f"{server.strip()}: {exc}"
+        if time.monotonic() + backoff >= deadline:
+            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, last)
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 1.0)
+
+
+def create_topics(settings: Settings, names: Sequence[str], partitions: int = 3) -> None:
+    """Create topics that do not exist yet (replication factor 1 suits a local broker)."""
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if new:
+            admin.create_topics(new)
+    except kafka.errors.TopicAlreadyExistsError:
+        pass
+    except kafka.errors.KafkaError as exc:
+        raise BrokerError(f"could not create topics {list(names)}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def _admin(settings: Settings) -> kafka.KafkaAdminClient:
+    wait_for_broker(settings)
+    try:
+        return kafka.KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id=settings.client_id,
+            request_timeout_ms=int(settings.connect_timeout_s * 1000),
+            bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
+        )
+    except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
+        raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+
+
+def read_messages(
+    settings: Settings,
+    topic: str,
+    *,
+    group_id: str | None = None,
+    idle_timeout_s: float = 5.0,
+    max_messages: int | None = None,
+) -> Iterator[RawMessage]:
+    """Read ``topic`` from the beginning until nothing new arrives for ``idle_timeout_s``."""
+    wait_for_broker(settings)
+    try:
+        consumer = kafka.KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id=settings.client_id,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(idle_timeout_s * 1000),
+            bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
+        )
+    except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
+        raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+    try:
+        for n, m in enumerate(consumer, start=1):
+            yield RawMessage(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+            if max_messages is not None and n >= max_messages:
+                return
+    finally:
+        consumer.close()

@@ -1,0 +1,182 @@
+"""The taxonomy: data categories, purposes, roles, regions and transfer mechanisms, read from TOML.
+
+Our files live in ``lineage/data/``. A user extends or overrides them without code changes by pointing
+``LINEAGE_TAXONOMY_DIR`` (``Settings.taxonomy_dir``) at a folder of TOML files with the same tables
+(``[categories."user.x"]``, ``[regions.XX]`` ...): their keys are added, and replace ours on a clash.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lineage.errors import ConfigurationError, UnknownValueError
+
+__all__ = ["Category", "Mechanism", "Region", "Role", "Taxonomy", "default_taxonomy"]
+
+_DATA_DIR = Path(__file__).parent / "data"
+_TABLES = ("categories", "purposes", "roles", "regions", "mechanisms")
+ANY_REGIME = "*"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """A data category and its sensitivity under each regime."""
+
+    key: str
+    description: str
+    pipl_sensitive: bool
+    gdpr_special: bool
+    cpra_sensitive: bool
+    ca_breach_element: bool
+
+    @property
+    def sensitive(self) -> bool:
+        """Whether any regime treats the category as sensitive."""
+        return self.pipl_sensitive or self.gdpr_special or self.cpra_sensitive
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Role:
+    """A holder or recipient role; ``external`` is false only for our own systems."""
+
+    key: str
+    description: str
+    external: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Region:
+    """An ISO 3166 region; data leaving its ``zone`` is a cross-border transfer."""
+
+    key: str
+    name: str
+    zone: str
+    regimes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mechanism:
+    """A cross-border transfer mechanism and the regimes that recognise it."""
+
+    key: str
+    description: str
+    regimes: tuple[str, ...]
+    citation: str
+
+    def recognised_by(self, regimes: Iterable[str]) -> bool:
+        """Whether this mechanism is valid under any of ``regimes``."""
+        return ANY_REGIME in self.regimes or any(r in self.regimes for r in regimes)
+
+
+@dataclass(frozen=True, slots=True)
+class Taxonomy:
+    """Every closed-but-extensible vocabulary an event is checked against."""
+
+    categories: Mapping[str, Category]
+    purposes: Mapping[str, str]
+    roles: Mapping[str, Role]
+    regions: Mapping[str, Region]
+    mechanisms: Mapping[str, Mechanism]
+
+    @classmethod
+    def load(cls, extra_dirs: Iterable[Path] = ()) -> Taxonomy:
+        """Read our TOML files, then each extra folder's, later keys replacing earlier ones."""
+        tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in _TABLES}
+        for folder in (_DATA_DIR, *extra_dirs):
+            if not folder.is_dir():
+                raise ConfigurationError("taxonomy_dir", f"{str(folder)!r} is not a directory")
+            for path in sorted(folder.glob("*.toml")):
+                _merge(tables, path)
+        try:
+            return cls(
+                categories={k: Category(key=k, **v) for k, v in tables["categories"].items()},
+                purposes={k: str(v["description"]) for k, v in tables["purposes"].items()},
+                roles={k: Role(key=k, **v) for k, v in tables["roles"].items()},
+                regions={
+                    k: Region(key=k, name=v["name"], zone=v["zone"], regimes=tuple(v["regimes"]))
+                    for k, v in tables["regions"].items()
+                },
+                mechanisms={
+                    k: Mechanism(
+                        key=k,
+                        description=v["description"],
+                        regimes=tuple(v["regimes"]),
+                        citation=v["citation"],
+                    )
+                    for k, v in tables["mechanisms"].items()
+                },
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigurationError("taxonomy_dir", f"an entry lacks or misnames a field: {exc}") from exc
+
+    def category(self, field: str, key: str) -> Category:
+        """Return the category ``key`` or raise naming ``field`` with close matches."""
+        return _lookup(self.categories, field, key, "data category")
+
+    def purpose(self, field: str, key: str) -> str:
+        """Return the purpose's description or raise naming ``field``."""
+        return _lookup(self.purposes, field, key, "purpose")
+
+    def role(self, field: str, key: str) -> Role:
+        """Return the role ``key`` or raise naming ``field``."""
+        return _lookup(self.roles, field, key, "role")
+
+    def region(self, field: str, key: str) -> Region:
+        """Return the region ``key`` (an ISO 3166 code) or raise naming ``field``."""
+        return _lookup(self.regions, field, key, "region (ISO 3166 code)")
+
+    def mechanism(self, field: str, key: str) -> Mechanism:
+        """Return the mechanism ``key`` or raise naming ``field``."""
+        return _lookup(self.mechanisms, field, key, "transfer mechanism")
+
+
+def _merge(tables: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError("taxonomy_dir", f"{path.name} is not valid TOML: {exc}") from exc
+    for table, entries in doc.items():
+        if table not in tables:
+            raise ConfigurationError(
+                "taxonomy_dir", f"{path.name} has table [{table}]; expected one of {', '.join(_TABLES)}"
+            )
+        tables[table].update(entries)
+
+
+def _lookup(table: Mapping[str, _T], field: str, key: str, kind: str) -> _T:
+    try:
+        return table[key]
+    except (KeyError, TypeError):
+        raise UnknownValueError(field, key, kind, suggest(key, table)) from None
+
+
+def suggest(value: object, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The closest valid keys to ``value``, judged on the whole key and on its last dotted segment."""
+    if not isinstance(value, str) or not value:
+        return []
+    last = value.rsplit(".", 1)[-1].lower()
+    scored = []
+    for key in choices:
+        key_last = key.rsplit(".", 1)[-1].lower()
+        score = max(
+            difflib.SequenceMatcher(None, value, key).ratio(),
+            difflib.SequenceMatcher(None, last, key_last).ratio(),
+            0.9 if last and last in key_last else 0.0,
+        )
+        if score >= 0.6:
+            scored.append((-score, len(key), key))
+    return [key for _, _, key in sorted(scored)[:n]]
+
+
+@cache
+def default_taxonomy() -> Taxonomy:
+    """Our own taxonomy, loaded once per process."""
+    return Taxonomy.load()
