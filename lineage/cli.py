@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from lineage.errors import InputLineError, LineageError
+from lineage.events import PersonalDataEvent
 from lineage.settings import Settings
 
 __all__ = ["main"]
@@ -93,7 +94,6 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start a broker (unless LINEAGE_BOOTSTRAP_SERVERS names one), emit the sample, read it back."""
     from lineage.demo import run_demo
-    from lineage.jsonlines import event_to_json
     from lineage.local_kafka import LocalBroker, fetch_jars
 
     settings = Settings.from_env(os.environ)
@@ -102,8 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"== {text}", flush=True)
 
     def show(s: Settings) -> None:
-        for event in run_demo(s, say):
-            print(json.dumps(event_to_json(event), ensure_ascii=False))
+        for event in sorted(run_demo(s, say), key=lambda e: e.occurred_at):
+            print(_describe(event))
 
     if "LINEAGE_BOOTSTRAP_SERVERS" in os.environ:
         show(settings)
@@ -114,6 +114,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         show(Settings.from_env(os.environ, bootstrap_servers=broker.bootstrap_servers))
     say("broker stopped")
     return 0
+
+
+def _describe(event: PersonalDataEvent) -> str:
+    """One line a person can read: when, what, whose, which data, from where to where."""
+    who = event.subject_id or f"every subject held as of {event.bulk_as_of:%Y-%m-%d %H:%M}"
+    where = f"{event.holder.name} ({event.holder.region})"
+    if event.recipient is not None:
+        where += f" -> {event.recipient.name} ({event.recipient.role}, {event.recipient.region})"
+    extra = [
+        f"purpose {event.purpose}" if event.purpose else "",
+        f"via {event.mechanism}" if event.mechanism else "",
+        f"consent {event.consent_status} {event.consent_kind}" if event.consent_status else "",
+        f"erasure {event.erasure_outcome}: {event.hold_reason or ''}" if event.erasure_outcome else "",
+    ]
+    details = "; ".join(x.strip(": ") for x in extra if x)
+    return (
+        f"{event.occurred_at:%Y-%m-%d %H:%M}Z {event.event_type.value:<11} {who:<38} "
+        f"[{', '.join(event.categories)}] {where}" + (f"; {details}" if details else "")
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

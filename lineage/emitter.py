@@ -12,17 +12,14 @@ emitter raises it again from its next call, ``flush()`` or ``close()``.
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from lineage.codec import Codec
-from lineage.errors import DeliveryError, InvalidEventError, UnknownValueError
+from lineage.errors import DeliveryError, InvalidEventError
 from lineage.events import (
-    AgeBand,
     ConsentKind,
     ConsentStatus,
     ErasureOutcome,
@@ -30,17 +27,15 @@ from lineage.events import (
     LegalBasis,
     Party,
     PersonalDataEvent,
-    Scope,
     TransferKind,
 )
+from lineage.records import Record, build_event, make_record, to_record
 from lineage.settings import Settings
 from lineage.sink import Delivery, EventSink
-from lineage.taxonomy import Taxonomy, default_taxonomy, suggest
-from lineage.validation import validate
+from lineage.taxonomy import Taxonomy, default_taxonomy
+from lineage.validation import validate_record
 
 __all__ = ["Emitter"]
-
-INTERNAL = "internal"
 
 
 class Emitter:
@@ -67,7 +62,6 @@ class Emitter:
         self.system = system
         self.region = region
         self.codec = codec or Codec()
-        self._failures: list[DeliveryError] = []
         if sink is None:
             from lineage.kafka_client import KafkaEventSink  # the Kafka dependency stays at the edge
 
@@ -88,17 +82,17 @@ class Emitter:
         **details: Any,
     ) -> Delivery:
         """Record that this service collected the subject's data (``source``: 'direct' or a party)."""
-        return self.emit(
-            self.event(
-                EventType.COLLECTED,
-                subject_id=subject_id,
-                categories=categories,
-                purpose=purpose,
-                legal_basis=legal_basis,
-                source=source,
-                holder=holder,
-                **details,
-            )
+        return self._send(
+            EventType.COLLECTED,
+            {
+                "subject_id": subject_id,
+                "categories": categories,
+                "purpose": purpose,
+                "legal_basis": legal_basis,
+                "source": source,
+                "holder": holder,
+            }
+            | details,
         )
 
     def shared(
@@ -113,17 +107,17 @@ class Emitter:
         **details: Any,
     ) -> Delivery:
         """Record a disclosure to ``recipient``; ``subject_id=None`` with ``bulk_as_of`` is a bulk export."""
-        return self.emit(
-            self.event(
-                EventType.SHARED,
-                subject_id=subject_id,
-                categories=categories,
-                recipient=recipient,
-                purpose=purpose,
-                mechanism=mechanism,
-                bulk_as_of=bulk_as_of,
-                **details,
-            )
+        return self._send(
+            EventType.SHARED,
+            {
+                "subject_id": subject_id,
+                "categories": categories,
+                "recipient": recipient,
+                "purpose": purpose,
+                "mechanism": mechanism,
+                "bulk_as_of": bulk_as_of,
+            }
+            | details,
         )
 
     def transferred(
@@ -139,18 +133,18 @@ class Emitter:
         **details: Any,
     ) -> Delivery:
         """Record a cross-border transfer or a move to another controller (``transfer_kind``)."""
-        return self.emit(
-            self.event(
-                EventType.TRANSFERRED,
-                subject_id=subject_id,
-                categories=categories,
-                recipient=recipient,
-                purpose=purpose,
-                transfer_kind=transfer_kind,
-                mechanism=mechanism,
-                bulk_as_of=bulk_as_of,
-                **details,
-            )
+        return self._send(
+            EventType.TRANSFERRED,
+            {
+                "subject_id": subject_id,
+                "categories": categories,
+                "recipient": recipient,
+                "purpose": purpose,
+                "transfer_kind": transfer_kind,
+                "mechanism": mechanism,
+                "bulk_as_of": bulk_as_of,
+            }
+            | details,
         )
 
     def erased(
@@ -165,17 +159,17 @@ class Emitter:
         **details: Any,
     ) -> Delivery:
         """Record an erasure, anonymisation, or a hold where a legal duty forbids erasure."""
-        return self.emit(
-            self.event(
-                EventType.ERASED,
-                subject_id=subject_id,
-                categories=categories,
-                erasure_outcome=outcome,
-                hold_reason=hold_reason,
-                holder=holder,
-                bulk_as_of=bulk_as_of,
-                **details,
-            )
+        return self._send(
+            EventType.ERASED,
+            {
+                "subject_id": subject_id,
+                "categories": categories,
+                "erasure_outcome": outcome,
+                "hold_reason": hold_reason,
+                "holder": holder,
+                "bulk_as_of": bulk_as_of,
+            }
+            | details,
         )
 
     def consent(
@@ -190,17 +184,17 @@ class Emitter:
         **details: Any,
     ) -> Delivery:
         """Record consent granted or withdrawn (general, separate, or a guardian's)."""
-        return self.emit(
-            self.event(
-                EventType.CONSENT,
-                subject_id=subject_id,
-                categories=categories,
-                consent_status=status,
-                consent_kind=kind,
-                purpose=purpose,
-                consent_ref=consent_ref,
-                **details,
-            )
+        return self._send(
+            EventType.CONSENT,
+            {
+                "subject_id": subject_id,
+                "categories": categories,
+                "consent_status": status,
+                "consent_kind": kind,
+                "purpose": purpose,
+                "consent_ref": consent_ref,
+            }
+            | details,
         )
 
     # -- building, sending, flushing ------------------------------------------------------
@@ -211,16 +205,19 @@ class Emitter:
 
     def emit(self, event: PersonalDataEvent) -> Delivery:
         """Validate, encode and send a built event."""
+        return self.emit_record(to_record(event))
+
+    def emit_record(self, record: Record) -> Delivery:
+        """Validate, encode and send a record (``lineage.records``); the path every method takes."""
         self._raise_failures()
-        validate(event, self.taxonomy)
-        key = (event.subject_id if event.scope is Scope.SUBJECT else event.holder.name) or ""
+        validate_record(record, self.taxonomy)
+        key = record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]
         return self._sink.send(
-            self.settings.topic,
-            key.encode("utf-8"),
-            self.codec.encode(event),
-            event.event_id,
-            self._failures.append,
+            self.settings.topic, key.encode("utf-8"), self.codec.encode_record(record), record["event_id"]
         )
+
+    def _send(self, event_type: EventType, fields: dict[str, Any]) -> Delivery:
+        return self.emit_record(make_record(event_type, system=self.system, system_region=self.region, **fields))
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every sent event; raise the first delivery failure, if any."""
@@ -251,68 +248,9 @@ class Emitter:
                 pass  # the original exception is the one the caller needs to see first
 
     def _raise_failures(self) -> None:
-        if self._failures:
-            first = self._failures[0]
-            count = len(self._failures)
-            self._failures.clear()
-            if count > 1:
-                first.add_note(f"{count - 1} more event(s) also failed delivery")
+        failures = self._sink.failures()
+        if failures:
+            first = failures[0]
+            if len(failures) > 1:
+                first.add_note(f"{len(failures) - 1} more event(s) also failed delivery")
             raise first
-
-
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PersonalDataEvent))
-_ENUM_FIELDS: dict[str, Any] = {
-    "event_type": EventType,
-    "scope": Scope,
-    "age_band": AgeBand,
-    "legal_basis": LegalBasis,
-    "consent_kind": ConsentKind,
-    "consent_status": ConsentStatus,
-    "transfer_kind": TransferKind,
-    "erasure_outcome": ErasureOutcome,
-}
-
-
-def build_event(event_type: EventType | str, *, system: str, system_region: str, **fields: Any) -> PersonalDataEvent:
-    """Build an event from plain values: enum names as strings, categories as any iterable.
-
-    Fills ``event_id`` (a new UUID), ``occurred_at`` (now), ``scope`` (BULK when there is no subject
-    but a ``bulk_as_of``) and ``holder`` (this system, role 'internal'). Bad values raise
-    ``InvalidEventError`` naming the field.
-    """
-    fields["event_type"] = event_type
-    for name in fields:
-        if name not in _FIELD_NAMES or name in ("system", "system_region"):
-            raise UnknownValueError(name, fields[name], "event field", suggest(name, _FIELD_NAMES))
-    if fields.get("categories") is None:
-        raise InvalidEventError("categories", None, "is required: name at least one data category")
-    for name, enum in _ENUM_FIELDS.items():
-        value = fields.get(name)
-        if value is not None and not isinstance(value, enum):
-            fields[name] = _enum(name, enum, value)
-    if fields.get("event_id") is None:
-        fields["event_id"] = str(uuid.uuid4())
-    if fields.get("occurred_at") is None:
-        fields["occurred_at"] = datetime.now(UTC)
-    if fields.get("scope") is None:
-        bulk = fields.get("subject_id") is None and fields.get("bulk_as_of") is not None
-        fields["scope"] = Scope.BULK if bulk else Scope.SUBJECT
-    if fields.get("holder") is None:
-        fields["holder"] = Party(name=system, role=INTERNAL, region=system_region)
-    for name in ("categories", "linked_subject_ids"):
-        value = fields.get(name)
-        if isinstance(value, str):
-            raise InvalidEventError(name, value, "must be a list of strings, not one string")
-        if value is not None:
-            fields[name] = tuple(value)
-    if fields.get("age_band") is None:
-        fields.pop("age_band", None)
-    return PersonalDataEvent(system=system, system_region=system_region, **fields)
-
-
-def _enum(field: str, enum: Any, value: object) -> Any:
-    try:
-        return enum(str(value).upper())
-    except ValueError:
-        choices = ", ".join(m.value for m in enum)
-        raise InvalidEventError(field, value, f"must be one of {choices}") from None

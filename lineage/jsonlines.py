@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from lineage.emitter import build_event
 from lineage.errors import InputLineError, InvalidEventError
 from lineage.events import Party, PersonalDataEvent
+from lineage.records import build_event
 from lineage.taxonomy import Taxonomy
 from lineage.validation import validate
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,20 +58,20 @@ class RawMessage:
 class KafkaDelivery:
     """A pending send; ``result()`` waits for the broker's acknowledgement."""
 
-    __slots__ = ("_event_id", "_future", "_topic")
+    __slots__ = ("event_id", "future", "topic")
 
     def __init__(self, future: Any, event_id: str, topic: str) -> None:
         """Wrap kafka-python's future."""
-        self._future = future
-        self._event_id = event_id
-        self._topic = topic
+        self.future = future
+        self.event_id = event_id
+        self.topic = topic
 
     def result(self, timeout_s: float | None = None) -> DeliveryReceipt:
         """Wait for the acknowledgement; raise ``DeliveryError`` if the broker did not take it."""
         try:
-            meta = self._future.get(timeout=timeout_s)
+            meta = self.future.get(timeout=timeout_s)
         except kafka.errors.KafkaError as exc:
-            raise DeliveryError(self._event_id, self._topic, str(exc)) from exc
+            raise DeliveryError(self.event_id, self.topic, str(exc)) from exc
         return DeliveryReceipt(meta.topic, meta.partition, meta.offset)
 
 
@@ -80,6 +81,7 @@ class KafkaEventSink:
     def __init__(self, settings: Settings) -> None:
         """Connect, or raise ``BrokerUnavailableError`` within ``settings.connect_timeout_s``."""
         self._settings = settings
+        self._pending: deque[KafkaDelivery] = deque()
         bound_ms = int(settings.connect_timeout_s * 1000)
         wait_for_broker(settings)
         try:
@@ -102,15 +104,8 @@ class KafkaEventSink:
         except kafka.errors.KafkaError as exc:
             raise BrokerError(f"could not start a producer for {settings.bootstrap_servers}: {exc}") from exc
 
-    def send(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        event_id: str,
-        on_error: Callable[[DeliveryError], None],
-    ) -> KafkaDelivery:
-        """Queue one message; ``on_error`` is called from the sender thread if it is not delivered."""
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> KafkaDelivery:
+        """Queue one message; a failure shows in ``failures()`` once the broker has answered."""
         try:
             future = self._producer.send(topic, value=value, key=key)
         except kafka.errors.KafkaTimeoutError as exc:
@@ -119,8 +114,19 @@ class KafkaEventSink:
             ) from exc
         except kafka.errors.KafkaError as exc:
             raise DeliveryError(event_id, topic, str(exc)) from exc
-        future.add_errback(lambda exc: on_error(DeliveryError(event_id, topic, str(exc))))
-        return KafkaDelivery(future, event_id, topic)
+        delivery = KafkaDelivery(future, event_id, topic)
+        self._pending.append(delivery)
+        return delivery
+
+    def failures(self) -> list[DeliveryError]:
+        """Failed deliveries among those completed in send order (cheaper than a callback per message)."""
+        pending = self._pending
+        failed = []
+        while pending and pending[0].future.is_done:
+            done = pending.popleft()
+            if done.future.failed():
+                failed.append(DeliveryError(done.event_id, done.topic, str(done.future.exception)))
+        return failed
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every queued message is acknowledged or failed."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from lineage.errors import DeliveryError
@@ -38,17 +37,14 @@ class Delivery(Protocol):
 
 
 class EventSink(Protocol):
-    """Accepts encoded events keyed by subject; reports failures through ``on_error``."""
+    """Accepts encoded events keyed by subject; reports failed deliveries through ``failures()``."""
 
-    def send(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        event_id: str,
-        on_error: Callable[[DeliveryError], None],
-    ) -> Delivery:
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> Delivery:
         """Queue one message."""
+        ...
+
+    def failures(self) -> list[DeliveryError]:
+        """Deliveries found failed since the last call, without waiting for pending ones."""
         ...
 
     def flush(self, timeout_s: float | None = None) -> None:

@@ -6,7 +6,6 @@ test their error handling. The real Kafka path is tested against a real broker t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lineage.errors import DeliveryError
@@ -55,18 +54,22 @@ class MemorySink:
     messages: list[SentMessage] = field(default_factory=list)
     fail_next: int = 0
     closed: bool = False
+    _failed: list[DeliveryError] = field(default_factory=list)
 
-    def send(
-        self, topic: str, key: bytes, value: bytes, event_id: str, on_error: Callable[[DeliveryError], None]
-    ) -> MemoryDelivery:
-        """Store the message, or fail it (reporting through ``on_error``) while ``fail_next`` > 0."""
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> MemoryDelivery:
+        """Store the message, or fail it while ``fail_next`` > 0."""
         if self.fail_next > 0:
             self.fail_next -= 1
             error = DeliveryError(event_id, topic, "injected failure")
-            on_error(error)
+            self._failed.append(error)
             return MemoryDelivery(None, error)
         self.messages.append(SentMessage(topic, key, value, event_id))
         return MemoryDelivery(MemoryReceipt(topic, 0, len(self.messages) - 1))
+
+    def failures(self) -> list[DeliveryError]:
+        """Failures injected since the last call."""
+        failed, self._failed = self._failed, []
+        return failed
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Nothing is ever pending."""

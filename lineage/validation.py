@@ -1,64 +1,90 @@
 """The contract's rules beyond types: what each event type needs, checked against the taxonomy.
 
-The emitter runs these before sending and the consumer runs them again on arrival, so a service that
-bypasses the SDK still cannot put an invalid event into the store (it goes to the dead-letter topic).
+The emitter runs them before sending and the consumer again on arrival, so a service that bypasses
+the SDK still cannot put an invalid event into the store (it goes to the dead-letter topic). They
+check records (``lineage.records``), the form both hot paths already hold.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from lineage.errors import InvalidEventError
-from lineage.events import EventType, PersonalDataEvent, Scope, TransferKind
+from lineage.events import PersonalDataEvent
+from lineage.records import to_record
 from lineage.taxonomy import Taxonomy
 
-__all__ = ["is_cross_border", "validate"]
+__all__ = ["is_cross_border", "validate", "validate_record"]
 
-_NEEDS_PURPOSE = frozenset({EventType.COLLECTED, EventType.SHARED, EventType.TRANSFERRED, EventType.CONSENT})
-_NEEDS_RECIPIENT = frozenset({EventType.SHARED, EventType.TRANSFERRED})
+_NEEDS_PURPOSE = frozenset({"COLLECTED", "SHARED", "TRANSFERRED", "CONSENT"})
+_FLOWS = frozenset({"SHARED", "TRANSFERRED"})
+_BULK_TYPES = frozenset({"SHARED", "TRANSFERRED", "ERASED"})
 _MAX_ID = 512
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def validate(event: PersonalDataEvent, taxonomy: Taxonomy) -> None:
-    """Raise ``InvalidEventError`` naming the first field that breaks the contract."""
-    _check_id("event_id", event.event_id)
-    try:
-        uuid.UUID(event.event_id)
-    except ValueError:
-        raise InvalidEventError("event_id", event.event_id, "must be a UUID") from None
-    _check_time("occurred_at", event.occurred_at)
-    _check_id("system", event.system)
-    taxonomy.region("system_region", event.system_region)
-    _check_subject(event, taxonomy)
-    _check_categories(event, taxonomy)
-    kind = event.event_type
-    if kind in _NEEDS_PURPOSE and event.purpose is None:
-        raise InvalidEventError("purpose", None, f"a {kind.value} event needs a purpose")
-    if event.purpose is not None:
-        taxonomy.purpose("purpose", event.purpose)
-    if kind is EventType.COLLECTED and event.legal_basis is None:
+    """Raise ``InvalidEventError`` naming the first field of ``event`` that breaks the contract."""
+    validate_record(to_record(event), taxonomy)
+
+
+def validate_record(r: Mapping[str, Any], taxonomy: Taxonomy) -> None:
+    """Raise ``InvalidEventError`` naming the first field of record ``r`` that breaks the contract."""
+    event_id = r["event_id"]
+    if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
+        raise InvalidEventError("event_id", event_id, "must be a UUID (8-4-4-4-12 hex digits)")
+    kind = r["event_type"]
+    _check_id("system", r["system"])
+    taxonomy.region("system_region", r["system_region"])
+    _check_subject(r, kind, taxonomy)
+    categories = r["categories"]
+    if not categories:
+        raise InvalidEventError("categories", categories, "must name at least one data category")
+    for key in categories:
+        taxonomy.category("categories", key)
+    purpose = r["purpose"]
+    if purpose is None:
+        if kind in _NEEDS_PURPOSE:
+            raise InvalidEventError("purpose", None, f"a {kind} event needs a purpose")
+    else:
+        taxonomy.purpose("purpose", purpose)
+    if kind == "COLLECTED" and r["legal_basis"] is None:
         raise InvalidEventError("legal_basis", None, "a COLLECTED event needs a legal basis")
-    _check_party("holder", event.holder.name, event.holder.role, event.holder.region, taxonomy)
-    if event.retention_days is not None and event.retention_days < 0:
-        raise InvalidEventError("retention_days", event.retention_days, "must be 0 or more")
-    if kind in _NEEDS_RECIPIENT:
-        _check_flow(event, taxonomy)
-    elif event.recipient is not None:
-        raise InvalidEventError("recipient", event.recipient.name, f"a {kind.value} event has no recipient")
-    if kind is EventType.ERASED:
-        _check_erasure(event)
-    if kind is EventType.CONSENT:
-        _check_consent(event)
+    holder = r["holder"]
+    _check_party("holder", holder, taxonomy)
+    retention = r["retention_days"]
+    if retention is not None and retention < 0:
+        raise InvalidEventError("retention_days", retention, "must be 0 or more")
+    if kind in _FLOWS:
+        _check_flow(r, kind, holder, taxonomy)
+    elif r["recipient"] is not None:
+        raise InvalidEventError("recipient", r["recipient"]["name"], f"a {kind} event has no recipient")
+    if kind == "ERASED":
+        outcome = r["erasure_outcome"]
+        if outcome is None:
+            raise InvalidEventError("erasure_outcome", None, "an ERASED event needs an outcome")
+        if outcome == "HOLD" and not r["hold_reason"]:
+            raise InvalidEventError("hold_reason", r["hold_reason"], "an erasure on HOLD needs the legal reason")
+    elif kind == "CONSENT":
+        if r["consent_status"] is None:
+            raise InvalidEventError("consent_status", None, "a CONSENT event needs GRANTED or WITHDRAWN")
+        if r["consent_kind"] is None:
+            raise InvalidEventError("consent_kind", None, "a CONSENT event needs a kind (GENERAL, SEPARATE, GUARDIAN)")
 
 
-def is_cross_border(event: PersonalDataEvent, taxonomy: Taxonomy) -> bool:
+def is_cross_border(event: PersonalDataEvent | Mapping[str, Any], taxonomy: Taxonomy) -> bool:
     """Whether the data leaves the holder's transfer zone (CN to HK is cross-border under PIPL)."""
-    if event.recipient is None:
-        return False
-    source = taxonomy.region("holder.region", event.holder.region)
-    dest = taxonomy.region("recipient.region", event.recipient.region)
-    return source.zone != dest.zone
+    if isinstance(event, PersonalDataEvent):
+        if event.recipient is None:
+            return False
+        source, dest = event.holder.region, event.recipient.region
+    else:
+        if event["recipient"] is None:
+            return False
+        source, dest = event["holder"]["region"], event["recipient"]["region"]
+    return taxonomy.region("holder.region", source).zone != taxonomy.region("recipient.region", dest).zone
 
 
 def _check_id(field: str, value: object) -> None:
@@ -68,88 +94,64 @@ def _check_id(field: str, value: object) -> None:
         raise InvalidEventError(field, value[:40] + "...", f"must be at most {_MAX_ID} characters")
 
 
-def _check_time(field: str, value: object) -> None:
-    if not isinstance(value, datetime):
-        raise InvalidEventError(field, value, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidEventError(field, value.isoformat(), "must be timezone-aware (naive datetimes are ambiguous)")
-
-
-def _check_subject(event: PersonalDataEvent, taxonomy: Taxonomy) -> None:
-    if event.scope is Scope.SUBJECT:
-        _check_id("subject_id", event.subject_id)
-        if event.bulk_as_of is not None:
-            raise InvalidEventError("bulk_as_of", event.bulk_as_of, "only a BULK event has bulk_as_of")
+def _check_subject(r: Mapping[str, Any], kind: str, taxonomy: Taxonomy) -> None:
+    if r["scope"] == "SUBJECT":
+        _check_id("subject_id", r["subject_id"])
+        if r["bulk_as_of"] is not None:
+            raise InvalidEventError("bulk_as_of", r["bulk_as_of"], "only a BULK event has bulk_as_of")
     else:
-        if event.subject_id is not None:
-            raise InvalidEventError("subject_id", event.subject_id, "a BULK event names no subject")
-        if event.event_type not in (EventType.SHARED, EventType.TRANSFERRED, EventType.ERASED):
-            raise InvalidEventError("scope", "BULK", f"a {event.event_type.value} event is about one subject")
-        _check_time("bulk_as_of", event.bulk_as_of)
-    for linked in event.linked_subject_ids:
+        if r["subject_id"] is not None:
+            raise InvalidEventError("subject_id", r["subject_id"], "a BULK event names no subject")
+        if kind not in _BULK_TYPES:
+            raise InvalidEventError("scope", "BULK", f"a {kind} event is about one subject")
+        if r["bulk_as_of"] is None:
+            raise InvalidEventError("bulk_as_of", None, "a BULK event needs the time its selection was taken")
+    for linked in r["linked_subject_ids"]:
         _check_id("linked_subject_ids", linked)
-    if event.subject_jurisdiction is not None:
-        taxonomy.region("subject_jurisdiction", event.subject_jurisdiction)
+    if r["subject_jurisdiction"] is not None:
+        taxonomy.region("subject_jurisdiction", r["subject_jurisdiction"])
 
 
-def _check_categories(event: PersonalDataEvent, taxonomy: Taxonomy) -> None:
-    if not event.categories:
-        raise InvalidEventError("categories", [], "must name at least one data category")
-    for key in event.categories:
-        taxonomy.category("categories", key)
+def _check_party(field: str, party: Mapping[str, str], taxonomy: Taxonomy) -> None:
+    _check_id(f"{field}.name", party["name"])
+    taxonomy.role(f"{field}.role", party["role"])
+    taxonomy.region(f"{field}.region", party["region"])
 
 
-def _check_party(field: str, name: str, role: str, region: str, taxonomy: Taxonomy) -> None:
-    _check_id(f"{field}.name", name)
-    taxonomy.role(f"{field}.role", role)
-    taxonomy.region(f"{field}.region", region)
-
-
-def _check_flow(event: PersonalDataEvent, taxonomy: Taxonomy) -> None:
-    recipient = event.recipient
+def _check_flow(r: Mapping[str, Any], kind: str, holder: Mapping[str, str], taxonomy: Taxonomy) -> None:
+    recipient = r["recipient"]
     if recipient is None:
-        raise InvalidEventError("recipient", None, f"a {event.event_type.value} event needs a recipient")
-    _check_party("recipient", recipient.name, recipient.role, recipient.region, taxonomy)
-    if recipient.name == event.holder.name and recipient.region == event.holder.region:
-        raise InvalidEventError("recipient.name", recipient.name, "is the holder itself")
-    crossing = is_cross_border(event, taxonomy)
-    if event.event_type is EventType.TRANSFERRED and event.transfer_kind is None:
+        raise InvalidEventError("recipient", None, f"a {kind} event needs a recipient")
+    _check_party("recipient", recipient, taxonomy)
+    if recipient["name"] == holder["name"] and recipient["region"] == holder["region"]:
+        raise InvalidEventError("recipient.name", recipient["name"], "is the holder itself")
+    transfer_kind = r["transfer_kind"]
+    if kind == "TRANSFERRED" and transfer_kind is None:
         raise InvalidEventError("transfer_kind", None, "a TRANSFERRED event needs a transfer kind")
-    if event.event_type is EventType.SHARED and event.transfer_kind is not None:
-        raise InvalidEventError("transfer_kind", event.transfer_kind.value, "a SHARED event has no transfer kind")
-    if event.transfer_kind is TransferKind.CROSS_BORDER and not crossing:
+    if kind == "SHARED" and transfer_kind is not None:
+        raise InvalidEventError("transfer_kind", transfer_kind, "a SHARED event has no transfer kind")
+    source = taxonomy.region("holder.region", holder["region"])
+    crossing = source.zone != taxonomy.region("recipient.region", recipient["region"]).zone
+    if transfer_kind == "CROSS_BORDER" and not crossing:
         raise InvalidEventError(
             "transfer_kind",
             "CROSS_BORDER",
-            f"{event.holder.region} and {recipient.region} are in the same zone; not a cross-border transfer",
+            f"{holder['region']} and {recipient['region']} are in the same zone; not a cross-border transfer",
         )
-    if not crossing:
+    mechanism_key = r["mechanism"]
+    if mechanism_key is None:
+        if crossing:
+            raise InvalidEventError(
+                "mechanism",
+                None,
+                f"data leaves {holder['region']} for {recipient['region']}: "
+                "a cross-border flow needs a transfer mechanism",
+            )
         return
-    if event.mechanism is None:
+    mechanism = taxonomy.mechanism("mechanism", mechanism_key)
+    if crossing and source.regimes and not mechanism.recognised_by(source.regimes):
         raise InvalidEventError(
             "mechanism",
-            None,
-            f"data leaves {event.holder.region} for {recipient.region}: a cross-border flow needs a transfer mechanism",
+            mechanism_key,
+            f"not recognised by {', '.join(source.regimes)}, which governs data leaving {holder['region']}",
         )
-    mechanism = taxonomy.mechanism("mechanism", event.mechanism)
-    regimes = taxonomy.region("holder.region", event.holder.region).regimes
-    if regimes and not mechanism.recognised_by(regimes):
-        raise InvalidEventError(
-            "mechanism",
-            event.mechanism,
-            f"not recognised by {', '.join(regimes)}, which governs data leaving {event.holder.region}",
-        )
-
-
-def _check_erasure(event: PersonalDataEvent) -> None:
-    if event.erasure_outcome is None:
-        raise InvalidEventError("erasure_outcome", None, "an ERASED event needs an outcome")
-    if event.erasure_outcome.value == "HOLD" and not event.hold_reason:
-        raise InvalidEventError("hold_reason", event.hold_reason, "an erasure on HOLD needs the legal reason")
-
-
-def _check_consent(event: PersonalDataEvent) -> None:
-    if event.consent_status is None:
-        raise InvalidEventError("consent_status", None, "a CONSENT event needs GRANTED or WITHDRAWN")
-    if event.consent_kind is None:
-        raise InvalidEventError("consent_kind", None, "a CONSENT event needs a kind (GENERAL, SEPARATE, GUARDIAN)")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lineage import Party, PersonalDataEvent, Settings
-from lineage.emitter import build_event
 from lineage.kafka_client import create_topics
+from lineage.records import build_event
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 PROCESSOR_HK = Party(name="crash-sdk", role="processor", region="HK")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lineage import BrokerUnavailableError, Codec, Emitter, Settings
-from lineage.codec import to_record
 from lineage.kafka_client import KafkaEventSink, read_messages
+from lineage.records import to_record
 from tests.conftest import sample_events
 from tests.test_jsonlines import GOOD
 
@@ -64,7 +65,7 @@ def test_older_schema_message_from_the_broker_decodes(kafka_settings: Settings) 
     event = sample_events()[0]
     v1 = {k: v for k, v in to_record(event).items() if k not in ("linked_subject_ids", "age_band")}
     kafka_sink = KafkaEventSink(kafka_settings)
-    kafka_sink.send(kafka_settings.topic, b"k", codec.encode_with(1, v1), event.event_id, lambda e: None).result(20)
+    kafka_sink.send(kafka_settings.topic, b"k", codec.encode_with(1, v1), event.event_id).result(20)
     kafka_sink.close(10)
     [(_, value)] = _read_all(kafka_settings, 1)
     decoded = codec.decode(value)
@@ -112,3 +113,21 @@ def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settin
     assert "sent 2 event(s); 2 bad line(s)" in proc.stderr
     got = [Codec().decode(v).subject_id for _, v in _read_all(kafka_settings, 2)]
     assert got == ["u1", "u1"]
+
+
+def test_demo_command_prints_the_sample_read_back(kafka_settings: Settings) -> None:
+    """`lineage demo` against a configured broker emits the sample and prints every event read back."""
+    env = {
+        **os.environ,
+        "LINEAGE_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "LINEAGE_TOPIC": kafka_settings.topic,
+        "LINEAGE_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "lineage.cli", "demo"], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "read back 7 events" in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("2026-05-01")]
+    assert len(lines) == 7
+    assert any("TRANSFERRED" in line and "gba.standard_contract" in line for line in lines)

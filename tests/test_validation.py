@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy, is_cross_border, validate
-from lineage.emitter import build_event
+from lineage.records import build_event
 from tests.conftest import T0, sample_events
 
 COLLECT: dict[str, Any] = {
@@ -75,7 +75,7 @@ BAD = [
     (*_bad("SHARED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "SHARED event has no transfer kind"),
     (*_bad("TRANSFERRED", SHARE, transfer_kind=None), "transfer_kind", "needs a transfer kind"),
     (*_bad("TRANSFERRED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "same zone"),
-    (*_bad("SHARED", SHARE, subject_id=None, bulk_as_of=None, scope="BULK"), "bulk_as_of", "datetime"),
+    (*_bad("SHARED", SHARE, subject_id=None, bulk_as_of=None, scope="BULK"), "bulk_as_of", "needs the time"),
     (*_bad("SHARED", SHARE, subject_id="user-1", bulk_as_of=T0), "bulk_as_of", "only a BULK"),
     (*_bad("ERASED", COLLECT, erasure_outcome=None, legal_basis=None), "erasure_outcome", "needs an outcome"),
     (*_bad("ERASED", COLLECT, erasure_outcome="HOLD", legal_basis=None), "hold_reason", "legal reason"),
