@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,20 @@ class Codec:
         if buf.tell() != len(data):
             raise DecodeError(f"{len(data) - buf.tell()} trailing bytes after the Avro body", **where)
         return record
+
+    def read_container(self, path: Path) -> Iterator[Record]:
+        """Records of an Avro container file written with any known version (a backfill or archive)."""
+        try:
+            with path.open("rb") as f:
+                yield from fastavro.reader(f, reader_schema=self.current.parsed)  # type: ignore[misc]
+        except (OSError, ValueError, EOFError, fastavro.read.SchemaResolutionError) as exc:
+            raise DecodeError(f"cannot read Avro container file {path.name}: {exc}") from exc
+
+    def write_container(self, path: Path, records: Iterable[Record], version: int | None = None) -> None:
+        """Write records to an Avro container file (current schema unless ``version`` is given)."""
+        schema = self.current if version is None else next(v for v in self.versions if v.number == version)
+        with path.open("wb") as f:
+            fastavro.writer(f, schema.parsed, records, codec="deflate")
 
     def decode(self, data: bytes, **where: Any) -> PersonalDataEvent:
         """Decode to an event; ``where`` names topic/partition/offset for error messages."""

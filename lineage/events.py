@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "AgeBand",
+    "DeadLetter",
     "ConsentKind",
     "ConsentStatus",
     "ErasureOutcome",
@@ -134,3 +135,17 @@ class PersonalDataEvent:
     encrypted: bool | None = None
     erasure_outcome: ErasureOutcome | None = None
     hold_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be stored, with why and where it came from."""
+
+    source: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    reason: str
+    field: str | None = None

@@ -12,17 +12,21 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import kafka
 import kafka.errors
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 
 from lineage.errors import BrokerError, BrokerUnavailableError, DeliveryError
+from lineage.events import DeadLetter
 from lineage.settings import Settings
 
 __all__ = [
+    "DeadLetterProducer",
     "DeliveryReceipt",
+    "KafkaBatchSource",
     "KafkaDelivery",
     "KafkaEventSink",
     "RawMessage",
@@ -225,3 +229,166 @@ def read_messages(
                 return
     finally:
         consumer.close()
+
+
+class DeadLetterProducer:
+    """Sends dead letters to the dead-letter topic: original key and bytes, reason in the headers."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Connect, or raise ``BrokerUnavailableError`` within ``settings.connect_timeout_s``."""
+        self._settings = settings
+        wait_for_broker(settings)
+        try:
+            self._producer = kafka.KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers.split(","),
+                client_id=settings.client_id + "-dlq",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=settings.linger_ms,
+                bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
+                max_block_ms=int(settings.connect_timeout_s * 1000),
+                delivery_timeout_ms=int(settings.delivery_timeout_s * 1000),
+                request_timeout_ms=min(int(settings.connect_timeout_s * 1000), int(settings.delivery_timeout_s * 1000)),
+            )
+        except kafka.errors.KafkaError as exc:
+            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+        self._futures: list[Any] = []
+
+    def send(self, letter: DeadLetter) -> None:
+        """Queue one dead letter; ``flush`` makes it durable."""
+        headers = [
+            *letter.headers,
+            ("lineage.reason", letter.reason.encode("utf-8")),
+            ("lineage.source.topic", letter.source.encode("utf-8")),
+            ("lineage.source.partition", str(letter.partition).encode()),
+            ("lineage.source.offset", str(letter.offset).encode()),
+        ]
+        if letter.field is not None:
+            headers.append(("lineage.field", letter.field.encode("utf-8")))
+        self._futures.append(
+            self._producer.send(self._settings.dead_letter_topic, key=letter.key, value=letter.value, headers=headers)
+        )
+
+    def flush(self) -> None:
+        """Wait until every queued dead letter is acknowledged; raise ``BrokerError`` if one was not."""
+        self._producer.flush(timeout=self._settings.delivery_timeout_s)
+        futures, self._futures = self._futures, []
+        for f in futures:
+            if f.failed():
+                raise BrokerError(
+                    f"a dead letter was not delivered to {self._settings.dead_letter_topic}: {f.exception}"
+                )
+
+    def close(self) -> None:
+        """Flush and disconnect."""
+        self._producer.close(timeout=self._settings.delivery_timeout_s)
+
+
+class PartitionListener(Protocol):
+    """Told when this consumer gains or loses partitions."""
+
+    def assigned(self, partitions: list[int]) -> dict[int, int]:
+        """Return the offset to start each newly assigned partition from (absent: the beginning)."""
+        ...
+
+    def revoked(self, partitions: list[int]) -> None:
+        """Finish work on partitions about to go to another consumer."""
+        ...
+
+
+class KafkaBatchSource:
+    """A group member on one topic that polls batches and commits after the store has them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        listener: PartitionListener,
+        max_poll_records: int,
+        instance_id: str | None = None,
+    ) -> None:
+        """Join ``group_id`` on ``settings.topic``; ``listener`` decides where each partition starts.
+
+        With ``instance_id`` (static membership) a restarted process takes its partitions back at
+        once instead of waiting for the old session to expire.
+        """
+        wait_for_broker(settings)
+        self.topic = settings.topic
+        try:
+            self._consumer = kafka.KafkaConsumer(
+                bootstrap_servers=settings.bootstrap_servers.split(","),
+                client_id=settings.client_id,
+                group_id=group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=max_poll_records,
+                group_instance_id=instance_id,
+                session_timeout_ms=10_000,  # a killed member's partitions move on within 10 s
+                heartbeat_interval_ms=3_000,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
+            )
+        except kafka.errors.KafkaError as exc:
+            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self, listener))
+
+    def poll(self, timeout_s: float) -> list[RawMessage]:
+        """Up to ``max_poll_records`` messages, in offset order within each partition."""
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"polling {self.topic} failed: {exc}") from exc
+        out = []
+        for records in batches.values():
+            for m in records:
+                out.append(RawMessage(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())))
+        return out
+
+    def seek(self, partition: int, offset: int | None) -> None:
+        """Continue ``partition`` from ``offset`` (None: from the beginning)."""
+        tp = TopicPartition(self.topic, partition)
+        if offset is None:
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, offset)
+
+    def commit(self, offsets: dict[int, int]) -> None:
+        """Record next offsets in Kafka too, for lag tools; the store's segment names stay the truth."""
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+            )
+        except kafka.errors.KafkaError as exc:  # a rebalance in flight: the next commit covers it
+            log.warning("offset commit skipped: %s", exc)
+
+    def lag(self) -> dict[int, int]:
+        """Messages behind the end of each assigned partition."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return {}
+        ends = self._consumer.end_offsets(assigned)
+        return {tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
+
+    def close(self) -> None:
+        """Leave the group."""
+        self._consumer.close(autocommit=False)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaBatchSource, listener: PartitionListener) -> None:
+        self._source = source
+        self._listener = listener
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        partitions = sorted(tp.partition for tp in revoked)
+        if partitions:
+            self._listener.revoked(partitions)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
+        starts = self._listener.assigned(partitions)
+        for p in partitions:
+            self._source.seek(p, starts.get(p))

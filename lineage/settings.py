@@ -34,6 +34,10 @@ class Settings:
     """Producer batching delay: a few ms buys whole batches at little latency."""
     taxonomy_dir: Path | None = None
     """A folder of TOML files extending or overriding the built-in taxonomy."""
+    store_dir: Path = Path("lineage-store")
+    """The lineage store: a folder of Parquet segments (created private, mode 700)."""
+    group_id: str = "lineage-ingest"
+    """The Kafka consumer group of the ingest consumers."""
     cache_dir: Path = Path(".cache")
     """Where the local broker's jars and data live (git-ignored in the repository)."""
 

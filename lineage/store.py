@@ -1,0 +1,139 @@
+"""The lineage store as DuckDB sees it: an ``events`` view over the live segments. The only duckdb module.
+
+Why segments and not one DuckDB file: DuckDB lets one process write a database file, and analysts
+must query while several consumers write. Immutable Parquet segments let any number of processes
+read (each opens its own in-memory DuckDB over them) while consumers add files atomically; no
+process ever waits on another's lock. ``compact`` merges a partition's small segments into one
+sorted by subject, so a subject's lookup reads few row groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lineage.errors import ConfigurationError
+from lineage.segments import COLUMNS, Segment, list_segments, remove_superseded, segment_rows, write_merged
+
+__all__ = ["CompactionReport", "Store", "query_text", "queries_dir"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """What a compaction run did."""
+
+    merged_groups: int
+    segments_in: int
+    removed: int
+
+
+def queries_dir() -> Path:
+    """The folder of ``.sql`` files: inside the wheel, or ``queries/`` in a checkout."""
+    packaged = Path(__file__).parent / "queries"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "queries"
+
+
+def query_text(name: str) -> str:
+    """The SQL of ``queries/<name>.sql``."""
+    path = queries_dir() / f"{name}.sql"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError("queries", f"no query {name!r} at {path}") from exc
+
+
+class Store:
+    """A folder of segments, opened read-only by any number of processes."""
+
+    def __init__(self, root: Path) -> None:
+        """Point at the store folder (created by the first consumer)."""
+        self.root = root
+
+    def segments(self) -> list[Segment]:
+        """The live segments, in source/partition/offset order."""
+        return list_segments(self.root)
+
+    def connect(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with an ``events`` view over the segments as of now."""
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        files = [str(s.path) for s in self.segments()]
+        if files:
+            rel = con.read_parquet(files)
+        else:
+            # no segment yet: an empty view with the right columns, so queries still run
+            rel = con.from_arrow(COLUMNS.empty_table())
+        rel.create_view("events")
+        return con
+
+    def rows(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query from ``queries/`` (by file name, without .sql) with bound parameters; rows as dicts."""
+        with self.connect() as con:
+            # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
+            rows: list[dict[str, Any]] = con.sql(query_text(query), params=params or []).to_arrow_table().to_pylist()
+            return rows
+
+    def count(self) -> int:
+        """How many events the store holds."""
+        with self.connect() as con:
+            row = con.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def event_ids(self) -> list[str]:
+        """Every stored event id, duplicates included (for exactness checks)."""
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+
+    def compact(self, *, min_segments: int = 4, max_rows: int = 2_000_000, grace_s: float = 300.0) -> CompactionReport:
+        """Merge runs of small segments per partition, dropping repeated event ids; remove old leftovers.
+
+        A merged segment supersedes the ones it covers at once (readers skip them); their files are
+        deleted by a later run once older than ``grace_s``, so queries already reading them finish.
+        """
+        groups = 0
+        merged_in = 0
+        by_partition: dict[tuple[str, int], list[Segment]] = {}
+        for seg in self.segments():
+            by_partition.setdefault((seg.source, seg.partition), []).append(seg)
+        for segs in by_partition.values():
+            run: list[Segment] = []
+            rows = 0
+            for seg in segs:
+                n = segment_rows(seg)
+                if run and rows + n > max_rows:
+                    groups, merged_in = self._merge(run, groups, merged_in, min_segments)
+                    run, rows = [], 0
+                run.append(seg)
+                rows += n
+            groups, merged_in = self._merge(run, groups, merged_in, min_segments)
+        removed = remove_superseded(self.root, grace_s)
+        return CompactionReport(groups, merged_in, removed)
+
+    def _merge(self, run: list[Segment], groups: int, merged_in: int, min_segments: int) -> tuple[int, int]:
+        if len(run) < min_segments:
+            return groups, merged_in
+        start = time.perf_counter()
+        with duckdb.connect(":memory:") as con:
+            con.read_parquet([str(s.path) for s in run]).create_view("seg")
+            table = con.sql(
+                "SELECT * FROM seg QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_offset) = 1 "
+                "ORDER BY subject_id, occurred_at"
+            ).to_arrow_table()
+        merged = write_merged(run, table.cast(COLUMNS))
+        log.info(
+            "compacted segments=%d rows=%d into=%s seconds=%.2f",
+            len(run),
+            table.num_rows,
+            merged.path.name,
+            time.perf_counter() - start,
+        )
+        return groups + 1, merged_in + len(run)

@@ -1,0 +1,141 @@
+"""The ingest pipeline without Kafka: rows into durable segments, bad messages out as dead letters."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from lineage import Codec, default_taxonomy
+from lineage.codec import MAGIC
+from lineage.ingest import Ingestor
+from lineage.records import make_record, to_record
+from lineage.segments import list_segments, resume_offsets
+from lineage.store import Store
+from tests.conftest import T0, sample_events
+
+CODEC = Codec()
+
+
+def _good(i: int) -> bytes:
+    return CODEC.encode_record(
+        make_record(
+            "COLLECTED",
+            system="web",
+            system_region="CN",
+            subject_id=f"user-{i}",
+            categories=["user.contact.email"],
+            purpose="essential.service",
+            legal_basis="CONTRACT",
+            occurred_at=T0,
+        )
+    )
+
+
+def _invalid_but_decodable() -> bytes:
+    record = to_record(sample_events()[0])
+    record["categories"] = ["user.no_such_thing"]
+    return CODEC.encode_record(record)
+
+
+def _ingestor(root: Path) -> Ingestor:
+    return Ingestor(root, "events", taxonomy=default_taxonomy())
+
+
+def test_good_rows_are_stored_and_bad_ones_become_dead_letters(tmp_path: Path) -> None:
+    """Interleaved good and bad messages: every good one stored, each bad one a dead letter with its reason."""
+    ing = _ingestor(tmp_path)
+    bad = {
+        1: (b"\x00random bytes", "bad header"),
+        3: (_good(3)[:20], "truncated or corrupt"),
+        5: (MAGIC + b"\xff" * 8 + b"\x00", "unknown writer schema"),
+        7: (_invalid_but_decodable(), "unknown data category"),
+        9: (None, "empty message"),
+    }
+    letters = []
+    for offset in range(12):
+        value = bad[offset][0] if offset in bad else _good(offset)
+        letter = ing.add(0, offset, value, key=b"k", headers=(("h", b"v"),))
+        if letter is not None:
+            letters.append(letter)
+    ing.flush()
+    assert [(d.offset, bad[d.offset][1] in d.reason) for d in letters] == [(o, True) for o in sorted(bad)]
+    assert letters[3].field == "categories" and letters[0].headers == (("h", b"v"),)
+    ids = Store(tmp_path).event_ids()
+    assert len(ids) == 12 - len(bad) == len(set(ids))
+    assert resume_offsets(tmp_path, "events") == {0: 12}
+
+
+def test_a_batch_of_only_bad_messages_still_records_its_offsets(tmp_path: Path) -> None:
+    """Offsets of dead letters count as consumed, so a restart does not resend them."""
+    ing = _ingestor(tmp_path)
+    ing.add(2, 40, b"junk")
+    ing.flush()
+    assert resume_offsets(tmp_path, "events") == {2: 41}
+    assert Store(tmp_path).count() == 0
+
+
+def test_offsets_already_stored_are_not_stored_again(tmp_path: Path) -> None:
+    """A second consumer re-reading stored offsets (a rebalance race) adds only the new ones."""
+    first = _ingestor(tmp_path)
+    for o in range(10):
+        first.add(0, o, _good(o))
+    first.flush()
+    second = _ingestor(tmp_path)
+    for o in range(5, 15):
+        second.add(0, o, _good(o))
+    second.flush()
+    assert sorted(int(s.split("-")[1]) for s in [p.path.stem for p in list_segments(tmp_path)]) == [9, 14]
+    assert Store(tmp_path).count() == 15
+
+
+def test_segments_are_private_files(tmp_path: Path) -> None:
+    """The store is personal data: segment files are 0600 and folders 0700."""
+    ing = _ingestor(tmp_path)
+    ing.add(0, 0, _good(0))
+    [seg] = ing.flush()
+    assert stat.S_IMODE(os.stat(seg.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(seg.path.parent).st_mode) == 0o700
+
+
+def test_compaction_merges_dedupes_and_supersedes(tmp_path: Path) -> None:
+    """Compaction merges small segments into one, drops a repeated event id, and readers skip the old files."""
+    ing = _ingestor(tmp_path)
+    repeated = _good(99)
+    for batch in range(5):
+        for o in range(batch * 4, batch * 4 + 4):
+            ing.add(0, o, repeated if o in (0, 17) else _good(o))
+        ing.flush()
+    store = Store(tmp_path)
+    assert len(store.segments()) == 5 and store.count() == 20
+    report = store.compact(min_segments=2, grace_s=3600)
+    assert report.segments_in == 5 and report.merged_groups == 1 and report.removed == 0
+    [merged] = store.segments()
+    assert (merged.first, merged.last) == (0, 19)
+    assert store.count() == 19 and len(set(store.event_ids())) == 19
+    assert len(list_segments(tmp_path, superseded=True)) == 5
+    assert store.compact(min_segments=2, grace_s=0).removed == 5
+    assert resume_offsets(tmp_path, "events") == {0: 20}
+
+
+def test_empty_store_has_an_empty_events_view(tmp_path: Path) -> None:
+    """Queries run on a store with no segment yet and find nothing."""
+    assert Store(tmp_path).count() == 0
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_avro_container_records_take_the_same_path(tmp_path: Path, version: int) -> None:
+    """Records read from an Avro file (v1 or v2) are validated and stored like Kafka messages."""
+    path = tmp_path / "archive.avro"
+    events = sample_events()
+    records = [to_record(e) for e in events]
+    if version == 1:
+        records = [{k: v for k, v in r.items() if k not in ("linked_subject_ids", "age_band")} for r in records]
+    CODEC.write_container(path, records, version=version)
+    ing = _ingestor(tmp_path / "store")
+    for offset, record in enumerate(CODEC.read_container(path)):
+        assert ing.add_record(0, offset, record) is None
+    ing.flush()
+    assert sorted(Store(tmp_path / "store").event_ids()) == sorted(e.event_id for e in events)
