@@ -45,7 +45,7 @@ def ingest_file(
             letter = ingestor.add_record(0, offset, record)
             stats.messages += 1
             if letter is None:
-                stats.stored += 1
+                stats.accepted += 1
             else:
                 # a record read with the schema always re-encodes: the dead letter carries its bytes
                 dlq.send(replace(letter, value=codec.encode_record(record)))

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import resource
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lineage.errors import BrokerError
 from lineage.ingest import Ingestor
-from lineage.kafka_client import DeadLetterProducer, KafkaBatchSource, RawMessage
+from lineage.kafka_client import DeadLetterProducer, KafkaBatchSource, RawMessage, create_topics
 from lineage.segments import resume_offsets
 from lineage.settings import Settings
 from lineage.taxonomy import Taxonomy
@@ -33,7 +36,7 @@ class IngestStats:
     """Running totals of one consumer process."""
 
     messages: int = 0
-    stored: int = 0
+    accepted: int = 0
     dead_letters: int = 0
     segments: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -47,9 +50,10 @@ class IngestStats:
     def line(self) -> str:
         """One key=value line with no identifiers in it."""
         lag = ",".join(f"p{p}:{n}" for p, n in sorted(self.lag.items())) or "-"
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         return (
-            f"ingest messages={self.messages} stored={self.stored} dead_letters={self.dead_letters} "
-            f"segments={self.segments} rate={self.rate:.0f}/s lag={lag}"
+            f"ingest messages={self.messages} accepted={self.accepted} dead_letters={self.dead_letters} "
+            f"segments={self.segments} rate={self.rate:.0f}/s lag={lag} peak_rss_mb={peak_mb:.0f}"
         )
 
 
@@ -77,6 +81,11 @@ class IngestConsumer:
         self.flush_interval_s = flush_interval_s
         self.on_progress = on_progress
         self.stats = IngestStats()
+        self._last_assignment = time.monotonic()
+        try:  # the dead-letter topic must exist before the first bad message; brokers may not auto-create
+            create_topics(settings, [settings.dead_letter_topic])
+        except BrokerError as exc:
+            log.warning("could not make sure the dead-letter topic exists: %s", exc)
         self._dlq = DeadLetterProducer(settings)
         self._source = KafkaBatchSource(
             settings, group_id, self, max_poll_records=min(segment_rows, 20_000), instance_id=instance_id
@@ -86,14 +95,20 @@ class IngestConsumer:
 
     def assigned(self, partitions: list[int]) -> dict[int, int]:
         """Start each partition right after its last durable segment."""
+        self._last_assignment = time.monotonic()
         starts = resume_offsets(self.store_dir, self.settings.topic)
         log.info("assigned partitions=%s resume=%s", partitions, {p: starts.get(p, 0) for p in partitions})
         return {p: starts[p] for p in partitions if p in starts}
 
     def revoked(self, partitions: list[int]) -> None:
-        """Store what was read from partitions that are leaving, before another consumer takes them."""
+        """Drop what was read from partitions that are leaving; their next owner re-reads it.
+
+        kafka-python calls this on its IO thread, where a blocking Kafka call (a commit, a producer
+        flush) raises; and nothing is lost by dropping: the next owner starts after the last durable
+        segment. Dead letters already sent for the dropped offsets may be sent again.
+        """
         log.info("revoked partitions=%s", partitions)
-        self.flush(partitions)
+        self.ingestor.discard(partitions)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -107,57 +122,84 @@ class IngestConsumer:
     def run(self, stop: threading.Event, *, idle_exit_s: float | None = None, poll_s: float = 0.5) -> IngestStats:
         """Consume until ``stop`` is set (or nothing arrives for ``idle_exit_s``); always flush at the end."""
         last_flush = last_seen = last_report = time.monotonic()
-        try:
-            while not stop.is_set():
-                batch = self._source.poll(poll_s)
-                now = time.monotonic()
-                if batch:
-                    last_seen = now
-                    self._ingest(batch)
-                if self.ingestor.buffered_messages >= self.segment_rows or (
-                    now - last_flush >= self.flush_interval_s and self.ingestor.buffered_messages
-                ):
-                    self.flush()
-                    last_flush = now
-                if now - last_report >= 2.0:
-                    self.stats.lag = self._source.lag()
-                    self._report()
-                    last_report = now
-                if idle_exit_s is not None and now - last_seen >= idle_exit_s and not self.ingestor.buffered_messages:
-                    break
-        finally:
+        with _collect_between_flushes():
             try:
-                self.flush()
+                while not stop.is_set():
+                    batch = self._source.poll(poll_s)
+                    now = time.monotonic()
+                    if batch:
+                        last_seen = now
+                        self._ingest(batch)
+                    if self.ingestor.buffered_messages >= self.segment_rows or (
+                        now - last_flush >= self.flush_interval_s and self.ingestor.buffered_messages
+                    ):
+                        self.flush()
+                        gc.collect()
+                        last_flush = now
+                    if now - last_report >= 2.0:
+                        self.stats.lag = self._source.lag()
+                        self._report()
+                        last_report = now
+                    if (
+                        idle_exit_s is not None
+                        and now - last_seen >= idle_exit_s
+                        and not self.ingestor.buffered_messages
+                    ):
+                        break
             finally:
-                self._source.close()
-                self._dlq.close()
+                try:
+                    self.flush()
+                finally:
+                    self._source.close()
+                    self._dlq.close()
         self.stats.lag = {}
         self._report()
         return self.stats
 
+    def _idle_done(self, now: float, last_seen: float, idle_s: float) -> bool:
+        """Idle long enough, since the last message and the last assignment, with nothing left to read.
+
+        Counting from the last assignment matters: a group leader that lacked the topic's metadata
+        hands out no partitions, then rebalances a moment later.
+        """
+        if now - max(last_seen, self._last_assignment) < idle_s or self.ingestor.buffered_messages:
+            return False
+        return not any(self._source.lag().values())
+
     def _ingest(self, batch: list[RawMessage]) -> None:
         ingestor, dlq, stats = self.ingestor, self._dlq, self.stats
         rows_before = ingestor.rows
-        # The cyclic collector finds nothing in a batch of plain dicts but costs ~8 us/event while
-        # tens of thousands are alive; it runs between batches instead.
-        gc.disable()
-        try:
-            for m in batch:
-                letter = ingestor.add(m.partition, m.offset, m.value, m.key, m.headers)
-                if letter is not None:
-                    dlq.send(letter)
-                    stats.dead_letters += 1
-                    log.warning(
-                        "dead letter partition=%d offset=%d field=%s", letter.partition, letter.offset, letter.field
-                    )
-        finally:
-            gc.enable()
+        for m in batch:
+            letter = ingestor.add(m.partition, m.offset, m.value, m.key, m.headers)
+            if letter is not None:
+                dlq.send(letter)
+                stats.dead_letters += 1
+                log.warning(
+                    "dead letter partition=%d offset=%d field=%s", letter.partition, letter.offset, letter.field
+                )
         stats.messages += len(batch)
-        stats.stored += ingestor.rows - rows_before
+        stats.accepted += ingestor.rows - rows_before
 
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.stats)
+
+
+@contextmanager
+def _collect_between_flushes() -> Iterator[None]:
+    """Run the cyclic garbage collector only right after a flush, when few objects are alive.
+
+    Between flushes tens of thousands of buffered rows are alive; the collector finds nothing among
+    them (plain values) but scanning them again and again cost ~20% of ingest time (measured with
+    pyinstrument on 200,000 events). The caller collects after each flush.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def terminal_progress(stats: IngestStats) -> None:

@@ -33,7 +33,7 @@ from lineage.records import Record, build_event, make_record, to_record
 from lineage.settings import Settings
 from lineage.sink import Delivery, EventSink
 from lineage.taxonomy import Taxonomy, default_taxonomy
-from lineage.validation import validate_record
+from lineage.validation import Validator
 
 __all__ = ["Emitter"]
 
@@ -57,6 +57,7 @@ class Emitter:
             Taxonomy.load([self.settings.taxonomy_dir]) if self.settings.taxonomy_dir else default_taxonomy()
         )
         self.taxonomy.region("region", region)
+        self._validator = Validator(self.taxonomy)
         if not system.strip():
             raise InvalidEventError("system", system, "must be a non-empty string")
         self.system = system
@@ -210,7 +211,7 @@ class Emitter:
     def emit_record(self, record: Record) -> Delivery:
         """Validate, encode and send a record (``lineage.records``); the path every method takes."""
         self._raise_failures()
-        validate_record(record, self.taxonomy)
+        self._validator.check(record)
         key = record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]
         return self._sink.send(
             self.settings.topic, key.encode("utf-8"), self.codec.encode_record(record), record["event_id"]

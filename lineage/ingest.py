@@ -18,7 +18,7 @@ from lineage.events import DeadLetter
 from lineage.records import Record
 from lineage.segments import ColumnBuffer, Segment, partition_lock, stored_through, write_segment
 from lineage.taxonomy import Taxonomy
-from lineage.validation import validate_record
+from lineage.validation import Validator
 
 __all__ = ["Ingestor"]
 
@@ -38,6 +38,7 @@ class Ingestor:
         self.root = root
         self.source = source
         self.taxonomy = taxonomy
+        self._validator = Validator(taxonomy)
         self.codec = codec or Codec()
         self._pending: dict[int, _Pending] = {}
         self.rows = 0
@@ -49,7 +50,7 @@ class Ingestor:
         offset: int,
         value: bytes | None,
         key: bytes | None = None,
-        headers: tuple[tuple[str, bytes], ...] = (),
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> DeadLetter | None:
         """Decode, validate and buffer one message; return a dead letter instead if it is bad."""
         try:
@@ -58,7 +59,7 @@ class Ingestor:
             record = self.codec.decode_record(value)
         except DecodeError as exc:
             self._consumed(partition, offset)
-            return DeadLetter(self.source, partition, offset, key, value, headers, exc.reason)
+            return DeadLetter(self.source, partition, offset, key, value, tuple(headers or ()), exc.reason)
         return self.add_record(partition, offset, record, key=key, value=value, headers=headers)
 
     def add_record(
@@ -69,14 +70,14 @@ class Ingestor:
         *,
         key: bytes | None = None,
         value: bytes | None = None,
-        headers: tuple[tuple[str, bytes], ...] = (),
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> DeadLetter | None:
         """Validate and buffer one decoded record; return a dead letter instead if it is invalid."""
         pending = self._consumed(partition, offset)
         try:
-            validate_record(record, self.taxonomy)
+            self._validator.check(record)
         except InvalidEventError as exc:
-            return DeadLetter(self.source, partition, offset, key, value, headers, str(exc), exc.field)
+            return DeadLetter(self.source, partition, offset, key, value, tuple(headers or ()), str(exc), exc.field)
         pending.rows.append(record, partition, offset)
         self.rows += 1
         return None

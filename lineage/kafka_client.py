@@ -47,16 +47,42 @@ class DeliveryReceipt:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """A message as read from Kafka, before decoding."""
+class RawMessage(Protocol):
+    """A message as read from Kafka, before decoding.
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    A protocol, not a class we build: kafka-python's records already have these attributes, and
+    copying each into an object of ours cost ~3 us/event on the ingest path.
+    """
+
+    @property
+    def topic(self) -> str:
+        """The topic read from."""
+        ...
+
+    @property
+    def partition(self) -> int:
+        """The partition read from."""
+        ...
+
+    @property
+    def offset(self) -> int:
+        """The message's offset."""
+        ...
+
+    @property
+    def key(self) -> bytes | None:
+        """The message key (the subject, or the holder of a bulk event)."""
+        ...
+
+    @property
+    def value(self) -> bytes | None:
+        """The encoded event."""
+        ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]:
+        """The message headers."""
+        ...
 
 
 class KafkaDelivery:
@@ -224,7 +250,7 @@ def read_messages(
         raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
     try:
         for n, m in enumerate(consumer, start=1):
-            yield RawMessage(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+            yield m
             if max_messages is not None and n >= max_messages:
                 return
     finally:
@@ -325,8 +351,9 @@ class KafkaBatchSource:
                 group_instance_id=instance_id,
                 session_timeout_ms=10_000,  # a killed member's partitions move on within 10 s
                 heartbeat_interval_ms=3_000,
-                fetch_max_bytes=64 * 1024 * 1024,
-                max_partition_fetch_bytes=16 * 1024 * 1024,
+                # fetched-but-unread data is held as Python objects (~3x its size): these bound it
+                fetch_max_bytes=16 * 1024 * 1024,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
                 bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
             )
         except kafka.errors.KafkaError as exc:
@@ -339,10 +366,9 @@ class KafkaBatchSource:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
         except kafka.errors.KafkaError as exc:
             raise BrokerError(f"polling {self.topic} failed: {exc}") from exc
-        out = []
+        out: list[RawMessage] = []
         for records in batches.values():
-            for m in records:
-                out.append(RawMessage(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())))
+            out.extend(records)
         return out
 
     def seek(self, partition: int, offset: int | None) -> None:

@@ -104,6 +104,18 @@ def fetch_jars(cache_dir: Path, *, version: str = KAFKA_VERSION) -> Path:
     return lib
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in 22 url-safe base64 characters, never starting with '-'.
+
+    Kafka's own ``Uuid.randomUuid`` redraws ids that start with '-' (the storage tool's argument
+    parser would read one as an option); so do we. About one draw in 64 would.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -155,9 +167,16 @@ class LocalBroker:
         config = self.workdir / "server.properties"
         config.write_text(_SERVER.format(port=self.port, cport=cport, data=data), encoding="utf-8")
         (self.workdir / "log4j2.properties").write_text(_LOG4J2, encoding="utf-8")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-g", "-t", cluster_id, "-c", str(config)],
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-g",
+                f"--cluster-id={new_cluster_id()}",
+                "-c",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -16,7 +16,7 @@ from lineage.events import PersonalDataEvent
 from lineage.records import to_record
 from lineage.taxonomy import Taxonomy
 
-__all__ = ["is_cross_border", "validate", "validate_record"]
+__all__ = ["Validator", "is_cross_border", "validate", "validate_record"]
 
 _NEEDS_PURPOSE = frozenset({"COLLECTED", "SHARED", "TRANSFERRED", "CONSENT"})
 _FLOWS = frozenset({"SHARED", "TRANSFERRED"})
@@ -32,18 +32,84 @@ def validate(event: PersonalDataEvent, taxonomy: Taxonomy) -> None:
 
 def validate_record(r: Mapping[str, Any], taxonomy: Taxonomy) -> None:
     """Raise ``InvalidEventError`` naming the first field of record ``r`` that breaks the contract."""
-    event_id = r["event_id"]
-    if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
-        raise InvalidEventError("event_id", event_id, "must be a UUID (8-4-4-4-12 hex digits)")
+    Validator(taxonomy).check(r)
+
+
+class Validator:
+    """Checks records, remembering the combinations of fields it already found valid.
+
+    A service sends the same system, purpose, parties, mechanism and category lists again and again
+    with new subjects; checking such a combination once and then only the per-event fields halves
+    the validation cost on the ingest and emit paths. The memory is bounded by ``cache_size``.
+    """
+
+    def __init__(self, taxonomy: Taxonomy, cache_size: int = 100_000) -> None:
+        """Validate against ``taxonomy``."""
+        self.taxonomy = taxonomy
+        self.cache_size = cache_size
+        self._shapes: set[tuple[Any, ...]] = set()
+        self._categories: set[tuple[Any, ...]] = set()
+
+    def check(self, r: Mapping[str, Any]) -> None:
+        """Raise ``InvalidEventError`` naming the first field of record ``r`` that breaks the contract."""
+        event_id = r["event_id"]
+        if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
+            raise InvalidEventError("event_id", event_id, "must be a UUID (8-4-4-4-12 hex digits)")
+        _check_subject(r, r["event_type"], self.taxonomy)
+        retention = r["retention_days"]
+        if retention is not None and retention < 0:
+            raise InvalidEventError("retention_days", retention, "must be 0 or more")
+        categories = r["categories"]
+        if not categories:
+            raise InvalidEventError("categories", categories, "must name at least one data category")
+        self._remembered(self._categories, lambda: tuple(categories), lambda: self._check_categories(categories))
+        self._remembered(self._shapes, lambda: _shape_key(r), lambda: _check_shape(r, self.taxonomy))
+
+    def _check_categories(self, categories: Any) -> None:
+        for key in categories:
+            self.taxonomy.category("categories", key)
+
+    def _remembered(self, seen: set[tuple[Any, ...]], key: Any, check: Any) -> None:
+        try:
+            k = key()
+            if k in seen:
+                return
+        except TypeError:  # an unhashable value (from bad input): check it, remember nothing
+            check()
+            return
+        check()
+        if len(seen) >= self.cache_size:
+            seen.clear()
+        seen.add(k)
+
+
+def _party_key(p: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    return None if p is None else (p["name"], p["role"], p["region"])
+
+
+def _shape_key(r: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Every field ``_check_shape`` reads; two records with the same key pass or fail together."""
+    return (
+        r["event_type"],
+        r["system"],
+        r["system_region"],
+        r["purpose"],
+        r["legal_basis"],
+        _party_key(r["holder"]),
+        _party_key(r["recipient"]),
+        r["transfer_kind"],
+        r["mechanism"],
+        r["erasure_outcome"],
+        bool(r["hold_reason"]),
+        r["consent_status"],
+        r["consent_kind"],
+    )
+
+
+def _check_shape(r: Mapping[str, Any], taxonomy: Taxonomy) -> None:
     kind = r["event_type"]
     _check_id("system", r["system"])
     taxonomy.region("system_region", r["system_region"])
-    _check_subject(r, kind, taxonomy)
-    categories = r["categories"]
-    if not categories:
-        raise InvalidEventError("categories", categories, "must name at least one data category")
-    for key in categories:
-        taxonomy.category("categories", key)
     purpose = r["purpose"]
     if purpose is None:
         if kind in _NEEDS_PURPOSE:
@@ -54,9 +120,6 @@ def validate_record(r: Mapping[str, Any], taxonomy: Taxonomy) -> None:
         raise InvalidEventError("legal_basis", None, "a COLLECTED event needs a legal basis")
     holder = r["holder"]
     _check_party("holder", holder, taxonomy)
-    retention = r["retention_days"]
-    if retention is not None and retention < 0:
-        raise InvalidEventError("retention_days", retention, "must be 0 or more")
     if kind in _FLOWS:
         _check_flow(r, kind, holder, taxonomy)
     elif r["recipient"] is not None:

@@ -146,15 +146,20 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
 
 
 def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:
-    """Two consumer processes sharing a group over three partitions together store each event once."""
-    messages = _events(20_000)
-    first = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "6", "--segment-rows", "2000")
-    second = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "6", "--segment-rows", "2000")
-    _produce(kafka_settings, messages)
+    """Two consumers in one group, one joining and one leaving mid-stream, together store each event once."""
+    messages = _events(30_000)
+    first = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "8", "--segment-rows", "3000")
+    _produce(kafka_settings, messages[:10_000])
+    time.sleep(2)
+    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000")  # joins: a rebalance
+    _produce(kafka_settings, messages[10_000:20_000])
+    time.sleep(3)
+    second.send_signal(signal.SIGTERM)  # leaves cleanly mid-stream: another rebalance
+    _produce(kafka_settings, messages[20_000:])
     out = _finish(first) + _finish(second)
     ids = Store(tmp_path).event_ids()
-    assert len(ids) == len(set(ids)) == 20_000 and set(ids) == {e for e, _, _ in messages}
-    assert out.count("assigned partitions=") >= 2
+    assert len(ids) == len(set(ids)) == 30_000 and set(ids) == {e for e, _, _ in messages}
+    assert out.count("revoked partitions=") >= 2 and "Traceback" not in out
 
 
 def test_duckdb_query_from_another_process_while_the_consumer_writes(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -176,3 +181,26 @@ def test_duckdb_query_from_another_process_while_the_consumer_writes(kafka_setti
     _finish(consumer)
     assert counts == sorted(counts) and counts[-1] == 30_000
     assert any(0 < c < 30_000 for c in counts), counts
+
+
+def test_backfill_from_an_avro_file_is_exact_and_sends_bad_records_on(kafka_settings: Settings, tmp_path: Path) -> None:
+    """`lineage ingest --from-file` stores valid records once (even run twice) and dead-letters the invalid one."""
+    events = sample_events()
+    records = [to_record(e) for e in events]
+    records.insert(3, {**to_record(events[0]), "event_id": new_event_id(), "categories": ["user.bogus"]})
+    archive = tmp_path / "archive 2026.avro"
+    CODEC.write_container(archive, records)
+    command = [
+        sys.executable, "-m", "lineage.cli", "ingest", "--from-file", str(archive), "--store", str(tmp_path / "s"),
+        "--bootstrap-servers", kafka_settings.bootstrap_servers,
+    ]  # fmt: skip
+    env = {**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic}
+    for _ in range(2):
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(Store(tmp_path / "s").event_ids()) == sorted(e.event_id for e in events)
+    [letter] = list(read_messages(kafka_settings, kafka_settings.dead_letter_topic, idle_timeout_s=5))
+    headers = dict(letter.headers)
+    assert headers["lineage.field"] == b"categories" and headers["lineage.source.offset"] == b"3"
+    assert headers["lineage.source.topic"] == b"file.archive_2026.avro"
+    assert letter.value is not None and CODEC.decode_record(letter.value)["categories"] == ["user.bogus"]

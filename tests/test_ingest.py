@@ -66,6 +66,9 @@ def test_good_rows_are_stored_and_bad_ones_become_dead_letters(tmp_path: Path) -
     ids = Store(tmp_path).event_ids()
     assert len(ids) == 12 - len(bad) == len(set(ids))
     assert resume_offsets(tmp_path, "events") == {0: 12}
+    with Store(tmp_path).connect() as con:
+        row = con.execute("SELECT count(*) FROM events WHERE recipient_name IS NULL AND holder_name = 'web'").fetchone()
+    assert row == (7,)
 
 
 def test_a_batch_of_only_bad_messages_still_records_its_offsets(tmp_path: Path) -> None:

@@ -125,3 +125,20 @@ def test_mainland_to_hong_kong_is_cross_border() -> None:
         recipient=Party(name="b", role="processor", region="FR"),
     )
     assert not is_cross_border(inside_eea, default_taxonomy())
+
+
+def test_remembered_combinations_still_check_per_event_fields() -> None:
+    """After a valid record, one with the same shape but a bad subject, or a new bad purpose, is refused."""
+    from lineage.records import make_record
+    from lineage.validation import Validator
+
+    validator = Validator(default_taxonomy())
+    good = make_record("COLLECTED", **COLLECT)
+    validator.check(good)
+    validator.check(good)
+    with pytest.raises(InvalidEventError, match="subject_id"):
+        validator.check({**good, "subject_id": ""})
+    with pytest.raises(InvalidEventError, match="purpose"):
+        validator.check({**good, "purpose": "nonsense"})
+    with pytest.raises(InvalidEventError, match="categories"):
+        validator.check({**good, "categories": [["not", "hashable"]]})
