@@ -18,7 +18,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from lineage.errors import ConfigurationError, DecodeError, UnknownSchemaError
+from lineage.avro_codegen import Decoder, Encoder, FieldTypeError, UnsupportedSchema, compile_decoder, compile_encoder
+from lineage.errors import ConfigurationError, DecodeError, InvalidEventError, UnknownSchemaError
 from lineage.events import PersonalDataEvent
 from lineage.records import Record, from_record, to_record
 
@@ -46,7 +47,7 @@ def _without_logical_types(node: Any) -> Any:
 class SchemaVersion:
     """One version of the event schema, parsed, with its fingerprint."""
 
-    __slots__ = ("fingerprint", "number", "parsed", "path")
+    __slots__ = ("fingerprint", "number", "parsed", "path", "raw")
 
     def __init__(self, number: int, path: Path) -> None:
         """Parse the schema file and compute its CRC-64-AVRO fingerprint."""
@@ -57,7 +58,8 @@ class SchemaVersion:
             # Records carry times as int microseconds and ids as str, so the logical types are
             # dropped: the bytes are the same, decoding is ~25% faster, and the fingerprint (of the
             # canonical form, which has no logical types) is unchanged.
-            self.parsed = fastavro.parse_schema(_without_logical_types(raw), named_schemas={})
+            self.raw = _without_logical_types(raw)
+            self.parsed = fastavro.parse_schema(self.raw, named_schemas={})
         except (OSError, ValueError, fastavro.schema.SchemaParseException) as exc:
             raise ConfigurationError("schemas", f"{path.name} is not a valid Avro schema: {exc}") from exc
         self.fingerprint = bytes.fromhex(fingerprint(to_parsing_canonical_form(self.parsed), "CRC-64-AVRO"))
@@ -79,6 +81,12 @@ class Codec:
         self.current = versions[-1]
         self._header = MAGIC + self.current.fingerprint
         self._writers = {v.fingerprint: v for v in versions}
+        # generated straight-line code for the current version: about twice fastavro's speed here
+        try:
+            self._fast_encode: Encoder | None = compile_encoder(self.current.raw)
+            self._fast_decode: Decoder | None = compile_decoder(self.current.raw)
+        except UnsupportedSchema:
+            self._fast_encode = self._fast_decode = None
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -88,6 +96,11 @@ class Codec:
 
     def encode_record(self, record: Record) -> bytes:
         """Single-object encoding of a record dict already in schema shape."""
+        if self._fast_encode is not None:
+            try:
+                return self._header + self._fast_encode(record)
+            except FieldTypeError as exc:
+                raise InvalidEventError(exc.field, exc.value, f"does not fit the schema: {exc.__cause__}") from exc
         buf = io.BytesIO()
         buf.write(self._header)
         fastavro.schemaless_writer(buf, self.current.parsed, record)
@@ -112,6 +125,14 @@ class Codec:
         writer = self._writers.get(data[2:_HEADER_LEN])
         if writer is None:
             raise UnknownSchemaError(bytes(data[2:_HEADER_LEN]), **where)
+        if writer is self.current and self._fast_decode is not None:
+            try:
+                fast, end = self._fast_decode(data, _HEADER_LEN)
+            except (IndexError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                raise DecodeError(f"truncated or corrupt Avro body: {type(exc).__name__}: {exc}", **where) from exc
+            if end != len(data):
+                raise DecodeError(f"{len(data) - end} trailing bytes after the Avro body", **where)
+            return fast
         buf = io.BytesIO(data)
         buf.seek(_HEADER_LEN)
         reader = None if writer is self.current else self.current.parsed

@@ -57,8 +57,13 @@ class Validator:
             raise InvalidEventError("event_id", event_id, "must be a UUID (8-4-4-4-12 hex digits)")
         _check_subject(r, r["event_type"], self.taxonomy)
         retention = r["retention_days"]
-        if retention is not None and retention < 0:
-            raise InvalidEventError("retention_days", retention, "must be 0 or more")
+        if retention is not None and (type(retention) is not int or retention < 0):
+            raise InvalidEventError("retention_days", retention, "must be a whole number of days, 0 or more")
+        if r["encrypted"] is not None and type(r["encrypted"]) is not bool:
+            raise InvalidEventError("encrypted", r["encrypted"], "must be true, false or absent")
+        for name in ("consent_ref", "source", "hold_reason"):
+            if r[name] is not None and not isinstance(r[name], str):
+                raise InvalidEventError(name, r[name], "must be a string or absent")
         categories = r["categories"]
         if not categories:
             raise InvalidEventError("categories", categories, "must name at least one data category")
