@@ -1,6 +1,7 @@
 """The ingest consumer process: ``python -m consumers.ingest [options]`` is ``lineage ingest [options]``.
 
-Run one per core or per host, all in one consumer group; each stores the partitions it is assigned.
+Run one per core on the host that holds the store, all in one consumer group; each stores the
+partitions it is assigned.
 """
 
 from __future__ import annotations

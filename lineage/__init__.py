@@ -27,6 +27,7 @@ from lineage.errors import (
     InputLineError,
     InvalidEventError,
     LineageError,
+    StoreError,
     UnknownSchemaError,
     UnknownValueError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "PersonalDataEvent",
     "Scope",
     "Settings",
+    "StoreError",
     "Taxonomy",
     "TransferKind",
     "UnknownSchemaError",

@@ -15,16 +15,20 @@ from lineage.codec import Codec
 from lineage.consumer import IngestStats
 from lineage.ingest import Ingestor
 from lineage.kafka_client import DeadLetterProducer
-from lineage.segments import resume_offsets
+from lineage.segments import private_dir, resume_offsets
 from lineage.settings import Settings
 from lineage.taxonomy import Taxonomy
 
 __all__ = ["ingest_file", "source_name"]
 
 
-def source_name(path: Path) -> str:
-    """The store's source name for a file: ``file.`` and its name with unsafe characters replaced."""
-    return "file." + re.sub(r"[^A-Za-z0-9._-]", "_", path.name)
+def source_name(path: Path, container_id: str) -> str:
+    """The store's source name for a file: its name made safe, and its sync marker to tell files apart.
+
+    A re-run of the same file resumes where it stopped; another file of the same name (a rotated
+    archive) is a new source, never mistaken for the first.
+    """
+    return "file." + re.sub(r"[^A-Za-z0-9._-]", "_", path.name) + "." + container_id[:16]
 
 
 def ingest_file(
@@ -32,8 +36,8 @@ def ingest_file(
 ) -> IngestStats:
     """Store every valid record of ``path``; send invalid ones to ``settings.dead_letter_topic``."""
     codec = Codec()
-    source = source_name(path)
-    store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    source = source_name(path, codec.container_id(path))
+    private_dir(store_dir)
     ingestor = Ingestor(store_dir, source, taxonomy=taxonomy, codec=codec)
     start = resume_offsets(store_dir, source).get(0, 0)
     stats = IngestStats()

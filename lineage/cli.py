@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lineage.errors import InputLineError, LineageError
 from lineage.events import PersonalDataEvent
 from lineage.settings import Settings
+
+if TYPE_CHECKING:
+    from lineage.taxonomy import Taxonomy
 
 __all__ = ["main"]
 
@@ -27,6 +30,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         topic=getattr(args, "topic", None),
     )
+
+
+def _taxonomy(settings: Settings) -> Taxonomy:
+    from lineage.taxonomy import Taxonomy, default_taxonomy
+
+    return Taxonomy.load([settings.taxonomy_dir]) if settings.taxonomy_dir else default_taxonomy()
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -124,13 +133,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import threading
 
     from lineage.consumer import IngestConsumer, terminal_progress
-    from lineage.taxonomy import Taxonomy, default_taxonomy
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = _settings(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
-    taxonomy = Taxonomy.load([settings.taxonomy_dir]) if settings.taxonomy_dir else default_taxonomy()
+    taxonomy = _taxonomy(settings)
     if args.from_file:
         from lineage.backfill import ingest_file
 
@@ -160,11 +168,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
     from lineage.graph import FlowGraph, export, summarise
     from lineage.store import Store
-    from lineage.taxonomy import default_taxonomy
 
     settings = Settings.from_env(os.environ)
     store = Store(Path(args.store) if args.store else settings.store_dir)
-    g = FlowGraph.from_rows(store.rows("flow_edges"), default_taxonomy()).to_networkx()
+    g = FlowGraph.from_rows(store.rows("flow_edges"), _taxonomy(settings)).to_networkx()
     s = summarise(g)
     print(
         f"{s.holders} holders, {s.regions} regions, {s.flows} flows "

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from lineage.records import Record, from_record, to_record
 __all__ = ["Codec", "SchemaVersion", "schema_dir"]
 
 MAGIC = b"\xc3\x01"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEADER_LEN = 10
 _VERSION_FILE = re.compile(r"^personal_data_event\.v(\d+)\.avsc$")
 
@@ -34,6 +38,17 @@ def schema_dir() -> Path:
     """The folder holding the ``.avsc`` files: inside the wheel, or ``schemas/`` in a checkout."""
     packaged = Path(__file__).parent / "schemas"
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+def _plain(record: Record) -> Record:
+    """A record as our reader shapes it, whatever logical types the file's writer schema declared."""
+    for name in ("occurred_at", "bulk_as_of"):
+        value = record.get(name)
+        if isinstance(value, datetime):
+            record[name] = (value - _EPOCH) // timedelta(microseconds=1)
+    if isinstance(record.get("event_id"), uuid.UUID):
+        record["event_id"] = str(record["event_id"])
+    return record
 
 
 def _without_logical_types(node: Any) -> Any:
@@ -148,16 +163,32 @@ class Codec:
         """Records of an Avro container file written with any known version (a backfill or archive)."""
         try:
             with path.open("rb") as f:
-                yield from fastavro.reader(f, reader_schema=self.current.parsed)  # type: ignore[misc]
-        except (OSError, ValueError, EOFError, fastavro.read.SchemaResolutionError) as exc:
-            raise DecodeError(f"cannot read Avro container file {path.name}: {exc}") from exc
+                for record in fastavro.reader(f, reader_schema=self.current.parsed):
+                    yield _plain(record)  # type: ignore[arg-type]
+        except Exception as exc:  # fastavro raises OSError, ValueError, EOFError, zlib.error, SchemaResolutionError...
+            raise DecodeError(f"cannot read Avro container file {path.name}: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def container_id(path: Path) -> str:
+        """The container file's 16-byte sync marker in hex: random per file, so it tells files apart."""
+        try:
+            with path.open("rb") as f:
+                sync: bytes = fastavro.reader(f)._header["sync"]
+        except Exception as exc:
+            raise DecodeError(f"cannot read Avro container file {path.name}: {type(exc).__name__}: {exc}") from exc
+        return sync.hex()
 
     def write_container(self, path: Path, records: Iterable[Record], version: int | None = None) -> None:
         """Write records to an Avro container file (current schema unless ``version`` is given)."""
         schema = self.current if version is None else next(v for v in self.versions if v.number == version)
-        with path.open("wb") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data: private file
+        with os.fdopen(fd, "wb") as f:
             fastavro.writer(f, schema.parsed, records, codec="deflate")
 
     def decode(self, data: bytes, **where: Any) -> PersonalDataEvent:
         """Decode to an event; ``where`` names topic/partition/offset for error messages."""
-        return from_record(self.decode_record(data, **where))
+        record = self.decode_record(data, **where)
+        try:
+            return from_record(record)
+        except (ValueError, OverflowError, TypeError) as exc:  # a time out of range, an unknown enum...
+            raise DecodeError(f"decodes but is not a valid event: {exc}", **where) from exc

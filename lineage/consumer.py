@@ -22,7 +22,7 @@ from pathlib import Path
 from lineage.errors import BrokerError
 from lineage.ingest import Ingestor
 from lineage.kafka_client import DeadLetterProducer, KafkaBatchSource, RawMessage, create_topics
-from lineage.segments import resume_offsets
+from lineage.segments import private_dir, resume_offsets
 from lineage.settings import Settings
 from lineage.taxonomy import Taxonomy
 
@@ -75,7 +75,7 @@ class IngestConsumer:
         """Connect to Kafka and prepare the store; nothing is read until ``run``."""
         self.settings = settings
         self.store_dir = store_dir
-        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(store_dir)
         self.ingestor = Ingestor(store_dir, settings.topic, taxonomy=taxonomy)
         self.segment_rows = segment_rows
         self.flush_interval_s = flush_interval_s
@@ -137,18 +137,14 @@ class IngestConsumer:
                         gc.collect()
                         last_flush = now
                     if now - last_report >= 2.0:
-                        self.stats.lag = self._source.lag()
+                        self._refresh_lag()
                         self._report()
                         last_report = now
-                    if (
-                        idle_exit_s is not None
-                        and now - last_seen >= idle_exit_s
-                        and not self.ingestor.buffered_messages
-                    ):
+                    if idle_exit_s is not None and self._idle_done(now, last_seen, idle_exit_s):
                         break
             finally:
                 try:
-                    self.flush()
+                    self.flush()  # raises, writing no segment, while dead letters are undelivered
                 finally:
                     self._source.close()
                     self._dlq.close()
@@ -164,7 +160,16 @@ class IngestConsumer:
         """
         if now - max(last_seen, self._last_assignment) < idle_s or self.ingestor.buffered_messages:
             return False
-        return not any(self._source.lag().values())
+        return self._refresh_lag() and not any(self.stats.lag.values())
+
+    def _refresh_lag(self) -> bool:
+        """Update the lag figures; a broker hiccup only costs one progress report."""
+        try:
+            self.stats.lag = self._source.lag()
+        except BrokerError as exc:
+            log.warning("lag unavailable: %s", exc)
+            return False
+        return True
 
     def _ingest(self, batch: list[RawMessage]) -> None:
         ingestor, dlq, stats = self.ingestor, self._dlq, self.stats

@@ -254,4 +254,5 @@ class Emitter:
             first = failures[0]
             if len(failures) > 1:
                 first.add_note(f"{len(failures) - 1} more event(s) also failed delivery")
+            first.add_note("raised by a later call: the event of that call was not sent; send it again")
             raise first

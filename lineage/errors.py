@@ -9,6 +9,7 @@
     ├── InputLineError (ValueError)         a JSON line given to ``lineage emit`` is bad; names the line
     ├── DecodeError (ValueError)            bytes that are not a decodable event; names topic/partition/offset
     │   └── UnknownSchemaError              the writer schema's fingerprint is not one we know
+    ├── StoreError                          the store's files could not be read or queried
     └── BrokerError                         Kafka could not be reached or refused a message
         ├── BrokerUnavailableError          no broker answered within the bound
         └── DeliveryError                   a sent event was not acknowledged
@@ -30,6 +31,7 @@ __all__ = [
     "InputLineError",
     "InvalidEventError",
     "LineageError",
+    "StoreError",
     "UnknownSchemaError",
     "UnknownValueError",
 ]
@@ -111,6 +113,10 @@ class UnknownSchemaError(DecodeError):
             f"unknown writer schema fingerprint {fingerprint.hex()}",
             **where,  # type: ignore[arg-type]
         )
+
+
+class StoreError(LineageError):
+    """The store's segments could not be read or a query on them failed."""
 
 
 class BrokerError(LineageError):

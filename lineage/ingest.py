@@ -104,14 +104,14 @@ class Ingestor:
         """
         written = []
         for partition in sorted(self._pending if partitions is None else set(partitions) & self._pending.keys()):
-            pending = self._pending.pop(partition)
+            pending = self._pending[partition]
             with partition_lock(self.root, self.source, partition) as folder:
                 through = stored_through(folder, self.source, partition)
-                if pending.last <= through:
-                    continue
-                rows = pending.rows if pending.first > through else pending.rows.rows_after(through)
-                first = max(pending.first, through + 1)
-                written.append(write_segment(self.root, self.source, partition, first, pending.last, rows.table()))
+                if pending.last > through:
+                    rows = pending.rows if pending.first > through else pending.rows.rows_after(through)
+                    first = max(pending.first, through + 1)
+                    written.append(write_segment(self.root, self.source, partition, first, pending.last, rows.table()))
+            del self._pending[partition]  # only once durable: a failed write keeps the rows for a retry
         return written
 
     def discard(self, partitions: Sequence[int]) -> None:

@@ -100,6 +100,12 @@ class KafkaDelivery:
         """Wait for the acknowledgement; raise ``DeliveryError`` if the broker did not take it."""
         try:
             meta = self.future.get(timeout=timeout_s)
+        except kafka.errors.KafkaTimeoutError as exc:
+            if not self.future.is_done:
+                raise DeliveryError(
+                    self.event_id, self.topic, f"no acknowledgement within {timeout_s} s yet (it may still arrive)"
+                ) from exc
+            raise DeliveryError(self.event_id, self.topic, str(exc)) from exc
         except kafka.errors.KafkaError as exc:
             raise DeliveryError(self.event_id, self.topic, str(exc)) from exc
         return DeliveryReceipt(meta.topic, meta.partition, meta.offset)
@@ -167,7 +173,10 @@ class KafkaEventSink:
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush and release the connection."""
-        self._producer.close(timeout=timeout_s)
+        try:
+            self._producer.close(timeout=timeout_s)
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"messages still unacknowledged when closing: {exc}") from exc
 
 
 def wait_for_broker(settings: Settings) -> None:
@@ -221,7 +230,7 @@ def _admin(settings: Settings) -> kafka.KafkaAdminClient:
             request_timeout_ms=int(settings.connect_timeout_s * 1000),
             bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
         )
-    except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
+    except kafka.errors.KafkaError as exc:
         raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
 
 
@@ -253,6 +262,8 @@ def read_messages(
             yield m
             if max_messages is not None and n >= max_messages:
                 return
+    except kafka.errors.KafkaError as exc:
+        raise BrokerError(f"reading {topic} failed: {exc}") from exc
     finally:
         consumer.close()
 
@@ -291,23 +302,38 @@ class DeadLetterProducer:
         ]
         if letter.field is not None:
             headers.append(("lineage.field", letter.field.encode("utf-8")))
-        self._futures.append(
-            self._producer.send(self._settings.dead_letter_topic, key=letter.key, value=letter.value, headers=headers)
-        )
+        try:
+            future = self._producer.send(
+                self._settings.dead_letter_topic, key=letter.key, value=letter.value, headers=headers
+            )
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"could not queue a dead letter for {self._settings.dead_letter_topic}: {exc}") from exc
+        self._futures.append(future)
 
     def flush(self) -> None:
-        """Wait until every queued dead letter is acknowledged; raise ``BrokerError`` if one was not."""
-        self._producer.flush(timeout=self._settings.delivery_timeout_s)
-        futures, self._futures = self._futures, []
-        for f in futures:
-            if f.failed():
-                raise BrokerError(
-                    f"a dead letter was not delivered to {self._settings.dead_letter_topic}: {f.exception}"
-                )
+        """Wait until every queued dead letter is acknowledged; raise ``BrokerError`` if one was not.
+
+        A failed dead letter stays queued, so every later ``flush`` raises too: the consumer must
+        not write the segment covering its offset, or the bad message would be lost for good.
+        """
+        try:
+            self._producer.flush(timeout=self._settings.delivery_timeout_s)
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(
+                f"dead letters unacknowledged after {self._settings.delivery_timeout_s} s: {exc}"
+            ) from exc
+        failed = [f for f in self._futures if f.failed()]
+        if failed:
+            topic = self._settings.dead_letter_topic
+            raise BrokerError(f"{len(failed)} dead letter(s) were not delivered to {topic}: {failed[0].exception}")
+        self._futures = []
 
     def close(self) -> None:
         """Flush and disconnect."""
-        self._producer.close(timeout=self._settings.delivery_timeout_s)
+        try:
+            self._producer.close(timeout=self._settings.delivery_timeout_s)
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"closing the dead-letter producer: {exc}") from exc
 
 
 class PartitionListener(Protocol):
@@ -395,8 +421,11 @@ class KafkaBatchSource:
         assigned = list(self._consumer.assignment())
         if not assigned:
             return {}
-        ends = self._consumer.end_offsets(assigned)
-        return {tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
+        try:
+            ends = self._consumer.end_offsets(assigned)
+            return {tp.partition: max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
+        except kafka.errors.KafkaError as exc:
+            raise BrokerError(f"reading the end offsets of {self.topic} failed: {exc}") from exc
 
     def close(self) -> None:
         """Leave the group."""

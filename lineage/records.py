@@ -40,6 +40,8 @@ _PARTY_KEYS = frozenset({"name", "role", "region"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 INTERNAL = "internal"
+MIN_TIME = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z in microseconds since the epoch
+MAX_TIME = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 _ENUMS: dict[str, type[StrEnum]] = {
     "event_type": EventType,
@@ -68,7 +70,10 @@ def to_micros(field: str, value: object) -> int:
         raise InvalidEventError(field, value, "must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidEventError(field, value.isoformat(), "must be timezone-aware (naive datetimes are ambiguous)")
-    return (value - _EPOCH) // _MICRO
+    micros = (value - _EPOCH) // _MICRO
+    if not MIN_TIME <= micros <= MAX_TIME:
+        raise InvalidEventError(field, value.isoformat(), "is out of range (years 1900 to 9999 UTC)")
+    return micros
 
 
 def _from_micros(value: int | None) -> datetime | None:

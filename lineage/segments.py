@@ -27,7 +27,16 @@ import pyarrow.parquet as pq
 
 from lineage.records import Record
 
-__all__ = ["COLUMNS", "ColumnBuffer", "Segment", "list_segments", "partition_lock", "resume_offsets", "write_segment"]
+__all__ = [
+    "COLUMNS",
+    "ColumnBuffer",
+    "Segment",
+    "list_segments",
+    "partition_lock",
+    "private_dir",
+    "resume_offsets",
+    "write_segment",
+]
 
 _NAME = re.compile(r"^(\d{20})-(\d{20})\.parquet$")
 _PARTITION = re.compile(r"^p(\d+)$")
@@ -137,6 +146,22 @@ class Segment:
     path: Path
 
 
+def private_dir(folder: Path) -> Path:
+    """Create ``folder`` and any missing parent as 0700: the store is personal data.
+
+    ``mkdir(parents=True, mode=...)`` would apply the mode to the last folder only.
+    """
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(p, 0o700)  # the umask must not loosen it
+    return folder
+
+
 def _partition_dir(root: Path, source: str, partition: int) -> Path:
     return root / "segments" / source / f"p{partition}"
 
@@ -145,7 +170,7 @@ def _partition_dir(root: Path, source: str, partition: int) -> Path:
 def partition_lock(root: Path, source: str, partition: int) -> Iterator[Path]:
     """Hold the partition's lock (two consumers in a rebalance race publish one after the other)."""
     folder = _partition_dir(root, source, partition)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -213,7 +238,7 @@ def write_segment(
     The caller holds ``partition_lock`` and has dropped rows at or below ``stored_through``.
     """
     folder = _partition_dir(root, source, partition)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     final = folder / f"{first:020d}-{last:020d}.parquet"
     tmp = folder / f".tmp-{uuid.uuid4().hex}.parquet"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the store is personal data

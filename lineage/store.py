@@ -17,8 +17,16 @@ from typing import Any
 
 import duckdb
 
-from lineage.errors import ConfigurationError
-from lineage.segments import COLUMNS, Segment, list_segments, remove_superseded, segment_rows, write_merged
+from lineage.errors import ConfigurationError, StoreError
+from lineage.segments import (
+    COLUMNS,
+    Segment,
+    list_segments,
+    partition_lock,
+    remove_superseded,
+    segment_rows,
+    write_merged,
+)
 
 __all__ = ["CompactionReport", "Store", "query_text", "queries_dir"]
 
@@ -60,38 +68,44 @@ class Store:
         """The live segments, in source/partition/offset order."""
         return list_segments(self.root)
 
-    def connect(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with an ``events`` view over the segments as of now."""
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        if threads is not None:
-            con.execute(f"SET threads = {int(threads)}")
-        files = [str(s.path) for s in self.segments()]
-        if files:
-            rel = con.read_parquet(files)
-        else:
-            # no segment yet: an empty view with the right columns, so queries still run
-            rel = con.from_arrow(COLUMNS.empty_table())
-        rel.create_view("events")
+        try:
+            con = duckdb.connect(":memory:")
+            con.execute("SET TimeZone = 'UTC'")
+            files = [str(s.path) for s in self.segments()]
+            if files:
+                rel = con.read_parquet(files)
+            else:
+                # no segment yet: an empty view with the right columns, so queries still run
+                rel = con.from_arrow(COLUMNS.empty_table())
+            rel.create_view("events")
+            con.execute(query_text("_macros"))
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
         return con
 
     def rows(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Run a query from ``queries/`` (by file name, without .sql) with bound parameters; rows as dicts."""
+        return self.sql(query_text(query), params)
+
+    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL with bound parameters over a fresh view of the store; rows as dicts."""
         with self.connect() as con:
-            # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
-            rows: list[dict[str, Any]] = con.sql(query_text(query), params=params or []).to_arrow_table().to_pylist()
+            try:
+                # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
+                rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()
+            except duckdb.Error as exc:
+                raise StoreError(f"query failed: {exc}") from exc
             return rows
 
     def count(self) -> int:
         """How many events the store holds."""
-        with self.connect() as con:
-            row = con.execute("SELECT count(*) FROM events").fetchone()
-        return int(row[0]) if row else 0
+        return int(self.sql("SELECT count(*) AS n FROM events")[0]["n"])
 
     def event_ids(self) -> list[str]:
         """Every stored event id, duplicates included (for exactness checks)."""
-        with self.connect() as con:
-            return [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+        return [r["event_id"] for r in self.sql("SELECT event_id FROM events")]
 
     def compact(self, *, min_segments: int = 4, max_rows: int = 2_000_000, grace_s: float = 300.0) -> CompactionReport:
         """Merge runs of small segments per partition, dropping repeated event ids; remove old leftovers.
@@ -122,13 +136,17 @@ class Store:
         if len(run) < min_segments:
             return groups, merged_in
         start = time.perf_counter()
-        with duckdb.connect(":memory:") as con:
-            con.read_parquet([str(s.path) for s in run]).create_view("seg")
-            table = con.sql(
-                "SELECT * FROM seg QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_offset) = 1 "
-                "ORDER BY subject_id, occurred_at"
-            ).to_arrow_table()
-        merged = write_merged(run, table.cast(COLUMNS))
+        first = run[0]
+        # under the partition's lock, and only if the run is still what is live: two compactions
+        # at once must not leave overlapping segments that both count
+        with partition_lock(self.root, first.source, first.partition):
+            live = {
+                s.path for s in list_segments(self.root) if (s.source, s.partition) == (first.source, first.partition)
+            }
+            if not all(s.path in live for s in run):
+                return groups, merged_in
+            table = self._merged_table(run)
+            merged = write_merged(run, table.cast(COLUMNS))
         log.info(
             "compacted segments=%d rows=%d into=%s seconds=%.2f",
             len(run),
@@ -137,3 +155,13 @@ class Store:
             time.perf_counter() - start,
         )
         return groups + 1, merged_in + len(run)
+
+    @staticmethod
+    def _merged_table(run: list[Segment]) -> Any:
+        with duckdb.connect(":memory:") as con:
+            con.read_parquet([str(s.path) for s in run]).create_view("seg")
+            table = con.sql(
+                "SELECT * FROM seg QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_offset) = 1 "
+                "ORDER BY subject_id, occurred_at"
+            ).to_arrow_table()
+        return table

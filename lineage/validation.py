@@ -13,7 +13,7 @@ from typing import Any
 
 from lineage.errors import InvalidEventError
 from lineage.events import PersonalDataEvent
-from lineage.records import to_record
+from lineage.records import MAX_TIME, MIN_TIME, to_record
 from lineage.taxonomy import Taxonomy
 
 __all__ = ["Validator", "is_cross_border", "validate", "validate_record"]
@@ -22,6 +22,14 @@ _NEEDS_PURPOSE = frozenset({"COLLECTED", "SHARED", "TRANSFERRED", "CONSENT"})
 _FLOWS = frozenset({"SHARED", "TRANSFERRED"})
 _BULK_TYPES = frozenset({"SHARED", "TRANSFERRED", "ERASED"})
 _MAX_ID = 512
+_MAX_INT32 = 2**31 - 1
+_ONLY_FOR = {
+    "mechanism": _FLOWS,
+    "transfer_kind": frozenset({"TRANSFERRED"}),
+    "erasure_outcome": frozenset({"ERASED"}),
+    "hold_reason": frozenset({"ERASED"}),
+    "consent_status": frozenset({"CONSENT"}),
+}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -56,9 +64,13 @@ class Validator:
         if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
             raise InvalidEventError("event_id", event_id, "must be a UUID (8-4-4-4-12 hex digits)")
         _check_subject(r, r["event_type"], self.taxonomy)
+        for name in ("occurred_at", "bulk_as_of"):
+            t = r[name]
+            if t is not None and (type(t) is not int or not MIN_TIME <= t <= MAX_TIME):
+                raise InvalidEventError(name, t, "must be a time between the years 1900 and 9999")
         retention = r["retention_days"]
-        if retention is not None and (type(retention) is not int or retention < 0):
-            raise InvalidEventError("retention_days", retention, "must be a whole number of days, 0 or more")
+        if retention is not None and (type(retention) is not int or not 0 <= retention <= _MAX_INT32):
+            raise InvalidEventError("retention_days", retention, f"must be a whole number of days, 0 to {_MAX_INT32}")
         if r["encrypted"] is not None and type(r["encrypted"]) is not bool:
             raise InvalidEventError("encrypted", r["encrypted"], "must be true, false or absent")
         for name in ("consent_ref", "source", "hold_reason"):
@@ -113,6 +125,9 @@ def _shape_key(r: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def _check_shape(r: Mapping[str, Any], taxonomy: Taxonomy) -> None:
     kind = r["event_type"]
+    for name, kinds in _ONLY_FOR.items():
+        if r[name] is not None and kind not in kinds:
+            raise InvalidEventError(name, r[name], f"does not belong on a {kind} event")
     _check_id("system", r["system"])
     taxonomy.region("system_region", r["system_region"])
     purpose = r["purpose"]

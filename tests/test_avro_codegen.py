@@ -99,3 +99,19 @@ def test_unsupported_types_are_refused_at_compile_time() -> None:
         compile_decoder(
             {"type": "record", "name": "R", "fields": [{"name": "m", "type": {"type": "map", "values": "string"}}]}
         )
+
+
+def test_int_fields_keep_to_32_bits() -> None:
+    """An int field outside 32 bits is refused on encode, as fastavro does, and on decode."""
+    record = to_record(sample_events()[0])
+    with pytest.raises(InvalidEventError, match="retention_days"):
+        CODEC.encode_record({**record, "retention_days": 2**31})
+    too_big = compile_encoder(
+        {
+            **RAW,
+            "fields": [{**f, "type": ["null", "long"]} if f["name"] == "retention_days" else f for f in RAW["fields"]],
+        }
+    )
+    data = MAGIC + CODEC.current.fingerprint + too_big({**record, "retention_days": 2**40})
+    with pytest.raises(DecodeError, match="int out of range"):
+        CODEC.decode_record(data)

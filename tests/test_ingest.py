@@ -142,3 +142,60 @@ def test_avro_container_records_take_the_same_path(tmp_path: Path, version: int)
         assert ing.add_record(0, offset, record) is None
     ing.flush()
     assert sorted(Store(tmp_path / "store").event_ids()) == sorted(e.event_id for e in events)
+
+
+def test_container_written_with_the_published_schema_reads_back(tmp_path: Path) -> None:
+    """A file another tool wrote with the .avsc's logical types (uuid, timestamp-micros) reads as plain records."""
+    import json
+
+    import fastavro
+
+    from lineage.codec import schema_dir
+    from lineage.records import from_record
+
+    events = sample_events()
+    schema = fastavro.parse_schema(json.loads((schema_dir() / "personal_data_event.v2.avsc").read_text()))
+    logical = []
+    for e in events:
+        r = to_record(e)
+        r["occurred_at"] = e.occurred_at
+        r["bulk_as_of"] = e.bulk_as_of
+        logical.append(r)
+    path = tmp_path / "external.avro"
+    with path.open("wb") as f:
+        fastavro.writer(f, schema, logical)
+    back = list(CODEC.read_container(path))
+    assert [from_record(r) for r in back] == events
+    assert len(CODEC.container_id(path)) == 32
+
+
+def test_every_store_folder_is_private(tmp_path: Path) -> None:
+    """The store folder and every folder under it are created 0700, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        ing = _ingestor(tmp_path / "store")
+        ing.add(0, 0, _good(0))
+        [seg] = ing.flush()
+    finally:
+        os.umask(old)
+    folder = seg.path.parent
+    while folder != tmp_path:
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+        folder = folder.parent
+
+
+def test_a_failed_segment_write_keeps_the_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If writing a segment fails, the rows stay buffered and the next flush stores them."""
+    import lineage.ingest
+
+    ing = _ingestor(tmp_path)
+    ing.add(0, 0, _good(0))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lineage.ingest, "write_segment", broken)
+    with pytest.raises(OSError, match="disk full"):
+        ing.flush()
+    monkeypatch.undo()
+    assert len(ing.flush()) == 1 and Store(tmp_path).count() == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -47,8 +47,18 @@ BAD = [
     (*_bad("COLLECTED", COLLECT, purpose="marketing.spam"), "purpose", "unknown purpose"),
     (*_bad("COLLECTED", COLLECT, legal_basis=None), "legal_basis", "needs a legal basis"),
     (*_bad("COLLECTED", COLLECT, legal_basis="because"), "legal_basis", "must be one of"),
-    (*_bad("COLLECTED", COLLECT, retention_days=-1), "retention_days", "0 or more"),
+    (*_bad("COLLECTED", COLLECT, retention_days=-1), "retention_days", "whole number of days, 0 to"),
     (*_bad("COLLECTED", COLLECT, retention_days="365"), "retention_days", "whole number"),
+    (*_bad("COLLECTED", COLLECT, retention_days=2**31), "retention_days", "0 to 2147483647"),
+    (
+        *_bad("COLLECTED", COLLECT, occurred_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))),
+        "occurred_at",
+        "out of range (years 1900",
+    ),
+    (*_bad("COLLECTED", COLLECT, occurred_at=datetime(1800, 1, 1, tzinfo=UTC)), "occurred_at", "out of range"),
+    (*_bad("COLLECTED", COLLECT, mechanism="pipl.standard_contract"), "mechanism", "does not belong on a COLLECTED"),
+    (*_bad("COLLECTED", COLLECT, erasure_outcome="ERASED"), "erasure_outcome", "does not belong"),
+    (*_bad("COLLECTED", COLLECT, consent_status="GRANTED"), "consent_status", "does not belong"),
     (*_bad("COLLECTED", COLLECT, encrypted="yes"), "encrypted", "true, false"),
     (*_bad("COLLECTED", COLLECT, source=7), "source", "string"),
     (*_bad("COLLECTED", COLLECT, subject_jurisdiction="Mars"), "subject_jurisdiction", "unknown region"),
@@ -75,7 +85,7 @@ BAD = [
         "mechanism",
         "unknown transfer mechanism",
     ),
-    (*_bad("SHARED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "SHARED event has no transfer kind"),
+    (*_bad("SHARED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "does not belong on a SHARED event"),
     (*_bad("TRANSFERRED", SHARE, transfer_kind=None), "transfer_kind", "needs a transfer kind"),
     (*_bad("TRANSFERRED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "same zone"),
     (*_bad("SHARED", SHARE, subject_id=None, bulk_as_of=None, scope="BULK"), "bulk_as_of", "needs the time"),

@@ -1,0 +1,84 @@
+"""Brute-force reference answers, computed in plain Python from a list of records.
+
+Slow and obvious on purpose: the SQL in queries/ must agree with these on random histories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+Arrival = tuple[str, str, str, int, str]  # subject, category, holder, arrived_at (micros), via event id
+
+
+def covers(category: str, keys: Iterable[str]) -> bool:
+    """A key covers itself and every category below it."""
+    return any(category == k or category.startswith(k + ".") for k in keys)
+
+
+def _ends(x: dict[str, Any], subject: str, category: str, holder: str, arrived_at: int) -> bool:
+    if x["holder"]["name"] != holder or not covers(category, x["categories"]) or x["occurred_at"] < arrived_at:
+        return False
+    if x["scope"] == "SUBJECT":
+        return bool(x["subject_id"] == subject)
+    return bool(arrived_at <= x["bulk_as_of"])
+
+
+def identifiers(records: list[dict[str, Any]], identifier: str, as_of: int) -> set[str]:
+    """The identifier and every identifier linked to it, transitively, by events up to as_of."""
+    edges: dict[str, set[str]] = {}
+    for r in records:
+        if r["scope"] == "SUBJECT" and r["occurred_at"] <= as_of:
+            for other in r["linked_subject_ids"]:
+                edges.setdefault(r["subject_id"], set()).add(other)
+                edges.setdefault(other, set()).add(r["subject_id"])
+    seen, todo = {identifier}, [identifier]
+    while todo:
+        for n in edges.get(todo.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def holdings(records: list[dict[str, Any]], subjects: set[str] | None, as_of: int) -> set[tuple[Any, ...]]:
+    """Every (subject, category, holder, arrived_at, via, ended_at) the history implies as of as_of."""
+    ev = [r for r in records if r["occurred_at"] <= as_of]
+    erasures = [r for r in ev if r["event_type"] == "ERASED" and r["erasure_outcome"] in ("ERASED", "ANONYMISED")]
+    arrivals: set[Arrival] = set()
+    for r in ev:
+        if r["scope"] != "SUBJECT" or r["event_type"] not in ("COLLECTED", "SHARED", "TRANSFERRED"):
+            continue
+        if subjects is not None and r["subject_id"] not in subjects:
+            continue
+        holder = r["holder"]["name"] if r["event_type"] == "COLLECTED" else r["recipient"]["name"]
+        for c in r["categories"]:
+            arrivals.add((r["subject_id"], c, holder, r["occurred_at"], r["event_id"]))
+    bulks = [r for r in ev if r["scope"] == "BULK" and r["event_type"] in ("SHARED", "TRANSFERRED")]
+    changed = True
+    while changed:
+        changed = False
+        for s, c, h, at, _ in list(arrivals):
+            for b in bulks:
+                if b["holder"]["name"] != h or at > b["bulk_as_of"] or not covers(c, b["categories"]):
+                    continue
+                if any(_ends(x, s, c, h, at) and x["occurred_at"] <= b["bulk_as_of"] for x in erasures):
+                    continue
+                new = (s, c, b["recipient"]["name"], b["occurred_at"], b["event_id"])
+                if new not in arrivals:
+                    arrivals.add(new)
+                    changed = True
+    out = set()
+    for s, c, h, at, via in arrivals:
+        ends = [x["occurred_at"] for x in erasures if _ends(x, s, c, h, at)]
+        out.add((s, c, h, at, via, min(ends) if ends else None))
+    return out
+
+
+def breach(records: list[dict[str, Any]], nodes: set[str], t1: int, t2: int) -> set[tuple[str, str]]:
+    """(subject, category) pairs whose data reached a node by t2 and was not erased there before t1."""
+    return {
+        (s, c)
+        for s, c, h, at, _, ended in holdings(records, None, t2)
+        if h in nodes and at <= t2 and (ended is None or ended >= t1)
+    }
