@@ -7,7 +7,8 @@
 Each call validates the event (raising a ``LineageError`` that names the field) before anything is
 sent, keys the message by subject so one subject's events stay in order, and returns a
 ``Delivery``. A failed delivery is never swallowed: it raises from ``Delivery.result()``, and the
-emitter raises it again from its next call, ``flush()`` or ``close()``.
+emitter raises it again from a later call once the broker has answered, and at the latest from
+``flush()`` or ``close()``.
 """
 
 from __future__ import annotations

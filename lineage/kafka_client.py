@@ -145,8 +145,11 @@ class KafkaEventSink:
         try:
             future = self._producer.send(topic, value=value, key=key)
         except kafka.errors.KafkaTimeoutError as exc:
-            raise BrokerUnavailableError(
-                self._settings.bootstrap_servers, self._settings.connect_timeout_s, str(exc)
+            raise DeliveryError(
+                event_id,
+                topic,
+                f"no metadata for the topic within {self._settings.connect_timeout_s:g} s "
+                f"(does it exist? is the broker up?): {exc}",
             ) from exc
         except kafka.errors.KafkaError as exc:
             raise DeliveryError(event_id, topic, str(exc)) from exc

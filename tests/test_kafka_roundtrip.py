@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lineage import BrokerUnavailableError, Codec, Emitter, Settings
+from lineage import BrokerUnavailableError, Codec, DeliveryError, Emitter, Settings
 from lineage.kafka_client import KafkaEventSink, read_messages
 from lineage.records import to_record
 from tests.conftest import sample_events
@@ -131,3 +131,14 @@ def test_demo_command_prints_the_sample_read_back(kafka_settings: Settings) -> N
     lines = [line for line in proc.stdout.splitlines() if line.startswith("2026-05-01")]
     assert len(lines) == 7
     assert any("TRANSFERRED" in line and "gba.standard_contract" in line for line in lines)
+
+
+def test_delivery_failure_through_the_real_broker_names_the_topic(kafka_settings: Settings) -> None:
+    """Sending to a topic the broker does not have fails within the bound with a DeliveryError naming it."""
+    settings = Settings(bootstrap_servers=kafka_settings.bootstrap_servers, topic="no.such.topic", connect_timeout_s=2)
+    emitter = Emitter(system="web", region="CN", settings=settings)
+    start = time.monotonic()
+    with pytest.raises(DeliveryError, match="no.such.topic.*does it exist"):
+        emitter.collected("u1", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
+    assert time.monotonic() - start < 6
+    emitter.close()
