@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -19,6 +20,7 @@ from lineage.events import PersonalDataEvent
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
+    from lineage.store import Store
     from lineage.taxonomy import Taxonomy
 
 __all__ = ["main"]
@@ -203,6 +205,112 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _time(option: str, text: str | None) -> datetime | None:
+    from lineage.errors import InvalidEventError
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEventError(option, text, "is not an ISO 8601 time (e.g. 2026-05-01T08:00:00+08:00)") from None
+    if value.tzinfo is None:
+        raise InvalidEventError(option, text, "needs a UTC offset (e.g. +08:00 or Z)")
+    return value
+
+
+def _store(args: argparse.Namespace, settings: Settings) -> Store:
+    from lineage.store import Store
+
+    return Store(Path(args.store) if args.store else settings.store_dir)
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    """Answer a data subject's access request."""
+    from lineage.answers import INDICATIVE, access_request
+    from lineage.formats import render
+
+    settings = Settings.from_env(os.environ)
+    report = access_request(_store(args, settings), args.identifier, _taxonomy(settings), _time("--as-of", args.as_of))
+    if not report.holds_data:
+        print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
+        return 0
+    facts = {
+        "identifier": report.identifier,
+        "as_of": report.as_of,
+        "identifiers": report.identifiers,
+        "jurisdiction": report.jurisdiction,
+        "age_band": report.age_band,
+        "note": "Deadlines: GDPR 1 month (Art. 12(3)); PIPL timely (15 working days promised by the seed "
+        "policies); CCPA 45 days; HK PDPO 40 days. " + INDICATIVE,
+    }
+    tables = {
+        "data_held": report.holdings,
+        "recipients": report.recipients,
+        "consent_history": report.consents,
+        "erasures": report.erasures,
+    }
+    print(render((f"Access request: {report.identifier}", facts, tables), args.format), end="")
+    return 0
+
+
+def cmd_breach(args: argparse.Namespace) -> int:
+    """Estimate a breach's impact and the indicative notifications it triggers."""
+    import csv
+    import dataclasses
+
+    from lineage.answers import breach_impact
+    from lineage.errors import InvalidEventError
+    from lineage.formats import render
+
+    settings = Settings.from_env(os.environ)
+    t1, t2 = _time("--from", args.t1), _time("--to", args.t2)
+    if t1 is None or t2 is None:
+        raise InvalidEventError("--from/--to", None, "both are required")
+    report = breach_impact(
+        _store(args, settings), args.node, t1, t2, _taxonomy(settings), aware_at=_time("--aware", args.aware)
+    )
+    if args.subjects_out:
+        fd = os.open(args.subjects_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a list of people: private
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
+            for r in report.records:
+                writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
+                                 r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
+    facts = {
+        "compromised": report.nodes,
+        "window": f"{report.t1.isoformat()} to {report.t2.isoformat()}",
+        "subjects": report.subjects,
+        "records": len(report.records),
+        "minors": report.minors,
+        "unencrypted_records": report.unencrypted_records,
+        "note": report.note,
+    }
+    tables = {
+        "by_category": report.by_category,
+        "by_jurisdiction": [{"jurisdiction": k, "subjects": v} for k, v in report.by_jurisdiction.items()],
+        "notification_plan": [dataclasses.asdict(n) for n in report.notifications],
+    }
+    print(render(("Breach impact", facts, tables), args.format), end="")
+    return 0
+
+
+def cmd_erasure(args: argparse.Namespace) -> int:
+    """Plan a subject's erasure across every holder."""
+    from lineage.answers import erasure_plan
+    from lineage.formats import render
+
+    settings = Settings.from_env(os.environ)
+    plan = erasure_plan(_store(args, settings), args.identifier, _taxonomy(settings), _time("--as-of", args.as_of))
+    if not plan.holders:
+        print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
+        return 0
+    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "complete": plan.complete, "rule": plan.rule}
+    print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
+    return 0
+
+
 def _describe(event: PersonalDataEvent) -> str:
     """One line a person can read: when, what, whose, which data, from where to where."""
     who = event.subject_id or f"every subject held as of {event.bulk_as_of:%Y-%m-%d %H:%M}"
@@ -267,6 +375,31 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("--store", help="store folder")
     compact.add_argument("--grace", type=float, default=300.0, help="keep superseded files this many seconds")
     compact.set_defaults(func=cmd_compact)
+
+    def answer_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
+        sp.add_argument("--format", choices=["markdown", "json", "csv"], default="markdown")
+
+    access = sub.add_parser("access", help="answer a data subject's access request")
+    access.add_argument("identifier", help="any identifier of the subject (account id, device id, hashed e-mail)")
+    access.add_argument("--as-of", help="answer as the history stood at this ISO 8601 time")
+    answer_opts(access)
+    access.set_defaults(func=cmd_access)
+
+    breach = sub.add_parser("breach", help="whose data a breached holder exposed, and what to notify")
+    breach.add_argument("--node", action="append", required=True, help="a compromised holder (repeatable)")
+    breach.add_argument("--from", dest="t1", required=True, help="start of the breach window (ISO 8601)")
+    breach.add_argument("--to", dest="t2", required=True, help="end of the breach window (ISO 8601)")
+    breach.add_argument("--aware", help="when the breach became known (default: now); deadlines count from it")
+    breach.add_argument("--subjects-out", help="write the affected subjects to this CSV file (created 0600)")
+    answer_opts(breach)
+    breach.set_defaults(func=cmd_breach)
+
+    erasure = sub.add_parser("erasure", help="plan a subject's erasure across every holder")
+    erasure.add_argument("identifier", help="any identifier of the subject")
+    erasure.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
+    answer_opts(erasure)
+    erasure.set_defaults(func=cmd_erasure)
 
     demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
     demo.set_defaults(func=cmd_demo)

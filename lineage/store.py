@@ -85,7 +85,7 @@ class Store:
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
         return con
 
-    def rows(self, query: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    def rows(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a query from ``queries/`` (by file name, without .sql) with bound parameters; rows as dicts."""
         return self.sql(query_text(query), params)
 

@@ -1,0 +1,186 @@
+"""Access requests, breach impact and erasure plans: exact against the reference, and bad inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy
+from lineage.answers import access_request, breach_impact, erasure_plan
+from lineage.records import Record, make_record
+from lineage.store import Store
+from tests import reference
+from tests.test_holdings import EXTERNAL, INTERNAL, T0, _micros, _store, histories
+
+TAX = default_taxonomy()
+
+
+def _at(minute: int) -> datetime:
+    return T0 + timedelta(minutes=minute)
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories(), st.sampled_from(["s1", "s2", "dev-1", "mail-1"]), st.integers(0, 35))
+def test_access_request_matches_the_reference(records: list[Record], identifier: str, minute: int) -> None:
+    """What is held, by category and holder, follows identifier links and --as-of exactly."""
+    as_of = _at(minute)
+    ids = reference.identifiers(records, identifier, _micros(as_of) or 0)
+    expected: dict[tuple[str, str], bool] = {}
+    for _s, c, h, _, _, ended in reference.holdings(records, ids, _micros(as_of) or 0):
+        expected[(c, h)] = expected.get((c, h), False) or ended is None
+    with tempfile.TemporaryDirectory() as folder:
+        report = access_request(_store(records, Path(folder)), identifier, TAX, as_of)
+    assert {(r["category"], r["holder"]): r["still_held"] for r in report.holdings} == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories(), st.data(), st.integers(0, 35), st.integers(0, 10))
+def test_breach_impact_matches_the_reference(
+    records: list[Record], data: st.DataObject, start: int, length: int
+) -> None:
+    """Affected (subject, category) pairs: reached a node by T2 over chained hops, not erased before T1."""
+    t1, t2 = _at(start), _at(start + length)
+    with tempfile.TemporaryDirectory() as folder:
+        store = _store(records, Path(folder))
+        known = sorted(r["name"] for r in store.rows("holders"))
+        nodes = data.draw(st.lists(st.sampled_from(known), min_size=1, max_size=2, unique=True))
+        report = breach_impact(store, nodes, t1, t2, TAX)
+    expected = reference.breach(records, set(nodes), _micros(t1) or 0, _micros(t2) or 0)
+    assert {(r["subject"], r["category"]) for r in report.records} == expected
+    assert report.subjects == len({s for s, _ in expected})
+
+
+def _two_hop_store(folder: Path) -> Store:
+    """A subject in the EEA and a child in CN, exported nightly app -> crm -> ads (two bulk hops)."""
+    party = {
+        n: Party(name=n, role="internal" if n in INTERNAL else "processor", region="CN") for n in INTERNAL + EXTERNAL
+    }
+
+    def rec(kind: str, minute: int, holder: str, **fields: object) -> Record:
+        return make_record(
+            kind, system="app", system_region="CN", occurred_at=_at(minute), holder=party[holder], **fields
+        )
+
+    collect = {"purpose": "essential.service", "legal_basis": "CONSENT"}
+    records = [
+        rec("COLLECTED", 0, "app", subject_id="eu-1", subject_jurisdiction="DE", categories=["user.contact.email"],
+            **collect),
+        rec("COLLECTED", 1, "app", subject_id="kid-1", subject_jurisdiction="CN", age_band="CHILD_UNDER_14",
+            categories=["user.contact.email", "user.location.precise"], linked_subject_ids=["dev-9"], **collect),
+        rec("SHARED", 3, "app", subject_id=None, bulk_as_of=_at(2), categories=["user.contact", "user.location"],
+            purpose="essential.service", recipient=party["crm"]),
+        rec("SHARED", 5, "crm", subject_id=None, bulk_as_of=_at(4), categories=["user.contact"],
+            purpose="essential.service", recipient=party["ads"]),
+        rec("ERASED", 10, "ads", subject_id="eu-1", categories=["user.contact"], erasure_outcome="ERASED"),
+        rec("ERASED", 11, "crm", subject_id="kid-1", categories=["user.contact.email"], erasure_outcome="HOLD",
+            hold_reason="litigation hold"),
+    ]  # fmt: skip
+    return _store(records, folder)
+
+
+def test_breach_report_counts_and_notifications(tmp_path: Path) -> None:
+    """A two-hop breach at 'ads' finds both subjects, the minor, and GDPR and PIPL duties with due times."""
+    store = _two_hop_store(tmp_path)
+    aware = _at(60)
+    report = breach_impact(store, ["ads"], _at(6), _at(20), TAX, aware_at=aware)
+    assert {(r["subject"], r["category"]) for r in report.records} == {("eu-1", "user.contact.email"),
+                                                                        ("kid-1", "user.contact.email")}  # fmt: skip
+    assert report.subjects == 2 and report.minors == 1 and report.by_jurisdiction == {"CN": 1, "DE": 1}
+    plan = {n.regime: n for n in report.notifications}
+    assert plan["GDPR"].applies and plan["GDPR"].due_by == aware + timedelta(hours=72)
+    assert plan["PIPL"].applies and plan["PIPL"].due_by == aware and "Art. 57" in plan["PIPL"].rule
+    assert not plan["PDPA-SG"].applies and not plan["California"].applies
+    # erased at ads (minute 10) before the window opens at minute 11: eu-1 is out
+    later = breach_impact(store, ["ads"], _at(11), _at(20), TAX, aware_at=aware)
+    assert {r["subject"] for r in later.records} == {"kid-1"}
+
+
+def test_access_request_follows_linked_identifiers(tmp_path: Path) -> None:
+    """A request on a device id covers the account it is linked to, with recipients and jurisdiction."""
+    store = _two_hop_store(tmp_path)
+    report = access_request(store, "dev-9", TAX, as_of=_at(20))
+    assert report.identifiers == ["dev-9", "kid-1"] and report.jurisdiction == "CN"
+    assert report.age_band == "CHILD_UNDER_14"
+    held = {(r["category"], r["holder"]) for r in report.holdings}
+    assert ("user.location.precise", "crm") in held and ("user.contact.email", "ads") in held
+    assert {r["recipient"] for r in report.recipients} == {"crm", "ads"}
+    before = access_request(store, "dev-9", TAX, as_of=_at(0))
+    assert not before.holds_data
+
+
+def test_erasure_plan_statuses(tmp_path: Path) -> None:
+    """Done where erased, on hold where a hold covers what is kept, pending elsewhere; recipients are told."""
+    store = _two_hop_store(tmp_path)
+    eu = {h["holder"]: h for h in erasure_plan(store, "eu-1", TAX, as_of=_at(20)).holders}
+    assert eu["ads"]["status"] == "done" and eu["crm"]["status"] == "pending"
+    assert eu["ads"]["action"].startswith("tell the recipient")
+    kid = {h["holder"]: h for h in erasure_plan(store, "kid-1", TAX, as_of=_at(20)).holders}
+    assert kid["crm"]["status"] == "pending"  # the hold covers the e-mail, not the location also kept there
+    assert kid["ads"]["status"] == "pending"
+
+
+def test_unknown_subject_is_no_data_not_an_error(tmp_path: Path) -> None:
+    """An identifier nobody emitted gives an empty report, and the CLI says 'No data held'."""
+    store = _two_hop_store(tmp_path)
+    assert not access_request(store, "nobody", TAX).holds_data
+    out = _cli(tmp_path, "access", "nobody")
+    assert out.returncode == 0 and "No data held about 'nobody'" in out.stdout
+
+
+def test_identifier_with_quotes_and_sql_is_harmless(tmp_path: Path) -> None:
+    """An identifier holding quotes and SQL is a bound parameter: no data, and the store is intact."""
+    store = _two_hop_store(tmp_path)
+    evil = "x'); DROP TABLE events; SELECT ('"
+    assert not access_request(store, evil, TAX).holds_data
+    assert not erasure_plan(store, evil, TAX).holders
+    assert store.count() == 6
+
+
+def test_bad_breach_inputs(tmp_path: Path) -> None:
+    """An unknown node suggests close names; T1 after T2 and naive times are refused naming the option."""
+    store = _two_hop_store(tmp_path)
+    with pytest.raises(UnknownValueError, match="did you mean 'ads'"):
+        breach_impact(store, ["adds"], _at(0), _at(1), TAX)
+    with pytest.raises(InvalidEventError, match="from=.*is after"):
+        breach_impact(store, ["ads"], _at(5), _at(1), TAX)
+    out = _cli(tmp_path, "breach", "--node", "ads", "--from", "yesterday", "--to", "2026-01-02T00:00:00Z")
+    assert out.returncode == 2 and "--from='yesterday'" in out.stderr
+    out = _cli(tmp_path, "breach", "--node", "ads", "--from", "2026-01-01T00:00:00", "--to", "2026-01-02T00:00:00Z")
+    assert out.returncode == 2 and "needs a UTC offset" in out.stderr
+
+
+def test_breach_cli_writes_the_affected_subjects_privately(tmp_path: Path) -> None:
+    """`lineage breach --subjects-out` writes one CSV row per affected record, file mode 0600."""
+    _two_hop_store(tmp_path)
+    target = tmp_path / "affected.csv"
+    out = _cli(tmp_path, "breach", "--node", "ads", "--from", _at(6).isoformat(), "--to", _at(20).isoformat(),
+               "--subjects-out", str(target), "--format", "json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert '"subjects": 2' in out.stdout and '"regime": "PIPL"' in out.stdout
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("subject,jurisdiction") and len(lines) == 3
+    assert (target.stat().st_mode & 0o777) == 0o600
+
+
+def _cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lineage.cli", *args, "--store", str(store)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_markdown_access_report_names_the_sections(tmp_path: Path) -> None:
+    """The Markdown access report has the sections an analyst sends: data held, recipients, consent, erasures."""
+    _two_hop_store(tmp_path)
+    out = _cli(tmp_path, "access", "kid-1", "--as-of", _at(20).isoformat())
+    assert out.returncode == 0, out.stderr
+    for heading in ("## Data held", "## Recipients", "## Consent history", "## Erasures", "not legal advice"):
+        assert heading in out.stdout
+    assert datetime.now(UTC).year >= 2026
