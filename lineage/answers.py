@@ -25,6 +25,9 @@ __all__ = [
     "access_request",
     "breach_impact",
     "erasure_plan",
+    "pipl_tier",
+    "retention_register",
+    "transfers_register",
 ]
 
 INDICATIVE = "Indicative only, not legal advice: check each rule cited against the facts of the case."
@@ -209,7 +212,7 @@ def _notifications(report: BreachReport, taxonomy: Taxonomy) -> list[Notificatio
                      aware + timedelta(days=3) if sg >= 500 or (sg > 0 and sensitive) else None,
                      "Singapore PDPA s.26B/26D (PDPC within 3 days; 500 or more individuals or significant harm)",
                      f"{sg} affected subject(s) resident in Singapore"
-                     + ("; sensitive categories exposed (taken as the prescribed classes)" if sg and sensitive else "")),
+                     + ("; sensitive categories exposed (taken as prescribed classes)" if sg and sensitive else "")),
         Notification("California", bool(ca_elements), "30 days", aware + timedelta(days=30) if ca_elements else None,
                      "Cal. Civ. Code 1798.82 (residents within 30 days; AG sample notice if more than 500)",
                      f"{len(ca_elements)} California resident(s) with unencrypted listed data elements"),
@@ -244,6 +247,55 @@ def erasure_plan(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datet
         role = taxonomy.roles.get(h["role"] or "")
         h["action"] = "tell the recipient to erase (GDPR Art. 19)" if role and role.external else "erase"
     return ErasurePlan(identifier, as_of, holders)
+
+
+PIPL_RULE = "2024 CAC Provisions on cross-border data flows, Art. 7-8 (counted from 1 January; non-CII operators)"
+
+
+def pipl_tier(individuals: int, sensitive_individuals: int) -> str:
+    """The mechanism the 2024 CAC Provisions ask for, by the year's individuals leaving mainland China."""
+    if individuals > 1_000_000 or sensitive_individuals > 10_000:
+        return "security assessment"
+    if individuals >= 100_000 or sensitive_individuals > 0:
+        return "standard contract or certification"
+    return "exempt (under 100,000 individuals, no sensitive data)"
+
+
+_TIER_MECHANISMS = {
+    "security assessment": {"pipl.security_assessment"},
+    "standard contract or certification": {
+        "pipl.security_assessment", "pipl.standard_contract", "pipl.certification", "gba.standard_contract",
+    },
+}  # fmt: skip
+_ANY_VOLUME = ("pipl.exemption.contract", "pipl.exemption.hr", "pipl.exemption.emergency")
+
+
+def transfers_register(store: Store, taxonomy: Taxonomy, as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """Cross-border flows by year, route, recipient and mechanism, set against the PIPL thresholds.
+
+    Flags a flow without a mechanism, and a PIPL flow whose mechanism is weaker than the year's
+    volume asks for (the contract, HR and emergency exemptions hold at any volume).
+    """
+    as_of = as_of or _now()
+    _check_time("as_of", as_of)
+    rows = store.rows("transfers", {"as_of": as_of}, taxonomy)
+    for row in rows:
+        row["pipl_tier"] = None
+        row["flag"] = "no transfer mechanism" if row["lacks_mechanism"] else ""
+        if row["pipl_year_individuals"] is not None:
+            tier = pipl_tier(row["pipl_year_individuals"], row["pipl_year_sensitive_individuals"])
+            row["pipl_tier"] = tier
+            needed = _TIER_MECHANISMS.get(tier)
+            if needed and row["mechanism"] and row["mechanism"] not in needed and row["mechanism"] not in _ANY_VOLUME:
+                row["flag"] = f"{row['mechanism']} is weaker than the year's volume needs ({tier}; {PIPL_RULE})"
+    return rows
+
+
+def retention_register(store: Store, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Data still held past its retention period, by holder and category."""
+    now = now or _now()
+    _check_time("now", now)
+    return store.rows("retention", {"now": now})
 
 
 def _sensitivity(category: Any) -> dict[str, bool]:

@@ -311,6 +311,30 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfers(args: argparse.Namespace) -> int:
+    """The cross-border transfer register, set against the PIPL thresholds."""
+    from lineage.answers import INDICATIVE, PIPL_RULE, transfers_register
+    from lineage.formats import render
+
+    settings = Settings.from_env(os.environ)
+    rows = transfers_register(_store(args, settings), _taxonomy(settings), _time("--as-of", args.as_of))
+    facts = {"rule": PIPL_RULE, "flagged": sum(1 for r in rows if r["flag"]), "note": INDICATIVE}
+    print(render(("Cross-border transfers", facts, {"transfers": rows}), args.format), end="")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Data held past its retention period."""
+    from lineage.answers import retention_register
+    from lineage.formats import render
+
+    settings = Settings.from_env(os.environ)
+    rows = retention_register(_store(args, settings), _time("--now", args.now))
+    facts = {"overdue_holdings": len(rows)}
+    print(render(("Held past retention", facts, {"overdue": rows}), args.format), end="")
+    return 0
+
+
 def _describe(event: PersonalDataEvent) -> str:
     """One line a person can read: when, what, whose, which data, from where to where."""
     who = event.subject_id or f"every subject held as of {event.bulk_as_of:%Y-%m-%d %H:%M}"
@@ -400,6 +424,16 @@ def _parser() -> argparse.ArgumentParser:
     erasure.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
     answer_opts(erasure)
     erasure.set_defaults(func=cmd_erasure)
+
+    transfers = sub.add_parser("transfers", help="the cross-border transfer register")
+    transfers.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
+    answer_opts(transfers)
+    transfers.set_defaults(func=cmd_transfers)
+
+    retention = sub.add_parser("retention", help="data still held past its retention period")
+    retention.add_argument("--now", help="judge as of this ISO 8601 time (default: now)")
+    answer_opts(retention)
+    retention.set_defaults(func=cmd_retention)
 
     demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
     demo.set_defaults(func=cmd_demo)

@@ -27,6 +27,7 @@ from lineage.segments import (
     segment_rows,
     write_merged,
 )
+from lineage.taxonomy import Taxonomy
 
 __all__ = ["CompactionReport", "Store", "query_text", "queries_dir"]
 
@@ -68,8 +69,12 @@ class Store:
         """The live segments, in source/partition/offset order."""
         return list_segments(self.root)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with an ``events`` view over the segments as of now."""
+    def connect(self, taxonomy: Taxonomy | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with an ``events`` view over the segments as of now.
+
+        With ``taxonomy``, also tables ``regions(code, zone)`` and ``sensitive_categories(key)``
+        for the answers that need them.
+        """
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
@@ -81,17 +86,29 @@ class Store:
                 rel = con.from_arrow(COLUMNS.empty_table())
             rel.create_view("events")
             con.execute(query_text("_macros"))
+            if taxonomy is not None:
+                con.execute("CREATE TABLE regions (code VARCHAR, zone VARCHAR)")
+                con.executemany(
+                    "INSERT INTO regions VALUES (?, ?)", [(r.key, r.zone) for r in taxonomy.regions.values()]
+                )
+                con.execute("CREATE TABLE sensitive_categories (key VARCHAR)")
+                sensitive = [(c.key,) for c in taxonomy.categories.values() if c.sensitive]
+                con.executemany("INSERT INTO sensitive_categories VALUES (?)", sensitive)
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
         return con
 
-    def rows(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def rows(
+        self, query: str, params: list[Any] | dict[str, Any] | None = None, taxonomy: Taxonomy | None = None
+    ) -> list[dict[str, Any]]:
         """Run a query from ``queries/`` (by file name, without .sql) with bound parameters; rows as dicts."""
-        return self.sql(query_text(query), params)
+        return self.sql(query_text(query), params, taxonomy)
 
-    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def sql(
+        self, text: str, params: list[Any] | dict[str, Any] | None = None, taxonomy: Taxonomy | None = None
+    ) -> list[dict[str, Any]]:
         """Run SQL with bound parameters over a fresh view of the store; rows as dicts."""
-        with self.connect() as con:
+        with self.connect(taxonomy) as con:
             try:
                 # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
                 rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()

@@ -32,7 +32,10 @@ FROM events
 WHERE event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED') AND occurred_at <= as_of;
 
 -- Arrivals: (subject, category, holder, arrived_at, via) for the subjects in the list `subjects`
--- (NULL: every subject), from events up to `as_of`.
+-- (NULL: every subject), from events up to `as_of`. With `holders` (a list), only arrivals that
+-- start at those holders are followed: pass a set closed upstream under bulk flows (see
+-- `upstream`) and the arrivals at those holders are exactly the unrestricted ones, for a fraction
+-- of the work.
 --   * a subject-level COLLECTED puts each category at the holder;
 --   * a subject-level SHARED or TRANSFERRED puts each category at the recipient;
 --   * a BULK share or transfer from A to B (categories K, as of t, sent at t') puts at B, at t',
@@ -42,7 +45,7 @@ WHERE event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED') AND 
 -- An erasure at holder H of (subject, categories K) at time x ends every arrival there of a
 -- category under K that came at or before x (a bulk erasure: for every subject, of arrivals up to
 -- its bulk_as_of).
-CREATE OR REPLACE MACRO arrivals(subjects, as_of) AS TABLE
+CREATE OR REPLACE MACRO arrivals(subjects, as_of, holders := NULL) AS TABLE
 WITH RECURSIVE
     ev AS (SELECT * FROM events WHERE occurred_at <= as_of),
     direct AS (
@@ -56,6 +59,8 @@ WITH RECURSIVE
         WHERE scope = 'SUBJECT'
           AND event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED')
           AND (subjects IS NULL OR list_contains(subjects, subject_id))
+          AND (holders IS NULL
+               OR list_contains(holders, CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END))
     ),
     bulk AS (
         SELECT holder_name AS src, recipient_name AS dst, categories AS keys, bulk_as_of, occurred_at, event_id
@@ -81,14 +86,28 @@ WITH RECURSIVE
 SELECT * FROM reached;
 
 -- Holdings: each arrival with the time an erasure ended it (NULL: still held as of `as_of`).
-CREATE OR REPLACE MACRO holdings(subjects, as_of) AS TABLE
+CREATE OR REPLACE MACRO holdings(subjects, as_of, holders := NULL) AS TABLE
 SELECT
     a.subject, a.category, a.holder, a.arrived_at, a.via,
     min(x.erased_at) AS ended_at
-FROM arrivals(subjects, as_of) AS a
+FROM arrivals(subjects, as_of, holders := holders) AS a
 LEFT JOIN erasures(as_of) AS x
   ON x.holder = a.holder
  AND covers(a.category, x.categories)
  AND x.erased_at >= a.arrived_at
  AND ((x.scope = 'SUBJECT' AND x.subject_id = a.subject) OR (x.scope = 'BULK' AND a.arrived_at <= x.bulk_as_of))
 GROUP BY ALL;
+
+-- The holders `nodes` and every holder whose bulk flows (sent by `as_of`) reach them, over any
+-- number of hops: where data must have been for a breach of `nodes` to expose it.
+CREATE OR REPLACE MACRO upstream(nodes, as_of) AS TABLE
+WITH RECURSIVE up(holder) AS (
+    SELECT unnest(nodes)
+    UNION
+    SELECT e.holder_name
+    FROM up
+    JOIN events AS e
+      ON e.recipient_name = up.holder AND e.scope = 'BULK' AND e.event_type IN ('SHARED', 'TRANSFERRED')
+     AND e.occurred_at <= as_of
+)
+SELECT holder FROM up;

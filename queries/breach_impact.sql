@@ -1,12 +1,13 @@
 -- Breach impact: the (subject, category) pairs whose data had reached a compromised holder by $t2
 -- (directly or over chained bulk flows, time-respecting) and was not erased there before $t1,
 -- with where, since when, whether it was encrypted there, and the subject's residence and age band.
+-- Only holders upstream of the nodes are traversed (queries/_macros.sql: upstream).
 -- Parameters: $nodes (list of holder names), $t1, $t2.
 WITH
     hit AS (
         SELECT h.subject, h.category, h.holder, min(h.arrived_at) AS reached_at,
                bool_and(coalesce(e.encrypted, false)) AS encrypted
-        FROM holdings(NULL, $t2) AS h
+        FROM holdings(NULL, $t2, holders := (SELECT list(holder) FROM upstream($nodes, $t2))) AS h
         JOIN events AS e ON e.event_id = h.via
         WHERE list_contains($nodes, h.holder) AND (h.ended_at IS NULL OR h.ended_at >= $t1)
         GROUP BY h.subject, h.category, h.holder

@@ -184,3 +184,60 @@ def test_markdown_access_report_names_the_sections(tmp_path: Path) -> None:
     for heading in ("## Data held", "## Recipients", "## Consent history", "## Erasures", "not legal advice"):
         assert heading in out.stdout
     assert datetime.now(UTC).year >= 2026
+
+
+def test_transfers_register_counts_individuals_and_flags_weak_mechanisms(tmp_path: Path) -> None:
+    """Cross-border flows are listed with their individuals; a volume exemption with sensitive data is flagged.
+
+    A CN->HK transfer and a bulk CN->SG export; the in-zone share to an SMS vendor is not listed.
+    """
+    app = Party(name="app", role="internal", region="CN")
+
+    def rec(kind: str, minute: int, **fields: object) -> Record:
+        return make_record(kind, system="app", system_region="CN", occurred_at=_at(minute), holder=app, **fields)
+
+    records = [
+        rec("COLLECTED", 0, subject_id="a", categories=["user.contact.email", "user.location.precise"],
+            purpose="essential.service", legal_basis="CONTRACT"),
+        rec("COLLECTED", 0, subject_id="b", categories=["user.contact.email"], purpose="essential.service",
+            legal_basis="CONTRACT"),
+        rec("TRANSFERRED", 1, subject_id="a", categories=["user.contact.email"], purpose="essential.service",
+            recipient=Party(name="hk-chat", role="affiliate", region="HK"), mechanism="gba.standard_contract",
+            transfer_kind="CROSS_BORDER"),
+        rec("TRANSFERRED", 2, subject_id=None, bulk_as_of=_at(1), categories=["user"], purpose="analytics.reporting",
+            recipient=Party(name="sg-bi", role="processor", region="SG"), mechanism="pipl.exemption.volume",
+            transfer_kind="CROSS_BORDER"),
+        rec("SHARED", 3, subject_id="b", categories=["user.contact.email"], purpose="essential.service",
+            recipient=Party(name="sms", role="processor", region="CN")),
+    ]  # fmt: skip
+    from lineage.answers import transfers_register
+
+    rows = {r["recipient"]: r for r in transfers_register(_store(records, tmp_path), TAX, as_of=_at(10))}
+    assert set(rows) == {"hk-chat", "sg-bi"}
+    assert rows["sg-bi"]["individuals"] == 2 and rows["sg-bi"]["sensitive_individuals"] == 1
+    assert rows["hk-chat"]["individuals"] == 1 and rows["hk-chat"]["flag"] == ""
+    assert rows["sg-bi"]["pipl_year_individuals"] == 2 and rows["sg-bi"]["pipl_tier"].startswith("standard contract")
+    assert "pipl.exemption.volume is weaker" in rows["sg-bi"]["flag"] and "CAC Provisions" in rows["sg-bi"]["flag"]
+
+
+def test_retention_register_lists_only_overdue_data_still_held(tmp_path: Path) -> None:
+    """Data kept past its retention days is listed; erased data and data still within its period are not."""
+    app = Party(name="app", role="internal", region="CN")
+
+    def rec(kind: str, minute: int, **fields: object) -> Record:
+        return make_record(kind, system="app", system_region="CN", occurred_at=_at(minute), holder=app, **fields)
+
+    collect = {"purpose": "essential.service", "legal_basis": "CONTRACT", "retention_days": 180}
+    records = [
+        rec("COLLECTED", 0, subject_id="a", categories=["user.behavior.access_log"], **collect),
+        rec("COLLECTED", 0, subject_id="b", categories=["user.behavior.access_log"], **collect),
+        rec("ERASED", 5, subject_id="b", categories=["user.behavior"], erasure_outcome="ANONYMISED"),
+        rec("COLLECTED", 0, subject_id="c", categories=["user.contact.email"], **{**collect, "retention_days": 365}),
+    ]
+    from lineage.answers import retention_register
+
+    store = _store(records, tmp_path)
+    [row] = retention_register(store, now=_at(0) + timedelta(days=200))
+    assert (row["holder"], row["category"], row["subjects"]) == ("app", "user.behavior.access_log", 1)
+    assert row["overdue_since"] == _at(0) + timedelta(days=180)
+    assert retention_register(store, now=_at(0) + timedelta(days=100)) == []

@@ -1,0 +1,36 @@
+-- Cross-border transfer register (PIPL Art. 38-39, GDPR Chapter V): flows whose recipient is in
+-- another transfer zone than the sender, by source and destination region, recipient, mechanism and
+-- calendar year, with the number of individuals (subject-level and carried by bulk exports) and of
+-- individuals whose sensitive data went. PIPL counts (2024 CAC Provisions) are per calendar year of
+-- everything leaving mainland China: see pipl_year_* columns.
+-- Needs the `regions` and `sensitive_categories` tables (Store.connect(taxonomy) creates them).
+-- Parameters: $as_of.
+WITH
+    h AS (SELECT * FROM holdings(NULL, $as_of)),
+    x AS (
+        SELECT
+            e.holder_region AS from_region, rs.zone AS from_zone, e.recipient_region AS to_region,
+            e.recipient_name AS recipient, e.mechanism, year(h.arrived_at) AS year, h.subject,
+            h.category IN (SELECT key FROM sensitive_categories) AS sensitive
+        FROM h
+        JOIN events AS e ON e.event_id = h.via AND e.event_type IN ('SHARED', 'TRANSFERRED')
+        JOIN regions AS rs ON rs.code = e.holder_region
+        JOIN regions AS rd ON rd.code = e.recipient_region
+        WHERE rs.zone <> rd.zone
+    ),
+    cn_year AS (
+        SELECT year, count(DISTINCT subject) AS individuals,
+               count(DISTINCT subject) FILTER (WHERE sensitive) AS sensitive_individuals
+        FROM x WHERE from_zone = 'CN' GROUP BY year
+    )
+SELECT
+    x.year, x.from_region, x.to_region, x.recipient, x.mechanism,
+    count(DISTINCT x.subject) AS individuals,
+    count(DISTINCT x.subject) FILTER (WHERE x.sensitive) AS sensitive_individuals,
+    x.mechanism IS NULL AS lacks_mechanism,
+    any_value(cn_year.individuals) AS pipl_year_individuals,
+    any_value(cn_year.sensitive_individuals) AS pipl_year_sensitive_individuals
+FROM x
+LEFT JOIN cn_year ON cn_year.year = x.year AND x.from_zone = 'CN'
+GROUP BY x.year, x.from_region, x.to_region, x.recipient, x.mechanism
+ORDER BY x.year, x.from_region, x.to_region, x.recipient, x.mechanism
