@@ -82,3 +82,69 @@ def breach(records: list[dict[str, Any]], nodes: set[str], t1: int, t2: int) -> 
         for s, c, h, at, _, ended in holdings(records, None, t2)
         if h in nodes and at <= t2 and (ended is None or ended >= t1)
     }
+
+
+def erasure_plan(records: list[dict[str, Any]], identifier: str, as_of: int) -> dict[str, tuple[str, frozenset[str]]]:
+    """Holder -> (status, categories still held): done, on hold (a HOLD covers all kept), or pending."""
+    ids = identifiers(records, identifier, as_of)
+    still: dict[str, set[str]] = {}
+    for _s, c, h, _at, _via, ended in holdings(records, ids, as_of):
+        still.setdefault(h, set())
+        if ended is None:
+            still[h].add(c)
+    hold_keys: dict[str, list[str]] = {}
+    for r in records:
+        if (r["event_type"] == "ERASED" and r["erasure_outcome"] == "HOLD" and r["scope"] == "SUBJECT"
+                and r["subject_id"] in ids and r["occurred_at"] <= as_of):  # fmt: skip
+            hold_keys.setdefault(r["holder"]["name"], []).extend(r["categories"])
+    out = {}
+    for h, kept in still.items():
+        if not kept:
+            status = "done"
+        elif h in hold_keys and all(covers(c, hold_keys[h]) for c in kept):
+            status = "on hold"
+        else:
+            status = "pending"
+        out[h] = (status, frozenset(kept))
+    return out
+
+
+def transfers(
+    records: list[dict[str, Any]], as_of: int, zone_of: dict[str, str], sensitive: set[str]
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """(year, from, to, recipient, mechanism) -> (individuals, individuals with sensitive data)."""
+    from datetime import UTC, datetime, timedelta
+
+    by_id = {r["event_id"]: r for r in records}
+    people: dict[tuple[Any, ...], set[str]] = {}
+    sensitive_people: dict[tuple[Any, ...], set[str]] = {}
+    for s, c, _h, at, via, _ended in holdings(records, None, as_of):
+        e = by_id[via]
+        if e["event_type"] not in ("SHARED", "TRANSFERRED"):
+            continue
+        src, dst = e["holder"]["region"], e["recipient"]["region"]
+        if zone_of[src] == zone_of[dst]:
+            continue
+        year = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=at)).year
+        key = (year, src, dst, e["recipient"]["name"], e["mechanism"])
+        people.setdefault(key, set()).add(s)
+        sensitive_people.setdefault(key, set())
+        if c in sensitive:
+            sensitive_people[key].add(s)
+    return {k: (len(v), len(sensitive_people[k])) for k, v in people.items()}
+
+
+def retention(records: list[dict[str, Any]], now: int) -> dict[tuple[str, str], tuple[int, int]]:
+    """(holder, category) -> (subjects held past retention, earliest due time)."""
+    by_id = {r["event_id"]: r for r in records}
+    out: dict[tuple[str, str], tuple[set[str], int]] = {}
+    for s, c, h, at, via, ended in holdings(records, None, now):
+        days = by_id[via]["retention_days"]
+        if ended is not None or days is None:
+            continue
+        due = at + days * 86_400_000_000
+        if due < now:
+            subjects, earliest = out.get((h, c), (set(), due))
+            subjects.add(s)
+            out[(h, c)] = (subjects, min(earliest, due))
+    return {k: (len(v[0]), v[1]) for k, v in out.items()}

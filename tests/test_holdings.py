@@ -22,9 +22,15 @@ INTERNAL = ["app", "crm"]
 EXTERNAL = ["pay", "ads", "hk"]
 CATEGORIES = ["user.contact", "user.contact.email", "user.contact.phone_number", "user.device.device_id"]
 PARTY = {
-    name: Party(name=name, role="internal" if name in INTERNAL else "processor", region="CN")
+    name: Party(name=name, role="internal" if name in INTERNAL else "processor", region="HK" if name == "hk" else "CN")
     for name in INTERNAL + EXTERNAL
 }
+
+
+def _flow(holder: Party, recipient: Party) -> dict[str, Any]:
+    """What a flow between two parties needs: a mechanism when it leaves the holder's zone."""
+    crossing = (holder.region == "HK") != (recipient.region == "HK")
+    return {"mechanism": "gba.standard_contract"} if crossing else {}
 
 
 def _at(minute: int) -> datetime:
@@ -58,30 +64,35 @@ def histories(draw: st.DrawFn) -> list[Record]:
                     purpose="essential.service",
                     legal_basis="CONTRACT",
                     linked_subject_ids=linked,
+                    retention_days=draw(st.sampled_from([None, 0, 1])),
                     **common,
                 )
             )
         elif kind == "share":
+            recipient = draw(st.sampled_from(others))
             records.append(
                 make_record(
                     "SHARED",
                     subject_id=draw(st.sampled_from(SUBJECTS)),
                     holder=holder,
-                    recipient=draw(st.sampled_from(others)),
+                    recipient=recipient,
                     purpose="essential.service",
+                    **_flow(holder, recipient),
                     **common,
                 )
             )
         elif kind == "bulk":
+            recipient = draw(st.sampled_from(others))
             records.append(
                 make_record(
                     "TRANSFERRED",
                     subject_id=None,
                     bulk_as_of=_at(minute - draw(st.integers(0, 5))),
                     holder=holder,
-                    recipient=draw(st.sampled_from(others)),
-                    transfer_kind="CONTROLLER_CHANGE",
+                    recipient=recipient,
+                    transfer_kind="CROSS_BORDER" if _flow(holder, recipient) else "CONTROLLER_CHANGE",
                     purpose="essential.service",
+                    **_flow(holder, recipient),
                     **common,
                 )
             )
@@ -90,8 +101,8 @@ def histories(draw: st.DrawFn) -> list[Record]:
                 make_record(
                     "ERASED",
                     subject_id=draw(st.sampled_from(SUBJECTS)),
-                    holder=holder,
-                    erasure_outcome=draw(st.sampled_from(["ERASED", "ANONYMISED", "HOLD"])),
+                    holder=PARTY[draw(st.sampled_from(INTERNAL))],  # where collected data sits
+                    erasure_outcome=draw(st.sampled_from(["ERASED", "ANONYMISED", "HOLD", "HOLD"])),
                     hold_reason="tax law",
                     **common,
                 )
