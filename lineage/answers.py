@@ -73,7 +73,8 @@ def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: dat
     _check_identifier(identifier)
     as_of = as_of or _now()
     _check_time("as_of", as_of)
-    params = {"identifier": identifier, "as_of": as_of}
+    ids = _identifiers(store, identifier, as_of)
+    params = {"ids": ids, "as_of": as_of}
     holdings = store.rows("access_holdings", params)
     for row in holdings:
         category = taxonomy.categories.get(row["category"])
@@ -82,9 +83,6 @@ def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: dat
     for row in recipients:
         row["cross_border"] = _crosses(taxonomy, row["sender_region"], row["recipient_region"])
     events = store.rows("access_events", params)
-    ids = sorted(
-        {identifier, *(i for row in holdings for i in row.pop("identifiers"))} | {e["subject_id"] for e in events}
-    )
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -242,7 +240,7 @@ def erasure_plan(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datet
     _check_identifier(identifier)
     as_of = as_of or _now()
     _check_time("as_of", as_of)
-    holders = store.rows("erasure_plan", {"identifier": identifier, "as_of": as_of})
+    holders = store.rows("erasure_plan", {"ids": _identifiers(store, identifier, as_of), "as_of": as_of})
     for h in holders:
         role = taxonomy.roles.get(h["role"] or "")
         h["action"] = "tell the recipient to erase (GDPR Art. 19)" if role and role.external else "erase"
@@ -296,6 +294,13 @@ def retention_register(store: Store, now: datetime | None = None) -> list[dict[s
     now = now or _now()
     _check_time("now", now)
     return store.rows("retention", {"now": now})
+
+
+def _identifiers(store: Store, identifier: str, as_of: datetime) -> list[str]:
+    """Every identifier linked to ``identifier`` by events up to ``as_of`` (itself included)."""
+    [row] = store.rows("identifiers", {"identifier": identifier, "as_of": as_of})
+    ids: list[str] = row["ids"]
+    return ids
 
 
 def _sensitivity(category: Any) -> dict[str, bool]:

@@ -47,56 +47,89 @@ WHERE event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED') AND 
 -- its bulk_as_of).
 CREATE OR REPLACE MACRO arrivals(subjects, as_of, holders := NULL) AS TABLE
 WITH RECURSIVE
-    ev AS (SELECT * FROM events WHERE occurred_at <= as_of),
+    -- each arrival carries what the answers report of the event that brought it (`via`), so no
+    -- answer joins back to the events: that join scanned every event for one subject
     direct AS (
         SELECT
             subject_id AS subject,
             unnest(categories) AS category,
             CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END AS holder,
             occurred_at AS arrived_at,
-            event_id AS via
-        FROM ev
-        WHERE scope = 'SUBJECT'
+            event_id AS via,
+            event_type AS via_type,
+            false AS via_bulk,
+            CASE WHEN event_type = 'COLLECTED' THEN holder_role ELSE recipient_role END AS holder_role,
+            CASE WHEN event_type = 'COLLECTED' THEN holder_region ELSE recipient_region END AS holder_region,
+            CASE WHEN event_type = 'COLLECTED' THEN coalesce(source, 'direct') ELSE holder_name END AS source,
+            CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_region END AS source_region,
+            purpose, legal_basis, mechanism, retention_days, encrypted
+        FROM events
+        WHERE occurred_at <= as_of
+          AND scope = 'SUBJECT'
           AND event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED')
           AND (subjects IS NULL OR list_contains(subjects, subject_id))
           AND (holders IS NULL
                OR list_contains(holders, CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END))
     ),
     bulk AS (
-        SELECT holder_name AS src, recipient_name AS dst, categories AS keys, bulk_as_of, occurred_at, event_id
-        FROM ev
-        WHERE scope = 'BULK' AND event_type IN ('SHARED', 'TRANSFERRED')
+        SELECT *
+        FROM events
+        WHERE occurred_at <= as_of AND scope = 'BULK' AND event_type IN ('SHARED', 'TRANSFERRED')
     ),
-    er AS (SELECT * FROM erasures(as_of)),
-    reached(subject, category, holder, arrived_at, via) AS (
+    -- subject erasures join on (holder, subject), bulk ones are few: two equi-joins, not one
+    -- join on an OR, which made DuckDB compare every arrival with every erasure at its holder
+    er_subject AS (
+        SELECT * FROM erasures(as_of)
+        WHERE scope = 'SUBJECT' AND (subjects IS NULL OR list_contains(subjects, subject_id))
+    ),
+    er_bulk AS (SELECT * FROM erasures(as_of) WHERE scope = 'BULK'),
+    reached AS (
         SELECT * FROM direct
         UNION
-        SELECT a.subject, a.category, b.dst, b.occurred_at, b.event_id
+        SELECT
+            a.subject, a.category, b.recipient_name, b.occurred_at, b.event_id, b.event_type, true,
+            b.recipient_role, b.recipient_region, b.holder_name, b.holder_region,
+            b.purpose, b.legal_basis, b.mechanism, b.retention_days, b.encrypted
         FROM reached AS a
         JOIN bulk AS b
-          ON b.src = a.holder AND a.arrived_at <= b.bulk_as_of AND covers(a.category, b.keys)
-        LEFT JOIN er AS x
-          ON x.holder = a.holder
-         AND covers(a.category, x.categories)
-         AND x.erased_at >= a.arrived_at
-         AND x.erased_at <= b.bulk_as_of
-         AND ((x.scope = 'SUBJECT' AND x.subject_id = a.subject) OR (x.scope = 'BULK' AND a.arrived_at <= x.bulk_as_of))
-        WHERE x.holder IS NULL
+          ON b.holder_name = a.holder AND a.arrived_at <= b.bulk_as_of AND covers(a.category, b.categories)
+        LEFT JOIN er_subject AS xs
+          ON xs.holder = a.holder AND xs.subject_id = a.subject
+         AND covers(a.category, xs.categories) AND xs.erased_at >= a.arrived_at AND xs.erased_at <= b.bulk_as_of
+        LEFT JOIN er_bulk AS xb
+          ON xb.holder = a.holder AND a.arrived_at <= xb.bulk_as_of
+         AND covers(a.category, xb.categories) AND xb.erased_at >= a.arrived_at AND xb.erased_at <= b.bulk_as_of
+        WHERE xs.holder IS NULL AND xb.holder IS NULL
     )
 SELECT * FROM reached;
 
 -- Holdings: each arrival with the time an erasure ended it (NULL: still held as of `as_of`).
 CREATE OR REPLACE MACRO holdings(subjects, as_of, holders := NULL) AS TABLE
-SELECT
-    a.subject, a.category, a.holder, a.arrived_at, a.via,
-    min(x.erased_at) AS ended_at
-FROM arrivals(subjects, as_of, holders := holders) AS a
-LEFT JOIN erasures(as_of) AS x
-  ON x.holder = a.holder
- AND covers(a.category, x.categories)
- AND x.erased_at >= a.arrived_at
- AND ((x.scope = 'SUBJECT' AND x.subject_id = a.subject) OR (x.scope = 'BULK' AND a.arrived_at <= x.bulk_as_of))
-GROUP BY ALL;
+WITH
+    a AS (SELECT * FROM arrivals(subjects, as_of, holders := holders)),
+    ended_by_subject AS (
+        SELECT a.via, a.subject, a.category, a.holder, a.arrived_at, min(x.erased_at) AS at
+        FROM a
+        JOIN (
+            SELECT * FROM erasures(as_of)
+            WHERE scope = 'SUBJECT' AND (subjects IS NULL OR list_contains(subjects, subject_id))
+        ) AS x
+          ON x.holder = a.holder AND x.subject_id = a.subject
+         AND covers(a.category, x.categories) AND x.erased_at >= a.arrived_at
+        GROUP BY ALL
+    ),
+    ended_by_bulk AS (
+        SELECT a.via, a.subject, a.category, a.holder, a.arrived_at, min(x.erased_at) AS at
+        FROM a
+        JOIN erasures(as_of) AS x
+          ON x.scope = 'BULK' AND x.holder = a.holder AND a.arrived_at <= x.bulk_as_of
+         AND covers(a.category, x.categories) AND x.erased_at >= a.arrived_at
+        GROUP BY ALL
+    )
+SELECT a.*, least(s.at, b.at) AS ended_at
+FROM a
+LEFT JOIN ended_by_subject AS s USING (via, subject, category, holder, arrived_at)
+LEFT JOIN ended_by_bulk AS b USING (via, subject, category, holder, arrived_at);
 
 -- The holders `nodes` and every holder whose bulk flows (sent by `as_of`) reach them, over any
 -- number of hops: where data must have been for a breach of `nodes` to expose it.

@@ -1,12 +1,11 @@
 -- Access request: the subject's consent history and erasure events (ERASED, ANONYMISED or HOLD),
--- and what the events say of the subject (identifiers, residence, age band).
--- Parameters: $identifier, $as_of.
-WITH ids AS (SELECT list(id) AS ids FROM identifiers($identifier, $as_of))
+-- and what the events say of the subject (residence, age band).
+-- Parameters: $ids, $as_of.
 SELECT
     occurred_at, event_type, subject_id, subject_jurisdiction, age_band, categories, purpose,
     consent_status, consent_kind, consent_ref, holder_name AS holder, erasure_outcome, hold_reason
 FROM events
 WHERE scope = 'SUBJECT'
   AND occurred_at <= $as_of
-  AND list_contains((SELECT ids FROM ids), subject_id)
+  AND list_contains($ids, subject_id)
 ORDER BY occurred_at, event_id

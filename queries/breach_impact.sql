@@ -6,9 +6,8 @@
 WITH
     hit AS (
         SELECT h.subject, h.category, h.holder, min(h.arrived_at) AS reached_at,
-               bool_and(coalesce(e.encrypted, false)) AS encrypted
+               bool_and(coalesce(h.encrypted, false)) AS encrypted
         FROM holdings(NULL, $t2, holders := (SELECT list(holder) FROM upstream($nodes, $t2))) AS h
-        JOIN events AS e ON e.event_id = h.via
         WHERE list_contains($nodes, h.holder) AND (h.ended_at IS NULL OR h.ended_at >= $t1)
         GROUP BY h.subject, h.category, h.holder
     ),

@@ -2,21 +2,18 @@
 -- that ever held the subject's data, what it still holds, and the status: done (nothing left),
 -- on hold (everything still held is under a HOLD erasure event, a legal retention duty, with the
 -- reason), or pending.
--- Parameters: $identifier, $as_of.
+-- Parameters: $ids (every identifier of the subject: queries/identifiers.sql), $as_of.
 WITH
-    ids AS (SELECT list(id) AS ids FROM identifiers($identifier, $as_of)),
-    h AS (SELECT * FROM holdings((SELECT ids FROM ids), $as_of)),
     per_holder AS (
         SELECT
-            h.holder,
-            any_value(CASE WHEN e.event_type = 'COLLECTED' THEN e.holder_role ELSE e.recipient_role END) AS role,
-            any_value(CASE WHEN e.event_type = 'COLLECTED' THEN e.holder_region ELSE e.recipient_region END) AS region,
-            list_sort(list_distinct(list(h.category))) AS categories,
-            list_sort(list_distinct(list(CASE WHEN h.ended_at IS NULL THEN h.category END))) AS still_held,
-            max(h.ended_at) AS last_erased_at
-        FROM h
-        JOIN events AS e ON e.event_id = h.via
-        GROUP BY h.holder
+            holder,
+            any_value(holder_role) AS role,
+            any_value(holder_region) AS region,
+            list_sort(list_distinct(list(category))) AS categories,
+            list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
+            max(ended_at) AS last_erased_at
+        FROM holdings($ids, $as_of)
+        GROUP BY holder
     ),
     holds AS (
         SELECT
@@ -25,7 +22,7 @@ WITH
             flatten(list(categories)) AS hold_categories
         FROM events
         WHERE event_type = 'ERASED' AND erasure_outcome = 'HOLD' AND scope = 'SUBJECT'
-          AND occurred_at <= $as_of AND list_contains((SELECT ids FROM ids), subject_id)
+          AND occurred_at <= $as_of AND list_contains($ids, subject_id)
         GROUP BY holder_name
     )
 SELECT

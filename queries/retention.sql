@@ -5,12 +5,11 @@ SELECT
     h.holder,
     h.category,
     count(DISTINCT h.subject) AS subjects,
-    max(e.retention_days) AS retention_days,
-    min(h.arrived_at + to_days(e.retention_days)) AS overdue_since
+    max(h.retention_days) AS retention_days,
+    min(h.arrived_at + to_days(h.retention_days)) AS overdue_since
 FROM holdings(NULL, $now) AS h
-JOIN events AS e ON e.event_id = h.via
 WHERE h.ended_at IS NULL
-  AND e.retention_days IS NOT NULL
-  AND h.arrived_at + to_days(e.retention_days) < $now
+  AND h.retention_days IS NOT NULL
+  AND h.arrived_at + to_days(h.retention_days) < $now
 GROUP BY h.holder, h.category
 ORDER BY h.holder, h.category

@@ -9,14 +9,13 @@ WITH
     h AS (SELECT * FROM holdings(NULL, $as_of)),
     x AS (
         SELECT
-            e.holder_region AS from_region, rs.zone AS from_zone, e.recipient_region AS to_region,
-            e.recipient_name AS recipient, e.mechanism, year(h.arrived_at) AS year, h.subject,
+            h.source_region AS from_region, rs.zone AS from_zone, h.holder_region AS to_region,
+            h.holder AS recipient, h.mechanism, year(h.arrived_at) AS year, h.subject,
             h.category IN (SELECT key FROM sensitive_categories) AS sensitive
         FROM h
-        JOIN events AS e ON e.event_id = h.via AND e.event_type IN ('SHARED', 'TRANSFERRED')
-        JOIN regions AS rs ON rs.code = e.holder_region
-        JOIN regions AS rd ON rd.code = e.recipient_region
-        WHERE rs.zone <> rd.zone
+        JOIN regions AS rs ON rs.code = h.source_region
+        JOIN regions AS rd ON rd.code = h.holder_region
+        WHERE h.via_type IN ('SHARED', 'TRANSFERRED') AND rs.zone <> rd.zone
     ),
     cn_year AS (
         SELECT year, count(DISTINCT subject) AS individuals,
