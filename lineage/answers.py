@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lineage.errors import InvalidEventError, UnknownValueError
-from lineage.store import Store
+from lineage.store import Session, Store
 from lineage.taxonomy import Taxonomy, suggest
 
 __all__ = [
@@ -73,16 +73,17 @@ def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: dat
     _check_identifier(identifier)
     as_of = as_of or _now()
     _check_time("as_of", as_of)
-    ids = _identifiers(store, identifier, as_of)
-    params = {"ids": ids, "as_of": as_of}
-    holdings = store.rows("access_holdings", params)
+    with store.session() as q:
+        ids = _identifiers(q, identifier, as_of)
+        params = {"ids": ids, "as_of": as_of}
+        holdings = q.rows("access_holdings", params)
+        recipients = q.rows("access_recipients", params)
+        events = q.rows("access_events", params)
     for row in holdings:
         category = taxonomy.categories.get(row["category"])
         row["sensitive"] = _sensitivity(category)
-    recipients = store.rows("access_recipients", params)
     for row in recipients:
         row["cross_border"] = _crosses(taxonomy, row["sender_region"], row["recipient_region"])
-    events = store.rows("access_events", params)
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -240,7 +241,8 @@ def erasure_plan(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datet
     _check_identifier(identifier)
     as_of = as_of or _now()
     _check_time("as_of", as_of)
-    holders = store.rows("erasure_plan", {"ids": _identifiers(store, identifier, as_of), "as_of": as_of})
+    with store.session() as q:
+        holders = q.rows("erasure_plan", {"ids": _identifiers(q, identifier, as_of), "as_of": as_of})
     for h in holders:
         role = taxonomy.roles.get(h["role"] or "")
         h["action"] = "tell the recipient to erase (GDPR Art. 19)" if role and role.external else "erase"
@@ -296,11 +298,21 @@ def retention_register(store: Store, now: datetime | None = None) -> list[dict[s
     return store.rows("retention", {"now": now})
 
 
-def _identifiers(store: Store, identifier: str, as_of: datetime) -> list[str]:
-    """Every identifier linked to ``identifier`` by events up to ``as_of`` (itself included)."""
-    [row] = store.rows("identifiers", {"identifier": identifier, "as_of": as_of})
-    ids: list[str] = row["ids"]
-    return ids
+def _identifiers(q: Session, identifier: str, as_of: datetime) -> list[str]:
+    """Every identifier linked to ``identifier`` by events up to ``as_of`` (itself included).
+
+    Step by step from Python: each step is two scans DuckDB answers from one column (the
+    recursive ``identifiers`` macro re-read every link per step: 0.6 s on 20M events).
+    """
+    known = {identifier}
+    frontier = [identifier]
+    while frontier:
+        found = {i for r in q.rows("links_from", {"ids": frontier}) if r["occurred_at"] <= as_of for i in r["ids"]}
+        for one in frontier:
+            found |= {r["id"] for r in q.rows("links_to", {"id": one}) if r["occurred_at"] <= as_of}
+        frontier = sorted(found - known)
+        known |= found
+    return sorted(known)
 
 
 def _sensitivity(category: Any) -> dict[str, bool]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,27 @@ def query_text(name: str) -> str:
         raise ConfigurationError("queries", f"no query {name!r} at {path}") from exc
 
 
+class Session:
+    """Queries over one connection to the store."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Wrap an open connection (``Store.session`` makes one)."""
+        self._con = con
+
+    def rows(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
+        return _rows(self._con, query_text(query), params)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | dict[str, Any] | None) -> list[dict[str, Any]]:
+    try:
+        # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
+        rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()
+    except duckdb.Error as exc:
+        raise StoreError(f"query failed: {exc}") from exc
+    return rows
+
+
 class Store:
     """A folder of segments, opened read-only by any number of processes."""
 
@@ -98,6 +121,15 @@ class Store:
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
         return con
 
+    @contextmanager
+    def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
+        """One connection for several queries (opening one lists the segments and loads the macros)."""
+        con = self.connect(taxonomy)
+        try:
+            yield Session(con)
+        finally:
+            con.close()
+
     def rows(
         self, query: str, params: list[Any] | dict[str, Any] | None = None, taxonomy: Taxonomy | None = None
     ) -> list[dict[str, Any]]:
@@ -109,12 +141,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Run SQL with bound parameters over a fresh view of the store; rows as dicts."""
         with self.connect(taxonomy) as con:
-            try:
-                # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
-                rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()
-            except duckdb.Error as exc:
-                raise StoreError(f"query failed: {exc}") from exc
-            return rows
+            return _rows(con, text, params)
 
     def count(self) -> int:
         """How many events the store holds."""
