@@ -2,18 +2,31 @@
 
 The path of an event, and the module that owns each step::
 
-    service ──Emitter──▶ validate ──Codec──▶ Kafka topic ──consumer──▶ store (DuckDB) ──▶ answers
-              emitter.py  validation.py codec.py  kafka_client.py
+    service ──Emitter──▶ validate ──Codec──▶ Kafka ──consumer──▶ segments ──Store──▶ answers, graph
+              emitter    validation  codec   kafka_client  ingest   segments  store   answers, graph
 
+Domain (no Kafka, DuckDB, pyarrow or networkx):
 - ``events``       frozen dataclasses matching ``schemas/personal_data_event.vN.avsc``
+- ``records``      the same event as a schema-shaped dict, the form the hot paths handle
 - ``taxonomy``     categories, purposes, roles, regions, mechanisms, from TOML in ``lineage/data/``
 - ``validation``   the contract's rules; raises ``InvalidEventError`` naming the field
-- ``codec``        Avro single-object encoding (fastavro); decodes every schema version
-- ``kafka_client`` kafka-python behind our own types; ``sink`` is the protocol it fulfils
-- ``emitter``      the SDK services call; ``jsonlines`` feeds it from ``lineage emit``
-- ``local_kafka``  a real broker from the official jars, for machines without Docker
 - ``errors``       the exception tree rooted at ``LineageError``
-- ``testing``      in-memory fakes for users' own tests
+Adapters, one per heavy dependency:
+- ``codec`` (+ ``avro_codegen``)  Avro single-object encoding; fastavro only here
+- ``kafka_client`` kafka-python only here; ``sink`` is the protocol the emitter sends through
+- ``segments``     durable Parquet segments named by offsets; pyarrow only here
+- ``store``        DuckDB views and queries over the segments; duckdb only here
+- ``graph``        the aggregated flow graph; networkx only here
+Processes and answers:
+- ``emitter`` / ``jsonlines``     the SDK and ``lineage emit``
+- ``ingest`` / ``consumer`` / ``backfill``  messages into segments, dead letters out
+- ``answers``      access request, breach impact, erasure plan, transfer and retention registers
+- ``local_kafka``  a real broker from the official jars; ``testing``: in-memory fakes
+- ``cli`` (+ ``formats``)  the ``lineage`` command
+
+This package exports the SDK and the domain; import ``lineage.store``, ``lineage.answers`` and
+``lineage.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an emitting
+service does not need).
 """
 
 from lineage.codec import Codec

@@ -146,12 +146,13 @@ def breach_impact(
         _check_time(name, value)
     if t1 > t2:
         raise InvalidEventError("from", t1.isoformat(), f"is after --to {t2.isoformat()}")
-    known = [r["name"] for r in store.rows("holders")]
-    for node in nodes:
-        if node not in known:
-            raise UnknownValueError("node", node, "holder", suggest(node, known))
+    with store.session() as q:
+        known = [r["name"] for r in q.rows("holders")]
+        for node in nodes:
+            if node not in known:
+                raise UnknownValueError("node", node, "holder", suggest(node, known))
+        records = q.rows("breach_impact", {"nodes": nodes, "t1": t1, "t2": t2})
     aware_at = aware_at or _now()
-    records = store.rows("breach_impact", {"nodes": nodes, "t1": t1, "t2": t2})
     subjects = {r["subject"] for r in records}
     by_category: Counter[str] = Counter()
     by_category_subjects: dict[str, set[str]] = {}
