@@ -76,8 +76,9 @@ def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: dat
     with store.session() as q:
         ids = _identifiers(q, identifier, as_of)
         params = {"ids": ids, "as_of": as_of}
-        holdings = q.rows("access_holdings", params)
-        recipients = q.rows("access_recipients", params)
+        q.execute("subject_holdings", params)  # computed once, read by the next two
+        holdings = q.rows("access_holdings")
+        recipients = q.rows("access_recipients")
         events = q.rows("access_events", params)
     for row in holdings:
         category = taxonomy.categories.get(row["category"])

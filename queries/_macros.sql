@@ -26,6 +26,14 @@ WITH RECURSIVE
 SELECT id FROM ids;
 
 -- Erasures that end holdings (a HOLD does not: the data is still kept, only its processing stops).
+-- Bulk events are found by `subject_id IS NULL` (the same rows as scope = 'BULK'): Parquet's null
+-- counts let DuckDB skip every row group of subject-level events without reading it.
+CREATE OR REPLACE MACRO bulk_erasures(as_of) AS TABLE
+SELECT subject_id, holder_name AS holder, categories, occurred_at AS erased_at, scope, bulk_as_of
+FROM events
+WHERE subject_id IS NULL AND event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED')
+  AND occurred_at <= as_of;
+
 CREATE OR REPLACE MACRO erasures(as_of) AS TABLE
 SELECT subject_id, holder_name AS holder, categories, occurred_at AS erased_at, scope, bulk_as_of
 FROM events
@@ -74,7 +82,7 @@ WITH RECURSIVE
     bulk AS (
         SELECT *
         FROM events
-        WHERE occurred_at <= as_of AND scope = 'BULK' AND event_type IN ('SHARED', 'TRANSFERRED')
+        WHERE subject_id IS NULL AND occurred_at <= as_of AND event_type IN ('SHARED', 'TRANSFERRED')
     ),
     -- subject erasures join on (holder, subject), bulk ones are few: two equi-joins, not one
     -- join on an OR, which made DuckDB compare every arrival with every erasure at its holder
@@ -82,7 +90,7 @@ WITH RECURSIVE
         SELECT * FROM erasures(as_of)
         WHERE scope = 'SUBJECT' AND (subjects IS NULL OR list_contains(subjects, subject_id))
     ),
-    er_bulk AS (SELECT * FROM erasures(as_of) WHERE scope = 'BULK'),
+    er_bulk AS (SELECT * FROM bulk_erasures(as_of)),
     reached AS (
         SELECT * FROM direct
         UNION
@@ -121,8 +129,8 @@ WITH
     ended_by_bulk AS (
         SELECT a.via, a.subject, a.category, a.holder, a.arrived_at, min(x.erased_at) AS at
         FROM a
-        JOIN erasures(as_of) AS x
-          ON x.scope = 'BULK' AND x.holder = a.holder AND a.arrived_at <= x.bulk_as_of
+        JOIN bulk_erasures(as_of) AS x
+          ON x.holder = a.holder AND a.arrived_at <= x.bulk_as_of
          AND covers(a.category, x.categories) AND x.erased_at >= a.arrived_at
         GROUP BY ALL
     )
@@ -140,7 +148,7 @@ WITH RECURSIVE up(holder) AS (
     SELECT e.holder_name
     FROM up
     JOIN events AS e
-      ON e.recipient_name = up.holder AND e.scope = 'BULK' AND e.event_type IN ('SHARED', 'TRANSFERRED')
+      ON e.recipient_name = up.holder AND e.subject_id IS NULL AND e.event_type IN ('SHARED', 'TRANSFERRED')
      AND e.occurred_at <= as_of
 )
 SELECT holder FROM up;

@@ -1,7 +1,7 @@
 -- Access request (GDPR Art. 15, PIPL Art. 45, CCPA 1798.110): what is held about a subject, per
 -- data category and holder: since when, still held or erased, purposes, legal bases, sources,
 -- retention and when it ends.
--- Parameters: $ids (every identifier of the subject: queries/identifiers.sql), $as_of.
+-- Reads `subject_holdings` (queries/subject_holdings.sql makes it for the subject and time).
 SELECT
     category,
     holder,
@@ -16,6 +16,6 @@ SELECT
     max(retention_days) AS retention_days,
     max(CASE WHEN ended_at IS NULL AND retention_days IS NOT NULL
              THEN arrived_at + to_days(retention_days) END) AS retention_ends
-FROM holdings($ids, $as_of)
+FROM subject_holdings
 GROUP BY category, holder
 ORDER BY category, holder

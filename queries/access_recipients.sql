@@ -1,6 +1,6 @@
 -- Access request: every party the subject's data was disclosed or transferred to (subject-level
 -- or in a bulk export that carried it), with the recipient's role, country and mechanism.
--- Parameters: $ids, $as_of.
+-- Reads `subject_holdings` (queries/subject_holdings.sql).
 SELECT
     holder AS recipient,
     any_value(holder_role) AS recipient_role,
@@ -14,7 +14,7 @@ SELECT
     bool_or(via_bulk) AS in_bulk_export,
     min(arrived_at) AS first_at,
     max(arrived_at) AS last_at
-FROM holdings($ids, $as_of)
+FROM subject_holdings
 WHERE via_type IN ('SHARED', 'TRANSFERRED')
 GROUP BY holder, source
 ORDER BY first_at, recipient

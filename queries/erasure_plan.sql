@@ -2,7 +2,7 @@
 -- that ever held the subject's data, what it still holds, and the status: done (nothing left),
 -- on hold (everything still held is under a HOLD erasure event, a legal retention duty, with the
 -- reason), or pending.
--- Parameters: $ids (every identifier of the subject: queries/identifiers.sql), $as_of.
+-- Parameters: $ids (every identifier of the subject), $as_of.
 WITH
     per_holder AS (
         SELECT

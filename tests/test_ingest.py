@@ -199,3 +199,23 @@ def test_a_failed_segment_write_keeps_the_rows(tmp_path: Path, monkeypatch: pyte
         ing.flush()
     monkeypatch.undo()
     assert len(ing.flush()) == 1 and Store(tmp_path).count() == 1
+
+
+def test_a_kept_session_sees_new_segments(tmp_path: Path) -> None:
+    """Store.session reuses its connection, but a segment written since is in the next session's view."""
+    ing = _ingestor(tmp_path)
+    ing.add(0, 0, _good(0))
+    ing.flush()
+    store = Store(tmp_path)
+    with store.session() as q:
+        assert q.rows("holders") == [{"name": "web"}]
+    with store.session() as q:
+        first = q.rows("holders")
+    ing.add(
+        0, 1, CODEC.encode_record({**to_record(sample_events()[1]), "event_id": "00000000-0000-4000-8000-000000000001"})
+    )
+    ing.flush()
+    with store.session() as q:
+        names = {r["name"] for r in q.rows("holders")}
+    assert first == [{"name": "web"}] and names == {"web", "checkout", "crash-sdk"}
+    store.close()
