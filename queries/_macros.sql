@@ -43,7 +43,9 @@ WHERE event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED') AND 
 -- (NULL: every subject), from events up to `as_of`. With `holders` (a list), only arrivals that
 -- start at those holders are followed: pass a set closed upstream under bulk flows (see
 -- `upstream`) and the arrivals at those holders are exactly the unrestricted ones, for a fraction
--- of the work.
+-- of the work. With `nodes` and `keys` too, a direct arrival at a holder that is not one of
+-- `nodes` is kept only if its category is under `keys` (every category a bulk flow toward the
+-- nodes carries): nothing else can travel on to them.
 --   * a subject-level COLLECTED puts each category at the holder;
 --   * a subject-level SHARED or TRANSFERRED puts each category at the recipient;
 --   * a BULK share or transfer from A to B (categories K, as of t, sent at t') puts at B, at t',
@@ -53,11 +55,11 @@ WHERE event_type = 'ERASED' AND erasure_outcome IN ('ERASED', 'ANONYMISED') AND 
 -- An erasure at holder H of (subject, categories K) at time x ends every arrival there of a
 -- category under K that came at or before x (a bulk erasure: for every subject, of arrivals up to
 -- its bulk_as_of).
-CREATE OR REPLACE MACRO arrivals(subjects, as_of, holders := NULL) AS TABLE
+CREATE OR REPLACE MACRO arrivals(subjects, as_of, holders := NULL, nodes := NULL, keys := NULL) AS TABLE
 WITH RECURSIVE
     -- each arrival carries what the answers report of the event that brought it (`via`), so no
     -- answer joins back to the events: that join scanned every event for one subject
-    direct AS (
+    direct_all AS (
         SELECT
             subject_id AS subject,
             unnest(categories) AS category,
@@ -79,6 +81,7 @@ WITH RECURSIVE
           AND (holders IS NULL
                OR list_contains(holders, CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END))
     ),
+    direct AS (SELECT * FROM direct_all WHERE nodes IS NULL OR list_contains(nodes, holder) OR covers(category, keys)),
     bulk AS (
         SELECT *
         FROM events
@@ -112,9 +115,9 @@ WITH RECURSIVE
 SELECT * FROM reached;
 
 -- Holdings: each arrival with the time an erasure ended it (NULL: still held as of `as_of`).
-CREATE OR REPLACE MACRO holdings(subjects, as_of, holders := NULL) AS TABLE
+CREATE OR REPLACE MACRO holdings(subjects, as_of, holders := NULL, nodes := NULL, keys := NULL) AS TABLE
 WITH
-    a AS (SELECT * FROM arrivals(subjects, as_of, holders := holders)),
+    a AS (SELECT * FROM arrivals(subjects, as_of, holders := holders, nodes := nodes, keys := keys)),
     ended_by_subject AS (
         SELECT a.via, a.subject, a.category, a.holder, a.arrived_at, min(x.erased_at) AS at
         FROM a
@@ -142,13 +145,13 @@ LEFT JOIN ended_by_bulk AS b USING (via, subject, category, holder, arrived_at);
 -- The holders `nodes` and every holder whose bulk flows (sent by `as_of`) reach them, over any
 -- number of hops: where data must have been for a breach of `nodes` to expose it.
 CREATE OR REPLACE MACRO upstream(nodes, as_of) AS TABLE
-WITH RECURSIVE up(holder) AS (
-    SELECT unnest(nodes)
+WITH RECURSIVE up(holder, keys) AS (
+    SELECT unnest(nodes), []::VARCHAR[]
     UNION
-    SELECT e.holder_name
+    SELECT e.holder_name, e.categories
     FROM up
     JOIN events AS e
       ON e.recipient_name = up.holder AND e.subject_id IS NULL AND e.event_type IN ('SHARED', 'TRANSFERRED')
      AND e.occurred_at <= as_of
 )
-SELECT holder FROM up;
+SELECT holder, keys FROM up;
