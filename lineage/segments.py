@@ -259,11 +259,6 @@ def write_merged(segments: Sequence[Segment], table: pa.Table) -> Segment:
     )
 
 
-def read_segments(segments: Sequence[Segment]) -> pa.Table:
-    """Read segments into one table."""
-    return pa.concat_tables([pq.read_table(s.path, schema=COLUMNS) for s in segments])
-
-
 def segment_rows(seg: Segment) -> int:
     """How many rows a segment holds (read from its footer)."""
     return int(pq.ParquetFile(seg.path).metadata.num_rows)
