@@ -335,6 +335,23 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Report every flow that breaks a declared policy; exit 1 when there is any."""
+    import dataclasses
+
+    from lineage.formats import render
+    from lineage.policy import check, load_policy
+
+    settings = Settings.from_env(os.environ)
+    taxonomy = _taxonomy(settings)
+    policy = load_policy(Path(args.policy), taxonomy)
+    found = check(_store(args, settings), policy, _time("--now", args.now))
+    facts = {"policy": policy.name, "violations": len(found)}
+    rows = [dataclasses.asdict(v) for v in found]
+    print(render((f"Policy check: {policy.name}", facts, {"violations": rows}), args.format), end="")
+    return 1 if found else 0
+
+
 def _describe(event: PersonalDataEvent) -> str:
     """One line a person can read: when, what, whose, which data, from where to where."""
     who = event.subject_id or f"every subject held as of {event.bulk_as_of:%Y-%m-%d %H:%M}"
@@ -434,6 +451,12 @@ def _parser() -> argparse.ArgumentParser:
     retention.add_argument("--now", help="judge as of this ISO 8601 time (default: now)")
     answer_opts(retention)
     retention.set_defaults(func=cmd_retention)
+
+    check = sub.add_parser("check", help="report the flows that break a declared policy file")
+    check.add_argument("--policy", required=True, help="a policy TOML file (see policies/)")
+    check.add_argument("--now", help="judge retention as of this ISO 8601 time (default: now)")
+    answer_opts(check)
+    check.set_defaults(func=cmd_check)
 
     demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
     demo.set_defaults(func=cmd_demo)
