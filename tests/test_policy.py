@@ -125,3 +125,11 @@ def test_bad_policy_files_name_the_entry(tmp_path: Path) -> None:
     path.write_text(POLICY.replace("[organisation]", "[org]"))
     with pytest.raises(ConfigurationError, match="p.toml: missing or malformed entry"):
         load_policy(path, TAX)
+
+
+def test_the_seed_organisations_policies_load() -> None:
+    """Every shipped policy file (one per seed organisation) parses and names only known taxonomy keys."""
+    files = sorted((Path(__file__).parent.parent / "policies").glob("*.toml"))
+    assert len(files) == 5
+    names = {load_policy(f, TAX).name for f in files}
+    assert len(names) == 5
