@@ -7,6 +7,7 @@ exit code 1 after every good line has been sent.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -126,6 +127,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
         show(Settings.from_env(os.environ, bootstrap_servers=broker.bootstrap_servers))
     say("broker stopped")
     return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Simulate the seed organisations into Kafka; optionally list the injected breaches."""
+    from lineage.kafka_client import KafkaEventSink, create_topics
+    from lineage.sim import DEFAULT_END, WorldSize, emit
+    from lineage.world import build
+
+    settings = _settings(args)
+    size = WorldSize(subjects=args.subjects, days=args.days, seed=args.seed, violations=args.violations,
+                     end=_time("--end", args.end) or DEFAULT_END)  # fmt: skip
+    taxonomy = _taxonomy(settings)
+    plans, injected = build(size, taxonomy, args.org)
+    create_topics(settings, [settings.topic, settings.dead_letter_topic])
+    sink = KafkaEventSink(settings)
+    try:
+        sent = emit(plans, sink, taxonomy, settings, progress=lambda n: print(f"  {n:,} events sent", file=sys.stderr))
+    finally:
+        sink.close(settings.delivery_timeout_s)
+    for p in plans:
+        print(f"{p.org.key}: {size.subjects} subjects, {len(p.events):,} events, "
+              f"{sum(1 for i in injected if i.organisation == p.org.key)} injected breaches")  # fmt: skip
+    print(f"sent {sent:,} events to {settings.topic} ({size.days} days to {size.end:%Y-%m-%d}, seed {size.seed})")
+    if args.injected_out:
+        with _private_file(args.injected_out) as f:
+            for i in injected:
+                f.write(json.dumps(dataclasses.asdict(i)) + "\n")
+    return 0
+
+
+def _private_file(path: str) -> TextIO:
+    """Open ``path`` for writing, created readable by its owner only (reports can be personal data)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -257,7 +291,6 @@ def cmd_access(args: argparse.Namespace) -> int:
 def cmd_breach(args: argparse.Namespace) -> int:
     """Estimate a breach's impact and the indicative notifications it triggers."""
     import csv
-    import dataclasses
 
     from lineage.answers import breach_impact
     from lineage.errors import InvalidEventError
@@ -337,8 +370,6 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Report every flow that breaks a declared policy; exit 1 when there is any."""
-    import dataclasses
-
     from lineage.formats import render
     from lineage.policy import check, load_policy
 
@@ -457,6 +488,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--now", help="judge retention as of this ISO 8601 time (default: now)")
     answer_opts(check)
     check.set_defaults(func=cmd_check)
+
+    sim = sub.add_parser("sim", help="simulate the five seed organisations' events into Kafka")
+    sim.add_argument("--subjects", type=int, default=300, help="data subjects per organisation (default 300)")
+    sim.add_argument("--days", type=int, default=365, help="days of history (default 365)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed: the same seed sends the same events")
+    sim.add_argument("--violations", type=int, default=2, help="breaches injected per policy clause (default 2)")
+    sim.add_argument("--end", help="the history's last moment, ISO 8601 (default 2026-11-01)")
+    sim.add_argument("--org", action="append", help="only this organisation (repeatable): mochat, moqi-shanghai, "
+                     "shenzhen-ru, mooffers, mall")  # fmt: skip
+    sim.add_argument("--injected-out", help="write the injected breaches here as JSON lines")
+    kafka_opts(sim)
+    sim.set_defaults(func=cmd_sim)
 
     demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
     demo.set_defaults(func=cmd_demo)

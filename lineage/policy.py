@@ -44,7 +44,13 @@ from lineage.errors import ConfigurationError
 from lineage.store import Store
 from lineage.taxonomy import Taxonomy
 
-__all__ = ["Policy", "Violation", "check", "load_policy"]
+__all__ = ["Policy", "Violation", "check", "load_policy", "policy_dir"]
+
+
+def policy_dir() -> Path:
+    """The seed organisations' policy files: packaged beside the code, or ``policies/`` in a checkout."""
+    packaged = Path(__file__).parent / "policies"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "policies"
 
 
 @dataclass(frozen=True, slots=True)
