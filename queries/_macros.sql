@@ -155,3 +155,18 @@ WITH RECURSIVE up(holder, keys) AS (
      AND e.occurred_at <= as_of
 )
 SELECT holder, keys FROM up;
+
+-- Every collection, share and transfer as a flow between two holders, with the region at each end.
+-- COLLECTED: its source ('data subjects' when collected directly; no region) -> the holder.
+CREATE OR REPLACE MACRO flow_events() AS TABLE
+SELECT
+    event_id, event_type, scope, subject_id, occurred_at, categories, mechanism,
+    CASE WHEN event_type = 'COLLECTED' THEN coalesce(nullif(source, 'direct'), 'data subjects')
+         ELSE holder_name END AS src,
+    CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_region END AS src_region,
+    CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_role END AS src_role,
+    CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END AS dst,
+    CASE WHEN event_type = 'COLLECTED' THEN holder_region ELSE recipient_region END AS dst_region,
+    CASE WHEN event_type = 'COLLECTED' THEN holder_role ELSE recipient_role END AS dst_role
+FROM events
+WHERE event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED');

@@ -1,18 +1,7 @@
 -- Flow edges of the lineage graph, one row per (from, to) pair of holders.
 -- COLLECTED: the source ('data subjects' when collected directly) -> the holder.
 -- SHARED / TRANSFERRED: the holder -> the recipient; bulk flows are counted in bulk_events.
--- Usable from the DuckDB CLI once an `events` view exists (see README).
-WITH flows AS (
-    SELECT
-        CASE WHEN event_type = 'COLLECTED'
-             THEN coalesce(nullif(source, 'direct'), 'data subjects') ELSE holder_name END AS src,
-        CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END AS dst,
-        CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_region END AS src_region,
-        CASE WHEN event_type = 'COLLECTED' THEN holder_region ELSE recipient_region END AS dst_region,
-        *
-    FROM events
-    WHERE event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED')
-)
+-- Usable from the DuckDB CLI once an `events` view exists and _macros.sql is read (see README).
 SELECT
     src,
     dst,
@@ -27,8 +16,8 @@ SELECT
     list_sort(list_distinct(list(src_region))) AS src_regions,
     list_sort(list_distinct(list(dst_region))) AS dst_regions,
     list_distinct(list(CASE WHEN src_region IS NOT NULL THEN src_region || '>' || dst_region END)) AS region_pairs,
-    any_value(CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_role END) AS src_role,
-    any_value(CASE WHEN event_type = 'COLLECTED' THEN holder_role ELSE recipient_role END) AS dst_role
-FROM flows
+    any_value(src_role) AS src_role,
+    any_value(dst_role) AS dst_role
+FROM flow_events()
 GROUP BY src, dst
 ORDER BY src, dst
