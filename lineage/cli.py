@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from lineage.errors import InputLineError, LineageError
-from lineage.events import PersonalDataEvent
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
     from lineage.policy import Policy
+    from lineage.sim import WorldSize
     from lineage.store import Store
     from lineage.taxonomy import Taxonomy
 
@@ -106,39 +106,53 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start a broker (unless LINEAGE_BOOTSTRAP_SERVERS names one), emit the sample, read it back."""
+    """Start a broker (unless LINEAGE_BOOTSTRAP_SERVERS names one), run the seed world through it, report."""
+    import logging
+    import uuid
+
     from lineage.demo import run_demo
     from lineage.local_kafka import LocalBroker, fetch_jars
 
-    settings = Settings.from_env(os.environ)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    size = _world_size(args)
+    topic = os.environ.get("LINEAGE_TOPIC") or f"lineage.demo.{uuid.uuid4().hex[:8]}"  # a rerun starts clean
 
     def say(text: str) -> None:
-        print(f"== {text}", flush=True)
+        print(text, flush=True)
 
-    def show(s: Settings) -> None:
-        for event in sorted(run_demo(s, say), key=lambda e: e.occurred_at):
-            print(_describe(event))
+    def go(servers: str | None) -> int:
+        overrides = {"bootstrap_servers": servers} if servers else {}
+        settings = Settings.from_env(os.environ, topic=topic, dead_letter_topic=topic + ".dlq", **overrides)
+        result = run_demo(settings, size, Path(args.out), _taxonomy(settings), say)
+        return 0 if result.exact and result.dead_letters == 1 else 1
 
     if "LINEAGE_BOOTSTRAP_SERVERS" in os.environ:
-        show(settings)
-        return 0
-    say(f"fetching Kafka jars into {settings.cache_dir} (first run only) and starting a local broker")
+        return go(None)
+    settings = Settings.from_env(os.environ)
+    say(f"== fetching Kafka jars into {settings.cache_dir} (first run only) and starting a local broker")
     with LocalBroker(fetch_jars(settings.cache_dir)) as broker:
-        say(f"broker ready at {broker.bootstrap_servers}")
-        show(Settings.from_env(os.environ, bootstrap_servers=broker.bootstrap_servers))
-    say("broker stopped")
-    return 0
+        say(f"== broker ready at {broker.bootstrap_servers}")
+        code = go(broker.bootstrap_servers)
+    say("== broker stopped")
+    return code
+
+
+def _world_size(args: argparse.Namespace) -> WorldSize:
+    from lineage.sim import DEFAULT_END, WorldSize
+
+    end = _time("--end", args.end) or DEFAULT_END
+    return WorldSize(subjects=args.subjects, days=args.days, seed=args.seed, violations=args.violations, end=end)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Simulate the seed organisations into Kafka; optionally list the injected breaches."""
     from lineage.kafka_client import KafkaEventSink, create_topics
-    from lineage.sim import DEFAULT_END, WorldSize, emit
+    from lineage.sim import emit
     from lineage.world import build
 
     settings = _settings(args)
-    size = WorldSize(subjects=args.subjects, days=args.days, seed=args.seed, violations=args.violations,
-                     end=_time("--end", args.end) or DEFAULT_END)  # fmt: skip
+    size = _world_size(args)
     taxonomy = _taxonomy(settings)
     plans, injected = build(size, taxonomy, args.org)
     create_topics(settings, [settings.topic, settings.dead_letter_topic])
@@ -262,30 +276,16 @@ def _store(args: argparse.Namespace, settings: Settings) -> Store:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
-    from lineage.answers import INDICATIVE, access_request
+    from lineage.answers import access_request
     from lineage.formats import render
+    from lineage.reports import access_document
 
     settings = Settings.from_env(os.environ)
     report = access_request(_store(args, settings), args.identifier, _taxonomy(settings), _time("--as-of", args.as_of))
     if not report.holds_data:
         print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
         return 0
-    facts = {
-        "identifier": report.identifier,
-        "as_of": report.as_of,
-        "identifiers": report.identifiers,
-        "jurisdiction": report.jurisdiction,
-        "age_band": report.age_band,
-        "note": "Deadlines: GDPR 1 month (Art. 12(3)); PIPL timely (15 working days promised by the seed "
-        "policies); CCPA 45 days; HK PDPO 40 days. " + INDICATIVE,
-    }
-    tables = {
-        "data_held": report.holdings,
-        "recipients": report.recipients,
-        "consent_history": report.consents,
-        "erasures": report.erasures,
-    }
-    print(render((f"Access request: {report.identifier}", facts, tables), args.format), end="")
+    print(render(access_document(report), args.format), end="")
     return 0
 
 
@@ -296,6 +296,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
     from lineage.answers import breach_impact
     from lineage.errors import InvalidEventError
     from lineage.formats import render
+    from lineage.reports import breach_document
 
     settings = Settings.from_env(os.environ)
     t1, t2 = _time("--from", args.t1), _time("--to", args.t2)
@@ -312,21 +313,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
             for r in report.records:
                 writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
                                  r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
-    facts = {
-        "compromised": report.nodes,
-        "window": f"{report.t1.isoformat()} to {report.t2.isoformat()}",
-        "subjects": report.subjects,
-        "records": len(report.records),
-        "minors": report.minors,
-        "unencrypted_records": report.unencrypted_records,
-        "note": report.note,
-    }
-    tables = {
-        "by_category": report.by_category,
-        "by_jurisdiction": [{"jurisdiction": k, "subjects": v} for k, v in report.by_jurisdiction.items()],
-        "notification_plan": [dataclasses.asdict(n) for n in report.notifications],
-    }
-    print(render(("Breach impact", facts, tables), args.format), end="")
+    print(render(breach_document(report), args.format), end="")
     return 0
 
 
@@ -347,13 +334,13 @@ def cmd_erasure(args: argparse.Namespace) -> int:
 
 def cmd_transfers(args: argparse.Namespace) -> int:
     """The cross-border transfer register, set against the PIPL thresholds."""
-    from lineage.answers import INDICATIVE, PIPL_RULE, transfers_register
+    from lineage.answers import transfers_register
     from lineage.formats import render
+    from lineage.reports import transfers_document
 
     settings = Settings.from_env(os.environ)
     rows = transfers_register(_store(args, settings), _taxonomy(settings), _time("--as-of", args.as_of))
-    facts = {"rule": PIPL_RULE, "flagged": sum(1 for r in rows if r["flag"]), "note": INDICATIVE}
-    print(render(("Cross-border transfers", facts, {"transfers": rows}), args.format), end="")
+    print(render(transfers_document(rows), args.format), end="")
     return 0
 
 
@@ -373,14 +360,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Report every flow that breaks a declared policy; exit 1 when there is any."""
     from lineage.formats import render
     from lineage.policy import check, load_policy
+    from lineage.reports import check_document
 
     settings = Settings.from_env(os.environ)
     taxonomy = _taxonomy(settings)
     policy = load_policy(Path(args.policy), taxonomy)
     found = check(_store(args, settings), policy, _time("--now", args.now))
-    facts = {"policy": policy.name, "violations": len(found)}
-    rows = [dataclasses.asdict(v) for v in found]
-    print(render((f"Policy check: {policy.name}", facts, {"violations": rows}), args.format), end="")
+    print(render(check_document(policy.name, found), args.format), end="")
     return 1 if found else 0
 
 
@@ -412,25 +398,6 @@ def cmd_map(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "
           f"{len(m.violations)} policy violations")  # fmt: skip
     return 0
-
-
-def _describe(event: PersonalDataEvent) -> str:
-    """One line a person can read: when, what, whose, which data, from where to where."""
-    who = event.subject_id or f"every subject held as of {event.bulk_as_of:%Y-%m-%d %H:%M}"
-    where = f"{event.holder.name} ({event.holder.region})"
-    if event.recipient is not None:
-        where += f" -> {event.recipient.name} ({event.recipient.role}, {event.recipient.region})"
-    extra = [
-        f"purpose {event.purpose}" if event.purpose else "",
-        f"via {event.mechanism}" if event.mechanism else "",
-        f"consent {event.consent_status} {event.consent_kind}" if event.consent_status else "",
-        f"erasure {event.erasure_outcome}: {event.hold_reason or ''}" if event.erasure_outcome else "",
-    ]
-    details = "; ".join(x.strip(": ") for x in extra if x)
-    return (
-        f"{event.occurred_at:%Y-%m-%d %H:%M}Z {event.event_type.value:<11} {who:<38} "
-        f"[{', '.join(event.categories)}] {where}" + (f"; {details}" if details else "")
-    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -520,12 +487,15 @@ def _parser() -> argparse.ArgumentParser:
     answer_opts(check)
     check.set_defaults(func=cmd_check)
 
+    def world_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--subjects", type=int, default=1000, help="data subjects per organisation (default 1000)")
+        sp.add_argument("--days", type=int, default=365, help="days of history (default 365)")
+        sp.add_argument("--seed", type=int, default=7, help="random seed: the same seed sends the same events")
+        sp.add_argument("--violations", type=int, default=2, help="breaches injected per policy clause (default 2)")
+        sp.add_argument("--end", help="the history's last moment, ISO 8601 (default 2026-11-01T00:00Z)")
+
     sim = sub.add_parser("sim", help="simulate the five seed organisations' events into Kafka")
-    sim.add_argument("--subjects", type=int, default=300, help="data subjects per organisation (default 300)")
-    sim.add_argument("--days", type=int, default=365, help="days of history (default 365)")
-    sim.add_argument("--seed", type=int, default=7, help="random seed: the same seed sends the same events")
-    sim.add_argument("--violations", type=int, default=2, help="breaches injected per policy clause (default 2)")
-    sim.add_argument("--end", help="the history's last moment, ISO 8601 (default 2026-11-01)")
+    world_opts(sim)
     sim.add_argument("--org", action="append", help="only this organisation (repeatable): mochat, moqi-shanghai, "
                      "shenzhen-ru, mooffers, mall")  # fmt: skip
     sim.add_argument("--injected-out", help="write the injected breaches here as JSON lines")
@@ -539,7 +509,9 @@ def _parser() -> argparse.ArgumentParser:
     dmap.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
     dmap.set_defaults(func=cmd_map)
 
-    demo = sub.add_parser("demo", help="start a broker, emit a sample of events, read them back")
+    demo = sub.add_parser("demo", help="the seed world through a real broker: reports, policy checks, the map")
+    world_opts(demo)
+    demo.add_argument("--out", default="demo-output", help="folder for the store and map.html (default demo-output)")
     demo.set_defaults(func=cmd_demo)
     return p
 

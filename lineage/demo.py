@@ -1,121 +1,153 @@
-"""The demo: emit a small sample of the seed world's events through a real broker and read them back.
+"""The demo: the seed world end to end on a real broker, then the reports an analyst would print.
 
-The sample follows the seed policies: a Shanghai platform that collects phone numbers and ID numbers
-for real-name verification, pays through a payment SDK, sends chat data to Hong Kong under the Greater
-Bay Area standard contract, exports orders nightly to a logistics company, keeps a guardian's consent
-for a child under 14, and puts an erasure on hold where tax law requires retention.
+Simulate the five seed organisations (``lineage.world``) into Kafka through the SDK, with one
+malformed message among them; consume everything into a store with the ingest consumer (the bad
+message goes to the dead-letter topic); then print an access report for one subject, a breach report
+for one third party, the cross-border register and every policy violation set against the breaches
+the simulator injected; and write the data map.
 """
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
-from lineage.codec import Codec
-from lineage.emitter import Emitter
-from lineage.events import AgeBand, Party, PersonalDataEvent
-from lineage.kafka_client import create_topics, read_messages
+from lineage.answers import access_request, breach_impact, transfers_register
+from lineage.consumer import IngestConsumer
+from lineage.datamap import build_map, write_map
+from lineage.errors import ConfigurationError
+from lineage.events import Party
+from lineage.formats import render
+from lineage.kafka_client import KafkaEventSink, create_topics
+from lineage.policy import check
+from lineage.reports import access_document, breach_document, check_document, transfers_document
 from lineage.settings import Settings
+from lineage.sim import Plan, WorldSize, emit
+from lineage.store import Store
+from lineage.taxonomy import Taxonomy
+from lineage.world import build
 
-__all__ = ["emit_sample", "read_back", "run_demo"]
+__all__ = ["BREACHED", "DemoResult", "run_demo"]
 
-_T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-PAYMENT_SDK = Party(name="alipay-sdk", role="processor", region="CN")
-HK_CHAT = Party(name="mochat-hk-storage", role="affiliate", region="HK")
-LOGISTICS = Party(name="sf-express", role="third_party", region="CN")
-SG_ANALYTICS = Party(name="sg-analytics", role="processor", region="SG")
-
-
-def emit_sample(emitter: Emitter) -> int:
-    """Send the sample events; return how many were sent."""
-    at = iter(_T0 + timedelta(minutes=i) for i in range(100))
-    sent = [
-        emitter.collected(
-            "user-1001",
-            ["user.contact.phone_number", "user.government_id.national_identification_number"],
-            purpose="essential.legal_obligation.identity_verification",
-            legal_basis="LEGAL_OBLIGATION",
-            subject_jurisdiction="CN",
-            age_band=AgeBand.ADULT,
-            retention_days=3 * 365,
-            encrypted=True,
-            occurred_at=next(at),
-        ),
-        emitter.consent(
-            "user-1002",
-            ["user.childrens"],
-            status="GRANTED",
-            kind="GUARDIAN",
-            purpose="essential.service",
-            consent_ref="guardian-form-77",
-            subject_jurisdiction="CN",
-            age_band=AgeBand.CHILD_UNDER_14,
-            occurred_at=next(at),
-        ),
-        emitter.shared(
-            "user-1001",
-            ["user.financial.bank_account"],
-            recipient=PAYMENT_SDK,
-            purpose="essential.service.payment_processing",
-            legal_basis="CONTRACT",
-            occurred_at=next(at),
-        ),
-        emitter.transferred(
-            "user-1001",
-            ["user.contact.phone_number", "user.content.private"],
-            recipient=HK_CHAT,
-            purpose="essential.service",
-            mechanism="gba.standard_contract",
-            encrypted=True,
-            occurred_at=next(at),
-        ),
-        emitter.shared(
-            None,
-            ["user.contact.address", "user.name"],
-            recipient=LOGISTICS,
-            purpose="essential.service.fulfillment.delivery",
-            bulk_as_of=_T0,
-            occurred_at=next(at),
-        ),
-        emitter.transferred(
-            None,
-            ["user.device.device_id"],
-            recipient=SG_ANALYTICS,
-            purpose="analytics.reporting",
-            mechanism="pipl.standard_contract",
-            bulk_as_of=_T0,
-            occurred_at=next(at),
-        ),
-        emitter.erased(
-            "user-1001",
-            ["user.financial.bank_account"],
-            outcome="HOLD",
-            hold_reason="PRC tax law: transaction records kept 10 years",
-            occurred_at=next(at),
-        ),
-    ]
-    emitter.flush()
-    for delivery in sent:
-        delivery.result(0)
-    return len(sent)
+BREACHED = "amap-location-sdk"  # a location SDK two of the seed organisations use
+_MARKER = ".lineage-demo"  # says a folder is the demo's own, so a rerun may clear it
 
 
-def read_back(settings: Settings, count: int, codec: Codec | None = None) -> list[PersonalDataEvent]:
-    """Read ``count`` events from the start of the topic and decode them."""
-    codec = codec or Codec()
-    out = []
-    for m in read_messages(settings, settings.topic, idle_timeout_s=10, max_messages=count):
-        assert m.value is not None
-        out.append(codec.decode(m.value, topic=m.topic, partition=m.partition, offset=m.offset))
-    return out
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    """What the demo did: events through Kafka, breaches injected and found, the files written."""
+
+    events: int
+    dead_letters: int
+    injected: int
+    found: int
+    exact: bool
+    store: Path
+    map: Path
 
 
-def run_demo(settings: Settings, say: Callable[[str], None]) -> list[PersonalDataEvent]:
-    """Emit the sample to ``settings.topic`` and read it back, narrating through ``say``."""
-    create_topics(settings, [settings.topic, settings.dead_letter_topic], partitions=3)
-    with Emitter(system="moqi-app", region="CN", settings=settings) as emitter:
-        n = emit_sample(emitter)
-    say(f"emitted {n} events to {settings.topic} at {settings.bootstrap_servers}")
-    events = read_back(settings, n)
-    say(f"read back {len(events)} events")
-    return events
+def _prepare(out: Path) -> Path:
+    """Give the demo an empty store folder under ``out``, refusing to clear a folder it did not make."""
+    if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
+        raise ConfigurationError("--out", f"{out} exists and is not a demo folder; name a new or empty one")
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (out / _MARKER).touch()
+    shutil.rmtree(out / "store", ignore_errors=True)
+    return out / "store"
+
+
+def _chatty_subject(p: Plan) -> str:
+    """The adult whose data reached the most recipients: the access report worth reading."""
+    reached: dict[str, set[str]] = defaultdict(set)
+    adults = set(p.adults)
+    for e in p.events:
+        recipient = e.fields.get("recipient")
+        if isinstance(recipient, Party) and e.fields.get("subject_id") in adults:
+            reached[e.fields["subject_id"]].add(recipient.name)
+    return max(sorted(reached), key=lambda s: len(reached[s]))
+
+
+def run_demo(
+    settings: Settings, size: WorldSize, out: Path, taxonomy: Taxonomy, say: Callable[[str], None]
+) -> DemoResult:
+    """Run the whole demo against the broker ``settings`` name; print through ``say``."""
+    started = time.monotonic()
+    store_dir = _prepare(out)
+    plans, injected = build(size, taxonomy)
+    planned = sum(len(p.events) for p in plans)
+    say(
+        f"== world: 5 organisations x {size.subjects} subjects, {size.days} days to {size.end:%Y-%m-%d}, "
+        f"seed {size.seed}: {planned:,} events, {len(injected)} injected policy breaches"
+    )
+    create_topics(settings, [settings.topic, settings.dead_letter_topic])
+    sink = KafkaEventSink(settings)
+    t = time.monotonic()
+    try:
+        sent = emit(plans, sink, taxonomy, settings)
+        # a message no SDK would send, as a broken service might: it must reach the dead-letter topic
+        sink.send(settings.topic, b"demo", b"\x00not an avro event", "malformed")
+    finally:
+        sink.close(settings.delivery_timeout_s)
+    say(f"== sent {sent:,} events and 1 malformed message to {settings.topic} in {time.monotonic() - t:.1f} s")
+
+    t = time.monotonic()
+    consumer = IngestConsumer(
+        settings, store_dir=store_dir, group_id=f"lineage-demo-{uuid.uuid4().hex[:8]}", taxonomy=taxonomy
+    )
+    stats = consumer.run(threading.Event(), idle_exit_s=3)
+    say(f"== consumed in {time.monotonic() - t:.1f} s: {stats.line()}")
+    store = Store(store_dir)
+
+    mochat = next(p for p in plans if p.org.key == "mochat")
+    subject = _chatty_subject(mochat)
+    say(render(access_document(access_request(store, subject, taxonomy, size.end)), "markdown"))
+
+    t1, t2 = size.end - timedelta(days=30), size.end
+    report = breach_impact(store, [BREACHED], t1, t2, taxonomy, aware_at=size.end)
+    say(render(breach_document(report), "markdown"))
+
+    say(render(transfers_document(transfers_register(store, taxonomy, size.end)), "markdown"))
+
+    found = {p.policy.name: check(store, p.policy, size.end) for p in plans}
+    summary = []
+    exact = True
+    for p in plans:
+        want = Counter((i.clause, i.event_id) for i in injected if i.organisation == p.org.key)
+        got = Counter((v.clause, v.event_id) for v in found[p.policy.name])
+        exact &= want == got
+        summary.append(
+            {
+                "organisation": p.org.name,
+                "policy": p.policy.name,
+                "injected": sum(want.values()),
+                "found": sum(got.values()),
+                "exact_match": "yes" if want == got else "NO",
+            }
+        )
+    say(render(("Policy violations: injected and found", {"exact_match": exact}, {"by_policy": summary}), "markdown"))
+    for p in plans:
+        say(render(check_document(p.policy.name, found[p.policy.name]), "markdown"))
+
+    page = out / "map.html"
+    m = build_map(store, taxonomy, [p.policy for p in plans], found, title="Seed world: personal data map")
+    write_map(m, page)
+    crossing = sum(1 for e in m.edges if e.cross_border)
+    say(f"== wrote {page}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "
+        f"{len(m.violations)} policy violations")  # fmt: skip
+    say(f"== demo done in {time.monotonic() - started:.1f} s; store in {store_dir}")
+    return DemoResult(
+        events=stats.accepted,
+        dead_letters=stats.dead_letters,
+        injected=len(injected),
+        found=sum(len(v) for v in found.values()),
+        exact=exact,
+        store=store_dir,
+        map=page,
+    )

@@ -44,7 +44,7 @@ from lineage.errors import ConfigurationError
 from lineage.store import Store
 from lineage.taxonomy import Taxonomy
 
-__all__ = ["Policy", "Violation", "check", "load_policy", "policy_dir"]
+__all__ = ["CLAUSES", "Policy", "Violation", "check", "load_policy", "policy_dir"]
 
 
 def policy_dir() -> Path:
@@ -112,7 +112,7 @@ def load_policy(path: Path, taxonomy: Taxonomy) -> Policy:
 
 
 def check(store: Store, policy: Policy, now: datetime | None = None) -> list[Violation]:
-    """Every event that breaks a clause of ``policy``, in event-time order within each clause."""
+    """Every event that breaks a clause of ``policy``: grouped by clause, in event-time order within each."""
     now = now or datetime.now(UTC)
     out: list[Violation] = []
     with store.session() as q:
@@ -127,10 +127,13 @@ def check(store: Store, policy: Policy, now: datetime | None = None) -> list[Vio
                                      f"{r['category']} kept at {r['holder']} past {r['days']} days"))  # fmt: skip
         for r in q.rows("policy_consent", {"systems": list(policy.systems), "purposes": list(policy.consent_purposes)}):
             out.append(Violation("consent", r["event_id"], f"{r['purpose']} without a prior granted consent"))
+    out.sort(key=lambda v: CLAUSES.index(v.clause))  # stable: time order holds within a clause
     return out
 
 
 _MINORS = {"CHILD_UNDER_14": 14, "MINOR": 18}
+# the clause kinds, in the order a policy file declares them and reports list them
+CLAUSES = ("storage_region", "transfer_region", "recipient", "never_share", "retention", "minimum_age", "consent")
 
 
 def _event_violations(e: dict[str, Any], policy: Policy) -> list[Violation]:

@@ -42,7 +42,7 @@ _MECHANISMS = ("pipl.standard_contract", "pdpo_hk.model_clauses", "pdpa_sg.contr
 class WorldSize:
     """How much world to simulate: subjects per organisation, days of history, breaches per clause."""
 
-    subjects: int = 300
+    subjects: int = 1000
     days: int = 365
     seed: int = 7
     violations: int = 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -113,24 +112,6 @@ def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settin
     assert "sent 2 event(s); 2 bad line(s)" in proc.stderr
     got = [Codec().decode(v).subject_id for _, v in _read_all(kafka_settings, 2)]
     assert got == ["u1", "u1"]
-
-
-def test_demo_command_prints_the_sample_read_back(kafka_settings: Settings) -> None:
-    """`lineage demo` against a configured broker emits the sample and prints every event read back."""
-    env = {
-        **os.environ,
-        "LINEAGE_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "LINEAGE_TOPIC": kafka_settings.topic,
-        "LINEAGE_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic,
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "lineage.cli", "demo"], capture_output=True, text=True, timeout=120, env=env, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "read back 7 events" in proc.stdout
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("2026-05-01")]
-    assert len(lines) == 7
-    assert any("TRANSFERRED" in line and "gba.standard_contract" in line for line in lines)
 
 
 def test_delivery_failure_through_the_real_broker_names_the_topic(kafka_settings: Settings) -> None:

@@ -16,7 +16,7 @@ from lineage.codec import Codec
 from lineage.consumer import IngestConsumer
 from lineage.errors import UnknownValueError
 from lineage.ingest import Ingestor
-from lineage.policy import Policy, check
+from lineage.policy import CLAUSES, Policy, check
 from lineage.sim import Injected, Plan, WorldSize, emit
 from lineage.store import Store
 from lineage.testing import MemorySink
@@ -163,3 +163,13 @@ def test_sim_through_kafka_then_check_matches_injected(kafka_settings: Settings,
     store = Store(store_dir)
     for p in plans:
         assert _found(store, p.policy, size) == _injected(injected, p.org.key), p.org.key
+
+
+def test_violations_come_grouped_by_clause(tmp_path: Path) -> None:
+    """`check` lists violations clause by clause, in the order a policy file declares clauses."""
+    size = WorldSize(subjects=30, days=300, violations=2)
+    plans, _ = build(size, TAXONOMY, ["mochat"])
+    store, _ = _stored(plans, tmp_path)
+    order = [CLAUSES.index(v.clause) for v in check(store, plans[0].policy, size.end)]
+    assert len(set(order)) > 3
+    assert order == sorted(order)
