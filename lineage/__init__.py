@@ -21,8 +21,11 @@ Processes and answers:
 - ``emitter`` / ``jsonlines``     the SDK and ``lineage emit``
 - ``ingest`` / ``consumer`` / ``backfill``  messages into segments, dead letters out
 - ``answers``      access request, breach impact, erasure plan, transfer and retention registers
+- ``policy``       declared policies (``policies/*.toml``) and ``check``: each event breaking a clause
+- ``sim`` / ``world``  the seed organisations simulated through the SDK, with known injected breaches
+- ``datamap``      the self-contained HTML data map; ``demo``: all of it end to end on a real broker
 - ``local_kafka``  a real broker from the official jars; ``testing``: in-memory fakes
-- ``cli`` (+ ``formats``)  the ``lineage`` command
+- ``cli`` (+ ``reports``, ``formats``)  the ``lineage`` command
 
 This package exports the SDK and the domain; import ``lineage.store``, ``lineage.answers`` and
 ``lineage.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an emitting
