@@ -232,7 +232,7 @@ def render_map(m: DataMap) -> str:
         f"<td><code>{e(v['event_id'])}</code></td></tr>"
         for v in m.violations
     )
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")  # no "</script" or "<!--" inside
     flows = sum(1 for x in m.edges)
     return _PAGE.format(
         title=e(m.title),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from lineage import default_taxonomy
+from lineage import Emitter, Party, default_taxonomy
 from lineage.datamap import DataMap, build_map, write_map
 from lineage.ingest import Ingestor
 from lineage.policy import Violation, check
@@ -192,3 +192,36 @@ def test_click_on_a_flow_shows_its_facts(opened: Opened, world: World) -> None:
     assert "Cross-border\nyes, via" in text
     assert f"{edge.facts['events']} (" in text
     assert edge.facts["categories"][0] in text
+
+
+HOSTILE = '</script><script>document.title="owned"</script><img src=x onerror=alert(1)>'
+
+
+def test_hostile_party_names_stay_text(browser: Browser, tmp_path: Path) -> None:
+    """A recipient named like markup is shown as text: no script runs, no request is made."""
+    sink = MemorySink()
+    emitter = Emitter(system="shop", region="CN", sink=sink, taxonomy=TAXONOMY)
+    emitter.shared(
+        "user-1",
+        ["user.contact.email"],
+        recipient=Party(name=HOSTILE, role="third_party", region="CN"),
+        purpose="essential.service",
+        occurred_at=SIZE.end,
+    )
+    ingestor = Ingestor(tmp_path / "store", "events", taxonomy=TAXONOMY)
+    assert ingestor.add(0, 0, sink.messages[0].value) is None
+    ingestor.flush()
+    page_file = tmp_path / "map.html"
+    write_map(build_map(Store(tmp_path / "store"), TAXONOMY), page_file)
+    context = browser.new_context()
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(page_file.as_uri())
+    node = page.locator(".node").filter(has_text="onerror")
+    node.click()
+    assert page.title() != "owned"
+    assert node.get_attribute("data-name") == HOSTILE
+    assert HOSTILE in page.locator("#details h2").inner_text()
+    assert requests == [page_file.as_uri()]
+    context.close()
