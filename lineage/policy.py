@@ -35,6 +35,7 @@ A policy is a TOML file a privacy analyst writes (``policies/*.toml`` has one pe
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,7 +117,7 @@ def check(store: Store, policy: Policy, now: datetime | None = None) -> list[Vio
     now = now or datetime.now(UTC)
     out: list[Violation] = []
     with store.session() as q:
-        flows = q.rows("policy_events", {"systems": list(policy.systems)})
+        flows = q.rows("policy_events", _event_params(policy))
         for e in flows:
             out.extend(_event_violations(e, policy))
         if policy.retention_days:
@@ -134,6 +135,24 @@ def check(store: Store, policy: Policy, now: datetime | None = None) -> list[Vio
 _MINORS = {"CHILD_UNDER_14": 14, "MINOR": 18}
 # the clause kinds, in the order a policy file declares them and reports list them
 CLAUSES = ("storage_region", "transfer_region", "recipient", "never_share", "retention", "minimum_age", "consent")
+
+
+def _event_params(policy: Policy) -> dict[str, Any]:
+    """Bind the per-event clauses for the SQL prefilter (``queries/policy_events.sql``)."""
+
+    def listed(values: Iterable[str] | None) -> list[str] | None:
+        return None if values is None else list(values)
+
+    minimum = policy.minimum_age
+    return {
+        "systems": list(policy.systems),
+        "storage": listed(policy.storage_regions),
+        "transfer": listed(policy.transfer_regions),
+        "recipients": listed(policy.recipients),
+        "never_keys": sorted({k for keys, _ in policy.never_share for k in keys}),
+        "never_roles": sorted({r for _, roles in policy.never_share for r in roles}),
+        "bands": [b for b, limit in _MINORS.items() if minimum is not None and limit <= minimum],
+    }
 
 
 def _event_violations(e: dict[str, Any], policy: Policy) -> list[Violation]:

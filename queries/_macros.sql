@@ -82,10 +82,13 @@ WITH RECURSIVE
                OR list_contains(holders, CASE WHEN event_type = 'COLLECTED' THEN holder_name ELSE recipient_name END))
     ),
     direct AS (SELECT * FROM direct_all WHERE nodes IS NULL OR list_contains(nodes, holder) OR covers(category, keys)),
+    -- with `holders`, a bulk flow to a holder outside the set is not followed: what it carries can
+    -- never come back to the set (if it could, that holder would be upstream too)
     bulk AS (
         SELECT *
         FROM events
         WHERE subject_id IS NULL AND occurred_at <= as_of AND event_type IN ('SHARED', 'TRANSFERRED')
+          AND (holders IS NULL OR list_contains(holders, recipient_name))
     ),
     -- subject erasures join on (holder, subject), bulk ones are few: two equi-joins, not one
     -- join on an OR, which made DuckDB compare every arrival with every erasure at its holder
