@@ -6,8 +6,7 @@
 -- Needs the `regions` and `sensitive_categories` tables (Store.connect(taxonomy) creates them).
 -- Parameters: $as_of.
 WITH
-    -- holders that receive a cross-border flow; only arrivals there are counted, so only holders
-    -- upstream of them are traversed (as for a breach: queries/_macros.sql, upstream and arrivals)
+    -- holders that receive a cross-border flow: only arrivals there are counted
     abroad AS (
         SELECT list(DISTINCT e.recipient_name) AS names
         FROM events AS e
@@ -15,15 +14,7 @@ WITH
         JOIN regions AS rd ON rd.code = e.recipient_region
         WHERE e.event_type IN ('SHARED', 'TRANSFERRED') AND e.occurred_at <= $as_of AND rs.zone <> rd.zone
     ),
-    up AS (SELECT * FROM upstream(coalesce((SELECT names FROM abroad), []::VARCHAR[]), $as_of)),
-    h AS (
-        SELECT * FROM arrivals(
-            NULL, $as_of,
-            holders := (SELECT coalesce(list(DISTINCT holder), []::VARCHAR[]) FROM up),
-            nodes := (SELECT coalesce(names, []::VARCHAR[]) FROM abroad),
-            keys := (SELECT coalesce(list_distinct(flatten(list(keys))), []::VARCHAR[]) FROM up)
-        )
-    ),
+    h AS (SELECT * FROM arrivals_at(coalesce((SELECT names FROM abroad), []::VARCHAR[]), $as_of)),
     x AS (
         SELECT
             h.source_region AS from_region, rs.zone AS from_zone, h.holder_region AS to_region,
