@@ -31,6 +31,22 @@ __all__ = ["IngestConsumer", "IngestStats"]
 log = logging.getLogger(__name__)
 
 
+def peak_rss_mb() -> float:
+    """The peak resident memory of the calling process, in MB.
+
+    Linux's VmHWM, not ``ru_maxrss``: a process started by fork and exec inherits its parent's
+    ``ru_maxrss``, so a consumer launched by a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 @dataclass
 class IngestStats:
     """Running totals of one consumer process."""
@@ -50,7 +66,7 @@ class IngestStats:
     def line(self) -> str:
         """One key=value line with no identifiers in it."""
         lag = ",".join(f"p{p}:{n}" for p, n in sorted(self.lag.items())) or "-"
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        peak_mb = peak_rss_mb()
         return (
             f"ingest messages={self.messages} accepted={self.accepted} dead_letters={self.dead_letters} "
             f"segments={self.segments} rate={self.rate:.0f}/s lag={lag} peak_rss_mb={peak_mb:.0f}"

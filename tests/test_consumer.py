@@ -205,3 +205,13 @@ def test_backfill_from_an_avro_file_is_exact_and_sends_bad_records_on(kafka_sett
     assert headers["lineage.field"] == b"categories" and headers["lineage.source.offset"] == b"3"
     assert headers["lineage.source.topic"].startswith(b"file.archive_2026.avro.")
     assert letter.value is not None and CODEC.decode_record(letter.value)["categories"] == ["user.bogus"]
+
+
+def test_peak_memory_is_the_consumers_own() -> None:
+    """A consumer started by a parent holding 400 MB reports its own peak, not the parent's."""
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
+    code = "from lineage.consumer import peak_rss_mb; print(peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert len(ballast) > 0
+    assert float(child.stdout) < 200
