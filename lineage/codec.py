@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,6 +23,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from lineage.avro_codegen import Decoder, Encoder, FieldTypeError, UnsupportedSchema, compile_decoder, compile_encoder
 from lineage.errors import ConfigurationError, DecodeError, InvalidEventError, UnknownSchemaError
 from lineage.events import PersonalDataEvent
+from lineage.private import open_private
 from lineage.records import Record, from_record, to_record
 
 __all__ = ["Codec", "SchemaVersion", "schema_dir"]
@@ -181,8 +181,7 @@ class Codec:
     def write_container(self, path: Path, records: Iterable[Record], version: int | None = None) -> None:
         """Write records to an Avro container file (current schema unless ``version`` is given)."""
         schema = self.current if version is None else next(v for v in self.versions if v.number == version)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data: private file
-        with os.fdopen(fd, "wb") as f:
+        with open_private(path, "path", "wb") as f:  # personal data: private file
             fastavro.writer(f, schema.parsed, records, codec="deflate")
 
     def decode(self, data: bytes, **where: Any) -> PersonalDataEvent:
