@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from lineage.errors import InputLineError, LineageError
+from lineage.errors import ConfigurationError, InputLineError, LineageError
+from lineage.private import open_private
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     size = _world_size(args)
-    topic = os.environ.get("LINEAGE_TOPIC") or f"lineage.demo.{uuid.uuid4().hex[:8]}"  # a rerun starts clean
+    topic = f"lineage.demo.{uuid.uuid4().hex[:8]}"  # its own topics: a rerun starts clean, no real topic is touched
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -125,7 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides = {"bootstrap_servers": servers} if servers else {}
         settings = Settings.from_env(os.environ, topic=topic, dead_letter_topic=topic + ".dlq", **overrides)
         result = run_demo(settings, size, Path(args.out), _taxonomy(settings), say)
-        return 0 if result.exact and result.dead_letters == 1 else 1
+        return 0 if result.exact and result.dead_letters == 1 and result.events == result.sent else 1
 
     if "LINEAGE_BOOTSTRAP_SERVERS" in os.environ:
         return go(None)
@@ -155,6 +156,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     size = _world_size(args)
     taxonomy = _taxonomy(settings)
     plans, injected = build(size, taxonomy, args.org)
+    listing = open_private(args.injected_out, "--injected-out") if args.injected_out else None  # fail before sending
     create_topics(settings, [settings.topic, settings.dead_letter_topic])
     sink = KafkaEventSink(settings)
     try:
@@ -165,16 +167,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"{p.org.key}: {size.subjects} subjects, {len(p.events):,} events, "
               f"{sum(1 for i in injected if i.organisation == p.org.key)} injected breaches")  # fmt: skip
     print(f"sent {sent:,} events to {settings.topic} ({size.days} days to {size.end:%Y-%m-%d}, seed {size.seed})")
-    if args.injected_out:
-        with _private_file(args.injected_out) as f:
+    # the simulated services stop at the end of the history; judged later, data they would have
+    # purged since then would count as kept too long
+    print(f"judge retention as of the history's end: lineage check ... --now {size.end.isoformat()}")
+    if listing is not None:
+        with listing:
             for i in injected:
-                f.write(json.dumps(dataclasses.asdict(i)) + "\n")
+                listing.write(json.dumps(dataclasses.asdict(i)) + "\n")
     return 0
-
-
-def _private_file(path: str) -> TextIO:
-    """Open ``path`` for writing, created readable by its owner only (reports can be personal data)."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -306,8 +306,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
         _store(args, settings), args.node, t1, t2, _taxonomy(settings), aware_at=_time("--aware", args.aware)
     )
     if args.subjects_out:
-        fd = os.open(args.subjects_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a list of people: private
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
             writer = csv.writer(f)
             writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
             for r in report.records:
@@ -377,7 +376,10 @@ def _policies(arg: list[str] | None, taxonomy: Taxonomy) -> list[Policy]:
     paths: list[Path] = []
     for item in arg or []:
         p = Path(item)
-        paths.extend(sorted(p.glob("*.toml")) if p.is_dir() else [p])
+        found = sorted(p.glob("*.toml")) if p.is_dir() else [p]
+        if not found:
+            raise ConfigurationError("--policy", f"{item} is a folder with no *.toml policy file")
+        paths.extend(found)
     return [load_policy(p, taxonomy) for p in paths]
 
 
@@ -387,6 +389,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     from lineage.policy import check
 
     settings = Settings.from_env(os.environ)
+    if not Path(args.out).parent.is_dir():  # before the checks, which can take a while
+        raise ConfigurationError("--out", f"{Path(args.out).parent} is not a folder")
     taxonomy = _taxonomy(settings)
     store = _store(args, settings)
     policies = _policies(args.policy, taxonomy)

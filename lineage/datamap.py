@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage.policy import Policy, Violation
+from lineage.private import open_private
 from lineage.store import Store
 from lineage.taxonomy import Taxonomy
 
@@ -251,11 +252,9 @@ def render_map(m: DataMap) -> str:
 
 def write_map(m: DataMap, out: Path) -> None:
     """Write the page, readable by its owner only."""
-    import os
-
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(render_map(m))
+    page = render_map(m)
+    with open_private(out, "--out") as f:
+        f.write(page)
 
 
 _PAGE = """<!DOCTYPE html>

@@ -44,6 +44,7 @@ _MARKER = ".lineage-demo"  # says a folder is the demo's own, so a rerun may cle
 class DemoResult:
     """What the demo did: events through Kafka, breaches injected and found, the files written."""
 
+    sent: int
     events: int
     dead_letters: int
     injected: int
@@ -55,6 +56,8 @@ class DemoResult:
 
 def _prepare(out: Path) -> Path:
     """Give the demo an empty store folder under ``out``, refusing to clear a folder it did not make."""
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError("--out", f"{out} is a file; name a new or empty folder")
     if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
         raise ConfigurationError("--out", f"{out} exists and is not a demo folder; name a new or empty one")
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -103,6 +106,8 @@ def run_demo(
     )
     stats = consumer.run(threading.Event(), idle_exit_s=3)
     say(f"== consumed in {time.monotonic() - t:.1f} s: {stats.line()}")
+    if stats.accepted != sent:
+        say(f"!! {sent - stats.accepted:,} of {sent:,} events missing from the store: the reports below are partial")
     store = Store(store_dir)
 
     mochat = next(p for p in plans if p.org.key == "mochat")
@@ -143,6 +148,7 @@ def run_demo(
         f"{len(m.violations)} policy violations")  # fmt: skip
     say(f"== demo done in {time.monotonic() - started:.1f} s; store in {store_dir}")
     return DemoResult(
+        sent=sent,
         events=stats.accepted,
         dead_letters=stats.dead_letters,
         injected=len(injected),

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lineage.errors import ConfigurationError, UnknownValueError
 from lineage.events import AgeBand, Party
 from lineage.policy import Policy
 from lineage.settings import Settings
 from lineage.sink import EventSink
-from lineage.taxonomy import Taxonomy
+from lineage.taxonomy import Taxonomy, suggest
 
 __all__ = ["DEFAULT_END", "Injected", "Life", "Organisation", "Plan", "Planned", "WorldSize", "emit", "inject"]
 
@@ -47,6 +48,15 @@ class WorldSize:
     seed: int = 7
     violations: int = 2
     end: datetime = DEFAULT_END
+
+    def __post_init__(self) -> None:
+        """Refuse a size that cannot make a world, naming the field."""
+        for name, least in (("subjects", 1), ("days", 1), ("violations", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < least:
+                raise ConfigurationError(name, f"must be a whole number of at least {least}, got {value!r}")
+        if self.end.tzinfo is None:
+            raise ConfigurationError("end", f"needs a UTC offset, got {self.end.isoformat()}")
 
     @property
     def start(self) -> datetime:
@@ -93,6 +103,8 @@ class Organisation:
         """A party by name (a system of ours is an 'internal' party)."""
         if name in self.systems:
             return Party(name=name, role="internal", region=self.systems[name])
+        if name not in self.parties:
+            raise UnknownValueError("recipient", name, f"party of {self.key}", suggest(name, self.parties))
         return self.parties[name]
 
 
@@ -108,6 +120,7 @@ class Plan:
     events: list[Planned] = field(default_factory=list)
     consented: dict[str, set[str]] = field(default_factory=dict)  # purpose -> subjects who ever granted it
     adults: list[str] = field(default_factory=list)
+    jurisdiction: dict[str, str] = field(default_factory=dict)  # subject -> where they live
 
     def event_id(self) -> str:
         """A UUID drawn from the plan's generator (so a seed reproduces the ids)."""
@@ -116,7 +129,7 @@ class Plan:
     def add(self, at: datetime, system: str, method: str, **fields: Any) -> str:
         """Plan one event; return its id."""
         if system not in self.org.systems:
-            raise ValueError(f"{self.org.key}: {system!r} is not one of its systems")
+            raise UnknownValueError("system", system, f"system of {self.org.key}", suggest(system, self.org.systems))
         event_id = self.event_id()
         self.events.append(Planned(at, system, method, fields, event_id))
         return event_id
@@ -129,7 +142,10 @@ class Plan:
             return None
         if {src.zone, dst.zone} <= _GBA:
             return "gba.standard_contract"
-        return next(m for m in _MECHANISMS if self.taxonomy.mechanisms[m].recognised_by(src.regimes))
+        found = next((m for m in _MECHANISMS if self.taxonomy.mechanisms[m].recognised_by(src.regimes)), None)
+        if found is None:
+            raise ConfigurationError("taxonomy", f"no transfer mechanism in {_MECHANISMS} is recognised in {source}")
+        return found
 
     def flow(
         self, at: datetime, system: str, recipient: str | Party, categories: Sequence[str], purpose: str, **fields: Any
@@ -287,6 +303,7 @@ def plan(org: Organisation, policy: Policy, taxonomy: Taxonomy, size: WorldSize)
             AgeBand.MINOR if minor else AgeBand.ADULT,
             p.rng.choices(regions, weights)[0],
         )
+        p.jurisdiction[life.subject] = life.jurisdiction
         if not minor:
             p.adults.append(life.subject)
         org.life(life)
@@ -311,12 +328,12 @@ def inject(p: Plan, count: int) -> list[Injected]:
     def recent() -> datetime:
         return p.size.end - timedelta(days=rng.uniform(0.5, min(30.0, p.size.days - 0.5)))
 
-    def adult() -> dict[str, Any]:
-        return {
-            "subject_id": rng.choice(p.adults),
-            "subject_jurisdiction": next(iter(org.jurisdictions)),
-            "age_band": AgeBand.ADULT,
-        }
+    def adult(among: Sequence[str] | None = None) -> dict[str, Any]:
+        """An adult subject (of ``among`` when given), or a new one when there is none to pick."""
+        pool = p.adults if among is None else among
+        subject = rng.choice(pool) if pool else f"{org.key}-adult-{len(out) + 1}"
+        where = p.jurisdiction.get(subject, next(iter(org.jurisdictions)))
+        return {"subject_id": subject, "subject_jurisdiction": where, "age_band": AgeBand.ADULT}
 
     def note(clause: str, event_id: str, what: str) -> None:
         out.append(Injected(org.key, clause, event_id, what))
@@ -349,9 +366,11 @@ def inject(p: Plan, count: int) -> list[Injected]:
         stranger = Party(name=f"unlisted-ad-network-{i + 1}", role="third_party", region=rng.choice(allowed))
         eid = p.flow(recent(), system, stranger, [everyday], purpose, **adult())
         note("recipient", eid, f"{stranger.name} is not a listed recipient")
-    for categories, roles in pol.never_share[:1] if count else ():
+    for categories, roles in pol.never_share:
         targets = [n for n in listed if org.parties[n].role in roles and org.parties[n].region in allowed]
-        for _ in range(count):
+        # a rule no listed recipient can break (none has the role) is left alone: breaking it with
+        # an unlisted party would break the recipient clause too
+        for _ in range(count if targets else 0):
             name = rng.choice(targets)
             eid = p.flow(recent(), system, name, [categories[0]], purpose, **adult())
             note("never_share", eid, f"{categories[0]} given to {name}")
@@ -367,7 +386,7 @@ def inject(p: Plan, count: int) -> list[Injected]:
                 recent(), system, "collected", categories=[everyday], purpose=purpose, legal_basis="CONTRACT", **child
             )
             note("minimum_age", eid, f"a subject in age band {band}")
-    for key, days in sorted(pol.retention_days.items())[:1] if count else ():
+    for key, days in sorted(pol.retention_days.items()):
         category = everyday if everyday.startswith(key + ".") else key
         for i in range(count):
             # a subject seen once, long ago, whose data the retention job missed
@@ -384,7 +403,7 @@ def inject(p: Plan, count: int) -> list[Injected]:
                 age_band=AgeBand.ADULT,
             )
             note("retention", eid, f"{category} kept past {days} days")
-    for needs in pol.consent_purposes[:1] if count else ():
+    for needs in pol.consent_purposes:
         never = [s for s in p.adults if s not in p.consented.get(needs, set())]
         for _ in range(count):
             eid = p.add(
@@ -394,7 +413,7 @@ def inject(p: Plan, count: int) -> list[Injected]:
                 categories=[everyday],
                 purpose=needs,
                 legal_basis="CONSENT",
-                **adult() | {"subject_id": rng.choice(never)},
+                **adult(never),
             )
             note("consent", eid, f"{needs} without a recorded consent")
     return out

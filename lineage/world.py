@@ -91,6 +91,8 @@ def _mochat(s: Life) -> None:
                 ["user.device.device_id", "user.device.telemetry"],
                 "essential.service.operations.crash_reporting",
             )
+        if s.chance(0.04):  # "nearby" features through the geolocation SDK (Art. 3(1)4(1))
+            s.flow(v, "mochat-app", "amap-location-sdk", ["user.location.coarse"], "essential.service")
         if s.chance(0.05):
             s.flow(
                 v,
@@ -469,7 +471,7 @@ def organisation(key: str) -> Organisation:
 def build(size: WorldSize, taxonomy: Taxonomy, keys: Sequence[str] | None = None) -> tuple[list[Plan], list[Injected]]:
     """Plan the seed organisations (all, or those named) and inject ``size.violations`` breaches per clause."""
     plans, injected = [], []
-    for org in ORGANISATIONS if keys is None else [organisation(k) for k in keys]:
+    for org in ORGANISATIONS if keys is None else [organisation(k) for k in dict.fromkeys(keys)]:
         p = plan(org, load_policy(policy_dir() / f"{org.key}.toml", taxonomy), taxonomy, size)
         injected.extend(inject(p, size.violations))
         plans.append(p)

@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from lineage import Emitter, Party, default_taxonomy
 from lineage.datamap import DataMap, build_map, write_map
 from lineage.ingest import Ingestor
-from lineage.policy import Violation, check
+from lineage.policy import Violation, check, policy_dir
 from lineage.sim import WorldSize, emit
 from lineage.store import Store
 from lineage.testing import MemorySink
@@ -225,3 +227,31 @@ def test_hostile_party_names_stay_text(browser: Browser, tmp_path: Path) -> None
     assert HOSTILE in page.locator("#details h2").inner_text()
     assert requests == [page_file.as_uri()]
     context.close()
+
+
+def _lineage(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lineage.cli", *args], capture_output=True, text=True, check=False)
+
+
+def test_map_command_writes_the_page_with_every_policy(world: World, tmp_path: Path) -> None:
+    """`lineage map --policy policies/` writes the page and counts what `check` found under every policy."""
+    out = tmp_path / "map.html"
+    store = str(world.store.root)
+    done = _lineage(
+        "map", "--store", store, "--policy", str(policy_dir()), "--now", SIZE.end.isoformat(), "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    total = sum(len(v) for v in world.found.values())
+    assert f"{len(world.map.nodes)} holders, {len(world.map.edges)} flows" in done.stdout
+    assert f"{total} policy violations" in done.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_map_command_refuses_bad_paths_naming_the_option(world: World, tmp_path: Path) -> None:
+    """An --out folder that does not exist, or a --policy folder without policies, fails naming the option."""
+    store = str(world.store.root)
+    done = _lineage("map", "--store", store, "--out", str(tmp_path / "missing" / "map.html"))
+    assert done.returncode != 0 and "--out:" in done.stderr and "is not a folder" in done.stderr
+    done = _lineage("map", "--store", store, "--policy", str(tmp_path), "--out", str(tmp_path / "map.html"))
+    assert done.returncode != 0 and "--policy:" in done.stderr and "no *.toml" in done.stderr
+    assert not (tmp_path / "map.html").exists()

@@ -9,16 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lineage import Settings
+from lineage import Settings, default_taxonomy
+from lineage.kafka_client import read_messages
+from lineage.sim import WorldSize
 from lineage.store import Store
+from lineage.world import build
 
 
 def _demo(settings: Settings, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "LINEAGE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "LINEAGE_TOPIC": settings.topic,
-        "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+        "LINEAGE_TOPIC": settings.topic,  # the demo must not use it: it makes its own topics
     }
     return subprocess.run(
         [sys.executable, "-m", "lineage.cli", "demo", "--out", str(out), *args],
@@ -31,7 +33,7 @@ def _demo(settings: Settings, out: Path, *args: str) -> subprocess.CompletedProc
 
 
 def test_demo_prints_the_four_reports_and_writes_the_map(kafka_settings: Settings, tmp_path: Path) -> None:
-    """The demo prints access, breach, transfer and violation reports, finds exactly the injected breaches."""
+    """The demo prints the four reports, stores every event sent, and finds exactly the injected breaches."""
     out = tmp_path / "demo"
     done = _demo(kafka_settings, out, "--subjects", "60", "--days", "200")
     assert done.returncode == 0, done.stderr + done.stdout[-2000:]
@@ -47,15 +49,21 @@ def test_demo_prints_the_four_reports_and_writes_the_map(kafka_settings: Setting
     page = out / "map.html"
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     assert "mochat-app@HK" in page.read_text(encoding="utf-8")
-    accepted = int(re.search(r"accepted=(\d+)", text).group(1))  # type: ignore[union-attr]
-    assert Store(out / "store").count() == accepted > 0
+    size = WorldSize(subjects=60, days=200)
+    planned = sum(len(p.events) for p in build(size, default_taxonomy())[0])
+    assert f"accepted={planned} dead_letters=1" in text
+    assert Store(out / "store").count() == planned
+    assert list(read_messages(kafka_settings, kafka_settings.topic, idle_timeout_s=2)) == [], "LINEAGE_TOPIC written to"
 
 
 def test_demo_refuses_to_clear_a_folder_it_did_not_make(kafka_settings: Settings, tmp_path: Path) -> None:
-    """Pointing --out at a folder with someone else's files fails, naming the option, and deletes nothing."""
+    """Pointing --out at a folder with others' files, or at a file, fails naming the option; nothing is deleted."""
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")
     done = _demo(kafka_settings, tmp_path, "--subjects", "5", "--days", "5")
     assert done.returncode != 0
     assert "--out" in done.stderr and "not a demo folder" in done.stderr
+    assert precious.read_text() == "keep me"
+    done = _demo(kafka_settings, precious, "--subjects", "5", "--days", "5")
+    assert done.returncode != 0 and "--out" in done.stderr and "is a file" in done.stderr
     assert precious.read_text() == "keep me"

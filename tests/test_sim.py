@@ -14,7 +14,7 @@ import pytest
 from lineage import Settings, default_taxonomy
 from lineage.codec import Codec
 from lineage.consumer import IngestConsumer
-from lineage.errors import UnknownValueError
+from lineage.errors import ConfigurationError, UnknownValueError
 from lineage.ingest import Ingestor
 from lineage.policy import CLAUSES, Policy, check
 from lineage.sim import Injected, Plan, WorldSize, emit
@@ -45,20 +45,6 @@ def _injected(injected: list[Injected], key: str) -> Counter[tuple[str, str]]:
     return Counter((i.clause, i.event_id) for i in injected if i.organisation == key)
 
 
-def _clauses(policy: Policy) -> set[str]:
-    """The clause kinds a policy declares, named as ``check`` names them."""
-    present = {
-        "storage_region": policy.storage_regions is not None,
-        "transfer_region": policy.transfer_regions is not None,
-        "recipient": policy.recipients is not None,
-        "never_share": bool(policy.never_share),
-        "retention": bool(policy.retention_days),
-        "minimum_age": policy.minimum_age is not None,
-        "consent": bool(policy.consent_purposes),
-    }
-    return {k for k, v in present.items() if v}
-
-
 SIZES = [
     WorldSize(subjects=60, days=400, seed=1, violations=2),
     WorldSize(subjects=25, days=10, seed=2, violations=1),
@@ -78,12 +64,21 @@ def test_check_reports_exactly_the_injected_breaches(key: str, size: WorldSize, 
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_every_declared_clause_gets_its_breaches(key: str) -> None:
-    """Each clause kind in an organisation's policy is broken ``violations`` times, and no other kind is."""
+def test_every_declared_rule_gets_its_breaches(key: str) -> None:
+    """Each rule of each clause in an organisation's policy is broken ``violations`` times; nothing else is."""
     plans, injected = build(WorldSize(subjects=30, days=200, violations=2), TAXONOMY, [key])
-    kinds = Counter(i.clause for i in injected)
-    assert set(kinds) == _clauses(plans[0].policy)
-    assert set(kinds.values()) == {2}
+    policy = plans[0].policy
+    rules = {
+        "storage_region": 1 if policy.storage_regions is not None else 0,
+        "transfer_region": 1 if policy.transfer_regions is not None else 0,
+        "recipient": 1 if policy.recipients is not None else 0,
+        "never_share": len(policy.never_share),
+        "retention": len(policy.retention_days),
+        "minimum_age": 1 if policy.minimum_age is not None else 0,
+        "consent": len(policy.consent_purposes),
+    }
+    assert Counter(i.clause for i in injected) == Counter({k: 2 * n for k, n in rules.items() if n})
+    assert len({i.what for i in injected if i.clause == "retention"}) == rules["retention"]
 
 
 def test_a_world_without_injections_keeps_every_promise(tmp_path: Path) -> None:
@@ -153,6 +148,8 @@ def test_sim_through_kafka_then_check_matches_injected(kafka_settings: Settings,
     assert done.returncode == 0, done.stderr
     assert oct(injected_file.stat().st_mode & 0o777) == "0o600"
     injected = [Injected(**json.loads(line)) for line in injected_file.read_text().splitlines()]
+    assert {i.organisation for i in injected} == set(KEYS)
+    assert "--now 2026-11-01T00:00:00+00:00" in done.stdout
     store_dir = tmp_path / "store"
     consumer = IngestConsumer(kafka_settings, store_dir=store_dir, group_id="sim-test", taxonomy=TAXONOMY)
     stats = consumer.run(threading.Event(), idle_exit_s=4)
@@ -173,3 +170,26 @@ def test_violations_come_grouped_by_clause(tmp_path: Path) -> None:
     order = [CLAUSES.index(v.clause) for v in check(store, plans[0].policy, size.end)]
     assert len(set(order)) > 3
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_one_subject_world_still_gets_exactly_its_breaches(seed: int, tmp_path: Path) -> None:
+    """With one subject (often a minor, or no adult to pick), injection makes its own subjects; check agrees."""
+    size = WorldSize(subjects=1, days=3, seed=seed, violations=1)
+    plans, injected = build(size, TAXONOMY)
+    store, _ = _stored(plans, tmp_path)
+    for p in plans:
+        assert _found(store, p.policy, size) == _injected(injected, p.org.key), p.org.key
+
+
+@pytest.mark.parametrize(("field", "value"), [("subjects", 0), ("days", -3), ("violations", -1)])
+def test_a_size_that_cannot_make_a_world_is_refused(field: str, value: int) -> None:
+    """Zero subjects, negative days or violations raise ConfigurationError naming the field and value."""
+    with pytest.raises(ConfigurationError, match=rf"^{field}: .*got {value}"):
+        WorldSize(**{field: value})
+
+
+def test_naming_an_organisation_twice_plans_it_once() -> None:
+    """`--org mochat --org mochat` gives one MoChat, not two copies with the same event ids."""
+    plans, _ = build(WorldSize(subjects=5, days=10), TAXONOMY, ["mochat", "mochat"])
+    assert [p.org.key for p in plans] == ["mochat"]
