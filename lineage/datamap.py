@@ -12,6 +12,8 @@ page holds counts, categories and event ids, never a data subject's identifier.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -78,16 +80,20 @@ class MapEdge:
 class DataMap:
     """Nodes, edges and region bands, laid out."""
 
-    nodes: dict[str, MapNode]
+    nodes: dict[str, MapNode]  # by id
     edges: list[MapEdge]
     bands: list[tuple[str, str, int, int]]  # region, label, top, height
     height: int
     violations: list[dict[str, str]]
     title: str
 
+    def node(self, name: str, region: str | None) -> MapNode:
+        """The node of holder ``name`` in ``region`` (None: a source)."""
+        return next(n for n in self.nodes.values() if (n.name, n.region) == (name, region))
 
-def _node_id(name: str, region: str | None) -> str:
-    return name if region is None else f"{name}@{region}"
+    def edge(self, src: MapNode, dst: MapNode) -> MapEdge:
+        """The flow from one node to another."""
+        return next(x for x in self.edges if (x.src, x.dst) == (src.id, dst.id))
 
 
 def build_map(
@@ -100,16 +106,17 @@ def build_map(
     """Lay out the store's flows; ``violations`` (policy name -> found) are pinned to their flows."""
     owner = {system: p.name for p in policies for system in p.systems}
     rows = store.rows("map_flows")
-    nodes: dict[str, MapNode] = {}
+    # keyed by (name, region) and (src, dst) tuples; the page's ids are just numbers, since any
+    # string-built id ("name@region") can collide when names contain the separator
+    nodes: dict[tuple[str, str | None], MapNode] = {}
 
     def node(name: str, region: str | None, role: str | None) -> MapNode:
-        nid = _node_id(name, region)
-        if nid not in nodes:
+        if (name, region) not in nodes:
             column = SOURCES if region is None else OURS if (role == "internal" or name in owner) else THEIRS
-            nodes[nid] = MapNode(nid, name, region, role or "", column)
-        return nodes[nid]
+            nodes[name, region] = MapNode(f"n{len(nodes)}", name, region, role or "", column)
+        return nodes[name, region]
 
-    edges: dict[str, MapEdge] = {}
+    edges: dict[tuple[str, str], MapEdge] = {}
     for r in rows:
         a, b = node(r["src"], r["src_region"], r["src_role"]), node(r["dst"], r["dst_region"], r["dst_role"])
         a.events_out += r["events"]
@@ -121,7 +128,7 @@ def build_map(
         )
         facts = {k: _plain(r[k]) for k in ("events", "subjects", "bulk_events", "first_seen", "last_seen",
                                              "categories", "mechanisms")}  # fmt: skip
-        edges[f"{a.id}>{b.id}"] = MapEdge(f"{a.id}>{b.id}", a.id, b.id, facts, crossing)
+        edges[a.id, b.id] = MapEdge(f"e{len(edges)}", a.id, b.id, facts, crossing)
         if a.name in owner:
             b.organisations.add(owner[a.name])
         if b.name in owner:
@@ -136,11 +143,12 @@ def build_map(
         at = where.get(v.event_id)
         if at is None:
             continue
-        eid = f"{_node_id(at['src'], at['src_region'])}>{_node_id(at['dst'], at['dst_region'])}"
-        edges[eid].violations.append(item)
-        nodes[edges[eid].dst].violations.append(item)  # the holder the breach put data at
-    bands, height = _layout(nodes, taxonomy)
-    return DataMap(nodes, list(edges.values()), bands, height, listed, title)
+        src, dst = nodes[at["src"], at["src_region"]], nodes[at["dst"], at["dst_region"]]
+        edges[src.id, dst.id].violations.append(item)
+        dst.violations.append(item)  # the holder the breach put data at
+    by_id = {n.id: n for n in nodes.values()}
+    bands, height = _layout(by_id, taxonomy)
+    return DataMap(by_id, list(edges.values()), bands, height, listed, title)
 
 
 def _layout(nodes: dict[str, MapNode], taxonomy: Taxonomy) -> tuple[list[tuple[str, str, int, int]], int]:
@@ -210,6 +218,7 @@ def render_map(m: DataMap) -> str:
         )
         region = f" · {n.region}" if n.region else ""
         svg.append(f'<g class="node{" bad" if n.violations else ""}" data-id="{e(n.id)}" data-name="{e(n.name)}" '
+                   f'data-region="{e(n.region or "")}" '
                    f'data-column="{n.column}"><rect x="{n.x}" y="{n.y}" width="{_W}" height="{_H}" rx="5" '
                    f'style="fill:{colour}"/><text x="{n.x + 8}" y="{n.y + 17}">{e(n.name)}{e(region)}</text>'
                    f"{flag}</g>")  # fmt: skip
@@ -247,6 +256,8 @@ def render_map(m: DataMap) -> str:
         cross_rows=cross_rows or '<tr><td colspan="5">none</td></tr>',
         violation_rows=violation_rows or '<tr><td colspan="4">none found</td></tr>',
         data=payload,
+        script=_SCRIPT,
+        script_hash=_SCRIPT_HASH,
     )
 
 
@@ -260,7 +271,7 @@ def write_map(m: DataMap, out: Path) -> None:
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none';
-  style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+  style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'">
 <title>{title}</title>
 <style>
 body {{ font: 13px system-ui, sans-serif; margin: 0; color: #1a202c; background: #f7fafc; }}
@@ -304,41 +315,46 @@ td, th {{ border: 1px solid #cbd5e0; padding: 3px 6px; text-align: left; vertica
 <th>categories</th></tr>{cross_rows}</table></section>
 <div id="tip"></div>
 <script id="map-data" type="application/json">{data}</script>
-<script>
+<script>{script}</script></body></html>
+"""
+
+# the page's one script; the CSP allows it by hash, so markup that slipped into the page could not run
+_SCRIPT = """
 "use strict";
 const DATA = JSON.parse(document.getElementById("map-data").textContent);
 const svg = document.getElementById("map"), tip = document.getElementById("tip");
 const details = document.getElementById("details");
-const ESC = {{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}};
-function esc(s) {{ return String(s).replace(/[&<>"]/g, c => ESC[c]); }}
-function label(id) {{ const n = DATA.nodes[id]; return n.name + (n.region ? " (" + n.region + ")" : ""); }}
-function summary(el) {{
+const ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
+function esc(s) { return String(s).replace(/[&<>"]/g, c => ESC[c]); }
+function label(id) { const n = DATA.nodes[id]; return n.name + (n.region ? " (" + n.region + ")" : ""); }
+function summary(el) {
   const id = el.dataset.id;
-  if (el.classList.contains("node")) {{
+  if (el.classList.contains("node")) {
     const n = DATA.nodes[id];
     return esc(label(id)) + " · " + esc(n.role || "source") + "<br>" + n.events_in + " events in, " + n.events_out +
       " out" + (n.violations.length ? "<br>⚠ " + n.violations.length + " policy violation(s)" : "");
-  }}
+  }
   const f = DATA.edges[id];
   return esc(label(f.src)) + " → " + esc(label(f.dst)) + "<br>" + f.events + " events, " + f.subjects + " subjects" +
     (f.cross_border ? "<br>cross-border via " + esc(f.mechanisms.filter(Boolean).join(", ") || "no mechanism") : "") +
     (f.violations.length ? "<br>⚠ " + f.violations.length + " policy violation(s)" : "");
-}}
-function violations(list) {{
+}
+function violations(list) {
   if (!list.length) return "";
+  const more = list.length > 50 ? "<dd class='v'>and " + (list.length - 50) + " more: see the table below</dd>" : "";
   return "<dt class='v'>Policy violations (" + list.length + ")</dt>" + list.slice(0, 50).map(v =>
     "<dd class='v'>" + esc(v.organisation) + ", " + esc(v.clause) + ": " + esc(v.detail) + " <code>" +
-    esc(v.event_id) + "</code></dd>").join("");
-}}
-function show(el) {{
+    esc(v.event_id) + "</code></dd>").join("") + more;
+}
+function show(el) {
   const id = el.dataset.id;
   let body;
-  if (el.classList.contains("node")) {{
+  if (el.classList.contains("node")) {
     const n = DATA.nodes[id];
     body = "<h2>" + esc(label(id)) + "</h2><dl><dt>Role</dt><dd>" + esc(n.role || "source of data") + "</dd>" +
       (n.organisations.length ? "<dt>Organisations</dt><dd>" + esc(n.organisations.join(", ")) + "</dd>" : "") +
       "<dt>Events</dt><dd>" + n.events_in + " in, " + n.events_out + " out</dd>" + violations(n.violations) + "</dl>";
-  }} else {{
+  } else {
     const f = DATA.edges[id];
     body = "<h2>" + esc(label(f.src)) + " → " + esc(label(f.dst)) + "</h2><dl>" +
       "<dt>Cross-border</dt><dd>" + (f.cross_border ? "yes, via " + esc(f.mechanisms.filter(Boolean).join(", ") ||
@@ -346,29 +362,29 @@ function show(el) {{
       " bulk exports)</dd><dt>Subjects</dt><dd>" + f.subjects + "</dd><dt>Categories</dt><dd>" +
       esc(f.categories.join(", ")) + "</dd><dt>Seen</dt><dd>" + esc(f.first_seen) + " to " + esc(f.last_seen) +
       "</dd>" + violations(f.violations) + "</dl>";
-  }}
+  }
   details.innerHTML = body;
   details.dataset.shown = id;
-}}
-function focus(el) {{
+}
+function focus(el) {
   svg.querySelectorAll(".lit").forEach(x => x.classList.remove("lit"));
-  if (!el) {{ svg.classList.remove("focus"); return; }}
+  if (!el) { svg.classList.remove("focus"); return; }
   const id = el.dataset.id;
-  svg.querySelectorAll(".edge").forEach(x => {{
+  svg.querySelectorAll(".edge").forEach(x => {
     if (x === el || x.dataset.src === id || x.dataset.dst === id) x.classList.add("lit");
-  }});
+  });
   svg.classList.add("focus");
-}}
-svg.addEventListener("mousemove", ev => {{
+}
+svg.addEventListener("mousemove", ev => {
   const el = ev.target.closest(".node, .edge");
-  if (!el) {{ tip.style.display = "none"; focus(null); return; }}
+  if (!el) { tip.style.display = "none"; focus(null); return; }
   tip.innerHTML = summary(el);
   tip.style.display = "block";
   tip.style.left = (ev.clientX + 14) + "px";
   tip.style.top = (ev.clientY + 14) + "px";
   focus(el);
-}});
-svg.addEventListener("mouseleave", () => {{ tip.style.display = "none"; focus(null); }});
-svg.addEventListener("click", ev => {{ const el = ev.target.closest(".node, .edge"); if (el) show(el); }});
-</script></body></html>
+});
+svg.addEventListener("mouseleave", () => { tip.style.display = "none"; focus(null); });
+svg.addEventListener("click", ev => { const el = ev.target.closest(".node, .edge"); if (el) show(el); });
 """
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()

@@ -70,9 +70,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def test_flows_between_zones_are_cross_border(world: World) -> None:
     """Hong Kong to mainland China is cross-border; US to US is not."""
-    edges = {e.id: e for e in world.map.edges}
-    assert edges["mochat-app@HK>bugly-crash-sdk@CN"].cross_border
-    assert not edges["mall-web@US>card-payment-gateway@US"].cross_border
+    m = world.map
+    assert m.edge(m.node("mochat-app", "HK"), m.node("bugly-crash-sdk", "CN")).cross_border
+    assert not m.edge(m.node("mall-web", "US"), m.node("card-payment-gateway", "US")).cross_border
 
 
 def test_every_violation_is_listed_and_pinned_to_its_flow(world: World) -> None:
@@ -148,9 +148,11 @@ def test_browser_renders_every_holder_and_region(opened: Opened, world: World) -
     """Chromium draws one box per holder, the expected systems and parties among them, and a band per region."""
     page = opened.page
     assert page.locator("svg#map .node").count() == len(world.map.nodes)
-    for nid in ("mochat-app@HK", "bugly-crash-sdk@CN", "moqi-app@CN", "cloud-hosting-sg@SG", "mall-web@US"):
-        box = page.locator(f'.node[data-id="{nid}"]').bounding_box()
-        assert box is not None and box["width"] > 100, nid
+    expected = [("mochat-app", "HK"), ("bugly-crash-sdk", "CN"), ("moqi-app", "CN"), ("cloud-hosting-sg", "SG"),
+                ("mall-web", "US")]  # fmt: skip
+    for name, region in expected:
+        box = page.locator(f'.node[data-name="{name}"][data-region="{region}"]').bounding_box()
+        assert box is not None and box["width"] > 100, name
     regions = set(page.locator(".band").evaluate_all("els => els.map(e => e.dataset.region)"))
     assert {"HK", "CN", "SG", "US"} <= regions
     assert page.locator(".edge.cross").count() + page.locator(".edge.violation").count() > 0
@@ -160,7 +162,7 @@ def test_browser_renders_every_holder_and_region(opened: Opened, world: World) -
 
 def test_browser_makes_no_network_request(opened: Opened, world: World) -> None:
     """Loading and using the page asks for nothing but the file itself."""
-    opened.page.locator('.node[data-id="mochat-app@HK"]').click()
+    opened.page.locator('.node[data-name="mochat-app"][data-region="HK"]').click()
     assert opened.requests == [world.page.as_uri()]
 
 
@@ -168,7 +170,7 @@ def test_hover_shows_a_holders_summary(opened: Opened) -> None:
     """Hovering over a party shows its name, region and event counts in the tooltip."""
     page = opened.page
     assert not page.locator("#tip").is_visible()
-    page.locator('.node[data-id="bugly-crash-sdk@CN"]').hover()
+    page.locator('.node[data-name="bugly-crash-sdk"][data-region="CN"]').hover()
     tip = page.locator("#tip")
     assert tip.is_visible()
     assert re.search(r"bugly-crash-sdk \(CN\) · processor.*\d+ events in", tip.inner_text(), re.S)
@@ -188,7 +190,8 @@ def test_click_on_a_flagged_holder_lists_its_violations(opened: Opened, world: W
 
 def test_click_on_a_flow_shows_its_facts(opened: Opened, world: World) -> None:
     """Clicking a cross-border flow shows its mechanism, event count and categories."""
-    edge = next(e for e in world.map.edges if e.id == "mochat-app@HK>bugly-crash-sdk@CN")
+    m = world.map
+    edge = m.edge(m.node("mochat-app", "HK"), m.node("bugly-crash-sdk", "CN"))
     opened.page.locator(f'.edge[data-id="{edge.id}"]').dispatch_event("click")
     text = opened.page.locator("#details").inner_text()
     assert "Cross-border\nyes, via" in text
@@ -255,3 +258,25 @@ def test_map_command_refuses_bad_paths_naming_the_option(world: World, tmp_path:
     done = _lineage("map", "--store", store, "--policy", str(tmp_path), "--out", str(tmp_path / "map.html"))
     assert done.returncode != 0 and "--policy:" in done.stderr and "no *.toml" in done.stderr
     assert not (tmp_path / "map.html").exists()
+
+
+def test_names_with_id_separators_stay_apart(tmp_path: Path) -> None:
+    """A party named 'shop@US' and the system 'shop' in the US are two nodes, each with its own flow."""
+    sink = MemorySink()
+    emitter = Emitter(system="shop", region="US", sink=sink, taxonomy=TAXONOMY)
+    for name in ("shop@US", "ads>net"):
+        emitter.shared(
+            "user-1",
+            ["user.contact.email"],
+            recipient=Party(name=name, role="third_party", region="US"),
+            purpose="essential.service",
+            occurred_at=SIZE.end,
+        )
+    ingestor = Ingestor(tmp_path, "events", taxonomy=TAXONOMY)
+    for offset, message in enumerate(sink.messages):
+        assert ingestor.add(0, offset, message.value) is None
+    ingestor.flush()
+    m = build_map(Store(tmp_path), TAXONOMY)
+    shop = m.node("shop", "US")
+    assert {(n.name, n.region) for n in m.nodes.values()} == {("shop", "US"), ("shop@US", "US"), ("ads>net", "US")}
+    assert [m.nodes[e.dst].name for e in m.edges if e.src == shop.id] == ["ads>net", "shop@US"]

@@ -48,7 +48,7 @@ def test_demo_prints_the_four_reports_and_writes_the_map(kafka_settings: Setting
     assert "- **compromised**: amap-location-sdk" in text
     page = out / "map.html"
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
-    assert "mochat-app@HK" in page.read_text(encoding="utf-8")
+    assert 'data-name="mochat-app" data-region="HK"' in page.read_text(encoding="utf-8")
     size = WorldSize(subjects=60, days=200)
     planned = sum(len(p.events) for p in build(size, default_taxonomy())[0])
     assert f"accepted={planned} dead_letters=1" in text
