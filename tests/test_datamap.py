@@ -199,25 +199,32 @@ def test_click_on_a_flow_shows_its_facts(opened: Opened, world: World) -> None:
     assert edge.facts["categories"][0] in text
 
 
+def _shares_to(folder: Path, region: str, *names: str) -> Store:
+    """A store in which system 'shop' shares one e-mail address with each named recipient."""
+    sink = MemorySink()
+    emitter = Emitter(system="shop", region=region, sink=sink, taxonomy=TAXONOMY)
+    for name in names:
+        emitter.shared(
+            "user-1",
+            ["user.contact.email"],
+            recipient=Party(name=name, role="third_party", region=region),
+            purpose="essential.service",
+            occurred_at=SIZE.end,
+        )
+    ingestor = Ingestor(folder, "events", taxonomy=TAXONOMY)
+    for offset, message in enumerate(sink.messages):
+        assert ingestor.add(0, offset, message.value) is None
+    ingestor.flush()
+    return Store(folder)
+
+
 HOSTILE = '</script><script>document.title="owned"</script><img src=x onerror=alert(1)>'
 
 
 def test_hostile_party_names_stay_text(browser: Browser, tmp_path: Path) -> None:
     """A recipient named like markup is shown as text: no script runs, no request is made."""
-    sink = MemorySink()
-    emitter = Emitter(system="shop", region="CN", sink=sink, taxonomy=TAXONOMY)
-    emitter.shared(
-        "user-1",
-        ["user.contact.email"],
-        recipient=Party(name=HOSTILE, role="third_party", region="CN"),
-        purpose="essential.service",
-        occurred_at=SIZE.end,
-    )
-    ingestor = Ingestor(tmp_path / "store", "events", taxonomy=TAXONOMY)
-    assert ingestor.add(0, 0, sink.messages[0].value) is None
-    ingestor.flush()
     page_file = tmp_path / "map.html"
-    write_map(build_map(Store(tmp_path / "store"), TAXONOMY), page_file)
+    write_map(build_map(_shares_to(tmp_path / "store", "CN", HOSTILE), TAXONOMY), page_file)
     context = browser.new_context()
     page = context.new_page()
     requests: list[str] = []
@@ -262,21 +269,7 @@ def test_map_command_refuses_bad_paths_naming_the_option(world: World, tmp_path:
 
 def test_names_with_id_separators_stay_apart(tmp_path: Path) -> None:
     """A party named 'shop@US' and the system 'shop' in the US are two nodes, each with its own flow."""
-    sink = MemorySink()
-    emitter = Emitter(system="shop", region="US", sink=sink, taxonomy=TAXONOMY)
-    for name in ("shop@US", "ads>net"):
-        emitter.shared(
-            "user-1",
-            ["user.contact.email"],
-            recipient=Party(name=name, role="third_party", region="US"),
-            purpose="essential.service",
-            occurred_at=SIZE.end,
-        )
-    ingestor = Ingestor(tmp_path, "events", taxonomy=TAXONOMY)
-    for offset, message in enumerate(sink.messages):
-        assert ingestor.add(0, offset, message.value) is None
-    ingestor.flush()
-    m = build_map(Store(tmp_path), TAXONOMY)
+    m = build_map(_shares_to(tmp_path, "US", "shop@US", "ads>net"), TAXONOMY)
     shop = m.node("shop", "US")
     assert {(n.name, n.region) for n in m.nodes.values()} == {("shop", "US"), ("shop@US", "US"), ("ads>net", "US")}
     assert [m.nodes[e.dst].name for e in m.edges if e.src == shop.id] == ["ads>net", "shop@US"]
