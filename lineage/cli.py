@@ -111,12 +111,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import logging
     import uuid
 
-    from lineage.demo import run_demo
+    from lineage.demo import prepare_out, run_demo
     from lineage.local_kafka import LocalBroker, fetch_jars
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     size = _world_size(args)
+    prepare_out(Path(args.out))  # a bad --out fails before a broker starts
     topic = f"lineage.demo.{uuid.uuid4().hex[:8]}"  # its own topics: a rerun starts clean, no real topic is touched
 
     def say(text: str) -> None:

@@ -34,7 +34,7 @@ from lineage.store import Store
 from lineage.taxonomy import Taxonomy
 from lineage.world import build
 
-__all__ = ["BREACHED", "DemoResult", "run_demo"]
+__all__ = ["BREACHED", "DemoResult", "prepare_out", "run_demo"]
 
 BREACHED = "amap-location-sdk"  # a location SDK two of the seed organisations use
 _MARKER = ".lineage-demo"  # says a folder is the demo's own, so a rerun may clear it
@@ -54,8 +54,11 @@ class DemoResult:
     map: Path
 
 
-def _prepare(out: Path) -> Path:
-    """Give the demo an empty store folder under ``out``, refusing to clear a folder it did not make."""
+def prepare_out(out: Path) -> Path:
+    """Give the demo an empty store folder under ``out``, refusing to clear a folder it did not make.
+
+    Idempotent; the CLI calls it before starting a broker, so a bad ``--out`` fails at once.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigurationError("--out", f"{out} is a file; name a new or empty folder")
     if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
@@ -82,7 +85,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole demo against the broker ``settings`` name; print through ``say``."""
     started = time.monotonic()
-    store_dir = _prepare(out)
+    store_dir = prepare_out(out)
     plans, injected = build(size, taxonomy)
     planned = sum(len(p.events) for p in plans)
     say(

@@ -67,3 +67,22 @@ def test_demo_refuses_to_clear_a_folder_it_did_not_make(kafka_settings: Settings
     done = _demo(kafka_settings, precious, "--subjects", "5", "--days", "5")
     assert done.returncode != 0 and "--out" in done.stderr and "is a file" in done.stderr
     assert precious.read_text() == "keep me"
+
+
+def test_a_bad_out_fails_before_any_broker_starts(tmp_path: Path) -> None:
+    """Without a configured broker, a bad --out is refused before jars are fetched or a broker started."""
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    env["LINEAGE_CACHE_DIR"] = str(tmp_path / "no-cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "lineage.cli", "demo", "--out", str(precious)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode != 0 and "--out" in done.stderr
+    assert "broker" not in done.stdout
+    assert not (tmp_path / "no-cache").exists()
