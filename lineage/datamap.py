@@ -49,7 +49,7 @@ _ROLE_COLOURS = {
 
 @dataclass
 class MapNode:
-    """A holder in one region (sources have no region)."""
+    """A holder in one region (sources have no region); mutable while ``build_map`` counts and lays out."""
 
     id: str
     name: str
@@ -76,7 +76,7 @@ class MapEdge:
     violations: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataMap:
     """Nodes, edges and region bands, laid out."""
 
