@@ -33,8 +33,9 @@ import pyarrow.compute as pc
 
 from lineage import default_taxonomy
 from lineage.answers import access_request, breach_impact
-from lineage.segments import COLUMNS, private_dir
+from lineage.private import private_dir
 from lineage.store import Store
+from lineage.store.segments import COLUMNS
 
 KINDS = 20  # events per subject
 

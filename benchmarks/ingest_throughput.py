@@ -25,10 +25,10 @@ from pathlib import Path
 import kafka
 
 from lineage import Codec, Party, Settings
-from lineage.kafka_client import create_topics
-from lineage.local_kafka import LocalBroker, fetch_jars
-from lineage.records import make_record
+from lineage.contract.records import make_record
 from lineage.store import Store
+from lineage.transport.kafka import create_topics
+from lineage.transport.local_broker import LocalBroker, fetch_jars
 
 REPO = Path(__file__).parent.parent
 DISTINCT = 50_000  # distinct encoded events, repeated to reach the count (ids repeat; the store does not care)

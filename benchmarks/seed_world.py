@@ -27,15 +27,15 @@ from emit_throughput import run_raw  # noqa: E402
 from ingest_throughput import ingest, raw_poll  # noqa: E402
 
 from lineage import Settings, default_taxonomy  # noqa: E402
-from lineage.datamap import build_map, render_map  # noqa: E402
-from lineage.ingest import Ingestor  # noqa: E402
-from lineage.kafka_client import KafkaEventSink, create_topics  # noqa: E402
-from lineage.local_kafka import LocalBroker, fetch_jars  # noqa: E402
-from lineage.policy import check  # noqa: E402
-from lineage.sim import WorldSize, emit  # noqa: E402
+from lineage.answers.policy_check import check  # noqa: E402
+from lineage.ingest.pipeline import Ingestor  # noqa: E402
+from lineage.present.datamap import build_map, render_map  # noqa: E402
 from lineage.store import Store  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
-from lineage.world import build  # noqa: E402
+from lineage.transport.kafka import KafkaEventSink, create_topics  # noqa: E402
+from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
+from lineage.world.organisations import build  # noqa: E402
+from lineage.world.sim import WorldSize, emit  # noqa: E402
 
 T = TypeVar("T")
 

@@ -27,13 +27,26 @@ Processes and answers:
 - ``local_kafka``  a real broker from the official jars; ``testing``: in-memory fakes
 - ``cli`` (+ ``reports``, ``formats``)  the ``lineage`` command
 
-This package exports the SDK and the domain; import ``lineage.store``, ``lineage.answers`` and
-``lineage.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an emitting
+This package exports the SDK and the domain; import ``lineage.store.engine``, ``lineage.answers`` and
+``lineage.answers.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an emitting
 service does not need).
 """
 
-from lineage.codec import Codec
-from lineage.emitter import Emitter
+from lineage.codec.avro import Codec
+from lineage.contract.events import (
+    AgeBand,
+    ConsentKind,
+    ConsentStatus,
+    ErasureOutcome,
+    EventType,
+    LegalBasis,
+    Party,
+    PersonalDataEvent,
+    Scope,
+    TransferKind,
+)
+from lineage.contract.taxonomy import Taxonomy, default_taxonomy
+from lineage.contract.validation import is_cross_border, validate
 from lineage.errors import (
     BrokerError,
     BrokerUnavailableError,
@@ -47,21 +60,8 @@ from lineage.errors import (
     UnknownSchemaError,
     UnknownValueError,
 )
-from lineage.events import (
-    AgeBand,
-    ConsentKind,
-    ConsentStatus,
-    ErasureOutcome,
-    EventType,
-    LegalBasis,
-    Party,
-    PersonalDataEvent,
-    Scope,
-    TransferKind,
-)
+from lineage.sdk.emitter import Emitter
 from lineage.settings import Settings
-from lineage.taxonomy import Taxonomy, default_taxonomy
-from lineage.validation import is_cross_border, validate
 
 __all__ = [
     "AgeBand",

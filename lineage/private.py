@@ -1,4 +1,4 @@
-"""Files that hold personal data or facts about people: readable by their owner only.
+"""Files and folders that hold personal data or facts about people: readable by their owner only.
 
 ``os.open(..., 0o600)`` only sets the mode of a file it creates; a file that already existed keeps
 its mode, so ``open_private`` also sets it on the open descriptor before anything is written.
@@ -12,7 +12,7 @@ from typing import IO, Literal, overload
 
 from lineage.errors import ConfigurationError
 
-__all__ = ["open_private"]
+__all__ = ["open_private", "private_dir"]
 
 
 @overload
@@ -31,3 +31,19 @@ def open_private(path: Path | str, option: str, mode: str = "w", newline: str | 
     if mode == "wb":
         return os.fdopen(fd, "wb")
     return os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+
+
+def private_dir(folder: Path) -> Path:
+    """Create ``folder`` and any missing parent as 0700: the store is personal data.
+
+    ``mkdir(parents=True, mode=...)`` would apply the mode to the last folder only.
+    """
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(p, 0o700)  # the umask must not loosen it
+    return folder

@@ -4,26 +4,14 @@
 
 -- Does data category `category` fall under one of the selection keys `keys`?
 -- Keys are fideslang dotted keys; a key covers itself and everything below it
--- ('user.contact' covers 'user.contact.email').
+-- ('user.contact' covers 'user.contact.email'). The same rule as lineage.contract.rules.covers.
 CREATE OR REPLACE MACRO covers(category, keys) AS
     list_bool_or(list_transform(keys, lambda k: category = k OR starts_with(category, k || '.')));
 
--- Every identifier of the subject known as `identifier`, following the links events declared
--- (subject_id <-> linked_subject_ids) up to `as_of`, transitively.
-CREATE OR REPLACE MACRO identifiers(identifier, as_of) AS TABLE
-WITH RECURSIVE
-    links AS (
-        SELECT subject_id AS a, unnest(linked_subject_ids) AS b
-        FROM events
-        WHERE scope = 'SUBJECT' AND len(linked_subject_ids) > 0 AND occurred_at <= as_of
-    ),
-    edges AS (SELECT a, b FROM links UNION SELECT b, a FROM links),
-    ids(id) AS (
-        SELECT identifier
-        UNION
-        SELECT edges.b FROM ids JOIN edges ON edges.a = ids.id
-    )
-SELECT id FROM ids;
+-- Does data moving between two transfer zones cross a border? (CN to HK does; CN to CN does not.)
+-- Zones come from the `regions(code, zone)` table the store builds from the taxonomy.
+-- The same rule as lineage.contract.rules.crosses_border.
+CREATE OR REPLACE MACRO crosses_border(from_zone, to_zone) AS from_zone <> to_zone;
 
 -- Erasures that end holdings (a HOLD does not: the data is still kept, only its processing stops).
 -- Bulk events are found by `subject_id IS NULL` (the same rows as scope = 'BULK'): Parquet's null

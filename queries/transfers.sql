@@ -12,7 +12,7 @@ WITH
         FROM events AS e
         JOIN regions AS rs ON rs.code = e.holder_region
         JOIN regions AS rd ON rd.code = e.recipient_region
-        WHERE e.event_type IN ('SHARED', 'TRANSFERRED') AND e.occurred_at <= $as_of AND rs.zone <> rd.zone
+        WHERE e.event_type IN ('SHARED', 'TRANSFERRED') AND e.occurred_at <= $as_of AND crosses_border(rs.zone, rd.zone)
     ),
     h AS (SELECT * FROM arrivals_at(coalesce((SELECT names FROM abroad), []::VARCHAR[]), $as_of)),
     x AS (
@@ -23,7 +23,7 @@ WITH
         FROM h
         JOIN regions AS rs ON rs.code = h.source_region
         JOIN regions AS rd ON rd.code = h.holder_region
-        WHERE h.via_type IN ('SHARED', 'TRANSFERRED') AND rs.zone <> rd.zone
+        WHERE h.via_type IN ('SHARED', 'TRANSFERRED') AND crosses_border(rs.zone, rd.zone)
     ),
     cn_year AS (
         SELECT year, count(DISTINCT subject) AS individuals,

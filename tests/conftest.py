@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lineage import Party, PersonalDataEvent, Settings
-from lineage.kafka_client import create_topics
-from lineage.records import build_event
+from lineage.contract.records import build_event
+from lineage.transport.kafka import create_topics
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 PROCESSOR_HK = Party(name="crash-sdk", role="processor", region="HK")
@@ -136,7 +136,7 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from lineage.local_kafka import LocalBroker, fetch_jars
+    from lineage.transport.local_broker import LocalBroker, fetch_jars
 
     cache = Path(os.environ.get("LINEAGE_CACHE_DIR", Path(__file__).parent.parent / ".cache"))
     try:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy
 from lineage.answers import access_request, breach_impact, erasure_plan
-from lineage.records import Record, make_record
+from lineage.contract.records import Record, make_record
 from lineage.store import Store
 from tests import reference
 from tests.test_holdings import EXTERNAL, INTERNAL, T0, _micros, _store, histories

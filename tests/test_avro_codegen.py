@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineage import Codec, DecodeError, InvalidEventError
-from lineage.avro_codegen import UnsupportedSchema, compile_decoder, compile_encoder
-from lineage.codec import MAGIC
-from lineage.records import to_record
+from lineage.codec.avro import MAGIC
+from lineage.codec.codegen import UnsupportedSchema, compile_decoder, compile_encoder
+from lineage.contract.records import to_record
 from tests.conftest import sample_events
 
 CODEC = Codec()

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from lineage import Codec, DecodeError, UnknownSchemaError
-from lineage.codec import MAGIC, schema_dir
-from lineage.events import AgeBand, PersonalDataEvent
-from lineage.records import to_record
+from lineage.codec.avro import MAGIC, schema_dir
+from lineage.contract.events import AgeBand, PersonalDataEvent
+from lineage.contract.records import to_record
 from tests.conftest import sample_events
 
 

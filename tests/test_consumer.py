@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from lineage import Codec, Settings
-from lineage.kafka_client import KafkaEventSink, read_messages
-from lineage.records import make_record, new_event_id, to_record
+from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
+from lineage.transport.kafka import KafkaEventSink, read_messages
 from tests.conftest import T0, sample_events
 from tests.test_ingest import _invalid_but_decodable
 
@@ -211,7 +211,7 @@ def test_peak_memory_is_the_consumers_own() -> None:
     """A consumer started by a parent holding 400 MB reports its own peak, not the parent's."""
     ballast = bytearray(400 * 1024 * 1024)
     ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
-    code = "from lineage.consumer import peak_rss_mb; print(peak_rss_mb())"
+    code = "from lineage.ingest.consumer import peak_rss_mb; print(peak_rss_mb())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(ballast) > 0
     assert float(child.stdout) < 200

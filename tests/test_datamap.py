@@ -16,13 +16,14 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from lineage import Emitter, Party, default_taxonomy
-from lineage.datamap import DataMap, build_map, write_map
-from lineage.ingest import Ingestor
-from lineage.policy import Violation, check, policy_dir
-from lineage.sim import WorldSize, emit
+from lineage.answers.policy_check import check
+from lineage.contract.policy import Violation, policy_dir
+from lineage.ingest.pipeline import Ingestor
+from lineage.present.datamap import DataMap, build_map, write_map
 from lineage.store import Store
 from lineage.testing import MemorySink
-from lineage.world import build
+from lineage.world.organisations import build
+from lineage.world.sim import WorldSize, emit
 
 TAXONOMY = default_taxonomy()
 SIZE = WorldSize(subjects=40, days=200, seed=3, violations=1)

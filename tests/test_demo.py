@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from lineage import Settings, default_taxonomy
-from lineage.kafka_client import read_messages
-from lineage.sim import WorldSize
 from lineage.store import Store
-from lineage.world import build
+from lineage.transport.kafka import read_messages
+from lineage.world.organisations import build
+from lineage.world.sim import WorldSize
 
 
 def _demo(settings: Settings, out: Path, *args: str) -> subprocess.CompletedProcess[str]:

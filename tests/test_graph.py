@@ -8,9 +8,9 @@ from typing import Any
 import networkx as nx
 
 from lineage import Codec, Party, default_taxonomy
-from lineage.graph import FlowGraph, export, summarise
-from lineage.ingest import Ingestor
-from lineage.records import Record, make_record
+from lineage.answers.graph import FlowGraph, export, summarise
+from lineage.contract.records import Record, make_record
+from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
 from tests.conftest import T0
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineage import Codec, Party, default_taxonomy
-from lineage.ingest import Ingestor
-from lineage.records import Record, make_record
+from lineage.contract.records import Record, make_record
+from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
 from tests import reference
 

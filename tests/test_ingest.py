@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from lineage import Codec, default_taxonomy
-from lineage.codec import MAGIC
-from lineage.ingest import Ingestor
-from lineage.records import make_record, to_record
-from lineage.segments import list_segments, resume_offsets
+from lineage.codec.avro import MAGIC
+from lineage.contract.records import make_record, to_record
+from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
+from lineage.store.segments import list_segments, resume_offsets
 from tests.conftest import T0, sample_events
 
 CODEC = Codec()
@@ -150,8 +150,8 @@ def test_container_written_with_the_published_schema_reads_back(tmp_path: Path) 
 
     import fastavro
 
-    from lineage.codec import schema_dir
-    from lineage.records import from_record
+    from lineage.codec.avro import schema_dir
+    from lineage.contract.records import from_record
 
     events = sample_events()
     schema = fastavro.parse_schema(json.loads((schema_dir() / "personal_data_event.v2.avsc").read_text()))
@@ -186,7 +186,7 @@ def test_every_store_folder_is_private(tmp_path: Path) -> None:
 
 def test_a_failed_segment_write_keeps_the_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If writing a segment fails, the rows stay buffered and the next flush stores them."""
-    import lineage.ingest
+    import lineage.ingest.pipeline
 
     ing = _ingestor(tmp_path)
     ing.add(0, 0, _good(0))
@@ -194,7 +194,7 @@ def test_a_failed_segment_write_keeps_the_rows(tmp_path: Path, monkeypatch: pyte
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lineage.ingest, "write_segment", broken)
+    monkeypatch.setattr(lineage.ingest.pipeline, "write_segment", broken)
     with pytest.raises(OSError, match="disk full"):
         ing.flush()
     monkeypatch.undo()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lineage import InputLineError, PersonalDataEvent, default_taxonomy
-from lineage.jsonlines import event_to_json, parse_lines
+from lineage.sdk.jsonlines import event_to_json, parse_lines
 from tests.conftest import sample_events
 
 GOOD = json.dumps(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lineage import BrokerUnavailableError, Codec, DeliveryError, Emitter, Settings
-from lineage.kafka_client import KafkaEventSink, read_messages
-from lineage.records import to_record
+from lineage.contract.records import to_record
+from lineage.transport.kafka import KafkaEventSink, read_messages
 from tests.conftest import sample_events
 from tests.test_jsonlines import GOOD
 

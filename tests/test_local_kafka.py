@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from lineage.local_kafka import new_cluster_id
+from lineage.transport.local_broker import new_cluster_id
 
 
 def test_cluster_ids_are_22_url_safe_characters_never_starting_with_a_dash() -> None:

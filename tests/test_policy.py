@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from lineage import ConfigurationError, Party, UnknownValueError, default_taxonomy
-from lineage.policy import check, load_policy
-from lineage.records import Record, make_record
+from lineage.answers.policy_check import check
+from lineage.contract.policy import load_policy
+from lineage.contract.records import Record, make_record
 from tests.test_holdings import T0, _store
 
 TAX = default_taxonomy()
@@ -137,12 +138,12 @@ def test_the_seed_organisations_policies_load() -> None:
 
 def test_sql_prefilter_drops_no_breach(tmp_path: Path) -> None:
     """The per-event clauses find the same breaches on the prefiltered rows as on every event of the systems."""
-    from lineage.ingest import Ingestor
-    from lineage.policy import _event_violations
-    from lineage.sim import WorldSize, emit
+    from lineage.answers.policy_check import _event_violations
+    from lineage.ingest.pipeline import Ingestor
     from lineage.store import Store
     from lineage.testing import MemorySink
-    from lineage.world import build
+    from lineage.world.organisations import build
+    from lineage.world.sim import WorldSize, emit
 
     size = WorldSize(subjects=40, days=300, seed=4, violations=3)
     plans, _ = build(size, TAX)

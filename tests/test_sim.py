@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from lineage import Settings, default_taxonomy
-from lineage.codec import Codec
-from lineage.consumer import IngestConsumer
+from lineage.answers.policy_check import check
+from lineage.codec.avro import Codec
+from lineage.contract.policy import CLAUSES, Policy
 from lineage.errors import ConfigurationError, UnknownValueError
-from lineage.ingest import Ingestor
-from lineage.policy import CLAUSES, Policy, check
-from lineage.sim import Injected, Plan, WorldSize, emit
+from lineage.ingest.consumer import IngestConsumer
+from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
 from lineage.testing import MemorySink
-from lineage.world import ORGANISATIONS, build
+from lineage.world.organisations import ORGANISATIONS, build
+from lineage.world.sim import Injected, Plan, WorldSize, emit
 
 TAXONOMY = default_taxonomy()
 KEYS = [o.key for o in ORGANISATIONS]

@@ -78,7 +78,7 @@ regimes = ["PDPO-HK"]
 
 def test_bad_taxonomy_files_name_the_file(tmp_path: Path) -> None:
     """Invalid TOML, an unknown table, or a missing field raise ConfigurationError naming what is wrong."""
-    from lineage.taxonomy import Taxonomy
+    from lineage.contract.taxonomy import Taxonomy
 
     (tmp_path / "broken.toml").write_text("[categories\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="broken.toml is not valid TOML"):

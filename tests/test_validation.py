@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy, is_cross_border, validate
-from lineage.records import build_event
+from lineage.contract.records import build_event
 from tests.conftest import T0, sample_events
 
 COLLECT: dict[str, Any] = {
@@ -142,8 +142,8 @@ def test_mainland_to_hong_kong_is_cross_border() -> None:
 
 def test_remembered_combinations_still_check_per_event_fields() -> None:
     """After a valid record, one with the same shape but a bad subject, or a new bad purpose, is refused."""
-    from lineage.records import make_record
-    from lineage.validation import Validator
+    from lineage.contract.records import make_record
+    from lineage.contract.validation import Validator
 
     validator = Validator(default_taxonomy())
     good = make_record("COLLECTED", **COLLECT)

@@ -1,0 +1,27 @@
+"""The answers people came for, each parameterised SQL from ``queries/`` over the store.
+
+- ``access``        a person's access request and erasure plan
+- ``breach``        breach impact and the indicative notification plan
+- ``registers``     the cross-border transfer and retention registers
+- ``policy_check``  each event breaking a declared policy's clause
+- ``graph``         the flow graph of holders and regions; the only module importing networkx
+- ``rows``          the typed rows they return
+"""
+
+from lineage.answers.access import AccessReport, ErasurePlan, access_request, erasure_plan
+from lineage.answers.breach import BreachReport, breach_impact
+from lineage.answers.registers import retention_register, transfers_register
+from lineage.contract.law import Notification, pipl_tier
+
+__all__ = [
+    "AccessReport",
+    "BreachReport",
+    "ErasurePlan",
+    "Notification",
+    "access_request",
+    "breach_impact",
+    "erasure_plan",
+    "pipl_tier",
+    "retention_register",
+    "transfers_register",
+]

@@ -1,0 +1,115 @@
+"""A person's access request (GDPR Art. 15, PIPL Art. 45, CCPA 1798.110) and their erasure plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from lineage.answers._common import check_identifier, check_time, linked_identifiers, now
+from lineage.answers.rows import ConsentRow, ErasureHolder, ErasureRow, HoldingRow, RecipientRow
+from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
+from lineage.contract.rules import crosses_border, sensitivity
+from lineage.contract.taxonomy import Taxonomy
+from lineage.store import Store
+
+__all__ = ["AccessReport", "ErasurePlan", "access_request", "erasure_plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessReport:
+    """What is held about one subject, as of a time."""
+
+    identifier: str
+    as_of: datetime
+    identifiers: list[str]
+    jurisdiction: str | None
+    age_band: str
+    holdings: list[HoldingRow]
+    recipients: list[RecipientRow]
+    consents: list[ConsentRow]
+    erasures: list[ErasureRow]
+
+    @property
+    def holds_data(self) -> bool:
+        """Whether anything about the subject was ever recorded."""
+        return bool(self.holdings or self.consents or self.erasures)
+
+
+def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datetime | None = None) -> AccessReport:
+    """Everything held about the subject known by ``identifier`` (any of its linked identifiers)."""
+    check_identifier(identifier)
+    as_of = as_of or now()
+    check_time("as_of", as_of)
+    with store.session() as q:
+        ids = linked_identifiers(q, identifier, as_of)
+        params = {"ids": ids, "as_of": as_of}
+        q.execute("subject_holdings", params)  # computed once, read by the next two
+        holdings = q.rows("access_holdings")
+        recipients = q.rows("access_recipients")
+        events = q.rows("access_events", params)
+    jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
+    age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
+    return AccessReport(
+        identifier=identifier,
+        as_of=as_of,
+        identifiers=ids,
+        jurisdiction=jurisdiction,
+        age_band=age_band,
+        holdings=[
+            cast(HoldingRow, {**r, "sensitive": sensitivity(taxonomy.categories.get(r["category"]))})
+            for r in holdings
+        ],
+        recipients=[
+            cast(RecipientRow, {**r, "cross_border": _crosses(taxonomy, r)})
+            for r in recipients
+        ],
+        consents=[cast(ConsentRow, _pick(e, "occurred_at", "consent_status", "consent_kind", "consent_ref",
+                                          "purpose", "categories"))
+                  for e in events if e["event_type"] == "CONSENT"],
+        erasures=[cast(ErasureRow, _pick(e, "occurred_at", "holder", "erasure_outcome", "hold_reason", "categories"))
+                  for e in events if e["event_type"] == "ERASED"],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ErasurePlan:
+    """Every holder of a subject's data and where its erasure stands."""
+
+    identifier: str
+    as_of: datetime
+    holders: list[ErasureHolder]
+    rule: str = ERASURE_RULE
+
+    @property
+    def complete(self) -> bool:
+        """Whether every holder has erased (a hold or a pending holder keeps it open)."""
+        return all(h["status"] == "done" for h in self.holders)
+
+
+def erasure_plan(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datetime | None = None) -> ErasurePlan:
+    """Who must erase or be told to, and their status from erasure events."""
+    check_identifier(identifier)
+    as_of = as_of or now()
+    check_time("as_of", as_of)
+    with store.session() as q:
+        holders = q.rows("erasure_plan", {"ids": linked_identifiers(q, identifier, as_of), "as_of": as_of})
+    return ErasurePlan(
+        identifier,
+        as_of,
+        [cast(ErasureHolder, {**h, "action": recipient_erasure_action(_external(taxonomy, h["role"]))})
+         for h in holders],
+    )  # fmt: skip
+
+
+def _crosses(taxonomy: Taxonomy, recipient: dict[str, Any]) -> bool:
+    return crosses_border(taxonomy, recipient["sender_region"], recipient["recipient_region"])
+
+
+def _external(taxonomy: Taxonomy, role: str | None) -> bool:
+    found = taxonomy.roles.get(role or "")
+    return bool(found and found.external)
+
+
+def _pick(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: row[n] for n in names}

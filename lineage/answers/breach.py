@@ -1,0 +1,106 @@
+"""Breach impact: whose data a compromised holder had in a window, and what to notify."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import cast
+
+from lineage.answers._common import check_time, now
+from lineage.answers.rows import BreachRecord, CategoryImpact
+from lineage.contract.law import INDICATIVE, Notification, RegimeExposure, notification_plan
+from lineage.contract.rules import MINOR_BANDS, sensitivity
+from lineage.contract.taxonomy import Taxonomy, suggest
+from lineage.errors import InvalidEventError, UnknownValueError
+from lineage.store import Store
+
+__all__ = ["BreachReport", "breach_impact"]
+
+
+@dataclass(frozen=True, slots=True)
+class BreachReport:
+    """Whose data a breach of ``nodes`` between ``t1`` and ``t2`` exposed, and what to notify."""
+
+    nodes: list[str]
+    t1: datetime
+    t2: datetime
+    aware_at: datetime
+    records: list[BreachRecord]
+    subjects: int
+    by_category: list[CategoryImpact]
+    by_jurisdiction: dict[str, int]
+    minors: int
+    unencrypted_records: int
+    notifications: list[Notification] = field(default_factory=list)
+    note: str = INDICATIVE
+
+
+def breach_impact(
+    store: Store,
+    nodes: list[str],
+    t1: datetime,
+    t2: datetime,
+    taxonomy: Taxonomy,
+    aware_at: datetime | None = None,
+) -> BreachReport:
+    """The affected (subject, category) pairs and an indicative notification plan per regime."""
+    if not nodes:
+        raise InvalidEventError("node", nodes, "name at least one compromised holder")
+    for name, value in (("from", t1), ("to", t2)):
+        check_time(name, value)
+    if t1 > t2:
+        raise InvalidEventError("from", t1.isoformat(), f"is after --to {t2.isoformat()}")
+    with store.session() as q:
+        known = [r["name"] for r in q.rows("holders")]
+        for node in nodes:
+            if node not in known:
+                raise UnknownValueError("node", node, "holder", suggest(node, known))
+        records = cast(list[BreachRecord], q.rows("breach_impact", {"nodes": nodes, "t1": t1, "t2": t2}))
+    aware_at = aware_at or now()
+    subjects = {r["subject"] for r in records}
+    by_category: Counter[str] = Counter()
+    by_category_subjects: dict[str, set[str]] = {}
+    for r in records:
+        by_category[r["category"]] += 1
+        by_category_subjects.setdefault(r["category"], set()).add(r["subject"])
+    jurisdiction_of = {r["subject"]: r["jurisdiction"] or "unknown" for r in records}
+    minors = {r["subject"] for r in records if r["age_band"] in MINOR_BANDS}
+    categories = [
+        CategoryImpact(category=c, records=n, subjects=len(by_category_subjects[c]),
+                       **sensitivity(taxonomy.categories.get(c)))
+        for c, n in sorted(by_category.items())
+    ]  # fmt: skip
+    report = BreachReport(
+        nodes=nodes,
+        t1=t1,
+        t2=t2,
+        aware_at=aware_at,
+        records=records,
+        subjects=len(subjects),
+        by_category=categories,
+        by_jurisdiction=dict(sorted(Counter(jurisdiction_of.values()).items())),
+        minors=len(minors),
+        unencrypted_records=sum(1 for r in records if not r["encrypted"]),
+    )
+    report.notifications.extend(notification_plan(_exposure(records, categories, taxonomy), aware_at))
+    return report
+
+
+def _exposure(records: list[BreachRecord], categories: list[CategoryImpact], taxonomy: Taxonomy) -> RegimeExposure:
+    """Count the affected subjects the way the notification rules ask: by residence and by data exposed."""
+    regimes_of: dict[str, set[str]] = {}
+    for r in records:
+        region = taxonomy.regions.get(r["jurisdiction"] or "")
+        for regime in region.regimes if region else ():
+            regimes_of.setdefault(regime, set()).add(r["subject"])
+    ca_elements = {
+        r["subject"] for r in records
+        if r["jurisdiction"] == "US-CA" and not r["encrypted"]
+        and (cat := taxonomy.categories.get(r["category"])) is not None and cat.ca_breach_element
+    }  # fmt: skip
+    return RegimeExposure(
+        subjects_by_regime={k: len(v) for k, v in regimes_of.items()},
+        sensitive_exposed=any(c["pipl_sensitive"] or c["gdpr_special"] or c["cpra_sensitive"] for c in categories),
+        california_elements=len(ca_elements),
+    )

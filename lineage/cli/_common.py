@@ -1,0 +1,111 @@
+"""What the command groups share: settings, the taxonomy, times and stores from options, common options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lineage.errors import ConfigurationError
+from lineage.settings import Settings
+
+if TYPE_CHECKING:
+    from lineage.contract.policy import Policy
+    from lineage.contract.taxonomy import Taxonomy
+    from lineage.store import Store
+    from lineage.world.sim import WorldSize
+
+__all__ = [
+    "add_answer_options",
+    "add_kafka_options",
+    "add_world_options",
+    "parse_time",
+    "policies_from",
+    "settings_from",
+    "store_for",
+    "taxonomy_for",
+    "world_size",
+]
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with the Kafka options given on the command line."""
+    return Settings.from_env(
+        os.environ,
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        topic=getattr(args, "topic", None),
+    )
+
+
+def taxonomy_for(settings: Settings) -> Taxonomy:
+    """The default taxonomy, or the one in ``LINEAGE_TAXONOMY_DIR``."""
+    from lineage.contract.taxonomy import Taxonomy, default_taxonomy
+
+    return Taxonomy.load([settings.taxonomy_dir]) if settings.taxonomy_dir else default_taxonomy()
+
+
+def parse_time(option: str, text: str | None) -> datetime | None:
+    """An ISO 8601 time with an offset from option ``option`` (None when not given)."""
+    from lineage.errors import InvalidEventError
+
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEventError(option, text, "is not an ISO 8601 time (e.g. 2026-05-01T08:00:00+08:00)") from None
+    if value.tzinfo is None:
+        raise InvalidEventError(option, text, "needs a UTC offset (e.g. +08:00 or Z)")
+    return value
+
+
+def store_for(args: argparse.Namespace, settings: Settings) -> Store:
+    """The store named by ``--store``, else by the settings."""
+    from lineage.store import Store
+
+    return Store(Path(args.store) if args.store else settings.store_dir)
+
+
+def world_size(args: argparse.Namespace) -> WorldSize:
+    """The simulated world's size from the world options."""
+    from lineage.world.sim import DEFAULT_END, WorldSize
+
+    end = parse_time("--end", args.end) or DEFAULT_END
+    return WorldSize(subjects=args.subjects, days=args.days, seed=args.seed, violations=args.violations, end=end)
+
+
+def policies_from(arg: list[str] | None, taxonomy: Taxonomy) -> list[Policy]:
+    """Policies from files and folders (every ``*.toml`` in a folder)."""
+    from lineage.contract.policy import load_policy
+
+    paths: list[Path] = []
+    for item in arg or []:
+        p = Path(item)
+        found = sorted(p.glob("*.toml")) if p.is_dir() else [p]
+        if not found:
+            raise ConfigurationError("--policy", f"{item} is a folder with no *.toml policy file")
+        paths.extend(found)
+    return [load_policy(p, taxonomy) for p in paths]
+
+
+def add_kafka_options(sp: argparse.ArgumentParser) -> None:
+    """Add the kafka options to a sub-command."""
+    sp.add_argument("--bootstrap-servers", help="host:port[,host:port] (env LINEAGE_BOOTSTRAP_SERVERS)")
+    sp.add_argument("--topic", help="event topic (env LINEAGE_TOPIC, default lineage.events)")
+
+
+def add_answer_options(sp: argparse.ArgumentParser) -> None:
+    """Add the answer options to a sub-command."""
+    sp.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
+    sp.add_argument("--format", choices=["markdown", "json", "csv"], default="markdown")
+
+
+def add_world_options(sp: argparse.ArgumentParser) -> None:
+    """Add the world options to a sub-command."""
+    sp.add_argument("--subjects", type=int, default=1000, help="data subjects per organisation (default 1000)")
+    sp.add_argument("--days", type=int, default=365, help="days of history (default 365)")
+    sp.add_argument("--seed", type=int, default=7, help="random seed: the same seed sends the same events")
+    sp.add_argument("--violations", type=int, default=2, help="breaches injected per policy clause (default 2)")
+    sp.add_argument("--end", help="the history's last moment, ISO 8601 (default 2026-11-01T00:00Z)")

@@ -1,0 +1,188 @@
+"""The answers: ``access``, ``breach``, ``erasure``, ``transfers``, ``retention``, ``check`` and ``map``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from lineage.cli._common import (
+    add_answer_options,
+    parse_time,
+    policies_from,
+    store_for,
+    taxonomy_for,
+)
+from lineage.errors import ConfigurationError
+from lineage.private import open_private
+from lineage.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this group's sub-commands."""
+    access = sub.add_parser("access", help="answer a data subject's access request")
+    access.add_argument("identifier", help="any identifier of the subject (account id, device id, hashed e-mail)")
+    access.add_argument("--as-of", help="answer as the history stood at this ISO 8601 time")
+    add_answer_options(access)
+    access.set_defaults(func=cmd_access)
+
+    breach = sub.add_parser("breach", help="whose data a breached holder exposed, and what to notify")
+    breach.add_argument("--node", action="append", required=True, help="a compromised holder (repeatable)")
+    breach.add_argument("--from", dest="t1", required=True, help="start of the breach window (ISO 8601)")
+    breach.add_argument("--to", dest="t2", required=True, help="end of the breach window (ISO 8601)")
+    breach.add_argument("--aware", help="when the breach became known (default: now); deadlines count from it")
+    breach.add_argument("--subjects-out", help="write the affected subjects to this CSV file (created 0600)")
+    add_answer_options(breach)
+    breach.set_defaults(func=cmd_breach)
+
+    erasure = sub.add_parser("erasure", help="plan a subject's erasure across every holder")
+    erasure.add_argument("identifier", help="any identifier of the subject")
+    erasure.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
+    add_answer_options(erasure)
+    erasure.set_defaults(func=cmd_erasure)
+
+    transfers = sub.add_parser("transfers", help="the cross-border transfer register")
+    transfers.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
+    add_answer_options(transfers)
+    transfers.set_defaults(func=cmd_transfers)
+
+    retention = sub.add_parser("retention", help="data still held past its retention period")
+    retention.add_argument("--now", help="judge as of this ISO 8601 time (default: now)")
+    add_answer_options(retention)
+    retention.set_defaults(func=cmd_retention)
+
+    check = sub.add_parser("check", help="report the flows that break a declared policy file")
+    check.add_argument("--policy", required=True, help="a policy TOML file (see policies/)")
+    check.add_argument("--now", help="judge retention as of this ISO 8601 time (default: now)")
+    add_answer_options(check)
+    check.set_defaults(func=cmd_check)
+
+    dmap = sub.add_parser("map", help="write the data map: one self-contained HTML page")
+    dmap.add_argument("--out", default="map.html", help="the page to write (default map.html)")
+    dmap.add_argument("--policy", action="append", help="a policy file or a folder of them (repeatable)")
+    dmap.add_argument("--now", help="judge retention as of this ISO 8601 time (default: now)")
+    dmap.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
+    dmap.set_defaults(func=cmd_map)
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    """Answer a data subject's access request."""
+    from lineage.answers import access_request
+    from lineage.present.formats import render
+    from lineage.present.reports import access_document
+
+    settings = Settings.from_env(os.environ)
+    report = access_request(
+        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
+    )
+    if not report.holds_data:
+        print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
+        return 0
+    print(render(access_document(report), args.format), end="")
+    return 0
+
+
+def cmd_breach(args: argparse.Namespace) -> int:
+    """Estimate a breach's impact and the indicative notifications it triggers."""
+    import csv
+
+    from lineage.answers import breach_impact
+    from lineage.errors import InvalidEventError
+    from lineage.present.formats import render
+    from lineage.present.reports import breach_document
+
+    settings = Settings.from_env(os.environ)
+    t1, t2 = parse_time("--from", args.t1), parse_time("--to", args.t2)
+    if t1 is None or t2 is None:
+        raise InvalidEventError("--from/--to", None, "both are required")
+    report = breach_impact(
+        store_for(args, settings), args.node, t1, t2, taxonomy_for(settings), aware_at=parse_time("--aware", args.aware)
+    )
+    if args.subjects_out:
+        with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
+            writer = csv.writer(f)
+            writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
+            for r in report.records:
+                writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
+                                 r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
+    print(render(breach_document(report), args.format), end="")
+    return 0
+
+
+def cmd_erasure(args: argparse.Namespace) -> int:
+    """Plan a subject's erasure across every holder."""
+    from lineage.answers import erasure_plan
+    from lineage.present.formats import render
+
+    settings = Settings.from_env(os.environ)
+    plan = erasure_plan(
+        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
+    )
+    if not plan.holders:
+        print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
+        return 0
+    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "complete": plan.complete, "rule": plan.rule}
+    print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
+    return 0
+
+
+def cmd_transfers(args: argparse.Namespace) -> int:
+    """The cross-border transfer register, set against the PIPL thresholds."""
+    from lineage.answers import transfers_register
+    from lineage.present.formats import render
+    from lineage.present.reports import transfers_document
+
+    settings = Settings.from_env(os.environ)
+    rows = transfers_register(store_for(args, settings), taxonomy_for(settings), parse_time("--as-of", args.as_of))
+    print(render(transfers_document(rows), args.format), end="")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Data held past its retention period."""
+    from lineage.answers import retention_register
+    from lineage.present.formats import render
+
+    settings = Settings.from_env(os.environ)
+    rows = retention_register(store_for(args, settings), parse_time("--now", args.now))
+    facts = {"overdue_holdings": len(rows)}
+    print(render(("Held past retention", facts, {"overdue": rows}), args.format), end="")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Report every flow that breaks a declared policy; exit 1 when there is any."""
+    from lineage.answers.policy_check import check
+    from lineage.contract.policy import load_policy
+    from lineage.present.formats import render
+    from lineage.present.reports import check_document
+
+    settings = Settings.from_env(os.environ)
+    taxonomy = taxonomy_for(settings)
+    policy = load_policy(Path(args.policy), taxonomy)
+    found = check(store_for(args, settings), policy, parse_time("--now", args.now))
+    print(render(check_document(policy.name, found), args.format), end="")
+    return 1 if found else 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Write the data map page; with policies, their violations are highlighted."""
+    from lineage.answers.policy_check import check
+    from lineage.present.datamap import build_map, write_map
+
+    settings = Settings.from_env(os.environ)
+    if not Path(args.out).parent.is_dir():  # before the checks, which can take a while
+        raise ConfigurationError("--out", f"{Path(args.out).parent} is not a folder")
+    taxonomy = taxonomy_for(settings)
+    store = store_for(args, settings)
+    policies = policies_from(args.policy, taxonomy)
+    now = parse_time("--now", args.now)
+    found = {p.name: check(store, p, now) for p in policies}
+    m = build_map(store, taxonomy, policies, found)
+    write_map(m, Path(args.out))
+    crossing = sum(1 for e in m.edges if e.cross_border)
+    print(f"wrote {args.out}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "
+          f"{len(m.violations)} policy violations")  # fmt: skip
+    return 0

@@ -1,0 +1,123 @@
+"""Filling and keeping the store: ``lineage ingest``, ``graph`` and ``compact``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from lineage.cli._common import (
+    add_kafka_options,
+    settings_from,
+    taxonomy_for,
+)
+from lineage.settings import Settings
+
+__all__ = ["add_ingest_options", "cmd_ingest", "register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this group's sub-commands."""
+    ingest = sub.add_parser("ingest", help="consume events into the lineage store (Ctrl-C or SIGTERM to stop)")
+    add_ingest_options(ingest)
+    ingest.set_defaults(func=cmd_ingest)
+
+    graph = sub.add_parser("graph", help="summarise the flow graph; export GraphML / node-link JSON")
+    graph.add_argument("--store", help="store folder")
+    graph.add_argument("--graphml", help="write GraphML here")
+    graph.add_argument("--json", help="write node-link JSON here")
+    graph.set_defaults(func=cmd_graph)
+
+    compact = sub.add_parser("compact", help="merge small store segments")
+    compact.add_argument("--store", help="store folder")
+    compact.add_argument("--grace", type=float, default=300.0, help="keep superseded files this many seconds")
+    compact.set_defaults(func=cmd_compact)
+
+
+def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
+    """The ingest consumer's options, shared with the deployable process ``consumers/ingest.py``."""
+    ingest.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR, default lineage-store)")
+    ingest.add_argument("--group", help="consumer group (env LINEAGE_GROUP_ID, default lineage-ingest)")
+    ingest.add_argument("--instance-id", help="static group membership id, unique per process (fast restarts)")
+    ingest.add_argument("--from-file", help="ingest an Avro container file (backfill/replay) instead of Kafka")
+    ingest.add_argument("--segment-rows", type=int, default=50_000, help="rows per segment before a flush")
+    ingest.add_argument("--exit-when-idle", type=float, default=None, help="stop after this many idle seconds")
+    add_kafka_options(ingest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Consume the event topic (or an Avro file) into the store until stopped; SIGTERM/SIGINT end it cleanly."""
+    import logging
+    import signal
+    import threading
+
+    from lineage.ingest.consumer import IngestConsumer, terminal_progress
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = settings_from(args)
+    store_dir = Path(args.store) if args.store else settings.store_dir
+    taxonomy = taxonomy_for(settings)
+    if args.from_file:
+        from lineage.ingest.backfill import ingest_file
+
+        stats = ingest_file(Path(args.from_file), settings, store_dir=store_dir, taxonomy=taxonomy)
+        print(stats.line(), file=sys.stderr)
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    consumer = IngestConsumer(
+        settings,
+        store_dir=store_dir,
+        group_id=args.group or settings.group_id,
+        taxonomy=taxonomy,
+        segment_rows=args.segment_rows,
+        on_progress=terminal_progress,
+        instance_id=args.instance_id,
+    )
+    stats = consumer.run(stop, idle_exit_s=args.exit_when_idle)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(stats.line(), file=sys.stderr)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
+    from lineage.answers.graph import FlowGraph, export, summarise
+    from lineage.store import Store
+
+    settings = Settings.from_env(os.environ)
+    store = Store(Path(args.store) if args.store else settings.store_dir)
+    g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
+    s = summarise(g)
+    print(
+        f"{s.holders} holders, {s.regions} regions, {s.flows} flows "
+        f"({s.cross_border_flows} cross-border), {s.events} flow events"
+    )
+    for u, v, d in sorted(g.edges(data=True)):
+        if d["kind"] != "flow":
+            continue
+        border = " CROSS-BORDER via " + (", ".join(d["mechanisms"]) or "NO MECHANISM") if d["cross_border"] else ""
+        print(
+            f"  {u} -> {v}: {d['events']} events, {d['subjects']} subjects, {d['bulk_events']} bulk; "
+            f"{', '.join(d['categories'])}{border}"
+        )
+    export(
+        g,
+        graphml=Path(args.graphml) if args.graphml else None,
+        node_link=Path(args.json) if args.json else None,
+    )
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Merge small segments; remove superseded ones past the grace period."""
+    from lineage.store import Store
+
+    settings = Settings.from_env(os.environ)
+    report = Store(Path(args.store) if args.store else settings.store_dir).compact(grace_s=args.grace)
+    print(f"merged {report.segments_in} segments into {report.merged_groups}; removed {report.removed} old files")
+    return 0

@@ -1,0 +1,117 @@
+"""The legal rules lineage's reports apply, in one place: notification duties, deadlines, PIPL tiers.
+
+Indicative only, not legal advice: each rule cites its source (``../shared/reference/privacy-law.md``
+summarises them), and every report that uses one says so. Kept apart from the queries so a lawyer
+can review this one file, and a change in the law is a change here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = [
+    "ACCESS_DEADLINES",
+    "ANY_VOLUME_MECHANISMS",
+    "ERASURE_RULE",
+    "GBA_ZONES",
+    "INDICATIVE",
+    "PIPL_RULE",
+    "Notification",
+    "RegimeExposure",
+    "mechanisms_for_tier",
+    "notification_plan",
+    "pipl_tier",
+    "recipient_erasure_action",
+]
+
+INDICATIVE = "Indicative only, not legal advice: check each rule cited against the facts of the case."
+
+ACCESS_DEADLINES = (
+    "Deadlines: GDPR 1 month (Art. 12(3)); PIPL timely (15 working days promised by the seed "
+    "policies); CCPA 45 days; HK PDPO 40 days. "
+)
+
+ERASURE_RULE = "GDPR Art. 17 and 19 (tell every recipient); PIPL Art. 47; CCPA 1798.105"
+
+PIPL_RULE = "2024 CAC Provisions on cross-border data flows, Art. 7-8 (counted from 1 January; non-CII operators)"
+
+# Mainland China, Hong Kong and Macao: the Greater Bay Area standard contract covers flows among them
+GBA_ZONES = frozenset({"CN", "HK", "MO"})
+
+_TIER_MECHANISMS = {
+    "security assessment": frozenset({"pipl.security_assessment"}),
+    "standard contract or certification": frozenset({
+        "pipl.security_assessment", "pipl.standard_contract", "pipl.certification", "gba.standard_contract",
+    }),
+}  # fmt: skip
+# the contract, HR and emergency exemptions hold at any volume
+ANY_VOLUME_MECHANISMS = frozenset({"pipl.exemption.contract", "pipl.exemption.hr", "pipl.exemption.emergency"})
+
+
+def pipl_tier(individuals: int, sensitive_individuals: int) -> str:
+    """The mechanism the 2024 CAC Provisions ask for, by the year's individuals leaving mainland China."""
+    if individuals > 1_000_000 or sensitive_individuals > 10_000:
+        return "security assessment"
+    if individuals >= 100_000 or sensitive_individuals > 0:
+        return "standard contract or certification"
+    return "exempt (under 100,000 individuals, no sensitive data)"
+
+
+def mechanisms_for_tier(tier: str) -> frozenset[str] | None:
+    """The mechanisms strong enough for a PIPL tier (``None``: any, the tier is exempt)."""
+    return _TIER_MECHANISMS.get(tier)
+
+
+def recipient_erasure_action(external: bool) -> str:
+    """What an erasure plan asks of a holder: our systems erase, outside parties are told to."""
+    return "tell the recipient to erase (GDPR Art. 19)" if external else "erase"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One regime's indicative notification duty."""
+
+    regime: str
+    applies: bool
+    deadline: str
+    due_by: datetime | None
+    rule: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeExposure:
+    """Who a breach touched, counted the way the notification rules ask."""
+
+    subjects_by_regime: dict[str, int]  # affected subjects resident where each regime applies
+    sensitive_exposed: bool  # any category sensitive under some regime
+    california_elements: int  # California residents with unencrypted listed data elements
+
+
+def notification_plan(exposure: RegimeExposure, aware_at: datetime) -> list[Notification]:
+    """Indicative notification duties per regime, from the time the organisation became aware."""
+    count = exposure.subjects_by_regime.get
+    gdpr, pipl, sg, hk = count("GDPR", 0), count("PIPL", 0), count("PDPA-SG", 0), count("PDPO-HK", 0)
+    sensitive = exposure.sensitive_exposed
+    sg_applies = sg >= 500 or (sg > 0 and sensitive)
+    ca = exposure.california_elements
+    return [
+        Notification("GDPR", gdpr > 0, "72 hours", aware_at + timedelta(hours=72) if gdpr else None,
+                     "GDPR Art. 33 (authority, 72 h from awareness); "
+                     "Art. 34 (individuals, without undue delay if high risk)",
+                     f"{gdpr} affected subject(s) resident in the EEA"),
+        Notification("PIPL", pipl > 0, "immediately", aware_at if pipl else None,
+                     "PIPL Art. 57 (regulators and individuals, immediately; actual or possible leak)",
+                     f"{pipl} affected subject(s) resident in mainland China"),
+        Notification("PDPA-SG", sg_applies, "3 calendar days", aware_at + timedelta(days=3) if sg_applies else None,
+                     "Singapore PDPA s.26B/26D (PDPC within 3 days; 500 or more individuals or significant harm)",
+                     f"{sg} affected subject(s) resident in Singapore"
+                     + ("; sensitive categories exposed (taken as prescribed classes)" if sg and sensitive else "")),
+        Notification("California", ca > 0, "30 days", aware_at + timedelta(days=30) if ca else None,
+                     "Cal. Civ. Code 1798.82 (residents within 30 days; AG sample notice if more than 500)",
+                     f"{ca} California resident(s) with unencrypted listed data elements"),
+        Notification("PDPO-HK", False, "voluntary", None,
+                     "Hong Kong PDPO: notification to the PCPD is voluntary",
+                     f"{hk} affected subject(s) resident in Hong Kong"),
+    ]  # fmt: skip

@@ -1,0 +1,68 @@
+"""Rendering answers for people and machines: JSON, CSV and Markdown. Used by the CLI only.
+
+Every answer is a title, a few facts, and named tables of rows (dicts); each format renders that.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Document", "render"]
+
+# a table's rows are typed rows (TypedDicts) or plain dicts; either reads as a mapping of objects
+Document = tuple[str, Mapping[str, Any], Mapping[str, Sequence[Mapping[str, object]]]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _cell(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}" for k, v in value.items() if v)
+    return str(value)
+
+
+def render(doc: Document, fmt: str) -> str:
+    """The document as ``json``, ``csv`` (the tables, one after another) or ``markdown``."""
+    title, facts, tables = doc
+    if fmt == "json":
+        return json.dumps({"title": title, **_plain(dict(facts)), **_plain(dict(tables))}, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        out = io.StringIO()
+        for name, rows in tables.items():
+            if not rows:
+                continue
+            writer = csv.writer(out)
+            writer.writerow(["table", *rows[0].keys()])
+            for row in rows:
+                writer.writerow([name, *(_cell(v) for v in row.values())])
+        return out.getvalue()
+    lines = [f"# {title}", ""]
+    lines += [f"- **{k.replace('_', ' ')}**: {_cell(v)}" for k, v in facts.items()]
+    for name, rows in tables.items():
+        lines += ["", f"## {name.replace('_', ' ').capitalize()}", ""]
+        if not rows:
+            lines.append("(none)")
+            continue
+        keys = list(rows[0].keys())
+        lines.append("| " + " | ".join(k.replace("_", " ") for k in keys) + " |")
+        lines.append("|" + "---|" * len(keys))
+        lines += ["| " + " | ".join(_cell(r[k]).replace("|", "\\|") for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

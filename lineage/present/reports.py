@@ -1,0 +1,66 @@
+"""The documents the answers print: a title, a few facts and named tables, for ``formats.render``.
+
+Shared by the CLI commands and the demo, so the demo prints exactly what an analyst would see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from lineage.answers import AccessReport, BreachReport
+from lineage.answers.rows import TransferRow
+from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE
+from lineage.contract.policy import Violation
+from lineage.present.formats import Document
+
+__all__ = ["access_document", "breach_document", "check_document", "transfers_document"]
+
+def access_document(report: AccessReport) -> Document:
+    """A data subject's access report: what is held, why, from where, who received it, how long it is kept."""
+    facts: dict[str, object] = {
+        "identifier": report.identifier,
+        "as_of": report.as_of,
+        "identifiers": report.identifiers,
+        "jurisdiction": report.jurisdiction,
+        "age_band": report.age_band,
+        "note": ACCESS_DEADLINES + INDICATIVE,
+    }
+    tables: dict[str, Sequence[Mapping[str, object]]] = {
+        "data_held": report.holdings,
+        "recipients": report.recipients,
+        "consent_history": report.consents,
+        "erasures": report.erasures,
+    }
+    return f"Access request: {report.identifier}", facts, tables
+
+
+def breach_document(report: BreachReport) -> Document:
+    """A breach's impact: subjects, categories, jurisdictions and the indicative notification plan."""
+    facts: dict[str, object] = {
+        "compromised": report.nodes,
+        "window": f"{report.t1.isoformat()} to {report.t2.isoformat()}",
+        "subjects": report.subjects,
+        "records": len(report.records),
+        "minors": report.minors,
+        "unencrypted_records": report.unencrypted_records,
+        "note": report.note,
+    }
+    tables: dict[str, Sequence[Mapping[str, object]]] = {
+        "by_category": report.by_category,
+        "by_jurisdiction": [{"jurisdiction": k, "subjects": v} for k, v in report.by_jurisdiction.items()],
+        "notification_plan": [dataclasses.asdict(n) for n in report.notifications],
+    }
+    return "Breach impact", facts, tables
+
+
+def transfers_document(rows: Sequence[TransferRow]) -> Document:
+    """The cross-border transfer register, flagged against the PIPL thresholds."""
+    facts = {"rule": PIPL_RULE, "flagged": sum(1 for r in rows if r["flag"]), "note": INDICATIVE}
+    return "Cross-border transfers", facts, {"transfers": rows}
+
+
+def check_document(policy_name: str, found: Sequence[Violation]) -> Document:
+    """Every violation of one policy, with the clause broken and the event that shows it."""
+    facts = {"policy": policy_name, "violations": len(found)}
+    return f"Policy check: {policy_name}", facts, {"violations": [dataclasses.asdict(v) for v in found]}
