@@ -1,36 +1,31 @@
 """lineage: an event-driven tracker of where personal data goes.
 
-The path of an event, and the module that owns each step::
+The path of an event, and the package that owns each step::
 
-    service ──Emitter──▶ validate ──Codec──▶ Kafka ──consumer──▶ segments ──Store──▶ answers, graph
-              emitter    validation  codec   kafka_client  ingest   segments  store   answers, graph
+    service ─▶ sdk.Emitter ─▶ contract (validate) ─▶ codec (Avro) ─▶ transport.kafka ─▶ Kafka
+    Kafka ─▶ ingest (decode, validate; bad ones to the dead-letter topic) ─▶ store (Parquet segments)
+    store ─▶ answers (DuckDB SQL in queries/) ─▶ present (reports, data map) ─▶ cli
 
-Domain (no Kafka, DuckDB, pyarrow or networkx):
-- ``events``       frozen dataclasses matching ``schemas/personal_data_event.vN.avsc``
-- ``records``      the same event as a schema-shaped dict, the form the hot paths handle
-- ``taxonomy``     categories, purposes, roles, regions, mechanisms, from TOML in ``lineage/data/``
-- ``validation``   the contract's rules; raises ``InvalidEventError`` naming the field
-- ``errors``       the exception tree rooted at ``LineageError``
-Adapters, one per heavy dependency:
-- ``codec`` (+ ``avro_codegen``)  Avro single-object encoding; fastavro only here
-- ``kafka_client`` kafka-python only here; ``sink`` is the protocol the emitter sends through
-- ``segments``     durable Parquet segments named by offsets; pyarrow only here
-- ``store``        DuckDB views and queries over the segments; duckdb only here
-- ``graph``        the aggregated flow graph; networkx only here
-Processes and answers:
-- ``emitter`` / ``jsonlines``     the SDK and ``lineage emit``
-- ``ingest`` / ``consumer`` / ``backfill``  messages into segments, dead letters out
-- ``answers``      access request, breach impact, erasure plan, transfer and retention registers
-- ``policy``       declared policies (``policies/*.toml``) and ``check``: each event breaking a clause
-- ``sim`` / ``world``  the seed organisations simulated through the SDK, with known injected breaches
-- ``datamap``      the self-contained HTML data map; ``demo``: all of it end to end on a real broker
-- ``local_kafka``  a real broker from the official jars; ``testing``: in-memory fakes
-- ``cli`` (+ ``reports``, ``formats``)  the ``lineage`` command
+Packages, lowest layer first (each imports only from those below; ``lint-imports`` checks it):
 
-This package exports the SDK and the domain; import ``lineage.store.engine``, ``lineage.answers`` and
-``lineage.answers.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an emitting
-service does not need).
+- ``errors``, ``settings``, ``private``, ``resources``  the exception tree, settings, private files, shipped files
+- ``contract``   events, records, taxonomy, validation, the domain rules and the legal rules
+- ``codec``      Avro single-object encoding; the only package importing fastavro
+- ``transport``  the sink protocol, the Kafka adapter (only it imports kafka-python), an in-memory sink, a local broker
+- ``store``      Parquet segments (pyarrow only here) read through DuckDB (duckdb only here)
+- ``sdk``        the ``Emitter`` services use, and ``lineage emit``'s JSON-lines reader
+- ``ingest``     the consumer that fills the store, and the Avro-file backfill
+- ``answers``    access, breach, erasure, registers, policy check, flow graph (networkx only here)
+- ``present``    report documents, their formats, the HTML data map
+- ``world``      the five seed organisations simulated, and the demo
+- ``cli``        the ``lineage`` command, one module per command group
+
+This package exports the SDK and the domain; import ``lineage.store``, ``lineage.answers`` and
+``lineage.answers.graph`` for the query side (they load DuckDB, pyarrow and networkx, which an
+emitting service does not need). ``docs/architecture.md`` tells the whole story.
 """
+
+from importlib.metadata import PackageNotFoundError, version
 
 from lineage.codec.avro import Codec
 from lineage.contract.events import (
@@ -64,6 +59,7 @@ from lineage.sdk.emitter import Emitter
 from lineage.settings import Settings
 
 __all__ = [
+    "__version__",
     "AgeBand",
     "BrokerError",
     "BrokerUnavailableError",
@@ -93,3 +89,8 @@ __all__ = [
     "is_cross_border",
     "validate",
 ]
+
+try:
+    __version__ = version("lineage")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    __version__ = "0+unknown"

@@ -16,6 +16,11 @@
 
 Third-party exceptions (fastavro, kafka-python, duckdb) are translated at the boundary and
 chained with ``raise ... from exc``; none reaches a caller untranslated.
+
+Every error carries its context as attributes (``field``, ``value``, ``topic``, ``offset``, ``path``...)
+and says whether retrying can help: ``retryable`` is true only for the transient kinds (a broker
+that did not answer, a delivery not acknowledged, a store file busy or briefly unreadable); bad
+input, bad settings and undecodable bytes stay bad however often they are tried.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ __all__ = [
 
 class LineageError(Exception):
     """Root of every error lineage raises."""
+
+    #: whether the same call may succeed if tried again later (transient) or never will (terminal)
+    retryable: bool = False
 
 
 class ConfigurationError(LineageError, ValueError):
@@ -118,9 +126,17 @@ class UnknownSchemaError(DecodeError):
 class StoreError(LineageError):
     """The store's segments could not be read or a query on them failed."""
 
+    def __init__(self, message: str, *, path: object = None, query: str | None = None) -> None:
+        """Record the store path and the query at fault, when known."""
+        self.path = path
+        self.query = query
+        super().__init__(message)
+
 
 class BrokerError(LineageError):
     """Kafka could not be reached, or it refused or lost a message."""
+
+    retryable = True
 
 
 class BrokerUnavailableError(BrokerError):

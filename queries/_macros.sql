@@ -1,6 +1,7 @@
 -- Building blocks of the answers, as DuckDB macros over the `events` view.
 -- lineage loads this file into every connection (Store.connect); in the DuckDB CLI, `.read` it
--- after creating the `events` view (README: "Querying from the DuckDB CLI").
+-- after creating the `events` view (docs/reference.md, "SQL").
+-- Parameters: none (each macro takes its own arguments).
 
 -- Does data category `category` fall under one of the selection keys `keys`?
 -- Keys are fideslang dotted keys; a key covers itself and everything below it

@@ -2,6 +2,7 @@
 -- data category and holder: since when, still held or erased, purposes, legal bases, sources,
 -- retention and when it ends.
 -- Reads `subject_holdings` (queries/subject_holdings.sql makes it for the subject and time).
+-- Parameters: none (the subject and time are bound when subject_holdings is made).
 SELECT
     category,
     holder,

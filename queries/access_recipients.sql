@@ -1,6 +1,7 @@
 -- Access request: every party the subject's data was disclosed or transferred to (subject-level
 -- or in a bulk export that carried it), with the recipient's role, country and mechanism.
 -- Reads `subject_holdings` (queries/subject_holdings.sql).
+-- Parameters: none (the subject and time are bound when subject_holdings is made).
 SELECT
     holder AS recipient,
     any_value(holder_role) AS recipient_role,

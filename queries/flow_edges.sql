@@ -2,6 +2,7 @@
 -- COLLECTED: the source ('data subjects' when collected directly) -> the holder.
 -- SHARED / TRANSFERRED: the holder -> the recipient; bulk flows are counted in bulk_events.
 -- Usable from the DuckDB CLI once an `events` view exists and _macros.sql is read (see README).
+-- Parameters: none.
 SELECT
     src,
     dst,

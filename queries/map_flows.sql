@@ -1,4 +1,5 @@
 -- The data map's edges: one row per (from holder, its region, to holder, its region).
+-- Parameters: none.
 SELECT
     src, src_region, any_value(src_role) AS src_role,
     dst, dst_region, any_value(dst_role) AS dst_role,

@@ -1,5 +1,5 @@
 -- Policy check: the events of the organisation's systems that may break a per-event clause. A
--- prefilter: lineage/policy.py decides each clause on these rows; the WHERE only spares Python the
+-- prefilter: lineage/answers/policy_check.py decides each clause on these rows; the WHERE only spares Python the
 -- rows that break nothing (most of them). It relies on validation: regions, roles and names are
 -- never NULL in the store (a NULL would make a condition NULL and drop the row).
 -- Parameters: $systems (the organisation's own system names); per clause, NULL when the policy has

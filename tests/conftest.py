@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Kafka broker for the session, a fresh topic per test, sample events."""
+"""Pytest fixtures: a real Kafka broker for the session, a fresh topic per test, the Hypothesis profile."""
 
 from __future__ import annotations
 
@@ -6,93 +6,24 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
-from lineage import Party, PersonalDataEvent, Settings
-from lineage.contract.records import build_event
+from lineage import Settings
 from lineage.transport.kafka import create_topics
+from tests.fixtures import HYPOTHESIS_PROFILE
 
-T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-PROCESSOR_HK = Party(name="crash-sdk", role="processor", region="HK")
-
-
-def sample_events() -> list[PersonalDataEvent]:
-    """One valid event of every type and scope, with most optional fields set."""
-    common = {"system": "checkout", "system_region": "CN", "occurred_at": T0}
-    return [
-        build_event(
-            "COLLECTED",
-            subject_id="user-1",
-            linked_subject_ids=["device-9"],
-            subject_jurisdiction="CN",
-            age_band="ADULT",
-            categories=["user.contact.phone_number"],
-            purpose="essential.service",
-            legal_basis="CONTRACT",
-            source="direct",
-            retention_days=365,
-            encrypted=True,
-            **common,
-        ),
-        build_event(
-            "SHARED",
-            subject_id="user-1",
-            categories=["user.device.device_id"],
-            purpose="essential.service",
-            recipient=PROCESSOR_HK,
-            mechanism="gba.standard_contract",
-            **common,
-        ),
-        build_event(
-            "TRANSFERRED",
-            subject_id=None,
-            bulk_as_of=T0,
-            categories=["user.contact.email", "user.name"],
-            purpose="essential.service",
-            recipient=Party(name="sg-warehouse", role="affiliate", region="SG"),
-            transfer_kind="CROSS_BORDER",
-            mechanism="pipl.standard_contract",
-            **common,
-        ),
-        build_event(
-            "TRANSFERRED",
-            subject_id="user-2",
-            categories=["user.contact.email"],
-            purpose="essential.service",
-            recipient=Party(name="acquirer-co", role="controller", region="CN"),
-            transfer_kind="CONTROLLER_CHANGE",
-            **common,
-        ),
-        build_event(
-            "ERASED",
-            subject_id="user-1",
-            categories=["user.contact.phone_number"],
-            erasure_outcome="HOLD",
-            hold_reason="tax records kept 10 years",
-            **common,
-        ),
-        build_event(
-            "ERASED",
-            subject_id="user-3",
-            categories=["user.contact.phone_number"],
-            erasure_outcome="ANONYMISED",
-            **common,
-        ),
-        build_event(
-            "CONSENT",
-            subject_id="child-1",
-            age_band="CHILD_UNDER_14",
-            categories=["user.childrens"],
-            purpose="essential.service",
-            consent_status="GRANTED",
-            consent_kind="GUARDIAN",
-            consent_ref="form-1",
-            **common,
-        ),
-    ]
+# Profiles chosen by LINEAGE_HYPOTHESIS_PROFILE: "dev" (default) is quick; "ci" is thorough and
+# prints a blob to reproduce any failure. No deadline: the reference tests build a store per
+# example, and a busy CI machine must not turn slowness into failures.
+hypothesis_settings.register_profile("dev", max_examples=20, deadline=None)
+hypothesis_settings.register_profile(
+    "ci", max_examples=100, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 def _docker_answers() -> bool:

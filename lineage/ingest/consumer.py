@@ -99,6 +99,7 @@ class IngestConsumer:
         self.on_progress = on_progress
         self.stats = IngestStats()
         self._last_assignment = time.monotonic()
+        self._member = instance_id or "dynamic"  # logged: which process of a host holds which partitions
         try:  # the dead-letter topic must exist before the first bad message; brokers may not auto-create
             create_topics(settings, [settings.dead_letter_topic])
         except BrokerError as exc:
@@ -114,7 +115,12 @@ class IngestConsumer:
         """Start each partition right after its last durable segment."""
         self._last_assignment = time.monotonic()
         starts = resume_offsets(self.store_dir, self.settings.topic)
-        log.info("assigned partitions=%s resume=%s", partitions, {p: starts.get(p, 0) for p in partitions})
+        log.info(
+            "assigned member=%s partitions=%s resume=%s",
+            self._member,
+            partitions,
+            {p: starts.get(p, 0) for p in partitions},
+        )
         return {p: starts[p] for p in partitions if p in starts}
 
     def revoked(self, partitions: list[int]) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from lineage.contract.policy import Policy, Violation
@@ -241,7 +242,7 @@ def render_map(m: DataMap) -> str:
     )
     payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")  # no "</script" or "<!--" inside
     flows = sum(1 for x in m.edges)
-    return _PAGE.format(
+    return _PAGE.substitute(
         title=e(m.title),
         summary=e(
             f"{len(m.nodes)} holders by region, {flows} flows, {len(crossing)} cross-border, "
@@ -265,123 +266,16 @@ def write_map(m: DataMap, out: Path) -> None:
         f.write(page)
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none';
-  style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'">
-<title>{title}</title>
-<style>
-body {{ font: 13px system-ui, sans-serif; margin: 0; color: #1a202c; background: #f7fafc; }}
-header {{ padding: 12px 20px; background: #1a365d; color: white; }}
-header h1 {{ font-size: 18px; margin: 0 0 4px; }}
-.legend span {{ margin-right: 16px; }} .legend i {{ display: inline-block; width: 22px; height: 4px; margin-right: 5px;
-  vertical-align: middle; }}
-main {{ display: flex; align-items: flex-start; }}
-#map {{ flex: none; }}
-#details {{ position: sticky; top: 0; width: 360px; max-height: 100vh; overflow: auto; padding: 12px 16px;
-  background: white; border-left: 1px solid #cbd5e0; min-height: 300px; }}
-#details h2 {{ font-size: 15px; margin: 0 0 8px; word-break: break-all; }}
-#details dt {{ font-weight: 600; margin-top: 6px; }} #details dd {{ margin: 0 0 0 8px; }}
-#details .v {{ color: #c53030; }}
-.band rect {{ fill: #edf2f7; stroke: #cbd5e0; }} .band text {{ fill: #4a5568; font-weight: 600; }}
-.head {{ font-weight: 700; fill: #2d3748; font-size: 14px; }}
-.node {{ cursor: pointer; }} .node text {{ fill: white; font-size: 12px; pointer-events: none; }}
-.node.bad rect {{ stroke: #c53030; stroke-width: 3px; }} .node .flag {{ text-anchor: end; font-weight: 700; }}
-.edge {{ fill: none; stroke: #a0aec0; opacity: .55; cursor: pointer; }}
-.edge.cross {{ stroke: #dd6b20; opacity: .9; stroke-dasharray: 7 3; }}
-.edge.violation {{ stroke: #c53030; opacity: .95; }}
-.edge:hover, .edge.lit {{ opacity: 1; stroke-width: 5px !important; }}
-svg.focus .edge:not(.lit) {{ opacity: .08; }}
-#tip {{ position: fixed; pointer-events: none; background: #1a202c; color: white; padding: 6px 8px; border-radius: 4px;
-  font-size: 12px; max-width: 380px; display: none; z-index: 2; }}
-section {{ padding: 8px 20px 20px; }} table {{ border-collapse: collapse; background: white; }}
-td, th {{ border: 1px solid #cbd5e0; padding: 3px 6px; text-align: left; vertical-align: top; }}
-</style></head>
-<body>
-<header><h1>{title}</h1><div id="summary">{summary}</div>
-<div class="legend"><span><i style="background:#a0aec0"></i>flow</span>
-<span><i style="background:#dd6b20"></i>cross-border flow</span><span><i style="background:#c53030"></i>flow breaking a
- declared policy</span><span>hover for a summary, click for details</span></div></header>
-<main><svg id="map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">
-{svg}
-</svg>
-<aside id="details"><h2>Details</h2><p>Click a system, party or flow.</p></aside></main>
-<section><h2>Policy violations</h2><table id="violations"><tr><th>organisation</th><th>clause</th><th>what</th>
-<th>event</th></tr>{violation_rows}</table>
-<h2>Cross-border flows</h2><table id="crossings"><tr><th>from</th><th>to</th><th>events</th><th>mechanisms</th>
-<th>categories</th></tr>{cross_rows}</table></section>
-<div id="tip"></div>
-<script id="map-data" type="application/json">{data}</script>
-<script>{script}</script></body></html>
-"""
 
+
+
+
+def _template(name: str) -> str:
+    return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
+
+
+# the page: a string.Template ($name fields), so its CSS and markup read as they are
+_PAGE = Template(_template("map.html"))
 # the page's one script; the CSP allows it by hash, so markup that slipped into the page could not run
-_SCRIPT = """
-"use strict";
-const DATA = JSON.parse(document.getElementById("map-data").textContent);
-const svg = document.getElementById("map"), tip = document.getElementById("tip");
-const details = document.getElementById("details");
-const ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
-function esc(s) { return String(s).replace(/[&<>"]/g, c => ESC[c]); }
-function label(id) { const n = DATA.nodes[id]; return n.name + (n.region ? " (" + n.region + ")" : ""); }
-function summary(el) {
-  const id = el.dataset.id;
-  if (el.classList.contains("node")) {
-    const n = DATA.nodes[id];
-    return esc(label(id)) + " · " + esc(n.role || "source") + "<br>" + n.events_in + " events in, " + n.events_out +
-      " out" + (n.violations.length ? "<br>⚠ " + n.violations.length + " policy violation(s)" : "");
-  }
-  const f = DATA.edges[id];
-  return esc(label(f.src)) + " → " + esc(label(f.dst)) + "<br>" + f.events + " events, " + f.subjects + " subjects" +
-    (f.cross_border ? "<br>cross-border via " + esc(f.mechanisms.filter(Boolean).join(", ") || "no mechanism") : "") +
-    (f.violations.length ? "<br>⚠ " + f.violations.length + " policy violation(s)" : "");
-}
-function violations(list) {
-  if (!list.length) return "";
-  const more = list.length > 50 ? "<dd class='v'>and " + (list.length - 50) + " more: see the table below</dd>" : "";
-  return "<dt class='v'>Policy violations (" + list.length + ")</dt>" + list.slice(0, 50).map(v =>
-    "<dd class='v'>" + esc(v.organisation) + ", " + esc(v.clause) + ": " + esc(v.detail) + " <code>" +
-    esc(v.event_id) + "</code></dd>").join("") + more;
-}
-function show(el) {
-  const id = el.dataset.id;
-  let body;
-  if (el.classList.contains("node")) {
-    const n = DATA.nodes[id];
-    body = "<h2>" + esc(label(id)) + "</h2><dl><dt>Role</dt><dd>" + esc(n.role || "source of data") + "</dd>" +
-      (n.organisations.length ? "<dt>Organisations</dt><dd>" + esc(n.organisations.join(", ")) + "</dd>" : "") +
-      "<dt>Events</dt><dd>" + n.events_in + " in, " + n.events_out + " out</dd>" + violations(n.violations) + "</dl>";
-  } else {
-    const f = DATA.edges[id];
-    body = "<h2>" + esc(label(f.src)) + " → " + esc(label(f.dst)) + "</h2><dl>" +
-      "<dt>Cross-border</dt><dd>" + (f.cross_border ? "yes, via " + esc(f.mechanisms.filter(Boolean).join(", ") ||
-      "no mechanism recorded") : "no") + "</dd><dt>Events</dt><dd>" + f.events + " (" + f.bulk_events +
-      " bulk exports)</dd><dt>Subjects</dt><dd>" + f.subjects + "</dd><dt>Categories</dt><dd>" +
-      esc(f.categories.join(", ")) + "</dd><dt>Seen</dt><dd>" + esc(f.first_seen) + " to " + esc(f.last_seen) +
-      "</dd>" + violations(f.violations) + "</dl>";
-  }
-  details.innerHTML = body;
-  details.dataset.shown = id;
-}
-function focus(el) {
-  svg.querySelectorAll(".lit").forEach(x => x.classList.remove("lit"));
-  if (!el) { svg.classList.remove("focus"); return; }
-  const id = el.dataset.id;
-  svg.querySelectorAll(".edge").forEach(x => {
-    if (x === el || x.dataset.src === id || x.dataset.dst === id) x.classList.add("lit");
-  });
-  svg.classList.add("focus");
-}
-svg.addEventListener("mousemove", ev => {
-  const el = ev.target.closest(".node, .edge");
-  if (!el) { tip.style.display = "none"; focus(null); return; }
-  tip.innerHTML = summary(el);
-  tip.style.display = "block";
-  tip.style.left = (ev.clientX + 14) + "px";
-  tip.style.top = (ev.clientY + 14) + "px";
-  focus(el);
-});
-svg.addEventListener("mouseleave", () => { tip.style.display = "none"; focus(null); });
-svg.addEventListener("click", ev => { const el = ev.target.closest(".node, .edge"); if (el) show(el); });
-"""
+_SCRIPT = _template("map.js")
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()

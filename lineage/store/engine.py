@@ -100,7 +100,7 @@ class Session:
         try:
             self._con.execute(query_text(query), params or [])
         except duckdb.Error as exc:
-            raise StoreError(f"query {query} failed: {exc}") from exc
+            raise StoreError(f"query {query} failed: {exc}", query=query) from exc
 
 
 def _rows(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -151,7 +151,7 @@ class Store:
                 sensitive = [(c.key,) for c in taxonomy.categories.values() if c.sensitive]
                 con.executemany("INSERT INTO sensitive_categories VALUES (?)", sensitive)
         except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
+            raise StoreError(f"cannot open the store at {self.root}: {exc}", path=self.root) from exc
         return con
 
     @contextmanager

@@ -11,7 +11,7 @@ from lineage import ConfigurationError, Party, UnknownValueError, default_taxono
 from lineage.answers.policy_check import check
 from lineage.contract.policy import load_policy
 from lineage.contract.records import Record, make_record
-from tests.test_holdings import T0, _store
+from tests.fixtures import HISTORY_T0, store_of
 
 TAX = default_taxonomy()
 POLICY = """
@@ -56,7 +56,7 @@ def _history() -> tuple[list[Record], dict[str, tuple[str, ...]]]:
     stranger = Party(name="ad-network", role="third_party", region="SG")
 
     def rec(kind: str, day: int, event_id: str, **fields: object) -> Record:
-        return make_record(kind, system="chat", system_region="HK", occurred_at=T0 + timedelta(days=day),
+        return make_record(kind, system="chat", system_region="HK", occurred_at=HISTORY_T0 + timedelta(days=day),
                            event_id=event_id, **fields)  # fmt: skip
 
     collect = {"purpose": "essential.service", "legal_basis": "CONTRACT"}
@@ -106,7 +106,7 @@ def test_each_clause_reports_exactly_its_breach(tmp_path: Path) -> None:
     (tmp_path / "mochat.toml").write_text(POLICY)
     policy = load_policy(tmp_path / "mochat.toml", TAX)
     records, expected = _history()
-    found = check(_store(records, tmp_path / "store"), policy, now=T0 + timedelta(days=200))
+    found = check(store_of(records, tmp_path / "store"), policy, now=HISTORY_T0 + timedelta(days=200))
     got: dict[str, tuple[str, ...]] = {}
     for v in found:
         got[v.clause] = (*got.get(v.clause, ()), v.event_id)
@@ -130,7 +130,7 @@ def test_bad_policy_files_name_the_entry(tmp_path: Path) -> None:
 
 def test_the_seed_organisations_policies_load() -> None:
     """Every shipped policy file (one per seed organisation) parses and names only known taxonomy keys."""
-    files = sorted((Path(__file__).parent.parent / "policies").glob("*.toml"))
+    files = sorted((Path(__file__).parents[2] / "policies").glob("*.toml"))
     assert len(files) == 5
     names = {load_policy(f, TAX).name for f in files}
     assert len(names) == 5

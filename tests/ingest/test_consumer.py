@@ -15,11 +15,10 @@ from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.conftest import T0, sample_events
-from tests.test_ingest import _invalid_but_decodable
+from tests.fixtures import T0, invalid_but_decodable, sample_events
 
 CODEC = Codec()
-REPO = Path(__file__).parent.parent
+REPO = Path(__file__).parents[2]
 
 
 def _events(n: int, prefix: str = "user") -> list[tuple[str, bytes, bytes]]:
@@ -90,7 +89,7 @@ def test_dead_letters_carry_reasons_and_good_events_are_kept(kafka_settings: Set
         b"random": os.urandom(64),
         b"truncated": good[0][2][:25],
         b"fingerprint": b"\xc3\x01" + b"\x13" * 8 + good[0][2][10:],
-        b"invalid": _invalid_but_decodable(),
+        b"invalid": invalid_but_decodable(),
         b"cross-border": CODEC.encode_record(
             {**to_record(sample_events()[1]), "event_id": new_event_id(), "mechanism": None}
         ),
@@ -215,3 +214,50 @@ def test_peak_memory_is_the_consumers_own() -> None:
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(ballast) > 0
     assert float(child.stdout) < 200
+
+
+def test_supervisor_runs_n_consumers_that_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:
+    """``python -m consumers.ingest --processes 2`` runs two group members that together store each event once."""
+    messages = _events(6_000)
+    _produce(kafka_settings, messages)
+    proc = _consumer(kafka_settings, tmp_path, "--processes", "2", "--exit-when-idle", "6", "--instance-id", "t")
+    out = _finish(proc)
+    ids = Store(tmp_path).event_ids()
+    assert len(ids) == len(set(ids)) == 6_000, out
+    # both children joined (each names its static member id in its log line)
+    assert "t-0" in out and "t-1" in out, out
+
+
+def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_path: Path) -> None:
+    """A supervised consumer killed with SIGKILL is started again, and the store still gets every event once."""
+    messages = _events(6_000)
+    proc = _consumer(kafka_settings, tmp_path, "--processes", "1", "--instance-id", "r")
+    proc.kill()  # --processes 1 runs in-process: nothing to supervise
+    proc.communicate(timeout=30)
+    proc = _consumer(kafka_settings, tmp_path, "--processes", "2", "--exit-when-idle", "8", "--instance-id", "r")
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        children = _children(proc.pid)
+        time.sleep(0.2)
+    assert len(children) == 2
+    os.kill(children[0], signal.SIGKILL)
+    _produce(kafka_settings, messages)
+    out = _finish(proc, timeout=180)
+    assert "action=restart" in out
+    ids = Store(tmp_path).event_ids()
+    assert len(ids) == len(set(ids)) == 6_000, out
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)

@@ -12,8 +12,7 @@ import pytest
 from lineage import BrokerUnavailableError, Codec, DeliveryError, Emitter, Settings
 from lineage.contract.records import to_record
 from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.conftest import sample_events
-from tests.test_jsonlines import GOOD
+from tests.fixtures import GOOD_LINE, sample_events
 
 
 def _read_all(settings: Settings, count: int) -> list[tuple[bytes | None, bytes]]:
@@ -82,7 +81,7 @@ def test_dead_broker_fails_clearly_within_the_bound() -> None:
 
 def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settings, tmp_path: Path) -> None:
     """`lineage emit` reports a bad line's number, exits 1, and still sends every good line."""
-    lines = [GOOD, GOOD.replace("user.contact.email", "user.emial"), "{oops", GOOD]
+    lines = [GOOD_LINE, GOOD_LINE.replace("user.contact.email", "user.emial"), "{oops", GOOD_LINE]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(

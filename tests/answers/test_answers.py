@@ -17,30 +17,30 @@ from lineage.answers import access_request, breach_impact, erasure_plan
 from lineage.contract.records import Record, make_record
 from lineage.store import Store
 from tests import reference
-from tests.test_holdings import EXTERNAL, INTERNAL, T0, _micros, _store, histories
+from tests.fixtures import EXTERNAL, HISTORY_T0, INTERNAL, examples, histories, micros, store_of
 
 TAX = default_taxonomy()
 
 
 def _at(minute: int) -> datetime:
-    return T0 + timedelta(minutes=minute)
+    return HISTORY_T0 + timedelta(minutes=minute)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(histories(), st.sampled_from(["s1", "s2", "dev-1", "mail-1"]), st.integers(0, 35))
 def test_access_request_matches_the_reference(records: list[Record], identifier: str, minute: int) -> None:
     """What is held, by category and holder, follows identifier links and --as-of exactly."""
     as_of = _at(minute)
-    ids = reference.identifiers(records, identifier, _micros(as_of) or 0)
+    ids = reference.identifiers(records, identifier, micros(as_of) or 0)
     expected: dict[tuple[str, str], bool] = {}
-    for _s, c, h, _, _, ended in reference.holdings(records, ids, _micros(as_of) or 0):
+    for _s, c, h, _, _, ended in reference.holdings(records, ids, micros(as_of) or 0):
         expected[(c, h)] = expected.get((c, h), False) or ended is None
     with tempfile.TemporaryDirectory() as folder:
-        report = access_request(_store(records, Path(folder)), identifier, TAX, as_of)
+        report = access_request(store_of(records, Path(folder)), identifier, TAX, as_of)
     assert {(r["category"], r["holder"]): r["still_held"] for r in report.holdings} == expected
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(histories(), st.data(), st.integers(0, 35), st.integers(0, 10))
 def test_breach_impact_matches_the_reference(
     records: list[Record], data: st.DataObject, start: int, length: int
@@ -48,11 +48,11 @@ def test_breach_impact_matches_the_reference(
     """Affected (subject, category) pairs: reached a node by T2 over chained hops, not erased before T1."""
     t1, t2 = _at(start), _at(start + length)
     with tempfile.TemporaryDirectory() as folder:
-        store = _store(records, Path(folder))
+        store = store_of(records, Path(folder))
         known = sorted(r["name"] for r in store.rows("holders"))
         nodes = data.draw(st.lists(st.sampled_from(known), min_size=1, max_size=2, unique=True))
         report = breach_impact(store, nodes, t1, t2, TAX)
-    expected = reference.breach(records, set(nodes), _micros(t1) or 0, _micros(t2) or 0)
+    expected = reference.breach(records, set(nodes), micros(t1) or 0, micros(t2) or 0)
     assert {(r["subject"], r["category"]) for r in report.records} == expected
     assert report.subjects == len({s for s, _ in expected})
 
@@ -82,7 +82,7 @@ def _two_hop_store(folder: Path) -> Store:
         rec("ERASED", 11, "crm", subject_id="kid-1", categories=["user.contact.email"], erasure_outcome="HOLD",
             hold_reason="litigation hold"),
     ]  # fmt: skip
-    return _store(records, folder)
+    return store_of(records, folder)
 
 
 def test_breach_report_counts_and_notifications(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_transfers_register_counts_individuals_and_flags_weak_mechanisms(tmp_pat
     ]  # fmt: skip
     from lineage.answers import transfers_register
 
-    rows = {r["recipient"]: r for r in transfers_register(_store(records, tmp_path), TAX, as_of=_at(10))}
+    rows = {r["recipient"]: r for r in transfers_register(store_of(records, tmp_path), TAX, as_of=_at(10))}
     assert set(rows) == {"hk-chat", "sg-bi"}
     assert rows["sg-bi"]["individuals"] == 2 and rows["sg-bi"]["sensitive_individuals"] == 1
     assert rows["hk-chat"]["individuals"] == 1 and rows["hk-chat"]["flag"] == ""
@@ -236,7 +236,7 @@ def test_retention_register_lists_only_overdue_data_still_held(tmp_path: Path) -
     ]
     from lineage.answers import retention_register
 
-    store = _store(records, tmp_path)
+    store = store_of(records, tmp_path)
     [row] = retention_register(store, now=_at(0) + timedelta(days=200))
     assert (row["holder"], row["category"], row["subjects"]) == ("app", "user.behavior.access_log", 1)
     assert row["overdue_since"] == _at(0) + timedelta(days=180)
@@ -259,19 +259,19 @@ def _on_hold_history() -> list[Record]:
     ]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @example(_on_hold_history(), "s1", 10)
 @given(histories(), st.sampled_from(["s1", "s2", "dev-1"]), st.integers(0, 35))
 def test_erasure_plan_matches_the_reference(records: list[Record], identifier: str, minute: int) -> None:
     """Every holder that ever held the subject's data, with done / on hold / pending, exactly."""
     as_of = _at(minute)
-    expected = reference.erasure_plan(records, identifier, _micros(as_of) or 0)
+    expected = reference.erasure_plan(records, identifier, micros(as_of) or 0)
     with tempfile.TemporaryDirectory() as folder:
-        plan = erasure_plan(_store(records, Path(folder)), identifier, TAX, as_of)
+        plan = erasure_plan(store_of(records, Path(folder)), identifier, TAX, as_of)
     assert {h["holder"]: (h["status"], frozenset(h["still_held"])) for h in plan.holders} == expected
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(histories(), st.integers(0, 35))
 def test_transfers_register_matches_the_reference(records: list[Record], minute: int) -> None:
     """Cross-border flows (CN <-> HK here), subject-level and bulk, with individuals per year, exactly."""
@@ -280,9 +280,9 @@ def test_transfers_register_matches_the_reference(records: list[Record], minute:
     as_of = _at(minute)
     zones = {k: r.zone for k, r in TAX.regions.items()}
     sensitive = {k for k, c in TAX.categories.items() if c.sensitive}
-    expected = reference.transfers(records, _micros(as_of) or 0, zones, sensitive)
+    expected = reference.transfers(records, micros(as_of) or 0, zones, sensitive)
     with tempfile.TemporaryDirectory() as folder:
-        rows = transfers_register(_store(records, Path(folder)), TAX, as_of)
+        rows = transfers_register(store_of(records, Path(folder)), TAX, as_of)
     got = {
         (r["year"], r["from_region"], r["to_region"], r["recipient"], r["mechanism"]): (
             r["individuals"],
@@ -293,14 +293,14 @@ def test_transfers_register_matches_the_reference(records: list[Record], minute:
     assert got == expected
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(histories(), st.integers(0, 3 * 24 * 60))
 def test_retention_register_matches_the_reference(records: list[Record], minute: int) -> None:
     """Data held past the retention its arrival declared, by holder and category, exactly."""
     from lineage.answers import retention_register
 
     now = _at(minute)
-    expected = reference.retention(records, _micros(now) or 0)
+    expected = reference.retention(records, micros(now) or 0)
     with tempfile.TemporaryDirectory() as folder:
-        rows = retention_register(_store(records, Path(folder)), now)
-    assert {(r["holder"], r["category"]): (r["subjects"], _micros(r["overdue_since"])) for r in rows} == expected
+        rows = retention_register(store_of(records, Path(folder)), now)
+    assert {(r["holder"], r["category"]): (r["subjects"], micros(r["overdue_since"])) for r in rows} == expected

@@ -12,7 +12,7 @@ from lineage.answers.graph import FlowGraph, export, summarise
 from lineage.contract.records import Record, make_record
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
-from tests.conftest import T0
+from tests.fixtures import T0
 
 PAY = {"name": "pay", "role": "processor", "region": "CN"}
 HK = {"name": "hk-store", "role": "affiliate", "region": "HK"}

@@ -14,7 +14,7 @@ from lineage.contract.records import make_record, to_record
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
 from lineage.store.segments import list_segments, resume_offsets
-from tests.conftest import T0, sample_events
+from tests.fixtures import T0, invalid_but_decodable, sample_events
 
 CODEC = Codec()
 
@@ -34,12 +34,6 @@ def _good(i: int) -> bytes:
     )
 
 
-def _invalid_but_decodable() -> bytes:
-    record = to_record(sample_events()[0])
-    record["categories"] = ["user.no_such_thing"]
-    return CODEC.encode_record(record)
-
-
 def _ingestor(root: Path) -> Ingestor:
     return Ingestor(root, "events", taxonomy=default_taxonomy())
 
@@ -51,7 +45,7 @@ def test_good_rows_are_stored_and_bad_ones_become_dead_letters(tmp_path: Path) -
         1: (b"\x00random bytes", "bad header"),
         3: (_good(3)[:20], "truncated or corrupt"),
         5: (MAGIC + b"\xff" * 8 + b"\x00", "unknown writer schema"),
-        7: (_invalid_but_decodable(), "unknown data category"),
+        7: (invalid_but_decodable(), "unknown data category"),
         9: (None, "empty message"),
     }
     letters = []

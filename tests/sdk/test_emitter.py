@@ -8,7 +8,7 @@ import pytest
 
 from lineage import Codec, DeliveryError, Emitter, EventType, InvalidEventError, Party, Scope
 from lineage.testing import MemorySink
-from tests.conftest import T0
+from tests.fixtures import T0
 
 PAY = Party(name="pay-sdk", role="processor", region="CN")
 

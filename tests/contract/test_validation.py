@@ -10,7 +10,7 @@ import pytest
 
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy, is_cross_border, validate
 from lineage.contract.records import build_event
-from tests.conftest import T0, sample_events
+from tests.fixtures import T0, sample_events
 
 COLLECT: dict[str, Any] = {
     "system": "checkout",

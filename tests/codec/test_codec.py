@@ -11,7 +11,7 @@ from lineage import Codec, DecodeError, UnknownSchemaError
 from lineage.codec.avro import MAGIC, schema_dir
 from lineage.contract.events import AgeBand, PersonalDataEvent
 from lineage.contract.records import to_record
-from tests.conftest import sample_events
+from tests.fixtures import sample_events
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda e: f"{e.event_type}-{e.scope}")

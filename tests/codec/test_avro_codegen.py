@@ -14,7 +14,7 @@ from lineage import Codec, DecodeError, InvalidEventError
 from lineage.codec.avro import MAGIC
 from lineage.codec.codegen import UnsupportedSchema, compile_decoder, compile_encoder
 from lineage.contract.records import to_record
-from tests.conftest import sample_events
+from tests.fixtures import examples, sample_events
 
 CODEC = Codec()
 RAW = CODEC.current.raw
@@ -57,14 +57,14 @@ def _fastavro_bytes(record: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(RECORDS)
 def test_encoder_matches_fastavro(record: dict[str, Any]) -> None:
     """Any record of the schema encodes to exactly fastavro's bytes."""
     assert compile_encoder(RAW)(record) == _fastavro_bytes(record)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(RECORDS)
 def test_decoder_matches_fastavro(record: dict[str, Any]) -> None:
     """The bytes fastavro writes for any record decode to the same record with the generated decoder."""
@@ -74,7 +74,7 @@ def test_decoder_matches_fastavro(record: dict[str, Any]) -> None:
     assert decoded == fastavro.schemaless_reader(io.BytesIO(data), CODEC.current.parsed, None)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500))
 @given(st.binary(max_size=300))
 def test_garbage_after_the_header_raises_only_decode_error(body: bytes) -> None:
     """Random bytes behind a valid header either decode or raise DecodeError, never anything else."""

@@ -6,18 +6,7 @@ import json
 
 from lineage import InputLineError, PersonalDataEvent, default_taxonomy
 from lineage.sdk.jsonlines import event_to_json, parse_lines
-from tests.conftest import sample_events
-
-GOOD = json.dumps(
-    {
-        "event_type": "collected",
-        "subject_id": "u1",
-        "categories": ["user.contact.email"],
-        "purpose": "essential.service",
-        "legal_basis": "contract",
-        "occurred_at": "2026-05-01T08:00:00+08:00",
-    }
-)
+from tests.fixtures import GOOD_LINE, sample_events
 
 
 def _parse(*lines: str) -> list[PersonalDataEvent | InputLineError]:
@@ -26,15 +15,17 @@ def _parse(*lines: str) -> list[PersonalDataEvent | InputLineError]:
 
 def test_good_line_becomes_an_event() -> None:
     """A line with lower-case enum names and an offset time parses to a valid event."""
-    [event] = _parse(GOOD)
+    [event] = _parse(GOOD_LINE)
     assert isinstance(event, PersonalDataEvent)
     assert event.system == "web" and event.occurred_at.utcoffset() is not None
 
 
 def test_bad_lines_are_reported_by_number_and_good_ones_kept() -> None:
     """Each bad line yields an error with its 1-based number and field; the good lines still parse."""
-    naive = GOOD.replace("+08:00", "")
-    results = _parse(GOOD, "{not json", "", naive, '["a list"]', GOOD.replace("user.contact.email", "user.mail"), GOOD)
+    naive = GOOD_LINE.replace("+08:00", "")
+    results = _parse(
+        GOOD_LINE, "{not json", "", naive, '["a list"]', GOOD_LINE.replace("user.contact.email", "user.mail"), GOOD_LINE
+    )
     errors = [r for r in results if isinstance(r, InputLineError)]
     assert [(e.line, e.field) for e in errors] == [(2, None), (4, "occurred_at"), (5, None), (6, "categories")]
     assert "line 4: occurred_at=" in str(errors[1])

@@ -1,0 +1,249 @@
+"""Shared test data: sample events, random histories, encoded messages. The one module tests share.
+
+Pytest fixtures (the broker, settings per test, the Hypothesis profile) live in ``conftest.py``; test
+files import plain helpers from here and never from each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+from lineage import Codec, Party, PersonalDataEvent, default_taxonomy
+from lineage.contract.records import Record, build_event, make_record, to_record
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store
+
+# the Hypothesis profile: "ci" (set by .ci/run) runs each property test's full example count, "dev" a quarter
+HYPOTHESIS_PROFILE = os.environ.get("LINEAGE_HYPOTHESIS_PROFILE", "dev")
+
+
+def examples(full: int) -> int:
+    """A property test's example count under the current profile: ``full`` in CI, a quarter in dev."""
+    return full if HYPOTHESIS_PROFILE == "ci" else max(10, full // 4)
+
+
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)  # the sample events' time
+PROCESSOR_HK = Party(name="crash-sdk", role="processor", region="HK")
+
+
+def sample_events() -> list[PersonalDataEvent]:
+    """One valid event of every type and scope, with most optional fields set."""
+    common = {"system": "checkout", "system_region": "CN", "occurred_at": T0}
+    return [
+        build_event(
+            "COLLECTED",
+            subject_id="user-1",
+            linked_subject_ids=["device-9"],
+            subject_jurisdiction="CN",
+            age_band="ADULT",
+            categories=["user.contact.phone_number"],
+            purpose="essential.service",
+            legal_basis="CONTRACT",
+            source="direct",
+            retention_days=365,
+            encrypted=True,
+            **common,
+        ),
+        build_event(
+            "SHARED",
+            subject_id="user-1",
+            categories=["user.device.device_id"],
+            purpose="essential.service",
+            recipient=PROCESSOR_HK,
+            mechanism="gba.standard_contract",
+            **common,
+        ),
+        build_event(
+            "TRANSFERRED",
+            subject_id=None,
+            bulk_as_of=T0,
+            categories=["user.contact.email", "user.name"],
+            purpose="essential.service",
+            recipient=Party(name="sg-warehouse", role="affiliate", region="SG"),
+            transfer_kind="CROSS_BORDER",
+            mechanism="pipl.standard_contract",
+            **common,
+        ),
+        build_event(
+            "TRANSFERRED",
+            subject_id="user-2",
+            categories=["user.contact.email"],
+            purpose="essential.service",
+            recipient=Party(name="acquirer-co", role="controller", region="CN"),
+            transfer_kind="CONTROLLER_CHANGE",
+            **common,
+        ),
+        build_event(
+            "ERASED",
+            subject_id="user-1",
+            categories=["user.contact.phone_number"],
+            erasure_outcome="HOLD",
+            hold_reason="tax records kept 10 years",
+            **common,
+        ),
+        build_event(
+            "ERASED",
+            subject_id="user-3",
+            categories=["user.contact.phone_number"],
+            erasure_outcome="ANONYMISED",
+            **common,
+        ),
+        build_event(
+            "CONSENT",
+            subject_id="child-1",
+            age_band="CHILD_UNDER_14",
+            categories=["user.childrens"],
+            purpose="essential.service",
+            consent_status="GRANTED",
+            consent_kind="GUARDIAN",
+            consent_ref="form-1",
+            **common,
+        ),
+    ]
+
+
+def invalid_but_decodable() -> bytes:
+    """An encoded event that decodes but breaks the contract (an unknown category)."""
+    record = to_record(sample_events()[0])
+    record["categories"] = ["user.no_such_thing"]
+    return Codec().encode_record(record)
+
+
+# a valid ``lineage emit`` line
+GOOD_LINE = json.dumps(
+    {
+        "event_type": "collected",
+        "subject_id": "u1",
+        "categories": ["user.contact.email"],
+        "purpose": "essential.service",
+        "legal_basis": "contract",
+        "occurred_at": "2026-05-01T08:00:00+08:00",
+    }
+)
+
+
+HISTORY_T0 = datetime(2026, 1, 1, tzinfo=UTC)  # the random histories' start
+SUBJECTS = ["s1", "s2", "s3"]
+INTERNAL = ["app", "crm"]
+EXTERNAL = ["pay", "ads", "hk"]
+CATEGORIES = ["user.contact", "user.contact.email", "user.contact.phone_number", "user.device.device_id"]
+PARTY = {
+    name: Party(name=name, role="internal" if name in INTERNAL else "processor", region="HK" if name == "hk" else "CN")
+    for name in INTERNAL + EXTERNAL
+}
+
+
+def flow_fields(holder: Party, recipient: Party) -> dict[str, Any]:
+    """What a flow between two parties needs: a mechanism when it leaves the holder's zone."""
+    crossing = (holder.region == "HK") != (recipient.region == "HK")
+    return {"mechanism": "gba.standard_contract"} if crossing else {}
+
+
+def at_minute(minute: int) -> datetime:
+    """A time ``minute`` minutes into the random histories."""
+    return HISTORY_T0 + timedelta(minutes=minute)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Record]:
+    """Random small histories: collections, subject and bulk flows (chained), erasures, links."""
+    records = []
+    for _ in range(draw(st.integers(1, 14))):
+        kind = draw(st.sampled_from(["collect", "collect", "share", "bulk", "bulk", "erase", "bulk_erase"]))
+        minute = draw(st.integers(0, 30))
+        cats = draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True))
+        common: dict[str, Any] = {
+            "system": "app",
+            "system_region": "CN",
+            "occurred_at": at_minute(minute),
+            "categories": cats,
+            "event_id": str(draw(st.uuids())),
+        }
+        holder = PARTY[draw(st.sampled_from(INTERNAL + EXTERNAL))]
+        others = [p for n, p in PARTY.items() if n != holder.name]
+        if kind == "collect":
+            linked = draw(st.lists(st.sampled_from(["dev-1", "mail-1"]), max_size=1))
+            records.append(
+                make_record(
+                    "COLLECTED",
+                    subject_id=draw(st.sampled_from(SUBJECTS)),
+                    holder=PARTY[draw(st.sampled_from(INTERNAL))],
+                    purpose="essential.service",
+                    legal_basis="CONTRACT",
+                    linked_subject_ids=linked,
+                    retention_days=draw(st.sampled_from([None, 0, 1])),
+                    **common,
+                )
+            )
+        elif kind == "share":
+            recipient = draw(st.sampled_from(others))
+            records.append(
+                make_record(
+                    "SHARED",
+                    subject_id=draw(st.sampled_from(SUBJECTS)),
+                    holder=holder,
+                    recipient=recipient,
+                    purpose="essential.service",
+                    **flow_fields(holder, recipient),
+                    **common,
+                )
+            )
+        elif kind == "bulk":
+            recipient = draw(st.sampled_from(others))
+            records.append(
+                make_record(
+                    "TRANSFERRED",
+                    subject_id=None,
+                    bulk_as_of=at_minute(minute - draw(st.integers(0, 5))),
+                    holder=holder,
+                    recipient=recipient,
+                    transfer_kind="CROSS_BORDER" if flow_fields(holder, recipient) else "CONTROLLER_CHANGE",
+                    purpose="essential.service",
+                    **flow_fields(holder, recipient),
+                    **common,
+                )
+            )
+        elif kind == "erase":
+            records.append(
+                make_record(
+                    "ERASED",
+                    subject_id=draw(st.sampled_from(SUBJECTS)),
+                    holder=PARTY[draw(st.sampled_from(INTERNAL))],  # where collected data sits
+                    erasure_outcome=draw(st.sampled_from(["ERASED", "ANONYMISED", "HOLD", "HOLD"])),
+                    hold_reason="tax law",
+                    **common,
+                )
+            )
+        else:
+            records.append(
+                make_record(
+                    "ERASED",
+                    subject_id=None,
+                    bulk_as_of=at_minute(minute - draw(st.integers(0, 5))),
+                    holder=holder,
+                    erasure_outcome="ERASED",
+                    **common,
+                )
+            )
+    return records
+
+
+def store_of(records: list[Record], folder: Path) -> Store:
+    """A store holding ``records`` in one partition, through the real ingest pipeline."""
+    ing = Ingestor(folder, "events", taxonomy=default_taxonomy())
+    codec = Codec()
+    for offset, r in enumerate(records):
+        assert ing.add(0, offset, codec.encode_record(r)) is None
+    ing.flush()
+    return Store(folder)
+
+
+def micros(value: datetime | None) -> int | None:
+    """Microseconds since the epoch, the unit the reference model counts in."""
+    return None if value is None else (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
