@@ -12,7 +12,9 @@
     ├── StoreError                          the store's files could not be read or queried
     └── BrokerError                         Kafka could not be reached or refused a message
         ├── BrokerUnavailableError          no broker answered within the bound
-        └── DeliveryError                   a sent event was not acknowledged
+        ├── DeliveryError                   a sent event was not acknowledged
+        ├── AuthenticationError             bad credentials, or a broker certificate we do not trust
+        └── AuthorizationError              the broker's ACLs refuse this principal an operation
 
 Third-party exceptions (fastavro, kafka-python, duckdb) are translated at the boundary and
 chained with ``raise ... from exc``; none reaches a caller untranslated.
@@ -28,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "BrokerError",
     "BrokerUnavailableError",
     "ConfigurationError",
@@ -158,3 +162,34 @@ class DeliveryError(BrokerError):
         self.event_id = event_id
         self.topic = topic
         super().__init__(f"event {event_id} was not delivered to topic {topic}: {detail}")
+
+
+class AuthenticationError(BrokerError):
+    """The broker refused our credentials, or we refused its certificate; names the setting at fault.
+
+    Terminal: the same credentials or trust store fail the same way however often they are tried.
+    The message never carries the password.
+    """
+
+    retryable = False
+
+    def __init__(self, setting: str, detail: str) -> None:
+        """Record which setting to fix (``sasl_username``/``sasl_password``, ``ssl_cafile``...)."""
+        self.setting = setting
+        super().__init__(f"{setting}: {detail}")
+
+
+class AuthorizationError(BrokerError):
+    """The broker's ACLs do not let this principal do ``operation`` on ``resource``.
+
+    Terminal until an operator grants the right; retrying will not help.
+    """
+
+    retryable = False
+
+    def __init__(self, operation: str, resource: str, detail: str = "") -> None:
+        """Record the refused operation (``write``, ``read``...) and the resource (``topic X``, ``group G``)."""
+        self.operation = operation
+        self.resource = resource
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"not authorised to {operation} {resource}{extra}")

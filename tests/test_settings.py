@@ -26,3 +26,64 @@ def test_non_positive_timeout_is_refused() -> None:
     """A zero timeout could never succeed and is refused."""
     with pytest.raises(ConfigurationError, match="connect_timeout_s"):
         Settings(connect_timeout_s=0)
+
+
+def test_security_settings_come_from_env_and_the_password_from_a_file(tmp_path: Path) -> None:
+    """SASL/TLS settings are read from LINEAGE_* variables; the password may come from a file."""
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-pw\n", encoding="utf-8")
+    s = Settings.from_env(
+        {
+            "LINEAGE_SECURITY_PROTOCOL": "SASL_SSL",
+            "LINEAGE_SASL_MECHANISM": "SCRAM-SHA-512",
+            "LINEAGE_SASL_USERNAME": "emitter",
+            "LINEAGE_SASL_PASSWORD_FILE": str(secret),
+            "LINEAGE_SSL_CAFILE": str(tmp_path / "ca.pem"),
+            "LINEAGE_SSL_CHECK_HOSTNAME": "false",
+        }
+    )
+    assert (s.security_protocol, s.sasl_mechanism, s.sasl_username) == ("SASL_SSL", "SCRAM-SHA-512", "emitter")
+    assert s.sasl_password == "s3cret-pw" and s.ssl_cafile == tmp_path / "ca.pem"
+    assert s.ssl_check_hostname is False
+
+
+def test_the_password_never_appears_in_the_settings_repr() -> None:
+    """repr(Settings) (which may reach a log) never shows the SASL password."""
+    s = Settings(security_protocol="SASL_SSL", sasl_username="emitter", sasl_password="s3cret-pw")
+    assert "s3cret-pw" not in repr(s) and "emitter" in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting"),
+    [
+        ({"security_protocol": "TLS"}, "security_protocol"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI", "sasl_username": "u", "sasl_password": "p"},
+         "sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL", "sasl_password": "p"}, "sasl_username"),
+        ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u"}, "sasl_password"),
+        ({"sasl_username": "u", "sasl_password": "p"}, "sasl_username"),
+        ({"ssl_cafile": Path("ca.pem")}, "ssl_cafile"),
+        ({"security_protocol": "SSL", "ssl_keyfile": Path("k.pem")}, "ssl_keyfile"),
+    ],
+)
+def test_impossible_security_combinations_name_the_setting(kwargs: dict[str, object], setting: str) -> None:
+    """A security setting that cannot work (or would be silently ignored) is refused by name."""
+    with pytest.raises(ConfigurationError) as err:
+        Settings(**kwargs)  # type: ignore[arg-type]
+    assert err.value.setting == setting
+
+
+def test_password_from_both_variable_and_file_is_refused(tmp_path: Path) -> None:
+    """Two sources for the password are ambiguous and refused without echoing either."""
+    secret = tmp_path / "password"
+    secret.write_text("from-file", encoding="utf-8")
+    env = {"LINEAGE_SASL_PASSWORD": "from-env", "LINEAGE_SASL_PASSWORD_FILE": str(secret)}
+    with pytest.raises(ConfigurationError, match="LINEAGE_SASL_PASSWORD_FILE") as err:
+        Settings.from_env(env)
+    assert "from-env" not in str(err.value) and "from-file" not in str(err.value)
+
+
+def test_unreadable_password_file_names_the_variable(tmp_path: Path) -> None:
+    """A missing password file is one line naming the variable, not a traceback."""
+    with pytest.raises(ConfigurationError, match="LINEAGE_SASL_PASSWORD_FILE"):
+        Settings.from_env({"LINEAGE_SASL_PASSWORD_FILE": str(tmp_path / "absent")})

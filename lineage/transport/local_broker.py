@@ -1,9 +1,15 @@
 """A real single-node Apache Kafka broker (KRaft) from the official jars, for machines without Docker.
 
 ``fetch_jars`` asks Maven for ``org.apache.kafka:kafka_2.13`` plus a log4j binding (Kafka's POM has none)
-and copies them into a cache folder once. ``LocalBroker`` formats a fresh data folder, starts
-``kafka.Kafka`` on two free loopback ports, waits for the readiness line, and stops it with SIGTERM,
-then SIGKILL. Used by the tests, the demo and ``lineage broker``.
+and copies them into a cache folder once. ``LocalBroker`` formats its data folder (once: a restart
+reuses it, topics and all), starts ``kafka.Kafka`` on loopback ports that it keeps for that folder,
+waits for the readiness line, and stops it with SIGTERM, then SIGKILL. Used by the tests, the demo
+and ``lineage broker``.
+
+With a ``BrokerSecurity`` the client listener is SASL_SSL (SCRAM-SHA-512/256 and PLAIN users, a
+PEM keystore) behind ACLs (``StandardAuthorizer``, nothing allowed without an ACL); a second,
+plaintext loopback listener is the admin's, whose anonymous principal is the super user that
+creates topics and ACLs.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from lineage.errors import BrokerUnavailableError, ConfigurationError
 
-__all__ = ["KAFKA_VERSION", "LocalBroker", "fetch_jars"]
+__all__ = ["KAFKA_VERSION", "BrokerSecurity", "LocalBroker", "fetch_jars", "running_saved", "stop_saved"]
 
 KAFKA_VERSION = "4.3.1"  # newest 4.x that kafka-python 3.0 is tested against
 LOG4J_VERSION = "2.25.1"
@@ -74,6 +82,33 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 """
 
+# The secure variant's listeners: clients on SASL_SSL; the admin (and the broker itself) on a
+# loopback plaintext listener whose ANONYMOUS principal is the super user.
+_SECURE_LISTENERS = """listeners=SASL_SSL://127.0.0.1:{port},ADMIN://127.0.0.1:{aport},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=SASL_SSL://127.0.0.1:{port},ADMIN://127.0.0.1:{aport}
+inter.broker.listener.name=ADMIN
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,ADMIN:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required {plain};
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS
+"""
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A SASL_SSL client listener: the broker's PEM keystore and its users (name -> password)."""
+
+    keystore: Path
+    """PEM file with the broker's PKCS#8 private key (unencrypted) followed by its certificate chain."""
+    users: Mapping[str, str] = field(repr=False, default_factory=dict)
+    """SASL users, created for SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN alike."""
+
 
 def fetch_jars(cache_dir: Path, *, version: str = KAFKA_VERSION) -> Path:
     """Return the folder of broker jars, asking Maven for them the first time."""
@@ -116,27 +151,73 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+_LISTENER_KEYS = (
+    "listeners=",
+    "advertised.listeners=",
+    "inter.broker.listener.name=",
+    "listener.security.protocol.map=",
+)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-class LocalBroker:
-    """One KRaft broker+controller process on loopback, in its own fresh data folder."""
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped broker's TIME_WAIT is no owner
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
-    def __init__(self, lib: Path, workdir: Path | None = None, *, heap_mb: int = 512) -> None:
-        """Prepare (not start) a broker that runs the jars in ``lib``."""
+
+class LocalBroker:
+    """One KRaft broker+controller process on loopback, with its data and ports kept in ``workdir``.
+
+    ``LocalBroker(lib, workdir).start()`` on a folder a broker ran in before (stopped, or killed)
+    comes back on the same port with the same topics; ``reset()`` wipes the folder's data.
+    """
+
+    def __init__(
+        self,
+        lib: Path,
+        workdir: Path | None = None,
+        *,
+        heap_mb: int = 512,
+        port: int | None = None,
+        security: BrokerSecurity | None = None,
+    ) -> None:
+        """Prepare (not start) a broker that runs the jars in ``lib``.
+
+        ``port`` pins the client port; by default it is the one this ``workdir`` used last, or a
+        free one.
+        """
         self.lib = lib
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="lineage-kafka-"))
         self.heap_mb = heap_mb
-        self.port = 0
+        self.security = security
+        self.port = port or 0
+        self.admin_port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         """The ``host:port`` clients connect to."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_bootstrap_servers(self) -> str:
+        """The plaintext loopback listener of the super user (secure brokers only; else the client one)."""
+        return f"127.0.0.1:{self.admin_port}" if self.security is not None else self.bootstrap_servers
+
+    @property
+    def data_dir(self) -> Path:
+        """The broker's log folder: formatted once, kept across stops and restarts."""
+        return self.workdir / "data"
 
     @property
     def log_path(self) -> Path:
@@ -159,32 +240,16 @@ class LocalBroker:
         ]
 
     def start(self, timeout_s: float = 90.0) -> LocalBroker:
-        """Format storage, start the broker and wait until it accepts clients."""
+        """Start the broker (formatting its storage the first time) and wait until it accepts clients."""
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = self.workdir / "data"
-        shutil.rmtree(data, ignore_errors=True)  # a stale cluster id in an old folder breaks start-up
-        self.port, cport = _free_port(), _free_port()
+        ports = self._ports()
+        self.port, self.admin_port = ports["port"], ports["admin_port"]
         config = self.workdir / "server.properties"
-        config.write_text(_SERVER.format(port=self.port, cport=cport, data=data), encoding="utf-8")
+        config.write_text(self._server_properties(ports), encoding="utf-8")
+        config.chmod(0o600)  # holds the PLAIN users' passwords
         (self.workdir / "log4j2.properties").write_text(_LOG4J2, encoding="utf-8")
-        fmt = subprocess.run(
-            [
-                *self._java(),
-                "kafka.tools.StorageTool",
-                "format",
-                "-g",
-                f"--cluster-id={new_cluster_id()}",
-                "-c",
-                str(config),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if fmt.returncode != 0:
-            raise BrokerUnavailableError(
-                self.bootstrap_servers, 0, f"storage format failed: {fmt.stderr.strip()[-2000:]}"
-            )
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(config)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [*self._java(), "kafka.Kafka", str(config)],
@@ -195,6 +260,76 @@ class LocalBroker:
             )
         self._wait_ready(timeout_s)
         return self
+
+    def reset(self) -> None:
+        """Stop the broker and wipe its data and ports: the next ``start`` is a fresh cluster."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        (self.workdir / "ports.json").unlink(missing_ok=True)
+
+    def _ports(self) -> dict[str, int]:
+        """Ports for this folder: as last used (the data's controller is registered on them), else free ones.
+
+        An explicit ``port`` wins; a port another process holds fails here with a clear reason
+        rather than as a JVM bind error in the log.
+        """
+        path = self.workdir / "ports.json"
+        try:
+            saved = {k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+        except (OSError, ValueError, AttributeError):
+            saved = {}
+        ports = {
+            "port": self.port or saved.get("port") or _free_port(),
+            "admin_port": saved.get("admin_port") or _free_port(),
+            "controller_port": saved.get("controller_port") or _free_port(),
+        }
+        for name, number in ports.items():
+            if not _port_is_free(number):
+                raise BrokerUnavailableError(
+                    f"127.0.0.1:{ports['port']}", 0, f"{name} {number} is in use by another process"
+                )
+        path.write_text(json.dumps(ports), encoding="utf-8")
+        return ports
+
+    def _server_properties(self, ports: dict[str, int]) -> str:
+        text = _SERVER.format(port=ports["port"], cport=ports["controller_port"], data=self.data_dir)
+        if self.security is None:
+            return text
+        plain = " ".join(f'user_{name}="{password}"' for name, password in self.security.users.items())
+        secure = _SECURE_LISTENERS.format(
+            port=ports["port"],
+            aport=ports["admin_port"],
+            cport=ports["controller_port"],
+            plain=plain,
+            keystore=self.security.keystore,
+        )
+        kept = [line for line in text.splitlines() if not line.startswith(_LISTENER_KEYS)]
+        return "\n".join([*kept, secure])
+
+    def _format(self, config: Path) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)  # a half-formatted folder would refuse to start
+        scram = []
+        for name, password in (self.security.users.items() if self.security else ()):
+            for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+                scram += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        fmt = subprocess.run(
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={new_cluster_id()}",
+                "-c",
+                str(config),
+                *scram,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise BrokerUnavailableError(
+                self.bootstrap_servers, 0, f"storage format failed: {fmt.stderr.strip()[-2000:]}"
+            )
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -255,21 +390,67 @@ class LocalBroker:
         path.write_text(json.dumps(state), encoding="utf-8")
 
 
-def stop_saved(path: Path, grace_s: float = 15.0) -> str | None:
-    """Stop the broker recorded in ``path``; return its bootstrap servers, or None if none was running."""
+def _read_state(path: Path) -> dict[str, str] | None:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
+        return {"pid": str(int(state["pid"])), "bootstrap_servers": str(state["bootstrap_servers"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_broker_process(pid: int) -> bool:
+    """Whether ``pid`` is alive and is a Kafka broker JVM (not another process that reused the number)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process: not a broker we started
+    try:
+        return b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc to ask: trust the pid
+
+
+def running_saved(path: Path) -> str | None:
+    """The bootstrap servers of the broker recorded in ``path`` if it is really up, else None.
+
+    Up means its JVM is alive *and* its port answers: a saved file outlives a killed JVM, and a
+    hung JVM holds the data folder's lock without serving anyone.
+    """
+    state = _read_state(path)
+    if state is None or not _is_broker_process(int(state["pid"])):
+        return None
+    host, _, port = state["bootstrap_servers"].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
     except (OSError, ValueError):
         return None
+    return state["bootstrap_servers"]
+
+
+def stop_saved(path: Path, grace_s: float = 15.0) -> str | None:
+    """Stop the broker recorded in ``path`` and forget it; return its bootstrap servers, or None if none was running.
+
+    Its data folder is kept: the next start comes back with the same topics on the same port.
+    """
+    state = _read_state(path)
+    if state is None:
+        path.unlink(missing_ok=True)
+        return None
     pid = int(state["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)
-            time.sleep(0.2)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    running = _is_broker_process(pid)
+    if running:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _is_broker_process(pid):
+                time.sleep(0.2)
+            if _is_broker_process(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _is_broker_process(pid):  # the data folder's lock goes with the process
+                    time.sleep(0.1)
+        except ProcessLookupError:
+            pass
     path.unlink(missing_ok=True)
-    return str(state["bootstrap_servers"])
+    return state["bootstrap_servers"] if running else None

@@ -1,10 +1,21 @@
-"""The local broker's helpers."""
+"""The local broker: its helpers, and `lineage broker` restarting a dead or stopped broker as it was."""
 
 from __future__ import annotations
 
 import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from lineage.transport.local_broker import new_cluster_id
+import pytest
+
+from lineage import Settings
+from lineage.transport.kafka import KafkaEventSink, create_topics, read_messages
+from lineage.transport.local_broker import fetch_jars, new_cluster_id
 
 
 def test_cluster_ids_are_22_url_safe_characters_never_starting_with_a_dash() -> None:
@@ -12,3 +23,49 @@ def test_cluster_ids_are_22_url_safe_characters_never_starting_with_a_dash() -> 
     ids = [new_cluster_id() for _ in range(5000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
     assert len({base64.urlsafe_b64decode(i + "==") for i in ids}) == 5000
+
+
+def _lineage(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LINEAGE_CACHE_DIR": str(cache)}
+    lineage = Path(sys.executable).parent / "lineage"
+    return subprocess.run([str(lineage), *args], env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _saved_pid(cache: Path) -> int:
+    return int(json.loads((cache / "broker.json").read_text(encoding="utf-8"))["pid"])
+
+
+@pytest.mark.integration
+def test_broker_start_revives_a_dead_jvm_and_stop_start_keeps_port_and_topics(tmp_path: Path) -> None:
+    """`broker start` after a killed JVM, and `stop` then `start`, come back on the same port with the topics."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    jars = fetch_jars(Path(os.environ.get("LINEAGE_CACHE_DIR", Path(__file__).parents[2] / ".cache")))
+    (cache / jars.parent.name).symlink_to(jars.parent)  # the shared jars, our own broker folder
+    started = _lineage(cache, "broker", "start")
+    assert started.returncode == 0, started.stderr
+    address = started.stdout.strip()
+    settings = Settings(bootstrap_servers=address, topic="kept", client_id="test-restart", connect_timeout_s=20)
+    try:
+        create_topics(settings, ["kept"], partitions=1)
+        sink = KafkaEventSink(settings)
+        sink.send("kept", b"k", b"survives", "e1").result(30)
+        sink.close(10)
+
+        os.kill(_saved_pid(cache), signal.SIGKILL)  # the JVM dies; broker.json stays behind
+        time.sleep(1)
+        again = _lineage(cache, "broker", "start")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == address
+        assert [m.value for m in read_messages(settings, "kept", idle_timeout_s=3)] == [b"survives"]
+
+        assert _lineage(cache, "broker", "stop").returncode == 0
+        restarted = _lineage(cache, "broker", "start")
+        assert restarted.stdout.strip() == address, restarted.stderr
+        assert [m.value for m in read_messages(settings, "kept", idle_timeout_s=3)] == [b"survives"]
+
+        reset = _lineage(cache, "broker", "reset")
+        assert reset.returncode == 0, reset.stderr
+        assert not (cache / "broker" / "data").exists() and not (cache / "broker.json").exists()
+    finally:
+        _lineage(cache, "broker", "stop")

@@ -6,13 +6,20 @@ from collections.abc import Sequence
 
 import kafka
 import kafka.errors
-from kafka.admin import NewTopic
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    NewTopic,
+    ResourcePattern,
+    ResourceType,
+)
 
 from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
-from lineage.transport.kafka.connection import client_options, wait_for_broker
+from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
-__all__ = ["create_topics"]
+__all__ = ["create_topics", "grant"]
 
 
 def create_topics(settings: Settings, names: Sequence[str], partitions: int = 3) -> None:
@@ -26,9 +33,42 @@ def create_topics(settings: Settings, names: Sequence[str], partitions: int = 3)
     except kafka.errors.TopicAlreadyExistsError:
         pass
     except kafka.errors.KafkaError as exc:
-        raise BrokerError(f"could not create topics {list(names)}: {exc}") from exc
+        raise refusal(exc, settings, operation="create", topic=", ".join(names)) or BrokerError(
+            f"could not create topics {list(names)}: {exc}"
+        ) from exc
     finally:
         admin.close()
+
+
+def grant(
+    settings: Settings,
+    user: str,
+    *,
+    read: Sequence[str] = (),
+    write: Sequence[str] = (),
+    groups: Sequence[str] = (),
+) -> None:
+    """Allow SASL ``user`` to read and/or write these topics and join these consumer groups (nothing more).
+
+    ``settings`` must be an administrator's (on the local broker: its admin listener). Reading and
+    writing each include describing the topic, which clients need for its metadata.
+    """
+    wanted = [(ResourceType.TOPIC, t, op) for t in read for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
+    wanted += [(ResourceType.TOPIC, t, op) for t in write for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    wanted += [(ResourceType.GROUP, g, ACLOperation.READ) for g in groups]
+    acls = [
+        ACL(f"User:{user}", "*", op, ACLPermissionType.ALLOW, ResourcePattern(kind, name))
+        for kind, name, op in wanted
+    ]
+    admin = _admin(settings)
+    try:
+        result = admin.create_acls(acls)
+    except kafka.errors.KafkaError as exc:
+        raise BrokerError(f"could not grant rights to user {user!r}: {exc}") from exc
+    finally:
+        admin.close()
+    if result["failed"]:  # kafka-python lists the error classes of the refused ACLs
+        raise BrokerError(f"could not grant rights to user {user!r}: {result['failed'][0].__name__}")
 
 
 def _admin(settings: Settings) -> kafka.KafkaAdminClient:
@@ -39,4 +79,6 @@ def _admin(settings: Settings) -> kafka.KafkaAdminClient:
             request_timeout_ms=int(settings.connect_timeout_s * 1000),
         )
     except kafka.errors.KafkaError as exc:
-        raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+        raise refusal(exc, settings) or BrokerUnavailableError(
+            settings.bootstrap_servers, settings.connect_timeout_s, str(exc)
+        ) from exc

@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 
 from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
-from lineage.transport.kafka.connection import client_options, wait_for_broker
+from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 from lineage.transport.sink import Receipt
 
 __all__ = ["KafkaBatchSource", "PartitionListener", "RawMessage"]
@@ -73,6 +73,8 @@ class KafkaBatchSource:
         """
         wait_for_broker(settings)
         self.topic = settings.topic
+        self._settings = settings
+        self._group = group_id
         try:
             self._consumer = kafka.KafkaConsumer(
                 **client_options(settings),
@@ -88,7 +90,9 @@ class KafkaBatchSource:
                 max_partition_fetch_bytes=4 * 1024 * 1024,
             )
         except kafka.errors.KafkaError as exc:
-            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+            raise refusal(exc, settings, operation="read", group=group_id) or BrokerUnavailableError(
+                settings.bootstrap_servers, settings.connect_timeout_s, str(exc)
+            ) from exc
         self._consumer.subscribe([self.topic], listener=_Rebalance(self, listener))
 
     def poll(self, timeout_s: float) -> list[RawMessage]:
@@ -96,7 +100,9 @@ class KafkaBatchSource:
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
         except kafka.errors.KafkaError as exc:
-            raise BrokerError(f"polling {self.topic} failed: {exc}") from exc
+            raise refusal(exc, self._settings, operation="read", topic=self.topic, group=self._group) or BrokerError(
+                f"polling {self.topic} failed: {exc}"
+            ) from exc
         out: list[RawMessage] = []
         for records in batches.values():
             out.extend(records)

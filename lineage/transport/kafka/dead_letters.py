@@ -10,7 +10,7 @@ import kafka.errors
 from lineage.contract.events import DeadLetter
 from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
-from lineage.transport.kafka.connection import client_options, wait_for_broker
+from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
 __all__ = ["DeadLetterProducer"]
 
@@ -33,7 +33,9 @@ class DeadLetterProducer:
                 request_timeout_ms=min(int(settings.connect_timeout_s * 1000), int(settings.delivery_timeout_s * 1000)),
             )
         except kafka.errors.KafkaError as exc:
-            raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
+            raise refusal(exc, settings, operation="write", topic=settings.dead_letter_topic) or BrokerUnavailableError(
+                settings.bootstrap_servers, settings.connect_timeout_s, str(exc)
+            ) from exc
         self._futures: list[Any] = []
 
     def send(self, letter: DeadLetter) -> None:
@@ -52,7 +54,10 @@ class DeadLetterProducer:
                 self._settings.dead_letter_topic, key=letter.key, value=letter.value, headers=headers
             )
         except kafka.errors.KafkaError as exc:
-            raise BrokerError(f"could not queue a dead letter for {self._settings.dead_letter_topic}: {exc}") from exc
+            topic = self._settings.dead_letter_topic
+            raise refusal(exc, self._settings, operation="write", topic=topic) or BrokerError(
+                f"could not queue a dead letter for {topic}: {exc}"
+            ) from exc
         self._futures.append(future)
 
     def flush(self) -> None:
@@ -70,6 +75,9 @@ class DeadLetterProducer:
         failed = [f for f in self._futures if f.failed()]
         if failed:
             topic = self._settings.dead_letter_topic
+            refused = refusal(failed[0].exception, self._settings, operation="write", topic=topic)
+            if refused is not None:  # terminal: retrying the flush cannot help until an operator grants the right
+                raise refused
             raise BrokerError(f"{len(failed)} dead letter(s) were not delivered to {topic}: {failed[0].exception}")
         self._futures = []
 

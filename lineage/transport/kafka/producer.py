@@ -11,7 +11,7 @@ import kafka.errors
 
 from lineage.errors import BrokerError, BrokerUnavailableError, DeliveryError
 from lineage.settings import Settings
-from lineage.transport.kafka.connection import client_options, wait_for_broker
+from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
 __all__ = ["DeliveryReceipt", "KafkaDelivery", "KafkaEventSink"]
 
@@ -28,13 +28,14 @@ class DeliveryReceipt:
 class KafkaDelivery:
     """A pending send; ``result()`` waits for the broker's acknowledgement."""
 
-    __slots__ = ("event_id", "future", "topic")
+    __slots__ = ("event_id", "future", "settings", "topic")
 
-    def __init__(self, future: Any, event_id: str, topic: str) -> None:
-        """Wrap kafka-python's future."""
+    def __init__(self, future: Any, event_id: str, topic: str, settings: Settings | None = None) -> None:
+        """Wrap kafka-python's future; ``settings`` name the principal in an ACL refusal."""
         self.future = future
         self.event_id = event_id
         self.topic = topic
+        self.settings = settings
 
     def result(self, timeout_s: float | None = None) -> DeliveryReceipt:
         """Wait for the acknowledgement; raise ``DeliveryError`` if the broker did not take it."""
@@ -47,7 +48,8 @@ class KafkaDelivery:
                 ) from exc
             raise DeliveryError(self.event_id, self.topic, str(exc)) from exc
         except kafka.errors.KafkaError as exc:
-            raise DeliveryError(self.event_id, self.topic, str(exc)) from exc
+            refused = refusal(exc, self.settings, operation="write", topic=self.topic) if self.settings else None
+            raise refused or DeliveryError(self.event_id, self.topic, str(exc)) from exc
         return DeliveryReceipt(meta.topic, meta.partition, meta.offset)
 
 
@@ -76,7 +78,9 @@ class KafkaEventSink:
         except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
             raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
         except kafka.errors.KafkaError as exc:
-            raise BrokerError(f"could not start a producer for {settings.bootstrap_servers}: {exc}") from exc
+            raise refusal(exc, settings, operation="write") or BrokerError(
+                f"could not start a producer for {settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> KafkaDelivery:
         """Queue one message; a failure shows in ``failures()`` once the broker has answered."""
@@ -90,8 +94,10 @@ class KafkaEventSink:
                 f"(does it exist? is the broker up?): {exc}",
             ) from exc
         except kafka.errors.KafkaError as exc:
-            raise DeliveryError(event_id, topic, str(exc)) from exc
-        delivery = KafkaDelivery(future, event_id, topic)
+            raise refusal(exc, self._settings, operation="write", topic=topic) or DeliveryError(
+                event_id, topic, str(exc)
+            ) from exc
+        delivery = KafkaDelivery(future, event_id, topic, self._settings)
         self._pending.append(delivery)
         return delivery
 
@@ -102,7 +108,9 @@ class KafkaEventSink:
         while pending and pending[0].future.is_done:
             done = pending.popleft()
             if done.future.failed():
-                failed.append(DeliveryError(done.event_id, done.topic, str(done.future.exception)))
+                exc = done.future.exception
+                refused = refusal(exc, self._settings, operation="write", topic=done.topic)
+                failed.append(DeliveryError(done.event_id, done.topic, str(refused or exc)))
         return failed
 
     def flush(self, timeout_s: float | None = None) -> None:

@@ -9,7 +9,7 @@ import kafka.errors
 
 from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
-from lineage.transport.kafka.connection import client_options, wait_for_broker
+from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 from lineage.transport.kafka.consumer import RawMessage
 
 __all__ = ["read_messages"]
@@ -42,6 +42,8 @@ def read_messages(
             if max_messages is not None and n >= max_messages:
                 return
     except kafka.errors.KafkaError as exc:
-        raise BrokerError(f"reading {topic} failed: {exc}") from exc
+        raise refusal(exc, settings, operation="read", topic=topic, group=group_id) or BrokerError(
+            f"reading {topic} failed: {exc}"
+        ) from exc
     finally:
         consumer.close()
