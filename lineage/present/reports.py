@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from lineage.answers import AccessReport, BreachReport
-from lineage.answers.rows import TransferRow
+from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, TransferRow
 from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE
 from lineage.contract.policy import Violation
 from lineage.present.formats import Document
@@ -27,12 +27,19 @@ def access_document(report: AccessReport) -> Document:
         "note": ACCESS_DEADLINES + INDICATIVE,
     }
     tables: dict[str, Sequence[Mapping[str, object]]] = {
-        "data_held": report.holdings,
+        "data_held": [_plain_retention(h) for h in report.holdings],
         "recipients": report.recipients,
         "consent_history": report.consents,
         "erasures": report.erasures,
     }
     return f"Access request: {report.identifier}", facts, tables
+
+
+def _plain_retention(row: Mapping[str, object]) -> Mapping[str, object]:
+    """A holding whose retention ends past any representable date says "never", not year 9999."""
+    if row.get("retention_ends") == RETENTION_NEVER:
+        return {**row, "retention_ends": RETENTION_NEVER_TEXT}
+    return row
 
 
 def breach_document(report: BreachReport) -> Document:

@@ -17,7 +17,16 @@ from lineage.answers import access_request, breach_impact, erasure_plan
 from lineage.contract.records import Record, make_record
 from lineage.store import Store
 from tests import reference
-from tests.fixtures import EXTERNAL, HISTORY_T0, INTERNAL, examples, histories, micros, store_of
+from tests.fixtures import (
+    EXTERNAL,
+    HISTORY_T0,
+    INTERNAL,
+    MAX_RETENTION_DAYS,
+    examples,
+    histories,
+    micros,
+    store_of,
+)
 
 TAX = default_taxonomy()
 
@@ -304,3 +313,26 @@ def test_retention_register_matches_the_reference(records: list[Record], minute:
     with tempfile.TemporaryDirectory() as folder:
         rows = retention_register(store_of(records, Path(folder)), now)
     assert {(r["holder"], r["category"]): (r["subjects"], micros(r["overdue_since"])) for r in rows} == expected
+
+
+def test_retention_past_the_representable_range_is_never_due(tmp_path: Path) -> None:
+    """A retention of 2^31-1 days (the contract's maximum) breaks no answer: never due, shown as such."""
+    from lineage.answers import retention_register
+    from lineage.answers.rows import RETENTION_NEVER
+    from lineage.present.reports import access_document
+
+    app = Party(name="app", role="internal", region="CN")
+    records = [
+        make_record("COLLECTED", system="app", system_region="CN", occurred_at=_at(0), holder=app, subject_id="a",
+                    categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                    retention_days=MAX_RETENTION_DAYS),
+    ]  # fmt: skip
+    store = store_of(records, tmp_path)
+    assert retention_register(store, now=_at(0) + timedelta(days=365 * 100)) == []
+    report = access_request(store, "a", TAX, as_of=_at(5))
+    [held] = report.holdings
+    assert held["retention_days"] == MAX_RETENTION_DAYS and held["retention_ends"] == RETENTION_NEVER
+    _title, _facts, tables = access_document(report)
+    assert "never" in str(tables["data_held"][0]["retention_ends"])
+    out = _cli(tmp_path, "access", "a", "--as-of", _at(5).isoformat())
+    assert out.returncode == 0 and "never" in out.stdout, out.stderr
