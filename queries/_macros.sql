@@ -14,6 +14,19 @@ CREATE OR REPLACE MACRO covers(category, keys) AS
 -- The same rule as lineage.contract.rules.crosses_border.
 CREATE OR REPLACE MACRO crosses_border(from_zone, to_zone) AS from_zone <> to_zone;
 
+-- When data that arrived at `arrived_at` and is kept `days` days is due (NULL when no period is
+-- declared). The contract accepts up to 2^31-1 days, which ends far past the last timestamp
+-- DuckDB (or Python) can hold: such a period is clamped to 9999-12-31 23:59:59.999999 UTC, which
+-- the answers read as "never within any date we can show" (lineage.answers.rows.RETENTION_NEVER).
+-- `least` caps the days before `to_days` too, so no row overflows whichever branch is evaluated.
+CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
+    CASE
+        WHEN days IS NULL THEN NULL
+        WHEN days >= datediff('day', arrived_at, TIMESTAMPTZ '9999-12-31 00:00:00+00')
+            THEN TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'
+        ELSE arrived_at + to_days(CAST(least(days, 3000000) AS INTEGER))
+    END;
+
 -- Erasures that end holdings (a HOLD does not: the data is still kept, only its processing stops).
 -- Bulk events are found by `subject_id IS NULL` (the same rows as scope = 'BULK'): Parquet's null
 -- counts let DuckDB skip every row group of subject-level events without reading it.

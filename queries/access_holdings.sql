@@ -16,7 +16,7 @@ SELECT
     list_sort(list_distinct(list(source))) AS sources,
     max(retention_days) AS retention_days,
     max(CASE WHEN ended_at IS NULL AND retention_days IS NOT NULL
-             THEN arrived_at + to_days(retention_days) END) AS retention_ends
+             THEN retention_end(arrived_at, retention_days) END) AS retention_ends
 FROM subject_holdings
 GROUP BY category, holder
 ORDER BY category, holder

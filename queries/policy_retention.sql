@@ -12,5 +12,5 @@ WITH
     )
 SELECT via, subject, category, holder, days
 FROM held
-WHERE arrived_at + to_days(days) < $now
+WHERE retention_end(arrived_at, days) < $now
 ORDER BY arrived_at, via, category

@@ -6,10 +6,10 @@ SELECT
     h.category,
     count(DISTINCT h.subject) AS subjects,
     max(h.retention_days) AS retention_days,
-    min(h.arrived_at + to_days(h.retention_days)) AS overdue_since
+    min(retention_end(h.arrived_at, h.retention_days)) AS overdue_since
 FROM holdings(NULL, $now) AS h
 WHERE h.ended_at IS NULL
   AND h.retention_days IS NOT NULL
-  AND h.arrived_at + to_days(h.retention_days) < $now
+  AND retention_end(h.arrived_at, h.retention_days) < $now
 GROUP BY h.holder, h.category
 ORDER BY h.holder, h.category

@@ -129,6 +129,7 @@ GOOD_LINE = json.dumps(
 
 
 HISTORY_T0 = datetime(2026, 1, 1, tzinfo=UTC)  # the random histories' start
+MAX_RETENTION_DAYS = 2**31 - 1  # the contract's own maximum: ends far past any date a timestamp holds
 SUBJECTS = ["s1", "s2", "s3"]
 INTERNAL = ["app", "crm"]
 EXTERNAL = ["pay", "ads", "hk"]
@@ -177,7 +178,7 @@ def histories(draw: st.DrawFn) -> list[Record]:
                     purpose="essential.service",
                     legal_basis="CONTRACT",
                     linked_subject_ids=linked,
-                    retention_days=draw(st.sampled_from([None, 0, 1])),
+                    retention_days=draw(st.sampled_from([None, 0, 1, MAX_RETENTION_DAYS])),
                     **common,
                 )
             )

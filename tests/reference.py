@@ -24,11 +24,15 @@ def _ends(x: dict[str, Any], subject: str, category: str, holder: str, arrived_a
     return bool(arrived_at <= x["bulk_as_of"])
 
 
-def identifiers(records: list[dict[str, Any]], identifier: str, as_of: int) -> set[str]:
-    """The identifier and every identifier linked to it, transitively, by events up to as_of."""
+def identifiers(records: list[dict[str, Any]], identifier: str, links_as_of: int | None) -> set[str]:
+    """The identifier and every identifier linked to it, transitively, by events up to links_as_of.
+
+    ``None``: every link in the history (a link is a fact about the person, true before it was
+    learned); a time: only the links declared by then ("as known then", for audits).
+    """
     edges: dict[str, set[str]] = {}
     for r in records:
-        if r["scope"] == "SUBJECT" and r["occurred_at"] <= as_of:
+        if r["scope"] == "SUBJECT" and (links_as_of is None or r["occurred_at"] <= links_as_of):
             for other in r["linked_subject_ids"]:
                 edges.setdefault(r["subject_id"], set()).add(other)
                 edges.setdefault(other, set()).add(r["subject_id"])
@@ -84,9 +88,11 @@ def breach(records: list[dict[str, Any]], nodes: set[str], t1: int, t2: int) -> 
     }
 
 
-def erasure_plan(records: list[dict[str, Any]], identifier: str, as_of: int) -> dict[str, tuple[str, frozenset[str]]]:
+def erasure_plan(
+    records: list[dict[str, Any]], identifier: str, as_of: int, *, links_as_known_then: bool = False
+) -> dict[str, tuple[str, frozenset[str]]]:
     """Holder -> (status, categories still held): done, on hold (a HOLD covers all kept), or pending."""
-    ids = identifiers(records, identifier, as_of)
+    ids = identifiers(records, identifier, as_of if links_as_known_then else None)
     still: dict[str, set[str]] = {}
     for _s, c, h, _at, _via, ended in holdings(records, ids, as_of):
         still.setdefault(h, set())

@@ -27,18 +27,28 @@ def check_time(field_name: str, value: datetime) -> None:
         raise InvalidEventError(field_name, value.isoformat(), "must be timezone-aware")
 
 
-def linked_identifiers(q: Session, identifier: str, as_of: datetime) -> list[str]:
-    """Every identifier linked to ``identifier`` by events up to ``as_of`` (itself included).
+def linked_identifiers(q: Session, identifier: str, links_as_of: datetime | None = None) -> list[str]:
+    """Every identifier linked to ``identifier`` (itself included), transitively.
+
+    ``links_as_of=None`` follows every link the store holds ("known now"): a link says two
+    identifiers were one person all along, before it was learned too, so a person asking what was
+    held about them in June gets the data of a device found in July to be theirs. A time follows
+    only the links declared by events up to it ("as known then"), for an audit of what could have
+    been answered at that time.
 
     Step by step from Python: each step is two scans DuckDB answers from one column (a recursive
     SQL macro re-read every link per step: 0.6 s on 20M events).
     """
+
+    def known_by(occurred_at: datetime) -> bool:
+        return links_as_of is None or occurred_at <= links_as_of
+
     known = {identifier}
     frontier = [identifier]
     while frontier:
-        found = {i for r in q.rows("links_from", {"ids": frontier}) if r["occurred_at"] <= as_of for i in r["ids"]}
+        found = {i for r in q.rows("links_from", {"ids": frontier}) if known_by(r["occurred_at"]) for i in r["ids"]}
         for one in frontier:
-            found |= {r["id"] for r in q.rows("links_to", {"id": one}) if r["occurred_at"] <= as_of}
+            found |= {r["id"] for r in q.rows("links_to", {"id": one}) if known_by(r["occurred_at"])}
         frontier = sorted(found - known)
         known |= found
     return sorted(known)

@@ -13,7 +13,14 @@ from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Store
 
-__all__ = ["AccessReport", "ErasurePlan", "access_request", "erasure_plan"]
+__all__ = ["LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan"]
+
+#: Which identifier links an answer followed (``AccessReport.links``, ``ErasurePlan.links``).
+#: Known now (the default): every link in the store, also one declared after ``as_of``; a link is a
+#: fact about who the identifiers belonged to all along (valid time). As known then: only links
+#: declared by events up to ``as_of`` (knowledge time), for audits of what was known at the time.
+LINKS_KNOWN_NOW = "known now"
+LINKS_AS_KNOWN_THEN = "as known then"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,7 @@ class AccessReport:
     recipients: list[RecipientRow]
     consents: list[ConsentRow]
     erasures: list[ErasureRow]
+    links: str = LINKS_KNOWN_NOW
 
     @property
     def holds_data(self) -> bool:
@@ -36,13 +44,23 @@ class AccessReport:
         return bool(self.holdings or self.consents or self.erasures)
 
 
-def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datetime | None = None) -> AccessReport:
-    """Everything held about the subject known by ``identifier`` (any of its linked identifiers)."""
+def access_request(
+    store: Store,
+    identifier: str,
+    taxonomy: Taxonomy,
+    as_of: datetime | None = None,
+    *,
+    links_as_known_then: bool = False,
+) -> AccessReport:
+    """Everything held about the subject known by ``identifier`` (any of its linked identifiers).
+
+    Links are those known now unless ``links_as_known_then`` (see ``LINKS_KNOWN_NOW``).
+    """
     check_identifier(identifier)
     as_of = as_of or now()
     check_time("as_of", as_of)
     with store.session() as q:
-        ids = linked_identifiers(q, identifier, as_of)
+        ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
         params = {"ids": ids, "as_of": as_of}
         q.execute("subject_holdings", params)  # computed once, read by the next two
         holdings = q.rows("access_holdings")
@@ -69,6 +87,7 @@ def access_request(store: Store, identifier: str, taxonomy: Taxonomy, as_of: dat
                   for e in events if e["event_type"] == "CONSENT"],
         erasures=[cast(ErasureRow, _pick(e, "occurred_at", "holder", "erasure_outcome", "hold_reason", "categories"))
                   for e in events if e["event_type"] == "ERASED"],
+        links=LINKS_AS_KNOWN_THEN if links_as_known_then else LINKS_KNOWN_NOW,
     )  # fmt: skip
 
 
@@ -80,6 +99,7 @@ class ErasurePlan:
     as_of: datetime
     holders: list[ErasureHolder]
     rule: str = ERASURE_RULE
+    links: str = LINKS_KNOWN_NOW
 
     @property
     def complete(self) -> bool:
@@ -87,18 +107,27 @@ class ErasurePlan:
         return all(h["status"] == "done" for h in self.holders)
 
 
-def erasure_plan(store: Store, identifier: str, taxonomy: Taxonomy, as_of: datetime | None = None) -> ErasurePlan:
-    """Who must erase or be told to, and their status from erasure events."""
+def erasure_plan(
+    store: Store,
+    identifier: str,
+    taxonomy: Taxonomy,
+    as_of: datetime | None = None,
+    *,
+    links_as_known_then: bool = False,
+) -> ErasurePlan:
+    """Who must erase or be told to, and their status from erasure events (links as in ``access_request``)."""
     check_identifier(identifier)
     as_of = as_of or now()
     check_time("as_of", as_of)
     with store.session() as q:
-        holders = q.rows("erasure_plan", {"ids": linked_identifiers(q, identifier, as_of), "as_of": as_of})
+        ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
+        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of})
     return ErasurePlan(
         identifier,
         as_of,
         [cast(ErasureHolder, {**h, "action": recipient_erasure_action(_external(taxonomy, h["role"]))})
          for h in holders],
+        links=LINKS_AS_KNOWN_THEN if links_as_known_then else LINKS_KNOWN_NOW,
     )  # fmt: skip
 
 

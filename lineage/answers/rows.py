@@ -7,7 +7,7 @@ never by changing the query's.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from lineage.contract.rules import Sensitivity
@@ -19,10 +19,19 @@ __all__ = [
     "ErasureHolder",
     "ErasureRow",
     "HoldingRow",
+    "RETENTION_NEVER",
+    "RETENTION_NEVER_TEXT",
     "RecipientRow",
     "RetentionRow",
     "TransferRow",
 ]
+
+
+#: The end of a retention period that reaches past the last time a timestamp can hold (the contract
+#: accepts up to 2^31-1 days): ``retention_end`` in queries/_macros.sql clamps it to this instant,
+#: which means "never, within any date we can show". Reports print ``RETENTION_NEVER_TEXT`` instead.
+RETENTION_NEVER = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+RETENTION_NEVER_TEXT = "never (the retention period reaches past 9999-12-31)"
 
 
 class HoldingRow(TypedDict):

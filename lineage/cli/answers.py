@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     access = sub.add_parser("access", help="answer a data subject's access request")
     access.add_argument("identifier", help="any identifier of the subject (account id, device id, hashed e-mail)")
     access.add_argument("--as-of", help="answer as the history stood at this ISO 8601 time")
+    _add_links_option(access)
     add_answer_options(access)
     access.set_defaults(func=cmd_access)
 
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     erasure = sub.add_parser("erasure", help="plan a subject's erasure across every holder")
     erasure.add_argument("identifier", help="any identifier of the subject")
     erasure.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
+    _add_links_option(erasure)
     add_answer_options(erasure)
     erasure.set_defaults(func=cmd_erasure)
 
@@ -67,6 +69,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dmap.set_defaults(func=cmd_map)
 
 
+def _add_links_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--links-as-known-then",
+        action="store_true",
+        help="follow only identifier links declared by --as-of (audit); default: every link known now",
+    )
+
+
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
     from lineage.answers import access_request
@@ -75,8 +85,9 @@ def cmd_access(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(os.environ)
     report = access_request(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
-    )
+        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+        links_as_known_then=args.links_as_known_then,
+    )  # fmt: skip
     if not report.holds_data:
         print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
         return 0
@@ -115,15 +126,18 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     """Plan a subject's erasure across every holder."""
     from lineage.answers import erasure_plan
     from lineage.present.formats import render
+    from lineage.present.reports import links_fact
 
     settings = Settings.from_env(os.environ)
     plan = erasure_plan(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
-    )
+        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+        links_as_known_then=args.links_as_known_then,
+    )  # fmt: skip
     if not plan.holders:
         print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
         return 0
-    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "complete": plan.complete, "rule": plan.rule}
+    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "identifier_links": links_fact(plan.links),
+             "complete": plan.complete, "rule": plan.rule}  # fmt: skip
     print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
     return 0
 

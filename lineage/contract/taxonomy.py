@@ -159,10 +159,17 @@ def _lookup(table: Mapping[str, _T], field: str, key: str, kind: str) -> _T:
 
 
 def suggest(value: object, choices: Iterable[str], n: int = 3) -> list[str]:
-    """The closest valid keys to ``value``, judged on the whole key and on its last dotted segment."""
+    """The closest valid keys to ``value``: nearest in the tree first, then most alike.
+
+    Likeness is judged on the whole key and on its last dotted segment; among the keys alike enough,
+    those sharing more leading segments with ``value`` come first. Without that, an unknown
+    ``user.contact.address.city`` was offered ``user.demographic.race_ethnicity`` ("city" is in
+    "ethnicity") before its own parent ``user.contact.address``.
+    """
     if not isinstance(value, str) or not value:
         return []
-    last = value.rsplit(".", 1)[-1].lower()
+    segments = value.split(".")
+    last = segments[-1].lower()
     scored = []
     for key in choices:
         key_last = key.rsplit(".", 1)[-1].lower()
@@ -172,8 +179,18 @@ def suggest(value: object, choices: Iterable[str], n: int = 3) -> list[str]:
             0.9 if last and last in key_last else 0.0,
         )
         if score >= 0.6:
-            scored.append((-score, len(key), key))
-    return [key for _, _, key in sorted(scored)[:n]]
+            scored.append((-_shared_segments(segments, key.split(".")), -score, len(key), key))
+    return [key for *_, key in sorted(scored)[:n]]
+
+
+def _shared_segments(a: list[str], b: list[str]) -> int:
+    """How many leading dotted segments two keys share (their common ancestor's depth)."""
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared
 
 
 @cache

@@ -35,14 +35,20 @@ def source_name(path: Path, container_id: str) -> str:
 def ingest_file(
     path: Path, settings: Settings, *, store_dir: Path, taxonomy: Taxonomy, segment_rows: int = 50_000
 ) -> IngestStats:
-    """Store every valid record of ``path``; send invalid ones to ``settings.dead_letter_topic``."""
+    """Store every valid record of ``path``; send invalid ones to ``settings.dead_letter_topic``.
+
+    The broker is reached only when a first dead letter must be sent: a file of valid records needs
+    none. If it cannot be reached then (no broker, no dead-letter topic), ``BrokerError`` is raised
+    before anything from the bad record's position on is stored (what was buffered since the last
+    segment is dropped, not written), so a re-run resumes at or before it and loses nothing.
+    """
     codec = Codec()
     source = source_name(path, codec.container_id(path))
     private_dir(store_dir)
     ingestor = Ingestor(store_dir, source, taxonomy=taxonomy, codec=codec)
     start = resume_offsets(store_dir, source).get(0, 0)
     stats = IngestStats()
-    dlq = DeadLetterProducer(settings)
+    dlq: DeadLetterProducer | None = None
     try:
         for offset, record in enumerate(codec.read_container(path)):
             if offset < start:
@@ -52,14 +58,21 @@ def ingest_file(
             if letter is None:
                 stats.accepted += 1
             else:
+                dlq = dlq or DeadLetterProducer(settings)
                 # a record read with the schema always re-encodes: the dead letter carries its bytes
                 dlq.send(replace(letter, value=codec.encode_record(record)))
                 stats.dead_letters += 1
             if ingestor.buffered_messages >= segment_rows:
-                dlq.flush()
-                stats.segments += len(ingestor.flush())
-        dlq.flush()
-        stats.segments += len(ingestor.flush())
+                _flush(ingestor, dlq, stats)
+        _flush(ingestor, dlq, stats)
     finally:
-        dlq.close()
+        if dlq is not None:
+            dlq.close()
     return stats
+
+
+def _flush(ingestor: Ingestor, dlq: DeadLetterProducer | None, stats: IngestStats) -> None:
+    """Dead letters durable first, then the segment covering their offsets (as the live consumer does)."""
+    if dlq is not None:
+        dlq.flush()
+    stats.segments += len(ingestor.flush())

@@ -9,12 +9,25 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from lineage.answers import AccessReport, BreachReport
-from lineage.answers.rows import TransferRow
+from lineage.answers.access import LINKS_AS_KNOWN_THEN, LINKS_KNOWN_NOW
+from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, TransferRow
 from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE
 from lineage.contract.policy import Violation
 from lineage.present.formats import Document
 
-__all__ = ["access_document", "breach_document", "check_document", "transfers_document"]
+__all__ = ["access_document", "breach_document", "check_document", "links_fact", "transfers_document"]
+
+_LINKS_FACTS = {
+    LINKS_KNOWN_NOW: "known now: every identifier link in the store, also links declared after as_of "
+    "(a link holds for the whole history)",
+    LINKS_AS_KNOWN_THEN: "as known then: only identifier links declared by as_of (an audit view)",
+}
+
+
+def links_fact(links: str) -> str:
+    """Which identifier links an answer followed, said plainly for its facts."""
+    return _LINKS_FACTS.get(links, links)
+
 
 def access_document(report: AccessReport) -> Document:
     """A data subject's access report: what is held, why, from where, who received it, how long it is kept."""
@@ -22,17 +35,25 @@ def access_document(report: AccessReport) -> Document:
         "identifier": report.identifier,
         "as_of": report.as_of,
         "identifiers": report.identifiers,
+        "identifier_links": links_fact(report.links),
         "jurisdiction": report.jurisdiction,
         "age_band": report.age_band,
         "note": ACCESS_DEADLINES + INDICATIVE,
     }
     tables: dict[str, Sequence[Mapping[str, object]]] = {
-        "data_held": report.holdings,
+        "data_held": [_plain_retention(h) for h in report.holdings],
         "recipients": report.recipients,
         "consent_history": report.consents,
         "erasures": report.erasures,
     }
     return f"Access request: {report.identifier}", facts, tables
+
+
+def _plain_retention(row: Mapping[str, object]) -> Mapping[str, object]:
+    """A holding whose retention ends past any representable date says "never", not year 9999."""
+    if row.get("retention_ends") == RETENTION_NEVER:
+        return {**row, "retention_ends": RETENTION_NEVER_TEXT}
+    return row
 
 
 def breach_document(report: BreachReport) -> Document:

@@ -15,9 +15,20 @@ from hypothesis import strategies as st
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy
 from lineage.answers import access_request, breach_impact, erasure_plan
 from lineage.contract.records import Record, make_record
+from lineage.ingest.pipeline import Ingestor
+from lineage.present.reports import access_document
 from lineage.store import Store
 from tests import reference
-from tests.fixtures import EXTERNAL, HISTORY_T0, INTERNAL, examples, histories, micros, store_of
+from tests.fixtures import (
+    EXTERNAL,
+    HISTORY_T0,
+    INTERNAL,
+    MAX_RETENTION_DAYS,
+    examples,
+    histories,
+    micros,
+    store_of,
+)
 
 TAX = default_taxonomy()
 
@@ -27,17 +38,18 @@ def _at(minute: int) -> datetime:
 
 
 @settings(max_examples=examples(40))
-@given(histories(), st.sampled_from(["s1", "s2", "dev-1", "mail-1"]), st.integers(0, 35))
-def test_access_request_matches_the_reference(records: list[Record], identifier: str, minute: int) -> None:
-    """What is held, by category and holder, follows identifier links and --as-of exactly."""
+@given(histories(), st.sampled_from(["s1", "s2", "dev-1", "mail-1"]), st.integers(0, 35), st.booleans())
+def test_access_request_matches_the_reference(records: list[Record], identifier: str, minute: int, then: bool) -> None:
+    """What is held, by category and holder, follows identifier links (known now, or then) and --as-of exactly."""
     as_of = _at(minute)
-    ids = reference.identifiers(records, identifier, micros(as_of) or 0)
+    ids = reference.identifiers(records, identifier, micros(as_of) if then else None)
     expected: dict[tuple[str, str], bool] = {}
     for _s, c, h, _, _, ended in reference.holdings(records, ids, micros(as_of) or 0):
         expected[(c, h)] = expected.get((c, h), False) or ended is None
     with tempfile.TemporaryDirectory() as folder:
-        report = access_request(store_of(records, Path(folder)), identifier, TAX, as_of)
+        report = access_request(store_of(records, Path(folder)), identifier, TAX, as_of, links_as_known_then=then)
     assert {(r["category"], r["holder"]): r["still_held"] for r in report.holdings} == expected
+    assert report.identifiers == sorted(ids)
 
 
 @settings(max_examples=examples(40))
@@ -113,6 +125,32 @@ def test_access_request_follows_linked_identifiers(tmp_path: Path) -> None:
     assert {r["recipient"] for r in report.recipients} == {"crm", "ads"}
     before = access_request(store, "dev-9", TAX, as_of=_at(0))
     assert not before.holds_data
+
+
+def test_access_as_of_uses_links_known_now_unless_asked_for_then(tmp_path: Path) -> None:
+    """A link learned later covers data held before it by default; --links-as-known-then keeps the audit view."""
+    store = _two_hop_store(tmp_path)  # eu-1's e-mail collected at app at minute 0
+    later_app = Party(name="app", role="internal", region="CN")
+    link = make_record("COLLECTED", system="app", system_region="CN", occurred_at=_at(30), holder=later_app,
+                       subject_id="dev-7", linked_subject_ids=["eu-1"], categories=["user.device.device_id"],
+                       purpose="essential.service", legal_basis="CONSENT")  # fmt: skip
+    ing = Ingestor(tmp_path, "late", taxonomy=TAX)
+    assert ing.add_record(0, 0, link) is None
+    ing.flush()
+    now = access_request(store, "dev-7", TAX, as_of=_at(5))
+    assert now.identifiers == ["dev-7", "eu-1"] and ("user.contact.email", "app") in {
+        (r["category"], r["holder"]) for r in now.holdings
+    }
+    then = access_request(store, "dev-7", TAX, as_of=_at(5), links_as_known_then=True)
+    assert then.identifiers == ["dev-7"] and not then.holds_data and then.links == "as known then"
+    assert access_document(now)[1]["identifier_links"].startswith("known now")
+    assert access_document(then)[1]["identifier_links"].startswith("as known then")
+    assert {h["holder"] for h in erasure_plan(store, "dev-7", TAX, as_of=_at(5)).holders} == {"app", "crm", "ads"}
+    assert erasure_plan(store, "dev-7", TAX, as_of=_at(5), links_as_known_then=True).holders == []
+    cli_now = _cli(tmp_path, "access", "dev-7", "--as-of", _at(5).isoformat())
+    cli_then = _cli(tmp_path, "access", "dev-7", "--as-of", _at(5).isoformat(), "--links-as-known-then")
+    assert cli_now.returncode == 0 and "eu-1" in cli_now.stdout and "known now" in cli_now.stdout, cli_now.stderr
+    assert cli_then.returncode == 0 and "No data held" in cli_then.stdout, cli_then.stderr
 
 
 def test_erasure_plan_statuses(tmp_path: Path) -> None:
@@ -260,14 +298,14 @@ def _on_hold_history() -> list[Record]:
 
 
 @settings(max_examples=examples(60))
-@example(_on_hold_history(), "s1", 10)
-@given(histories(), st.sampled_from(["s1", "s2", "dev-1"]), st.integers(0, 35))
-def test_erasure_plan_matches_the_reference(records: list[Record], identifier: str, minute: int) -> None:
-    """Every holder that ever held the subject's data, with done / on hold / pending, exactly."""
+@example(_on_hold_history(), "s1", 10, False)
+@given(histories(), st.sampled_from(["s1", "s2", "dev-1"]), st.integers(0, 35), st.booleans())
+def test_erasure_plan_matches_the_reference(records: list[Record], identifier: str, minute: int, then: bool) -> None:
+    """Every holder that ever held the subject's data (links known now, or then), with its status, exactly."""
     as_of = _at(minute)
-    expected = reference.erasure_plan(records, identifier, micros(as_of) or 0)
+    expected = reference.erasure_plan(records, identifier, micros(as_of) or 0, links_as_known_then=then)
     with tempfile.TemporaryDirectory() as folder:
-        plan = erasure_plan(store_of(records, Path(folder)), identifier, TAX, as_of)
+        plan = erasure_plan(store_of(records, Path(folder)), identifier, TAX, as_of, links_as_known_then=then)
     assert {h["holder"]: (h["status"], frozenset(h["still_held"])) for h in plan.holders} == expected
 
 
@@ -304,3 +342,26 @@ def test_retention_register_matches_the_reference(records: list[Record], minute:
     with tempfile.TemporaryDirectory() as folder:
         rows = retention_register(store_of(records, Path(folder)), now)
     assert {(r["holder"], r["category"]): (r["subjects"], micros(r["overdue_since"])) for r in rows} == expected
+
+
+def test_retention_past_the_representable_range_is_never_due(tmp_path: Path) -> None:
+    """A retention of 2^31-1 days (the contract's maximum) breaks no answer: never due, shown as such."""
+    from lineage.answers import retention_register
+    from lineage.answers.rows import RETENTION_NEVER
+    from lineage.present.reports import access_document
+
+    app = Party(name="app", role="internal", region="CN")
+    records = [
+        make_record("COLLECTED", system="app", system_region="CN", occurred_at=_at(0), holder=app, subject_id="a",
+                    categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                    retention_days=MAX_RETENTION_DAYS),
+    ]  # fmt: skip
+    store = store_of(records, tmp_path)
+    assert retention_register(store, now=_at(0) + timedelta(days=365 * 100)) == []
+    report = access_request(store, "a", TAX, as_of=_at(5))
+    [held] = report.holdings
+    assert held["retention_days"] == MAX_RETENTION_DAYS and held["retention_ends"] == RETENTION_NEVER
+    _title, _facts, tables = access_document(report)
+    assert "never" in str(tables["data_held"][0]["retention_ends"])
+    out = _cli(tmp_path, "access", "a", "--as-of", _at(5).isoformat())
+    assert out.returncode == 0 and "never" in out.stdout, out.stderr

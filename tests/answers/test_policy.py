@@ -165,3 +165,12 @@ def test_sql_prefilter_drops_no_breach(tmp_path: Path) -> None:
         per_event = {"storage_region", "transfer_region", "recipient", "never_share", "minimum_age"}
         found = sorted((v.clause, v.event_id) for v in check(store, p.policy, size.end) if v.clause in per_event)
         assert unfiltered and found == unfiltered, p.org.key
+
+
+def test_a_retention_clause_past_the_representable_range_breaks_nothing(tmp_path: Path) -> None:
+    """A policy keeping a category for 2^31-1 days judges data as within it, instead of failing on the date."""
+    (tmp_path / "p.toml").write_text(POLICY.replace('"user.behavior.access_log" = 180', '"user.behavior" = 2147483647'))
+    policy = load_policy(tmp_path / "p.toml", TAX)
+    records, _expected = _history()
+    found = check(store_of(records, tmp_path / "store"), policy, now=HISTORY_T0 + timedelta(days=200))
+    assert "retention" not in {v.clause for v in found} and found

@@ -91,3 +91,41 @@ def test_bad_taxonomy_files_name_the_file(tmp_path: Path) -> None:
         Taxonomy.load([tmp_path])
     with pytest.raises(ConfigurationError, match="is not a directory"):
         Taxonomy.load([tmp_path / "missing"])
+
+
+def test_every_category_and_use_of_the_released_fideslang_taxonomy_is_accepted() -> None:
+    """The released fideslang default taxonomy (PyPI): every data category and data use is accepted, flagged."""
+    import warnings
+
+    with warnings.catch_warnings():  # fideslang's pydantic models may warn on import; not ours to fix
+        warnings.simplefilter("ignore")
+        from fideslang.default_taxonomy import DEFAULT_TAXONOMY
+
+    taxonomy = default_taxonomy()
+    categories = [c.fides_key for c in DEFAULT_TAXONOMY.data_category]
+    uses = [u.fides_key for u in DEFAULT_TAXONOMY.data_use]
+    assert len(categories) >= 85 and len(uses) >= 56
+    assert [k for k in categories if k not in taxonomy.categories] == []
+    assert [k for k in uses if k not in taxonomy.purposes] == []
+    for key in categories:
+        c = taxonomy.categories[key]
+        flags = (c.pipl_sensitive, c.gdpr_special, c.cpra_sensitive, c.ca_breach_element)
+        assert all(isinstance(f, bool) for f in flags), key
+    sink = MemorySink()
+    emitter = Emitter(system="shop", region="HK", settings=Settings(), sink=sink)
+    emitter.collected("u1", categories, purpose=uses[-1], legal_basis="CONTRACT")  # as a Fides user annotates
+    for use in uses:
+        emitter.collected("u1", ["user.contact.email"], purpose=use, legal_basis="CONTRACT")
+    assert len(sink.messages) == 1 + len(uses)
+
+
+def test_suggestions_prefer_the_nearest_key_in_the_tree() -> None:
+    """An unknown key is answered first with keys under the same parent, not a look-alike from another branch."""
+    from lineage.contract.taxonomy import suggest
+
+    keys = [k for k in default_taxonomy().categories if not k.startswith("user.contact.address.")]
+    first = suggest("user.contact.address.city", keys)[0]
+    assert first == "user.contact.address", suggest("user.contact.address.city", keys)
+    assert suggest("user.location.precice", default_taxonomy().categories)[0] == "user.location.precise"
+    assert suggest("user.contcat.email", default_taxonomy().categories)[0] == "user.contact.email"
+    assert suggest("personalize.profilling", default_taxonomy().purposes)[0].startswith("personalize.")

@@ -10,6 +10,8 @@ from kafka.admin import (
     ACL,
     ACLOperation,
     ACLPermissionType,
+    ConfigResource,
+    ConfigResourceType,
     NewTopic,
     ResourcePattern,
     ResourceType,
@@ -19,7 +21,9 @@ from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
-__all__ = ["create_topics", "grant"]
+__all__ = ["create_topics", "grant", "topic_max_message_bytes"]
+
+_KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # the broker's message.max.bytes default, if a topic does not say
 
 
 def create_topics(settings: Settings, names: Sequence[str], partitions: int = 3) -> None:
@@ -69,6 +73,28 @@ def grant(
         admin.close()
     if result["failed"]:  # kafka-python lists the error classes of the refused ACLs
         raise BrokerError(f"could not grant rights to user {user!r}: {result['failed'][0].__name__}")
+
+
+def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The largest record batch ``topic`` accepts (its ``max.message.bytes``), or None if it does not exist.
+
+    Asked of the broker rather than assumed (1 MB by default, but set per topic or per broker).
+    kafka-python's ``describe_configs`` answers a missing topic with an empty config, not an error,
+    so existence is checked on the topic list first.
+    """
+    admin = _admin(settings)
+    try:
+        if topic not in set(admin.list_topics()):
+            return None
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})], config_filter="all"
+        )
+        value = found.get("topic", {}).get(topic, {}).get("max.message.bytes", {}).get("value")
+        return int(value) if value is not None else _KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+    except (kafka.errors.KafkaError, ValueError) as exc:
+        raise BrokerError(f"could not read the configuration of topic {topic}: {exc}") from exc
+    finally:
+        admin.close()
 
 
 def _admin(settings: Settings) -> kafka.KafkaAdminClient:
