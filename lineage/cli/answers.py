@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lineage.cli._common import (
     add_answer_options,
+    later_events_warning,
     parse_time,
     policies_from,
     store_for,
@@ -74,13 +75,19 @@ def cmd_access(args: argparse.Namespace) -> int:
     from lineage.present.reports import access_document
 
     settings = Settings.from_env(os.environ)
-    report = access_request(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
-    )
-    if not report.holds_data:
+    store = store_for(args, settings)
+    as_of = parse_time("--as-of", args.as_of)
+    report = access_request(store, args.identifier, taxonomy_for(settings), as_of)
+    warning = None if as_of else later_events_warning(store, report.as_of, "--as-of")
+    if not report.holds_data and args.format == "markdown":
         print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
+        if warning:
+            print(f"Warning: {warning}")
         return 0
-    print(render(access_document(report), args.format), end="")
+    title, facts, tables = access_document(report)
+    # machines read "nothing held" from the document itself, never from a sentence instead of it
+    facts = {"holds_data": report.holds_data, **facts, **({"warning": warning} if warning else {})}
+    print(render((title, facts, tables), args.format), end="")
     return 0
 
 
@@ -97,9 +104,12 @@ def cmd_breach(args: argparse.Namespace) -> int:
     t1, t2 = parse_time("--from", args.t1), parse_time("--to", args.t2)
     if t1 is None or t2 is None:
         raise InvalidEventError("--from/--to", None, "both are required")
-    report = breach_impact(
-        store_for(args, settings), args.node, t1, t2, taxonomy_for(settings), aware_at=parse_time("--aware", args.aware)
-    )
+    store = store_for(args, settings)
+    aware = parse_time("--aware", args.aware)
+    report = breach_impact(store, args.node, t1, t2, taxonomy_for(settings), aware_at=aware)
+    # the window is explicit; "now" only stands in for --aware, and later events can still matter
+    # to the window's end (an arrival stamped late): say so rather than leave them out silently
+    warning = None if aware else later_events_warning(store, report.aware_at, "--aware")
     if args.subjects_out:
         with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
             writer = csv.writer(f)
@@ -107,7 +117,10 @@ def cmd_breach(args: argparse.Namespace) -> int:
             for r in report.records:
                 writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
                                  r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
-    print(render(breach_document(report), args.format), end="")
+    title, facts, tables = breach_document(report, affected=args.format == "json")
+    if warning:
+        facts = {**facts, "warning": warning}
+    print(render((title, facts, tables), args.format), end="")
     return 0
 
 
