@@ -39,6 +39,10 @@ def parse_lines(
             yield InputLineError(number, str(exc), exc.field)
         except InputLineError as exc:
             yield InputLineError(number, exc.reason, exc.field)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # whatever else one hostile line can provoke stays that line's error: the lines after
+            # it are still read and sent. Only the kind is named; the message could quote the line.
+            yield InputLineError(number, f"cannot be read as an event ({type(exc).__name__})")
         else:
             yield event
 
@@ -48,9 +52,14 @@ def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEve
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputLineError(0, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise InputLineError(0, "not valid JSON here: nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (a denial-of-service guard)
+        raise InputLineError(0, "not valid JSON here: a number has too many digits") from None
     if not isinstance(obj, dict):
         raise InputLineError(0, f"expected a JSON object, got {type(obj).__name__}")
     fields: dict[str, Any] = dict(obj)
+    _check_text(fields)
     sys_name = fields.pop("system", system)
     sys_region = fields.pop("system_region", region)
     if not sys_name:
@@ -69,6 +78,35 @@ def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEve
         if fields.get(name) is not None:
             fields[name] = _party(name, fields[name])
     return build_event(event_type, system=sys_name, system_region=sys_region, **fields)
+
+
+def _check_text(fields: dict[str, Any]) -> None:
+    r"""Refuse a line holding a string with no UTF-8 form, naming its top-level field.
+
+    JSON lets ``"\ud800"`` (half a surrogate pair) through, and ``lineage emit`` reads undecodable
+    bytes as such halves (``surrogateescape``); neither can be encoded for Kafka, so the line is
+    refused here rather than failing the send.
+    """
+    for key, value in fields.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if any("\ud800" <= c <= "\udfff" for c in item):
+                    name = key if _is_text(key) else "a field name"
+                    raise InputLineError(
+                        0, f"{name}: holds text that is not valid UTF-8 (bytes that are not UTF-8, or a lone "
+                        "surrogate such as \\ud800)", name if name == key else None,
+                    )  # fmt: skip
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+
+
+def _is_text(key: str) -> bool:
+    return not any("\ud800" <= c <= "\udfff" for c in key)
 
 
 def _time(field: str, value: str) -> datetime:
