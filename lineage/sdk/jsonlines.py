@@ -8,7 +8,7 @@ with an offset (``2026-05-01T08:00:00+08:00`` or ``...Z``); ``holder``/``recipie
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,15 +26,26 @@ _PARTY_FIELDS = {"name", "role", "region"}
 
 
 def parse_lines(
-    lines: Iterable[str], *, system: str | None, region: str | None, taxonomy: Taxonomy
+    lines: Iterable[str],
+    *,
+    system: str | None,
+    region: str | None,
+    taxonomy: Taxonomy,
+    check: Callable[[PersonalDataEvent], None] | None = None,
 ) -> Iterator[PersonalDataEvent | InputLineError]:
-    """Yield a validated event per non-blank line, or an ``InputLineError`` naming the line and field."""
+    """Yield a validated event per non-blank line, or an ``InputLineError`` naming the line and field.
+
+    ``check`` (the sender's own limits, e.g. the largest message) runs on each valid event; an
+    ``InputLineError`` or ``InvalidEventError`` it raises becomes that line's error.
+    """
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
             event = _parse(text, system, region)
             validate(event, taxonomy)
+            if check is not None:
+                check(event)
         except InvalidEventError as exc:
             yield InputLineError(number, str(exc), exc.field)
         except InputLineError as exc:
