@@ -130,13 +130,15 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     from lineage.present.formats import render
 
     settings = Settings.from_env(os.environ)
-    plan = erasure_plan(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of)
-    )
-    if not plan.holders:
+    store = store_for(args, settings)
+    as_of = parse_time("--as-of", args.as_of)
+    plan = erasure_plan(store, args.identifier, taxonomy_for(settings), as_of)
+    warning = None if as_of else later_events_warning(store, plan.as_of, "--as-of")
+    if not plan.holders and args.format == "markdown":
         print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
         return 0
-    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "complete": plan.complete, "rule": plan.rule}
+    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "holds_data": bool(plan.holders),
+             "complete": plan.complete, "rule": plan.rule, **({"warning": warning} if warning else {})}  # fmt: skip
     print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
     return 0
 
