@@ -169,8 +169,14 @@ def cli_args(draw: st.DrawFn, store: Path, out: Path) -> list[str]:
         "--graphml": st.sampled_from([str(out / "g.xml"), str(out / "link")]),
     }  # fmt: skip
     if command == "breach":  # its required options, mostly valid, so the run gets past argparse
-        argv += ["--node", draw(st.sampled_from(["checkout", "crash-sdk", "nobody"])),
-                 "--from", draw(st.sampled_from(TIMES[:1] + TIMES)), "--to", draw(st.sampled_from(TIMES[:1] + TIMES))]
+        argv += [
+            "--node",
+            draw(st.sampled_from(["checkout", "crash-sdk", "nobody"])),
+            "--from",
+            draw(st.sampled_from(TIMES[:1] + TIMES)),
+            "--to",
+            draw(st.sampled_from(TIMES[:1] + TIMES)),
+        ]
     if command == "check":
         argv += ["--policy", draw(options["--policy"])]
     for name in draw(st.lists(st.sampled_from(sorted(options)), max_size=4)):
