@@ -32,6 +32,7 @@ from collections.abc import Sequence
 __all__ = [
     "AuthenticationError",
     "AuthorizationError",
+    "IDENTIFIER_FIELDS",
     "BrokerError",
     "BrokerUnavailableError",
     "ConfigurationError",
@@ -43,6 +44,8 @@ __all__ = [
     "StoreError",
     "UnknownSchemaError",
     "UnknownValueError",
+    "is_identifier_field",
+    "shown",
 ]
 
 
@@ -62,15 +65,42 @@ class ConfigurationError(LineageError, ValueError):
         super().__init__(f"{setting}: {message}")
 
 
-class InvalidEventError(LineageError, ValueError):
-    """An event breaks the contract: the message names the field and the value."""
+#: fields whose values identify a person: an error names the field and the problem, never the value
+#: (messages reach stderr, logs and the dead-letter ``lineage.reason`` header)
+IDENTIFIER_FIELDS = frozenset({"subject_id", "linked_subject_ids", "identifier", "consent_ref"})
+_SHOWN_CHARS = 80  # a longer value is cut: a message is one readable line
 
-    def __init__(self, field: str, value: object, reason: str) -> None:
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: its repr, cut short; a huge number by its size only."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit str() limit
+        return "a number too large to show"
+    if len(text) > _SHOWN_CHARS:
+        text = text[: _SHOWN_CHARS - 3] + "..."
+    return text
+
+
+def is_identifier_field(field: str) -> bool:
+    """Whether ``field`` (maybe with a path: ``linked_subject_ids[2]``) holds a person's identifier."""
+    return field.split("[", 1)[0].rsplit(": ", 1)[-1] in IDENTIFIER_FIELDS
+
+
+class InvalidEventError(LineageError, ValueError):
+    """An event breaks the contract: the message names the field and, unless it may identify a person, the value.
+
+    ``personal`` (default: the field is one of ``IDENTIFIER_FIELDS``) keeps the value out of the
+    message; the ``value`` attribute still holds it for the program that caught the error.
+    """
+
+    def __init__(self, field: str, value: object, reason: str, *, personal: bool | None = None) -> None:
         """Record the offending field and value with the reason."""
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        self.personal = is_identifier_field(field) if personal is None else personal
+        super().__init__(f"{field}: {reason}" if self.personal else f"{field}={shown(value)}: {reason}")
 
 
 class UnknownValueError(InvalidEventError):
@@ -81,7 +111,8 @@ class UnknownValueError(InvalidEventError):
         self.kind = kind
         self.suggestions = tuple(suggestions)
         hint = "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?" if self.suggestions else ""
-        super().__init__(field, value, f"unknown {kind}{hint}")
+        # an unknown event field may be a misspelt identifier field ("subjectid"): its value is withheld
+        super().__init__(field, value, f"unknown {kind}{hint}", personal=True if kind == "event field" else None)
 
 
 class InputLineError(LineageError, ValueError):

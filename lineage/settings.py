@@ -6,6 +6,7 @@ Nothing else in lineage reads the environment; ``Settings.from_env`` is the one 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ _PREFIX = "LINEAGE_"
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 _PASSWORD_FILE = _PREFIX + "SASL_PASSWORD_FILE"
+# Kafka's legal topic names: these characters, 1 to 249 of them, and not "." or ".." (a topic name
+# becomes a folder name on the broker, so "../x" must never get that far)
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +71,12 @@ class Settings:
         for name in ("connect_timeout_s", "delivery_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(name, f"must be positive, got {getattr(self, name)!r}")
+        for name in ("topic", "dead_letter_topic"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _TOPIC.fullmatch(value) or value in (".", ".."):
+                raise ConfigurationError(
+                    name, "must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (and not '.' or '..')"
+                )
         if self.linger_ms < 0:
             raise ConfigurationError("linger_ms", f"must be 0 or more, got {self.linger_ms!r}")
         self._check_security()

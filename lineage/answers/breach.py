@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import cast
+from datetime import datetime, timedelta
+from typing import TypedDict, cast
 
 from lineage.answers._common import check_time, now
 from lineage.answers.rows import BreachRecord, CategoryImpact
@@ -15,7 +15,29 @@ from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.errors import InvalidEventError, UnknownValueError
 from lineage.store import Store
 
-__all__ = ["BreachReport", "breach_impact"]
+__all__ = ["AffectedPair", "BreachReport", "ExposedCopy", "breach_impact"]
+
+# longer than any notification deadline in ``contract.law`` (the longest is 30 days)
+_LONGEST_DEADLINE = timedelta(days=366)
+
+
+class ExposedCopy(TypedDict):
+    """One holder's copy of an affected pair: since when it had it, and whether encrypted there."""
+
+    holder: str
+    reached_at: datetime
+    encrypted: bool
+
+
+class AffectedPair(TypedDict):
+    """One (subject, category) the breach exposed, with every compromised holder that had it."""
+
+    subject: str
+    category: str
+    jurisdiction: str | None
+    age_band: str
+    encrypted: bool  # true only if every copy was encrypted
+    holders: list[ExposedCopy]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +48,8 @@ class BreachReport:
     t1: datetime
     t2: datetime
     aware_at: datetime
-    records: list[BreachRecord]
+    records: list[BreachRecord]  # per (subject, category, holder): the --subjects-out rows
+    affected: list[AffectedPair]  # per (subject, category): what the counts count
     subjects: int
     by_category: list[CategoryImpact]
     by_jurisdiction: dict[str, int]
@@ -58,11 +81,18 @@ def breach_impact(
                 raise UnknownValueError("node", node, "holder", suggest(node, known))
         records = cast(list[BreachRecord], q.rows("breach_impact", {"nodes": nodes, "t1": t1, "t2": t2}))
     aware_at = aware_at or now()
+    check_time("aware", aware_at)
+    try:  # every deadline counts from it; one past the year 9999 has no date
+        aware_at + _LONGEST_DEADLINE
+    except OverflowError:
+        raise InvalidEventError("aware", aware_at.isoformat(), "is too late to count deadlines from") from None
+    affected = _pairs(records)
     subjects = {r["subject"] for r in records}
-    by_category: Counter[str] = Counter()
+    # a record is a (subject, category) pair: the same data at two compromised holders is one
+    # person's data exposed once, not twice
+    by_category: Counter[str] = Counter(p["category"] for p in affected)
     by_category_subjects: dict[str, set[str]] = {}
     for r in records:
-        by_category[r["category"]] += 1
         by_category_subjects.setdefault(r["category"], set()).add(r["subject"])
     jurisdiction_of = {r["subject"]: r["jurisdiction"] or "unknown" for r in records}
     minors = {r["subject"] for r in records if r["age_band"] in MINOR_BANDS}
@@ -77,14 +107,33 @@ def breach_impact(
         t2=t2,
         aware_at=aware_at,
         records=records,
+        affected=affected,
         subjects=len(subjects),
         by_category=categories,
         by_jurisdiction=dict(sorted(Counter(jurisdiction_of.values()).items())),
         minors=len(minors),
-        unencrypted_records=sum(1 for r in records if not r["encrypted"]),
+        unencrypted_records=sum(1 for p in affected if not p["encrypted"]),
     )
-    report.notifications.extend(notification_plan(_exposure(records, categories, taxonomy), aware_at))
+    try:
+        report.notifications.extend(notification_plan(_exposure(records, categories, taxonomy), aware_at))
+    except OverflowError:  # a deadline past the year 9999: no calendar can hold it
+        raise InvalidEventError("aware", aware_at.isoformat(), "is too late to count deadlines from") from None
     return report
+
+
+def _pairs(records: list[BreachRecord]) -> list[AffectedPair]:
+    """The records grouped by (subject, category), the holders nested, in the query's order."""
+    pairs: dict[tuple[str, str], AffectedPair] = {}
+    for r in records:
+        pair = pairs.get((r["subject"], r["category"]))
+        if pair is None:
+            pair = pairs[(r["subject"], r["category"])] = AffectedPair(
+                subject=r["subject"], category=r["category"], jurisdiction=r["jurisdiction"],
+                age_band=r["age_band"], encrypted=True, holders=[],
+            )  # fmt: skip
+        pair["holders"].append(ExposedCopy(holder=r["holder"], reached_at=r["reached_at"], encrypted=r["encrypted"]))
+        pair["encrypted"] = pair["encrypted"] and bool(r["encrypted"])
+    return list(pairs.values())
 
 
 def _exposure(records: list[BreachRecord], categories: list[CategoryImpact], taxonomy: Taxonomy) -> RegimeExposure:

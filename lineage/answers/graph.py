@@ -25,6 +25,7 @@ import networkx as nx
 from lineage.contract.records import Record
 from lineage.contract.rules import crosses_border
 from lineage.contract.taxonomy import Taxonomy
+from lineage.private import open_private
 
 __all__ = ["DATA_SUBJECTS", "FlowGraph", "GraphSummary", "export", "summarise"]
 
@@ -196,16 +197,22 @@ def summarise(g: nx.DiGraph) -> GraphSummary:
 
 
 def export(g: nx.DiGraph, *, graphml: Path | None = None, node_link: Path | None = None) -> None:
-    """Write GraphML (lists joined with ';', which GraphML cannot hold) and node-link JSON."""
+    """Write GraphML (lists joined with ';', which GraphML cannot hold) and node-link JSON.
+
+    Both go through ``open_private``: the graph names holders and subject counts, and an output
+    path must never lead through a symlink or into another user's file.
+    """
     if node_link is not None:
-        node_link.write_text(json.dumps(nx.node_link_data(g, edges="links"), indent=1, ensure_ascii=False))
+        with open_private(node_link, "--json") as f:
+            f.write(json.dumps(nx.node_link_data(g, edges="links"), indent=1, ensure_ascii=False) + "\n")
     if graphml is not None:
         flat = nx.DiGraph()
         for n, d in g.nodes(data=True):
             flat.add_node(n, **{k: ";".join(v) if isinstance(v, list) else v for k, v in d.items()})
         for u, v, d in g.edges(data=True):
             flat.add_edge(u, v, **{k: ";".join(x) if isinstance(x, list) else x for k, x in d.items()})
-        nx.write_graphml(flat, graphml)
+        with open_private(graphml, "--graphml", "wb") as out:
+            nx.write_graphml(flat, out)
 
 
 def _pair(text: str) -> tuple[str | None, str]:

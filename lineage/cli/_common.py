@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ __all__ = [
     "add_answer_options",
     "add_kafka_options",
     "add_world_options",
+    "later_events_warning",
     "parse_time",
     "policies_from",
     "settings_from",
@@ -58,7 +59,40 @@ def parse_time(option: str, text: str | None) -> datetime | None:
         raise InvalidEventError(option, text, "is not an ISO 8601 time (e.g. 2026-05-01T08:00:00+08:00)") from None
     if value.tzinfo is None:
         raise InvalidEventError(option, text, "needs a UTC offset (e.g. +08:00 or Z)")
+    # the contract's range (events are refused outside it); year 1 or 9999 with an offset would
+    # overflow when turned into UTC deep inside a query instead of here
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = 0
+    if not 1900 <= year <= 9999:
+        raise InvalidEventError(option, text, "must be between the years 1900 and 9999 (UTC)")
     return value
+
+
+def later_events_warning(store: Store, now: datetime, option: str) -> str | None:
+    """When "now" came from the wall clock: a warning if the store holds events stamped after it.
+
+    Such events are left out of an answer "as of now" (a service with a fast clock, a time zone
+    mistake, a replay of future-dated test data); the analyst must hear of them, with the option
+    that takes them in. The warning goes on stderr and into the report. Counts and a time only:
+    no event's content.
+    """
+    import sys
+
+    row = store.sql(
+        "SELECT count(*) AS n, max(occurred_at) AS latest FROM events WHERE occurred_at > $now", {"now": now}
+    )[0]
+    if not row["n"]:
+        return None
+    latest = row["latest"]
+    latest_text = latest.isoformat() if isinstance(latest, datetime) else str(latest)
+    warning = (
+        f"{row['n']} event(s) in the store are stamped after now ({now.isoformat(timespec='seconds')}), "
+        f"the latest at {latest_text}; they are left out: give {option} to include them"
+    )
+    print(f"lineage: warning: {warning}", file=sys.stderr)
+    return warning
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Store:

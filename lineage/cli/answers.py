@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lineage.cli._common import (
     add_answer_options,
+    later_events_warning,
     parse_time,
     policies_from,
     store_for,
@@ -84,14 +85,21 @@ def cmd_access(args: argparse.Namespace) -> int:
     from lineage.present.reports import access_document
 
     settings = Settings.from_env(os.environ)
+    store = store_for(args, settings)
+    as_of = parse_time("--as-of", args.as_of)
     report = access_request(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
-        links_as_known_then=args.links_as_known_then,
-    )  # fmt: skip
-    if not report.holds_data:
+        store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
+    )
+    warning = None if as_of else later_events_warning(store, report.as_of, "--as-of")
+    if not report.holds_data and args.format == "markdown":
         print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
+        if warning:
+            print(f"Warning: {warning}")
         return 0
-    print(render(access_document(report), args.format), end="")
+    title, facts, tables = access_document(report)
+    # machines read "nothing held" from the document itself, never from a sentence instead of it
+    facts = {"holds_data": report.holds_data, **facts, **({"warning": warning} if warning else {})}
+    print(render((title, facts, tables), args.format), end="")
     return 0
 
 
@@ -108,9 +116,12 @@ def cmd_breach(args: argparse.Namespace) -> int:
     t1, t2 = parse_time("--from", args.t1), parse_time("--to", args.t2)
     if t1 is None or t2 is None:
         raise InvalidEventError("--from/--to", None, "both are required")
-    report = breach_impact(
-        store_for(args, settings), args.node, t1, t2, taxonomy_for(settings), aware_at=parse_time("--aware", args.aware)
-    )
+    store = store_for(args, settings)
+    aware = parse_time("--aware", args.aware)
+    report = breach_impact(store, args.node, t1, t2, taxonomy_for(settings), aware_at=aware)
+    # the window is explicit; "now" only stands in for --aware, and later events can still matter
+    # to the window's end (an arrival stamped late): say so rather than leave them out silently
+    warning = None if aware else later_events_warning(store, report.aware_at, "--aware")
     if args.subjects_out:
         with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
             writer = csv.writer(f)
@@ -118,7 +129,10 @@ def cmd_breach(args: argparse.Namespace) -> int:
             for r in report.records:
                 writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
                                  r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
-    print(render(breach_document(report), args.format), end="")
+    title, facts, tables = breach_document(report, affected=args.format == "json")
+    if warning:
+        facts = {**facts, "warning": warning}
+    print(render((title, facts, tables), args.format), end="")
     return 0
 
 
@@ -129,15 +143,18 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     from lineage.present.reports import links_fact
 
     settings = Settings.from_env(os.environ)
+    store = store_for(args, settings)
+    as_of = parse_time("--as-of", args.as_of)
     plan = erasure_plan(
-        store_for(args, settings), args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
-        links_as_known_then=args.links_as_known_then,
-    )  # fmt: skip
-    if not plan.holders:
+        store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
+    )
+    warning = None if as_of else later_events_warning(store, plan.as_of, "--as-of")
+    if not plan.holders and args.format == "markdown":
         print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
         return 0
     facts = {"identifier": plan.identifier, "as_of": plan.as_of, "identifier_links": links_fact(plan.links),
-             "complete": plan.complete, "rule": plan.rule}  # fmt: skip
+             "holds_data": bool(plan.holders), "complete": plan.complete, "rule": plan.rule,
+             **({"warning": warning} if warning else {})}  # fmt: skip
     print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lineage.cli._common import (
     add_kafka_options,
@@ -13,7 +13,10 @@ from lineage.cli._common import (
 )
 from lineage.errors import InputLineError, LineageError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from lineage.contract.events import PersonalDataEvent
+
+__all__ = ["MAX_EVENT_BYTES", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,25 +35,60 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tail.set_defaults(func=cmd_tail)
 
 
+# Kafka's default largest message (kafka-python's max_request_size and the broker's
+# message.max.bytes are both about 1 MiB, batch headers included): an event over this is refused as
+# its line's error before sending, instead of failing the send and stopping the rest.
+MAX_EVENT_BYTES = 1_000_000
+
+
 def cmd_emit(args: argparse.Namespace) -> int:
-    """Send JSON-lines events from a file or stdin; report each bad line with its number."""
+    """Send JSON-lines events from a file or stdin; report each bad line with its number.
+
+    A bad line (unparsable, invalid, too big, text with no UTF-8 form) is named on stderr and the
+    next line read: every good line is sent. Only the broker failing stops the run, as one line
+    saying how many lines were sent and which line it stopped at.
+    """
+    import io
+
+    from lineage.errors import BrokerError
     from lineage.sdk.emitter import Emitter
     from lineage.sdk.jsonlines import parse_lines
 
     settings = settings_from(args)
-    source: TextIO = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")  # noqa: SIM115
+    # undecodable bytes become lone surrogates ("surrogateescape"), refused per line by
+    # parse_lines, instead of a UnicodeDecodeError that would end the whole run
+    source: TextIO = (
+        io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+        if args.file in (None, "-")
+        else open(args.file, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+    )
     sent = bad = 0
-    with (
-        source,
-        Emitter(system=args.system or "lineage-emit", region=args.region or "CN", settings=settings) as emitter,
-    ):
-        for item in parse_lines(source, system=args.system, region=args.region, taxonomy=emitter.taxonomy):
-            if isinstance(item, InputLineError):
-                bad += 1
-                print(f"lineage emit: {item}", file=sys.stderr)
-                continue
-            emitter.emit(item)
-            sent += 1
+    try:
+        with (
+            source,
+            Emitter(system=args.system or "lineage-emit", region=args.region or "CN", settings=settings) as emitter,
+        ):
+
+            def fits(event: PersonalDataEvent) -> None:
+                size = len(emitter.codec.encode(event))
+                if size > MAX_EVENT_BYTES:
+                    raise InputLineError(
+                        0, f"the event encodes to {size:,} bytes, over Kafka's {MAX_EVENT_BYTES:,} per message"
+                    )
+
+            lines = parse_lines(source, system=args.system, region=args.region, taxonomy=emitter.taxonomy, check=fits)
+            for item in lines:
+                if isinstance(item, InputLineError):
+                    bad += 1
+                    print(f"lineage emit: {item}", file=sys.stderr)
+                    continue
+                emitter.emit(item)
+                sent += 1
+    except BrokerError as exc:
+        # nothing acknowledged is lost: say how far we got, so the rest can be sent again
+        raise BrokerError(f"{exc} (stopped after {sent} event(s) sent and {bad} bad line(s); "
+                          "send the input again: events already acknowledged may be sent twice, "
+                          "their event ids tell the copies apart)") from exc  # fmt: skip
     print(f"sent {sent} event(s); {bad} bad line(s) refused", file=sys.stderr)
     return 1 if bad else 0
 

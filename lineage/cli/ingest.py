@@ -12,6 +12,7 @@ from lineage.cli._common import (
     settings_from,
     taxonomy_for,
 )
+from lineage.private import private_dir
 from lineage.settings import Settings
 
 __all__ = ["add_ingest_options", "cmd_ingest", "register"]
@@ -58,6 +59,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
+    private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")  # a bad folder fails before Kafka
     taxonomy = taxonomy_for(settings)
     if args.from_file:
         from lineage.ingest.backfill import ingest_file

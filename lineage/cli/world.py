@@ -49,12 +49,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     taxonomy = taxonomy_for(settings)
     plans, injected = build(size, taxonomy, args.org)
     listing = open_private(args.injected_out, "--injected-out") if args.injected_out else None  # fail before sending
-    create_topics(settings, [settings.topic, settings.dead_letter_topic])
-    sink = KafkaEventSink(settings)
     try:
-        sent = emit(plans, sink, taxonomy, settings, progress=lambda n: print(f"  {n:,} events sent", file=sys.stderr))
-    finally:
-        sink.close(settings.delivery_timeout_s)
+        create_topics(settings, [settings.topic, settings.dead_letter_topic])
+        sink = KafkaEventSink(settings)
+        try:
+            sent = emit(plans, sink, taxonomy, settings,
+                        progress=lambda n: print(f"  {n:,} events sent", file=sys.stderr))  # fmt: skip
+        finally:
+            sink.close(settings.delivery_timeout_s)
+    except BaseException:
+        if listing is not None:
+            listing.discard()  # no half listing left beside the target
+        raise
     for p in plans:
         print(f"{p.org.key}: {size.subjects} subjects, {len(p.events):,} events, "
               f"{sum(1 for i in injected if i.organisation == p.org.key)} injected breaches")  # fmt: skip

@@ -43,7 +43,8 @@ def render(doc: Document, fmt: str) -> str:
     """The document as ``json``, ``csv`` (the tables, one after another) or ``markdown``."""
     title, facts, tables = doc
     if fmt == "json":
-        return json.dumps({"title": title, **_plain(dict(facts)), **_plain(dict(tables))}, indent=2, ensure_ascii=False)
+        whole = {"title": title, **_plain(dict(facts)), **_plain(dict(tables))}
+        return json.dumps(whole, indent=2, ensure_ascii=False) + "\n"  # a text file's last line ends
     if fmt == "csv":
         out = io.StringIO()
         for name, rows in tables.items():

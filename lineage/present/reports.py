@@ -56,13 +56,19 @@ def _plain_retention(row: Mapping[str, object]) -> Mapping[str, object]:
     return row
 
 
-def breach_document(report: BreachReport) -> Document:
-    """A breach's impact: subjects, categories, jurisdictions and the indicative notification plan."""
+def breach_document(report: BreachReport, *, affected: bool = False) -> Document:
+    """A breach's impact: subjects, categories, jurisdictions and the indicative notification plan.
+
+    ``records`` counts (subject, category) pairs. With ``affected`` (the JSON output), the pairs
+    themselves too, each with the compromised holders that had it: a list of people, so the
+    Markdown summary leaves it out (``--subjects-out`` writes it to a private file).
+    """
     facts: dict[str, object] = {
         "compromised": report.nodes,
         "window": f"{report.t1.isoformat()} to {report.t2.isoformat()}",
+        "aware_at": report.aware_at,
         "subjects": report.subjects,
-        "records": len(report.records),
+        "records": len(report.affected),
         "minors": report.minors,
         "unencrypted_records": report.unencrypted_records,
         "note": report.note,
@@ -72,6 +78,8 @@ def breach_document(report: BreachReport) -> Document:
         "by_jurisdiction": [{"jurisdiction": k, "subjects": v} for k, v in report.by_jurisdiction.items()],
         "notification_plan": [dataclasses.asdict(n) for n in report.notifications],
     }
+    if affected:
+        tables["affected"] = report.affected
     return "Breach impact", facts, tables
 
 

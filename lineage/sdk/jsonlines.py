@@ -8,7 +8,7 @@ with an offset (``2026-05-01T08:00:00+08:00`` or ``...Z``); ``holder``/``recipie
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,19 +26,34 @@ _PARTY_FIELDS = {"name", "role", "region"}
 
 
 def parse_lines(
-    lines: Iterable[str], *, system: str | None, region: str | None, taxonomy: Taxonomy
+    lines: Iterable[str],
+    *,
+    system: str | None,
+    region: str | None,
+    taxonomy: Taxonomy,
+    check: Callable[[PersonalDataEvent], None] | None = None,
 ) -> Iterator[PersonalDataEvent | InputLineError]:
-    """Yield a validated event per non-blank line, or an ``InputLineError`` naming the line and field."""
+    """Yield a validated event per non-blank line, or an ``InputLineError`` naming the line and field.
+
+    ``check`` (the sender's own limits, e.g. the largest message) runs on each valid event; an
+    ``InputLineError`` or ``InvalidEventError`` it raises becomes that line's error.
+    """
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
             event = _parse(text, system, region)
             validate(event, taxonomy)
+            if check is not None:
+                check(event)
         except InvalidEventError as exc:
             yield InputLineError(number, str(exc), exc.field)
         except InputLineError as exc:
             yield InputLineError(number, exc.reason, exc.field)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # whatever else one hostile line can provoke stays that line's error: the lines after
+            # it are still read and sent. Only the kind is named; the message could quote the line.
+            yield InputLineError(number, f"cannot be read as an event ({type(exc).__name__})")
         else:
             yield event
 
@@ -48,9 +63,14 @@ def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEve
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputLineError(0, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise InputLineError(0, "not valid JSON here: nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (a denial-of-service guard)
+        raise InputLineError(0, "not valid JSON here: a number has too many digits") from None
     if not isinstance(obj, dict):
         raise InputLineError(0, f"expected a JSON object, got {type(obj).__name__}")
     fields: dict[str, Any] = dict(obj)
+    _check_text(fields)
     sys_name = fields.pop("system", system)
     sys_region = fields.pop("system_region", region)
     if not sys_name:
@@ -69,6 +89,35 @@ def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEve
         if fields.get(name) is not None:
             fields[name] = _party(name, fields[name])
     return build_event(event_type, system=sys_name, system_region=sys_region, **fields)
+
+
+def _check_text(fields: dict[str, Any]) -> None:
+    r"""Refuse a line holding a string with no UTF-8 form, naming its top-level field.
+
+    JSON lets ``"\ud800"`` (half a surrogate pair) through, and ``lineage emit`` reads undecodable
+    bytes as such halves (``surrogateescape``); neither can be encoded for Kafka, so the line is
+    refused here rather than failing the send.
+    """
+    for key, value in fields.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if any("\ud800" <= c <= "\udfff" for c in item):
+                    name = key if _is_text(key) else "a field name"
+                    raise InputLineError(
+                        0, f"{name}: holds text that is not valid UTF-8 (bytes that are not UTF-8, or a lone "
+                        "surrogate such as \\ud800)", name if name == key else None,
+                    )  # fmt: skip
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+
+
+def _is_text(key: str) -> bool:
+    return not any("\ud800" <= c <= "\udfff" for c in key)
 
 
 def _time(field: str, value: str) -> datetime:

@@ -28,6 +28,7 @@ from lineage.ingest.consumer import IngestConsumer
 from lineage.present.datamap import build_map, write_map
 from lineage.present.formats import render
 from lineage.present.reports import access_document, breach_document, check_document, transfers_document
+from lineage.private import private_dir
 from lineage.settings import Settings
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, create_topics
@@ -59,13 +60,18 @@ def prepare_out(out: Path) -> Path:
 
     Idempotent; the CLI calls it before starting a broker, so a bad ``--out`` fails at once.
     """
+    if out.is_symlink():
+        raise ConfigurationError("--out", f"{out} is a symbolic link; name a new or empty folder")
     if out.exists() and not out.is_dir():
         raise ConfigurationError("--out", f"{out} is a file; name a new or empty folder")
-    if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
-        raise ConfigurationError("--out", f"{out} exists and is not a demo folder; name a new or empty one")
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (out / _MARKER).touch()
-    shutil.rmtree(out / "store", ignore_errors=True)
+    try:
+        if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
+            raise ConfigurationError("--out", f"{out} exists and is not a demo folder; name a new or empty one")
+        private_dir(out, "--out")
+        (out / _MARKER).touch()
+        shutil.rmtree(out / "store", ignore_errors=True)
+    except OSError as exc:  # a read-only place, a folder we may not list: one line, before any broker starts
+        raise ConfigurationError("--out", f"cannot use {out}: {exc.strerror}") from None
     return out / "store"
 
 

@@ -124,7 +124,7 @@ def test_bad_policy_files_name_the_entry(tmp_path: Path) -> None:
     with pytest.raises(UnknownValueError, match="category"):
         load_policy(path, TAX)
     path.write_text(POLICY.replace("[organisation]", "[org]"))
-    with pytest.raises(ConfigurationError, match="p.toml: missing or malformed entry"):
+    with pytest.raises(ConfigurationError, match="p.toml: org: is not a policy key .*did you mean .organisation."):
         load_policy(path, TAX)
 
 

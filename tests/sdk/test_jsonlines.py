@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lineage import InputLineError, PersonalDataEvent, default_taxonomy
 from lineage.sdk.jsonlines import event_to_json, parse_lines
 from tests.fixtures import GOOD_LINE, sample_events
@@ -43,3 +45,32 @@ def test_event_to_json_round_trips_through_parse() -> None:
     for event in sample_events():
         [back] = _parse(json.dumps(event_to_json(event)))
         assert back == event
+
+
+HOSTILE = [
+    "[" * 100_000 + "]" * 100_000,  # nesting deeper than the parser's recursion
+    '{"a": ' * 50_000 + "1" + "}" * 50_000,
+    GOOD_LINE.replace("}", ', "retention_days": ' + "9" * 4300 + "}"),  # at int's 4300-digit str() limit
+    GOOD_LINE.replace("}", ', "retention_days": ' + "9" * 4301 + "}"),  # past it: json.loads refuses
+    GOOD_LINE.replace('"u1"', '"\\ud800"'),  # a lone surrogate: no UTF-8 for it
+    GOOD_LINE.replace('"u1"', '"u1\\udfff"'),
+    GOOD_LINE.replace('"contract"', '"\\ud83d"'),
+    '{"event_type": "collected", "subject_id": "u1", "occurred_at": 1e999}',
+    "\x00\x01",
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE)
+def test_hostile_lines_are_refused_and_the_next_good_line_kept(line: str) -> None:
+    """Deep nesting, huge numbers, lone surrogates: one InputLineError for that line, the next line still parses."""
+    results = _parse(line, GOOD_LINE)
+    assert isinstance(results[0], InputLineError) and results[0].line == 1
+    assert "\n" not in str(results[0])
+    assert isinstance(results[1], PersonalDataEvent)
+
+
+def test_a_line_with_invalid_utf8_bytes_is_refused() -> None:
+    """A line read with surrogateescape (bytes that are not UTF-8) is refused, naming the problem."""
+    text = b'{"event_type": "collected", "subject_id": "\xff"}'.decode("utf-8", "surrogateescape")
+    [error] = _parse(text)
+    assert isinstance(error, InputLineError) and "UTF-8" in str(error)

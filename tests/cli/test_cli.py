@@ -1,0 +1,202 @@
+"""The command line: one line and exit code 2 on any failure, JSON that parses, honest "now", safe outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineage import Party
+from lineage.cli import main
+from lineage.contract.records import Record, make_record
+from tests.fixtures import store_of
+
+T = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+APP = Party(name="app", role="internal", region="CN")
+PAY = Party(name="pay", role="processor", region="CN")
+FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _collected(subject: str, at: datetime = T, **extra: Any) -> Record:
+    return make_record(
+        "COLLECTED", system="app", system_region="CN", occurred_at=at, subject_id=subject, holder=APP,
+        categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT", **extra,
+    )  # fmt: skip
+
+
+def _shared(subject: str, at: datetime = T) -> Record:
+    return make_record(
+        "SHARED", system="app", system_region="CN", occurred_at=at, subject_id=subject, holder=APP,
+        recipient=PAY, categories=["user.contact.email"], purpose="essential.service",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A store where s1's e-mail reached app and then pay; s2's only app."""
+    folder = tmp_path / "store"
+    store_of([_collected("s1"), _shared("s1"), _collected("s2")], folder)
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr). An uncaught exception fails the test."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_failure(code: int, err: str) -> str:
+    """Assert a failure is exit 2 and one line on stderr, no traceback; return that line."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- item 9: failures are one line, exit 2 ------------------------------------------------------
+
+
+def test_graph_json_onto_a_folder_is_one_line(capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path) -> None:
+    """`lineage graph --json` naming a folder fails with one line naming --json."""
+    code, _, err = run(capsys, "graph", "--store", str(store), "--json", str(tmp_path))
+    assert "--json" in one_line_failure(code, err)
+
+
+def test_ingest_store_that_cannot_be_made_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`lineage ingest --store` under a file fails at once with one line naming --store (before any broker)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "ingest", "--store", str(blocker / "store"), "--bootstrap-servers", "127.0.0.1:1")
+    assert "--store" in one_line_failure(code, err)
+
+
+def test_demo_out_that_cannot_be_made_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`lineage demo --out` under a file fails with one line naming --out, before a broker starts."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "demo", "--out", str(blocker / "out"))
+    assert "--out" in one_line_failure(code, err)
+
+
+@pytest.mark.parametrize("topic", ["../../evil", "a b", "x" * 250, ".", ""])
+def test_illegal_topic_names_are_refused(capsys: pytest.CaptureFixture[str], topic: str) -> None:
+    """A topic name Kafka cannot hold is refused as one line naming the setting."""
+    code, _, err = run(capsys, "tail", "--topic", topic, "--bootstrap-servers", "127.0.0.1:1")
+    assert "topic" in one_line_failure(code, err)
+
+
+def test_policy_with_infinite_minimum_age_is_one_line(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    """A policy with minimum = inf fails with one line naming the file and age.minimum."""
+    policy = tmp_path / "p.toml"
+    policy.write_text('[organisation]\nname = "X"\nsystems = ["app"]\n[age]\nminimum = inf\n')
+    code, _, err = run(capsys, "check", "--store", str(store), "--policy", str(policy))
+    line = one_line_failure(code, err)
+    assert "p.toml" in line and "age.minimum" in line
+
+
+def test_breach_aware_at_the_end_of_time_is_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    """`lineage breach` --aware 9999-12-31T23:59:59Z fails with one line naming --aware, not an OverflowError."""
+    code, _, err = run(capsys, "breach", "--store", str(store), "--node", "app", "--from", "2026-01-01T00:00Z",
+                       "--to", "2026-12-01T00:00Z", "--aware", "9999-12-31T23:59:59Z")  # fmt: skip
+    assert "aware" in one_line_failure(code, err)
+
+
+def test_times_outside_the_contract_are_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    """A time option in year 1 (which overflows in UTC) fails as one line naming the option."""
+    code, _, err = run(capsys, "access", "s1", "--store", str(store), "--as-of", "0001-01-01T00:00:00+05:00")
+    assert "--as-of" in one_line_failure(code, err)
+
+
+# -- item 10: JSON outputs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["access", "erasure"])
+def test_json_with_nothing_found_is_json(capsys: pytest.CaptureFixture[str], store: Path, command: str) -> None:
+    """`access`/`erasure --format json` for an unknown identifier print a JSON document saying nothing is held."""
+    code, out, _ = run(capsys, command, "nobody", "--store", str(store), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["holds_data"] is False
+    assert out.endswith("}\n")
+
+
+def test_json_output_ends_with_a_newline(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    """Every JSON output ends with a newline."""
+    code, out, _ = run(capsys, "transfers", "--store", str(store), "--format", "json")
+    assert code == 0 and out.endswith("\n")
+    json.loads(out)
+
+
+def test_breach_json_lists_pairs_and_counts_each_once(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    """`lineage breach` JSON has the affected (subject, category) pairs with holders; records counts pairs once."""
+    code, out, _ = run(capsys, "breach", "--store", str(store), "--node", "app", "--node", "pay",
+                       "--from", "2026-01-01T00:00Z", "--to", "2026-12-01T00:00Z",
+                       "--aware", "2026-12-01T00:00Z", "--format", "json")  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["records"] == 2  # (s1, email) at app and pay is one pair; (s2, email) the other
+    assert doc["by_category"][0]["records"] == 2
+    pairs = {(a["subject"], a["category"]): sorted(h["holder"] for h in a["holders"]) for a in doc["affected"]}
+    assert pairs == {("s1", "user.contact.email"): ["app", "pay"], ("s2", "user.contact.email"): ["app"]}
+
+
+# -- item 11: the wall clock as "now" -----------------------------------------------------------
+
+
+@pytest.fixture
+def future_store(tmp_path: Path) -> Path:
+    """A store with one event now-ish and one stamped in 2100."""
+    folder = tmp_path / "future"
+    store_of([_collected("s1"), _collected("s1", FUTURE, source="later")], folder)
+    return folder
+
+
+def test_access_without_as_of_warns_of_later_events(capsys: pytest.CaptureFixture[str], future_store: Path) -> None:
+    """`lineage access` with no --as-of says how many events are after now and the latest, in report and stderr."""
+    code, out, err = run(capsys, "access", "s1", "--store", str(future_store), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert "1 event" in doc["warning"] and "2100-01-01" in doc["warning"]
+    assert "warning" in err and "2100-01-01" in err
+
+
+def test_breach_without_aware_warns_of_later_events(capsys: pytest.CaptureFixture[str], future_store: Path) -> None:
+    """`lineage breach` with no --aware warns on stderr that later events exist."""
+    code, _, err = run(capsys, "breach", "--store", str(future_store), "--node", "app",
+                       "--from", "2026-01-01T00:00Z", "--to", "2026-12-01T00:00Z")  # fmt: skip
+    assert code == 0 and "2100-01-01" in err
+
+
+def test_an_explicit_as_of_needs_no_warning(capsys: pytest.CaptureFixture[str], future_store: Path) -> None:
+    """With --as-of given there is no warning."""
+    code, out, err = run(capsys, "access", "s1", "--store", str(future_store), "--as-of", "2030-01-01T00:00Z")
+    assert code == 0 and "warning" not in err.lower() and "warning" not in out.lower()
+
+
+# -- item 12: outputs never through symlinks ----------------------------------------------------
+
+
+def test_subjects_out_through_a_symlink_is_refused(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    """`lineage breach` --subjects-out naming a symlink fails as one line; the linked file keeps content and mode."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.chmod(victim, 0o644)
+    link = tmp_path / "subjects.csv"
+    link.symlink_to(victim)
+    code, _, err = run(capsys, "breach", "--store", str(store), "--node", "app", "--from", "2026-01-01T00:00Z",
+                       "--to", "2026-12-01T00:00Z", "--subjects-out", str(link))  # fmt: skip
+    assert "--subjects-out" in one_line_failure(code, err)
+    assert victim.read_text() == "precious" and (victim.stat().st_mode & 0o777) == 0o644

@@ -1,0 +1,65 @@
+"""`lineage emit` against a real broker: every good line is sent, every bad one named by number, one line each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lineage import Codec, Settings
+from lineage.cli import main
+from lineage.transport.kafka import read_messages
+from tests.fixtures import GOOD_LINE
+
+
+def _emit(capsys: pytest.CaptureFixture[str], settings: Settings, path: Path) -> tuple[int, str]:
+    code = main(["emit", str(path), "--system", "web", "--region", "CN",
+                 "--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic])  # fmt: skip
+    return code, capsys.readouterr().err
+
+
+def _sent(settings: Settings) -> list[str]:
+    codec = Codec()
+    messages = read_messages(settings, settings.topic, idle_timeout_s=3)
+    return [codec.decode(m.value or b"").subject_id or "" for m in messages]
+
+
+def _good(subject: str) -> str:
+    return GOOD_LINE.replace('"u1"', json.dumps(subject))
+
+
+def test_hostile_and_oversized_lines_are_named_and_the_rest_sent(
+    capsys: pytest.CaptureFixture[str], kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Deep nesting, a huge number, a lone surrogate, bad bytes, a >1 MB event: each named by line; good ones sent."""
+    big = json.loads(_good("big")) | {"source": "x" * 1_100_000}
+    lines = [
+        _good("first").encode(),
+        b"[" * 100_000,
+        _good("n").replace("}", ', "retention_days": ' + "9" * 5000 + "}").encode(),
+        GOOD_LINE.replace('"u1"', '"\\ud800"').encode(),  # JSON text: "\ud800"
+        _good("bad").encode().replace(b"bad", b"b\xffd"),
+        json.dumps(big).encode(),
+        _good("last").encode(),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    code, err = _emit(capsys, kafka_settings, path)
+    assert code == 1, err
+    assert "Traceback" not in err
+    named = sorted(int(line.split("line ")[1].split(":")[0]) for line in err.splitlines() if ": line " in line)
+    assert named == [2, 3, 4, 5, 6], err
+    assert "sent 2 event(s); 5 bad line(s) refused" in err
+    assert sorted(_sent(kafka_settings)) == ["first", "last"]
+
+
+def test_a_broker_that_is_down_stops_with_one_line_saying_where(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With no broker, emit fails as one line (exit 2), no traceback."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(_good("a") + "\n")
+    settings = Settings(bootstrap_servers="127.0.0.1:1", connect_timeout_s=1)
+    code, err = _emit(capsys, settings, path)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
