@@ -185,18 +185,38 @@ class LocalBroker:
             raise BrokerUnavailableError(
                 self.bootstrap_servers, 0, f"storage format failed: {fmt.stderr.strip()[-2000:]}"
             )
-        with self.log_path.open("wb") as log:
+        self.log_path.unlink(missing_ok=True)
+        self._launch(timeout_s)
+        return self
+
+    def _launch(self, timeout_s: float) -> None:
+        # A restart appends to the log; readiness is read from what this run wrote.
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*self._java(), "kafka.Kafka", str(config)],
+                [*self._java(), "kafka.Kafka", str(self.workdir / "server.properties")],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # our Ctrl-C handling stops it; the terminal's does not race us
             )
-        self._wait_ready(timeout_s)
+        self._wait_ready(timeout_s, offset)
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would: no clean shutdown (the outage tests use it)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, timeout_s: float = 90.0) -> LocalBroker:
+        """Start the stopped or killed broker again on the same port and data folder: topics survive."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self._launch(timeout_s)
         return self
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, offset: int = 0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -206,7 +226,7 @@ class LocalBroker:
                     timeout_s,
                     f"the broker exited with {self.process.returncode}:\n{self._log_tail()}",
                 )
-            if _READY_LINE in self.log_path.read_text(encoding="utf-8", errors="replace"):
+            if _READY_LINE.encode() in self.log_path.read_bytes()[offset:]:
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                     return
