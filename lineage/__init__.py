@@ -52,6 +52,7 @@ from lineage.errors import (
     InvalidEventError,
     LineageError,
     StoreError,
+    UndeliveredError,
     UnknownSchemaError,
     UnknownValueError,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "StoreError",
     "Taxonomy",
     "TransferKind",
+    "UndeliveredError",
     "UnknownSchemaError",
     "UnknownValueError",
     "default_taxonomy",

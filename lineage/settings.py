@@ -40,6 +40,10 @@ class Settings:
     """The Kafka consumer group of the ingest consumers."""
     cache_dir: Path = Path(".cache")
     """Where the local broker's jars and data live (git-ignored in the repository)."""
+    spool_dir: Path | None = None
+    """Where an emitter keeps events the broker did not take, to send them again (off when None).
+
+    Off by default: the spool holds personal data on local disk, so its place is the operator's choice."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot work, naming the setting."""
