@@ -5,14 +5,44 @@ The one home of connection options, so producers, consumers and the admin client
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from typing import Any
+
+from kafka.net.inet import KafkaNetSocket
 
 from lineage.errors import BrokerUnavailableError
 from lineage.settings import Settings
 
 __all__ = ["client_options", "wait_for_broker"]
+
+
+def _close_socket_of_failed_connect() -> None:
+    """Make kafka-python close the socket of a connection attempt that failed.
+
+    kafka-python 3.0.12's ``KafkaNetSocket.sock_connect`` raises when the connection is refused or
+    times out without closing the socket it was given: a client whose broker is down leaks one
+    socket per reconnect attempt (a ResourceWarning each, an error under our tests). An emitter
+    riding out a broker outage makes many attempts, so the socket is closed here on any failure.
+    """
+    original = KafkaNetSocket.sock_connect
+    if getattr(original, "_lineage_closes", False):
+        return
+
+    @functools.wraps(original)
+    async def sock_connect(self: Any, net: Any, sock: socket.socket, sockaddr: Any, timeout_at: Any = None) -> Any:
+        try:
+            return await original(self, net, sock, sockaddr, timeout_at=timeout_at)
+        except BaseException:
+            sock.close()
+            raise
+
+    sock_connect._lineage_closes = True  # type: ignore[attr-defined]
+    KafkaNetSocket.sock_connect = sock_connect
+
+
+_close_socket_of_failed_connect()
 
 
 def client_options(settings: Settings, *, client_suffix: str = "") -> dict[str, Any]:

@@ -74,17 +74,23 @@ class KafkaDelivery:
             self.event_id, self.topic, f"not acknowledged within the delivery timeout of {self.timeout_s:g} s"
         )
 
+    def wait_until(self, end: float) -> None:
+        """Wait until the delivery is resolved, or until ``end`` (a ``time.monotonic()`` instant)."""
+        end = min(end, self.deadline)
+        # kafka-python's own timer may wake a little early: wait again until really resolved or due
+        while not self.expired and not self.future.is_done:
+            wait = end - time.monotonic()
+            if wait <= 0:
+                return
+            with contextlib.suppress(kafka.errors.KafkaError):  # the outcome is read by the caller
+                self.future.get(timeout=wait)
+
     def result(self, timeout_s: float | None = None) -> DeliveryReceipt:
         """Wait for the acknowledgement; raise ``DeliveryError`` if it failed or the deadline passed."""
-        if not self.expired and not self.future.is_done:
-            wait = self.deadline - time.monotonic()
-            if timeout_s is not None:
-                wait = min(wait, timeout_s)
-            with contextlib.suppress(kafka.errors.KafkaError):  # the outcome is read below
-                self.future.get(timeout=max(wait, 0.0))
+        self.wait_until(self.deadline if timeout_s is None else time.monotonic() + timeout_s)
         if not self.resolved(time.monotonic()):
             raise DeliveryError(
-                self.event_id, self.topic, f"no acknowledgement within {timeout_s:g} s yet (it may still arrive)"
+                self.event_id, self.topic, f"no acknowledgement within {timeout_s or 0:g} s yet (it may still arrive)"
             )
         error = self.error()
         if error is not None:
@@ -146,6 +152,10 @@ class KafkaEventSink:
     def _open(self) -> _Producer:
         settings = self._settings
         bound_ms = int(settings.connect_timeout_s * 1000)
+        delivery_ms = int(settings.delivery_timeout_s * 1000)
+        # kafka-python refuses delivery_timeout_ms < linger_ms + request_timeout_ms: a delivery timeout
+        # at or below the connect timeout (5 s and 10 s, say) must shorten the request timeout too.
+        request_ms = max(1, min(bound_ms, delivery_ms - settings.linger_ms))
         try:
             return _Producer(
                 **client_options(settings),
@@ -156,8 +166,8 @@ class KafkaEventSink:
                 # kafka-python waits separately for bootstrap, for metadata and for buffer space:
                 # bound each so a dead broker fails within the promised time, never hangs.
                 max_block_ms=bound_ms,
-                request_timeout_ms=min(bound_ms, int(settings.delivery_timeout_s * 1000)),
-                delivery_timeout_ms=int(settings.delivery_timeout_s * 1000),
+                request_timeout_ms=request_ms,
+                delivery_timeout_ms=max(delivery_ms, settings.linger_ms + request_ms),
             )
         except (kafka.errors.KafkaTimeoutError, kafka.errors.KafkaConnectionError) as exc:
             raise BrokerUnavailableError(settings.bootstrap_servers, settings.connect_timeout_s, str(exc)) from exc
@@ -241,13 +251,9 @@ class KafkaEventSink:
         """
         end = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
         for delivery in list(self._pending):
-            now = time.monotonic()
-            if delivery.resolved(now):
+            if delivery.resolved(time.monotonic()):
                 continue
-            wait = min(delivery.deadline, end) - now
-            if wait > 0:
-                with contextlib.suppress(kafka.errors.KafkaError):  # the outcome is read by failures()
-                    delivery.future.get(timeout=wait)
+            delivery.wait_until(end)
             if not delivery.resolved(time.monotonic()):
                 raise BrokerError(f"messages still unacknowledged after {timeout_s:g} s")
 
