@@ -304,3 +304,23 @@ def test_retention_register_matches_the_reference(records: list[Record], minute:
     with tempfile.TemporaryDirectory() as folder:
         rows = retention_register(store_of(records, Path(folder)), now)
     assert {(r["holder"], r["category"]): (r["subjects"], micros(r["overdue_since"])) for r in rows} == expected
+
+
+def test_an_event_stored_twice_is_listed_once(tmp_path: Path) -> None:
+    """A resent event (at-least-once delivery) stored twice before compaction shows once in an access report."""
+    consent = make_record(
+        "CONSENT",
+        system="web",
+        system_region="CN",
+        subject_id="u1",
+        categories=["user.contact.email"],
+        purpose="essential.service",
+        consent_status="GRANTED",
+        consent_kind="GENERAL",
+        occurred_at=_at(1),
+    )
+    erased = make_record("ERASED", system="web", system_region="CN", subject_id="u1", categories=["user.contact.email"],
+                         erasure_outcome="ERASED", occurred_at=_at(2))  # fmt: skip
+    store = store_of([consent, erased, dict(consent), dict(erased)], tmp_path / "store")
+    report = access_request(store, "u1", TAX, _at(3))
+    assert len(report.consents) == 1 and len(report.erasures) == 1
