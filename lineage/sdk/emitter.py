@@ -298,8 +298,9 @@ class Emitter:
         else:
             try:
                 self.close()
-            except DeliveryError:
-                pass  # the original exception is the one the caller needs to see first
+            except DeliveryError as failure:
+                # the original exception is the one the caller needs to see first; it says this too
+                exc.add_note(f"and on closing the emitter: {str(failure).splitlines()[0]}")
 
     # -- failures and the spool ------------------------------------------------------------
 

@@ -93,3 +93,12 @@ def test_a_delivery_that_fails_later_is_spooled_not_raised(tmp_path: Path) -> No
     second = _emit(emitter, "u2")  # no raise: the failure of the first is spooled
     emitter.close()
     assert [m.event_id for m in sink.messages] == [first, second]
+
+
+def test_an_error_leaving_the_block_also_says_what_was_not_delivered() -> None:
+    """When another error leaves the with-block, it carries a note counting the undelivered events."""
+    sink = MemorySink(fail_next=1)
+    with pytest.raises(KeyError) as caught, _emitter(sink) as emitter:
+        _emit(emitter, "u1")
+        raise KeyError("the caller's own error")
+    assert any("1 event(s) were not delivered" in note for note in caught.value.__notes__)
