@@ -88,7 +88,8 @@ class Spool:
             raise ConfigurationError(_OPTION, f"cannot create {folder}: {exc.strerror}") from None
         self._prefix = re.sub(r"[^A-Za-z0-9._-]", "_", topic) + "."
         self.path = self.folder / f"{self._prefix}{os.getpid()}.{uuid.uuid4().hex[:12]}.spool"
-        self._fd = self._create(self.path)
+        self._fd = -1  # the file is made on the first append: most emitters never need one
+        self._closed = False
         self._ids: list[str] = []  # the ids in the file, in order (the bytes stay on disk, not in memory)
         self._members: set[str] = set()
         self._adopt_orphans()
@@ -125,7 +126,8 @@ class Spool:
                 with open(fd, "rb", closefd=False) as f:
                     entries = _decode(f.read())
                 self.append(entries)
-                os.fsync(self._fd)  # ours is on disk before theirs goes: a crash leaves duplicates, not losses
+                if self._fd >= 0:  # ours is on disk before theirs goes: a crash leaves duplicates, not losses
+                    os.fsync(self._fd)
                 path.unlink()
             finally:
                 os.close(fd)
@@ -147,6 +149,10 @@ class Spool:
         """Add events at the end, in one write (survives this process crashing, not the machine)."""
         if not entries:
             return
+        if self._closed:
+            raise ConfigurationError(_OPTION, f"the spool {self.path} is closed")
+        if self._fd < 0:
+            self._fd = self._create(self.path)
         data = _encode(entries)
         try:
             written = os.write(self._fd, data)
@@ -171,7 +177,7 @@ class Spool:
         dropped, self._ids = self._ids[:count], self._ids[count:]
         self._members.difference_update(dropped)
         if not self._ids:
-            os.ftruncate(self._fd, 0)
+            os.ftruncate(self._fd, 0)  # kept (and locked) for the next backlog; removed by close()
             return
         # The rest go to a new file before the old one goes, so a crash between the two leaves
         # duplicates, never a loss.
@@ -187,6 +193,7 @@ class Spool:
 
     def close(self) -> None:
         """Release the file: removed if empty, else synced to disk and left for the next emitter."""
+        self._closed = True
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -102,3 +103,38 @@ def test_an_error_leaving_the_block_also_says_what_was_not_delivered() -> None:
         _emit(emitter, "u1")
         raise KeyError("the caller's own error")
     assert any("1 event(s) were not delivered" in note for note in caught.value.__notes__)
+
+
+def test_an_emitter_that_never_spools_leaves_no_file(tmp_path: Path) -> None:
+    """With a spool folder but no failure, no spool file is made, even if the emitter is never closed."""
+    folder = tmp_path / "spool"
+    emitter = _emitter(MemorySink(), folder)
+    _emit(emitter, "u1")
+    emitter.flush()
+    assert list(folder.iterdir()) == []
+
+
+def test_a_record_cut_short_by_a_crash_is_dropped_and_whole_ones_kept(tmp_path: Path) -> None:
+    """An orphaned spool whose last record was cut mid-write yields every whole record to the next emitter."""
+    from lineage.sdk.spool import Spool, SpoolEntry
+
+    folder = tmp_path / "spool"
+    crashed = Spool(folder, "lineage.events")
+    crashed.append([SpoolEntry("e1", b"k1", b"v1"), SpoolEntry("e2", b"k2", b"v2")])
+    with crashed.path.open("ab") as f:
+        f.write(b"\x00\x02\x00\x00")  # the start of a third record's header, then the crash
+    crashed._closed = True  # noqa: SLF001 - what a crash leaves: the file, unlocked once the process is gone
+    os.close(crashed._fd)  # noqa: SLF001
+    heir = Spool(folder, "lineage.events")
+    assert heir.event_ids == ("e1", "e2")
+    assert [(e.key, e.value) for e in heir.head(10)] == [(b"k1", b"v1"), (b"k2", b"v2")]
+
+
+def test_a_live_emitters_spool_is_not_taken_over(tmp_path: Path) -> None:
+    """A second emitter on the same folder and topic leaves a spool that a live emitter holds alone."""
+    folder = tmp_path / "spool"
+    live = _emitter(MemorySink(down=True), folder)
+    _emit(live, "u1")
+    other = _emitter(MemorySink(), folder)
+    other.close()
+    assert len(list(folder.iterdir())) == 1
