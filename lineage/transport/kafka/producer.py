@@ -199,7 +199,7 @@ class KafkaEventSink:
                 event_id,
                 topic,
                 f"no metadata for the topic or no buffer space within {self._settings.connect_timeout_s:g} s "
-                f"(does the topic exist? is the broker up?): {exc}",
+                f"(does it exist? is the broker up?): {exc}",
             ) from exc
         except kafka.errors.KafkaError as exc:
             raise DeliveryError(event_id, topic, str(exc)) from exc
