@@ -43,6 +43,8 @@ from lineage.contract.events import (
 from lineage.contract.taxonomy import Taxonomy, default_taxonomy
 from lineage.contract.validation import is_cross_border, validate
 from lineage.errors import (
+    AuthenticationError,
+    AuthorizationError,
     BrokerError,
     BrokerUnavailableError,
     ConfigurationError,
@@ -52,6 +54,7 @@ from lineage.errors import (
     InvalidEventError,
     LineageError,
     StoreError,
+    UndeliveredError,
     UnknownSchemaError,
     UnknownValueError,
 )
@@ -61,6 +64,8 @@ from lineage.settings import Settings
 __all__ = [
     "__version__",
     "AgeBand",
+    "AuthenticationError",
+    "AuthorizationError",
     "BrokerError",
     "BrokerUnavailableError",
     "Codec",
@@ -83,6 +88,7 @@ __all__ = [
     "StoreError",
     "Taxonomy",
     "TransferKind",
+    "UndeliveredError",
     "UnknownSchemaError",
     "UnknownValueError",
     "default_taxonomy",

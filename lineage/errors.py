@@ -13,6 +13,7 @@
     └── BrokerError                         Kafka could not be reached or refused a message
         ├── BrokerUnavailableError          no broker answered within the bound
         ├── DeliveryError                   a sent event was not acknowledged
+        │   └── UndeliveredError            ``close()``/``flush()``: every event not delivered, by id
         ├── AuthenticationError             bad credentials, or a broker certificate we do not trust
         └── AuthorizationError              the broker's ACLs refuse this principal an operation
 
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidEventError",
     "LineageError",
     "StoreError",
+    "UndeliveredError",
     "UnknownSchemaError",
     "UnknownValueError",
     "is_identifier_field",
@@ -191,7 +193,9 @@ class DeliveryError(BrokerError):
     def __init__(self, event_id: str, topic: str, detail: str) -> None:
         """Record which event failed and why; the subject is not logged."""
         self.event_id = event_id
+        self.event_ids: tuple[str, ...] = (event_id,)
         self.topic = topic
+        self.detail = detail
         super().__init__(f"event {event_id} was not delivered to topic {topic}: {detail}")
 
 
@@ -224,3 +228,21 @@ class AuthorizationError(BrokerError):
         self.resource = resource
         extra = f" ({detail})" if detail else ""
         super().__init__(f"not authorised to {operation} {resource}{extra}")
+
+
+class UndeliveredError(DeliveryError):
+    """Events that were not delivered, all of them by id: what ``flush()`` or ``close()`` could not send.
+
+    ``event_ids`` lists every one in the order sent; the message gives their count, not the ids, so
+    it stays one line. ``spooled`` says they are kept in the local spool and will be sent again.
+    """
+
+    def __init__(self, topic: str, event_ids: Sequence[str], detail: str, *, spooled: bool = False) -> None:
+        """Record every undelivered event id."""
+        ids = tuple(event_ids)
+        BrokerError.__init__(self, f"{len(ids)} event(s) were not delivered to topic {topic}: {detail}")
+        self.event_id = ids[0] if ids else ""
+        self.event_ids = ids
+        self.topic = topic
+        self.detail = detail
+        self.spooled = spooled

@@ -63,6 +63,10 @@ class Settings:
     """PEM private key of ``ssl_certfile`` (when not in the same file)."""
     ssl_check_hostname: bool = True
     """Whether the broker's certificate must name the host connected to."""
+    spool_dir: Path | None = None
+    """Where an emitter keeps events the broker did not take, to send them again (off when None).
+
+    Off by default: the spool holds personal data on local disk, so its place is the operator's choice."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot work, naming the setting."""

@@ -8,4 +8,6 @@ FROM events
 WHERE scope = 'SUBJECT'
   AND occurred_at <= $as_of
   AND list_contains($ids, subject_id)
+-- an event resent after an outage (delivery is at-least-once) is stored twice until compaction
+QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_offset) = 1
 ORDER BY occurred_at, event_id

@@ -75,8 +75,10 @@ class Validator:
         if r["encrypted"] is not None and type(r["encrypted"]) is not bool:
             raise InvalidEventError("encrypted", r["encrypted"], "must be true, false or absent")
         for name in ("consent_ref", "source", "hold_reason"):
-            if r[name] is not None and not isinstance(r[name], str):
-                raise InvalidEventError(name, r[name], "must be a string or absent")
+            if r[name] is not None:
+                if not isinstance(r[name], str):
+                    raise InvalidEventError(name, r[name], "must be a string or absent")
+                _check_utf8(name, r[name])
         categories = r["categories"]
         if not categories:
             raise InvalidEventError("categories", categories, "must name at least one data category")
@@ -172,11 +174,30 @@ def is_cross_border(event: PersonalDataEvent | Mapping[str, Any], taxonomy: Taxo
     return crosses_border(taxonomy, source, dest)
 
 
+def _check_utf8(field: str, value: str) -> None:
+    """Refuse text with no UTF-8 form (a lone surrogate, as a JSON escape of U+D800 gives).
+
+    Python strings may hold them but Avro, Kafka keys and Parquet need UTF-8: caught here, every
+    path gets an ``InvalidEventError`` naming the field instead of a ``UnicodeEncodeError`` later.
+    ASCII, the common case, is checked without encoding.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # InvalidEventError keeps an identifier field's value out of the message (errors.IDENTIFIER_FIELDS)
+        raise InvalidEventError(
+            field, value, f"is not valid text: character {exc.start} has no UTF-8 encoding (a lone surrogate)"
+        ) from None
+
+
 def _check_id(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(field, value, "must be a non-empty string")
     if len(value) > _MAX_ID:
-        raise InvalidEventError(field, value[:40] + "...", f"must be at most {_MAX_ID} characters")
+        raise InvalidEventError(field, value, f"must be at most {_MAX_ID} characters")
+    _check_utf8(field, value)
 
 
 def _check_subject(r: Mapping[str, Any], kind: str, taxonomy: Taxonomy) -> None:

@@ -6,13 +6,23 @@
 
 Each call validates the event (raising a ``LineageError`` that names the field) before anything is
 sent, keys the message by subject so one subject's events stay in order, and returns a
-``Delivery``. A failed delivery is never swallowed: it raises from ``Delivery.result()``, and the
-emitter raises it again from a later call once the broker has answered, and at the latest from
-``flush()`` or ``close()``.
+``Delivery``, which resolves (acknowledged, or failed with its event id) within
+``settings.delivery_timeout_s``. A failed delivery is never swallowed:
+
+- without a spool it raises from ``Delivery.result()``, and the emitter raises an
+  ``UndeliveredError`` listing every failed event id from a later call, or at the latest from
+  ``flush()`` or ``close()``; each failed id is reported once;
+- with ``settings.spool_dir`` set, failed events go to a private local file instead, and so does
+  every later event until the spool is empty again (keeping their order); the emitter sends them
+  again, oldest first, once the broker takes a probe event. ``close()`` then raises an
+  ``UndeliveredError`` (``spooled=True``) naming the events still waiting, which the next emitter
+  for the topic with the same spool folder sends.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -32,11 +42,17 @@ from lineage.contract.events import (
 from lineage.contract.records import Record, build_event, make_record, to_record
 from lineage.contract.taxonomy import Taxonomy, default_taxonomy
 from lineage.contract.validation import Validator
-from lineage.errors import DeliveryError, InvalidEventError
+from lineage.errors import DeliveryError, InvalidEventError, UndeliveredError
+from lineage.sdk.spool import Spool, SpooledDelivery, SpoolEntry
 from lineage.settings import Settings
-from lineage.transport.sink import Delivery, EventSink
+from lineage.transport.sink import Delivery, EventSink, Undelivered
 
 __all__ = ["Emitter"]
+
+# Resending the spool: one event first (a probe), then rounds of up to this many once the broker took
+# it; after a failed round, wait this long before the next probe.
+_ROUND = 10_000
+_PROBE_EVERY_S = 1.0
 
 
 class Emitter:
@@ -69,6 +85,12 @@ class Emitter:
 
             sink = KafkaEventSink(self.settings)
         self._sink = sink
+        self._unreported: list[Undelivered] = []  # failed, not yet raised to the caller (no spool)
+        self._spool = Spool(self.settings.spool_dir, self.settings.topic) if self.settings.spool_dir else None
+        self._round: deque[Delivery] = deque()  # spooled events resent and not yet acknowledged
+        self._round_size = 0  # how many spool entries the current round covers
+        self._round_limit = 1
+        self._next_probe = 0.0
 
     # -- the five event kinds -----------------------------------------------------------------
 
@@ -211,27 +233,57 @@ class Emitter:
 
     def emit_record(self, record: Record) -> Delivery:
         """Validate, encode and send a record (``lineage.contract.records``); the path every method takes."""
-        self._raise_failures()
+        self._take_failures()
         self._validator.check(record)
-        key = record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]
-        return self._sink.send(
-            self.settings.topic, key.encode("utf-8"), self.codec.encode_record(record), record["event_id"]
-        )
+        key = (record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]).encode("utf-8")
+        value = self.codec.encode_record(record)
+        event_id = record["event_id"]
+        spool = self._spool
+        if spool is None:
+            return self._sink.send(self.settings.topic, key, value, event_id)
+        if spool:  # a backlog: this event queues behind it, so events reach the topic in order
+            spool.append([SpoolEntry(event_id, key, value)])
+            self._resend()
+            return SpooledDelivery(event_id, self.settings.topic, "older events still wait to be sent")
+        try:
+            return self._sink.send(self.settings.topic, key, value, event_id)
+        except DeliveryError as exc:
+            spool.append([SpoolEntry(event_id, key, value)])
+            self._next_probe = time.monotonic() + _PROBE_EVERY_S
+            return SpooledDelivery(event_id, self.settings.topic, exc.detail)
 
     def _send(self, event_type: EventType, fields: dict[str, Any]) -> Delivery:
         return self.emit_record(make_record(event_type, system=self.system, system_region=self.region, **fields))
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait for every sent event; raise the first delivery failure, if any."""
-        self._sink.flush(timeout_s if timeout_s is not None else self.settings.delivery_timeout_s)
-        self._raise_failures()
+        """Wait for every sent event (resending the spool meanwhile); raise ``UndeliveredError`` if any is not.
+
+        Without a spool it lists the failed events not reported before; with one, every event
+        still waiting in the spool.
+        """
+        self._drain(timeout_s if timeout_s is not None else self.settings.delivery_timeout_s)
+        self._take_failures()
+        if self._spool:
+            raise self._spooled_error()
 
     def close(self) -> None:
-        """Flush, release the connection, then raise any delivery failure."""
+        """Flush, release the connection and the spool; raise ``UndeliveredError`` naming what was not delivered."""
         try:
-            self._sink.close(self.settings.delivery_timeout_s)
+            try:
+                self._drain(self.settings.delivery_timeout_s)
+            finally:
+                self._sink.close(self.settings.delivery_timeout_s)
         finally:
-            self._raise_failures()
+            try:
+                self._take_failures(raise_them=False)
+            finally:
+                spool, self._spool = self._spool, None
+                if spool is not None:
+                    spool.close()
+            if spool is not None and spool:
+                raise self._spooled_error(spool)
+            if self._unreported:
+                raise self._undelivered_error(note=False)
 
     def __enter__(self) -> Emitter:
         """Use as a context manager; leaving it flushes and closes."""
@@ -246,14 +298,90 @@ class Emitter:
         else:
             try:
                 self.close()
-            except DeliveryError:
-                pass  # the original exception is the one the caller needs to see first
+            except DeliveryError as failure:
+                # the original exception is the one the caller needs to see first; it says this too
+                exc.add_note(f"and on closing the emitter: {str(failure).splitlines()[0]}")
 
-    def _raise_failures(self) -> None:
-        failures = self._sink.failures()
-        if failures:
-            first = failures[0]
-            if len(failures) > 1:
-                first.add_note(f"{len(failures) - 1} more event(s) also failed delivery")
-            first.add_note("raised by a later call: the event of that call was not sent; send it again")
-            raise first
+    # -- failures and the spool ------------------------------------------------------------
+
+    def _take_failures(self, *, raise_them: bool = True) -> None:
+        """Spool the deliveries found failed, or (no spool) raise them all as one ``UndeliveredError``."""
+        failed = self._sink.failures()
+        if failed:
+            spool = self._spool
+            if spool is None:
+                self._unreported += failed
+            else:
+                # A resent event that fails again is still in the spool: the round ends, entries stay.
+                fresh = [SpoolEntry(f.event_id, f.key, f.value) for f in failed if f.event_id not in spool]
+                if len(fresh) < len(failed) and self._round:
+                    self._round.clear()
+                    self._round_size, self._round_limit = 0, 1
+                    self._next_probe = time.monotonic() + _PROBE_EVERY_S
+                spool.append(fresh)
+        if raise_them and self._unreported:
+            raise self._undelivered_error(note=True)
+
+    def _undelivered_error(self, *, note: bool) -> UndeliveredError:
+        failed, self._unreported = self._unreported, []
+        error = UndeliveredError(self.settings.topic, [f.event_id for f in failed], failed[0].error.detail)
+        if note:
+            error.add_note("raised by a later call: the event of that call was not sent; send it again")
+        return error
+
+    def _spooled_error(self, spool: Spool | None = None) -> UndeliveredError:
+        spool = spool or self._spool
+        assert spool is not None
+        return UndeliveredError(
+            self.settings.topic,
+            spool.event_ids,
+            f"the broker did not take them; kept in {spool.path} for the next emitter with this spool_dir",
+            spooled=True,
+        )
+
+    def _resend(self) -> None:
+        """Advance resending the spool, without waiting: finish a round, or start one when due."""
+        spool = self._spool
+        if spool is None:
+            return
+        round_ = self._round
+        while round_:
+            try:
+                round_[0].result(0)
+            except DeliveryError:
+                break  # not acknowledged yet; or failed, which _take_failures sees and handles
+            round_.popleft()
+        if self._round_size and not round_:  # every event of the round acknowledged
+            spool.drop(self._round_size)
+            self._round_size, self._round_limit = 0, _ROUND
+        if self._round_size or not spool or time.monotonic() < self._next_probe:
+            return
+        entries = spool.head(self._round_limit)
+        sent: list[Delivery] = []
+        for e in entries:
+            try:
+                sent.append(self._sink.send(self.settings.topic, e.key, e.value, e.event_id))
+            except DeliveryError:
+                self._round_limit = 1
+                self._next_probe = time.monotonic() + _PROBE_EVERY_S
+                self._round.extend(sent)  # already queued: let them finish, the round does not count
+                return
+        self._round.extend(sent)
+        self._round_size = len(entries)
+
+    def _drain(self, timeout_s: float) -> None:
+        """Wait for the sink and resend the spool until it is empty or ``timeout_s`` has passed."""
+        end = time.monotonic() + timeout_s
+        self._sink.flush(timeout_s)
+        spool = self._spool
+        self._next_probe = 0.0  # try at once: the caller is waiting for exactly this
+        while spool is not None:
+            self._take_failures(raise_them=False)
+            self._resend()
+            now = time.monotonic()
+            if not spool or now >= end:
+                return
+            if self._round:
+                self._sink.flush(max(end - now, 0.0))
+            else:
+                time.sleep(max(min(self._next_probe - now, end - now, 0.5), 0.01))

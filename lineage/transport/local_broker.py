@@ -261,6 +261,19 @@ class LocalBroker:
         self._wait_ready(timeout_s)
         return self
 
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would: no clean shutdown (the outage tests use it)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, timeout_s: float = 90.0) -> LocalBroker:
+        """Start the stopped or killed broker again on the same port and data folder: topics survive."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        return self.start(timeout_s)
+
     def reset(self) -> None:
         """Stop the broker and wipe its data and ports: the next ``start`` is a fresh cluster."""
         self.stop()

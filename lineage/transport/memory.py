@@ -1,7 +1,8 @@
 """The in-memory transport: a sink that keeps what an ``Emitter`` sends, for tests without a broker.
 
-``MemorySink`` records what an ``Emitter`` sends; ``fail_next`` makes deliveries fail so callers can
-test their error handling. The real Kafka path is tested against a real broker too, never only this.
+``MemorySink`` records what an ``Emitter`` sends; ``fail_next`` makes deliveries fail, and ``down``
+makes every send fail at once as with no broker, so callers can test their error handling. The
+real Kafka path is tested against a real broker too, never only this.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lineage.errors import DeliveryError
+from lineage.transport.sink import Undelivered
 
 __all__ = ["MemoryDelivery", "MemoryReceipt", "MemorySink", "SentMessage"]
 
@@ -36,6 +38,7 @@ class MemoryReceipt:
 class MemoryDelivery:
     """A delivery that already succeeded or failed."""
 
+    event_id: str
     receipt: MemoryReceipt | None
     error: DeliveryError | None = None
 
@@ -53,20 +56,23 @@ class MemorySink:
 
     messages: list[SentMessage] = field(default_factory=list)
     fail_next: int = 0
+    down: bool = False
     closed: bool = False
-    _failed: list[DeliveryError] = field(default_factory=list)
+    _failed: list[Undelivered] = field(default_factory=list)
 
     def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> MemoryDelivery:
-        """Store the message, or fail it while ``fail_next`` > 0."""
+        """Store the message; fail it while ``fail_next`` > 0; refuse it while ``down``."""
+        if self.down:
+            raise DeliveryError(event_id, topic, "no broker answers (injected outage)")
         if self.fail_next > 0:
             self.fail_next -= 1
             error = DeliveryError(event_id, topic, "injected failure")
-            self._failed.append(error)
-            return MemoryDelivery(None, error)
+            self._failed.append(Undelivered(topic, key, value, event_id, error))
+            return MemoryDelivery(event_id, None, error)
         self.messages.append(SentMessage(topic, key, value, event_id))
-        return MemoryDelivery(MemoryReceipt(topic, 0, len(self.messages) - 1))
+        return MemoryDelivery(event_id, MemoryReceipt(topic, 0, len(self.messages) - 1))
 
-    def failures(self) -> list[DeliveryError]:
+    def failures(self) -> list[Undelivered]:
         """Failures injected since the last call."""
         failed, self._failed = self._failed, []
         return failed

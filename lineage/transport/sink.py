@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lineage.errors import DeliveryError
 
-__all__ = ["Delivery", "EventSink", "Receipt"]
+__all__ = ["Delivery", "EventSink", "Receipt", "Undelivered"]
 
 
 class Receipt(Protocol):
@@ -29,26 +30,49 @@ class Receipt(Protocol):
 
 
 class Delivery(Protocol):
-    """A pending send."""
+    """A pending send; it resolves, acknowledged or failed, within the delivery timeout."""
+
+    @property
+    def event_id(self) -> str:
+        """The id of the event sent."""
+        ...
 
     def result(self, timeout_s: float | None = None) -> Receipt:
         """Wait for the acknowledgement; raise ``DeliveryError`` if it failed."""
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A message the broker did not take: why, and its bytes, so it can be spooled and sent again.
+
+    The key and value hold personal data (the key is the subject id): they are left out of ``repr``.
+    """
+
+    topic: str
+    key: bytes = field(repr=False)
+    value: bytes = field(repr=False)
+    event_id: str
+    error: DeliveryError
+
+
 class EventSink(Protocol):
     """Accepts encoded events keyed by subject; reports failed deliveries through ``failures()``."""
 
     def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> Delivery:
-        """Queue one message."""
+        """Queue one message; raise ``DeliveryError`` if it cannot even be queued (no broker, say)."""
         ...
 
-    def failures(self) -> list[DeliveryError]:
-        """Deliveries found failed since the last call, without waiting for pending ones."""
+    def failures(self) -> list[Undelivered]:
+        """Deliveries found failed since the last call, in send order, without waiting for pending ones.
+
+        A delivery that stays unacknowledged past the delivery timeout counts as failed; after
+        ``close()``, so does every delivery not acknowledged.
+        """
         ...
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every queued message is acknowledged or failed."""
+        """Wait until every queued message is acknowledged or failed (never past the delivery timeout)."""
         ...
 
     def close(self, timeout_s: float | None = None) -> None:

@@ -365,3 +365,23 @@ def test_retention_past_the_representable_range_is_never_due(tmp_path: Path) -> 
     assert "never" in str(tables["data_held"][0]["retention_ends"])
     out = _cli(tmp_path, "access", "a", "--as-of", _at(5).isoformat())
     assert out.returncode == 0 and "never" in out.stdout, out.stderr
+
+
+def test_an_event_stored_twice_is_listed_once(tmp_path: Path) -> None:
+    """A resent event (at-least-once delivery) stored twice before compaction shows once in an access report."""
+    consent = make_record(
+        "CONSENT",
+        system="web",
+        system_region="CN",
+        subject_id="u1",
+        categories=["user.contact.email"],
+        purpose="essential.service",
+        consent_status="GRANTED",
+        consent_kind="GENERAL",
+        occurred_at=_at(1),
+    )
+    erased = make_record("ERASED", system="web", system_region="CN", subject_id="u1", categories=["user.contact.email"],
+                         erasure_outcome="ERASED", occurred_at=_at(2))  # fmt: skip
+    store = store_of([consent, erased, dict(consent), dict(erased)], tmp_path / "store")
+    report = access_request(store, "u1", TAX, _at(3))
+    assert len(report.consents) == 1 and len(report.erasures) == 1

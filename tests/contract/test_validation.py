@@ -155,3 +155,52 @@ def test_remembered_combinations_still_check_per_event_fields() -> None:
         validator.check({**good, "purpose": "nonsense"})
     with pytest.raises(InvalidEventError, match="categories"):
         validator.check({**good, "categories": [["not", "hashable"]]})
+
+
+_LONE = "\ud800"  # a lone surrogate: a valid Python str that has no UTF-8 encoding
+
+
+@pytest.mark.parametrize(
+    ("field", "fields"),
+    [
+        ("subject_id", {"subject_id": "user" + _LONE}),
+        ("linked_subject_ids", {"linked_subject_ids": ["device" + _LONE]}),
+        ("holder.name", {"holder": Party(name="crm" + _LONE, role="internal", region="CN")}),
+        ("consent_ref", {"consent_ref": "form" + _LONE}),
+        ("source", {"source": "partner" + _LONE}),
+    ],
+)
+def test_text_that_cannot_be_utf8_is_refused_naming_the_field(field: str, fields: dict[str, Any]) -> None:
+    """A lone surrogate in any string field is an InvalidEventError naming the field, never a UnicodeEncodeError."""
+    base: dict[str, Any] = {
+        "subject_id": "u1",
+        "categories": ["user.contact.email"],
+        "purpose": "essential.service",
+        "legal_basis": "CONTRACT",
+        "occurred_at": T0,
+    }
+    event = build_event("COLLECTED", system="web", system_region="CN", **(base | fields))
+    with pytest.raises(InvalidEventError, match="UTF-8") as caught:
+        validate(event, default_taxonomy())
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("field", ["subject_id", "linked_subject_ids"])
+def test_unencodable_identifier_is_not_echoed(field: str) -> None:
+    """Refusing an identifier that is not UTF-8 names the field but never shows the identifier."""
+    value: Any = "bob@example.com" + _LONE
+    event = build_event(
+        "COLLECTED",
+        system="web",
+        system_region="CN",
+        subject_id=value if field == "subject_id" else "u1",
+        linked_subject_ids=[value] if field == "linked_subject_ids" else [],
+        categories=["user.contact.email"],
+        purpose="essential.service",
+        legal_basis="CONTRACT",
+        occurred_at=T0,
+    )
+    with pytest.raises(InvalidEventError) as caught:
+        validate(event, default_taxonomy())
+    assert str(caught.value).startswith(field) and "bob@example.com" not in str(caught.value)
+    assert "bob@example.com" not in repr(caught.value.value)

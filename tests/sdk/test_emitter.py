@@ -102,3 +102,11 @@ def test_every_method_emits_its_type() -> None:
         "ERASED",
         "CONSENT",
     ]
+
+
+def test_lone_surrogate_subject_is_a_lineage_error_and_sends_nothing() -> None:
+    """A lone surrogate in subject_id is an InvalidEventError naming the field, not UnicodeEncodeError; nothing sent."""
+    sink = MemorySink()
+    with pytest.raises(InvalidEventError, match="^subject_id"):
+        _emitter(sink).collected("\ud800", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
+    assert sink.messages == []

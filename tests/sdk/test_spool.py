@@ -1,0 +1,140 @@
+"""Undelivered events: reported by id without a spool; kept privately and resent in order with one."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from lineage import DeliveryError, Emitter, Settings, UndeliveredError
+from lineage.testing import MemorySink
+
+EMAIL = ["user.contact.email"]
+
+
+def _emitter(sink: MemorySink, spool: Path | None = None) -> Emitter:
+    # a short delivery timeout: close() tries to resend the spool for that long before giving up
+    return Emitter(system="checkout", region="CN", sink=sink, settings=Settings(spool_dir=spool, delivery_timeout_s=1))
+
+
+def _emit(emitter: Emitter, subject: str) -> str:
+    delivery = emitter.collected(subject, EMAIL, purpose="essential.service", legal_basis="CONTRACT")
+    return delivery.event_id
+
+
+def test_close_names_the_undelivered_event_by_id() -> None:
+    """Without a spool, close() raises an UndeliveredError whose event_ids are the failed events, counted."""
+    sink = MemorySink(fail_next=1)
+    emitter = _emitter(sink)
+    failed = _emit(emitter, "bob@example.com")
+    with pytest.raises(UndeliveredError, match=r"^1 event\(s\) were not delivered") as caught:
+        emitter.close()
+    assert caught.value.event_ids == (failed,)
+    assert "bob@example.com" not in str(caught.value)  # counts and ids, never the subjects
+
+
+def test_each_failed_event_is_reported_once() -> None:
+    """A failure raised from a later call is not reported again by close(), which names only later ones."""
+    sink = MemorySink(fail_next=1)
+    emitter = _emitter(sink)
+    first = _emit(emitter, "u1")
+    with pytest.raises(UndeliveredError) as caught:
+        _emit(emitter, "u2")  # raises the earlier failure; this event is not sent
+    assert caught.value.event_ids == (first,)
+    sink.fail_next = 1
+    third = _emit(emitter, "u3")
+    with pytest.raises(UndeliveredError) as at_close:
+        emitter.close()
+    assert at_close.value.event_ids == (third,)
+
+
+def test_outage_events_are_spooled_privately_and_resent_in_order(tmp_path: Path) -> None:
+    """With a spool, events the broker refuses go to a 0600 file in a 0700 folder and are resent in order."""
+    sink = MemorySink(down=True)
+    folder = tmp_path / "spool"
+    emitter = _emitter(sink, folder)
+    ids = [_emit(emitter, f"u{i}") for i in range(5)]
+    handle = emitter.collected("u9", EMAIL, purpose="essential.service", legal_basis="CONTRACT")
+    with pytest.raises(DeliveryError, match=f"event {handle.event_id} .*kept in the spool"):
+        handle.result()  # resolves at once: not delivered, and kept
+    ids.append(handle.event_id)
+    [file] = folder.iterdir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert sink.messages == []
+    sink.down = False
+    ids += [_emit(emitter, "u7"), _emit(emitter, "u8")]
+    emitter.close()
+    assert [m.event_id for m in sink.messages] == ids
+    assert list(folder.iterdir()) == []
+
+
+def test_events_still_spooled_at_close_are_named_and_sent_by_the_next_emitter(tmp_path: Path) -> None:
+    """close() with the broker still down names the spooled ids; the next emitter with that spool sends them."""
+    folder = tmp_path / "spool"
+    emitter = _emitter(MemorySink(down=True), folder)
+    ids = [_emit(emitter, f"u{i}") for i in range(3)]
+    with pytest.raises(UndeliveredError, match=r"^3 event\(s\) were not delivered") as caught:
+        emitter.close()
+    assert caught.value.event_ids == tuple(ids) and caught.value.spooled
+    sink = MemorySink()
+    later = _emitter(sink, folder)
+    later_id = _emit(later, "u4")
+    later.close()
+    assert [m.event_id for m in sink.messages] == [*ids, later_id]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_delivery_that_fails_later_is_spooled_not_raised(tmp_path: Path) -> None:
+    """A delivery found failed after sending goes to the spool; the emitter's calls go on and it is resent."""
+    sink = MemorySink(fail_next=1)
+    emitter = _emitter(sink, tmp_path / "spool")
+    first = _emit(emitter, "u1")
+    second = _emit(emitter, "u2")  # no raise: the failure of the first is spooled
+    emitter.close()
+    assert [m.event_id for m in sink.messages] == [first, second]
+
+
+def test_an_error_leaving_the_block_also_says_what_was_not_delivered() -> None:
+    """When another error leaves the with-block, it carries a note counting the undelivered events."""
+    sink = MemorySink(fail_next=1)
+    with pytest.raises(KeyError) as caught, _emitter(sink) as emitter:
+        _emit(emitter, "u1")
+        raise KeyError("the caller's own error")
+    assert any("1 event(s) were not delivered" in note for note in caught.value.__notes__)
+
+
+def test_an_emitter_that_never_spools_leaves_no_file(tmp_path: Path) -> None:
+    """With a spool folder but no failure, no spool file is made, even if the emitter is never closed."""
+    folder = tmp_path / "spool"
+    emitter = _emitter(MemorySink(), folder)
+    _emit(emitter, "u1")
+    emitter.flush()
+    assert list(folder.iterdir()) == []
+
+
+def test_a_record_cut_short_by_a_crash_is_dropped_and_whole_ones_kept(tmp_path: Path) -> None:
+    """An orphaned spool whose last record was cut mid-write yields every whole record to the next emitter."""
+    from lineage.sdk.spool import Spool, SpoolEntry
+
+    folder = tmp_path / "spool"
+    crashed = Spool(folder, "lineage.events")
+    crashed.append([SpoolEntry("e1", b"k1", b"v1"), SpoolEntry("e2", b"k2", b"v2")])
+    with crashed.path.open("ab") as f:
+        f.write(b"\x00\x02\x00\x00")  # the start of a third record's header, then the crash
+    crashed._closed = True  # noqa: SLF001 - what a crash leaves: the file, unlocked once the process is gone
+    os.close(crashed._fd)  # noqa: SLF001
+    heir = Spool(folder, "lineage.events")
+    assert heir.event_ids == ("e1", "e2")
+    assert [(e.key, e.value) for e in heir.head(10)] == [(b"k1", b"v1"), (b"k2", b"v2")]
+
+
+def test_a_live_emitters_spool_is_not_taken_over(tmp_path: Path) -> None:
+    """A second emitter on the same folder and topic leaves a spool that a live emitter holds alone."""
+    folder = tmp_path / "spool"
+    live = _emitter(MemorySink(down=True), folder)
+    _emit(live, "u1")
+    other = _emitter(MemorySink(), folder)
+    other.close()
+    assert len(list(folder.iterdir())) == 1
