@@ -34,6 +34,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "IDENTIFIER_FIELDS",
+    "WITHHELD",
     "BrokerError",
     "BrokerUnavailableError",
     "ConfigurationError",
@@ -73,6 +74,19 @@ IDENTIFIER_FIELDS = frozenset({"subject_id", "linked_subject_ids", "identifier",
 _SHOWN_CHARS = 80  # a longer value is cut: a message is one readable line
 
 
+class _Withheld:
+    """What an error shows in place of a person's identifier."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<withheld>"
+
+
+#: stands in an error's ``value`` for a person's identifier
+WITHHELD = _Withheld()
+
+
 def shown(value: object) -> str:
     """A value as an error message shows it: its repr, cut short; a huge number by its size only."""
     try:
@@ -93,15 +107,16 @@ class InvalidEventError(LineageError, ValueError):
     """An event breaks the contract: the message names the field and, unless it may identify a person, the value.
 
     ``personal`` (default: the field is one of ``IDENTIFIER_FIELDS``) keeps the value out of the
-    message; the ``value`` attribute still holds it for the program that caught the error.
+    message and out of the ``value`` attribute too (it reads ``WITHHELD``): error trackers and loggers
+    record exceptions' attributes, and a person's identifier must not travel with them.
     """
 
     def __init__(self, field: str, value: object, reason: str, *, personal: bool | None = None) -> None:
         """Record the offending field and value with the reason."""
         self.field = field
-        self.value = value
         self.reason = reason
         self.personal = is_identifier_field(field) if personal is None else personal
+        self.value = WITHHELD if self.personal else value
         super().__init__(f"{field}: {reason}" if self.personal else f"{field}={shown(value)}: {reason}")
 
 
