@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from lineage.cli import main as lineage_main
+from lineage.cli._common import count
 from lineage.cli.ingest import add_ingest_options
 
 __all__ = ["main", "supervise"]
@@ -32,7 +33,7 @@ _RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m consumers.ingest", description=__doc__.splitlines()[0])
-    p.add_argument("--processes", type=int, default=1, help="consumer processes to run and keep running (default 1)")
+    p.add_argument("--processes", type=count, default=1, help="consumer processes to run and keep running (default 1)")
     add_ingest_options(p)
     return p
 
@@ -82,9 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args_in = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(args_in)
-    if args.processes < 1:
-        print("consumers.ingest: --processes: must be at least 1", file=sys.stderr)
-        return 2
     if args.processes == 1 or args.from_file:
         return lineage_main(["ingest", *_without(args_in, "--processes")])
     instance_id = args.instance_id or f"{socket.gethostname()}-{os.getpid()}"

@@ -167,7 +167,13 @@ def private_dir(folder: Path, option: str = "store_dir") -> Path:
             p = p.parent
         for p in reversed(missing):
             p.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(p, 0o700)  # the umask must not loosen it
+            # the umask must not loosen it; chmod through a descriptor opened without following a
+            # symlink, so a link swapped in after mkdir cannot redirect the chmod to another folder
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
     except OSError as exc:
         raise ConfigurationError(option, f"cannot create folder {p}: {exc.strerror}") from None
     if not folder.is_dir():

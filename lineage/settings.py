@@ -69,7 +69,11 @@ class Settings:
     Off by default: the spool holds personal data on local disk, so its place is the operator's choice."""
 
     def __post_init__(self) -> None:
-        """Refuse values that cannot work, naming the setting."""
+        """Take a folder or file given as text as a path; refuse values that cannot work, naming the setting."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "Path" in str(f.type) and isinstance(value, str):
+                object.__setattr__(self, f.name, Path(value))  # frozen: set once, here
         if not self.bootstrap_servers.strip():
             raise ConfigurationError("bootstrap_servers", "must name at least one host:port")
         for name in ("connect_timeout_s", "delivery_timeout_s"):

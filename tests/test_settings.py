@@ -87,3 +87,9 @@ def test_unreadable_password_file_names_the_variable(tmp_path: Path) -> None:
     """A missing password file is one line naming the variable, not a traceback."""
     with pytest.raises(ConfigurationError, match="LINEAGE_SASL_PASSWORD_FILE"):
         Settings.from_env({"LINEAGE_SASL_PASSWORD_FILE": str(tmp_path / "absent")})
+
+
+def test_paths_given_as_text_are_paths() -> None:
+    """``Settings(spool_dir="/tmp/x")`` works like a Path: a str for a folder is not a crash later."""
+    settings = Settings(spool_dir="/tmp/x", store_dir="s")  # type: ignore[arg-type]
+    assert settings.spool_dir == Path("/tmp/x") and settings.store_dir == Path("s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from lineage.world.sim import WorldSize
 
 __all__ = [
+    "count",
+    "count_or_zero",
+    "seconds",
     "add_answer_options",
     "add_kafka_options",
     "add_world_options",
@@ -29,6 +33,37 @@ __all__ = [
     "taxonomy_for",
     "world_size",
 ]
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (rows, events, subjects, days)."""
+    return _whole(text, minimum=1)
+
+
+def count_or_zero(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _whole(text, minimum=0)
+
+
+def _whole(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum or value > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range ({minimum} to {2**31 - 1})")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, finite and not negative (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or value > 10**9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (0 to 1e9 seconds)")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -96,10 +131,22 @@ def later_events_warning(store: Store, now: datetime, option: str) -> str | None
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Store:
-    """The store named by ``--store``, else by the settings."""
+    """The store named by ``--store``, else by the settings; one a consumer has written to.
+
+    A mistyped path must not answer "no data held" or "no violations": a reading command on a
+    folder that is not a store is an error naming the option.
+    """
     from lineage.store import Store
 
-    return Store(Path(args.store) if args.store else settings.store_dir)
+    option = "--store" if args.store else "LINEAGE_STORE_DIR"
+    store = Store(Path(args.store) if args.store else settings.store_dir)
+    if not store.root.is_dir():
+        raise ConfigurationError(option, f"{store.root} is not a folder (no lineage store there)")
+    if not store.holds_events():
+        raise ConfigurationError(
+            option, f"{store.root} holds no stored events (no segments folder): is it the right store?"
+        )
+    return store
 
 
 def world_size(args: argparse.Namespace) -> WorldSize:
@@ -138,8 +185,8 @@ def add_answer_options(sp: argparse.ArgumentParser) -> None:
 
 def add_world_options(sp: argparse.ArgumentParser) -> None:
     """Add the world options to a sub-command."""
-    sp.add_argument("--subjects", type=int, default=1000, help="data subjects per organisation (default 1000)")
-    sp.add_argument("--days", type=int, default=365, help="days of history (default 365)")
+    sp.add_argument("--subjects", type=count, default=1000, help="data subjects per organisation (default 1000)")
+    sp.add_argument("--days", type=count, default=365, help="days of history (default 365)")
     sp.add_argument("--seed", type=int, default=7, help="random seed: the same seed sends the same events")
-    sp.add_argument("--violations", type=int, default=2, help="breaches injected per policy clause (default 2)")
+    sp.add_argument("--violations", type=count_or_zero, default=2, help="breaches injected per clause (default 2)")
     sp.add_argument("--end", help="the history's last moment, ISO 8601 (default 2026-11-01T00:00Z)")

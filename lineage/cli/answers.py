@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_answer_options,
@@ -17,6 +19,10 @@ from lineage.cli._common import (
 from lineage.errors import ConfigurationError
 from lineage.private import open_private
 from lineage.settings import Settings
+
+if TYPE_CHECKING:
+    from lineage.contract.policy import Policy
+    from lineage.store import Store
 
 __all__ = ["register"]
 
@@ -193,9 +199,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     taxonomy = taxonomy_for(settings)
     policy = load_policy(Path(args.policy), taxonomy)
-    found = check(store_for(args, settings), policy, parse_time("--now", args.now))
-    print(render(check_document(policy.name, found), args.format), end="")
+    store = store_for(args, settings)
+    unseen = unseen_systems(store, policy)
+    if unseen == list(policy.systems):  # nothing of this organisation is in the store: no verdict to give
+        raise ConfigurationError("--policy", f"{policy.name}: none of its systems has events in this store")
+    found = check(store, policy, parse_time("--now", args.now))
+    title, facts, tables = check_document(policy.name, found)
+    if unseen:
+        warning = f"system(s) {', '.join(unseen)} have no events in this store (a typo in the policy?)"
+        print(f"lineage check: warning: {policy.name}: {warning}", file=sys.stderr)
+        facts = {**facts, "warning": warning}
+    print(render((title, facts, tables), args.format), end="")
     return 1 if found else 0
+
+
+def unseen_systems(store: Store, policy: Policy) -> list[str]:
+    """The policy's systems that hold or send nothing in the store (a typo, or the wrong store)."""
+    known = {r["name"] for r in store.rows("holders")}
+    return [s for s in policy.systems if s not in known]
 
 
 def cmd_map(args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from lineage.cli._common import (
     add_kafka_options,
+    count,
+    seconds,
     settings_from,
 )
-from lineage.errors import InputLineError, LineageError
+from lineage.errors import ConfigurationError, InputLineError, LineageError
 
 if TYPE_CHECKING:
     from lineage.contract.events import PersonalDataEvent
@@ -29,8 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     emit.set_defaults(func=cmd_emit)
 
     tail = sub.add_parser("tail", help="print the topic's events as JSON lines")
-    tail.add_argument("--idle", type=float, default=5.0, help="stop after this many quiet seconds")
-    tail.add_argument("--max", type=int, default=None, help="stop after this many events")
+    tail.add_argument("--idle", type=seconds, default=5.0, help="stop after this many quiet seconds")
+    tail.add_argument("--max", type=count, default=None, help="stop after this many events")
     add_kafka_options(tail)
     tail.set_defaults(func=cmd_tail)
 
@@ -97,9 +99,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
     """Print the topic's events as JSON lines, from the beginning, until it goes quiet."""
     from lineage.codec.avro import Codec
     from lineage.sdk.jsonlines import event_to_json
-    from lineage.transport.kafka import read_messages
+    from lineage.transport.kafka import read_messages, topic_exists
 
     settings = settings_from(args)
+    if not topic_exists(settings, settings.topic):
+        raise ConfigurationError("--topic", f"no topic {settings.topic} on the broker at {settings.bootstrap_servers}")
     codec = Codec()
     for m in read_messages(settings, settings.topic, idle_timeout_s=args.idle, max_messages=args.max):
         try:

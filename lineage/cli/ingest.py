@@ -9,9 +9,13 @@ from pathlib import Path
 
 from lineage.cli._common import (
     add_kafka_options,
+    count,
+    seconds,
     settings_from,
+    store_for,
     taxonomy_for,
 )
+from lineage.errors import ConfigurationError
 from lineage.private import private_dir
 from lineage.settings import Settings
 
@@ -32,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     compact = sub.add_parser("compact", help="merge small store segments")
     compact.add_argument("--store", help="store folder")
-    compact.add_argument("--grace", type=float, default=300.0, help="keep superseded files this many seconds")
+    compact.add_argument("--grace", type=seconds, default=300.0, help="keep superseded files this many seconds")
     compact.set_defaults(func=cmd_compact)
 
 
@@ -42,8 +46,8 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
     ingest.add_argument("--group", help="consumer group (env LINEAGE_GROUP_ID, default lineage-ingest)")
     ingest.add_argument("--instance-id", help="static group membership id, unique per process (fast restarts)")
     ingest.add_argument("--from-file", help="ingest an Avro container file (backfill/replay) instead of Kafka")
-    ingest.add_argument("--segment-rows", type=int, default=50_000, help="rows per segment before a flush")
-    ingest.add_argument("--exit-when-idle", type=float, default=None, help="stop after this many idle seconds")
+    ingest.add_argument("--segment-rows", type=count, default=50_000, help="rows per segment before a flush")
+    ingest.add_argument("--exit-when-idle", type=seconds, default=None, help="stop after this many idle seconds")
     add_kafka_options(ingest)
 
 
@@ -67,6 +71,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         stats = ingest_file(Path(args.from_file), settings, store_dir=store_dir, taxonomy=taxonomy)
         print(stats.line(), file=sys.stderr)
         return 0
+    from lineage.transport.kafka import topic_exists
+
+    if not topic_exists(settings, settings.topic):
+        missing = f"no topic {settings.topic} on the broker at {settings.bootstrap_servers}"
+        if args.exit_when_idle is not None:  # a one-off run would read nothing and report success
+            raise ConfigurationError("--topic", missing)
+        logging.getLogger("lineage.ingest").warning("%s yet: waiting for it (a typo in --topic?)", missing)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,10 +100,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
     from lineage.answers.graph import FlowGraph, export, summarise
-    from lineage.store import Store
 
     settings = Settings.from_env(os.environ)
-    store = Store(Path(args.store) if args.store else settings.store_dir)
+    store = store_for(args, settings)
     g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
     s = summarise(g)
     print(
@@ -117,9 +127,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Merge small segments; remove superseded ones past the grace period."""
-    from lineage.store import Store
-
     settings = Settings.from_env(os.environ)
-    report = Store(Path(args.store) if args.store else settings.store_dir).compact(grace_s=args.grace)
+    report = store_for(args, settings).compact(grace_s=args.grace)
     print(f"merged {report.segments_in} segments into {report.merged_groups}; removed {report.removed} old files")
     return 0

@@ -188,6 +188,9 @@ class _Schema:
                 self.whole(full, value, 0, _MAX_AGE)
             else:
                 self.texts(full, value)
+                if full == "organisation.systems" and not value:
+                    # no system: every clause would hold vacuously, a policy that can never be broken
+                    raise self.fail(full, "must name at least one of the organisation's systems")
 
     def text(self, key: str, value: object) -> None:
         if not isinstance(value, str) or not value.strip():

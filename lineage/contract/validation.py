@@ -198,6 +198,10 @@ def _check_id(field: str, value: object) -> None:
     if len(value) > _MAX_ID:
         raise InvalidEventError(field, value, f"must be at most {_MAX_ID} characters")
     _check_utf8(field, value)
+    # 'bob@example.com ' or 'bob@example.com\n' would be stored as another person than
+    # 'bob@example.com', splitting their records: refuse rather than guess a normalisation
+    if value != value.strip() or not value.isprintable():
+        raise InvalidEventError(field, value, "must not start or end with spaces or hold control characters")
 
 
 def _check_subject(r: Mapping[str, Any], kind: str, taxonomy: Taxonomy) -> None:

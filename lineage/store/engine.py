@@ -26,6 +26,7 @@ from lineage.errors import ConfigurationError, StoreError
 from lineage.resources import shipped_dir
 from lineage.store.segments import (
     COLUMNS,
+    SEGMENTS,
     Segment,
     list_segments,
     partition_lock,
@@ -120,6 +121,10 @@ class Store:
         self.root = root
         self._lock = threading.Lock()
         self._cached: tuple[tuple[tuple[Path, ...], int], duckdb.DuckDBPyConnection] | None = None
+
+    def holds_events(self) -> bool:
+        """Whether the folder is a store a consumer has written to (it has a segments folder)."""
+        return (self.root / SEGMENTS).is_dir()
 
     def segments(self) -> list[Segment]:
         """The live segments, in source/partition/offset order."""

@@ -29,6 +29,7 @@ from lineage.contract.records import Record
 from lineage.private import private_dir
 
 __all__ = [
+    "SEGMENTS",
     "COLUMNS",
     "ColumnBuffer",
     "Segment",
@@ -37,6 +38,8 @@ __all__ = [
     "resume_offsets",
     "write_segment",
 ]
+
+SEGMENTS = "segments"  # the store's folder of segments: a store is a folder that has one
 
 _NAME = re.compile(r"^(\d{20})-(\d{20})\.parquet$")
 _PARTITION = re.compile(r"^p(\d+)$")
@@ -147,7 +150,7 @@ class Segment:
 
 
 def _partition_dir(root: Path, source: str, partition: int) -> Path:
-    return root / "segments" / source / f"p{partition}"
+    return root / SEGMENTS / source / f"p{partition}"
 
 
 @contextmanager
@@ -188,7 +191,7 @@ def _live(segments: list[Segment]) -> tuple[list[Segment], list[Segment]]:
 def list_segments(root: Path, *, superseded: bool = False) -> list[Segment]:
     """Every live segment under ``root`` (or, with ``superseded=True``, only the superseded ones)."""
     out: list[Segment] = []
-    base = root / "segments"
+    base = root / SEGMENTS
     if not base.is_dir():
         return out
     for source_dir in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -256,7 +259,7 @@ def remove_superseded(root: Path, older_than_s: float) -> int:
         if seg.path.stat().st_mtime < cutoff:
             seg.path.unlink(missing_ok=True)
             removed += 1
-    for tmp in (root / "segments").glob("*/p*/.tmp-*"):
+    for tmp in (root / SEGMENTS).glob("*/p*/.tmp-*"):
         if tmp.stat().st_mtime < cutoff:
             tmp.unlink(missing_ok=True)
             removed += 1

@@ -200,3 +200,62 @@ def test_subjects_out_through_a_symlink_is_refused(
                        "--to", "2026-12-01T00:00Z", "--subjects-out", str(link))  # fmt: skip
     assert "--subjects-out" in one_line_failure(code, err)
     assert victim.read_text() == "precious" and (victim.stat().st_mode & 0o777) == 0o644
+
+
+# -- found by a review after the fixes above ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["access", "s1"], ["erasure", "s1"], ["retention"], ["transfers"], ["compact"]])
+def test_a_folder_that_is_not_a_store_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped --store is an error naming it, never a confident "no data held" or "nothing overdue"."""
+    for folder in (tmp_path / "no-such-store", tmp_path):  # missing, and a folder with no segments
+        code, out, err = run(capsys, *command, "--store", str(folder))
+        assert "--store" in one_line_failure(code, err) and out == ""
+
+
+def test_a_policy_whose_systems_are_not_in_the_store_is_refused(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    """A policy naming only systems the store has never seen gives no verdict (exit 2), not "(none)"."""
+    policy = tmp_path / "p.toml"
+    policy.write_text('[organisation]\nname = "X"\nsystems = ["ap"]\n')
+    code, _, err = run(capsys, "check", "--store", str(store), "--policy", str(policy))
+    assert "none of its systems" in one_line_failure(code, err)
+
+
+def test_a_policy_with_one_unseen_system_warns(capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path) -> None:
+    """A policy naming one system the store lacks still checks the others, and says which is missing."""
+    policy = tmp_path / "p.toml"
+    policy.write_text('[organisation]\nname = "X"\nsystems = ["app", "webb"]\n')
+    code, out, err = run(capsys, "check", "--store", str(store), "--policy", str(policy), "--format", "json")
+    assert code == 0 and "webb" in err
+    assert "webb" in json.loads(out)["warning"]
+
+
+def test_a_policy_with_no_systems_is_refused(capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path) -> None:
+    """`systems = []` would make every clause hold vacuously: refused naming organisation.systems."""
+    policy = tmp_path / "p.toml"
+    policy.write_text('[organisation]\nname = "X"\nsystems = []\n')
+    code, _, err = run(capsys, "check", "--store", str(store), "--policy", str(policy))
+    assert "organisation.systems" in one_line_failure(code, err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["ingest", "--segment-rows", "0"], "--segment-rows"),
+        (["ingest", "--exit-when-idle", "nan"], "--exit-when-idle"),
+        (["ingest", "--exit-when-idle", "-1"], "--exit-when-idle"),
+        (["tail", "--idle", "nan"], "--idle"),
+        (["tail", "--max", "0"], "--max"),
+        (["sim", "--subjects", "-3"], "--subjects"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    """A count below 1 or a duration that is nan or negative is refused by the parser (exit 2), not a crash."""
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "Traceback" not in err and option in err.strip().splitlines()[-1]

@@ -63,3 +63,16 @@ def test_a_broker_that_is_down_stops_with_one_line_saying_where(
     settings = Settings(bootstrap_servers="127.0.0.1:1", connect_timeout_s=1)
     code, err = _emit(capsys, settings, path)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.integration
+def test_a_topic_the_broker_lacks_is_named_not_read_as_empty(
+    capsys: pytest.CaptureFixture[str], kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """`tail` and a one-off `ingest` on a mistyped topic fail naming --topic, instead of reading nothing and passing."""
+    missing = kafka_settings.topic + "-typo"
+    server = ["--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic", missing]
+    for argv in (["tail", *server], ["ingest", "--store", str(tmp_path / "s"), "--exit-when-idle", "2", *server]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "--topic" in err and missing in err, err

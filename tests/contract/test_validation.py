@@ -204,3 +204,15 @@ def test_unencodable_identifier_is_not_echoed(field: str) -> None:
         validate(event, default_taxonomy())
     assert str(caught.value).startswith(field) and "bob@example.com" not in str(caught.value)
     assert "bob@example.com" not in repr(caught.value.value)
+
+
+@pytest.mark.parametrize("subject", ["bob@example.com ", " bob@example.com", "bob@example.com\n", "bob\x00x"])
+def test_an_identifier_with_edge_spaces_or_control_characters_is_refused(subject: str) -> None:
+    """Ids that differ from a person's only by spaces or control characters would split them: refused, not echoed."""
+    event = build_event(
+        "COLLECTED", system="web", system_region="CN", subject_id=subject, categories=["user.contact.email"],
+        purpose="essential.service", legal_basis="CONTRACT", occurred_at=T0,
+    )  # fmt: skip
+    with pytest.raises(InvalidEventError) as caught:
+        validate(event, default_taxonomy())
+    assert caught.value.field == "subject_id" and "bob" not in str(caught.value)

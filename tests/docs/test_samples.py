@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from lineage.contract.records import make_record
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Store
 from lineage.transport.kafka import create_topics
+from tests.fixtures import T0
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -37,7 +38,6 @@ RUN = {"python", "sh", "sql", "toml"}
 OUTPUT = {"text"}
 NOT_RUN = re.compile(r"^<!--\s*not-run:(.*?)-->\s*$")
 EXIT = re.compile(r"#.*\bexit (\d+)\b")
-T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Everything here speaks bytes and our own types; kafka-python's exceptions become
 subclasses at this boundary.
 """
 
-from lineage.transport.kafka.admin import create_topics, grant
+from lineage.transport.kafka.admin import create_topics, grant, topic_exists
 from lineage.transport.kafka.connection import wait_for_broker
 from lineage.transport.kafka.consumer import KafkaBatchSource, PartitionListener, RawMessage
 from lineage.transport.kafka.dead_letters import DeadLetterProducer
@@ -27,6 +27,7 @@ __all__ = [
     "PartitionListener",
     "RawMessage",
     "create_topics",
+    "topic_exists",
     "grant",
     "read_messages",
     "wait_for_broker",

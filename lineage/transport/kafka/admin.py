@@ -21,7 +21,7 @@ from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
-__all__ = ["create_topics", "grant", "topic_max_message_bytes"]
+__all__ = ["create_topics", "grant", "topic_exists", "topic_max_message_bytes"]
 
 _KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # the broker's message.max.bytes default, if a topic does not say
 
@@ -73,6 +73,19 @@ def grant(
         admin.close()
     if result["failed"]:  # kafka-python lists the error classes of the refused ACLs
         raise BrokerError(f"could not grant rights to user {user!r}: {result['failed'][0].__name__}")
+
+
+def topic_exists(settings: Settings, topic: str) -> bool:
+    """Whether the broker has ``topic`` (a mistyped name otherwise reads as an empty topic)."""
+    admin = _admin(settings)
+    try:
+        return topic in set(admin.list_topics())
+    except kafka.errors.KafkaError as exc:
+        raise refusal(exc, settings, operation="describe", topic=topic) or BrokerError(
+            f"could not list the topics: {exc}"
+        ) from exc
+    finally:
+        admin.close()
 
 
 def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
