@@ -55,14 +55,17 @@ def supervise(child_argv: Sequence[str], processes: int, instance_id: str) -> in
 
     children = {i: start(i) for i in range(processes)}
     restarts = dict.fromkeys(children, 0)
+    due: dict[int, float] = {}  # consumer -> when to start it again (no sleeping: the others need watching)
+    signalled: set[int] = set()
     failed = False
-    while children:
+    while children or (due and not stopping):
         time.sleep(0.2)
         for i, child in list(children.items()):
             code = child.poll()
             if code is None:
-                if stopping:
+                if stopping and i not in signalled:  # once: the child finishes its batch and exits
                     child.send_signal(signal.SIGTERM)
+                    signalled.add(i)
                 continue
             del children[i]
             if stopping or code == 0:  # stopped, or --exit-when-idle ran out
@@ -71,8 +74,12 @@ def supervise(child_argv: Sequence[str], processes: int, instance_id: str) -> in
             wait = _RESTART_BACKOFF_S[min(restarts[i], len(_RESTART_BACKOFF_S) - 1)]
             log.warning("consumer=%s exit_code=%s action=restart after_s=%s", i, code, wait)
             restarts[i] += 1
-            time.sleep(wait)
-            if not stopping:
+            due[i] = time.monotonic() + wait
+        for i, when in list(due.items()):
+            if stopping:
+                due.clear()
+            elif time.monotonic() >= when:
+                del due[i]
                 children[i] = start(i)
                 failed = False
     return 1 if failed else 0
