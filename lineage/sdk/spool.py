@@ -113,7 +113,7 @@ class Spool:
         )
         for path in orphans:
             try:
-                fd = os.open(path, os.O_RDWR)
+                fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)  # a spool is a file of ours, never a link
             except OSError:
                 continue  # gone meanwhile: another emitter adopted it
             try:
