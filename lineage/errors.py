@@ -9,7 +9,12 @@
     ├── InputLineError (ValueError)         a JSON line given to ``lineage emit`` is bad; names the line
     ├── DecodeError (ValueError)            bytes that are not a decodable event; names topic/partition/offset
     │   └── UnknownSchemaError              the writer schema's fingerprint is not one we know
-    ├── StoreError                          the store's files could not be read or queried
+    ├── StoreError                          the store could not be read, written or queried
+    │   ├── StoreNotFoundError              no store (no table, or a table with no data) where named
+    │   ├── StoreUnavailableError           the catalog or the object store did not answer (transient)
+    │   ├── StoreAccessError                the catalog or the object store refused our credentials
+    │   ├── StoreConflictError              commits kept losing to other writers (transient)
+    │   └── StoreCorruptError               a data or metadata file of the table cannot be read
     └── BrokerError                         Kafka could not be reached or refused a message
         ├── BrokerUnavailableError          no broker answered within the bound
         ├── DeliveryError                   a sent event was not acknowledged
@@ -43,7 +48,12 @@ __all__ = [
     "InputLineError",
     "InvalidEventError",
     "LineageError",
+    "StoreAccessError",
+    "StoreConflictError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreNotFoundError",
+    "StoreUnavailableError",
     "UndeliveredError",
     "UnknownSchemaError",
     "UnknownValueError",
@@ -176,13 +186,37 @@ class UnknownSchemaError(DecodeError):
 
 
 class StoreError(LineageError):
-    """The store's segments could not be read or a query on them failed."""
+    """The store could not be read, written or queried."""
 
     def __init__(self, message: str, *, path: object = None, query: str | None = None) -> None:
-        """Record the store path and the query at fault, when known."""
+        """Record the store (its path or catalog, never a password) and the query at fault, when known."""
         self.path = path
         self.query = query
         super().__init__(message)
+
+
+class StoreNotFoundError(StoreError):
+    """Nothing is stored where the settings point: no catalog, no table, or a table never written."""
+
+
+class StoreUnavailableError(StoreError):
+    """The catalog database or the object store did not answer, or the disk is full; retrying may help."""
+
+    retryable = True
+
+
+class StoreAccessError(StoreError):
+    """The catalog or the object store refused our credentials (or a file's permissions refused us)."""
+
+
+class StoreConflictError(StoreError):
+    """A commit lost to other writers every time it was tried; the rows stay buffered for the next try."""
+
+    retryable = True
+
+
+class StoreCorruptError(StoreError):
+    """A data or metadata file of the table is missing or cannot be read."""
 
 
 class BrokerError(LineageError):

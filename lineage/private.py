@@ -16,13 +16,15 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, AnyStr, Generic, Literal, overload
 
 from lineage.errors import ConfigurationError
 
-__all__ = ["PrivateFile", "open_private", "private_dir"]
+__all__ = ["PrivateFile", "open_private", "private_dir", "private_files"]
 
 
 class PrivateFile(Generic[AnyStr]):
@@ -179,3 +181,18 @@ def private_dir(folder: Path, option: str = "store_dir") -> Path:
     if not folder.is_dir():
         raise ConfigurationError(option, f"{folder} is not a folder")
     return folder
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Create files 0600 and folders 0700 inside the block, whoever creates them (pyarrow, SQLite).
+
+    The libraries writing the store's files take no mode argument: they follow the umask. The umask
+    is process-wide, so another thread creating a file meanwhile gets a private one too, which is
+    only stricter than it asked for.
+    """
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)

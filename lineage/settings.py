@@ -23,6 +23,11 @@ _PASSWORD_FILE = _PREFIX + "SASL_PASSWORD_FILE"
 # Kafka's legal topic names: these characters, 1 to 249 of them, and not "." or ".." (a topic name
 # becomes a folder name on the broker, so "../x" must never get that far)
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_CATALOG_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
+# secrets read from a file when LINEAGE_<NAME>_FILE is set; the standard AWS variables count too
+_SECRETS = ("sasl_password", "catalog_password", "s3_secret_access_key")
+_AWS = {"s3_access_key_id": "AWS_ACCESS_KEY_ID", "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +47,29 @@ class Settings:
     taxonomy_dir: Path | None = None
     """A folder of TOML files extending or overriding the built-in taxonomy."""
     store_dir: Path = Path("lineage-store")
-    """The lineage store: a folder of Parquet segments (created private, mode 700)."""
+    """The embedded store's folder (mode 700): its SQLite catalog and, by default, its warehouse."""
+    catalog_uri: str | None = None
+    """The Iceberg catalog shared by every host: ``postgresql+psycopg2://user@host:port/db`` (password from
+    LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE), or ``sqlite:///file``; default a SQLite
+    file in ``store_dir`` (one host only)."""
+    catalog_password: str | None = field(default=None, repr=False)
+    """The catalog database's password: from the environment or a file, never a command line; never in repr."""
+    catalog_name: str = "lineage"
+    """The catalog's name: other engines (Spark, Trino, Flink) must use the same one to see the tables."""
+    namespace: str = "lineage"
+    """The Iceberg namespace holding the ``events`` table."""
+    warehouse: str | None = None
+    """Where the table's files go: ``s3://bucket/prefix`` or a local folder; default ``store_dir/warehouse``."""
+    s3_endpoint: str | None = None
+    """An S3-compatible server's URL (default: AWS for the region)."""
+    s3_region: str = "us-east-1"
+    """The S3 region."""
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    """The S3 access key: from AWS_ACCESS_KEY_ID or LINEAGE_S3_ACCESS_KEY_ID; never in repr."""
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    """The S3 secret key: from AWS_SECRET_ACCESS_KEY, LINEAGE_S3_SECRET_ACCESS_KEY or its _FILE; never in repr."""
+    commit_retries: int = 20
+    """How often a store commit that lost to another writer is tried again before giving up."""
     group_id: str = "lineage-ingest"
     """The Kafka consumer group of the ingest consumers."""
     cache_dir: Path = Path(".cache")
@@ -87,7 +114,40 @@ class Settings:
                 )
         if self.linger_ms < 0:
             raise ConfigurationError("linger_ms", f"must be 0 or more, got {self.linger_ms!r}")
+        if not 1 <= self.commit_retries <= 1000:
+            raise ConfigurationError("commit_retries", f"must be 1 to 1000, got {self.commit_retries!r}")
+        self._check_store()
         self._check_security()
+
+    def _check_store(self) -> None:
+        """Refuse store settings that would leak a secret or point somewhere else than meant."""
+        if self.catalog_uri is not None:
+            scheme, sep, rest = self.catalog_uri.partition("://")
+            if not sep or scheme not in _CATALOG_SCHEMES:
+                raise ConfigurationError(
+                    "catalog_uri", f"must start with one of {', '.join(s + '://' for s in _CATALOG_SCHEMES)}"
+                )
+            userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+            if ":" in userinfo:
+                # a URI is shown in process lists, shell history and logs: the password has its own setting
+                raise ConfigurationError(
+                    "catalog_uri",
+                    "holds a password; give it by LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE",
+                )
+        for name in ("namespace", "catalog_name"):
+            if not _NAME.fullmatch(getattr(self, name)):
+                raise ConfigurationError(name, "must be 1 to 64 of the characters a-z A-Z 0-9 _")
+        # the embedded catalog and warehouse are file URLs: these characters would change their meaning
+        odd = sorted(set("#?%\n") & set(str(self.store_dir)))
+        if odd:
+            raise ConfigurationError(
+                "store_dir", f"holds {odd[0]!r}, which a catalog file URL cannot; choose another folder"
+            )
+        if self.warehouse is not None and self.warehouse.startswith("s3://"):
+            if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+                raise ConfigurationError("s3_secret_access_key", "and s3_access_key_id must be given together")
+        elif self.warehouse is not None and "://" in self.warehouse and not self.warehouse.startswith("file://"):
+            raise ConfigurationError("warehouse", "must be s3://bucket/prefix, file:///folder or a folder")
 
     def _check_security(self) -> None:
         """Refuse security settings that cannot work or would be silently ignored (never echoing a password)."""
@@ -127,11 +187,16 @@ class Settings:
             if raw is None:
                 continue
             values[f.name] = _convert(f.name, f.type, raw)
-        password_file = environ.get(_PASSWORD_FILE)
-        if password_file is not None:
-            if "sasl_password" in values:
-                raise ConfigurationError(_PASSWORD_FILE, "LINEAGE_SASL_PASSWORD is set too; set only one")
-            values["sasl_password"] = _read_secret(_PASSWORD_FILE, Path(password_file))
+        for name, variable in _AWS.items():
+            if name not in values and environ.get(variable):
+                values[name] = environ[variable]
+        for name in _SECRETS:
+            file_variable = f"{_PREFIX}{name.upper()}_FILE"
+            secret_file = environ.get(file_variable)
+            if secret_file is not None:
+                if name in values:
+                    raise ConfigurationError(file_variable, f"{_PREFIX}{name.upper()} is set too; set only one")
+                values[name] = _read_secret(file_variable, Path(secret_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

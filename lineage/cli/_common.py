@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ __all__ = [
     "parse_time",
     "policies_from",
     "settings_from",
+    "add_store_options",
     "store_for",
     "taxonomy_for",
     "world_size",
@@ -67,11 +69,13 @@ def seconds(text: str) -> float:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with the Kafka options given on the command line."""
+    """Settings from the environment, with the Kafka and store options given on the command line."""
     return Settings.from_env(
         os.environ,
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         topic=getattr(args, "topic", None),
+        catalog_uri=getattr(args, "catalog_uri", None),
+        warehouse=getattr(args, "warehouse", None),
     )
 
 
@@ -131,22 +135,57 @@ def later_events_warning(store: Store, now: datetime, option: str) -> str | None
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Store:
-    """The store named by ``--store``, else by the settings; one a consumer has written to.
+    """The store the options and settings name, pinned to one snapshot; one a consumer has written to.
 
     A mistyped path must not answer "no data held" or "no violations": a reading command on a
-    folder that is not a store is an error naming the option.
+    folder that is not a store, or on a store with nothing committed, is an error naming the option.
+    Every query of the command then reads the same snapshot, whose id goes to stderr so the answer
+    can be given again from it (``--snapshot``) however much is stored later.
     """
-    from lineage.store import Store
+    import sys
 
+    from lineage.store import Store, StoreLocation
+
+    given = {k: getattr(args, k) for k in ("catalog_uri", "warehouse") if getattr(args, k, None)}
+    settings = dataclasses.replace(settings, **given) if given else settings
     option = "--store" if args.store else "LINEAGE_STORE_DIR"
-    store = Store(Path(args.store) if args.store else settings.store_dir)
-    if not store.root.is_dir():
-        raise ConfigurationError(option, f"{store.root} is not a folder (no lineage store there)")
-    if not store.holds_events():
+    location = StoreLocation.from_settings(settings, Path(args.store) if args.store else None)
+    if location.root is not None and location.catalog_uri.startswith("sqlite:"):
+        # never open a missing SQLite catalog: opening one creates it
+        if not location.root.is_dir():
+            raise ConfigurationError(option, f"{location.root} is not a folder (no lineage store there)")
+        if not (location.root / "catalog.db").is_file():
+            raise ConfigurationError(
+                option, f"{location.root} holds no lineage store (no catalog.db): is it the right folder?"
+            )
+    store = Store(location, snapshot=getattr(args, "snapshot", None))
+    from lineage.store.snapshots import pinned_files
+
+    snapshot_id, _ = pinned_files(location, store.snapshot)
+    if snapshot_id is None:
         raise ConfigurationError(
-            option, f"{store.root} holds no stored events (no segments folder): is it the right store?"
+            option, f"{location.describe()} holds no stored events yet: is it the right store?"
         )
+    store.snapshot = snapshot_id
+    print(f"lineage: reading snapshot {snapshot_id}", file=sys.stderr)
     return store
+
+
+def add_store_options(sp: argparse.ArgumentParser, *, reading: bool = True) -> None:
+    """The options naming the store; a reading command can also name a past snapshot."""
+    sp.add_argument("--store", help="embedded store folder (env LINEAGE_STORE_DIR, default lineage-store)")
+    sp.add_argument(
+        "--catalog-uri",
+        help="shared Iceberg catalog, e.g. postgresql+psycopg2://user@host:5432/db (env LINEAGE_CATALOG_URI; "
+        "password only from LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE)",
+    )
+    sp.add_argument(
+        "--warehouse", help="where the table's files are, e.g. s3://bucket/prefix (env LINEAGE_WAREHOUSE)"
+    )
+    if reading:
+        sp.add_argument(
+            "--snapshot", help="answer from this past snapshot (an id, or a name given by `lineage snapshots --pin`)"
+        )
 
 
 def world_size(args: argparse.Namespace) -> WorldSize:
@@ -179,7 +218,7 @@ def add_kafka_options(sp: argparse.ArgumentParser) -> None:
 
 def add_answer_options(sp: argparse.ArgumentParser) -> None:
     """Add the answer options to a sub-command."""
-    sp.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
+    add_store_options(sp)
     sp.add_argument("--format", choices=["markdown", "json", "csv"], default="markdown")
 
 

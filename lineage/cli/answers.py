@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_answer_options,
+    add_store_options,
     later_events_warning,
     parse_time,
     policies_from,
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dmap.add_argument("--out", default="map.html", help="the page to write (default map.html)")
     dmap.add_argument("--policy", action="append", help="a policy file or a folder of them (repeatable)")
     dmap.add_argument("--now", help="judge retention as of this ISO 8601 time (default: now)")
-    dmap.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR)")
+    add_store_options(dmap)
     dmap.set_defaults(func=cmd_map)
 
 

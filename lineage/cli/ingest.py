@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from lineage.cli._common import (
     add_kafka_options,
+    add_store_options,
     count,
     seconds,
     settings_from,
@@ -17,7 +17,6 @@ from lineage.cli._common import (
 )
 from lineage.errors import ConfigurationError
 from lineage.private import private_dir
-from lineage.settings import Settings
 
 __all__ = ["add_ingest_options", "cmd_ingest", "register"]
 
@@ -29,24 +28,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest.set_defaults(func=cmd_ingest)
 
     graph = sub.add_parser("graph", help="summarise the flow graph; export GraphML / node-link JSON")
-    graph.add_argument("--store", help="store folder")
+    add_store_options(graph)
     graph.add_argument("--graphml", help="write GraphML here")
     graph.add_argument("--json", help="write node-link JSON here")
     graph.set_defaults(func=cmd_graph)
 
-    compact = sub.add_parser("compact", help="merge small store segments")
-    compact.add_argument("--store", help="store folder")
-    compact.add_argument("--grace", type=seconds, default=300.0, help="keep superseded files this many seconds")
+    compact = sub.add_parser(
+        "compact", help="rewrite small store files sorted by subject; expire old snapshots; remove orphan files"
+    )
+    add_store_options(compact, reading=False)
+    compact.add_argument("--target-mb", type=count, default=64, help="rewrite files smaller than half this size")
+    compact.add_argument(
+        "--expire-after", type=seconds, default=30 * 86400.0, help="expire snapshots older than this (s, 30 days)"
+    )
+    compact.add_argument(
+        "--grace",
+        type=seconds,
+        default=3600.0,
+        help="remove unreferenced files only when older than this (s); must exceed any writer's flush time",
+    )
     compact.set_defaults(func=cmd_compact)
+
+    snapshots = sub.add_parser("snapshots", help="list the store's snapshots; --pin names one so expiry keeps it")
+    add_store_options(snapshots)
+    snapshots.add_argument("--pin", help="name the snapshot (default: the current one) so an answer can be redone")
+    snapshots.set_defaults(func=cmd_snapshots)
 
 
 def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
     """The ingest consumer's options, shared with the deployable process ``consumers/ingest.py``."""
-    ingest.add_argument("--store", help="store folder (env LINEAGE_STORE_DIR, default lineage-store)")
+    add_store_options(ingest, reading=False)
     ingest.add_argument("--group", help="consumer group (env LINEAGE_GROUP_ID, default lineage-ingest)")
     ingest.add_argument("--instance-id", help="static group membership id, unique per process (fast restarts)")
     ingest.add_argument("--from-file", help="ingest an Avro container file (backfill/replay) instead of Kafka")
-    ingest.add_argument("--segment-rows", type=count, default=50_000, help="rows per segment before a flush")
+    ingest.add_argument("--segment-rows", type=count, default=50_000, help="rows buffered before a commit")
     ingest.add_argument("--exit-when-idle", type=seconds, default=None, help="stop after this many idle seconds")
     add_kafka_options(ingest)
 
@@ -63,7 +78,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
-    private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")  # a bad folder fails before Kafka
+    if settings.catalog_uri is None:  # the embedded store: a bad folder fails before Kafka is asked
+        private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")
     taxonomy = taxonomy_for(settings)
     if args.from_file:
         from lineage.ingest.backfill import ingest_file
@@ -101,7 +117,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
     from lineage.answers.graph import FlowGraph, export, summarise
 
-    settings = Settings.from_env(os.environ)
+    settings = settings_from(args)
     store = store_for(args, settings)
     g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
     s = summarise(g)
@@ -126,8 +142,28 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    """Merge small segments; remove superseded ones past the grace period."""
-    settings = Settings.from_env(os.environ)
-    report = store_for(args, settings).compact(grace_s=args.grace)
-    print(f"merged {report.segments_in} segments into {report.merged_groups}; removed {report.removed} old files")
+    """Rewrite small files, expire snapshots, remove orphans; print what was done."""
+    settings = settings_from(args)
+    report = store_for(args, settings).compact(
+        target_mb=args.target_mb, expire_after_s=args.expire_after, grace_s=args.grace
+    )
+    print(
+        f"rewrote {report.files_in} files into {report.files_out} in {report.groups} commits; "
+        f"expired {report.expired} snapshots; removed {report.removed} unreferenced files"
+    )
+    return 0
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    """List snapshots (newest last) with their time, operation and tags; pin one with ``--pin``."""
+    from lineage.store.snapshots import describe_snapshots, pin
+
+    settings = settings_from(args)
+    store = store_for(args, settings)
+    if args.pin:
+        snapshot_id = pin(store.location, args.pin, store.snapshot)
+        print(f"pinned snapshot {snapshot_id} as {args.pin}")
+        return 0
+    for line in describe_snapshots(store.location):
+        print(line)
     return 0

@@ -15,9 +15,8 @@ from lineage.codec.avro import Codec
 from lineage.contract.taxonomy import Taxonomy
 from lineage.ingest.consumer import IngestStats
 from lineage.ingest.pipeline import Ingestor
-from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store.segments import resume_offsets
+from lineage.store import StoreLocation
 from lineage.transport.kafka import DeadLetterProducer
 
 __all__ = ["ingest_file", "source_name"]
@@ -33,20 +32,25 @@ def source_name(path: Path, container_id: str) -> str:
 
 
 def ingest_file(
-    path: Path, settings: Settings, *, store_dir: Path, taxonomy: Taxonomy, segment_rows: int = 50_000
+    path: Path,
+    settings: Settings,
+    *,
+    store_dir: Path | StoreLocation | None = None,
+    taxonomy: Taxonomy,
+    segment_rows: int = 50_000,
 ) -> IngestStats:
     """Store every valid record of ``path``; send invalid ones to ``settings.dead_letter_topic``.
 
     The broker is reached only when a first dead letter must be sent: a file of valid records needs
     none. If it cannot be reached then (no broker, no dead-letter topic), ``BrokerError`` is raised
     before anything from the bad record's position on is stored (what was buffered since the last
-    segment is dropped, not written), so a re-run resumes at or before it and loses nothing.
+    commit is dropped, not stored), so a re-run resumes at or before it and loses nothing.
     """
     codec = Codec()
     source = source_name(path, codec.container_id(path))
-    private_dir(store_dir)
-    ingestor = Ingestor(store_dir, source, taxonomy=taxonomy, codec=codec)
-    start = resume_offsets(store_dir, source).get(0, 0)
+    location = store_dir if isinstance(store_dir, StoreLocation) else StoreLocation.from_settings(settings, store_dir)
+    ingestor = Ingestor(location, source, taxonomy=taxonomy, codec=codec, member="backfill")
+    start = ingestor.stored().get(0, 0)
     stats = IngestStats()
     dlq: DeadLetterProducer | None = None
     try:
@@ -72,7 +76,8 @@ def ingest_file(
 
 
 def _flush(ingestor: Ingestor, dlq: DeadLetterProducer | None, stats: IngestStats) -> None:
-    """Dead letters durable first, then the segment covering their offsets (as the live consumer does)."""
+    """Dead letters durable first, then the commit covering their offsets (as the live consumer does)."""
     if dlq is not None:
         dlq.flush()
-    stats.segments += len(ingestor.flush())
+    if ingestor.flush():
+        stats.commits += 1

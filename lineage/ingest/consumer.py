@@ -1,9 +1,11 @@
-"""The ingest consumer: a Kafka group member that polls, stores segments, sends dead letters, commits.
+"""The ingest consumer: a Kafka group member that polls, stores rows, sends dead letters, commits.
 
 Order within a flush is what makes it lose nothing and double nothing: dead letters are made durable
-first, then each partition's segment is renamed into place (its name records the offsets), then the
-offsets are committed to Kafka for lag tools. A crash anywhere re-reads from the last segment; a
-repeated dead letter is possible (at-least-once), a repeated stored event is not.
+first, then the rows and their partitions' offsets are committed to the store's table in one Iceberg
+commit, then the offsets are committed to Kafka for lag tools. A crash anywhere re-reads from the
+offsets in the table; a repeated dead letter is possible (at-least-once), a repeated stored event is
+not. On assignment the consumer claims its partitions in the table, so a paused former owner (a
+zombie) cannot commit rows of them afterwards.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ import resource
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineage.contract.taxonomy import Taxonomy
-from lineage.errors import BrokerError
+from lineage.errors import BrokerError, StoreError
 from lineage.ingest.pipeline import Ingestor
-from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store.segments import resume_offsets
+from lineage.store import StoreLocation
 from lineage.transport.kafka import DeadLetterProducer, KafkaBatchSource, RawMessage, create_topics
 
 __all__ = ["IngestConsumer", "IngestStats"]
@@ -55,7 +57,7 @@ class IngestStats:
     messages: int = 0
     accepted: int = 0
     dead_letters: int = 0
-    segments: int = 0
+    commits: int = 0
     started: float = field(default_factory=time.monotonic)
     lag: dict[int, int] = field(default_factory=dict)
 
@@ -70,7 +72,7 @@ class IngestStats:
         peak_mb = peak_rss_mb()
         return (
             f"ingest messages={self.messages} accepted={self.accepted} dead_letters={self.dead_letters} "
-            f"segments={self.segments} rate={self.rate:.0f}/s lag={lag} peak_rss_mb={peak_mb:.0f}"
+            f"commits={self.commits} rate={self.rate:.0f}/s lag={lag} peak_rss_mb={peak_mb:.0f}"
         )
 
 
@@ -81,7 +83,7 @@ class IngestConsumer:
         self,
         settings: Settings,
         *,
-        store_dir: Path,
+        store_dir: Path | StoreLocation | None = None,
         group_id: str,
         taxonomy: Taxonomy,
         segment_rows: int = 50_000,
@@ -89,17 +91,24 @@ class IngestConsumer:
         on_progress: Callable[[IngestStats], None] | None = None,
         instance_id: str | None = None,
     ) -> None:
-        """Connect to Kafka and prepare the store; nothing is read until ``run``."""
+        """Connect to Kafka and prepare the store; nothing is read until ``run``.
+
+        The store is ``store_dir`` (a folder: the embedded store in it; or a location), else the one
+        the settings name (which may be a shared catalog and object store).
+        """
         self.settings = settings
-        self.store_dir = store_dir
-        private_dir(store_dir)
-        self.ingestor = Ingestor(store_dir, settings.topic, taxonomy=taxonomy)
+        if isinstance(store_dir, StoreLocation):
+            self.location = store_dir
+        else:
+            self.location = StoreLocation.from_settings(settings, store_dir)
+        self._member = instance_id or f"{settings.client_id}-{uuid.uuid4().hex[:8]}"
+        self.ingestor = Ingestor(self.location, settings.topic, taxonomy=taxonomy, member=self._member)
+        self._store_failure: StoreError | None = None
         self.segment_rows = segment_rows
         self.flush_interval_s = flush_interval_s
         self.on_progress = on_progress
         self.stats = IngestStats()
         self._last_assignment = time.monotonic()
-        self._member = instance_id or "dynamic"  # logged: which process of a host holds which partitions
         try:  # the dead-letter topic must exist before the first bad message; brokers may not auto-create
             create_topics(settings, [settings.dead_letter_topic])
         except BrokerError as exc:
@@ -112,9 +121,17 @@ class IngestConsumer:
     # -- PartitionListener: called from inside poll() during a rebalance ------------------------
 
     def assigned(self, partitions: list[int]) -> dict[int, int]:
-        """Start each partition right after its last durable segment."""
+        """Claim each partition in the store and start it right after its last stored offset.
+
+        A store failure here cannot be raised through kafka-python (it would log it and read on
+        from Kafka's committed offsets, unclaimed): it is kept and raised by the next ``poll``.
+        """
         self._last_assignment = time.monotonic()
-        starts = resume_offsets(self.store_dir, self.settings.topic)
+        try:
+            starts = self.ingestor.claim(partitions)
+        except StoreError as exc:
+            self._store_failure = exc
+            return {}
         log.info(
             "assigned member=%s partitions=%s resume=%s",
             self._member,
@@ -136,11 +153,18 @@ class IngestConsumer:
     # -- the loop -------------------------------------------------------------------------------
 
     def flush(self, partitions: list[int] | None = None) -> None:
-        """Make dead letters durable, write segments, then commit their offsets."""
+        """Make dead letters durable, commit rows and offsets to the store, then the offsets to Kafka."""
+        self._raise_store_failure()
         self._dlq.flush()
-        segments = self.ingestor.flush(partitions)
-        self.stats.segments += len(segments)
-        self._source.commit({s.partition: s.last + 1 for s in segments})
+        stored = self.ingestor.flush(partitions)
+        if stored:
+            self.stats.commits += 1
+        self._source.commit({s.partition: s.last + 1 for s in stored})
+
+    def _raise_store_failure(self) -> None:
+        if self._store_failure is not None:
+            failure, self._store_failure = self._store_failure, None
+            raise failure
 
     def run(self, stop: threading.Event, *, idle_exit_s: float | None = None, poll_s: float = 0.5) -> IngestStats:
         """Consume until ``stop`` is set (or nothing arrives for ``idle_exit_s``); always flush at the end."""
@@ -149,6 +173,7 @@ class IngestConsumer:
             try:
                 while not stop.is_set():
                     batch = self._source.poll(poll_s)
+                    self._raise_store_failure()
                     now = time.monotonic()
                     if batch:
                         last_seen = now
@@ -167,7 +192,7 @@ class IngestConsumer:
                         break
             finally:
                 try:
-                    self.flush()  # raises, writing no segment, while dead letters are undelivered
+                    self.flush()  # raises, storing nothing, while dead letters are undelivered
                 finally:
                     self._source.close()
                     self._dlq.close()

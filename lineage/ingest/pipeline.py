@@ -1,15 +1,14 @@
-"""The ingest pipeline, free of Kafka: messages in, validated rows into segments, bad ones out as data.
+"""The ingest pipeline, free of Kafka: messages in, validated rows into the store, bad ones out as data.
 
 The Kafka consumer (``lineage.ingest.consumer``) and the Avro-file backfill both feed an ``Ingestor``, so a
 replay from an archive takes the same path as live traffic. A bad message never stops it: it becomes
 a ``DeadLetter`` (raw bytes, reason, field, source, partition, offset) for the caller to send on,
-and the offsets it occupied still count as consumed once the segment covering them is written.
+and the offsets it occupied still count as consumed once the commit covering them is made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from lineage.codec.avro import Codec
@@ -18,29 +17,32 @@ from lineage.contract.records import Record
 from lineage.contract.taxonomy import Taxonomy
 from lineage.contract.validation import Validator
 from lineage.errors import DecodeError, InvalidEventError
-from lineage.store.segments import ColumnBuffer, Segment, partition_lock, stored_through, write_segment
+from lineage.store import PartitionRows, Stored, StoreLocation, TableWriter
+from lineage.store.catalog import as_location
 
 __all__ = ["Ingestor"]
 
 
-@dataclass(slots=True)
-class _Pending:
-    first: int
-    last: int
-    rows: ColumnBuffer = field(default_factory=ColumnBuffer)
-
-
 class Ingestor:
-    """Buffers validated rows per partition and writes them as durable segments on ``flush``."""
+    """Buffers validated rows per partition and commits them, with their offsets, on ``flush``."""
 
-    def __init__(self, root: Path, source: str, *, taxonomy: Taxonomy, codec: Codec | None = None) -> None:
-        """Write segments for ``source`` (a topic name, or a file's name for a backfill) under ``root``."""
-        self.root = root
+    def __init__(
+        self,
+        store: Path | StoreLocation,
+        source: str,
+        *,
+        taxonomy: Taxonomy,
+        codec: Codec | None = None,
+        member: str = "ingest",
+    ) -> None:
+        """Store rows of ``source`` (a topic name, or a file's name for a backfill) in ``store``."""
+        self.location = as_location(store)
         self.source = source
         self.taxonomy = taxonomy
         self._validator = Validator(taxonomy)
         self.codec = codec or Codec()
-        self._pending: dict[int, _Pending] = {}
+        self.writer = TableWriter(self.location, source, member=member)
+        self._pending: dict[int, PartitionRows] = {}
         self.rows = 0
         self.messages = 0
 
@@ -78,43 +80,49 @@ class Ingestor:
             self._validator.check(record)
         except InvalidEventError as exc:
             return DeadLetter(self.source, partition, offset, key, value, tuple(headers or ()), str(exc), exc.field)
-        pending.rows.append(record, partition, offset)
+        pending.rows.append(record, offset)
         self.rows += 1
         return None
 
-    def _consumed(self, partition: int, offset: int) -> _Pending:
+    def _consumed(self, partition: int, offset: int) -> PartitionRows:
         self.messages += 1
         pending = self._pending.get(partition)
         if pending is None:
-            pending = self._pending[partition] = _Pending(offset, offset)
+            pending = self._pending[partition] = PartitionRows(offset, offset)
         else:
             pending.last = offset
         return pending
 
     @property
     def buffered_messages(self) -> int:
-        """Messages consumed but not yet in a durable segment."""
+        """Messages consumed but not yet committed to the store."""
         return sum(p.last - p.first + 1 for p in self._pending.values())
 
-    def flush(self, partitions: Sequence[int] | None = None) -> list[Segment]:
-        """Write a segment per buffered partition (all, or those named); return what was written.
+    def stored(self) -> dict[int, int]:
+        """The next offset to read of each partition of this source the store holds anything of."""
+        return {p: last + 1 for p, last in self.writer.stored().items()}
 
-        Under the partition's lock, offsets another consumer already stored (a rebalance race) are
-        dropped, so the store holds each offset once.
+    def claim(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Own ``partitions`` (fencing their previous writer); the next offset to read of each stored one."""
+        return self.writer.claim(partitions)
+
+    def flush(self, partitions: Sequence[int] | None = None) -> list[Stored]:
+        """Commit the buffered partitions (all, or those named) in one commit; return what was stored.
+
+        Offsets another writer already stored (a rebalance race) are dropped, so the store holds
+        each offset once; partitions another writer now owns are dropped (``writer.fenced``).
         """
-        written = []
-        for partition in sorted(self._pending if partitions is None else set(partitions) & self._pending.keys()):
-            pending = self._pending[partition]
-            with partition_lock(self.root, self.source, partition) as folder:
-                through = stored_through(folder, self.source, partition)
-                if pending.last > through:
-                    rows = pending.rows if pending.first > through else pending.rows.rows_after(through)
-                    first = max(pending.first, through + 1)
-                    written.append(write_segment(self.root, self.source, partition, first, pending.last, rows.table()))
-            del self._pending[partition]  # only once durable: a failed write keeps the rows for a retry
-        return written
+        chosen = sorted(self._pending if partitions is None else set(partitions) & self._pending.keys())
+        if not chosen:
+            return []
+        stored = self.writer.commit({p: self._pending[p] for p in chosen})
+        for p in chosen:
+            del self._pending[p]  # only once committed: a failed commit keeps the rows for a retry
+        return stored
 
-    def discard(self, partitions: Sequence[int]) -> None:
-        """Drop buffered rows of partitions this process no longer owns without writing them."""
-        for partition in partitions:
+    def discard(self, partitions: Iterable[int]) -> None:
+        """Drop buffered rows of partitions this process no longer owns without storing them."""
+        gone = list(partitions)
+        for partition in gone:
             self._pending.pop(partition, None)
+        self.writer.release(gone)

@@ -1,10 +1,31 @@
-"""The lineage store: durable Parquet segments, read through DuckDB.
+"""The lineage store: one Apache Iceberg table of events, read through DuckDB.
 
-- ``segments``  immutable Parquet files named by the offsets they hold; the only module importing pyarrow
-- ``engine``    ``Store``: a DuckDB connection with an ``events`` view, the queries, compaction; the
-                only module importing duckdb
+- ``tables``       the table's columns (Arrow and Iceberg), properties and the row buffer
+- ``catalog``      ``StoreLocation``: which catalog and warehouse (embedded SQLite, or PostgreSQL + S3);
+                   failures of either as one plain line
+- ``writer``       ``TableWriter``: rows and their Kafka offsets in one commit, exactly once, zombies fenced
+- ``snapshots``    which files make up a snapshot; pinning one so an answer can be redone
+- ``maintenance``  compaction, snapshot expiry, orphan files
+- ``engine``       ``Store``: a DuckDB ``events`` view over one snapshot, and the queries; the only
+                   module importing duckdb
+
+pyiceberg and pyarrow are imported only in this package.
 """
 
-from lineage.store.engine import CompactionReport, QueryName, Session, Store, queries_dir, query_text
+from lineage.store.catalog import StoreLocation
+from lineage.store.engine import QueryName, Session, Store, queries_dir, query_text
+from lineage.store.maintenance import CompactionReport
+from lineage.store.writer import PartitionRows, Stored, TableWriter
 
-__all__ = ["CompactionReport", "QueryName", "Session", "Store", "queries_dir", "query_text"]
+__all__ = [
+    "CompactionReport",
+    "PartitionRows",
+    "QueryName",
+    "Session",
+    "Store",
+    "StoreLocation",
+    "Stored",
+    "TableWriter",
+    "queries_dir",
+    "query_text",
+]

@@ -1,39 +1,34 @@
-"""The lineage store as DuckDB sees it: an ``events`` view over the live segments. The only duckdb module.
+"""The lineage store as DuckDB sees it: an ``events`` view over one Iceberg snapshot. The only duckdb module.
 
-Why segments and not one DuckDB file: DuckDB lets one process write a database file, and analysts
-must query while several consumers write. Immutable Parquet segments let any number of processes
-read (each opens its own in-memory DuckDB over them) while consumers add files atomically; no
-process ever waits on another's lock. ``compact`` merges a partition's small segments into one
-sorted by subject, so a subject's lookup reads few row groups.
+A reader pins one snapshot of the events table (the current one, or a past one named by id or tag),
+asks pyiceberg for that snapshot's data files, and hands DuckDB a pyarrow dataset of exactly those
+files. So a reader sees only committed data, an answer reads one consistent state however many
+queries it runs, and any number of readers run on any host while consumers commit. Not
+``read_parquet``: DuckDB expands glob characters in every path it is given, even in an explicit
+list (a store at ``/data/store[1]`` read its sibling ``/data/store1``), and DuckDB here cannot
+download its Iceberg extension.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import pyarrow.dataset as pads
 
 from lineage.contract.taxonomy import Taxonomy
-from lineage.errors import ConfigurationError, StoreError
+from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.resources import shipped_dir
-from lineage.store.segments import (
-    COLUMNS,
-    SEGMENTS,
-    Segment,
-    list_segments,
-    partition_lock,
-    remove_superseded,
-    segment_rows,
-    write_merged,
-)
+from lineage.store.catalog import StoreLocation, as_location, store_error
+from lineage.store.maintenance import CompactionReport, compact
+from lineage.store.snapshots import SnapshotRef, pinned_files
+from lineage.store.tables import COLUMNS
 
 __all__ = ["CompactionReport", "QueryName", "Session", "Store", "queries_dir", "query_text"]
 
@@ -59,15 +54,6 @@ QueryName = Literal[
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CompactionReport:
-    """What a compaction run did."""
-
-    merged_groups: int
-    segments_in: int
-    removed: int
 
 
 def queries_dir() -> Path:
@@ -114,38 +100,44 @@ def _rows(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | dict[st
 
 
 class Store:
-    """A folder of segments, opened read-only by any number of processes."""
+    """The events table at one location, read through DuckDB by any number of processes."""
 
-    def __init__(self, root: Path) -> None:
-        """Point at the store folder (created by the first consumer)."""
-        self.root = root
+    def __init__(self, store: Path | StoreLocation, *, snapshot: SnapshotRef = None) -> None:
+        """Point at a store (a folder means the embedded one in it); ``snapshot`` pins a past state."""
+        self.location = as_location(store)
+        self.root = self.location.root or Path(self.location.warehouse)
+        self.snapshot = snapshot
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[tuple[Path, ...], int], duckdb.DuckDBPyConnection] | None = None
+        self._cached: tuple[tuple[int | None, int], duckdb.DuckDBPyConnection] | None = None
+        self.snapshot_id: int | None = None
+        """The snapshot the last connection read (None: the table held nothing yet)."""
 
     def holds_events(self) -> bool:
-        """Whether the folder is a store a consumer has written to (it has a segments folder)."""
-        return (self.root / SEGMENTS).is_dir()
-
-    def segments(self) -> list[Segment]:
-        """The live segments, in source/partition/offset order."""
-        return list_segments(self.root)
+        """Whether a consumer has committed to the store (its table exists and has a snapshot)."""
+        try:
+            return self.location.load().current_snapshot() is not None
+        except StoreNotFoundError:
+            return False
 
     def connect(self, taxonomy: Taxonomy | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with an ``events`` view over the segments as of now.
+        """An in-memory DuckDB connection with an ``events`` view over the pinned snapshot's files.
 
         With ``taxonomy``, also tables ``regions(code, zone)`` and ``sensitive_categories(key)``
-        for the answers that need them.
+        for the answers that need them. A store with no table is ``StoreNotFoundError``.
         """
+        snapshot_id, files = pinned_files(self.location, self.snapshot)
+        return self._connect(snapshot_id, files, taxonomy)
+
+    def _connect(
+        self, snapshot_id: int | None, files: list[str], taxonomy: Taxonomy | None
+    ) -> duckdb.DuckDBPyConnection:
+        self.snapshot_id = snapshot_id
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
-            files = [str(s.path) for s in self.segments()]
-            if files:
-                rel = con.read_parquet(files)
-            else:
-                # no segment yet: an empty view with the right columns, so queries still run
-                rel = con.from_arrow(COLUMNS.empty_table())
-            rel.create_view("events")
+            dataset = pads.dataset(files, schema=COLUMNS, format="parquet", filesystem=self.location.filesystem())
+            con.register("events_files", dataset)
+            con.execute("CREATE VIEW events AS SELECT * FROM events_files")
             con.execute(query_text("_macros"))
             if taxonomy is not None:
                 con.execute("CREATE TABLE regions (code VARCHAR, zone VARCHAR)")
@@ -155,23 +147,27 @@ class Store:
                 con.execute("CREATE TABLE sensitive_categories (key VARCHAR)")
                 sensitive = [(c.key,) for c in taxonomy.categories.values() if c.sensitive]
                 con.executemany("INSERT INTO sensitive_categories VALUES (?)", sensitive)
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open the store at {self.root}: {exc}", path=self.root) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open {self.location.describe()}: {exc}", path=self.root) from exc
+        except Exception as exc:  # noqa: BLE001 - pyarrow's errors about the files become one line
+            raise store_error(exc, self.location, "opening the data files") from None
         return con
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
-        """Several queries on one connection, kept for the next session while the segments are unchanged.
+        """Several queries on one connection, kept for the next session while the snapshot is unchanged.
 
-        Opening a connection lists the segments and loads the macros (~30 ms on 20 segments); a
-        process answering many requests pays it once per change of the store. Sessions of one
-        ``Store`` run one at a time (a DuckDB connection is not shared between threads).
+        Opening a connection plans the snapshot's files and loads the macros; a process answering
+        many requests pays it once per new snapshot. Sessions of one ``Store`` run one at a time
+        (a DuckDB connection is not shared between threads).
         """
         with self._lock:
-            key = (tuple(s.path for s in self.segments()), id(taxonomy))
+            snapshot_id, files = pinned_files(self.location, self.snapshot)
+            key = (snapshot_id, id(taxonomy))
             if self._cached is None or self._cached[0] != key:
                 self.close()
-                self._cached = (key, self.connect(taxonomy))
+                self._cached = (key, self._connect(snapshot_id, files, taxonomy))
+            self.snapshot_id = snapshot_id
             yield Session(self._cached[1])
 
     def close(self) -> None:
@@ -201,61 +197,6 @@ class Store:
         """Every stored event id, duplicates included (for exactness checks)."""
         return [r["event_id"] for r in self.sql("SELECT event_id FROM events")]
 
-    def compact(self, *, min_segments: int = 4, max_rows: int = 2_000_000, grace_s: float = 300.0) -> CompactionReport:
-        """Merge runs of small segments per partition, dropping repeated event ids; remove old leftovers.
-
-        A merged segment supersedes the ones it covers at once (readers skip them); their files are
-        deleted by a later run once older than ``grace_s``, so queries already reading them finish.
-        """
-        groups = 0
-        merged_in = 0
-        by_partition: dict[tuple[str, int], list[Segment]] = {}
-        for seg in self.segments():
-            by_partition.setdefault((seg.source, seg.partition), []).append(seg)
-        for segs in by_partition.values():
-            run: list[Segment] = []
-            rows = 0
-            for seg in segs:
-                n = segment_rows(seg)
-                if run and rows + n > max_rows:
-                    groups, merged_in = self._merge(run, groups, merged_in, min_segments)
-                    run, rows = [], 0
-                run.append(seg)
-                rows += n
-            groups, merged_in = self._merge(run, groups, merged_in, min_segments)
-        removed = remove_superseded(self.root, grace_s)
-        return CompactionReport(groups, merged_in, removed)
-
-    def _merge(self, run: list[Segment], groups: int, merged_in: int, min_segments: int) -> tuple[int, int]:
-        if len(run) < min_segments:
-            return groups, merged_in
-        start = time.perf_counter()
-        first = run[0]
-        # under the partition's lock, and only if the run is still what is live: two compactions
-        # at once must not leave overlapping segments that both count
-        with partition_lock(self.root, first.source, first.partition):
-            live = {
-                s.path for s in list_segments(self.root) if (s.source, s.partition) == (first.source, first.partition)
-            }
-            if not all(s.path in live for s in run):
-                return groups, merged_in
-            table = self._merged_table(run)
-            merged = write_merged(run, table.cast(COLUMNS))
-        log.info(
-            "compacted segments=%d rows=%d into=%s seconds=%.2f",
-            len(run),
-            table.num_rows,
-            merged.path.name,
-            time.perf_counter() - start,
-        )
-        return groups + 1, merged_in + len(run)
-
-    @staticmethod
-    def _merged_table(run: list[Segment]) -> Any:
-        with duckdb.connect(":memory:") as con:
-            con.read_parquet([str(s.path) for s in run]).create_view("seg")
-            table = con.sql(
-                "SELECT * FROM seg QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_offset) = 1 "
-                "ORDER BY subject_id, occurred_at"
-            ).to_arrow_table()
-        return table
+    def compact(self, **options: Any) -> CompactionReport:
+        """Rewrite small files sorted by subject, expire old snapshots, remove unreferenced files."""
+        return compact(self.location, **options)

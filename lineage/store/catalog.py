@@ -1,0 +1,241 @@
+"""Where the store is: an Iceberg catalog and a warehouse, opened from settings; errors made plain.
+
+Two shapes, one code path (pyiceberg's SQL catalog):
+
+- embedded (the default): a SQLite catalog file and a warehouse folder inside ``store_dir``, so
+  ``./run demo`` needs nothing else; one host only (SQLite serialises writers on its file lock);
+- many hosts: a PostgreSQL catalog and an S3 warehouse that every consumer and reader shares.
+
+Passwords and keys come from ``Settings`` (the environment or a file), go to the client libraries
+in-process, and are never part of a message: ``StoreLocation.describe`` is what errors show.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pyarrow.fs as pafs
+import sqlalchemy.exc
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.table import Table
+from sqlalchemy.engine import make_url
+
+from lineage.errors import (
+    StoreAccessError,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+)
+from lineage.private import private_dir
+from lineage.settings import Settings
+from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES
+
+__all__ = ["StoreLocation", "as_location", "store_error"]
+
+CATALOG_FILE = "catalog.db"
+WAREHOUSE = "warehouse"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreLocation:
+    """A catalog and a warehouse: everything needed to open the store's table, secrets kept out of repr."""
+
+    root: Path | None
+    """The embedded store's folder, when there is one (its catalog file and local warehouse)."""
+    catalog_uri: str
+    warehouse: str
+    catalog_name: str = "lineage"
+    namespace: str = "lineage"
+    catalog_password: str | None = field(default=None, repr=False)
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    commit_retries: int = 20
+
+    @classmethod
+    def embedded(cls, root: Path, **kwargs: Any) -> StoreLocation:
+        """The default: a SQLite catalog and a warehouse folder inside ``root``."""
+        root = root.absolute()
+        return cls(
+            root=root, catalog_uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=str(root / WAREHOUSE), **kwargs
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store_dir: Path | None = None) -> StoreLocation:
+        """The store the settings name (``store_dir`` overrides ``settings.store_dir``)."""
+        root = (store_dir or settings.store_dir).absolute()
+        common: dict[str, Any] = {
+            "catalog_name": settings.catalog_name,
+            "namespace": settings.namespace,
+            "catalog_password": settings.catalog_password,
+            "s3_endpoint": settings.s3_endpoint,
+            "s3_region": settings.s3_region,
+            "s3_access_key_id": settings.s3_access_key_id,
+            "s3_secret_access_key": settings.s3_secret_access_key,
+            "commit_retries": settings.commit_retries,
+        }
+        if settings.catalog_uri is None and settings.warehouse is None:
+            return cls.embedded(root, **common)
+        warehouse = settings.warehouse or str(root / WAREHOUSE)
+        if warehouse.startswith("file://"):
+            warehouse = warehouse.removeprefix("file://")
+        if "://" not in warehouse:
+            warehouse = str(Path(warehouse).absolute())
+        return cls(
+            root=root if settings.catalog_uri is None else None,
+            catalog_uri=settings.catalog_uri or f"sqlite:///{root / CATALOG_FILE}",
+            warehouse=warehouse,
+            **common,
+        )
+
+    @property
+    def on_s3(self) -> bool:
+        """Whether the table's files are in an object store."""
+        return self.warehouse.startswith("s3://")
+
+    def describe(self) -> str:
+        """The store in words for messages: its folder, or its catalog (no password) and warehouse."""
+        if self.root is not None and not self.on_s3:
+            return f"the store at {self.root}"
+        url = make_url(self.catalog_uri).render_as_string(hide_password=True)
+        return f"the store in catalog {url} with warehouse {self.warehouse}"
+
+    def catalog(self) -> SqlCatalog:
+        """Open the catalog (creating the embedded folder, private, when it is the default)."""
+        if self.root is not None and self.catalog_uri.startswith("sqlite:"):
+            private_dir(self.root)
+        if not self.on_s3:
+            private_dir(Path(self.warehouse))
+        url = make_url(self.catalog_uri)
+        if self.catalog_password is not None:
+            url = url.set(password=self.catalog_password)
+        properties = {
+            "uri": url.render_as_string(hide_password=False),
+            "warehouse": self.warehouse if self.on_s3 else f"file://{self.warehouse}",
+            **self.s3_properties(),
+        }
+        try:
+            return SqlCatalog(self.catalog_name, **properties)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the store
+            raise store_error(exc, self, "opening the catalog") from None
+
+    def s3_properties(self) -> dict[str, str]:
+        """The FileIO properties pyiceberg needs for an S3 warehouse (none for a local one)."""
+        if not self.on_s3:
+            return {}
+        props = {"s3.region": self.s3_region, "s3.path-style-access": "true"}
+        if self.s3_endpoint:
+            props["s3.endpoint"] = self.s3_endpoint
+        if self.s3_access_key_id and self.s3_secret_access_key:
+            props["s3.access-key-id"] = self.s3_access_key_id
+            props["s3.secret-access-key"] = self.s3_secret_access_key
+        return props
+
+    def filesystem(self) -> pafs.FileSystem:
+        """A pyarrow filesystem that reads the table's files (paths given without their scheme)."""
+        if not self.on_s3:
+            return pafs.LocalFileSystem()
+        endpoint = self.s3_endpoint or ""
+        scheme = "http" if endpoint.startswith("http://") else "https"
+        return pafs.S3FileSystem(
+            access_key=self.s3_access_key_id,
+            secret_key=self.s3_secret_access_key,
+            region=self.s3_region,
+            endpoint_override=endpoint.split("://", 1)[-1] or None,
+            scheme=scheme,
+            # a dead object store must fail in seconds, not after the SDK's long retries
+            connect_timeout=5,
+            request_timeout=30,
+        )
+
+    def identifier(self) -> tuple[str, str]:
+        """The events table's identifier in the catalog."""
+        return (self.namespace, EVENTS)
+
+    def load(self, *, create: bool = False) -> Table:
+        """The events table; with ``create``, made (and its namespace) when missing."""
+        catalog = self.catalog()
+        try:
+            if create:
+                catalog.create_namespace_if_not_exists(self.namespace)
+                return catalog.create_table_if_not_exists(
+                    self.identifier(), schema=ICEBERG_SCHEMA, sort_order=SORT_ORDER, properties=TABLE_PROPERTIES
+                )
+            return catalog.load_table(self.identifier())
+        except (NoSuchTableError, NoSuchNamespaceError):
+            raise StoreNotFoundError(
+                f"{self.describe()} has no {self.namespace}.{EVENTS} table: nothing has been stored there",
+                path=self.describe(),
+            ) from None
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self, "opening the events table") from None
+
+
+def as_location(store: Path | StoreLocation) -> StoreLocation:
+    """A folder means the embedded store in it."""
+    return store if isinstance(store, StoreLocation) else StoreLocation.embedded(store)
+
+
+def store_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
+    """One plain line for a failure of the catalog, the object store or the disk (no secret, no traceback)."""
+    where = location.describe()
+    if isinstance(exc, StoreError):
+        return exc
+    text = str(exc)
+    lowered = text.lower()
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        if "password authentication failed" in lowered or "authentication failed" in lowered:
+            return StoreAccessError(
+                f"{doing}: the catalog refused the login: check catalog_password (LINEAGE_CATALOG_PASSWORD)",
+                path=where,
+            )
+        if "database is locked" in lowered:
+            return StoreUnavailableError(f"{doing}: the catalog file of {where} stayed locked", path=where)
+        if "does not exist" in lowered and "database" in lowered:
+            return StoreNotFoundError(f"{doing}: the catalog database of {where} does not exist", path=where)
+        if "unable to open database file" in lowered:
+            return StoreNotFoundError(f"{doing}: cannot open the catalog file of {where}", path=where)
+        return StoreUnavailableError(f"{doing}: the catalog of {where} did not answer", path=where)
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return StoreUnavailableError(f"{doing}: the catalog of {where} failed ({type(exc).__name__})", path=where)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC or "no space left" in lowered:
+            return StoreUnavailableError(f"{doing}: the disk of {where} is full", path=where)
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+            return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
+        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
+            return StoreCorruptError(f"{doing}: a file of {where} is missing ({_file_of(exc)})", path=where)
+        if "access denied" in lowered or "invalidaccesskeyid" in lowered or "signaturedoesnotmatch" in lowered:
+            return StoreAccessError(
+                f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key",
+                path=where,
+            )
+        if "curl" in lowered or "connect" in lowered or "timed out" in lowered or "timeout" in lowered:
+            return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
+        if "parquet" in lowered or "magic" in lowered or "corrupt" in lowered:
+            return StoreCorruptError(f"{doing}: a data file of {where} is corrupt", path=where)
+        return StoreUnavailableError(f"{doing}: {where}: {_oneline(text)}", path=where)
+    if "parquet" in lowered or "magic bytes" in lowered or "avro" in lowered or "corrupt" in lowered:
+        return StoreCorruptError(f"{doing}: a file of {where} is corrupt ({type(exc).__name__})", path=where)
+    return StoreError(f"{doing}: {where}: {type(exc).__name__}: {_oneline(text)}", path=where)
+
+
+def _file_of(exc: OSError) -> str:
+    return os.path.basename(str(exc.filename)) if exc.filename else "unknown file"
+
+
+def _oneline(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:200]
+
+
+def raise_store_error(exc: BaseException, location: StoreLocation, doing: str) -> NoReturn:
+    """Raise ``store_error(...)`` without chaining the library's traceback into what a user sees."""
+    raise store_error(exc, location, doing) from None

@@ -1,0 +1,234 @@
+"""Keeping the table fast and small: compaction, snapshot expiry, removal of files nothing refers to.
+
+Every step is one Iceberg commit (or none), so a reader never sees a half-done step and a step
+killed at any point leaves the table as it was before or after it; what a killed step had written
+but not committed is an orphan file, removed by a later run once older than the grace period.
+
+- ``compact`` reads groups of small files of the current snapshot, drops repeated event ids within
+  a group, sorts by subject and offset, writes files with small row groups, and commits an overwrite
+  that removes exactly the inputs. Table properties (the stored offsets) are not touched. Losing a
+  race to a consumer's append re-stages the same new files on the fresh table, if every input is
+  still live; if another compaction took an input first, ours is abandoned.
+- ``expire`` drops snapshots older than the retention (tagged ones stay: ``snapshots.pin``).
+- ``remove_orphans`` deletes files under the table that no remaining snapshot, manifest or metadata
+  file refers to and that are older than the grace period. The grace must exceed the longest time a
+  writer holds a written file before committing it (a consumer's flush; a compaction's group).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
+
+from lineage.errors import StoreConflictError
+from lineage.private import private_files
+from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.snapshots import file_path
+from lineage.store.tables import COLUMNS
+
+__all__ = ["CompactionReport", "compact", "expire", "remove_orphans"]
+
+log = logging.getLogger(__name__)
+
+COMPACTED = "lineage.compaction"  # snapshot summary key marking our compaction commits
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """What a maintenance run did."""
+
+    files_in: int
+    files_out: int
+    groups: int
+    expired: int
+    removed: int
+
+
+def compact(
+    location: StoreLocation,
+    *,
+    target_mb: float = 64.0,
+    min_files: int = 2,
+    expire_after_s: float = 30 * 86400.0,
+    grace_s: float = 3600.0,
+) -> CompactionReport:
+    """Rewrite small files sorted by subject, then expire old snapshots and remove orphan files."""
+    with private_files():
+        return _compact(location, target_mb, min_files, expire_after_s, grace_s)
+
+
+def _compact(
+    location: StoreLocation, target_mb: float, min_files: int, expire_after_s: float, grace_s: float
+) -> CompactionReport:
+    table = _load(location)
+    files_in = files_out = groups = 0
+    for group in _groups(table, int(target_mb * 1024 * 1024), min_files):
+        outcome = _rewrite(location, group)
+        if outcome:
+            groups += 1
+            files_in += len(group)
+            files_out += outcome
+    expired = expire(location, older_than_s=expire_after_s)
+    removed = remove_orphans(location, grace_s=grace_s)
+    return CompactionReport(files_in, files_out, groups, expired, removed)
+
+
+def _load(location: StoreLocation) -> Table:
+    with private_files():
+        return location.load()
+
+
+def _groups(table: Table, target_bytes: int, min_files: int) -> list[list[DataFile]]:
+    """The current snapshot's small files, in groups of up to ``target_bytes`` on disk."""
+    if table.current_snapshot() is None:
+        return []
+    small = [t.file for t in table.scan().plan_files() if t.file.file_size_in_bytes < target_bytes // 2]
+    groups: list[list[DataFile]] = []
+    size = 0
+    for f in sorted(small, key=lambda f: f.file_path):
+        if not groups or size + f.file_size_in_bytes > target_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(f)
+        size += f.file_size_in_bytes
+    return [g for g in groups if len(g) >= min_files]
+
+
+def _rewrite(location: StoreLocation, inputs: list[DataFile]) -> int:
+    """Replace ``inputs`` by sorted files in one commit; return how many were written (0: abandoned)."""
+    table = _load(location)
+    fs = location.filesystem()
+    started = time.perf_counter()
+    try:
+        data = pads.dataset([file_path(f.file_path) for f in inputs], schema=COLUMNS, format="parquet", filesystem=fs)
+        rows = data.to_table()
+        # a repeated event id within the group (a producer's retry stored twice) is kept once: its first offset
+        rows = rows.sort_by([("event_id", "ascending"), ("origin", "ascending"), ("kafka_offset", "ascending")])
+        ids = rows.column("event_id").combine_chunks()
+        if len(ids) > 1:
+            differs = pc.fill_null(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), True)
+            rows = rows.filter(pa.concat_arrays([pa.array([True]), differs]))
+        rows = rows.sort_by([("subject_id", "ascending"), ("kafka_offset", "ascending")])
+        with private_files():
+            outputs = list(_dataframe_to_data_files(table.metadata, rows, table.io, write_uuid=uuid.uuid4()))
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "compacting") from None
+    wanted = {f.file_path for f in inputs}
+    for attempt in range(location.commit_retries):
+        if attempt:
+            table = _load(location)
+        live = {t.file.file_path for t in table.scan().plan_files()} if table.current_snapshot() else set()
+        if not wanted <= live:
+            log.info("compaction abandoned: another compaction replaced its inputs first")
+            _delete(fs, outputs)
+            return 0
+        tx = table.transaction()
+        with tx.update_snapshot(snapshot_properties={COMPACTED: "sort subject_id, kafka_offset"}).overwrite() as ow:
+            for f in inputs:
+                ow.delete_data_file(f)
+            for f in outputs:
+                ow.append_data_file(f)
+        try:
+            with private_files():
+                tx.commit_transaction()
+        except CommitFailedException:
+            time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, location, "committing a compaction") from None
+        log.info(
+            "compacted files=%d rows=%d into=%d seconds=%.2f",
+            len(inputs),
+            rows.num_rows,
+            len(outputs),
+            time.perf_counter() - started,
+        )
+        return len(outputs)
+    raise StoreConflictError(f"compaction lost to other writers {location.commit_retries} times in a row")
+
+
+def _delete(fs: pafs.FileSystem, files: list[DataFile]) -> None:
+    for f in files:
+        try:
+            fs.delete_file(file_path(f.file_path))
+        except OSError:
+            pass  # left as an orphan: remove_orphans takes it later
+
+
+def expire(location: StoreLocation, *, older_than_s: float) -> int:
+    """Expire snapshots older than ``older_than_s`` (never the current one, never a tagged one)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    with private_files():
+        return _expire(location, cutoff)
+
+
+def _expire(location: StoreLocation, cutoff: datetime) -> int:
+    for attempt in range(location.commit_retries):
+        table = _load(location)
+        before = len(table.metadata.snapshots)
+        if before <= 1:
+            return 0
+        try:
+            with private_files():
+                table.maintenance.expire_snapshots().older_than(cutoff).commit()
+        except CommitFailedException:
+            time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, location, "expiring snapshots") from None
+        return before - len(_load(location).metadata.snapshots)
+    raise StoreConflictError(f"snapshot expiry lost to other writers {location.commit_retries} times in a row")
+
+
+def _referenced(table: Table) -> set[str]:
+    """Every file the table's metadata refers to: metadata files, manifest lists, manifests, data files."""
+    io = table.io
+    out = {file_path(table.metadata_location)}
+    out.update(file_path(entry.metadata_file) for entry in table.metadata.metadata_log)
+    for snapshot in table.metadata.snapshots:
+        out.add(file_path(snapshot.manifest_list))
+        for manifest in snapshot.manifests(io):
+            out.add(file_path(manifest.manifest_path))
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+                out.add(file_path(entry.data_file.file_path))
+    for stats in table.metadata.statistics:
+        out.add(file_path(stats.statistics_path))
+    return out
+
+
+def remove_orphans(location: StoreLocation, *, grace_s: float) -> int:
+    """Delete files under the table that nothing refers to and that are older than ``grace_s``."""
+    table = _load(location)
+    fs = location.filesystem()
+    base = file_path(table.location())
+    try:
+        referenced = _referenced(table)
+        found = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "listing the table's files") from None
+    cutoff = time.time() - grace_s
+    removed = 0
+    for info in found:
+        if info.type != pafs.FileType.File or info.path in referenced:
+            continue
+        mtime = info.mtime.timestamp() if info.mtime is not None else time.time()
+        if mtime < cutoff:
+            try:
+                fs.delete_file(info.path)
+                removed += 1
+            except OSError as exc:
+                log.warning("could not remove an orphan file: %s", exc)
+    return removed

@@ -1,0 +1,97 @@
+"""Which files make up one snapshot of the events table, and naming snapshots so answers can be redone.
+
+A regulator may ask, months later, how an answer was reached: every answer reads one snapshot, its id
+is reported, and ``pin`` tags it so snapshot expiry keeps it (and its files) until the tag is removed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+
+from lineage.errors import ConfigurationError, StoreError
+from lineage.store.catalog import StoreLocation, store_error
+
+__all__ = ["SnapshotRef", "describe_snapshots", "file_path", "pin", "pinned_files", "resolve"]
+
+SnapshotRef = int | str | None
+"""A snapshot id, a tag's name, or None for the current snapshot."""
+
+
+def resolve(table: Table, ref: SnapshotRef) -> Snapshot | None:
+    """The snapshot ``ref`` names (None: the current one, which is None for a table never written)."""
+    if ref is None:
+        return table.current_snapshot()
+    snapshot = None
+    if isinstance(ref, str) and not ref.lstrip("-").isdigit():
+        snapshot = table.snapshot_by_name(ref)
+    else:
+        snapshot = table.snapshot_by_id(int(ref))
+    if snapshot is None:
+        raise ConfigurationError(
+            "--snapshot", f"the store has no snapshot {ref!r} (expired, or never made): `lineage snapshots` lists them"
+        )
+    return snapshot
+
+
+def file_path(location: str) -> str:
+    """A data file's location as a pyarrow filesystem path: ``file:///x`` -> ``/x``, ``s3://b/k`` -> ``b/k``."""
+    for scheme in ("file://", "s3://", "s3a://"):
+        if location.startswith(scheme):
+            return location[len(scheme) :]
+    return location
+
+
+def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None, list[str]]:
+    """The snapshot ``ref`` resolves to now, and the paths of exactly its data files."""
+    table = location.load()
+    snapshot = resolve(table, ref)
+    if snapshot is None:
+        return None, []
+    try:
+        tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "planning the snapshot's files") from None
+    if any(task.delete_files for task in tasks):
+        # we never write delete files; another engine's row-level delete would be silently ignored
+        raise StoreError(
+            f"{location.describe()} has row-level delete files (written by another engine); "
+            "compact it with that engine before reading",
+            path=location.describe(),
+        )
+    return snapshot.snapshot_id, [file_path(task.file.file_path) for task in tasks]
+
+
+def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:
+    """Tag a snapshot (default: the current one) as ``name`` so expiry keeps it; return its id."""
+    table = location.load()
+    snapshot = resolve(table, ref)
+    if snapshot is None:
+        raise StoreError(f"{location.describe()} holds no snapshot to pin", path=location.describe())
+    try:
+        table.manage_snapshots().create_tag(snapshot.snapshot_id, name).commit()
+    except ValueError as exc:
+        raise ConfigurationError("--pin", str(exc).splitlines()[0][:200]) from None
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "pinning a snapshot") from None
+    return snapshot.snapshot_id
+
+
+def describe_snapshots(location: StoreLocation) -> list[str]:
+    """One line per snapshot, oldest first: id, time, operation, rows added, and its tags."""
+    table = location.load()
+    tags: dict[int, list[str]] = {}
+    for name, ref in table.metadata.refs.items():
+        if name != "main":
+            tags.setdefault(ref.snapshot_id, []).append(name)
+    lines = []
+    for snapshot in table.metadata.snapshots:
+        when = datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC).isoformat(timespec="seconds")
+        summary = snapshot.summary
+        operation = summary.operation.value if summary is not None else "?"
+        added = summary.get("added-records", "0") if summary is not None else "0"
+        named = f" tags={','.join(sorted(tags[snapshot.snapshot_id]))}" if snapshot.snapshot_id in tags else ""
+        lines.append(f"{snapshot.snapshot_id} {when} {operation} added_rows={added}{named}")
+    return lines

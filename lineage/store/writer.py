@@ -1,0 +1,226 @@
+"""Exactly once into the events table: each commit adds rows and moves their offsets together.
+
+The Iceberg Kafka Connect sink is the model: offsets are committed with the data, in the table,
+so a consumer on any host resumes from the table and not from Kafka. Here every consumer commits
+its own partitions (no coordinator):
+
+- the last stored offset of each source partition is a table property
+  (``lineage.offset.<origin>.<partition>``); properties survive any engine's compaction;
+- a commit requires that the table is still at the snapshot it read (``AssertRefSnapshotId``), so
+  of two writers racing, one loses; the loser re-reads the offsets, drops rows at or below them,
+  and tries again. pyiceberg's own retry is off (``commit.retry.num-retries=0``): it would re-send
+  the stale offsets unchanged and store rows twice;
+- a consumer *claims* a partition on assignment by raising its owner epoch
+  (``lineage.owner.<origin>.<partition>``); a writer whose epoch was superseded (a zombie that lost
+  the partition while paused) drops its rows for it instead of committing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table, TableProperties, Transaction
+from pyiceberg.table.update import AssertRefSnapshotId
+
+from lineage.errors import StoreConflictError, StoreError
+from lineage.private import private_files
+from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.tables import ColumnBuffer, offset_key, owner_key
+
+__all__ = ["PartitionRows", "Stored", "TableWriter"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PartitionRows:
+    """Messages consumed from one partition since the last commit: offsets first..last, valid rows kept."""
+
+    first: int
+    last: int
+    rows: ColumnBuffer = field(default_factory=ColumnBuffer)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one commit stored for one partition: offsets first..last (inclusive), and how many rows."""
+
+    origin: str
+    partition: int
+    first: int
+    last: int
+    rows: int
+
+
+def _epoch(value: str | None) -> int:
+    return int(value.split(":", 1)[0]) if value else 0
+
+
+class TableWriter:
+    """Commits buffered rows of one source (a topic, or a backfill file) into the events table."""
+
+    def __init__(self, location: StoreLocation, origin: str, *, member: str = "writer") -> None:
+        """Write rows of ``origin`` as ``member`` (named in the owner property, for operators)."""
+        self.location = location
+        self.origin = origin
+        self.member = member
+        self.fenced: set[int] = set()
+        self.commits = 0
+        self.conflicts = 0
+        self._epochs: dict[int, int] = {}
+        self._table: Table | None = None
+
+    def _fresh(self) -> Table:
+        """The table as the catalog has it now."""
+        try:
+            with private_files():
+                if self._table is None:
+                    self._table = self.location.load(create=True)
+                else:
+                    self._table = self._table.refresh()
+        except Exception as exc:  # noqa: BLE001
+            self._table = None
+            raise store_error(exc, self.location, "reading the table") from None
+        return self._table
+
+    def stored(self) -> dict[int, int]:
+        """The last stored offset of each partition of this source that has any."""
+        prefix = offset_key(self.origin, 0)[:-1]
+        out: dict[int, int] = {}
+        for key, value in self._fresh().properties.items():
+            if key.startswith(prefix) and key[len(prefix) :].isdigit():
+                out[int(key[len(prefix) :])] = int(value)
+        return out
+
+    def claim(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Own ``partitions`` from now (older owners are fenced); return the next offset to read of each stored one."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        with private_files():
+            return self._claim(wanted)
+
+    def _claim(self, wanted: list[int]) -> dict[int, int]:
+        for attempt in range(self.location.commit_retries):
+            table = self._fresh()
+            props = table.properties
+            epochs = {p: _epoch(props.get(owner_key(self.origin, p))) + 1 for p in wanted}
+            tx = self._transaction(table)
+            tx.set_properties({owner_key(self.origin, p): f"{epochs[p]}:{self.member}" for p in wanted})
+            if self._commit(tx, attempt):
+                self._epochs.update(epochs)
+                self.fenced.difference_update(wanted)
+                keys = {p: offset_key(self.origin, p) for p in wanted}
+                return {p: int(props[k]) + 1 for p, k in keys.items() if k in props}
+        raise self._gave_up("claiming partitions")
+
+    def release(self, partitions: Iterable[int]) -> None:
+        """Forget ownership of ``partitions`` (revoked): nothing of them is committed until claimed again."""
+        for p in partitions:
+            self._epochs.pop(p, None)
+
+    def commit(self, batches: Mapping[int, PartitionRows]) -> list[Stored]:
+        """Store each partition's rows above its stored offset, and move the offsets, in one commit.
+
+        Returns what was stored. Partitions another writer now owns are left out and added to
+        ``fenced``; the caller drops their rows. Raises ``StoreConflictError`` when every try lost.
+        """
+        with private_files():  # data files, manifests and metadata alike
+            return self._commit_batches(batches)
+
+    def _commit_batches(self, batches: Mapping[int, PartitionRows]) -> list[Stored]:
+        written: tuple[tuple[tuple[int, int], ...], list[DataFile]] | None = None
+        for attempt in range(self.location.commit_retries):
+            table = self._fresh()
+            props = table.properties
+            plan: dict[int, int] = {}  # partition -> stored offset before this commit
+            for p, batch in sorted(batches.items()):
+                mine = self._epochs.get(p)
+                if mine is not None and _epoch(props.get(owner_key(self.origin, p))) != mine:
+                    self.fenced.add(p)
+                    self._epochs.pop(p)
+                    log.warning("fenced origin=%s partition=%d: another writer owns it now", self.origin, p)
+                    continue
+                if p in self.fenced:
+                    continue
+                stored = int(props.get(offset_key(self.origin, p), -1))
+                if batch.last > stored:
+                    plan[p] = stored
+            if not plan:
+                return []
+            key = tuple(sorted(plan.items()))
+            if written is None or written[0] != key:
+                # data files are written once per plan; a retry that lost only to other partitions'
+                # commits re-stages the same files
+                written = (key, self._write_files(table, batches, plan))
+            tx = self._transaction(table)
+            summary = {
+                f"lineage.offsets.{self.origin}": json.dumps(
+                    {str(p): [max(batches[p].first, s + 1), batches[p].last] for p, s in plan.items()}
+                )
+            }
+            if written[1]:
+                merge = props.get(TableProperties.MANIFEST_MERGE_ENABLED, "false") == "true"
+                update = tx.update_snapshot(snapshot_properties=summary)
+                with update.merge_append() if merge else update.fast_append() as append:
+                    for data_file in written[1]:
+                        append.append_data_file(data_file)
+            tx.set_properties({offset_key(self.origin, p): str(batches[p].last) for p in plan})
+            if self._commit(tx, attempt):
+                return [self._stored(p, batches[p], s) for p, s in sorted(plan.items())]
+        raise self._gave_up("storing a batch")
+
+    def _stored(self, partition: int, batch: PartitionRows, before: int) -> Stored:
+        return Stored(self.origin, partition, max(batch.first, before + 1), batch.last, batch.rows.count_above(before))
+
+    def _write_files(self, table: Table, batches: Mapping[int, PartitionRows], plan: dict[int, int]) -> list[DataFile]:
+        parts = [batches[p].rows.table(self.origin, p, after=s) for p, s in sorted(plan.items())]
+        arrow = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        if not arrow.num_rows:
+            return []  # offsets only: a batch of dead letters still counts as consumed
+        try:
+            with private_files():
+                return list(_dataframe_to_data_files(table.metadata, arrow, table.io, write_uuid=uuid.uuid4()))
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self.location, "writing data files") from None
+
+    def _transaction(self, table: Table) -> Transaction:
+        tx = table.transaction()
+        # every commit requires the snapshot it read: an offsets-only commit would otherwise be
+        # accepted on stale metadata and rewind another writer's offsets (pyiceberg adds no check)
+        current = table.metadata.current_snapshot_id
+        tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": current, "ref": "main"}),))
+        return tx
+
+    def _commit(self, tx: Transaction, attempt: int) -> bool:
+        """Commit; False after a lost race (having waited a little), raise on any other failure."""
+        try:
+            with private_files():
+                tx.commit_transaction()
+        except CommitFailedException:
+            self.conflicts += 1
+            time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
+            return False
+        except Exception as exc:  # noqa: BLE001
+            # the outcome may be unknown (the catalog went away mid-commit): the next try re-reads
+            # the offsets, so a commit that did land is not repeated
+            raise store_error(exc, self.location, "committing") from None
+        self.commits += 1
+        return True
+
+    def _gave_up(self, doing: str) -> StoreError:
+        return StoreConflictError(
+            f"{doing}: lost to other writers {self.location.commit_retries} times in a row "
+            f"({self.location.describe()}); raise commit_retries or flush less often",
+            path=self.location.describe(),
+        )
