@@ -1,12 +1,15 @@
-"""End-to-end ingest (broker to durable store, offsets recorded) beside two baselines, same run.
+"""End-to-end ingest (broker to the Iceberg table, offsets committed with the rows) beside baselines, same run.
 
-(a) a raw kafka-python poll loop over the same topic that only touches the bytes; (b) decoding the
-same messages alone (no Kafka, no store); (c) ``consumers.ingest`` as its own process, from an empty
-store and a new group until every message is in a durable segment. Its peak memory (max RSS) is
-read from the child's rusage; run with two sizes to see that it does not grow with the topic.
+(a) a raw kafka-python poll loop over the same topic that only touches the bytes (run before and after
+the ingest runs; the faster of the two is the baseline); (b) decoding the same messages alone (no Kafka,
+no store); (c) ``consumers.ingest``, 1 and 2 processes in one group, from an empty table and a new group
+until every message is committed, on each store: the embedded default (SQLite catalog, local
+warehouse) and PostgreSQL + S3 (SeaweedFS), both servers started here on 127.0.0.1. Peak memory is the
+child's VmHWM; a second, smaller run shows whether it grows with the topic. (d) commit latency per
+store: ``TableWriter.commit`` timed in this process, for the consumer's flush size and for small batches.
 Goal: ingest keeps at least 50% of the raw poll rate.
 
-    ./run bench ingest_throughput [--events 1000000] [--small 250000]
+    ./run bench ingest_throughput [--events 1000000] [--small 250000] [--commits 30]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,15 +26,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import kafka
+sys.path.insert(0, str(Path(__file__).parent))
 
-from lineage import Codec, Party, Settings
-from lineage.contract.records import make_record
-from lineage.store import Store
-from lineage.transport.kafka import create_topics
-from lineage.transport.local_broker import LocalBroker, fetch_jars
+import kafka  # noqa: E402
+from _stores import REPO, StoreShape, embedded, load, p99, servers, shared  # noqa: E402
 
-REPO = Path(__file__).parent.parent
+from lineage import Codec, Party, Settings  # noqa: E402
+from lineage.contract.records import make_record  # noqa: E402
+from lineage.store import PartitionRows, Store, TableWriter  # noqa: E402
+from lineage.transport.kafka import create_topics  # noqa: E402
+from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
+
 DISTINCT = 50_000  # distinct encoded events, repeated to reach the count (ids repeat; the store does not care)
 
 
@@ -115,34 +121,51 @@ def decode_only(values: list[bytes]) -> float:
     return len(values) / (time.perf_counter() - start)
 
 
-def ingest(bootstrap: str, topic: str, n: int, processes: int = 1) -> tuple[float, float]:
+def ingest(bootstrap: str, topic: str, n: int, store: StoreShape, processes: int = 1) -> tuple[float, float]:
     """Run ``processes`` ingest consumers in one group to the end; return events/s and the peak RSS (MB)."""
     idle = 2.0
     group = f"ingest-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as store:
-        command = [
-            sys.executable, "-m", "consumers.ingest",
-            "--store", store, "--bootstrap-servers", bootstrap, "--topic", topic,
-            "--group", group, "--exit-when-idle", str(idle),
-        ]  # fmt: skip
-        start = time.perf_counter()
-        procs = [
-            subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for _ in range(processes)
-        ]
-        outputs = [p.communicate()[0] for p in procs]
-        elapsed = time.perf_counter() - start - idle
-        assert all(p.returncode == 0 for p in procs), outputs
-        stored = Store(Path(store)).count()
+    command = [
+        sys.executable, "-m", "consumers.ingest", *store.argv,
+        "--bootstrap-servers", bootstrap, "--topic", topic, "--group", group, "--exit-when-idle", str(idle),
+    ]  # fmt: skip
+    env = {**os.environ, **store.env}
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(processes)
+    ]
+    outputs = [p.communicate()[0] for p in procs]
+    elapsed = time.perf_counter() - start - idle
+    assert all(p.returncode == 0 for p in procs), outputs
+    stored = Store(store.location).count()
     assert stored == n, f"stored {stored} of {n}:\n{outputs}"
     peak = max(float(re.findall(r"peak_rss_mb=(\d+)", out)[-1]) for out in outputs)
     return n / elapsed, peak
 
 
+def commit_latency(store: StoreShape, payloads: list[tuple[bytes, bytes]], rows: int, commits: int) -> list[float]:
+    """Seconds per ``TableWriter.commit`` of ``rows`` decoded rows and their offsets (Arrow, Parquet, catalog)."""
+    codec = Codec()
+    records = [codec.decode_record(v) for _, v in payloads[:rows]]
+    writer = TableWriter(store.location, f"bench.commit.{rows}.{uuid.uuid4().hex[:6]}", member="bench")
+    writer.claim([0])
+    out = []
+    for c in range(commits):
+        batch = PartitionRows(c * rows, (c + 1) * rows - 1)
+        for i, record in enumerate(records):
+            batch.rows.append(record, c * rows + i)
+        start = time.perf_counter()
+        writer.commit({0: batch})
+        out.append(time.perf_counter() - start)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--small", type=int, default=250_000, help="a second, smaller run for the memory bound")
+    parser.add_argument("--small", type=int, default=250_000, help="a smaller run first (memory bound; 0: none)")
+    parser.add_argument("--commits", type=int, default=30, help="timed commits per store and batch size")
     args = parser.parse_args()
 
     payloads = _payloads()
@@ -151,43 +174,62 @@ def main() -> int:
     if not bootstrap:
         broker = LocalBroker(fetch_jars(Path(os.environ.get("LINEAGE_CACHE_DIR", ".cache")))).start()
         bootstrap = broker.bootstrap_servers
+    # (store, processes) -> (events/s, peak MB), per size
+    results: dict[int, dict[tuple[str, int], tuple[float, float]]] = {}
+    baselines: dict[int, tuple[float, float, float]] = {}  # raw before, raw after, decode alone
+    latency: dict[tuple[str, int], list[float]] = {}
     try:
-        results = {}
-        for n in (args.small, args.events):
-            topic = f"bench.ingest.{n}.{uuid.uuid4().hex[:6]}"
-            create_topics(Settings(bootstrap_servers=bootstrap), [topic, "lineage.events.dlq"], partitions=3)
-            t = time.perf_counter()
-            produce(bootstrap, topic, n, payloads)
-            print(f"produced {n:,} events in {time.perf_counter() - t:.1f} s")
-            ingest_rate, peak = ingest(bootstrap, topic, n)
-            ingest2_rate, peak2 = ingest(bootstrap, topic, n, processes=2)
-            raw_rate, values = raw_poll(bootstrap, topic, n)
-            decode_rate = decode_only(values)
-            del values
-            results[n] = (raw_rate, decode_rate, ingest_rate, peak, ingest2_rate, peak2)
-            print(
-                f"{n:>9,} events: raw poll {raw_rate:>8,.0f}/s | decode only {decode_rate:>8,.0f}/s | "
-                f"ingest x1 {ingest_rate:>7,.0f}/s ({ingest_rate / raw_rate:.0%} of raw, peak {peak:.0f} MB) | "
-                f"ingest x2 {ingest2_rate:>7,.0f}/s ({ingest2_rate / raw_rate:.0%} of raw, peak {peak2:.0f} MB each)"
-            )
+        with servers() as (pg, s3), tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+            print(f"servers up: PostgreSQL {pg.port}, SeaweedFS {s3.endpoint}; {load()}")
+            runs = 0
+
+            def store(kind: str) -> StoreShape:
+                nonlocal runs
+                runs += 1
+                return embedded(Path(tmp) / f"store-{runs}") if kind == "embedded" else shared(pg, s3)
+
+            for n in [m for m in (args.small, args.events) if m]:
+                topic = f"bench.ingest.{n}.{uuid.uuid4().hex[:6]}"
+                create_topics(Settings(bootstrap_servers=bootstrap), [topic, "lineage.events.dlq"], partitions=3)
+                t = time.perf_counter()
+                produce(bootstrap, topic, n, payloads)
+                print(f"produced {n:,} events in {time.perf_counter() - t:.1f} s")
+                raw_before, _ = raw_poll(bootstrap, topic, n)
+                results[n] = {}
+                for kind in ("embedded", "postgres+s3"):
+                    for processes in (1, 2):
+                        rate, peak = ingest(bootstrap, topic, n, store(kind), processes)
+                        results[n][kind, processes] = (rate, peak)
+                        print(f"  {n:,} events, {kind}, {processes} process(es): {rate:,.0f}/s "
+                              f"({rate / raw_before:.0%} of raw before), peak {peak:.0f} MB; {load()}")  # fmt: skip
+                raw_after, values = raw_poll(bootstrap, topic, n)
+                baselines[n] = (raw_before, raw_after, decode_only(values))
+                del values
+            for kind in ("embedded", "postgres+s3"):
+                for rows in (50_000, 1_000):
+                    latency[kind, rows] = commit_latency(store(kind), payloads, rows, args.commits)
     finally:
         if broker is not None:
             broker.stop()
-    raw_rate, decode_rate, ingest_rate, peak, ingest2_rate, _ = results[args.events]
-    print(f"\nat {args.events:,} events (3 partitions):")
-    print(f"raw poll loop, 1 process (touch bytes): {raw_rate:>9,.0f} events/s")
+
+    n = args.events or args.small
+    raw_before, raw_after, decode_rate = baselines[n]
+    raw = max(raw_before, raw_after)
+    print(f"\nat {n:,} events (3 partitions); {load()}")
+    print(f"raw poll loop, 1 process (touch bytes): {raw:>9,.0f} events/s "
+          f"(before {raw_before:,.0f}, after {raw_after:,.0f})")  # fmt: skip
     print(f"decode alone, 1 process:                {decode_rate:>9,.0f} events/s")
-    print(
-        f"ingest to durable segments, 1 process:  {ingest_rate:>9,.0f} events/s = {ingest_rate / raw_rate:.0%} of raw"
-    )
-    print(
-        f"ingest, 2 processes in one group:       {ingest2_rate:>9,.0f} events/s = {ingest2_rate / raw_rate:.0%} of raw"
-    )
+    for (kind, processes), (rate, peak) in results[n].items():
+        print(f"ingest, {kind:<11} x{processes}:           {rate:>9,.0f} events/s = {rate / raw:.0%} of raw, "
+              f"peak RSS {peak:.0f} MB")  # fmt: skip
     print("goal: ingest >= 50% of the raw poll rate")
-    print(
-        f"peak RSS of one ingest process: {results[args.small][3]:.0f} MB at {args.small:,} events, "
-        f"{peak:.0f} MB at {args.events:,}"
-    )
+    if args.small and args.events:
+        for key in results[args.events]:
+            print(f"peak RSS {key[0]} x{key[1]}: {results[args.small][key][1]:.0f} MB at {args.small:,} events, "
+                  f"{results[args.events][key][1]:.0f} MB at {args.events:,}")  # fmt: skip
+    for (kind, rows), samples in latency.items():
+        print(f"commit latency, {kind:<11}, {rows:>6,} rows: median {statistics.median(samples) * 1000:>5.0f} ms, "
+              f"p99 {p99(samples) * 1000:>5.0f} ms over {len(samples)} commits")  # fmt: skip
     return 0
 
 
