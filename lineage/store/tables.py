@@ -147,6 +147,9 @@ _ROW_FIELDS = (
 )
 _ROW = operator.itemgetter(*_ROW_FIELDS)
 _PARTY = pa.struct([("name", _STRING), ("role", _STRING), ("region", _STRING)])
+# a buffered row as one struct: pyarrow converts a list of tuples to it in one C pass, parties
+# (dicts) included, about twice as fast as transposing the rows in Python and converting each column
+_ROW_TYPE = pa.struct([pa.field(n, _PARTY) if n in ("holder", "recipient") else COLUMNS.field(n) for n in _ROW_FIELDS])
 
 
 class ColumnBuffer:
@@ -181,15 +184,14 @@ class ColumnBuffer:
         if after >= 0 and offsets and offsets[0] <= after:
             kept = [i for i, o in enumerate(offsets) if o > after]
             rows, offsets = [rows[i] for i in kept], [offsets[i] for i in kept]
-        transposed = zip(*rows, strict=True) if rows else (() for _ in _ROW_FIELDS)
-        columns: dict[str, Any] = dict(zip(_ROW_FIELDS, transposed, strict=True))
-        # parties convert as structs in C, then split into flat columns (a null recipient stays null)
+        columns: dict[str, Any] = dict(zip(_ROW_FIELDS, pa.array(rows, _ROW_TYPE).flatten(), strict=True))
+        # parties split into flat columns (flatten keeps a null recipient null in each part)
         for party in ("holder", "recipient"):
-            struct = pa.array(columns.pop(party), _PARTY).flatten()
+            struct = columns.pop(party).flatten()
             for i, part in enumerate(("name", "role", "region")):
                 columns[f"{party}_{part}"] = struct[i]
         n = len(offsets)
-        columns["origin"] = pa.array([origin] * n, _STRING) if n else []
-        columns["kafka_partition"] = pa.array([partition] * n, pa.int32()) if n else []
-        columns["kafka_offset"] = offsets
-        return pa.table([pa.array(columns[f.name], f.type) for f in COLUMNS], schema=COLUMNS)
+        columns["origin"] = pa.repeat(pa.scalar(origin, _STRING), n)
+        columns["kafka_partition"] = pa.repeat(pa.scalar(partition, pa.int32()), n)
+        columns["kafka_offset"] = pa.array(offsets, pa.int64())
+        return pa.table([columns[f.name] for f in COLUMNS], schema=COLUMNS)
