@@ -26,30 +26,32 @@ from lineage import default_taxonomy  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
 
 
-def run(values: list[bytes], segment_rows: int) -> tuple[float, float, int]:
-    """One pass into a fresh store: events/s overall, seconds inside flush, commits made."""
+def run(values: list[bytes], segment_rows: int) -> tuple[float, float, float, float, int]:
+    """One pass into a fresh store: events/s, then wall and CPU seconds inside flush, CPU seconds in all, commits."""
     taxonomy = default_taxonomy()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as folder:
         ingestor = Ingestor(Path(folder), "bench", taxonomy=taxonomy)
-        flushing = 0.0
+        flushing = flushing_cpu = 0.0
         gc.disable()  # as the consumer does: the collector runs right after each flush only
         try:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for n, value in enumerate(values):
                 ingestor.add(n % 3, n // 3, value)  # three partitions, as the topic has
                 # the consumer checks once per polled batch (up to 20,000 messages), not per message
                 if n % 1000 == 999 and ingestor.buffered_messages >= segment_rows:
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     ingestor.flush()
                     flushing += time.perf_counter() - t
+                    flushing_cpu += time.process_time() - c
                     gc.collect()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             ingestor.flush()
-            end = time.perf_counter()
+            end, end_cpu = time.perf_counter(), time.process_time()
             flushing += end - t
+            flushing_cpu += end_cpu - c
         finally:
             gc.enable()
-        return len(values) / (end - start), flushing, ingestor.writer.commits
+        return len(values) / (end - start), flushing, flushing_cpu, end_cpu - start_cpu, ingestor.writer.commits
 
 
 def main() -> int:
@@ -63,8 +65,9 @@ def main() -> int:
     payloads = _payloads()
     values = [payloads[i % len(payloads)][1] for i in range(args.events)]
     for r in range(args.repeats):
-        rate, flushing, commits = run(values, args.segment_rows)
-        print(f"pass {r + 1}: {rate:>8,.0f} events/s, {flushing:.2f} s in {commits} commits; {load()}")
+        rate, flushing, flushing_cpu, cpu, commits = run(values, args.segment_rows)
+        print(f"pass {r + 1}: {rate:>7,.0f} events/s ({len(values) / cpu:>7,.0f} per CPU second); "
+              f"flush {flushing:.2f} s ({flushing_cpu:.2f} CPU s) in {commits} commits; {load()}")  # fmt: skip
     if args.profile:
         from pyinstrument import Profiler
 
