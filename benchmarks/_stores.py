@@ -7,6 +7,7 @@ stopped at its end. Secrets go to child processes by their environment only, nev
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import sys
 import uuid
@@ -57,6 +58,9 @@ def shared(pg: Postgres, s3: SeaweedS3) -> StoreShape:
 @contextmanager
 def servers() -> Iterator[tuple[Postgres, SeaweedS3]]:
     """A PostgreSQL and a SeaweedFS server for the run; either failing to start ends the benchmark."""
+    # SIGTERM (a `kill` of a long run) would end Python without its finally blocks, leaving both
+    # servers running: make it an exit, so they are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pg, s3 = Postgres(), SeaweedS3()
     try:
         pg.start()
