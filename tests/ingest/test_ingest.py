@@ -11,8 +11,8 @@ import pytest
 from lineage import Codec, default_taxonomy
 from lineage.codec.avro import MAGIC
 from lineage.contract.records import make_record, to_record
-from lineage.ingest.pipeline import Ingestor
 from lineage.errors import StoreNotFoundError, StoreUnavailableError
+from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from tests.fixtures import T0, invalid_but_decodable, sample_events
 
@@ -100,7 +100,7 @@ def test_store_files_are_private(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     modes = {}
-    for folder, dirs, files in os.walk(tmp_path / "store"):
+    for folder, _dirs, files in os.walk(tmp_path / "store"):
         modes[folder] = stat.S_IMODE(os.stat(folder).st_mode)
         for name in files:
             modes[os.path.join(folder, name)] = stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
