@@ -158,10 +158,16 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
             raise ConfigurationError(
                 option, f"{location.root} holds no lineage store (no catalog.db): is it the right folder?"
             )
+    if settings.catalog_uri is not None:  # a shared catalog: the setting that named it is at fault
+        option = "--catalog-uri" if getattr(args, "catalog_uri", None) else "LINEAGE_CATALOG_URI"
     store = Store(location, snapshot=getattr(args, "snapshot", None))
+    from lineage.errors import StoreNotFoundError
     from lineage.store.snapshots import pinned_files
 
-    snapshot_id, _ = pinned_files(location, store.snapshot)
+    try:
+        snapshot_id, _ = pinned_files(location, store.snapshot)
+    except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
+        raise ConfigurationError(option, str(exc)) from None
     if snapshot_id is None:
         raise ConfigurationError(
             option, f"{location.describe()} holds no stored events yet: is it the right store?"

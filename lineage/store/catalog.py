@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import pyarrow.fs as pafs
 import sqlalchemy.exc
@@ -107,12 +109,19 @@ class StoreLocation:
         url = make_url(self.catalog_uri).render_as_string(hide_password=True)
         return f"the store in catalog {url} with warehouse {self.warehouse}"
 
-    def catalog(self) -> SqlCatalog:
-        """Open the catalog (creating the embedded folder, private, when it is the default)."""
-        if self.root is not None and self.catalog_uri.startswith("sqlite:"):
-            private_dir(self.root)
-        if not self.on_s3:
-            private_dir(Path(self.warehouse))
+    def catalog(self, *, create: bool = False) -> SqlCatalog:
+        """Open the catalog; with ``create``, make the embedded folder and warehouse (private) when missing.
+
+        Without ``create`` nothing is made: opening a SQLite file that is missing, or is not yet a
+        catalog, would create one (a reader pointed at a wrong folder must change nothing there).
+        """
+        if create:
+            if self.root is not None and self.catalog_uri.startswith("sqlite:"):
+                private_dir(self.root)
+            if not self.on_s3:
+                private_dir(Path(self.warehouse))
+        else:
+            self._refuse_missing_sqlite()
         url = make_url(self.catalog_uri)
         if self.catalog_password is not None:
             url = url.set(password=self.catalog_password)
@@ -125,6 +134,30 @@ class StoreLocation:
             return SqlCatalog(self.catalog_name, **properties)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the store
             raise store_error(exc, self, "opening the catalog") from None
+
+    def _refuse_missing_sqlite(self) -> None:
+        """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (opened read-only)."""
+        url = make_url(self.catalog_uri)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        path = Path(url.database)
+        missing = StoreNotFoundError(
+            f"{self.describe()} holds no lineage store (no catalog in {path.name}): is it the right folder?",
+            path=self.describe(),
+        )
+        if not path.is_file():
+            raise missing
+        try:
+            con = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+            try:
+                found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'iceberg_tables'")
+                is_catalog = found.fetchone() is not None
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:  # not a database at all (a stray file), or unreadable
+            raise missing from None
+        if not is_catalog:
+            raise missing
 
     def s3_properties(self) -> dict[str, str]:
         """The FileIO properties pyiceberg needs for an S3 warehouse (none for a local one)."""
@@ -161,7 +194,7 @@ class StoreLocation:
 
     def load(self, *, create: bool = False) -> Table:
         """The events table; with ``create``, made (and its namespace) when missing."""
-        catalog = self.catalog()
+        catalog = self.catalog(create=create)
         try:
             if create:
                 catalog.create_namespace_if_not_exists(self.namespace)
