@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from pyiceberg.table import Table
 from sqlalchemy.engine import make_url
 
 from lineage.errors import (
+    ConfigurationError,
     StoreAccessError,
     StoreCorruptError,
     StoreError,
@@ -38,7 +40,7 @@ from lineage.private import private_dir
 from lineage.settings import Settings
 from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES
 
-__all__ = ["StoreLocation", "as_location", "store_error"]
+__all__ = ["StoreLocation", "as_location", "read_error", "store_error"]
 
 CATALOG_FILE = "catalog.db"
 WAREHOUSE = "warehouse"
@@ -60,6 +62,13 @@ class StoreLocation:
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
     commit_retries: int = 20
+
+    def __post_init__(self) -> None:
+        """Refuse a folder or warehouse holding ``?`` or ``#`` (pyiceberg cuts a location there)."""
+        for setting, value in (("store_dir", str(self.root or "")), ("warehouse", self.warehouse)):
+            if "?" in value or "#" in value:
+                # "file:///data/store?/warehouse/..." is the file /data/store to pyiceberg: a write lands outside
+                raise ConfigurationError(setting, f"{value!r} contains '?' or '#': Iceberg locations cannot hold them")
 
     @classmethod
     def embedded(cls, root: Path, **kwargs: Any) -> StoreLocation:
@@ -258,6 +267,41 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
     if "parquet" in lowered or "magic bytes" in lowered or "avro" in lowered or "corrupt" in lowered:
         return StoreCorruptError(f"{doing}: a file of {where} is corrupt ({type(exc).__name__})", path=where)
     return StoreError(f"{doing}: {where}: {type(exc).__name__}: {_oneline(text)}", path=where)
+
+
+_UNREACHABLE = ("curl", "connect", "timed out", "timeout", "could not resolve", "network")
+_REFUSED = ("access denied", "accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
+
+
+def read_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
+    """One plain line for a failure reading the table's data files (DuckDB's or pyarrow's error).
+
+    The object store being down or refusing our keys is said so; anything else a data file gives
+    (bad magic bytes, a footer or page that does not decode, a file gone) is ``StoreCorruptError``
+    naming the file, never the library's text.
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    where = location.describe()
+    text = str(exc)
+    lowered = text.lower()
+    if location.on_s3 and any(m in lowered for m in _REFUSED):
+        return StoreAccessError(
+            f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key",
+            path=where,
+        )
+    if isinstance(exc, PermissionError):
+        return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
+    if location.on_s3 and any(m in lowered for m in _UNREACHABLE):
+        return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
+    found = re.search(r"([\w.-]+\.parquet)", text)
+    name = found.group(1) if found else "a data file"
+    gone = isinstance(exc, FileNotFoundError) or "no such file" in lowered or "does not exist" in lowered
+    return StoreCorruptError(
+        f"{doing}: {name} of {where} is {'missing' if gone else 'corrupt (it cannot be decoded)'}: "
+        "restore it from a backup",
+        path=where,
+    )
 
 
 def _file_of(exc: OSError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lineage.cli import main
+from lineage.contract.records import Record
 from lineage.private import private_files
 from lineage.store import StoreLocation
 from tests.fixtures import T0, sample_events, store_of
@@ -150,3 +152,118 @@ def test_every_command_naming_a_store_is_covered() -> None:
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     with_store = {name for name, p in sub.choices.items() if any("--store" in a.option_strings for a in p._actions)}
     assert with_store - {"ingest"} == set(COMMANDS)
+
+
+def _two_file_store(folder: Path, ingested: Callable[[Record], Record] = lambda r: r) -> list[Path]:
+    """The sample events (each changed by ``ingested``) in two commits: two data files, a group to compact."""
+    from lineage.codec.avro import Codec
+    from lineage.contract.records import to_record
+    from lineage.contract.taxonomy import default_taxonomy
+    from lineage.ingest.pipeline import Ingestor
+
+    records = [ingested(to_record(e)) for e in sample_events()]
+    for source, part in (("one", records[:3]), ("two", records[3:])):  # two sources: offsets of each from 0
+        ingestor = Ingestor(folder, source, taxonomy=default_taxonomy())
+        for offset, record in enumerate(part):
+            assert ingestor.add(0, offset, Codec().encode_record(record)) is None
+        ingestor.flush()
+    files = sorted((folder / "warehouse").rglob("*.parquet"))
+    assert len(files) == 2
+    return files
+
+
+def _truncate(path: Path) -> None:
+    """Cut the file short (a disk that filled during a copy)."""
+    os.truncate(path, 100)
+
+
+def _garble_middle(path: Path) -> None:
+    """Flip the bytes between the header and the footer (bit rot): magic bytes intact, pages and metadata not."""
+    data = bytearray(path.read_bytes())
+    for i in range(200, len(data) - 600):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def _zero_footer(path: Path) -> None:
+    """Zero the footer's metadata, keeping the magic bytes at both ends."""
+    data = bytearray(path.read_bytes())
+    data[-300:-8] = bytes(292)
+    path.write_bytes(bytes(data))
+
+
+def _overwrite(path: Path) -> None:
+    """Replace the file by text (another program wrote over it)."""
+    path.write_text("not parquet\n" * 100, encoding="utf-8")
+
+
+def _delete(path: Path) -> None:
+    """Remove the file (an operator's clean-up)."""
+    path.unlink()
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated": _truncate,
+    "garbled": _garble_middle,
+    "zeroed footer": _zero_footer,
+    "overwritten": _overwrite,
+    "deleted": _delete,
+}
+
+
+def error_line(code: int, err: str) -> str:
+    """Assert exit 2 and one error line on stderr besides the snapshot notice, no traceback; return it."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("lineage: reading snapshot")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("command", ["access", "compact", "graph", "transfers"])
+def test_a_damaged_data_file_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, damage: str
+) -> None:
+    """A truncated, garbled, overwritten or deleted data file: exit 2, one line naming the file, no library text."""
+    folder = tmp_path / "store"
+    victim = _two_file_store(folder)[0]
+    DAMAGE[damage](victim)
+    code, out, err = run(capsys, *_readers(tmp_path / "out")[command], "--store", str(folder))
+    line = error_line(code, err)
+    # pyarrow names the file for every damage but a zeroed footer ("Invalid base64 input" alone)
+    assert victim.name in line or (damage == "zeroed footer" and "a data file" in line), line
+    assert ("missing" if damage == "deleted" else "corrupt") in line, line
+    for library_text in ("Invalid Input Error", "thrift", "magic bytes", "base64", "Arrow", "events_files"):
+        assert library_text not in line, line
+    assert out == ""
+
+
+def test_a_glob_like_store_answers_and_compacts_only_itself(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``access`` on store[1] does not see store1's subject; ``compact`` of store[1] leaves store1 as it was."""
+    _two_file_store(tmp_path / "store1")  # the sample events: user-1 is held there
+    odd = tmp_path / "store[1]"
+    _two_file_store(odd, ingested=lambda record: {**record, "subject_id": "other"} if record["subject_id"] else record)
+    answers = {}
+    for folder in (tmp_path / "store1", odd):
+        code, out, err = run(capsys, "access", "user-1", "--store", str(folder), "--format", "json")
+        assert code == 0, err
+        answers[folder.name] = json.loads(out)["holds_data"]
+    assert answers == {"store1": True, "store[1]": False}
+    before = _tree(tmp_path / "store1")
+    code, out, err = run(capsys, "compact", "--store", str(odd), "--grace", "0", "--expire-after", "0")
+    assert code == 0, err
+    assert "rewrote 2 files into 1" in out
+    assert _tree(tmp_path / "store1") == before
+
+
+@pytest.mark.parametrize("command", ["access", "compact", "ingest"])
+def test_a_store_path_with_a_question_mark_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """A --store holding '?' (which pyiceberg would cut short) is refused naming --store, and nothing is made."""
+    argv = {"access": ["access", "user-1"], "compact": ["compact"], "ingest": ["ingest", "--bootstrap-servers", "x:1"]}
+    code, _, err = run(capsys, *argv[command], "--store", str(tmp_path / "a?b"))
+    line = one_line(code, err)
+    assert line.startswith("lineage: --store:") and "a?b" in line
+    assert list(tmp_path.iterdir()) == []

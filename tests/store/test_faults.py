@@ -1,0 +1,87 @@
+"""Store faults on the embedded store: damaged files, glob-like paths (each read and kept apart), a full disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lineage.codec.avro import Codec
+from lineage.contract.records import Record, make_record
+from lineage.contract.taxonomy import default_taxonomy
+from lineage.errors import ConfigurationError, StoreCorruptError
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store
+from tests.fixtures import T0
+
+
+def _records(prefix: str, n: int) -> list[Record]:
+    """``n`` COLLECTED events of subjects ``<prefix>-<i>``."""
+    return [
+        make_record(
+            "COLLECTED",
+            system="app",
+            system_region="CN",
+            occurred_at=T0,
+            subject_id=f"{prefix}-{i}",
+            categories=["user.contact.email"],
+            purpose="essential.service",
+            legal_basis="CONTRACT",
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def store_of(records: list[Record], folder: Path, source: str = "events") -> Store:
+    """A store holding ``records`` from ``source`` (a distinct source per call: one commit, one data file, each)."""
+    ingestor = Ingestor(folder, source, taxonomy=default_taxonomy())
+    codec = Codec()
+    for offset, record in enumerate(records):
+        assert ingestor.add(0, offset, codec.encode_record(record)) is None
+    ingestor.flush()
+    return Store(folder)
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and mtime."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_a_corrupt_data_file_is_store_corrupt_error(tmp_path: Path) -> None:
+    """Through the Python API too, a garbled data file is StoreCorruptError naming it, in queries and compaction."""
+    store_of(_records("a", 5), tmp_path, "one")
+    store = store_of(_records("b", 5), tmp_path, "two")
+    victim = sorted(tmp_path.rglob("*.parquet"))[0]
+    victim.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    with pytest.raises(StoreCorruptError, match=victim.name):
+        store.count()
+    with pytest.raises(StoreCorruptError, match=victim.name):
+        store.compact(grace_s=0)
+
+
+@pytest.mark.parametrize("name", ["store[1]", "store*", "store[!2]", "st{ore1,ore2}"])
+def test_a_path_with_glob_characters_reads_and_compacts_only_itself(tmp_path: Path, name: str) -> None:
+    """A store named like a glob beside stores it would match: reads see only its rows, compaction touches only it."""
+    odd = tmp_path / name
+    siblings = [tmp_path / "store1", tmp_path / "store2", tmp_path / "storeX", tmp_path / "st"]
+    for i, sibling in enumerate(siblings):
+        store_of(_records(f"sib{i}", 3 + i), sibling)
+    own = _records("own", 4)
+    store_of(own[:2], odd, "one")
+    store = store_of(own[2:], odd, "two")
+    before = {s: _tree(s) for s in siblings}
+    assert sorted(store.event_ids()) == sorted(r["event_id"] for r in own)
+    report = store.compact(grace_s=0, expire_after_s=0)
+    assert report.files_in == 2 and report.files_out == 1
+    assert sorted(Store(odd).event_ids()) == sorted(r["event_id"] for r in own)
+    for sibling in siblings:
+        assert _tree(sibling) == before[sibling], f"compacting {name} changed {sibling.name}"
+        assert Store(sibling).count() == 3 + siblings.index(sibling)
+
+
+@pytest.mark.parametrize("name", ["store?", "store#1"])
+def test_a_path_with_a_question_mark_or_hash_is_refused_before_anything_is_written(tmp_path: Path, name: str) -> None:
+    """A store path with ? or # (pyiceberg cuts a location there) is refused by name, and nothing is created."""
+    with pytest.raises(ConfigurationError, match="store_dir"):
+        store_of(_records("own", 2), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
