@@ -238,6 +238,8 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
                 f"{doing}: the catalog refused the login: check catalog_password (LINEAGE_CATALOG_PASSWORD)",
                 path=where,
             )
+        if "database or disk is full" in lowered:  # SQLite's ENOSPC
+            return StoreUnavailableError(f"{doing}: the disk of {where} is full", path=where)
         if "database is locked" in lowered:
             return StoreUnavailableError(f"{doing}: the catalog file of {where} stayed locked", path=where)
         if "does not exist" in lowered and "database" in lowered:

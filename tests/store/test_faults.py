@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,9 +12,9 @@ import pytest
 from lineage.codec.avro import Codec
 from lineage.contract.records import Record, make_record
 from lineage.contract.taxonomy import default_taxonomy
-from lineage.errors import ConfigurationError, StoreCorruptError
+from lineage.errors import ConfigurationError, StoreCorruptError, StoreUnavailableError
 from lineage.ingest.pipeline import Ingestor
-from lineage.store import Store
+from lineage.store import Store, StoreLocation
 from tests.fixtures import T0
 
 
@@ -85,3 +88,58 @@ def test_a_path_with_a_question_mark_or_hash_is_refused_before_anything_is_writt
     with pytest.raises(ConfigurationError, match="store_dir"):
         store_of(_records("own", 2), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 8 MB filesystem (tmpfs) mounted under ``tmp_path``; fails, never skips, if it cannot be mounted."""
+    mount = tmp_path / "disk"
+    mount.mkdir(mode=0o700)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.fail(f"could not mount a small tmpfs for the full-disk test: {made.stderr.strip()}", pytrace=False)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MB tmpfs for this test (we run as root; mount is the real thing, no mock)."""
+    yield from tmpfs(tmp_path)
+
+
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """Write a ballast file until only about ``leave_bytes`` are free on ``folder``'s filesystem; return it."""
+    ballast = folder / "ballast"
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * max(free - leave_bytes, 0))
+    return ballast
+
+
+def test_a_full_catalog_disk_is_one_line_and_the_next_flush_stores_it_once(small_disk: Path, tmp_path: Path) -> None:
+    """The SQLite catalog's disk fills (data files elsewhere): "disk is full", rows kept; once freed, stored once."""
+    location = StoreLocation(
+        root=small_disk / "store",
+        catalog_uri=f"sqlite:///{small_disk / 'store' / 'catalog.db'}",
+        warehouse=str(tmp_path / "warehouse"),
+    )
+    ingestor = Ingestor(location, "events", taxonomy=default_taxonomy())
+    records = _records("full", 40)
+    codec = Codec()
+    for offset, record in enumerate(records[:20]):
+        ingestor.add(0, offset, codec.encode_record(record))
+    ingestor.flush()
+    ballast = fill(small_disk, leave_bytes=0)
+    for offset, record in enumerate(records[20:], start=20):
+        ingestor.add(0, offset, codec.encode_record(record))
+    with pytest.raises(StoreUnavailableError, match="disk of .* is full"):
+        ingestor.flush()
+    ballast.unlink()
+    ingestor.flush()  # the rows stayed buffered
+    store = Store(location)
+    assert sorted(store.event_ids()) == sorted(r["event_id"] for r in records)
