@@ -73,6 +73,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    # first, before the store's libraries load (a second or two): a SIGTERM while starting is a clean stop
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from lineage.ingest.consumer import IngestConsumer, terminal_progress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -96,9 +100,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.exit_when_idle is not None:  # a one-off run would read nothing and report success
             raise ConfigurationError("--topic", missing)
         logging.getLogger("lineage.ingest").warning("%s yet: waiting for it (a typo in --topic?)", missing)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     consumer = IngestConsumer(
         settings,
         store_dir=store_dir,
