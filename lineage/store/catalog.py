@@ -225,6 +225,25 @@ def as_location(store: Path | StoreLocation) -> StoreLocation:
     return store if isinstance(store, StoreLocation) else StoreLocation.embedded(store)
 
 
+_UNREACHABLE = ("curl", "connect", "timed out", "timeout", "could not resolve", "network")
+# S3's refusals as the AWS SDK words them ("AWS Error ACCESS_DENIED", "SignatureDoesNotMatch"), compared
+# with spaces and underscores removed
+_REFUSED = ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
+
+
+def _refused(lowered: str) -> bool:
+    squashed = re.sub(r"[\s_]", "", lowered)
+    return any(m in squashed for m in _REFUSED)
+
+
+def _keys_refused(doing: str, where: str) -> StoreAccessError:
+    return StoreAccessError(
+        f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        path=where,
+    )
+
+
 def store_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
     """One plain line for a failure of the catalog, the object store or the disk (no secret, no traceback)."""
     where = location.describe()
@@ -256,11 +275,8 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
             return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
         if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
             return StoreCorruptError(f"{doing}: a file of {where} is missing ({_file_of(exc)})", path=where)
-        if "access denied" in lowered or "invalidaccesskeyid" in lowered or "signaturedoesnotmatch" in lowered:
-            return StoreAccessError(
-                f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key",
-                path=where,
-            )
+        if _refused(lowered):
+            return _keys_refused(doing, where)
         if "curl" in lowered or "connect" in lowered or "timed out" in lowered or "timeout" in lowered:
             return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
         if "parquet" in lowered or "magic" in lowered or "corrupt" in lowered:
@@ -269,10 +285,6 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
     if "parquet" in lowered or "magic bytes" in lowered or "avro" in lowered or "corrupt" in lowered:
         return StoreCorruptError(f"{doing}: a file of {where} is corrupt ({type(exc).__name__})", path=where)
     return StoreError(f"{doing}: {where}: {type(exc).__name__}: {_oneline(text)}", path=where)
-
-
-_UNREACHABLE = ("curl", "connect", "timed out", "timeout", "could not resolve", "network")
-_REFUSED = ("access denied", "accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
 
 
 def read_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
@@ -287,11 +299,8 @@ def read_error(exc: BaseException, location: StoreLocation, doing: str) -> Store
     where = location.describe()
     text = str(exc)
     lowered = text.lower()
-    if location.on_s3 and any(m in lowered for m in _REFUSED):
-        return StoreAccessError(
-            f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key",
-            path=where,
-        )
+    if location.on_s3 and _refused(lowered):
+        return _keys_refused(doing, where)
     if isinstance(exc, PermissionError):
         return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
     if location.on_s3 and any(m in lowered for m in _UNREACHABLE):
