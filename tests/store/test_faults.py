@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 from lineage.codec.avro import Codec
@@ -16,6 +18,7 @@ from lineage.errors import ConfigurationError, StoreCorruptError, StoreUnavailab
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from tests.fixtures import T0
+from tests.services import Postgres, SeaweedS3
 
 
 def _records(prefix: str, n: int) -> list[Record]:
@@ -35,7 +38,7 @@ def _records(prefix: str, n: int) -> list[Record]:
     ]
 
 
-def store_of(records: list[Record], folder: Path, source: str = "events") -> Store:
+def store_of(records: list[Record], folder: Path | StoreLocation, source: str = "events") -> Store:
     """A store holding ``records`` from ``source`` (a distinct source per call: one commit, one data file, each)."""
     ingestor = Ingestor(folder, source, taxonomy=default_taxonomy())
     codec = Codec()
@@ -143,3 +146,50 @@ def test_a_full_catalog_disk_is_one_line_and_the_next_flush_stores_it_once(small
     ingestor.flush()  # the rows stayed buffered
     store = Store(location)
     assert sorted(store.event_ids()) == sorted(r["event_id"] for r in records)
+
+
+def _shared_location(postgres: Postgres, s3: SeaweedS3) -> StoreLocation:
+    """A fresh namespace in the PostgreSQL catalog with its files under a fresh S3 prefix."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    return StoreLocation(
+        root=None, catalog_uri=postgres.sqlalchemy_uri(), catalog_password=postgres.password, namespace=name,
+        warehouse=f"s3://{s3.bucket}/{name}", s3_endpoint=s3.endpoint,
+        s3_access_key_id=s3.access_key, s3_secret_access_key=s3.secret_key,
+    )  # fmt: skip
+
+
+def test_a_corrupt_object_on_s3_is_store_corrupt_error(postgres: Postgres, s3: SeaweedS3) -> None:
+    """On the shared store too, an overwritten data object is StoreCorruptError naming it, in queries and compaction."""
+    location = _shared_location(postgres, s3)
+    store_of(_records("a", 5), location, "one")
+    store = store_of(_records("b", 5), location, "two")
+    fs = s3.filesystem()
+    data = [i.path for i in fs.get_file_info(pafs.FileSelector(location.warehouse[5:], recursive=True))]
+    victim = sorted(p for p in data if p.endswith(".parquet"))[0]
+    with fs.open_output_stream(victim) as out:
+        out.write(b"not parquet\n" * 50)
+    name = victim.rsplit("/", 1)[-1]
+    with pytest.raises(StoreCorruptError, match=name):
+        store.count()
+    with pytest.raises(StoreCorruptError, match=name):
+        store.compact(grace_s=0)
+
+
+def test_a_shared_catalog_without_the_table_is_refused_and_left_as_it_was(
+    capsys: pytest.CaptureFixture[str], postgres: Postgres, s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`access` on a namespace nothing was stored in: exit 2, one line naming LINEAGE_CATALOG_URI; no namespace made."""
+    from lineage.cli import main
+
+    location = _shared_location(postgres, s3)
+    for name, value in {
+        "LINEAGE_CATALOG_URI": location.catalog_uri, "LINEAGE_CATALOG_PASSWORD": postgres.password,
+        "LINEAGE_NAMESPACE": location.namespace, "LINEAGE_WAREHOUSE": location.warehouse,
+        "LINEAGE_S3_ENDPOINT": s3.endpoint, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert main(["access", "user-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lineage: LINEAGE_CATALOG_URI:") and len(err.strip().splitlines()) == 1, err
+    assert postgres.password not in err
+    assert location.namespace not in {n[0] for n in location.catalog().list_namespaces()}
