@@ -1,13 +1,16 @@
 """Spark with the Iceberg runtime reads and compacts the tables pyiceberg writes, and pyiceberg carries on after.
 
-Written against plain pyiceberg for now; the store's own writer replaces the appends when it lands.
+On a local warehouse and on S3 (SeaweedFS), with the catalog in PostgreSQL. Written against plain
+pyiceberg for now; the store's own writer replaces the appends when it lands.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,9 @@ from pyiceberg.table import Table
 from pyiceberg.types import IntegerType, LongType, NestedField, StringType, TimestamptzType
 from pyspark import SparkContext
 
-from tests.spark import CATALOG, spark_session, stop_spark
-from tests.store.conftest import Postgres
+from tests.services import SeaweedS3
+from tests.spark import CATALOG, S3Access, spark_session, stop_spark
+from tests.store.conftest import CatalogDatabase
 
 # pyspark leaves each collect()'s result socket to the garbage collector ("automatically closed when
 # garbage-collected", pyspark/util.py): an unclosed socket there is pyspark's, not ours.
@@ -78,32 +82,61 @@ def _keys(table: Table) -> list[tuple[int, int]]:
     return sorted(zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist(), strict=True))
 
 
+@dataclass(frozen=True)
+class Warehouse:
+    """Where the tables' files go, with the settings each engine needs to reach them."""
+
+    uri: str
+    pyiceberg: dict[str, str] = field(repr=False)
+    s3: S3Access | None = None
+
+
+@pytest.fixture(params=["local", "s3"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
+    """A local warehouse folder, or a fresh prefix in the test S3 server's bucket."""
+    if request.param == "local":
+        return Warehouse(f"file://{tmp_path}/warehouse", {})
+    s3: SeaweedS3 = request.getfixturevalue("s3")
+    access = S3Access(s3.endpoint, s3.access_key, s3.secret_key, s3.region)
+    settings = {
+        "s3.endpoint": s3.endpoint,
+        "s3.access-key-id": s3.access_key,
+        "s3.secret-access-key": s3.secret_key,
+        "s3.region": s3.region,
+        "s3.path-style-access": "true",
+    }
+    return Warehouse(f"s3://{s3.bucket}/{uuid.uuid4().hex}", settings, access)
+
+
 @pytest.fixture
-def catalog(postgres: Postgres, tmp_path: Path) -> Iterator[SqlCatalog]:
-    """The pyiceberg SQL catalog ``lineage`` on PostgreSQL, with a local warehouse."""
-    cat = SqlCatalog(CATALOG, uri=postgres.sqlalchemy_url, warehouse=f"file://{tmp_path}/warehouse")
+def catalog(catalog_database: CatalogDatabase, warehouse: Warehouse) -> Iterator[SqlCatalog]:
+    """The pyiceberg SQL catalog ``lineage`` on PostgreSQL."""
+    cat = SqlCatalog(CATALOG, uri=catalog_database.sqlalchemy_url, warehouse=warehouse.uri, **warehouse.pyiceberg)
     cat.create_namespace_if_not_exists("lineage")
     yield cat
-    cat.engine.dispose()  # close its pooled connections before the server stops
+    cat.engine.dispose()  # close its pooled connections: the server outlives this test
 
 
 @pytest.fixture
-def spark(postgres: Postgres, tmp_path: Path, spark_jars: list[Path]) -> Iterator[Any]:
-    """A local Spark session whose catalog ``lineage`` is the same PostgreSQL database; its JVM ended after."""
-    session = spark_session(
-        postgres.jdbc_url, postgres.user, postgres.password, f"file://{tmp_path}/warehouse", jars=spark_jars
-    )
+def spark(catalog_database: CatalogDatabase, warehouse: Warehouse, spark_jars: list[Path]) -> Iterator[Any]:
+    """A local Spark session whose catalog ``lineage`` is the same database; its JVM ended after."""
+    db = catalog_database
+    session = spark_session(db.jdbc_url, db.user, db.password, warehouse.uri, warehouse.s3, jars=spark_jars)
     try:
         yield session
     finally:
         stop_spark(session)
 
 
-def test_spark_reads_and_compacts_pyiceberg_tables(catalog: SqlCatalog, spark: Any, postgres: Postgres) -> None:
+def test_spark_reads_and_compacts_pyiceberg_tables(
+    catalog: SqlCatalog, spark: Any, catalog_database: CatalogDatabase, warehouse: Warehouse
+) -> None:
     """Spark counts pyiceberg's rows per partition, sorts them into one file, and pyiceberg keeps appending."""
     gateway = SparkContext._gateway
     assert gateway is not None
-    assert postgres.password not in Path(f"/proc/{gateway.proc.pid}/cmdline").read_text(errors="replace")
+    command_line = Path(f"/proc/{gateway.proc.pid}/cmdline").read_text(errors="replace")
+    assert catalog_database.password not in command_line
+    assert warehouse.s3 is None or warehouse.s3.secret_access_key not in command_line
     table = catalog.create_table(
         TABLE, schema=SCHEMA, properties={"format-version": "2", "commit.retry.num-retries": "0"}
     )
@@ -135,9 +168,9 @@ def test_spark_reads_and_compacts_pyiceberg_tables(catalog: SqlCatalog, spark: A
         OFFSET_KEY.format(0): str(APPENDS_PER_PARTITION * ROWS_PER_APPEND - 1),
         OFFSET_KEY.format(1): str(APPENDS_PER_PARTITION * ROWS_PER_APPEND - 1),
     }
-    (task,) = table.scan().plan_files()
-    subjects = pa.parquet.read_table(task.file.file_path.removeprefix("file://"), columns=["subject_id"])
-    assert subjects["subject_id"].to_pylist() == sorted(subjects["subject_id"].to_pylist())
+    assert len(list(table.scan().plan_files())) == 1
+    subjects = table.scan(selected_fields=("subject_id",)).to_arrow()["subject_id"].to_pylist()
+    assert subjects == sorted(subjects)  # one file, read in its row order
 
     first = APPENDS_PER_PARTITION * ROWS_PER_APPEND
     _append(table, 0, first, ROWS_PER_APPEND)
