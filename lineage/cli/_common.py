@@ -143,8 +143,6 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     Every query of the command then reads the same snapshot, whose id goes to stderr so the answer
     can be given again from it (``--snapshot``) however much is stored later.
     """
-    import sys
-
     from lineage.store import Store
 
     given = {k: getattr(args, k) for k in ("catalog_uri", "warehouse") if getattr(args, k, None)}
@@ -174,7 +172,6 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
             option, f"{location.describe()} holds no stored events yet: is it the right store?"
         )
     store.snapshot = snapshot_id
-    print(f"lineage: reading snapshot {snapshot_id}", file=sys.stderr)
     return store
 
 
