@@ -1,27 +1,29 @@
-"""Spark with the Iceberg runtime reads and compacts the tables pyiceberg writes, and pyiceberg carries on after.
+"""Apache Spark with the Iceberg runtime reads the table our consumer writes, and compacts it while it writes.
 
-On a local warehouse and on S3 (SeaweedFS), with the catalog in PostgreSQL. Written against plain
-pyiceberg for now; the store's own writer replaces the appends when it lands.
+On a local warehouse and on S3 (SeaweedFS), with the catalog in PostgreSQL: Spark's JDBC catalog of the
+same name (``lineage``) sees pyiceberg's SQL catalog.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.schema import Schema
-from pyiceberg.table import Table
-from pyiceberg.types import IntegerType, LongType, NestedField, StringType, TimestamptzType
 from pyspark import SparkContext
 
+from lineage import Codec, Settings, default_taxonomy
+from lineage.answers import access_request
+from lineage.contract.records import make_record, new_event_id
+from lineage.ingest.consumer import IngestConsumer
+from lineage.store import Store, StoreLocation
+from lineage.transport.kafka import KafkaEventSink
+from tests.fixtures import T0
 from tests.services import SeaweedS3
 from tests.spark import CATALOG, S3Access, spark_session, stop_spark
 from tests.store.conftest import CatalogDatabase
@@ -32,54 +34,8 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
 )
 
-TOPIC = "lineage.events"
-TABLE = "lineage.events"  # namespace.table in pyiceberg; Spark needs the catalog too: lineage.lineage.events
-OFFSET_KEY = "lineage.offset." + TOPIC + ".{}"
-ROWS_PER_APPEND = 500
-APPENDS_PER_PARTITION = 3
-
-SCHEMA = Schema(
-    NestedField(1, "event_id", StringType(), required=False),
-    NestedField(2, "subject_id", StringType(), required=False),
-    NestedField(3, "occurred_at", TimestamptzType(), required=False),
-    NestedField(4, "kafka_partition", IntegerType(), required=False),
-    NestedField(5, "kafka_offset", LongType(), required=False),
-)
-ARROW = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("subject_id", pa.string()),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-    ]
-)
-
-
-def _batch(partition: int, first: int, n: int) -> pa.Table:
-    offsets = list(range(first, first + n))
-    return pa.table(
-        {
-            "event_id": [f"e{partition}-{o}" for o in offsets],
-            "subject_id": [f"user-{(o * 7919) % 97}" for o in offsets],  # shuffled, so the sort has work to do
-            "occurred_at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * n,
-            "kafka_partition": [partition] * n,
-            "kafka_offset": offsets,
-        },
-        schema=ARROW,
-    )
-
-
-def _append(table: Table, partition: int, first: int, n: int) -> None:
-    """One consumer commit: the rows and the partition's last offset in one transaction."""
-    with table.transaction() as tx:
-        tx.append(_batch(partition, first, n))
-        tx.set_properties({OFFSET_KEY.format(partition): str(first + n - 1)})
-
-
-def _keys(table: Table) -> list[tuple[int, int]]:
-    rows = table.scan(selected_fields=("kafka_partition", "kafka_offset")).to_arrow()
-    return sorted(zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist(), strict=True))
+TABLE = "lineage.events"  # namespace.table; Spark needs the catalog too: lineage.lineage.events
+CODEC = Codec()
 
 
 @dataclass(frozen=True)
@@ -109,15 +65,6 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
 
 
 @pytest.fixture
-def catalog(catalog_database: CatalogDatabase, warehouse: Warehouse) -> Iterator[SqlCatalog]:
-    """The pyiceberg SQL catalog ``lineage`` on PostgreSQL."""
-    cat = SqlCatalog(CATALOG, uri=catalog_database.sqlalchemy_url, warehouse=warehouse.uri, **warehouse.pyiceberg)
-    cat.create_namespace_if_not_exists("lineage")
-    yield cat
-    cat.engine.dispose()  # close its pooled connections: the server outlives this test
-
-
-@pytest.fixture
 def spark(catalog_database: CatalogDatabase, warehouse: Warehouse, spark_jars: list[Path]) -> Iterator[Any]:
     """A local Spark session whose catalog ``lineage`` is the same database; its JVM ended after."""
     db = catalog_database
@@ -128,53 +75,95 @@ def spark(catalog_database: CatalogDatabase, warehouse: Warehouse, spark_jars: l
         stop_spark(session)
 
 
-def test_spark_reads_and_compacts_pyiceberg_tables(
-    catalog: SqlCatalog, spark: Any, catalog_database: CatalogDatabase, warehouse: Warehouse
+def _produce(settings: Settings, n: int, first: int) -> set[str]:
+    """``n`` valid events for subjects ``user-<i % 50>``, sent on the settings' topic; their ids."""
+    sink = KafkaEventSink(settings)
+    ids = set()
+    for i in range(first, first + n):
+        event_id = new_event_id()
+        record = make_record(
+            "COLLECTED",
+            system="web",
+            system_region="CN",
+            event_id=event_id,
+            subject_id=f"user-{(i * 7919) % 50}",  # shuffled, so a sort has work to do
+            categories=["user.contact.email"],
+            purpose="essential.service",
+            legal_basis="CONTRACT",
+            occurred_at=T0 + dt.timedelta(seconds=i),
+        )
+        sink.send(settings.topic, record["subject_id"].encode(), CODEC.encode_record(record), event_id)
+        ids.add(event_id)
+    sink.flush(60)
+    assert sink.failures() == []
+    sink.close(10)
+    return ids
+
+
+def _consume(settings: Settings, idle_s: float = 4.0) -> None:
+    """Our ingest consumer until the topic is drained."""
+    consumer = IngestConsumer(
+        settings, group_id=settings.topic + ".g", taxonomy=default_taxonomy(), segment_rows=1500, flush_interval_s=0.5
+    )
+    consumer.run(threading.Event(), idle_exit_s=idle_s)
+
+
+def _ours(store: Store) -> dict[int, int]:
+    rows = store.sql("SELECT kafka_partition AS p, count(*) AS n FROM events GROUP BY 1")
+    return {r["p"]: r["n"] for r in rows}
+
+
+def test_spark_reads_our_table_and_its_compaction_leaves_consumers_and_answers_exact(
+    kafka_settings: Settings, spark: Any, catalog_database: CatalogDatabase, warehouse: Warehouse
 ) -> None:
-    """Spark counts pyiceberg's rows per partition, sorts them into one file, and pyiceberg keeps appending."""
+    """Spark counts what our consumer stored; a Spark sort-compaction while it writes loses and doubles nothing."""
     gateway = SparkContext._gateway
     assert gateway is not None
     command_line = Path(f"/proc/{gateway.proc.pid}/cmdline").read_text(errors="replace")
     assert catalog_database.password not in command_line
     assert warehouse.s3 is None or warehouse.s3.secret_access_key not in command_line
-    table = catalog.create_table(
-        TABLE, schema=SCHEMA, properties={"format-version": "2", "commit.retry.num-retries": "0"}
+    db = catalog_database
+    settings = replace(
+        kafka_settings,
+        catalog_uri=db.server.sqlalchemy_uri().rpartition("/")[0] + "/" + db.name,
+        catalog_password=db.password,
+        warehouse=warehouse.uri,
+        **(
+            {
+                "s3_endpoint": warehouse.s3.endpoint,
+                "s3_access_key_id": warehouse.s3.access_key_id,
+                "s3_secret_access_key": warehouse.s3.secret_access_key,
+            }
+            if warehouse.s3
+            else {}
+        ),
     )
-    for partition in (0, 1):
-        for i in range(APPENDS_PER_PARTITION):
-            _append(table, partition, i * ROWS_PER_APPEND, ROWS_PER_APPEND)
-    table = catalog.load_table(TABLE)
-    before = _keys(table)
-    files_before = len(list(table.scan().plan_files()))
-    assert files_before == 2 * APPENDS_PER_PARTITION
+    ids = _produce(settings, 6000, 0)
+    _consume(settings)
+    store = Store(StoreLocation.from_settings(settings))
+    ours = _ours(store)
+    assert sum(ours.values()) == 6000
+    counted = spark.sql(f"SELECT kafka_partition, count(*) AS n FROM {CATALOG}.{TABLE} GROUP BY 1").collect()
+    assert {row["kafka_partition"]: row["n"] for row in counted} == ours
+    answer = access_request(store, "user-7", default_taxonomy(), T0 + dt.timedelta(days=1))
 
-    counted = spark.sql(
-        f"SELECT kafka_partition, count(*) AS n FROM {CATALOG}.{TABLE} GROUP BY kafka_partition"
-    ).collect()
-    assert {row["kafka_partition"]: row["n"] for row in counted} == dict(Counter(p for p, _ in before))
-
+    # Spark rewrites every file sorted by subject while our consumer commits more events
+    ids |= _produce(settings, 3000, 6000)
+    writer = threading.Thread(target=_consume, args=(settings, 6.0))
+    writer.start()
+    # the table's declared sort order (subject_id, kafka_offset) is the one Spark's sort strategy uses
     result = spark.sql(
         f"CALL {CATALOG}.system.rewrite_data_files(table => '{CATALOG}.{TABLE}', strategy => 'sort', "
-        "sort_order => 'subject_id ASC', options => map('rewrite-all','true'))"
+        "options => map('rewrite-all','true'))"
     ).collect()[0]
-    assert (result["rewritten_data_files_count"], result["added_data_files_count"]) == (files_before, 1)
+    writer.join(timeout=300)
+    assert result["rewritten_data_files_count"] >= 1
+    operations = spark.sql(f"SELECT operation FROM {CATALOG}.{TABLE}.snapshots").collect()
+    assert "replace" in {row["operation"] for row in operations}
 
-    table = catalog.load_table(TABLE)
-    snapshot = table.current_snapshot()
-    assert snapshot is not None and snapshot.summary is not None
-    assert snapshot.summary.operation.value == "replace"
-    assert _keys(table) == before
-    assert {k: v for k, v in table.properties.items() if k.startswith("lineage.")} == {
-        OFFSET_KEY.format(0): str(APPENDS_PER_PARTITION * ROWS_PER_APPEND - 1),
-        OFFSET_KEY.format(1): str(APPENDS_PER_PARTITION * ROWS_PER_APPEND - 1),
-    }
-    assert len(list(table.scan().plan_files())) == 1
-    subjects = table.scan(selected_fields=("subject_id",)).to_arrow()["subject_id"].to_pylist()
-    assert subjects == sorted(subjects)  # one file, read in its row order
-
-    first = APPENDS_PER_PARTITION * ROWS_PER_APPEND
-    _append(table, 0, first, ROWS_PER_APPEND)
-    table = catalog.load_table(TABLE)
-    after = _keys(table)
-    assert after == sorted(before + [(0, o) for o in range(first, first + ROWS_PER_APPEND)])
-    assert table.properties[OFFSET_KEY.format(0)] == str(first + ROWS_PER_APPEND - 1)
+    keys = store.sql("SELECT kafka_partition AS p, kafka_offset AS o, event_id FROM events")
+    assert len(keys) == len({(r["p"], r["o"]) for r in keys}) == 9000
+    assert {r["event_id"] for r in keys} == ids
+    counted = spark.sql(f"SELECT kafka_partition, count(*) AS n FROM {CATALOG}.{TABLE} GROUP BY 1").collect()
+    assert {row["kafka_partition"]: row["n"] for row in counted} == _ours(store)
+    assert access_request(store, "user-7", default_taxonomy(), T0 + dt.timedelta(days=1)) == answer
