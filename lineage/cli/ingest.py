@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_options(compact, reading=False)
     compact.add_argument("--target-mb", type=count, default=64, help="rewrite files smaller than half this size")
     compact.add_argument(
-        "--expire-after", type=seconds, default=30 * 86400.0, help="expire snapshots older than this (s, 30 days)"
+        "--expire-after", type=seconds, default=86400.0, help="expire snapshots older than this (s, default a day)"
     )
     compact.add_argument(
         "--grace",

@@ -62,7 +62,7 @@ def compact(
     *,
     target_mb: float = 64.0,
     min_files: int = 2,
-    expire_after_s: float = 30 * 86400.0,
+    expire_after_s: float = 86400.0,
     grace_s: float = 3600.0,
 ) -> CompactionReport:
     """Rewrite small files sorted by subject, then expire old snapshots and remove orphan files."""
@@ -205,7 +205,7 @@ def _referenced(table: Table) -> set[str]:
         out.add(file_path(snapshot.manifest_list))
         for manifest in snapshot.manifests(io):
             out.add(file_path(manifest.manifest_path))
-            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
                 out.add(file_path(entry.data_file.file_path))
     for stats in table.metadata.statistics:
         out.add(file_path(stats.statistics_path))

@@ -124,3 +124,18 @@ def test_a_past_snapshot_answers_as_it_did(tmp_path: Path) -> None:
     assert Store(tmp_path, snapshot="answer-1").count() == 10
     Store(tmp_path).compact(expire_after_s=0, grace_s=0)
     assert Store(tmp_path, snapshot="answer-1").count() == 10  # kept by its tag through expiry and cleanup
+
+
+def test_compaction_then_expiry_frees_the_replaced_files(tmp_path: Path) -> None:
+    """Once the snapshots that read them are expired, replaced files are removed; the data stays whole."""
+    location = StoreLocation.embedded(tmp_path)
+    writer = TableWriter(location, "events")
+    for first in range(0, 50, 10):
+        writer.commit({0: _batch(first, first + 9)})
+    store = Store(tmp_path)
+    store.compact(grace_s=3600)  # replaced files kept: young, and older snapshots still read them
+    assert len(list(tmp_path.rglob("*.parquet"))) == 6
+    report = store.compact(expire_after_s=0, grace_s=0)
+    assert report.expired >= 5 and report.removed >= 5
+    assert len(list(tmp_path.rglob("*.parquet"))) == 1
+    assert _offsets(tmp_path) == [(0, o) for o in range(50)]
