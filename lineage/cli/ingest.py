@@ -10,6 +10,7 @@ from lineage.cli._common import (
     add_kafka_options,
     add_store_options,
     count,
+    location_for,
     seconds,
     settings_from,
     store_for,
@@ -90,6 +91,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
+    location_for(args, settings, store_dir)  # a path Iceberg cannot hold fails before anything is made
     if settings.catalog_uri is None:  # the embedded store: a bad folder fails before Kafka is asked
         private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")
     taxonomy = taxonomy_for(settings)

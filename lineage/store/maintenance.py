@@ -35,7 +35,7 @@ from pyiceberg.table import Table
 
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
-from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.catalog import StoreLocation, read_error, store_error
 from lineage.store.snapshots import file_path
 from lineage.store.tables import COLUMNS
 
@@ -115,6 +115,9 @@ def _rewrite(location: StoreLocation, inputs: list[DataFile]) -> int:
     try:
         data = pads.dataset([file_path(f.file_path) for f in inputs], schema=COLUMNS, format="parquet", filesystem=fs)
         rows = data.to_table()
+    except Exception as exc:  # noqa: BLE001 - a file that cannot be read is named, not a pyarrow traceback
+        raise read_error(exc, location, "compacting") from None
+    try:
         # a repeated event id within the group (a producer's retry stored twice) is kept once: its first offset
         rows = rows.sort_by([("event_id", "ascending"), ("origin", "ascending"), ("kafka_offset", "ascending")])
         ids = rows.column("event_id").combine_chunks()

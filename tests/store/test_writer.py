@@ -37,7 +37,7 @@ def _offsets(root: Path) -> list[tuple[int, int]]:
 
 
 def test_the_built_in_retry_is_off_so_conflicts_reach_our_loop(tmp_path: Path) -> None:
-    """pyiceberg's retry re-sends stale offsets: the table is made with it off."""
+    """Pyiceberg's retry re-sends stale offsets: the table is made with it off."""
     table = StoreLocation.embedded(tmp_path).load(create=True)
     assert table.properties["commit.retry.num-retries"] == "0"
     assert table.format_version == 2
