@@ -62,7 +62,15 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
     ingest.add_argument("--group", help="consumer group (env LINEAGE_GROUP_ID, default lineage-ingest)")
     ingest.add_argument("--instance-id", help="static group membership id, unique per process (fast restarts)")
     ingest.add_argument("--from-file", help="ingest an Avro container file (backfill/replay) instead of Kafka")
-    ingest.add_argument("--segment-rows", type=count, default=50_000, help="rows buffered before a commit")
+    # --segment-rows is the name from before the Iceberg store; kept so existing scripts keep working
+    ingest.add_argument(
+        "--commit-rows",
+        "--segment-rows",
+        dest="segment_rows",
+        type=count,
+        default=50_000,
+        help="rows buffered before a commit to the store (default 50,000)",
+    )
     ingest.add_argument("--exit-when-idle", type=seconds, default=None, help="stop after this many idle seconds")
     add_kafka_options(ingest)
 
