@@ -174,14 +174,21 @@ def test_duckdb_query_from_another_process_while_the_consumer_writes(kafka_setti
         "print(s.count() if s.holds_events() else 0)"
     )
     counts = []
-    while producer.is_alive() or not counts or counts[-1] < 30_000:
-        got = subprocess.run(
-            [sys.executable, "-c", query, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
-        )
-        counts.append(int(got.stdout))
-        if len(counts) > 200:
-            break
-    producer.join()
+    queried = False
+    try:
+        while producer.is_alive() or not counts or counts[-1] < 30_000:
+            got = subprocess.run(
+                [sys.executable, "-c", query, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+            )
+            counts.append(int(got.stdout))
+            if len(counts) > 200:
+                break
+        queried = True
+    finally:
+        producer.join()
+        if not queried:  # a query failed: leave no consumer running after the test
+            consumer.kill()
+            consumer.communicate()
     _finish(consumer)
     assert counts == sorted(counts) and counts[-1] == 30_000
     assert any(0 < c < 30_000 for c in counts), counts
