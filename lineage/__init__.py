@@ -3,7 +3,7 @@
 The path of an event, and the package that owns each step::
 
     service ─▶ sdk.Emitter ─▶ contract (validate) ─▶ codec (Avro) ─▶ transport.kafka ─▶ Kafka
-    Kafka ─▶ ingest (decode, validate; bad ones to the dead-letter topic) ─▶ store (Parquet segments)
+    Kafka ─▶ ingest (decode, validate; bad ones to the dead-letter topic) ─▶ store (an Iceberg table)
     store ─▶ answers (DuckDB SQL in queries/) ─▶ present (reports, data map) ─▶ cli
 
 Packages, lowest layer first (each imports only from those below; ``lint-imports`` checks it):
@@ -12,7 +12,7 @@ Packages, lowest layer first (each imports only from those below; ``lint-imports
 - ``contract``   events, records, taxonomy, validation, the domain rules and the legal rules
 - ``codec``      Avro single-object encoding; the only package importing fastavro
 - ``transport``  the sink protocol, the Kafka adapter (only it imports kafka-python), an in-memory sink, a local broker
-- ``store``      Parquet segments (pyarrow only here) read through DuckDB (duckdb only here)
+- ``store``      an Apache Iceberg table (pyiceberg, pyarrow only here) read through DuckDB (duckdb only here)
 - ``sdk``        the ``Emitter`` services use, and ``lineage emit``'s JSON-lines reader
 - ``ingest``     the consumer that fills the store, and the Avro-file backfill
 - ``answers``    access, breach, erasure, registers, policy check, flow graph (networkx only here)

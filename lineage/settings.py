@@ -134,6 +134,11 @@ class Settings:
                     "catalog_uri",
                     "holds a password; give it by LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE",
                 )
+        if self.catalog_uri is not None and self.catalog_uri.startswith("postgresql") and self.warehouse is None:
+            # a shared catalog with each host's own folder: other hosts would find files they cannot read
+            raise ConfigurationError(
+                "warehouse", "is required with a shared catalog_uri: s3://bucket/prefix, or a folder every host mounts"
+            )
         for name in ("namespace", "catalog_name"):
             if not _NAME.fullmatch(getattr(self, name)):
                 raise ConfigurationError(name, "must be 1 to 64 of the characters a-z A-Z 0-9 _")
@@ -195,7 +200,8 @@ class Settings:
             secret_file = environ.get(file_variable)
             if secret_file is not None:
                 if name in values:
-                    raise ConfigurationError(file_variable, f"{_PREFIX}{name.upper()} is set too; set only one")
+                    also = f"{_PREFIX}{name.upper()}" + (f" or {_AWS[name]}" if name in _AWS else "")
+                    raise ConfigurationError(file_variable, f"{also} is set too; set only one")
                 values[name] = _read_secret(file_variable, Path(secret_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

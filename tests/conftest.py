@@ -1,4 +1,4 @@
-"""Pytest fixtures: a real Kafka broker for the session, a fresh topic per test, the Hypothesis profile."""
+"""Pytest fixtures: real Kafka, PostgreSQL and S3 servers for the session, a topic per test, the Hypothesis profile."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from lineage import Settings
 from lineage.transport.kafka import create_topics
 from tests.fixtures import HYPOTHESIS_PROFILE
+from tests.services import Postgres, SeaweedS3
 
 # Profiles chosen by LINEAGE_HYPOTHESIS_PROFILE: "dev" (default) is quick; "ci" is thorough and
 # prints a blob to reproduce any failure. No deadline: the reference tests build a store per
@@ -95,8 +96,45 @@ def kafka_settings(kafka_bootstrap: str) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server on 127.0.0.1 (the Iceberg SQL catalog); fails, never skips, if it cannot start."""
+    server: Postgres | None = None
+    try:
+        server = Postgres()
+        server.start()
+    except Exception as exc:  # fail loudly, never skip
+        if server is not None:
+            server.close()  # no half-started server or folder left behind
+        pytest.fail(f"no PostgreSQL server could be started for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) on 127.0.0.1 with a bucket ``lake``; fails, never skips, if it cannot start."""
+    server: SeaweedS3 | None = None
+    try:
+        server = SeaweedS3()
+        server.start()
+    except Exception as exc:  # fail loudly, never skip
+        if server is not None:
+            server.close()  # no half-started server or folder left behind
+        pytest.fail(f"no S3 server (SeaweedFS) could be started for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+_SERVERS = {"kafka_bootstrap", "postgres", "s3"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the broker as ``integration``, so ``-m 'not integration'`` runs unit tests alone."""
+    """Mark every test that uses a real server as ``integration``, so ``-m 'not integration'`` runs unit tests alone."""
     for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+        if _SERVERS & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)

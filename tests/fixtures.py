@@ -248,3 +248,22 @@ def store_of(records: list[Record], folder: Path) -> Store:
 def micros(value: datetime | None) -> int | None:
     """Microseconds since the epoch, the unit the reference model counts in."""
     return None if value is None else (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def stored_offsets(folder: Path) -> dict[tuple[str, int], int]:
+    """The next offset to read of every (origin, partition) the embedded store at ``folder`` holds, read-only."""
+    from lineage.errors import StoreNotFoundError
+    from lineage.store import StoreLocation
+
+    if not (folder / "catalog.db").is_file():
+        return {}  # opening a SQLite catalog would create it
+    try:
+        props = StoreLocation.embedded(folder).load().properties
+    except StoreNotFoundError:
+        return {}
+    out = {}
+    for key, value in props.items():
+        if key.startswith("lineage.offset."):
+            origin, _, partition = key.removeprefix("lineage.offset.").rpartition(".")
+            out[(origin, int(partition))] = int(value) + 1
+    return out

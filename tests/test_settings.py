@@ -93,3 +93,38 @@ def test_paths_given_as_text_are_paths() -> None:
     """``Settings(spool_dir="/tmp/x")`` works like a Path: a str for a folder is not a crash later."""
     settings = Settings(spool_dir="/tmp/x", store_dir="s")  # type: ignore[arg-type]
     assert settings.spool_dir == Path("/tmp/x") and settings.store_dir == Path("s")
+
+
+def test_store_secrets_come_from_the_environment_or_files_and_stay_out_of_repr(tmp_path: Path) -> None:
+    """The catalog password and S3 keys come from variables or 0600 files; repr shows none of them."""
+    secret = tmp_path / "pw"
+    secret.write_text("catalog-secret\n")
+    env = {
+        "LINEAGE_CATALOG_URI": "postgresql+psycopg2://lineage@db:5432/lineage",
+        "LINEAGE_CATALOG_PASSWORD_FILE": str(secret),
+        "LINEAGE_WAREHOUSE": "s3://lake/lineage",
+        "AWS_ACCESS_KEY_ID": "key-id",
+        "AWS_SECRET_ACCESS_KEY": "s3-secret",
+    }
+    s = Settings.from_env(env)
+    assert (s.catalog_password, s.s3_access_key_id, s.s3_secret_access_key) == ("catalog-secret", "key-id", "s3-secret")
+    assert not {"catalog-secret", "key-id", "s3-secret"} & set(repr(s).replace("'", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting", "words"),
+    [
+        ({"catalog_uri": "postgresql://u:pw@db/x", "warehouse": "s3://l/w"}, "catalog_uri", "holds a password"),
+        ({"catalog_uri": "postgresql://u@db/x"}, "warehouse", "is required with a shared catalog_uri"),
+        ({"catalog_uri": "mysql://u@db/x"}, "catalog_uri", "must start with"),
+        ({"namespace": "a.b"}, "namespace", "characters"),
+        ({"warehouse": "gs://bucket/x"}, "warehouse", "must be s3://"),
+        ({"warehouse": "s3://l/w", "s3_access_key_id": "k"}, "s3_secret_access_key", "together"),
+        ({"commit_retries": 0}, "commit_retries", "1 to 1000"),
+    ],
+)
+def test_store_settings_that_cannot_work_name_the_setting(kwargs: dict[str, object], setting: str, words: str) -> None:
+    """A password in the catalog URI, a shared catalog without a shared warehouse, and the like are refused."""
+    with pytest.raises(ConfigurationError, match=words) as info:
+        Settings(**kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting and "pw" not in str(info.value)

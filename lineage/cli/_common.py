@@ -16,7 +16,7 @@ from lineage.settings import Settings
 if TYPE_CHECKING:
     from lineage.contract.policy import Policy
     from lineage.contract.taxonomy import Taxonomy
-    from lineage.store import Store
+    from lineage.store import Store, StoreLocation
     from lineage.world.sim import WorldSize
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "policies_from",
     "settings_from",
     "add_store_options",
+    "location_for",
     "store_for",
     "taxonomy_for",
     "world_size",
@@ -142,14 +143,12 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     Every query of the command then reads the same snapshot, whose id goes to stderr so the answer
     can be given again from it (``--snapshot``) however much is stored later.
     """
-    import sys
-
-    from lineage.store import Store, StoreLocation
+    from lineage.store import Store
 
     given = {k: getattr(args, k) for k in ("catalog_uri", "warehouse") if getattr(args, k, None)}
     settings = dataclasses.replace(settings, **given) if given else settings
     option = "--store" if args.store else "LINEAGE_STORE_DIR"
-    location = StoreLocation.from_settings(settings, Path(args.store) if args.store else None)
+    location = location_for(args, settings, Path(args.store) if args.store else None)
     if location.root is not None and location.catalog_uri.startswith("sqlite:"):
         # never open a missing SQLite catalog: opening one creates it
         if not location.root.is_dir():
@@ -158,17 +157,36 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
             raise ConfigurationError(
                 option, f"{location.root} holds no lineage store (no catalog.db): is it the right folder?"
             )
+    if settings.catalog_uri is not None:  # a shared catalog: the setting that named it is at fault
+        option = "--catalog-uri" if getattr(args, "catalog_uri", None) else "LINEAGE_CATALOG_URI"
     store = Store(location, snapshot=getattr(args, "snapshot", None))
+    from lineage.errors import StoreNotFoundError
     from lineage.store.snapshots import pinned_files
 
-    snapshot_id, _ = pinned_files(location, store.snapshot)
+    try:
+        snapshot_id, _ = pinned_files(location, store.snapshot)
+    except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
+        raise ConfigurationError(option, str(exc)) from None
     if snapshot_id is None:
         raise ConfigurationError(
             option, f"{location.describe()} holds no stored events yet: is it the right store?"
         )
     store.snapshot = snapshot_id
-    print(f"lineage: reading snapshot {snapshot_id}", file=sys.stderr)
     return store
+
+
+def location_for(args: argparse.Namespace, settings: Settings, store_dir: Path | None) -> StoreLocation:
+    """The store location the settings name; a path Iceberg cannot hold is refused naming its option."""
+    from lineage.store import StoreLocation
+
+    try:
+        return StoreLocation.from_settings(settings, store_dir)
+    except ConfigurationError as exc:
+        if exc.setting == "warehouse":
+            option = "--warehouse" if getattr(args, "warehouse", None) else "LINEAGE_WAREHOUSE"
+        else:
+            option = "--store" if getattr(args, "store", None) else "LINEAGE_STORE_DIR"
+        raise ConfigurationError(option, str(exc).removeprefix(f"{exc.setting}: ")) from None
 
 
 def add_store_options(sp: argparse.ArgumentParser, *, reading: bool = True) -> None:

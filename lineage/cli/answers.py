@@ -23,6 +23,7 @@ from lineage.settings import Settings
 
 if TYPE_CHECKING:
     from lineage.contract.policy import Policy
+    from lineage.present.formats import Document
     from lineage.store import Store
 
 __all__ = ["register"]
@@ -85,6 +86,12 @@ def _add_links_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stamped(doc: Document, store: Store) -> Document:
+    """The document with the store snapshot it was read from: ``--snapshot`` gives the same answer later."""
+    title, facts, tables = doc
+    return title, {**facts, "store_snapshot": store.snapshot}, tables
+
+
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
     from lineage.answers import access_request
@@ -99,14 +106,17 @@ def cmd_access(args: argparse.Namespace) -> int:
     )
     warning = None if as_of else later_events_warning(store, report.as_of, "--as-of")
     if not report.holds_data and args.format == "markdown":
-        print(f"No data held about {args.identifier!r} as of {report.as_of.isoformat()}.")
+        print(
+            f"No data held about {args.identifier!r} as of {report.as_of.isoformat()} "
+            f"(store snapshot {store.snapshot})."
+        )
         if warning:
             print(f"Warning: {warning}")
         return 0
     title, facts, tables = access_document(report)
     # machines read "nothing held" from the document itself, never from a sentence instead of it
     facts = {"holds_data": report.holds_data, **facts, **({"warning": warning} if warning else {})}
-    print(render((title, facts, tables), args.format), end="")
+    print(render(_stamped((title, facts, tables), store), args.format), end="")
     return 0
 
 
@@ -139,7 +149,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
     title, facts, tables = breach_document(report, affected=args.format == "json")
     if warning:
         facts = {**facts, "warning": warning}
-    print(render((title, facts, tables), args.format), end="")
+    print(render(_stamped((title, facts, tables), store), args.format), end="")
     return 0
 
 
@@ -157,12 +167,16 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     )
     warning = None if as_of else later_events_warning(store, plan.as_of, "--as-of")
     if not plan.holders and args.format == "markdown":
-        print(f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase.")
+        print(
+            f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase "
+            f"(store snapshot {store.snapshot})."
+        )
         return 0
     facts = {"identifier": plan.identifier, "as_of": plan.as_of, "identifier_links": links_fact(plan.links),
              "holds_data": bool(plan.holders), "complete": plan.complete, "rule": plan.rule,
              **({"warning": warning} if warning else {})}  # fmt: skip
-    print(render((f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders}), args.format), end="")
+    doc = (f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders})
+    print(render(_stamped(doc, store), args.format), end="")
     return 0
 
 
@@ -173,8 +187,9 @@ def cmd_transfers(args: argparse.Namespace) -> int:
     from lineage.present.reports import transfers_document
 
     settings = Settings.from_env(os.environ)
-    rows = transfers_register(store_for(args, settings), taxonomy_for(settings), parse_time("--as-of", args.as_of))
-    print(render(transfers_document(rows), args.format), end="")
+    store = store_for(args, settings)
+    rows = transfers_register(store, taxonomy_for(settings), parse_time("--as-of", args.as_of))
+    print(render(_stamped(transfers_document(rows), store), args.format), end="")
     return 0
 
 
@@ -184,9 +199,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
     from lineage.present.formats import render
 
     settings = Settings.from_env(os.environ)
-    rows = retention_register(store_for(args, settings), parse_time("--now", args.now))
+    store = store_for(args, settings)
+    rows = retention_register(store, parse_time("--now", args.now))
     facts = {"overdue_holdings": len(rows)}
-    print(render(("Held past retention", facts, {"overdue": rows}), args.format), end="")
+    print(render(_stamped(("Held past retention", facts, {"overdue": rows}), store), args.format), end="")
     return 0
 
 
@@ -210,7 +226,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         warning = f"system(s) {', '.join(unseen)} have no events in this store (a typo in the policy?)"
         print(f"lineage check: warning: {policy.name}: {warning}", file=sys.stderr)
         facts = {**facts, "warning": warning}
-    print(render((title, facts, tables), args.format), end="")
+    print(render(_stamped((title, facts, tables), store), args.format), end="")
     return 1 if found else 0
 
 

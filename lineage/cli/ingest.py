@@ -10,6 +10,7 @@ from lineage.cli._common import (
     add_kafka_options,
     add_store_options,
     count,
+    location_for,
     seconds,
     settings_from,
     store_for,
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_options(compact, reading=False)
     compact.add_argument("--target-mb", type=count, default=64, help="rewrite files smaller than half this size")
     compact.add_argument(
-        "--expire-after", type=seconds, default=30 * 86400.0, help="expire snapshots older than this (s, 30 days)"
+        "--expire-after", type=seconds, default=86400.0, help="expire snapshots older than this (s, default a day)"
     )
     compact.add_argument(
         "--grace",
@@ -61,7 +62,15 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
     ingest.add_argument("--group", help="consumer group (env LINEAGE_GROUP_ID, default lineage-ingest)")
     ingest.add_argument("--instance-id", help="static group membership id, unique per process (fast restarts)")
     ingest.add_argument("--from-file", help="ingest an Avro container file (backfill/replay) instead of Kafka")
-    ingest.add_argument("--segment-rows", type=count, default=50_000, help="rows buffered before a commit")
+    # --segment-rows is the name from before the Iceberg store; kept so existing scripts keep working
+    ingest.add_argument(
+        "--commit-rows",
+        "--segment-rows",
+        dest="segment_rows",
+        type=count,
+        default=50_000,
+        help="rows buffered before a commit to the store (default 50,000)",
+    )
     ingest.add_argument("--exit-when-idle", type=seconds, default=None, help="stop after this many idle seconds")
     add_kafka_options(ingest)
 
@@ -72,12 +81,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    # first, before the store's libraries load (a second or two): a SIGTERM while starting is a clean stop
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from lineage.ingest.consumer import IngestConsumer, terminal_progress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
+    location_for(args, settings, store_dir)  # a path Iceberg cannot hold fails before anything is made
     if settings.catalog_uri is None:  # the embedded store: a bad folder fails before Kafka is asked
         private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")
     taxonomy = taxonomy_for(settings)
@@ -94,9 +108,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.exit_when_idle is not None:  # a one-off run would read nothing and report success
             raise ConfigurationError("--topic", missing)
         logging.getLogger("lineage.ingest").warning("%s yet: waiting for it (a typo in --topic?)", missing)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     consumer = IngestConsumer(
         settings,
         store_dir=store_dir,

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import pyarrow.fs as pafs
 import sqlalchemy.exc
@@ -26,6 +29,7 @@ from pyiceberg.table import Table
 from sqlalchemy.engine import make_url
 
 from lineage.errors import (
+    ConfigurationError,
     StoreAccessError,
     StoreCorruptError,
     StoreError,
@@ -36,7 +40,7 @@ from lineage.private import private_dir
 from lineage.settings import Settings
 from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES
 
-__all__ = ["StoreLocation", "as_location", "store_error"]
+__all__ = ["StoreLocation", "as_location", "read_error", "store_error"]
 
 CATALOG_FILE = "catalog.db"
 WAREHOUSE = "warehouse"
@@ -58,6 +62,13 @@ class StoreLocation:
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
     commit_retries: int = 20
+
+    def __post_init__(self) -> None:
+        """Refuse a folder or warehouse holding ``?`` or ``#`` (pyiceberg cuts a location there)."""
+        for setting, value in (("store_dir", str(self.root or "")), ("warehouse", self.warehouse)):
+            if "?" in value or "#" in value:
+                # "file:///data/store?/warehouse/..." is the file /data/store to pyiceberg: a write lands outside
+                raise ConfigurationError(setting, f"{value!r} contains '?' or '#': Iceberg locations cannot hold them")
 
     @classmethod
     def embedded(cls, root: Path, **kwargs: Any) -> StoreLocation:
@@ -107,12 +118,19 @@ class StoreLocation:
         url = make_url(self.catalog_uri).render_as_string(hide_password=True)
         return f"the store in catalog {url} with warehouse {self.warehouse}"
 
-    def catalog(self) -> SqlCatalog:
-        """Open the catalog (creating the embedded folder, private, when it is the default)."""
-        if self.root is not None and self.catalog_uri.startswith("sqlite:"):
-            private_dir(self.root)
-        if not self.on_s3:
-            private_dir(Path(self.warehouse))
+    def catalog(self, *, create: bool = False) -> SqlCatalog:
+        """Open the catalog; with ``create``, make the embedded folder and warehouse (private) when missing.
+
+        Without ``create`` nothing is made: opening a SQLite file that is missing, or is not yet a
+        catalog, would create one (a reader pointed at a wrong folder must change nothing there).
+        """
+        if create:
+            if self.root is not None and self.catalog_uri.startswith("sqlite:"):
+                private_dir(self.root)
+            if not self.on_s3:
+                private_dir(Path(self.warehouse))
+        else:
+            self._refuse_missing_sqlite()
         url = make_url(self.catalog_uri)
         if self.catalog_password is not None:
             url = url.set(password=self.catalog_password)
@@ -125,6 +143,30 @@ class StoreLocation:
             return SqlCatalog(self.catalog_name, **properties)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the store
             raise store_error(exc, self, "opening the catalog") from None
+
+    def _refuse_missing_sqlite(self) -> None:
+        """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (opened read-only)."""
+        url = make_url(self.catalog_uri)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        path = Path(url.database)
+        missing = StoreNotFoundError(
+            f"{self.describe()} holds no lineage store (no catalog in {path.name}): is it the right folder?",
+            path=self.describe(),
+        )
+        if not path.is_file():
+            raise missing
+        try:
+            con = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+            try:
+                found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'iceberg_tables'")
+                is_catalog = found.fetchone() is not None
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:  # not a database at all (a stray file), or unreadable
+            raise missing from None
+        if not is_catalog:
+            raise missing
 
     def s3_properties(self) -> dict[str, str]:
         """The FileIO properties pyiceberg needs for an S3 warehouse (none for a local one)."""
@@ -161,7 +203,7 @@ class StoreLocation:
 
     def load(self, *, create: bool = False) -> Table:
         """The events table; with ``create``, made (and its namespace) when missing."""
-        catalog = self.catalog()
+        catalog = self.catalog(create=create)
         try:
             if create:
                 catalog.create_namespace_if_not_exists(self.namespace)
@@ -183,6 +225,25 @@ def as_location(store: Path | StoreLocation) -> StoreLocation:
     return store if isinstance(store, StoreLocation) else StoreLocation.embedded(store)
 
 
+_UNREACHABLE = ("curl", "connect", "timed out", "timeout", "could not resolve", "network")
+# S3's refusals as the AWS SDK words them ("AWS Error ACCESS_DENIED", "SignatureDoesNotMatch"), compared
+# with spaces and underscores removed
+_REFUSED = ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
+
+
+def _refused(lowered: str) -> bool:
+    squashed = re.sub(r"[\s_]", "", lowered)
+    return any(m in squashed for m in _REFUSED)
+
+
+def _keys_refused(doing: str, where: str) -> StoreAccessError:
+    return StoreAccessError(
+        f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        path=where,
+    )
+
+
 def store_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
     """One plain line for a failure of the catalog, the object store or the disk (no secret, no traceback)."""
     where = location.describe()
@@ -196,6 +257,8 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
                 f"{doing}: the catalog refused the login: check catalog_password (LINEAGE_CATALOG_PASSWORD)",
                 path=where,
             )
+        if "database or disk is full" in lowered:  # SQLite's ENOSPC
+            return StoreUnavailableError(f"{doing}: the disk of {where} is full", path=where)
         if "database is locked" in lowered:
             return StoreUnavailableError(f"{doing}: the catalog file of {where} stayed locked", path=where)
         if "does not exist" in lowered and "database" in lowered:
@@ -212,11 +275,8 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
             return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
         if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
             return StoreCorruptError(f"{doing}: a file of {where} is missing ({_file_of(exc)})", path=where)
-        if "access denied" in lowered or "invalidaccesskeyid" in lowered or "signaturedoesnotmatch" in lowered:
-            return StoreAccessError(
-                f"{doing}: the object store refused our keys: check s3_access_key_id and s3_secret_access_key",
-                path=where,
-            )
+        if _refused(lowered):
+            return _keys_refused(doing, where)
         if "curl" in lowered or "connect" in lowered or "timed out" in lowered or "timeout" in lowered:
             return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
         if "parquet" in lowered or "magic" in lowered or "corrupt" in lowered:
@@ -225,6 +285,34 @@ def store_error(exc: BaseException, location: StoreLocation, doing: str) -> Stor
     if "parquet" in lowered or "magic bytes" in lowered or "avro" in lowered or "corrupt" in lowered:
         return StoreCorruptError(f"{doing}: a file of {where} is corrupt ({type(exc).__name__})", path=where)
     return StoreError(f"{doing}: {where}: {type(exc).__name__}: {_oneline(text)}", path=where)
+
+
+def read_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
+    """One plain line for a failure reading the table's data files (DuckDB's or pyarrow's error).
+
+    The object store being down or refusing our keys is said so; anything else a data file gives
+    (bad magic bytes, a footer or page that does not decode, a file gone) is ``StoreCorruptError``
+    naming the file, never the library's text.
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    where = location.describe()
+    text = str(exc)
+    lowered = text.lower()
+    if location.on_s3 and _refused(lowered):
+        return _keys_refused(doing, where)
+    if isinstance(exc, PermissionError):
+        return StoreAccessError(f"{doing}: permission denied in {where}", path=where)
+    if location.on_s3 and any(m in lowered for m in _UNREACHABLE):
+        return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
+    found = re.search(r"([\w.-]+\.parquet)", text)
+    name = found.group(1) if found else "a data file"
+    gone = isinstance(exc, FileNotFoundError) or "no such file" in lowered or "does not exist" in lowered
+    return StoreCorruptError(
+        f"{doing}: {name} of {where} is {'missing' if gone else 'corrupt (it cannot be decoded)'}: "
+        "restore it from a backup",
+        path=where,
+    )
 
 
 def _file_of(exc: OSError) -> str:

@@ -25,7 +25,7 @@ import pyarrow.dataset as pads
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.resources import shipped_dir
-from lineage.store.catalog import StoreLocation, as_location, store_error
+from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.maintenance import CompactionReport, compact
 from lineage.store.snapshots import SnapshotRef, pinned_files
 from lineage.store.tables import COLUMNS
@@ -74,29 +74,40 @@ def query_text(name: QueryName | Literal["_macros"]) -> str:
 class Session:
     """Queries over one connection to the store."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Wrap an open connection (``Store.session`` makes one)."""
+    def __init__(self, con: duckdb.DuckDBPyConnection, location: StoreLocation) -> None:
+        """Wrap an open connection to the store at ``location`` (``Store.session`` makes one)."""
         self._con = con
+        self._location = location
 
     def rows(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
-        return _rows(self._con, query_text(query), params)
+        return _rows(self._con, query_text(query), params, self._location)
 
     def execute(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> None:
         """Run ``queries/<query>.sql`` for its effect (a temporary table the next queries read)."""
         try:
             self._con.execute(query_text(query), params or [])
         except duckdb.Error as exc:
+            _raise_data_file_error(exc, self._location)
             raise StoreError(f"query {query} failed: {exc}", query=query) from exc
 
 
-def _rows(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | dict[str, Any] | None) -> list[dict[str, Any]]:
+def _rows(
+    con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | dict[str, Any] | None, location: StoreLocation
+) -> list[dict[str, Any]]:
     try:
         # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
         rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()
     except duckdb.Error as exc:
+        _raise_data_file_error(exc, location)
         raise StoreError(f"query failed: {exc}") from exc
     return rows
+
+
+def _raise_data_file_error(exc: duckdb.Error, location: StoreLocation) -> None:
+    """A query that failed while reading the data files (not a bug in the SQL) fails as the file's fault."""
+    if "'events_files'" in str(exc):  # DuckDB names the registered dataset whose reading failed
+        raise read_error(exc, location, "reading the data files") from None
 
 
 class Store:
@@ -150,7 +161,7 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open {self.location.describe()}: {exc}", path=self.root) from exc
         except Exception as exc:  # noqa: BLE001 - pyarrow's errors about the files become one line
-            raise store_error(exc, self.location, "opening the data files") from None
+            raise read_error(exc, self.location, "opening the data files") from None
         return con
 
     @contextmanager
@@ -168,7 +179,7 @@ class Store:
                 self.close()
                 self._cached = (key, self._connect(snapshot_id, files, taxonomy))
             self.snapshot_id = snapshot_id
-            yield Session(self._cached[1])
+            yield Session(self._cached[1], self.location)
 
     def close(self) -> None:
         """Close the connection kept by ``session``."""
@@ -187,7 +198,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Run SQL with bound parameters over a fresh view of the store; rows as dicts."""
         with self.connect(taxonomy) as con:
-            return _rows(con, text, params)
+            return _rows(con, text, params, self.location)
 
     def count(self) -> int:
         """How many events the store holds."""

@@ -35,7 +35,7 @@ from pyiceberg.table import Table
 
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
-from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.catalog import StoreLocation, read_error, store_error
 from lineage.store.snapshots import file_path
 from lineage.store.tables import COLUMNS
 
@@ -62,7 +62,7 @@ def compact(
     *,
     target_mb: float = 64.0,
     min_files: int = 2,
-    expire_after_s: float = 30 * 86400.0,
+    expire_after_s: float = 86400.0,
     grace_s: float = 3600.0,
 ) -> CompactionReport:
     """Rewrite small files sorted by subject, then expire old snapshots and remove orphan files."""
@@ -115,6 +115,9 @@ def _rewrite(location: StoreLocation, inputs: list[DataFile]) -> int:
     try:
         data = pads.dataset([file_path(f.file_path) for f in inputs], schema=COLUMNS, format="parquet", filesystem=fs)
         rows = data.to_table()
+    except Exception as exc:  # noqa: BLE001 - a file that cannot be read is named, not a pyarrow traceback
+        raise read_error(exc, location, "compacting") from None
+    try:
         # a repeated event id within the group (a producer's retry stored twice) is kept once: its first offset
         rows = rows.sort_by([("event_id", "ascending"), ("origin", "ascending"), ("kafka_offset", "ascending")])
         ids = rows.column("event_id").combine_chunks()
@@ -202,7 +205,7 @@ def _referenced(table: Table) -> set[str]:
         out.add(file_path(snapshot.manifest_list))
         for manifest in snapshot.manifests(io):
             out.add(file_path(manifest.manifest_path))
-            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
                 out.add(file_path(entry.data_file.file_path))
     for stats in table.metadata.statistics:
         out.add(file_path(stats.statistics_path))

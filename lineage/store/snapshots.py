@@ -37,8 +37,14 @@ def resolve(table: Table, ref: SnapshotRef) -> Snapshot | None:
 
 
 def file_path(location: str) -> str:
-    """A data file's location as a pyarrow filesystem path: ``file:///x`` -> ``/x``, ``s3://b/k`` -> ``b/k``."""
-    for scheme in ("file://", "s3://", "s3a://"):
+    """A data file's location as a pyarrow filesystem path: ``file:///x`` -> ``/x``, ``s3://b/k`` -> ``b/k``.
+
+    Java engines (Spark's Hadoop file IO) write local locations as ``file:/x``, with one slash.
+    """
+    if location.startswith("file:"):
+        rest = location[len("file:") :]
+        return "/" + rest.lstrip("/")
+    for scheme in ("s3://", "s3a://", "s3n://"):
         if location.startswith(scheme):
             return location[len(scheme) :]
     return location

@@ -246,6 +246,7 @@ def test_a_policy_with_no_systems_is_refused(capsys: pytest.CaptureFixture[str],
     ("argv", "option"),
     [
         (["ingest", "--segment-rows", "0"], "--segment-rows"),
+        (["ingest", "--commit-rows", "0"], "--commit-rows"),
         (["ingest", "--exit-when-idle", "nan"], "--exit-when-idle"),
         (["ingest", "--exit-when-idle", "-1"], "--exit-when-idle"),
         (["tail", "--idle", "nan"], "--idle"),

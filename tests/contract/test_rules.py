@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -11,17 +12,24 @@ from hypothesis import strategies as st
 
 from lineage import default_taxonomy
 from lineage.contract.rules import covered, covers, crosses_border, sensitivity
-from lineage.store import Store
+from lineage.store import Store, StoreLocation
 
 TAXONOMY = default_taxonomy()
 KEYS = sorted(TAXONOMY.categories)
 REGIONS = sorted(TAXONOMY.regions)
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """A store whose table exists but holds nothing, made once per run."""
+    folder = Path(tempfile.mkdtemp(prefix="lineage-rules-"))
+    StoreLocation.embedded(folder).load(create=True)
+    return folder
+
+
 def _macros() -> duckdb.DuckDBPyConnection:
     """A connection with the macros loaded, over an empty store (the macros need the events view)."""
-    with tempfile.TemporaryDirectory() as folder:
-        return Store(Path(folder)).connect()
+    return Store(_empty_store()).connect()
 
 
 def test_a_key_covers_itself_and_what_lies_below_it_only() -> None:

@@ -15,9 +15,8 @@ from kafka.admin import NewTopic
 from lineage import Codec, Settings
 from lineage.contract.records import new_event_id, to_record
 from lineage.store import Store
-from lineage.store.segments import list_segments, resume_offsets
 from lineage.transport.kafka import create_topics, read_messages
-from tests.fixtures import sample_events
+from tests.fixtures import sample_events, stored_offsets
 
 CODEC = Codec()
 REPO = Path(__file__).parents[2]
@@ -99,7 +98,7 @@ def test_a_failed_dead_letter_is_never_skipped(kafka_settings: Settings, tmp_pat
     proc = subprocess.Popen(_ingest_command(settings, tmp_path), cwd=REPO, env=_ingest_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
-    while resume_offsets(tmp_path, settings.topic).get(0, 0) < 5 and time.monotonic() < deadline:
+    while stored_offsets(tmp_path).get((settings.topic, 0), 0) < 5 and time.monotonic() < deadline:
         time.sleep(0.2)  # the consumer is running and has stored the first five events
     admin = kafka.KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","))
     try:
@@ -111,7 +110,7 @@ def test_a_failed_dead_letter_is_never_skipped(kafka_settings: Settings, tmp_pat
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "Traceback" not in err, err
     assert "dead letter" in err.strip().splitlines()[-1], err
-    assert resume_offsets(tmp_path, settings.topic)[0] == 5  # the bad message's offset is not passed
+    assert stored_offsets(tmp_path)[(settings.topic, 0)] == 5  # the bad message's offset is not passed
     create_topics(settings, [settings.dead_letter_topic], partitions=1)
     done = _ingest(settings, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -157,7 +156,7 @@ def test_a_backfill_dead_letter_without_its_topic_or_broker_fails_in_one_line(
         assert failed.returncode == 2, failed.stderr
         [line] = [x for x in failed.stderr.splitlines() if x.strip()]
         assert "Traceback" not in line and ("dead-letter" in line or "no Kafka broker" in line), line
-        assert all(seg.last < 3 for seg in list_segments(tmp_path / "s"))  # nothing stored past the bad record
+        assert all(nxt <= 3 for nxt in stored_offsets(tmp_path / "s").values())  # nothing stored past the bad record
     assert "dead-letter topic" in _backfill(tmp_path / "a.avro", tmp_path / "s", kafka_settings.bootstrap_servers,
                                             missing).stderr  # fmt: skip
     done = _backfill(tmp_path / "a.avro", tmp_path / "s", kafka_settings.bootstrap_servers,

@@ -1,4 +1,4 @@
-"""The ingest pipeline without Kafka: rows into durable segments, bad messages out as dead letters."""
+"""The ingest pipeline without Kafka: rows into the Iceberg table, bad messages out as dead letters."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from lineage import Codec, default_taxonomy
 from lineage.codec.avro import MAGIC
 from lineage.contract.records import make_record, to_record
+from lineage.errors import StoreNotFoundError, StoreUnavailableError
 from lineage.ingest.pipeline import Ingestor
-from lineage.store import Store
-from lineage.store.segments import list_segments, resume_offsets
+from lineage.store import Store, StoreLocation
 from tests.fixtures import T0, invalid_but_decodable, sample_events
 
 CODEC = Codec()
@@ -59,7 +59,7 @@ def test_good_rows_are_stored_and_bad_ones_become_dead_letters(tmp_path: Path) -
     assert letters[3].field == "categories" and letters[0].headers == (("h", b"v"),)
     ids = Store(tmp_path).event_ids()
     assert len(ids) == 12 - len(bad) == len(set(ids))
-    assert resume_offsets(tmp_path, "events") == {0: 12}
+    assert _ingestor(tmp_path).stored() == {0: 12}
     with Store(tmp_path).connect() as con:
         row = con.execute("SELECT count(*) FROM events WHERE recipient_name IS NULL AND holder_name = 'web'").fetchone()
     assert row == (7,)
@@ -70,7 +70,7 @@ def test_a_batch_of_only_bad_messages_still_records_its_offsets(tmp_path: Path) 
     ing = _ingestor(tmp_path)
     ing.add(2, 40, b"junk")
     ing.flush()
-    assert resume_offsets(tmp_path, "events") == {2: 41}
+    assert _ingestor(tmp_path).stored() == {2: 41}
     assert Store(tmp_path).count() == 0
 
 
@@ -83,22 +83,34 @@ def test_offsets_already_stored_are_not_stored_again(tmp_path: Path) -> None:
     second = _ingestor(tmp_path)
     for o in range(5, 15):
         second.add(0, o, _good(o))
-    second.flush()
-    assert sorted(int(s.split("-")[1]) for s in [p.path.stem for p in list_segments(tmp_path)]) == [9, 14]
-    assert Store(tmp_path).count() == 15
+    [stored] = second.flush()
+    assert (stored.first, stored.last, stored.rows) == (10, 14, 5)
+    assert sorted(r["kafka_offset"] for r in Store(tmp_path).sql("SELECT kafka_offset FROM events")) == list(range(15))
+    assert second.stored() == {0: 15}
 
 
-def test_segments_are_private_files(tmp_path: Path) -> None:
-    """The store is personal data: segment files are 0600 and folders 0700."""
-    ing = _ingestor(tmp_path)
-    ing.add(0, 0, _good(0))
-    [seg] = ing.flush()
-    assert stat.S_IMODE(os.stat(seg.path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(seg.path.parent).st_mode) == 0o700
+def test_store_files_are_private(tmp_path: Path) -> None:
+    """The store is personal data: every file (data, manifests, metadata, catalog) 0600, every folder 0700."""
+    old = os.umask(0o022)
+    try:
+        ing = _ingestor(tmp_path / "store")
+        ing.add(0, 0, _good(0))
+        ing.flush()
+        Store(tmp_path / "store").compact(grace_s=3600)
+    finally:
+        os.umask(old)
+    modes = {}
+    for folder, _dirs, files in os.walk(tmp_path / "store"):
+        modes[folder] = stat.S_IMODE(os.stat(folder).st_mode)
+        for name in files:
+            modes[os.path.join(folder, name)] = stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
+    assert len(modes) > 6
+    assert {p: m for p, m in modes.items() if m not in (0o600, 0o700)} == {}
+    assert any(p.endswith(".parquet") for p in modes) and any(p.endswith("catalog.db") for p in modes)
 
 
-def test_compaction_merges_dedupes_and_supersedes(tmp_path: Path) -> None:
-    """Compaction merges small segments into one, drops a repeated event id, and readers skip the old files."""
+def test_compaction_sorts_by_subject_dedupes_and_keeps_offsets(tmp_path: Path) -> None:
+    """Compaction rewrites small files into one sorted by subject, drops a repeated event id, keeps the offsets."""
     ing = _ingestor(tmp_path)
     repeated = _good(99)
     for batch in range(5):
@@ -106,20 +118,23 @@ def test_compaction_merges_dedupes_and_supersedes(tmp_path: Path) -> None:
             ing.add(0, o, repeated if o in (0, 17) else _good(o))
         ing.flush()
     store = Store(tmp_path)
-    assert len(store.segments()) == 5 and store.count() == 20
-    report = store.compact(min_segments=2, grace_s=3600)
-    assert report.segments_in == 5 and report.merged_groups == 1 and report.removed == 0
-    [merged] = store.segments()
-    assert (merged.first, merged.last) == (0, 19)
+    before = store.sql("SELECT count(*) AS n FROM events")[0]["n"]
+    report = store.compact(grace_s=3600)
+    assert before == 20
+    assert (report.files_in, report.files_out, report.groups) == (5, 1, 1)
     assert store.count() == 19 and len(set(store.event_ids())) == 19
-    assert len(list_segments(tmp_path, superseded=True)) == 5
-    assert store.compact(min_segments=2, grace_s=0).removed == 5
-    assert resume_offsets(tmp_path, "events") == {0: 20}
+    subjects = [r["subject_id"] for r in store.sql("SELECT subject_id FROM events")]
+    assert subjects == sorted(subjects)
+    assert _ingestor(tmp_path).stored() == {0: 20}
 
 
-def test_empty_store_has_an_empty_events_view(tmp_path: Path) -> None:
-    """Queries run on a store with no segment yet and find nothing."""
-    assert Store(tmp_path).count() == 0
+def test_a_missing_store_is_an_error_and_an_unwritten_one_is_empty(tmp_path: Path) -> None:
+    """No table is StoreNotFoundError (never an empty answer); a table with no commit yet holds no rows."""
+    with pytest.raises(StoreNotFoundError, match="nothing has been stored"):
+        Store(tmp_path).count()
+    StoreLocation.embedded(tmp_path).load(create=True)
+    store = Store(tmp_path)
+    assert store.count() == 0 and not store.holds_events()
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -163,40 +178,27 @@ def test_container_written_with_the_published_schema_reads_back(tmp_path: Path) 
     assert len(CODEC.container_id(path)) == 32
 
 
-def test_every_store_folder_is_private(tmp_path: Path) -> None:
-    """The store folder and every folder under it are created 0700, whatever the umask."""
-    old = os.umask(0o022)
-    try:
-        ing = _ingestor(tmp_path / "store")
-        ing.add(0, 0, _good(0))
-        [seg] = ing.flush()
-    finally:
-        os.umask(old)
-    folder = seg.path.parent
-    while folder != tmp_path:
-        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
-        folder = folder.parent
+def test_a_failed_commit_keeps_the_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If writing the data files fails (a full disk), the rows stay buffered and the next flush stores them."""
+    import errno
 
-
-def test_a_failed_segment_write_keeps_the_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """If writing a segment fails, the rows stay buffered and the next flush stores them."""
-    import lineage.ingest.pipeline
+    import lineage.store.writer
 
     ing = _ingestor(tmp_path)
     ing.add(0, 0, _good(0))
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(lineage.ingest.pipeline, "write_segment", broken)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(lineage.store.writer, "_dataframe_to_data_files", full)
+    with pytest.raises(StoreUnavailableError, match="disk of .* is full"):
         ing.flush()
     monkeypatch.undo()
     assert len(ing.flush()) == 1 and Store(tmp_path).count() == 1
 
 
-def test_a_kept_session_sees_new_segments(tmp_path: Path) -> None:
-    """Store.session reuses its connection, but a segment written since is in the next session's view."""
+def test_a_kept_session_sees_new_commits(tmp_path: Path) -> None:
+    """Store.session reuses its connection, but a commit made since is in the next session's view."""
     ing = _ingestor(tmp_path)
     ing.add(0, 0, _good(0))
     ing.flush()
