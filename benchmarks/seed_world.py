@@ -23,6 +23,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _stores import embedded  # noqa: E402
 from emit_throughput import run_raw  # noqa: E402
 from ingest_throughput import ingest, raw_poll  # noqa: E402
 
@@ -81,7 +82,8 @@ def main() -> int:
         sink.close(sdk_topic.delivery_timeout_s)
         sdk_rate = n / (time.perf_counter() - start)
         poll_rate, _ = raw_poll(bootstrap, sdk_topic.topic, n)
-        ingest_rate, peak = ingest(bootstrap, sdk_topic.topic, n)
+        with tempfile.TemporaryDirectory(prefix="bench-seed-ingest-") as ingest_store:
+            ingest_rate, peak = ingest(bootstrap, sdk_topic.topic, n, embedded(Path(ingest_store)))
     finally:
         if broker is not None:
             broker.stop()
