@@ -164,7 +164,7 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     from lineage.store.snapshots import pinned_files
 
     try:
-        snapshot_id, _ = pinned_files(location, store.snapshot)
+        snapshot_id, _, _ = pinned_files(location, store.snapshot)
     except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
         raise ConfigurationError(option, str(exc)) from None
     if snapshot_id is None:

@@ -307,7 +307,9 @@ def read_error(exc: BaseException, location: StoreLocation, doing: str) -> Store
         return StoreUnavailableError(f"{doing}: the object store of {where} did not answer", path=where)
     found = re.search(r"([\w.-]+\.parquet)", text)
     name = found.group(1) if found else "a data file"
-    gone = isinstance(exc, FileNotFoundError) or "no such file" in lowered or "does not exist" in lowered
+    gone = isinstance(exc, FileNotFoundError) or any(
+        m in lowered for m in ("no such file", "does not exist", "no files found")
+    )
     return StoreCorruptError(
         f"{doing}: {name} of {where} is {'missing' if gone else 'corrupt (it cannot be decoded)'}: "
         "restore it from a backup",

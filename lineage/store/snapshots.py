@@ -50,12 +50,12 @@ def file_path(location: str) -> str:
     return location
 
 
-def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None, list[str]]:
-    """The snapshot ``ref`` resolves to now, and the paths of exactly its data files."""
+def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None, list[str], list[int]]:
+    """The snapshot ``ref`` resolves to now, the paths of exactly its data files, and each one's row count."""
     table = location.load()
     snapshot = resolve(table, ref)
     if snapshot is None:
-        return None, []
+        return None, [], []
     try:
         tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
     except Exception as exc:  # noqa: BLE001
@@ -67,7 +67,8 @@ def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None,
             "compact it with that engine before reading",
             path=location.describe(),
         )
-    return snapshot.snapshot_id, [file_path(task.file.file_path) for task in tasks]
+    paths = [file_path(task.file.file_path) for task in tasks]
+    return snapshot.snapshot_id, paths, [task.file.record_count for task in tasks]
 
 
 def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:

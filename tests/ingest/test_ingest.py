@@ -130,7 +130,7 @@ def test_compaction_sorts_by_subject_dedupes_and_keeps_offsets(tmp_path: Path) -
 
 def test_a_missing_store_is_an_error_and_an_unwritten_one_is_empty(tmp_path: Path) -> None:
     """No table is StoreNotFoundError (never an empty answer); a table with no commit yet holds no rows."""
-    with pytest.raises(StoreNotFoundError, match="nothing has been stored"):
+    with pytest.raises(StoreNotFoundError, match="holds no lineage store"):
         Store(tmp_path).count()
     StoreLocation.embedded(tmp_path).load(create=True)
     store = Store(tmp_path)
