@@ -518,6 +518,18 @@ def _compaction(fleet: Fleet, name: str) -> subprocess.Popen[str]:
     )
 
 
+def _compaction_commits(location: StoreLocation) -> int:
+    summaries = [s.summary.additional_properties for s in location.load().metadata.snapshots if s.summary]
+    return sum(1 for s in summaries if "lineage.compaction" in s)
+
+
+def _wait_for_compaction_commit(location: StoreLocation, before: int, proc: subprocess.Popen[str]) -> None:
+    """Until a compaction commit more than ``before`` is in the table, or the run ends (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and _compaction_commits(location) <= before:
+        time.sleep(0.1)
+
+
 def _files(location: StoreLocation) -> int:
     return len(list(location.load().scan().plan_files()))
 
@@ -547,7 +559,14 @@ def test_compactions_killed_at_random_while_consumers_write_change_no_answer(
         runs += 1
         assert runs <= 15, f"only {killed} of {runs} compactions were still running when their kill came"
         proc = _compaction(fleet, "compact")
-        time.sleep(rng.uniform(3.0, 9.0))  # ~4 s of it is Python importing the libraries on this machine
+        if runs % 2:
+            # ~4-10 s of a run is Python importing the libraries on this machine: kills before, while
+            # reading or writing files, or while committing
+            time.sleep(rng.uniform(3.0, 14.0))
+        else:
+            # right after the run's first group commit: killed between groups, or during the next commit
+            _wait_for_compaction_commit(location, _compaction_commits(location), proc)
+            time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
@@ -580,10 +599,10 @@ def test_compactions_killed_at_random_while_consumers_write_change_no_answer(
     assert after == before and before["n"] == events
     assert files_after < files_before, (files_before, files_after, final.stdout)
     figures = _check_exact(location, kafka.topic, placed)
-    summaries = [s.summary.additional_properties for s in location.load().metadata.snapshots if s.summary]
-    compactions = sum(1 for s in summaries if "lineage.compaction" in s)
+    compactions = _compaction_commits(location)
     print(
         f"\n[compaction] events={events} seconds={time.monotonic() - started:.1f} killed={killed} "
-        f"finished_before_kill={finished} compaction_commits={compactions} files {files_before}->{files_after} "
+        f"finished_before_kill={finished} compaction_commits={compactions} (final run's included) "
+        f"files {files_before}->{files_after} "
         f"final: {final.stdout.strip()} {figures}"
     )
