@@ -557,12 +557,12 @@ def test_compactions_killed_at_random_while_consumers_write_change_no_answer(
     killed, finished, runs = 0, 0, 0
     while killed < 5:
         runs += 1
-        assert runs <= 15, f"only {killed} of {runs} compactions were still running when their kill came"
+        assert runs <= 25, f"only {killed} of {runs} compactions were still running when their kill came"
         proc = _compaction(fleet, "compact")
         if runs % 2:
-            # ~4-10 s of a run is Python importing the libraries on this machine: kills before, while
-            # reading or writing files, or while committing
-            time.sleep(rng.uniform(3.0, 14.0))
+            # 2-10 s of a run is Python importing the libraries (as busy as the machine is): kills
+            # before, while reading or writing files, or while committing; some runs finish first
+            time.sleep(rng.uniform(1.0, 8.0))
         else:
             # right after the run's first group commit: killed between groups, or during the next commit
             _wait_for_compaction_commit(location, _compaction_commits(location), proc)
