@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,10 +190,24 @@ def private_files() -> Iterator[None]:
 
     The libraries writing the store's files take no mode argument: they follow the umask. The umask
     is process-wide, so another thread creating a file meanwhile gets a private one too, which is
-    only stricter than it asked for.
+    only stricter than it asked for. Blocks of several threads overlap: the first to enter saves
+    the umask and the last to leave restores it (each restoring its own, a thread leaving first put
+    back the loose umask while another still wrote the store's files).
     """
-    old = os.umask(0o077)
+    global _umask_depth, _umask_saved
+    with _umask_lock:
+        if _umask_depth == 0:
+            _umask_saved = os.umask(0o077)
+        _umask_depth += 1
     try:
         yield
     finally:
-        os.umask(old)
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
+
+
+_umask_lock = threading.Lock()
+_umask_depth = 0  # private_files blocks open in any thread
+_umask_saved = 0o022  # the umask before the first of them

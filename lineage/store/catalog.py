@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -139,10 +140,14 @@ class StoreLocation:
             "warehouse": self.warehouse if self.on_s3 else f"file://{self.warehouse}",
             **self.s3_properties(),
         }
-        try:
-            return SqlCatalog(self.catalog_name, **properties)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the store
-            raise store_error(exc, self, "opening the catalog") from None
+        for attempt in range(_CREATION_TRIES):
+            try:
+                return SqlCatalog(self.catalog_name, **properties)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the store
+                if not (_lost_creation_race(exc) and attempt + 1 < _CREATION_TRIES):
+                    raise store_error(exc, self, "opening the catalog") from None
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _refuse_missing_sqlite(self) -> None:
         """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (opened read-only)."""
@@ -204,20 +209,38 @@ class StoreLocation:
     def load(self, *, create: bool = False) -> Table:
         """The events table; with ``create``, made (and its namespace) when missing."""
         catalog = self.catalog(create=create)
-        try:
-            if create:
-                catalog.create_namespace_if_not_exists(self.namespace)
-                return catalog.create_table_if_not_exists(
-                    self.identifier(), schema=ICEBERG_SCHEMA, sort_order=SORT_ORDER, properties=TABLE_PROPERTIES
-                )
-            return catalog.load_table(self.identifier())
-        except (NoSuchTableError, NoSuchNamespaceError):
-            raise StoreNotFoundError(
-                f"{self.describe()} has no {self.namespace}.{EVENTS} table: nothing has been stored there",
-                path=self.describe(),
-            ) from None
-        except Exception as exc:  # noqa: BLE001
-            raise store_error(exc, self, "opening the events table") from None
+        for attempt in range(_CREATION_TRIES):
+            try:
+                if create:
+                    catalog.create_namespace_if_not_exists(self.namespace)
+                    return catalog.create_table_if_not_exists(
+                        self.identifier(), schema=ICEBERG_SCHEMA, sort_order=SORT_ORDER, properties=TABLE_PROPERTIES
+                    )
+                return catalog.load_table(self.identifier())
+            except (NoSuchTableError, NoSuchNamespaceError):
+                raise StoreNotFoundError(
+                    f"{self.describe()} has no {self.namespace}.{EVENTS} table: nothing has been stored there",
+                    path=self.describe(),
+                ) from None
+            except Exception as exc:  # noqa: BLE001
+                if not (create and _lost_creation_race(exc) and attempt + 1 < _CREATION_TRIES):
+                    raise store_error(exc, self, "opening the events table") from None
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+# Two consumers starting on a new store both create the catalog's tables, the namespace and the
+# events table. pyiceberg checks before it creates, and the loser of that race gets the database's
+# own error ("table iceberg_tables already exists"; a UNIQUE violation on the namespace row), which
+# the *_if_not_exists calls do not catch. A try again finds what the winner made.
+_CREATION_TRIES = 5
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is the catalog database refusing to create what another process just created."""
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and "already exists" in str(exc).lower()
 
 
 def as_location(store: Path | StoreLocation) -> StoreLocation:

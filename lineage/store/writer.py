@@ -6,8 +6,9 @@ its own partitions (no coordinator):
 
 - the last stored offset of each source partition is a table property
   (``lineage.offset.<origin>.<partition>``); properties survive any engine's compaction;
-- a commit requires that the table is still at the snapshot it read (``AssertRefSnapshotId``), so
-  of two writers racing, one loses; the loser re-reads the offsets, drops rows at or below them,
+- a commit requires that the table is still at the snapshot it read (``AssertRefSnapshotId``), and
+  every commit makes a new snapshot (an empty one for a claim or a batch of dead letters), so of
+  two writers racing, one loses; the loser re-reads the offsets, drops rows at or below them,
   and tries again. pyiceberg's own retry is off (``commit.retry.num-retries=0``): it would re-send
   the stale offsets unchanged and store rows twice;
 - a consumer *claims* a partition on assignment by raising its owner epoch
@@ -137,6 +138,8 @@ class TableWriter:
             props = table.properties
             epochs = {p: _epoch(props.get(owner_key(self.origin, p))) + 1 for p in wanted}
             tx = self._transaction(table)
+            claimed = {str(p): f"{epochs[p]}:{self.member}" for p in wanted}
+            self._new_snapshot(tx, {f"lineage.claim.{self.origin}": json.dumps(claimed)}, [], merge=False)
             tx.set_properties({owner_key(self.origin, p): f"{epochs[p]}:{self.member}" for p in wanted})
             if self._commit(tx, attempt):
                 self._epochs.update(epochs)
@@ -190,12 +193,8 @@ class TableWriter:
                     {str(p): [max(batches[p].first, s + 1), batches[p].last] for p, s in plan.items()}
                 )
             }
-            if written[1]:
-                merge = props.get(TableProperties.MANIFEST_MERGE_ENABLED, "false") == "true"
-                update = tx.update_snapshot(snapshot_properties=summary)
-                with update.merge_append() if merge else update.fast_append() as append:
-                    for data_file in written[1]:
-                        append.append_data_file(data_file)
+            merge = props.get(TableProperties.MANIFEST_MERGE_ENABLED, "false") == "true"
+            self._new_snapshot(tx, summary, written[1], merge=merge and bool(written[1]))
             tx.set_properties({offset_key(self.origin, p): str(batches[p].last) for p in plan})
             if self._commit(tx, attempt):
                 return [self._stored(p, batches[p], s) for p, s in sorted(plan.items())]
@@ -214,6 +213,22 @@ class TableWriter:
                 return list(_dataframe_to_data_files(table.metadata, arrow, table.io, write_uuid=uuid.uuid4()))
         except Exception as exc:  # noqa: BLE001
             raise store_error(exc, self.location, "writing data files") from None
+
+    @staticmethod
+    def _new_snapshot(tx: Transaction, summary: dict[str, str], files: list[DataFile], *, merge: bool) -> None:
+        """Append ``files`` (perhaps none) as a new snapshot: every commit of ours moves the snapshot id.
+
+        ``AssertRefSnapshotId`` is the only check pyiceberg's SQL catalog makes against the state a
+        writer read (it applies our updates to the table as it is at commit time). A commit that only
+        set properties left the snapshot id as it was, so a writer that read the table before such a
+        commit passed the check: a zombie claimed over while writing its files stored them, and a
+        stale offsets-only commit moved another writer's offset back. An empty append costs a
+        manifest list; claims and batches of dead letters alone are rare.
+        """
+        update = tx.update_snapshot(snapshot_properties=summary)
+        with update.merge_append() if merge else update.fast_append() as append:
+            for data_file in files:
+                append.append_data_file(data_file)
 
     def _transaction(self, table: Table) -> Transaction:
         tx = _Transaction(table)
