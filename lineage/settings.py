@@ -128,7 +128,7 @@ class Settings:
                     "catalog_uri", f"must start with one of {', '.join(s + '://' for s in _CATALOG_SCHEMES)}"
                 )
             userinfo = rest.split("/", 1)[0].rpartition("@")[0]
-            if ":" in userinfo:
+            if ":" in userinfo or "password" in rest.partition("?")[2].lower():
                 # a URI is shown in process lists, shell history and logs: the password has its own setting
                 raise ConfigurationError(
                     "catalog_uri",

@@ -128,3 +128,10 @@ def test_store_settings_that_cannot_work_name_the_setting(kwargs: dict[str, obje
     with pytest.raises(ConfigurationError, match=words) as info:
         Settings(**kwargs)  # type: ignore[arg-type]
     assert info.value.setting == setting and "pw" not in str(info.value)
+
+
+def test_a_password_in_the_catalog_uri_query_is_refused() -> None:
+    """``?password=`` in the URI would reach logs and messages: refused, without echoing it."""
+    with pytest.raises(ConfigurationError, match="holds a password") as info:
+        Settings(catalog_uri="postgresql://u@db/x?sslmode=require&PassWord=hunter2", warehouse="s3://l/w")
+    assert "hunter2" not in str(info.value)

@@ -160,8 +160,16 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+MIN_GRACE_S = 600.0  # above any writer's write-to-commit time, retries included
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     """Rewrite small files, expire snapshots, remove orphans; print what was done."""
+    if args.grace < MIN_GRACE_S:
+        # a file younger than this may be a consumer's written-but-not-yet-committed batch
+        raise ConfigurationError(
+            "--grace", f"must be at least {MIN_GRACE_S:.0f} s: younger unreferenced files may be commits in flight"
+        )
     settings = settings_from(args)
     report = store_for(args, settings).compact(
         target_mb=args.target_mb, expire_after_s=args.expire_after, grace_s=args.grace

@@ -67,6 +67,9 @@ class StoreLocation:
     def __post_init__(self) -> None:
         """Refuse a folder or warehouse holding ``?`` or ``#`` (pyiceberg cuts a location there)."""
         for setting, value in (("store_dir", str(self.root or "")), ("warehouse", self.warehouse)):
+            if "%" in value and not value.startswith("s3://"):
+                # SQLAlchemy decodes %XX in a sqlite URL: "st%41" would open the catalog of "stA"
+                raise ConfigurationError(setting, f"{value!r} contains '%': a catalog file URL would decode it")
             if "?" in value or "#" in value:
                 # "file:///data/store?/warehouse/..." is the file /data/store to pyiceberg: a write lands outside
                 raise ConfigurationError(setting, f"{value!r} contains '?' or '#': Iceberg locations cannot hold them")
@@ -116,7 +119,7 @@ class StoreLocation:
         """The store in words for messages: its folder, or its catalog (no password) and warehouse."""
         if self.root is not None and not self.on_s3:
             return f"the store at {self.root}"
-        url = make_url(self.catalog_uri).render_as_string(hide_password=True)
+        url = make_url(self.catalog_uri).set(query={}).render_as_string(hide_password=True)
         return f"the store in catalog {url} with warehouse {self.warehouse}"
 
     def catalog(self, *, create: bool = False) -> SqlCatalog:

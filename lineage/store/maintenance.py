@@ -4,12 +4,15 @@ Every step is one Iceberg commit (or none), so a reader never sees a half-done s
 killed at any point leaves the table as it was before or after it; what a killed step had written
 but not committed is an orphan file, removed by a later run once older than the grace period.
 
-- ``compact`` reads groups of small files of the current snapshot, drops repeated event ids within
-  a group, sorts by subject and offset, writes files with small row groups, and commits an overwrite
-  that removes exactly the inputs. Table properties (the stored offsets) are not touched. Losing a
-  race to a consumer's append re-stages the same new files on the fresh table, if every input is
-  still live; if another compaction took an input first, ours is abandoned.
-- ``expire`` drops snapshots older than the retention (tagged ones stay: ``snapshots.pin``).
+- ``compact`` reads groups of small files of the current snapshot, sorts their rows by subject and
+  offset, writes files with small row groups, and commits an overwrite that removes exactly the
+  inputs. It never drops a row: two events sharing an id may be about two people (a producer's bug
+  must not hide one of them), and every stored offset keeps its row; answers count an event once.
+  Table properties (the stored offsets) are not touched. Losing a race to a consumer's append
+  re-stages the same new files on the fresh table, if every input is still live; if another
+  compaction took an input first, ours is abandoned.
+- ``expire`` drops snapshots that stopped being current longer ago than the retention (tagged ones
+  stay: ``snapshots.pin``).
 - ``remove_orphans`` deletes files under the table that no remaining snapshot, manifest or metadata
   file refers to and that are older than the grace period. The grace must exceed the longest time a
   writer holds a written file before committing it (a consumer's flush; a compaction's group).
@@ -24,8 +27,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from pyiceberg.exceptions import CommitFailedException
@@ -118,12 +119,6 @@ def _rewrite(location: StoreLocation, inputs: list[DataFile]) -> int:
     except Exception as exc:  # noqa: BLE001 - a file that cannot be read is named, not a pyarrow traceback
         raise read_error(exc, location, "compacting") from None
     try:
-        # a repeated event id within the group (a producer's retry stored twice) is kept once: its first offset
-        rows = rows.sort_by([("event_id", "ascending"), ("origin", "ascending"), ("kafka_offset", "ascending")])
-        ids = rows.column("event_id").combine_chunks()
-        if len(ids) > 1:
-            differs = pc.fill_null(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), True)
-            rows = rows.filter(pa.concat_arrays([pa.array([True]), differs]))
         rows = rows.sort_by([("subject_id", "ascending"), ("kafka_offset", "ascending")])
         with private_files():
             outputs = list(_dataframe_to_data_files(table.metadata, rows, table.io, write_uuid=uuid.uuid4()))
@@ -181,19 +176,36 @@ def expire(location: StoreLocation, *, older_than_s: float) -> int:
 def _expire(location: StoreLocation, cutoff: datetime) -> int:
     for attempt in range(location.commit_retries):
         table = _load(location)
-        before = len(table.metadata.snapshots)
-        if before <= 1:
+        doomed = _expirable(table, cutoff)
+        if not doomed:
             return 0
         try:
             with private_files():
-                table.maintenance.expire_snapshots().older_than(cutoff).commit()
+                table.maintenance.expire_snapshots().by_ids(doomed).commit()
         except CommitFailedException:
             time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
             continue
         except Exception as exc:  # noqa: BLE001
             raise store_error(exc, location, "expiring snapshots") from None
-        return before - len(_load(location).metadata.snapshots)
+        return len(doomed)
     raise StoreConflictError(f"snapshot expiry lost to other writers {location.commit_retries} times in a row")
+
+
+def _expirable(table: Table, cutoff: datetime) -> list[int]:
+    """Snapshots that stopped being current before ``cutoff`` (their successor is that old), untagged.
+
+    A snapshot's own age is not enough: after a quiet weekend the current snapshot is days old, and
+    expiring it the moment a compaction replaces it would pull it from under the readers using it.
+    """
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    log = table.metadata.snapshot_log
+    kept = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    doomed = []
+    for entry, successor in zip(log, log[1:], strict=False):
+        if successor.timestamp_ms < cutoff_ms and entry.snapshot_id not in kept:
+            doomed.append(entry.snapshot_id)
+    live = {s.snapshot_id for s in table.metadata.snapshots}
+    return [sid for sid in dict.fromkeys(doomed) if sid in live]
 
 
 def _referenced(table: Table) -> set[str]:

@@ -12,6 +12,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
 from lineage.errors import ConfigurationError, StoreError
+from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 
 __all__ = ["SnapshotRef", "describe_snapshots", "file_path", "pin", "pinned_files", "resolve"]
@@ -73,12 +74,19 @@ def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None,
 
 def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:
     """Tag a snapshot (default: the current one) as ``name`` so expiry keeps it; return its id."""
+    if not name or name == "main" or name.lstrip("-").isdigit() or name.strip() != name:
+        raise ConfigurationError(
+            "--pin", f"{name!r} cannot name a snapshot: not 'main', not a number, no edge spaces (or empty)"
+        )
     table = location.load()
+    if name in table.metadata.refs:
+        raise ConfigurationError("--pin", f"{name!r} already names a snapshot; pins are never moved: choose a new name")
     snapshot = resolve(table, ref)
     if snapshot is None:
         raise StoreError(f"{location.describe()} holds no snapshot to pin", path=location.describe())
     try:
-        table.manage_snapshots().create_tag(snapshot.snapshot_id, name).commit()
+        with private_files():
+            table.manage_snapshots().create_tag(snapshot.snapshot_id, name).commit()
     except ValueError as exc:
         raise ConfigurationError("--pin", str(exc).splitlines()[0][:200]) from None
     except Exception as exc:  # noqa: BLE001

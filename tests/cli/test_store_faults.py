@@ -251,7 +251,7 @@ def test_a_glob_like_store_answers_and_compacts_only_itself(capsys: pytest.Captu
         answers[folder.name] = json.loads(out)["holds_data"]
     assert answers == {"store1": True, "store[1]": False}
     before = _tree(tmp_path / "store1")
-    code, out, err = run(capsys, "compact", "--store", str(odd), "--grace", "0", "--expire-after", "0")
+    code, out, err = run(capsys, "compact", "--store", str(odd), "--grace", "600", "--expire-after", "0")
     assert code == 0, err
     assert "rewrote 2 files into 1" in out
     assert _tree(tmp_path / "store1") == before
@@ -267,3 +267,14 @@ def test_a_store_path_with_a_question_mark_is_one_line(
     line = one_line(code, err)
     assert line.startswith("lineage: --store:") and "a?b" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compact_refuses_a_grace_shorter_than_a_flush(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`compact --grace 0` could delete a consumer's written-but-uncommitted files: refused, naming --grace."""
+    from lineage.contract.records import to_record
+
+    store_of([to_record(e) for e in sample_events()], tmp_path / "store")
+    before = sorted(p.name for p in (tmp_path / "store").rglob("*"))
+    code, _, err = run(capsys, "compact", "--store", str(tmp_path / "store"), "--grace", "0")
+    assert code == 2 and err.count("\n") == 1 and "--grace" in err
+    assert sorted(p.name for p in (tmp_path / "store").rglob("*")) == before

@@ -193,3 +193,13 @@ def test_a_shared_catalog_without_the_table_is_refused_and_left_as_it_was(
     assert err.startswith("lineage: LINEAGE_CATALOG_URI:") and len(err.strip().splitlines()) == 1, err
     assert postgres.password not in err
     assert location.namespace not in {n[0] for n in location.catalog().list_namespaces()}
+
+
+def test_a_percent_in_the_store_path_is_refused(tmp_path: Path) -> None:
+    """SQLAlchemy decodes %XX in a catalog URL: 'st%41' would open the store 'stA'; refused instead."""
+    from lineage.errors import ConfigurationError
+    from lineage.store import StoreLocation
+
+    with pytest.raises(ConfigurationError, match="'%'"):
+        StoreLocation.embedded(tmp_path / "st%41")
+    assert not (tmp_path / "stA").exists() and not (tmp_path / "st%41").exists()

@@ -139,3 +139,35 @@ def test_compaction_then_expiry_frees_the_replaced_files(tmp_path: Path) -> None
     assert report.expired >= 5 and report.removed >= 5
     assert len(list(tmp_path.rglob("*.parquet"))) == 1
     assert _offsets(tmp_path) == [(0, o) for o in range(50)]
+
+
+def test_a_pin_is_never_moved_and_never_names_main_or_a_number(tmp_path: Path) -> None:
+    """Pinning an existing name, 'main', or a number is refused; the first pin still reads as it did."""
+    from lineage.errors import ConfigurationError
+    from lineage.store.snapshots import pin
+
+    location = StoreLocation.embedded(tmp_path)
+    writer = TableWriter(location, "events")
+    writer.commit({0: _batch(0, 4)})
+    pin(location, "regulator-1")
+    writer.commit({0: _batch(5, 9)})
+    for name in ("regulator-1", "main", "42", " x", ""):
+        with pytest.raises(ConfigurationError, match="--pin"):
+            pin(location, name)
+    assert Store(tmp_path, snapshot="regulator-1").count() == 5
+    assert Store(tmp_path).count() == 10 and writer.commit({0: _batch(10, 11)})[0].rows == 2
+
+
+def test_expiry_keeps_a_snapshot_until_it_has_been_replaced_for_the_retention(tmp_path: Path) -> None:
+    """An old snapshot that was current a moment ago is not expired: readers may be using it."""
+    import time
+
+    location = StoreLocation.embedded(tmp_path)
+    writer = TableWriter(location, "events")
+    writer.commit({0: _batch(0, 4)})
+    time.sleep(1.5)
+    old = location.load().current_snapshot().snapshot_id
+    writer.commit({0: _batch(5, 9)})  # replaces it now
+    report = Store(tmp_path).compact(expire_after_s=1.0, grace_s=3600)
+    assert location.load().snapshot_by_id(old) is not None and report.expired == 0
+    assert Store(tmp_path, snapshot=old).count() == 5
