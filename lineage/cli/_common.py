@@ -140,8 +140,8 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
 
     A mistyped path must not answer "no data held" or "no violations": a reading command on a
     folder that is not a store, or on a store with nothing committed, is an error naming the option.
-    Every query of the command then reads the same snapshot, whose id goes to stderr so the answer
-    can be given again from it (``--snapshot``) however much is stored later.
+    Every query of the command then reads the same snapshot, whose id the answer carries
+    (``store_snapshot``) so it can be given again from it (``--snapshot``) however much is stored later.
     """
     from lineage.store import Store
 
