@@ -267,3 +267,56 @@ def stored_offsets(folder: Path) -> dict[tuple[str, int], int]:
             origin, _, partition = key.removeprefix("lineage.offset.").rpartition(".")
             out[(origin, int(partition))] = int(value) + 1
     return out
+
+
+# the flows a "nightly" history re-sends: (sender, recipient, categories); ads -> app closes a cycle
+_NIGHTLY_FLOWS = [
+    ("app", "crm", ["user.contact"]),
+    ("crm", "ads", ["user.contact.email", "user.device"]),
+    ("crm", "hk", ["user"]),
+    ("ads", "app", ["user.contact"]),
+]
+
+
+@st.composite
+def nightly_histories(draw: st.DrawFn) -> list[Record]:
+    """Random histories dominated by the same bulk flows re-sent, across a new year, with erasures."""
+    records = []
+    for _ in range(draw(st.integers(1, 30))):
+        kind = draw(st.sampled_from(["collect", "collect", "export", "export", "export", "erase", "bulk_erase"]))
+        minute = draw(st.integers(-15, 25))  # the history starts before and ends after a new year
+        common: dict[str, Any] = {"system": "app", "system_region": "CN", "occurred_at": at_minute(minute),
+                                  "event_id": str(draw(st.uuids()))}  # fmt: skip
+        if kind == "collect":
+            records.append(make_record(
+                "COLLECTED", subject_id=draw(st.sampled_from(SUBJECTS)), holder=PARTY["app"],
+                categories=draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True)),
+                purpose="essential.service", legal_basis="CONTRACT",
+                linked_subject_ids=draw(st.lists(st.sampled_from(["dev-1", "mail-1"]), max_size=1)),
+                retention_days=draw(st.sampled_from([None, 0, 1])), **common,
+            ))  # fmt: skip
+        elif kind == "export":
+            sender, recipient, categories = draw(st.sampled_from(_NIGHTLY_FLOWS))
+            holder, to = PARTY[sender], PARTY[recipient]
+            records.append(make_record(
+                "TRANSFERRED", subject_id=None, bulk_as_of=at_minute(minute - draw(st.integers(0, 3))),
+                holder=holder, recipient=to, categories=categories, purpose="analytics.reporting",
+                transfer_kind="CROSS_BORDER" if flow_fields(holder, to) else "CONTROLLER_CHANGE",
+                **flow_fields(holder, to), **common,
+            ))  # fmt: skip
+        elif kind == "erase":
+            records.append(make_record(
+                "ERASED", subject_id=draw(st.sampled_from(SUBJECTS)),
+                holder=PARTY[draw(st.sampled_from(["app", "crm", "ads"]))],
+                categories=draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True)),
+                erasure_outcome=draw(st.sampled_from(["ERASED", "ANONYMISED", "HOLD"])), hold_reason="tax law",
+                **common,
+            ))  # fmt: skip
+        else:
+            records.append(make_record(
+                "ERASED", subject_id=None, bulk_as_of=at_minute(minute - draw(st.integers(0, 5))),
+                holder=PARTY[draw(st.sampled_from(["app", "crm", "ads", "hk"]))],
+                categories=[draw(st.sampled_from(["user", "user.contact", "user.contact.email"]))],
+                erasure_outcome="ERASED", **common,
+            ))  # fmt: skip
+    return records

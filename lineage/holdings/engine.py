@@ -1,0 +1,500 @@
+"""The holdings engine: events in event-time order in, holdings as runs out, one pass, no I/O.
+
+What the answers used to compute from the whole log at every question is kept here as state, updated
+event by event:
+
+- a subject-level collection, share or transfer starts a run of one arrival at its holder;
+- an erasure (ERASED or ANONYMISED) ends every run it covers at its holder (a bulk erasure: the
+  arrivals up to its ``bulk_as_of``, so a run is split when later arrivals of it survive);
+- a bulk flow from A to B (one "flow": the same sender, recipient, categories and terms every night)
+  carries every (subject, category) A held when its selection was taken. Each flow keeps a cursor in A's
+  log of changes (a run starting is +1, ending is -1) and the number of A's live runs per pair at the
+  cursor, so a re-export costs what changed at A since the last one, not what A holds: pairs that
+  start being held open a run at B, pairs that stop being held close B's run at the previous event,
+  and everything else is extended for free (an open run covers every later event of its flow).
+
+Runs never span two calendar years (the transfer register counts people per year). Late events are
+handled by ``rollback`` (undo everything from a time on) and replaying from there.
+The rules are those of ``tests/reference.py``'s brute force, which the tests hold this to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from lineage.contract.rules import covered
+from lineage.holdings.model import Event, FlowEvent, FlowInfo, Key, Link, Provenance, Run
+
+__all__ = ["HoldingsEngine", "LateEventError", "flow_id"]
+
+_ENDING = ("ERASED", "ANONYMISED")
+_FLOWS = ("COLLECTED", "SHARED", "TRANSFERRED")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class LateEventError(ValueError):
+    """An event at or before what the engine already applied: roll back to its time first."""
+
+
+def _year(at: int) -> int:
+    return (_EPOCH + timedelta(microseconds=at)).year
+
+
+def flow_id(e: Event) -> str:
+    """The flow a bulk event belongs to: same sender, recipient, categories and terms."""
+    parts = (
+        e.event_type, e.holder, e.holder_role, e.holder_region, e.recipient, e.recipient_role, e.recipient_region,
+        ",".join(sorted(set(e.categories))), e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted,
+    )  # fmt: skip
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+class _Log:
+    """A holder's changes in time order: +1 when a run starts there, -1 when one ends."""
+
+    __slots__ = ("deltas", "keys", "times")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.keys: list[Key] = []
+        self.deltas: list[int] = []
+
+    def add(self, at: int, key: Key, delta: int) -> None:
+        self.times.append(at)
+        self.keys.append(key)
+        self.deltas.append(delta)
+
+
+class _Flow:
+    """One bulk flow: its events so far, its cursor in the sender's log, its open runs at the recipient."""
+
+    __slots__ = ("categories", "closed_now", "count", "cursor", "cursor_at", "id", "ids", "open", "pending", "prov",
+                 "recipient", "selections", "sender", "times", "_carries")  # fmt: skip
+
+    def __init__(self, fid: str, sender: str, recipient: str, categories: tuple[str, ...], prov: Provenance) -> None:
+        self.id, self.sender, self.recipient, self.categories, self.prov = fid, sender, recipient, categories, prov
+        self.times: list[int] = []
+        self.ids: list[str] = []
+        self.selections: list[int] = []  # each event's bulk_as_of
+        self.count: dict[Key, int] = {}  # the sender's live runs per carried pair, at the cursor
+        self.cursor = 0  # entries of the sender's log applied to ``count``
+        self.cursor_at: int | None = None
+        self.open: dict[Key, Run] = {}  # runs at the recipient that every event since their start extended
+        self.pending: set[Key] = set()  # carried pairs whose run the recipient erased: the next event restarts them
+        self.closed_now: dict[Key, Run] = {}
+        self._carries: dict[str, bool] = {}
+
+    def info(self) -> FlowInfo:
+        return FlowInfo(self.id, self.sender, self.recipient, self.categories, self.prov)
+
+    def carries(self, category: str) -> bool:
+        found = self._carries.get(category)
+        if found is None:
+            found = self._carries[category] = covered(category, self.categories)
+        return found
+
+    def move(self, log: _Log, to: int) -> tuple[set[Key], set[Key]]:
+        """Move the cursor to ``to`` (a bulk_as_of); the pairs that start and stop being held."""
+        count, carries, before = self.count, self.carries, {}
+        i = self.cursor
+        if self.cursor_at is None or to >= self.cursor_at:
+            n = len(log.times)
+            while i < n and log.times[i] <= to:
+                key = log.keys[i]
+                if carries(key[1]):
+                    if key not in before:
+                        before[key] = count.get(key, 0)
+                    count[key] = count.get(key, 0) + log.deltas[i]
+                i += 1
+        else:
+            while i > 0 and log.times[i - 1] > to:
+                i -= 1
+                key = log.keys[i]
+                if carries(key[1]):
+                    if key not in before:
+                        before[key] = count.get(key, 0)
+                    count[key] = count.get(key, 0) - log.deltas[i]
+        self.cursor, self.cursor_at = i, to
+        entering, leaving = set(), set()
+        for key, was in before.items():
+            now = count[key]
+            if now <= 0:
+                del count[key]
+                if was > 0:
+                    leaving.add(key)
+            elif was <= 0:
+                entering.add(key)
+        return entering, leaving
+
+
+class _Links:
+    """Identifier links as edges (first declared when), and one person key per linked identifier."""
+
+    __slots__ = ("edges", "parent")
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str], int] = {}
+        self.parent: dict[str, str] = {}
+
+    def add(self, a: str, b: str, at: int) -> None:
+        if a == b:
+            return
+        pair = (a, b) if a < b else (b, a)
+        known = self.edges.get(pair)
+        if known is None or at < known:
+            self.edges[pair] = at
+        ra, rb = self.person(a), self.person(b)
+        if ra != rb:  # the smallest identifier names the person: the same key however links arrive
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def person(self, ident: str) -> str:
+        parent = self.parent
+        root = ident
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while ident != root:  # path compression
+            ident, parent[ident] = parent.get(ident, root), root
+        parent.setdefault(root, root)
+        return root
+
+
+class HoldingsEngine:
+    """Holdings as runs, kept up to date by ``apply`` in event-time order."""
+
+    def __init__(self) -> None:
+        """Start with nothing held."""
+        self._rows: dict[str, dict[str, list[Run]]] = {}  # holder -> subject -> runs
+        self._flows: dict[str, _Flow] = {}
+        self._logs: dict[str, _Log] = {}
+        self._links = _Links()
+        self._now: int | None = None
+        self._erasures_now: dict[str, list[Event]] = {}
+        self._hops_now: list[_Flow] = []
+        self.watermark: int | None = None
+        """The time of the last instant applied: later events only, or ``rollback`` first."""
+
+    # --- reading the state ------------------------------------------------------------------------
+
+    def runs(self) -> Iterator[Run]:
+        """Every run."""
+        for by_subject in self._rows.values():
+            for runs in by_subject.values():
+                yield from runs
+
+    def arrivals(self, as_of: int) -> Iterator[tuple[str, str, str, int, str, int | None]]:
+        """Every arrival up to ``as_of``: (subject, category, holder, arrived, via, ended by then or None)."""
+        for run in self.runs():
+            ended = run.ended if run.ended is not None and run.ended <= as_of else None
+            if run.flow is None:
+                if run.arrived <= as_of:
+                    yield run.subject, run.category, run.holder, run.arrived, run.via, ended
+                continue
+            f = self._flows[run.flow]
+            assert run.first_seq is not None
+            last = len(f.times) - 1 if run.last_seq is None else run.last_seq
+            for seq in range(run.first_seq, last + 1):
+                if f.times[seq] <= as_of:
+                    yield run.subject, run.category, run.holder, f.times[seq], f.ids[seq], ended
+
+    def flow_events(self) -> Iterator[tuple[FlowEvent, FlowInfo]]:
+        """Every event of every bulk flow, with the flow it belongs to."""
+        for f in self._flows.values():
+            info = f.info()
+            for seq, (at, eid, sel) in enumerate(zip(f.times, f.ids, f.selections, strict=True)):
+                yield FlowEvent(f.id, seq, at, eid, sel), info
+
+    def links(self) -> Iterator[Link]:
+        """Every identifier link, first declared when."""
+        for (a, b), at in self._links.edges.items():
+            yield Link(a, b, at)
+
+    def persons(self) -> Iterator[tuple[str, str]]:
+        """(identifier, person key) for every identifier that is linked to another."""
+        for ident in list(self._links.parent):
+            yield ident, self._links.person(ident)
+
+    # --- building from stored state -----------------------------------------------------------------
+
+    @classmethod
+    def restore(
+        cls,
+        runs: Iterable[Run],
+        flow_events: Iterable[tuple[FlowEvent, FlowInfo]],
+        links: Iterable[Link],
+        watermark: int | None,
+    ) -> HoldingsEngine:
+        """The engine whose state these rows are (what ``runs``/``flow_events``/``links`` gave)."""
+        engine = cls()
+        for run in runs:
+            engine._rows.setdefault(run.holder, {}).setdefault(run.subject, []).append(run)
+        for fe, (fid, sender, recipient, categories, prov) in sorted(flow_events, key=lambda x: (x[0].flow, x[0].seq)):
+            f = engine._flows.get(fid)
+            if f is None:
+                f = engine._flows[fid] = _Flow(fid, sender, recipient, categories, prov)
+            if fe.seq != len(f.times):
+                raise ValueError(f"flow {fid} skips from event {len(f.times)} to {fe.seq}")
+            f.times.append(fe.at)
+            f.ids.append(fe.event_id)
+            f.selections.append(fe.bulk_as_of)
+        for link in links:
+            engine._links.add(link.a, link.b, link.at)
+        engine._restore_flows()
+        engine.watermark = watermark
+        return engine
+
+    def _restore_flows(self) -> None:
+        """Cursors, counts, open runs and pending pairs of every flow, from the runs."""
+        for f in self._flows.values():
+            f.count, f.cursor, f.cursor_at, f.open, f.pending = {}, 0, None, {}, set()
+        for run in self.runs():
+            if run.flow is not None and run.ended is None and run.last_seq is None:
+                self._flows[run.flow].open[run.key] = run
+        for f in self._flows.values():
+            if f.selections:
+                f.move(self._log(f.sender), f.selections[-1])
+                f.pending = {k for k in f.count if k not in f.open}
+
+    def rollback(self, to: int) -> None:
+        """Undo everything from time ``to`` on, so events from then can be applied (again) in order."""
+        cut = {fid: bisect_left(f.times, to) for fid, f in self._flows.items()}
+        kept: dict[str, dict[str, list[Run]]] = {}
+        for run in self.runs():
+            if run.arrived >= to:
+                continue
+            if run.ended is not None and run.ended >= to:
+                run.ended = run.ended_by = None
+            if run.flow is not None and run.ended is None and run.last_seq is not None:
+                if run.last_seq >= cut[run.flow] - 1:  # closed by an event now undone: open again
+                    run.last_seq = None
+            kept.setdefault(run.holder, {}).setdefault(run.subject, []).append(run)
+        for by_subject in kept.values():
+            for subject, runs in by_subject.items():
+                by_subject[subject] = self._merge_split(runs)
+        self._rows = kept
+        for fid, f in list(self._flows.items()):
+            k = cut[fid]
+            del f.times[k:], f.ids[k:], f.selections[k:]
+            if not f.times:
+                del self._flows[fid]
+        links = [link for link in self.links() if link.at < to]
+        self._links = _Links()
+        for link in links:
+            self._links.add(link.a, link.b, link.at)
+        self._logs = {}
+        self._now, self._erasures_now, self._hops_now = None, {}, []
+        self._restore_flows()
+        self.watermark = to - 1
+
+    def _merge_split(self, runs: list[Run]) -> list[Run]:
+        """Join two live runs of one flow that follow each other: a split a rolled-back erasure made."""
+        out: list[Run] = []
+        last_of: dict[tuple[str | None, Key], Run] = {}
+        for run in sorted(runs, key=lambda r: (r.flow or "", r.first_seq or 0, r.arrived)):
+            if run.flow is not None and run.ended is None:
+                prev = last_of.get((run.flow, run.key))
+                f = self._flows[run.flow]
+                if (
+                    prev is not None
+                    and prev.last_seq is not None
+                    and run.first_seq == prev.last_seq + 1
+                    and _year(f.times[prev.last_seq]) == _year(f.times[run.first_seq])
+                ):
+                    prev.last_seq = run.last_seq
+                    continue
+                last_of[(run.flow, run.key)] = run
+            out.append(run)
+        return out
+
+    # --- applying events -----------------------------------------------------------------------------
+
+    def apply(self, events: Iterable[Event]) -> int:
+        """Apply events later than ``watermark``, in event-time order; return how many."""
+        n = 0
+        for e in sorted(events, key=Event.sort_key):
+            if self.watermark is not None and e.at <= self.watermark:
+                raise LateEventError(f"an event at {e.at} is not after what is applied ({self.watermark})")
+            if e.at != self._now:
+                self._close_instant()
+                self._now, self._erasures_now, self._hops_now = e.at, {}, []
+            self._apply(e)
+            n += 1
+        self._close_instant()
+        return n
+
+    def _apply(self, e: Event) -> None:
+        if e.scope == "SUBJECT":
+            assert e.subject_id is not None
+            for other in e.linked:
+                self._links.add(e.subject_id, other, e.at)
+            if e.event_type in _FLOWS:
+                self._arrive(e)
+            elif e.event_type == "ERASED" and e.erasure_outcome in _ENDING:
+                self._erasures_now.setdefault(e.holder, []).append(e)
+                for run in self._rows.get(e.holder, {}).get(e.subject_id, ()):
+                    if run.ended is None and covered(run.category, e.categories):
+                        self._end(run, e)
+        elif e.event_type == "ERASED" and e.erasure_outcome in _ENDING:
+            self._erasures_now.setdefault(e.holder, []).append(e)
+            self._erase_bulk(e)
+        elif e.event_type in ("SHARED", "TRANSFERRED"):
+            self._hop(e)
+
+    def _close_instant(self) -> None:
+        """Bulk flows sent at this instant may read arrivals other such flows made at it: repeat until none."""
+        if self._now is not None:
+            changed = True
+            while changed:
+                changed = False
+                for f in self._hops_now:
+                    if f.selections[-1] == self._now and f.cursor < len(self._log(f.sender).times):
+                        self._carry_changes(f, len(f.times) - 1)
+                        changed = True
+            self.watermark = self._now
+        self._now, self._erasures_now, self._hops_now = None, {}, []
+
+    def _arrive(self, e: Event) -> None:
+        collected = e.event_type == "COLLECTED"
+        holder = e.holder if collected else e.recipient
+        assert holder is not None and e.subject_id is not None
+        runs = self._rows.setdefault(holder, {}).setdefault(e.subject_id, [])
+        if any(r.via == e.event_id and r.flow is None for r in runs):
+            return  # the same event stored twice (delivery is at-least-once)
+        prov = Provenance(
+            via_type=e.event_type,
+            via_bulk=False,
+            holder_role=e.holder_role if collected else e.recipient_role,
+            holder_region=e.holder_region if collected else e.recipient_region,
+            source=(e.source or "direct") if collected else e.holder,
+            source_region=None if collected else e.holder_region,
+            purpose=e.purpose,
+            legal_basis=e.legal_basis,
+            mechanism=e.mechanism,
+            retention_days=e.retention_days,
+            encrypted=e.encrypted,
+        )
+        for category in dict.fromkeys(e.categories):
+            self._start(Run(e.subject_id, category, holder, e.at, e.event_id, prov), runs)
+
+    def _start(self, run: Run, runs: list[Run]) -> None:
+        runs.append(run)
+        log = self._logs.get(run.holder)
+        if log is not None:
+            log.add(run.arrived, run.key, 1)
+        for x in self._erasures_now.get(run.holder, ()):  # an erasure at the same instant ends it
+            if covered(run.category, x.categories) and (
+                run.subject == x.subject_id if x.scope == "SUBJECT" else run.arrived <= (x.bulk_as_of or 0)
+            ):
+                self._end(run, x)
+                break
+
+    def _end(self, run: Run, x: Event) -> None:
+        run.ended, run.ended_by = x.at, x.event_id
+        if run.flow is not None:
+            f = self._flows[run.flow]
+            if f.open.get(run.key) is run:
+                del f.open[run.key]
+                run.last_seq = len(f.times) - 1
+                if f.count.get(run.key, 0) > 0:
+                    f.pending.add(run.key)
+        log = self._logs.get(run.holder)
+        if log is not None:
+            log.add(x.at, run.key, -1)
+
+    def _erase_bulk(self, x: Event) -> None:
+        """End the covered arrivals up to ``bulk_as_of``; a run with later arrivals keeps those."""
+        assert x.bulk_as_of is not None
+        selected = x.bulk_as_of
+        for runs in self._rows.get(x.holder, {}).values():
+            for run in list(runs):
+                if run.ended is not None or run.arrived > selected or not covered(run.category, x.categories):
+                    continue
+                if run.flow is None:
+                    self._end(run, x)
+                    continue
+                f = self._flows[run.flow]
+                last = run.last_seq if run.last_seq is not None else len(f.times) - 1
+                if f.times[last] <= selected:
+                    self._end(run, x)
+                    continue
+                k = bisect_right(f.times, selected)  # the first of its arrivals after the selection
+                rest = Run(run.subject, run.category, run.holder, f.times[k], f.ids[k], run.prov, run.flow, k,
+                           run.last_seq)  # fmt: skip
+                run.last_seq, run.ended, run.ended_by = k - 1, x.at, x.event_id
+                if f.open.get(run.key) is run:
+                    f.open[run.key] = rest
+                runs.append(rest)  # held all along: no change to the holder's log
+
+    def _hop(self, e: Event) -> None:
+        fid = flow_id(e)
+        f = self._flows.get(fid)
+        if f is None:
+            assert e.recipient is not None
+            prov = Provenance(
+                via_type=e.event_type,
+                via_bulk=True,
+                holder_role=e.recipient_role,
+                holder_region=e.recipient_region,
+                source=e.holder,
+                source_region=e.holder_region,
+                purpose=e.purpose,
+                legal_basis=e.legal_basis,
+                mechanism=e.mechanism,
+                retention_days=e.retention_days,
+                encrypted=e.encrypted,
+            )
+            f = self._flows[fid] = _Flow(fid, e.holder, e.recipient, tuple(sorted(set(e.categories))), prov)
+        elif e.event_id in f.ids:
+            return  # stored twice
+        assert e.bulk_as_of is not None
+        f.times.append(e.at)
+        f.ids.append(e.event_id)
+        f.selections.append(e.bulk_as_of)
+        k = len(f.times) - 1
+        f.closed_now = {}
+        if k > 0 and _year(e.at) != _year(f.times[k - 1]):
+            for run in f.open.values():  # a new year: every open run closes, the year's own start
+                run.last_seq = k - 1
+            f.open, f.pending = {}, set(f.count)
+        self._hops_now.append(f)
+        self._carry_changes(f, k)
+
+    def _carry_changes(self, f: _Flow, k: int) -> None:
+        entering, leaving = f.move(self._log(f.sender), f.selections[k])
+        for key in leaving:
+            run = f.open.pop(key, None)
+            if run is not None:
+                run.last_seq = k - 1
+                f.closed_now[key] = run
+        starting = entering | f.pending
+        f.pending = set()
+        at, eid = f.times[k], f.ids[k]
+        for key in starting:
+            if key in f.open or f.count.get(key, 0) <= 0:
+                continue
+            again = f.closed_now.pop(key, None)
+            if again is not None and again.ended is None:  # it stopped and resumed within this instant
+                again.last_seq = None
+                f.open[key] = again
+                continue
+            run = Run(key[0], key[1], f.recipient, at, eid, f.prov, f.id, k)
+            f.open[key] = run
+            self._start(run, self._rows.setdefault(f.recipient, {}).setdefault(key[0], []))
+
+    def _log(self, holder: str) -> _Log:
+        """The holder's log of changes, made from its runs the first time a flow leaves it."""
+        log = self._logs.get(holder)
+        if log is None:
+            entries: list[tuple[int, int, Key]] = []
+            for runs in self._rows.get(holder, {}).values():
+                for run in runs:
+                    entries.append((run.arrived, 1, run.key))
+                    if run.ended is not None:
+                        entries.append((run.ended, -1, run.key))
+            entries.sort(key=lambda x: x[0])
+            log = self._logs[holder] = _Log()
+            for at, delta, key in entries:
+                log.add(at, key, delta)
+        return log

@@ -1,0 +1,182 @@
+"""The shapes the holdings engine reads and writes: events in, runs, flow events and links out.
+
+Times are integers (microseconds since the epoch, UTC): the engine compares millions of them, and
+the store converts at its edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+__all__ = ["Event", "FlowEvent", "FlowInfo", "Link", "Provenance", "Run", "event_from_record", "event_from_row"]
+
+Key = tuple[str, str]
+"""(subject, category): what a holder holds."""
+
+
+class Provenance(NamedTuple):
+    """How data came to a holder: what the answers report of the event (or flow) that brought it."""
+
+    via_type: str  # COLLECTED, SHARED or TRANSFERRED
+    via_bulk: bool
+    holder_role: str | None
+    holder_region: str | None
+    source: str  # where it came from: the sending holder, a named source, or 'direct'
+    source_region: str | None
+    purpose: str | None
+    legal_basis: str | None
+    mechanism: str | None
+    retention_days: int | None
+    encrypted: bool | None
+
+
+@dataclass(slots=True)
+class Run:
+    """One holding: a (subject, category) at a holder from ``arrived`` until ``ended`` (None: still held).
+
+    A subject-level event makes a run of one arrival. A bulk flow makes a run of consecutive events of
+    one flow, ``first_seq`` to ``last_seq`` (None: every event of the flow since, the run is open), each
+    of which carried the pair: a nightly re-export of what the holder already holds adds no row.
+    All arrivals of a run end together, at the first erasure that covers them.
+    """
+
+    subject: str
+    category: str
+    holder: str
+    arrived: int
+    via: str  # the event that started it
+    prov: Provenance
+    flow: str | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    ended: int | None = None
+    ended_by: str | None = None
+
+    @property
+    def key(self) -> Key:
+        """(subject, category)."""
+        return (self.subject, self.category)
+
+
+class FlowEvent(NamedTuple):
+    """The ``seq``-th event of a bulk flow: when it was sent, its id, and when its selection was taken."""
+
+    flow: str
+    seq: int
+    at: int
+    event_id: str
+    bulk_as_of: int
+
+
+class FlowInfo(NamedTuple):
+    """A bulk flow: its id, sender, recipient, the categories it selects, and the provenance it gives."""
+
+    flow: str
+    sender: str
+    recipient: str
+    categories: tuple[str, ...]
+    prov: Provenance
+
+
+class Link(NamedTuple):
+    """Two identifiers of one person, first declared at ``at``."""
+
+    a: str
+    b: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The fields of a stored event the holdings depend on."""
+
+    event_id: str
+    event_type: str
+    at: int
+    scope: str
+    subject_id: str | None
+    linked: tuple[str, ...]
+    categories: tuple[str, ...]
+    holder: str
+    holder_role: str | None
+    holder_region: str | None
+    recipient: str | None
+    recipient_role: str | None
+    recipient_region: str | None
+    purpose: str | None
+    legal_basis: str | None
+    mechanism: str | None
+    retention_days: int | None
+    encrypted: bool | None
+    source: str | None
+    bulk_as_of: int | None
+    erasure_outcome: str | None
+
+    @property
+    def phase(self) -> int:
+        """Order within one instant: arrivals, then erasures, then bulk flows (which read both)."""
+        if self.event_type == "ERASED":
+            return 1
+        if self.scope == "BULK":
+            return 2
+        return 0
+
+    def sort_key(self) -> tuple[int, int, str]:
+        """Event-time order, the order the holdings are computed in."""
+        return (self.at, self.phase, self.event_id)
+
+
+def event_from_row(r: dict[str, Any]) -> Event:
+    """An ``Event`` from a row of the events table read with integer times."""
+    return Event(
+        event_id=r["event_id"],
+        event_type=r["event_type"],
+        at=r["occurred_at"],
+        scope=r["scope"],
+        subject_id=r["subject_id"],
+        linked=tuple(r["linked_subject_ids"] or ()),
+        categories=tuple(r["categories"] or ()),
+        holder=r["holder_name"],
+        holder_role=r["holder_role"],
+        holder_region=r["holder_region"],
+        recipient=r["recipient_name"],
+        recipient_role=r["recipient_role"],
+        recipient_region=r["recipient_region"],
+        purpose=r["purpose"],
+        legal_basis=r["legal_basis"],
+        mechanism=r["mechanism"],
+        retention_days=r["retention_days"],
+        encrypted=r["encrypted"],
+        source=r["source"],
+        bulk_as_of=r["bulk_as_of"],
+        erasure_outcome=r["erasure_outcome"],
+    )
+
+
+def event_from_record(r: dict[str, Any]) -> Event:
+    """An ``Event`` from a contract record (nested parties, integer times)."""
+    holder, recipient = r["holder"], r["recipient"] or {}
+    return Event(
+        event_id=r["event_id"],
+        event_type=r["event_type"],
+        at=r["occurred_at"],
+        scope=r["scope"],
+        subject_id=r["subject_id"],
+        linked=tuple(r["linked_subject_ids"] or ()),
+        categories=tuple(r["categories"] or ()),
+        holder=holder["name"],
+        holder_role=holder["role"],
+        holder_region=holder["region"],
+        recipient=recipient.get("name"),
+        recipient_role=recipient.get("role"),
+        recipient_region=recipient.get("region"),
+        purpose=r["purpose"],
+        legal_basis=r["legal_basis"],
+        mechanism=r["mechanism"],
+        retention_days=r["retention_days"],
+        encrypted=r["encrypted"],
+        source=r["source"],
+        bulk_as_of=r["bulk_as_of"],
+        erasure_outcome=r["erasure_outcome"],
+    )
