@@ -1,15 +1,14 @@
 -- Breach impact: the (subject, category) pairs whose data had reached a compromised holder by $t2
 -- (directly or over chained bulk flows, time-respecting) and was not erased there before $t1,
 -- with where, since when, whether it was encrypted there, and the subject's residence and age band.
--- Only holders upstream of the nodes are traversed, and at those only the categories a bulk flow
--- toward the nodes carries (queries/_macros.sql: holdings_at).
+-- Reads the holdings' runs (one per pair and interval, whatever the number of re-exports).
 -- Parameters: $nodes (list of holder names), $t1, $t2.
 WITH
     hit AS (
         SELECT h.subject, h.category, h.holder, min(h.arrived_at) AS reached_at,
                bool_and(coalesce(h.encrypted, false)) AS encrypted
-        FROM holdings_at($nodes, $t2) AS h
-        WHERE h.ended_at IS NULL OR h.ended_at >= $t1
+        FROM runs($t2) AS h
+        WHERE list_contains($nodes, h.holder) AND (h.ended_at IS NULL OR h.ended_at >= $t1)
         GROUP BY h.subject, h.category, h.holder
     ),
     facts AS (

@@ -12,7 +12,8 @@ WITH
             list_sort(list_distinct(list(category))) AS categories,
             list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
             max(ended_at) AS last_erased_at
-        FROM holdings($ids, $as_of)
+        FROM runs($as_of)
+        WHERE list_contains($ids, subject)
         GROUP BY holder
     ),
     holds AS (

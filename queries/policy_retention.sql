@@ -5,9 +5,9 @@ WITH
     rules AS (SELECT unnest($keys) AS key, unnest($days) AS days),
     held AS (
         SELECT h.via, h.subject, h.category, h.holder, h.arrived_at, min(r.days) AS days
-        FROM holdings_at($systems, $now) AS h
+        FROM holdings(NULL, $now) AS h
         JOIN rules AS r ON covers(h.category, [r.key])
-        WHERE h.ended_at IS NULL
+        WHERE h.ended_at IS NULL AND list_contains($systems, h.holder)
         GROUP BY ALL
     )
 SELECT via, subject, category, holder, days

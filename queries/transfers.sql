@@ -6,15 +6,8 @@
 -- Needs the `regions` and `sensitive_categories` tables (Store.connect(taxonomy) creates them).
 -- Parameters: $as_of.
 WITH
-    -- holders that receive a cross-border flow: only arrivals there are counted
-    abroad AS (
-        SELECT list(DISTINCT e.recipient_name) AS names
-        FROM events AS e
-        JOIN regions AS rs ON rs.code = e.holder_region
-        JOIN regions AS rd ON rd.code = e.recipient_region
-        WHERE e.event_type IN ('SHARED', 'TRANSFERRED') AND e.occurred_at <= $as_of AND crosses_border(rs.zone, rd.zone)
-    ),
-    h AS (SELECT * FROM arrivals_at(coalesce((SELECT names FROM abroad), []::VARCHAR[]), $as_of)),
+    -- a run never spans two calendar years (lineage/holdings): its first arrival's year is its year
+    h AS (SELECT * FROM runs($as_of)),
     x AS (
         SELECT
             h.source_region AS from_region, rs.zone AS from_zone, h.holder_region AS to_region,

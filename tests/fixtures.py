@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from lineage import Codec, Party, PersonalDataEvent, default_taxonomy
 from lineage.contract.records import Record, build_event, make_record, to_record
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
-from lineage.store import Store
+from lineage.store import Store, StoreLocation
 
 # the Hypothesis profile: "ci" (set by .ci/run) runs each property test's full example count, "dev" a quarter
 HYPOTHESIS_PROFILE = os.environ.get("LINEAGE_HYPOTHESIS_PROFILE", "dev")
@@ -242,6 +243,7 @@ def store_of(records: list[Record], folder: Path) -> Store:
     for offset, r in enumerate(records):
         assert ing.add(0, offset, codec.encode_record(r)) is None
     ing.flush()
+    HoldingsMaintainer(StoreLocation.embedded(folder)).refresh()
     return Store(folder)
 
 

@@ -36,19 +36,18 @@ def linked_identifiers(q: Session, identifier: str, links_as_of: datetime | None
     only the links declared by events up to it ("as known then"), for an audit of what could have
     been answered at that time.
 
-    Step by step from Python: each step is two scans DuckDB answers from one column (a recursive
-    SQL macro re-read every link per step: 0.6 s on 20M events).
+    One lookup: the holdings keep a person key per linked identifier, merged as links arrive.
     """
-
-    def known_by(occurred_at: datetime) -> bool:
-        return links_as_of is None or occurred_at <= links_as_of
-
-    known = {identifier}
-    frontier = [identifier]
+    links = q.rows("person_links", {"id": identifier})
+    edges: dict[str, set[str]] = {}
+    for link in links:
+        if links_as_of is None or link["declared_at"] <= links_as_of:
+            edges.setdefault(link["a"], set()).add(link["b"])
+            edges.setdefault(link["b"], set()).add(link["a"])
+    known, frontier = {identifier}, [identifier]
     while frontier:
-        found = {i for r in q.rows("links_from", {"ids": frontier}) if known_by(r["occurred_at"]) for i in r["ids"]}
-        for one in frontier:
-            found |= {r["id"] for r in q.rows("links_to", {"id": one}) if known_by(r["occurred_at"])}
-        frontier = sorted(found - known)
-        known |= found
+        for other in edges.get(frontier.pop(), ()):
+            if other not in known:
+                known.add(other)
+                frontier.append(other)
     return sorted(known)

@@ -310,12 +310,21 @@ class HoldingsEngine:
 
     # --- applying events -----------------------------------------------------------------------------
 
-    def apply(self, events: Iterable[Event]) -> int:
-        """Apply events later than ``watermark``, in event-time order; return how many."""
+    def apply(self, events: Iterable[Event], *, ordered: bool = False) -> int:
+        """Apply events later than ``watermark`` in event-time order; return how many.
+
+        ``ordered``: the events come sorted by ``Event.sort_key`` (streamed, not held in memory; checked).
+        """
         n = 0
-        for e in sorted(events, key=Event.sort_key):
+        previous: tuple[int, int, str] | None = None
+        for e in events if ordered else sorted(events, key=Event.sort_key):
             if self.watermark is not None and e.at <= self.watermark:
                 raise LateEventError(f"an event at {e.at} is not after what is applied ({self.watermark})")
+            if ordered:
+                key = e.sort_key()
+                if previous is not None and key < previous:
+                    raise ValueError(f"events out of order: {key} after {previous}")
+                previous = key
             if e.at != self._now:
                 self._close_instant()
                 self._now, self._erasures_now, self._hops_now = e.at, {}, []

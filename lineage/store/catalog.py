@@ -26,7 +26,9 @@ import pyarrow.fs as pafs
 import sqlalchemy.exc
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.sorting import SortOrder
 from sqlalchemy.engine import make_url
 
 from lineage.errors import (
@@ -205,29 +207,35 @@ class StoreLocation:
             request_timeout=30,
         )
 
-    def identifier(self) -> tuple[str, str]:
-        """The events table's identifier in the catalog."""
-        return (self.namespace, EVENTS)
+    def identifier(self, name: str = EVENTS) -> tuple[str, str]:
+        """A table's identifier in the catalog (default: the events table)."""
+        return (self.namespace, name)
 
     def load(self, *, create: bool = False) -> Table:
         """The events table; with ``create``, made (and its namespace) when missing."""
+        return self.load_table(EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES, create=create)
+
+    def load_table(
+        self, name: str, schema: Schema, sort_order: SortOrder, properties: dict[str, str], *, create: bool = False
+    ) -> Table:
+        """The table ``name`` of the namespace; with ``create``, made (and the namespace) when missing."""
         catalog = self.catalog(create=create)
         for attempt in range(_CREATION_TRIES):
             try:
                 if create:
                     catalog.create_namespace_if_not_exists(self.namespace)
                     return catalog.create_table_if_not_exists(
-                        self.identifier(), schema=ICEBERG_SCHEMA, sort_order=SORT_ORDER, properties=TABLE_PROPERTIES
+                        self.identifier(name), schema=schema, sort_order=sort_order, properties=properties
                     )
-                return catalog.load_table(self.identifier())
+                return catalog.load_table(self.identifier(name))
             except (NoSuchTableError, NoSuchNamespaceError):
                 raise StoreNotFoundError(
-                    f"{self.describe()} has no {self.namespace}.{EVENTS} table: nothing has been stored there",
+                    f"{self.describe()} has no {self.namespace}.{name} table: nothing has been stored there",
                     path=self.describe(),
                 ) from None
             except Exception as exc:  # noqa: BLE001
                 if not (create and _lost_creation_race(exc) and attempt + 1 < _CREATION_TRIES):
-                    raise store_error(exc, self, "opening the events table") from None
+                    raise store_error(exc, self, f"opening the {name} table") from None
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 

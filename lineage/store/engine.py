@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +28,12 @@ import pyarrow.parquet as pq
 
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
+from lineage.holdings import Event, HoldingsEngine, event_from_row
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
+from lineage.store.holdings import HOLDINGS_COLUMNS, Pinned, holdings_arrow, pinned_state
 from lineage.store.maintenance import CompactionReport, compact
-from lineage.store.snapshots import SnapshotRef, pinned_files
+from lineage.store.snapshots import SnapshotRef
 from lineage.store.tables import COLUMNS
 
 __all__ = ["CompactionReport", "QueryName", "Session", "Store", "queries_dir", "query_text"]
@@ -43,10 +47,10 @@ QueryName = Literal[
     "erasure_plan",
     "flow_edges",
     "holders",
-    "links_from",
-    "links_to",
+    "holdings_events",
     "map_events",
     "map_flows",
+    "person_links",
     "policy_consent",
     "policy_events",
     "policy_retention",
@@ -56,6 +60,8 @@ QueryName = Literal[
 ]
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def queries_dir() -> Path:
@@ -154,15 +160,23 @@ def _literal_glob(path: str) -> str:
 class Store:
     """The events table at one location, read through DuckDB by any number of processes."""
 
-    def __init__(self, store: Path | StoreLocation, *, snapshot: SnapshotRef = None) -> None:
-        """Point at a store (a folder means the embedded one in it); ``snapshot`` pins a past state."""
+    def __init__(self, store: Path | StoreLocation, *, snapshot: SnapshotRef = None, holdings: bool = True) -> None:
+        """Point at a store (a folder means the embedded one in it); ``snapshot`` pins a past state.
+
+        ``holdings=False`` reads the events alone (what the holdings maintainer itself reads).
+        """
         self.location = as_location(store)
         self.root = self.location.root or Path(self.location.warehouse)
         self.snapshot = snapshot
+        self.with_holdings = holdings
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[int | None, int], duckdb.DuckDBPyConnection] | None = None
+        self._cached: tuple[tuple[int | None, int | None, int], duckdb.DuckDBPyConnection] | None = None
         self.snapshot_id: int | None = None
-        """The snapshot the last connection read (None: the table held nothing yet)."""
+        """The events snapshot the last connection read (None: the table held nothing yet)."""
+        self.holdings_snapshot_id: int | None = None
+        """The holdings snapshot it read (None: none stored for it, computed in memory)."""
+        self.behind = 0
+        """Events stored after those the holdings it read reflect (the holdings maintainer is behind)."""
 
     def holds_events(self) -> bool:
         """Whether a consumer has committed to the store (its table exists and has a snapshot)."""
@@ -171,25 +185,38 @@ class Store:
         except StoreNotFoundError:
             return False
 
+    def _pin(self) -> Pinned:
+        return pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
+
     def connect(self, taxonomy: Taxonomy | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with an ``events`` view over the pinned snapshot's files.
 
-        With ``taxonomy``, also tables ``regions(code, zone)`` and ``sensitive_categories(key)``
-        for the answers that need them. A store with no table is ``StoreNotFoundError``.
+        Also ``holding_runs``, ``flow_seq``, ``links`` and ``persons`` over the holdings made from
+        that snapshot (computed in memory when none are stored). With ``taxonomy``, also tables
+        ``regions(code, zone)`` and ``sensitive_categories(key)`` for the answers that need them.
+        A store with no table is ``StoreNotFoundError``.
         """
-        snapshot_id, files, rows = pinned_files(self.location, self.snapshot)
-        return self._connect(snapshot_id, files, rows, taxonomy)
+        return self._connect(self._pin(), taxonomy)
 
-    def _connect(
-        self, snapshot_id: int | None, files: list[str], rows: list[int], taxonomy: Taxonomy | None
-    ) -> duckdb.DuckDBPyConnection:
-        self.snapshot_id = snapshot_id
+    def _connect(self, pinned: Pinned, taxonomy: Taxonomy | None) -> duckdb.DuckDBPyConnection:
+        self.snapshot_id, self.holdings_snapshot_id, self.behind = (
+            pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
+        )
+        files = pinned.event_files + pinned.holdings_files
         if not self.location.on_s3:
-            self._check_footers(files, rows)
+            self._check_footers(files, pinned.event_rows + pinned.holdings_rows)
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
-            self._events_view(con, files)
+            self._view(con, "events", pinned.event_files, COLUMNS)
+            if pinned.holdings_snapshot is not None:
+                self._view(con, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
+            elif self.with_holdings:
+                engine = HoldingsEngine()
+                engine.apply(_engine_events(con, {}, None))
+                con.from_arrow(holdings_arrow(engine)).create_view("holdings_all")
+            else:
+                con.from_arrow(HOLDINGS_COLUMNS.empty_table()).create_view("holdings_all")
             con.execute(query_text("_macros"))
             if taxonomy is not None:
                 con.execute("CREATE TABLE regions (code VARCHAR, zone VARCHAR)")
@@ -205,6 +232,14 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - pyarrow's errors about the files become one line
             raise read_error(exc, self.location, "opening the data files") from None
         return con
+
+    def engine_events(self, applied: dict[str, dict[int, int]], since: int | None) -> Iterator[Event]:
+        """The events the holdings engine reads, in event-time order.
+
+        Those after the ``applied`` offsets, or (``since``, microseconds) every one from that time on.
+        """
+        with self._connect(self._pin(), None) as con:
+            yield from _engine_events(con, applied, since)
 
     def _check_footers(self, files: list[str], rows: list[int]) -> None:
         """Each local file's footer must count the rows the table's manifest says it holds.
@@ -226,8 +261,8 @@ class Store:
                 culprit = ValueError(f"{os.path.basename(path)}: unreadable")
                 raise read_error(culprit, self.location, "opening the data files") from None
 
-    def _events_view(self, con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
-        """The ``events`` view over exactly ``files``.
+    def _view(self, con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: Any) -> None:
+        """The view ``name`` over exactly ``files``.
 
         Local files go to DuckDB's own Parquet reader (parallel, with row-group pruning: an access
         lookup ran ~10x faster than through Arrow), each path's glob characters escaped as one-character
@@ -235,14 +270,14 @@ class Store:
         dataset: DuckDB here cannot download the extension it would need to read s3:// itself.
         """
         if not files:
-            con.from_arrow(COLUMNS.empty_table()).create_view("events")
+            con.from_arrow(columns.empty_table()).create_view(name)
         elif self.location.on_s3 or any("\\" in f for f in files):
-            dataset = pads.dataset(files, schema=COLUMNS, format="parquet", filesystem=self.location.filesystem())
-            con.register("events_files", dataset)
-            con.execute("CREATE VIEW events AS SELECT * FROM events_files")
+            dataset = pads.dataset(files, schema=columns, format="parquet", filesystem=self.location.filesystem())
+            con.register(f"{name}_files", dataset)
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_files")
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared
-            con.read_parquet([_literal_glob(f) for f in files]).create_view("events")
+            con.read_parquet([_literal_glob(f) for f in files]).create_view(name)
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
@@ -253,13 +288,15 @@ class Store:
         (a DuckDB connection is not shared between threads).
         """
         with self._lock:
-            snapshot_id, files, rows = pinned_files(self.location, self.snapshot)
-            key = (snapshot_id, id(taxonomy))
+            pinned = self._pin()
+            key = (pinned.events_snapshot, pinned.holdings_snapshot, id(taxonomy))
             if self._cached is None or self._cached[0] != key:
                 self.close()
-                self._cached = (key, self._connect(snapshot_id, files, rows, taxonomy))
-            self.snapshot_id = snapshot_id
-            yield Session(self._cached[1], self.location, files)
+                self._cached = (key, self._connect(pinned, taxonomy))
+            self.snapshot_id, self.holdings_snapshot_id, self.behind = (
+                pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
+            )
+            yield Session(self._cached[1], self.location, pinned.event_files + pinned.holdings_files)
 
     def close(self) -> None:
         """Close the connection kept by ``session``."""
@@ -277,9 +314,9 @@ class Store:
         self, text: str, params: list[Any] | dict[str, Any] | None = None, taxonomy: Taxonomy | None = None
     ) -> list[dict[str, Any]]:
         """Run SQL with bound parameters over a fresh view of the store; rows as dicts."""
-        snapshot_id, files, rows = pinned_files(self.location, self.snapshot)
-        with self._connect(snapshot_id, files, rows, taxonomy) as con:
-            return _rows(con, text, params, self.location, files)
+        pinned = self._pin()
+        with self._connect(pinned, taxonomy) as con:
+            return _rows(con, text, params, self.location, pinned.event_files + pinned.holdings_files)
 
     def count(self) -> int:
         """How many events the store holds."""
@@ -292,3 +329,29 @@ class Store:
     def compact(self, **options: Any) -> CompactionReport:
         """Rewrite small files sorted by subject, expire old snapshots, remove unreferenced files."""
         return compact(self.location, **options)
+
+
+def _engine_events(
+    con: duckdb.DuckDBPyConnection, applied: dict[str, dict[int, int]], since: int | None
+) -> Iterator[Event]:
+    """Rows of ``queries/holdings_events.sql`` as engine events, a batch of rows at a time."""
+    origins = [o for o, parts in applied.items() for _ in parts]
+    partitions = [p for parts in applied.values() for p in parts]
+    offsets = [off for parts in applied.values() for off in parts.values()]
+    params = {
+        "origins": origins,
+        "partitions": partitions,
+        "offsets": offsets,
+        "since": None if since is None else _EPOCH + timedelta(microseconds=since),
+    }
+    reader = con.sql(query_text("holdings_events"), params=params).to_arrow_reader(50_000)
+    assert reader is not None
+    intern = sys.intern
+    for batch in reader:
+        for row in batch.to_pylist():
+            # the same few names and categories over millions of rows: one string each
+            row["holder_name"] = intern(row["holder_name"])
+            if row["subject_id"] is not None:
+                row["subject_id"] = intern(row["subject_id"])
+            row["categories"] = [intern(c) for c in row["categories"] or ()]
+            yield event_from_row(row)

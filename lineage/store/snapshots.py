@@ -15,7 +15,7 @@ from lineage.errors import ConfigurationError, StoreError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 
-__all__ = ["SnapshotRef", "describe_snapshots", "file_path", "pin", "pinned_files", "resolve"]
+__all__ = ["SnapshotRef", "describe_snapshots", "file_path", "pin", "pinned_files", "resolve", "snapshot_files"]
 
 SnapshotRef = int | str | None
 """A snapshot id, a tag's name, or None for the current snapshot."""
@@ -57,8 +57,14 @@ def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None,
     snapshot = resolve(table, ref)
     if snapshot is None:
         return None, [], []
+    paths, rows = snapshot_files(location, table, snapshot.snapshot_id)
+    return snapshot.snapshot_id, paths, rows
+
+
+def snapshot_files(location: StoreLocation, table: Table, snapshot_id: int) -> tuple[list[str], list[int]]:
+    """The paths of one snapshot's data files of ``table``, and each one's row count."""
     try:
-        tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+        tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "planning the snapshot's files") from None
     if any(task.delete_files for task in tasks):
@@ -68,8 +74,7 @@ def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None,
             "compact it with that engine before reading",
             path=location.describe(),
         )
-    paths = [file_path(task.file.file_path) for task in tasks]
-    return snapshot.snapshot_id, paths, [task.file.record_count for task in tasks]
+    return [file_path(task.file.file_path) for task in tasks], [task.file.record_count for task in tasks]
 
 
 def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:

@@ -28,7 +28,16 @@ from pyiceberg.types import (
 
 from lineage.contract.records import Record
 
-__all__ = ["COLUMNS", "EVENTS", "ICEBERG_SCHEMA", "SORT_ORDER", "TABLE_PROPERTIES", "ColumnBuffer", "offset_key"]
+__all__ = [
+    "COLUMNS",
+    "EVENTS",
+    "ICEBERG_SCHEMA",
+    "SORT_ORDER",
+    "TABLE_PROPERTIES",
+    "ColumnBuffer",
+    "iceberg_schema",
+    "offset_key",
+]
 
 EVENTS = "events"  # the table's name within the namespace
 
@@ -76,8 +85,8 @@ COLUMNS = pa.schema(
 )
 
 
-def _iceberg_schema() -> Schema:
-    """The Iceberg schema of ``COLUMNS``: every field optional, ids 1..n, list elements from 1000."""
+def iceberg_schema(columns: pa.Schema) -> Schema:
+    """The Iceberg schema of ``columns``: every field optional, ids 1..n, list elements from 1000."""
     scalar: dict[pa.DataType, IcebergType] = {
         _STRING: StringType(),
         _TS: TimestamptzType(),
@@ -86,7 +95,7 @@ def _iceberg_schema() -> Schema:
         pa.bool_(): BooleanType(),
     }
     fields = []
-    for i, f in enumerate(COLUMNS, start=1):
+    for i, f in enumerate(columns, start=1):
         if pa.types.is_list(f.type):
             kind: IcebergType = ListType(element_id=1000 + i, element_type=StringType(), element_required=False)
         else:
@@ -95,7 +104,7 @@ def _iceberg_schema() -> Schema:
     return Schema(*fields)
 
 
-ICEBERG_SCHEMA = _iceberg_schema()
+ICEBERG_SCHEMA = iceberg_schema(COLUMNS)
 
 # what compaction writes and what Spark's rewrite_data_files(strategy => 'sort') uses
 SORT_ORDER = SortOrder(

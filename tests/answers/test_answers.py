@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy
 from lineage.answers import access_request, breach_impact, erasure_plan
 from lineage.contract.records import Record, make_record
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.present.reports import access_document
-from lineage.store import Store
+from lineage.store import Store, StoreLocation
 from tests import reference
 from tests.fixtures import (
     EXTERNAL,
@@ -137,6 +138,7 @@ def test_access_as_of_uses_links_known_now_unless_asked_for_then(tmp_path: Path)
     ing = Ingestor(tmp_path, "late", taxonomy=TAX)
     assert ing.add_record(0, 0, link) is None
     ing.flush()
+    HoldingsMaintainer(StoreLocation.embedded(tmp_path)).refresh()
     now = access_request(store, "dev-7", TAX, as_of=_at(5))
     assert now.identifiers == ["dev-7", "eu-1"] and ("user.contact.email", "app") in {
         (r["category"], r["holder"]) for r in now.holdings

@@ -1,0 +1,126 @@
+"""Keeping the holdings table in step with the events table: exactly once, late events by rollback.
+
+A ``HoldingsMaintainer`` reads the events the holdings do not reflect yet (the stored offsets of each
+source partition above those the holdings applied), feeds them to the holdings engine in event-time
+order, and replaces the holdings table's rows together with the offsets they now reflect, in one
+Iceberg commit. A crash before the commit changes nothing; after it, nothing is applied twice; a
+second maintainer that commits first makes ours fail the commit's check and start again from the table.
+
+An event stamped at or before what was applied (a service's spool sent after an outage; partitions
+read at different speeds) rolls the engine back to its time, and every event from then on is
+replayed. A long-running maintainer keeps its engine between refreshes and reads only what is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+
+from lineage.errors import StoreConflictError
+from lineage.holdings import Event, HoldingsEngine
+from lineage.store import Store, StoreLocation
+from lineage.store.holdings import (
+    HoldingsState,
+    engine_from_table,
+    event_offsets,
+    load_holdings,
+    read_rows,
+    read_state,
+    write_holdings,
+)
+
+__all__ = ["HoldingsMaintainer", "Refreshed"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What one refresh did."""
+
+    events: int  # events applied (replayed ones included)
+    rolled_back_to: int | None  # a late event's time, when one made the engine roll back (microseconds)
+    snapshot: int | None  # the holdings snapshot written (None: they were up to date)
+    source: int | None  # the events snapshot they reflect
+    seconds: float
+
+    def line(self) -> str:
+        """One line for an operator."""
+        if self.snapshot is None:
+            return f"holdings up to date with events snapshot {self.source}"
+        late = " (a late event: replayed from its time)" if self.rolled_back_to is not None else ""
+        return (
+            f"holdings snapshot {self.snapshot}: {self.events} events applied{late}, "
+            f"reflecting events snapshot {self.source}, in {self.seconds:.1f} s"
+        )
+
+
+class HoldingsMaintainer:
+    """Brings the holdings table of one store up to date with its events table."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        """Maintain the holdings of the store at ``location``."""
+        self.location = location
+        self._engine: HoldingsEngine | None = None
+        self._based_on: int | None = None  # the holdings snapshot ``_engine`` is the state of
+
+    def refresh(self, *, rebuild: bool = False) -> Refreshed:
+        """Apply what is new (``rebuild``: recompute everything from the events); retry lost races."""
+        for attempt in range(max(1, self.location.commit_retries)):
+            try:
+                return self._refresh(rebuild)
+            except StoreConflictError:
+                self._engine = None
+                if attempt + 1 >= self.location.commit_retries:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def _refresh(self, rebuild: bool) -> Refreshed:
+        started = time.monotonic()
+        events_table = self.location.load()
+        current = events_table.current_snapshot()
+        if current is None:
+            return Refreshed(0, None, None, None, 0.0)
+        offsets = event_offsets(events_table)  # what the current snapshot holds (read with it)
+        table = load_holdings(self.location, create=True)
+        state = read_state(table)
+        if state.snapshot_id is not None and not rebuild and state.applied == offsets:
+            return Refreshed(0, None, None, state.source, time.monotonic() - started)
+        engine, applied = self._engine_for(state, rebuild)
+        self._engine = None  # until the commit lands, the engine is ahead of the table
+        store = Store(self.location, snapshot=current.snapshot_id, holdings=False)
+        new = store.engine_events(applied, None)
+        first = next(new, None)
+        rolled_back_to = None
+        if first is None:
+            batch: Iterator[Event] = iter(())
+        elif engine.watermark is not None and first.at <= engine.watermark:
+            late = first.at  # the earliest: they come in event-time order
+            engine.rollback(late)
+            rolled_back_to = late
+            batch = store.engine_events({}, late)
+        else:
+            batch = chain([first], new)
+        applied_n = engine.apply(batch, ordered=True)
+        snapshot = write_holdings(
+            self.location, engine, read_at=state.snapshot_id, source=current.snapshot_id, applied=offsets
+        )
+        self._engine, self._based_on = engine, snapshot
+        done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
+        log.info("%s", done.line())
+        return done
+
+    def _engine_for(self, state: HoldingsState, rebuild: bool) -> tuple[HoldingsEngine, dict[str, dict[int, int]]]:
+        """The engine to continue from, and the offsets it reflects."""
+        if rebuild or state.snapshot_id is None:
+            return HoldingsEngine(), {}
+        if self._engine is not None and self._based_on == state.snapshot_id:
+            return self._engine, state.applied
+        table = load_holdings(self.location)
+        rows = read_rows(self.location, table, state.snapshot_id)
+        return engine_from_table(rows, state.watermark), state.applied

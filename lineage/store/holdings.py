@@ -1,0 +1,340 @@
+"""The holdings table, ``<namespace>.holdings``: the holdings engine's state beside the events.
+
+One table of four kinds of rows, so that one Iceberg commit replaces them all together with the
+offsets they reflect (pyiceberg has no multi-table commit):
+
+- ``run``:    a (subject, category) at a holder from ``arrived_at`` (its first arrival) until
+              ``ended_at``; bulk runs cover events ``first_seq..last_seq`` of their ``flow``
+              (``last_seq`` null: every event of the flow since);
+- ``flow``:   one event of a bulk flow: its number in the flow, time, id and ``bulk_as_of``;
+- ``link``:   two identifiers of one person (``subject``, ``other``), first declared at ``arrived_at``;
+- ``person``: an identifier (``subject``) and its person key (``other``).
+
+Properties say which events the rows reflect: ``lineage.holdings.applied`` (the last offset applied
+of each source partition, JSON), ``lineage.holdings.source`` (the events snapshot read), and the
+engine's watermark. Each commit's snapshot summary names its events snapshot too, so a reader pins
+an events snapshot and the holdings made from exactly it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+from pyiceberg.table.sorting import NullOrder, SortDirection, SortField, SortOrder
+from pyiceberg.table.update import AssertRefSnapshotId
+from pyiceberg.transforms import IdentityTransform
+
+from lineage.errors import StoreConflictError, StoreError, StoreNotFoundError
+from lineage.holdings import FlowEvent, FlowInfo, HoldingsEngine, Link, Provenance, Run
+from lineage.private import private_files
+from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.snapshots import SnapshotRef, resolve, snapshot_files
+from lineage.store.tables import iceberg_schema, offset_key
+from lineage.store.writer import _Transaction
+
+__all__ = [
+    "HOLDINGS",
+    "HOLDINGS_COLUMNS",
+    "HoldingsState",
+    "Pinned",
+    "pinned_state",
+    "engine_from_table",
+    "holdings_arrow",
+    "load_holdings",
+    "read_state",
+    "write_holdings",
+]
+
+HOLDINGS = "holdings"
+APPLIED = "lineage.holdings.applied"
+SOURCE = "lineage.holdings.source"
+WATERMARK = "lineage.holdings.watermark"
+
+_S = pa.string()
+_TS = pa.timestamp("us", tz="UTC")
+_PROV = [
+    ("via_type", _S),
+    ("via_bulk", pa.bool_()),
+    ("holder_role", _S),
+    ("holder_region", _S),
+    ("source", _S),
+    ("source_region", _S),
+    ("purpose", _S),
+    ("legal_basis", _S),
+    ("mechanism", _S),
+    ("retention_days", pa.int32()),
+    ("encrypted", pa.bool_()),
+]
+HOLDINGS_COLUMNS = pa.schema(
+    [
+        ("kind", _S),
+        ("subject", _S),
+        ("category", _S),
+        ("holder", _S),  # a run's holder; a flow's recipient
+        ("arrived_at", _TS),
+        ("via", _S),
+        ("flow", _S),
+        ("first_seq", pa.int32()),  # a flow event's own number
+        ("last_seq", pa.int32()),
+        ("ended_at", _TS),
+        ("ended_by", _S),
+        *_PROV,  # a flow's: what it gives the runs it makes (source = its sender)
+        ("categories", pa.list_(_S)),
+        ("bulk_as_of", _TS),
+        ("other", _S),
+    ]
+)
+_ROW_TYPE = pa.struct(list(HOLDINGS_COLUMNS))
+_SCHEMA = iceberg_schema(HOLDINGS_COLUMNS)
+_SORT = SortOrder(
+    *(
+        SortField(
+            source_id=_SCHEMA.find_field(name).field_id,
+            transform=IdentityTransform(),
+            direction=SortDirection.ASC,
+            null_order=NullOrder.NULLS_FIRST,
+        )
+        for name in ("kind", "subject")
+    )
+)
+_PROPERTIES = {
+    "format-version": "2",
+    "commit.retry.num-retries": "0",  # a lost race must reach us: the rows were computed from what we read
+    "write.parquet.compression-codec": "zstd",
+    "write.parquet.row-group-limit": "20000",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+
+
+@dataclass(slots=True)
+class HoldingsState:
+    """Which events the holdings table reflects, and the snapshot that says so."""
+
+    snapshot_id: int | None = None
+    source: int | None = None  # the events snapshot they were computed from
+    watermark: int | None = None
+    applied: dict[str, dict[int, int]] = field(default_factory=dict)  # origin -> partition -> last offset
+
+
+def load_holdings(location: StoreLocation, *, create: bool = False) -> Table:
+    """The holdings table (``StoreNotFoundError`` when missing and not ``create``)."""
+    with private_files():
+        return location.load_table(HOLDINGS, _SCHEMA, _SORT, _PROPERTIES, create=create)
+
+
+def read_state(table: Table) -> HoldingsState:
+    """What the table's current snapshot reflects."""
+    props = table.properties
+    snapshot = table.current_snapshot()
+    applied = json.loads(props.get(APPLIED, "{}"))
+    return HoldingsState(
+        snapshot_id=None if snapshot is None else snapshot.snapshot_id,
+        source=int(props[SOURCE]) if SOURCE in props else None,
+        watermark=int(props[WATERMARK]) if props.get(WATERMARK) not in (None, "") else None,
+        applied={o: {int(p): int(off) for p, off in parts.items()} for o, parts in applied.items()},
+    )
+
+
+def holdings_arrow(engine: HoldingsEngine) -> pa.Table:
+    """The engine's state as rows of the holdings table."""
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
+    for r in engine.runs():
+        add(("run", r.subject, r.category, r.holder, r.arrived, r.via, r.flow, r.first_seq, r.last_seq, r.ended,
+             r.ended_by, *r.prov, None, None, None))  # fmt: skip
+    for fe, info in engine.flow_events():
+        add(("flow", None, None, info.recipient, fe.at, fe.event_id, fe.flow, fe.seq, None, None, None, *info.prov,
+             list(info.categories), fe.bulk_as_of, None))  # fmt: skip
+    nothing = (None,) * (len(HOLDINGS_COLUMNS) - 6)
+    for link in engine.links():
+        add(("link", link.a, None, None, link.at, *nothing, link.b))
+    for ident, person in engine.persons():
+        add(("person", ident, None, None, None, *nothing, person))
+    if not rows:
+        return HOLDINGS_COLUMNS.empty_table()
+    return pa.Table.from_struct_array(pa.array(rows, _ROW_TYPE)).cast(HOLDINGS_COLUMNS)
+
+
+def engine_from_table(table: pa.Table, watermark: int | None) -> HoldingsEngine:
+    """The engine whose state ``table`` (rows of the holdings table) is."""
+    cols = {
+        name: (table.column(name).cast(pa.int64()) if pa.types.is_timestamp(t) else table.column(name)).to_pylist()
+        for name, t in zip(HOLDINGS_COLUMNS.names, HOLDINGS_COLUMNS.types, strict=True)
+    }
+    prov_names = [name for name, _ in _PROV]
+    runs: list[Run] = []
+    flows: list[tuple[FlowEvent, FlowInfo]] = []
+    links: list[Link] = []
+    provs: dict[tuple[Any, ...], Provenance] = {}
+    for i, kind in enumerate(cols["kind"]):
+        if kind in ("run", "flow"):
+            values = tuple(cols[n][i] for n in prov_names)
+            prov = provs.get(values) or provs.setdefault(values, Provenance(*values))
+            if kind == "run":
+                runs.append(Run(cols["subject"][i], cols["category"][i], cols["holder"][i], cols["arrived_at"][i],
+                                cols["via"][i], prov, cols["flow"][i], cols["first_seq"][i], cols["last_seq"][i],
+                                cols["ended_at"][i], cols["ended_by"][i]))  # fmt: skip
+            else:
+                info = FlowInfo(cols["flow"][i], prov.source, cols["holder"][i], tuple(cols["categories"][i]), prov)
+                flows.append((FlowEvent(cols["flow"][i], cols["first_seq"][i], cols["arrived_at"][i], cols["via"][i],
+                                        cols["bulk_as_of"][i]), info))  # fmt: skip
+        elif kind == "link":
+            links.append(Link(cols["subject"][i], cols["other"][i], cols["arrived_at"][i]))
+    return HoldingsEngine.restore(runs, flows, links, watermark)
+
+
+def read_rows(location: StoreLocation, table: Table, snapshot_id: int) -> pa.Table:
+    """Every row of one snapshot of the holdings table."""
+    try:
+        return table.scan(snapshot_id=snapshot_id).to_arrow()
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "reading the holdings table") from None
+
+
+def write_holdings(
+    location: StoreLocation,
+    engine: HoldingsEngine,
+    *,
+    read_at: int | None,
+    source: int,
+    applied: dict[str, dict[int, int]],
+) -> int:
+    """Replace the table's rows with the engine's and record what they reflect, in one commit.
+
+    ``read_at`` is the holdings snapshot the engine was built on: a commit on any other (another
+    maintainer got there first) is refused as ``StoreConflictError`` rather than overwriting it.
+    """
+    table = load_holdings(location, create=True)
+    arrow = holdings_arrow(engine)
+    tx = _Transaction(table)
+    tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
+    summary = {SOURCE: str(source)}
+    try:
+        with private_files():
+            if read_at is None:
+                tx.append(arrow, snapshot_properties=summary)
+            else:
+                with warnings.catch_warnings():  # replacing no rows (the holdings were empty) is fine
+                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                    tx.overwrite(arrow, snapshot_properties=summary)
+            tx.set_properties(
+                {
+                    APPLIED: json.dumps({o: {str(p): n for p, n in sorted(ps.items())} for o, ps in applied.items()}),
+                    SOURCE: str(source),
+                    WATERMARK: "" if engine.watermark is None else str(engine.watermark),
+                }
+            )
+            tx.commit_transaction()
+    except CommitFailedException:
+        raise StoreConflictError(
+            f"the holdings of {location.describe()} changed while they were computed (another maintainer?)",
+            path=location.describe(),
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "writing the holdings") from None
+    snapshot = table.refresh().current_snapshot()
+    assert snapshot is not None
+    return snapshot.snapshot_id
+
+
+def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
+    """The newest holdings snapshot computed from ``events_snapshot``, if any is kept."""
+    for snapshot in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True):
+        summary = snapshot.summary
+        if summary is not None and summary.get(SOURCE) == str(events_snapshot):
+            return snapshot.snapshot_id
+    return None
+
+
+def try_load_holdings(location: StoreLocation) -> Table | None:
+    """The holdings table, or None when the store has none yet."""
+    try:
+        return load_holdings(location)
+    except StoreNotFoundError:
+        return None
+
+
+def event_offsets(table: Table) -> dict[str, dict[int, int]]:
+    """The events table's last stored offset of each source partition (its current properties)."""
+    prefix = offset_key("o", 0)[: -len("o.0")]
+    out: dict[str, dict[int, int]] = {}
+    for key, value in table.properties.items():
+        origin, _, part = key[len(prefix) :].rpartition(".")
+        if key.startswith(prefix) and origin and part.isdigit():
+            out.setdefault(origin, {})[int(part)] = int(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """What one reader reads: an events snapshot, and the holdings computed from exactly it."""
+
+    events_snapshot: int | None
+    event_files: list[str]
+    event_rows: list[int]
+    holdings_snapshot: int | None  # None: no stored holdings for it, compute them in memory
+    holdings_files: list[str]
+    holdings_rows: list[int]
+    behind: int = 0  # events stored after the ones the holdings reflect (the answer does not see them)
+
+
+def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = True) -> Pinned:
+    """Pin the events snapshot ``ref`` names and the holdings made from it.
+
+    With no ``ref``, the newest holdings decide: their events snapshot is read, so the events and the
+    holdings an answer joins always agree (newer events wait for the maintainer; ``behind`` counts
+    them). A named snapshot uses holdings made from it if kept, else none (computed in memory).
+    """
+    events = location.load()
+    htable = try_load_holdings(location) if holdings else None
+    current = htable.current_snapshot() if htable is not None else None
+    if htable is None or current is None:
+        snapshot = resolve(events, ref)
+        return _pinned(location, events, None if snapshot is None else snapshot.snapshot_id, None, None)
+    if ref is not None:
+        snapshot = resolve(events, ref)
+        assert snapshot is not None
+        made = holdings_snapshot_for(htable, snapshot.snapshot_id)
+        return _pinned(location, events, snapshot.snapshot_id, htable, made)
+    state = read_state(htable)
+    if state.source is not None and events.snapshot_by_id(state.source) is not None:
+        stored, reflected = event_offsets(events), state.applied
+        behind = sum(
+            max(0, off - reflected.get(origin, {}).get(part, -1))
+            for origin, parts in stored.items()
+            for part, off in parts.items()
+        )
+        return _pinned(location, events, state.source, htable, current.snapshot_id, behind)
+    if state.applied == event_offsets(events) and events.current_snapshot() is not None:
+        # the snapshot they were made from was expired after a compaction: the same events, rewritten
+        now = events.current_snapshot()
+        assert now is not None
+        return _pinned(location, events, now.snapshot_id, htable, current.snapshot_id)
+    raise StoreError(
+        f"the holdings of {location.describe()} were made from events snapshot {state.source}, which is gone: "
+        "run `lineage holdings` to bring them up to date",
+        path=location.describe(),
+    )
+
+
+def _pinned(
+    location: StoreLocation,
+    events: Table,
+    events_snapshot: int | None,
+    htable: Table | None,
+    holdings_snapshot: int | None,
+    behind: int = 0,
+) -> Pinned:
+    files, rows = ([], []) if events_snapshot is None else snapshot_files(location, events, events_snapshot)
+    hfiles: list[str] = []
+    hrows: list[int] = []
+    if htable is not None and holdings_snapshot is not None:
+        hfiles, hrows = snapshot_files(location, htable, holdings_snapshot)
+    return Pinned(events_snapshot, files, rows, holdings_snapshot, hfiles, hrows, behind)

@@ -1,0 +1,20 @@
+-- The events the holdings engine reads (lineage/holdings), times as microseconds: collections,
+-- shares, transfers, erasures, and any event declaring identifier links. Either the events not yet
+-- applied (offset above the applied one of its partition; $since NULL), or every event from $since
+-- on (replaying after a late event).
+-- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since.
+WITH applied AS (
+    SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
+           unnest($offsets::BIGINT[]) AS applied
+)
+SELECT
+    e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id, e.linked_subject_ids,
+    e.categories, e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role,
+    e.recipient_region, e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted, e.source,
+    epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome
+FROM events AS e
+LEFT JOIN applied AS a USING (origin, kafka_partition)
+WHERE (e.event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED', 'ERASED') OR len(e.linked_subject_ids) > 0)
+  AND CASE WHEN $since IS NULL THEN a.applied IS NULL OR e.kafka_offset > a.applied
+           ELSE e.occurred_at >= $since END
+ORDER BY e.occurred_at, CASE WHEN e.event_type = 'ERASED' THEN 1 WHEN e.scope = 'BULK' THEN 2 ELSE 0 END, e.event_id
