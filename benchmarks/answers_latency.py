@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from _stores import StoreShape, embedded, load, p99, servers, shared  # noqa: E4
 
 from lineage import default_taxonomy  # noqa: E402
 from lineage.answers import access_request, breach_impact  # noqa: E402
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.private import private_files  # noqa: E402
 from lineage.store import Store  # noqa: E402
 from lineage.store.tables import COLUMNS  # noqa: E402
@@ -270,6 +272,10 @@ def main() -> int:
         events = write(stores, args.subjects)
         print(f"wrote {events:,} events to both stores in {time.perf_counter() - t:.0f} s; {load()}")
         for shape in stores:
+            t = time.perf_counter()
+            built = HoldingsMaintainer(shape.location).refresh()
+            print(f"[{shape.name}] holdings built: {built.line()}; {time.perf_counter() - t:.0f} s, "
+                  f"process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:,} MB; {load()}")
             store = Store(shape.location)
             assert store.count() == events
             fast = []

@@ -2,6 +2,7 @@
 -- shares, transfers, erasures, and any event declaring identifier links. Either the events not yet
 -- applied (offset above the applied one of its partition; $since NULL), or every event from $since
 -- on (replaying after a late event).
+-- The columns are in the order of lineage.holdings.Event's fields (rows become events as tuples).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since.
 WITH applied AS (
     SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
@@ -17,4 +18,5 @@ LEFT JOIN applied AS a USING (origin, kafka_partition)
 WHERE (e.event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED', 'ERASED') OR len(e.linked_subject_ids) > 0)
   AND CASE WHEN $since IS NULL THEN a.applied IS NULL OR e.kafka_offset > a.applied
            ELSE e.occurred_at >= $since END
-ORDER BY e.occurred_at, CASE WHEN e.event_type = 'ERASED' THEN 1 WHEN e.scope = 'BULK' THEN 2 ELSE 0 END, e.event_id
+ORDER BY e.occurred_at, CASE WHEN e.event_type = 'ERASED' THEN 1 WHEN e.scope = 'BULK' THEN 2 ELSE 0 END,
+         coalesce(epoch_us(e.bulk_as_of), 0), e.event_id

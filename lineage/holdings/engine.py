@@ -173,6 +173,7 @@ class HoldingsEngine:
         self._now: int | None = None
         self._erasures_now: dict[str, list[Event]] = {}
         self._hops_now: list[_Flow] = []
+        self._provs: dict[Provenance, Provenance] = {}
         self.watermark: int | None = None
         """The time of the last instant applied: later events only, or ``rollback`` first."""
 
@@ -316,7 +317,7 @@ class HoldingsEngine:
         ``ordered``: the events come sorted by ``Event.sort_key`` (streamed, not held in memory; checked).
         """
         n = 0
-        previous: tuple[int, int, str] | None = None
+        previous: tuple[int, int, int, str] | None = None
         for e in events if ordered else sorted(events, key=Event.sort_key):
             if self.watermark is not None and e.at <= self.watermark:
                 raise LateEventError(f"an event at {e.at} is not after what is applied ({self.watermark})")
@@ -352,16 +353,21 @@ class HoldingsEngine:
             self._hop(e)
 
     def _close_instant(self) -> None:
-        """Bulk flows sent at this instant may read arrivals other such flows made at it: repeat until none."""
-        if self._now is not None:
+        """Bulk flows selected at this instant may carry what other such flows brought at it: repeat until none.
+
+        A pair found in a later round enters at the first of the flow's events selected at this
+        instant (they come last in the instant, together, and carry the same pairs).
+        """
+        now = self._now
+        if now is not None:
             changed = True
             while changed:
                 changed = False
-                for f in self._hops_now:
-                    if f.selections[-1] == self._now and f.cursor < len(self._log(f.sender).times):
+                for f in dict.fromkeys(self._hops_now):
+                    if f.selections[-1] == now and f.cursor < len(self._log(f.sender).times):
                         self._carry_changes(f, len(f.times) - 1)
                         changed = True
-            self.watermark = self._now
+            self.watermark = now
         self._now, self._erasures_now, self._hops_now = None, {}, []
 
     def _arrive(self, e: Event) -> None:
@@ -372,18 +378,19 @@ class HoldingsEngine:
         if any(r.via == e.event_id and r.flow is None for r in runs):
             return  # the same event stored twice (delivery is at-least-once)
         prov = Provenance(
-            via_type=e.event_type,
-            via_bulk=False,
-            holder_role=e.holder_role if collected else e.recipient_role,
-            holder_region=e.holder_region if collected else e.recipient_region,
-            source=(e.source or "direct") if collected else e.holder,
-            source_region=None if collected else e.holder_region,
-            purpose=e.purpose,
-            legal_basis=e.legal_basis,
-            mechanism=e.mechanism,
-            retention_days=e.retention_days,
-            encrypted=e.encrypted,
+            e.event_type,
+            False,
+            e.holder_role if collected else e.recipient_role,
+            e.holder_region if collected else e.recipient_region,
+            (e.source or "direct") if collected else e.holder,
+            None if collected else e.holder_region,
+            e.purpose,
+            e.legal_basis,
+            e.mechanism,
+            e.retention_days,
+            e.encrypted,
         )
+        prov = self._provs.setdefault(prov, prov)  # a few distinct terms shared by millions of runs
         for category in dict.fromkeys(e.categories):
             self._start(Run(e.subject_id, category, holder, e.at, e.event_id, prov), runs)
 
@@ -471,6 +478,16 @@ class HoldingsEngine:
         self._carry_changes(f, k)
 
     def _carry_changes(self, f: _Flow, k: int) -> None:
+        """Apply the sender's changes up to event ``k``'s selection: runs close, start, or resume.
+
+        A pair that starts being held at this very instant is carried by every event of the flow
+        selected at the instant (they come last in it, together): its run starts at the first.
+        """
+        now = f.times[k]
+        start = k
+        if f.selections[k] == now:
+            while start > 0 and f.times[start - 1] == now and f.selections[start - 1] == now:
+                start -= 1
         entering, leaving = f.move(self._log(f.sender), f.selections[k])
         for key in leaving:
             run = f.open.pop(key, None)
@@ -479,7 +496,7 @@ class HoldingsEngine:
                 f.closed_now[key] = run
         starting = entering | f.pending
         f.pending = set()
-        at, eid = f.times[k], f.ids[k]
+        at, eid = f.times[start], f.ids[start]
         for key in starting:
             if key in f.open or f.count.get(key, 0) <= 0:
                 continue
@@ -488,7 +505,7 @@ class HoldingsEngine:
                 again.last_seq = None
                 f.open[key] = again
                 continue
-            run = Run(key[0], key[1], f.recipient, at, eid, f.prov, f.id, k)
+            run = Run(key[0], key[1], f.recipient, at, eid, f.prov, f.id, start)
             f.open[key] = run
             self._start(run, self._rows.setdefault(f.recipient, {}).setdefault(key[0], []))
 

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
-from lineage.holdings import Event, HoldingsEngine, event_from_row
+from lineage.holdings import Event, HoldingsEngine
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.holdings import HOLDINGS_COLUMNS, Pinned, holdings_arrow, pinned_state
@@ -347,11 +347,12 @@ def _engine_events(
     reader = con.sql(query_text("holdings_events"), params=params).to_arrow_reader(50_000)
     assert reader is not None
     intern = sys.intern
+    make = Event._make
     for batch in reader:
-        for row in batch.to_pylist():
-            # the same few names and categories over millions of rows: one string each
-            row["holder_name"] = intern(row["holder_name"])
-            if row["subject_id"] is not None:
-                row["subject_id"] = intern(row["subject_id"])
-            row["categories"] = [intern(c) for c in row["categories"] or ()]
-            yield event_from_row(row)
+        cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        # the same few names and categories over millions of rows: one string object each
+        cols[4] = [None if v is None else intern(v) for v in cols[4]]  # subject_id
+        cols[6] = [[intern(c) for c in v] for v in cols[6]]  # categories
+        cols[7] = [intern(v) for v in cols[7]]  # holder
+        for row in zip(*cols, strict=True):
+            yield make(row)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import pyarrow as pa
@@ -144,22 +146,28 @@ def read_state(table: Table) -> HoldingsState:
 
 def holdings_arrow(engine: HoldingsEngine) -> pa.Table:
     """The engine's state as rows of the holdings table."""
-    rows: list[tuple[Any, ...]] = []
-    add = rows.append
-    for r in engine.runs():
-        add(("run", r.subject, r.category, r.holder, r.arrived, r.via, r.flow, r.first_seq, r.last_seq, r.ended,
-             r.ended_by, *r.prov, None, None, None))  # fmt: skip
-    for fe, info in engine.flow_events():
-        add(("flow", None, None, info.recipient, fe.at, fe.event_id, fe.flow, fe.seq, None, None, None, *info.prov,
-             list(info.categories), fe.bulk_as_of, None))  # fmt: skip
+    return pa.Table.from_batches(list(_batches(engine)), HOLDINGS_COLUMNS)
+
+
+def _batches(engine: HoldingsEngine, size: int = 200_000) -> Iterator[pa.RecordBatch]:
+    """Rows a batch at a time: one C pass per batch, and never all rows as Python tuples at once."""
     nothing = (None,) * (len(HOLDINGS_COLUMNS) - 6)
-    for link in engine.links():
-        add(("link", link.a, None, None, link.at, *nothing, link.b))
-    for ident, person in engine.persons():
-        add(("person", ident, None, None, None, *nothing, person))
-    if not rows:
-        return HOLDINGS_COLUMNS.empty_table()
-    return pa.Table.from_struct_array(pa.array(rows, _ROW_TYPE)).cast(HOLDINGS_COLUMNS)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for r in engine.runs():
+            yield ("run", r.subject, r.category, r.holder, r.arrived, r.via, r.flow, r.first_seq, r.last_seq,
+                   r.ended, r.ended_by, *r.prov, None, None, None)  # fmt: skip
+        for fe, info in engine.flow_events():
+            yield ("flow", None, None, info.recipient, fe.at, fe.event_id, fe.flow, fe.seq, None, None, None,
+                   *info.prov, list(info.categories), fe.bulk_as_of, None)  # fmt: skip
+        for link in engine.links():
+            yield ("link", link.a, None, None, link.at, *nothing, link.b)
+        for ident, person in engine.persons():
+            yield ("person", ident, None, None, None, *nothing, person)
+
+    it = rows()
+    while chunk := list(islice(it, size)):
+        yield pa.RecordBatch.from_struct_array(pa.array(chunk, _ROW_TYPE))
 
 
 def engine_from_table(table: pa.Table, watermark: int | None) -> HoldingsEngine:
@@ -212,7 +220,9 @@ def write_holdings(
     maintainer got there first) is refused as ``StoreConflictError`` rather than overwriting it.
     """
     table = load_holdings(location, create=True)
-    arrow = holdings_arrow(engine)
+    # sorted by subject within each kind, as the table's sort order says: a person's lookup then
+    # reads the few row groups whose subject range holds them
+    arrow = holdings_arrow(engine).sort_by([("kind", "ascending"), ("subject", "ascending")])
     tx = _Transaction(table)
     tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
     summary = {SOURCE: str(source)}
