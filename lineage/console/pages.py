@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -191,6 +192,11 @@ def person_download(
     return download_of(request, doc, format, f"access-{case}")
 
 
+def safe_stem(stem: str) -> str:
+    """A file name stem of letters, digits, ``.``, ``_`` and ``-`` only, never starting with a dot: no path forms."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "download"
+
+
 def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Response:
     """A document as an attachment; ``stem`` is made of checked characters only (no path can form)."""
     if fmt == "html":
@@ -199,7 +205,7 @@ def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Respons
     else:
         body = render(spreadsheet_safe(doc) if fmt == "csv" else doc, fmt)
         media = "text/csv" if fmt == "csv" else "application/json"
-    headers = {"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(stem)}.{fmt}"'}
     if fmt == "html":
         headers["Content-Security-Policy"] = _PRINT_CSP  # the printable page's own inline style, nothing else
     return Response(body, media_type=media, headers=headers)
@@ -260,7 +266,7 @@ def breach_download(request: Request, job_id: str, who: Who) -> Response:
         return _render(request, "error.html", who, 404, error="no finished breach query with that id")
     console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
                          detail=f"holders={','.join(job.holders)} records={len(job.report.records)}")  # fmt: skip
-    headers = {"Content-Disposition": f'attachment; filename="breach-{job.case_ref}-affected.csv"'}
+    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
     return Response(affected_csv(job.report), media_type="text/csv", headers=headers)
 
 
