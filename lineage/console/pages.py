@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -46,15 +46,17 @@ def _render(request: Request, name: str, who: Principal | None, status: int = 20
 
 
 def cell(value: object) -> str:
-    """A value as a table cell shows it."""
+    """A value as a page shows it: times to the minute in UTC, yes/no, lists joined (downloads keep full values)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, (list, tuple)):
         return ", ".join(cell(v) for v in value)
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}" for k, v in value.items() if v)
+    if isinstance(value, Mapping):  # flags such as the sensitivity marks: the ones set, or "no"
+        return ", ".join(f"{k}" for k, v in value.items() if v) or "no"
     return str(value)
 
 

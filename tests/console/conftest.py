@@ -28,7 +28,7 @@ TAXONOMY = default_taxonomy()
 SIZE = WorldSize(subjects=25, days=60, seed=5, violations=1)
 PASSWORD = "correct-horse-battery-staple"
 #: names built to break out of HTML text, attributes, scripts, SVG and links
-HOSTILE_SYSTEM = '<svg onload=alert(1)>"\'sys'
+HOSTILE_SYSTEM = "<svg onload=alert(1)>\"'sys"
 HOSTILE_PARTY = "javascript:alert(2)//</script><script>alert(3)</script><img src=x onerror=alert(4)>"
 HOSTILE_SUBJECT = "hostile-subject-1"
 LINKED = ("acct-7", "device-7")  # one person known by two identifiers

@@ -300,8 +300,8 @@ def test_the_audit_trail_cannot_be_altered(console: Console, client_for: Clients
     before = console.audit.search()
     auditor.post("/audit", data={"csrf": csrf_of(auditor.get("/").text), "actor": "auditor", "action": "signin.ok"})
     after = console.audit.search()
-    assert after[len(after) - len(before):] == before  # old entries unchanged; only the search itself was added
+    assert after[len(after) - len(before) :] == before  # old entries unchanged; only the search itself was added
     for sql in ("UPDATE console_audit SET actor = 'x'", "DELETE FROM console_audit"):
         with pytest.raises(ConsoleDBError, match="append-only"), console.audit.db.tx() as tx:
             tx.run(sql)
-    assert console.audit.search()[-len(before):] == before
+    assert console.audit.search()[-len(before) :] == before
