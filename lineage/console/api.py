@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from lineage.console.accounts import ROLES, AccountError
 from lineage.console.app import Console, Who, page_roles
-from lineage.console.pages import download_of, safe_stem
-from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when
+from lineage.console.pages import affected_download, download_of
+from lineage.console.service import BreachJob, breach_summary, check_case, parse_when
 from lineage.present.datamap import map_payload
 from lineage.present.formats import Document, render
 
@@ -145,10 +145,7 @@ def breach_affected(request: Request, job_id: str, who: Who) -> Response:
     job = console.service.job(who.name, job_id)
     if job is None or job.report is None:
         return JSONResponse({"error": "no finished breach query with that id"}, status_code=404)
-    console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
-                         detail=f"holders={','.join(job.holders)} records={len(job.report.records)}")  # fmt: skip
-    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
-    return Response(affected_csv(job.report), media_type="text/csv", headers=headers)
+    return affected_download(console, who, job)
 
 
 @api("GET", "/registers", "analyst", "responder")

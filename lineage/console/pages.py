@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
-from lineage.console.service import affected_csv, breach_summary, check_case, parse_when, spreadsheet_safe
+from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when, spreadsheet_safe
 from lineage.console.sessions import COOKIE
 from lineage.errors import LineageError
 from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
@@ -266,6 +266,12 @@ def breach_download(request: Request, job_id: str, who: Who) -> Response:
     job = console.service.job(who.name, job_id)
     if job is None or job.report is None:
         return _render(request, "error.html", who, 404, error="no finished breach query with that id")
+    return affected_download(console, who, job)
+
+
+def affected_download(console: Console, who: Principal, job: BreachJob) -> Response:
+    """A finished job's affected list as a CSV attachment, recorded in the audit trail first."""
+    assert job.report is not None
     console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
                          detail=f"holders={','.join(job.holders)} records={len(job.report.records)}")  # fmt: skip
     headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
