@@ -26,7 +26,7 @@ _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _CATALOG_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 # secrets read from a file when LINEAGE_<NAME>_FILE is set; the standard AWS variables count too
-_SECRETS = ("sasl_password", "catalog_password", "s3_secret_access_key")
+_SECRETS = ("sasl_password", "catalog_password", "s3_secret_access_key", "console_db_password")
 _AWS = {"s3_access_key_id": "AWS_ACCESS_KEY_ID", "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
 
@@ -68,6 +68,12 @@ class Settings:
     """The S3 access key: from AWS_ACCESS_KEY_ID or LINEAGE_S3_ACCESS_KEY_ID; never in repr."""
     s3_secret_access_key: str | None = field(default=None, repr=False)
     """The S3 secret key: from AWS_SECRET_ACCESS_KEY, LINEAGE_S3_SECRET_ACCESS_KEY or its _FILE; never in repr."""
+    console_db: str | None = None
+    """The console's accounts, sessions and audit trail: ``postgresql+psycopg2://user@host:port/db`` (password
+    from LINEAGE_CONSOLE_DB_PASSWORD or LINEAGE_CONSOLE_DB_PASSWORD_FILE), or ``sqlite:///file``; default
+    ``console.db`` in ``store_dir`` (mode 600)."""
+    console_db_password: str | None = field(default=None, repr=False)
+    """The console database's password: from the environment or a file, never a command line; never in repr."""
     commit_retries: int = 20
     """How often a store commit that lost to another writer is tried again before giving up."""
     group_id: str = "lineage-ingest"
@@ -121,19 +127,8 @@ class Settings:
 
     def _check_store(self) -> None:
         """Refuse store settings that would leak a secret or point somewhere else than meant."""
-        if self.catalog_uri is not None:
-            scheme, sep, rest = self.catalog_uri.partition("://")
-            if not sep or scheme not in _CATALOG_SCHEMES:
-                raise ConfigurationError(
-                    "catalog_uri", f"must start with one of {', '.join(s + '://' for s in _CATALOG_SCHEMES)}"
-                )
-            userinfo = rest.split("/", 1)[0].rpartition("@")[0]
-            if ":" in userinfo or "password" in rest.partition("?")[2].lower():
-                # a URI is shown in process lists, shell history and logs: the password has its own setting
-                raise ConfigurationError(
-                    "catalog_uri",
-                    "holds a password; give it by LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE",
-                )
+        for name in ("catalog_uri", "console_db"):
+            _check_database_uri(name, getattr(self, name))
         if self.catalog_uri is not None and self.catalog_uri.startswith("postgresql") and self.warehouse is None:
             # a shared catalog with each host's own folder: other hosts would find files they cannot read
             raise ConfigurationError(
@@ -205,6 +200,20 @@ class Settings:
                 values[name] = _read_secret(file_variable, Path(secret_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _check_database_uri(name: str, uri: str | None) -> None:
+    """Refuse a database URI of another kind, or one holding a password."""
+    if uri is None:
+        return
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in _CATALOG_SCHEMES:
+        raise ConfigurationError(name, f"must start with one of {', '.join(s + '://' for s in _CATALOG_SCHEMES)}")
+    userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+    if ":" in userinfo or "password" in rest.partition("?")[2].lower():
+        # a URI is shown in process lists, shell history and logs: the password has its own setting
+        variable = _PREFIX + name.upper() + "_PASSWORD"
+        raise ConfigurationError(name, f"holds a password; give it by {variable} or {variable}_FILE")
 
 
 def _read_secret(name: str, path: Path) -> str:

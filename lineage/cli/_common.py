@@ -168,9 +168,7 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
         raise ConfigurationError(option, str(exc)) from None
     if snapshot_id is None:
-        raise ConfigurationError(
-            option, f"{location.describe()} holds no stored events yet: is it the right store?"
-        )
+        raise ConfigurationError(option, f"{location.describe()} holds no stored events yet: is it the right store?")
     store.snapshot = snapshot_id
     return store
 
@@ -197,9 +195,7 @@ def add_store_options(sp: argparse.ArgumentParser, *, reading: bool = True) -> N
         help="shared Iceberg catalog, e.g. postgresql+psycopg2://user@host:5432/db (env LINEAGE_CATALOG_URI; "
         "password only from LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE)",
     )
-    sp.add_argument(
-        "--warehouse", help="where the table's files are, e.g. s3://bucket/prefix (env LINEAGE_WAREHOUSE)"
-    )
+    sp.add_argument("--warehouse", help="where the table's files are, e.g. s3://bucket/prefix (env LINEAGE_WAREHOUSE)")
     if reading:
         sp.add_argument(
             "--snapshot", help="answer from this past snapshot (an id, or a name given by `lineage snapshots --pin`)"

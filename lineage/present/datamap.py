@@ -31,7 +31,7 @@ from lineage.contract.taxonomy import Taxonomy
 from lineage.private import open_private
 from lineage.store import Store
 
-__all__ = ["DataMap", "build_map", "render_map", "write_map"]
+__all__ = ["MAP_SCRIPT", "MAP_WIDTH", "DataMap", "build_map", "map_payload", "map_svg", "render_map", "write_map"]
 
 SOURCES, OURS, THEIRS = 0, 1, 2
 _X = (30, 400, 790)
@@ -192,8 +192,8 @@ def _path(a: MapNode, b: MapNode) -> str:
     return f"M{x1},{y1} C{x1 + mid},{y1} {x2 - mid},{y2} {x2},{y2}"
 
 
-def render_map(m: DataMap) -> str:
-    """The page, as one HTML string."""
+def map_svg(m: DataMap) -> str:
+    """The map's SVG elements, escaped; colours and widths as SVG attributes, so no inline style is needed."""
     e = html.escape
     svg: list[str] = []
     for region, label, top, height in m.bands:
@@ -208,7 +208,7 @@ def render_map(m: DataMap) -> str:
         width = 1.2 + math.log10(1 + edge.facts["events"]) * (1.6 if kind != "flow" else 0.8)
         svg.append(f'<path class="edge {kind}" data-id="{e(edge.id)}" data-src="{e(edge.src)}" '
                    f'data-dst="{e(edge.dst)}" d="{_path(m.nodes[edge.src], m.nodes[edge.dst])}" '
-                   f'style="stroke-width:{width:.1f}px"/>')  # fmt: skip
+                   f'stroke-width="{width:.1f}"/>')  # fmt: skip
     for n in m.nodes.values():
         colour = _ROLE_COLOURS.get(n.role, "#4a5568")
         flag = (
@@ -218,8 +218,13 @@ def render_map(m: DataMap) -> str:
         svg.append(f'<g class="node{" bad" if n.violations else ""}" data-id="{e(n.id)}" data-name="{e(n.name)}" '
                    f'data-region="{e(n.region or "")}" '
                    f'data-column="{n.column}"><rect x="{n.x}" y="{n.y}" width="{_W}" height="{_H}" rx="5" '
-                   f'style="fill:{colour}"/><text x="{n.x + 8}" y="{n.y + 17}">{e(n.name)}{e(region)}</text>'
+                   f'fill="{colour}"/><text x="{n.x + 8}" y="{n.y + 17}">{e(n.name)}{e(region)}</text>'
                    f"{flag}</g>")  # fmt: skip
+    return "\n".join(svg)
+
+
+def map_payload(m: DataMap) -> str:
+    """The details the page's script shows, as JSON safe inside a ``<script type="application/json">``."""
     data = {
         "nodes": {n.id: {"name": n.name, "region": n.region, "role": n.role, "organisations": sorted(n.organisations),
                          "events_in": n.events_in, "events_out": n.events_out, "violations": n.violations}
@@ -227,6 +232,12 @@ def render_map(m: DataMap) -> str:
         "edges": {x.id: {"src": x.src, "dst": x.dst, "cross_border": x.cross_border, **x.facts,
                          "violations": x.violations} for x in m.edges},
     }  # fmt: skip
+    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")  # no "</script" or "<!--" inside
+
+
+def render_map(m: DataMap) -> str:
+    """The page, as one HTML string."""
+    e = html.escape
     crossing = sorted((x for x in m.edges if x.cross_border), key=lambda x: (x.src, x.dst))
     cross_rows = "".join(
         f"<tr><td>{e(m.nodes[x.src].name)} ({e(m.nodes[x.src].region or '')})</td>"
@@ -240,7 +251,6 @@ def render_map(m: DataMap) -> str:
         f"<td><code>{e(v['event_id'])}</code></td></tr>"
         for v in m.violations
     )
-    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")  # no "</script" or "<!--" inside
     flows = sum(1 for x in m.edges)
     return _PAGE.substitute(
         title=e(m.title),
@@ -250,10 +260,10 @@ def render_map(m: DataMap) -> str:
         ),  # fmt: skip
         width=_WIDTH,
         height=m.height,
-        svg="\n".join(svg),
+        svg=map_svg(m),
         cross_rows=cross_rows or '<tr><td colspan="5">none</td></tr>',
         violation_rows=violation_rows or '<tr><td colspan="4">none found</td></tr>',
-        data=payload,
+        data=map_payload(m),
         script=_SCRIPT,
         script_hash=_SCRIPT_HASH,
     )
@@ -266,10 +276,6 @@ def write_map(m: DataMap, out: Path) -> None:
         f.write(page)
 
 
-
-
-
-
 def _template(name: str) -> str:
     return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
 
@@ -278,4 +284,7 @@ def _template(name: str) -> str:
 _PAGE = Template(_template("map.html"))
 # the page's one script; the CSP allows it by hash, so markup that slipped into the page could not run
 _SCRIPT = _template("map.js")
+#: the map's width in pixels, and the page's script, for pages that embed the map (the console)
+MAP_WIDTH = _WIDTH
+MAP_SCRIPT = _SCRIPT
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()

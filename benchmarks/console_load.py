@@ -1,0 +1,186 @@
+"""The console under load: N signed-in users opening person pages at once, beside the CLI's time for the same answers.
+
+A synthetic store (answers_latency's history: --subjects subjects, 20 events each, written straight
+into the embedded Iceberg table) is served by `lineage serve` started here as a real process on a
+free loopback port (audit in its SQLite database only: no broker). N analysts are made, each signs in
+through the form, then all of them look up random subjects (20% by device id) at once for at most
+--requests each or --seconds in all, whichever comes first. Every page is a full look-up: audit entry,
+access report and erasure plan, rendered. Printed: p50 and p99 latency and pages per second, beside
+the same answers on one thread in process (no HTTP) and the `lineage access` command (a new process
+each time, as an analyst at a terminal would run it).
+
+    ./run bench console_load [--subjects 1000000] [--users 20] [--requests 50] [--seconds 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _stores import embedded, load, p99  # noqa: E402
+from answers_latency import write  # noqa: E402
+
+from lineage import default_taxonomy  # noqa: E402
+from lineage.answers import access_request, erasure_plan  # noqa: E402
+from lineage.console.accounts import Accounts  # noqa: E402
+from lineage.console.db import ConsoleDB  # noqa: E402
+from lineage.store import Store  # noqa: E402
+
+PASSWORD = "load-test-password-1"
+AS_OF = "2026-06-01T00:00:00+00:00"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ident(rng: random.Random, subjects: int) -> str:
+    i = rng.randrange(subjects)
+    return f"d{i:07d}" if rng.random() < 0.2 else f"u{i:07d}"
+
+
+class User(threading.Thread):
+    """One analyst: signs in, then opens person pages until told to stop."""
+
+    def __init__(self, base: str, name: str, subjects: int, requests: int, deadline: float, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.base, self.name, self.subjects, self.requests, self.deadline = base, name, subjects, requests, deadline
+        self.rng = random.Random(seed)
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.latencies: list[float] = []
+        self.failures = 0
+
+    def _post(self, path: str, form: dict[str, str]) -> str:
+        data = urllib.parse.urlencode(form).encode()
+        with self.opener.open(self.base + path, data=data, timeout=300) as r:
+            return str(r.read().decode())
+
+    def sign_in(self) -> None:
+        """Sign in through the form, keeping the session cookie and the page's CSRF token."""
+        with self.opener.open(self.base + "/login", timeout=60) as r:
+            token = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+        assert token
+        home = self._post("/login", {"name": self.name, "password": PASSWORD, "csrf": token.group(1)})
+        found = re.search(r'name="csrf" value="([^"]+)"', home)
+        assert found and "Welcome" in home, "sign-in failed"
+        self.csrf = found.group(1)
+
+    def run(self) -> None:
+        """Open person pages until the count or the deadline is reached."""
+        for n in range(self.requests):
+            if time.monotonic() > self.deadline:
+                break
+            form = {"csrf": self.csrf, "case_reference": f"LOAD-{n}", "identifier": _ident(self.rng, self.subjects),
+                    "as_of": AS_OF}  # fmt: skip
+            t = time.perf_counter()
+            try:
+                page = self._post("/person", form)
+                ok = "Access request" in page and "data held" in page
+            except OSError:
+                ok = False
+            if ok:
+                self.latencies.append(time.perf_counter() - t)
+            else:
+                self.failures += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=50, help="person pages per user at most")
+    parser.add_argument("--seconds", type=float, default=120.0, help="time for the loaded phase at most")
+    parser.add_argument("--cli-samples", type=int, default=5)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
+        folder = Path(tmp) / "store"
+        t = time.perf_counter()
+        events = write([embedded(folder)], args.subjects)
+        print(f"wrote {events:,} events ({args.subjects:,} subjects) in {time.perf_counter() - t:.0f} s; {load()}")
+
+        # the same answers the page computes, on one thread in this process
+        store, taxonomy, as_of = Store(folder), default_taxonomy(), datetime.fromisoformat(AS_OF)
+        inproc = []
+        for _ in range(max(20, args.cli_samples)):
+            ident = _ident(rng, args.subjects)
+            t = time.perf_counter()
+            access_request(store, ident, taxonomy, as_of)
+            erasure_plan(store, ident, taxonomy, as_of)
+            inproc.append(time.perf_counter() - t)
+        cli = []
+        for _ in range(args.cli_samples):
+            t = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "lineage.cli", "access", _ident(rng, args.subjects),
+                                   "--store", str(folder), "--as-of", AS_OF, "--format", "json"],
+                                  capture_output=True, check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-500:]
+            cli.append(time.perf_counter() - t)
+
+        db = ConsoleDB(f"sqlite:///{folder / 'console.db'}")
+        accounts = Accounts(db)
+        for i in range(args.users):
+            accounts.add(f"load{i}", "analyst", PASSWORD)
+        db.close()
+        port = _free_port()
+        log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 - closed in finally
+        proc = subprocess.Popen([sys.executable, "-m", "lineage.cli", "serve", "--store", str(folder), "--port",
+                                 str(port), "--no-audit-kafka"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(base + "/login", timeout=2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        sys.exit(f"lineage serve exited: {(Path(tmp) / 'serve.log').read_text()[-1000:]}")
+                    time.sleep(0.2)
+            deadline = time.monotonic() + args.seconds
+            users = [User(base, f"load{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
+            t = time.perf_counter()
+            for u in users:
+                u.sign_in()
+            signin = time.perf_counter() - t
+            t = time.perf_counter()
+            for u in users:
+                u.start()
+            for u in users:
+                u.join()
+            wall = time.perf_counter() - t
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+    lat = [x for u in users for x in u.latencies]
+    failures = sum(u.failures for u in users)
+    print(f"\n{args.users} signed-in analysts ({args.users} sign-ins, Argon2id, in {signin:.1f} s), "
+          f"{len(lat)} person pages in {wall:.1f} s, {failures} failed; {load()}")  # fmt: skip
+    if lat:
+        print(f"console person page: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99(lat) * 1000:.0f} ms, "
+              f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
+    print(f"same answers in process, one thread (access + erasure plan): median "
+          f"{statistics.median(inproc) * 1000:.0f} ms = {1 / statistics.median(inproc):.1f} answers/s")  # fmt: skip
+    print(f"`lineage access` (a new process each): median {statistics.median(cli) * 1000:.0f} ms over {len(cli)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

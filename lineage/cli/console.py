@@ -1,0 +1,116 @@
+"""The console: ``serve`` (the web app over the store) and ``users`` (its accounts and API tokens)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lineage.cli._common import add_kafka_options, add_store_options, location_for, settings_from
+from lineage.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lineage.console.db import ConsoleDB
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this group's sub-commands."""
+    serve = sub.add_parser("serve", help="the privacy console: a web app over the store (sign-in, roles, audit)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--policy", action="append", help="a policy file or folder, for violations (repeatable)")
+    serve.add_argument("--idle-timeout", type=float, default=15.0, help="minutes before an idle session ends (15)")
+    serve.add_argument("--audit-topic", default="lineage.audit", help="Kafka topic of the audit trail's copy")
+    serve.add_argument(
+        "--no-audit-kafka", action="store_true", help="keep the audit trail in the console database only (no broker)"
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-For/-Proto (127.0.0.1)"
+    )
+    add_store_options(serve)
+    add_kafka_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="the console's accounts: add, list, token, revoke, disable")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add an account; prints a one-time password (or reads one from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["analyst", "responder", "auditor", "admin"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
+    listing = users_sub.add_parser("list", help="list accounts")
+    token = users_sub.add_parser("token", help="make an API token for an account (printed once)")
+    token.add_argument("name")
+    revoke = users_sub.add_parser("revoke", help="revoke an account's tokens (all, or one by --token id)")
+    revoke.add_argument("name")
+    revoke.add_argument("--token", help="the token id (default: every token of the account)")
+    disable = users_sub.add_parser("disable", help="disable an account (ends its sessions, revokes its tokens)")
+    disable.add_argument("name")
+    for p in (add, listing, token, revoke, disable):
+        add_store_options(p, reading=False)
+        p.set_defaults(func=cmd_users)
+
+
+def _db(args: argparse.Namespace) -> ConsoleDB:
+    from lineage.console.server import console_db
+
+    settings = settings_from(args)
+    return console_db(settings, location_for(args, settings, Path(args.store) if args.store else None))
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Manage the console's accounts."""
+    from lineage.console.accounts import Accounts
+
+    db = _db(args)
+    try:
+        accounts = Accounts(db)
+        if args.users_command == "add":
+            given = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+            password = accounts.add(args.name, args.role, given)
+            if given is None:
+                print(f"added {args.name} ({args.role}); one-time password (change it at first sign-in):")
+                print(password)
+            else:
+                print(f"added {args.name} ({args.role})")
+        elif args.users_command == "list":
+            for u in accounts.listing():
+                state = "disabled" if u["disabled"] else "must change password" if u["must_change"] else "active"
+                print(f"{u['name']}\t{u['role']}\t{state}\t{u['tokens']} token(s)")
+        elif args.users_command == "token":
+            token_id, token = accounts.new_token(args.name)
+            print(f"token {token_id} for {args.name} (shown once; send it as 'Authorization: Bearer <token>'):")
+            print(token)
+        elif args.users_command == "revoke":
+            print(f"revoked {accounts.revoke(args.name, args.token)} token(s) of {args.name}")
+        else:
+            accounts.set_disabled(args.name, True)
+            print(f"disabled {args.name}")
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the console until interrupted."""
+    from lineage.cli._common import policies_from, store_for, taxonomy_for
+    from lineage.console.server import audit_sink, build_console, serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigurationError("--port", "must be 1 to 65535")
+    if not args.idle_timeout > 0:
+        raise ConfigurationError("--idle-timeout", "must be a positive number of minutes")
+    settings = settings_from(args)
+    store = store_for(args, settings)
+    store.snapshot = getattr(args, "snapshot", None)  # serve the newest snapshot on every answer, unless pinned
+    taxonomy = taxonomy_for(settings)
+    policies = policies_from(args.policy, taxonomy)
+    db = _db(args)
+    sink = None if args.no_audit_kafka else audit_sink(settings, args.audit_topic)
+    console = build_console(store, taxonomy, db, policies=policies, sink=sink, audit_topic=args.audit_topic,
+                            idle_timeout_s=args.idle_timeout * 60)  # fmt: skip
+    print(f"lineage console on http://{args.host}:{args.port}/ over {store.location.describe()}", flush=True)
+    serve(console, args.host, args.port, args.forwarded_allow_ips)
+    return 0

@@ -1,0 +1,195 @@
+"""The pages' JSON twins for automation: ``Authorization: Bearer <token>``; described at /api/openapi.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from lineage.console.accounts import ROLES, AccountError
+from lineage.console.app import Console, Who, page_roles
+from lineage.console.pages import affected_download, download_of
+from lineage.console.service import BreachJob, breach_summary, check_case, parse_when
+from lineage.present.datamap import map_payload
+from lineage.present.formats import Document, render
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api")
+
+
+def api(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an API route and the roles that may call it."""
+    page_roles(method, "/api" + path, roles)
+    return router.api_route(path, methods=[method])
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def _json(doc: Document) -> Any:
+    return json.loads(render(doc, "json"))
+
+
+class PersonQuery(BaseModel):
+    """A person look-up: why (the case), whom (any identifier), as of when, and in which format."""
+
+    case_reference: str = Field(description="the request or ticket id; required before any data is shown")
+    identifier: str = Field(description="any identifier of the subject (linked ones are followed)")
+    as_of: str | None = Field(default=None, description="ISO 8601 time (default: now)")
+    format: str = Field(default="json", pattern="^(json|csv|html)$")
+
+
+class BreachQuery(BaseModel):
+    """A breach query: the compromised holders and the window."""
+
+    case_reference: str
+    holders: list[str] = Field(min_length=1)
+    start: str = Field(description="window start, ISO 8601 (UTC when no offset)")
+    end: str = Field(description="window end, ISO 8601")
+    aware: str | None = Field(default=None, description="when the breach became known (default: now)")
+
+
+class AuditQuery(BaseModel):
+    """Audit search filters; every given one must match."""
+
+    actor: str | None = None
+    action: str | None = None
+    case_reference: str | None = None
+    subject: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class NewUser(BaseModel):
+    """An account to add."""
+
+    name: str
+    role: str
+
+
+@api("GET", "/openapi.json", *ROLES)
+def openapi(request: Request, who: Who) -> JSONResponse:
+    """The OpenAPI description of these routes."""
+    return JSONResponse(request.app.openapi())
+
+
+@api("GET", "/me", *ROLES)
+def me(who: Who) -> dict[str, str]:
+    """Who the token belongs to."""
+    return {"name": who.name, "role": who.role}
+
+
+@api("POST", "/person", "analyst")
+def person(request: Request, body: PersonQuery, who: Who) -> Response:
+    """The access report and erasure plan (JSON), or the same as CSV or a printable page."""
+    console = _console(request)
+    case = check_case(body.case_reference)
+    doc = console.service.person(body.identifier, parse_when("as_of", body.as_of))
+    action = "person.view" if body.format == "json" else "person.download"
+    console.audit.record(who.name, who.role, action, who.client, subject=body.identifier, case_ref=case,
+                         detail=body.format)  # fmt: skip
+    if body.format == "json":
+        return JSONResponse(_json(doc))
+    return download_of(request, doc, body.format, f"access-{case}")
+
+
+@api("GET", "/holders", "responder", "analyst")
+def holders(request: Request, who: Who) -> list[str]:
+    """Every holder in the store."""
+    return _console(request).service.holders()
+
+
+@api("POST", "/breach", "responder")
+def breach(request: Request, body: BreachQuery, who: Who) -> JSONResponse:
+    """Start a breach query; poll the returned job."""
+    console = _console(request)
+    case = check_case(body.case_reference)
+    t1, t2 = parse_when("start", body.start), parse_when("end", body.end)
+    assert t1 is not None and t2 is not None
+    job = console.service.start_breach(who.name, case, body.holders, t1, t2, parse_when("aware", body.aware))
+    window = f"holders={','.join(body.holders)} from={t1.isoformat()} to={t2.isoformat()}"
+    console.audit.record(who.name, who.role, "breach.run", who.client, case_ref=case, detail=window)
+    return JSONResponse(_job(job), status_code=202)
+
+
+def _job(job: BreachJob) -> dict[str, Any]:
+    out: dict[str, Any] = {"job": job.id, "status": job.status, "holders": job.holders, "started": job.started}
+    if job.error:
+        out["error"] = job.error
+    if job.report is not None:
+        out["report"] = _json(breach_summary(job))
+    return out
+
+
+@api("GET", "/breach/{job_id}", "responder")
+def breach_job(request: Request, job_id: str, who: Who) -> JSONResponse:
+    """A breach query's status, and its report once done."""
+    job = _console(request).service.job(who.name, job_id)
+    if job is None:
+        return JSONResponse({"error": "no such breach query"}, status_code=404)
+    return JSONResponse(_job(job))
+
+
+@api("GET", "/breach/{job_id}/affected.csv", "responder")
+def breach_affected(request: Request, job_id: str, who: Who) -> Response:
+    """The affected list as CSV (audited)."""
+    console = _console(request)
+    job = console.service.job(who.name, job_id)
+    if job is None or job.report is None:
+        return JSONResponse({"error": "no finished breach query with that id"}, status_code=404)
+    return affected_download(console, who, job)
+
+
+@api("GET", "/registers", "analyst", "responder")
+def registers(request: Request, who: Who) -> JSONResponse:
+    """Transfers, retention, violations per organisation, and the ROPA (null until its module lands)."""
+    found = _console(request).service.registers()
+    ropa = found["ropa"]
+    if dataclasses.is_dataclass(ropa) and not isinstance(ropa, type):
+        ropa = dataclasses.asdict(ropa)
+    body = {"transfers": _json(found["transfers"]), "retention": found["retention"],
+            "violations": found["violations"], "ropa": ropa}  # fmt: skip
+    return JSONResponse(json.loads(json.dumps(body, default=str)))
+
+
+@api("GET", "/map", "analyst", "responder")
+def datamap(request: Request, who: Who) -> JSONResponse:
+    """The data map's holders and flows."""
+    return JSONResponse(json.loads(map_payload(_console(request).service.datamap())))
+
+
+@api("POST", "/audit", "auditor")
+def audit(request: Request, body: AuditQuery, who: Who) -> JSONResponse:
+    """Search the audit trail (newest first, at most 500)."""
+    console = _console(request)
+    rows = console.audit.search(actor=body.actor, action=body.action, case_ref=body.case_reference,
+                                subject=body.subject, since=body.since, until=body.until)  # fmt: skip
+    console.audit.record(who.name, who.role, "audit.search", who.client, subject=body.subject,
+                         case_ref=body.case_reference, detail=f"actor={body.actor} action={body.action}")  # fmt: skip
+    return JSONResponse(rows)
+
+
+@api("GET", "/users", "admin")
+def users(request: Request, who: Who) -> list[dict[str, object]]:
+    """Every account (never a hash)."""
+    return _console(request).accounts.listing()
+
+
+@api("POST", "/users", "admin")
+def user_add(request: Request, body: NewUser, who: Who) -> JSONResponse:
+    """Add an account; the answer holds its one-time password."""
+    console = _console(request)
+    try:
+        password = console.accounts.add(body.name, body.role)
+    except AccountError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    console.audit.record(who.name, who.role, "user.add", who.client, detail=f"{body.name} as {body.role}")
+    return JSONResponse({"name": body.name, "role": body.role, "one_time_password": password}, status_code=201)

@@ -1,0 +1,158 @@
+"""The console's database: accounts, sessions and the audit trail. The console's only SQLAlchemy module.
+
+Embedded by default (a SQLite file, mode 600, beside the store's catalog) or PostgreSQL for many
+hosts (``console_db``; the password only from ``LINEAGE_CONSOLE_DB_PASSWORD`` or its ``_FILE``).
+Every query is parameterised text; the audit table refuses UPDATE and DELETE by trigger in both.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from lineage.errors import ConfigurationError, LineageError
+
+__all__ = ["ConsoleDB", "ConsoleDBError", "Tx"]
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS console_users (
+  name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, must_change INTEGER NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+  locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS console_tokens (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+  created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION);
+CREATE TABLE IF NOT EXISTS console_sessions (
+  id_hash TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+  last_seen DOUBLE PRECISION NOT NULL, client TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_AUDIT_COLUMNS = (
+    "at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "
+    "subject TEXT, case_ref TEXT, client TEXT NOT NULL, outcome TEXT NOT NULL"
+)
+_SQLITE_AUDIT = [
+    f"CREATE TABLE IF NOT EXISTS console_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, {_AUDIT_COLUMNS})",
+    """CREATE TRIGGER IF NOT EXISTS console_audit_no_update BEFORE UPDATE ON console_audit
+       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS console_audit_no_delete BEFORE DELETE ON console_audit
+       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+]
+# a trigger per statement kind; TRUNCATE bypasses row triggers, so it has its own
+_POSTGRES_AUDIT = [
+    f"CREATE TABLE IF NOT EXISTS console_audit (seq BIGSERIAL PRIMARY KEY, {_AUDIT_COLUMNS})",
+    """CREATE OR REPLACE FUNCTION console_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$""",
+    "DROP TRIGGER IF EXISTS console_audit_no_change ON console_audit",
+    """CREATE TRIGGER console_audit_no_change BEFORE UPDATE OR DELETE ON console_audit
+       FOR EACH ROW EXECUTE FUNCTION console_audit_refuse()""",
+    "DROP TRIGGER IF EXISTS console_audit_no_truncate ON console_audit",
+    """CREATE TRIGGER console_audit_no_truncate BEFORE TRUNCATE ON console_audit
+       FOR EACH STATEMENT EXECUTE FUNCTION console_audit_refuse()""",
+]
+
+
+class ConsoleDBError(LineageError):
+    """The console database cannot be opened or refused a statement."""
+
+
+class Tx:
+    """One transaction: parameterised statements and rows as dicts."""
+
+    def __init__(self, con: Connection) -> None:
+        """Wrap an open connection inside its transaction."""
+        self._con = con
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        return int(self._con.execute(sa.text(sql), dict(params or {})).rowcount)
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows a query returns."""
+        return [dict(r._mapping) for r in self._con.execute(sa.text(sql), dict(params or {}))]
+
+    def one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The first row, or None."""
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+
+class ConsoleDB:
+    """The console's tables in SQLite (embedded) or PostgreSQL (shared by many hosts)."""
+
+    def __init__(self, uri: str, password: str | None = None) -> None:
+        """Open (creating the tables if needed); a SQLite file is created mode 600, never through a link."""
+        url = make_url(uri)
+        self.kind = "postgresql" if url.get_backend_name() == "postgresql" else "sqlite"
+        if self.kind == "sqlite":
+            if not url.database or url.database == ":memory:":
+                raise ConfigurationError("console_db", "a SQLite console database must be a file")
+            _create_private(Path(url.database))
+        elif password is not None:
+            url = url.set(password=password)
+        self.described = url.render_as_string(hide_password=True)
+        args = {"timeout": 30, "check_same_thread": False} if self.kind == "sqlite" else {}
+        self._engine: Engine = sa.create_engine(url, connect_args=args, pool_pre_ping=self.kind == "postgresql")
+        if self.kind == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        try:
+            with self.tx() as tx:
+                for statement in _statements(self.kind):
+                    tx.run(statement)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConsoleDBError(f"console_db: cannot open {self.described}: {_reason(exc)}") from None
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """A transaction, committed when the block ends and rolled back on an error."""
+        try:
+            with self._engine.begin() as con:
+                yield Tx(con)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConsoleDBError(f"console database: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+
+def _statements(kind: str) -> list[str]:
+    base = [s.strip() for s in _TABLES.split(";") if s.strip()]
+    return base + (_POSTGRES_AUDIT if kind == "postgresql" else _SQLITE_AUDIT)
+
+
+def _sqlite_pragmas(con: Any, _record: Any) -> None:
+    # WAL: readers do not wait for the one writer; a busy writer waits instead of failing at once
+    cur = con.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file 600 if missing; refuse a link or a file others can read."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        return
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError("console_db", f"{path} is not a plain file (a link is refused)")
+    if info.st_mode & 0o077:
+        raise ConfigurationError("console_db", f"{path} is readable by others: chmod 600 it")
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's first line, without the statement or its parameters (they may hold an identifier)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else type(exc).__name__)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,413 @@
+"""The console's pages: HTML from templates (autoescaped), forms with a CSRF token, downloads with safe names."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from lineage.console.accounts import ROLES, AccountError, SignInRefused
+from lineage.console.app import Console, Principal, Who, page_roles
+from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when, spreadsheet_safe
+from lineage.console.sessions import COOKIE
+from lineage.errors import LineageError
+from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
+from lineage.present.formats import Document, render
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+_LOGIN_COOKIE = "lineage_login"
+_PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def page(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a page route and the roles that may open it."""
+    page_roles(method, path, roles)
+    return router.api_route(path, methods=[method], response_class=HTMLResponse)
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def _render(request: Request, name: str, who: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    csrf = who.session.csrf if who is not None and who.session is not None else ""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, {"who": who, "csrf": csrf, "cell": cell, **ctx}, status_code=status
+    )
+    return response
+
+
+def cell(value: object) -> str:
+    """A value as a page shows it: times to the minute in UTC, yes/no, lists joined (downloads keep full values)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, Mapping):  # flags such as the sensitivity marks: the ones set, or "no"
+        return ", ".join(f"{k}" for k, v in value.items() if v) or "no"
+    return str(value)
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+# ---- signing in and out
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, error: str = "") -> HTMLResponse:
+    """The sign-in form, with a pre-session CSRF token in a cookie and the form (login CSRF)."""
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "login.html", None, token=token, error=error)
+    response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the password; a fresh session id (never the one the browser brought); audit ok or failed."""
+    console = _console(request)
+    client = request.client.host if request.client else "unknown"
+    expected = request.cookies.get(_LOGIN_COOKIE)
+    if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
+        return login_form(request, "The sign-in form expired: please try again.")
+    try:
+        account = console.accounts.sign_in(name, password)
+    except SignInRefused as exc:
+        console.audit.record(name[:64] or "-", "-", "signin.failed", client, outcome=str(exc))
+        refused = login_form(request, str(exc))
+        refused.status_code = 401
+        return refused
+    session_id, _ = console.sessions.start(account.name, client, old_id=request.cookies.get(COOKIE))
+    console.audit.record(account.name, account.role, "signin.ok", client)
+    response = RedirectResponse("/account/password" if account.must_change else "/", status_code=303)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
+    response.delete_cookie(_LOGIN_COOKIE, path="/login")
+    return response
+
+
+@page("POST", "/logout", *ROLES)
+def logout(request: Request, who: Who) -> Response:
+    """End the session on the server, then forget the cookie."""
+    console = _console(request)
+    console.sessions.end(who.session_id)
+    console.audit.record(who.name, who.role, "signout", who.client)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@page("GET", "/account/password", *ROLES)
+def password_form(request: Request, who: Who) -> HTMLResponse:
+    """The change-password form (required after a one-time password)."""
+    return _render(request, "password.html", who)
+
+
+@page("POST", "/account/password", *ROLES)
+def password_change(
+    request: Request, who: Who, old: Annotated[str, Form()] = "", new: Annotated[str, Form()] = ""
+) -> Response:
+    """Change one's own password."""
+    console = _console(request)
+    try:
+        console.accounts.change_password(who.name, old, new)
+    except (AccountError, SignInRefused) as exc:
+        return _render(request, "password.html", who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, "password.change", who.client)
+    return RedirectResponse("/", status_code=303)
+
+
+@page("GET", "/", *ROLES)
+def home(request: Request, who: Who) -> HTMLResponse:
+    """Links to what the role may open."""
+    return _render(request, "home.html", who)
+
+
+# ---- person
+
+
+@page("GET", "/person", "analyst")
+def person_form(request: Request, who: Who) -> HTMLResponse:
+    """The look-up form: a case reference, then any identifier."""
+    return _render(request, "person.html", who)
+
+
+@page("POST", "/person", "analyst")
+def person(
+    request: Request,
+    who: Who,
+    case_reference: Annotated[str, Form()] = "",
+    identifier: Annotated[str, Form()] = "",
+    as_of: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """The access report and erasure plan, shown only once the look-up is in the audit trail."""
+    console = _console(request)
+    try:
+        case = check_case(case_reference)
+        when = parse_when("as_of", as_of)
+        doc = console.service.person(identifier, when)
+    except LineageError as exc:
+        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference)
+    console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case)
+    return _render(request, "person.html", who, doc=doc, case=case, identifier=identifier, as_of=as_of)
+
+
+@page("POST", "/person/download", "analyst")
+def person_download(
+    request: Request,
+    who: Who,
+    case_reference: Annotated[str, Form()] = "",
+    identifier: Annotated[str, Form()] = "",
+    as_of: Annotated[str, Form()] = "",
+    format: Annotated[str, Form()] = "json",
+) -> Response:
+    """The report as JSON, CSV or a printable page; the file is named by the case, never the person."""
+    console = _console(request)
+    try:
+        case = check_case(case_reference)
+        if format not in ("json", "csv", "html"):
+            raise LineageError("format: must be json, csv or html")
+        doc = console.service.person(identifier, parse_when("as_of", as_of))
+    except LineageError as exc:
+        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference)
+    console.audit.record(
+        who.name, who.role, "person.download", who.client, subject=identifier, case_ref=case, detail=format
+    )
+    return download_of(request, doc, format, f"access-{case}")
+
+
+def safe_stem(stem: str) -> str:
+    """A file name stem of letters, digits, ``.``, ``_`` and ``-`` only, never starting with a dot: no path forms."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "download"
+
+
+def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Response:
+    """A document as an attachment; ``stem`` is made of checked characters only (no path can form)."""
+    if fmt == "html":
+        page_html = request.app.state.templates.get_template("print.html").render(doc=doc, cell=cell)
+        body, media = page_html, "text/html"
+    else:
+        body = render(spreadsheet_safe(doc) if fmt == "csv" else doc, fmt)
+        media = "text/csv" if fmt == "csv" else "application/json"
+    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(stem)}.{fmt}"'}
+    if fmt == "html":
+        headers["Content-Security-Policy"] = _PRINT_CSP  # the printable page's own inline style, nothing else
+    return Response(body, media_type=media, headers=headers)
+
+
+# ---- breach
+
+
+@page("GET", "/breach", "responder")
+def breach_form(request: Request, who: Who, holder: Annotated[list[str] | None, Query()] = None) -> HTMLResponse:
+    """Pick holders (preselected from the map) and a window."""
+    holders = _console(request).service.holders()
+    return _render(request, "breach.html", who, holders=holders, chosen=set(holder or []))
+
+
+@page("POST", "/breach", "responder")
+def breach_start(
+    request: Request,
+    who: Who,
+    case_reference: Annotated[str, Form()] = "",
+    holders: Annotated[list[str] | None, Form()] = None,
+    start: Annotated[str, Form()] = "",
+    end: Annotated[str, Form()] = "",
+    aware: Annotated[str, Form()] = "",
+) -> Response:
+    """Start the query in the background and go to its progress page."""
+    console = _console(request)
+    try:
+        case = check_case(case_reference)
+        t1, t2 = parse_when("from", start), parse_when("to", end)
+        if t1 is None or t2 is None:
+            raise LineageError("from/to: both ends of the window are required")
+        job = console.service.start_breach(who.name, case, holders or [], t1, t2, parse_when("aware", aware))
+    except LineageError as exc:
+        return _render(request, "breach.html", who, 400, holders=console.service.holders(), chosen=set(holders or []),
+                       error=str(exc))  # fmt: skip
+    window = f"holders={','.join(holders or [])} from={t1.isoformat()} to={t2.isoformat()}"
+    console.audit.record(who.name, who.role, "breach.run", who.client, case_ref=case, detail=window)
+    return RedirectResponse(f"/breach/jobs/{job.id}", status_code=303)
+
+
+@page("GET", "/breach/jobs/{job_id}", "responder")
+def breach_job(request: Request, job_id: str, who: Who) -> HTMLResponse:
+    """Progress while it runs (the page refreshes itself), then the counts and the notification plan."""
+    job = _console(request).service.job(who.name, job_id)
+    if job is None:
+        return _render(request, "error.html", who, 404, error="no such breach query (it expires after an hour)")
+    doc = breach_summary(job) if job.status == "done" else None
+    return _render(request, "breach_job.html", who, job=job, doc=doc)
+
+
+@page("GET", "/breach/jobs/{job_id}/affected.csv", "responder")
+def breach_download(request: Request, job_id: str, who: Who) -> Response:
+    """The affected list: a list of people, so it is audited like a person's look-up."""
+    console = _console(request)
+    job = console.service.job(who.name, job_id)
+    if job is None or job.report is None:
+        return _render(request, "error.html", who, 404, error="no finished breach query with that id")
+    return affected_download(console, who, job)
+
+
+def affected_download(console: Console, who: Principal, job: BreachJob) -> Response:
+    """A finished job's affected list as a CSV attachment, recorded in the audit trail first."""
+    assert job.report is not None
+    console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
+                         detail=f"holders={','.join(job.holders)} records={len(job.report.records)}")  # fmt: skip
+    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
+    return Response(affected_csv(job.report), media_type="text/csv", headers=headers)
+
+
+# ---- registers and map
+
+
+@page("GET", "/registers", "analyst", "responder")
+def registers(request: Request, who: Who) -> HTMLResponse:
+    """Transfers, retention, policy violations and the record of processing activities."""
+    found = _console(request).service.registers()
+    return _render(request, "registers.html", who, reg=found, ropa=ropa_tables(found["ropa"]))
+
+
+def ropa_tables(ropa: object) -> Sequence[tuple[str, Sequence[Mapping[str, object]]]] | None:
+    """The ROPA answer as named tables, whatever shape its module returns (a document, rows, or an object)."""
+    if ropa is None:
+        return None
+    if isinstance(ropa, tuple) and len(ropa) == 3:
+        return list(ropa[2].items())
+    if isinstance(ropa, list):
+        return [("activities", [r if isinstance(r, Mapping) else vars(r) for r in ropa])]
+    rows = getattr(ropa, "activities", None) or getattr(ropa, "rows", None)
+    if isinstance(rows, list):
+        return ropa_tables(rows)
+    return [("record", [{"value": str(ropa)}])]
+
+
+@page("GET", "/map", "analyst", "responder")
+def datamap(request: Request, who: Who) -> HTMLResponse:
+    """The data map, with links from each holder to the breach page."""
+    m = _console(request).service.datamap()
+    return _render(request, "map.html", who, m=m, svg=map_svg(m), payload=map_payload(m), width=MAP_WIDTH)
+
+
+# ---- audit
+
+
+@page("GET", "/audit", "auditor")
+def audit(request: Request, who: Who) -> HTMLResponse:
+    """The newest entries and the search form."""
+    return _render(request, "audit.html", who, rows=_console(request).audit.search(), filters={})
+
+
+@page("POST", "/audit", "auditor")
+def audit_search(
+    request: Request,
+    who: Who,
+    actor: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+    case_reference: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    since: Annotated[str, Form()] = "",
+    until: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """Search by who, what, case, whom and when (a POST: the identifier searched stays out of URLs and logs)."""
+    console = _console(request)
+    filters = {"actor": actor, "action": action, "case_ref": case_reference, "subject": subject,
+               "since": since, "until": until}  # fmt: skip
+    rows = console.audit.search(**{k: v or None for k, v in filters.items()})
+    console.audit.record(who.name, who.role, "audit.search", who.client, subject=subject or None,
+                         case_ref=case_reference or None, detail=f"actor={actor} action={action}")  # fmt: skip
+    return _render(request, "audit.html", who, rows=rows, filters=filters)
+
+
+# ---- users
+
+
+@page("GET", "/users", "admin")
+def users(request: Request, who: Who) -> HTMLResponse:
+    """Accounts, their roles and tokens."""
+    return _users_page(request, who)
+
+
+def _users_page(request: Request, who: Principal, status: int = 200, **ctx: Any) -> HTMLResponse:
+    accounts = _console(request).accounts
+    listed = accounts.listing()
+    tokens = {str(u["name"]): accounts.tokens(str(u["name"])) for u in listed}
+    return _render(request, "users.html", who, status, users=listed, tokens=tokens, roles=ROLES, **ctx)
+
+
+@page("POST", "/users", "admin")
+def user_add(
+    request: Request, who: Who, name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = ""
+) -> HTMLResponse:
+    """Add an account; its one-time password is shown once."""
+    console = _console(request)
+    try:
+        password = console.accounts.add(name, role)
+    except AccountError as exc:
+        return _users_page(request, who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, "user.add", who.client, detail=f"{name} as {role}")
+    return _users_page(request, who, shown=f"One-time password for {name}", secret=password)
+
+
+@page("POST", "/users/{name}/disable", "admin")
+def user_disable(request: Request, name: str, who: Who) -> HTMLResponse:
+    """Disable an account (its sessions end, its tokens are revoked)."""
+    return _user_change(request, who, name, "user.disable")
+
+
+@page("POST", "/users/{name}/enable", "admin")
+def user_enable(request: Request, name: str, who: Who) -> HTMLResponse:
+    """Enable an account again."""
+    return _user_change(request, who, name, "user.enable")
+
+
+def _user_change(request: Request, who: Principal, name: str, action: str) -> HTMLResponse:
+    console = _console(request)
+    try:
+        console.accounts.set_disabled(name, action == "user.disable")
+    except AccountError as exc:
+        return _users_page(request, who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, action, who.client, detail=name)
+    return _users_page(request, who)
+
+
+@page("POST", "/users/{name}/tokens", "admin")
+def user_token(request: Request, name: str, who: Who) -> HTMLResponse:
+    """A new API token for an account, shown once."""
+    console = _console(request)
+    try:
+        token_id, token = console.accounts.new_token(name)
+    except AccountError as exc:
+        return _users_page(request, who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, "user.token", who.client, detail=f"{name} token {token_id}")
+    return _users_page(request, who, shown=f"API token {token_id} for {name}", secret=token)
+
+
+@page("POST", "/users/{name}/tokens/{token_id}/revoke", "admin")
+def user_revoke(request: Request, name: str, token_id: str, who: Who) -> HTMLResponse:
+    """Revoke one token."""
+    console = _console(request)
+    revoked = console.accounts.revoke(name, token_id)
+    console.audit.record(who.name, who.role, "user.revoke", who.client, detail=f"{name} token {token_id}",
+                         outcome="ok" if revoked else "no such live token")  # fmt: skip
+    return _users_page(request, who)

@@ -1,0 +1,56 @@
+"""The audit trail on real servers: its Kafka copy (identifiers hashed) and a PostgreSQL console database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lineage.console.accounts import Accounts
+from lineage.console.audit import Audit
+from lineage.console.db import ConsoleDB, ConsoleDBError
+from lineage.console.server import audit_sink
+from lineage.console.sessions import Sessions
+from lineage.settings import Settings
+from lineage.transport.kafka import read_messages
+from tests.services import Postgres
+
+
+@pytest.mark.integration
+def test_each_entry_is_produced_to_kafka_without_the_identifier(kafka_settings: Settings, tmp_path: Path) -> None:
+    """Every entry reaches the audit topic in order; the person's identifier travels only as its keyed hash."""
+    topic = f"test.audit.{uuid.uuid4().hex[:8]}"
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    audit = Audit(db, audit_sink(kafka_settings, topic), topic)
+    audit.record("ana", "analyst", "signin.ok", "127.0.0.1")
+    audit.record("ana", "analyst", "person.view", "127.0.0.1", subject="user-secret-77", case_ref="DSAR-1")
+    audit.close()
+    shipped = [json.loads(m.value) for m in read_messages(kafka_settings, topic, idle_timeout_s=5, max_messages=2)]
+    assert [m["action"] for m in shipped] == ["signin.ok", "person.view"]
+    assert shipped[1]["subject"] == audit.subject_digest("user-secret-77")
+    assert "user-secret-77" not in json.dumps(shipped)
+    assert shipped[1]["case_ref"] == "DSAR-1" and shipped[1]["seq"] == 2
+    assert audit.search(subject="user-secret-77")[0]["subject"] == "user-secret-77"  # the table keeps it for auditors
+    db.close()
+
+
+@pytest.mark.integration
+def test_postgres_holds_accounts_sessions_and_an_append_only_audit(postgres: Postgres) -> None:
+    """On PostgreSQL too: sign-in, sessions, and triggers refusing UPDATE, DELETE and TRUNCATE of the audit."""
+    db = ConsoleDB(postgres.sqlalchemy_uri(), postgres.password)  # the password apart from the URI
+    ConsoleDB(postgres.sqlalchemy_uri(), postgres.password).close()  # opening twice: the schema is idempotent
+    accounts, sessions, audit = Accounts(db), Sessions(db), Audit(db)
+    name = f"pg{uuid.uuid4().hex[:6]}"
+    accounts.add(name, "auditor", "a-long-enough-password")
+    assert accounts.sign_in(name, "a-long-enough-password").role == "auditor"
+    session_id, session = sessions.start(name, "10.0.0.1")
+    assert sessions.get(session_id) == session
+    seq = audit.record(name, "auditor", "signin.ok", "10.0.0.1")
+    for sql in ("UPDATE console_audit SET actor = 'x'", "DELETE FROM console_audit", "TRUNCATE console_audit"):
+        with pytest.raises(ConsoleDBError, match="append-only"), db.tx() as tx:
+            tx.run(sql)
+    assert audit.search(actor=name)[0]["seq"] == seq
+    assert "password" not in db.described or "***" in db.described
+    db.close()

@@ -1,0 +1,194 @@
+"""The console in headless Chromium against `lineage serve` run as a real process: the analyst's and responder's paths.
+
+Screenshots go to /tmp/console-shots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World
+
+SHOTS = Path("/tmp/console-shots")
+CHROMIUM = os.environ.get("LINEAGE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+PASSWORDS = {"ana": "analyst-password-1", "rita": "responder-password-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _lineage(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lineage.cli", *args], input=stdin, capture_output=True, text=True,
+                          check=False, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(world: World) -> Iterator[str]:
+    """`lineage serve` on a free loopback port over the world, with an analyst and a responder made by the CLI."""
+    for name, role in (("ana", "analyst"), ("rita", "responder")):
+        done = _lineage("users", "add", name, "--role", role, "--password-stdin", "--store", str(world.folder),
+                        stdin=PASSWORDS[name] + "\n")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    port = _free_port()
+    log = (world.folder.parent / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lineage.cli", "serve", "--store", str(world.folder), "--port", str(port),
+         "--no-audit-kafka", "--policy", "policies"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(url + "/login", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        else:
+            pytest.fail("lineage serve did not answer within 60 s", pytrace=False)
+        if proc.poll() is not None:
+            pytest.fail(
+                f"lineage serve exited: {(world.folder.parent / 'serve.log').read_text()[-2000:]}", pytrace=False
+            )
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@dataclass
+class Browse:
+    """A browser context on the console, and what it saw go wrong."""
+
+    context: BrowserContext
+    page: Page
+    base: str
+    problems: list[str] = field(default_factory=list)
+
+    def shot(self, name: str) -> None:
+        """Save a full-page screenshot to look at."""
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def browse(server: str, tmp_path: Path) -> Iterator[Browse]:
+    """A fresh Chromium profile; any dialog, console error (a CSP violation too) or off-host request is a problem."""
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        try:
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                accept_downloads=True, viewport={"width": 1400, "height": 900},
+            )  # fmt: skip
+        except Exception as exc:
+            pytest.fail(f"no Chromium for the browser tests: {exc}", pytrace=False)
+        page = context.new_page()
+        b = Browse(context, page, server)
+        page.on("dialog", lambda d: (b.problems.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on("console", lambda m: b.problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("request", lambda r: None if r.url.startswith(server) else b.problems.append(f"request: {r.url}"))
+        yield b
+        context.close()
+
+
+def _sign_in(b: Browse, name: str) -> None:
+    b.page.goto(b.base + "/login")
+    b.page.fill("input[name=name]", name)
+    b.page.fill("input[name=password]", PASSWORDS[name])
+    b.page.click("button[type=submit]")
+    b.page.wait_for_url(b.base + "/")
+
+
+def _sign_out(b: Browse) -> None:
+    b.page.click("form.signout button")
+    b.page.wait_for_url(b.base + "/login")
+    b.page.goto(b.base + "/person")
+    assert b.page.url == b.base + "/login"
+
+
+def test_analyst_looks_up_a_person_and_downloads_the_report(browse: Browse, tmp_path: Path) -> None:
+    """Sign in, look up a person by a linked identifier, see the report, download it, open registers and map."""
+    b, page = browse, browse.page
+    _sign_in(b, "ana")
+    b.shot("01-home-analyst")
+    page.click("text=Person")
+    page.fill("input[name=case_reference]", "DSAR-2026-7")
+    page.fill("input[name=identifier]", LINKED[1])
+    page.click("form.card button[type=submit]")
+    page.wait_for_selector("section.report")
+    assert LINKED[0] in page.inner_text("dl.facts")  # found through the link
+    assert "data held" in page.inner_text("section.report")
+    b.shot("02-person-report")
+    with page.expect_download() as done:
+        page.click("text=Download JSON")
+    download = done.value
+    assert download.suggested_filename == "access-DSAR-2026-7.json"
+    saved = tmp_path / "report.json"
+    download.save_as(saved)
+    report = json.loads(saved.read_text())
+    assert LINKED[0] in report["identifiers"] and report["data_held"]
+    page.click("header >> text=Registers")
+    page.wait_for_selector("#transfers table")
+    b.shot("03-registers")
+    page.click("header >> text=Map")
+    page.wait_for_selector("#map .node")
+    page.locator(".node", has_text="sys").first.click()
+    assert "Breach impact for this holder" in page.inner_text("#details")
+    b.shot("04-map")
+    _sign_out(b)
+    assert b.problems == []
+
+
+def test_responder_runs_a_breach_from_the_map_and_downloads_the_list(browse: Browse, tmp_path: Path) -> None:
+    """From the map's holder link to the breach page (holder preselected), run it, see it finish, download the list."""
+    b, page = browse, browse.page
+    _sign_in(b, "rita")
+    page.goto(b.base + "/map")
+    page.locator(".node", has_text="sys").first.click()
+    page.click("#details >> text=Breach impact for this holder")
+    page.wait_for_url("**/breach?holder=*")
+    assert page.eval_on_selector("select[name=holders]", "s => [...s.selectedOptions].map(o => o.value)") == [
+        HOSTILE_SYSTEM
+    ]
+    page.fill("input[name=case_reference]", "INC-2026-42")
+    page.fill("input[name=start]", "2026-01-01T00:00Z")
+    page.fill("input[name=end]", "2026-11-01T00:00Z")
+    b.shot("05-breach-form")
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/breach/jobs/*")
+    page.wait_for_selector("text=Download the affected list", timeout=60_000)
+    b.shot("06-breach-report")
+    with page.expect_download() as done:
+        page.click("text=Download the affected list")
+    saved = tmp_path / "affected.csv"
+    done.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("subject,jurisdiction,age_band,category,holder")
+    assert any(LINKED[0] in line for line in lines[1:])
+    page.click("header >> text=Registers")
+    page.wait_for_selector("#violations")
+    _sign_out(b)
+    assert b.problems == []

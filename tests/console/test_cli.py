@@ -1,0 +1,47 @@
+"""`lineage users` and `lineage serve` from the command line: accounts, tokens, and one-line refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _lineage(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lineage.cli", *args], input=stdin, capture_output=True, text=True,
+                          check=False, timeout=120)  # fmt: skip
+
+
+def test_users_add_list_token_and_revoke(tmp_path: Path) -> None:
+    """A one-time password is printed once; tokens are made and revoked; the database file is private."""
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    added = _lineage("users", "add", "ana", "--role", "analyst", "--store", str(store))
+    assert added.returncode == 0, added.stderr
+    one_time = added.stdout.splitlines()[-1]
+    assert len(one_time) >= 12
+    listed = _lineage("users", "list", "--store", str(store))
+    assert listed.stdout.split("\t")[:3] == ["ana", "analyst", "must change password"]
+    token = _lineage("users", "token", "ana", "--store", str(store))
+    assert token.stdout.splitlines()[-1].startswith("lin_")
+    assert "1 token(s)" in _lineage("users", "list", "--store", str(store)).stdout
+    assert "revoked 1 token(s)" in _lineage("users", "revoke", "ana", "--store", str(store)).stdout
+    assert stat.S_IMODE(os.stat(store / "console.db").st_mode) == 0o600
+    assert one_time not in (store / "console.db").read_bytes().decode("latin-1")  # only its hash is kept
+
+
+def test_bad_input_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    """A short password, a taken name, a bad name and a missing store each give one line and exit 2."""
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    short = _lineage("users", "add", "bob", "--role", "admin", "--password-stdin", "--store", str(store), stdin="x\n")
+    assert (short.returncode, short.stderr.strip()) == (2, "lineage: password: must be at least 12 characters")
+    _lineage("users", "add", "bob", "--role", "admin", "--store", str(store))
+    taken = _lineage("users", "add", "bob", "--role", "admin", "--store", str(store))
+    assert taken.returncode == 2 and taken.stderr.count("\n") == 1 and "exists already" in taken.stderr
+    bad = _lineage("users", "add", "Bob<script>", "--role", "admin", "--store", str(store))
+    assert bad.returncode == 2 and bad.stderr.startswith("lineage: name: must be")
+    missing = _lineage("serve", "--store", str(tmp_path / "nowhere"), "--no-audit-kafka")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "--store" in missing.stderr
