@@ -43,7 +43,8 @@ SELECT flow, first_seq AS seq, arrived_at AS sent_at, via AS event_id, bulk_as_o
 FROM holdings_all WHERE kind = 'flow';
 
 -- Identifier links (first declared at `declared_at`), and each linked identifier's person key.
-CREATE OR REPLACE VIEW links AS SELECT subject AS a, other AS b, arrived_at AS declared_at FROM holdings_all WHERE kind = 'link';
+CREATE OR REPLACE VIEW links AS
+SELECT subject AS person, via AS a, other AS b, arrived_at AS declared_at FROM holdings_all WHERE kind = 'link';
 CREATE OR REPLACE VIEW persons AS SELECT subject AS id, other AS person FROM holdings_all WHERE kind = 'person';
 
 -- The runs as of `as_of`: those begun by then, ended only by an erasure by then. A run's first

@@ -1,8 +1,7 @@
--- Identifier resolution: every link among the identifiers of the person $id belongs to (one lookup
--- of its person key in the holdings), with when each was first declared. With every link known
--- now, the identifiers are these links' ends; as known at a past time, lineage follows only the
--- links declared by then (a subset of these: the person then was part of the person now).
--- Parameters: $id (one identifier).
-SELECT a, b, declared_at
-FROM links
-WHERE a IN (SELECT id FROM persons WHERE person = (SELECT person FROM persons WHERE id = $id))
+-- Identifier resolution: every link among the identifiers of one person, with when each was first
+-- declared. The table is sorted by person key, so this reads the row groups of one person.
+-- lineage first looks up the person key of the identifier asked about (queries/person_of.sql).
+-- With every link known now, the identifiers are these links' ends; as known at a past time,
+-- lineage follows only the links declared by then (the person then was part of the person now).
+-- Parameters: $person (a person key).
+SELECT a, b, declared_at FROM links WHERE person = $person

@@ -36,9 +36,13 @@ def linked_identifiers(q: Session, identifier: str, links_as_of: datetime | None
     only the links declared by events up to it ("as known then"), for an audit of what could have
     been answered at that time.
 
-    One lookup: the holdings keep a person key per linked identifier, merged as links arrive.
+    Two lookups, whatever the number of identifiers: the holdings keep a person key per linked
+    identifier (merged as links arrive), and the person's links under that key.
     """
-    links = q.rows("person_links", {"id": identifier})
+    person = q.rows("person_of", {"id": identifier})
+    if not person:
+        return [identifier]
+    links = q.rows("person_links", {"person": person[0]["person"]})
     edges: dict[str, set[str]] = {}
     for link in links:
         if links_as_of is None or link["declared_at"] <= links_as_of:

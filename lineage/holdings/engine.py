@@ -212,6 +212,10 @@ class HoldingsEngine:
         for (a, b), at in self._links.edges.items():
             yield Link(a, b, at)
 
+    def person_of(self, identifier: str) -> str:
+        """The person key of an identifier (itself when it is linked to none)."""
+        return self._links.person(identifier) if identifier in self._links.parent else identifier
+
     def persons(self) -> Iterator[tuple[str, str]]:
         """(identifier, person key) for every identifier that is linked to another."""
         for ident in list(self._links.parent):

@@ -24,6 +24,7 @@ from lineage.errors import StoreConflictError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
 from lineage.store.holdings import (
+    LAYOUT,
     HoldingsState,
     engine_from_table,
     event_offsets,
@@ -89,6 +90,7 @@ class HoldingsMaintainer:
         offsets = event_offsets(events_table)  # what the current snapshot holds (read with it)
         table = load_holdings(self.location, create=True)
         state = read_state(table)
+        rebuild = rebuild or (state.snapshot_id is not None and state.layout != LAYOUT)
         if state.snapshot_id is not None and not rebuild and state.applied == offsets:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         engine, applied = self._engine_for(state, rebuild)

@@ -154,6 +154,23 @@ class StoreLocation:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def versions(self, catalog: SqlCatalog) -> tuple[tuple[str, str], ...]:
+        """Each table's current metadata file, in one catalog query: equal answers, unchanged tables.
+
+        Iceberg metadata files are never rewritten, so a reader that planned a table's files can reuse
+        them while its metadata location stays the same (loading and planning cost ~50 ms a time).
+        """
+        query = sqlalchemy.text(
+            "SELECT table_name, metadata_location FROM iceberg_tables "
+            "WHERE catalog_name = :catalog AND table_namespace = :namespace ORDER BY table_name"
+        )
+        try:
+            with catalog.engine.connect() as conn:
+                rows = conn.execute(query, {"catalog": self.catalog_name, "namespace": self.namespace}).all()
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self, "reading the catalog") from None
+        return tuple((str(name), str(where)) for name, where in rows)
+
     def _refuse_missing_sqlite(self) -> None:
         """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (opened read-only)."""
         url = make_url(self.catalog_uri)

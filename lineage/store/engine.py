@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+from pyiceberg.catalog.sql import SqlCatalog
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -51,6 +52,7 @@ QueryName = Literal[
     "map_events",
     "map_flows",
     "person_links",
+    "person_of",
     "policy_consent",
     "policy_events",
     "policy_retention",
@@ -177,6 +179,8 @@ class Store:
         """The holdings snapshot it read (None: none stored for it, computed in memory)."""
         self.behind = 0
         """Events stored after those the holdings it read reflect (the holdings maintainer is behind)."""
+        self._catalog: SqlCatalog | None = None
+        self._pinned: tuple[tuple[tuple[str, str], ...], Pinned] | None = None
 
     def holds_events(self) -> bool:
         """Whether a consumer has committed to the store (its table exists and has a snapshot)."""
@@ -186,7 +190,15 @@ class Store:
             return False
 
     def _pin(self) -> Pinned:
-        return pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
+        """What to read now; the last answer's plan while neither table has changed since."""
+        if self._catalog is None:
+            self._catalog = self.location.catalog()
+        versions = self.location.versions(self._catalog)
+        if self._pinned is not None and self._pinned[0] == versions:
+            return self._pinned[1]
+        pinned = pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
+        self._pinned = (versions, pinned)
+        return pinned
 
     def connect(self, taxonomy: Taxonomy | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with an ``events`` view over the pinned snapshot's files.

@@ -7,7 +7,8 @@ offsets they reflect (pyiceberg has no multi-table commit):
               ``ended_at``; bulk runs cover events ``first_seq..last_seq`` of their ``flow``
               (``last_seq`` null: every event of the flow since);
 - ``flow``:   one event of a bulk flow: its number in the flow, time, id and ``bulk_as_of``;
-- ``link``:   two identifiers of one person (``subject``, ``other``), first declared at ``arrived_at``;
+- ``link``:   two identifiers (``via``, ``other``) of the person keyed ``subject``, first declared at
+              ``arrived_at`` (keyed by person, so a person's links are one lookup of the sorted table);
 - ``person``: an identifier (``subject``) and its person key (``other``).
 
 Properties say which events the rows reflect: ``lineage.holdings.applied`` (the last offset applied
@@ -43,6 +44,7 @@ from lineage.store.writer import _Transaction
 __all__ = [
     "HOLDINGS",
     "HOLDINGS_COLUMNS",
+    "LAYOUT",
     "HoldingsState",
     "Pinned",
     "pinned_state",
@@ -57,6 +59,8 @@ HOLDINGS = "holdings"
 APPLIED = "lineage.holdings.applied"
 SOURCE = "lineage.holdings.source"
 WATERMARK = "lineage.holdings.watermark"
+FORMAT = "lineage.holdings.format"
+LAYOUT = "1"  # raised whenever the rows' meaning changes: a maintainer then rebuilds them
 
 _S = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
@@ -123,6 +127,7 @@ class HoldingsState:
     source: int | None = None  # the events snapshot they were computed from
     watermark: int | None = None
     applied: dict[str, dict[int, int]] = field(default_factory=dict)  # origin -> partition -> last offset
+    layout: str | None = None  # the rows' layout (``LAYOUT`` when written by this version)
 
 
 def load_holdings(location: StoreLocation, *, create: bool = False) -> Table:
@@ -141,6 +146,7 @@ def read_state(table: Table) -> HoldingsState:
         source=int(props[SOURCE]) if SOURCE in props else None,
         watermark=int(props[WATERMARK]) if props.get(WATERMARK) not in (None, "") else None,
         applied={o: {int(p): int(off) for p, off in parts.items()} for o, parts in applied.items()},
+        layout=props.get(FORMAT),
     )
 
 
@@ -161,7 +167,7 @@ def _batches(engine: HoldingsEngine, size: int = 200_000) -> Iterator[pa.RecordB
             yield ("flow", None, None, info.recipient, fe.at, fe.event_id, fe.flow, fe.seq, None, None, None,
                    *info.prov, list(info.categories), fe.bulk_as_of, None)  # fmt: skip
         for link in engine.links():
-            yield ("link", link.a, None, None, link.at, *nothing, link.b)
+            yield ("link", engine.person_of(link.a), None, None, link.at, link.a, *nothing[1:], link.b)
         for ident, person in engine.persons():
             yield ("person", ident, None, None, None, *nothing, person)
 
@@ -194,7 +200,7 @@ def engine_from_table(table: pa.Table, watermark: int | None) -> HoldingsEngine:
                 flows.append((FlowEvent(cols["flow"][i], cols["first_seq"][i], cols["arrived_at"][i], cols["via"][i],
                                         cols["bulk_as_of"][i]), info))  # fmt: skip
         elif kind == "link":
-            links.append(Link(cols["subject"][i], cols["other"][i], cols["arrived_at"][i]))
+            links.append(Link(cols["via"][i], cols["other"][i], cols["arrived_at"][i]))
     return HoldingsEngine.restore(runs, flows, links, watermark)
 
 
@@ -238,6 +244,7 @@ def write_holdings(
                 {
                     APPLIED: json.dumps({o: {str(p): n for p, n in sorted(ps.items())} for o, ps in applied.items()}),
                     SOURCE: str(source),
+                    FORMAT: LAYOUT,
                     WATERMARK: "" if engine.watermark is None else str(engine.watermark),
                 }
             )
@@ -314,6 +321,12 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         made = holdings_snapshot_for(htable, snapshot.snapshot_id)
         return _pinned(location, events, snapshot.snapshot_id, htable, made)
     state = read_state(htable)
+    if state.layout != LAYOUT:
+        raise StoreError(
+            f"the holdings of {location.describe()} were written by another version of lineage: "
+            "run `lineage holdings --rebuild`",
+            path=location.describe(),
+        )
     if state.source is not None and events.snapshot_by_id(state.source) is not None:
         stored, reflected = event_offsets(events), state.applied
         behind = sum(
