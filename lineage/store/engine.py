@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from pyiceberg.catalog.sql import SqlCatalog
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
 
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
