@@ -73,11 +73,13 @@ LEFT JOIN flow_seq AS f
   ON f.flow = r.flow AND f.seq >= r.first_seq AND f.seq <= coalesce(r.last_seq, 2147483647) AND f.sent_at <= as_of
 WHERE (subjects IS NULL OR list_contains(subjects, r.subject));
 
--- Every collection, share and transfer as a flow between two holders, with the region at each end.
+-- Every collection, share and transfer as a flow between two holders, with the region at each end,
+-- and what the record of processing reads of the event (purpose, legal basis, retention declared).
 -- COLLECTED: its source ('data subjects' when collected directly; no region) -> the holder.
 CREATE OR REPLACE MACRO flow_events() AS TABLE
 SELECT
     event_id, event_type, scope, subject_id, occurred_at, categories, mechanism,
+    purpose, legal_basis, retention_days,
     CASE WHEN event_type = 'COLLECTED' THEN coalesce(nullif(source, 'direct'), 'data subjects')
          ELSE holder_name END AS src,
     CASE WHEN event_type = 'COLLECTED' THEN NULL ELSE holder_region END AS src_region,

@@ -3,6 +3,7 @@
 - ``access``        a person's access request and erasure plan
 - ``breach``        breach impact and the indicative notification plan
 - ``registers``     the cross-border transfer and retention registers
+- ``ropa``          the record of processing activities, with PIPL impact-assessment flags
 - ``policy_check``  each event breaking a declared policy's clause
 - ``graph``         the flow graph of holders and regions; the only module importing networkx
 - ``rows``          the typed rows they return

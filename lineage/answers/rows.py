@@ -23,6 +23,8 @@ __all__ = [
     "RETENTION_NEVER_TEXT",
     "RecipientRow",
     "RetentionRow",
+    "RopaActivity",
+    "RopaFlag",
     "TransferRow",
 ]
 
@@ -153,3 +155,41 @@ class RetentionRow(TypedDict):
     subjects: int
     retention_days: int
     overdue_since: datetime
+
+
+class RopaActivity(TypedDict):
+    """One processing activity in the record of processing: a controller and a purpose (GDPR Art. 30(1))."""
+
+    controller: str
+    purpose: str
+    controller_roles: list[str]
+    controller_regions: list[str]
+    legal_bases: list[str]
+    subjects: int
+    minors: int
+    children_under_14: int
+    subject_jurisdictions: list[str]
+    categories: list[str]
+    sensitive_categories: list[str]
+    recipients: list[str]
+    recipient_roles: list[str]
+    third_countries: list[str]
+    transfer_mechanisms: list[str]
+    retention_days: list[int]
+    events: int
+    bulk_events: int
+    first_seen: datetime
+    last_seen: datetime
+    impact_assessment: list[str]
+
+
+class RopaFlag(TypedDict):
+    """One reason an activity needs a PIPL Art. 55 impact assessment, with the events and flows behind it."""
+
+    controller: str
+    purpose: str
+    flag: str
+    rule: str
+    events: int
+    flows: list[str]
+    first_events: list[str]

@@ -1,4 +1,4 @@
-"""The answers: ``access``, ``breach``, ``erasure``, ``transfers``, ``retention``, ``check`` and ``map``."""
+"""The answers: ``access``, ``breach``, ``erasure``, ``transfers``, ``retention``, ``ropa``, ``check`` and ``map``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retention.add_argument("--now", help="judge as of this ISO 8601 time (default: now)")
     add_answer_options(retention)
     retention.set_defaults(func=cmd_retention)
+
+    record = sub.add_parser("ropa", help="the record of processing activities, with PIPL impact-assessment flags")
+    record.add_argument("--as-of", help="as the history stood at this ISO 8601 time (default: now)")
+    record.add_argument("--out", help="write the record to this file (created 0600) instead of printing it")
+    add_answer_options(record)
+    record.set_defaults(func=cmd_ropa)
 
     check = sub.add_parser("check", help="report the flows that break a declared policy file")
     check.add_argument("--policy", required=True, help="a policy TOML file (see policies/)")
@@ -203,6 +209,33 @@ def cmd_retention(args: argparse.Namespace) -> int:
     rows = retention_register(store, parse_time("--now", args.now))
     facts = {"overdue_holdings": len(rows)}
     print(render(_stamped(("Held past retention", facts, {"overdue": rows}), store), args.format), end="")
+    return 0
+
+
+def cmd_ropa(args: argparse.Namespace) -> int:
+    """The record of processing activities generated from the observed flows."""
+    from lineage.answers.ropa import ropa
+    from lineage.present.formats import render
+    from lineage.present.reports import ropa_document
+
+    settings = Settings.from_env(os.environ)
+    as_of = parse_time("--as-of", args.as_of)
+    if args.out and not Path(args.out).parent.is_dir():  # before the query, which can take a while
+        raise ConfigurationError("--out", f"{Path(args.out).parent} is not a folder")
+    store = store_for(args, settings)
+    record = ropa(store, taxonomy_for(settings), as_of)
+    warning = None if as_of else later_events_warning(store, record.as_of, "--as-of")
+    title, facts, tables = ropa_document(record)
+    if warning:
+        facts = {**facts, "warning": warning}
+    text = render(_stamped((title, facts, tables), store), args.format)
+    if not args.out:
+        print(text, end="")
+        return 0
+    with open_private(args.out, "--out", newline="") as f:  # names the systems and flows of the organisation
+        f.write(text)
+    print(f"wrote {args.out}: {len(record.activities)} activities, {facts['needing_assessment']} needing an "
+          "impact assessment")  # fmt: skip
     return 0
 
 

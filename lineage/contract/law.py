@@ -13,10 +13,15 @@ from datetime import datetime, timedelta
 __all__ = [
     "ACCESS_DEADLINES",
     "ANY_VOLUME_MECHANISMS",
+    "AUTOMATED_DECISION_PURPOSES",
+    "ENTRUSTED_ROLES",
     "ERASURE_RULE",
     "GBA_ZONES",
     "INDICATIVE",
     "PIPL_RULE",
+    "PIPL_ZONE",
+    "PIA_RULES",
+    "ROPA_RULE",
     "Notification",
     "RegimeExposure",
     "mechanisms_for_tier",
@@ -47,6 +52,38 @@ _TIER_MECHANISMS = {
 }  # fmt: skip
 # the contract, HR and emergency exemptions hold at any volume
 ANY_VOLUME_MECHANISMS = frozenset({"pipl.exemption.contract", "pipl.exemption.hr", "pipl.exemption.emergency"})
+
+# the transfer zone PIPL guards: data leaving it for another zone (HK and MO included) goes abroad
+PIPL_ZONE = "CN"
+
+ROPA_RULE = "GDPR Art. 30(1) (record of processing activities); PIPL Art. 55-56 (impact assessments, kept 3 years)"
+
+# Recipient roles that process on our instructions: sending data to one is entrusted processing
+# (PIPL Art. 21); every other external role is another handler receiving a disclosure (PIPL Art. 23),
+# an affiliate included: a group company is a separate legal person unless it is entrusted.
+ENTRUSTED_ROLES = frozenset({"processor", "sub_processor"})
+
+# Purposes that are automated decision-making (PIPL Art. 73(2): programs that assess a person's
+# habits, interests or standing and decide), a purpose key covering the keys below it: profiling,
+# using profiles, and targeted pushes (PIPL Art. 24(2)).
+AUTOMATED_DECISION_PURPOSES = (
+    "marketing.advertising.profiling",
+    "marketing.advertising.first_party.targeted",
+    "marketing.advertising.third_party.targeted",
+    "personalize.content.profiling",
+    "personalize.content.profiled",
+    "personalize.profiling",
+)
+
+# the situations in which PIPL Art. 55 asks for a personal information protection impact
+# assessment before processing, by the flag name the record of processing uses
+PIA_RULES = {
+    "sensitive data": "PIPL Art. 55(1) with Art. 28 (sensitive PI; any PI of a child under 14)",
+    "automated decision-making": "PIPL Art. 55(2) with Art. 24 and 73(2)",
+    "entrusted processing": "PIPL Art. 55(3) with Art. 21 (entrusting a processor)",
+    "disclosure to other handlers": "PIPL Art. 55(3) with Art. 23 (providing PI to another handler)",
+    "transfer abroad": "PIPL Art. 55(4) with Art. 38-39 (providing PI outside mainland China)",
+}
 
 
 def pipl_tier(individuals: int, sensitive_individuals: int) -> str:

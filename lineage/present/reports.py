@@ -10,12 +10,20 @@ from collections.abc import Mapping, Sequence
 
 from lineage.answers import AccessReport, BreachReport
 from lineage.answers.access import LINKS_AS_KNOWN_THEN, LINKS_KNOWN_NOW
+from lineage.answers.ropa import Ropa
 from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, TransferRow
-from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE
+from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE, ROPA_RULE
 from lineage.contract.policy import Violation
 from lineage.present.formats import Document
 
-__all__ = ["access_document", "breach_document", "check_document", "links_fact", "transfers_document"]
+__all__ = [
+    "access_document",
+    "breach_document",
+    "check_document",
+    "links_fact",
+    "ropa_document",
+    "transfers_document",
+]
 
 _LINKS_FACTS = {
     LINKS_KNOWN_NOW: "known now: every identifier link in the store, also links declared after as_of "
@@ -87,6 +95,22 @@ def transfers_document(rows: Sequence[TransferRow]) -> Document:
     """The cross-border transfer register, flagged against the PIPL thresholds."""
     facts = {"rule": PIPL_RULE, "flagged": sum(1 for r in rows if r["flag"]), "note": INDICATIVE}
     return "Cross-border transfers", facts, {"transfers": rows}
+
+
+def ropa_document(record: Ropa) -> Document:
+    """The record of processing activities, and each activity's reasons for a PIPL impact assessment."""
+    facts = {
+        "as_of": record.as_of,
+        "rule": ROPA_RULE,
+        "activities": len(record.activities),
+        "needing_assessment": sum(1 for a in record.activities if a["impact_assessment"]),
+        "grouping": "one activity per controller (the holder collecting or sending) and purpose",
+        "note": "Generated from observed flows: subjects, minors and jurisdictions come from subject-level "
+        "events (a bulk flow names no subject); controller contacts, DPO and security measures are not in "
+        "the events and must be added by hand. " + INDICATIVE,
+    }
+    return "Record of processing activities", facts, {"activities": record.activities,
+                                                       "impact_assessments": record.assessments}  # fmt: skip
 
 
 def check_document(policy_name: str, found: Sequence[Violation]) -> Document:

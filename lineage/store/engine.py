@@ -57,6 +57,7 @@ QueryName = Literal[
     "policy_events",
     "policy_retention",
     "retention",
+    "ropa",
     "subject_holdings",
     "transfers",
 ]
