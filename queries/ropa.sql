@@ -7,6 +7,7 @@
 -- jurisdictions come from subject-level events.
 -- The rules come in as parameters from lineage.contract (rules.py, law.py), and crossings use the
 -- crosses_border macro over the `regions` table (Store.connect(taxonomy) creates it).
+-- A list aggregate over no rows is NULL, hence the coalesce(..., []) around the filtered ones.
 -- Parameters: $as_of, $sensitive (PIPL-sensitive category keys), $minor_bands and $child_bands (age
 -- bands under 18 and under 14), $entrusted_roles, $disclosure_roles (recipient roles), $pipl_zone,
 -- $adm_purposes (purpose keys of automated decision-making), $examples (event ids named per flag).
@@ -63,10 +64,10 @@ SELECT
     count(DISTINCT subject_id) FILTER (WHERE child) AS children_under_14,
     list_sort(list_distinct(list(jurisdiction))) AS subject_jurisdictions,
     list_sort(list_distinct(flatten(list(categories)))) AS categories,
-    list_sort(list_distinct(list(dst) FILTER (WHERE outgoing))) AS recipients,
-    list_sort(list_distinct(list(dst_role) FILTER (WHERE outgoing))) AS recipient_roles,
-    list_sort(list_distinct(list(dst_region) FILTER (WHERE crossing))) AS third_countries,
-    list_sort(list_distinct(list(coalesce(mechanism, 'none')) FILTER (WHERE crossing))) AS transfer_mechanisms,
+    list_sort(list_distinct(coalesce(list(dst) FILTER (WHERE outgoing), []))) AS recipients,
+    list_sort(list_distinct(coalesce(list(dst_role) FILTER (WHERE outgoing), []))) AS recipient_roles,
+    list_sort(list_distinct(coalesce(list(dst_region) FILTER (WHERE crossing), []))) AS third_countries,
+    list_sort(list_distinct(coalesce(list(coalesce(mechanism, 'none')) FILTER (WHERE crossing), []))) AS transfer_mechanisms,
     list_sort(list_distinct(list(retention_days))) AS retention_days,
     count(*) AS events,
     count(*) FILTER (WHERE scope = 'BULK') AS bulk_events,

@@ -154,3 +154,54 @@ def retention(records: list[dict[str, Any]], now: int) -> dict[tuple[str, str], 
             subjects.add(s)
             out[(h, c)] = (subjects, min(earliest, due))
     return {k: (len(v[0]), v[1]) for k, v in out.items()}
+
+
+def ropa(
+    records: list[dict[str, Any]], as_of: int, zone_of: dict[str, str], sensitive: set[str], roles: dict[str, str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(controller, purpose) -> the record's facts and, per PIPL Art. 55 flag, the ids of the events behind it.
+
+    ``roles`` maps a recipient role to "entrusted" or "disclosure" (absent: our own). The controller
+    is the holder of the event: the collector, or the sender. Transfer abroad: the sender's zone is
+    CN and the recipient's another one.
+    """
+    ev = [r for r in records if r["occurred_at"] <= as_of]
+    bands: dict[str, set[str]] = {}
+    for r in ev:
+        if r["scope"] == "SUBJECT":
+            bands.setdefault(r["subject_id"], set()).add(r["age_band"])
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in ev:
+        if r["event_type"] not in ("COLLECTED", "SHARED", "TRANSFERRED"):
+            continue
+        holder, recipient, subject = r["holder"], r["recipient"], r["subject_id"]
+        a = out.setdefault((holder["name"], r["purpose"]), {
+            "events": 0, "subjects": set(), "minors": set(), "recipients": set(), "third_countries": set(),
+            "flags": {},
+        })  # fmt: skip
+        a["events"] += 1
+        flags = []
+        child = subject is not None and "CHILD_UNDER_14" in bands[subject]
+        if subject is not None:
+            a["subjects"].add(subject)
+            if bands[subject] & {"CHILD_UNDER_14", "MINOR"}:
+                a["minors"].add(subject)
+        if any(c in sensitive for c in r["categories"]) or child:
+            flags.append("sensitive data")
+        if covers(r["purpose"], ["personalize.content.profiling"]):
+            flags.append("automated decision-making")
+        if r["event_type"] != "COLLECTED":
+            a["recipients"].add(recipient["name"])
+            kind = roles.get(recipient["role"])
+            if kind == "entrusted":
+                flags.append("entrusted processing")
+            elif kind == "disclosure":
+                flags.append("disclosure to other handlers")
+            src, dst = zone_of[holder["region"]], zone_of[recipient["region"]]
+            if src != dst:
+                a["third_countries"].add(recipient["region"])
+                if src == "CN":
+                    flags.append("transfer abroad")
+        for flag in flags:
+            a["flags"].setdefault(flag, set()).add(r["event_id"])
+    return out

@@ -152,7 +152,9 @@ WORDS = ["user-1", "device-9", "", " ", "checkout", "crash-sdk", "x" * 600, "\x0
 @st.composite
 def cli_args(draw: st.DrawFn, store: Path, out: Path) -> list[str]:
     """A command that reads the store, with random options and values (outputs go under ``out``)."""
-    command = draw(st.sampled_from(["access", "erasure", "breach", "transfers", "retention", "check", "map", "graph"]))
+    command = draw(
+        st.sampled_from(["access", "erasure", "breach", "transfers", "retention", "ropa", "check", "map", "graph"])
+    )
     argv = [command]
     if command in ("access", "erasure"):
         argv.append(draw(st.sampled_from(WORDS)))

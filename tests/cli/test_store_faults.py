@@ -27,6 +27,7 @@ def _readers(out: Path) -> dict[str, list[str]]:
         "breach": ["breach", "--node", "checkout", "--from", "2026-05-01T00:00Z", "--to", "2026-05-02T00:00Z"],
         "transfers": ["transfers"],
         "retention": ["retention"],
+        "ropa": ["ropa", "--out", str(out / "ropa.md")],
         "check": ["check", "--policy", str(policy)],
         "map": ["map", "--out", str(out / "map.html")],
         "graph": ["graph"],
@@ -35,7 +36,9 @@ def _readers(out: Path) -> dict[str, list[str]]:
     }
 
 
-COMMANDS = ["access", "breach", "check", "compact", "erasure", "graph", "map", "retention", "snapshots", "transfers"]
+COMMANDS = [
+    "access", "breach", "check", "compact", "erasure", "graph", "map", "retention", "ropa", "snapshots", "transfers",
+]  # fmt: skip
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
