@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 from lineage import Codec, Party, PersonalDataEvent, default_taxonomy
@@ -322,3 +323,24 @@ def nightly_histories(draw: st.DrawFn) -> list[Record]:
                 erasure_outcome="ERASED", **common,
             ))  # fmt: skip
     return records
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr). An uncaught exception fails the test."""
+    from lineage.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_failure(code: int, err: str) -> str:
+    """Assert a failure is exit 2 and one line on stderr, no traceback; return that line."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]

@@ -15,13 +15,12 @@ from hypothesis import strategies as st
 
 from lineage import Party, default_taxonomy
 from lineage.answers.ropa import EXAMPLES, ropa
-from lineage.cli import main
 from lineage.contract.law import ENTRUSTED_ROLES
 from lineage.contract.records import Record, make_record
 from lineage.errors import InvalidEventError
 from lineage.store import Store
 from tests import reference
-from tests.fixtures import HISTORY_T0, examples, histories, micros, store_of
+from tests.fixtures import HISTORY_T0, examples, histories, micros, one_line_failure, run_cli, store_of
 
 TAX = default_taxonomy()
 APP = Party(name="app", role="internal", region="CN")
@@ -196,37 +195,24 @@ _FLAG_ORDER = [
 # -- the command ----------------------------------------------------------------------------------
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line(code: int, err: str) -> str:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 @pytest.mark.parametrize("as_of", ["yesterday", "2026-05-01T08:00:00", "0001-01-01T00:00:00+05:00"])
-def test_a_bad_as_of_is_one_line(capsys: pytest.CaptureFixture[str], history_store: Path, as_of: str) -> None:
+def test_a_bad_as_of_isone_line_failure(capsys: pytest.CaptureFixture[str], history_store: Path, as_of: str) -> None:
     """`lineage ropa --as-of` that is not a time, has no offset, or lies outside the contract: one line, exit 2."""
-    code, out, err = _run(capsys, "ropa", "--store", str(history_store), "--as-of", as_of)
-    assert "--as-of" in _one_line(code, err) and out == ""
+    code, out, err = run_cli(capsys, "ropa", "--store", str(history_store), "--as-of", as_of)
+    assert "--as-of" in one_line_failure(code, err) and out == ""
 
 
 def test_json_and_csv_carry_both_tables(capsys: pytest.CaptureFixture[str], history_store: Path) -> None:
     """`--format json` is one document with the activities and the flags; csv has a row per activity and flag."""
-    code, out, _ = _run(capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(), "--format", "json")
+    code, out, _ = run_cli(
+        capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(), "--format", "json"
+    )
     doc = json.loads(out)
     assert code == 0 and len(doc["activities"]) == 6 and len(doc["impact_assessments"]) == 9
     assert doc["store_snapshot"] and doc["needing_assessment"] == 5 and out.endswith("}\n")
-    code, out, _ = _run(capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(), "--format", "csv")
+    code, out, _ = run_cli(
+        capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(), "--format", "csv"
+    )
     tables = [line.split(",", 1)[0] for line in out.splitlines()]
     assert code == 0 and tables.count("activities") == 6 and tables.count("impact_assessments") == 9
 
@@ -234,7 +220,7 @@ def test_json_and_csv_carry_both_tables(capsys: pytest.CaptureFixture[str], hist
 def test_out_is_a_private_file(capsys: pytest.CaptureFixture[str], history_store: Path, tmp_path: Path) -> None:
     """`--out` writes the record to a new 0600 file and prints one line saying so."""
     target = tmp_path / "ropa.md"
-    code, out, _ = _run(capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(),
+    code, out, _ = run_cli(capsys, "ropa", "--store", str(history_store), "--as-of", AS_OF.isoformat(),
                         "--out", str(target))  # fmt: skip
     assert code == 0 and out.startswith(f"wrote {target}: 6 activities")
     assert target.read_text().startswith("# Record of processing activities")
@@ -251,6 +237,6 @@ def test_out_through_a_symlink_or_into_no_folder_is_refused(
     link = tmp_path / "ropa.md"
     link.symlink_to(victim)
     for target in (link, tmp_path / "missing" / "ropa.md"):
-        code, _, err = _run(capsys, "ropa", "--store", str(history_store), "--out", str(target))
-        assert "--out" in _one_line(code, err)
+        code, _, err = run_cli(capsys, "ropa", "--store", str(history_store), "--out", str(target))
+        assert "--out" in one_line_failure(code, err)
     assert victim.read_text() == "precious" and (victim.stat().st_mode & 0o777) == 0o644

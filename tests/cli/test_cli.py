@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from lineage import Party
-from lineage.cli import main
 from lineage.contract.records import Record, make_record
-from tests.fixtures import store_of
+from tests.fixtures import one_line_failure, store_of
+from tests.fixtures import run_cli as run
 
 T = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 APP = Party(name="app", role="internal", region="CN")
@@ -41,25 +41,6 @@ def store(tmp_path: Path) -> Path:
     folder = tmp_path / "store"
     store_of([_collected("s1"), _shared("s1"), _collected("s2")], folder)
     return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr). An uncaught exception fails the test."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_failure(code: int, err: str) -> str:
-    """Assert a failure is exit 2 and one line on stderr, no traceback; return that line."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # -- item 9: failures are one line, exit 2 ------------------------------------------------------

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from lineage.cli import main
 from lineage.contract.records import Record
 from lineage.private import private_files
 from lineage.store import StoreLocation
 from tests.fixtures import T0, sample_events, store_of
+from tests.fixtures import one_line_failure as one_line
+from tests.fixtures import run_cli as run
 
 
 def _readers(out: Path) -> dict[str, list[str]]:
@@ -39,25 +40,6 @@ def _readers(out: Path) -> dict[str, list[str]]:
 COMMANDS = [
     "access", "breach", "check", "compact", "erasure", "graph", "map", "retention", "ropa", "snapshots", "transfers",
 ]  # fmt: skip
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code: int, err: str) -> str:
-    """Assert exit 2 and exactly one line on stderr, no traceback; return the line."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _tree(folder: Path) -> dict[str, tuple[int, int]]:
