@@ -296,7 +296,10 @@ def ropa_tables(ropa: object) -> Sequence[tuple[str, Sequence[Mapping[str, objec
         return list(ropa[2].items())
     if isinstance(ropa, list):
         return [("activities", [r if isinstance(r, Mapping) else vars(r) for r in ropa])]
-    rows = getattr(ropa, "activities", None) or getattr(ropa, "rows", None)
+    activities, assessments = getattr(ropa, "activities", None), getattr(ropa, "assessments", None)
+    if isinstance(activities, list) and isinstance(assessments, list):  # lineage.answers.ropa.Ropa
+        return [("activities", activities), ("impact_assessments", assessments)]
+    rows = activities or getattr(ropa, "rows", None)
     if isinstance(rows, list):
         return ropa_tables(rows)
     return [("record", [{"value": str(ropa)}])]

@@ -240,3 +240,11 @@ def test_out_through_a_symlink_or_into_no_folder_is_refused(
         code, _, err = run_cli(capsys, "ropa", "--store", str(history_store), "--out", str(target))
         assert "--out" in one_line_failure(code, err)
     assert victim.read_text() == "precious" and (victim.stat().st_mode & 0o777) == 0o644
+
+
+def test_the_console_shows_both_tables(history_store: Path) -> None:
+    """The console's registers page gets the activities and the impact-assessment flags as two named tables."""
+    from lineage.console.pages import ropa_tables
+
+    record = ropa(Store(history_store), TAX, AS_OF)
+    assert ropa_tables(record) == [("activities", record.activities), ("impact_assessments", record.assessments)]
