@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from lineage.errors import ConfigurationError, StoreNotFoundError
 from lineage.holdings import HoldingsEngine, Link, event_from_row
 from lineage.holdings.shards import merge_links, shards_for
-from lineage.store.holdings import HOLDINGS_COLUMNS, SOURCE, WATERMARK, holdings_arrow
+from lineage.store.holdings import HOLDINGS, HOLDINGS_COLUMNS, SOURCE, WATERMARK, holdings_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -69,6 +69,9 @@ def build_holdings(spark: SparkSession, events: str, holdings: str, *, shards: i
     for setting, name in (("events", events), ("holdings", holdings)):
         if not _NAME.fullmatch(name):
             raise ConfigurationError(setting, "a table name is two or three dotted names of letters, digits, '_'")
+    if holdings.rpartition(".")[2] == HOLDINGS:
+        # the maintainer continues from its table's offsets, which this job does not record
+        raise ConfigurationError("holdings", f"'{HOLDINGS}' is the maintainer's table; name a table of its own")
     if shards < 1:
         raise ConfigurationError("shards", f"{shards} is not a positive number of shards")
     try:

@@ -137,11 +137,12 @@ def test_spark_holdings_on_shards_equal_the_maintainers_rebuild(
     [
         ("lineage.events; DROP TABLE x", "lineage.h", 2, "events"),
         ("lineage.events", "h", 2, "holdings"),
+        ("lineage.events", "lineage.lineage.holdings", 2, "holdings"),
         ("lineage.events", "lineage.h", 0, "shards"),
     ],
 )
 def test_a_bad_name_or_shard_count_is_refused(events: str, holdings: str, shards: int, setting: str) -> None:
-    """Table names go into Spark's parser only as plain dotted names; shards must be at least one."""
+    """Plain dotted table names only (they reach Spark's parser), never the maintainer's table; shards >= 1."""
     with pytest.raises(ConfigurationError) as refused:
         build_holdings(cast(Any, None), events, holdings, shards=shards)
     assert refused.value.setting == setting
