@@ -11,9 +11,10 @@ Spark's Iceberg catalog and writes the holdings rows (``HOLDINGS_COLUMNS``) to a
 4. the rows replace the target table's in one commit, with the events snapshot they reflect and the
    watermark as table properties.
 
-Arrow all the way (no pandas rows, no Python UDF per row): a shard costs what the maintainer's one
-engine costs for its share of the subjects. pyspark is imported here only, and only inside functions
-(``lint-imports``); the executors need ``lineage`` importable (installed, or shipped with ``addPyFile``).
+Arrow record batches go between the JVM and Python (no pandas frames, no pickled rows): a shard
+costs what the maintainer's one engine costs for its share of the subjects. pyspark is imported
+here only, and only inside functions (``lint-imports``); the executors need ``lineage`` importable
+(installed, or shipped with ``addPyFile``).
 """
 
 from __future__ import annotations
@@ -123,11 +124,11 @@ def _router(shards: int) -> Any:
 
 def _shard_rows(table: pa.Table) -> pa.Table:
     """One shard's engine over its events: its runs and link edges, and (shard 0) the flow events."""
-    first = table.column("shard")[0].as_py()
+    shard = table.column("shard")[0].as_py()
     engine = HoldingsEngine()
     engine.apply(event_from_row(row) for row in table.drop_columns(["shard"]).to_pylist())
     rows = holdings_arrow(engine)
-    kinds = ["run", "link", "flow"] if first == 0 else ["run", "link"]  # person keys: from all links, later
+    kinds = ["run", "link", "flow"] if shard == 0 else ["run", "link"]  # person keys: from all links, later
     return rows.filter(pc.is_in(rows.column("kind"), pa.array(kinds)))
 
 
