@@ -106,6 +106,9 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     prefix = f"spark.sql.catalog.{CATALOG}"
+    # Python workers (Arrow functions) run PYSPARK_PYTHON, read when the context starts: this
+    # interpreter, whose environment has pyarrow and lineage, not whatever python3 is on the PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Everything given to the builder before the JVM exists becomes a spark-submit `--conf` argument
     # (pyspark's launch_gateway), visible in `ps`: only settings without secrets go there.
     spark = (

@@ -2,6 +2,7 @@
 
 - ``model``   the rows: runs (a pair held at a holder over an interval), flow events, links
 - ``engine``  ``HoldingsEngine``: events in event-time order in, runs out; late events by rollback
+- ``shards``  the same engine on subject shards (every bulk event to each): routing, and merging outputs
 
 Pure Python and no I/O: the store keeps the engine's output as a table beside the events
 (``lineage.store.holdings``), and the maintenance job (``lineage.ingest.holdings``) feeds it.

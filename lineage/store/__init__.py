@@ -8,6 +8,8 @@
 - ``maintenance``  compaction, snapshot expiry, orphan files
 - ``engine``       ``Store``: a DuckDB ``events`` view over one snapshot, and the queries; the only
                    module importing duckdb
+- ``spark_holdings`` the holdings table computed on Apache Spark, on subject shards; the only module
+                   importing pyspark (inside its functions: lineage runs without it)
 
 pyiceberg and pyarrow are imported only in this package.
 """
