@@ -185,6 +185,16 @@ class HoldingsEngine:
             for runs in by_subject.values():
                 yield from runs
 
+    def runs_by_subject(self) -> Iterator[Run]:
+        """Every run, in subject order (how the table is sorted: a person's rows sit together)."""
+        holders = list(self._rows.values())
+        subjects: set[str] = set()
+        for by_subject in holders:
+            subjects.update(by_subject)
+        for subject in sorted(subjects):
+            for by_subject in holders:
+                yield from by_subject.get(subject, ())
+
     def arrivals(self, as_of: int) -> Iterator[tuple[str, str, str, int, str, int | None]]:
         """Every arrival up to ``as_of``: (subject, category, holder, arrived, via, ended by then or None)."""
         for run in self.runs():
