@@ -214,9 +214,10 @@ def write_holdings(
     table = load_holdings(location, create=True)
     arrow = holdings_arrow(engine)
     tx = _Transaction(table)
-    tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
     summary = {SOURCE: str(source)}
     try:
+        # checked at once against the table just loaded too: a race lost before now fails here
+        tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         with private_files():
             if read_at is None:
                 tx.append(arrow, snapshot_properties=summary)
