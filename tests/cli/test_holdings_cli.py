@@ -200,3 +200,21 @@ def test_supervisor_runs_a_holdings_maintainer_and_ends_up_to_date(kafka_setting
     assert "consumers.holdings" in out or "holdings snapshot" in out, out
     store = Store(tmp_path / "s")
     assert store.count() == len(values) and store.behind == 0, out
+
+
+def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The holdings' data files damaged, then new events: the maintainer says so on one line and exits 2."""
+    values, _ = _world(3)
+    half = len(values) // 2
+    location = _store(tmp_path / "s", values[:half])
+    HoldingsMaintainer(location).refresh()
+    for path in (tmp_path / "s" / "warehouse").rglob("*.parquet"):
+        if "holdings" in path.parts:
+            path.write_bytes(b"not parquet")
+    _store(tmp_path / "s", values[half:], first=half)
+    log = tmp_path / "maintainer.log"
+    proc = _maintainer(tmp_path / "s", log, "-m", "consumers.holdings", "--interval", "0.2")
+    assert proc.wait(120) == 2
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("lineage-holdings:")]
+    assert len(lines) == 1 and "corrupt" in lines[0], log.read_text(encoding="utf-8")
+    assert "Traceback" not in log.read_text(encoding="utf-8")
