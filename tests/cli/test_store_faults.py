@@ -32,10 +32,12 @@ def _readers(out: Path) -> dict[str, list[str]]:
         "graph": ["graph"],
         "snapshots": ["snapshots"],
         "compact": ["compact"],
+        "holdings": ["holdings"],
     }
 
 
-COMMANDS = ["access", "breach", "check", "compact", "erasure", "graph", "map", "retention", "snapshots", "transfers"]
+COMMANDS = ["access", "breach", "check", "compact", "erasure", "graph", "holdings", "map", "retention", "snapshots"]
+COMMANDS += ["transfers"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
