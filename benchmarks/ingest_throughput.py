@@ -128,6 +128,7 @@ def ingest(bootstrap: str, topic: str, n: int, store: StoreShape, processes: int
     command = [
         sys.executable, "-m", "consumers.ingest", *store.argv,
         "--bootstrap-servers", bootstrap, "--topic", topic, "--group", group, "--exit-when-idle", str(idle),
+        "--no-holdings",  # the ingest rate alone (the holdings maintainer has its own benchmark)
     ]  # fmt: skip
     env = {**os.environ, **store.env}
     start = time.perf_counter()

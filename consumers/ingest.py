@@ -4,7 +4,9 @@ One process is ``lineage ingest`` (the same options, see ``lineage ingest --help
 ``--processes N`` it is a small supervisor for one host: it starts N consumer processes in one
 group, each with static membership ``<instance-id>-<i>`` (so a restarted process takes its
 partitions straight back), restarts one that dies (with a backoff, and logs why), and on SIGTERM
-or SIGINT passes the signal on and waits for each to finish its batch. Use it where a service
+or SIGINT passes the signal on and waits for each to finish its batch. Beside them it runs one holdings
+maintainer (``consumers.holdings``, restarted the same way; not with ``--no-holdings``), and once the
+consumers have stopped it brings the holdings up to date one last time. Use it where a service
 manager runs one unit per host; run ``lineage ingest`` directly where it runs one unit per process.
 """
 
@@ -22,7 +24,8 @@ from collections.abc import Sequence
 
 from lineage.cli import main as lineage_main
 from lineage.cli._common import count
-from lineage.cli.ingest import add_ingest_options
+from lineage.cli.ingest import add_ingest_options, refresh_holdings
+from lineage.errors import LineageError
 
 __all__ = ["main", "supervise"]
 
@@ -38,8 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def supervise(child_argv: Sequence[str], processes: int, instance_id: str) -> int:
-    """Run ``processes`` consumers, restart those that die, stop them all on SIGTERM/SIGINT; return 0 or 1."""
+HOLDINGS = "holdings"  # the supervised holdings maintainer's name beside the consumers' numbers
+
+
+def supervise(
+    child_argv: Sequence[str], processes: int, instance_id: str, holdings_argv: Sequence[str] | None = None
+) -> int:
+    """Run ``processes`` consumers, restart those that die, stop them all on SIGTERM/SIGINT; return 0 or 1.
+
+    With ``holdings_argv`` (store options), also one holdings maintainer (``consumers.holdings``),
+    restarted the same way; it is stopped once no consumer is left.
+    """
     stopping = False
 
     def stop(*_: object) -> None:
@@ -49,38 +61,44 @@ def supervise(child_argv: Sequence[str], processes: int, instance_id: str) -> in
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
 
-    def start(i: int) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "consumers.ingest", *child_argv, "--instance-id", f"{instance_id}-{i}"]
+    def start(name: str) -> subprocess.Popen[bytes]:
+        if name == HOLDINGS:
+            return subprocess.Popen([sys.executable, "-m", "consumers.holdings", *(holdings_argv or ())])
+        argv = [sys.executable, "-m", "consumers.ingest", *child_argv, "--instance-id", f"{instance_id}-{name}"]
         return subprocess.Popen(argv)
 
-    children = {i: start(i) for i in range(processes)}
+    names = [str(i) for i in range(processes)] + ([HOLDINGS] if holdings_argv is not None else [])
+    children = {name: start(name) for name in names}
     restarts = dict.fromkeys(children, 0)
-    due: dict[int, float] = {}  # consumer -> when to start it again (no sleeping: the others need watching)
-    signalled: set[int] = set()
+    due: dict[str, float] = {}  # process -> when to start it again (no sleeping: the others need watching)
+    signalled: set[str] = set()
     failed = False
     while children or (due and not stopping):
         time.sleep(0.2)
-        for i, child in list(children.items()):
+        if not any(name != HOLDINGS for name in (*children, *due)):
+            stopping = True  # every consumer is done (idle): the maintainer's work is done too
+        for name, child in list(children.items()):
             code = child.poll()
             if code is None:
-                if stopping and i not in signalled:  # once: the child finishes its batch and exits
+                if stopping and name not in signalled:  # once: the child finishes its batch and exits
                     child.send_signal(signal.SIGTERM)
-                    signalled.add(i)
+                    signalled.add(name)
                 continue
-            del children[i]
+            del children[name]
             if stopping or code == 0:  # stopped, or --exit-when-idle ran out
                 continue
             failed = True
-            wait = _RESTART_BACKOFF_S[min(restarts[i], len(_RESTART_BACKOFF_S) - 1)]
-            log.warning("consumer=%s exit_code=%s action=restart after_s=%s", i, code, wait)
-            restarts[i] += 1
-            due[i] = time.monotonic() + wait
-        for i, when in list(due.items()):
+            wait = _RESTART_BACKOFF_S[min(restarts[name], len(_RESTART_BACKOFF_S) - 1)]
+            kind = "holdings maintainer" if name == HOLDINGS else "consumer"
+            log.warning("%s=%s exit_code=%s action=restart after_s=%s", kind, name, code, wait)
+            restarts[name] += 1
+            due[name] = time.monotonic() + wait
+        for name, when in list(due.items()):
             if stopping:
                 due.clear()
             elif time.monotonic() >= when:
-                del due[i]
-                children[i] = start(i)
+                del due[name]
+                children[name] = start(name)
                 failed = False
     return 1 if failed else 0
 
@@ -93,7 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.processes == 1 or args.from_file:
         return lineage_main(["ingest", *_without(args_in, "--processes")])
     instance_id = args.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-    return supervise(_without(_without(args_in, "--processes"), "--instance-id"), args.processes, instance_id)
+    child_argv = _without(_without(args_in, "--processes"), "--instance-id")
+    if args.no_holdings:
+        return supervise(child_argv, args.processes, instance_id)
+    # the consumers leave the holdings to the one maintainer beside them, and to the refresh at the end
+    store_argv = [
+        f"--{o.replace('_', '-')}={v}" for o in ("store", "catalog_uri", "warehouse") if (v := getattr(args, o))
+    ]
+    code = supervise([*child_argv, "--no-holdings"], args.processes, instance_id, store_argv)
+    try:
+        refresh_holdings(args)  # what the consumers stored after the maintainer's last refresh
+    except LineageError as exc:
+        print(f"lineage-ingest: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return code
 
 
 def _without(argv: list[str], option: str) -> list[str]:

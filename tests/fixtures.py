@@ -248,6 +248,14 @@ def store_of(records: list[Record], folder: Path) -> Store:
     return Store(folder)
 
 
+def private_file(path: Path, text: str) -> Path:
+    """Write ``text`` to a new 0600 file (a secret a child process reads: never on its command line)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
 def micros(value: datetime | None) -> int | None:
     """Microseconds since the epoch, the unit the reference model counts in."""
     return None if value is None else (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -31,6 +31,7 @@ __all__ = [
     "policies_from",
     "settings_from",
     "add_store_options",
+    "existing_location",
     "location_for",
     "store_for",
     "taxonomy_for",
@@ -145,12 +146,33 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     """
     from lineage.store import Store
 
+    location, option = existing_location(args, settings)
+    store = Store(location, snapshot=getattr(args, "snapshot", None))
+    from lineage.errors import StoreNotFoundError
+    from lineage.store.holdings import pinned_state
+
+    try:
+        # with no --snapshot: the events snapshot the newest holdings reflect (events stored since
+        # wait for the holdings maintainer; the answer says how many, see answers.behind_note)
+        snapshot_id = pinned_state(location, store.snapshot).events_snapshot
+    except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
+        raise ConfigurationError(option, str(exc)) from None
+    if snapshot_id is None:
+        raise ConfigurationError(option, f"{location.describe()} holds no stored events yet: is it the right store?")
+    store.snapshot = snapshot_id
+    return store
+
+
+def existing_location(args: argparse.Namespace, settings: Settings) -> tuple[StoreLocation, str]:
+    """The store location the options name, and the option to blame when it holds no store.
+
+    An embedded store's folder must hold a catalog already: opening a missing SQLite catalog creates it.
+    """
     given = {k: getattr(args, k) for k in ("catalog_uri", "warehouse") if getattr(args, k, None)}
     settings = dataclasses.replace(settings, **given) if given else settings
     option = "--store" if args.store else "LINEAGE_STORE_DIR"
     location = location_for(args, settings, Path(args.store) if args.store else None)
     if location.root is not None and location.catalog_uri.startswith("sqlite:"):
-        # never open a missing SQLite catalog: opening one creates it
         if not location.root.is_dir():
             raise ConfigurationError(option, f"{location.root} is not a folder (no lineage store there)")
         if not (location.root / "catalog.db").is_file():
@@ -159,18 +181,7 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
             )
     if settings.catalog_uri is not None:  # a shared catalog: the setting that named it is at fault
         option = "--catalog-uri" if getattr(args, "catalog_uri", None) else "LINEAGE_CATALOG_URI"
-    store = Store(location, snapshot=getattr(args, "snapshot", None))
-    from lineage.errors import StoreNotFoundError
-    from lineage.store.snapshots import pinned_files
-
-    try:
-        snapshot_id, _, _ = pinned_files(location, store.snapshot)
-    except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
-        raise ConfigurationError(option, str(exc)) from None
-    if snapshot_id is None:
-        raise ConfigurationError(option, f"{location.describe()} holds no stored events yet: is it the right store?")
-    store.snapshot = snapshot_id
-    return store
+    return location, option
 
 
 def location_for(args: argparse.Namespace, settings: Settings, store_dir: Path | None) -> StoreLocation:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lineage.present.formats import Document
     from lineage.store import Store
 
-__all__ = ["register"]
+__all__ = ["behind_note", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,6 +92,16 @@ def _add_links_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def behind_note(store: Store) -> None:
+    """One note on stderr when the answer left out events the holdings maintainer has not applied yet."""
+    if store.behind:
+        print(
+            f"lineage: note: the holdings are {store.behind} event(s) behind the store: this answer reads events "
+            f"snapshot {store.snapshot_id}, without them (run `lineage holdings` to bring them up to date)",
+            file=sys.stderr,
+        )
+
+
 def _stamped(doc: Document, store: Store) -> Document:
     """The document with the store snapshot it was read from: ``--snapshot`` gives the same answer later."""
     title, facts, tables = doc
@@ -110,6 +120,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     report = access_request(
         store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
     )
+    behind_note(store)
     warning = None if as_of else later_events_warning(store, report.as_of, "--as-of")
     if not report.holds_data and args.format == "markdown":
         print(
@@ -142,6 +153,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
     store = store_for(args, settings)
     aware = parse_time("--aware", args.aware)
     report = breach_impact(store, args.node, t1, t2, taxonomy_for(settings), aware_at=aware)
+    behind_note(store)
     # the window is explicit; "now" only stands in for --aware, and later events can still matter
     # to the window's end (an arrival stamped late): say so rather than leave them out silently
     warning = None if aware else later_events_warning(store, report.aware_at, "--aware")
@@ -171,6 +183,7 @@ def cmd_erasure(args: argparse.Namespace) -> int:
     plan = erasure_plan(
         store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
     )
+    behind_note(store)
     warning = None if as_of else later_events_warning(store, plan.as_of, "--as-of")
     if not plan.holders and args.format == "markdown":
         print(
@@ -195,6 +208,7 @@ def cmd_transfers(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
     rows = transfers_register(store, taxonomy_for(settings), parse_time("--as-of", args.as_of))
+    behind_note(store)
     print(render(_stamped(transfers_document(rows), store), args.format), end="")
     return 0
 
@@ -207,6 +221,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
     rows = retention_register(store, parse_time("--now", args.now))
+    behind_note(store)
     facts = {"overdue_holdings": len(rows)}
     print(render(_stamped(("Held past retention", facts, {"overdue": rows}), store), args.format), end="")
     return 0
@@ -254,6 +269,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unseen == list(policy.systems):  # nothing of this organisation is in the store: no verdict to give
         raise ConfigurationError("--policy", f"{policy.name}: none of its systems has events in this store")
     found = check(store, policy, parse_time("--now", args.now))
+    behind_note(store)
     title, facts, tables = check_document(policy.name, found)
     if unseen:
         warning = f"system(s) {', '.join(unseen)} have no events in this store (a typo in the policy?)"
@@ -283,6 +299,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     now = parse_time("--now", args.now)
     found = {p.name: check(store, p, now) for p in policies}
     m = build_map(store, taxonomy, policies, found)
+    behind_note(store)
     write_map(m, Path(args.out))
     crossing = sum(1 for e in m.edges if e.cross_border)
     print(f"wrote {args.out}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_kafka_options,
@@ -19,7 +20,10 @@ from lineage.cli._common import (
 from lineage.errors import ConfigurationError
 from lineage.private import private_dir
 
-__all__ = ["add_ingest_options", "cmd_ingest", "register"]
+if TYPE_CHECKING:
+    from lineage.store import StoreLocation
+
+__all__ = ["add_ingest_options", "cmd_ingest", "refresh_holdings", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,6 +83,12 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
         "a busy production topic does well with 30 to 60)",
     )
     ingest.add_argument("--exit-when-idle", type=seconds, default=None, help="stop after this many idle seconds")
+    ingest.add_argument(
+        "--no-holdings",
+        action="store_true",
+        help="do not bring the holdings table up to date when stopping (or run no holdings maintainer "
+        "beside --processes): another process keeps them",
+    )
     add_kafka_options(ingest)
 
 
@@ -98,7 +108,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from(args)
     store_dir = Path(args.store) if args.store else settings.store_dir
-    location_for(args, settings, store_dir)  # a path Iceberg cannot hold fails before anything is made
+    location = location_for(args, settings, store_dir)  # a path Iceberg cannot hold fails before anything is made
     if settings.catalog_uri is None:  # the embedded store: a bad folder fails before Kafka is asked
         private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")
     taxonomy = taxonomy_for(settings)
@@ -107,6 +117,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         stats = ingest_file(Path(args.from_file), settings, store_dir=store_dir, taxonomy=taxonomy)
         print(stats.line(), file=sys.stderr)
+        refresh_holdings(args, location)
         return 0
     from lineage.transport.kafka import topic_exists
 
@@ -129,7 +140,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(stats.line(), file=sys.stderr)
+    refresh_holdings(args, location)
     return 0
+
+
+def refresh_holdings(args: argparse.Namespace, location: StoreLocation | None = None) -> None:
+    """Bring the holdings up to date with what was stored (unless ``--no-holdings``); its line on stderr.
+
+    Answers read the holdings' events snapshot, so without this a one-off ingest would answer from
+    older events. A new SIGTERM or SIGINT (the first one may be what stopped the consumer) ends it
+    before its commit, leaving the holdings as they were.
+    """
+    from lineage.cli.holdings import refresh_once, stop_on_signals
+    from lineage.store import Store
+
+    if args.no_holdings:
+        return
+    if location is None:
+        location = location_for(args, settings_from(args), Path(args.store) if args.store else None)
+    if not Store(location).holds_events():
+        return
+    done = refresh_once(location, stop_on_signals())
+    if done is not None:
+        print(done.line(), file=sys.stderr)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

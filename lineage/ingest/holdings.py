@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
-from lineage.errors import StoreConflictError
+from lineage.errors import LineageError, StoreConflictError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
 from lineage.store.holdings import (
@@ -34,9 +35,13 @@ from lineage.store.holdings import (
     write_holdings,
 )
 
-__all__ = ["HoldingsMaintainer", "Refreshed"]
+__all__ = ["HoldingsMaintainer", "Refreshed", "RefreshStopped"]
 
 log = logging.getLogger(__name__)
+
+
+class RefreshStopped(LineageError):
+    """A refresh was asked to stop before its commit: nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +74,27 @@ class HoldingsMaintainer:
         self._engine: HoldingsEngine | None = None
         self._based_on: int | None = None  # the holdings snapshot ``_engine`` is the state of
 
-    def refresh(self, *, rebuild: bool = False) -> Refreshed:
-        """Apply what is new (``rebuild``: recompute everything from the events); retry lost races."""
+    def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
+        """Apply what is new (``rebuild``: recompute everything from the events); retry lost races.
+
+        ``stop`` set while events are applied ends the refresh before its commit (``RefreshStopped``):
+        a long replay need not delay a shutdown, and nothing partial is ever written.
+        """
         for attempt in range(max(1, self.location.commit_retries)):
             try:
-                return self._refresh(rebuild)
+                return self._refresh(rebuild, stop)
             except StoreConflictError:
                 self._engine = None
                 if attempt + 1 >= self.location.commit_retries:
                     raise
+                log.info("lost a race to another maintainer's commit: starting again from its table")
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+            except RefreshStopped:
+                self._engine = None  # it applied part of the new events: the table is the truth again
+                raise
         raise AssertionError("unreachable")
 
-    def _refresh(self, rebuild: bool) -> Refreshed:
+    def _refresh(self, rebuild: bool, stop: threading.Event | None) -> Refreshed:
         started = time.monotonic()
         events_table = self.location.load()
         current = events_table.current_snapshot()
@@ -108,7 +121,10 @@ class HoldingsMaintainer:
             batch = store.engine_events({}, late)
         else:
             batch = chain([first], new)
-        applied_n = engine.apply(batch, ordered=True)
+        log.info("applying new events (events snapshot %s)", current.snapshot_id)
+        applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+        if stop is not None and stop.is_set():
+            raise RefreshStopped("stopped before the holdings were written: nothing was committed")
         snapshot = write_holdings(
             self.location, engine, read_at=state.snapshot_id, source=current.snapshot_id, applied=offsets
         )
@@ -126,3 +142,11 @@ class HoldingsMaintainer:
         table = load_holdings(self.location)
         rows = read_rows(self.location, table, state.snapshot_id)
         return engine_from_table(rows, state.watermark), state.applied
+
+
+def _until(stop: threading.Event, events: Iterator[Event]) -> Iterator[Event]:
+    """``events`` until ``stop`` is set (checked every thousand: an Event.is_set per event costs)."""
+    for n, event in enumerate(events):
+        if not n % 1000 and stop.is_set():
+            raise RefreshStopped("stopped while applying events: nothing was committed")
+        yield event

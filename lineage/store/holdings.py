@@ -232,9 +232,10 @@ def write_holdings(
     # reads the few row groups whose subject range holds them
     arrow = holdings_arrow(engine)
     tx = _Transaction(table)
-    tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
     summary = {SOURCE: str(source)}
     try:
+        # checked at once against the table just loaded too: a race lost before now fails here
+        tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         with private_files():
             if read_at is None:
                 tx.append(arrow, snapshot_properties=summary)
@@ -321,7 +322,9 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         snapshot = resolve(events, ref)
         assert snapshot is not None
         made = holdings_snapshot_for(htable, snapshot.snapshot_id)
-        return _pinned(location, events, snapshot.snapshot_id, htable, made)
+        # the newest holdings, pinned by the id of their events snapshot (what a command pins first)
+        behind = _behind(events, read_state(htable)) if made == current.snapshot_id else 0
+        return _pinned(location, events, snapshot.snapshot_id, htable, made, behind)
     state = read_state(htable)
     if state.layout != LAYOUT:
         raise StoreError(
@@ -330,13 +333,7 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
             path=location.describe(),
         )
     if state.source is not None and events.snapshot_by_id(state.source) is not None:
-        stored, reflected = event_offsets(events), state.applied
-        behind = sum(
-            max(0, off - reflected.get(origin, {}).get(part, -1))
-            for origin, parts in stored.items()
-            for part, off in parts.items()
-        )
-        return _pinned(location, events, state.source, htable, current.snapshot_id, behind)
+        return _pinned(location, events, state.source, htable, current.snapshot_id, _behind(events, state))
     if state.applied == event_offsets(events) and events.current_snapshot() is not None:
         # the snapshot they were made from was expired after a compaction: the same events, rewritten
         now = events.current_snapshot()
@@ -346,6 +343,16 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         f"the holdings of {location.describe()} were made from events snapshot {state.source}, which is gone: "
         "run `lineage holdings` to bring them up to date",
         path=location.describe(),
+    )
+
+
+def _behind(events: Table, state: HoldingsState) -> int:
+    """How many stored events (offsets) the holdings in ``state`` do not reflect yet."""
+    stored, reflected = event_offsets(events), state.applied
+    return sum(
+        max(0, off - reflected.get(origin, {}).get(part, -1))
+        for origin, parts in stored.items()
+        for part, off in parts.items()
     )
 
 

@@ -25,12 +25,13 @@ from lineage.contract.events import Party
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError
 from lineage.ingest.consumer import IngestConsumer
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.present.datamap import build_map, write_map
 from lineage.present.formats import render
 from lineage.present.reports import access_document, breach_document, check_document, transfers_document
 from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store import Store
+from lineage.store import Store, StoreLocation
 from lineage.transport.kafka import KafkaEventSink, create_topics
 from lineage.world.organisations import build
 from lineage.world.sim import Plan, WorldSize, emit
@@ -117,6 +118,8 @@ def run_demo(
     say(f"== consumed in {time.monotonic() - t:.1f} s: {stats.line()}")
     if stats.accepted != sent:
         say(f"!! {sent - stats.accepted:,} of {sent:,} events missing from the store: the reports below are partial")
+    # the answers read the holdings: bring them up to date with everything consumed
+    say(f"== {HoldingsMaintainer(StoreLocation.embedded(store_dir)).refresh().line()}")
     store = Store(store_dir)
 
     mochat = next(p for p in plans if p.org.key == "mochat")

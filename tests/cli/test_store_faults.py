@@ -34,11 +34,13 @@ def _readers(out: Path) -> dict[str, list[str]]:
         "graph": ["graph"],
         "snapshots": ["snapshots"],
         "compact": ["compact"],
+        "holdings": ["holdings"],
     }
 
 
 COMMANDS = [
-    "access", "breach", "check", "compact", "erasure", "graph", "map", "retention", "ropa", "snapshots", "transfers",
+    "access", "breach", "check", "compact", "erasure", "graph", "holdings", "map", "retention", "ropa", "snapshots",
+    "transfers",
 ]  # fmt: skip
 
 

@@ -245,7 +245,10 @@ def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_
     proc = _consumer(kafka_settings, tmp_path, "--processes", "1", "--instance-id", "r")
     proc.kill()  # --processes 1 runs in-process: nothing to supervise
     proc.communicate(timeout=30)
-    proc = _consumer(kafka_settings, tmp_path, "--processes", "2", "--exit-when-idle", "8", "--instance-id", "r")
+    # no holdings maintainer beside them: the two children are the consumers (tests/cli/test_holdings_cli.py has one)
+    proc = _consumer(
+        kafka_settings, tmp_path, "--processes", "2", "--exit-when-idle", "8", "--instance-id", "r", "--no-holdings"
+    )
     deadline = time.monotonic() + 60
     children: list[int] = []
     while time.monotonic() < deadline and len(children) < 2:

@@ -30,7 +30,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.tables import offset_key, owner_key
 from lineage.transport.kafka import KafkaEventSink, create_topics
-from tests.fixtures import T0
+from tests.fixtures import T0, private_file
 from tests.services import Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -126,13 +126,6 @@ class Producer(threading.Thread):
         return self.placed
 
 
-def _private_file(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    return path
-
-
 @dataclass
 class SharedStore:
     """A store in PostgreSQL + S3: the environment a process needs, and the location the test reads."""
@@ -144,7 +137,7 @@ class SharedStore:
 def _shared_store(postgres: Postgres, s3: SeaweedS3, secrets_dir: Path) -> SharedStore:
     """A fresh namespace in the catalog and prefix in the bucket; the password in a 0600 file, keys in the env."""
     namespace = f"t_{uuid.uuid4().hex}"
-    password_file = _private_file(secrets_dir / "catalog-password", postgres.password + "\n")
+    password_file = private_file(secrets_dir / "catalog-password", postgres.password + "\n")
     env = {
         "LINEAGE_CATALOG_URI": postgres.sqlalchemy_uri(),
         "LINEAGE_CATALOG_PASSWORD_FILE": str(password_file),
@@ -211,7 +204,8 @@ class Fleet:
         os.write(fd, f"{START_MARK} {time.strftime('%H:%M:%S')}\n".encode())
         try:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "consumers.ingest", "--segment-rows", SEGMENT_ROWS,
+                # --no-holdings: what is checked here is the events table (the holdings have their own kill tests)
+                [sys.executable, "-m", "consumers.ingest", "--segment-rows", SEGMENT_ROWS, "--no-holdings",
                  "--instance-id", f"{self.kafka.topic}-{name}", *(["--exit-when-idle", IDLE_EXIT_S] * drain)],
                 cwd=folder,
                 env=self.env(name),

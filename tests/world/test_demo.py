@@ -53,6 +53,7 @@ def test_demo_prints_the_four_reports_and_writes_the_map(kafka_settings: Setting
     planned = sum(len(p.events) for p in build(size, default_taxonomy())[0])
     assert f"accepted={planned} dead_letters=1" in text
     assert Store(out / "store").count() == planned
+    assert "events applied, reflecting events snapshot" in text and Store(out / "store").behind == 0  # refreshed
     assert list(read_messages(kafka_settings, kafka_settings.topic, idle_timeout_s=2)) == [], "LINEAGE_TOPIC written to"
 
 

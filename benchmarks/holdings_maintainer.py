@@ -1,0 +1,163 @@
+"""The holdings maintainer on the simulated seed world: its throughput, and its lag behind a consumer, same run.
+
+(1) Throughput: the world's events stored in an embedded store; then one refresh from nothing
+(every event applied), beside the baseline of reading the same events the engine reads into Python
+(``Store.engine_events``, no holdings work), and ten refreshes each applying a tenth of the events
+as they are stored. (2) Lag: a consumer (``consumers.ingest --no-holdings``) ingests the world from
+a topic filled beforehand, at full speed, while ``consumers.holdings --interval 1`` runs beside it;
+every 0.5 s we read how many stored events the holdings do not reflect yet (what ``Store.behind``
+counts), and how long after the consumer's last commit the maintainer has caught up.
+
+    ./run bench holdings_maintainer [--subjects 1700]     # ~208,000 events
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _stores import REPO, load  # noqa: E402
+
+from lineage import Settings, default_taxonomy  # noqa: E402
+from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
+from lineage.ingest.pipeline import Ingestor  # noqa: E402
+from lineage.store import Store, StoreLocation  # noqa: E402
+from lineage.store.holdings import event_offsets, read_state, try_load_holdings  # noqa: E402
+from lineage.testing import MemorySink  # noqa: E402
+from lineage.transport.kafka import KafkaEventSink, create_topics  # noqa: E402
+from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
+from lineage.world.organisations import build  # noqa: E402
+from lineage.world.sim import WorldSize, emit  # noqa: E402
+
+
+def _world(subjects: int) -> list[bytes]:
+    taxonomy = default_taxonomy()
+    plans, _ = build(WorldSize(subjects=subjects, days=365), taxonomy)
+    sink = MemorySink()
+    emit(plans, sink, taxonomy)
+    return [m.value for m in sink.messages]
+
+
+def _store(location: StoreLocation, values: list[bytes], first: int = 0) -> None:
+    ingestor = Ingestor(location, "events", taxonomy=default_taxonomy())
+    for offset, value in enumerate(values, first):
+        ingestor.add(0, offset, value)
+    ingestor.flush()
+
+
+def throughput(values: list[bytes], tmp: Path) -> None:
+    location = StoreLocation.embedded(tmp / "one-pass")
+    _store(location, values)
+    start = time.perf_counter()
+    read = sum(1 for _ in Store(location, holdings=False).engine_events({}, None))
+    baseline = time.perf_counter() - start
+    rate = read / baseline
+    print(f"  baseline: the {read:,} events the engine reads, read into Python: {baseline:.1f} s ({rate:,.0f}/s)")
+    start = time.perf_counter()
+    done = HoldingsMaintainer(location).refresh()
+    one = time.perf_counter() - start
+    print(f"  one refresh from nothing: {one:.1f} s, {done.events / one:,.0f} events/s applied "
+          f"({one / baseline:.1f}x the read alone)")  # fmt: skip
+    location = StoreLocation.embedded(tmp / "tenths")
+    maintainer = HoldingsMaintainer(location)
+    step = -(-len(values) // 10)
+    times, applied = [], 0
+    for first in range(0, len(values), step):
+        _store(location, values[first : first + step], first)
+        start = time.perf_counter()
+        applied += maintainer.refresh().events
+        times.append(time.perf_counter() - start)
+    print(f"  ten refreshes of a tenth each: {sum(times):.1f} s in all, {applied / sum(times):,.0f} events/s applied; "
+          f"each {', '.join(f'{t:.1f}' for t in times)} s")  # fmt: skip
+
+
+def _behind(location: StoreLocation) -> int | None:
+    """Stored offsets the holdings do not reflect (None: no events table yet)."""
+    try:
+        stored = event_offsets(location.load())
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
+    table = try_load_holdings(location)
+    applied = read_state(table).applied if table is not None else {}
+    return sum(max(0, off - applied.get(o, {}).get(p, -1)) for o, ps in stored.items() for p, off in ps.items())
+
+
+def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
+    topic = f"bench.holdings.{uuid.uuid4().hex[:6]}"
+    settings = Settings(bootstrap_servers=bootstrap, topic=topic)
+    create_topics(settings, [topic, "lineage.events.dlq"], partitions=3)
+    sink = KafkaEventSink(settings)
+    for i, value in enumerate(values):
+        sink.send(topic, str(i % 997).encode(), value, f"e{i}")
+    sink.close(120)
+    folder = tmp / "lag"
+    location = StoreLocation.embedded(folder)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LINEAGE_STORE_DIR": str(folder)}
+    base = [sys.executable, "-m"]
+    consumer = subprocess.Popen(
+        [*base, "consumers.ingest", "--no-holdings", "--bootstrap-servers", bootstrap, "--topic", topic,
+         "--group", topic + ".g", "--exit-when-idle", "3"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    maintainer = subprocess.Popen(
+        [*base, "consumers.holdings", "--interval", "1"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    start = time.perf_counter()
+    samples: list[tuple[float, int]] = []
+    try:
+        while consumer.poll() is None:
+            if (b := _behind(location)) is not None:
+                samples.append((time.perf_counter() - start, b))
+            time.sleep(0.5)
+        consumed = time.perf_counter() - start
+        while (b := _behind(location)) != 0:
+            time.sleep(0.2)
+        caught_up = time.perf_counter() - start
+    finally:
+        maintainer.terminate()
+        maintainer.wait(120)
+    assert consumer.returncode == 0
+    stored = Store(location).count()
+    peak = max(b for _, b in samples)
+    mean = sum(b for _, b in samples) / len(samples)
+    print(f"  consumer: {stored:,} events stored in {consumed:.1f} s ({stored / consumed:,.0f}/s, exit-when-idle 3 s "
+          f"included)")  # fmt: skip
+    print(f"  maintainer behind it: peak {peak:,} events, mean {mean:,.0f} over {len(samples)} samples; "
+          f"caught up {caught_up - consumed:.1f} s after the consumer exited")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=1700, help="per organisation (default 1700: ~208,000 events)")
+    args = parser.parse_args()
+    values = _world(args.subjects)
+    print(f"world: 5 organisations x {args.subjects:,} subjects, 365 days: {len(values):,} events; {load()}")
+    bootstrap = os.environ.get("LINEAGE_BOOTSTRAP_SERVERS")
+    broker = None
+    with tempfile.TemporaryDirectory(prefix="bench-holdings-") as tmp:
+        print("(1) throughput, embedded store:")
+        throughput(values, Path(tmp))
+        if not bootstrap:
+            broker = LocalBroker(fetch_jars(Path(os.environ.get("LINEAGE_CACHE_DIR", ".cache")))).start()
+            bootstrap = broker.bootstrap_servers
+        try:
+            print("(2) lag behind a consumer at full speed, embedded store:")
+            lag(values, Path(tmp), bootstrap)
+        finally:
+            if broker is not None:
+                broker.stop()
+    print(f"done; {load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

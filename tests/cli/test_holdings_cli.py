@@ -1,0 +1,220 @@
+"""``lineage holdings``, the maintainer process and its signals, ingest's refresh, and the note when behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lineage import Codec, Settings, default_taxonomy
+from lineage.cli import main
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.holdings import load_holdings, read_state, try_load_holdings
+from lineage.testing import MemorySink
+from lineage.transport.kafka import KafkaEventSink
+from lineage.world.organisations import build
+from lineage.world.sim import WorldSize, emit
+
+REPO = Path(__file__).parents[2]
+TAXONOMY = default_taxonomy()
+
+
+def _world(subjects: int) -> tuple[list[bytes], str]:
+    """The simulated organisations' events, encoded in time order, and one adult of theirs."""
+    plans, _ = build(WorldSize(subjects=subjects, days=365), TAXONOMY)
+    sink = MemorySink()
+    emit(plans, sink, TAXONOMY)
+    return [m.value for m in sink.messages], plans[0].adults[0]
+
+
+def _store(folder: Path, values: list[bytes], *, first: int = 0) -> StoreLocation:
+    """Store ``values`` at offsets from ``first`` of one partition (no holdings refresh)."""
+    location = StoreLocation.embedded(folder)
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    for offset, value in enumerate(values, first):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    return location
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _holdings_snapshots(location: StoreLocation) -> int:
+    table = try_load_holdings(location)
+    return 0 if table is None else len(table.metadata.snapshots)
+
+
+def test_lineage_holdings_refreshes_once_and_rebuilds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One line on stdout and exit 0: applied, then up to date, then rebuilt; a folder with no store is exit 2."""
+    values, _ = _world(5)
+    location = _store(tmp_path / "s", values)
+    code, out, err = _run(capsys, "holdings", "--store", str(tmp_path / "s"))
+    assert code == 0 and err == "" and len(out.splitlines()) == 1 and "events applied" in out
+    first = read_state(load_holdings(location))
+    code, out, _ = _run(capsys, "holdings", "--store", str(tmp_path / "s"))
+    assert code == 0 and out.startswith("holdings up to date with events snapshot")
+    assert read_state(load_holdings(location)) == first
+    code, out, _ = _run(capsys, "holdings", "--store", str(tmp_path / "s"), "--rebuild")
+    assert code == 0 and "events applied" in out
+    rebuilt = read_state(load_holdings(location))
+    assert rebuilt.snapshot_id != first.snapshot_id and rebuilt.applied == first.applied
+    (tmp_path / "empty").mkdir()
+    code, out, err = _run(capsys, "holdings", "--store", str(tmp_path / "empty"))
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("lineage: --store: ")
+    assert not (tmp_path / "empty" / "catalog.db").exists()  # never created by looking
+
+
+def test_answers_say_how_far_behind_the_holdings_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Events stored after the last refresh: each answer prints one note with their count, none once refreshed."""
+    values, person = _world(5)
+    half = len(values) // 2
+    location = _store(tmp_path / "s", values[:half])
+    HoldingsMaintainer(location).refresh()
+    _store(tmp_path / "s", values[half:], first=half)
+    behind = len(values) - half
+    breach = ["breach", "--node", "sf-express", "--from", "2026-01-01T00:00Z", "--to", "2026-02-01T00:00Z"]
+    for argv in (["access", person], ["retention", "--now", "2026-11-01T00:00Z"], ["transfers"], breach):
+        code, out, err = _run(capsys, *argv, "--store", str(tmp_path / "s"), "--format", "json")
+        notes = [line for line in err.splitlines() if "note:" in line]
+        assert code == 0 and len(notes) == 1, (argv, err)
+        assert f"the holdings are {behind} event(s) behind" in notes[0]
+        assert f'"store_snapshot": {read_state(load_holdings(location)).source}' in out
+    HoldingsMaintainer(location).refresh()
+    code, _, err = _run(capsys, "access", person, "--store", str(tmp_path / "s"))
+    assert code == 0 and "note:" not in err
+    assert Store(location).behind == 0
+
+
+def _maintainer(store: Path, log: Path, *argv: str) -> subprocess.Popen[bytes]:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            [sys.executable, *argv], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
+            "LINEAGE_STORE_DIR": str(store)}, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], log: Path, text: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text(encoding="utf-8", errors="replace"):
+        assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout_s:.0f} s"
+        time.sleep(0.01)
+
+
+def _stopped_cleanly(proc: subprocess.Popen[bytes], log: Path) -> str:
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+        pytest.fail("no exit within 60 s of SIGTERM")
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert code == 0, text
+    assert "Traceback" not in text, text
+    return text
+
+
+def test_sigterm_while_the_maintainer_starts_or_refreshes_exits_0_and_commits_nothing(tmp_path: Path) -> None:
+    """SIGTERM while starting (imports), and while applying ~25,000 events: exit 0, no holdings snapshot."""
+    values, _ = _world(200)
+    store = tmp_path / "s"
+    location = _store(store, values)
+    rng = random.Random(5)
+    for i in range(3):  # while starting: Python and the libraries loading
+        log = tmp_path / f"start-{i}.log"
+        proc = _maintainer(store, log, "-m", "consumers.holdings", "--interval", "0.2")
+        time.sleep(rng.uniform(0.15, 0.8))
+        proc.send_signal(signal.SIGTERM)
+        _stopped_cleanly(proc, log)
+        assert _holdings_snapshots(location) == 0
+    log = tmp_path / "refresh.log"
+    proc = _maintainer(store, log, "-m", "consumers.holdings", "--interval", "0.2")
+    _wait_for_line(proc, log, "applying new events")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _stopped_cleanly(proc, log)
+    assert _holdings_snapshots(location) == 0
+    # and the one-off command, rebuilding over holdings already there: they stay as they were
+    HoldingsMaintainer(location).refresh()
+    before = read_state(load_holdings(location))
+    log = tmp_path / "rebuild.log"
+    proc = _maintainer(store, log, "-m", "lineage.cli", "holdings", "--rebuild")
+    _wait_for_line(proc, log, "applying new events")
+    proc.send_signal(signal.SIGTERM)
+    text = _stopped_cleanly(proc, log)
+    assert "nothing was committed" in text
+    assert read_state(load_holdings(location)) == before
+
+
+def test_ingest_from_a_file_refreshes_the_holdings_unless_told_not_to(tmp_path: Path) -> None:
+    """``lineage ingest --from-file`` ends with the holdings up to date; with --no-holdings it leaves none."""
+    values, _ = _world(3)
+    codec = Codec()
+    archive = tmp_path / "archive.avro"
+    codec.write_container(archive, [codec.decode_record(v) for v in values])
+    for folder, extra in (("a", []), ("b", ["--no-holdings"])):
+        command = [sys.executable, "-m", "lineage.cli", "ingest", "--from-file", str(archive),
+                   "--store", str(tmp_path / folder), *extra]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+        assert proc.returncode == 0, proc.stderr
+        location = StoreLocation.embedded(tmp_path / folder)
+        if extra:
+            assert try_load_holdings(location) is None and "holdings" not in proc.stderr
+        else:
+            assert "events applied" in proc.stderr
+            assert Store(location).behind == 0 and Store(location).count() == len(values)
+
+
+def test_supervisor_runs_a_holdings_maintainer_and_ends_up_to_date(kafka_settings: Settings, tmp_path: Path) -> None:
+    """``consumers.ingest --processes 2`` runs a holdings maintainer too; once the consumers finish, none is behind."""
+    values, _ = _world(20)
+    sink = KafkaEventSink(kafka_settings)
+    for i, value in enumerate(values):
+        sink.send(kafka_settings.topic, str(i).encode(), value, f"e{i}")
+    sink.close(60)
+    assert sink.failures() == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "consumers.ingest", "--processes", "2", "--exit-when-idle", "6", "--store",
+         str(tmp_path / "s"), "--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic",
+         kafka_settings.topic, "--group", kafka_settings.topic + ".g"],
+        cwd=REPO, env={**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "consumers.holdings" in out or "holdings snapshot" in out, out
+    store = Store(tmp_path / "s")
+    assert store.count() == len(values) and store.behind == 0, out
+
+
+def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The holdings' data files damaged, then new events: the maintainer says so on one line and exits 2."""
+    values, _ = _world(3)
+    half = len(values) // 2
+    location = _store(tmp_path / "s", values[:half])
+    HoldingsMaintainer(location).refresh()
+    for path in (tmp_path / "s" / "warehouse").rglob("*.parquet"):
+        if "holdings" in path.parts:
+            path.write_bytes(b"not parquet")
+    _store(tmp_path / "s", values[half:], first=half)
+    log = tmp_path / "maintainer.log"
+    proc = _maintainer(tmp_path / "s", log, "-m", "consumers.holdings", "--interval", "0.2")
+    assert proc.wait(120) == 2
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("lineage-holdings:")]
+    assert len(lines) == 1 and "corrupt" in lines[0], log.read_text(encoding="utf-8")
+    assert "Traceback" not in log.read_text(encoding="utf-8")

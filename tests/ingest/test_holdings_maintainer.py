@@ -1,0 +1,401 @@
+"""The holdings maintainer exactly once: kill -9, racing maintainers, late events, a lagging reader.
+
+Real processes, a real broker and real stores: the maintainer (``python -m consumers.holdings``)
+runs beside an ingest consumer and is killed -9 at random moments; at the end its table must equal
+a rebuild from scratch, row for row, and the answers must not tell them apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lineage import Codec, Settings, default_taxonomy
+from lineage.answers import access_request, breach_impact, retention_register
+from lineage.contract.records import Record
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.holdings import SOURCE, load_holdings, read_rows, read_state, try_load_holdings
+from lineage.testing import MemorySink
+from lineage.transport.kafka import KafkaEventSink, create_topics
+from lineage.world.organisations import build
+from lineage.world.sim import WorldSize, emit
+from tests.fixtures import examples, histories, nightly_histories, private_file
+from tests.services import Postgres, SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).parents[2]
+PARTITIONS = 4
+SUBJECTS = 420  # per organisation: 51,478 events of the five seed organisations over a year, 1,618 bulk
+KILLS = 6
+TAXONOMY = default_taxonomy()
+
+
+@functools.cache
+def _world(subjects: int) -> tuple[tuple[tuple[bytes, bytes], ...], tuple[str, ...], tuple[str, ...]]:
+    """The simulated organisations' events encoded (key, value) in time order; a few people; the holders."""
+    plans, _ = build(WorldSize(subjects=subjects, days=365), TAXONOMY)
+    sink = MemorySink()
+    emit(plans, sink, TAXONOMY)
+    people = tuple(p.adults[i] for p in plans for i in (0, len(p.adults) // 2))
+    holders = tuple(sorted({e.fields["recipient"].name for p in plans for e in p.events if "recipient" in e.fields}))
+    return tuple((m.key or b"", m.value) for m in sink.messages), people, holders
+
+
+def _rows(location: StoreLocation) -> list[tuple[Any, ...]]:
+    """Every row of the holdings table's current snapshot, sorted (None first in each column)."""
+    table = load_holdings(location)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None, "no holdings were written"
+    rows = read_rows(location, table, snapshot.snapshot_id).to_pylist()
+    return sorted((tuple(r.values()) for r in rows), key=lambda r: tuple((v is not None, str(v)) for v in r))
+
+
+def _answers(location: StoreLocation, people: tuple[str, ...], holders: tuple[str, ...]) -> dict[str, Any]:
+    """Access for a few people, a breach at two holders over the last quarter, and the retention register."""
+    store = Store(location)
+    end = WorldSize(subjects=1, days=1).end
+    return {
+        "access": [access_request(store, p, TAXONOMY, end) for p in people],
+        "breach": breach_impact(store, list(holders[:2]), end - timedelta(days=90), end, TAXONOMY, aware_at=end),
+        "retention": retention_register(store, end),
+        "events_snapshot": store.snapshot_id,
+    }
+
+
+def _check_equals_rebuild(location: StoreLocation, people: tuple[str, ...], holders: tuple[str, ...]) -> int:
+    """The table as maintained equals a rebuild from scratch, row for row, and answers the same; its row count."""
+    kept, answers = _rows(location), _answers(location, people, holders)
+    rebuilt = HoldingsMaintainer(location).refresh(rebuild=True)
+    assert rebuilt.snapshot is not None and rebuilt.rolled_back_to is None
+    fresh = _rows(location)
+    assert len(kept) == len(fresh), (len(kept), len(fresh))
+    assert kept == fresh, next((a, b) for a, b in zip(kept, fresh, strict=True) if a != b)
+    assert _answers(location, people, holders) == answers
+    return len(kept)
+
+
+# --- processes ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Shape:
+    """A store: what a process is told by its environment (secrets too: never printed), and its location."""
+
+    env: dict[str, str] = field(repr=False)
+    location: StoreLocation
+
+
+def _embedded(folder: Path) -> Shape:
+    return Shape({"LINEAGE_STORE_DIR": str(folder)}, StoreLocation.embedded(folder))
+
+
+def _shared(postgres: Postgres, s3: SeaweedS3, secrets_dir: Path) -> Shape:
+    """A fresh namespace in the catalog and prefix in the bucket; the password in a 0600 file."""
+    namespace = f"h_{uuid.uuid4().hex}"
+    env = {
+        "LINEAGE_CATALOG_URI": postgres.sqlalchemy_uri(),
+        "LINEAGE_CATALOG_PASSWORD_FILE": str(private_file(secrets_dir / "catalog-password", postgres.password)),
+        "LINEAGE_NAMESPACE": namespace,
+        "LINEAGE_WAREHOUSE": f"s3://{s3.bucket}/{namespace}",
+        "LINEAGE_S3_ENDPOINT": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+    }
+    return Shape(env, StoreLocation.from_settings(Settings.from_env(env), secrets_dir / "unused"))
+
+
+@dataclass
+class Procs:
+    """Processes started by a test, each with its own log; all killed at the end, pass or fail."""
+
+    root: Path
+    base_env: dict[str, str] = field(repr=False)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``python argv`` as ``name``, appending to its log."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LINEAGE_", "AWS_"))}
+        env.update(PYTHONPATH=str(REPO), **self.base_env)
+        fd = os.open(self.root / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, *argv], cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=fd,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        finally:
+            os.close(fd)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        """Its log so far."""
+        return (self.root / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Kill whatever still runs."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[list[Procs]]:
+    """Where a test keeps its processes, so that every one is killed at the end."""
+    kept: list[Procs] = []
+    yield kept
+    for p in kept:
+        p.stop()
+
+
+def _send(settings: Settings, messages: tuple[tuple[bytes, bytes], ...], chunks: int, pause_s: float) -> None:
+    """Send the messages in ``chunks`` parts ``pause_s`` apart (a producer thread's work)."""
+    sink = KafkaEventSink(settings)
+    size = -(-len(messages) // chunks)
+    for start in range(0, len(messages), size):
+        for i, (key, value) in enumerate(messages[start : start + size], start):
+            sink.send(settings.topic, key, value, f"m{i}")
+        sink.flush(120)
+        time.sleep(pause_s)
+    sink.close(30)
+    assert sink.failures() == []
+
+
+def _holdings_commits(location: StoreLocation) -> int:
+    """How many refreshes have committed (each names its events snapshot; an overwrite makes two snapshots)."""
+    table = try_load_holdings(location)
+    if table is None:
+        return 0
+    return len({s.summary.get(SOURCE) for s in table.metadata.snapshots if s.summary is not None})
+
+
+def _kill_test(kafka_bootstrap: str, shape: Shape, root: Path, kept: list[Procs], seed: int) -> None:
+    messages, people, holders = _world(SUBJECTS)
+    topic = f"hm.{uuid.uuid4().hex[:12]}"
+    kafka = Settings(bootstrap_servers=kafka_bootstrap, topic=topic, dead_letter_topic=topic + ".dlq")
+    create_topics(kafka, [kafka.topic, kafka.dead_letter_topic], partitions=PARTITIONS)
+    env = {"LINEAGE_BOOTSTRAP_SERVERS": kafka_bootstrap, "LINEAGE_TOPIC": topic,
+           "LINEAGE_DEAD_LETTER_TOPIC": topic + ".dlq", "LINEAGE_GROUP_ID": topic + ".g", **shape.env}  # fmt: skip
+    p = Procs(root, env)
+    kept.append(p)
+    started = time.monotonic()
+    producer = threading.Thread(target=_send, args=(kafka, messages, 20, 2.5))  # about a minute
+    producer.start()
+    consumer = p.start("consumer", ["-m", "consumers.ingest", "--no-holdings", "--commit-interval", "1",
+                                    "--exit-when-idle", "10"])  # fmt: skip
+    maintainer_argv = ["-m", "consumers.holdings", "--interval", "0.2"]
+    p.start("maintainer", maintainer_argv)
+    rng = random.Random(seed)
+    kills: list[str] = []
+    while len(kills) < KILLS or consumer.poll() is None:
+        assert len(kills) < 40, "the consumer never finished"
+        if rng.random() < 0.5:  # right after one of its commits: between commits, or in the next read
+            before = _holdings_commits(shape.location)
+            deadline = time.monotonic() + 120
+            while _holdings_commits(shape.location) == before:
+                assert time.monotonic() < deadline, f"no holdings commit in 120 s:\n{p.log('maintainer')[-3000:]}"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
+            kind = "after-commit"
+        else:  # anywhere: importing, reading the table back, applying, writing, committing
+            time.sleep(rng.uniform(0.3, 8.0))
+            kind = "anywhere"
+        proc = p.procs["maintainer"]
+        assert proc.poll() is None, f"the maintainer exited on its own:\n{p.log('maintainer')[-3000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        kills.append(kind)
+        p.start("maintainer", maintainer_argv)
+    producer.join(300)
+    assert consumer.wait(300) == 0, p.log("consumer")[-3000:]
+    # the last maintainer catches up, then stops cleanly
+    deadline = time.monotonic() + 300
+    while (state := read_state(load_holdings(shape.location))).applied != _stored(shape.location):
+        assert time.monotonic() < deadline, "the maintainer did not catch up in 300 s"
+        assert p.procs["maintainer"].poll() is None, p.log("maintainer")[-3000:]
+        time.sleep(0.5)
+    time.sleep(2)  # past Python's own start (the last one may have just begun), when no handler can be installed
+    p.procs["maintainer"].send_signal(signal.SIGTERM)
+    assert p.procs["maintainer"].wait(60) == 0, p.log("maintainer")[-3000:]
+    log = p.log("maintainer")
+    assert "Traceback" not in log, log[-3000:]
+    commits = _holdings_commits(shape.location)
+    assert commits >= kills.count("after-commit"), commits  # each such kill waited for a new commit
+    stored = Store(shape.location, holdings=False).count()
+    assert stored == len(messages)
+    rows = _check_equals_rebuild(shape.location, people, holders)
+    assert state.source is not None
+    print(
+        f"\n[holdings kill -9 {shape.location.describe()}] events={stored} rows={rows} kills={kills} "
+        f"holdings_commits={commits} late_replays={log.count('a late event')} "
+        f"seconds={time.monotonic() - started:.0f}"
+    )
+
+
+def _stored(location: StoreLocation) -> dict[str, dict[int, int]]:
+    from lineage.store.holdings import event_offsets
+
+    return event_offsets(location.load())
+
+
+def test_a_maintainer_killed_at_random_beside_a_consumer_keeps_holdings_equal_to_a_rebuild(
+    kafka_bootstrap: str, tmp_path: Path, procs: list[Procs]
+) -> None:
+    """Embedded store, ~51,000 simulated events: the maintainer killed -9 6+ times, some right after a commit."""
+    _kill_test(kafka_bootstrap, _embedded(tmp_path / "store"), tmp_path, procs, seed=21)
+
+
+def test_a_maintainer_killed_at_random_on_postgres_and_s3_keeps_holdings_equal_to_a_rebuild(
+    kafka_bootstrap: str, postgres: Postgres, s3: SeaweedS3, tmp_path: Path, procs: list[Procs]
+) -> None:
+    """PostgreSQL catalog + S3 warehouse: the same kills, the same equality with a rebuild and the same answers."""
+    _kill_test(kafka_bootstrap, _shared(postgres, s3, tmp_path), tmp_path, procs, seed=22)
+
+
+# --- in one process -----------------------------------------------------------------------------------
+
+
+class _Counted(logging.Handler):
+    """Counts the log records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text, self.n = text, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.n += self.text in record.getMessage()
+
+
+def test_two_maintainers_racing_while_events_arrive_end_equal_to_a_rebuild(tmp_path: Path) -> None:
+    """Two maintainers refresh in a loop while a writer stores events on two partitions: no error but lost races."""
+    messages, people, holders = _world(60)
+    location = StoreLocation.embedded(tmp_path / "store")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    lost = _Counted("lost a race")
+    logger = logging.getLogger("lineage.ingest.holdings")
+    logger.addHandler(lost)
+    logger.setLevel(logging.INFO)
+    done, errors = threading.Event(), []
+    refreshes = [0, 0]
+
+    def maintain(i: int) -> None:
+        m = HoldingsMaintainer(location)
+        try:
+            while not done.is_set():
+                if Store(location).holds_events():
+                    m.refresh()
+                    refreshes[i] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=maintain, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        # partition 1 runs a chunk behind partition 0: what it stores is often late for the holdings
+        halves, chunk = (messages[0::2], messages[1::2]), 1000
+        for k in range(-(-len(halves[0]) // chunk) + 1):
+            for part, index in ((0, k), (1, k - 1)):
+                for offset in range(max(0, index) * chunk, min((index + 1) * chunk, len(halves[part]))):
+                    assert ingestor.add(part, offset, halves[part][offset][1]) is None
+            ingestor.flush()
+            time.sleep(0.3)
+        ingestor.flush()
+    finally:
+        done.set()
+        for t in threads:
+            t.join(300)
+        logger.removeHandler(lost)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)
+    HoldingsMaintainer(location).refresh()
+    assert Store(location, holdings=False).count() == len(messages)
+    rows = _check_equals_rebuild(location, people, holders)
+    print(f"\n[racing maintainers] events={len(messages)} rows={rows} refreshes={refreshes} lost_races={lost.n}")
+
+
+def _late_case(records: list[Record], split: int) -> None:
+    """Store ``records[:split]``, refresh, store the rest, refresh: equal to a rebuild; rolled back iff late."""
+    first, second = records[:split], records[split:]
+    codec = Codec()
+    with tempfile.TemporaryDirectory() as folder:
+        location = StoreLocation.embedded(Path(folder))
+        ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+        for offset, r in enumerate(first):
+            assert ingestor.add(0, offset, codec.encode_record(r)) is None
+        ingestor.flush()
+        maintainer = HoldingsMaintainer(location)
+        maintainer.refresh()
+        for offset, r in enumerate(second, len(first)):
+            assert ingestor.add(0, offset, codec.encode_record(r)) is None
+        ingestor.flush()
+        done = maintainer.refresh()
+        latest = max(r["occurred_at"] for r in first)  # microseconds in a record
+        earliest = min(r["occurred_at"] for r in second)
+        if earliest <= latest:
+            assert done.rolled_back_to == earliest
+        else:
+            assert done.rolled_back_to is None
+        kept = _rows(location)
+        HoldingsMaintainer(location).refresh(rebuild=True)
+        assert kept == _rows(location)
+
+
+@settings(max_examples=examples(24))
+@given(data=st.data())
+def test_late_events_in_a_second_part_roll_back_and_equal_a_rebuild(data: st.DataObject) -> None:
+    """Random histories stored in two parts (the second often stamped earlier): incremental equals rebuilt."""
+    records = data.draw(histories().filter(lambda r: len(r) >= 2))
+    _late_case(records, data.draw(st.integers(1, len(records) - 1)))
+
+
+@settings(max_examples=examples(24))
+@given(data=st.data())
+def test_late_nightly_exports_in_a_second_part_roll_back_and_equal_a_rebuild(data: st.DataObject) -> None:
+    """Histories of re-sent bulk flows across a new year, stored in two parts: incremental equals rebuilt."""
+    records = data.draw(nightly_histories().filter(lambda r: len(r) >= 2))
+    _late_case(records, data.draw(st.integers(1, len(records) - 1)))
+
+
+def test_a_reader_while_the_maintainer_lags_reads_the_holdings_events_snapshot(tmp_path: Path) -> None:
+    """Events stored after the last refresh are counted in ``behind`` and left out of the answer, until a refresh."""
+    messages, people, _ = _world(20)
+    location = StoreLocation.embedded(tmp_path / "store")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    half = len(messages) // 2
+    for offset, (_, value) in enumerate(messages[:half]):
+        ingestor.add(0, offset, value)
+    ingestor.flush()
+    HoldingsMaintainer(location).refresh()
+    source = read_state(load_holdings(location)).source
+    for offset, (_, value) in enumerate(messages[half:], half):
+        ingestor.add(0, offset, value)
+    ingestor.flush()
+    store = Store(location)
+    assert store.count() == half
+    assert store.snapshot_id == source and store.behind == len(messages) - half
+    assert Store(location, holdings=False).count() == len(messages)  # the events are there
+    HoldingsMaintainer(location).refresh()
+    store = Store(location)
+    assert store.count() == len(messages) and store.behind == 0
