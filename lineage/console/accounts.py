@@ -95,22 +95,28 @@ class Accounts:
     def sign_in(self, name: str, password: str) -> Account:
         """The account if the password is right and it is neither locked nor disabled; else ``SignInRefused``."""
         now = time.time()
+        # every attempt is counted as a failure before the (slow) password check, in one transaction
+        # with the read: attempts made at once each see their own count, so the lock cannot be
+        # outrun by sending guesses in parallel (a read-check-write let 30 parallel guesses through)
         with self.db.tx() as tx:
+            tx.run(
+                "UPDATE console_users SET failures = failures + 1 WHERE name = :name AND locked_until <= :now",
+                {"name": name, "now": now},
+            )
             row = tx.one("SELECT * FROM console_users WHERE name = :name", {"name": name})
+            if row is not None and row["locked_until"] <= now:
+                extra = row["failures"] - FREE_FAILURES
+                if extra > 0:  # this attempt is the last before the lock: later ones wait it out
+                    lock = now + min(_FIRST_LOCK_S * 2 ** (extra - 1), _MAX_LOCK_S)
+                    tx.run(
+                        "UPDATE console_users SET locked_until = :lock WHERE name = :name", {"lock": lock, "name": name}
+                    )
         if row is None:
             _verify(_DUMMY, password)
             raise SignInRefused("wrong name or password")
         if row["locked_until"] > now:
             raise SignInRefused(f"too many failed sign-ins: try again in {int(row['locked_until'] - now) + 1} s")
         if not _verify(row["password_hash"], password) or row["disabled"]:
-            failures = row["failures"] + 1
-            extra = failures - FREE_FAILURES
-            lock = now + min(_FIRST_LOCK_S * 2 ** (extra - 1), _MAX_LOCK_S) if extra > 0 else 0.0
-            with self.db.tx() as tx:
-                tx.run(
-                    "UPDATE console_users SET failures = :f, locked_until = :lock WHERE name = :name",
-                    {"f": failures, "lock": lock, "name": name},
-                )
             raise SignInRefused("wrong name or password")
         with self.db.tx() as tx:
             tx.run("UPDATE console_users SET failures = 0, locked_until = 0 WHERE name = :name", {"name": name})

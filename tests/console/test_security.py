@@ -165,6 +165,26 @@ def test_lockout_after_failed_sign_ins(console: Console, client_for: Clients) ->
     assert len(console.audit.search(action="signin.failed", actor="analyst")) == FREE_FAILURES + 2
 
 
+def test_parallel_guesses_cannot_outrun_the_lockout(console: Console) -> None:
+    """Thirty wrong passwords at once: at most one past the free failures is checked, the rest wait out the lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lineage.console.accounts import SignInRefused
+
+    def guess(_: int) -> str:
+        try:
+            console.accounts.sign_in("responder", "wrong-password-1")
+        except SignInRefused as refused:
+            return str(refused)
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        outcomes = list(pool.map(guess, range(30)))
+    checked = sum(1 for o in outcomes if o == "wrong name or password")
+    assert checked <= FREE_FAILURES + 1 and "signed in" not in outcomes, outcomes
+    assert sum(1 for o in outcomes if o.startswith("too many failed sign-ins")) == 30 - checked
+
+
 def test_revoked_tokens_and_one_time_passwords(console: Console, client_for: Clients) -> None:
     """A revoked token is refused; an account on a one-time password must change it before anything else."""
     token_id, token = console.accounts.new_token("auditor")
