@@ -216,6 +216,10 @@ def _check_subject(r: Mapping[str, Any], kind: str, taxonomy: Taxonomy) -> None:
             raise InvalidEventError("scope", "BULK", f"a {kind} event is about one subject")
         if r["bulk_as_of"] is None:
             raise InvalidEventError("bulk_as_of", None, "a BULK event needs the time its selection was taken")
+        if r["bulk_as_of"] > r["occurred_at"]:
+            # the holdings carry what the sender held at the selection: one taken after the send
+            # would carry data that was not there when it left (and make answers depend on order)
+            raise InvalidEventError("bulk_as_of", r["bulk_as_of"], "is after occurred_at: select before sending")
     for linked in r["linked_subject_ids"]:
         _check_id("linked_subject_ids", linked)
     if r["subject_jurisdiction"] is not None:

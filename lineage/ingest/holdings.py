@@ -24,7 +24,9 @@ from itertools import chain
 from lineage.errors import LineageError, StoreConflictError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
+from lineage.store.maintenance import expire, remove_orphans
 from lineage.store.holdings import (
+    HOLDINGS,
     LAYOUT,
     HoldingsState,
     engine_from_table,
@@ -73,6 +75,8 @@ class HoldingsMaintainer:
         self.location = location
         self._engine: HoldingsEngine | None = None
         self._based_on: int | None = None  # the holdings snapshot ``_engine`` is the state of
+        self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
+        self._tidied = time.monotonic()
 
     def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
         """Apply what is new (``rebuild``: recompute everything from the events); retry lost races.
@@ -126,12 +130,31 @@ class HoldingsMaintainer:
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")
         snapshot = write_holdings(
-            self.location, engine, read_at=state.snapshot_id, source=current.snapshot_id, applied=offsets
+            self.location,
+            engine,
+            read_at=state.snapshot_id,
+            source=current.snapshot_id,
+            applied=offsets,
+            # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
+            rows=rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
         )
         self._engine, self._based_on = engine, snapshot
+        self._tidy()
         done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
         log.info("%s", done.line())
         return done
+
+    def _tidy(self) -> None:
+        """Every ``tidy_every_s``: expire holdings snapshots replaced that long ago, and delete their files.
+
+        Each refresh that changes holdings writes a full copy; without this a maintainer refreshing
+        every few seconds would keep every copy (readers finish with a snapshot long before).
+        """
+        if time.monotonic() - self._tidied < self.tidy_every_s:
+            return
+        self._tidied = time.monotonic()
+        expire(self.location, older_than_s=self.tidy_every_s, table=HOLDINGS)
+        remove_orphans(self.location, grace_s=self.tidy_every_s, table_name=HOLDINGS)
 
     def _engine_for(self, state: HoldingsState, rebuild: bool) -> tuple[HoldingsEngine, dict[str, dict[int, int]]]:
         """The engine to continue from, and the offsets it reflects."""

@@ -221,23 +221,28 @@ def write_holdings(
     read_at: int | None,
     source: int,
     applied: dict[str, dict[int, int]],
+    rows: bool = True,
 ) -> int:
     """Replace the table's rows with the engine's and record what they reflect, in one commit.
 
     ``read_at`` is the holdings snapshot the engine was built on: a commit on any other (another
     maintainer got there first) is refused as ``StoreConflictError`` rather than overwriting it.
+    ``rows=False``: the rows are unchanged (the new events changed no holding): only what they
+    reflect is recorded, and no copy of the rows is written.
     """
     table = load_holdings(location, create=True)
     # sorted by subject within each kind, as the table's sort order says: a person's lookup then
     # reads the few row groups whose subject range holds them
-    arrow = holdings_arrow(engine)
+    arrow = holdings_arrow(engine) if rows or read_at is None else None
     tx = _Transaction(table)
     summary = {SOURCE: str(source)}
     try:
         # checked at once against the table just loaded too: a race lost before now fails here
         tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         with private_files():
-            if read_at is None:
+            if arrow is None:
+                pass  # the same rows: the properties below say which events they now reflect
+            elif read_at is None:
                 tx.append(arrow, snapshot_properties=summary)
             else:
                 with warnings.catch_warnings():  # replacing no rows (the holdings were empty) is fine
@@ -312,8 +317,11 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
     holdings an answer joins always agree (newer events wait for the maintainer; ``behind`` counts
     them). A named snapshot uses holdings made from it if kept, else none (computed in memory).
     """
-    events = location.load()
+    # the holdings first: loaded after them, the events table holds the snapshot they were made
+    # from even if a consumer and the maintainer both committed in between (review: read the
+    # other way round, a reader failed with "which is gone")
     htable = try_load_holdings(location) if holdings else None
+    events = location.load()
     current = htable.current_snapshot() if htable is not None else None
     if htable is None or current is None:
         snapshot = resolve(events, ref)
@@ -321,9 +329,14 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
     if ref is not None:
         snapshot = resolve(events, ref)
         assert snapshot is not None
-        made = holdings_snapshot_for(htable, snapshot.snapshot_id)
-        # the newest holdings, pinned by the id of their events snapshot (what a command pins first)
-        behind = _behind(events, read_state(htable)) if made == current.snapshot_id else 0
+        state = read_state(htable)
+        if state.layout != LAYOUT:
+            made = None  # rows of another version's layout: computed in memory instead
+        elif state.source == snapshot.snapshot_id:
+            made = current.snapshot_id  # the newest holdings (what a command pins first, by this id)
+        else:
+            made = holdings_snapshot_for(htable, snapshot.snapshot_id)
+        behind = _behind(events, state) if made == current.snapshot_id else 0
         return _pinned(location, events, snapshot.snapshot_id, htable, made, behind)
     state = read_state(htable)
     if state.layout != LAYOUT:

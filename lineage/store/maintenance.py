@@ -37,8 +37,9 @@ from pyiceberg.table import Table
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, read_error, store_error
+from lineage.store.holdings import HOLDINGS, load_holdings, read_state, try_load_holdings
 from lineage.store.snapshots import file_path
-from lineage.store.tables import COLUMNS
+from lineage.store.tables import COLUMNS, EVENTS
 
 __all__ = ["CompactionReport", "compact", "expire", "remove_orphans"]
 
@@ -84,12 +85,15 @@ def _compact(
             files_out += outcome
     expired = expire(location, older_than_s=expire_after_s)
     removed = remove_orphans(location, grace_s=grace_s)
+    if try_load_holdings(location) is not None:  # each holdings snapshot is a full copy: keep few
+        expired += expire(location, older_than_s=expire_after_s, table=HOLDINGS)
+        removed += remove_orphans(location, grace_s=grace_s, table_name=HOLDINGS)
     return CompactionReport(files_in, files_out, groups, expired, removed)
 
 
-def _load(location: StoreLocation) -> Table:
+def _load(location: StoreLocation, table: str = EVENTS) -> Table:
     with private_files():
-        return location.load()
+        return location.load() if table == EVENTS else load_holdings(location)
 
 
 def _groups(table: Table, target_bytes: int, min_files: int) -> list[list[DataFile]]:
@@ -166,17 +170,25 @@ def _delete(fs: pafs.FileSystem, files: list[DataFile]) -> None:
             pass  # left as an orphan: remove_orphans takes it later
 
 
-def expire(location: StoreLocation, *, older_than_s: float) -> int:
-    """Expire snapshots older than ``older_than_s`` (never the current one, never a tagged one)."""
+def expire(location: StoreLocation, *, older_than_s: float, table: str = EVENTS) -> int:
+    """Expire snapshots of ``table`` replaced longer than ``older_than_s`` ago.
+
+    Never the current one, never a tagged one, and never the events snapshot the holdings were
+    made from: readers pin it (the holdings and the events an answer joins must agree).
+    """
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     with private_files():
-        return _expire(location, cutoff)
+        return _expire(location, cutoff, table)
 
 
-def _expire(location: StoreLocation, cutoff: datetime) -> int:
+def _expire(location: StoreLocation, cutoff: datetime, name: str) -> int:
     for attempt in range(location.commit_retries):
-        table = _load(location)
-        doomed = _expirable(table, cutoff)
+        table = _load(location, name)
+        keep: set[int] = set()
+        if name == EVENTS and (holdings := try_load_holdings(location)) is not None:
+            source = read_state(holdings).source
+            keep = set() if source is None else {source}
+        doomed = [sid for sid in _expirable(table, cutoff) if sid not in keep]
         if not doomed:
             return 0
         try:
@@ -224,9 +236,9 @@ def _referenced(table: Table) -> set[str]:
     return out
 
 
-def remove_orphans(location: StoreLocation, *, grace_s: float) -> int:
+def remove_orphans(location: StoreLocation, *, grace_s: float, table_name: str = EVENTS) -> int:
     """Delete files under the table that nothing refers to and that are older than ``grace_s``."""
-    table = _load(location)
+    table = _load(location, table_name)
     fs = location.filesystem()
     base = file_path(table.location())
     try:

@@ -90,6 +90,8 @@ BAD = [
     (*_bad("TRANSFERRED", SHARE, transfer_kind="CROSS_BORDER"), "transfer_kind", "same zone"),
     (*_bad("SHARED", SHARE, subject_id=None, bulk_as_of=None, scope="BULK"), "bulk_as_of", "needs the time"),
     (*_bad("SHARED", SHARE, subject_id="user-1", bulk_as_of=T0), "bulk_as_of", "only a BULK"),
+    (*_bad("SHARED", SHARE, subject_id=None, bulk_as_of=T0 + timedelta(minutes=10), scope="BULK"), "bulk_as_of",
+     "is after occurred_at"),  # fmt: skip
     (*_bad("ERASED", COLLECT, erasure_outcome=None, legal_basis=None), "erasure_outcome", "needs an outcome"),
     (*_bad("ERASED", COLLECT, erasure_outcome="HOLD", legal_basis=None), "hold_reason", "legal reason"),
     (*_bad("CONSENT", COLLECT, consent_kind="GENERAL", legal_basis=None), "consent_status", "GRANTED or WITHDRAWN"),
