@@ -24,7 +24,6 @@ from itertools import chain
 from lineage.errors import LineageError, StoreConflictError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
-from lineage.store.maintenance import expire, remove_orphans
 from lineage.store.holdings import (
     HOLDINGS,
     LAYOUT,
@@ -36,6 +35,7 @@ from lineage.store.holdings import (
     read_state,
     write_holdings,
 )
+from lineage.store.maintenance import expire, remove_orphans
 
 __all__ = ["HoldingsMaintainer", "Refreshed", "RefreshStopped"]
 

@@ -57,7 +57,7 @@ def test_compaction_expires_old_holdings_copies_but_keeps_what_readers_pin(tmp_p
 
 
 def test_events_that_change_no_holding_move_the_offsets_without_a_copy(tmp_path: Path) -> None:
-    """A batch of consents only: the holdings keep their snapshot, record the new offsets, and readers see the consents."""
+    """Consents only: the holdings keep their snapshot, record the new offsets, and readers see the consents."""
     location = StoreLocation.embedded(tmp_path)
     maintainer = HoldingsMaintainer(location)
     _ingest(tmp_path, [_collect(0, "s1")], first=0)
