@@ -22,6 +22,7 @@ agree (set-equal breach pairs, equal retention rows, equal access holdings); a m
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,8 +267,29 @@ def read_events(location: StoreLocation) -> list[Event]:
         return con.sql(f"SELECT {_COLUMNS} FROM events").fetchall()  # noqa: S608 - constant text
 
 
-def _covers(category: str, keys: list[str]) -> bool:
+def _covers(category: str, keys: Sequence[str]) -> bool:
     return any(category == k or category.startswith(k + ".") for k in keys)
+
+
+Route = tuple[str, str, tuple[str, ...], int | None]  # a bulk export's holder, recipient, categories, retention
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a bulk export took, per category; where its source's ``added`` lists stood; recipient's erasures."""
+
+    subjects: dict[str, set[str]]
+    positions: dict[str, int]
+    removals: int
+    only_new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A route's last delivered selection: where its source's ``added`` lists stood; recipient's erasures."""
+
+    positions: dict[str, int]
+    removals: int
 
 
 class Holdings:
@@ -276,7 +298,9 @@ class Holdings:
     ``open[holder][category][days]`` maps a subject to its earliest arrival with that retention
     period not yet ended by an erasure (``days`` None: no period); ``first`` is the first arrival
     ever (an access request's "since"); ``closed`` the erasure that ended a subject's last arrival.
-    A re-export of what a holder already holds changes nothing, found by set differences.
+    A re-export of what a holder already holds changes nothing: a bulk export takes only what its
+    source gained since the route's last delivery (``added``, in order), unless something was erased
+    at the recipient since (``removals``), when it takes everything the source holds.
     """
 
     def __init__(self) -> None:
@@ -284,15 +308,19 @@ class Holdings:
         self.open: dict[str, dict[str, dict[int | None, dict[str, int]]]] = {}
         self.first: dict[str, dict[str, dict[str, int]]] = {}
         self.closed: dict[str, dict[str, dict[str, int]]] = {}
+        self.added: dict[str, dict[str, list[str]]] = {}
+        self.removals: dict[str, int] = {}
+        self.delivered: dict[Route, Delivered] = {}
 
     def arrive(self, holder: str, category: str, subjects: set[str] | list[str], at: int, days: int | None) -> None:
         """``subjects``' data of ``category`` reaches ``holder`` at ``at``, kept ``days`` days."""
         bucket = self.open.setdefault(holder, {}).setdefault(category, {}).setdefault(days, {})
-        fresh = [s for s in subjects if s not in bucket] if isinstance(subjects, list) else subjects - bucket.keys()
+        fresh = [s for s in subjects if s not in bucket]  # not `subjects - bucket.keys()`: that walks every key
         if not fresh:
             return
         first = self.first.setdefault(holder, {}).setdefault(category, {})
         closed = self.closed.setdefault(holder, {}).setdefault(category, {})
+        self.added.setdefault(holder, {}).setdefault(category, []).extend(fresh)
         for s in fresh:
             bucket[s] = at
             first.setdefault(s, at)
@@ -308,8 +336,34 @@ class Holdings:
                 held = bucket.pop(subject, None) is not None or held
             if held:
                 self.closed[holder][category][subject] = at
+                self.removals[holder] = self.removals.get(holder, 0) + 1
 
-    def holding(self, holder: str, keys: list[str] | None) -> dict[str, set[str]]:
+    def select(self, route: Route) -> Selection:
+        """What a bulk export on ``route`` takes now (see the class: maybe only what is new)."""
+        holder, recipient, keys, _ = route
+        categories = [c for c in self.open.get(holder, {}) if _covers(c, keys)]
+        positions = {c: len(self.added[holder][c]) for c in categories}
+        removals = self.removals.get(recipient, 0)
+        last = self.delivered.get(route)
+        if last is None or last.removals != removals:
+            return Selection(self.holding(holder, keys), positions, removals, only_new=False)
+        new = {}
+        for c in categories:
+            buckets = self.open[holder][c].values()
+            new[c] = {s for s in self.added[holder][c][last.positions.get(c, 0) :] if any(s in b for b in buckets)}
+        return Selection(new, positions, removals, only_new=True)
+
+    def receive(self, route: Route, selection: Selection, at: int) -> None:
+        """A bulk export's selection reaches its recipient at ``at``."""
+        _, recipient, _, days = route
+        removals = self.removals.get(recipient, 0)
+        if selection.only_new and removals != selection.removals:
+            raise ReplayError("an erasure at a bulk export's recipient between its selection and its arrival")
+        for category, subjects in selection.subjects.items():
+            self.arrive(recipient, category, subjects, at, days)
+        self.delivered[route] = Delivered(selection.positions, removals)
+
+    def holding(self, holder: str, keys: Sequence[str] | None) -> dict[str, set[str]]:
         """Who ``holder`` holds now, per category under ``keys`` (None: all; a copy: what a bulk export takes)."""
         return {
             category: set().union(*(b.keys() for b in buckets.values()))
@@ -392,34 +446,37 @@ def replay(events: list[Event], q: Questions) -> Answers:
                 raise ReplayError("a bulk erasure: not modelled here")
             timeline.append((at, _ERASE, i))
     timeline.sort()
+    gc.disable()  # millions of small containers and no cycles: the collector's passes would be pure cost
+    try:
+        state, breach = _play(events, timeline, q)
+    finally:
+        gc.enable()
+    return Answers(breach, state.of(linked(events, q.identifier)), state.overdue(q.now))
+
+
+def _play(
+    events: list[Event], timeline: list[tuple[int, int, int]], q: Questions
+) -> tuple[Holdings, dict[str, set[Pair]]]:
+    """The holdings at ``q.now``, and both breaches' pairs taken on the way at ``q.t2``."""
     state, taken = Holdings(), {}
-    answers = Answers()
-
-    def breaches() -> None:
-        answers.breach = {node: state.exposed(node, q.t1) for node in q.nodes}
-
+    breach: dict[str, set[Pair]] = {}
     for at, phase, i in timeline:
-        if at > q.t2 and not answers.breach:
-            breaches()
+        if at > q.t2 and not breach:
+            breach = {node: state.exposed(node, q.t1) for node in q.nodes}
         if at > q.now:
             break
         kind, subject, _, categories, holder, recipient, _, _, _, days = events[i]
         if phase == _TAKE:
-            taken[i] = state.holding(holder, categories)
+            taken[i] = state.select((holder, recipient, tuple(categories), days))
         elif phase == _ERASE:
             state.erase(holder, subject, categories, at)
         elif subject is None:
-            for category, subjects in taken.pop(i).items():
-                state.arrive(recipient, category, subjects, at, days)
+            state.receive((holder, recipient, tuple(categories), days), taken.pop(i), at)
         else:
             where = holder if kind == "COLLECTED" else recipient
             for category in categories:
                 state.arrive(where, category, [subject], at, days)
-    if not answers.breach:
-        breaches()
-    answers.retention = state.overdue(q.now)
-    answers.access = state.of(linked(events, q.identifier))
-    return answers
+    return state, breach or {node: state.exposed(node, q.t1) for node in q.nodes}
 
 
 # -- measuring, each answer in its own process ---------------------------------------------------
