@@ -21,6 +21,9 @@ def _both(
     """Store ``records``; lineage's answers and the replay's."""
     location = bench.local(folder)
     bench.ingest(records, location)
+    refresh = bench.holdings_refresh()
+    if refresh is not None:  # issue 12's holdings, once they exist: answers read them
+        refresh(location)
     q = bench.Questions.of(world, identifier)
     store = Store(location)
     found = {kind: bench.ask(store, kind, q) for kind in bench.ASKED}
@@ -31,8 +34,8 @@ def _both(
 
 
 def test_replay_gives_lineages_answers_on_a_small_world(tmp_path: Path) -> None:
-    """At 300 people, both breaches, an access request by a linked identifier and retention agree exactly."""
-    world = bench.World(300)
+    """At 200 people, both breaches, an access request by a linked identifier and retention agree exactly."""
+    world = bench.World(200)
     records, identifier = bench.generate(world)
     ours, lineage = _both(world, records, identifier, tmp_path / "store")
 
@@ -47,7 +50,7 @@ def test_replay_gives_lineages_answers_on_a_small_world(tmp_path: Path) -> None:
 
 def test_replay_agrees_when_the_partner_erases_too(tmp_path: Path) -> None:
     """Erasures at the partner (in the window, and before the next nightly export re-sends) agree as well."""
-    world = bench.World(300)
+    world = bench.World(120)
     records, identifier = bench.generate(world)
     t1, t2 = world.breach_window
     times = [t1 - timedelta(days=40), t1 + timedelta(days=3), t2 + timedelta(days=1)]
