@@ -502,15 +502,16 @@ def local(folder: Path) -> StoreLocation:
 
 @dataclass(frozen=True)
 class Measured:
-    """One answer's wall time and its process's peak RSS; None when it timed out."""
+    """One answer's wall time and its process's peak RSS; None, and why, when it did not finish."""
 
     seconds: float | None
     peak_gb: float | None
     value: Any = None
+    failed: str = "timeout"
 
     def cell(self) -> str:
-        """For the table: "1.2 s 0.4 GB" or "timeout"."""
-        return "timeout" if self.seconds is None else f"{self.seconds:.2f} s {self.peak_gb:.2f} GB"
+        """For the table: "1.2 s 0.4 GB", or why there is no figure."""
+        return self.failed if self.seconds is None else f"{self.seconds:.2f} s {self.peak_gb:.2f} GB"
 
 
 def child(spec_file: Path) -> int:
@@ -546,6 +547,8 @@ def in_child(kind: str, folder: Path, q: Questions, work: Path, timeout: float) 
         )
     except subprocess.TimeoutExpired:
         return Measured(None, None)
+    if done.returncode < 0:  # a signal: the kernel's OOM killer (9), or someone making room (15)
+        return Measured(None, None, failed=f"killed (signal {-done.returncode})")
     if done.returncode != 0:
         raise ReplayError(f"{kind} failed in its process:\n{done.stderr[-3000:]}")
     found = json.loads(out.read_text())
@@ -604,7 +607,7 @@ def run(world: World, timeout: float, *, check: bool = False, say: Callable[[str
         row.replay_s = time.perf_counter() - start
         say(f"  plain replay: read {row.read_s:.2f} s, replay and answers {row.replay_s:.2f} s")
     if any(row.answers[k].seconds is None for k in ASKED):
-        row.agree = "not compared (timeout)"
+        row.agree = "not compared (an answer did not finish)"
         return row
     problems = differences(ours, as_answers({k: row.answers[k].value for k in ASKED}, q))
     if problems:
@@ -629,7 +632,8 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         base = r.read_s + r.replay_s
         ratios = ", ".join(
-            f"{k} " + ("timeout" if r.answers[k].seconds is None else f"{(r.answers[k].seconds or 0) / base:.1f}x")
+            f"{k} "
+            + (r.answers[k].failed if r.answers[k].seconds is None else f"{(r.answers[k].seconds or 0) / base:.1f}x")
             for k in ASKED
         )
         lines.append(f"  {r.people:,} people, {r.years} year(s): {ratios}")
