@@ -8,14 +8,15 @@ erased at the app at random times (subject-level). Events go into the store thro
 pipeline (``Ingestor``, the backfill's path) in large commits, then the store is compacted.
 
 Measured, each lineage answer in a fresh process (wall time of the call, and the process's peak RSS),
-with a timeout: breach at the sub-processor and at the partner (a window of a month near the end),
-one access request (by a linked identifier of an erased person) and the retention register; and
-``lineage.holdings.refresh`` when that module exists ("holdings build", run right after ingest).
+stopped past a timeout or a memory limit: breach at the sub-processor and at the partner (a window
+of a month near the end), one access request (by a linked identifier of an erased person) and the
+retention register; and ``lineage.holdings.refresh`` when that module exists ("holdings build", run
+right after ingest).
 The baseline: every event read back from the store (timed on its own), then replayed in event-time
 order in plain Python keeping what each holder holds, answering the same four questions. Both must
 agree (set-equal breach pairs, equal retention rows, equal access holdings); a mismatch is loud.
 
-    ./run bench nightly_exports [--people 1000 5000 20000] [--years 1] [--timeout 600]
+    ./run bench nightly_exports [--people 1000 5000 20000] [--years 1] [--timeout 600] [--max-gb 16]
     ./run bench nightly_exports --check        # 1,000 people: equality only
 """
 
@@ -533,24 +534,54 @@ def child(spec_file: Path) -> int:
     return 0
 
 
-def in_child(kind: str, folder: Path, q: Questions, work: Path, timeout: float) -> Measured:
-    """Run ``kind`` in a fresh Python process; its figures, or None's after ``timeout`` seconds."""
-    spec, out = work / f"{kind}.spec.json", work / f"{kind}.out.json"
-    spec.write_text(json.dumps({"kind": kind, "store": str(folder), "out": str(out), "questions": q.__dict__}))
+@dataclass(frozen=True)
+class Limits:
+    """How long an answer may take and how much memory its process may hold before it is stopped."""
+
+    timeout_s: float = 600.0
+    max_gb: float = 16.0
+
+
+def _rss_gb(pid: int) -> float:
+    """A live process's resident memory (0 once it is gone)."""
     try:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+    return int(kb) / 2**20
+
+
+def in_child(kind: str, folder: Path, q: Questions, work: Path, limits: Limits) -> Measured:
+    """Run ``kind`` in a fresh Python process; its figures, or why there are none (too slow, too big, killed).
+
+    The process is stopped past ``limits``: on a shared machine an answer growing without bound
+    would otherwise bring the kernel's OOM killer down on someone else's process.
+    """
+    spec, out, err = (work / f"{kind}.{name}" for name in ("spec.json", "out.json", "stderr"))
+    spec.write_text(json.dumps({"kind": kind, "store": str(folder), "out": str(out), "questions": q.__dict__}))
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, __file__, "--child", str(spec)],
-            timeout=timeout,
-            capture_output=True,
-            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-    except subprocess.TimeoutExpired:
-        return Measured(None, None)
-    if done.returncode < 0:  # a signal: the kernel's OOM killer (9), or someone making room (15)
-        return Measured(None, None, failed=f"killed (signal {-done.returncode})")
-    if done.returncode != 0:
-        raise ReplayError(f"{kind} failed in its process:\n{done.stderr[-3000:]}")
+        start, failed = time.monotonic(), ""
+        while proc.poll() is None:
+            if time.monotonic() - start > limits.timeout_s:
+                failed = "timeout"
+            elif _rss_gb(proc.pid) > limits.max_gb:
+                failed = f"over {limits.max_gb:g} GB"
+            if failed:
+                proc.kill()
+                proc.wait()
+                return Measured(None, None, failed=failed)
+            time.sleep(0.2)
+    if proc.returncode < 0:  # a signal: the kernel's OOM killer (9), or someone making room (15)
+        return Measured(None, None, failed=f"killed (signal {-proc.returncode})")
+    if proc.returncode != 0:
+        raise ReplayError(f"{kind} failed in its process:\n{err.read_text()[-3000:]}")
     found = json.loads(out.read_text())
     return Measured(found["seconds"], found["peak_gb"], found["value"])
 
@@ -572,7 +603,7 @@ class Row:
 ASKED = (SUBPROCESSOR.name, PARTNER.name, "access", "retention")
 
 
-def run(world: World, timeout: float, *, check: bool = False, say: Callable[[str], None] = print) -> Row:
+def run(world: World, limits: Limits, *, check: bool = False, say: Callable[[str], None] = print) -> Row:
     """Make the world, store it, measure (or with ``check`` only compare) lineage and the replay."""
     row = Row(world.people, world.years)
     with tempfile.TemporaryDirectory(prefix="bench-nightly-") as tmp:
@@ -589,7 +620,7 @@ def run(world: World, timeout: float, *, check: bool = False, say: Callable[[str
             f"compacted in {row.ingest_s:.1f} s")  # fmt: skip
         q = Questions.of(world, identifier)
         if holdings_refresh() is not None:
-            row.answers["holdings"] = in_child("holdings", folder, q, work, timeout)
+            row.answers["holdings"] = in_child("holdings", folder, q, work, limits)
             say(f"  holdings build: {row.answers['holdings'].cell()}")
         for kind in ASKED:
             if check:
@@ -597,7 +628,7 @@ def run(world: World, timeout: float, *, check: bool = False, say: Callable[[str
                 row.answers[kind] = Measured(0.0, 0.0, json.loads(json.dumps(ask(store, kind, q))))
                 store.close()
             else:
-                row.answers[kind] = in_child(kind, folder, q, work, timeout)
+                row.answers[kind] = in_child(kind, folder, q, work, limits)
                 say(f"  {kind}: {row.answers[kind].cell()}")
         start = time.perf_counter()
         events = read_events(location)
@@ -646,13 +677,14 @@ def sizes(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--people", type=int, nargs="+", default=[20_000], help="one or more sizes (default 20000)")
     parser.add_argument("--years", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per answer (default 600)")
+    parser.add_argument("--max-gb", type=float, default=16.0, help="memory per answer's process (default 16 GB)")
     parser.add_argument("--check", action="store_true", help="1,000 people, answers compared only (no timings)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("people", "years", "timeout"):
+    for name in ("people", "years", "timeout", "max_gb"):
         values = getattr(args, name)
         if any(v <= 0 for v in (values if isinstance(values, list) else [values])):
-            parser.error(f"--{name} must be positive")
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
@@ -661,13 +693,13 @@ def main() -> int:
     if args.child is not None:
         return child(args.child)
     if args.check:
-        row = run(World(1000, args.years), args.timeout, check=True)
+        row = run(World(1000, args.years), Limits(args.timeout, args.max_gb), check=True)
         print(f"check, 1,000 people, {args.years} year(s), {row.events:,} events: answers agree: {row.agree}")
         return 0 if row.agree == "yes" else 1
     load = os.getloadavg()
     print(f"nightly exports; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     try:
-        rows = [run(World(n, args.years), args.timeout) for n in args.people]
+        rows = [run(World(n, args.years), Limits(args.timeout, args.max_gb)) for n in args.people]
     except LineageError as exc:
         print(f"nightly_exports: {exc}", file=sys.stderr)
         return 1
