@@ -655,7 +655,7 @@ def table(rows: list[Row]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        build = r.answers["holdings"].cell() if "holdings" in r.answers else "(no lineage.holdings)"
+        build = r.answers["holdings"].cell() if "holdings" in r.answers else "(no lineage.holdings.refresh)"
         cells = " | ".join(r.answers[k].cell() for k in ASKED)
         lines.append(f"| {r.people:,} | {r.years} | {r.events:,} | {cells} | {build} "
                      f"| {r.read_s:.2f} + {r.replay_s:.2f} = {r.read_s + r.replay_s:.2f} s | {r.agree} |")  # fmt: skip
