@@ -10,7 +10,7 @@ pipeline (``Ingestor``, the backfill's path) in large commits, then the store is
 Measured, each lineage answer in a fresh process (wall time of the call, and the process's peak RSS),
 stopped past a timeout or a memory limit: breach at the sub-processor and at the partner (a window
 of a month near the end), one access request (by a linked identifier of an erased person) and the
-retention register; and ``lineage.holdings.refresh`` when that module exists ("holdings build", run
+retention register; and the holdings build (``HoldingsMaintainer.refresh``: "holdings build", run
 right after ingest).
 The baseline: every event read back from the store (timed on its own), then replayed in event-time
 order in plain Python keeping what each holder holds, answering the same four questions. Both must
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import os
 import random
@@ -483,22 +482,16 @@ def _play(
 # -- measuring, each answer in its own process ---------------------------------------------------
 
 
-def holdings_refresh() -> Callable[[StoreLocation], Any] | None:
-    """``lineage.holdings.refresh`` when that module exists (issue 12's holdings), else None."""
-    try:
-        module = importlib.import_module("lineage.holdings")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lineage.holdings", "lineage"):
-            raise
-        return None
-    found = getattr(module, "refresh", None)
-    return found if callable(found) else None
+def holdings_refresh() -> Callable[[StoreLocation], Any]:
+    """Bring the store's holdings table up to date (issue 12: answers read it)."""
+    from lineage.ingest.holdings import HoldingsMaintainer
+
+    return lambda location: HoldingsMaintainer(location).refresh()
 
 
 def local(folder: Path) -> StoreLocation:
-    """The embedded store in ``folder`` (``StoreLocation.local`` where the holdings work names it so)."""
-    make: Callable[[Path], StoreLocation] = getattr(StoreLocation, "local", StoreLocation.embedded)
-    return make(folder)
+    """The embedded store in ``folder``."""
+    return StoreLocation.embedded(folder)
 
 
 @dataclass(frozen=True)
@@ -521,9 +514,7 @@ def child(spec_file: Path) -> int:
     location = local(Path(spec["store"]))
     start = time.perf_counter()
     if spec["kind"] == "holdings":
-        refresh = holdings_refresh()
-        assert refresh is not None
-        refresh(location)
+        holdings_refresh()(location)
         value = None
     else:
         q = Questions(**{**spec["questions"], "nodes": tuple(spec["questions"]["nodes"])})
@@ -619,9 +610,8 @@ def run(world: World, limits: Limits, *, check: bool = False, say: Callable[[str
         say(f"  {world.people:,} people, {world.years} year(s): {row.events:,} events generated, stored and "
             f"compacted in {row.ingest_s:.1f} s")  # fmt: skip
         q = Questions.of(world, identifier)
-        if holdings_refresh() is not None:
-            row.answers["holdings"] = in_child("holdings", folder, q, work, limits)
-            say(f"  holdings build: {row.answers['holdings'].cell()}")
+        row.answers["holdings"] = in_child("holdings", folder, q, work, limits)
+        say(f"  holdings build: {row.answers['holdings'].cell()}")
         for kind in ASKED:
             if check:
                 store = Store(location)

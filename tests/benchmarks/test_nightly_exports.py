@@ -21,9 +21,7 @@ def _both(
     """Store ``records``; lineage's answers and the replay's."""
     location = bench.local(folder)
     bench.ingest(records, location)
-    refresh = bench.holdings_refresh()
-    if refresh is not None:  # issue 12's holdings, once they exist: answers read them
-        refresh(location)
+    bench.holdings_refresh()(location)  # answers read the holdings table
     q = bench.Questions.of(world, identifier)
     store = Store(location)
     found = {kind: bench.ask(store, kind, q) for kind in bench.ASKED}
