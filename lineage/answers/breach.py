@@ -13,7 +13,7 @@ from lineage.contract.law import INDICATIVE, Notification, RegimeExposure, notif
 from lineage.contract.rules import MINOR_BANDS, sensitivity
 from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.errors import InvalidEventError, UnknownValueError
-from lineage.store import Store
+from lineage.store import Store, paused_gc
 
 __all__ = ["AffectedPair", "BreachReport", "ExposedCopy", "breach_impact"]
 
@@ -86,6 +86,13 @@ def breach_impact(
         aware_at + _LONGEST_DEADLINE
     except OverflowError:
         raise InvalidEventError("aware", aware_at.isoformat(), "is too late to count deadlines from") from None
+    with paused_gc():  # hundreds of thousands of rows: collections only slow the building
+        return _report(nodes, t1, t2, aware_at, records, taxonomy)
+
+
+def _report(
+    nodes: list[str], t1: datetime, t2: datetime, aware_at: datetime, records: list[BreachRecord], taxonomy: Taxonomy
+) -> BreachReport:
     affected = _pairs(records)
     subjects = {r["subject"] for r in records}
     # a record is a (subject, category) pair: the same data at two compromised holders is one

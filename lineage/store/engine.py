@@ -11,6 +11,7 @@ download its Iceberg extension.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
@@ -39,7 +41,7 @@ from lineage.store.maintenance import CompactionReport, compact
 from lineage.store.snapshots import SnapshotRef
 from lineage.store.tables import COLUMNS
 
-__all__ = ["CompactionReport", "QueryName", "Session", "Store", "queries_dir", "query_text"]
+__all__ = ["CompactionReport", "QueryName", "Session", "Store", "paused_gc", "queries_dir", "query_text"]
 
 # the files of queries/, by name: mypy checks every call names one (a test checks each has its file)
 QueryName = Literal[
@@ -115,11 +117,43 @@ def _rows(
 ) -> list[dict[str, Any]]:
     try:
         # through Arrow: DuckDB's own row conversion of TIMESTAMPTZ needs pytz
-        rows: list[dict[str, Any]] = con.sql(text, params=params or []).to_arrow_table().to_pylist()
+        table = con.sql(text, params=params or []).to_arrow_table()
     except duckdb.Error as exc:
         _raise_data_file_error(exc, location, files)
         raise StoreError(f"query failed: {exc}") from exc
-    return rows
+    return _as_dicts(table)
+
+
+def _as_dicts(table: Any) -> list[dict[str, Any]]:
+    """Rows as dicts, built column by column with the garbage collector paused.
+
+    A breach answer has hundreds of thousands of rows: pyarrow's per-row conversion of zoned times,
+    and collections triggered by the millions of new objects, took most of its time (profiled:
+    3.4 s of 5.7 s at 250,000 rows; 1.2 s this way).
+    """
+    names = table.column_names
+    columns = []
+    for name in names:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type) and column.type.tz in ("UTC", "Etc/UTC", "+00:00"):
+            micros = column.cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64()).to_pylist()
+            columns.append([None if v is None else _EPOCH + timedelta(microseconds=v) for v in micros])
+        else:
+            columns.append(column.to_pylist())
+    with paused_gc():
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The garbage collector paused while many objects that stay alive are made (none is garbage)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _raise_data_file_error(exc: duckdb.Error, location: StoreLocation, files: list[str]) -> None:
