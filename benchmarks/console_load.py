@@ -39,6 +39,7 @@ from lineage import default_taxonomy  # noqa: E402
 from lineage.answers import access_request, erasure_plan  # noqa: E402
 from lineage.console.accounts import Accounts  # noqa: E402
 from lineage.console.db import ConsoleDB  # noqa: E402
+from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.store import Store  # noqa: E402
 
 PASSWORD = "load-test-password-1"
@@ -114,6 +115,8 @@ def main() -> int:
         folder = Path(tmp) / "store"
         t = time.perf_counter()
         events = write([embedded(folder)], args.subjects)
+        built = HoldingsMaintainer(embedded(folder).location).refresh()  # answers read the holdings table
+        print(f"holdings: {built.line()}")
         print(f"wrote {events:,} events ({args.subjects:,} subjects) in {time.perf_counter() - t:.0f} s; {load()}")
 
         # the same answers the page computes, on one thread in this process
