@@ -135,7 +135,7 @@ def _shard_rows(table: pa.Table) -> pa.Table:
 def _links_and_persons(table: pa.Table) -> pa.Table:
     """Every shard's link edges, one per pair, and the person key of every linked identifier."""
     at = table.column("arrived_at").cast(pa.int64()).to_pylist()
-    edges = [Link(a, b, t) for a, b, t in zip(table.column("subject").to_pylist(), table.column("other").to_pylist(),
+    edges = [Link(a, b, t) for a, b, t in zip(table.column("via").to_pylist(), table.column("other").to_pylist(),
                                                at, strict=True)]  # fmt: skip
     # an engine of links alone: its rows are the merged edges and every identifier's person key
     return holdings_arrow(HoldingsEngine.restore((), (), merge_links(edges), None))

@@ -224,7 +224,9 @@ def test_peak_memory_is_the_consumers_own() -> None:
     code = "from lineage.ingest.consumer import peak_rss_mb; print(peak_rss_mb())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(ballast) > 0
-    assert float(child.stdout) < 200
+    # below the parent's 400 MB: its own (about 230 MB with pandas, which pyarrow.dataset imports
+    # when installed: the test venv has it for Spark; a production install does not)
+    assert float(child.stdout) < 300
 
 
 def test_supervisor_runs_n_consumers_that_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:
