@@ -161,26 +161,6 @@ def event_from_row(r: dict[str, Any]) -> Event:
 def event_from_record(r: dict[str, Any]) -> Event:
     """An ``Event`` from a contract record (nested parties, integer times)."""
     holder, recipient = r["holder"], r["recipient"] or {}
-    return Event(
-        event_id=r["event_id"],
-        event_type=r["event_type"],
-        at=r["occurred_at"],
-        scope=r["scope"],
-        subject_id=r["subject_id"],
-        linked=tuple(r["linked_subject_ids"] or ()),
-        categories=tuple(r["categories"] or ()),
-        holder=holder["name"],
-        holder_role=holder["role"],
-        holder_region=holder["region"],
-        recipient=recipient.get("name"),
-        recipient_role=recipient.get("role"),
-        recipient_region=recipient.get("region"),
-        purpose=r["purpose"],
-        legal_basis=r["legal_basis"],
-        mechanism=r["mechanism"],
-        retention_days=r["retention_days"],
-        encrypted=r["encrypted"],
-        source=r["source"],
-        bulk_as_of=r["bulk_as_of"],
-        erasure_outcome=r["erasure_outcome"],
-    )
+    parties = {f"holder_{k}": holder[k] for k in ("name", "role", "region")}
+    parties.update({f"recipient_{k}": recipient.get(k) for k in ("name", "role", "region")})
+    return event_from_row({**r, **parties})
