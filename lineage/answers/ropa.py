@@ -15,7 +15,7 @@ from lineage.answers._common import check_time
 from lineage.answers._common import now as clock
 from lineage.answers.rows import RopaActivity, RopaFlag
 from lineage.contract.law import AUTOMATED_DECISION_PURPOSES, ENTRUSTED_ROLES, PIA_RULES, PIPL_ZONE
-from lineage.contract.rules import MINOR_BANDS, sensitivity
+from lineage.contract.rules import MINOR_BANDS
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Store
 
@@ -47,7 +47,7 @@ def ropa(store: Store, taxonomy: Taxonomy, as_of: datetime | None = None) -> Rop
     """The record of processing activities generated from the flows observed up to ``as_of`` (default now)."""
     as_of = as_of or clock()
     check_time("as_of", as_of)
-    pipl_sensitive = sorted(k for k, c in taxonomy.categories.items() if sensitivity(c)["pipl_sensitive"])
+    pipl_sensitive = taxonomy.pipl_sensitive_keys()
     external = sorted(k for k, r in taxonomy.roles.items() if r.external)
     params: dict[str, Any] = {
         "as_of": as_of,

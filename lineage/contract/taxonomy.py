@@ -116,6 +116,10 @@ class Taxonomy:
         except (KeyError, TypeError) as exc:
             raise ConfigurationError("taxonomy_dir", f"an entry lacks or misnames a field: {exc}") from exc
 
+    def pipl_sensitive_keys(self) -> list[str]:
+        """The keys of the categories sensitive under PIPL Art. 28, sorted (PIPL's own rules count only these)."""
+        return sorted(k for k, c in self.categories.items() if c.pipl_sensitive)
+
     def category(self, field: str, key: str) -> Category:
         """Return the category ``key`` or raise naming ``field`` with close matches."""
         return _lookup(self.categories, field, key, "data category")

@@ -29,12 +29,22 @@ def test_mainland_hong_kong_macao_taiwan_are_distinct_zones() -> None:
         ("user.financial.bank_account", True, False, True),
         ("user.contact.email", False, False, False),
         ("user.health", True, True, True),
+        ("user.demographic.political_opinion", False, True, False),
+        ("user.demographic.citizenship_or_immigration_status", False, False, True),
+        ("user.criminal_history", True, False, False),
     ],
 )
 def test_sensitivity_flags(key: str, pipl: bool, gdpr: bool, cpra: bool) -> None:
     """Categories carry the PIPL Art. 28, GDPR Art. 9 and CPRA sensitivity the law gives them."""
     c = default_taxonomy().categories[key]
     assert (c.pipl_sensitive, c.gdpr_special, c.cpra_sensitive) == (pipl, gdpr, cpra)
+
+
+def test_pipl_sensitive_keys_follow_the_pipl_flag_alone() -> None:
+    """PIPL's sensitive keys are the PIPL-flagged categories, sorted; GDPR- or CPRA-only ones are not among them."""
+    keys = default_taxonomy().pipl_sensitive_keys()
+    assert keys == sorted(keys) and {"user.criminal_history", "user.childrens", "user.health"} <= set(keys)
+    assert not {"user.demographic.political_opinion", "user.demographic.citizenship_or_immigration_status"} & set(keys)
 
 
 def test_pipl_mechanisms_are_recognised_by_pipl_only() -> None:
