@@ -116,14 +116,25 @@ def erasure_plan(
 
 
 def transfers(
-    records: list[dict[str, Any]], as_of: int, zone_of: dict[str, str], sensitive: set[str]
-) -> dict[tuple[Any, ...], tuple[int, int]]:
-    """(year, from, to, recipient, mechanism) -> (individuals, individuals with sensitive data)."""
+    records: list[dict[str, Any]],
+    as_of: int,
+    zone_of: dict[str, str],
+    sensitive: set[str],
+    pipl_sensitive: set[str],
+    pipl_zone: str,
+) -> dict[tuple[Any, ...], tuple[int, int, int | None, int | None]]:
+    """(year, from, to, recipient, mechanism) -> individuals, those with sensitive data, and PIPL's year.
+
+    ``sensitive`` is any regime's; the PIPL year (everything leaving ``pipl_zone`` that calendar year:
+    individuals, and those with data in ``pipl_sensitive``) is None for a route from another zone.
+    """
     from datetime import UTC, datetime, timedelta
 
     by_id = {r["event_id"]: r for r in records}
     people: dict[tuple[Any, ...], set[str]] = {}
     sensitive_people: dict[tuple[Any, ...], set[str]] = {}
+    pipl_people: dict[int, set[str]] = {}
+    pipl_sensitive_people: dict[int, set[str]] = {}
     for s, c, _h, at, via, _ended in holdings(records, None, as_of):
         e = by_id[via]
         if e["event_type"] not in ("SHARED", "TRANSFERRED"):
@@ -137,7 +148,22 @@ def transfers(
         sensitive_people.setdefault(key, set())
         if c in sensitive:
             sensitive_people[key].add(s)
-    return {k: (len(v), len(sensitive_people[k])) for k, v in people.items()}
+        if zone_of[src] == pipl_zone:
+            pipl_people.setdefault(year, set()).add(s)
+            pipl_sensitive_people.setdefault(year, set())
+            if c in pipl_sensitive:
+                pipl_sensitive_people[year].add(s)
+    out: dict[tuple[Any, ...], tuple[int, int, int | None, int | None]] = {}
+    for k, v in people.items():
+        year, src = k[0], k[1]
+        pipl = zone_of[src] == pipl_zone
+        out[k] = (
+            len(v),
+            len(sensitive_people[k]),
+            len(pipl_people[year]) if pipl else None,
+            len(pipl_sensitive_people[year]) if pipl else None,
+        )
+    return out
 
 
 def retention(records: list[dict[str, Any]], now: int) -> dict[tuple[str, str], tuple[int, int]]:

@@ -8,7 +8,7 @@ from typing import cast
 from lineage.answers._common import check_time
 from lineage.answers._common import now as clock
 from lineage.answers.rows import RetentionRow, TransferRow
-from lineage.contract.law import ANY_VOLUME_MECHANISMS, PIPL_RULE, mechanisms_for_tier, pipl_tier
+from lineage.contract.law import ANY_VOLUME_MECHANISMS, PIPL_RULE, PIPL_ZONE, mechanisms_for_tier, pipl_tier
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Store
 
@@ -19,12 +19,15 @@ def transfers_register(store: Store, taxonomy: Taxonomy, as_of: datetime | None 
     """Cross-border flows by year, route, recipient and mechanism, set against the PIPL thresholds.
 
     Flags a flow without a mechanism, and a PIPL flow whose mechanism is weaker than the year's
-    volume asks for (the contract, HR and emergency exemptions hold at any volume).
+    volume asks for (the contract, HR and emergency exemptions hold at any volume). The tier counts
+    what leaves PIPL's zone, and as sensitive only what PIPL Art. 28 calls sensitive: a category
+    sensitive under GDPR or CPRA alone counts in ``sensitive_individuals`` but not towards the tier.
     """
     as_of = as_of or clock()
     check_time("as_of", as_of)
+    params = {"as_of": as_of, "pipl_zone": PIPL_ZONE, "pipl_sensitive": taxonomy.pipl_sensitive_keys()}
     out: list[TransferRow] = []
-    for row in store.rows("transfers", {"as_of": as_of}, taxonomy):
+    for row in store.rows("transfers", params, taxonomy):
         tier = None
         flag = "no transfer mechanism" if row["lacks_mechanism"] else ""
         if row["pipl_year_individuals"] is not None:

@@ -7,13 +7,16 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lineage import InvalidEventError, Party, UnknownValueError, default_taxonomy
-from lineage.answers import access_request, breach_impact, erasure_plan
+from lineage.answers import access_request, breach_impact, erasure_plan, transfers_register
+from lineage.answers.rows import TransferRow
+from lineage.contract.law import PIPL_ZONE, pipl_tier
 from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
@@ -250,8 +253,6 @@ def test_transfers_register_counts_individuals_and_flags_weak_mechanisms(tmp_pat
         rec("SHARED", 3, subject_id="b", categories=["user.contact.email"], purpose="essential.service",
             recipient=Party(name="sms", role="processor", region="CN")),
     ]  # fmt: skip
-    from lineage.answers import transfers_register
-
     rows = {r["recipient"]: r for r in transfers_register(store_of(records, tmp_path), TAX, as_of=_at(10))}
     assert set(rows) == {"hk-chat", "sg-bi"}
     assert rows["sg-bi"]["individuals"] == 2 and rows["sg-bi"]["sensitive_individuals"] == 1
@@ -311,26 +312,114 @@ def test_erasure_plan_matches_the_reference(records: list[Record], identifier: s
     assert {h["holder"]: (h["status"], frozenset(h["still_held"])) for h in plan.holders} == expected
 
 
-@settings(max_examples=examples(30))
-@given(histories(), st.integers(0, 35))
-def test_transfers_register_matches_the_reference(records: list[Record], minute: int) -> None:
-    """Cross-border flows (CN <-> HK here), subject-level and bulk, with individuals per year, exactly."""
-    from lineage.answers import transfers_register
+# one category per regime flag: only GDPR-special, only CPRA-sensitive, only PIPL-sensitive, all three
+BY_REGIME = {
+    "gdpr_special": "user.demographic.political_opinion",
+    "cpra_sensitive": "user.demographic.citizenship_or_immigration_status",
+    "pipl_sensitive": "user.criminal_history",
+    "all": "user.health",
+}
 
-    as_of = _at(minute)
+
+@st.composite
+def _sensitive_histories(draw: st.DrawFn) -> list[Record]:
+    """Random histories whose phone numbers and device ids may be categories sensitive under some regimes."""
+    records = draw(histories())
+    phone = draw(st.sampled_from(["user.contact.phone_number", *BY_REGIME.values()]))
+    device = draw(st.sampled_from(["user.device.device_id", *(c for c in BY_REGIME.values() if c != phone)]))
+    swap = {"user.contact.phone_number": phone, "user.device.device_id": device}
+    return [{**r, "categories": [swap.get(c, c) for c in r["categories"]]} for r in records]
+
+
+def _transfer_history(category: str, to: Party, mechanism: str) -> list[Record]:
+    """Subject a's ``category`` and subject b's e-mail collected in CN, then both transferred to ``to``."""
+    app = Party(name="app", role="internal", region="CN")
+
+    def rec(kind: str, minute: int, subject: str, categories: list[str], **fields: object) -> Record:
+        return make_record(kind, system="app", system_region="CN", occurred_at=_at(minute), holder=app,
+                           subject_id=subject, categories=categories, purpose="essential.service",
+                           **fields)  # fmt: skip
+
+    return [
+        rec("COLLECTED", 0, "a", [category], legal_basis="CONTRACT"),
+        rec("COLLECTED", 0, "b", ["user.contact.email"], legal_basis="CONTRACT"),
+        rec("TRANSFERRED", 1, "a", [category], recipient=to, mechanism=mechanism, transfer_kind="CROSS_BORDER"),
+        rec("TRANSFERRED", 1, "b", ["user.contact.email"], recipient=to, mechanism=mechanism,
+            transfer_kind="CROSS_BORDER"),
+    ]  # fmt: skip
+
+
+def _expected_transfers(records: list[Record], as_of: datetime) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The reference register: per route its counts, PIPL's year counts, and the tier they ask for."""
     zones = {k: r.zone for k, r in TAX.regions.items()}
     sensitive = {k for k, c in TAX.categories.items() if c.sensitive}
-    expected = reference.transfers(records, micros(as_of) or 0, zones, sensitive)
-    with tempfile.TemporaryDirectory() as folder:
-        rows = transfers_register(store_of(records, Path(folder)), TAX, as_of)
-    got = {
+    pipl = {k for k, c in TAX.categories.items() if c.pipl_sensitive}
+    found = reference.transfers(records, micros(as_of) or 0, zones, sensitive, pipl, PIPL_ZONE)
+    return {k: (*v, None if v[2] is None else pipl_tier(v[2], v[3] or 0)) for k, v in found.items()}
+
+
+def _register(rows: list[TransferRow]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    return {
         (r["year"], r["from_region"], r["to_region"], r["recipient"], r["mechanism"]): (
             r["individuals"],
             r["sensitive_individuals"],
+            r["pipl_year_individuals"],
+            r["pipl_year_sensitive_individuals"],
+            r["pipl_tier"],
         )
         for r in rows
     }
-    assert got == expected
+
+
+@settings(max_examples=examples(30))
+@example(_transfer_history(BY_REGIME["gdpr_special"], Party(name="hk", role="processor", region="HK"),
+                           "gba.standard_contract"), 10)  # fmt: skip
+@given(_sensitive_histories(), st.integers(0, 35))
+def test_transfers_register_matches_the_reference(records: list[Record], minute: int) -> None:
+    """Cross-border flows (CN <-> HK here), subject-level and bulk, with individuals per year and PIPL tier, exactly."""
+    as_of = _at(minute)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = transfers_register(store_of(records, Path(folder)), TAX, as_of)
+    assert _register(rows) == _expected_transfers(records, as_of)
+
+
+EXEMPT = "exempt (under 100,000 individuals, no sensitive data)"
+CONTRACT = "standard contract or certification"
+
+
+@pytest.mark.parametrize(
+    ("flag", "any_regime", "pipl", "tier"),
+    [
+        ("gdpr_special", 1, 0, EXEMPT),
+        ("cpra_sensitive", 1, 0, EXEMPT),
+        ("pipl_sensitive", 1, 1, CONTRACT),
+        ("all", 1, 1, CONTRACT),
+    ],
+)
+def test_pipl_tier_counts_only_pipl_sensitive_data(
+    flag: str, any_regime: int, pipl: int, tier: str, tmp_path: Path
+) -> None:
+    """A CN -> US transfer's PIPL tier counts PIPL-sensitive data only; the route counts any regime's."""
+    records = _transfer_history(BY_REGIME[flag], Party(name="us-cloud", role="processor", region="US"),
+                                "pipl.exemption.volume")  # fmt: skip
+    [row] = transfers_register(store_of(records, tmp_path), TAX, as_of=_at(10))
+    route = (row["from_region"], row["to_region"], row["individuals"], row["sensitive_individuals"])
+    assert route == ("CN", "US", 2, any_regime)
+    assert (row["pipl_year_individuals"], row["pipl_year_sensitive_individuals"], row["pipl_tier"]) == (2, pipl, tier)
+    assert ("pipl.exemption.volume is weaker" in row["flag"]) == (tier == CONTRACT)
+    assert _register([row]) == _expected_transfers(records, _at(10))
+
+
+def test_pipl_year_counts_what_leaves_the_zone_law_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PIPL year counts flows leaving the zone lineage.contract.law names, not a zone written in the SQL."""
+    import lineage.answers.registers as registers
+
+    records = _transfer_history(BY_REGIME["pipl_sensitive"], Party(name="us-cloud", role="processor", region="US"),
+                                "pipl.standard_contract")  # fmt: skip
+    store = store_of(records, tmp_path)
+    monkeypatch.setattr(registers, "PIPL_ZONE", "US")
+    [row] = transfers_register(store, TAX, as_of=_at(10))
+    assert (row["from_region"], row["pipl_year_individuals"], row["pipl_tier"]) == ("CN", None, None)
 
 
 @settings(max_examples=examples(30))
