@@ -59,6 +59,7 @@ __all__ = [
     "UnknownValueError",
     "is_identifier_field",
     "shown",
+    "shown_name",
 ]
 
 
@@ -108,6 +109,16 @@ def shown(value: object) -> str:
     return text
 
 
+def shown_name(name: str) -> str:
+    """A field name as an error message shows it: as is if short printable ASCII, else escaped as ``shown``.
+
+    Names come from the input too (a JSON line's keys): one holding a newline, an escape sequence
+    or a right-to-left override would otherwise forge or hide lines of the output it is printed to.
+    """
+    plain = name.isascii() and name.isprintable() and len(name) <= _SHOWN_CHARS
+    return name if plain else shown(name)
+
+
 def is_identifier_field(field: str) -> bool:
     """Whether ``field`` (maybe with a path: ``linked_subject_ids[2]``) holds a person's identifier."""
     return field.split("[", 1)[0].rsplit(": ", 1)[-1] in IDENTIFIER_FIELDS
@@ -127,7 +138,8 @@ class InvalidEventError(LineageError, ValueError):
         self.reason = reason
         self.personal = is_identifier_field(field) if personal is None else personal
         self.value = WITHHELD if self.personal else value
-        super().__init__(f"{field}: {reason}" if self.personal else f"{field}={shown(value)}: {reason}")
+        name = shown_name(field)
+        super().__init__(f"{name}: {reason}" if self.personal else f"{name}={shown(value)}: {reason}")
 
 
 class UnknownValueError(InvalidEventError):

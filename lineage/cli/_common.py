@@ -26,6 +26,7 @@ __all__ = [
     "add_answer_options",
     "add_kafka_options",
     "add_world_options",
+    "counted_later_events_note",
     "later_events_warning",
     "parse_time",
     "policies_from",
@@ -119,19 +120,45 @@ def later_events_warning(store: Store, now: datetime, option: str) -> str | None
     that takes them in. The warning goes on stderr and into the report. Counts and a time only:
     no event's content.
     """
-    import sys
+    later = _later_events(store, now, "SELECT count(*) AS n, max(occurred_at) AS latest FROM events "
+                          "WHERE occurred_at > $now", {}, "in the store")  # fmt: skip
+    if later is None:
+        return None
+    return _warn(f"{later}; they are left out: give {option} to include them")
 
-    row = store.sql(
-        "SELECT count(*) AS n, max(occurred_at) AS latest FROM events WHERE occurred_at > $now", {"now": now}
-    )[0]
+
+def counted_later_events_note(store: Store, now: datetime, window_end: datetime) -> str | None:
+    """For an answer over an explicit window: a warning if events stamped after now fall inside it.
+
+    Such events are counted, like every event in the window (``breach`` reads up to ``--to``
+    whatever the clock says); the analyst must hear that the answer rests on events dated in the
+    future, and that no option of the answer leaves them out but a ``--to`` before them.
+    """
+    later = _later_events(store, now, "SELECT count(*) AS n, max(occurred_at) AS latest FROM events "
+                          "WHERE occurred_at > $now AND occurred_at <= $until", {"until": window_end},
+                          "inside the window")  # fmt: skip
+    if later is None:
+        return None
+    return _warn(f"{later}; they are counted, as the window asks (--aware only sets when deadlines start)")
+
+
+def _later_events(store: Store, now: datetime, query: str, params: dict[str, object], where: str) -> str | None:
+    """The phrase "N event(s) ... stamped after now ..., the latest at ..." for what ``query`` counts; None if none."""
+    row = store.sql(query, {"now": now, **params})[0]
     if not row["n"]:
         return None
     latest = row["latest"]
     latest_text = latest.isoformat() if isinstance(latest, datetime) else str(latest)
-    warning = (
-        f"{row['n']} event(s) in the store are stamped after now ({now.isoformat(timespec='seconds')}), "
-        f"the latest at {latest_text}; they are left out: give {option} to include them"
+    return (
+        f"{row['n']} event(s) {where} are stamped after now ({now.isoformat(timespec='seconds')}), "
+        f"the latest at {latest_text}"
     )
+
+
+def _warn(warning: str) -> str:
+    """Say ``warning`` on stderr, and return it for the report."""
+    import sys
+
     print(f"lineage: warning: {warning}", file=sys.stderr)
     return warning
 

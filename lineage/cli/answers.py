@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_answer_options,
     add_store_options,
+    counted_later_events_note,
     later_events_warning,
     parse_time,
     policies_from,
@@ -154,9 +156,9 @@ def cmd_breach(args: argparse.Namespace) -> int:
     aware = parse_time("--aware", args.aware)
     report = breach_impact(store, args.node, t1, t2, taxonomy_for(settings), aware_at=aware)
     behind_note(store)
-    # the window is explicit; "now" only stands in for --aware, and later events can still matter
-    # to the window's end (an arrival stamped late): say so rather than leave them out silently
-    warning = None if aware else later_events_warning(store, report.aware_at, "--aware")
+    # the window is explicit and counts every event in it, even one stamped after the wall clock
+    # (--aware only sets when deadlines start): say that the answer rests on such events
+    warning = counted_later_events_note(store, datetime.now(UTC), t2)
     if args.subjects_out:
         with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
             writer = csv.writer(f)

@@ -102,7 +102,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from lineage.transport.kafka import read_messages, topic_exists
 
     settings = settings_from(args)
-    if not topic_exists(settings, settings.topic):
+    if not topic_exists(settings, settings.topic, operation="read"):
         raise ConfigurationError("--topic", f"no topic {settings.topic} on the broker at {settings.bootstrap_servers}")
     codec = Codec()
     for m in read_messages(settings, settings.topic, idle_timeout_s=args.idle, max_messages=args.max):

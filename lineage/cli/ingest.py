@@ -121,7 +121,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 0
     from lineage.transport.kafka import topic_exists
 
-    if not topic_exists(settings, settings.topic):
+    if not topic_exists(settings, settings.topic, operation="read"):
         missing = f"no topic {settings.topic} on the broker at {settings.bootstrap_servers}"
         if args.exit_when_idle is not None:  # a one-off run would read nothing and report success
             raise ConfigurationError("--topic", missing)

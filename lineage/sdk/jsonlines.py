@@ -16,7 +16,7 @@ from lineage.contract.events import Party, PersonalDataEvent
 from lineage.contract.records import build_event
 from lineage.contract.taxonomy import Taxonomy
 from lineage.contract.validation import validate
-from lineage.errors import InputLineError, InvalidEventError
+from lineage.errors import InputLineError, InvalidEventError, shown_name
 
 __all__ = ["event_to_json", "parse_lines"]
 
@@ -106,8 +106,8 @@ def _check_text(fields: dict[str, Any]) -> None:
                 if any("\ud800" <= c <= "\udfff" for c in item):
                     name = key if _is_text(key) else "a field name"
                     raise InputLineError(
-                        0, f"{name}: holds text that is not valid UTF-8 (bytes that are not UTF-8, or a lone "
-                        "surrogate such as \\ud800)", name if name == key else None,
+                        0, f"{shown_name(name)}: holds text that is not valid UTF-8 (bytes that are not UTF-8, "
+                        "or a lone surrogate such as \\ud800)", name if name == key else None,
                     )  # fmt: skip
             elif isinstance(item, dict):
                 stack.extend(item.keys())

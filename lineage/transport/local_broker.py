@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lineage.errors import BrokerUnavailableError, ConfigurationError
+from lineage.transport.probe import kafka_answers
 
 __all__ = ["KAFKA_VERSION", "BrokerSecurity", "LocalBroker", "fetch_jars", "running_saved", "stop_saved"]
 
@@ -354,12 +355,10 @@ class LocalBroker:
                     timeout_s,
                     f"the broker exited with {self.process.returncode}:\n{self._log_tail()}",
                 )
-            if _READY_LINE in self.log_path.read_text(encoding="utf-8", errors="replace"):
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                    return
-                except OSError:
-                    pass
+            if _READY_LINE in self.log_path.read_text(encoding="utf-8", errors="replace") and kafka_answers(
+                "127.0.0.1", self.admin_port if self.security is not None else self.port
+            ):  # the plaintext listener: the client one may want TLS
+                return
             time.sleep(0.2)
         self.stop()
         raise BrokerUnavailableError(
@@ -428,18 +427,19 @@ def _is_broker_process(pid: int) -> bool:
 def running_saved(path: Path) -> str | None:
     """The bootstrap servers of the broker recorded in ``path`` if it is really up, else None.
 
-    Up means its JVM is alive *and* its port answers: a saved file outlives a killed JVM, and a
-    hung JVM holds the data folder's lock without serving anyone.
+    Up means its JVM is alive *and* answers a Kafka request: a saved file outlives a killed JVM, and
+    a hung or frozen (SIGSTOP) JVM holds the data folder's lock without serving anyone, while the
+    kernel still completes TCP connects to its port.
     """
     state = _read_state(path)
     if state is None or not _is_broker_process(int(state["pid"])):
         return None
     host, _, port = state["bootstrap_servers"].rpartition(":")
     try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except (OSError, ValueError):
+        answers = kafka_answers(host, int(port))
+    except ValueError:
         return None
-    return state["bootstrap_servers"]
+    return state["bootstrap_servers"] if answers else None
 
 
 def stop_saved(path: Path, grace_s: float = 15.0) -> str | None:
@@ -456,6 +456,7 @@ def stop_saved(path: Path, grace_s: float = 15.0) -> str | None:
     if running:
         try:
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a frozen (SIGSTOP) JVM handles the SIGTERM only once continued
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline and _is_broker_process(pid):
                 time.sleep(0.2)

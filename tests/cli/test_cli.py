@@ -152,11 +152,33 @@ def test_access_without_as_of_warns_of_later_events(capsys: pytest.CaptureFixtur
     assert "warning" in err and "2100-01-01" in err
 
 
-def test_breach_without_aware_warns_of_later_events(capsys: pytest.CaptureFixture[str], future_store: Path) -> None:
-    """`lineage breach` with no --aware warns on stderr that later events exist."""
-    code, _, err = run(capsys, "breach", "--store", str(future_store), "--node", "app",
-                       "--from", "2026-01-01T00:00Z", "--to", "2026-12-01T00:00Z")  # fmt: skip
-    assert code == 0 and "2100-01-01" in err
+def _breach_json(capsys: pytest.CaptureFixture[str], store: Path, to: str, *extra: str) -> tuple[dict[str, Any], str]:
+    code, out, err = run(capsys, "breach", "--store", str(store), "--node", "app", "--from", "2026-01-01T00:00Z",
+                         "--to", to, "--format", "json", *extra)  # fmt: skip
+    assert code == 0, err
+    return json.loads(out), err
+
+
+def test_breach_counts_future_stamped_events_in_its_window_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A subject known only from a future-stamped event in the window is affected; the note says it is counted."""
+    folder = tmp_path / "ahead"
+    store_of([_collected("s1"), _collected("s9", FUTURE)], folder)
+    for extra in ((), ("--aware", "2026-06-01T00:00Z")):  # --aware sets deadlines, not what is counted
+        doc, err = _breach_json(capsys, folder, "2100-06-01T00:00Z", *extra)
+        assert {a["subject"] for a in doc["affected"]} == {"s1", "s9"}
+        assert "1 event(s) inside the window are stamped after now" in doc["warning"]
+        assert "they are counted" in doc["warning"] and "left out" not in doc["warning"]
+        assert "2100-01-01" in err and "give --aware" not in err
+
+
+def test_breach_says_nothing_of_future_events_outside_its_window(
+    capsys: pytest.CaptureFixture[str], future_store: Path
+) -> None:
+    """Events stamped after now but after --to play no part in the answer: no note claims otherwise."""
+    doc, err = _breach_json(capsys, future_store, "2026-12-01T00:00Z")
+    assert "warning" not in doc and "warning" not in err.lower()
 
 
 def test_an_explicit_as_of_needs_no_warning(capsys: pytest.CaptureFixture[str], future_store: Path) -> None:

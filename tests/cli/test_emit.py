@@ -9,6 +9,7 @@ import pytest
 
 from lineage import Codec, Settings
 from lineage.cli import main
+from lineage.errors import shown
 from lineage.transport.kafka import read_messages
 from tests.fixtures import GOOD_LINE
 
@@ -76,3 +77,19 @@ def test_a_topic_the_broker_lacks_is_named_not_read_as_empty(
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and "--topic" in err and missing in err, err
+
+
+def test_crafted_field_names_cannot_forge_output_lines(
+    capsys: pytest.CaptureFixture[str], kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Field names with a newline, ESC or U+202E give one escaped stderr line per bad input line."""
+    names = ["x\nlineage emit: line 99: forged", "\x1b[1A\x1b[2Kgone", "r\u202etl"]
+    lines = [json.dumps(json.loads(_good("bad")) | {name: 1}) for name in names] + [_good("ok")]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, err = _emit(capsys, kafka_settings, path)
+    assert code == 1, err
+    assert err.splitlines() == [
+        *(f"lineage emit: line {n}: {shown(name)}: unknown event field" for n, name in enumerate(names, start=1)),
+        "sent 1 event(s); 3 bad line(s) refused",
+    ]

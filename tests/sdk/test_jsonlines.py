@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lineage import InputLineError, PersonalDataEvent, default_taxonomy
+from lineage.errors import shown
 from lineage.sdk.jsonlines import event_to_json, parse_lines
 from tests.fixtures import GOOD_LINE, sample_events
 
@@ -74,3 +75,23 @@ def test_a_line_with_invalid_utf8_bytes_is_refused() -> None:
     text = b'{"event_type": "collected", "subject_id": "\xff"}'.decode("utf-8", "surrogateescape")
     [error] = _parse(text)
     assert isinstance(error, InputLineError) and "UTF-8" in str(error)
+
+
+FORGING_NAMES = ["a\nlineage emit: line 9: forged", "\x1b[2J\x1b[31mred", "x\u202eevil", "tab\there", "n" * 500]
+
+
+@pytest.mark.parametrize("name", FORGING_NAMES)
+def test_a_crafted_field_name_is_escaped_as_values_are(name: str) -> None:
+    """A field name with a newline, ESC, U+202E or a great length is shown escaped and cut: one printable line."""
+    line = json.dumps(json.loads(GOOD_LINE) | {name: "v"})
+    [error] = _parse(line)
+    assert isinstance(error, InputLineError)
+    message = str(error)
+    assert message.isprintable() and message.isascii() and name not in message
+    assert message.startswith("line 1: " + shown(name)[:20])
+
+
+def test_a_plain_field_name_is_shown_as_it_is() -> None:
+    """An ordinary misspelt field name is shown unquoted, with the suggestion."""
+    [error] = _parse(json.dumps(json.loads(GOOD_LINE) | {"purpse": "x"}))
+    assert str(error).startswith("line 1: purpse: unknown event field")

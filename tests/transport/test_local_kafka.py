@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -68,4 +69,28 @@ def test_broker_start_revives_a_dead_jvm_and_stop_start_keeps_port_and_topics(tm
         assert reset.returncode == 0, reset.stderr
         assert not (cache / "broker" / "data").exists() and not (cache / "broker.json").exists()
     finally:
+        _lineage(cache, "broker", "stop")
+
+
+@pytest.mark.integration
+def test_broker_start_replaces_a_frozen_broker_that_still_accepts_connections(tmp_path: Path) -> None:
+    """`broker start` with the saved JVM frozen (SIGSTOP) starts a serving broker on the same port, not "up"."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    jars = fetch_jars(Path(os.environ.get("LINEAGE_CACHE_DIR", Path(__file__).parents[2] / ".cache")))
+    (cache / jars.parent.name).symlink_to(jars.parent)
+    started = _lineage(cache, "broker", "start")
+    assert started.returncode == 0, started.stderr
+    frozen = _saved_pid(cache)
+    try:
+        os.kill(frozen, signal.SIGSTOP)  # the kernel still completes TCP connects to its port
+        again = _lineage(cache, "broker", "start")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == started.stdout.strip()
+        assert _saved_pid(cache) != frozen
+        settings = Settings(bootstrap_servers=again.stdout.strip(), topic="after", client_id="t", connect_timeout_s=20)
+        create_topics(settings, ["after"], partitions=1)  # the new broker serves
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen, signal.SIGKILL)  # SIGKILL ends a stopped process too
         _lineage(cache, "broker", "stop")

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +24,9 @@ from lineage.errors import AuthenticationError, AuthorizationError
 from lineage.ingest.consumer import IngestConsumer
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, create_topics, grant, read_messages
+from lineage.transport.kafka.dead_letters import DeadLetterProducer
 from lineage.transport.local_broker import BrokerSecurity, LocalBroker, fetch_jars
-from tests.fixtures import sample_events
+from tests.fixtures import one_line_failure, run_cli, sample_events
 
 pytestmark = pytest.mark.integration
 
@@ -210,3 +212,53 @@ def test_an_untrusted_certificate_fails_with_one_clear_line(secure: Secure, admi
     """A broker certificate not signed by ssl_cafile's CA fails at once, naming ssl_cafile."""
     with pytest.raises(AuthenticationError, match=r"^ssl_cafile: the certificate of 127\.0\.0\.1:\d+ is not trusted"):
         KafkaEventSink(_as(secure, admin, "emitter", ssl_cafile=secure.other_ca))
+
+
+def test_a_principal_without_rights_on_the_dead_letter_topic_is_told_not_authorised(
+    secure: Secure, admin: Settings
+) -> None:
+    """`emitter` opening the dead-letter producer hears it may not write that topic, not that it is missing."""
+    with pytest.raises(AuthorizationError, match=f"^not authorised to write topic {admin.dead_letter_topic} ") as err:
+        DeadLetterProducer(_as(secure, admin, "emitter"))
+    assert "does not exist" not in str(err.value) and "\n" not in str(err.value)
+
+
+def _tail(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, protocol: str, server: str, secure: Secure
+) -> tuple[int, str]:
+    """Run `lineage tail` as `emitter` with ``protocol`` given in the environment, as an operator would."""
+    env = {"LINEAGE_SECURITY_PROTOCOL": protocol, "LINEAGE_CONNECT_TIMEOUT_S": "10"}
+    if protocol.startswith("SASL_"):
+        env |= {"LINEAGE_SASL_USERNAME": "emitter", "LINEAGE_SASL_PASSWORD": USERS["emitter"]}
+    if protocol.endswith("SSL"):
+        env["LINEAGE_SSL_CAFILE"] = str(secure.ca)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run_cli(capsys, "tail", "--bootstrap-servers", server, "--topic", "any", "--idle", "1")
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("protocol", "listener", "heard"),
+    [
+        ("PLAINTEXT", "bootstrap_servers", "TLS"),
+        ("SASL_PLAINTEXT", "bootstrap_servers", "TLS"),
+        ("SSL", "admin_bootstrap_servers", "plaintext Kafka"),
+        ("SASL_SSL", "admin_bootstrap_servers", "plaintext Kafka"),
+    ],
+)
+def test_a_protocol_the_listener_does_not_speak_is_named_at_once(
+    secure: Secure,
+    protocol: str,
+    listener: str,
+    heard: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plaintext at the SASL_SSL listener or TLS at the plaintext one: one line naming security_protocol, exit 2."""
+    started = time.monotonic()
+    code, err = _tail(capsys, monkeypatch, protocol, getattr(secure.broker, listener), secure)
+    line = one_line_failure(code, err)
+    assert line.startswith(f"lineage: security_protocol: is {protocol} but the listener at ")
+    assert f"speaks {heard};" in line and USERS["emitter"] not in err
+    assert time.monotonic() - started < 8  # the connect bound is 10 s: not waited out

@@ -75,11 +75,15 @@ def grant(
         raise BrokerError(f"could not grant rights to user {user!r}: {result['failed'][0].__name__}")
 
 
-def topic_exists(settings: Settings, topic: str) -> bool:
-    """Whether the broker has ``topic`` (a mistyped name otherwise reads as an empty topic)."""
+def topic_exists(settings: Settings, topic: str, *, operation: str = "describe") -> bool:
+    """Whether the broker has ``topic`` (a mistyped name otherwise reads as an empty topic).
+
+    A topic this principal may not see raises ``AuthorizationError`` naming ``operation``, the
+    right the caller needs, rather than answering "no such topic".
+    """
     admin = _admin(settings)
     try:
-        return topic in set(admin.list_topics())
+        return _listed(admin, settings, topic, operation)
     except kafka.errors.KafkaError as exc:
         raise refusal(exc, settings, operation="describe", topic=topic) or BrokerError(
             f"could not list the topics: {exc}"
@@ -88,16 +92,17 @@ def topic_exists(settings: Settings, topic: str) -> bool:
         admin.close()
 
 
-def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+def topic_max_message_bytes(settings: Settings, topic: str, *, operation: str = "describe") -> int | None:
     """The largest record batch ``topic`` accepts (its ``max.message.bytes``), or None if it does not exist.
 
     Asked of the broker rather than assumed (1 MB by default, but set per topic or per broker).
     kafka-python's ``describe_configs`` answers a missing topic with an empty config, not an error,
-    so existence is checked on the topic list first.
+    so existence is checked on the topic list first; a topic hidden by the ACLs raises
+    ``AuthorizationError`` naming ``operation``.
     """
     admin = _admin(settings)
     try:
-        if topic not in set(admin.list_topics()):
+        if not _listed(admin, settings, topic, operation):
             return None
         found = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})], config_filter="all"
@@ -108,6 +113,23 @@ def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
         raise BrokerError(f"could not read the configuration of topic {topic}: {exc}") from exc
     finally:
         admin.close()
+
+
+def _listed(admin: kafka.KafkaAdminClient, settings: Settings, topic: str, operation: str) -> bool:
+    """Whether ``topic`` is in the topic list; one missing from it only because the ACLs hide it raises.
+
+    The list leaves out the topics this principal may not describe. Asked by name, the broker says
+    "not authorised" for those (it then does not say whether they exist) and "unknown" for the
+    topics that really are missing.
+    """
+    if topic in set(admin.list_topics()):
+        return True
+    [described] = admin.describe_topics([topic])
+    if described.get("error_code") == kafka.errors.TopicAuthorizationFailedError.errno:
+        raise refusal(kafka.errors.TopicAuthorizationFailedError(), settings, operation=operation, topic=topic) or (
+            BrokerError(f"not authorised to {operation} topic {topic}")
+        )
+    return False
 
 
 def _admin(settings: Settings) -> kafka.KafkaAdminClient:

@@ -21,6 +21,7 @@ from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
 from lineage.errors import AuthenticationError, AuthorizationError, BrokerUnavailableError, ConfigurationError
 from lineage.settings import Settings
+from lineage.transport.probe import Answer, ask_api_versions
 
 __all__ = ["client_options", "refusal", "tls_context", "wait_for_broker"]
 
@@ -126,7 +127,12 @@ def wait_for_broker(settings: Settings) -> None:
                 continue
             try:
                 if context is not None:
-                    sock = _check_tls(context, sock, host.strip("[]") or "localhost", server.strip())
+                    sock = _check_tls(context, sock, address, server.strip(), settings.security_protocol)
+                elif (answer := ask_api_versions(sock, max(deadline - time.monotonic(), 0.01))) is not Answer.KAFKA:
+                    if answer is Answer.TLS:
+                        raise _mismatch(settings.security_protocol, server.strip(), "TLS", "SSL or SASL_SSL")
+                    last = f"{server.strip()}: no answer to a Kafka request ({answer.value})"
+                    continue
                 if settings.security_protocol.startswith("SASL_"):
                     _check_credentials(settings, sock, server.strip())
                 return
@@ -140,10 +146,25 @@ def wait_for_broker(settings: Settings) -> None:
         backoff = min(backoff * 2, 1.0)
 
 
-def _check_tls(context: ssl.SSLContext, sock: socket.socket, host: str, server: str) -> ssl.SSLSocket:
-    """Handshake on ``sock`` and return the TLS socket; an untrusted or misnamed certificate is terminal."""
+def _mismatch(protocol: str, server: str, heard: str, fitting: str) -> ConfigurationError:
+    """The error for a listener speaking another protocol than ``security_protocol``: our side is likely wrong."""
+    return ConfigurationError(
+        "security_protocol",
+        f"is {protocol} but the listener at {server} speaks {heard}; set security_protocol to {fitting}, "
+        "or give the bootstrap server of the broker's matching listener",
+    )
+
+
+def _check_tls(
+    context: ssl.SSLContext, sock: socket.socket, address: tuple[str, int], server: str, protocol: str
+) -> ssl.SSLSocket:
+    """Handshake on ``sock`` and return the TLS socket; an untrusted or misnamed certificate is terminal.
+
+    A handshake that fails for another reason is asked why: if the listener answers a plaintext
+    Kafka request, ``security_protocol`` asks TLS of a plaintext listener, and the error says so.
+    """
     try:
-        return context.wrap_socket(sock, server_hostname=host)  # wrapping a connected socket shakes hands
+        return context.wrap_socket(sock, server_hostname=address[0])  # wrapping a connected socket shakes hands
     except ssl.SSLCertVerificationError as exc:
         sock.close()
         setting = "ssl_check_hostname" if "mismatch" in (exc.verify_message or "").lower() else "ssl_cafile"
@@ -152,7 +173,18 @@ def _check_tls(context: ssl.SSLContext, sock: socket.socket, host: str, server: 
         ) from None
     except ssl.SSLError as exc:
         sock.close()
+        if _plaintext_kafka(address):
+            raise _mismatch(protocol, server, "plaintext Kafka", "PLAINTEXT or SASL_PLAINTEXT") from None
         raise AuthenticationError("security_protocol", f"TLS handshake with {server} failed: {exc.reason}") from None
+
+
+def _plaintext_kafka(address: tuple[str, int]) -> bool:
+    """Whether ``address`` answers a plaintext Kafka request: asked only after a TLS handshake failed."""
+    try:
+        with socket.create_connection(address, timeout=5) as plain:
+            return ask_api_versions(plain, 5) is Answer.KAFKA
+    except OSError:
+        return False
 
 
 def _check_credentials(settings: Settings, sock: socket.socket, server: str) -> None:

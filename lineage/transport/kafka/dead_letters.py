@@ -43,7 +43,7 @@ class DeadLetterProducer:
         """
         self._settings = settings
         wait_for_broker(settings)
-        topic_limit = topic_max_message_bytes(settings, settings.dead_letter_topic)
+        topic_limit = topic_max_message_bytes(settings, settings.dead_letter_topic, operation="write")
         if topic_limit is None:
             raise BrokerError(
                 f"the dead-letter topic {settings.dead_letter_topic} does not exist at {settings.bootstrap_servers}; "
