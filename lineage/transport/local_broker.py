@@ -436,7 +436,8 @@ def running_saved(path: Path) -> str | None:
         return None
     host, _, port = state["bootstrap_servers"].rpartition(":")
     try:
-        answers = kafka_answers(host, int(port))
+        # generous: a live broker on a loaded machine may take seconds to answer; a frozen one never does
+        answers = kafka_answers(host, int(port), timeout_s=5.0)
     except ValueError:
         return None
     return state["bootstrap_servers"] if answers else None
