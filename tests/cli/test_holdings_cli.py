@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from consumers import stopping
 from lineage import Codec, Settings, default_taxonomy
 from lineage.cli import main
 from lineage.ingest.holdings import HoldingsMaintainer
@@ -100,7 +101,7 @@ def test_answers_say_how_far_behind_the_holdings_are(tmp_path: Path, capsys: pyt
 def _maintainer(store: Path, log: Path, *argv: str) -> subprocess.Popen[bytes]:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        return subprocess.Popen(
+        return stopping.spawn(
             [sys.executable, *argv], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
             "LINEAGE_STORE_DIR": str(store)}, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
         )  # fmt: skip

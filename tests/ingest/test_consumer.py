@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from consumers import stopping
 from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
@@ -52,7 +53,8 @@ def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]]) -> No
 
 
 def _consumer(settings: Settings, store: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """``python -m consumers.ingest`` started as its supervisor starts it (stop signals held until handled)."""
+    return stopping.spawn(
         [
             sys.executable,
             "-m",
@@ -143,6 +145,25 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 100_000
     assert set(ids) == {e for e, _, _ in messages}
+
+
+def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(kafka_settings: Settings, tmp_path: Path) -> None:
+    """SIGTERM from the first instant of a start (interpreter, imports, joining, claiming): exit 0, nothing lost."""
+    messages = _events(3_000)
+    _produce(kafka_settings, messages)
+    for delay in (0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0):
+        proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "500", "--instance-id", "early")
+        time.sleep(delay)  # not a wait for anything: the moment the stop lands, every one of them valid
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out = _finish(proc)  # exit 0, not -15 (SIGTERM's default action)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert "Traceback" not in out, out
+    _finish(_consumer(kafka_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "early"), 300)
+    ids = Store(tmp_path).event_ids()
+    assert len(ids) == len(set(ids)) == 3_000 and set(ids) == {e for e, _, _ in messages}
 
 
 def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumers import stopping
 from lineage import Codec, Settings, default_taxonomy
 from lineage.answers import access_request, breach_impact, retention_register
 from lineage.contract.records import Record
@@ -139,7 +140,7 @@ class Procs:
         env.update(PYTHONPATH=str(REPO), **self.base_env)
         fd = os.open(self.root / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            proc = subprocess.Popen(
+            proc = stopping.spawn(
                 [sys.executable, *argv], cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=fd,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
