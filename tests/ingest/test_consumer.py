@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from consumers import stopping
@@ -52,8 +53,20 @@ def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]]) -> No
     sink.close(10)
 
 
-def _consumer(settings: Settings, store: Path, *extra: str) -> subprocess.Popen[str]:
-    """``python -m consumers.ingest`` started as its supervisor starts it (stop signals held until handled)."""
+def _consumer(settings: Settings, store: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """``python -m consumers.ingest`` started as its supervisor starts it (stop signals held until handled).
+
+    Its output is piped, or appended to ``log`` (a test that waits on a line reads it there meanwhile).
+    """
+    out = subprocess.PIPE if log is None else os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return _spawn_consumer(settings, store, extra, out)
+    finally:
+        if log is not None:
+            os.close(out)
+
+
+def _spawn_consumer(settings: Settings, store: Path, extra: tuple[str, ...], out: int) -> subprocess.Popen[str]:
     return stopping.spawn(
         [
             sys.executable,
@@ -71,10 +84,24 @@ def _consumer(settings: Settings, store: Path, *extra: str) -> subprocess.Popen[
         ],
         cwd=REPO,
         env={**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic},
-        stdout=subprocess.PIPE,
+        stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _stored(store: Path) -> int:
+    """Events in the store (0 before its first commit)."""
+    return Store(store).count() if Store(store).holds_events() else 0
+
+
+def _wait(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
+    """Until ``condition`` holds; fail if ``proc`` exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, f"the consumer exited ({proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
+        time.sleep(0.2)
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -132,8 +159,11 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     rng = random.Random(7)
     stored_after_kill = []
     for _ in range(6):
+        before = _stored(tmp_path)
         proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "4000", "--instance-id", "crash-test")
-        time.sleep(rng.uniform(3.0, 6.0))  # the consumer takes ~2 s to start (pyiceberg, Kafka join)
+        # once it works (it stored a commit of its own, however long its start took), at a random moment
+        _wait(lambda: _stored(tmp_path) > before or before == 100_000, "commit", proc)  # noqa: B023
+        time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         store = Store(tmp_path)
@@ -171,13 +201,16 @@ def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Setti
     messages = _events(30_000)
     first = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "15", "--segment-rows", "3000")
     _produce(kafka_settings, messages[:10_000])
-    time.sleep(2)
-    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000")  # joins: a rebalance
+    _wait(lambda: _stored(tmp_path) > 0, "first commit", first)  # the first consumes before the second joins
+    log = tmp_path / "second.log"
+    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000", log=log)  # joins: a rebalance
     _produce(kafka_settings, messages[10_000:20_000])
-    time.sleep(8)  # it has started (~2 s of imports) and joined
+    _wait(lambda: "assigned member=" in log.read_text(errors="replace"), "assignment of the second", second)
     second.send_signal(signal.SIGTERM)  # leaves cleanly mid-stream: another rebalance
     _produce(kafka_settings, messages[20_000:])
-    out = _finish(first) + _finish(second)
+    out = _finish(first)
+    assert second.wait(120) == 0
+    out += log.read_text(errors="replace")
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 30_000 and set(ids) == {e for e, _, _ in messages}
     # kafka-python logs its own socket-teardown tracebacks; what must not appear is a failed listener

@@ -246,9 +246,9 @@ class Fleet:
         for name, proc in self.procs.items():
             proc.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(60)
+                code = proc.wait(120)  # its last commit, at the load CI runs at
             except subprocess.TimeoutExpired:
-                pytest.fail(f"consumer {name} did not stop in 60 s after SIGTERM:\n{self.log_tail(name)}")
+                pytest.fail(f"consumer {name} did not stop in 120 s after SIGTERM:\n{self.log_tail(name)}")
             if code != 0:
                 self.unexpected.append(f"{name} exited with {code} after SIGTERM:\n{self.log_tail(name)}")
         for name in list(self.procs):
