@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.fixtures import child_pids
+
 REPO = Path(__file__).parents[1]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -51,7 +53,7 @@ def test_the_command_runs_beside_burners_and_its_exit_code_is_returned() -> None
     probe = "import time; time.sleep(30)"  # ended by the test once the burners are seen
     proc = _load("--burners", "2", "--", sys.executable, "-c", probe)
     _until(lambda: len(_burners_of(proc.pid)) == 2, "two burners")
-    command = next(p for p in _children(proc.pid) if p not in _burners_of(proc.pid))
+    command = next(p for p in child_pids(proc.pid) if p not in _burners_of(proc.pid))
     os.kill(command, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
@@ -65,8 +67,8 @@ def test_the_command_runs_beside_burners_and_its_exit_code_is_returned() -> None
 def test_burners_stop_after_max_seconds_and_ctrl_c_stops_everything() -> None:
     """Past --max-seconds the burners are gone while the command runs on; SIGINT then ends the runner with 130."""
     proc = _load("--burners", "2", "--max-seconds", "1", "--", *SLEEPER)
-    _until(lambda: any(_is_sleeper(p) for p in _children(proc.pid)), "the command")
-    command = next(p for p in _children(proc.pid) if _is_sleeper(p))
+    _until(lambda: any(_is_sleeper(p) for p in child_pids(proc.pid)), "the command")
+    command = next(p for p in child_pids(proc.pid) if _is_sleeper(p))
     _until(lambda: _burners_of(proc.pid) == [], "the burners' own stop")
     assert proc.poll() is None and _is_sleeper(command)  # the command runs on
     proc.send_signal(signal.SIGINT)
@@ -80,20 +82,6 @@ def test_no_command_is_one_line_and_exit_2() -> None:
     proc = _load("--burners", "1")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and err.strip().count("\n") == 0 and "no command" in err
-
-
-def _children(pid: int) -> list[int]:
-    """The process ids whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 def _is_sleeper(pid: int) -> bool:

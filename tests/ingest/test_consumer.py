@@ -17,7 +17,7 @@ from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.fixtures import T0, invalid_but_decodable, sample_events
+from tests.fixtures import T0, child_pids, invalid_but_decodable, sample_events
 
 CODEC = Codec()
 REPO = Path(__file__).parents[2]
@@ -308,7 +308,7 @@ def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_
     deadline = time.monotonic() + 60
     children: list[int] = []
     while time.monotonic() < deadline and len(children) < 2:
-        children = _children(proc.pid)
+        children = child_pids(proc.pid)
         time.sleep(0.2)
     assert len(children) == 2
     os.kill(children[0], signal.SIGKILL)
@@ -317,17 +317,3 @@ def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_
     assert "action=restart" in out
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 6_000, out
-
-
-def _children(pid: int) -> list[int]:
-    """The process ids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
