@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -366,3 +369,17 @@ def child_pids(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, proc: subprocess.Popen[Any] | None = None, timeout_s: float = 120
+) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``, or at once if ``proc`` exits.
+
+    A generous deadline, never a sleep sized for an idle machine: CI runs at load 10 on 2 cores.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc is None or proc.poll() is None, f"the process exited ({proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
+        time.sleep(0.1)

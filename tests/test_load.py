@@ -6,11 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.fixtures import child_pids
+from tests.fixtures import child_pids, wait_until
 
 REPO = Path(__file__).parents[1]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -41,18 +39,11 @@ def _burners_of(pid: int) -> list[int]:
     return found
 
 
-def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {timeout_s:.0f} s"
-        time.sleep(0.05)
-
-
 def test_the_command_runs_beside_burners_and_its_exit_code_is_returned() -> None:
     """Two burners run while the command does; the runner exits with the command's code and reports the load."""
     probe = "import time; time.sleep(30)"  # ended by the test once the burners are seen
     proc = _load("--burners", "2", "--", sys.executable, "-c", probe)
-    _until(lambda: len(_burners_of(proc.pid)) == 2, "two burners")
+    wait_until(lambda: len(_burners_of(proc.pid)) == 2, "two burners")
     command = next(p for p in child_pids(proc.pid) if p not in _burners_of(proc.pid))
     os.kill(command, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -67,9 +58,9 @@ def test_the_command_runs_beside_burners_and_its_exit_code_is_returned() -> None
 def test_burners_stop_after_max_seconds_and_ctrl_c_stops_everything() -> None:
     """Past --max-seconds the burners are gone while the command runs on; SIGINT then ends the runner with 130."""
     proc = _load("--burners", "2", "--max-seconds", "1", "--", *SLEEPER)
-    _until(lambda: any(_is_sleeper(p) for p in child_pids(proc.pid)), "the command")
+    wait_until(lambda: any(_is_sleeper(p) for p in child_pids(proc.pid)), "the command")
     command = next(p for p in child_pids(proc.pid) if _is_sleeper(p))
-    _until(lambda: _burners_of(proc.pid) == [], "the burners' own stop")
+    wait_until(lambda: _burners_of(proc.pid) == [], "the burners' own stop")
     assert proc.poll() is None and _is_sleeper(command)  # the command runs on
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

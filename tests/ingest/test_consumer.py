@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from consumers import stopping
@@ -17,7 +16,7 @@ from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.fixtures import T0, child_pids, invalid_but_decodable, sample_events
+from tests.fixtures import T0, child_pids, invalid_but_decodable, sample_events, wait_until
 
 CODEC = Codec()
 REPO = Path(__file__).parents[2]
@@ -95,15 +94,6 @@ def _stored(store: Path) -> int:
     return Store(store).count() if Store(store).holds_events() else 0
 
 
-def _wait(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
-    """Until ``condition`` holds; fail if ``proc`` exits first or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, f"the consumer exited ({proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
-        time.sleep(0.2)
-
-
 def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
@@ -162,7 +152,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
         before = _stored(tmp_path)
         proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "4000", "--instance-id", "crash-test")
         # once it works (it stored a commit of its own, however long its start took), at a random moment
-        _wait(lambda: _stored(tmp_path) > before or before == 100_000, "commit", proc)  # noqa: B023
+        wait_until(lambda: _stored(tmp_path) > before or before == 100_000, "commit", proc)  # noqa: B023
         time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -201,11 +191,11 @@ def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Setti
     messages = _events(30_000)
     first = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "15", "--segment-rows", "3000")
     _produce(kafka_settings, messages[:10_000])
-    _wait(lambda: _stored(tmp_path) > 0, "first commit", first)  # the first consumes before the second joins
+    wait_until(lambda: _stored(tmp_path) > 0, "first commit", first)  # the first consumes before the second joins
     log = tmp_path / "second.log"
     second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000", log=log)  # joins: a rebalance
     _produce(kafka_settings, messages[10_000:20_000])
-    _wait(lambda: "assigned member=" in log.read_text(errors="replace"), "assignment of the second", second)
+    wait_until(lambda: "assigned member=" in log.read_text(errors="replace"), "assignment of the second", second)
     second.send_signal(signal.SIGTERM)  # leaves cleanly mid-stream: another rebalance
     _produce(kafka_settings, messages[20_000:])
     out = _finish(first)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
 import pytest
 
+from tests.fixtures import wait_until
 from tests.ingest.test_exactly_once import (
     Fleet,
     Producer,
@@ -83,14 +83,6 @@ def _delivered(pid: int, sig: int) -> bool:
     )
 
 
-def _until(condition: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, f"the consumer exited ({proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
-        time.sleep(0.1)
-
-
 def _stops_cleanly(fleet: Fleet, name: str) -> None:
     proc = fleet.procs[name]
     try:
@@ -122,23 +114,23 @@ def test_sigterm_inside_a_slow_rebalance_and_mid_commit_stops_cleanly_and_stores
     with _catalog_locked(postgres, namespace):
         fleet.start("a")
         proc = fleet.procs["a"]
-        _until(lambda: _commit_waiting(postgres), "claim waiting on the catalog", proc)
+        wait_until(lambda: _commit_waiting(postgres), "claim waiting on the catalog", proc)
         assert not fleet.working("a")  # still inside the listener: it logs its assignment after the claim
         proc.send_signal(signal.SIGTERM)
-        _until(lambda: _delivered(proc.pid, signal.SIGTERM), "SIGTERM delivered", proc)
+        wait_until(lambda: _delivered(proc.pid, signal.SIGTERM), "SIGTERM delivered", proc)
     _stops_cleanly(fleet, "a")
 
     # 2. mid-commit, and again while it finishes: a flush's commit waits behind the lock
     fleet.start("a")
     proc = fleet.procs["a"]
-    _until(lambda: _stored_offsets(location, kafka.topic) > 0, "first commit", proc)
+    wait_until(lambda: _stored_offsets(location, kafka.topic) > 0, "first commit", proc)
     with _catalog_locked(postgres, namespace):
         second = Producer(kafka, messages[EVENTS // 2 :], chunks=1, pause_s=0.0)
         second.start()  # new events to read and commit, while the lock holds: the commit waits
-        _until(lambda: _commit_waiting(postgres), "commit waiting on the catalog", proc)
+        wait_until(lambda: _commit_waiting(postgres), "commit waiting on the catalog", proc)
         for _ in range(2):
             proc.send_signal(signal.SIGTERM)
-            _until(lambda: _delivered(proc.pid, signal.SIGTERM), "SIGTERM delivered", proc)
+            wait_until(lambda: _delivered(proc.pid, signal.SIGTERM), "SIGTERM delivered", proc)
     _stops_cleanly(fleet, "a")
 
     placed.update(second.finish())
