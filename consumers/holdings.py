@@ -12,10 +12,11 @@ line and tried again with a backoff; any other is one line on stderr and exit co
 from __future__ import annotations
 
 # only what installing the signal handlers needs: the rest loads after them (see main)
-import signal
 import sys
 import threading
 from typing import TYPE_CHECKING
+
+from consumers import stopping
 
 if TYPE_CHECKING:
     import argparse
@@ -71,9 +72,9 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
             wait = _RETRY_BACKOFF_S[min(failures, len(_RETRY_BACKOFF_S) - 1)]
             failures += 1
             log.warning("store error, retrying in %s s: %s", wait, _one_line(str(exc)))
-            stop.wait(wait)
+            stopping.pause(stop, wait)
             continue
-        stop.wait(interval_s)
+        stopping.pause(stop, interval_s)
 
 
 def _no_catalog_yet(location: StoreLocation) -> bool:
@@ -85,9 +86,7 @@ def _no_catalog_yet(location: StoreLocation) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Maintain the holdings until stopped; 0 on a clean stop, 2 on a store error that will not pass."""
     # first, before lineage and the store's libraries load (a second or two): a stop while starting is clean
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stopping.stop_on_signals()
     import logging
     from pathlib import Path
 
@@ -114,4 +113,6 @@ def _one_line(text: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    stopping.hold()  # the work is done: a stop now must not meet the default action Python restores on exit
+    sys.exit(code)

@@ -10,7 +10,14 @@ consumers have stopped it brings the holdings up to date one last time. Use it w
 manager runs one unit per host; run ``lineage ingest`` directly where it runs one unit per process.
 """
 
+# ruff: noqa: E402 - the imports come after the stop signals are held, on purpose
 from __future__ import annotations
+
+# first, before anything slow loads: a SIGTERM from here on waits for the handlers the command installs
+# (importing this module starts the program: see consumers.stopping)
+from consumers import stopping
+
+stopping.hold()
 
 import argparse
 import logging
@@ -52,20 +59,16 @@ def supervise(
     With ``holdings_argv`` (store options), also one holdings maintainer (``consumers.holdings``),
     restarted the same way; it is stopped once no consumer is left.
     """
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
+    stop = stopping.stop_on_signals()
+    done = False  # every consumer is done: set here, never through ``stop`` (its handler may run meanwhile)
 
     def start(name: str) -> subprocess.Popen[bytes]:
+        # held signals: a child stopped while it starts stops cleanly (exit 0), never by SIGTERM's default action
         if name == HOLDINGS:
-            return subprocess.Popen([sys.executable, "-m", "consumers.holdings", *(holdings_argv or ())])
-        argv = [sys.executable, "-m", "consumers.ingest", *child_argv, "--instance-id", f"{instance_id}-{name}"]
-        return subprocess.Popen(argv)
+            return stopping.spawn([sys.executable, "-m", "consumers.holdings", *(holdings_argv or ())])
+        return stopping.spawn(
+            [sys.executable, "-m", "consumers.ingest", *child_argv, "--instance-id", f"{instance_id}-{name}"]
+        )
 
     names = [str(i) for i in range(processes)] + ([HOLDINGS] if holdings_argv is not None else [])
     children = {name: start(name) for name in names}
@@ -73,19 +76,20 @@ def supervise(
     due: dict[str, float] = {}  # process -> when to start it again (no sleeping: the others need watching)
     signalled: set[str] = set()
     failed = False
-    while children or (due and not stopping):
+    while children or (due and not (done or stop.is_set())):
         time.sleep(0.2)
         if not any(name != HOLDINGS for name in (*children, *due)):
-            stopping = True  # every consumer is done (idle): the maintainer's work is done too
+            done = True  # every consumer is done (idle): the maintainer's work is done too
+        ending = done or stop.is_set()
         for name, child in list(children.items()):
             code = child.poll()
             if code is None:
-                if stopping and name not in signalled:  # once: the child finishes its batch and exits
+                if ending and name not in signalled:  # once: the child finishes its batch and exits
                     child.send_signal(signal.SIGTERM)
                     signalled.add(name)
                 continue
             del children[name]
-            if stopping or code == 0:  # stopped, or --exit-when-idle ran out
+            if ending or code == 0:  # stopped, or --exit-when-idle ran out
                 continue
             failed = True
             wait = _RESTART_BACKOFF_S[min(restarts[name], len(_RESTART_BACKOFF_S) - 1)]
@@ -94,7 +98,7 @@ def supervise(
             restarts[name] += 1
             due[name] = time.monotonic() + wait
         for name, when in list(due.items()):
-            if stopping:
+            if ending:
                 due.clear()
             elif time.monotonic() >= when:
                 del due[name]
@@ -142,4 +146,6 @@ def _without(argv: list[str], option: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    stopping.hold()  # the work is done: a stop now must not meet the default action Python restores on exit
+    sys.exit(code)

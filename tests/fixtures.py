@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -352,3 +355,31 @@ def one_line_failure(code: int, err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     return lines[0]
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (from /proc), sorted."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, proc: subprocess.Popen[Any] | None = None, timeout_s: float = 120
+) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``, or at once if ``proc`` exits.
+
+    A generous deadline, never a sleep sized for an idle machine: CI runs at load 10 on 2 cores.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc is None or proc.poll() is None, f"the process exited ({proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
+        time.sleep(0.1)

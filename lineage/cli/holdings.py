@@ -32,10 +32,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event SIGTERM and SIGINT set: a stop asked for while starting is a clean stop too."""
+    """An event SIGTERM and SIGINT set: a stop asked for while starting is a clean stop too.
+
+    A launcher may hold the two signals blocked while the process starts (``consumers.ingest`` does
+    from its first line, and its supervisor for each child): one sent meanwhile waited, pending, for
+    these handlers, and is delivered to them when they are unblocked here.
+    """
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = {signal.SIGTERM, signal.SIGINT}
+    for sig in signals:
         signal.signal(sig, lambda *_: stop.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     return stop
 
 

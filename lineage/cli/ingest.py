@@ -95,13 +95,11 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Consume the event topic (or an Avro file) into the store until stopped; SIGTERM/SIGINT end it cleanly."""
     import logging
-    import signal
-    import threading
+
+    from lineage.cli.holdings import stop_on_signals
 
     # first, before the store's libraries load (a second or two): a SIGTERM while starting is a clean stop
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     from lineage.ingest.consumer import IngestConsumer, terminal_progress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -7,11 +7,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from consumers import stopping
+from consumers.holdings import maintain
 from lineage import Codec, Settings, default_taxonomy
 from lineage.cli import main
 from lineage.ingest.holdings import HoldingsMaintainer
@@ -100,7 +103,7 @@ def test_answers_say_how_far_behind_the_holdings_are(tmp_path: Path, capsys: pyt
 def _maintainer(store: Path, log: Path, *argv: str) -> subprocess.Popen[bytes]:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        return subprocess.Popen(
+        return stopping.spawn(
             [sys.executable, *argv], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
             "LINEAGE_STORE_DIR": str(store)}, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -159,6 +162,26 @@ def test_sigterm_while_the_maintainer_starts_or_refreshes_exits_0_and_commits_no
     text = _stopped_cleanly(proc, log)
     assert "nothing was committed" in text
     assert read_state(load_holdings(location)) == before
+
+
+class _NoWaiting(threading.Event):
+    """A stop event that fails when waited on: ``Event.wait`` holds the event's lock for a moment."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Refused: a SIGTERM handler setting this event on the same thread would wait for that lock forever."""
+        raise AssertionError("the stop event was waited on with Event.wait")
+
+
+def test_the_maintainer_pauses_without_taking_the_stop_events_lock(tmp_path: Path) -> None:
+    """Between refreshes (here: waiting for a store) it reads the flag, never ``Event.wait``s; set, it returns."""
+    stop = _NoWaiting()
+    setter = threading.Timer(1.0, stop.set)  # another thread: as a signal would, while it pauses
+    setter.start()
+    try:
+        maintain(StoreLocation.embedded(tmp_path / "not-yet"), 0.05, stop)
+    finally:
+        setter.cancel()
+    assert stop.is_set()
 
 
 def test_ingest_from_a_file_refreshes_the_holdings_unless_told_not_to(tmp_path: Path) -> None:

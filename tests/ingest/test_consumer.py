@@ -11,11 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+from consumers import stopping
 from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.fixtures import T0, invalid_but_decodable, sample_events
+from tests.fixtures import T0, child_pids, invalid_but_decodable, sample_events, wait_until
 
 CODEC = Codec()
 REPO = Path(__file__).parents[2]
@@ -51,8 +52,21 @@ def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]]) -> No
     sink.close(10)
 
 
-def _consumer(settings: Settings, store: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def _consumer(settings: Settings, store: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """``python -m consumers.ingest`` started as its supervisor starts it (stop signals held until handled).
+
+    Its output is piped, or appended to ``log`` (a test that waits on a line reads it there meanwhile).
+    """
+    out = subprocess.PIPE if log is None else os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return _spawn_consumer(settings, store, extra, out)
+    finally:
+        if log is not None:
+            os.close(out)
+
+
+def _spawn_consumer(settings: Settings, store: Path, extra: tuple[str, ...], out: int) -> subprocess.Popen[str]:
+    return stopping.spawn(
         [
             sys.executable,
             "-m",
@@ -69,10 +83,15 @@ def _consumer(settings: Settings, store: Path, *extra: str) -> subprocess.Popen[
         ],
         cwd=REPO,
         env={**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic},
-        stdout=subprocess.PIPE,
+        stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _stored(store: Path) -> int:
+    """Events in the store (0 before its first commit)."""
+    return Store(store).count() if Store(store).holds_events() else 0
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -130,8 +149,11 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     rng = random.Random(7)
     stored_after_kill = []
     for _ in range(6):
+        before = _stored(tmp_path)
         proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "4000", "--instance-id", "crash-test")
-        time.sleep(rng.uniform(3.0, 6.0))  # the consumer takes ~2 s to start (pyiceberg, Kafka join)
+        # once it works (it stored a commit of its own, however long its start took), at a random moment
+        wait_until(lambda: _stored(tmp_path) > before or before == 100_000, "commit", proc)  # noqa: B023
+        time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         store = Store(tmp_path)
@@ -145,18 +167,40 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     assert set(ids) == {e for e, _, _ in messages}
 
 
+def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(kafka_settings: Settings, tmp_path: Path) -> None:
+    """SIGTERM from the first instant of a start (interpreter, imports, joining, claiming): exit 0, nothing lost."""
+    messages = _events(3_000)
+    _produce(kafka_settings, messages)
+    for delay in (0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0):
+        proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "500", "--instance-id", "early")
+        time.sleep(delay)  # not a wait for anything: the moment the stop lands, every one of them valid
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out = _finish(proc)  # exit 0, not -15 (SIGTERM's default action)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert "Traceback" not in out, out
+    _finish(_consumer(kafka_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "early"), 300)
+    ids = Store(tmp_path).event_ids()
+    assert len(ids) == len(set(ids)) == 3_000 and set(ids) == {e for e, _, _ in messages}
+
+
 def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:
     """Two consumers in one group, one joining and one leaving mid-stream, together store each event once."""
     messages = _events(30_000)
     first = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "15", "--segment-rows", "3000")
     _produce(kafka_settings, messages[:10_000])
-    time.sleep(2)
-    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000")  # joins: a rebalance
+    wait_until(lambda: _stored(tmp_path) > 0, "first commit", first)  # the first consumes before the second joins
+    log = tmp_path / "second.log"
+    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000", log=log)  # joins: a rebalance
     _produce(kafka_settings, messages[10_000:20_000])
-    time.sleep(8)  # it has started (~2 s of imports) and joined
+    wait_until(lambda: "assigned member=" in log.read_text(errors="replace"), "assignment of the second", second)
     second.send_signal(signal.SIGTERM)  # leaves cleanly mid-stream: another rebalance
     _produce(kafka_settings, messages[20_000:])
-    out = _finish(first) + _finish(second)
+    out = _finish(first)
+    assert second.wait(120) == 0
+    out += log.read_text(errors="replace")
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 30_000 and set(ids) == {e for e, _, _ in messages}
     # kafka-python logs its own socket-teardown tracebacks; what must not appear is a failed listener
@@ -254,7 +298,7 @@ def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_
     deadline = time.monotonic() + 60
     children: list[int] = []
     while time.monotonic() < deadline and len(children) < 2:
-        children = _children(proc.pid)
+        children = child_pids(proc.pid)
         time.sleep(0.2)
     assert len(children) == 2
     os.kill(children[0], signal.SIGKILL)
@@ -263,17 +307,3 @@ def test_supervisor_restarts_a_consumer_that_dies(kafka_settings: Settings, tmp_
     assert "action=restart" in out
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 6_000, out
-
-
-def _children(pid: int) -> list[int]:
-    """The process ids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)

@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kafka
@@ -15,8 +14,8 @@ from kafka.admin import NewTopic
 from lineage import Codec, Settings
 from lineage.contract.records import new_event_id, to_record
 from lineage.store import Store
-from lineage.transport.kafka import create_topics, read_messages
-from tests.fixtures import sample_events, stored_offsets
+from lineage.transport.kafka import create_topics, read_messages, topic_exists
+from tests.fixtures import sample_events, stored_offsets, wait_until
 
 CODEC = Codec()
 REPO = Path(__file__).parents[2]
@@ -97,15 +96,14 @@ def test_a_failed_dead_letter_is_never_skipped(kafka_settings: Settings, tmp_pat
     _produce(settings, [v for _, v in before])
     proc = subprocess.Popen(_ingest_command(settings, tmp_path), cwd=REPO, env=_ingest_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while stored_offsets(tmp_path).get((settings.topic, 0), 0) < 5 and time.monotonic() < deadline:
-        time.sleep(0.2)  # the consumer is running and has stored the first five events
+    # the consumer is running and has stored the first five events
+    wait_until(lambda: stored_offsets(tmp_path).get((settings.topic, 0), 0) >= 5, "first five stored", proc)
     admin = kafka.KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","))
     try:
         admin.delete_topics([settings.dead_letter_topic])
     finally:
         admin.close()
-    time.sleep(1)
+    wait_until(lambda: not topic_exists(settings, settings.dead_letter_topic), "dead-letter topic deleted", proc)
     _produce(settings, [b"not an event"] + [v for _, v in after])
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "Traceback" not in err, err

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from consumers import stopping
 from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id
 from lineage.contract.taxonomy import default_taxonomy
@@ -203,7 +204,7 @@ class Fleet:
         fd = os.open(folder / "consumer.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.write(fd, f"{START_MARK} {time.strftime('%H:%M:%S')}\n".encode())
         try:
-            self.procs[name] = subprocess.Popen(
+            self.procs[name] = stopping.spawn(
                 # --no-holdings: what is checked here is the events table (the holdings have their own kill tests)
                 [sys.executable, "-m", "consumers.ingest", "--segment-rows", SEGMENT_ROWS, "--no-holdings",
                  "--instance-id", f"{self.kafka.topic}-{name}", *(["--exit-when-idle", IDLE_EXIT_S] * drain)],
@@ -245,9 +246,9 @@ class Fleet:
         for name, proc in self.procs.items():
             proc.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(60)
+                code = proc.wait(120)  # its last commit, at the load CI runs at
             except subprocess.TimeoutExpired:
-                pytest.fail(f"consumer {name} did not stop in 60 s after SIGTERM:\n{self.log_tail(name)}")
+                pytest.fail(f"consumer {name} did not stop in 120 s after SIGTERM:\n{self.log_tail(name)}")
             if code != 0:
                 self.unexpected.append(f"{name} exited with {code} after SIGTERM:\n{self.log_tail(name)}")
         for name in list(self.procs):

@@ -165,9 +165,11 @@ def test_expiry_keeps_a_snapshot_until_it_has_been_replaced_for_the_retention(tm
     location = StoreLocation.embedded(tmp_path)
     writer = TableWriter(location, "events")
     writer.commit({0: _batch(0, 4)})
-    time.sleep(1.5)
+    # older than the retention, while its replacement (next) is younger: the commit and the compaction
+    # have the 10 s between them, however loaded the machine
+    time.sleep(10.5)
     old = location.load().current_snapshot().snapshot_id
     writer.commit({0: _batch(5, 9)})  # replaces it now
-    report = Store(tmp_path).compact(expire_after_s=1.0, grace_s=3600)
+    report = Store(tmp_path).compact(expire_after_s=10.0, grace_s=3600)
     assert location.load().snapshot_by_id(old) is not None and report.expired == 0
     assert Store(tmp_path, snapshot=old).count() == 5

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from lineage import Settings
 from lineage.transport.kafka import KafkaEventSink, create_topics, read_messages
 from lineage.transport.local_broker import fetch_jars, new_cluster_id
+from tests.fixtures import wait_until
 
 
 def test_cluster_ids_are_22_url_safe_characters_never_starting_with_a_dash() -> None:
@@ -30,6 +30,15 @@ def _lineage(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LINEAGE_CACHE_DIR": str(cache)}
     lineage = Path(sys.executable).parent / "lineage"
     return subprocess.run([str(lineage), *args], env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (no process, or a zombie: dead, its port released)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _saved_pid(cache: Path) -> int:
@@ -53,8 +62,9 @@ def test_broker_start_revives_a_dead_jvm_and_stop_start_keeps_port_and_topics(tm
         sink.send("kept", b"k", b"survives", "e1").result(30)
         sink.close(10)
 
-        os.kill(_saved_pid(cache), signal.SIGKILL)  # the JVM dies; broker.json stays behind
-        time.sleep(1)
+        pid = _saved_pid(cache)
+        os.kill(pid, signal.SIGKILL)  # the JVM dies; broker.json stays behind
+        wait_until(lambda: _gone(pid), "the killed JVM gone")
         again = _lineage(cache, "broker", "start")
         assert again.returncode == 0, again.stderr
         assert again.stdout.strip() == address
