@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
-from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when, spreadsheet_safe
+from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when
 from lineage.console.sessions import COOKIE
 from lineage.errors import LineageError
 from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
@@ -205,7 +205,7 @@ def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Respons
         page_html = request.app.state.templates.get_template("print.html").render(doc=doc, cell=cell)
         body, media = page_html, "text/html"
     else:
-        body = render(spreadsheet_safe(doc) if fmt == "csv" else doc, fmt)
+        body = render(doc, fmt)  # CSV cells are spreadsheet-safe in render itself
         media = "text/csv" if fmt == "csv" else "application/json"
     headers = {"Content-Disposition": f'attachment; filename="{safe_stem(stem)}.{fmt}"'}
     if fmt == "html":

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
-import io
 import re
 import secrets
 import threading
@@ -30,10 +28,10 @@ from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document
-from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
+from lineage.present.reports import access_document, affected_csv, breach_document, links_fact, transfers_document
 from lineage.store import Store
 
-__all__ = ["BreachJob", "Service", "check_case", "parse_when", "spreadsheet_safe"]
+__all__ = ["BreachJob", "Service", "affected_csv", "check_case", "parse_when"]
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
 _JOB_TTL_S = 3600.0
@@ -59,18 +57,6 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     if not 1900 <= value.year <= 9999:
         raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
-    return value
-
-
-def spreadsheet_safe(doc: Document) -> Document:
-    """The document with text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) quoted."""
-    title, facts, tables = doc
-    return title, facts, {k: [{c: _cell(v) for c, v in row.items()} for row in rows] for k, rows in tables.items()}
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
     return value
 
 
@@ -178,14 +164,3 @@ def breach_summary(job: BreachJob) -> Document:
     """A finished job's report as a document (counts and plan; the people are in the download)."""
     assert job.report is not None
     return breach_document(job.report)
-
-
-def affected_csv(report: BreachReport) -> str:
-    """The affected list: one row per (subject, category, holder), spreadsheet-safe."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
-    for r in report.records:
-        writer.writerow([_cell(r["subject"]), r["jurisdiction"] or "", r["age_band"], r["category"],
-                         _cell(r["holder"]), r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
-    return out.getvalue()
