@@ -24,6 +24,8 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 _LOGIN_COOKIE = "lineage_login"
 _PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+#: the sign-in page's messages by code: a link may pick one of ours, never write its own (phishing)
+_LOGIN_ERRORS = {"expired": "The sign-in form expired: please try again."}
 
 
 def page(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -69,10 +71,23 @@ def _secure(request: Request) -> bool:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, error: str = "") -> HTMLResponse:
-    """The sign-in form, with a pre-session CSRF token in a cookie and the form (login CSRF)."""
+    """The sign-in form; ``error`` is a code for one of our messages, never text to show (phishing)."""
+    return _login_page(request, _LOGIN_ERRORS.get(error, ""))
+
+
+def _login_page(request: Request, message: str, status: int = 200) -> HTMLResponse:
+    """The form with a pre-session CSRF token in a cookie and the form (login CSRF), and our own message."""
     token = secrets.token_urlsafe(24)
-    response = _render(request, "login.html", None, token=token, error=error)
+    response = _render(request, "login.html", None, status, token=token, error=message)
     response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
+    return response
+
+
+def _signed_in(request: Request, name: str, client: str, to: str, old_id: str | None) -> Response:
+    """A fresh session for ``name`` (never the id the browser brought), its cookie set, and on to ``to``."""
+    session_id, _ = _console(request).sessions.start(name, client, old_id=old_id)
+    response = RedirectResponse(to, status_code=303)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
     return response
 
 
@@ -88,18 +103,15 @@ def login(
     client = request.client.host if request.client else "unknown"
     expected = request.cookies.get(_LOGIN_COOKIE)
     if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
-        return login_form(request, "The sign-in form expired: please try again.")
+        return _login_page(request, _LOGIN_ERRORS["expired"])
     try:
         account = console.accounts.sign_in(name, password)
     except SignInRefused as exc:
         console.audit.record(name[:64] or "-", "-", "signin.failed", client, outcome=str(exc))
-        refused = login_form(request, str(exc))
-        refused.status_code = 401
-        return refused
-    session_id, _ = console.sessions.start(account.name, client, old_id=request.cookies.get(COOKIE))
+        return _login_page(request, str(exc), 401)
+    to = "/account/password" if account.must_change else "/"
+    response = _signed_in(request, account.name, client, to, request.cookies.get(COOKIE))
     console.audit.record(account.name, account.role, "signin.ok", client)
-    response = RedirectResponse("/account/password" if account.must_change else "/", status_code=303)
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
     response.delete_cookie(_LOGIN_COOKIE, path="/login")
     return response
 
@@ -128,11 +140,14 @@ def password_change(
     """Change one's own password."""
     console = _console(request)
     try:
-        console.accounts.change_password(who.name, old, new)
+        ended = console.accounts.change_password(who.name, old, new)
     except (AccountError, SignInRefused) as exc:
         return _render(request, "password.html", who, 400, error=str(exc))
-    console.audit.record(who.name, who.role, "password.change", who.client)
-    return RedirectResponse("/", status_code=303)
+    tokens = sum(1 for t in console.accounts.tokens(who.name) if t["revoked_at"] is None)
+    console.audit.record(who.name, who.role, "password.change", who.client,
+                         detail=f"other sessions ended={max(ended - 1, 0)} api tokens kept={tokens}")  # fmt: skip
+    # every session ended with the old password, this one too: the user goes on in a fresh one
+    return _signed_in(request, who.name, who.client, "/", who.session_id)
 
 
 @page("GET", "/", *ROLES)
@@ -387,7 +402,7 @@ def user_enable(request: Request, name: str, who: Who) -> HTMLResponse:
 def _user_change(request: Request, who: Principal, name: str, action: str) -> HTMLResponse:
     console = _console(request)
     try:
-        console.accounts.set_disabled(name, action == "user.disable")
+        console.accounts.set_disabled(name, action == "user.disable", by=who.name)
     except AccountError as exc:
         return _users_page(request, who, 400, error=str(exc))
     console.audit.record(who.name, who.role, action, who.client, detail=name)
