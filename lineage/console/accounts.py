@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from lineage.console.db import ConsoleDB, Tx
+from lineage.console.limits import NAME_CHARS
 from lineage.errors import LineageError
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
 
 #: what each role may open; checked on the server for every page and API route
 ROLES = ("analyst", "responder", "auditor", "admin")
-_NAME_CHARS = 64
 _NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 MIN_PASSWORD = 12
 #: failures allowed before the account locks; each failure past them doubles the lock, up to the cap
@@ -105,7 +105,7 @@ class Accounts:
         """
         now = time.time()
         with self.db.tx() as tx:
-            locked_until = _count_attempt(tx, name[:_NAME_CHARS], now)
+            locked_until = _count_attempt(tx, name[:NAME_CHARS], now)
             row = tx.one("SELECT * FROM console_users WHERE name = :name", {"name": name})
         if locked_until > now:
             raise SignInRefused(f"too many failed sign-ins: try again in {int(locked_until - now) + 1} s")

@@ -332,8 +332,11 @@ def datamap(request: Request, who: Who) -> HTMLResponse:
 
 @page("GET", "/audit", "auditor")
 def audit(request: Request, who: Who) -> HTMLResponse:
-    """The newest entries and the search form."""
-    return _render(request, "audit.html", who, rows=_console(request).audit.search(), filters={})
+    """The newest entries and the search form (the view itself is recorded: auditors are audited too)."""
+    console = _console(request)
+    rows = console.audit.search()
+    console.audit.record(who.name, who.role, "audit.view", who.client)
+    return _render(request, "audit.html", who, rows=rows, filters={})
 
 
 @page("POST", "/audit", "auditor")

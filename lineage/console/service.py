@@ -23,6 +23,7 @@ from lineage.answers import (
     transfers_register,
 )
 from lineage.answers.policy_check import check
+from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import InvalidEventError, LineageError
@@ -39,6 +40,7 @@ _JOB_TTL_S = 3600.0
 
 def check_case(case_ref: str | None) -> str:
     """A case reference (ticket, request number): required, and safe in a file name."""
+    check_length("case_reference", case_ref, CASE_REFERENCE_CHARS)
     if not case_ref or not _CASE.fullmatch(case_ref):
         raise InvalidEventError(
             "case_reference", case_ref, "is required: 1 to 64 of A-Z a-z 0-9 . _ : # - (the request or ticket id)"
@@ -93,6 +95,7 @@ class Service:
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
+        check_length("identifier", identifier, IDENTIFIER_CHARS)
         report = access_request(self.store, identifier, self.taxonomy, as_of)
         plan = erasure_plan(self.store, identifier, self.taxonomy, report.as_of)
         title, facts, tables = access_document(report)
