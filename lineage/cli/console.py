@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-audit-kafka", action="store_true", help="keep the audit trail in the console database only (no broker)"
     )
     serve.add_argument(
-        "--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-For/-Proto (127.0.0.1)"
+        "--forwarded-allow-ips",
+        default="",
+        help="the TLS proxies trusted for X-Forwarded-For/-Proto, comma-separated addresses (default: none)",
     )
     add_store_options(serve)
     add_kafka_options(serve)
