@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_kafka_options(serve)
     serve.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="the console's accounts: add, list, token, revoke, disable, enable")
+    users = sub.add_parser("users", help="the console's accounts: add, list, token, revoke, disable, enable, reset")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add an account; prints a one-time password (or reads one from stdin)")
     add.add_argument("name")
@@ -56,7 +56,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     disable.add_argument("name")
     enable = users_sub.add_parser("enable", help="enable a disabled account again (its old tokens stay revoked)")
     enable.add_argument("name")
-    for p in (add, listing, token, revoke, disable, enable):
+    reset = users_sub.add_parser(
+        "reset", help="a new one-time password for an account (ends its sessions; its API tokens are kept)"
+    )
+    reset.add_argument("name")
+    for p in (add, listing, token, revoke, disable, enable, reset):
         add_store_options(p, reading=False)
         p.set_defaults(func=cmd_users)
 
@@ -95,7 +99,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 # the audit action of each changing sub-command
 _USER_ACTIONS = {"add": "user.add", "token": "user.token", "revoke": "user.revoke", "disable": "user.disable",
-                 "enable": "user.enable"}  # fmt: skip
+                 "enable": "user.enable", "reset": "password.reset"}  # fmt: skip
 
 
 def _change_user(args: argparse.Namespace, accounts: Accounts) -> tuple[str, str]:
@@ -114,6 +118,11 @@ def _change_user(args: argparse.Namespace, accounts: Accounts) -> tuple[str, str
         print(f"token {token_id} for {args.name} (shown once; send it as 'Authorization: Bearer <token>'):")
         print(token)
         return f"{args.name} token {token_id}", "ok"
+    if args.users_command == "reset":
+        password, ended = accounts.reset_password(args.name)
+        print(f"reset {args.name}; {ended} session(s) ended, API tokens kept; one-time password:")
+        print(password)
+        return args.name, f"sessions ended={ended}"
     if args.users_command == "revoke":
         revoked = accounts.revoke(args.name, args.token)
         print(f"revoked {revoked} token(s) of {args.name}")

@@ -148,6 +148,20 @@ class Accounts:
             )
             return tx.run("DELETE FROM console_sessions WHERE name = :n", {"n": name})
 
+    def reset_password(self, name: str) -> tuple[str, int]:
+        """An admin's reset: a new one-time password (changed at next sign-in); (it, how many sessions ended).
+
+        Like a change, it ends every session of the account and keeps its API tokens.
+        """
+        password = secrets.token_urlsafe(15)
+        with self.db.tx() as tx:
+            if not tx.run(
+                "UPDATE console_users SET password_hash = :h, must_change = 1 WHERE name = :n",
+                {"h": _HASHER.hash(password), "n": name},
+            ):
+                raise AccountError(f"name: no account {name!r}")
+            return password, tx.run("DELETE FROM console_sessions WHERE name = :n", {"n": name})
+
     def set_disabled(self, name: str, disabled: bool, *, by: str | None = None) -> None:
         """Disable or enable an account; disabling also revokes its tokens and ends its sessions.
 

@@ -30,6 +30,7 @@ ACTIONS = (
     "signin.failed",
     "signout",
     "password.change",
+    "password.reset",
     "person.view",
     "person.download",
     "breach.run",

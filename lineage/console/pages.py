@@ -412,6 +412,19 @@ def _user_change(request: Request, who: Principal, name: str, action: str) -> HT
     return _users_page(request, who)
 
 
+@page("POST", "/users/{name}/reset", "admin")
+def user_reset(request: Request, name: str, who: Who) -> HTMLResponse:
+    """A new one-time password for an account, shown once; its sessions end, its API tokens are kept."""
+    console = _console(request)
+    try:
+        password, ended = console.accounts.reset_password(name)
+    except AccountError as exc:
+        return _users_page(request, who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, "password.reset", who.client, detail=f"{name} sessions ended={ended}")
+    return _users_page(request, who, shown=f"One-time password for {name} (its sessions ended; tokens kept)",
+                       secret=password)  # fmt: skip
+
+
 @page("POST", "/users/{name}/tokens", "admin")
 def user_token(request: Request, name: str, who: Who) -> HTMLResponse:
     """A new API token for an account, shown once."""

@@ -103,3 +103,15 @@ def test_the_last_enabled_admin_cannot_be_disabled(console: Console, client_for:
     console.accounts.set_disabled("analyst", True)  # other roles are not held back
     with pytest.raises(AccountError, match="no account 'ghost'"):
         console.accounts.set_disabled("ghost", True)
+
+
+def test_an_admin_reset_ends_the_accounts_sessions(console: Console, client_for: Clients) -> None:
+    """An admin's reset shows a one-time password once, signs the account out everywhere, and is audited."""
+    analyst, admin = client_for("analyst"), client_for("admin")
+    r = admin.post("/users/analyst/reset", data={"csrf": csrf_of(admin.get("/").text)})
+    found = re.search(r"<code>([^<]+)</code>", r.text)
+    assert r.status_code == 200 and found is not None
+    assert analyst.get("/person", follow_redirects=False).status_code == 303  # signed out
+    fresh = sign_in(client_for(None), "analyst", found.group(1))
+    assert fresh.get("/person", follow_redirects=False).headers["location"] == "/account/password"
+    assert console.audit.search(action="password.reset")[0]["detail"] == "analyst sessions ended=1"

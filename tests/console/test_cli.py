@@ -63,20 +63,21 @@ def test_users_enable_and_the_last_admin(tmp_path: Path) -> None:
 
 
 def test_users_changes_from_the_command_line_are_audited(tmp_path: Path) -> None:
-    """add, token, revoke, disable and enable each leave an audit entry naming the command line; refusals too."""
+    """add, token, revoke, disable, enable and reset each leave an audit entry naming the command line; refusals too."""
     from lineage.console.audit import Audit
     from lineage.console.db import ConsoleDB
 
     store = tmp_path / "store"
     store.mkdir(mode=0o700)
     for args in (["add", "ana", "--role", "analyst"], ["token", "ana"], ["revoke", "ana"], ["disable", "ana"],
-                 ["enable", "ana"], ["disable", "nobody"]):  # fmt: skip
+                 ["enable", "ana"], ["reset", "ana"], ["disable", "nobody"]):  # fmt: skip
         _lineage("users", *args, "--store", str(store))
     db = ConsoleDB(f"sqlite:///{store / 'console.db'}")
     entries = list(reversed(Audit(db).search()))
     db.close()
     assert [e["action"] for e in entries] == ["user.add", "user.token", "user.revoke", "user.disable", "user.enable",
-                                              "user.disable"]  # fmt: skip
+                                              "password.reset", "user.disable"]  # fmt: skip
     assert {(e["role"], e["client"]) for e in entries} == {("cli", "command line")}
     assert all(e["actor"].startswith("cli:") for e in entries)
-    assert entries[2]["outcome"] == "revoked 1" and entries[-1]["outcome"].startswith("refused: name: no account")
+    assert entries[2]["outcome"] == "revoked 1" and entries[5]["outcome"] == "sessions ended=0"
+    assert entries[-1]["outcome"].startswith("refused: name: no account")
