@@ -141,12 +141,10 @@ def cmd_access(args: argparse.Namespace) -> int:
 
 def cmd_breach(args: argparse.Namespace) -> int:
     """Estimate a breach's impact and the indicative notifications it triggers."""
-    import csv
-
     from lineage.answers import breach_impact
     from lineage.errors import InvalidEventError
     from lineage.present.formats import render
-    from lineage.present.reports import breach_document
+    from lineage.present.reports import affected_csv, breach_document
 
     settings = Settings.from_env(os.environ)
     t1, t2 = parse_time("--from", args.t1), parse_time("--to", args.t2)
@@ -161,11 +159,7 @@ def cmd_breach(args: argparse.Namespace) -> int:
     warning = counted_later_events_note(store, datetime.now(UTC), t2)
     if args.subjects_out:
         with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
-            writer = csv.writer(f)
-            writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
-            for r in report.records:
-                writer.writerow([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
-                                 r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
+            f.write(affected_csv(report))
     title, facts, tables = breach_document(report, affected=args.format == "json")
     if warning:
         facts = {**facts, "warning": warning}

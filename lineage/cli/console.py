@@ -11,6 +11,8 @@ from lineage.cli._common import add_kafka_options, add_store_options, location_f
 from lineage.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from lineage.console.accounts import Accounts
+    from lineage.console.audit import Audit
     from lineage.console.db import ConsoleDB
 
 __all__ = ["register"]
@@ -28,13 +30,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-audit-kafka", action="store_true", help="keep the audit trail in the console database only (no broker)"
     )
     serve.add_argument(
-        "--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-For/-Proto (127.0.0.1)"
+        "--forwarded-allow-ips",
+        default="",
+        help="the TLS proxies trusted for X-Forwarded-For/-Proto, comma-separated addresses (default: none)",
     )
     add_store_options(serve)
     add_kafka_options(serve)
     serve.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="the console's accounts: add, list, token, revoke, disable")
+    users = sub.add_parser("users", help="the console's accounts: add, list, token, revoke, disable, enable, reset")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add an account; prints a one-time password (or reads one from stdin)")
     add.add_argument("name")
@@ -46,9 +50,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = users_sub.add_parser("revoke", help="revoke an account's tokens (all, or one by --token id)")
     revoke.add_argument("name")
     revoke.add_argument("--token", help="the token id (default: every token of the account)")
-    disable = users_sub.add_parser("disable", help="disable an account (ends its sessions, revokes its tokens)")
+    disable = users_sub.add_parser(
+        "disable", help="disable an account (ends its sessions, revokes its tokens; never the last enabled admin)"
+    )
     disable.add_argument("name")
-    for p in (add, listing, token, revoke, disable):
+    enable = users_sub.add_parser("enable", help="enable a disabled account again (its old tokens stay revoked)")
+    enable.add_argument("name")
+    reset = users_sub.add_parser(
+        "reset", help="a new one-time password for an account (ends its sessions; its API tokens are kept)"
+    )
+    reset.add_argument("name")
+    for p in (add, listing, token, revoke, disable, enable, reset):
         add_store_options(p, reading=False)
         p.set_defaults(func=cmd_users)
 
@@ -61,36 +73,71 @@ def _db(args: argparse.Namespace) -> ConsoleDB:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    """Manage the console's accounts."""
-    from lineage.console.accounts import Accounts
+    """Manage the console's accounts; each change (refused ones too) is recorded in the audit trail."""
+    from lineage.console.accounts import AccountError, Accounts
+    from lineage.console.audit import Audit
 
     db = _db(args)
     try:
         accounts = Accounts(db)
-        if args.users_command == "add":
-            given = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
-            password = accounts.add(args.name, args.role, given)
-            if given is None:
-                print(f"added {args.name} ({args.role}); one-time password (change it at first sign-in):")
-                print(password)
-            else:
-                print(f"added {args.name} ({args.role})")
-        elif args.users_command == "list":
+        if args.users_command == "list":
             for u in accounts.listing():
                 state = "disabled" if u["disabled"] else "must change password" if u["must_change"] else "active"
                 print(f"{u['name']}\t{u['role']}\t{state}\t{u['tokens']} token(s)")
-        elif args.users_command == "token":
-            token_id, token = accounts.new_token(args.name)
-            print(f"token {token_id} for {args.name} (shown once; send it as 'Authorization: Bearer <token>'):")
-            print(token)
-        elif args.users_command == "revoke":
-            print(f"revoked {accounts.revoke(args.name, args.token)} token(s) of {args.name}")
-        else:
-            accounts.set_disabled(args.name, True)
-            print(f"disabled {args.name}")
+            return 0
+        action, detail = _USER_ACTIONS[args.users_command], args.name
+        try:
+            detail, outcome = _change_user(args, accounts)
+        except AccountError as exc:
+            _audit_cli(Audit(db), action, detail, f"refused: {exc}")
+            raise
+        _audit_cli(Audit(db), action, detail, outcome)
     finally:
         db.close()
     return 0
+
+
+# the audit action of each changing sub-command
+_USER_ACTIONS = {"add": "user.add", "token": "user.token", "revoke": "user.revoke", "disable": "user.disable",
+                 "enable": "user.enable", "reset": "password.reset"}  # fmt: skip
+
+
+def _change_user(args: argparse.Namespace, accounts: Accounts) -> tuple[str, str]:
+    """Run one changing sub-command, printing what it did; (the audit detail, the outcome)."""
+    if args.users_command == "add":
+        given = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+        password = accounts.add(args.name, args.role, given)
+        if given is None:
+            print(f"added {args.name} ({args.role}); one-time password (change it at first sign-in):")
+            print(password)
+        else:
+            print(f"added {args.name} ({args.role})")
+        return f"{args.name} as {args.role}", "ok"
+    if args.users_command == "token":
+        token_id, token = accounts.new_token(args.name)
+        print(f"token {token_id} for {args.name} (shown once; send it as 'Authorization: Bearer <token>'):")
+        print(token)
+        return f"{args.name} token {token_id}", "ok"
+    if args.users_command == "reset":
+        password, ended = accounts.reset_password(args.name)
+        print(f"reset {args.name}; {ended} session(s) ended, API tokens kept; one-time password:")
+        print(password)
+        return args.name, f"sessions ended={ended}"
+    if args.users_command == "revoke":
+        revoked = accounts.revoke(args.name, args.token)
+        print(f"revoked {revoked} token(s) of {args.name}")
+        return f"{args.name} token {args.token or 'all'}", f"revoked {revoked}"
+    disabled = args.users_command == "disable"
+    accounts.set_disabled(args.name, disabled)
+    print(f"{'disabled' if disabled else 'enabled'} {args.name}")
+    return args.name, "ok"
+
+
+def _audit_cli(audit: Audit, action: str, detail: str, outcome: str) -> None:
+    """One audit entry for a command-line change: the operating-system user, from the command line."""
+    import getpass
+
+    audit.record(f"cli:{getpass.getuser()}", "cli", action, "command line", detail=detail, outcome=outcome)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from lineage.console.db import ConsoleDB
+from lineage.console.db import ConsoleDB, Tx
+from lineage.console.limits import NAME_CHARS
 from lineage.errors import LineageError
 
 __all__ = [
@@ -30,6 +31,8 @@ MIN_PASSWORD = 12
 FREE_FAILURES = 5
 _FIRST_LOCK_S = 30.0
 _MAX_LOCK_S = 15 * 60.0
+# a name's count is forgotten a day after its last attempt (well past the longest lock)
+_FORGET_S = 24 * 3600.0
 # argon2-cffi's defaults (RFC 9106's second recommendation): Argon2id, 64 MiB, 3 passes
 _HASHER = PasswordHasher()
 # verified against when the name is unknown, so a wrong name costs what a wrong password does
@@ -87,39 +90,30 @@ class Accounts:
         """Every account with its role, state and live token count (never a hash)."""
         with self.db.tx() as tx:
             return tx.rows(
-                "SELECT u.name, u.role, u.disabled, u.must_change, u.failures, u.locked_until, "
+                "SELECT u.name, u.role, u.disabled, u.must_change, coalesce(s.failures, 0) AS failures, "
+                "coalesce(s.locked_until, 0) AS locked_until, "
                 "(SELECT count(*) FROM console_tokens t WHERE t.name = u.name AND t.revoked_at IS NULL) AS tokens "
-                "FROM console_users u ORDER BY u.name"
+                "FROM console_users u LEFT JOIN console_signins s ON s.name = u.name ORDER BY u.name"
             )
 
     def sign_in(self, name: str, password: str) -> Account:
-        """The account if the password is right and it is neither locked nor disabled; else ``SignInRefused``."""
+        """The account if the password is right and it is neither locked nor disabled; else ``SignInRefused``.
+
+        A known name and an unknown one answer alike: attempts are counted per name whether an
+        account has it or not (so both lock), and a wrong name costs an Argon2 verify as a wrong
+        password does; the refusal never says which it was.
+        """
         now = time.time()
-        # every attempt is counted as a failure before the (slow) password check, in one transaction
-        # with the read: attempts made at once each see their own count, so the lock cannot be
-        # outrun by sending guesses in parallel (a read-check-write let 30 parallel guesses through)
         with self.db.tx() as tx:
-            tx.run(
-                "UPDATE console_users SET failures = failures + 1 WHERE name = :name AND locked_until <= :now",
-                {"name": name, "now": now},
-            )
+            locked_until = _count_attempt(tx, name[:NAME_CHARS], now)
             row = tx.one("SELECT * FROM console_users WHERE name = :name", {"name": name})
-            if row is not None and row["locked_until"] <= now:
-                extra = row["failures"] - FREE_FAILURES
-                if extra > 0:  # this attempt is the last before the lock: later ones wait it out
-                    lock = now + min(_FIRST_LOCK_S * 2 ** (extra - 1), _MAX_LOCK_S)
-                    tx.run(
-                        "UPDATE console_users SET locked_until = :lock WHERE name = :name", {"lock": lock, "name": name}
-                    )
-        if row is None:
-            _verify(_DUMMY, password)
-            raise SignInRefused("wrong name or password")
-        if row["locked_until"] > now:
-            raise SignInRefused(f"too many failed sign-ins: try again in {int(row['locked_until'] - now) + 1} s")
-        if not _verify(row["password_hash"], password) or row["disabled"]:
+        if locked_until > now:
+            raise SignInRefused(f"too many failed sign-ins: try again in {int(locked_until - now) + 1} s")
+        right = _verify(_DUMMY if row is None else row["password_hash"], password)
+        if row is None or not right or row["disabled"]:
             raise SignInRefused("wrong name or password")
         with self.db.tx() as tx:
-            tx.run("UPDATE console_users SET failures = 0, locked_until = 0 WHERE name = :name", {"name": name})
+            tx.run("DELETE FROM console_signins WHERE name = :name", {"name": name})
             if _HASHER.check_needs_rehash(row["password_hash"]):
                 tx.run(
                     "UPDATE console_users SET password_hash = :h WHERE name = :name",
@@ -135,8 +129,14 @@ class Accounts:
             )
         return None if row is None else Account(row["name"], row["role"], bool(row["must_change"]))
 
-    def change_password(self, name: str, old: str, new: str) -> None:
-        """Replace a password after checking the old one (ends the one-time password)."""
+    def change_password(self, name: str, old: str, new: str) -> int:
+        """Replace a password after checking the old one (ends the one-time password); how many sessions ended.
+
+        Every session of the account ends with the old password (whoever else held one is signed
+        out; the caller starts a fresh one for the user who changed it). API tokens are kept: they
+        are not derived from the password, and automation would break silently; an admin revokes
+        them (``lineage users revoke``) when they may be compromised too.
+        """
         self.sign_in(name, old)
         check_password(new)
         if new == old:
@@ -146,12 +146,46 @@ class Accounts:
                 "UPDATE console_users SET password_hash = :h, must_change = 0 WHERE name = :n",
                 {"h": _HASHER.hash(new), "n": name},
             )
+            return tx.run("DELETE FROM console_sessions WHERE name = :n", {"n": name})
 
-    def set_disabled(self, name: str, disabled: bool) -> None:
-        """Disable or enable an account; disabling also revokes its tokens."""
+    def reset_password(self, name: str) -> tuple[str, int]:
+        """An admin's reset: a new one-time password (changed at next sign-in); (it, how many sessions ended).
+
+        Like a change, it ends every session of the account and keeps its API tokens.
+        """
+        password = secrets.token_urlsafe(15)
         with self.db.tx() as tx:
-            if not tx.run("UPDATE console_users SET disabled = :d WHERE name = :n", {"d": int(disabled), "n": name}):
+            if not tx.run(
+                "UPDATE console_users SET password_hash = :h, must_change = 1 WHERE name = :n",
+                {"h": _HASHER.hash(password), "n": name},
+            ):
                 raise AccountError(f"name: no account {name!r}")
+            return password, tx.run("DELETE FROM console_sessions WHERE name = :n", {"n": name})
+
+    def set_disabled(self, name: str, disabled: bool, *, by: str | None = None) -> None:
+        """Disable or enable an account; disabling also revokes its tokens and ends its sessions.
+
+        ``by`` (the admin doing it; None from the command line) may not disable herself, and nobody
+        may disable the last enabled admin: either would leave the console with no one to manage it.
+        """
+        if disabled and name == by:
+            raise AccountError("name: you cannot disable your own account (another admin can)")
+        with self.db.tx() as tx:
+            if self.db.kind == "postgresql":  # SQLite serialises writers; PostgreSQL needs the admins' rows locked
+                tx.rows("SELECT name FROM console_users WHERE role = 'admin' FOR UPDATE")
+            # one statement checks and changes, so two admins disabling each other cannot both succeed
+            changed = tx.run(
+                "UPDATE console_users SET disabled = :d WHERE name = :n AND (:d = 0 OR role <> 'admin' OR (SELECT "
+                "count(*) FROM console_users o WHERE o.role = 'admin' AND o.disabled = 0 AND o.name <> :n) > 0)",
+                {"d": int(disabled), "n": name},
+            )
+            if not changed:
+                known = tx.one("SELECT name FROM console_users WHERE name = :n", {"n": name})
+                raise AccountError(
+                    "name: the last enabled admin cannot be disabled (add another admin first)"
+                    if known
+                    else f"name: no account {name!r}"
+                )
             if disabled:
                 tx.run(
                     "UPDATE console_tokens SET revoked_at = :now WHERE name = :n AND revoked_at IS NULL",
@@ -212,6 +246,34 @@ def check_password(password: str) -> None:
         raise AccountError(f"password: must be at least {MIN_PASSWORD} characters")
     if len(password) > 1024:
         raise AccountError("password: must be at most 1024 characters")
+
+
+def _count_attempt(tx: Tx, name: str, now: float) -> float:
+    """Count an attempt on ``name`` as a failure before the (slow) password check; when it is locked until.
+
+    Counted in one transaction with the read, so attempts made at once each see their own count and
+    the lock cannot be outrun by sending guesses in parallel (a read-check-write let 30 through).
+    A name no account has is counted too: otherwise only real names would ever lock, telling them apart.
+    """
+    tx.run("DELETE FROM console_signins WHERE last_at < :old", {"old": now - _FORGET_S})
+    tx.run(
+        "INSERT INTO console_signins (name, failures, locked_until, last_at) VALUES (:name, 0, 0, :now) "
+        "ON CONFLICT (name) DO NOTHING",
+        {"name": name, "now": now},
+    )
+    tx.run(
+        "UPDATE console_signins SET failures = failures + 1, last_at = :now "
+        "WHERE name = :name AND locked_until <= :now",
+        {"name": name, "now": now},
+    )
+    row = tx.one("SELECT failures, locked_until FROM console_signins WHERE name = :name", {"name": name})
+    assert row is not None
+    locked_until = float(row["locked_until"])
+    extra = row["failures"] - FREE_FAILURES
+    if locked_until <= now and extra > 0:  # this attempt is the last before the lock: later ones wait it out
+        lock = now + min(_FIRST_LOCK_S * 2 ** (extra - 1), _MAX_LOCK_S)
+        tx.run("UPDATE console_signins SET locked_until = :lock WHERE name = :name", {"lock": lock, "name": name})
+    return locked_until
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lineage.console.db import ConsoleDB
+from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 
 __all__ = ["ACTIONS", "Audit", "AuditSink"]
 
@@ -29,11 +30,15 @@ ACTIONS = (
     "signin.failed",
     "signout",
     "password.change",
+    "password.reset",
     "person.view",
     "person.download",
     "breach.run",
     "breach.download",
+    "audit.view",
     "audit.search",
+    "access.refused",
+    "csrf.refused",
     "user.add",
     "user.disable",
     "user.enable",
@@ -88,8 +93,14 @@ class Audit:
         case_ref: str | None = None,
         outcome: str = "ok",
     ) -> int:
-        """Append one entry (raising if the database refuses it: no unrecorded look-up); its sequence number."""
+        """Append one entry (raising if the database refuses it: no unrecorded look-up); its sequence number.
+
+        An identifier or case reference past its limit is refused, not cut: the entry must say
+        exactly whom and why, and the table keeps everything for good.
+        """
         assert action in ACTIONS, action
+        check_length("subject", subject, IDENTIFIER_CHARS, personal=True)
+        check_length("case_reference", case_ref, CASE_REFERENCE_CHARS)
         entry = {
             "at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "actor": actor[:64],

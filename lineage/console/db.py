@@ -1,4 +1,4 @@
-"""The console's database: accounts, sessions and the audit trail. The console's only SQLAlchemy module.
+"""The console's database: accounts, sessions, sign-in counts, the audit trail. The only SQLAlchemy module here.
 
 Embedded by default (a SQLite file, mode 600, beside the store's catalog) or PostgreSQL for many
 hosts (``console_db``; the password only from ``LINEAGE_CONSOLE_DB_PASSWORD`` or its ``_FILE``).
@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS console_sessions (
   id_hash TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
   last_seen DOUBLE PRECISION NOT NULL, client TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS console_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_signins (
+  name TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until DOUBLE PRECISION NOT NULL,
+  last_at DOUBLE PRECISION NOT NULL);
 """
 _AUDIT_COLUMNS = (
     "at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
-from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when, spreadsheet_safe
+from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when
 from lineage.console.sessions import COOKIE
 from lineage.errors import LineageError
 from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
@@ -24,6 +24,8 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 _LOGIN_COOKIE = "lineage_login"
 _PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+#: the sign-in page's messages by code: a link may pick one of ours, never write its own (phishing)
+_LOGIN_ERRORS = {"expired": "The sign-in form expired: please try again."}
 
 
 def page(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -69,10 +71,23 @@ def _secure(request: Request) -> bool:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, error: str = "") -> HTMLResponse:
-    """The sign-in form, with a pre-session CSRF token in a cookie and the form (login CSRF)."""
+    """The sign-in form; ``error`` is a code for one of our messages, never text to show (phishing)."""
+    return _login_page(request, _LOGIN_ERRORS.get(error, ""))
+
+
+def _login_page(request: Request, message: str, status: int = 200) -> HTMLResponse:
+    """The form with a pre-session CSRF token in a cookie and the form (login CSRF), and our own message."""
     token = secrets.token_urlsafe(24)
-    response = _render(request, "login.html", None, token=token, error=error)
+    response = _render(request, "login.html", None, status, token=token, error=message)
     response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
+    return response
+
+
+def _signed_in(request: Request, name: str, client: str, to: str, old_id: str | None) -> Response:
+    """A fresh session for ``name`` (never the id the browser brought), its cookie set, and on to ``to``."""
+    session_id, _ = _console(request).sessions.start(name, client, old_id=old_id)
+    response = RedirectResponse(to, status_code=303)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
     return response
 
 
@@ -88,18 +103,15 @@ def login(
     client = request.client.host if request.client else "unknown"
     expected = request.cookies.get(_LOGIN_COOKIE)
     if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
-        return login_form(request, "The sign-in form expired: please try again.")
+        return _login_page(request, _LOGIN_ERRORS["expired"])
     try:
         account = console.accounts.sign_in(name, password)
     except SignInRefused as exc:
         console.audit.record(name[:64] or "-", "-", "signin.failed", client, outcome=str(exc))
-        refused = login_form(request, str(exc))
-        refused.status_code = 401
-        return refused
-    session_id, _ = console.sessions.start(account.name, client, old_id=request.cookies.get(COOKIE))
+        return _login_page(request, str(exc), 401)
+    to = "/account/password" if account.must_change else "/"
+    response = _signed_in(request, account.name, client, to, request.cookies.get(COOKIE))
     console.audit.record(account.name, account.role, "signin.ok", client)
-    response = RedirectResponse("/account/password" if account.must_change else "/", status_code=303)
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request), path="/")
     response.delete_cookie(_LOGIN_COOKIE, path="/login")
     return response
 
@@ -128,11 +140,14 @@ def password_change(
     """Change one's own password."""
     console = _console(request)
     try:
-        console.accounts.change_password(who.name, old, new)
+        ended = console.accounts.change_password(who.name, old, new)
     except (AccountError, SignInRefused) as exc:
         return _render(request, "password.html", who, 400, error=str(exc))
-    console.audit.record(who.name, who.role, "password.change", who.client)
-    return RedirectResponse("/", status_code=303)
+    tokens = sum(1 for t in console.accounts.tokens(who.name) if t["revoked_at"] is None)
+    console.audit.record(who.name, who.role, "password.change", who.client,
+                         detail=f"other sessions ended={max(ended - 1, 0)} api tokens kept={tokens}")  # fmt: skip
+    # every session ended with the old password, this one too: the user goes on in a fresh one
+    return _signed_in(request, who.name, who.client, "/", who.session_id)
 
 
 @page("GET", "/", *ROLES)
@@ -205,7 +220,7 @@ def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Respons
         page_html = request.app.state.templates.get_template("print.html").render(doc=doc, cell=cell)
         body, media = page_html, "text/html"
     else:
-        body = render(spreadsheet_safe(doc) if fmt == "csv" else doc, fmt)
+        body = render(doc, fmt)  # CSV cells are spreadsheet-safe in render itself
         media = "text/csv" if fmt == "csv" else "application/json"
     headers = {"Content-Disposition": f'attachment; filename="{safe_stem(stem)}.{fmt}"'}
     if fmt == "html":
@@ -317,8 +332,11 @@ def datamap(request: Request, who: Who) -> HTMLResponse:
 
 @page("GET", "/audit", "auditor")
 def audit(request: Request, who: Who) -> HTMLResponse:
-    """The newest entries and the search form."""
-    return _render(request, "audit.html", who, rows=_console(request).audit.search(), filters={})
+    """The newest entries and the search form (the view itself is recorded: auditors are audited too)."""
+    console = _console(request)
+    rows = console.audit.search()
+    console.audit.record(who.name, who.role, "audit.view", who.client)
+    return _render(request, "audit.html", who, rows=rows, filters={})
 
 
 @page("POST", "/audit", "auditor")
@@ -387,11 +405,24 @@ def user_enable(request: Request, name: str, who: Who) -> HTMLResponse:
 def _user_change(request: Request, who: Principal, name: str, action: str) -> HTMLResponse:
     console = _console(request)
     try:
-        console.accounts.set_disabled(name, action == "user.disable")
+        console.accounts.set_disabled(name, action == "user.disable", by=who.name)
     except AccountError as exc:
         return _users_page(request, who, 400, error=str(exc))
     console.audit.record(who.name, who.role, action, who.client, detail=name)
     return _users_page(request, who)
+
+
+@page("POST", "/users/{name}/reset", "admin")
+def user_reset(request: Request, name: str, who: Who) -> HTMLResponse:
+    """A new one-time password for an account, shown once; its sessions end, its API tokens are kept."""
+    console = _console(request)
+    try:
+        password, ended = console.accounts.reset_password(name)
+    except AccountError as exc:
+        return _users_page(request, who, 400, error=str(exc))
+    console.audit.record(who.name, who.role, "password.reset", who.client, detail=f"{name} sessions ended={ended}")
+    return _users_page(request, who, shown=f"One-time password for {name} (its sessions ended; tokens kept)",
+                       secret=password)  # fmt: skip
 
 
 @page("POST", "/users/{name}/tokens", "admin")

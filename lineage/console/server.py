@@ -64,18 +64,22 @@ def build_console(
     )
 
 
-def serve(console: Console, host: str, port: int, forwarded_allow_ips: str = "127.0.0.1") -> None:
-    """Serve until interrupted; the client address comes from the proxy only when it is ``forwarded_allow_ips``."""
+def serve(console: Console, host: str, port: int, forwarded_allow_ips: str = "") -> None:
+    """Serve until interrupted; ``X-Forwarded-*`` is believed only from the proxies in ``forwarded_allow_ips``.
+
+    None by default: any local process could otherwise claim any client address in the audit trail.
+    """
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    trusted = forwarded_allow_ips.strip()
     try:
         uvicorn.run(
             create_app(console),
             host=host,
             port=port,
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
+            proxy_headers=bool(trusted),  # off: the headers are ignored, whoever sends them
+            forwarded_allow_ips=trusted or None,
             server_header=False,
             log_level="info",
         )

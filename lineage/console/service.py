@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
-import io
 import re
 import secrets
 import threading
@@ -25,15 +23,16 @@ from lineage.answers import (
     transfers_register,
 )
 from lineage.answers.policy_check import check
+from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document
-from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
+from lineage.present.reports import access_document, affected_csv, breach_document, links_fact, transfers_document
 from lineage.store import Store
 
-__all__ = ["BreachJob", "Service", "check_case", "parse_when", "spreadsheet_safe"]
+__all__ = ["BreachJob", "Service", "affected_csv", "check_case", "parse_when"]
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
 _JOB_TTL_S = 3600.0
@@ -41,6 +40,7 @@ _JOB_TTL_S = 3600.0
 
 def check_case(case_ref: str | None) -> str:
     """A case reference (ticket, request number): required, and safe in a file name."""
+    check_length("case_reference", case_ref, CASE_REFERENCE_CHARS)
     if not case_ref or not _CASE.fullmatch(case_ref):
         raise InvalidEventError(
             "case_reference", case_ref, "is required: 1 to 64 of A-Z a-z 0-9 . _ : # - (the request or ticket id)"
@@ -59,18 +59,6 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     if not 1900 <= value.year <= 9999:
         raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
-    return value
-
-
-def spreadsheet_safe(doc: Document) -> Document:
-    """The document with text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) quoted."""
-    title, facts, tables = doc
-    return title, facts, {k: [{c: _cell(v) for c, v in row.items()} for row in rows] for k, rows in tables.items()}
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
     return value
 
 
@@ -107,6 +95,7 @@ class Service:
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
+        check_length("identifier", identifier, IDENTIFIER_CHARS)
         report = access_request(self.store, identifier, self.taxonomy, as_of)
         plan = erasure_plan(self.store, identifier, self.taxonomy, report.as_of)
         title, facts, tables = access_document(report)
@@ -178,14 +167,3 @@ def breach_summary(job: BreachJob) -> Document:
     """A finished job's report as a document (counts and plan; the people are in the download)."""
     assert job.report is not None
     return breach_document(job.report)
-
-
-def affected_csv(report: BreachReport) -> str:
-    """The affected list: one row per (subject, category, holder), spreadsheet-safe."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
-    for r in report.records:
-        writer.writerow([_cell(r["subject"]), r["jurisdiction"] or "", r["age_band"], r["category"],
-                         _cell(r["holder"]), r["reached_at"].isoformat(), r["encrypted"]])  # fmt: skip
-    return out.getvalue()

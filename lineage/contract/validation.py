@@ -17,12 +17,13 @@ from lineage.contract.rules import crosses_border
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import InvalidEventError
 
-__all__ = ["Validator", "is_cross_border", "validate", "validate_record"]
+__all__ = ["MAX_ID", "Validator", "is_cross_border", "validate", "validate_record"]
 
 _NEEDS_PURPOSE = frozenset({"COLLECTED", "SHARED", "TRANSFERRED", "CONSENT"})
 _FLOWS = frozenset({"SHARED", "TRANSFERRED"})
 _BULK_TYPES = frozenset({"SHARED", "TRANSFERRED", "ERASED"})
-_MAX_ID = 512
+#: the longest identifier an event may carry (the console's look-ups share it)
+MAX_ID = 512
 _MAX_INT32 = 2**31 - 1
 _ONLY_FOR = {
     "mechanism": _FLOWS,
@@ -195,8 +196,8 @@ def _check_utf8(field: str, value: str) -> None:
 def _check_id(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(field, value, "must be a non-empty string")
-    if len(value) > _MAX_ID:
-        raise InvalidEventError(field, value, f"must be at most {_MAX_ID} characters")
+    if len(value) > MAX_ID:
+        raise InvalidEventError(field, value, f"must be at most {MAX_ID} characters")
     _check_utf8(field, value)
     # 'bob@example.com ' or 'bob@example.com\n' would be stored as another person than
     # 'bob@example.com', splitting their records: refuse rather than guess a normalisation

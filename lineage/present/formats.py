@@ -1,4 +1,4 @@
-"""Rendering answers for people and machines: JSON, CSV and Markdown. Used by the CLI only.
+"""Rendering answers for people and machines: JSON, CSV and Markdown. Used by the CLI and the console.
 
 Every answer is a title, a few facts, and named tables of rows (dicts); each format renders that.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Document", "render"]
+__all__ = ["Document", "csv_cell", "render", "spreadsheet_text"]
 
 # a table's rows are typed rows (TypedDicts) or plain dicts; either reads as a mapping of objects
 Document = tuple[str, Mapping[str, Any], Mapping[str, Sequence[Mapping[str, object]]]]
@@ -39,8 +39,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: a CSV cell starting with one of these is run as a formula by spreadsheets (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
+    return "'" + text if text[:1] in _FORMULA_START else text
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell, every piece of text in it spreadsheet-safe (each item of a list too).
+
+    The one home of the rule for every CSV we write: the person report, the registers, the affected
+    list. Numbers stay numbers (``-3`` is not quoted); names, identifiers and sources are text.
+    """
+    value = _plain(value)
+    if isinstance(value, list):
+        return spreadsheet_text(", ".join(csv_cell(v) for v in value))
+    if isinstance(value, dict):
+        return spreadsheet_text(", ".join(spreadsheet_text(f"{k}") for k, v in value.items() if v))
+    if isinstance(value, str):
+        return spreadsheet_text(value)
+    return _cell(value)
+
+
 def render(doc: Document, fmt: str) -> str:
-    """The document as ``json``, ``csv`` (the tables, one after another) or ``markdown``."""
+    """The document as ``json``, ``csv`` (the tables, one after another, spreadsheet-safe) or ``markdown``."""
     title, facts, tables = doc
     if fmt == "json":
         whole = {"title": title, **_plain(dict(facts)), **_plain(dict(tables))}
@@ -53,7 +78,7 @@ def render(doc: Document, fmt: str) -> str:
             writer = csv.writer(out)
             writer.writerow(["table", *rows[0].keys()])
             for row in rows:
-                writer.writerow([name, *(_cell(v) for v in row.values())])
+                writer.writerow([name, *(csv_cell(v) for v in row.values())])
         return out.getvalue()
     lines = [f"# {title}", ""]
     lines += [f"- **{k.replace('_', ' ')}**: {_cell(v)}" for k, v in facts.items()]

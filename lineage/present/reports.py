@@ -5,7 +5,9 @@ Shared by the CLI commands and the demo, so the demo prints exactly what an anal
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from collections.abc import Mapping, Sequence
 
 from lineage.answers import AccessReport, BreachReport
@@ -14,10 +16,11 @@ from lineage.answers.ropa import Ropa
 from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, TransferRow
 from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE, ROPA_RULE
 from lineage.contract.policy import Violation
-from lineage.present.formats import Document
+from lineage.present.formats import Document, csv_cell
 
 __all__ = [
     "access_document",
+    "affected_csv",
     "breach_document",
     "check_document",
     "links_fact",
@@ -62,6 +65,17 @@ def _plain_retention(row: Mapping[str, object]) -> Mapping[str, object]:
     if row.get("retention_ends") == RETENTION_NEVER:
         return {**row, "retention_ends": RETENTION_NEVER_TEXT}
     return row
+
+
+def affected_csv(report: BreachReport) -> str:
+    """The affected list as CSV: one row per (subject, category, holder), spreadsheet-safe (a list of people)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
+    for r in report.records:
+        writer.writerow([csv_cell(r[k]) for k in ("subject", "jurisdiction", "age_band", "category", "holder",
+                                                   "reached_at", "encrypted")])  # fmt: skip
+    return out.getvalue()
 
 
 def breach_document(report: BreachReport, *, affected: bool = False) -> Document:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -122,3 +129,49 @@ def client_for(console: Console) -> Iterator[Callable[[str | None], TestClient]]
     yield make
     for client in made:
         client.close()
+
+
+def lineage(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``lineage`` command (a real process)."""
+    return subprocess.run([sys.executable, "-m", "lineage.cli", *args], input=stdin, capture_output=True, text=True,
+                          check=False, timeout=120, env=None if env is None else {**os.environ, **env})  # fmt: skip
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(store: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``lineage serve`` as a real process on a free loopback port (no audit copy on Kafka); its base URL."""
+    port = free_port()
+    log_path = store.parent / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lineage.cli", "serve", "--store", str(store), "--port", str(port),
+             "--no-audit-kafka", *args],
+            stdout=log, stderr=subprocess.STDOUT, env=None if env is None else {**os.environ, **env},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120  # a loaded CI machine starts it slowly
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/login", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None:
+                        pytest.fail(f"lineage serve exited: {log_path.read_text()[-2000:]}", pytrace=False)
+                    if time.monotonic() > deadline:
+                        pytest.fail("lineage serve did not answer within 120 s", pytrace=False)
+                    time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

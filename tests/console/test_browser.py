@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World
+from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World, lineage, serving
 
 SHOTS = Path("/tmp/console-shots")
 CHROMIUM = os.environ.get("LINEAGE_CHROMIUM", "/usr/bin/chromium")
@@ -30,53 +25,15 @@ CHROMIUM_ARGS = [
 PASSWORDS = {"ana": "analyst-password-1", "rita": "responder-password-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _lineage(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lineage.cli", *args], input=stdin, capture_output=True, text=True,
-                          check=False, timeout=120)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[str]:
     """`lineage serve` on a free loopback port over the world, with an analyst and a responder made by the CLI."""
     for name, role in (("ana", "analyst"), ("rita", "responder")):
-        done = _lineage("users", "add", name, "--role", role, "--password-stdin", "--store", str(world.folder),
-                        stdin=PASSWORDS[name] + "\n")  # fmt: skip
+        done = lineage("users", "add", name, "--role", role, "--password-stdin", "--store", str(world.folder),
+                       stdin=PASSWORDS[name] + "\n")  # fmt: skip
         assert done.returncode == 0, done.stderr
-    port = _free_port()
-    log = (world.folder.parent / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lineage.cli", "serve", "--store", str(world.folder), "--port", str(port),
-         "--no-audit-kafka", "--policy", "policies"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(url + "/login", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        else:
-            pytest.fail("lineage serve did not answer within 60 s", pytrace=False)
-        if proc.poll() is not None:
-            pytest.fail(
-                f"lineage serve exited: {(world.folder.parent / 'serve.log').read_text()[-2000:]}", pytrace=False
-            )
+    with serving(world.folder, "--policy", "policies") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @dataclass

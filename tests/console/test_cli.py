@@ -45,3 +45,39 @@ def test_bad_input_is_one_line_naming_the_field(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("lineage: name: must be")
     missing = _lineage("serve", "--store", str(tmp_path / "nowhere"), "--no-audit-kafka")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "--store" in missing.stderr
+
+
+def test_users_enable_and_the_last_admin(tmp_path: Path) -> None:
+    """`disable` refuses the last enabled admin (one line, exit 2); `enable` brings a disabled account back."""
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    _lineage("users", "add", "bob", "--role", "admin", "--store", str(store))
+    last = _lineage("users", "disable", "bob", "--store", str(store))
+    assert (last.returncode, last.stderr.count("\n")) == (2, 1) and "last enabled admin" in last.stderr
+    _lineage("users", "add", "amy", "--role", "admin", "--store", str(store))
+    assert _lineage("users", "disable", "bob", "--store", str(store)).returncode == 0
+    assert "\tdisabled\t" in _lineage("users", "list", "--store", str(store)).stdout.splitlines()[1]
+    enabled = _lineage("users", "enable", "bob", "--store", str(store))
+    assert (enabled.returncode, enabled.stdout) == (0, "enabled bob\n")
+    assert "disabled" not in _lineage("users", "list", "--store", str(store)).stdout
+
+
+def test_users_changes_from_the_command_line_are_audited(tmp_path: Path) -> None:
+    """add, token, revoke, disable, enable and reset each leave an audit entry naming the command line; refusals too."""
+    from lineage.console.audit import Audit
+    from lineage.console.db import ConsoleDB
+
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    for args in (["add", "ana", "--role", "analyst"], ["token", "ana"], ["revoke", "ana"], ["disable", "ana"],
+                 ["enable", "ana"], ["reset", "ana"], ["disable", "nobody"]):  # fmt: skip
+        _lineage("users", *args, "--store", str(store))
+    db = ConsoleDB(f"sqlite:///{store / 'console.db'}")
+    entries = list(reversed(Audit(db).search()))
+    db.close()
+    assert [e["action"] for e in entries] == ["user.add", "user.token", "user.revoke", "user.disable", "user.enable",
+                                              "password.reset", "user.disable"]  # fmt: skip
+    assert {(e["role"], e["client"]) for e in entries} == {("cli", "command line")}
+    assert all(e["actor"].startswith("cli:") for e in entries)
+    assert entries[2]["outcome"] == "revoked 1" and entries[5]["outcome"] == "sessions ended=0"
+    assert entries[-1]["outcome"].startswith("refused: name: no account")

@@ -1,0 +1,86 @@
+"""`lineage serve` as a real process: forwarded addresses only from a named proxy, bodies bounded on the wire."""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from lineage.console.audit import Audit
+from lineage.console.db import ConsoleDB
+from tests.console.conftest import World, lineage, serving
+
+FORGED = "203.0.113.9"
+
+
+def _failed_sign_in(url: str, forwarded_for: str) -> None:
+    """A wrong password through the real form, claiming to come from ``forwarded_for``."""
+    with urllib.request.urlopen(url + "/login", timeout=30) as r:
+        cookie = r.headers["set-cookie"].split(";", 1)[0]
+        token = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+    assert token is not None
+    body = urlencode({"name": "nobody", "password": "wrong-password-1", "csrf": token.group(1)}).encode()
+    request = urllib.request.Request(url + "/login", data=body, headers={"Cookie": cookie,
+                                     "X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"})  # fmt: skip
+    try:
+        urllib.request.urlopen(request, timeout=30).close()
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 401
+
+
+def test_forwarded_addresses_count_only_from_a_named_proxy(world: World, tmp_path: Path) -> None:
+    """By default a local client's X-Forwarded-For is ignored; with --forwarded-allow-ips the proxy's is used."""
+    env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
+    with serving(world.folder, env=env) as url:
+        _failed_sign_in(url, FORGED)
+    with serving(world.folder, "--forwarded-allow-ips", "127.0.0.1", env=env) as url:
+        _failed_sign_in(url, FORGED)
+    db = ConsoleDB(env["LINEAGE_CONSOLE_DB"])
+    clients = [e["client"] for e in reversed(Audit(db).search(action="signin.failed"))]
+    db.close()
+    assert clients == ["127.0.0.1", FORGED]
+
+
+def _status_after(port: int, head: str, chunk: bytes, limit: int) -> tuple[int, int]:
+    """Send ``head`` then ``chunk`` again and again (up to ``limit`` bytes) until the server answers: (status, sent)."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head.encode())
+        deadline = time.monotonic() + 120
+        try:
+            while sent < limit and not select.select([s], [], [], 0)[0] and time.monotonic() < deadline:
+                s.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # the server answered and closed while we were still sending: what we want
+            pass
+        answer = s.recv(200).decode("latin-1")
+    return int(answer.split(" ", 2)[1]), sent
+
+
+def test_the_server_refuses_large_bodies_without_reading_them(world: World, tmp_path: Path) -> None:
+    """A chunked body without a token gets 401 unread, with one 413 past 1 MiB; a declared 1 GB one 413 at once."""
+    env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
+    added = lineage("users", "add", "ana", "--role", "analyst", "--password-stdin", "--store", str(world.folder),
+                    stdin="analyst-password-1\n", env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    token = lineage("users", "token", "ana", "--store", str(world.folder), env=env).stdout.splitlines()[-1]
+    piece = b"x" * 65536
+    with serving(world.folder, env=env) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        head = "POST /api/person HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        chunk = b"10000\r\n" + piece + b"\r\n"
+        chunked = head + "Transfer-Encoding: chunked\r\n"
+        status, sent = _status_after(port, chunked + "\r\n", chunk, 2**30)
+        assert status == 401 and sent < 256 * 2**20
+        status, sent = _status_after(port, chunked + f"Authorization: Bearer {token}\r\n\r\n", chunk, 2**30)
+        assert status == 413 and sent < 256 * 2**20
+        declared = head + f"Content-Length: {2**30}\r\n"
+        for auth in ("", f"Authorization: Bearer {token}\r\n"):  # the declared length alone refuses it
+            status, sent = _status_after(port, declared + auth + "\r\n", piece, 2**30)
+            assert status == 413 and sent < 256 * 2**20
