@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lineage.console.accounts import ROLES, Account, Accounts
 from lineage.console.audit import Audit
+from lineage.console.cases import Cases
 from lineage.console.service import Service
 from lineage.console.sessions import COOKIE, Session, Sessions, same_token
 from lineage.errors import LineageError
@@ -50,6 +51,7 @@ class Console:
     accounts: Accounts
     sessions: Sessions
     audit: Audit
+    cases: Cases
 
 
 @dataclass(frozen=True)
