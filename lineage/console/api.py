@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,8 +14,15 @@ from pydantic import BaseModel, Field
 
 from lineage.console.accounts import ROLES, AccountError
 from lineage.console.app import Console, Who, page_roles
-from lineage.console.pages import affected_download, download_of
-from lineage.console.service import BreachJob, breach_summary, check_case, parse_when
+from lineage.console.pages import (
+    affected_download,
+    answer_download,
+    check_assignee,
+    download_of,
+    finished_job,
+    open_case,
+)
+from lineage.console.service import BreachBusy, BreachJob, breach_summary, check_case, parse_when, plan_document
 from lineage.present.datamap import map_payload
 from lineage.present.formats import Document, render
 
@@ -109,24 +117,36 @@ def holders(request: Request, who: Who) -> list[str]:
 
 @api("POST", "/breach", "responder")
 def breach(request: Request, body: BreachQuery, who: Who) -> JSONResponse:
-    """Start a breach query; poll the returned job."""
+    """Start a breach query (kept in the console database); poll the returned job. 429 past the caps."""
     console = _console(request)
     case = check_case(body.case_reference)
     t1, t2 = parse_when("start", body.start), parse_when("end", body.end)
     assert t1 is not None and t2 is not None
-    job = console.service.start_breach(who.name, case, body.holders, t1, t2, parse_when("aware", body.aware))
+    try:
+        job = console.service.start_breach(who.name, case, body.holders, t1, t2, parse_when("aware", body.aware))
+    except BreachBusy as exc:
+        return JSONResponse({"error": str(exc)}, status_code=429)
     window = f"holders={','.join(body.holders)} from={t1.isoformat()} to={t2.isoformat()}"
     console.audit.record(who.name, who.role, "breach.run", who.client, case_ref=case, detail=window)
     return JSONResponse(_job(job), status_code=202)
 
 
 def _job(job: BreachJob) -> dict[str, Any]:
-    out: dict[str, Any] = {"job": job.id, "status": job.status, "holders": job.holders, "started": job.started}
+    out: dict[str, Any] = {"job": job.id, "case_reference": job.case_ref, "status": job.status,
+                           "holders": job.holders, "from": job.t1, "to": job.t2, "started": job.started,
+                           "finished": job.finished}  # fmt: skip
     if job.error:
         out["error"] = job.error
-    if job.report is not None:
+    if job.status == "done":
         out["report"] = _json(breach_summary(job))
     return out
+
+
+@api("GET", "/breach", "responder")
+def breach_jobs(request: Request, who: Who) -> JSONResponse:
+    """The caller's kept breach assessments, newest first (without their reports)."""
+    jobs = _console(request).service.jobs(who.name)
+    return JSONResponse([{k: v for k, v in _job(j).items() if k != "report"} for j in jobs])
 
 
 @api("GET", "/breach/{job_id}", "responder")
@@ -134,7 +154,7 @@ def breach_job(request: Request, job_id: str, who: Who) -> JSONResponse:
     """A breach query's status, and its report once done."""
     job = _console(request).service.job(who.name, job_id)
     if job is None:
-        return JSONResponse({"error": "no such breach query"}, status_code=404)
+        return JSONResponse({"error": "no such breach assessment"}, status_code=404)
     return JSONResponse(_job(job))
 
 
@@ -142,10 +162,77 @@ def breach_job(request: Request, job_id: str, who: Who) -> JSONResponse:
 def breach_affected(request: Request, job_id: str, who: Who) -> Response:
     """The affected list as CSV (audited)."""
     console = _console(request)
-    job = console.service.job(who.name, job_id)
-    if job is None or job.report is None:
-        return JSONResponse({"error": "no finished breach query with that id"}, status_code=404)
+    job = finished_job(console, who, job_id)
+    if job is None:
+        return JSONResponse({"error": "no finished breach assessment with that id"}, status_code=404)
     return affected_download(console, who, job)
+
+
+@api("GET", "/breach/{job_id}/plan.{fmt}", "responder")
+def breach_plan(request: Request, job_id: str, fmt: str, who: Who) -> Response:
+    """The notification plan as CSV or JSON."""
+    job = finished_job(_console(request), who, job_id)
+    if job is None or fmt not in ("csv", "json"):
+        return JSONResponse({"error": "no finished breach assessment with that id"}, status_code=404)
+    return download_of(request, plan_document(job), fmt, f"breach-{job.case_ref}-plan")
+
+
+class CaseOpen(BaseModel):
+    """An access or erasure request to keep as a case, answered now from the store."""
+
+    case_reference: str = Field(description="the request or ticket id")
+    kind: str = Field(default="access", description="access or erasure")
+    received: str | None = Field(default=None, description="the day it was received, YYYY-MM-DD (default: today)")
+    identifier: str = Field(description="any identifier of the subject (never stored in clear)")
+    assignee: str | None = Field(default=None, description="an analyst's account name")
+
+
+class CaseChange(BaseModel):
+    """A case's new status and or assignee ("" for nobody)."""
+
+    status: str | None = None
+    assignee: str | None = None
+
+
+@api("GET", "/cases", "analyst")
+def cases(request: Request, who: Who, status: str = "", assignee: str = "") -> JSONResponse:
+    """Cases, the earliest due first, each with ``overdue`` and the due-date rule."""
+    today = datetime.now(UTC).date()
+    found = _console(request).cases.listing(status or None, assignee or None)
+    return JSONResponse([c.as_json(today) for c in found])
+
+
+@api("POST", "/cases", "analyst")
+def case_open(request: Request, body: CaseOpen, who: Who) -> JSONResponse:
+    """Open a case with the answer attached (the look-up is audited)."""
+    case = open_case(_console(request), who, body.case_reference, body.kind, body.received or "", body.identifier,
+                     body.assignee or "")  # fmt: skip
+    return JSONResponse(case.as_json(datetime.now(UTC).date()), status_code=201)
+
+
+@api("GET", "/cases/{case_ref}", "analyst")
+def case(request: Request, case_ref: str, who: Who) -> JSONResponse:
+    """One case (its answer is a separate, audited download)."""
+    found = _console(request).cases.get(case_ref)
+    if found is None:
+        return JSONResponse({"error": "no such case"}, status_code=404)
+    return JSONResponse(found.as_json(datetime.now(UTC).date()))
+
+
+@api("POST", "/cases/{case_ref}", "analyst")
+def case_update(request: Request, case_ref: str, body: CaseChange, who: Who) -> JSONResponse:
+    """Set a case's status and or assignee."""
+    console = _console(request)
+    chosen = None if body.assignee is None else check_assignee(console, body.assignee) or ""
+    found = console.cases.update(case_ref, who.name, status=body.status or None, assignee=chosen)
+    return JSONResponse(found.as_json(datetime.now(UTC).date()))
+
+
+@api("GET", "/cases/{case_ref}/answer.json", "analyst")
+def case_answer(request: Request, case_ref: str, who: Who) -> Response:
+    """The answer attached to a case, as kept (audited)."""
+    found = answer_download(_console(request), who, case_ref)
+    return found or JSONResponse({"error": "no such case"}, status_code=404)
 
 
 @api("GET", "/registers", "analyst", "responder")

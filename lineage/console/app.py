@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lineage.console.accounts import ROLES, Account, Accounts
 from lineage.console.audit import Audit
+from lineage.console.cases import Cases
 from lineage.console.service import Service
 from lineage.console.sessions import COOKIE, Session, Sessions, same_token
 from lineage.errors import LineageError
@@ -53,6 +54,7 @@ class Console:
     accounts: Accounts
     sessions: Sessions
     audit: Audit
+    cases: Cases
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The console's database: accounts, sessions, sign-in counts, the audit trail. The only SQLAlchemy module here.
+"""The console's database (its only SQLAlchemy module): accounts, sessions, sign-ins, audit, cases, breaches.
 
 Embedded by default (a SQLite file, mode 600, beside the store's catalog) or PostgreSQL for many
 hosts (``console_db``; the password only from ``LINEAGE_CONSOLE_DB_PASSWORD`` or its ``_FILE``).
@@ -36,6 +36,20 @@ CREATE TABLE IF NOT EXISTS console_meta (key TEXT PRIMARY KEY, value TEXT NOT NU
 CREATE TABLE IF NOT EXISTS console_signins (
   name TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until DOUBLE PRECISION NOT NULL,
   last_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS console_cases (
+  case_ref TEXT PRIMARY KEY, kind TEXT NOT NULL, subject_digest TEXT NOT NULL, received TEXT NOT NULL,
+  regimes TEXT NOT NULL, due TEXT NOT NULL, status TEXT NOT NULL, status_by TEXT NOT NULL, status_at TEXT NOT NULL,
+  assignee TEXT, opened_by TEXT NOT NULL, opened_at TEXT NOT NULL, answer TEXT NOT NULL, answered_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS console_cases_due ON console_cases (due);
+CREATE TABLE IF NOT EXISTS console_breaches (
+  id TEXT PRIMARY KEY, owner TEXT NOT NULL, case_ref TEXT NOT NULL, holders TEXT NOT NULL, t1 TEXT NOT NULL,
+  t2 TEXT NOT NULL, aware TEXT, runner TEXT NOT NULL, started DOUBLE PRECISION NOT NULL, finished DOUBLE PRECISION,
+  status TEXT NOT NULL, error TEXT, records INTEGER NOT NULL DEFAULT 0, summary TEXT, plan TEXT);
+CREATE INDEX IF NOT EXISTS console_breaches_owner ON console_breaches (owner, started);
+CREATE TABLE IF NOT EXISTS console_breach_affected (
+  breach_id TEXT NOT NULL, seq INTEGER NOT NULL, subject TEXT NOT NULL, jurisdiction TEXT, age_band TEXT,
+  category TEXT NOT NULL, holder TEXT NOT NULL, reached_at TEXT NOT NULL, encrypted INTEGER NOT NULL,
+  PRIMARY KEY (breach_id, seq));
 """
 _AUDIT_COLUMNS = (
     "at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "
@@ -76,6 +90,11 @@ class Tx:
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement; the number of rows it changed."""
         return int(self._con.execute(sa.text(sql), dict(params or {})).rowcount)
+
+    def run_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Run a statement once per row, in one round of the driver's executemany."""
+        if rows:
+            self._con.execute(sa.text(sql), rows)
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows a query returns."""

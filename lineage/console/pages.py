@@ -9,13 +9,24 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
-from lineage.console.service import BreachJob, affected_csv, breach_summary, check_case, parse_when
+from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case, check_choice, parse_day
+from lineage.console.service import (
+    MAX_JOBS,
+    MAX_JOBS_PER_USER,
+    BreachBusy,
+    BreachJob,
+    breach_summary,
+    check_case,
+    parse_when,
+    plan_document,
+)
 from lineage.console.sessions import COOKIE
-from lineage.errors import LineageError
+from lineage.contract.law import REQUEST_DUE_RULE
+from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
 from lineage.present.formats import Document, render
 
@@ -233,9 +244,14 @@ def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Respons
 
 @page("GET", "/breach", "responder")
 def breach_form(request: Request, who: Who, holder: Annotated[list[str] | None, Query()] = None) -> HTMLResponse:
-    """Pick holders (preselected from the map) and a window."""
-    holders = _console(request).service.holders()
-    return _render(request, "breach.html", who, holders=holders, chosen=set(holder or []))
+    """Pick holders (preselected from the map) and a window; the assessments kept so far."""
+    return _breach_page(request, who, 200, chosen=set(holder or []))
+
+
+def _breach_page(request: Request, who: Principal, status: int, **ctx: Any) -> HTMLResponse:
+    service = _console(request).service
+    return _render(request, "breach.html", who, status, holders=service.holders(), jobs=service.jobs(who.name),
+                   limits=(MAX_JOBS_PER_USER, MAX_JOBS), **ctx)  # fmt: skip
 
 
 @page("POST", "/breach", "responder")
@@ -257,8 +273,8 @@ def breach_start(
             raise LineageError("from/to: both ends of the window are required")
         job = console.service.start_breach(who.name, case, holders or [], t1, t2, parse_when("aware", aware))
     except LineageError as exc:
-        return _render(request, "breach.html", who, 400, holders=console.service.holders(), chosen=set(holders or []),
-                       error=str(exc))  # fmt: skip
+        status = 429 if isinstance(exc, BreachBusy) else 400
+        return _breach_page(request, who, status, chosen=set(holders or []), error=str(exc))
     window = f"holders={','.join(holders or [])} from={t1.isoformat()} to={t2.isoformat()}"
     console.audit.record(who.name, who.role, "breach.run", who.client, case_ref=case, detail=window)
     return RedirectResponse(f"/breach/jobs/{job.id}", status_code=303)
@@ -269,28 +285,164 @@ def breach_job(request: Request, job_id: str, who: Who) -> HTMLResponse:
     """Progress while it runs (the page refreshes itself), then the counts and the notification plan."""
     job = _console(request).service.job(who.name, job_id)
     if job is None:
-        return _render(request, "error.html", who, 404, error="no such breach query (it expires after an hour)")
+        return _render(request, "error.html", who, 404, error="no such breach assessment")
     doc = breach_summary(job) if job.status == "done" else None
     return _render(request, "breach_job.html", who, job=job, doc=doc)
+
+
+def finished_job(console: Console, who: Principal, job_id: str) -> BreachJob | None:
+    """The user's assessment if it has finished, else None."""
+    job = console.service.job(who.name, job_id)
+    return job if job is not None and job.status == "done" else None
 
 
 @page("GET", "/breach/jobs/{job_id}/affected.csv", "responder")
 def breach_download(request: Request, job_id: str, who: Who) -> Response:
     """The affected list: a list of people, so it is audited like a person's look-up."""
     console = _console(request)
-    job = console.service.job(who.name, job_id)
-    if job is None or job.report is None:
-        return _render(request, "error.html", who, 404, error="no finished breach query with that id")
+    job = finished_job(console, who, job_id)
+    if job is None:
+        return _render(request, "error.html", who, 404, error="no finished breach assessment with that id")
     return affected_download(console, who, job)
 
 
+@page("GET", "/breach/jobs/{job_id}/plan.{fmt}", "responder")
+def breach_plan(request: Request, job_id: str, fmt: str, who: Who) -> Response:
+    """The notification plan as CSV or JSON (counts and duties, no person in it)."""
+    job = finished_job(_console(request), who, job_id)
+    if job is None or fmt not in ("csv", "json"):
+        return _render(request, "error.html", who, 404, error="no finished breach assessment with that id")
+    return download_of(request, plan_document(job), fmt, f"breach-{job.case_ref}-plan")
+
+
 def affected_download(console: Console, who: Principal, job: BreachJob) -> Response:
-    """A finished job's affected list as a CSV attachment, recorded in the audit trail first."""
-    assert job.report is not None
+    """A finished job's affected list as a CSV attachment streamed from the database, audited first."""
     console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
-                         detail=f"holders={','.join(job.holders)} records={len(job.report.records)}")  # fmt: skip
+                         detail=f"holders={','.join(job.holders)} records={job.records}")  # fmt: skip
     headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
-    return Response(affected_csv(job.report), media_type="text/csv", headers=headers)
+    return StreamingResponse(console.service.affected_csv(job.id), media_type="text/csv", headers=headers)
+
+
+# ---- cases
+
+
+@page("GET", "/cases", "analyst")
+def cases(request: Request, who: Who, status: str = "", assignee: str = "") -> HTMLResponse:
+    """Access and erasure requests, the earliest due first, overdue ones marked; filtered by status and assignee."""
+    return _cases_page(request, who, 200, status=status, assignee=assignee)
+
+
+def _cases_page(request: Request, who: Principal, code: int, *, status: str = "", assignee: str = "",
+                **ctx: Any) -> HTMLResponse:  # fmt: skip
+    console = _console(request)
+    try:
+        found = console.cases.listing(status or None, assignee or None)
+    except LineageError as exc:
+        found, code, ctx = [], 400, {**ctx, "error": str(exc)}
+    return _render(request, "cases.html", who, code, cases=found, today=datetime.now(UTC).date(),
+                   filters={"status": status, "assignee": assignee}, statuses=CASE_STATUSES, kinds=CASE_KINDS,
+                   analysts=analysts(console), rule=REQUEST_DUE_RULE, **ctx)  # fmt: skip
+
+
+def analysts(console: Console) -> list[str]:
+    """The enabled analysts: who may be assigned a case."""
+    return [str(a["name"]) for a in console.accounts.listing() if a["role"] == "analyst" and not a["disabled"]]
+
+
+def check_assignee(console: Console, name: str) -> str | None:
+    """An enabled analyst's name (or None for nobody); else one line saying who may be assigned."""
+    if not name:
+        return None
+    account = console.accounts.get(name)
+    if account is None or account.role != "analyst":
+        raise InvalidEventError("assignee", name[:64], "must be an enabled analyst's account name")
+    return name
+
+
+def open_case(
+    console: Console, who: Principal, case_reference: str, kind: str, received: str, identifier: str, assignee: str
+) -> Case:
+    """Look the person up, record the look-up, and keep the case with that answer attached."""
+    case_ref = check_case(case_reference)
+    check_choice("kind", kind, CASE_KINDS)
+    day, chosen = parse_day("received", received), check_assignee(console, assignee)
+    doc = console.service.person(identifier)
+    console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case_ref,
+                         detail=f"{kind} case: answer attached")  # fmt: skip
+    regimes = console.service.regimes(doc[1].get("jurisdiction"))
+    return console.cases.attach(case_ref=case_ref, kind=kind, received=day, identifier=identifier, regimes=regimes,
+                                answer=doc, by=who.name, assignee=chosen)  # fmt: skip
+
+
+@page("POST", "/cases", "analyst")
+def case_open(
+    request: Request,
+    who: Who,
+    case_reference: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "access",
+    received: Annotated[str, Form()] = "",
+    identifier: Annotated[str, Form()] = "",
+    assignee: Annotated[str, Form()] = "",
+) -> Response:
+    """Open a case (or attach a newer answer to it): the look-up is audited, the answer kept with the case."""
+    try:
+        case = open_case(_console(request), who, case_reference, kind, received, identifier, assignee)
+    except LineageError as exc:
+        return _cases_page(request, who, 400, error=str(exc))
+    return RedirectResponse(f"/cases/{case.case_ref}", status_code=303)
+
+
+def _case_or_404(request: Request, who: Principal, case_ref: str) -> Case | HTMLResponse:
+    found = _console(request).cases.get(case_ref)
+    return found or _render(request, "error.html", who, 404, error="no such case")
+
+
+@page("GET", "/cases/{case_ref}", "analyst")
+def case(request: Request, case_ref: str, who: Who) -> HTMLResponse:
+    """One case: its dates, the rule its due date applied, its status history's last step, the answer's link."""
+    found = _case_or_404(request, who, case_ref)
+    if isinstance(found, HTMLResponse):
+        return found
+    return _render(request, "case.html", who, case=found, today=datetime.now(UTC).date(), statuses=CASE_STATUSES,
+                   analysts=analysts(_console(request)), rule=REQUEST_DUE_RULE)  # fmt: skip
+
+
+@page("POST", "/cases/{case_ref}", "analyst")
+def case_update(
+    request: Request,
+    case_ref: str,
+    who: Who,
+    status: Annotated[str, Form()] = "",
+    assignee: Annotated[str, Form()] = "",
+) -> Response:
+    """Set the status (who and when are kept) and the assignee."""
+    console = _console(request)
+    try:
+        console.cases.update(
+            case_ref, who.name, status=status or None, assignee=check_assignee(console, assignee) or ""
+        )
+    except LineageError as exc:
+        return _render(request, "error.html", who, 400, error=str(exc))
+    return RedirectResponse(f"/cases/{safe_stem(case_ref)}", status_code=303)
+
+
+@page("GET", "/cases/{case_ref}/answer.json", "analyst")
+def case_answer(request: Request, case_ref: str, who: Who) -> Response:
+    """The answer attached, as it was kept; a download of a person's data, so it is audited."""
+    console = _console(request)
+    found = answer_download(console, who, case_ref)
+    return found or _render(request, "error.html", who, 404, error="no such case")
+
+
+def answer_download(console: Console, who: Principal, case_ref: str) -> Response | None:
+    """A case's answer as a JSON attachment named by the case, recorded in the audit trail first; None if no case."""
+    body = console.cases.answer(case_ref)
+    if body is None:
+        return None
+    console.audit.record(who.name, who.role, "person.download", who.client, case_ref=case_ref,
+                         detail="json: the answer attached to the case")  # fmt: skip
+    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"answer-{case_ref}")}.json"'}
+    return Response(body, media_type="application/json", headers=headers)
 
 
 # ---- registers and map

@@ -9,6 +9,7 @@ from pathlib import Path
 from lineage.console.accounts import Accounts
 from lineage.console.app import Console, create_app
 from lineage.console.audit import Audit, AuditSink
+from lineage.console.cases import Cases
 from lineage.console.db import ConsoleDB
 from lineage.console.service import Service
 from lineage.console.sessions import Sessions
@@ -56,11 +57,13 @@ def build_console(
     idle_timeout_s: float = 15 * 60.0,
 ) -> Console:
     """The console's parts over one store and database."""
+    audit = Audit(db, sink, audit_topic)
     return Console(
-        Service(store, taxonomy, policies),
+        Service(store, taxonomy, policies, db=db),
         Accounts(db),
         Sessions(db, idle_timeout_s),
-        Audit(db, sink, audit_topic),
+        audit,
+        Cases(db, audit.subject_digest),
     )
 
 

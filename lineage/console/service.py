@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib
+import io
+import json
 import re
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,19 +27,28 @@ from lineage.answers import (
     transfers_register,
 )
 from lineage.answers.policy_check import check
+from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
+from lineage.contract.law import INDICATIVE
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import DataMap, build_map
-from lineage.present.formats import Document
-from lineage.present.reports import access_document, affected_csv, breach_document, links_fact, transfers_document
+from lineage.present.formats import Document, csv_cell, render
+from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
 from lineage.store import Store
 
-__all__ = ["BreachJob", "Service", "affected_csv", "check_case", "parse_when"]
+__all__ = [
+    "MAX_JOBS",
+    "MAX_JOBS_PER_USER",
+    "BreachBusy",
+    "BreachJob",
+    "Service",
+    "check_case",
+    "parse_when",
+]
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
-_JOB_TTL_S = 3600.0
 
 
 def check_case(case_ref: str | None) -> str:
@@ -62,36 +75,62 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     return value
 
 
-@dataclass
+#: breach queries accepted and not yet finished, per user and in all (see ``Service.start_breach``)
+MAX_JOBS_PER_USER = 2
+MAX_JOBS = 4
+_AFFECTED_BATCH = 2000
+_INTERRUPTED = "interrupted by a server restart: run it again"
+
+
+class BreachBusy(LineageError):
+    """Too many breach queries are already running: one line saying which limit, to retry later."""
+
+
+@dataclass(frozen=True)
 class BreachJob:
-    """One breach query running in the background, visible to whoever started it."""
+    """One breach assessment as kept in the console database: its query, status, summary and plan."""
 
     id: str
     owner: str
     case_ref: str
     holders: list[str]
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    report: BreachReport | None = None
-    error: str | None = None
+    t1: str
+    t2: str
+    aware: str | None
+    started: float
+    finished: float | None
+    status: str  # running, done or failed
+    error: str | None
+    records: int
+    summary: Document | None
+    plan: list[dict[str, Any]]
 
     @property
-    def status(self) -> str:
-        """running, done or failed."""
-        return "failed" if self.error else "done" if self.report is not None else "running"
+    def started_at(self) -> datetime:
+        """When it was started."""
+        return datetime.fromtimestamp(self.started, UTC)
 
 
 class Service:
     """The store, the taxonomy and the declared policies, and the answers the console shows."""
 
-    def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = ()) -> None:
-        """Answer from ``store`` (unpinned: each answer reads the newest snapshot)."""
+    def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = (), *, db: ConsoleDB) -> None:
+        """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
+
+        Assessments this host left running when it stopped are marked failed: their thread is gone.
+        """
         self.store = store
         self.taxonomy = taxonomy
         self.policies = list(policies)
-        self._jobs: dict[str, BreachJob] = {}
+        self.db = db
+        self._runner = socket.gethostname()[:100]
+        self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
         self._jobs_lock = threading.Lock()
+        # two at once on the machine's cores; the rest of the MAX_JOBS accepted wait their turn in the pool
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="breach")
+        with db.tx() as tx:
+            tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE status = 'running' AND runner = :r",
+                   {"e": _INTERRUPTED, "r": self._runner})  # fmt: skip
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
@@ -103,6 +142,11 @@ class Service:
                  "erasure_rule": plan.rule, "erasure_links": links_fact(plan.links)}  # fmt: skip
         return title, facts, {**tables, "erasure_plan": plan.holders}
 
+    def regimes(self, jurisdiction: object) -> list[str]:
+        """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""
+        region = self.taxonomy.regions.get(jurisdiction) if isinstance(jurisdiction, str) else None
+        return list(region.regimes) if region else []
+
     def holders(self) -> list[str]:
         """Every holder in the store, for the breach page's picker."""
         return sorted(r["name"] for r in self.store.rows("holders"))
@@ -110,34 +154,112 @@ class Service:
     def start_breach(
         self, owner: str, case_ref: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None
     ) -> BreachJob:
-        """Start a breach query in the background; its job (poll ``job``)."""
+        """Keep a new breach assessment and run it in the background (poll ``job``); refused past the caps.
+
+        Refused rather than queued: a refusal tells the responder at once, while a queue would hold
+        requests nobody watches, lost on a restart; the caps keep memory bounded (each running query
+        holds its rows until they are written to the database).
+        """
         if not holders:
             raise InvalidEventError("holders", holders, "pick at least one compromised holder")
         if t1 > t2:
             raise InvalidEventError("from", t1.isoformat(), f"is after to {t2.isoformat()}")
-        job = BreachJob(secrets.token_urlsafe(16), owner, case_ref, holders)
+        job_id = secrets.token_urlsafe(16)
         with self._jobs_lock:
-            now = time.time()
-            for old in [j for j in self._jobs.values() if j.finished and now - j.finished > _JOB_TTL_S]:
-                del self._jobs[old.id]
-            self._jobs[job.id] = job
-        self._pool.submit(self._run, job, t1, t2, aware)
+            if sum(1 for o in self._running.values() if o == owner) >= MAX_JOBS_PER_USER:
+                raise BreachBusy(f"breach: you already have {MAX_JOBS_PER_USER} queries running; wait for one to end")
+            if len(self._running) >= MAX_JOBS:
+                raise BreachBusy(f"breach: {MAX_JOBS} queries are already running; try again in a few minutes")
+            self._running[job_id] = owner
+        try:
+            with self.db.tx() as tx:
+                tx.run(
+                    "INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, aware, runner, started, "
+                    "status) VALUES (:id, :owner, :case, :holders, :t1, :t2, :aware, :runner, :started, 'running')",
+                    {"id": job_id, "owner": owner, "case": case_ref, "holders": json.dumps(holders),
+                     "t1": t1.isoformat(), "t2": t2.isoformat(), "aware": aware.isoformat() if aware else None,
+                     "runner": self._runner, "started": time.time()},
+                )  # fmt: skip
+            self._pool.submit(self._run, job_id, holders, t1, t2, aware)
+        except BaseException:
+            with self._jobs_lock:
+                self._running.pop(job_id, None)
+            raise
+        job = self.job(owner, job_id)
+        assert job is not None
         return job
 
-    def _run(self, job: BreachJob, t1: datetime, t2: datetime, aware: datetime | None) -> None:
+    def _run(self, job_id: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None) -> None:
+        error: str | None = None
         try:
-            job.report = breach_impact(self.store, job.holders, t1, t2, self.taxonomy, aware_at=aware)
+            self._keep(job_id, breach_impact(self.store, holders, t1, t2, self.taxonomy, aware_at=aware))
         except LineageError as exc:
-            job.error = str(exc).splitlines()[0]
+            error = str(exc).splitlines()[0]
         except Exception as exc:  # a bug: its type only (the message may hold data)
-            job.error = f"internal error ({type(exc).__name__})"
-        job.finished = time.time()
+            error = f"internal error ({type(exc).__name__})"
+        try:
+            if error is not None:
+                with self.db.tx() as tx:
+                    tx.run("UPDATE console_breaches SET status = 'failed', error = :e, finished = :f WHERE id = :id",
+                           {"e": error, "f": time.time(), "id": job_id})  # fmt: skip
+        finally:
+            with self._jobs_lock:
+                self._running.pop(job_id, None)
+
+    def _keep(self, job_id: str, report: BreachReport) -> None:
+        """Write the affected list in batches, then the summary and plan; the report is dropped after."""
+        summary = _as_json(breach_document(report))
+        with self.db.tx() as tx:
+            for at in range(0, len(report.records), _AFFECTED_BATCH):
+                batch = report.records[at : at + _AFFECTED_BATCH]
+                tx.run_many(
+                    "INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
+                    "holder, reached_at, encrypted) VALUES (:id, :seq, :subject, :jurisdiction, :age_band, "
+                    ":category, :holder, :reached_at, :encrypted)",
+                    [{"id": job_id, "seq": at + i, "subject": r["subject"], "jurisdiction": r["jurisdiction"],
+                      "age_band": r["age_band"], "category": r["category"], "holder": r["holder"],
+                      "reached_at": r["reached_at"].isoformat(), "encrypted": int(bool(r["encrypted"]))}
+                     for i, r in enumerate(batch)],
+                )  # fmt: skip
+            tx.run(
+                "UPDATE console_breaches SET status = 'done', finished = :f, records = :n, summary = :s, plan = :p "
+                "WHERE id = :id",
+                {"f": time.time(), "n": len(report.records), "s": json.dumps(summary),
+                 "p": json.dumps(summary["tables"]["notification_plan"]), "id": job_id},
+            )  # fmt: skip
 
     def job(self, owner: str, job_id: str) -> BreachJob | None:
-        """A job, only for the user who started it."""
-        with self._jobs_lock:
-            job = self._jobs.get(job_id)
-        return job if job is not None and job.owner == owner else None
+        """A kept assessment, only for the user who started it."""
+        with self.db.tx() as tx:
+            row = tx.one("SELECT * FROM console_breaches WHERE id = :id AND owner = :o", {"id": job_id, "o": owner})
+        return None if row is None else _job(row)
+
+    def jobs(self, owner: str) -> list[BreachJob]:
+        """The user's kept assessments, newest first (at most 200)."""
+        with self.db.tx() as tx:
+            rows = tx.rows("SELECT * FROM console_breaches WHERE owner = :o ORDER BY started DESC LIMIT 200",
+                           {"o": owner})  # fmt: skip
+        return [_job(r) for r in rows]
+
+    def affected_csv(self, job_id: str) -> Iterator[str]:
+        """The affected list as CSV text, read from the database a batch at a time (never all in memory)."""
+        yield _csv_line(["subject", "jurisdiction", "age_band", "category", "holder", "reached_at", "encrypted"])
+        after = -1
+        while True:
+            with self.db.tx() as tx:
+                rows = tx.rows(
+                    "SELECT seq, subject, jurisdiction, age_band, category, holder, reached_at, encrypted "
+                    "FROM console_breach_affected WHERE breach_id = :id AND seq > :after ORDER BY seq LIMIT :n",
+                    {"id": job_id, "after": after, "n": _AFFECTED_BATCH},
+                )
+            if not rows:
+                return
+            yield "".join(
+                _csv_line([r["subject"], r["jurisdiction"] or "", r["age_band"], r["category"], r["holder"],
+                           r["reached_at"], bool(r["encrypted"])])  # fmt: skip
+                for r in rows
+            )
+            after = rows[-1]["seq"]
 
     def registers(self) -> dict[str, Any]:
         """Transfers, retention, policy violations per organisation, and the ROPA when its module is there."""
@@ -164,6 +286,40 @@ class Service:
 
 
 def breach_summary(job: BreachJob) -> Document:
-    """A finished job's report as a document (counts and plan; the people are in the download)."""
-    assert job.report is not None
-    return breach_document(job.report)
+    """A finished assessment's summary as a document (counts and plan; the people are in the download)."""
+    assert job.summary is not None
+    return job.summary
+
+
+def plan_document(job: BreachJob) -> Document:
+    """A finished assessment's notification plan, with the query it answers, for download."""
+    facts = {"case_reference": job.case_ref, "compromised": job.holders, "window": f"{job.t1} to {job.t2}",
+             "note": INDICATIVE}  # fmt: skip
+    return "Notification plan", facts, {"notification_plan": job.plan}
+
+
+def _job(row: dict[str, Any]) -> BreachJob:
+    kept = json.loads(row["summary"]) if row["summary"] else None
+    summary = None if kept is None else (kept["title"], kept["facts"], kept["tables"])
+    return BreachJob(id=row["id"], owner=row["owner"], case_ref=row["case_ref"], holders=json.loads(row["holders"]),
+                     t1=row["t1"], t2=row["t2"], aware=row["aware"], started=float(row["started"]),
+                     finished=None if row["finished"] is None else float(row["finished"]), status=row["status"],
+                     error=row["error"], records=int(row["records"]), summary=summary,
+                     plan=json.loads(row["plan"]) if row["plan"] else [])  # fmt: skip
+
+
+def _as_json(doc: Document) -> dict[str, Any]:
+    """A document as JSON values, its facts and tables apart (``render`` makes the values plain)."""
+    title, facts, tables = doc
+    return {"title": title, "facts": _plain(facts), "tables": _plain(tables)}
+
+
+def _plain(part: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in json.loads(render(("", part, {}), "json")).items() if k != "title"}
+
+
+def _csv_line(values: list[object]) -> str:
+    """One CSV row, every cell spreadsheet-safe by the one rule in ``present.formats``."""
+    out = io.StringIO()
+    csv.writer(out).writerow([csv_cell(v) for v in values])
+    return out.getvalue()

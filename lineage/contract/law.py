@@ -7,11 +7,14 @@ can review this one file, and a change in the law is a change here only.
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 __all__ = [
     "ACCESS_DEADLINES",
+    "REQUEST_DUE_RULE",
     "ANY_VOLUME_MECHANISMS",
     "AUTOMATED_DECISION_PURPOSES",
     "ENTRUSTED_ROLES",
@@ -28,6 +31,7 @@ __all__ = [
     "notification_plan",
     "pipl_tier",
     "recipient_erasure_action",
+    "request_due",
 ]
 
 INDICATIVE = "Indicative only, not legal advice: check each rule cited against the facts of the case."
@@ -84,6 +88,50 @@ PIA_RULES = {
     "disclosure to other handlers": "PIPL Art. 55(3) with Art. 23 (providing PI to another handler)",
     "transfer abroad": "PIPL Art. 55(4) with Art. 38-39 (providing PI outside mainland China)",
 }
+
+
+REQUEST_DUE_RULE = (
+    "Due date of an access or erasure request: the earliest deadline among the person's regimes, counted from "
+    "the day it was received: GDPR 1 month (Art. 12(3); the same day next month, or that month's last day); "
+    "PIPL 15 working days (Monday to Friday, public holidays not counted; the seed policies' promise); "
+    "CCPA 45 days (1798.130); HK PDPO 40 days (s.19). With none of these regimes known, the earliest of all four. "
+)
+
+
+def _one_month(received: date) -> date:
+    year, month = (received.year + 1, 1) if received.month == 12 else (received.year, received.month + 1)
+    return date(year, month, min(received.day, calendar.monthrange(year, month)[1]))
+
+
+def _working_days(received: date, days: int) -> date:
+    due = received
+    while days:
+        due += timedelta(days=1)
+        if due.weekday() < 5:  # Monday to Friday
+            days -= 1
+    return due
+
+
+def _pipl(received: date) -> date:
+    return _working_days(received, 15)
+
+
+def _ccpa(received: date) -> date:
+    return received + timedelta(days=45)
+
+
+def _pdpo(received: date) -> date:
+    return received + timedelta(days=40)
+
+
+# the statutory answer deadline per regime, from the day a request is received
+_REQUEST_DEADLINES = {"GDPR": _one_month, "PIPL": _pipl, "CCPA": _ccpa, "PDPO-HK": _pdpo}
+
+
+def request_due(received: date, regimes: Iterable[str]) -> tuple[date, list[str]]:
+    """The due date of an access or erasure request and the regimes it was counted from (REQUEST_DUE_RULE)."""
+    applied = sorted({r for r in regimes if r in _REQUEST_DEADLINES}) or sorted(_REQUEST_DEADLINES)
+    return min(_REQUEST_DEADLINES[r](received) for r in applied), applied
 
 
 def pipl_tier(individuals: int, sensitive_individuals: int) -> str:

@@ -147,11 +147,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(store: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``lineage serve`` as a real process on a free loopback port (no audit copy on Kafka); its base URL."""
-    port = free_port()
+def serving(store: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """``lineage serve`` as a real process on a loopback port (free if not given; no audit copy on Kafka); its URL."""
+    port = port or free_port()
     log_path = store.parent / f"serve-{port}.log"
-    with log_path.open("w") as log:
+    with log_path.open("a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lineage.cli", "serve", "--store", str(store), "--port", str(port),
              "--no-audit-kafka", *args],

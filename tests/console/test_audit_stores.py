@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from lineage.console.accounts import Accounts
 from lineage.console.audit import Audit
+from lineage.console.cases import Cases
 from lineage.console.db import ConsoleDB, ConsoleDBError
 from lineage.console.server import audit_sink
+from lineage.console.service import Service
 from lineage.console.sessions import Sessions
 from lineage.settings import Settings
 from lineage.transport.kafka import read_messages
+from tests.console.conftest import HOSTILE_SYSTEM, LINKED, TAXONOMY, World
 from tests.services import Postgres
 
 
@@ -53,4 +57,28 @@ def test_postgres_holds_accounts_sessions_and_an_append_only_audit(postgres: Pos
             tx.run(sql)
     assert audit.search(actor=name)[0]["seq"] == seq
     assert "password" not in db.described or "***" in db.described
+    db.close()
+
+
+@pytest.mark.integration
+def test_postgres_keeps_cases_and_breach_assessments(postgres: Postgres, world: World) -> None:
+    """On PostgreSQL too: a case with its answer and due date, and a breach assessment readable by a new server."""
+    db = ConsoleDB(postgres.sqlalchemy_uri(), postgres.password)
+    ref = f"PG-{uuid.uuid4().hex[:6]}"
+    cases = Cases(db, Audit(db).subject_digest)
+    doc = ("Access", {"identifiers": [LINKED[0]]}, {})
+    case = cases.attach(case_ref=ref, kind="access", received=date(2026, 3, 10), identifier=LINKED[0],
+                        regimes=["PDPO-HK"], answer=doc, by="ana", assignee=None)  # fmt: skip
+    assert case.due == date(2026, 4, 19) and case.answer_chars > 0
+    assert cases.update(ref, "bea", status="answered").status_by == "bea"
+    assert ref in [c.case_ref for c in cases.listing(status="answered")]
+    first = Service(world.store, TAXONOMY, db=db)
+    job = first.start_breach("rita", ref, [HOSTILE_SYSTEM], datetime(2026, 1, 1, tzinfo=UTC),
+                             datetime(2026, 12, 1, tzinfo=UTC), None)  # fmt: skip
+    first.close()  # waits for the query
+    second = Service(world.store, TAXONOMY, db=db)
+    kept = second.job("rita", job.id)
+    assert kept is not None and kept.status == "done" and kept.plan and kept.records > 0
+    assert len("".join(second.affected_csv(job.id)).splitlines()) == kept.records + 1
+    second.close()
     db.close()

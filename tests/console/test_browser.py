@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World, lineage, serving
+from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World, free_port, lineage, serving
 
 SHOTS = Path("/tmp/console-shots")
 CHROMIUM = os.environ.get("LINEAGE_CHROMIUM", "/usr/bin/chromium")
@@ -25,15 +26,57 @@ CHROMIUM_ARGS = [
 PASSWORDS = {"ana": "analyst-password-1", "rita": "responder-password-1"}
 
 
+@dataclass
+class Served:
+    """A `lineage serve` process over the world's store and console database, restartable on the same port."""
+
+    world: World
+    port: int = field(default_factory=free_port)
+    running: ExitStack | None = None
+
+    @property
+    def url(self) -> str:
+        """Where it answers."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        """Start it and wait until it answers the sign-in page; its URL."""
+        stack = ExitStack()
+        stack.enter_context(serving(self.world.folder, "--policy", "policies", port=self.port))
+        self.running = stack
+        return self.url
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, as a service manager does) and wait for it to end."""
+        if self.running is not None:
+            self.running.close()
+            self.running = None
+
+
 @pytest.fixture(scope="module")
-def server(world: World) -> Iterator[str]:
-    """`lineage serve` on a free loopback port over the world, with an analyst and a responder made by the CLI."""
+def accounts(world: World) -> None:
+    """An analyst and a responder, made by the CLI."""
     for name, role in (("ana", "analyst"), ("rita", "responder")):
         done = lineage("users", "add", name, "--role", role, "--password-stdin", "--store", str(world.folder),
                        stdin=PASSWORDS[name] + "\n")  # fmt: skip
         assert done.returncode == 0, done.stderr
-    with serving(world.folder, "--policy", "policies") as url:
-        yield url
+
+
+@pytest.fixture(scope="module")
+def served(world: World, accounts: None) -> Iterator[Served]:
+    """`lineage serve` on a free loopback port over the world, with an analyst and a responder; restartable."""
+    running = Served(world)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> str:
+    """The console's URL."""
+    return served.url
 
 
 @dataclass
@@ -86,6 +129,17 @@ def _sign_out(b: Browse) -> None:
     assert b.page.url == b.base + "/login"
 
 
+def _run_breach(b: Browse, case: str, end: str, shot: str) -> None:
+    """Fill the case and the window's date pickers (from 1 January), run, and wait up to 120 s for the answer."""
+    b.page.fill("input[name=case_reference]", case)
+    b.page.fill("input[name=start]", "2026-01-01T00:00")
+    b.page.fill("input[name=end]", end)
+    b.shot(shot)
+    b.page.click("form.card button[type=submit]")
+    b.page.wait_for_url("**/breach/jobs/*")
+    b.page.wait_for_selector("text=Download the affected list", timeout=120_000)
+
+
 def test_analyst_looks_up_a_person_and_downloads_the_report(browse: Browse, tmp_path: Path) -> None:
     """Sign in, look up a person by a linked identifier, see the report, download it, open registers and map."""
     b, page = browse, browse.page
@@ -130,13 +184,7 @@ def test_responder_runs_a_breach_from_the_map_and_downloads_the_list(browse: Bro
     assert page.eval_on_selector("select[name=holders]", "s => [...s.selectedOptions].map(o => o.value)") == [
         HOSTILE_SYSTEM
     ]
-    page.fill("input[name=case_reference]", "INC-2026-42")
-    page.fill("input[name=start]", "2026-01-01T00:00Z")
-    page.fill("input[name=end]", "2026-11-01T00:00Z")
-    b.shot("05-breach-form")
-    page.click("form.card button[type=submit]")
-    page.wait_for_url("**/breach/jobs/*")
-    page.wait_for_selector("text=Download the affected list", timeout=60_000)
+    _run_breach(b, "INC-2026-42", "2026-11-01T00:00", "05-breach-form")
     b.shot("06-breach-report")
     with page.expect_download() as done:
         page.click("text=Download the affected list")
@@ -147,5 +195,76 @@ def test_responder_runs_a_breach_from_the_map_and_downloads_the_list(browse: Bro
     assert any(LINKED[0] in line for line in lines[1:])
     page.click("header >> text=Registers")
     page.wait_for_selector("#violations")
+    _sign_out(b)
+    assert b.problems == []
+
+
+def test_analyst_keeps_requests_as_cases_sorted_by_due_date(browse: Browse, tmp_path: Path) -> None:
+    """Open two cases from the case page, see them by due date with the late one marked, filter, answer, download."""
+    b, page = browse, browse.page
+    _sign_in(b, "ana")
+    for ref, received in (("DSAR-B-NEW", None), ("DSAR-B-OLD", "2026-01-05")):
+        page.click("header >> text=Cases")
+        page.wait_for_url(b.base + "/cases")
+        page.fill("form.new-case input[name=case_reference]", ref)
+        page.select_option("form.new-case select[name=kind]", "erasure" if received else "access")
+        if received:
+            page.fill("form.new-case input[name=received]", received)  # the date picker
+        page.fill("form.new-case input[name=identifier]", LINKED[1])
+        page.click("form.new-case button[type=submit]")
+        page.wait_for_url(f"{b.base}/cases/{ref}")
+    assert page.inner_text("dd.due") == "2026-01-26 overdue"  # a CN subject: PIPL's 15 working days
+    with page.expect_download() as done:
+        page.click("text=Download the answer (JSON)")
+    assert done.value.suggested_filename == "answer-DSAR-B-OLD.json"
+    saved = tmp_path / "answer.json"
+    done.value.save_as(saved)
+    assert LINKED[0] in json.loads(saved.read_text())["identifiers"]
+    page.click("header >> text=Cases")
+    refs = page.locator("table.cases tr.case td:nth-child(2)").all_inner_texts()
+    assert refs.index("DSAR-B-OLD") < refs.index("DSAR-B-NEW")
+    assert page.locator("tr.overdue", has_text="DSAR-B-OLD").count() == 1
+    assert page.locator("tr.overdue", has_text="DSAR-B-NEW").count() == 0
+    b.shot("07-cases")
+    page.click("text=DSAR-B-OLD")
+    page.select_option("select[name=status]", "answered")
+    page.click("form.inline button[type=submit]")
+    page.wait_for_selector("dd.status >> text=answered (ana,")
+    page.goto(b.base + "/cases")
+    page.select_option("form.filters select[name=status]", "open")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/cases?status=open*")
+    refs = page.locator("table.cases tr.case td:nth-child(2)").all_inner_texts()
+    assert "DSAR-B-NEW" in refs and "DSAR-B-OLD" not in refs
+    b.shot("08-cases-open")
+    _sign_out(b)
+    assert b.problems == []
+
+
+def test_a_breach_assessment_is_kept_across_a_restart(browse: Browse, served: Served, tmp_path: Path) -> None:
+    """Search the holder picker, pick the window with date pickers, run; restart the server; reopen it, get the plan."""
+    b, page = browse, browse.page
+    _sign_in(b, "rita")
+    page.click("header >> text=Breach")
+    page.fill("#holder-filter", "svg")
+    visible = page.eval_on_selector("#holders", "s => [...s.options].filter(o => !o.hidden).map(o => o.value)")
+    assert visible == [HOSTILE_SYSTEM]
+    page.select_option("#holders", HOSTILE_SYSTEM)
+    _run_breach(b, "INC-RESTART", "2026-12-01T00:00", "09-breach-pickers")
+    job_url = page.url
+    served.stop()
+    served.start()
+    page.goto(b.base + "/breach")  # the session is kept in the console database too
+    page.click("table.assessments >> text=INC-RESTART")
+    page.wait_for_url(job_url)
+    assert "notification plan" in page.inner_text("main")
+    b.shot("10-breach-after-restart")
+    with page.expect_download() as done:
+        page.click("text=Download the notification plan (CSV)")
+    assert done.value.suggested_filename == "breach-INC-RESTART-plan.csv"
+    saved = tmp_path / "plan.csv"
+    done.value.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("table,regime,applies,deadline") and any(",GDPR," in line for line in lines)
     _sign_out(b)
     assert b.problems == []

@@ -26,7 +26,7 @@ from tests.console.conftest import (
 )
 
 Clients = Callable[[str | None], TestClient]
-_FILLED = {"job_id": "nosuchjob", "name": "analyst", "token_id": "abcd1234"}
+_FILLED = {"job_id": "nosuchjob", "name": "analyst", "token_id": "abcd1234", "case_ref": "NO-SUCH-CASE", "fmt": "csv"}
 
 
 def _routes(console: Console) -> list[tuple[str, str]]:
