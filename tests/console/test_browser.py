@@ -156,7 +156,8 @@ def test_analyst_looks_up_a_person_and_downloads_the_report(browse: Browse, tmp_
     page.click("header >> text=Map")
     page.wait_for_selector("#map .node")
     page.locator(".node", has_text="sys").first.click()
-    assert "Breach impact for this holder" in page.inner_text("#details")
+    details = page.inner_text("#details")  # no button to a page that would refuse an analyst
+    assert "run by an incident responder" in details and "Breach impact for this holder" not in details
     b.shot("04-map")
     _sign_out(b)
     assert b.problems == []
@@ -192,3 +193,58 @@ def test_responder_runs_a_breach_from_the_map_and_downloads_the_list(browse: Bro
     page.wait_for_selector("#violations")
     _sign_out(b)
     assert b.problems == []
+
+
+def _rows(page: Page, table: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.innerText))"
+    )  # fmt: skip
+
+
+def test_registers_page_sort_and_filter_each_table(browse: Browse) -> None:
+    """A register table pages 50 rows at a time, sorts by a clicked column both ways, filters by text and facet."""
+    b, page = browse, browse.page
+    _sign_in(b, "ana")
+    page.goto(b.base + "/registers")
+    table = "ropa-activities"
+    assert len(_rows(page, table)) == 50 and "page 1 of 2" in page.inner_text(f"#{table} nav.pager")
+    page.click(f"#{table} nav.pager >> text=Next")
+    page.wait_for_url("**ropa-activities.page=2*")
+    assert len(_rows(page, table)) == 8 and "page 2 of 2" in page.inner_text(f"#{table} nav.pager")
+    page.click(f"#{table} th >> text=subjects")
+    page.wait_for_url("**ropa-activities.sort=subjects*")
+    ups = [int(r[5]) for r in _rows(page, table)]
+    assert len(ups) == 50 and ups == sorted(ups)
+    page.click(f"#{table} th >> text=subjects")
+    page.wait_for_url("**ropa-activities.desc=1*")
+    downs = [int(r[5]) for r in _rows(page, table)]
+    assert downs == sorted(downs, reverse=True) and downs[0] >= ups[-1]
+    page.fill(f"#{table} input[type=search]", "huatuo")
+    page.click(f"#{table} form.filter button")
+    page.wait_for_url("**ropa-activities.q=huatuo*")
+    found = _rows(page, table)
+    assert found and all("huatuo" in r[0] for r in found)
+    assert [int(r[5]) for r in found] == sorted((int(r[5]) for r in found), reverse=True)  # the order kept
+    page.select_option(f"#{table} select[name='{table}.controller']", "huatuo-web")
+    page.click(f"#{table} form.filter button")
+    page.wait_for_url("**ropa-activities.controller=huatuo-web*")
+    assert {r[0] for r in _rows(page, table)} == {"huatuo-web"}
+    b.shot("07-registers-filtered")
+    with page.expect_download() as done:
+        page.click(f"#{table} >> text=Download CSV")
+    assert done.value.suggested_filename == "ropa-activities.csv"
+    assert b.problems == []
+
+
+def test_refused_page_leads_somewhere(browse: Browse) -> None:
+    """An analyst who opens the breach page gets a styled 403 page saying why, with a way back home that works."""
+    b, page = browse, browse.page
+    _sign_in(b, "ana")
+    response = page.goto(b.base + "/breach")
+    assert response is not None and response.status == 403
+    assert page.inner_text("h1") == "Not allowed"
+    assert "responders run breach queries" in page.inner_text("main")
+    b.shot("08-refused")
+    page.click("main >> text=Go to your home page")
+    page.wait_for_url(b.base + "/")
+    assert "Welcome, ana" in page.inner_text("h1")
