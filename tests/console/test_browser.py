@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-PASSWORDS = {"ana": "analyst-password-1", "rita": "responder-password-1"}
+PASSWORDS = {"ana": "analyst-password-1", "rita": "responder-password-1", "otto": "auditor-password-1"}
 
 
 def _free_port() -> int:
@@ -43,8 +43,8 @@ def _lineage(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[str]:
-    """`lineage serve` on a free loopback port over the world, with an analyst and a responder made by the CLI."""
-    for name, role in (("ana", "analyst"), ("rita", "responder")):
+    """`lineage serve` on a free loopback port over the world, with an analyst, a responder and an auditor (the CLI)."""
+    for name, role in (("ana", "analyst"), ("rita", "responder"), ("otto", "auditor")):
         done = _lineage("users", "add", name, "--role", role, "--password-stdin", "--store", str(world.folder),
                         stdin=PASSWORDS[name] + "\n")  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -248,3 +248,55 @@ def test_refused_page_leads_somewhere(browse: Browse) -> None:
     page.click("main >> text=Go to your home page")
     page.wait_for_url(b.base + "/")
     assert "Welcome, ana" in page.inner_text("h1")
+
+
+def test_person_form_keeps_input_after_an_error_and_names_categories(browse: Browse) -> None:
+    """A look-up with a bad case reference comes back with the identifier typed; the report names categories."""
+    b, page = browse, browse.page
+    _sign_in(b, "ana")
+    page.goto(b.base + "/person")
+    page.fill("input[name=case_reference]", "bad ref!")
+    page.fill("input[name=identifier]", LINKED[1])
+    page.click("form.card button[type=submit]")
+    page.wait_for_selector("p.error")
+    assert "case_reference" in page.inner_text("p.error")
+    assert page.input_value("input[name=identifier]") == LINKED[1]
+    assert page.input_value("input[name=case_reference]") == "bad ref!"
+    page.fill("input[name=case_reference]", "DSAR-2026-8")
+    page.click("form.card button[type=submit]")
+    page.wait_for_selector("section.report")
+    term = page.locator("section.report span.term", has_text="Contact: email").first
+    assert term.get_attribute("title") == "user.contact.email"
+    assert "user.contact.email" not in page.inner_text("section.report table >> nth=0")
+    assert [p for p in b.problems if "status of 400" not in p] == []  # the refused look-up itself is a 400
+
+
+def test_auditor_pages_back_past_500_entries(browse: Browse, world: World) -> None:
+    """With 620 entries by one reader, searching part of the name pages back 100 at a time to the oldest."""
+    from lineage.console.audit import Audit
+    from lineage.console.db import ConsoleDB
+
+    db = ConsoleDB(f"sqlite:///{(world.folder / 'console.db').resolve()}")  # the served console's database
+    try:
+        trail = Audit(db)
+        for i in range(620):
+            trail.record("paging-reader", "analyst", "person.view", "127.0.0.1", subject=f"s{i}", case_ref=f"P-{i}")
+    finally:
+        db.close()
+    b, page = browse, browse.page
+    _sign_in(b, "otto")
+    page.goto(b.base + "/audit")
+    page.fill("input[name=actor]", "PAGING-read")
+    page.click("form.card button[type=submit]")
+    seen: list[str] = []
+    for _ in range(10):
+        page.wait_for_selector("text=of 620 matching")
+        seen += page.eval_on_selector_all("tbody tr", "trs => trs.map(tr => tr.cells[0].innerText)")
+        older = page.locator("nav.pager button", has_text="Older")
+        if older.count() == 0:
+            break
+        older.click()
+        page.wait_for_load_state()
+    assert len(seen) == 620 == len(set(seen))
+    assert "P-0" in page.inner_text("tbody")  # the oldest reached
+    assert b.problems == []

@@ -173,3 +173,12 @@ def test_audit_search_by_time_range_and_case_part(client_for: Clients, console: 
     assert "of 0 matching" in r.text
     r = auditor.post("/audit", data={"csrf": csrf, "since": "2026-02-01T00:00", "until": "2026-01-01T00:00"})
     assert r.status_code == 400 and "until=" in r.text and "is before since" in r.text
+
+
+def test_map_names_categories_and_shows_times_in_the_one_format(client_for: Clients) -> None:
+    """The map's flow details carry category names and times to the minute, not keys and ISO text."""
+    html = client_for("analyst").get("/map").text
+    payload = html[html.index('id="map-data"') :]
+    assert '"Contact: email"' in payload and '"user.contact.email"' not in payload
+    assert re.search(r'"first_seen": "\d{4}-\d\d-\d\d \d\d:\d\d UTC"', payload)
+    assert 'data-breach="no"' in html  # the analyst is offered no breach button
