@@ -72,8 +72,9 @@ class AuditQuery(BaseModel):
     action: str | None = None
     case_reference: str | None = None
     subject: str | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | None = Field(default=None, description="ISO 8601 time, included (UTC when no offset)")
+    until: str | None = Field(default=None, description="ISO 8601 time, included")
+    before: int | None = Field(default=None, description="only entries older than this seq (the next page)")
 
 
 class NewUser(BaseModel):
@@ -255,10 +256,11 @@ def datamap(request: Request, who: Who) -> JSONResponse:
 
 @api("POST", "/audit", "auditor")
 def audit(request: Request, body: AuditQuery, who: Who) -> JSONResponse:
-    """Search the audit trail (newest first, at most 500)."""
+    """Search the audit trail (newest first, at most 500; pass the last seq as ``before`` for the next)."""
     console = _console(request)
+    since, until = parse_when("since", body.since), parse_when("until", body.until)
     rows = console.audit.search(actor=body.actor, action=body.action, case_ref=body.case_reference,
-                                subject=body.subject, since=body.since, until=body.until)  # fmt: skip
+                                subject=body.subject, since=since, until=until, before=body.before)  # fmt: skip
     console.audit.record(who.name, who.role, "audit.search", who.client, subject=body.subject,
                          case_ref=body.case_reference, detail=f"actor={body.actor} action={body.action}")  # fmt: skip
     return JSONResponse(rows)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lineage.console.accounts import ROLES, Account, Accounts
 from lineage.console.audit import Audit
 from lineage.console.cases import Cases
+from lineage.console.filters import install as install_filters
 from lineage.console.service import Service
 from lineage.console.sessions import COOKIE, Session, Sessions, same_token
 from lineage.errors import LineageError
@@ -203,7 +204,8 @@ def create_app(console: Console) -> FastAPI:
         message = f"request body: larger than the {MAX_BODY} bytes allowed"
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=413)
-        return HTMLResponse(_error_page(message), status_code=413)
+        return _error_page(request, message, 413)
+    app.state.words = install_filters(app.state.templates.env, console.service.taxonomy)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
@@ -211,14 +213,14 @@ def create_app(console: Console) -> FastAPI:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         if exc.sign_in:
             return RedirectResponse(exc.to, status_code=303)
-        return HTMLResponse(_error_page(exc.message), status_code=exc.status)
+        return _error_page(request, exc.message, exc.status)
 
     @app.exception_handler(LineageError)
     async def bad_input(request: Request, exc: LineageError) -> Response:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=400)
-        return HTMLResponse(_error_page(message), status_code=400)
+        return _error_page(request, message, 400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
@@ -231,7 +233,7 @@ def create_app(console: Console) -> FastAPI:
         message = f"internal error ({type(exc).__name__}); please report it"  # never the message: it may hold data
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=500)
-        return HTMLResponse(_error_page(message), status_code=500)
+        return _error_page(request, message, 500)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -255,11 +257,9 @@ def create_app(console: Console) -> FastAPI:
     return app
 
 
-def _error_page(message: str) -> str:
-    from html import escape
-
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Refused</title>'
-        '<link rel="stylesheet" href="/static/console.css"></head><body><main class="narrow">'
-        f'<h1>Refused</h1><p class="error">{escape(message)}</p><p><a href="/">Back</a></p></main></body></html>'
+def _error_page(request: Request, message: str, status: int) -> HTMLResponse:
+    """A real page that says why (one line, never the input) and where to go from here."""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, "error.html", {"who": None, "csrf": "", "error": message, "status": status}, status_code=status
     )
+    return response

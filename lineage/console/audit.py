@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -46,6 +48,7 @@ ACTIONS = (
     "user.revoke",
 )
 _SEARCH_LIMIT = 500
+_PARTS = ("actor", "action", "case_ref")  # searched by a part of the text
 
 
 class AuditSink(Protocol):
@@ -131,32 +134,58 @@ class Audit:
         return seq
 
     def search(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        case_ref: str | None = None,
-        subject: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        self, *, before: int | None = None, limit: int = _SEARCH_LIMIT, **filters: str | datetime | None
     ) -> list[dict[str, Any]]:
-        """Entries matching every given filter, newest first (at most 500)."""
-        where, params = [], {}
-        for column, value in (("actor", actor), ("action", action), ("case_ref", case_ref), ("subject", subject)):
-            if value:
-                where.append(f"{column} = :{column}")  # column names are ours; values are parameters
-                params[column] = value
-        if since:
-            where.append("at >= :since")
-            params["since"] = since
-        if until:
-            where.append("at <= :until")
-            params["until"] = until
+        """Entries matching every given filter, newest first, at most ``limit``; ``before`` a seq: the older ones.
+
+        Filters: ``actor``, ``action`` and ``case_ref`` match a part, in any case; ``subject`` (the
+        identifier looked up) matches whole, since a part would list other people; ``since`` and
+        ``until`` (datetimes) bound the time, both included. Paging is by keyset (``before`` the last
+        seq shown), so the entries a search itself appends never shift a page.
+        """
+        where, params = _where(filters)
+        if before is not None:
+            where.append("seq < :before")
+            params["before"] = before
+        params["limit"] = max(1, min(limit, _SEARCH_LIMIT))
         sql = "SELECT * FROM console_audit" + (" WHERE " + " AND ".join(where) if where else "")
         with self.db.tx() as tx:
-            return tx.rows(sql + f" ORDER BY seq DESC LIMIT {_SEARCH_LIMIT}", params)
+            return tx.rows(sql + " ORDER BY seq DESC LIMIT :limit", params)
+
+    def count(self, **filters: str | datetime | None) -> int:
+        """How many entries match the filters (``search``'s, without paging)."""
+        where, params = _where(filters)
+        sql = "SELECT count(*) AS n FROM console_audit" + (" WHERE " + " AND ".join(where) if where else "")
+        with self.db.tx() as tx:
+            found = tx.one(sql, params)
+        return int(found["n"]) if found else 0
 
     def close(self) -> None:
         """Flush the Kafka copy."""
         if self.sink is not None:
             self.sink.close(10)
+
+
+def _where(filters: Mapping[str, str | datetime | None]) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE terms and parameters of a search; column names are ours, values are parameters."""
+    unknown = set(filters) - {*_PARTS, "subject", "since", "until"}
+    if unknown:
+        raise TypeError(f"unknown audit filter {sorted(unknown)[0]!r}")
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    for column in _PARTS:
+        value = filters.get(column)
+        if isinstance(value, str) and value:  # a part: its own wildcards escaped
+            where.append(f"lower({column}) LIKE :{column} ESCAPE '!'")
+            params[column] = "%" + re.sub(r"([!%_])", r"!\1", value.lower()) + "%"
+    subject = filters.get("subject")
+    if isinstance(subject, str) and subject:
+        where.append("subject = :subject")
+        params["subject"] = subject
+    # entries keep their time as ISO text in UTC to the microsecond, so text order is time order
+    for name, op in (("since", ">="), ("until", "<=")):
+        bound = filters.get(name)
+        if isinstance(bound, datetime):
+            where.append(f"at {op} :{name}")
+            params[name] = bound.astimezone(UTC).isoformat(timespec="microseconds")
+    return where, params

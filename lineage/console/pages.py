@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
 from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case, check_choice, parse_day
+from lineage.console.filters import plain_cell as cell
+from lineage.console.paging import select, view
 from lineage.console.service import (
     MAX_JOBS,
     MAX_JOBS_PER_USER,
@@ -53,24 +55,9 @@ def _console(request: Request) -> Console:
 def _render(request: Request, name: str, who: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     csrf = who.session.csrf if who is not None and who.session is not None else ""
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, {"who": who, "csrf": csrf, "cell": cell, **ctx}, status_code=status
+        request, name, {"who": who, "csrf": csrf, **ctx}, status_code=status
     )
     return response
-
-
-def cell(value: object) -> str:
-    """A value as a page shows it: times to the minute in UTC, yes/no, lists joined (downloads keep full values)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, (list, tuple)):
-        return ", ".join(cell(v) for v in value)
-    if isinstance(value, Mapping):  # flags such as the sensitivity marks: the ones set, or "no"
-        return ", ".join(f"{k}" for k, v in value.items() if v) or "no"
-    return str(value)
 
 
 def _secure(request: Request) -> bool:
@@ -81,15 +68,15 @@ def _secure(request: Request) -> bool:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, error: str = "") -> HTMLResponse:
-    """The sign-in form; ``error`` is a code for one of our messages, never text to show (phishing)."""
-    return _login_page(request, _LOGIN_ERRORS.get(error, ""))
+def login_form(request: Request, error: str = "", name: str = "") -> HTMLResponse:
+    """The sign-in form; ``error`` is a code for one of our messages, never text to show (phishing); ``name`` kept."""
+    return _login_page(request, _LOGIN_ERRORS.get(error, ""), name=name)
 
 
-def _login_page(request: Request, message: str, status: int = 200) -> HTMLResponse:
-    """The form with a pre-session CSRF token in a cookie and the form (login CSRF), and our own message."""
+def _login_page(request: Request, message: str, status: int = 200, name: str = "") -> HTMLResponse:
+    """The form with a pre-session CSRF token in a cookie and the form (login CSRF), our own message, the name typed."""
     token = secrets.token_urlsafe(24)
-    response = _render(request, "login.html", None, status, token=token, error=message)
+    response = _render(request, "login.html", None, status, token=token, error=message, typed_name=name[:64])
     response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
     return response
 
@@ -114,12 +101,12 @@ def login(
     client = request.client.host if request.client else "unknown"
     expected = request.cookies.get(_LOGIN_COOKIE)
     if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
-        return _login_page(request, _LOGIN_ERRORS["expired"])
+        return _login_page(request, _LOGIN_ERRORS["expired"], name=name)
     try:
         account = console.accounts.sign_in(name, password)
     except SignInRefused as exc:
         console.audit.record(name[:64] or "-", "-", "signin.failed", client, outcome=str(exc))
-        return _login_page(request, str(exc), 401)
+        return _login_page(request, str(exc), 401, name=name)
     to = "/account/password" if account.must_change else "/"
     response = _signed_in(request, account.name, client, to, request.cookies.get(COOKIE))
     console.audit.record(account.name, account.role, "signin.ok", client)
@@ -153,7 +140,9 @@ def password_change(
     try:
         ended = console.accounts.change_password(who.name, old, new)
     except (AccountError, SignInRefused) as exc:
-        return _render(request, "password.html", who, 400, error=str(exc))
+        # passwords are never written back into a page: the field to retype is marked instead
+        wrong = "old" if isinstance(exc, SignInRefused) else "new"
+        return _render(request, "password.html", who, 400, error=str(exc), wrong=wrong)
     tokens = sum(1 for t in console.accounts.tokens(who.name) if t["revoked_at"] is None)
     console.audit.record(who.name, who.role, "password.change", who.client,
                          detail=f"other sessions ended={max(ended - 1, 0)} api tokens kept={tokens}")  # fmt: skip
@@ -191,7 +180,9 @@ def person(
         when = parse_when("as_of", as_of)
         doc = console.service.person(identifier, when)
     except LineageError as exc:
-        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference)
+        return _render(
+            request, "person.html", who, 400, error=str(exc), case=case_reference, identifier=identifier, as_of=as_of
+        )  # fmt: skip  (what was typed stays in the form)
     console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case)
     return _render(request, "person.html", who, doc=doc, case=case, identifier=identifier, as_of=as_of)
 
@@ -213,7 +204,8 @@ def person_download(
             raise LineageError("format: must be json, csv or html")
         doc = console.service.person(identifier, parse_when("as_of", as_of))
     except LineageError as exc:
-        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference)
+        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference, identifier=identifier,
+                       as_of=as_of)  # fmt: skip
     console.audit.record(
         who.name, who.role, "person.download", who.client, subject=identifier, case_ref=case, detail=format
     )
@@ -450,9 +442,35 @@ def answer_download(console: Console, who: Principal, case_ref: str) -> Response
 
 @page("GET", "/registers", "analyst", "responder")
 def registers(request: Request, who: Who) -> HTMLResponse:
-    """Transfers, retention, policy violations and the record of processing activities."""
+    """Transfers, retention, policy violations and the record of processing activities: each table paged."""
     found = _console(request).service.registers()
-    return _render(request, "registers.html", who, reg=found, ropa=ropa_tables(found["ropa"]))
+    params = dict(request.query_params)
+    views = {key: view(key, title, rows, params, facets) for key, title, rows, facets in register_tables(found)}
+    kept = sum(1 for rows in found["violations"].values() for v in rows if v["clause"] == "retention")
+    return _render(request, "registers.html", who, reg=found, views=views, ropa=found["ropa"] is not None,
+                   policy_retention=kept)  # fmt: skip
+
+
+@page("GET", "/registers/{key}.csv", "analyst", "responder")
+def register_download(request: Request, key: str, who: Who) -> Response:
+    """One register table as CSV: every row passing the page's filters, in its sort order."""
+    params = dict(request.query_params)
+    for name, title, rows, facets in register_tables(_console(request).service.registers()):
+        if name == key:
+            return download_of(request, (title, {}, {key: select(rows, params, key, facets)[0]}), "csv", key)
+    return _render(request, "error.html", who, 404, error="no such register table")
+
+
+def register_tables(found: Mapping[str, Any]) -> list[tuple[str, str, Sequence[Mapping[str, object]], tuple[str, ...]]]:
+    """The registers page's tables: key (its parameters' prefix and file name), title, rows and facet columns."""
+    tables: list[tuple[str, str, Sequence[Mapping[str, object]], tuple[str, ...]]] = [
+        ("transfers", "Cross-border transfers", found["transfers"][2]["transfers"], ("year", "to_region")),
+        ("retention", "Held past retention", found["retention"], ("holder",)),
+    ]
+    tables += [(f"violations-{safe_stem(org)}", org, rows, ("clause",)) for org, rows in found["violations"].items()]
+    for name, rows in ropa_tables(found["ropa"]) or []:
+        tables.append((f"ropa-{safe_stem(name)}", name.replace("_", " "), rows, ("controller",)))
+    return tables
 
 
 def ropa_tables(ropa: object) -> Sequence[tuple[str, Sequence[Mapping[str, object]]]] | None:
@@ -475,7 +493,7 @@ def ropa_tables(ropa: object) -> Sequence[tuple[str, Sequence[Mapping[str, objec
 @page("GET", "/map", "analyst", "responder")
 def datamap(request: Request, who: Who) -> HTMLResponse:
     """The data map, with links from each holder to the breach page."""
-    m = _console(request).service.datamap()
+    m = request.app.state.words.readable_map(_console(request).service.datamap())
     return _render(request, "map.html", who, m=m, svg=map_svg(m), payload=map_payload(m), width=MAP_WIDTH)
 
 
@@ -486,9 +504,18 @@ def datamap(request: Request, who: Who) -> HTMLResponse:
 def audit(request: Request, who: Who) -> HTMLResponse:
     """The newest entries and the search form (the view itself is recorded: auditors are audited too)."""
     console = _console(request)
-    rows = console.audit.search()
-    console.audit.record(who.name, who.role, "audit.view", who.client)
-    return _render(request, "audit.html", who, rows=rows, filters={})
+    trail = console.audit
+    trail.record(who.name, who.role, "audit.view", who.client)
+    rows = trail.search(limit=AUDIT_PAGE)
+    return _render(request, "audit.html", who, rows=rows, filters={}, matched=trail.count(), more=_older(rows))
+
+
+AUDIT_PAGE = 100
+
+
+def _older(rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """The keyset of the next page: the last seq shown, when the page is full."""
+    return int(rows[-1]["seq"]) if len(rows) == AUDIT_PAGE else None
 
 
 @page("POST", "/audit", "auditor")
@@ -501,15 +528,40 @@ def audit_search(
     subject: Annotated[str, Form()] = "",
     since: Annotated[str, Form()] = "",
     until: Annotated[str, Form()] = "",
+    before: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """Search by who, what, case, whom and when (a POST: the identifier searched stays out of URLs and logs)."""
+    """Search by who, what, case (parts), whom and when (a POST: the identifier searched stays out of URLs and logs).
+
+    Pages go back in time by keyset: ``before`` is the last entry's seq of the page shown.
+    """
     console = _console(request)
     filters = {"actor": actor, "action": action, "case_ref": case_reference, "subject": subject,
                "since": since, "until": until}  # fmt: skip
-    rows = console.audit.search(**{k: v or None for k, v in filters.items()})
+    try:
+        window = audit_window(since, until)
+        older = int(before) if before.isdigit() else None
+        if before and older is None:
+            raise InvalidEventError("before", before[:20], "must be an entry's sequence number")
+    except LineageError as exc:
+        return _render(request, "audit.html", who, 400, rows=[], filters=filters, error=str(exc), matched=None)
+    found: dict[str, Any] = {"actor": actor or None, "action": action or None, "case_ref": case_reference or None,
+             "subject": subject or None, "since": window[0], "until": window[1]}  # fmt: skip
+    rows = console.audit.search(**found, before=older, limit=AUDIT_PAGE)
+    matched = console.audit.count(**found)
     console.audit.record(who.name, who.role, "audit.search", who.client, subject=subject or None,
                          case_ref=case_reference or None, detail=f"actor={actor} action={action}")  # fmt: skip
-    return _render(request, "audit.html", who, rows=rows, filters=filters)
+    return _render(request, "audit.html", who, rows=rows, filters=filters, matched=matched, more=_older(rows),
+                   paged=older is not None)  # fmt: skip
+
+
+def audit_window(since: str, until: str) -> tuple[datetime | None, datetime | None]:
+    """The audit search's time bounds from the form; an ``until`` to the minute takes in that whole minute."""
+    start, end = parse_when("since", since), parse_when("until", until)
+    if end is not None and len(until) == len("2026-11-01T08:00"):  # a datetime-local input sends minutes
+        end += timedelta(minutes=1, microseconds=-1)
+    if start is not None and end is not None and start > end:
+        raise InvalidEventError("until", until[:40], "is before since")
+    return start, end
 
 
 # ---- users

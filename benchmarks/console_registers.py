@@ -1,0 +1,92 @@
+"""The registers page's time and size: `lineage serve` over a store, one analyst, the page opened a few times.
+
+Run against the demo's store (`./run demo` keeps it in demo-output/store), by the project's own
+Python or another checkout's (``--python``) to compare two versions on the same store:
+
+    ./run bench console_registers [--store demo-output/store] [--runs 5] [--python PATH]
+
+Printed: the page's bytes, and its median and slowest time over the runs (the first, which warms
+the server, apart), then the same for the second page of the transfers table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+PASSWORD = "registers-bench-password-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _time(opener: urllib.request.OpenerDirector, url: str, runs: int) -> tuple[int, float, float, float]:
+    took, size = [], 0
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        with opener.open(url, timeout=600) as r:
+            size = len(r.read())
+        took.append(time.perf_counter() - t0)
+    return size, took[0], statistics.median(took[1:]), max(took[1:])
+
+
+def main() -> int:
+    """Serve the store, sign in, time the page."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default="demo-output/store")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--python", default=sys.executable, help="the Python whose lineage serves (another checkout's)")
+    args = ap.parse_args()
+    name = f"bench{int(time.time())}"
+    lineage = [args.python, "-m", "lineage.cli"]
+    made = subprocess.run([*lineage, "users", "add", name, "--role", "analyst", "--password-stdin", "--store",
+                           args.store], input=PASSWORD + "\n", text=True, capture_output=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        print(made.stderr, file=sys.stderr)
+        return 1
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    policies = str(Path(__file__).resolve().parent.parent / "policies")
+    server = subprocess.Popen([*lineage, "serve", "--store", args.store, "--port", str(port), "--no-audit-kafka",
+                               "--policy", policies], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/login", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    print("lineage serve did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.3)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with opener.open(base + "/login") as r:
+            token = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+        assert token is not None
+        form = urllib.parse.urlencode({"name": name, "password": PASSWORD, "csrf": token.group(1)}).encode()
+        opener.open(base + "/login", form).close()
+        for label, path in (("registers", "/registers"), ("transfers page 2", "/registers?transfers.page=2")):
+            size, first, median, worst = _time(opener, base + path, args.runs)
+            print(f"{label}: {size:,} bytes; first {first:.2f} s, then median {median:.2f} s, max {worst:.2f} s "
+                  f"over {args.runs} runs")  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
