@@ -15,6 +15,7 @@ from lineage.console.accounts import ROLES, AccountError, SignInRefused
 from lineage.console.app import Console, Principal, Who, page_roles
 from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case, check_choice, parse_day
 from lineage.console.filters import plain_cell as cell
+from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS
 from lineage.console.paging import select, view
 from lineage.console.service import (
     MAX_JOBS,
@@ -180,11 +181,18 @@ def person(
         when = parse_when("as_of", as_of)
         doc = console.service.person(identifier, when)
     except LineageError as exc:
-        return _render(
-            request, "person.html", who, 400, error=str(exc), case=case_reference, identifier=identifier, as_of=as_of
-        )  # fmt: skip  (what was typed stays in the form)
+        return _person_form_again(request, who, str(exc), case_reference, identifier, as_of)
     console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case)
     return _render(request, "person.html", who, doc=doc, case=case, identifier=identifier, as_of=as_of)
+
+
+def _person_form_again(
+    request: Request, who: Principal, error: str, case_reference: str, identifier: str, as_of: str
+) -> HTMLResponse:
+    """The form back with its error and what was typed, but never a field refused for its length (a 5 MB echo)."""
+    return _render(request, "person.html", who, 400, error=error, as_of=as_of[:40],
+                   case=case_reference if len(case_reference) <= CASE_REFERENCE_CHARS else "",
+                   identifier=identifier if len(identifier) <= IDENTIFIER_CHARS else "")  # fmt: skip
 
 
 @page("POST", "/person/download", "analyst")
@@ -204,8 +212,7 @@ def person_download(
             raise LineageError("format: must be json, csv or html")
         doc = console.service.person(identifier, parse_when("as_of", as_of))
     except LineageError as exc:
-        return _render(request, "person.html", who, 400, error=str(exc), case=case_reference, identifier=identifier,
-                       as_of=as_of)  # fmt: skip
+        return _person_form_again(request, who, str(exc), case_reference, identifier, as_of)
     console.audit.record(
         who.name, who.role, "person.download", who.client, subject=identifier, case_ref=case, detail=format
     )
