@@ -192,6 +192,8 @@ class _Stream(threading.Thread):
         self.calls: list[tuple[float, Delivery | None]] = []
         self.failure: BaseException | None = None
         self.slowest_s = 0.0
+        self.refusals: Counter[str] = Counter()  # the sink's own refusals (no earlier failure reported), by message
+        self.slowest_refusal_s = 0.0
 
     def run(self) -> None:
         start = time.monotonic()
@@ -204,8 +206,12 @@ class _Stream(threading.Thread):
                     handle = self.emitter.collected(
                         f"user-{i % 5000}", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT"
                     )
-                except DeliveryError:  # refused: no broker to send to, or an earlier event's failure reported
+                except UndeliveredError:  # an earlier event's failure, reported by this call
                     handle = None
+                except DeliveryError as exc:  # refused: no producer to send with
+                    handle = None
+                    self.refusals[str(exc).split(": ", 1)[1]] += 1
+                    self.slowest_refusal_s = max(self.slowest_refusal_s, time.monotonic() - began_mono)
                 self.slowest_s = max(self.slowest_s, time.monotonic() - began_mono)
                 self.calls.append((began, handle))
                 if i % 100 == 99:
@@ -304,9 +310,14 @@ def test_emitter_reconnects_after_kill_9_while_emitting_2000_a_second(
             f"\n{'with' if spooled else 'without'} spool: {len(calls)} calls at "
             f"{len(calls) / (calls[-1][0] - calls[0][0]):.0f}/s; reconnected {took} after the broker answered; "
             f"first call straight to the broker {drained} after; refused after it answered {refused_after}; "
-            f"events after the reconnect {len(later)}; slowest call {stream.slowest_s:.3f} s; "
+            f"events after the reconnect {len(later)}; slowest call {stream.slowest_s:.3f} s, "
+            f"slowest refused call {stream.slowest_refusal_s:.3f} s; "
             f"backlog left when emitting stopped sent in {backlog_sent_s:.1f} s"
         )
+    # While no producer is open, a call is refused at once with a one-line reason naming the broker.
+    assert spooled or stream.refusals, "no call was refused during the outage"
+    assert all("\n" not in why and settings.bootstrap_servers in why for why in stream.refusals), stream.refusals
+    assert stream.slowest_refusal_s < 2.0  # microseconds when idle; generous for a machine at load 10
     assert reconnected_ms is not None, f"no event reached the broker in the {elapsed:.0f} s after it answered"
     assert reconnected_ms / 1000 - answered < RECONNECT_BOUND_S
     assert first_direct is not None, "events never went straight to the broker again"
