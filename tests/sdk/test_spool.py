@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from lineage import DeliveryError, Emitter, Settings, UndeliveredError
-from lineage.testing import MemorySink
+from lineage.sdk.spool import SpooledDelivery
+from lineage.testing import MemoryDelivery, MemoryReceipt, MemorySink
 
 EMAIL = ["user.contact.email"]
 
@@ -138,3 +140,62 @@ def test_a_live_emitters_spool_is_not_taken_over(tmp_path: Path) -> None:
     other = _emitter(MemorySink(), folder)
     other.close()
     assert len(list(folder.iterdir())) == 1
+
+
+@dataclass
+class _Pending:
+    """A delivery the fake broker has not acknowledged yet (a real broker takes milliseconds)."""
+
+    event_id: str
+    acked: bool = False
+
+    def result(self, timeout_s: float | None = None) -> MemoryReceipt:
+        """The receipt once acknowledged; until then the error a real delivery gives before its ack."""
+        if not self.acked:
+            raise DeliveryError(self.event_id, "t", "no acknowledgement yet (it may still arrive)")
+        return MemoryReceipt("t", 0, 0)
+
+
+@dataclass
+class _SlowAcks(MemorySink):
+    """A sink whose deliveries stay unacknowledged until ``ack()`` (or ``flush()``), as on a real broker."""
+
+    pending: list[_Pending] = field(default_factory=list)
+
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> MemoryDelivery:  # type: ignore[override]
+        """Store the message; its delivery waits for ``ack()``."""
+        super().send(topic, key, value, event_id)
+        self.pending.append(_Pending(event_id))
+        return self.pending[-1]  # type: ignore[return-value]
+
+    def ack(self) -> None:
+        """Acknowledge everything sent so far."""
+        for delivery in self.pending:
+            delivery.acked = True
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Acknowledge everything: what a flush waits for."""
+        self.ack()
+
+
+def test_events_go_straight_to_the_broker_behind_the_last_round_of_the_spool(tmp_path: Path) -> None:
+    """Once the whole backlog is being resent, new events go to the broker behind it, not into the spool."""
+    folder = tmp_path / "spool"
+    with pytest.raises(UndeliveredError):  # the broker was down: three events left in the spool
+        earlier = _emitter(MemorySink(down=True), folder)
+        spooled = [_emit(earlier, f"u{i}") for i in range(3)]
+        earlier.close()
+    sink = _SlowAcks()
+    emitter = _emitter(sink, folder)
+    first = emitter.collected("u3", EMAIL, purpose="essential.service", legal_basis="CONTRACT")  # a probe goes out
+    sink.ack()
+    second = emitter.collected("u4", EMAIL, purpose="essential.service", legal_basis="CONTRACT")  # the rest go out
+    third = emitter.collected("u5", EMAIL, purpose="essential.service", legal_basis="CONTRACT")  # acks not in yet
+    assert isinstance(first, SpooledDelivery) and isinstance(second, SpooledDelivery)
+    assert not isinstance(third, SpooledDelivery)  # sent behind the backlog, not queued (never-ending) in the spool
+    sink.ack()
+    fourth = _emit(emitter, "u6")  # the backlog is acknowledged: the spool is empty again
+    emitter.close()
+    sent = [*spooled, first.event_id, second.event_id, third.event_id, fourth]
+    assert [m.event_id for m in sink.messages] == sent  # in order, each once
+    assert list(folder.iterdir()) == []

@@ -5,14 +5,22 @@ kafka-python (3.0.12) does not guarantee that on its own: after a broker is kill
 delivery timeout, its idempotent producer expires some batches, then stops sending for good and the
 rest of its futures never complete, even once the broker is back (measured: 40,005 of 50,000 left
 pending). So each delivery carries its own deadline, and a producer that lost a delivery to a timeout
-is closed (its pending futures fail) and replaced by a fresh one, with a new producer id, on the next
-send once the broker accepts connections again.
+is closed (its pending futures fail) and replaced by a fresh one, with a new producer id.
+
+The replacement is opened by a background thread, one attempt a second until one works: sends in
+the meantime fail at once ("no broker answers"), however often they come, and the first send after
+the broker answers again finds a producer ready. Why not in the caller: opening a producer can take
+up to ``connect_timeout_s`` (bootstrap, then the topic's metadata) against a broker that accepts
+connections but is still starting, and an emit call must not stall that long; and when the attempt
+waited for a call, a caller sending more often than the backoff pushed the next attempt back with
+every refused call and never reconnected (issue 21).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,8 +36,8 @@ from lineage.transport.sink import Undelivered
 
 __all__ = ["DeliveryReceipt", "KafkaDelivery", "KafkaEventSink"]
 
-# After a failed attempt to reach the broker again, sends fail at once (no new attempt) for this long:
-# a dead broker must not cost every emit call a connection attempt.
+# After a failed attempt to reach the broker again, the next one starts this long after: a dead broker
+# costs one quick connection check a second, and a broker that is back is found within about a second.
 _REOPEN_BACKOFF_S = 1.0
 
 
@@ -45,7 +53,18 @@ class DeliveryReceipt:
 class KafkaDelivery:
     """A pending send; ``result()`` waits for the broker's acknowledgement, at most until its deadline."""
 
-    __slots__ = ("deadline", "event_id", "expired", "future", "key", "settings", "timeout_s", "topic", "value")
+    __slots__ = (
+        "deadline",
+        "event_id",
+        "expired",
+        "future",
+        "key",
+        "producer",
+        "settings",
+        "timeout_s",
+        "topic",
+        "value",
+    )
 
     def __init__(
         self,
@@ -56,12 +75,15 @@ class KafkaDelivery:
         value: bytes,
         timeout_s: float,
         settings: Settings | None = None,
+        producer: object | None = None,
     ) -> None:
         """Wrap kafka-python's future; keep the bytes so an undelivered event can be sent again.
 
-        ``settings`` name the principal when the broker's ACLs refuse the write.
+        ``settings`` name the principal when the broker's ACLs refuse the write; ``producer`` is the
+        one that queued it, so a late failure of a replaced producer does not condemn its successor.
         """
         self.settings = settings
+        self.producer = producer
         self.future = future
         self.event_id = event_id
         self.topic = topic
@@ -167,7 +189,13 @@ class KafkaEventSink:
         self._timeout_s = settings.delivery_timeout_s
         self._pending: deque[KafkaDelivery] = deque()
         self._closed = False
-        self._retry_at = 0.0
+        # The reconnecting thread and the caller's thread both replace the producer: this lock makes
+        # "closed", "the producer" and "a reconnect under way" change together.
+        self._lock = threading.Lock()
+        self._reconnector: threading.Thread | None = None
+        self._stop = threading.Event()  # wakes the reconnecting thread when the sink closes
+        self._unreachable = f"no broker answers at {settings.bootstrap_servers}"  # why sends fail meanwhile
+        self._topics: set[str] = set()  # topics sent to: a fresh producer learns their partitions first
         wait_for_broker(settings)
         self._producer: _Producer | None = self._open()
 
@@ -198,24 +226,65 @@ class KafkaEventSink:
                 f"could not start a producer for {settings.bootstrap_servers}: {exc}"
             ) from exc
 
-    def _reopen(self, event_id: str, topic: str) -> _Producer:
-        """A fresh producer after one was dropped; fail fast (no waiting) while the broker is down."""
+    def _unavailable(self, event_id: str, topic: str) -> DeliveryError:
+        """The error of a send while there is no producer; makes sure a reconnect is under way."""
         if self._closed:
-            raise DeliveryError(event_id, topic, "the emitter is closed")
-        now = time.monotonic()
-        if now < self._retry_at or not _accepts_connections(self._settings):
-            self._retry_at = max(self._retry_at, now + _REOPEN_BACKOFF_S)
-            raise DeliveryError(event_id, topic, f"no broker answers at {self._settings.bootstrap_servers}")
+            return DeliveryError(event_id, topic, "the emitter is closed")
+        if self._reconnector is None:
+            self._reconnect_in_background()
+        return DeliveryError(event_id, topic, self._unreachable)
+
+    def _reconnect_in_background(self) -> None:
+        """Start the thread that opens a fresh producer, unless one runs already or the sink is closed."""
+        with self._lock:
+            if self._closed or self._producer is not None or self._reconnector is not None:
+                return
+            self._reconnector = threading.Thread(target=self._reconnect, name="lineage-reconnect", daemon=True)
+            self._reconnector.start()
+
+    def _reconnect(self) -> None:
+        """Attempt now, then ``_REOPEN_BACKOFF_S`` after each failure, until a producer opens or the sink closes."""
         try:
-            self._producer = self._open()
+            while not self._stop.is_set():
+                producer = self._attempt()
+                if producer is not None:
+                    with self._lock:
+                        if not self._closed:
+                            self._producer, producer = producer, None
+                            self._reconnector = None
+                            return
+                    producer.close(timeout=0)  # the sink closed meanwhile
+                    return
+                self._stop.wait(_REOPEN_BACKOFF_S)
+        finally:
+            with self._lock:
+                if self._reconnector is threading.current_thread():
+                    self._reconnector = None  # closed, or failed unexpectedly: the next send starts another
+
+    def _attempt(self) -> _Producer | None:
+        """Open a producer and learn the topics' partitions, so the next send does not wait for them; else None."""
+        if not _accepts_connections(self._settings):
+            self._unreachable = f"no broker answers at {self._settings.bootstrap_servers}"
+            return None
+        try:
+            producer = self._open()
         except BrokerError as exc:
-            self._retry_at = time.monotonic() + _REOPEN_BACKOFF_S
-            raise DeliveryError(event_id, topic, str(exc)) from exc
-        return self._producer
+            self._unreachable = str(exc)
+            return None
+        for topic in list(self._topics):
+            if self._stop.is_set():
+                break
+            # A failure here is not the attempt's: the send to that topic reports it, as on a first send.
+            with contextlib.suppress(kafka.errors.KafkaError):
+                producer.partitions_for(topic)
+        return producer
 
     def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> KafkaDelivery:
         """Queue one message; a failure shows in ``failures()`` once known, at the latest at its deadline."""
-        producer = self._producer or self._reopen(event_id, topic)
+        producer = self._producer
+        if producer is None:
+            raise self._unavailable(event_id, topic)
+        self._topics.add(topic)
         try:
             future = producer.send(topic, value=value, key=key)
         except kafka.errors.KafkaTimeoutError as exc:
@@ -229,7 +298,7 @@ class KafkaEventSink:
             raise refusal(exc, self._settings, operation="write", topic=topic) or DeliveryError(
                 event_id, topic, str(exc)
             ) from exc
-        delivery = KafkaDelivery(future, event_id, topic, key, value, self._timeout_s, self._settings)
+        delivery = KafkaDelivery(future, event_id, topic, key, value, self._timeout_s, self._settings, producer)
         self._pending.append(delivery)
         return delivery
 
@@ -256,19 +325,24 @@ class KafkaEventSink:
             error = head.error()
             if error is None:  # acknowledged after all
                 continue
-            timed_out = timed_out or head.expired or isinstance(head.future.exception, kafka.errors.KafkaTimeoutError)
+            timed_out = timed_out or (
+                head.producer is self._producer
+                and (head.expired or isinstance(head.future.exception, kafka.errors.KafkaTimeoutError))
+            )
             failed.append(Undelivered(head.topic, head.key, head.value, head.event_id, error))
         if timed_out and self._producer is not None:
             # A delivery lost to a timeout: this producer's sequence state is suspect and kafka-python
             # may never send again (see the module's docstring). Drop it; its pending futures fail and
-            # are reported here next time; the next send opens a fresh producer.
+            # are reported here next time; a fresh producer is opened in the background.
             self._drop_producer()
         return failed
 
     def _drop_producer(self) -> None:
-        producer, self._producer = self._producer, None
+        with self._lock:
+            producer, self._producer = self._producer, None
         if producer is not None:
             producer.close(timeout=0)
+        self._reconnect_in_background()
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every queued message is acknowledged, refused, or past its deadline.
@@ -288,8 +362,13 @@ class KafkaEventSink:
         try:
             self.flush(timeout_s)
         finally:
-            self._closed = True
-            producer, self._producer = self._producer, None
+            with self._lock:
+                self._closed = True
+                producer, self._producer = self._producer, None
+                reconnector = self._reconnector
+            self._stop.set()
+            if reconnector is not None:  # an attempt under way ends within the connect timeout
+                reconnector.join(self._settings.connect_timeout_s)
             if producer is not None:
                 everything_done = all(d.future.is_done for d in self._pending)
                 producer.close(timeout=1.0 if everything_done else 0)
