@@ -22,6 +22,7 @@ from lineage.console.pages import (
     finished_job,
     open_case,
 )
+from lineage.console.paging import MAX_NUMBER
 from lineage.console.service import BreachBusy, BreachJob, breach_summary, check_case, parse_when, plan_document
 from lineage.present.datamap import map_payload
 from lineage.present.formats import Document, render
@@ -74,7 +75,9 @@ class AuditQuery(BaseModel):
     subject: str | None = None
     since: str | None = Field(default=None, description="ISO 8601 time, included (UTC when no offset)")
     until: str | None = Field(default=None, description="ISO 8601 time, included")
-    before: int | None = Field(default=None, description="only entries older than this seq (the next page)")
+    before: int | None = Field(
+        default=None, ge=0, le=MAX_NUMBER, description="only entries older than this seq (the next page)"
+    )
 
 
 class NewUser(BaseModel):

@@ -16,7 +16,7 @@ from lineage.console.app import Console, Principal, Who, page_roles
 from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case, check_choice, parse_day
 from lineage.console.filters import plain_cell as cell
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS
-from lineage.console.paging import select, view
+from lineage.console.paging import select, view, whole_number
 from lineage.console.service import (
     MAX_JOBS,
     MAX_JOBS_PER_USER,
@@ -546,9 +546,7 @@ def audit_search(
                "since": since, "until": until}  # fmt: skip
     try:
         window = audit_window(since, until)
-        older = int(before) if before.isdigit() else None
-        if before and older is None:
-            raise InvalidEventError("before", before[:20], "must be an entry's sequence number")
+        older = whole_number("before", before) if before else None
     except LineageError as exc:
         return _render(request, "audit.html", who, 400, rows=[], filters=filters, error=str(exc), matched=None)
     found: dict[str, Any] = {"actor": actor or None, "action": action or None, "case_ref": case_reference or None,

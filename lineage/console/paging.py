@@ -16,9 +16,11 @@ from urllib.parse import urlencode
 from lineage.console.filters import plain_cell
 from lineage.errors import InvalidEventError
 
-__all__ = ["PAGE_SIZE", "TableView", "select", "view"]
+__all__ = ["MAX_NUMBER", "PAGE_SIZE", "TableView", "select", "view", "whole_number"]
 
 PAGE_SIZE = 50
+#: the largest page or sequence number taken: 18 digits fit the databases' 64-bit integers
+MAX_NUMBER = 10**18 - 1
 _FACET_CHOICES = 200  # a facet with more distinct values than this is left to the text filter
 
 
@@ -68,6 +70,17 @@ class TableView:
         return urlencode(keep)
 
 
+def whole_number(field: str, text: str) -> int:
+    """A page or sequence number typed as ASCII digits; else one line naming ``field``.
+
+    ``str.isdigit`` alone also takes "²" and other digits ``int`` refuses, and a number past 64 bits
+    overflows the database: both were internal errors.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)):
+        raise InvalidEventError(field, text[:20], f"must be a whole number from 0 to {MAX_NUMBER}")
+    return int(text)
+
+
 def _sort_key(value: object) -> tuple[int, Any]:
     if value is None or value == "":
         return (2, "")  # empty cells last, whichever the direction
@@ -109,10 +122,11 @@ def view(
     """Page ``params[key.page]`` (from 1) of the table, filtered and sorted as its parameters say."""
     found, sort, desc, text, chosen = select(rows, params, key, facets)
     page_text = params.get(f"{key}.page", "1") or "1"
-    if not page_text.isdigit() or int(page_text) < 1:
+    wanted = whole_number(f"{key}.page", page_text)
+    if wanted < 1:
         raise InvalidEventError(f"{key}.page", page_text[:20], "must be a page number from 1")
     pages = max(1, -(-len(found) // PAGE_SIZE))
-    page = min(int(page_text), pages)
+    page = min(wanted, pages)
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     choices = {c: sorted({plain_cell(r.get(c)) for r in rows} - {""}) for c in facets}
     return TableView(
