@@ -23,7 +23,15 @@ from lineage.console.pages import (
     open_case,
 )
 from lineage.console.paging import MAX_NUMBER
-from lineage.console.service import BreachBusy, BreachJob, breach_summary, check_case, parse_when, plan_document
+from lineage.console.service import (
+    BreachBusy,
+    BreachJob,
+    breach_summary,
+    check_case,
+    parse_when,
+    parse_window,
+    plan_document,
+)
 from lineage.present.datamap import map_payload
 from lineage.present.formats import Document, render
 
@@ -124,8 +132,7 @@ def breach(request: Request, body: BreachQuery, who: Who) -> JSONResponse:
     """Start a breach query (kept in the console database); poll the returned job. 429 past the caps."""
     console = _console(request)
     case = check_case(body.case_reference)
-    t1, t2 = parse_when("start", body.start), parse_when("end", body.end)
-    assert t1 is not None and t2 is not None
+    t1, t2 = parse_window("start", body.start, "end", body.end)
     try:
         job = console.service.start_breach(who.name, case, body.holders, t1, t2, parse_when("aware", body.aware))
     except BreachBusy as exc:

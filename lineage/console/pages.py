@@ -25,6 +25,7 @@ from lineage.console.service import (
     breach_summary,
     check_case,
     parse_when,
+    parse_window,
     plan_document,
 )
 from lineage.console.sessions import COOKIE
@@ -247,10 +248,16 @@ def breach_form(request: Request, who: Who, holder: Annotated[list[str] | None, 
     return _breach_page(request, who, 200, chosen=set(holder or []))
 
 
-def _breach_page(request: Request, who: Principal, status: int, **ctx: Any) -> HTMLResponse:
+def _breach_page(request: Request, who: Principal, status: int, *, chosen: set[str], **ctx: Any) -> HTMLResponse:
+    """The breach page; of the holders asked for, only the store's own are shown as chosen.
+
+    A link's ``?holder=`` is never written into the page as text of ours (a phishing line), nor a
+    refused 1 MB name echoed back.
+    """
     service = _console(request).service
-    return _render(request, "breach.html", who, status, holders=service.holders(), jobs=service.jobs(who.name),
-                   limits=(MAX_JOBS_PER_USER, MAX_JOBS), **ctx)  # fmt: skip
+    holders = service.holders()
+    return _render(request, "breach.html", who, status, holders=holders, jobs=service.jobs(who.name),
+                   limits=(MAX_JOBS_PER_USER, MAX_JOBS), chosen=chosen.intersection(holders), **ctx)  # fmt: skip
 
 
 @page("POST", "/breach", "responder")
@@ -267,9 +274,7 @@ def breach_start(
     console = _console(request)
     try:
         case = check_case(case_reference)
-        t1, t2 = parse_when("from", start), parse_when("to", end)
-        if t1 is None or t2 is None:
-            raise LineageError("from/to: both ends of the window are required")
+        t1, t2 = parse_window("from", start, "to", end)
         job = console.service.start_breach(who.name, case, holders or [], t1, t2, parse_when("aware", aware))
     except LineageError as exc:
         status = 429 if isinstance(exc, BreachBusy) else 400

@@ -31,8 +31,8 @@ from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
 from lineage.contract.policy import Policy
-from lineage.contract.taxonomy import Taxonomy
-from lineage.errors import InvalidEventError, LineageError
+from lineage.contract.taxonomy import Taxonomy, suggest
+from lineage.errors import InvalidEventError, LineageError, UnknownValueError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
 from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
@@ -46,6 +46,7 @@ __all__ = [
     "Service",
     "check_case",
     "parse_when",
+    "parse_window",
 ]
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
@@ -73,6 +74,14 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     if not 1900 <= value.year <= 9999:
         raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
     return value
+
+
+def parse_window(start_field: str, start: str | None, end_field: str, end: str | None) -> tuple[datetime, datetime]:
+    """A breach window from a form or body: both ends required, each an ISO 8601 time (named as the caller names it)."""
+    t1, t2 = parse_when(start_field, start), parse_when(end_field, end)
+    if t1 is None or t2 is None:
+        raise LineageError(f"{start_field}/{end_field}: both ends of the window are required")
+    return t1, t2
 
 
 #: breach queries accepted and not yet finished, per user and in all (see ``Service.start_breach``)
@@ -162,6 +171,11 @@ class Service:
         """
         if not holders:
             raise InvalidEventError("holders", holders, "pick at least one compromised holder")
+        known = self.holders()
+        for holder in holders:  # checked before the job is kept: an unknown (or 1 MB) name never reaches the table
+            if holder not in known:
+                raise UnknownValueError("holders", holder, "holder", suggest(holder[:100], known))
+        holders = list(dict.fromkeys(holders))
         if t1 > t2:
             raise InvalidEventError("from", t1.isoformat(), f"is after to {t2.isoformat()}")
         job_id = secrets.token_urlsafe(16)

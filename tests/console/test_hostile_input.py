@@ -8,10 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lineage.console.app import Console
-from tests.console.conftest import csrf_of
+from tests.console.conftest import HOSTILE_SYSTEM, csrf_of
 
 Clients = Callable[[str | None], TestClient]
 # "²" passes str.isdigit but not int(); 5,000 digits pass neither int() (its 4,300 digit cap) nor a 64-bit column
+WINDOW = {"start": "2026-01-01T00:00", "end": "2026-12-01T00:00"}
 NOT_NUMBERS = ("\u00b2", "\u0663", "9" * 5000, str(2**63), "-1", "1.5", " 2")
 
 
@@ -39,3 +40,41 @@ def test_the_api_audit_page_key_past_64_bits_is_refused(console: Console, client
     """The JSON twin's ``before`` past a 64-bit integer is a 422 naming it, not an overflow in the database."""
     r = client_for(None).post("/api/audit", headers=_bearer(console, "auditor"), json={"before": 10**30})
     assert r.status_code == 422 and r.json() == {"error": "before: missing or not valid"}
+
+
+@pytest.mark.parametrize("window", [{"start": "", "end": ""}, {"start": "2026-01-01T00:00Z", "end": ""}, {}])
+def test_the_api_breach_window_without_an_end_is_a_400(
+    console: Console, client_for: Clients, window: dict[str, str]
+) -> None:
+    """The JSON twin's breach query missing an end of its window says so in one line (it was an AssertionError 500)."""
+    body = {"case_reference": "INC-1", "holders": [HOSTILE_SYSTEM], "start": "", "end": "", **window}
+    r = client_for(None).post("/api/breach", headers=_bearer(console, "responder"), json=body)
+    assert r.status_code == 400 and r.json() == {"error": "start/end: both ends of the window are required"}
+
+
+@pytest.mark.parametrize("route", ["page", "api"])
+def test_an_unknown_or_huge_breach_holder_is_refused_before_anything_is_kept(
+    console: Console, client_for: Clients, route: str
+) -> None:
+    """A holder the store does not know (here 500,000 characters) is a 400 at once and no assessment row keeps it."""
+    huge = "x" * 500_000
+    if route == "api":
+        body = {"case_reference": "INC-2", "holders": [HOSTILE_SYSTEM, huge], **WINDOW}
+        r = client_for(None).post("/api/breach", headers=_bearer(console, "responder"), json=body)
+        assert r.status_code == 400 and r.json()["error"].startswith("holders='xxxx")
+    else:
+        responder = client_for("responder")
+        form = {"csrf": csrf_of(responder.get("/breach").text), "case_reference": "INC-2",
+                "holders": [HOSTILE_SYSTEM, huge], **WINDOW}  # fmt: skip
+        r = responder.post("/breach", data=form, follow_redirects=False)
+        assert r.status_code == 400 and "unknown holder" in r.text
+    assert len(r.text) < 20_000  # the name is cut in the message, never echoed whole
+    with console.service.db.tx() as tx:
+        assert tx.rows("SELECT id FROM console_breaches") == []
+
+
+def test_a_link_cannot_write_its_own_text_into_the_breach_page(client_for: Clients) -> None:
+    """``/breach?holder=`` preselects the store's holders only: any other text is not shown as ours (phishing)."""
+    lure = "Your session expired: call +1 555 0100 to restore access"
+    page = client_for("responder").get("/breach", params={"holder": [lure, HOSTILE_SYSTEM]}).text
+    assert "call +1 555 0100" not in page and "Preselected" in page
