@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -393,7 +394,12 @@ def case_open(
         case = open_case(_console(request), who, case_reference, kind, received, identifier, assignee)
     except LineageError as exc:
         return _cases_page(request, who, 400, error=str(exc))
-    return RedirectResponse(f"/cases/{case.case_ref}", status_code=303)
+    return RedirectResponse(case_url(case.case_ref), status_code=303)
+
+
+def case_url(case_ref: str) -> str:
+    """A case's page, its reference quoted whole: it may hold ``#`` or ``:`` (``REQ#7`` is not ``/cases/REQ``)."""
+    return "/cases/" + quote(case_ref, safe="")
 
 
 def _case_or_404(request: Request, who: Principal, case_ref: str) -> Case | HTMLResponse:
@@ -427,7 +433,7 @@ def case_update(
         )
     except LineageError as exc:
         return _render(request, "error.html", who, 400, error=str(exc))
-    return RedirectResponse(f"/cases/{safe_stem(case_ref)}", status_code=303)
+    return RedirectResponse(case_url(case_ref), status_code=303)
 
 
 @page("GET", "/cases/{case_ref}/answer.json", "analyst")

@@ -122,3 +122,17 @@ def test_the_api_opens_and_updates_a_case(console: Console, client_for: Clients)
 def _bearer(console: Console, name: str) -> dict[str, str]:
     _, token = console.accounts.new_token(name)
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_case_reference_with_hash_or_colon_leads_back_to_its_own_case(console: Console, client_for: Clients) -> None:
+    """After opening or updating ``REQ#8`` or ``REQ:9`` the analyst lands on that case, not ``REQ`` or ``REQ_9``."""
+    analyst = client_for("analyst")
+    for ref in ("REQ#8", "REQ:9", "REQ_9"):
+        assert _open(analyst, ref, LINKED[1] if ref != "REQ_9" else HOSTILE_SUBJECT, "2026-11-30") == 303
+    form = {"csrf": csrf_of(analyst.get("/cases").text), "case_reference": "REQ#8", "kind": "access",
+            "received": "2026-11-30", "identifier": LINKED[1], "assignee": "analyst"}  # fmt: skip
+    opened = analyst.post("/cases", data=form)
+    assert opened.status_code == 200 and "REQ#8" in opened.text
+    csrf = csrf_of(opened.text)
+    updated = analyst.post("/cases/REQ%3A9", data={"csrf": csrf, "status": "answered", "assignee": "analyst"})
+    assert updated.status_code == 200 and "REQ:9" in updated.text and "REQ_9" not in updated.text
