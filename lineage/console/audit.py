@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lineage.console.db import ConsoleDB
-from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
+from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, NAME_CHARS, check_length
 
 __all__ = ["ACTIONS", "Audit", "AuditSink"]
 
@@ -49,6 +49,8 @@ ACTIONS = (
 )
 _SEARCH_LIMIT = 500
 _PARTS = ("actor", "action", "case_ref")  # searched by a part of the text
+_FIELDS = {"case_ref": "case_reference"}  # a part's name as the forms and the API call it
+_PART_CHARS = {"case_ref": CASE_REFERENCE_CHARS}  # the others are account names or actions: NAME_CHARS
 
 
 class AuditSink(Protocol):
@@ -176,9 +178,12 @@ def _where(filters: Mapping[str, str | datetime | None]) -> tuple[list[str], dic
     for column in _PARTS:
         value = filters.get(column)
         if isinstance(value, str) and value:  # a part: its own wildcards escaped
+            # no longer than what it may match: a 1 MB pattern is work for the database and the search's entry keeps it
+            check_length(_FIELDS.get(column, column), value, _PART_CHARS.get(column, NAME_CHARS))
             where.append(f"lower({column}) LIKE :{column} ESCAPE '!'")
             params[column] = "%" + re.sub(r"([!%_])", r"!\1", value.lower()) + "%"
     subject = filters.get("subject")
+    check_length("subject", subject if isinstance(subject, str) else None, IDENTIFIER_CHARS, personal=True)
     if isinstance(subject, str) and subject:
         where.append("subject = :subject")
         params["subject"] = subject

@@ -78,3 +78,17 @@ def test_a_link_cannot_write_its_own_text_into_the_breach_page(client_for: Clien
     lure = "Your session expired: call +1 555 0100 to restore access"
     page = client_for("responder").get("/breach", params={"holder": [lure, HOSTILE_SYSTEM]}).text
     assert "call +1 555 0100" not in page and "Preselected" in page
+
+
+@pytest.mark.parametrize("field", ["actor", "action"])
+def test_audit_search_parts_are_as_long_as_what_they_can_match(
+    console: Console, client_for: Clients, field: str
+) -> None:
+    """An audit search by a 5,000-character part is a 400 naming it, and nothing of it is kept in the trail."""
+    long = "a" * 5000
+    r = client_for(None).post("/api/audit", headers=_bearer(console, "auditor"), json={field: long})
+    assert r.status_code == 400 and r.json()["error"].startswith(f"{field}=") and "at most" in r.json()["error"]
+    auditor = client_for("auditor")
+    r = auditor.post("/audit", data={"csrf": csrf_of(auditor.get("/audit").text), field: long})
+    assert r.status_code == 400 and f"{field}=" in r.text
+    assert not any(long in str(e["detail"]) for e in console.audit.search())
