@@ -134,10 +134,19 @@ def _change_user(args: argparse.Namespace, accounts: Accounts) -> tuple[str, str
 
 
 def _audit_cli(audit: Audit, action: str, detail: str, outcome: str) -> None:
-    """One audit entry for a command-line change: the operating-system user, from the command line."""
-    import getpass
+    """One audit entry for a command-line change: the operating-system user, from the command line.
 
-    audit.record(f"cli:{getpass.getuser()}", "cli", action, "command line", detail=detail, outcome=outcome)
+    The user is the process's real uid, never ``getpass.getuser()``: that reads ``$LOGNAME`` and
+    ``$USER`` first, so ``USER=alice lineage users add ...`` would be recorded as alice's doing.
+    """
+    import os
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the number itself
+        user = str(os.getuid())
+    audit.record(f"cli:{user}", "cli", action, "command line", detail=detail, outcome=outcome)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

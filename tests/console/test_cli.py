@@ -81,3 +81,22 @@ def test_users_changes_from_the_command_line_are_audited(tmp_path: Path) -> None
     assert all(e["actor"].startswith("cli:") for e in entries)
     assert entries[2]["outcome"] == "revoked 1" and entries[5]["outcome"] == "sessions ended=0"
     assert entries[-1]["outcome"].startswith("refused: name: no account")
+
+
+def test_a_command_line_change_names_the_real_user_whatever_the_environment_says(tmp_path: Path) -> None:
+    """``USER``/``LOGNAME`` set to another name do not change who the audit entry says made the change."""
+    import os
+    import pwd
+
+    from lineage.console.audit import Audit
+    from lineage.console.db import ConsoleDB
+    from tests.console.conftest import lineage
+
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    forged = {"USER": "alice-forged", "LOGNAME": "alice-forged", "LNAME": "alice-forged", "USERNAME": "alice-forged"}
+    assert lineage("users", "add", "ana", "--role", "analyst", "--store", str(store), env=forged).returncode == 0
+    db = ConsoleDB(f"sqlite:///{store / 'console.db'}")
+    (entry,) = Audit(db).search()
+    db.close()
+    assert entry["actor"] == f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
