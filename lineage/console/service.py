@@ -71,7 +71,11 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     except ValueError:
         raise InvalidEventError(name, text[:40], "is not an ISO 8601 time (e.g. 2026-05-01T08:00Z)") from None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not 1900 <= value.year <= 9999:
+    try:  # in UTC too: 9999-12-31T23:59-23:59 is in the year 10000 there, which a datetime cannot hold
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not 1900 <= value.year <= 9999 or not 1900 <= in_utc.year <= 9999:
         raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
     return value
 

@@ -92,3 +92,10 @@ def test_audit_search_parts_are_as_long_as_what_they_can_match(
     r = auditor.post("/audit", data={"csrf": csrf_of(auditor.get("/audit").text), field: long})
     assert r.status_code == 400 and f"{field}=" in r.text
     assert not any(long in str(e["detail"]) for e in console.audit.search())
+
+
+@pytest.mark.parametrize("until", ["9999-12-31T23:59:59-23:59", "1900-01-01T00:00+23:59"])
+def test_a_time_past_the_last_year_in_utc_is_a_400(console: Console, client_for: Clients, until: str) -> None:
+    """A time whose offset takes it past 9999 (or before 1900) in UTC is refused by name, not an OverflowError 500."""
+    r = client_for(None).post("/api/audit", headers=_bearer(console, "auditor"), json={"until": until})
+    assert r.status_code == 400 and r.json()["error"].startswith("until=")
