@@ -20,10 +20,12 @@ from lineage.contract.law import REQUEST_DUE_RULE, request_due
 from lineage.errors import InvalidEventError
 from lineage.present.formats import Document, render
 
-__all__ = ["CASE_KINDS", "CASE_STATUSES", "Case", "Cases", "parse_day"]
+__all__ = ["CASE_KINDS", "CASE_STATUSES", "LISTED", "Case", "Cases", "parse_day"]
 
 CASE_KINDS = ("access", "erasure")
 CASE_STATUSES = ("open", "answered", "closed")
+#: the most cases a list shows (the page says how many more match)
+LISTED = 1000
 _COLUMNS = (
     "case_ref, kind, received, regimes, due, status, status_by, status_at, assignee, opened_by, opened_at, "
     "answered_at, length(answer) AS answer_chars"
@@ -136,17 +138,22 @@ class Cases:
         return None if row is None else _case(row)
 
     def listing(self, status: str | None = None, assignee: str | None = None) -> list[Case]:
-        """Cases matching the filters, the earliest due first."""
-        where, params = [], {}
-        if status:
-            where.append("status = :status")
-            params["status"] = check_choice("status", status, CASE_STATUSES)
-        if assignee:
-            where.append("assignee = :assignee")
-            params["assignee"] = assignee
-        sql = f"SELECT {_COLUMNS} FROM console_cases" + (" WHERE " + " AND ".join(where) if where else "")
+        """Cases matching the filters, at most ``LISTED``: those to answer first, then closed; the earliest due first.
+
+        Closed cases go last: ordered by due date alone, the first thousand ever opened filled the
+        list for good and every newer case fell off its end, unseen.
+        """
+        where, params = _filters(status, assignee)
+        order = f" ORDER BY CASE WHEN status = 'closed' THEN 1 ELSE 0 END, due, case_ref LIMIT {LISTED}"
         with self.db.tx() as tx:
-            return [_case(r) for r in tx.rows(sql + " ORDER BY due, case_ref LIMIT 1000", params)]
+            return [_case(r) for r in tx.rows(f"SELECT {_COLUMNS} FROM console_cases{where}{order}", params)]
+
+    def count(self, status: str | None = None, assignee: str | None = None) -> int:
+        """How many cases match the filters (``listing`` shows at most ``LISTED`` of them)."""
+        where, params = _filters(status, assignee)
+        with self.db.tx() as tx:
+            found = tx.one(f"SELECT count(*) AS n FROM console_cases{where}", params)
+        return int(found["n"]) if found else 0
 
     def answer(self, case_ref: str) -> str | None:
         """The answer attached, as the JSON document it was."""
@@ -170,6 +177,18 @@ class Cases:
         case = self.get(case_ref)
         assert case is not None
         return case
+
+
+def _filters(status: str | None, assignee: str | None) -> tuple[str, dict[str, str]]:
+    """The WHERE clause of the case filters (our column names, the values as parameters)."""
+    where, params = [], {}
+    if status:
+        where.append("status = :status")
+        params["status"] = check_choice("status", status, CASE_STATUSES)
+    if assignee:
+        where.append("assignee = :assignee")
+        params["assignee"] = assignee
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _case(row: dict[str, Any]) -> Case:

@@ -342,9 +342,10 @@ def _cases_page(request: Request, who: Principal, code: int, *, status: str = ""
     console = _console(request)
     try:
         found = console.cases.listing(status or None, assignee or None)
+        matched = console.cases.count(status or None, assignee or None)
     except LineageError as exc:
-        found, code, ctx = [], 400, {**ctx, "error": str(exc)}
-    return _render(request, "cases.html", who, code, cases=found, today=datetime.now(UTC).date(),
+        found, matched, code, ctx = [], 0, 400, {**ctx, "error": str(exc)}
+    return _render(request, "cases.html", who, code, cases=found, matched=matched, today=datetime.now(UTC).date(),
                    filters={"status": status, "assignee": assignee}, statuses=CASE_STATUSES, kinds=CASE_KINDS,
                    analysts=analysts(console), rule=REQUEST_DUE_RULE, **ctx)  # fmt: skip
 

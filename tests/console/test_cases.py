@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 
 from lineage.console.app import Console
+from lineage.console.cases import LISTED
 from tests.console.conftest import HOSTILE_SUBJECT, LINKED, csrf_of
 
 Clients = Callable[[str | None], TestClient]
@@ -136,3 +137,18 @@ def test_a_case_reference_with_hash_or_colon_leads_back_to_its_own_case(console:
     csrf = csrf_of(opened.text)
     updated = analyst.post("/cases/REQ%3A9", data={"csrf": csrf, "status": "answered", "assignee": "analyst"})
     assert updated.status_code == 200 and "REQ:9" in updated.text and "REQ_9" not in updated.text
+
+
+def test_a_new_case_is_listed_after_a_thousand_closed_ones(console: Console, client_for: Clients) -> None:
+    """With 1,001 closed cases due earlier, a case opened today still heads the list, and the page says what is cut."""
+    old = [{"c": f"OLD-{i:04d}", "d": "2025-01-01"} for i in range(LISTED + 1)]
+    with console.cases.db.tx() as tx:
+        tx.run_many("INSERT INTO console_cases (case_ref, kind, subject_digest, received, regimes, due, status, "
+                    "status_by, status_at, opened_by, opened_at, answer, answered_at) VALUES (:c, 'access', 'x', :d, "
+                    "'GDPR', :d, 'closed', 'analyst', :d, 'analyst', :d, '{}', :d)", old)  # fmt: skip
+    analyst = client_for("analyst")
+    assert _open(analyst, "DSAR-TODAY", LINKED[1], datetime.now(UTC).date().isoformat()) == 303
+    page = analyst.get("/cases").text
+    assert "DSAR-TODAY" in page and f"Showing {LISTED} of {LISTED + 2} cases" in page
+    rows = analyst.get("/api/cases", headers=_bearer(console, "analyst")).json()
+    assert rows[0]["case_reference"] == "DSAR-TODAY" and len(rows) == LISTED
