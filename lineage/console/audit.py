@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -141,11 +141,12 @@ class Audit:
         """Entries matching every given filter, newest first, at most ``limit``; ``before`` a seq: the older ones.
 
         Filters: ``actor``, ``action`` and ``case_ref`` match a part, in any case; ``subject`` (the
-        identifier looked up) matches whole, since a part would list other people; ``since`` and
+        identifier looked up) matches whole, since a part would list other people, and takes in the
+        downloads of the answers of that person's cases; ``since`` and
         ``until`` (datetimes) bound the time, both included. Paging is by keyset (``before`` the last
         seq shown), so the entries a search itself appends never shift a page.
         """
-        where, params = _where(filters)
+        where, params = _where(filters, self.subject_digest)
         if before is not None:
             where.append("seq < :before")
             params["before"] = before
@@ -156,7 +157,7 @@ class Audit:
 
     def count(self, **filters: str | datetime | None) -> int:
         """How many entries match the filters (``search``'s, without paging)."""
-        where, params = _where(filters)
+        where, params = _where(filters, self.subject_digest)
         sql = "SELECT count(*) AS n FROM console_audit" + (" WHERE " + " AND ".join(where) if where else "")
         with self.db.tx() as tx:
             found = tx.one(sql, params)
@@ -168,7 +169,9 @@ class Audit:
             self.sink.close(10)
 
 
-def _where(filters: Mapping[str, str | datetime | None]) -> tuple[list[str], dict[str, Any]]:
+def _where(
+    filters: Mapping[str, str | datetime | None], digest: Callable[[str], str]
+) -> tuple[list[str], dict[str, Any]]:
     """The WHERE terms and parameters of a search; column names are ours, values are parameters."""
     unknown = set(filters) - {*_PARTS, "subject", "since", "until"}
     if unknown:
@@ -185,8 +188,12 @@ def _where(filters: Mapping[str, str | datetime | None]) -> tuple[list[str], dic
     subject = filters.get("subject")
     check_length("subject", subject if isinstance(subject, str) else None, IDENTIFIER_CHARS, personal=True)
     if isinstance(subject, str) and subject:
-        where.append("subject = :subject")
+        # a download of a case's answer names the case only (the case keeps the identifier as this
+        # keyed hash): it is found through the person's cases, or "who saw whom" would miss it
+        where.append("(subject = :subject OR (subject IS NULL AND action = 'person.download' AND case_ref IN "
+                     "(SELECT case_ref FROM console_cases WHERE subject_digest = :digest)))")  # fmt: skip
         params["subject"] = subject
+        params["digest"] = digest(subject)
     # entries keep their time as ISO text in UTC to the microsecond, so text order is time order
     for name, op in (("since", ">="), ("until", "<=")):
         bound = filters.get(name)

@@ -71,7 +71,10 @@ def test_postgres_keeps_cases_and_breach_assessments(postgres: Postgres, world: 
                         regimes=["PDPO-HK"], answer=doc, by="ana", assignee=None)  # fmt: skip
     assert case.due == date(2026, 4, 19) and case.answer_chars > 0
     assert cases.update(ref, "bea", status="answered").status_by == "bea"
-    assert ref in [c.case_ref for c in cases.listing(status="answered")]
+    assert ref in [c.case_ref for c in cases.listing(status="answered")] and cases.count(status="answered") >= 1
+    audit = Audit(db)
+    audit.record("ana", "analyst", "person.download", "127.0.0.1", case_ref=ref)
+    assert ref in [e["case_ref"] for e in audit.search(subject=LINKED[0], action="person.download")]
     first = Service(world.store, TAXONOMY, db=db)
     job = first.start_breach("rita", ref, [HOSTILE_SYSTEM], datetime(2026, 1, 1, tzinfo=UTC),
                              datetime(2026, 12, 1, tzinfo=UTC), None)  # fmt: skip

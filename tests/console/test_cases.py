@@ -152,3 +152,20 @@ def test_a_new_case_is_listed_after_a_thousand_closed_ones(console: Console, cli
     assert "DSAR-TODAY" in page and f"Showing {LISTED} of {LISTED + 2} cases" in page
     rows = analyst.get("/api/cases", headers=_bearer(console, "analyst")).json()
     assert rows[0]["case_reference"] == "DSAR-TODAY" and len(rows) == LISTED
+
+
+def test_an_audit_search_by_identifier_finds_the_downloads_of_that_persons_case_answers(
+    console: Console, client_for: Clients
+) -> None:
+    """Who saw whom: searching the identifier lists the case's look-up and each download of its answer, no other's."""
+    analyst = client_for("analyst")
+    assert _open(analyst, "DSAR-WHO", LINKED[1], "2026-11-30") == 303
+    assert _open(analyst, "DSAR-ELSE", HOSTILE_SUBJECT, "2026-11-30") == 303
+    for ref in ("DSAR-WHO", "DSAR-ELSE"):
+        assert analyst.get(f"/cases/{ref}/answer.json").status_code == 200
+    found = [(e["action"], e["case_ref"]) for e in console.audit.search(subject=LINKED[1])]
+    assert found == [("person.download", "DSAR-WHO"), ("person.view", "DSAR-WHO")]
+    assert console.audit.count(subject=LINKED[1]) == 2
+    auditor = client_for("auditor")
+    page = auditor.post("/audit", data={"csrf": csrf_of(auditor.get("/audit").text), "subject": LINKED[1]}).text
+    assert "of 2 matching" in page
