@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from lineage.errors import ConfigurationError, LineageError
+from lineage.errors import ConfigurationError, InvalidEventError, LineageError
 
 __all__ = ["ConsoleDB", "ConsoleDBError", "Tx"]
 
@@ -89,21 +89,34 @@ class Tx:
 
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement; the number of rows it changed."""
-        return int(self._con.execute(sa.text(sql), dict(params or {})).rowcount)
+        return int(self._con.execute(sa.text(sql), _without_nul(params)).rowcount)
 
     def run_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Run a statement once per row, in one round of the driver's executemany."""
         if rows:
-            self._con.execute(sa.text(sql), rows)
+            self._con.execute(sa.text(sql), [_without_nul(r) for r in rows])
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows a query returns."""
-        return [dict(r._mapping) for r in self._con.execute(sa.text(sql), dict(params or {}))]
+        return [dict(r._mapping) for r in self._con.execute(sa.text(sql), _without_nul(params))]
 
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """The first row, or None."""
         found = self.rows(sql, params)
         return found[0] if found else None
+
+
+def _without_nul(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters, a text holding NUL refused on both backends alike.
+
+    PostgreSQL's text cannot hold NUL: psycopg2 raised a ValueError (an internal error, on the
+    sign-in form for anyone), while SQLite stored it. The value is never shown: it may be an identifier.
+    """
+    found = dict(params or {})
+    for name, value in found.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidEventError(name, value, "must not hold a NUL character", personal=True)
+    return found
 
 
 class ConsoleDB:

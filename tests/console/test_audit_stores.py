@@ -85,3 +85,19 @@ def test_postgres_keeps_cases_and_breach_assessments(postgres: Postgres, world: 
     assert len("".join(second.affected_csv(job.id)).splitlines()) == kept.records + 1
     second.close()
     db.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_nul_character_is_one_line_on_either_database(postgres: Postgres, tmp_path: Path, backend: str) -> None:
+    """A NUL in a name or identifier is refused by name on both (PostgreSQL's driver raised a bare ValueError)."""
+    from lineage.errors import InvalidEventError
+
+    db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
+          else ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}"))  # fmt: skip
+    with pytest.raises(InvalidEventError) as refused:
+        Accounts(db).sign_in("ana\x00", "a-long-enough-password")
+    assert str(refused.value) == "name: must not hold a NUL character"
+    with pytest.raises(InvalidEventError) as refused:
+        Audit(db).record("ana", "analyst", "person.view", "127.0.0.1", subject="user\x00-42", case_ref="NUL-1")
+    assert str(refused.value) == "subject: must not hold a NUL character" and "user" not in str(refused.value)
+    db.close()
