@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from lineage.console.db import ConsoleDB
+from lineage.console.db import ConsoleDB, Tx
 from lineage.contract.law import REQUEST_DUE_RULE, request_due
 from lineage.errors import InvalidEventError
 from lineage.present.formats import Document, render
@@ -112,7 +112,7 @@ class Cases:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         body = render(answer, "json")
         with self.db.tx() as tx:
-            found = tx.one("SELECT subject_digest FROM console_cases WHERE case_ref = :c", {"c": case_ref})
+            found = self._about_another(tx, case_ref, digest)
             if found is None:
                 tx.run(
                     "INSERT INTO console_cases (case_ref, kind, subject_digest, received, regimes, due, status, "
@@ -122,14 +122,25 @@ class Cases:
                      "regimes": ",".join(applied), "due": due.isoformat(), "by": by, "now": now,
                      "assignee": assignee, "answer": body},
                 )  # fmt: skip
-            elif found["subject_digest"] != digest:
-                raise InvalidEventError("case_reference", case_ref, "is already a case about another person")
             else:
                 tx.run("UPDATE console_cases SET answer = :answer, answered_at = :now WHERE case_ref = :c",
                        {"answer": body, "now": now, "c": case_ref})  # fmt: skip
         case = self.get(case_ref)
         assert case is not None
         return case
+
+    def check_person(self, case_ref: str, identifier: str) -> None:
+        """Refuse a reference already used for a case about someone else (before anyone is looked up)."""
+        with self.db.tx() as tx:
+            self._about_another(tx, case_ref, self._digest(identifier))
+
+    @staticmethod
+    def _about_another(tx: Tx, case_ref: str, digest: str) -> dict[str, Any] | None:
+        """The case's row (None if new); ``InvalidEventError`` if it is about another person."""
+        found = tx.one("SELECT subject_digest FROM console_cases WHERE case_ref = :c", {"c": case_ref})
+        if found is not None and found["subject_digest"] != digest:
+            raise InvalidEventError("case_reference", case_ref, "is already a case about another person")
+        return found
 
     def get(self, case_ref: str) -> Case | None:
         """One case, or None."""

@@ -372,6 +372,8 @@ def open_case(
     case_ref = check_case(case_reference)
     check_choice("kind", kind, CASE_KINDS)
     day, chosen = parse_day("received", received), check_assignee(console, assignee)
+    # before the look-up: its audit entry says the answer is attached, so the attachment must not be refused after
+    console.cases.check_person(case_ref, identifier)
     doc = console.service.person(identifier)
     console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case_ref,
                          detail=f"{kind} case: answer attached")  # fmt: skip

@@ -169,3 +169,13 @@ def test_an_audit_search_by_identifier_finds_the_downloads_of_that_persons_case_
     auditor = client_for("auditor")
     page = auditor.post("/audit", data={"csrf": csrf_of(auditor.get("/audit").text), "subject": LINKED[1]}).text
     assert "of 2 matching" in page
+
+
+def test_a_reference_of_another_persons_case_is_refused_before_any_look_up(
+    console: Console, client_for: Clients
+) -> None:
+    """Reusing a case reference for someone else is refused with no audit entry claiming an answer was attached."""
+    analyst = client_for("analyst")
+    assert _open(analyst, "DSAR-MINE", LINKED[1], "2026-11-30") == 303
+    assert _open(analyst, "DSAR-MINE", HOSTILE_SUBJECT, "2026-11-30") == 400
+    assert console.audit.search(subject=HOSTILE_SUBJECT) == []
