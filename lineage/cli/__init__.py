@@ -2,7 +2,8 @@
 
 - ``emit``     emit, tail
 - ``broker``   broker start / stop / fetch
-- ``ingest``   ingest, graph, compact, snapshots
+- ``ingest``   ingest, compact, snapshots
+- ``graph``    graph (the flow graph, summarised and exported)
 - ``holdings`` holdings (the table answers read, brought up to date)
 - ``answers``  access, breach, erasure, transfers, retention, check, map
 - ``world``    sim, demo
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, graph, holdings, ingest, world
 from lineage.errors import LineageError
 
 __all__ = ["INTERNAL_ERROR", "main"]
@@ -32,7 +33,7 @@ INTERNAL_ERROR = 70
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, holdings, answers, world, console):
+    for group in (emit, broker, ingest, graph, holdings, answers, world, console):
         group.register(sub)
     return p
 

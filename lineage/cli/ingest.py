@@ -1,4 +1,4 @@
-"""Filling and keeping the store: ``lineage ingest``, ``graph`` and ``compact``."""
+"""Filling and keeping the store: ``lineage ingest``, ``compact`` and ``snapshots``."""
 
 from __future__ import annotations
 
@@ -31,12 +31,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest = sub.add_parser("ingest", help="consume events into the lineage store (Ctrl-C or SIGTERM to stop)")
     add_ingest_options(ingest)
     ingest.set_defaults(func=cmd_ingest)
-
-    graph = sub.add_parser("graph", help="summarise the flow graph; export GraphML / node-link JSON")
-    add_store_options(graph)
-    graph.add_argument("--graphml", help="write GraphML here")
-    graph.add_argument("--json", help="write node-link JSON here")
-    graph.set_defaults(func=cmd_graph)
 
     compact = sub.add_parser(
         "compact", help="rewrite small store files sorted by subject; expire old snapshots; remove orphan files"
@@ -161,34 +155,6 @@ def refresh_holdings(args: argparse.Namespace, location: StoreLocation | None = 
     done = refresh_once(location, stop_on_signals())
     if done is not None:
         print(done.line(), file=sys.stderr)
-
-
-def cmd_graph(args: argparse.Namespace) -> int:
-    """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
-    from lineage.answers.graph import FlowGraph, export, summarise
-
-    settings = settings_from(args)
-    store = store_for(args, settings)
-    g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
-    s = summarise(g)
-    print(
-        f"{s.holders} holders, {s.regions} regions, {s.flows} flows "
-        f"({s.cross_border_flows} cross-border), {s.events} flow events"
-    )
-    for u, v, d in sorted(g.edges(data=True)):
-        if d["kind"] != "flow":
-            continue
-        border = " CROSS-BORDER via " + (", ".join(d["mechanisms"]) or "NO MECHANISM") if d["cross_border"] else ""
-        print(
-            f"  {u} -> {v}: {d['events']} events, {d['subjects']} subjects, {d['bulk_events']} bulk; "
-            f"{', '.join(d['categories'])}{border}"
-        )
-    export(
-        g,
-        graphml=Path(args.graphml) if args.graphml else None,
-        node_link=Path(args.json) if args.json else None,
-    )
-    return 0
 
 
 MIN_GRACE_S = 600.0  # above any writer's write-to-commit time, retries included
