@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,26 +90,14 @@ def taxonomy_for(settings: Settings) -> Taxonomy:
 
 
 def parse_time(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time with an offset from option ``option`` (None when not given)."""
-    from lineage.errors import InvalidEventError
+    """The time given as ``option`` (None when not given); the CLI refuses one without an offset.
 
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEventError(option, text, "is not an ISO 8601 time (e.g. 2026-05-01T08:00:00+08:00)") from None
-    if value.tzinfo is None:
-        raise InvalidEventError(option, text, "needs a UTC offset (e.g. +08:00 or Z)")
-    # the contract's range (events are refused outside it); year 1 or 9999 with an offset would
-    # overflow when turned into UTC deep inside a query instead of here
-    try:
-        year = value.astimezone(UTC).year
-    except OverflowError:
-        year = 0
-    if not 1900 <= year <= 9999:
-        raise InvalidEventError(option, text, "must be between the years 1900 and 9999 (UTC)")
-    return value
+    ``lineage.contract.times.parse_time`` is the one parser; this is the CLI's rule for it.
+    """
+    from lineage.contract.times import Bare
+    from lineage.contract.times import parse_time as parse
+
+    return parse(option, text, bare=Bare.REFUSED)
 
 
 def later_events_warning(store: Store, now: datetime, option: str) -> str | None:

@@ -32,6 +32,7 @@ from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check
 from lineage.contract.law import INDICATIVE
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
+from lineage.contract.times import Bare, parse_time
 from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
@@ -62,17 +63,12 @@ def check_case(case_ref: str | None) -> str:
 
 
 def parse_when(name: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time from a form or body; one without an offset is read as UTC (the forms say so)."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEventError(name, text[:40], "is not an ISO 8601 time (e.g. 2026-05-01T08:00Z)") from None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not 1900 <= value.year <= 9999:
-        raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
-    return value
+    """A time from a form or body (blank: not given); the console reads one without an offset as UTC.
+
+    The forms' ``datetime-local`` inputs send no offset and are labelled UTC; the API's fields say so.
+    ``lineage.contract.times.parse_time`` is the one parser; this is the console's rule for it.
+    """
+    return parse_time(name, text or None, bare=Bare.UTC)
 
 
 #: breach queries accepted and not yet finished, per user and in all (see ``Service.start_breach``)
