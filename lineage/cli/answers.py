@@ -283,6 +283,7 @@ def unseen_systems(store: Store, policy: Policy) -> list[str]:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """Write the data map page; with policies, their violations are highlighted."""
+    from lineage.answers.mapdata import map_data
     from lineage.answers.policy_check import check
     from lineage.present.datamap import build_map, write_map
 
@@ -294,7 +295,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     policies = policies_from(args.policy, taxonomy)
     now = parse_time("--now", args.now)
     found = {p.name: check(store, p, now) for p in policies}
-    m = build_map(store, taxonomy, policies, found)
+    m = build_map(map_data(store, found), taxonomy, policies)
     behind_note(store)
     write_map(m, Path(args.out))
     crossing = sum(1 for e in m.edges if e.cross_border)

@@ -26,6 +26,7 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
+from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
@@ -274,7 +275,7 @@ class Service:
     def datamap(self) -> DataMap:
         """The data map, with the declared policies' violations pinned on it."""
         found = {p.name: check(self.store, p) for p in self.policies}
-        return build_map(self.store, self.taxonomy, self.policies, found)
+        return build_map(map_data(self.store, found), self.taxonomy, self.policies)
 
     def close(self) -> None:
         """Stop taking jobs; wait for running ones."""
