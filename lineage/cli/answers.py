@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_answer_options,
-    add_store_options,
     counted_later_events_note,
     later_events_warning,
     parse_time,
@@ -19,6 +18,7 @@ from lineage.cli._common import (
     store_for,
     taxonomy_for,
 )
+from lineage.cli.options import add_store_options
 from lineage.errors import ConfigurationError
 from lineage.private import open_private
 from lineage.settings import Settings

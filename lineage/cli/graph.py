@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lineage.cli._common import add_store_options, settings_from, store_for, taxonomy_for
+from lineage.cli._common import store_for, taxonomy_for
+from lineage.cli.options import add_store_options, settings_from
 
 __all__ = ["register"]
 
