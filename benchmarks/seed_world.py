@@ -30,12 +30,12 @@ from ingest_throughput import ingest, raw_poll  # noqa: E402
 from lineage import Settings, default_taxonomy  # noqa: E402
 from lineage.answers.mapdata import map_data  # noqa: E402
 from lineage.answers.policy_check import check  # noqa: E402
+from lineage.devtools.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
 from lineage.present.datamap import build_map, render_map  # noqa: E402
 from lineage.store import Store  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
 from lineage.transport.kafka import KafkaEventSink, create_topics  # noqa: E402
-from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.world.organisations import build  # noqa: E402
 from lineage.world.sim import WorldSize, emit  # noqa: E402
 

@@ -75,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import logging
     import uuid
 
-    from lineage.transport.local_broker import LocalBroker, fetch_jars
+    from lineage.devtools.local_broker import LocalBroker, fetch_jars
     from lineage.world.demo import prepare_out, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
