@@ -21,8 +21,8 @@ import kafka
 
 from lineage import Codec, Emitter, Settings
 from lineage.contract.records import build_event
+from lineage.devtools.local_broker import LocalBroker, fetch_jars
 from lineage.transport.kafka import create_topics
-from lineage.transport.local_broker import LocalBroker, fetch_jars
 
 CATEGORIES = (["user.contact.phone_number"], ["user.contact.email", "user.name"], ["user.device.device_id"])
 PURPOSES = ("essential.service", "essential.service.payment_processing", "analytics.reporting")

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _stores import REPO, load  # noqa: E402
 
 from lineage import Settings, default_taxonomy  # noqa: E402
+from lineage.devtools.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
 from lineage.store import Store, StoreLocation  # noqa: E402
 from lineage.store.holdings import event_offsets, read_state, try_load_holdings  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
 from lineage.transport.kafka import KafkaEventSink, create_topics  # noqa: E402
-from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.world.organisations import build  # noqa: E402
 from lineage.world.sim import WorldSize, emit  # noqa: E402
 

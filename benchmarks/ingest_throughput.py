@@ -33,9 +33,9 @@ from _stores import REPO, StoreShape, embedded, load, p99, servers, shared  # no
 
 from lineage import Codec, Party, Settings  # noqa: E402
 from lineage.contract.records import make_record  # noqa: E402
+from lineage.devtools.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.store import PartitionRows, Store, TableWriter  # noqa: E402
 from lineage.transport.kafka import create_topics  # noqa: E402
-from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
 
 DISTINCT = 50_000  # distinct encoded events, repeated to reach the count (ids repeat; the store does not care)
 

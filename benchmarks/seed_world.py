@@ -28,13 +28,14 @@ from emit_throughput import run_raw  # noqa: E402
 from ingest_throughput import ingest, raw_poll  # noqa: E402
 
 from lineage import Settings, default_taxonomy  # noqa: E402
+from lineage.answers.mapdata import map_data  # noqa: E402
 from lineage.answers.policy_check import check  # noqa: E402
+from lineage.devtools.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
 from lineage.present.datamap import build_map, render_map  # noqa: E402
 from lineage.store import Store  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
 from lineage.transport.kafka import KafkaEventSink, create_topics  # noqa: E402
-from lineage.transport.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.world.organisations import build  # noqa: E402
 from lineage.world.sim import WorldSize, emit  # noqa: E402
 
@@ -104,7 +105,7 @@ def main() -> int:
 
         def map_page() -> int:
             found_by = {p.policy.name: check(store, p.policy, size.end) for p in plans}
-            return len(render_map(build_map(store, taxonomy, [p.policy for p in plans], found_by)))
+            return len(render_map(build_map(map_data(store, found_by), taxonomy, [p.policy for p in plans])))
 
         map_s, page_bytes = _timed("data map (checks included), rendered", map_page)
 

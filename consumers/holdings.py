@@ -33,7 +33,7 @@ _RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
-    from lineage.cli._common import add_store_options, seconds
+    from lineage.cli.options import add_store_options, seconds
 
     p = argparse.ArgumentParser(prog="python -m consumers.holdings", description=__doc__.splitlines()[0])
     add_store_options(p, reading=False)
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = _parser().parse_args(argv)
-    from lineage.cli._common import location_for, settings_from
+    from lineage.cli.options import location_for, settings_from
     from lineage.errors import LineageError
 
     try:

@@ -20,6 +20,7 @@ from consumers import stopping
 stopping.hold()
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -29,9 +30,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from lineage.cli import main as lineage_main
-from lineage.cli._common import count
-from lineage.cli.ingest import add_ingest_options, refresh_holdings
+from lineage.cli.exits import run_command
+from lineage.cli.ingest import IngestOptions, add_ingest_options, refresh_holdings, run_ingest
+from lineage.cli.options import count
 from lineage.errors import LineageError
 
 __all__ = ["main", "supervise"]
@@ -52,12 +53,13 @@ HOLDINGS = "holdings"  # the supervised holdings maintainer's name beside the co
 
 
 def supervise(
-    child_argv: Sequence[str], processes: int, instance_id: str, holdings_argv: Sequence[str] | None = None
+    options: IngestOptions, processes: int, instance_id: str, holdings: Sequence[str] | None = None
 ) -> int:
-    """Run ``processes`` consumers, restart those that die, stop them all on SIGTERM/SIGINT; return 0 or 1.
+    """Run ``processes`` consumers with ``options``, restart those that die, stop them all on SIGTERM/SIGINT; 0 or 1.
 
-    With ``holdings_argv`` (store options), also one holdings maintainer (``consumers.holdings``),
-    restarted the same way; it is stopped once no consumer is left.
+    Consumer ``i`` is a member of the group with the static id ``<instance_id>-<i>``. With
+    ``holdings`` (store options), also one holdings maintainer (``consumers.holdings``), restarted
+    the same way; it is stopped once no consumer is left.
     """
     stop = stopping.stop_on_signals()
     done = False  # every consumer is done: set here, never through ``stop`` (its handler may run meanwhile)
@@ -65,12 +67,11 @@ def supervise(
     def start(name: str) -> subprocess.Popen[bytes]:
         # held signals: a child stopped while it starts stops cleanly (exit 0), never by SIGTERM's default action
         if name == HOLDINGS:
-            return stopping.spawn([sys.executable, "-m", "consumers.holdings", *(holdings_argv or ())])
-        return stopping.spawn(
-            [sys.executable, "-m", "consumers.ingest", *child_argv, "--instance-id", f"{instance_id}-{name}"]
-        )
+            return stopping.spawn([sys.executable, "-m", "consumers.holdings", *(holdings or ())])
+        child = dataclasses.replace(options, instance_id=f"{instance_id}-{name}")
+        return stopping.spawn([sys.executable, "-m", "consumers.ingest", *child.argv()])
 
-    names = [str(i) for i in range(processes)] + ([HOLDINGS] if holdings_argv is not None else [])
+    names = [str(i) for i in range(processes)] + ([HOLDINGS] if holdings is not None else [])
     children = {name: start(name) for name in names}
     restarts = dict.fromkeys(children, 0)
     due: dict[str, float] = {}  # process -> when to start it again (no sleeping: the others need watching)
@@ -110,39 +111,22 @@ def supervise(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one consumer in this process, or supervise ``--processes`` of them."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(args_in)
-    if args.processes == 1 or args.from_file:
-        return lineage_main(["ingest", *_without(args_in, "--processes")])
-    instance_id = args.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-    child_argv = _without(_without(args_in, "--processes"), "--instance-id")
-    if args.no_holdings:
-        return supervise(child_argv, args.processes, instance_id)
+    args = _parser().parse_args(argv)
+    options = IngestOptions.from_args(args)
+    if args.processes == 1 or options.from_file:
+        return run_command(lambda: run_ingest(options))
+    instance_id = options.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    if not options.holdings:
+        return supervise(options, args.processes, instance_id)
     # the consumers leave the holdings to the one maintainer beside them, and to the refresh at the end
-    store_argv = [
-        f"--{o.replace('_', '-')}={v}" for o in ("store", "catalog_uri", "warehouse") if (v := getattr(args, o))
-    ]
-    code = supervise([*child_argv, "--no-holdings"], args.processes, instance_id, store_argv)
+    consumers = dataclasses.replace(options, holdings=False)
+    code = supervise(consumers, args.processes, instance_id, options.store_argv())
     try:
-        refresh_holdings(args)  # what the consumers stored after the maintainer's last refresh
+        refresh_holdings(options)  # what the consumers stored after the maintainer's last refresh
     except LineageError as exc:
         print(f"lineage-ingest: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return code
-
-
-def _without(argv: list[str], option: str) -> list[str]:
-    """``argv`` less ``option`` and its value (``--opt V`` or ``--opt=V``)."""
-    out: list[str] = []
-    skip = False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == option:
-            skip = True
-        elif not item.startswith(option + "="):
-            out.append(item)
-    return out
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from lineage.transport.local_broker import LocalBroker, fetch_jars
+    from lineage.devtools.local_broker import LocalBroker, fetch_jars
 
     cache = Path(os.environ.get("LINEAGE_CACHE_DIR", Path(__file__).parent.parent / ".cache"))
     try:

@@ -6,6 +6,7 @@
 - ``ropa``          the record of processing activities, with PIPL impact-assessment flags
 - ``policy_check``  each event breaking a declared policy's clause
 - ``graph``         the flow graph of holders and regions; the only module importing networkx
+- ``mapdata``       what the data map draws: the flows between holders, and where each violation sits
 - ``rows``          the typed rows they return
 """
 

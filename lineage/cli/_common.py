@@ -1,15 +1,18 @@
-"""What the command groups share: settings, the taxonomy, times and stores from options, common options."""
+"""What the command groups share: the taxonomy, times and stores from options, answer and world options.
+
+The options the deployable processes share too (argument types, store and Kafka options) are public,
+in ``lineage.cli.options``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lineage.cli.options import add_store_options, count, count_or_zero, location_for
 from lineage.errors import ConfigurationError
 from lineage.settings import Settings
 
@@ -20,66 +23,17 @@ if TYPE_CHECKING:
     from lineage.world.sim import WorldSize
 
 __all__ = [
-    "count",
-    "count_or_zero",
-    "seconds",
     "add_answer_options",
-    "add_kafka_options",
     "add_world_options",
     "counted_later_events_note",
+    "existing_location",
     "later_events_warning",
     "parse_time",
     "policies_from",
-    "settings_from",
-    "add_store_options",
-    "existing_location",
-    "location_for",
     "store_for",
     "taxonomy_for",
     "world_size",
 ]
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (rows, events, subjects, days)."""
-    return _whole(text, minimum=1)
-
-
-def count_or_zero(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    return _whole(text, minimum=0)
-
-
-def _whole(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < minimum or value > 2**31 - 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range ({minimum} to {2**31 - 1})")
-    return value
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a duration in seconds, finite and not negative (``nan`` and ``inf`` are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or value > 10**9:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (0 to 1e9 seconds)")
-    return value
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with the Kafka and store options given on the command line."""
-    return Settings.from_env(
-        os.environ,
-        bootstrap_servers=getattr(args, "bootstrap_servers", None),
-        topic=getattr(args, "topic", None),
-        catalog_uri=getattr(args, "catalog_uri", None),
-        warehouse=getattr(args, "warehouse", None),
-    )
 
 
 def taxonomy_for(settings: Settings) -> Taxonomy:
@@ -90,26 +44,14 @@ def taxonomy_for(settings: Settings) -> Taxonomy:
 
 
 def parse_time(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time with an offset from option ``option`` (None when not given)."""
-    from lineage.errors import InvalidEventError
+    """The time given as ``option`` (None when not given); the CLI refuses one without an offset.
 
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEventError(option, text, "is not an ISO 8601 time (e.g. 2026-05-01T08:00:00+08:00)") from None
-    if value.tzinfo is None:
-        raise InvalidEventError(option, text, "needs a UTC offset (e.g. +08:00 or Z)")
-    # the contract's range (events are refused outside it); year 1 or 9999 with an offset would
-    # overflow when turned into UTC deep inside a query instead of here
-    try:
-        year = value.astimezone(UTC).year
-    except OverflowError:
-        year = 0
-    if not 1900 <= year <= 9999:
-        raise InvalidEventError(option, text, "must be between the years 1900 and 9999 (UTC)")
-    return value
+    ``lineage.contract.times.parse_time`` is the one parser; this is the CLI's rule for it.
+    """
+    from lineage.contract.times import Bare
+    from lineage.contract.times import parse_time as parse
+
+    return parse(option, text, bare=Bare.REFUSED)
 
 
 def later_events_warning(store: Store, now: datetime, option: str) -> str | None:
@@ -211,35 +153,6 @@ def existing_location(args: argparse.Namespace, settings: Settings) -> tuple[Sto
     return location, option
 
 
-def location_for(args: argparse.Namespace, settings: Settings, store_dir: Path | None) -> StoreLocation:
-    """The store location the settings name; a path Iceberg cannot hold is refused naming its option."""
-    from lineage.store import StoreLocation
-
-    try:
-        return StoreLocation.from_settings(settings, store_dir)
-    except ConfigurationError as exc:
-        if exc.setting == "warehouse":
-            option = "--warehouse" if getattr(args, "warehouse", None) else "LINEAGE_WAREHOUSE"
-        else:
-            option = "--store" if getattr(args, "store", None) else "LINEAGE_STORE_DIR"
-        raise ConfigurationError(option, str(exc).removeprefix(f"{exc.setting}: ")) from None
-
-
-def add_store_options(sp: argparse.ArgumentParser, *, reading: bool = True) -> None:
-    """The options naming the store; a reading command can also name a past snapshot."""
-    sp.add_argument("--store", help="embedded store folder (env LINEAGE_STORE_DIR, default lineage-store)")
-    sp.add_argument(
-        "--catalog-uri",
-        help="shared Iceberg catalog, e.g. postgresql+psycopg2://user@host:5432/db (env LINEAGE_CATALOG_URI; "
-        "password only from LINEAGE_CATALOG_PASSWORD or LINEAGE_CATALOG_PASSWORD_FILE)",
-    )
-    sp.add_argument("--warehouse", help="where the table's files are, e.g. s3://bucket/prefix (env LINEAGE_WAREHOUSE)")
-    if reading:
-        sp.add_argument(
-            "--snapshot", help="answer from this past snapshot (an id, or a name given by `lineage snapshots --pin`)"
-        )
-
-
 def world_size(args: argparse.Namespace) -> WorldSize:
     """The simulated world's size from the world options."""
     from lineage.world.sim import DEFAULT_END, WorldSize
@@ -260,12 +173,6 @@ def policies_from(arg: list[str] | None, taxonomy: Taxonomy) -> list[Policy]:
             raise ConfigurationError("--policy", f"{item} is a folder with no *.toml policy file")
         paths.extend(found)
     return [load_policy(p, taxonomy) for p in paths]
-
-
-def add_kafka_options(sp: argparse.ArgumentParser) -> None:
-    """Add the kafka options to a sub-command."""
-    sp.add_argument("--bootstrap-servers", help="host:port[,host:port] (env LINEAGE_BOOTSTRAP_SERVERS)")
-    sp.add_argument("--topic", help="event topic (env LINEAGE_TOPIC, default lineage.events)")
 
 
 def add_answer_options(sp: argparse.ArgumentParser) -> None:

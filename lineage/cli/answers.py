@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from lineage.cli._common import (
     add_answer_options,
-    add_store_options,
     counted_later_events_note,
     later_events_warning,
     parse_time,
@@ -19,6 +18,7 @@ from lineage.cli._common import (
     store_for,
     taxonomy_for,
 )
+from lineage.cli.options import add_store_options
 from lineage.errors import ConfigurationError
 from lineage.private import open_private
 from lineage.settings import Settings
@@ -283,6 +283,7 @@ def unseen_systems(store: Store, policy: Policy) -> list[str]:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """Write the data map page; with policies, their violations are highlighted."""
+    from lineage.answers.mapdata import map_data
     from lineage.answers.policy_check import check
     from lineage.present.datamap import build_map, write_map
 
@@ -294,7 +295,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     policies = policies_from(args.policy, taxonomy)
     now = parse_time("--now", args.now)
     found = {p.name: check(store, p, now) for p in policies}
-    m = build_map(store, taxonomy, policies, found)
+    m = build_map(map_data(store, found), taxonomy, policies)
     behind_note(store)
     write_map(m, Path(args.out))
     crossing = sum(1 for e in m.edges if e.cross_border)

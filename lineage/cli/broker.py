@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_broker(args: argparse.Namespace) -> int:
     """Start, stop, reset a local Kafka broker from the official jars, or fetch them."""
-    from lineage.transport.local_broker import LocalBroker, fetch_jars, running_saved, stop_saved
+    from lineage.devtools.local_broker import LocalBroker, fetch_jars, running_saved, stop_saved
 
     settings = Settings.from_env(os.environ)
     state = settings.cache_dir / "broker.json"

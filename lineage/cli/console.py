@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import add_kafka_options, add_store_options, location_for, settings_from
+from lineage.cli.options import add_kafka_options, add_store_options, location_for, settings_from
 from lineage.errors import ConfigurationError
 
 if TYPE_CHECKING:

@@ -7,12 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from lineage.cli._common import (
-    add_kafka_options,
-    count,
-    seconds,
-    settings_from,
-)
+from lineage.cli.options import add_kafka_options, count, seconds, settings_from
 from lineage.errors import ConfigurationError, InputLineError, LineageError
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import add_store_options, existing_location, settings_from
+from lineage.cli._common import existing_location
+from lineage.cli.options import add_store_options, settings_from
 from lineage.errors import ConfigurationError, StoreNotFoundError
 
 if TYPE_CHECKING:

@@ -1,29 +1,23 @@
-"""Filling and keeping the store: ``lineage ingest``, ``graph`` and ``compact``."""
+"""Filling and keeping the store: ``lineage ingest``, ``compact`` and ``snapshots``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import (
-    add_kafka_options,
-    add_store_options,
-    count,
-    location_for,
-    seconds,
-    settings_from,
-    store_for,
-    taxonomy_for,
-)
+from lineage.cli._common import store_for, taxonomy_for
+from lineage.cli.options import add_kafka_options, add_store_options, count, location_for, seconds, settings_from
 from lineage.errors import ConfigurationError
 from lineage.private import private_dir
 
 if TYPE_CHECKING:
+    from lineage.settings import Settings
     from lineage.store import StoreLocation
 
-__all__ = ["add_ingest_options", "cmd_ingest", "refresh_holdings", "register"]
+__all__ = ["IngestOptions", "add_ingest_options", "cmd_ingest", "refresh_holdings", "register", "run_ingest"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,12 +25,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest = sub.add_parser("ingest", help="consume events into the lineage store (Ctrl-C or SIGTERM to stop)")
     add_ingest_options(ingest)
     ingest.set_defaults(func=cmd_ingest)
-
-    graph = sub.add_parser("graph", help="summarise the flow graph; export GraphML / node-link JSON")
-    add_store_options(graph)
-    graph.add_argument("--graphml", help="write GraphML here")
-    graph.add_argument("--json", help="write node-link JSON here")
-    graph.set_defaults(func=cmd_graph)
 
     compact = sub.add_parser(
         "compact", help="rewrite small store files sorted by subject; expire old snapshots; remove orphan files"
@@ -92,8 +80,78 @@ def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
     add_kafka_options(ingest)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestOptions:
+    """One ingest consumer's options as given (None: from the environment's ``LINEAGE_*`` settings).
+
+    ``lineage ingest`` and the deployable ``consumers.ingest`` build it from their options
+    (``from_args``); a supervisor starts each child process with ``argv()``, the options that give
+    the same ``IngestOptions`` again. Only what was given is passed on: a setting from the
+    environment (a catalog URI, say) reaches a child through its environment, never its command line.
+    """
+
+    store: str | None = None
+    catalog_uri: str | None = None
+    warehouse: str | None = None
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    group: str | None = None
+    instance_id: str | None = None
+    from_file: str | None = None
+    commit_rows: int = 50_000
+    commit_interval: float = 2.0
+    exit_when_idle: float | None = None
+    holdings: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> IngestOptions:
+        """The options ``add_ingest_options`` declared, as parsed."""
+        return cls(store=args.store, catalog_uri=args.catalog_uri, warehouse=args.warehouse,
+                   bootstrap_servers=args.bootstrap_servers, topic=args.topic, group=args.group,
+                   instance_id=args.instance_id, from_file=args.from_file, commit_rows=args.segment_rows,
+                   commit_interval=args.commit_interval, exit_when_idle=args.exit_when_idle,
+                   holdings=not args.no_holdings)  # fmt: skip
+
+    def store_argv(self) -> list[str]:
+        """The store options given (for a holdings maintainer beside the consumers)."""
+        given = {"--store": self.store, "--catalog-uri": self.catalog_uri, "--warehouse": self.warehouse}
+        return [f"{option}={value}" for option, value in given.items() if value is not None]
+
+    def argv(self) -> list[str]:
+        """The options that give these again (``from_args`` of their parse is equal to this)."""
+        given = {"--bootstrap-servers": self.bootstrap_servers, "--topic": self.topic, "--group": self.group,
+                 "--instance-id": self.instance_id, "--from-file": self.from_file,
+                 "--exit-when-idle": self.exit_when_idle}  # fmt: skip
+        out = [*self.store_argv(), f"--commit-rows={self.commit_rows}", f"--commit-interval={self.commit_interval!r}"]
+        out += [f"{option}={value!r}" if isinstance(value, float) else f"{option}={value}"
+                for option, value in given.items() if value is not None]  # fmt: skip
+        return out if self.holdings else [*out, "--no-holdings"]
+
+    def settings(self) -> Settings:
+        """Settings from the environment, with these options over them."""
+        return settings_from(self._named())
+
+    def location(self, settings: Settings) -> StoreLocation:
+        """The store these options and ``settings`` name; a path Iceberg cannot hold is refused naming its option."""
+        return location_for(self._named(), settings, Path(self.store) if self.store else None)
+
+    def _named(self) -> argparse.Namespace:
+        """The store and Kafka options as ``options`` reads them (to blame the option that was given)."""
+        return argparse.Namespace(store=self.store, catalog_uri=self.catalog_uri, warehouse=self.warehouse,
+                                  bootstrap_servers=self.bootstrap_servers, topic=self.topic)  # fmt: skip
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Consume the event topic (or an Avro file) into the store until stopped; SIGTERM/SIGINT end it cleanly."""
+    """``lineage ingest``: ``run_ingest`` with the options given."""
+    return run_ingest(IngestOptions.from_args(args))
+
+
+def run_ingest(options: IngestOptions) -> int:
+    """Consume the event topic (or an Avro file) into the store until stopped; SIGTERM/SIGINT end it cleanly.
+
+    The one entry of every ingest consumer (``lineage ingest``, ``consumers.ingest``); a bad option
+    raises a ``LineageError`` naming it. Returns the exit code.
+    """
     import logging
 
     from lineage.cli.holdings import stop_on_signals
@@ -104,46 +162,46 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = settings_from(args)
-    store_dir = Path(args.store) if args.store else settings.store_dir
-    location = location_for(args, settings, store_dir)  # a path Iceberg cannot hold fails before anything is made
+    settings = options.settings()
+    store_dir = Path(options.store) if options.store else settings.store_dir
+    location = options.location(settings)  # a path Iceberg cannot hold fails before anything is made
     if settings.catalog_uri is None:  # the embedded store: a bad folder fails before Kafka is asked
-        private_dir(store_dir, "--store" if args.store else "LINEAGE_STORE_DIR")
+        private_dir(store_dir, "--store" if options.store else "LINEAGE_STORE_DIR")
     taxonomy = taxonomy_for(settings)
-    if args.from_file:
+    if options.from_file:
         from lineage.ingest.backfill import ingest_file
 
-        stats = ingest_file(Path(args.from_file), settings, store_dir=store_dir, taxonomy=taxonomy)
+        stats = ingest_file(Path(options.from_file), settings, store_dir=store_dir, taxonomy=taxonomy)
         print(stats.line(), file=sys.stderr)
-        refresh_holdings(args, location)
+        refresh_holdings(options, location)
         return 0
     from lineage.transport.kafka import topic_exists
 
     if not topic_exists(settings, settings.topic, operation="read"):
         missing = f"no topic {settings.topic} on the broker at {settings.bootstrap_servers}"
-        if args.exit_when_idle is not None:  # a one-off run would read nothing and report success
+        if options.exit_when_idle is not None:  # a one-off run would read nothing and report success
             raise ConfigurationError("--topic", missing)
         logging.getLogger("lineage.ingest").warning("%s yet: waiting for it (a typo in --topic?)", missing)
     consumer = IngestConsumer(
         settings,
         store_dir=store_dir,
-        group_id=args.group or settings.group_id,
+        group_id=options.group or settings.group_id,
         taxonomy=taxonomy,
-        segment_rows=args.segment_rows,
-        flush_interval_s=max(args.commit_interval, 0.1),
+        segment_rows=options.commit_rows,
+        flush_interval_s=max(options.commit_interval, 0.1),
         on_progress=terminal_progress,
-        instance_id=args.instance_id,
+        instance_id=options.instance_id,
     )
-    stats = consumer.run(stop, idle_exit_s=args.exit_when_idle)
+    stats = consumer.run(stop, idle_exit_s=options.exit_when_idle)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(stats.line(), file=sys.stderr)
-    refresh_holdings(args, location)
+    refresh_holdings(options, location)
     return 0
 
 
-def refresh_holdings(args: argparse.Namespace, location: StoreLocation | None = None) -> None:
-    """Bring the holdings up to date with what was stored (unless ``--no-holdings``); its line on stderr.
+def refresh_holdings(options: IngestOptions, location: StoreLocation | None = None) -> None:
+    """Bring the holdings up to date with what was stored (unless ``holdings`` is off); its line on stderr.
 
     Answers read the holdings' events snapshot, so without this a one-off ingest would answer from
     older events. A new SIGTERM or SIGINT (the first one may be what stopped the consumer) ends it
@@ -152,43 +210,15 @@ def refresh_holdings(args: argparse.Namespace, location: StoreLocation | None = 
     from lineage.cli.holdings import refresh_once, stop_on_signals
     from lineage.store import Store
 
-    if args.no_holdings:
+    if not options.holdings:
         return
     if location is None:
-        location = location_for(args, settings_from(args), Path(args.store) if args.store else None)
+        location = options.location(options.settings())
     if not Store(location).holds_events():
         return
     done = refresh_once(location, stop_on_signals())
     if done is not None:
         print(done.line(), file=sys.stderr)
-
-
-def cmd_graph(args: argparse.Namespace) -> int:
-    """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
-    from lineage.answers.graph import FlowGraph, export, summarise
-
-    settings = settings_from(args)
-    store = store_for(args, settings)
-    g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
-    s = summarise(g)
-    print(
-        f"{s.holders} holders, {s.regions} regions, {s.flows} flows "
-        f"({s.cross_border_flows} cross-border), {s.events} flow events"
-    )
-    for u, v, d in sorted(g.edges(data=True)):
-        if d["kind"] != "flow":
-            continue
-        border = " CROSS-BORDER via " + (", ".join(d["mechanisms"]) or "NO MECHANISM") if d["cross_border"] else ""
-        print(
-            f"  {u} -> {v}: {d['events']} events, {d['subjects']} subjects, {d['bulk_events']} bulk; "
-            f"{', '.join(d['categories'])}{border}"
-        )
-    export(
-        g,
-        graphml=Path(args.graphml) if args.graphml else None,
-        node_link=Path(args.json) if args.json else None,
-    )
-    return 0
 
 
 MIN_GRACE_S = 600.0  # above any writer's write-to-commit time, retries included

@@ -9,13 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from lineage.cli._common import (
-    add_kafka_options,
-    add_world_options,
-    settings_from,
-    taxonomy_for,
-    world_size,
-)
+from lineage.cli._common import add_world_options, taxonomy_for, world_size
+from lineage.cli.options import add_kafka_options, settings_from
 from lineage.private import open_private
 from lineage.settings import Settings
 
@@ -80,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import logging
     import uuid
 
-    from lineage.transport.local_broker import LocalBroker, fetch_jars
+    from lineage.devtools.local_broker import LocalBroker, fetch_jars
     from lineage.world.demo import prepare_out, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")

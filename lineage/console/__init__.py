@@ -5,6 +5,8 @@
 - ``sessions``  server-side sessions behind HttpOnly SameSite=Strict cookies, CSRF tokens, idle timeout
 - ``audit``     the append-only audit trail: a table refusing UPDATE/DELETE, and a Kafka topic
 - ``service``   the answers the pages show, breach queries as background jobs
-- ``app``       the FastAPI app and its one role check; ``pages`` and ``api`` its routes
+- ``routing``   the one role check, and each router's roles declared beside its routes
+- ``pages``, ``api``  the two routers (HTML pages, their JSON twins); ``actions`` what both do
+- ``app``       the FastAPI app, built from the routers (their role tables merged once, no global)
 - ``server``    building it all from settings, and running it under uvicorn
 """

@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from lineage.console.accounts import ROLES, AccountError
-from lineage.console.app import Console, Who, page_roles
-from lineage.console.pages import (
+from lineage.console.actions import (
     affected_download,
     answer_download,
     check_assignee,
@@ -23,6 +22,7 @@ from lineage.console.pages import (
     open_case,
 )
 from lineage.console.paging import MAX_NUMBER
+from lineage.console.routing import Console, Routes, Who
 from lineage.console.service import (
     BreachBusy,
     BreachJob,
@@ -35,15 +35,15 @@ from lineage.console.service import (
 from lineage.present.datamap import map_payload
 from lineage.present.formats import Document, render
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter(prefix="/api")
+#: this module's routes and the roles each admits (``app.create_app`` reads them)
+routes = Routes(APIRouter(prefix="/api"))
 
 
 def api(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API route and the roles that may call it."""
-    page_roles(method, "/api" + path, roles)
-    return router.api_route(path, methods=[method])
+    return routes.route(method, path, roles)
 
 
 def _console(request: Request) -> Console:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,19 +9,26 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lineage.console.accounts import ROLES, AccountError, SignInRefused
-from lineage.console.app import Console, Principal, Who, page_roles
-from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case, check_choice, parse_day
-from lineage.console.filters import plain_cell as cell
+from lineage.console.actions import (
+    affected_download,
+    answer_download,
+    check_assignee,
+    download_of,
+    finished_job,
+    open_case,
+    safe_stem,
+)
+from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS
 from lineage.console.paging import select, view, whole_number
+from lineage.console.routing import Console, Principal, Routes, Who
 from lineage.console.service import (
     MAX_JOBS,
     MAX_JOBS_PER_USER,
     BreachBusy,
-    BreachJob,
     breach_summary,
     check_case,
     parse_when,
@@ -33,21 +39,20 @@ from lineage.console.sessions import COOKIE
 from lineage.contract.law import REQUEST_DUE_RULE
 from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import MAP_WIDTH, map_payload, map_svg
-from lineage.present.formats import Document, render
 
-__all__ = ["router"]
+__all__ = ["register_tables", "ropa_tables", "routes"]
 
-router = APIRouter(include_in_schema=False)
+#: this module's routes and the roles each admits (``app.create_app`` reads them)
+routes = Routes(APIRouter(include_in_schema=False))
+router = routes.router
 _LOGIN_COOKIE = "lineage_login"
-_PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 #: the sign-in page's messages by code: a link may pick one of ours, never write its own (phishing)
 _LOGIN_ERRORS = {"expired": "The sign-in form expired: please try again."}
 
 
 def page(method: str, path: str, *roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a page route and the roles that may open it."""
-    page_roles(method, path, roles)
-    return router.api_route(path, methods=[method], response_class=HTMLResponse)
+    return routes.route(method, path, roles, response_class=HTMLResponse)
 
 
 def _console(request: Request) -> Console:
@@ -221,25 +226,6 @@ def person_download(
     return download_of(request, doc, format, f"access-{case}")
 
 
-def safe_stem(stem: str) -> str:
-    """A file name stem of letters, digits, ``.``, ``_`` and ``-`` only, never starting with a dot: no path forms."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "download"
-
-
-def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Response:
-    """A document as an attachment; ``stem`` is made of checked characters only (no path can form)."""
-    if fmt == "html":
-        page_html = request.app.state.templates.get_template("print.html").render(doc=doc, cell=cell)
-        body, media = page_html, "text/html"
-    else:
-        body = render(doc, fmt)  # CSV cells are spreadsheet-safe in render itself
-        media = "text/csv" if fmt == "csv" else "application/json"
-    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(stem)}.{fmt}"'}
-    if fmt == "html":
-        headers["Content-Security-Policy"] = _PRINT_CSP  # the printable page's own inline style, nothing else
-    return Response(body, media_type=media, headers=headers)
-
-
 # ---- breach
 
 
@@ -295,12 +281,6 @@ def breach_job(request: Request, job_id: str, who: Who) -> HTMLResponse:
     return _render(request, "breach_job.html", who, job=job, doc=doc)
 
 
-def finished_job(console: Console, who: Principal, job_id: str) -> BreachJob | None:
-    """The user's assessment if it has finished, else None."""
-    job = console.service.job(who.name, job_id)
-    return job if job is not None and job.status == "done" else None
-
-
 @page("GET", "/breach/jobs/{job_id}/affected.csv", "responder")
 def breach_download(request: Request, job_id: str, who: Who) -> Response:
     """The affected list: a list of people, so it is audited like a person's look-up."""
@@ -318,14 +298,6 @@ def breach_plan(request: Request, job_id: str, fmt: str, who: Who) -> Response:
     if job is None or fmt not in ("csv", "json"):
         return _render(request, "error.html", who, 404, error="no finished breach assessment with that id")
     return download_of(request, plan_document(job), fmt, f"breach-{job.case_ref}-plan")
-
-
-def affected_download(console: Console, who: Principal, job: BreachJob) -> Response:
-    """A finished job's affected list as a CSV attachment streamed from the database, audited first."""
-    console.audit.record(who.name, who.role, "breach.download", who.client, case_ref=job.case_ref,
-                         detail=f"holders={','.join(job.holders)} records={job.records}")  # fmt: skip
-    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"breach-{job.case_ref}-affected")}.csv"'}
-    return StreamingResponse(console.service.affected_csv(job.id), media_type="text/csv", headers=headers)
 
 
 # ---- cases
@@ -353,33 +325,6 @@ def _cases_page(request: Request, who: Principal, code: int, *, status: str = ""
 def analysts(console: Console) -> list[str]:
     """The enabled analysts: who may be assigned a case."""
     return [str(a["name"]) for a in console.accounts.listing() if a["role"] == "analyst" and not a["disabled"]]
-
-
-def check_assignee(console: Console, name: str) -> str | None:
-    """An enabled analyst's name (or None for nobody); else one line saying who may be assigned."""
-    if not name:
-        return None
-    account = console.accounts.get(name)
-    if account is None or account.role != "analyst":
-        raise InvalidEventError("assignee", name[:64], "must be an enabled analyst's account name")
-    return name
-
-
-def open_case(
-    console: Console, who: Principal, case_reference: str, kind: str, received: str, identifier: str, assignee: str
-) -> Case:
-    """Look the person up, record the look-up, and keep the case with that answer attached."""
-    case_ref = check_case(case_reference)
-    check_choice("kind", kind, CASE_KINDS)
-    day, chosen = parse_day("received", received), check_assignee(console, assignee)
-    # before the look-up: its audit entry says the answer is attached, so the attachment must not be refused after
-    console.cases.check_person(case_ref, identifier)
-    doc = console.service.person(identifier)
-    console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case_ref,
-                         detail=f"{kind} case: answer attached")  # fmt: skip
-    regimes = console.service.regimes(doc[1].get("jurisdiction"))
-    return console.cases.attach(case_ref=case_ref, kind=kind, received=day, identifier=identifier, regimes=regimes,
-                                answer=doc, by=who.name, assignee=chosen)  # fmt: skip
 
 
 @page("POST", "/cases", "analyst")
@@ -445,17 +390,6 @@ def case_answer(request: Request, case_ref: str, who: Who) -> Response:
     console = _console(request)
     found = answer_download(console, who, case_ref)
     return found or _render(request, "error.html", who, 404, error="no such case")
-
-
-def answer_download(console: Console, who: Principal, case_ref: str) -> Response | None:
-    """A case's answer as a JSON attachment named by the case, recorded in the audit trail first; None if no case."""
-    body = console.cases.answer(case_ref)
-    if body is None:
-        return None
-    console.audit.record(who.name, who.role, "person.download", who.client, case_ref=case_ref,
-                         detail="json: the answer attached to the case")  # fmt: skip
-    headers = {"Content-Disposition": f'attachment; filename="{safe_stem(f"answer-{case_ref}")}.json"'}
-    return Response(body, media_type="application/json", headers=headers)
 
 
 # ---- registers and map

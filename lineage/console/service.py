@@ -26,12 +26,14 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
+from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy, suggest
+from lineage.contract.times import Bare, parse_time
 from lineage.errors import InvalidEventError, LineageError, UnknownValueError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
@@ -63,21 +65,12 @@ def check_case(case_ref: str | None) -> str:
 
 
 def parse_when(name: str, text: str | None) -> datetime | None:
-    """An ISO 8601 time from a form or body; one without an offset is read as UTC (the forms say so)."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEventError(name, text[:40], "is not an ISO 8601 time (e.g. 2026-05-01T08:00Z)") from None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:  # in UTC too: 9999-12-31T23:59-23:59 is in the year 10000 there, which a datetime cannot hold
-        in_utc = value.astimezone(UTC)
-    except OverflowError:
-        in_utc = None
-    if in_utc is None or not 1900 <= value.year <= 9999 or not 1900 <= in_utc.year <= 9999:
-        raise InvalidEventError(name, text[:40], "must be between the years 1900 and 9999")
-    return value
+    """A time from a form or body (blank: not given); the console reads one without an offset as UTC.
+
+    The forms' ``datetime-local`` inputs send no offset and are labelled UTC; the API's fields say so.
+    ``lineage.contract.times.parse_time`` is the one parser; this is the console's rule for it.
+    """
+    return parse_time(name, text or None, bare=Bare.UTC)
 
 
 def parse_window(start_field: str, start: str | None, end_field: str, end: str | None) -> tuple[datetime, datetime]:
@@ -296,7 +289,7 @@ class Service:
     def datamap(self) -> DataMap:
         """The data map, with the declared policies' violations pinned on it."""
         found = {p.name: check(self.store, p) for p in self.policies}
-        return build_map(self.store, self.taxonomy, self.policies, found)
+        return build_map(map_data(self.store, found), self.taxonomy, self.policies)
 
     def close(self) -> None:
         """Stop taking jobs; wait for running ones."""

@@ -18,18 +18,18 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from lineage.contract.policy import Policy, Violation
+from lineage.answers.mapdata import MapData
+from lineage.contract.policy import Policy
 from lineage.contract.rules import crosses_border
 from lineage.contract.taxonomy import Taxonomy
 from lineage.private import open_private
-from lineage.store import Store
 
 __all__ = ["MAP_SCRIPT", "MAP_WIDTH", "DataMap", "build_map", "map_payload", "map_svg", "render_map", "write_map"]
 
@@ -99,15 +99,10 @@ class DataMap:
 
 
 def build_map(
-    store: Store,
-    taxonomy: Taxonomy,
-    policies: Sequence[Policy] = (),
-    violations: Mapping[str, Sequence[Violation]] | None = None,
-    title: str = "Personal data map",
+    data: MapData, taxonomy: Taxonomy, policies: Sequence[Policy] = (), title: str = "Personal data map"
 ) -> DataMap:
-    """Lay out the store's flows; ``violations`` (policy name -> found) are pinned to their flows."""
+    """Lay out the flows of ``data`` (``answers.mapdata.map_data``); its violations are pinned to their flows."""
     owner = {system: p.name for p in policies for system in p.systems}
-    rows = store.rows("map_flows")
     # keyed by (name, region) and (src, dst) tuples; the page's ids are just numbers, since any
     # string-built id ("name@region") can collide when names contain the separator
     nodes: dict[tuple[str, str | None], MapNode] = {}
@@ -119,7 +114,7 @@ def build_map(
         return nodes[name, region]
 
     edges: dict[tuple[str, str], MapEdge] = {}
-    for r in rows:
+    for r in data.flows:
         a, b = node(r["src"], r["src_region"], r["src_role"]), node(r["dst"], r["dst_region"], r["dst_role"])
         a.events_out += r["events"]
         b.events_in += r["events"]
@@ -132,13 +127,12 @@ def build_map(
         if b.name in owner:
             b.organisations.add(owner[b.name])
 
-    found = [(name, v) for name, vs in (violations or {}).items() for v in vs]
-    where = {r["event_id"]: r for r in store.rows("map_events", {"ids": sorted({v.event_id for _, v in found})})}
+    found = [(name, v) for name, vs in data.violations.items() for v in vs]
     listed = []
     for name, v in found:
         item = {"organisation": name, "clause": v.clause, "detail": v.detail, "event_id": v.event_id}
         listed.append(item)
-        at = where.get(v.event_id)
+        at = data.placed.get(v.event_id)
         if at is None:
             continue
         src, dst = nodes[at["src"], at["src_region"]], nodes[at["dst"], at["dst_region"]]

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from lineage.answers import access_request, breach_impact, transfers_register
+from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check
 from lineage.contract.events import Party
 from lineage.contract.taxonomy import Taxonomy
@@ -153,7 +154,7 @@ def run_demo(
         say(render(check_document(p.policy.name, found[p.policy.name]), "markdown"))
 
     page = out / "map.html"
-    m = build_map(store, taxonomy, [p.policy for p in plans], found, title="Seed world: personal data map")
+    m = build_map(map_data(store, found), taxonomy, [p.policy for p in plans], title="Seed world: personal data map")
     write_map(m, page)
     crossing = sum(1 for e in m.edges if e.cross_border)
     say(f"== wrote {page}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "

@@ -43,6 +43,16 @@ def store(tmp_path: Path) -> Path:
     return folder
 
 
+def test_graph_is_a_command_module_of_its_own(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    """``lineage graph`` is served by ``lineage.cli.graph`` (not the ingest group) and prints the flow summary."""
+    from lineage.cli import _parser, graph, ingest
+
+    assert _parser().parse_args(["graph"]).func is graph.cmd_graph
+    assert not hasattr(ingest, "cmd_graph")
+    code, out, _ = run(capsys, "graph", "--store", str(store))
+    assert code == 0 and "app -> pay: 1 events, 1 subjects" in out, out
+
+
 # -- item 9: failures are one line, exit 2 ------------------------------------------------------
 
 

@@ -11,9 +11,11 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from lineage.console import api, pages
 from lineage.console.accounts import FREE_FAILURES, ROLES
-from lineage.console.app import PUBLIC, ROLES_OF, Console, create_app
+from lineage.console.app import PUBLIC, Console, create_app
 from lineage.console.db import ConsoleDBError
+from lineage.console.routing import Routes, role_table
 from lineage.console.sessions import COOKIE
 from tests.console.conftest import (
     HOSTILE_PARTY,
@@ -53,9 +55,32 @@ def _call(client: TestClient, method: str, path: str, csrf: str = "", token: str
 
 def test_every_route_declares_its_roles(console: Console) -> None:
     """A route without a declaration would be refused to all; this names any, so none is forgotten."""
-    undeclared = [r for r in _routes(console) if r not in ROLES_OF and r not in PUBLIC]
+    roles = create_app(console).state.roles
+    undeclared = [r for r in _routes(console) if r not in roles and r not in PUBLIC]
     assert undeclared == []
-    assert len(ROLES_OF) >= 25
+    assert len(roles) >= 25
+
+
+def test_the_role_table_is_built_with_the_app_from_the_routers(console: Console) -> None:
+    """The app's role table is the routers' own declarations merged once, read-only: no module-level global."""
+    roles = create_app(console).state.roles
+    assert dict(roles) == {**pages.routes.roles, **api.routes.roles}
+    assert ("POST", "/api/person") in roles and ("POST", "/person") in roles
+    with pytest.raises(TypeError):
+        roles["GET", "/anything"] = ("admin",)  # type: ignore[index]
+
+
+def test_a_route_declared_twice_or_with_an_unknown_role_is_refused() -> None:
+    """Two routers declaring one route, or a route naming no known role, fail when the table is built."""
+    from fastapi import APIRouter
+
+    first, second = Routes(APIRouter()), Routes(APIRouter())
+    first.route("GET", "/x", ("admin",))(lambda: None)
+    second.route("GET", "/x", ("analyst",))(lambda: None)
+    with pytest.raises(ValueError, match="declared twice"):
+        role_table(first, second)
+    with pytest.raises(ValueError, match="roles must be some of"):
+        first.route("GET", "/y", ("root",))
 
 
 def test_every_route_refuses_anonymous_requests(console: Console, client_for: Clients) -> None:
@@ -70,12 +95,13 @@ def test_every_route_refuses_anonymous_requests(console: Console, client_for: Cl
 
 def test_every_route_refuses_the_wrong_roles(console: Console, client_for: Clients) -> None:
     """Each role, signed in (pages, with a valid CSRF token) and by token (API), gets 403 where it is not allowed."""
+    roles = create_app(console).state.roles
     for role in ROLES:
         client = client_for(role)
         csrf = csrf_of(client.get("/").text)
         _, token = console.accounts.new_token(role)
         for method, path in _routes(console):
-            allowed = ROLES_OF.get((method, path))
+            allowed = roles.get((method, path))
             if allowed is None or role in allowed:
                 continue
             status = _call(client, method, path, csrf, token if path.startswith("/api/") else None)

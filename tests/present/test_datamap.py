@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from lineage import Emitter, Party, default_taxonomy
+from lineage.answers.mapdata import MapData, map_data
 from lineage.answers.policy_check import check
 from lineage.contract.policy import Violation, policy_dir
 from lineage.ingest.pipeline import Ingestor
@@ -62,7 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ingestor.flush()
     store = Store(folder / "store")
     found = {p.policy.name: check(store, p.policy, SIZE.end) for p in plans}
-    m = build_map(store, TAXONOMY, [p.policy for p in plans], found)
+    m = build_map(map_data(store, found), TAXONOMY, [p.policy for p in plans])
     page = folder / "map.html"
     write_map(m, page)
     subjects = {e.fields["subject_id"] for p in plans for e in p.events if e.fields.get("subject_id")}
@@ -225,7 +226,7 @@ HOSTILE = '</script><script>document.title="owned"</script><img src=x onerror=al
 def test_hostile_party_names_stay_text(browser: Browser, tmp_path: Path) -> None:
     """A recipient named like markup is shown as text: no script runs, no request is made."""
     page_file = tmp_path / "map.html"
-    write_map(build_map(_shares_to(tmp_path / "store", "CN", HOSTILE), TAXONOMY), page_file)
+    write_map(build_map(map_data(_shares_to(tmp_path / "store", "CN", HOSTILE)), TAXONOMY), page_file)
     context = browser.new_context()
     page = context.new_page()
     requests: list[str] = []
@@ -270,7 +271,21 @@ def test_map_command_refuses_bad_paths_naming_the_option(world: World, tmp_path:
 
 def test_names_with_id_separators_stay_apart(tmp_path: Path) -> None:
     """A party named 'shop@US' and the system 'shop' in the US are two nodes, each with its own flow."""
-    m = build_map(_shares_to(tmp_path, "US", "shop@US", "ads>net"), TAXONOMY)
+    m = build_map(map_data(_shares_to(tmp_path, "US", "shop@US", "ads>net")), TAXONOMY)
     shop = m.node("shop", "US")
     assert {(n.name, n.region) for n in m.nodes.values()} == {("shop", "US"), ("shop@US", "US"), ("ads>net", "US")}
     assert [m.nodes[e.dst].name for e in m.edges if e.src == shop.id] == ["ads>net", "shop@US"]
+
+
+def test_the_map_is_shaped_from_the_answer_alone_without_a_store() -> None:
+    """``build_map`` lays out a ``MapData`` it is given (no store): a cross-border flow, its violation pinned."""
+    flow = {"src": "app", "src_region": "CN", "src_role": "internal", "dst": "ads", "dst_region": "US",
+            "dst_role": "third_party", "events": 3, "subjects": 2, "bulk_events": 0, "first_seen": None,
+            "last_seen": None, "categories": ["user.contact.email"], "mechanisms": []}  # fmt: skip
+    breach = Violation(clause="transfer", event_id="e-1", detail="no mechanism")
+    data = MapData(flows=[flow], violations={"shop": [breach]},
+                   placed={"e-1": {"src": "app", "src_region": "CN", "dst": "ads", "dst_region": "US"}})  # fmt: skip
+    m = build_map(data, TAXONOMY)
+    edge = m.edge(m.node("app", "CN"), m.node("ads", "US"))
+    assert edge.cross_border and edge.facts["events"] == 3
+    assert [v["event_id"] for v in edge.violations] == ["e-1"] == [v["event_id"] for v in m.violations]

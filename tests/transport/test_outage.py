@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from lineage import Codec, DeliveryError, Emitter, Settings, UndeliveredError
+from lineage.devtools.local_broker import LocalBroker, fetch_jars
 from lineage.sdk.spool import SpooledDelivery
 from lineage.transport.kafka import create_topics, read_messages
-from lineage.transport.local_broker import LocalBroker, fetch_jars
 from lineage.transport.sink import Delivery
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,12 @@ import pytest
 
 from lineage import Codec, Emitter, Settings
 from lineage.contract.taxonomy import default_taxonomy
+from lineage.devtools.local_broker import BrokerSecurity, LocalBroker, fetch_jars
 from lineage.errors import AuthenticationError, AuthorizationError
 from lineage.ingest.consumer import IngestConsumer
 from lineage.store import Store
 from lineage.transport.kafka import KafkaEventSink, create_topics, grant, read_messages
 from lineage.transport.kafka.dead_letters import DeadLetterProducer
-from lineage.transport.local_broker import BrokerSecurity, LocalBroker, fetch_jars
 from tests.fixtures import one_line_failure, run_cli, sample_events
 
 pytestmark = pytest.mark.integration

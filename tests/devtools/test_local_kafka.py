@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lineage import Settings
+from lineage.devtools.local_broker import fetch_jars, new_cluster_id
 from lineage.transport.kafka import KafkaEventSink, create_topics, read_messages
-from lineage.transport.local_broker import fetch_jars, new_cluster_id
 from tests.fixtures import wait_until
 
 
