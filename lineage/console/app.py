@@ -8,7 +8,8 @@ session cookie (and a CSRF token on every POST); ``/api/`` routes take only a be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -189,11 +190,12 @@ class _SignedInFirst:
 Who = Annotated[Principal, Depends(signed_in)]
 
 
-def create_app(console: Console) -> FastAPI:
-    """The app: pages, their JSON twins, our static files, and the security headers."""
+def create_app(console: Console, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """The app: pages, their JSON twins, our static files, and the security headers; ``on_shutdown`` runs at its end."""
     from lineage.console import api, pages
 
-    app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY)
+    app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY,
+                  lifespan=None if on_shutdown is None else _running_until(on_shutdown))  # fmt: skip
     app.state.console = console
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(_SignedInFirst)  # added before ``headers``, so its refusals get the headers too
@@ -255,6 +257,19 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(api.router)
     return app
+
+
+def _running_until(stop: Callable[[], None]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that calls ``stop`` when the server shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            stop()
+
+    return lifespan
 
 
 def _error_page(request: Request, message: str, status: int) -> HTMLResponse:
