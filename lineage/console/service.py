@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import io
 import json
+import os
 import re
 import secrets
 import socket
@@ -117,20 +118,34 @@ class Service:
     def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = (), *, db: ConsoleDB) -> None:
         """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
 
-        Assessments this host left running when it stopped are marked failed: their thread is gone.
+        Assessments left running by a process of this host that has ended are marked failed: their
+        thread is gone. Those of the other live processes (``lineage serve --workers``) run on.
         """
         self.store = store
         self.taxonomy = taxonomy
         self.policies = list(policies)
         self.db = db
-        self._runner = socket.gethostname()[:100]
+        self._host = socket.gethostname()[:80]
+        self._runner = f"{self._host}:{os.getpid()}"  # which process runs a job: only it can finish it
         self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
         self._jobs_lock = threading.Lock()
         # two at once on the machine's cores; the rest of the MAX_JOBS accepted wait their turn in the pool
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="breach")
-        with db.tx() as tx:
-            tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE status = 'running' AND runner = :r",
-                   {"e": _INTERRUPTED, "r": self._runner})  # fmt: skip
+        self._fail_orphans()
+
+    def _fail_orphans(self) -> None:
+        """Mark failed the running jobs of this host's ended processes (a worker restarted, or the server).
+
+        A process id used again by a new process before this check leaves its job shown running
+        until the next start finds that process ended too.
+        """
+        with self.db.tx() as tx:
+            running = tx.rows("SELECT id, runner FROM console_breaches WHERE status = 'running'")
+            for job in running:
+                host, _, pid = job["runner"].rpartition(":")
+                if job["runner"] == self._host or (host == self._host and not _process_alive(pid)):
+                    tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE id = :id "
+                           "AND status = 'running'", {"e": _INTERRUPTED, "id": job["id"]})  # fmt: skip
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
@@ -283,6 +298,19 @@ class Service:
     def close(self) -> None:
         """Stop taking jobs; wait for running ones."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_alive(pid: str) -> bool:
+    """Whether a process with this id runs on this host (one another user owns counts as running)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def breach_summary(job: BreachJob) -> Document:

@@ -6,6 +6,8 @@ import csv
 import gc
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,16 +82,24 @@ def test_an_assessment_is_kept_and_reopens_after_a_restart(
 
 
 def test_a_query_running_at_a_restart_is_marked_failed(world: World, console: Console, tmp_path: Path) -> None:
-    """A query whose thread died with the server says so after the restart, instead of running for ever."""
+    """A query whose process has ended says so after the restart, instead of running for ever.
+
+    One of a live process on the same host (another worker of ``lineage serve --workers``) runs on.
+    """
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = console.service._runner.rpartition(":")[0]
     with console.service.db.tx() as tx:
-        tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) VALUES "
-               "('lost', 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
-               {"r": console.service._runner})  # fmt: skip
+        for job, runner in (("lost", f"{host}:{ended.pid}"), ("sibling", console.service._runner)):
+            tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) "
+                   "VALUES (:id, 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
+                   {"id": job, "r": runner})  # fmt: skip
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
     again = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
     try:
-        job = again.service.job("responder", "lost")
-        assert job is not None and job.status == "failed" and "restart" in (job.error or "")
+        lost, sibling = again.service.job("responder", "lost"), again.service.job("responder", "sibling")
+        assert lost is not None and lost.status == "failed" and "restart" in (lost.error or "")
+        assert sibling is not None and sibling.status == "running"
     finally:
         again.service.close()
         db.close()
