@@ -76,9 +76,11 @@ def parse_when(name: str, text: str | None) -> datetime | None:
     return value
 
 
-#: breach queries accepted and not yet finished, per user and in all (see ``Service.start_breach``)
+#: breach queries accepted and not yet finished: per user (counted in the console database, so over
+#: every worker and host) and in all per serving process (each holds its running queries' rows)
 MAX_JOBS_PER_USER = 2
 MAX_JOBS = 4
+_BREACH_START_LOCK = 2_020_003  # the PostgreSQL advisory lock that orders job starts (any fixed number)
 _AFFECTED_BATCH = 2000
 _INTERRUPTED = "interrupted by a server restart: run it again"
 
@@ -181,20 +183,9 @@ class Service:
             raise InvalidEventError("from", t1.isoformat(), f"is after to {t2.isoformat()}")
         job_id = secrets.token_urlsafe(16)
         with self._jobs_lock:
-            if sum(1 for o in self._running.values() if o == owner) >= MAX_JOBS_PER_USER:
-                raise BreachBusy(f"breach: you already have {MAX_JOBS_PER_USER} queries running; wait for one to end")
-            if len(self._running) >= MAX_JOBS:
-                raise BreachBusy(f"breach: {MAX_JOBS} queries are already running; try again in a few minutes")
+            self._keep_new(job_id, owner, case_ref, holders, t1, t2, aware)
             self._running[job_id] = owner
         try:
-            with self.db.tx() as tx:
-                tx.run(
-                    "INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, aware, runner, started, "
-                    "status) VALUES (:id, :owner, :case, :holders, :t1, :t2, :aware, :runner, :started, 'running')",
-                    {"id": job_id, "owner": owner, "case": case_ref, "holders": json.dumps(holders),
-                     "t1": t1.isoformat(), "t2": t2.isoformat(), "aware": aware.isoformat() if aware else None,
-                     "runner": self._runner, "started": time.time()},
-                )  # fmt: skip
             self._pool.submit(self._run, job_id, holders, t1, t2, aware)
         except BaseException:
             with self._jobs_lock:
@@ -203,6 +194,34 @@ class Service:
         job = self.job(owner, job_id)
         assert job is not None
         return job
+
+    def _keep_new(
+        self, job_id: str, owner: str, case_ref: str, holders: list[str], t1: datetime, t2: datetime,
+        aware: datetime | None,
+    ) -> None:
+        """Insert the job as running, unless it would pass the owner's cap or this process's; then keep nothing.
+
+        The owner's running jobs are counted in the database: every worker's and every host's.
+
+        The row goes in first: on SQLite that takes the database's one write lock (on PostgreSQL an
+        advisory lock does), so two workers starting jobs at once count one after the other.
+        """
+        with self.db.tx() as tx:
+            if self.db.kind == "postgresql":
+                tx.run("SELECT pg_advisory_xact_lock(:key)", {"key": _BREACH_START_LOCK})
+            tx.run(
+                "INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, aware, runner, started, "
+                "status) VALUES (:id, :owner, :case, :holders, :t1, :t2, :aware, :runner, :started, 'running')",
+                {"id": job_id, "owner": owner, "case": case_ref, "holders": json.dumps(holders),
+                 "t1": t1.isoformat(), "t2": t2.isoformat(), "aware": aware.isoformat() if aware else None,
+                 "runner": self._runner, "started": time.time()},
+            )  # fmt: skip
+            mine = tx.one("SELECT count(*) AS n FROM console_breaches WHERE owner = :o AND status = 'running'",
+                          {"o": owner})  # fmt: skip
+            if mine is not None and int(mine["n"]) > MAX_JOBS_PER_USER:  # raising rolls the insert back
+                raise BreachBusy(f"breach: you already have {MAX_JOBS_PER_USER} queries running; wait for one to end")
+            if len(self._running) >= MAX_JOBS:
+                raise BreachBusy(f"breach: {MAX_JOBS} queries are already running; try again in a few minutes")
 
     def _run(self, job_id: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None) -> None:
         error: str | None = None
