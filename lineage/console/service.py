@@ -187,9 +187,12 @@ class Service:
             self._running[job_id] = owner
         try:
             self._pool.submit(self._run, job_id, holders, t1, t2, aware)
-        except BaseException:
+        except BaseException:  # shutting down: the row must not stay running (it counts against the cap)
             with self._jobs_lock:
                 self._running.pop(job_id, None)
+            with self.db.tx() as tx:
+                tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE id = :id",
+                       {"e": _INTERRUPTED, "id": job_id})  # fmt: skip
             raise
         job = self.job(owner, job_id)
         assert job is not None
@@ -201,9 +204,8 @@ class Service:
     ) -> None:
         """Insert the job as running, unless it would pass the owner's cap or this process's; then keep nothing.
 
-        The owner's running jobs are counted in the database: every worker's and every host's.
-
-        The row goes in first: on SQLite that takes the database's one write lock (on PostgreSQL an
+        The owner's running jobs are counted in the database: every worker's and every host's. The
+        row goes in first: on SQLite that takes the database's one write lock (on PostgreSQL an
         advisory lock does), so two workers starting jobs at once count one after the other.
         """
         with self.db.tx() as tx:
