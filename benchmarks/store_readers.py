@@ -9,9 +9,10 @@ plan, 20% by device id) --asks times, in three ways, on the same store in the sa
 - cursors: the one shared ``Store``; each session borrows a cursor of its snapshot's connection;
 - connections: a ``Store`` per thread, so a connection (and a database) per thread.
 
-Printed per way: answers/s, p50 and p99 of one answer's time, and the process's peak memory.
+Printed per way and round (--rounds, every other one in reverse order, so no way always runs on the
+warmest caches): answers/s, p50 and p99 of one answer's time, and the process's peak memory so far.
 
-    ./run bench store_readers [--subjects 20000] [--threads 8] [--asks 10]
+    ./run bench store_readers [--subjects 20000] [--threads 8] [--asks 10] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--asks", type=int, default=10, help="answers per thread")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three ways, every other one reversed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-readers-") as tmp:
         folder = Path(tmp) / "store"
@@ -96,7 +98,8 @@ def main() -> int:
             ("cursors", lambda n: shared, nullcontext),
             ("connections", lambda n: own[n], nullcontext),
         ]
-        for name, store_of, guard in ways:
+        rounds = [ways if r % 2 == 0 else ways[::-1] for r in range(args.rounds)]  # no way always runs warmest
+        for name, store_of, guard in (way for round_ in rounds for way in round_):
             wall, times = _run(args.threads, args.asks, args.subjects, store_of, guard)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{name:12} {len(times) / wall:6.1f} answers/s, p50 {statistics.median(times) * 1000:5.0f} ms, "
