@@ -22,6 +22,7 @@ import argparse
 import http.cookiejar
 import random
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -109,6 +110,7 @@ class User(threading.Thread):
 def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None) -> int:
     """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
     option = [] if workers is None else ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
     port = _free_port()
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen([sys.executable, "-m", "lineage.cli", "serve", "--store", str(folder), "--port",
@@ -139,6 +141,8 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lat = [x for u in users for x in u.latencies]
     failures = sum(u.failures for u in users)
     print(f"\nlineage serve {' '.join(option) or '(its default workers)'}: {args.users} signed-in analysts "
@@ -147,6 +151,8 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
     if lat:
         print(f"console person page: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99(lat) * 1000:.0f} ms, "
               f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
+        print(f"server CPU (start, sign-ins, pages, stop; all workers): {cpu:.1f} s = "
+              f"{cpu / len(lat) * 1000:.0f} ms per page")  # fmt: skip
     return failures
 
 
