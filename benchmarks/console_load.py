@@ -9,7 +9,11 @@ access report and erasure plan, rendered. Printed: p50 and p99 latency and pages
 the same answers on one thread in process (no HTTP) and the `lineage access` command (a new process
 each time, as an analyst at a terminal would run it).
 
-    ./run bench console_load [--subjects 1000000] [--users 20] [--requests 50] [--seconds 120]
+    ./run bench console_load [--subjects 1000000] [--users 20] [--requests 50] [--seconds 120] [--workers 1,2,4]
+
+``--workers`` serves the same store once per count given (`lineage serve --workers N`), one after
+the other; without it, `lineage serve` runs with its default (so the command also measures a
+checkout from before the option existed).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import http.cookiejar
 import random
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -102,6 +107,55 @@ class User(threading.Thread):
                 self.failures += 1
 
 
+def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None) -> int:
+    """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
+    option = [] if workers is None else ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
+    port = _free_port()
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen([sys.executable, "-m", "lineage.cli", "serve", "--store", str(folder), "--port",
+                             str(port), "--no-audit-kafka", *option], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/login", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    sys.exit(f"lineage serve exited: {(tmp / 'serve.log').read_text()[-1000:]}")
+                time.sleep(0.2)
+        deadline = time.monotonic() + args.seconds
+        users = [User(base, f"load{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
+        t = time.perf_counter()
+        for u in users:
+            u.sign_in()
+        signin = time.perf_counter() - t
+        t = time.perf_counter()
+        for u in users:
+            u.start()
+        for u in users:
+            u.join()
+        wall = time.perf_counter() - t
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lat = [x for u in users for x in u.latencies]
+    failures = sum(u.failures for u in users)
+    print(f"\nlineage serve {' '.join(option) or '(its default workers)'}: {args.users} signed-in analysts "
+          f"({args.users} sign-ins, Argon2id, in {signin:.1f} s), {len(lat)} person pages in {wall:.1f} s, "
+          f"{failures} failed; {load()}")  # fmt: skip
+    if lat:
+        print(f"console person page: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99(lat) * 1000:.0f} ms, "
+              f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
+        print(f"server CPU (start, sign-ins, pages, stop; all workers): {cpu:.1f} s = "
+              f"{cpu / len(lat) * 1000:.0f} ms per page")  # fmt: skip
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=1_000_000)
@@ -109,6 +163,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50, help="person pages per user at most")
     parser.add_argument("--seconds", type=float, default=120.0, help="time for the loaded phase at most")
     parser.add_argument("--cli-samples", type=int, default=5)
+    parser.add_argument("--workers", help="comma-separated `lineage serve --workers` counts, each measured in turn")
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
@@ -142,43 +197,10 @@ def main() -> int:
         for i in range(args.users):
             accounts.add(f"load{i}", "analyst", PASSWORD)
         db.close()
-        port = _free_port()
-        log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 - closed in finally
-        proc = subprocess.Popen([sys.executable, "-m", "lineage.cli", "serve", "--store", str(folder), "--port",
-                                 str(port), "--no-audit-kafka"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen(base + "/login", timeout=2).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None:
-                        sys.exit(f"lineage serve exited: {(Path(tmp) / 'serve.log').read_text()[-1000:]}")
-                    time.sleep(0.2)
-            deadline = time.monotonic() + args.seconds
-            users = [User(base, f"load{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
-            t = time.perf_counter()
-            for u in users:
-                u.sign_in()
-            signin = time.perf_counter() - t
-            t = time.perf_counter()
-            for u in users:
-                u.start()
-            for u in users:
-                u.join()
-            wall = time.perf_counter() - t
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            log.close()
-    lat = [x for u in users for x in u.latencies]
-    failures = sum(u.failures for u in users)
-    print(f"\n{args.users} signed-in analysts ({args.users} sign-ins, Argon2id, in {signin:.1f} s), "
-          f"{len(lat)} person pages in {wall:.1f} s, {failures} failed; {load()}")  # fmt: skip
-    if lat:
-        print(f"console person page: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99(lat) * 1000:.0f} ms, "
-              f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
+        counts: list[int | None] = [int(n) for n in args.workers.split(",")] if args.workers else [None]
+        failures = 0
+        for workers in counts:
+            failures += _loaded(folder, Path(tmp), args, workers)
     print(f"same answers in process, one thread (access + erasure plan): median "
           f"{statistics.median(inproc) * 1000:.0f} ms = {1 / statistics.median(inproc):.1f} answers/s")  # fmt: skip
     print(f"`lineage access` (a new process each): median {statistics.median(cli) * 1000:.0f} ms over {len(cli)}")

@@ -12,10 +12,15 @@ from lineage.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lineage.console.accounts import Accounts
+    from lineage.console.app import Console
     from lineage.console.audit import Audit
     from lineage.console.db import ConsoleDB
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_WORKERS", "MAX_WORKERS", "register"]
+
+#: worker processes of `lineage serve` by default (docs/operations.md has the measurement behind it)
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 64
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="the privacy console: a web app over the store (sign-in, roles, audit)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"processes answering requests, each with its own store connection (default {DEFAULT_WORKERS})",
+    )
     serve.add_argument("--policy", action="append", help="a policy file or folder, for violations (repeatable)")
     serve.add_argument("--idle-timeout", type=float, default=15.0, help="minutes before an idle session ends (15)")
     serve.add_argument("--audit-topic", default="lineage.audit", help="Kafka topic of the audit trail's copy")
@@ -149,24 +160,43 @@ def _audit_cli(audit: Audit, action: str, detail: str, outcome: str) -> None:
     audit.record(f"cli:{user}", "cli", action, "command line", detail=detail, outcome=outcome)
 
 
+class _ConsoleOf:
+    """The console ``serve``'s options describe, built anew in each worker process (picklable: options only)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    def __call__(self) -> Console:
+        from lineage.cli._common import policies_from, store_for, taxonomy_for
+        from lineage.console.server import audit_sink, build_console
+
+        args = self.args
+        settings = settings_from(args)
+        store = store_for(args, settings)
+        store.snapshot = getattr(args, "snapshot", None)  # serve the newest snapshot on every answer, unless pinned
+        taxonomy = taxonomy_for(settings)
+        policies = policies_from(args.policy, taxonomy)
+        db = _db(args)
+        sink = None if args.no_audit_kafka else audit_sink(settings, args.audit_topic)
+        return build_console(store, taxonomy, db, policies=policies, sink=sink, audit_topic=args.audit_topic,
+                             idle_timeout_s=args.idle_timeout * 60)  # fmt: skip
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the console until interrupted."""
-    from lineage.cli._common import policies_from, store_for, taxonomy_for
-    from lineage.console.server import audit_sink, build_console, serve
+    """Serve the console until interrupted, from ``--workers`` processes."""
+    from lineage.console.server import close_console, serve
 
     if not 0 < args.port < 65536:
         raise ConfigurationError("--port", "must be 1 to 65535")
     if not args.idle_timeout > 0:
         raise ConfigurationError("--idle-timeout", "must be a positive number of minutes")
-    settings = settings_from(args)
-    store = store_for(args, settings)
-    store.snapshot = getattr(args, "snapshot", None)  # serve the newest snapshot on every answer, unless pinned
-    taxonomy = taxonomy_for(settings)
-    policies = policies_from(args.policy, taxonomy)
-    db = _db(args)
-    sink = None if args.no_audit_kafka else audit_sink(settings, args.audit_topic)
-    console = build_console(store, taxonomy, db, policies=policies, sink=sink, audit_topic=args.audit_topic,
-                            idle_timeout_s=args.idle_timeout * 60)  # fmt: skip
-    print(f"lineage console on http://{args.host}:{args.port}/ over {store.location.describe()}", flush=True)
-    serve(console, args.host, args.port, args.forwarded_allow_ips)
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigurationError("--workers", f"must be 1 to {MAX_WORKERS}")
+    build = _ConsoleOf(args)
+    console = build()  # here first, so a bad store, database or policy is one line before any worker starts
+    where = console.service.store.location.describe()
+    if args.workers > 1:
+        close_console(console)  # each worker builds its own: nothing of this one crosses a process
+    print(f"lineage console on http://{args.host}:{args.port}/ over {where} ({args.workers} worker(s))", flush=True)
+    serve(build if args.workers > 1 else lambda: console, args.host, args.port, args.forwarded_allow_ips, args.workers)
     return 0

@@ -9,7 +9,8 @@ routes take only a bearer token.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ CSP = (
 )
 
 
-def create_app(console: Console) -> FastAPI:
-    """The app: pages, their JSON twins, our static files, and the security headers."""
-    app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY)
+def create_app(console: Console, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """The app: pages, their JSON twins, our static files, and the security headers; ``on_shutdown`` runs at its end."""
+    app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY,
+                  lifespan=None if on_shutdown is None else _running_until(on_shutdown))  # fmt: skip
     app.state.console = console
     app.state.roles = role_table(pages.routes, api.routes)  # read by ``signed_in`` on every request
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -101,6 +103,19 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(pages.routes.router)
     app.include_router(api.routes.router)
     return app
+
+
+def _running_until(stop: Callable[[], None]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that calls ``stop`` when the server shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            stop()
+
+    return lifespan
 
 
 def _error_page(request: Request, message: str, status: int) -> HTMLResponse:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lineage.console.accounts import Accounts
 from lineage.console.app import Console, create_app
@@ -19,7 +21,7 @@ from lineage.errors import ConfigurationError
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
 
-__all__ = ["audit_sink", "build_console", "console_db", "serve"]
+__all__ = ["ConsoleApp", "audit_sink", "build_console", "close_console", "console_db", "serve"]
 
 
 def console_db(settings: Settings, location: StoreLocation) -> ConsoleDB:
@@ -67,26 +69,65 @@ def build_console(
     )
 
 
-def serve(console: Console, host: str, port: int, forwarded_allow_ips: str = "") -> None:
-    """Serve until interrupted; ``X-Forwarded-*`` is believed only from the proxies in ``forwarded_allow_ips``.
+#: a worker that does not answer the supervisor's ping for this long is killed and replaced; uvicorn's
+#: 5 s killed busy workers at load 10 on 2 cores, and a page or breach job is never that long silent
+_HEALTHCHECK_S = 60
 
-    None by default: any local process could otherwise claim any client address in the audit trail.
+
+class ConsoleApp:
+    """Builds a worker's own console and its app (picklable: ``serve`` sends it to each worker process)."""
+
+    def __init__(self, build: Callable[[], Console]) -> None:
+        """``build`` makes the console's parts; it must be picklable too (a module-level function or object)."""
+        self.build = build
+
+    def __call__(self) -> Callable[..., Awaitable[Any]]:
+        """The app over a new console, which it closes when the worker shuts down."""
+        console = self.build()
+        return create_app(console, on_shutdown=lambda: close_console(console))
+
+
+def close_console(console: Console) -> None:
+    """Wait for running breach jobs, flush the audit copy, close the database."""
+    try:
+        console.service.close()
+    finally:
+        console.audit.close()
+        console.accounts.db.close()
+
+
+def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ips: str = "", workers: int = 1) -> None:
+    """Serve until interrupted from ``workers`` processes, each with its own console from ``build``.
+
+    One process answers the pages of many users at once (each request on a thread with its own
+    store cursor); more processes add cores for the Python part of each page (rendering, sign-in
+    hashing). Sessions, accounts, cases and breach jobs are in the console database, so any worker
+    answers any signed-in user. ``X-Forwarded-*`` is believed only from the proxies in
+    ``forwarded_allow_ips``: none by default, since any local process could otherwise claim any
+    client address in the audit trail.
     """
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     trusted = forwarded_allow_ips.strip()
-    try:
-        uvicorn.run(
-            create_app(console),
-            host=host,
-            port=port,
-            proxy_headers=bool(trusted),  # off: the headers are ignored, whoever sends them
-            forwarded_allow_ips=trusted or None,
-            server_header=False,
-            log_level="info",
-        )
-    finally:
-        console.service.close()
-        console.audit.close()
-        console.accounts.db.close()
+    config = uvicorn.Config(
+        ConsoleApp(build),
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=bool(trusted),  # off: the headers are ignored, whoever sends them
+        forwarded_allow_ips=trusted or None,
+        server_header=False,
+        log_level="info",
+        timeout_worker_healthcheck=_HEALTHCHECK_S,
+    )
+    if workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
+    else:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import io
 import json
+import os
 import re
 import secrets
 import socket
@@ -81,9 +82,11 @@ def parse_window(start_field: str, start: str | None, end_field: str, end: str |
     return t1, t2
 
 
-#: breach queries accepted and not yet finished, per user and in all (see ``Service.start_breach``)
+#: breach queries accepted and not yet finished: per user (counted in the console database, so over
+#: every worker and host) and in all per serving process (each holds its running queries' rows)
 MAX_JOBS_PER_USER = 2
 MAX_JOBS = 4
+_BREACH_START_LOCK = 2_020_003  # the PostgreSQL advisory lock that orders job starts (any fixed number)
 _AFFECTED_BATCH = 2000
 _INTERRUPTED = "interrupted by a server restart: run it again"
 
@@ -123,20 +126,34 @@ class Service:
     def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = (), *, db: ConsoleDB) -> None:
         """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
 
-        Assessments this host left running when it stopped are marked failed: their thread is gone.
+        Assessments left running by a process of this host that has ended are marked failed: their
+        thread is gone. Those of the other live processes (``lineage serve --workers``) run on.
         """
         self.store = store
         self.taxonomy = taxonomy
         self.policies = list(policies)
         self.db = db
-        self._runner = socket.gethostname()[:100]
+        self._host = socket.gethostname()[:80]
+        self._runner = f"{self._host}:{os.getpid()}"  # which process runs a job: only it can finish it
         self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
         self._jobs_lock = threading.Lock()
         # two at once on the machine's cores; the rest of the MAX_JOBS accepted wait their turn in the pool
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="breach")
-        with db.tx() as tx:
-            tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE status = 'running' AND runner = :r",
-                   {"e": _INTERRUPTED, "r": self._runner})  # fmt: skip
+        self._fail_orphans()
+
+    def _fail_orphans(self) -> None:
+        """Mark failed the running jobs of this host's ended processes (a worker restarted, or the server).
+
+        A process id used again by a new process before this check leaves its job shown running
+        until the next start finds that process ended too.
+        """
+        with self.db.tx() as tx:
+            running = tx.rows("SELECT id, runner FROM console_breaches WHERE status = 'running'")
+            for job in running:
+                host, _, pid = job["runner"].rpartition(":")
+                if job["runner"] == self._host or (host == self._host and not _process_alive(pid)):
+                    tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE id = :id "
+                           "AND status = 'running'", {"e": _INTERRUPTED, "id": job["id"]})  # fmt: skip
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
@@ -177,28 +194,47 @@ class Service:
             raise InvalidEventError("from", t1.isoformat(), f"is after to {t2.isoformat()}")
         job_id = secrets.token_urlsafe(16)
         with self._jobs_lock:
-            if sum(1 for o in self._running.values() if o == owner) >= MAX_JOBS_PER_USER:
-                raise BreachBusy(f"breach: you already have {MAX_JOBS_PER_USER} queries running; wait for one to end")
-            if len(self._running) >= MAX_JOBS:
-                raise BreachBusy(f"breach: {MAX_JOBS} queries are already running; try again in a few minutes")
+            self._keep_new(job_id, owner, case_ref, holders, t1, t2, aware)
             self._running[job_id] = owner
         try:
-            with self.db.tx() as tx:
-                tx.run(
-                    "INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, aware, runner, started, "
-                    "status) VALUES (:id, :owner, :case, :holders, :t1, :t2, :aware, :runner, :started, 'running')",
-                    {"id": job_id, "owner": owner, "case": case_ref, "holders": json.dumps(holders),
-                     "t1": t1.isoformat(), "t2": t2.isoformat(), "aware": aware.isoformat() if aware else None,
-                     "runner": self._runner, "started": time.time()},
-                )  # fmt: skip
             self._pool.submit(self._run, job_id, holders, t1, t2, aware)
-        except BaseException:
+        except BaseException:  # shutting down: the row must not stay running (it counts against the cap)
             with self._jobs_lock:
                 self._running.pop(job_id, None)
+            with self.db.tx() as tx:
+                tx.run("UPDATE console_breaches SET status = 'failed', error = :e WHERE id = :id",
+                       {"e": _INTERRUPTED, "id": job_id})  # fmt: skip
             raise
         job = self.job(owner, job_id)
         assert job is not None
         return job
+
+    def _keep_new(
+        self, job_id: str, owner: str, case_ref: str, holders: list[str], t1: datetime, t2: datetime,
+        aware: datetime | None,
+    ) -> None:
+        """Insert the job as running, unless it would pass the owner's cap or this process's; then keep nothing.
+
+        The owner's running jobs are counted in the database: every worker's and every host's. The
+        row goes in first: on SQLite that takes the database's one write lock (on PostgreSQL an
+        advisory lock does), so two workers starting jobs at once count one after the other.
+        """
+        with self.db.tx() as tx:
+            if self.db.kind == "postgresql":
+                tx.run("SELECT pg_advisory_xact_lock(:key)", {"key": _BREACH_START_LOCK})
+            tx.run(
+                "INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, aware, runner, started, "
+                "status) VALUES (:id, :owner, :case, :holders, :t1, :t2, :aware, :runner, :started, 'running')",
+                {"id": job_id, "owner": owner, "case": case_ref, "holders": json.dumps(holders),
+                 "t1": t1.isoformat(), "t2": t2.isoformat(), "aware": aware.isoformat() if aware else None,
+                 "runner": self._runner, "started": time.time()},
+            )  # fmt: skip
+            mine = tx.one("SELECT count(*) AS n FROM console_breaches WHERE owner = :o AND status = 'running'",
+                          {"o": owner})  # fmt: skip
+            if mine is not None and int(mine["n"]) > MAX_JOBS_PER_USER:  # raising rolls the insert back
+                raise BreachBusy(f"breach: you already have {MAX_JOBS_PER_USER} queries running; wait for one to end")
+            if len(self._running) >= MAX_JOBS:
+                raise BreachBusy(f"breach: {MAX_JOBS} queries are already running; try again in a few minutes")
 
     def _run(self, job_id: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None) -> None:
         error: str | None = None
@@ -294,6 +330,19 @@ class Service:
     def close(self) -> None:
         """Stop taking jobs; wait for running ones."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_alive(pid: str) -> bool:
+    """Whether a process with this id runs on this host (one another user owns counts as running)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def breach_summary(job: BreachJob) -> Document:

@@ -208,8 +208,8 @@ class Store:
         self.root = self.location.root or Path(self.location.warehouse)
         self.snapshot = snapshot
         self.with_holdings = holdings
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple[int | None, int | None, int], duckdb.DuckDBPyConnection] | None = None
+        self._lock = threading.Lock()  # guards the pin, the reader and its cursors: held between queries only
+        self._reader: _Reader | None = None
         self.snapshot_id: int | None = None
         """The events snapshot the last connection read (None: the table held nothing yet)."""
         self.holdings_snapshot_id: int | None = None
@@ -228,6 +228,10 @@ class Store:
 
     def _pin(self) -> Pinned:
         """What to read now; the last answer's plan while neither table has changed since."""
+        with self._lock:
+            return self._pin_locked()
+
+    def _pin_locked(self) -> Pinned:
         if self._catalog is None:
             self._catalog = self.location.catalog()
         versions = self.location.versions(self._catalog)
@@ -248,6 +252,14 @@ class Store:
         return self._connect(self._pin(), taxonomy)
 
     def _connect(self, pinned: Pinned, taxonomy: Taxonomy | None) -> duckdb.DuckDBPyConnection:
+        return self._open(pinned, taxonomy)[0]
+
+    def _open(self, pinned: Pinned, taxonomy: Taxonomy | None) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any]]:
+        """A connection as ``connect`` makes it, and the Arrow datasets registered on it by name.
+
+        A registration belongs to its connection alone, so each cursor registers them again.
+        """
+        registered: dict[str, Any] = {}
         self.snapshot_id, self.holdings_snapshot_id, self.behind = (
             pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
         )
@@ -256,10 +268,10 @@ class Store:
             self._check_footers(files, pinned.event_rows + pinned.holdings_rows)
         try:
             con = duckdb.connect(":memory:")
-            con.execute("SET TimeZone = 'UTC'")
-            self._view(con, "events", pinned.event_files, COLUMNS)
+            con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: the cursors made from it read UTC too
+            self._view(con, registered, "events", pinned.event_files, COLUMNS)
             if pinned.holdings_snapshot is not None:
-                self._view(con, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
+                self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
             elif self.with_holdings:
                 engine = HoldingsEngine()
                 engine.apply(_engine_events(con, {}, None))
@@ -280,7 +292,7 @@ class Store:
             raise StoreError(f"cannot open {self.location.describe()}: {exc}", path=self.root) from exc
         except Exception as exc:  # noqa: BLE001 - pyarrow's errors about the files become one line
             raise read_error(exc, self.location, "opening the data files") from None
-        return con
+        return con, registered
 
     def engine_events(self, applied: dict[str, dict[int, int]], since: int | None) -> Iterator[Event]:
         """The events the holdings engine reads, in event-time order.
@@ -310,8 +322,10 @@ class Store:
                 culprit = ValueError(f"{os.path.basename(path)}: unreadable")
                 raise read_error(culprit, self.location, "opening the data files") from None
 
-    def _view(self, con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: Any) -> None:
-        """The view ``name`` over exactly ``files``.
+    def _view(
+        self, con: duckdb.DuckDBPyConnection, registered: dict[str, Any], name: str, files: list[str], columns: Any
+    ) -> None:
+        """The view ``name`` over exactly ``files`` (a dataset it registers is added to ``registered``).
 
         Local files go to DuckDB's own Parquet reader (parallel, with row-group pruning: an access
         lookup ran ~10x faster than through Arrow), each path's glob characters escaped as one-character
@@ -323,6 +337,7 @@ class Store:
         elif self.location.on_s3 or any("\\" in f for f in files):
             dataset = pads.dataset(files, schema=columns, format="parquet", filesystem=self.location.filesystem())
             con.register(f"{name}_files", dataset)
+            registered[f"{name}_files"] = dataset
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_files")
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared
@@ -330,28 +345,40 @@ class Store:
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
-        """Several queries on one connection, kept for the next session while the snapshot is unchanged.
+        """Several queries on one cursor of a connection kept while the snapshot is unchanged.
 
         Opening a connection plans the snapshot's files and loads the macros; a process answering
-        many requests pays it once per new snapshot. Sessions of one ``Store`` run one at a time
-        (a DuckDB connection is not shared between threads).
+        many requests pays it once per new snapshot. Sessions on other threads run at the same time:
+        each borrows a cursor of that connection (DuckDB runs one query per cursor at a time, and
+        keeps each cursor's temporary tables apart), so a slow answer no longer holds up quick ones.
+        A session that began on an older snapshot finishes on it; its connection closes after.
         """
         with self._lock:
-            pinned = self._pin()
+            pinned = self._pin_locked()
             key = (pinned.events_snapshot, pinned.holdings_snapshot, id(taxonomy))
-            if self._cached is None or self._cached[0] != key:
-                self.close()
-                self._cached = (key, self._connect(pinned, taxonomy))
+            if self._reader is None or self._reader.key != key:
+                self._retire()
+                self._reader = _Reader(key, *self._open(pinned, taxonomy))
             self.snapshot_id, self.holdings_snapshot_id, self.behind = (
                 pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
             )
-            yield Session(self._cached[1], self.location, pinned.event_files + pinned.holdings_files)
+            reader = self._reader
+            cursor = reader.borrow()
+        try:
+            yield Session(cursor, self.location, pinned.event_files + pinned.holdings_files)
+        finally:
+            with self._lock:
+                reader.give_back(cursor)
 
     def close(self) -> None:
-        """Close the connection kept by ``session``."""
-        if self._cached is not None:
-            self._cached[1].close()
-            self._cached = None
+        """Close the connection kept by ``session`` (at once, or when the sessions using it end)."""
+        with self._lock:
+            self._retire()
+
+    def _retire(self) -> None:
+        if self._reader is not None:
+            self._reader.retire()
+            self._reader = None
 
     def rows(
         self, query: QueryName, params: list[Any] | dict[str, Any] | None = None, taxonomy: Taxonomy | None = None
@@ -378,6 +405,55 @@ class Store:
     def compact(self, **options: Any) -> CompactionReport:
         """Rewrite small files sorted by subject, expire old snapshots, remove unreferenced files."""
         return compact(self.location, **options)
+
+
+class _Reader:
+    """One snapshot's connection and the cursors sessions borrow from it, one session per cursor.
+
+    Cursors share the connection's database (its views, macros and tables, and the Parquet footers
+    it has read) and each runs its own query; an idle one is kept for the next session rather than
+    made again. The owning ``Store`` holds its lock around every call.
+    """
+
+    def __init__(
+        self, key: tuple[int | None, int | None, int], con: duckdb.DuckDBPyConnection, registered: dict[str, Any]
+    ) -> None:
+        self.key = key
+        self._con = con
+        self._registered = registered
+        self._idle: list[duckdb.DuckDBPyConnection] = []
+        self._busy = 0
+        self._retired = False
+
+    def borrow(self) -> duckdb.DuckDBPyConnection:
+        """An idle cursor, or a new one with the connection's datasets registered on it."""
+        if self._idle:
+            cursor = self._idle.pop()
+        else:
+            cursor = self._con.cursor()
+            for name, dataset in self._registered.items():
+                cursor.register(name, dataset)
+        self._busy += 1
+        return cursor
+
+    def give_back(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Keep the cursor for the next session; close all once retired and no session uses them."""
+        self._busy -= 1
+        self._idle.append(cursor)
+        if self._retired and self._busy == 0:
+            self._close()
+
+    def retire(self) -> None:
+        """Take no new session; close when the last one ends (now, if none is running)."""
+        self._retired = True
+        if self._busy == 0:
+            self._close()
+
+    def _close(self) -> None:
+        for cursor in self._idle:
+            cursor.close()
+        self._idle.clear()
+        self._con.close()
 
 
 def _engine_events(

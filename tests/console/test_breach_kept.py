@@ -6,9 +6,12 @@ import csv
 import gc
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from lineage.answers import BreachReport
 from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
-from lineage.console.service import MAX_JOBS, MAX_JOBS_PER_USER
+from lineage.console.service import MAX_JOBS, MAX_JOBS_PER_USER, BreachBusy
 from tests.console.conftest import HOSTILE_SYSTEM, LINKED, PASSWORD, TAXONOMY, World, csrf_of, sign_in
 
 Clients = Callable[[str | None], TestClient]
@@ -80,16 +83,24 @@ def test_an_assessment_is_kept_and_reopens_after_a_restart(
 
 
 def test_a_query_running_at_a_restart_is_marked_failed(world: World, console: Console, tmp_path: Path) -> None:
-    """A query whose thread died with the server says so after the restart, instead of running for ever."""
+    """A query whose process has ended says so after the restart, instead of running for ever.
+
+    One of a live process on the same host (another worker of ``lineage serve --workers``) runs on.
+    """
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = console.service._runner.rpartition(":")[0]
     with console.service.db.tx() as tx:
-        tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) VALUES "
-               "('lost', 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
-               {"r": console.service._runner})  # fmt: skip
+        for job, runner in (("lost", f"{host}:{ended.pid}"), ("sibling", console.service._runner)):
+            tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) "
+                   "VALUES (:id, 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
+                   {"id": job, "r": runner})  # fmt: skip
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
     again = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
     try:
-        job = again.service.job("responder", "lost")
-        assert job is not None and job.status == "failed" and "restart" in (job.error or "")
+        lost, sibling = again.service.job("responder", "lost"), again.service.job("responder", "sibling")
+        assert lost is not None and lost.status == "failed" and "restart" in (lost.error or "")
+        assert sibling is not None and sibling.status == "running"
     finally:
         again.service.close()
         db.close()
@@ -133,6 +144,31 @@ def test_breach_queries_are_capped_per_user_and_in_all(
     owners = ["responder", "responder", "rita", "rita"]
     _wait("the held queries", lambda: all(_finished(console, o, i) for o, i in zip(owners, ids, strict=True)))
     assert _start(clients["remy"], "INC-8", [HOSTILE_SYSTEM]).status_code == 303
+
+
+def test_a_users_cap_counts_the_jobs_running_in_every_worker(
+    world: World, console: Console, held: threading.Event, tmp_path: Path
+) -> None:
+    """Two workers on one console database: a responder's third query is refused on either, whichever ran the two."""
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")  # a second worker's own connection
+    other = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
+    when = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    try:
+        first = console.service.start_breach("responder", "INC-A", [HOSTILE_SYSTEM], *when, None)
+        second = other.service.start_breach("responder", "INC-B", [HOSTILE_SYSTEM], *when, None)
+        for service in (console.service, other.service):
+            with pytest.raises(BreachBusy, match=f"you already have {MAX_JOBS_PER_USER} queries running"):
+                service.start_breach("responder", "INC-C", [HOSTILE_SYSTEM], *when, None)
+        assert [j.case_ref for j in console.service.jobs("responder")] == ["INC-B", "INC-A"]  # no refused one kept
+        held.set()
+        _wait("the held queries", lambda: _finished(console, "responder", first.id)
+              and _finished(console, "responder", second.id))  # fmt: skip
+        third = other.service.start_breach("responder", "INC-D", [HOSTILE_SYSTEM], *when, None)
+        _wait("the last query", lambda: _finished(console, "responder", third.id))
+    finally:
+        held.set()
+        other.service.close()
+        db.close()
 
 
 def test_no_report_stays_in_memory_once_kept(console: Console, client_for: Clients) -> None:

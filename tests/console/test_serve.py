@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import http.cookiejar
+import os
 import re
 import select
 import socket
@@ -13,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from lineage.console.audit import Audit
 from lineage.console.db import ConsoleDB
-from tests.console.conftest import World, lineage, serving
+from tests.console.conftest import LINKED, World, lineage, serving
 
 FORGED = "203.0.113.9"
 
@@ -84,3 +87,59 @@ def test_the_server_refuses_large_bodies_without_reading_them(world: World, tmp_
         for auth in ("", f"Authorization: Bearer {token}\r\n"):  # the declared length alone refuses it
             status, sent = _status_after(port, declared + auth + "\r\n", piece, 2**30)
             assert status == 413 and sent < 256 * 2**20
+
+
+def _server_end(client_port: int, server_port: int) -> int | None:
+    """The process holding the server's end of our loopback connection from ``client_port`` (from /proc)."""
+    inodes = [f[9] for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+              if f[1].endswith(f":{server_port:04X}") and f[2].endswith(f":{client_port:04X}")]  # fmt: skip
+    if not inodes:
+        return None
+    target = f"socket:[{inodes[0]}]"
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                    return int(proc.name)
+            except OSError:  # a process that ended, or not ours
+                continue
+    return None
+
+
+def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_path: Path) -> None:
+    """`lineage serve --workers 2`: one sign-in, then person pages answered by two different worker processes."""
+    env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
+    added = lineage("users", "add", "ana", "--role", "analyst", "--password-stdin", "--store", str(world.folder),
+                    stdin="analyst-password-1\n", env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with serving(world.folder, "--workers", "2", env=env) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(url + "/login", timeout=60) as r:
+            token = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+        assert token is not None
+        form = {"name": "ana", "password": "analyst-password-1", "csrf": token.group(1)}
+        with opener.open(url + "/login", data=urlencode(form).encode(), timeout=60) as r:
+            home = r.read().decode()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', home)
+        assert csrf is not None and "Welcome, ana" in home
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+        answered_by: set[int] = set()
+        deadline = time.monotonic() + 120  # new connections until both workers have taken one
+        while len(answered_by) < 2 and time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                body = urlencode({"csrf": csrf.group(1), "case_reference": "DSAR-1", "identifier": LINKED[0]})
+                conn.request("POST", "/person", body=body, headers={
+                    "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+                response = conn.getresponse()
+                page = response.read().decode()
+                assert response.status == 200 and '<section class="report">' in page and "No data held" not in page
+                worker = _server_end(conn.sock.getsockname()[1], port)  # the connection is still open: keep-alive
+                assert worker is not None
+                answered_by.add(worker)
+            finally:
+                conn.close()
+    assert len(answered_by) == 2, f"only one worker answered in 120 s: {answered_by}"
