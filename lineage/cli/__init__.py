@@ -5,6 +5,7 @@
 - ``ingest``   ingest, graph, compact, snapshots
 - ``holdings`` holdings (the table answers read, brought up to date)
 - ``answers``  access, breach, erasure, transfers, retention, check, map
+- ``forget``   forget (a person out of the store itself, with a certificate)
 - ``world``    sim, demo
 - ``console``  serve, users (the privacy console)
 
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, forget, holdings, ingest, world
 from lineage.errors import LineageError
 
 __all__ = ["INTERNAL_ERROR", "main"]
@@ -32,7 +33,7 @@ INTERNAL_ERROR = 70
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, holdings, answers, world, console):
+    for group in (emit, broker, ingest, holdings, answers, forget, world, console):
         group.register(sub)
     return p
 

@@ -1,0 +1,175 @@
+"""``lineage forget``: a person out of every file of an embedded store, a certificate kept, everyone else unchanged."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pyarrow.parquet as pq
+import pytest
+
+from lineage import Codec, default_taxonomy
+from lineage.answers import access_request, transfers_register
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.certificate import certificates
+from lineage.store.holdings import load_holdings, read_rows
+from lineage.store.snapshots import pin
+from lineage.testing import MemorySink
+from lineage.world.organisations import build
+from lineage.world.sim import WorldSize, emit
+from tests.fixtures import run_cli
+
+TAXONOMY = default_taxonomy()
+SIZE = WorldSize(subjects=12, days=90)
+CHUNKS = 4  # ingest commits, with a holdings refresh after each: several files and snapshots
+
+
+@functools.cache
+def _world() -> tuple[tuple[bytes, ...], tuple[str, ...], tuple[str, ...]]:
+    """Encoded events of the seed organisations plus two devices linked to the person; the person; others."""
+    plans, _ = build(SIZE, TAXONOMY)
+    sink = MemorySink()
+    emit(plans, sink, TAXONOMY)
+    codec = Codec()
+    values = [m.value for m in sink.messages]
+    person = plans[0].adults[0]
+    first = next(r for r in map(codec.decode_record, values) if r["subject_id"] == person)
+    devices = tuple(f"dev-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for device in devices:  # a device linked to the person, seen collecting their data: found by resolution
+        linked = first | {"event_id": str(uuid.uuid4()), "subject_id": device, "linked_subject_ids": [person]}
+        values.insert(len(values) // 2, codec.encode_record(linked))
+    others = tuple(p.adults[i] for p in plans for i in (1, len(p.adults) // 2))
+    return tuple(values), (person, *devices), others
+
+
+def _store(folder: Path, values: tuple[bytes, ...]) -> StoreLocation:
+    """Ingest ``values`` in ``CHUNKS`` commits, the holdings refreshed after each; a pinned snapshot too."""
+    location = StoreLocation.embedded(folder)
+    ing = Ingestor(folder, "events", taxonomy=TAXONOMY)
+    size = -(-len(values) // CHUNKS)
+    for start in range(0, len(values), size):
+        for offset in range(start, min(start + size, len(values))):
+            assert ing.add(0, offset, values[offset]) is None
+        ing.flush()
+        HoldingsMaintainer(location).refresh()
+        if start == size:
+            pin(location, "audit-2026")  # a pin on a snapshot that holds the person
+    return location
+
+
+def _answers(location: StoreLocation, people: tuple[str, ...]) -> dict[str, Any]:
+    """Each person's access answer and the transfer register, as of the world's end."""
+    store = Store(location)
+    try:
+        return {
+            "access": {p: access_request(store, p, TAXONOMY, SIZE.end) for p in people},
+            "transfers": transfers_register(store, TAXONOMY, SIZE.end),
+        }
+    finally:
+        store.close()
+
+
+def _holdings_rows(location: StoreLocation) -> list[tuple[Any, ...]]:
+    table = load_holdings(location)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    rows = read_rows(location, table, snapshot.snapshot_id).to_pylist()
+    return sorted((tuple(r.values()) for r in rows), key=lambda r: tuple((v is not None, str(v)) for v in r))
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string inside a decoded value (records, lists, bytes as text)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bytes):
+        return [value.decode("utf-8", "replace")]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+def _files_holding(folder: Path, ids: tuple[str, ...]) -> list[str]:
+    """Files under ``folder`` holding an identifier: raw bytes, decoded Parquet values, decoded Avro records."""
+    found = []
+    needles = [i.encode() for i in ids]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        texts: list[str] = []
+        if path.suffix == ".parquet":
+            texts = _texts(pq.read_table(path).to_pylist())
+        elif path.suffix == ".avro":
+            with path.open("rb") as f:
+                texts = _texts(list(fastavro.reader(f)))
+        if any(n in data for n in needles) or any(i in t for t in texts for i in ids):
+            found.append(str(path.relative_to(folder)))
+    return found
+
+
+def _without(values: tuple[bytes, ...], ids: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The events of everyone but the person (the reference store)."""
+    codec = Codec()
+    return tuple(v for v in values if codec.decode_record(v)["subject_id"] not in ids)
+
+
+def _reference(tmp_path: Path, values: tuple[bytes, ...], ids: tuple[str, ...]) -> dict[str, Any]:
+    """The answers of a store that never held the person (the register the forgetting store must equal)."""
+    return _answers(_store(tmp_path / "reference", _without(values, ids)), _world()[2])
+
+
+def _check_forgotten(folder: Path, ids: tuple[str, ...], reference: dict[str, Any]) -> None:
+    """No file holds the person; others' answers and the register equal a store that never held them."""
+    location = StoreLocation.embedded(folder)
+    assert _files_holding(folder, ids) == []
+    assert _answers(location, _world()[2]) == reference
+    kept = _holdings_rows(location)
+    HoldingsMaintainer(location).refresh(rebuild=True)  # the holdings as the remaining events make them
+    assert _holdings_rows(location) == kept
+
+
+def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After forget no file of the store holds a linked identifier; others and the register equal a store without."""
+    values, ids, others = _world()
+    folder = tmp_path / "store"
+    location = _store(folder, values)
+    before = _answers(location, others)
+    holding = _files_holding(folder, ids)
+    assert any(p.endswith(".parquet") for p in holding) and holding  # the search finds them before
+    reference = _reference(tmp_path, values, ids)
+    assert before["access"] == reference["access"]  # the others' answers never depended on the person
+
+    code, out, err = run_cli(capsys, "forget", ids[1], "--case", "C-17", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert "forgot 3 identifier(s) under case C-17" in out and ids[0] not in out and ids[1] not in out
+    for rel in holding:  # each data file that held them was rewritten under a new name or dropped
+        assert not (folder / rel).exists(), rel
+    _check_forgotten(folder, ids, reference)
+    # the register counted the person: it now equals a store that never held them
+    assert before["transfers"] != reference["transfers"]
+
+    for identifier in ids:  # any identifier of theirs: the certificate's date and case, nothing more
+        code, out, err = run_cli(capsys, "access", identifier, "--store", str(folder))
+        assert code == 0, err
+        assert out.strip().endswith("under case C-17.") and "erased on " in out and len(out.splitlines()) == 1
+    done = [c for c in certificates(location, case_ref="C-17") if c.status == "done"]
+    assert len(done) == 3 and done[0].events_rows > 0 and done[0].holdings_rows > 0 and done[0].files_rewritten > 0
+    assert done[0].pins_removed == "audit-2026" and "retention" in done[0].kafka_bound
+    assert _files_holding(folder, ids) == []  # the access look-ups wrote nothing of theirs either
+
+
+def test_forget_refuses_a_missing_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty case reference is refused naming the field, exit 2, the store untouched."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values[:200] + tuple(v for v in values if ids[0].encode() in v))
+    code, out, err = run_cli(capsys, "forget", ids[0], "--case", " ", "--store", str(folder))
+    assert code == 2 and "case" in err and ids[0] not in err and len(err.strip().splitlines()) == 1
+    assert _files_holding(folder, ids[:1])
