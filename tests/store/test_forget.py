@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,9 @@ from lineage.store.snapshots import pin
 from lineage.testing import MemorySink
 from lineage.world.organisations import build
 from lineage.world.sim import WorldSize, emit
-from tests.fixtures import run_cli
+from tests.fixtures import run_cli, wait_until
 
+REPO = Path(__file__).parents[2]
 TAXONOMY = default_taxonomy()
 SIZE = WorldSize(subjects=12, days=90)
 CHUNKS = 4  # ingest commits, with a holdings refresh after each: several files and snapshots
@@ -173,3 +180,48 @@ def test_forget_refuses_a_missing_case_in_one_line(tmp_path: Path, capsys: pytes
     code, out, err = run_cli(capsys, "forget", ids[0], "--case", " ", "--store", str(folder))
     assert code == 2 and "case" in err and ids[0] not in err and len(err.strip().splitlines()) == 1
     assert _files_holding(folder, ids[:1])
+
+
+KILLS = 5
+
+
+def _forget_process(folder: Path, ids: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "lineage.cli", "forget", ids[0], "--case", "C-9", "--store", str(folder)]
+    return subprocess.Popen([*argv, "--grace", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_forget_killed_at_random_completes_on_rerun(tmp_path: Path) -> None:
+    """Forget killed -9 at random moments 5 times, then run again: it completes, and nothing of others is lost."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values)
+    reference = _reference(tmp_path, values, ids)
+    timing = tmp_path / "timing"  # built apart: a copy's catalog would name the original's files
+    _store(timing, values)
+    started = time.monotonic()
+    timed = _forget_process(timing, ids)
+    _, timed_err = timed.communicate(timeout=600)
+    assert timed.returncode == 0, timed_err.decode()
+    took = time.monotonic() - started
+    rng = random.Random(int(os.environ.get("LINEAGE_TEST_SEED", "22")))
+    killed_mid_run = 0
+    for _ in range(KILLS):
+        proc = _forget_process(folder, ids)
+        deadline = time.monotonic() + rng.uniform(0.3, 1.0) * took
+        wait_until(
+            lambda p=proc, d=deadline: time.monotonic() >= d or p.poll() is not None,  # type: ignore[misc]
+            "the kill moment",
+            timeout_s=600,
+        )
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed_mid_run += 1
+        proc.wait(timeout=120)
+        proc.communicate()
+    final = _forget_process(folder, ids)
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err.decode()
+    assert killed_mid_run >= 1  # at least one kill landed while forget was working
+    _check_forgotten(folder, ids, reference)
+    done = [c for c in certificates(StoreLocation.embedded(folder), case_ref="C-9") if c.status == "done"]
+    assert {c.digest for c in done} and len({c.digest for c in done}) == 3  # every linked identifier certified
