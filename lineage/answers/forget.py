@@ -16,7 +16,7 @@ from lineage.store import Store
 from lineage.store.certificate import DONE, STARTED, Certificate, certificates, forgot_anyone, record_certificate
 from lineage.store.forget import forget_rows
 
-__all__ = ["erased", "forget_person"]
+__all__ = ["erased", "erasure_note", "forget_person"]
 
 Digest = Callable[[str], str]
 """The keyed hash of an identifier (the console audit's HMAC: ``Audit.subject_digest``)."""
@@ -73,3 +73,10 @@ def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
         return None
     found = certificates(store.location, [digest(identifier)])
     return found[-1] if found else None
+
+
+def erasure_note(cert: Certificate) -> str:
+    """What an access request for a forgotten identifier says: the date and the case, nothing more."""
+    if cert.status != DONE:
+        return f"erasure under case {cert.case_ref} begun on {cert.erased_at.date()}, not finished."
+    return f"erased on {cert.erased_at.date()} under case {cert.case_ref}."

@@ -113,8 +113,8 @@ def _stamped(doc: Document, store: Store) -> Document:
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
     from lineage.answers import access_request
-    from lineage.answers.forget import erased
-    from lineage.cli.forget import erased_line, subject_digest
+    from lineage.answers.forget import erased, erasure_note
+    from lineage.cli.forget import subject_digest
     from lineage.present.formats import render
     from lineage.present.reports import access_document
 
@@ -123,7 +123,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     as_of = parse_time("--as-of", args.as_of)
     if (cert := erased(store, args.identifier, subject_digest(settings, store.location))) is not None:
         # a forgotten person: the certificate's date and case, and nothing more
-        print(erased_line(repr(args.identifier), cert))
+        print(f"{args.identifier!r}: {erasure_note(cert)}")
         return 0
     report = access_request(
         store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then

@@ -10,14 +10,13 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import add_store_options, seconds, settings_from, store_for
+from lineage.cli._common import add_kafka_options, add_store_options, seconds, settings_from, store_for
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
     from lineage.store import StoreLocation
-    from lineage.store.certificate import Certificate
 
-__all__ = ["cmd_forget", "erased_line", "kafka_bound", "register", "subject_digest"]
+__all__ = ["cmd_forget", "kafka_bound", "register", "subject_digest"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "commit them; default 60 s, 0 when nothing else writes)",
     )
     add_store_options(forget, reading=False)
+    add_kafka_options(forget)  # given: the certificate states each topic's retention as the broker reports it
     forget.set_defaults(func=cmd_forget)
 
 
@@ -56,19 +56,28 @@ def subject_digest(settings: Settings, location: StoreLocation) -> Callable[[str
     return digest
 
 
-def kafka_bound(settings: Settings) -> str:
-    """What the certificate says of the copies on Kafka, which ``forget`` does not reach."""
-    return (
-        f"copies on the Kafka topics {settings.topic} and {settings.dead_letter_topic} (the dead letters) are not "
-        "removed by forget: they last until the topics' retention (retention.ms, set on the broker) deletes them"
-    )
+def kafka_bound(settings: Settings, *, ask_broker: bool) -> str:
+    """What the certificate says of the copies on Kafka, which ``forget`` does not reach.
+
+    With ``ask_broker``, each topic's retention as the broker reports it now (asked before anything
+    is removed, so a broker that does not answer stops the command with nothing changed).
+    """
+    topics = (settings.topic, settings.dead_letter_topic)
+    if not ask_broker:
+        kept = "until the topics' retention (retention.ms, set on the broker, not by lineage) deletes them"
+    else:
+        from lineage.transport.kafka.admin import topic_retention_ms
+
+        kept = "; ".join(f"{t}: {_retention(topic_retention_ms(settings, t))}" for t in topics)
+    return f"copies on the Kafka topics {topics[0]} and {topics[1]} (the dead letters) are not removed: {kept}"
 
 
-def erased_line(identifier_shown: str, cert: Certificate) -> str:
-    """The one sentence an access request gets for a forgotten person."""
-    if cert.status != "done":
-        return f"{identifier_shown}: erasure under case {cert.case_ref} begun on {cert.erased_at.date()}, not finished."
-    return f"{identifier_shown}: erased on {cert.erased_at.date()} under case {cert.case_ref}."
+def _retention(ms: int | None) -> str:
+    if ms is None:
+        return "no such topic"
+    if ms < 0:
+        return "kept for ever (retention.ms=-1): set a retention to bound them"
+    return f"gone within {ms / 86_400_000:g} day(s) of being written (retention.ms={ms})"
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
@@ -82,7 +91,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         args.identifier,
         case_ref=args.case,
         digest=subject_digest(settings, store.location),
-        kafka_bound=kafka_bound(settings),
+        kafka_bound=kafka_bound(settings, ask_broker=bool(args.bootstrap_servers)),
         grace_s=args.grace,
     )
     c = made[0]

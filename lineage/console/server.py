@@ -59,7 +59,7 @@ def build_console(
     """The console's parts over one store and database."""
     audit = Audit(db, sink, audit_topic)
     return Console(
-        Service(store, taxonomy, policies, db=db),
+        Service(store, taxonomy, policies, db=db, digest=audit.subject_digest),
         Accounts(db),
         Sessions(db, idle_timeout_s),
         audit,

@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
+from lineage.answers.forget import erased, erasure_note
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
@@ -114,8 +115,18 @@ class BreachJob:
 class Service:
     """The store, the taxonomy and the declared policies, and the answers the console shows."""
 
-    def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = (), *, db: ConsoleDB) -> None:
+    def __init__(
+        self,
+        store: Store,
+        taxonomy: Taxonomy,
+        policies: Sequence[Policy] = (),
+        *,
+        db: ConsoleDB,
+        digest: Callable[[str], str] | None = None,
+    ) -> None:
         """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
+
+        ``digest`` (the audit's keyed hash) finds the erasure certificate of a forgotten person.
 
         Assessments this host left running when it stopped are marked failed: their thread is gone.
         """
@@ -123,6 +134,7 @@ class Service:
         self.taxonomy = taxonomy
         self.policies = list(policies)
         self.db = db
+        self._digest = digest
         self._runner = socket.gethostname()[:100]
         self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
         self._jobs_lock = threading.Lock()
@@ -135,6 +147,9 @@ class Service:
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
         check_length("identifier", identifier, IDENTIFIER_CHARS)
+        if self._digest is not None and (cert := erased(self.store, identifier, self._digest)) is not None:
+            # forgotten (``lineage forget``): the certificate's date and case, and nothing more
+            return "Access request", {"holds_data": False, "erased": erasure_note(cert)}, {}
         report = access_request(self.store, identifier, self.taxonomy, as_of)
         plan = erasure_plan(self.store, identifier, self.taxonomy, report.as_of)
         title, facts, tables = access_document(report)
