@@ -51,7 +51,8 @@ def forget_person(
     # a run killed after the links left the holdings resolved more identifiers than a re-run can:
     # their digests are in its started rows
     begun = {c.digest for c in certificates(store.location, case_ref=case_ref) if c.status == STARTED}
-    if begun & digests:
+    resumed = bool(begun & digests)
+    if resumed:
         digests |= begun
     stamp = at or now()
     if digests - begun:
@@ -59,7 +60,9 @@ def forget_person(
             store.location, sorted(digests - begun), case_ref=case_ref, status=STARTED, erased_at=stamp,
             removed=None, kafka_bound=kafka_bound,
         )  # fmt: skip
-    removed = forget_rows(store.location, sorted(ids), digest=digest, digests=digests, grace_s=grace_s)
+    removed = forget_rows(
+        store.location, sorted(ids), digest=digest, digests=digests, resumed=resumed, grace_s=grace_s
+    )
     return record_certificate(
         store.location, sorted(digests), case_ref=case_ref, status=DONE, erased_at=at or now(), removed=removed,
         kafka_bound=kafka_bound,

@@ -69,13 +69,16 @@ def forget_rows(
     *,
     digest: Callable[[str], str],
     digests: Collection[str] = (),
+    resumed: bool = False,
     grace_s: float = 60.0,
 ) -> Forgotten:
     """Remove every row holding one of ``identifiers`` and every file of the store that still holds one.
 
     ``identifiers`` must be all the person's linked identifiers. An unreferenced data file is also
     removed when a value's ``digest`` is one of ``digests`` (identifiers a killed run had resolved
-    and a re-run no longer can). ``grace_s``: unreferenced files younger than this that hold no
+    and a re-run no longer can). History (older snapshots, pins, files) is dropped only when rows
+    were deleted now or the forget is ``resumed`` after a kill: forgetting someone the store never
+    held changes nothing. ``grace_s``: unreferenced files younger than this that hold no
     identifier are kept (a writer may be about to commit them).
     """
     ids = sorted(set(identifiers))
@@ -89,7 +92,8 @@ def forget_rows(
             )
         expired = removed = 0
         pins: list[str] = []
-        for name in (EVENTS, HOLDINGS) if try_load_holdings(location) is not None else (EVENTS,):
+        tables = (EVENTS, HOLDINGS) if try_load_holdings(location) is not None else (EVENTS,)
+        for name in tables if events_rows or holdings_rows or resumed else ():
             done, gone_pins, removed_here = _drop_history(location, name, (ids, digest, wanted), grace_s)
             expired += done
             pins += gone_pins

@@ -225,3 +225,17 @@ def test_forget_killed_at_random_completes_on_rerun(tmp_path: Path) -> None:
     _check_forgotten(folder, ids, reference)
     done = [c for c in certificates(StoreLocation.embedded(folder), case_ref="C-9") if c.status == "done"]
     assert {c.digest for c in done} and len({c.digest for c in done}) == 3  # every linked identifier certified
+
+
+def test_forgetting_someone_never_held_keeps_history_and_pins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An identifier the store never held: no snapshot expired, the pin kept, a certificate of nothing removed."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    location = _store(folder, values[:300])
+    snapshots = len(location.load().metadata.snapshots)
+    code, out, err = run_cli(capsys, "forget", "nobody-here", "--case", "C-0", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert "events rows 0, holdings rows 0" in out and "snapshots expired 0" in out
+    assert len(location.load().metadata.snapshots) == snapshots and "audit-2026" in location.load().metadata.refs
