@@ -152,7 +152,8 @@ def _delete(location: StoreLocation, name: str, *rows: BooleanExpression) -> tup
             raise store_error(exc, location, f"deleting a person's rows from the {name} table") from None
         fresh = _load(location, name)
         added = [s.summary for s in fresh.metadata.snapshots if s.snapshot_id not in known and s.summary is not None]
-        deleted = sum(int(s.get("deleted-records") or 0) for s in added)
+        # a rewritten file counts all its rows as deleted and the kept ones as added again
+        deleted = sum(int(s.get("deleted-records") or 0) - int(s.get("added-records") or 0) for s in added)
         replaced = sum(int(s.get("deleted-data-files") or 0) for s in added)
         log.info("forget table=%s rows=%d files=%d", name, deleted, replaced)
         return deleted, replaced

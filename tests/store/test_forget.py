@@ -148,6 +148,9 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
     folder = tmp_path / "store"
     location = _store(folder, values)
     before = _answers(location, others)
+    theirs = Store(location).sql(
+        "SELECT count(*) AS n FROM events WHERE list_contains($ids, subject_id)", {"ids": list(ids)}
+    )
     holding = _files_holding(folder, ids)
     assert any(p.endswith(".parquet") for p in holding) and holding  # the search finds them before
     reference = _reference(tmp_path, values, ids)
@@ -167,7 +170,8 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
         assert code == 0, err
         assert out.strip().endswith("under case C-17.") and "erased on " in out and len(out.splitlines()) == 1
     done = [c for c in certificates(location, case_ref="C-17") if c.status == "done"]
-    assert len(done) == 3 and done[0].events_rows > 0 and done[0].holdings_rows > 0 and done[0].files_rewritten > 0
+    assert len(done) == 3 and done[0].events_rows == theirs[0]["n"] > 0  # exactly their rows, not the files' rows
+    assert done[0].holdings_rows > 0 and done[0].files_rewritten > 0
     assert done[0].pins_removed == "audit-2026" and "retention" in done[0].kafka_bound
     assert _files_holding(folder, ids) == []  # the access look-ups wrote nothing of theirs either
 
