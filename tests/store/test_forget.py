@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import io
 import os
 import random
 import signal
@@ -14,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from lineage import Codec, default_taxonomy
+from lineage import Codec, Settings, default_taxonomy
 from lineage.answers import access_request, transfers_register
+from lineage.answers.forget import forget_person
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -29,6 +35,7 @@ from lineage.testing import MemorySink
 from lineage.world.organisations import build
 from lineage.world.sim import WorldSize, emit
 from tests.fixtures import run_cli, wait_until
+from tests.services import Postgres, SeaweedS3
 
 REPO = Path(__file__).parents[2]
 TAXONOMY = default_taxonomy()
@@ -54,10 +61,10 @@ def _world() -> tuple[tuple[bytes, ...], tuple[str, ...], tuple[str, ...]]:
     return tuple(values), (person, *devices), others
 
 
-def _store(folder: Path, values: tuple[bytes, ...]) -> StoreLocation:
+def _store(folder: Path | StoreLocation, values: tuple[bytes, ...]) -> StoreLocation:
     """Ingest ``values`` in ``CHUNKS`` commits, the holdings refreshed after each; a pinned snapshot too."""
-    location = StoreLocation.embedded(folder)
-    ing = Ingestor(folder, "events", taxonomy=TAXONOMY)
+    location = folder if isinstance(folder, StoreLocation) else StoreLocation.embedded(folder)
+    ing = Ingestor(location, "events", taxonomy=TAXONOMY)
     size = -(-len(values) // CHUNKS)
     for start in range(0, len(values), size):
         for offset in range(start, min(start + size, len(values))):
@@ -102,21 +109,20 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
+def _holds(name: str, data: bytes, ids: tuple[str, ...]) -> bool:
+    """Whether a file's raw bytes, or its decoded Parquet values or Avro records, hold an identifier."""
+    texts: list[str] = []
+    if name.endswith(".parquet"):
+        texts = _texts(pq.read_table(pa.BufferReader(data)).to_pylist())
+    elif name.endswith(".avro"):
+        texts = _texts(list(fastavro.reader(io.BytesIO(data))))
+    return any(i.encode() in data for i in ids) or any(i in t for t in texts for i in ids)
+
+
 def _files_holding(folder: Path, ids: tuple[str, ...]) -> list[str]:
     """Files under ``folder`` holding an identifier: raw bytes, decoded Parquet values, decoded Avro records."""
-    found = []
-    needles = [i.encode() for i in ids]
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        texts: list[str] = []
-        if path.suffix == ".parquet":
-            texts = _texts(pq.read_table(path).to_pylist())
-        elif path.suffix == ".avro":
-            with path.open("rb") as f:
-                texts = _texts(list(fastavro.reader(f)))
-        if any(n in data for n in needles) or any(i in t for t in texts for i in ids):
-            found.append(str(path.relative_to(folder)))
-    return found
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [str(p.relative_to(folder)) for p in paths if _holds(p.name, p.read_bytes(), ids)]
 
 
 def _without(values: tuple[bytes, ...], ids: tuple[str, ...]) -> tuple[bytes, ...]:
@@ -243,3 +249,37 @@ def test_forgetting_someone_never_held_keeps_history_and_pins(
     assert code == 0, err
     assert "events rows 0, holdings rows 0" in out and "snapshots expired 0" in out
     assert len(location.load().metadata.snapshots) == snapshots and "audit-2026" in location.load().metadata.refs
+
+
+@pytest.mark.integration
+def test_forget_on_postgres_and_s3_leaves_no_object_holding_the_person(
+    tmp_path: Path, postgres: Postgres, s3: SeaweedS3
+) -> None:
+    """The same proof on a PostgreSQL catalog and an S3 warehouse: no object under the prefix holds them."""
+    values, ids, others = _world()
+    namespace = f"f_{uuid.uuid4().hex[:12]}"
+    env = {
+        "LINEAGE_CATALOG_URI": postgres.sqlalchemy_uri(),
+        "LINEAGE_CATALOG_PASSWORD": postgres.password,
+        "LINEAGE_NAMESPACE": namespace,
+        "LINEAGE_WAREHOUSE": f"s3://{s3.bucket}/{namespace}",
+        "LINEAGE_S3_ENDPOINT": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+    }
+    location = _store(StoreLocation.from_settings(Settings.from_env(env), tmp_path / "unused"), values)
+    reference = _reference(tmp_path, values, ids)
+    objects = s3.filesystem()
+
+    def holding() -> list[str]:
+        found = objects.get_file_info(pafs.FileSelector(f"{s3.bucket}/{namespace}", recursive=True))
+        files = [f.path for f in found if f.type == pafs.FileType.File]
+        return [p for p in files if _holds(p, objects.open_input_file(p).readall(), ids)]
+
+    assert holding()
+    key = b"k" * 32
+    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0,
+                  digest=lambda i: hmac.new(key, i.encode(), hashlib.sha256).hexdigest())  # fmt: skip
+    assert holding() == []
+    assert _answers(location, others) == reference
+    assert {c.status for c in certificates(location, case_ref="S3-1")} == {"started", "done"}
