@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -123,6 +124,11 @@ def _files_holding(folder: Path, ids: tuple[str, ...]) -> list[str]:
     """Files under ``folder`` holding an identifier: raw bytes, decoded Parquet values, decoded Avro records."""
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     return [str(p.relative_to(folder)) for p in paths if _holds(p.name, p.read_bytes(), ids)]
+
+
+def _digest(identifier: str) -> str:
+    """A keyed hash as the console's (a test key)."""
+    return hmac.new(b"k" * 32, identifier.encode(), hashlib.sha256).hexdigest()
 
 
 def _without(values: tuple[bytes, ...], ids: tuple[str, ...]) -> tuple[bytes, ...]:
@@ -277,9 +283,42 @@ def test_forget_on_postgres_and_s3_leaves_no_object_holding_the_person(
         return [p for p in files if _holds(p, objects.open_input_file(p).readall(), ids)]
 
     assert holding()
-    key = b"k" * 32
-    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0,
-                  digest=lambda i: hmac.new(key, i.encode(), hashlib.sha256).hexdigest())  # fmt: skip
+    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0, digest=_digest)
     assert holding() == []
     assert _answers(location, others) == reference
     assert {c.status for c in certificates(location, case_ref="S3-1")} == {"started", "done"}
+
+
+def test_forget_racing_a_consumer_loses_none_of_the_others_events(tmp_path: Path) -> None:
+    """A consumer commits others' events in 12 batches while forget runs: every one is stored, none of the person's."""
+    values, ids, _ = _world()
+    codec = Codec()
+    mine = [v for v in values if codec.decode_record(v)["subject_id"] in ids]
+    rest = [v for v in values if codec.decode_record(v)["subject_id"] not in ids]
+    half = len(rest) // 2
+    folder = tmp_path / "store"
+    location = _store(folder, (*mine, *rest[:half]))
+    ingestor = Ingestor(location, "late", taxonomy=TAXONOMY)
+    late = rest[half:]
+    failures: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            step = -(-len(late) // 12)
+            for start in range(0, len(late), step):
+                for offset in range(start, min(start + step, len(late))):
+                    assert ingestor.add(0, offset, late[offset]) is None
+                ingestor.flush()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    forget_person(Store(location), [ids[0]], case_ref="R-1", kafka_bound="-", digest=_digest)
+    consumer.join(timeout=600)
+    assert not consumer.is_alive() and not failures, failures
+    stored = Store(location, holdings=False)
+    assert stored.count() == len(rest)
+    assert stored.sql("SELECT count(*) AS n FROM events WHERE list_contains($ids, subject_id)", {"ids": list(ids)}) == [
+        {"n": 0}
+    ]
