@@ -16,7 +16,7 @@ from lineage.store import Store
 from lineage.store.certificate import DONE, STARTED, Certificate, certificates, forgot_anyone, record_certificate
 from lineage.store.forget import forget_rows
 
-__all__ = ["erased", "erasure_note", "forget_person"]
+__all__ = ["erased", "erasure_note", "forget_person", "kafka_copies"]
 
 Digest = Callable[[str], str]
 """The keyed hash of an identifier (the console audit's HMAC: ``Audit.subject_digest``)."""
@@ -83,3 +83,9 @@ def erasure_note(cert: Certificate) -> str:
     if cert.status != DONE:
         return f"erasure under case {cert.case_ref} begun on {cert.erased_at.date()}, not finished."
     return f"erased on {cert.erased_at.date()} under case {cert.case_ref}."
+
+
+def kafka_copies(topic: str, dead_letter_topic: str, kept: str | None = None) -> str:
+    """The certificate's bound on the Kafka copies ``forget`` does not reach; ``kept``: each topic's retention."""
+    kept = kept or "until the topics' retention (retention.ms, set on the broker, not by lineage) deletes them"
+    return f"copies on the Kafka topics {topic} and {dead_letter_topic} (the dead letters) are not removed: {kept}"

@@ -157,7 +157,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db = _db(args)
     sink = None if args.no_audit_kafka else audit_sink(settings, args.audit_topic)
     console = build_console(store, taxonomy, db, policies=policies, sink=sink, audit_topic=args.audit_topic,
-                            idle_timeout_s=args.idle_timeout * 60)  # fmt: skip
+                            idle_timeout_s=args.idle_timeout * 60,
+                            topics=(settings.topic, settings.dead_letter_topic))  # fmt: skip
     print(f"lineage console on http://{args.host}:{args.port}/ over {store.location.describe()}", flush=True)
     serve(console, args.host, args.port, args.forwarded_allow_ips)
     return 0

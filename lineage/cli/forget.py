@@ -62,14 +62,14 @@ def kafka_bound(settings: Settings, *, ask_broker: bool) -> str:
     With ``ask_broker``, each topic's retention as the broker reports it now (asked before anything
     is removed, so a broker that does not answer stops the command with nothing changed).
     """
-    topics = (settings.topic, settings.dead_letter_topic)
-    if not ask_broker:
-        kept = "until the topics' retention (retention.ms, set on the broker, not by lineage) deletes them"
-    else:
-        from lineage.transport.kafka.admin import topic_retention_ms
+    from lineage.answers.forget import kafka_copies
 
-        kept = "; ".join(f"{t}: {_retention(topic_retention_ms(settings, t))}" for t in topics)
-    return f"copies on the Kafka topics {topics[0]} and {topics[1]} (the dead letters) are not removed: {kept}"
+    if not ask_broker:
+        return kafka_copies(settings.topic, settings.dead_letter_topic)
+    from lineage.transport.kafka.admin import topic_retention_ms
+
+    topics = (settings.topic, settings.dead_letter_topic)
+    return kafka_copies(*topics, "; ".join(f"{t}: {_retention(topic_retention_ms(settings, t))}" for t in topics))
 
 
 def _retention(ms: int | None) -> str:

@@ -26,7 +26,7 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
-from lineage.answers.forget import erased, erasure_note
+from lineage.answers.forget import erased, erasure_note, forget_person, kafka_copies
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
@@ -37,9 +37,12 @@ from lineage.errors import InvalidEventError, LineageError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
 from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
+from lineage.settings import Settings
 from lineage.store import Store
+from lineage.store.certificate import Certificate
 
 __all__ = [
+    "DEFAULT_TOPICS",
     "MAX_JOBS",
     "MAX_JOBS_PER_USER",
     "BreachBusy",
@@ -48,6 +51,9 @@ __all__ = [
     "check_case",
     "parse_when",
 ]
+
+#: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
+DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
 
@@ -123,10 +129,12 @@ class Service:
         *,
         db: ConsoleDB,
         digest: Callable[[str], str] | None = None,
+        topics: tuple[str, str] = DEFAULT_TOPICS,
     ) -> None:
         """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
 
-        ``digest`` (the audit's keyed hash) finds the erasure certificate of a forgotten person.
+        ``digest`` (the audit's keyed hash) finds the erasure certificate of a forgotten person;
+        ``topics`` (events, dead letters) are named in the certificates of the people forgotten here.
 
         Assessments this host left running when it stopped are marked failed: their thread is gone.
         """
@@ -135,6 +143,7 @@ class Service:
         self.policies = list(policies)
         self.db = db
         self._digest = digest
+        self._topics = topics
         self._runner = socket.gethostname()[:100]
         self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
         self._jobs_lock = threading.Lock()
@@ -156,6 +165,17 @@ class Service:
         facts = {"holds_data": report.holds_data, **facts, "erasure_complete": plan.complete,
                  "erasure_rule": plan.rule, "erasure_links": links_fact(plan.links)}  # fmt: skip
         return title, facts, {**tables, "erasure_plan": plan.holders}
+
+    def forget(self, identifiers: Sequence[str], case_ref: str) -> Certificate:
+        """Forget the person known by ``identifiers`` from the store (``lineage forget``); their certificate."""
+        if self._digest is None:
+            raise InvalidEventError("identifiers", "", "this console keeps no audit key to certify an erasure with")
+        for identifier in identifiers:
+            check_length("identifier", identifier, IDENTIFIER_CHARS)
+        made = forget_person(
+            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics)
+        )
+        return made[0]
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""

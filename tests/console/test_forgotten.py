@@ -49,3 +49,25 @@ def test_the_person_page_of_a_forgotten_person_says_erased_and_nothing_more(tmp_
     assert api.status_code == 200 and "under case ER-5." in api.text and "user.contact" not in api.text
     console.service.close()
     db.close()
+
+
+def test_an_admin_forgets_a_person_through_the_api_and_the_trail_never_names_them(tmp_path: Path) -> None:
+    """POST /api/forget (admin): the certificate's counts back, the person page says erased, no entry names them."""
+    store = store_of([_collected("acct-9", linked_subject_ids=["phone-9"]), _collected("acct-3")], tmp_path / "s")
+    db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
+    console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
+    client = TestClient(create_app(console), base_url="http://127.0.0.1")
+    console.accounts.add("admin", "admin", PASSWORD)
+    _, admin = console.accounts.new_token("admin")
+    r = client.post("/api/forget", json={"case_reference": "ER-9", "identifiers": ["phone-9"]},
+                    headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["case_ref"] == "ER-9" and body["status"] == "done" and body["events_rows"] == 1
+    assert "ev.dlq" in body["kafka_bound"] and "acct-9" not in r.text and "phone-9" not in r.text
+    assert console.service.person("acct-9")[1]["erased"].endswith("under case ER-9.")
+    trail = console.audit.search()
+    assert [e["action"] for e in trail] == ["store.forget"] and trail[0]["subject"] is None
+    assert trail[0]["detail"] == "1 identifier(s) given"  # no identifier in the detail either
+    console.service.close()
+    db.close()

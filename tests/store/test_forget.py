@@ -146,6 +146,7 @@ def _check_forgotten(folder: Path, ids: tuple[str, ...], reference: dict[str, An
     """No file holds the person; others' answers and the register equal a store that never held them."""
     location = StoreLocation.embedded(folder)
     assert _files_holding(folder, ids) == []
+    assert [p for p in folder.rglob("*") if p.stat().st_mode & 0o077] == []  # what forget wrote is private too
     assert _answers(location, _world()[2]) == reference
     kept = _holdings_rows(location)
     HoldingsMaintainer(location).refresh(rebuild=True)  # the holdings as the remaining events make them
