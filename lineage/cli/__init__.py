@@ -6,6 +6,7 @@
 - ``graph``    graph (the flow graph, summarised and exported)
 - ``holdings`` holdings (the table answers read, brought up to date)
 - ``answers``  access, breach, erasure, transfers, retention, check, map
+- ``forget``   forget (a person out of the store itself, with a certificate)
 - ``world``    sim, demo
 - ``console``  serve, users (the privacy console)
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, graph, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, forget, graph, holdings, ingest, world
 from lineage.cli.exits import INTERNAL_ERROR, run_command
 
 __all__ = ["INTERNAL_ERROR", "main", "run_command"]
@@ -29,7 +30,7 @@ __all__ = ["INTERNAL_ERROR", "main", "run_command"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, graph, holdings, answers, world, console):
+    for group in (emit, broker, ingest, graph, holdings, answers, forget, world, console):
         group.register(sub)
     return p
 

@@ -113,12 +113,18 @@ def _stamped(doc: Document, store: Store) -> Document:
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
     from lineage.answers import access_request
+    from lineage.answers.forget import erased, erasure_note
+    from lineage.cli.forget import subject_digest
     from lineage.present.formats import render
     from lineage.present.reports import access_document
 
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
     as_of = parse_time("--as-of", args.as_of)
+    if (cert := erased(store, args.identifier, subject_digest(settings, store.location))) is not None:
+        # a forgotten person: the certificate's date and case, and nothing more
+        print(f"{args.identifier!r}: {erasure_note(cert)}")
+        return 0
     report = access_request(
         store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
     )

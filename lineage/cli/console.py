@@ -179,7 +179,8 @@ class _ConsoleOf:
         db = _db(args)
         sink = None if args.no_audit_kafka else audit_sink(settings, args.audit_topic)
         return build_console(store, taxonomy, db, policies=policies, sink=sink, audit_topic=args.audit_topic,
-                             idle_timeout_s=args.idle_timeout * 60)  # fmt: skip
+                             idle_timeout_s=args.idle_timeout * 60,
+                             topics=(settings.topic, settings.dead_letter_topic))  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -88,6 +88,13 @@ class AuditQuery(BaseModel):
     )
 
 
+class ForgetRequest(BaseModel):
+    """A person's erasure from the store itself: why (the case) and whom (their identifiers)."""
+
+    case_reference: str = Field(description="the erasure request's id, kept in the certificate")
+    identifiers: list[str] = Field(min_length=1, max_length=20, description="linked ones are found and forgotten")
+
+
 class NewUser(BaseModel):
     """An account to add."""
 
@@ -119,6 +126,20 @@ def person(request: Request, body: PersonQuery, who: Who) -> Response:
     if body.format == "json":
         return JSONResponse(_json(doc))
     return download_of(request, doc, body.format, f"access-{case}")
+
+
+@api("POST", "/forget", "admin")
+def forget(request: Request, body: ForgetRequest, who: Who) -> JSONResponse:
+    """Forget a person in the store (``lineage forget``); the certificate's counts, never an identifier."""
+    console = _console(request)
+    case = check_case(body.case_reference)
+    # recorded first, without the identifiers: the trail must not name the person being erased
+    console.audit.record(who.name, who.role, "store.forget", who.client, case_ref=case,
+                         detail=f"{len(body.identifiers)} identifier(s) given")  # fmt: skip
+    cert = console.service.forget(body.identifiers, case)
+    fields = ("case_ref", "status", "events_rows", "holdings_rows", "files_rewritten", "snapshots_expired",
+              "files_removed", "pins_removed", "kafka_bound")  # fmt: skip
+    return JSONResponse({"erased_at": cert.erased_at.isoformat(), **{f: getattr(cert, f) for f in fields}})
 
 
 @api("GET", "/holders", "responder", "analyst")

@@ -46,6 +46,7 @@ ACTIONS = (
     "user.enable",
     "user.token",
     "user.revoke",
+    "store.forget",
 )
 _SEARCH_LIMIT = 500
 _PARTS = ("actor", "action", "case_ref")  # searched by a part of the text

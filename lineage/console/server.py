@@ -13,7 +13,7 @@ from lineage.console.app import Console, create_app
 from lineage.console.audit import Audit, AuditSink
 from lineage.console.cases import Cases
 from lineage.console.db import ConsoleDB
-from lineage.console.service import Service
+from lineage.console.service import DEFAULT_TOPICS, Service
 from lineage.console.sessions import Sessions
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
@@ -57,11 +57,12 @@ def build_console(
     sink: AuditSink | None = None,
     audit_topic: str = "lineage.audit",
     idle_timeout_s: float = 15 * 60.0,
+    topics: tuple[str, str] = DEFAULT_TOPICS,
 ) -> Console:
-    """The console's parts over one store and database."""
+    """The console's parts over one store and database; ``topics``: the events and dead-letter topics."""
     audit = Audit(db, sink, audit_topic)
     return Console(
-        Service(store, taxonomy, policies, db=db),
+        Service(store, taxonomy, policies, db=db, digest=audit.subject_digest, topics=topics),
         Accounts(db),
         Sessions(db, idle_timeout_s),
         audit,

@@ -13,7 +13,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
+from lineage.answers.forget import erased, erasure_note, forget_person, kafka_copies
 from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
@@ -39,9 +40,12 @@ from lineage.errors import InvalidEventError, LineageError, UnknownValueError
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
 from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
+from lineage.settings import Settings
 from lineage.store import Store
+from lineage.store.certificate import Certificate
 
 __all__ = [
+    "DEFAULT_TOPICS",
     "MAX_JOBS",
     "MAX_JOBS_PER_USER",
     "BreachBusy",
@@ -51,6 +55,9 @@ __all__ = [
     "parse_when",
     "parse_window",
 ]
+
+#: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
+DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
 
@@ -123,8 +130,20 @@ class BreachJob:
 class Service:
     """The store, the taxonomy and the declared policies, and the answers the console shows."""
 
-    def __init__(self, store: Store, taxonomy: Taxonomy, policies: Sequence[Policy] = (), *, db: ConsoleDB) -> None:
+    def __init__(
+        self,
+        store: Store,
+        taxonomy: Taxonomy,
+        policies: Sequence[Policy] = (),
+        *,
+        db: ConsoleDB,
+        digest: Callable[[str], str] | None = None,
+        topics: tuple[str, str] = DEFAULT_TOPICS,
+    ) -> None:
         """Answer from ``store`` (unpinned: each answer reads the newest snapshot); keep breach assessments in ``db``.
+
+        ``digest`` (the audit's keyed hash) finds the erasure certificate of a forgotten person;
+        ``topics`` (events, dead letters) are named in the certificates of the people forgotten here.
 
         Assessments left running by a process of this host that has ended are marked failed: their
         thread is gone. Those of the other live processes (``lineage serve --workers``) run on.
@@ -133,6 +152,8 @@ class Service:
         self.taxonomy = taxonomy
         self.policies = list(policies)
         self.db = db
+        self._digest = digest
+        self._topics = topics
         self._host = socket.gethostname()[:80]
         self._runner = f"{self._host}:{os.getpid()}"  # which process runs a job: only it can finish it
         self._running: dict[str, str] = {}  # job id -> owner, accepted and not finished
@@ -158,12 +179,26 @@ class Service:
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
         """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
         check_length("identifier", identifier, IDENTIFIER_CHARS)
+        if self._digest is not None and (cert := erased(self.store, identifier, self._digest)) is not None:
+            # forgotten (``lineage forget``): the certificate's date and case, and nothing more
+            return "Access request", {"holds_data": False, "erased": erasure_note(cert)}, {}
         report = access_request(self.store, identifier, self.taxonomy, as_of)
         plan = erasure_plan(self.store, identifier, self.taxonomy, report.as_of)
         title, facts, tables = access_document(report)
         facts = {"holds_data": report.holds_data, **facts, "erasure_complete": plan.complete,
                  "erasure_rule": plan.rule, "erasure_links": links_fact(plan.links)}  # fmt: skip
         return title, facts, {**tables, "erasure_plan": plan.holders}
+
+    def forget(self, identifiers: Sequence[str], case_ref: str) -> Certificate:
+        """Forget the person known by ``identifiers`` from the store (``lineage forget``); their certificate."""
+        if self._digest is None:
+            raise InvalidEventError("identifiers", "", "this console keeps no audit key to certify an erasure with")
+        for identifier in identifiers:
+            check_length("identifier", identifier, IDENTIFIER_CHARS)
+        made = forget_person(
+            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics)
+        )
+        return made[0]
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""

@@ -21,9 +21,10 @@ from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 
-__all__ = ["create_topics", "grant", "topic_exists", "topic_max_message_bytes"]
+__all__ = ["create_topics", "grant", "topic_exists", "topic_max_message_bytes", "topic_retention_ms"]
 
 _KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # the broker's message.max.bytes default, if a topic does not say
+_KAFKA_DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000  # the broker's log.retention.hours default (168)
 
 
 def create_topics(settings: Settings, names: Sequence[str], partitions: int = 3) -> None:
@@ -96,6 +97,24 @@ def topic_max_message_bytes(settings: Settings, topic: str, *, operation: str = 
     """The largest record batch ``topic`` accepts (its ``max.message.bytes``), or None if it does not exist.
 
     Asked of the broker rather than assumed (1 MB by default, but set per topic or per broker).
+    """
+    exists, value = _topic_config(settings, topic, "max.message.bytes", operation)
+    if not exists:
+        return None
+    return int(value) if value is not None else _KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+
+
+def topic_retention_ms(settings: Settings, topic: str) -> int | None:
+    """How long ``topic`` keeps a message (its ``retention.ms``; -1: for ever), or None if it does not exist."""
+    exists, value = _topic_config(settings, topic, "retention.ms", "describe")
+    if not exists:
+        return None
+    return int(value) if value is not None else _KAFKA_DEFAULT_RETENTION_MS
+
+
+def _topic_config(settings: Settings, topic: str, key: str, operation: str) -> tuple[bool, str | None]:
+    """Whether ``topic`` exists, and one value of its configuration (None: the broker gave none).
+
     kafka-python's ``describe_configs`` answers a missing topic with an empty config, not an error,
     so existence is checked on the topic list first; a topic hidden by the ACLs raises
     ``AuthorizationError`` naming ``operation``.
@@ -103,12 +122,12 @@ def topic_max_message_bytes(settings: Settings, topic: str, *, operation: str = 
     admin = _admin(settings)
     try:
         if not _listed(admin, settings, topic, operation):
-            return None
+            return False, None
         found = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})], config_filter="all"
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {key: None})], config_filter="all"
         )
-        value = found.get("topic", {}).get(topic, {}).get("max.message.bytes", {}).get("value")
-        return int(value) if value is not None else _KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+        value = found.get("topic", {}).get(topic, {}).get(key, {}).get("value")
+        return True, None if value is None else str(value)
     except (kafka.errors.KafkaError, ValueError) as exc:
         raise BrokerError(f"could not read the configuration of topic {topic}: {exc}") from exc
     finally:

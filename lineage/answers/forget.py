@@ -1,0 +1,91 @@
+"""Forgetting a person in our own store (GDPR Art. 17, PIPL Art. 47), and what an access request says after.
+
+The person is every identifier linked to the ones given (as ``access_request`` resolves them). What
+is kept afterwards is the certificate: a keyed hash of each identifier, the case, when, and what
+was removed; an access request for any of them answers "erased on D under case C" and nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from lineage.answers._common import check_identifier, linked_identifiers, now
+from lineage.errors import InvalidEventError
+from lineage.store import Store
+from lineage.store.certificate import DONE, STARTED, Certificate, certificates, forgot_anyone, record_certificate
+from lineage.store.forget import forget_rows
+
+__all__ = ["erased", "erasure_note", "forget_person", "kafka_copies"]
+
+Digest = Callable[[str], str]
+"""The keyed hash of an identifier (the console audit's HMAC: ``Audit.subject_digest``)."""
+
+
+def forget_person(
+    store: Store,
+    identifiers: Sequence[str],
+    *,
+    case_ref: str,
+    digest: Digest,
+    kafka_bound: str,
+    grace_s: float = 60.0,
+    at: datetime | None = None,
+) -> list[Certificate]:
+    """Remove the person known by ``identifiers`` from every table and file of the store; their certificates.
+
+    Safe to run again after a kill: it finishes what is left, under the same ``case_ref``.
+    """
+    if not identifiers:
+        raise InvalidEventError("identifier", "", "give at least one identifier of the person")
+    for identifier in identifiers:
+        check_identifier(identifier)
+    if not case_ref.strip():
+        raise InvalidEventError("case", case_ref, "must be a non-empty case reference", personal=False)
+    ids: set[str] = set()
+    with store.session() as q:
+        for identifier in identifiers:
+            ids.update(linked_identifiers(q, identifier))
+    store.close()
+    digests = {digest(i) for i in ids}
+    # a run killed after the links left the holdings resolved more identifiers than a re-run can:
+    # their digests are in its started rows
+    begun = {c.digest for c in certificates(store.location, case_ref=case_ref) if c.status == STARTED}
+    resumed = bool(begun & digests)
+    if resumed:
+        digests |= begun
+    stamp = at or now()
+    if digests - begun:
+        record_certificate(
+            store.location, sorted(digests - begun), case_ref=case_ref, status=STARTED, erased_at=stamp,
+            removed=None, kafka_bound=kafka_bound,
+        )  # fmt: skip
+    removed = forget_rows(
+        store.location, sorted(ids), digest=digest, digests=digests, resumed=resumed, grace_s=grace_s
+    )
+    return record_certificate(
+        store.location, sorted(digests), case_ref=case_ref, status=DONE, erased_at=at or now(), removed=removed,
+        kafka_bound=kafka_bound,
+    )  # fmt: skip
+
+
+def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
+    """The newest certificate of ``identifier`` if the person was forgotten (or their erasure begun)."""
+    check_identifier(identifier)
+    if not forgot_anyone(store.location):
+        return None
+    found = certificates(store.location, [digest(identifier)])
+    return found[-1] if found else None
+
+
+def erasure_note(cert: Certificate) -> str:
+    """What an access request for a forgotten identifier says: the date and the case, nothing more."""
+    if cert.status != DONE:
+        return f"erasure under case {cert.case_ref} begun on {cert.erased_at.date()}, not finished."
+    return f"erased on {cert.erased_at.date()} under case {cert.case_ref}."
+
+
+def kafka_copies(topic: str, dead_letter_topic: str, kept: str | None = None) -> str:
+    """The certificate's bound on the Kafka copies ``forget`` does not reach; ``kept``: each topic's retention."""
+    kept = kept or "until the topics' retention (retention.ms, set on the broker, not by lineage) deletes them"
+    return f"copies on the Kafka topics {topic} and {dead_letter_topic} (the dead letters) are not removed: {kept}"

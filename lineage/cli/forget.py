@@ -1,0 +1,106 @@
+"""``lineage forget IDENTIFIER... --case REF``: a person out of every copy the store keeps, with a certificate.
+
+The keyed hash in the certificate is the console audit's (``Audit.subject_digest``, its key in the
+console database): one key, so the console and the command find the same certificates.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lineage.cli._common import store_for
+from lineage.cli.options import add_kafka_options, add_store_options, seconds, settings_from
+from lineage.settings import Settings
+
+if TYPE_CHECKING:
+    from lineage.store import StoreLocation
+
+__all__ = ["cmd_forget", "kafka_bound", "register", "subject_digest"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this group's sub-commands."""
+    forget = sub.add_parser(
+        "forget", help="erase a person (every linked identifier) from the store itself, keeping a certificate"
+    )
+    forget.add_argument("identifier", nargs="+", help="identifiers of the person (their linked ones are found)")
+    forget.add_argument("--case", required=True, help="the erasure request's case reference (kept in the certificate)")
+    forget.add_argument(
+        "--grace",
+        type=seconds,
+        default=60.0,
+        help="keep unreferenced files younger than this that hold none of the person (a writer may be about to "
+        "commit them; default 60 s, 0 when nothing else writes)",
+    )
+    add_store_options(forget, reading=False)
+    add_kafka_options(forget)  # given: the certificate states each topic's retention as the broker reports it
+    forget.set_defaults(func=cmd_forget)
+
+
+def subject_digest(settings: Settings, location: StoreLocation) -> Callable[[str], str]:
+    """The console audit's keyed hash of an identifier; the console database is opened on the first hash.
+
+    Its key is made there on first use; a store that forgot nobody is never made to open it.
+    """
+    from lineage.console.audit import Audit
+    from lineage.console.server import console_db
+
+    audit: list[Audit] = []
+
+    def digest(identifier: str) -> str:
+        if not audit:
+            audit.append(Audit(console_db(settings, location)))
+        return audit[0].subject_digest(identifier)
+
+    return digest
+
+
+def kafka_bound(settings: Settings, *, ask_broker: bool) -> str:
+    """What the certificate says of the copies on Kafka, which ``forget`` does not reach.
+
+    With ``ask_broker``, each topic's retention as the broker reports it now (asked before anything
+    is removed, so a broker that does not answer stops the command with nothing changed).
+    """
+    from lineage.answers.forget import kafka_copies
+
+    if not ask_broker:
+        return kafka_copies(settings.topic, settings.dead_letter_topic)
+    from lineage.transport.kafka.admin import topic_retention_ms
+
+    topics = (settings.topic, settings.dead_letter_topic)
+    return kafka_copies(*topics, "; ".join(f"{t}: {_retention(topic_retention_ms(settings, t))}" for t in topics))
+
+
+def _retention(ms: int | None) -> str:
+    if ms is None:
+        return "no such topic"
+    if ms < 0:
+        return "kept for ever (retention.ms=-1): set a retention to bound them"
+    return f"gone within {ms / 86_400_000:g} day(s) of being written (retention.ms={ms})"
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Forget the person; the certificate in one line (counts only: no identifier is printed)."""
+    from lineage.answers.forget import forget_person
+
+    settings = settings_from(args)
+    store = store_for(args, settings)
+    made = forget_person(
+        store,
+        args.identifier,
+        case_ref=args.case,
+        digest=subject_digest(settings, store.location),
+        kafka_bound=kafka_bound(settings, ask_broker=bool(args.bootstrap_servers)),
+        grace_s=args.grace,
+    )
+    c = made[0]
+    print(
+        f"forgot {len(made)} identifier(s) under case {c.case_ref} at {c.erased_at.isoformat(timespec='seconds')}: "
+        f"events rows {c.events_rows}, holdings rows {c.holdings_rows}, data files rewritten {c.files_rewritten}, "
+        f"snapshots expired {c.snapshots_expired}, files removed {c.files_removed}"
+        + (f", pins removed {c.pins_removed}" if c.pins_removed else "")
+        + f"; {c.kafka_bound}"
+    )
+    return 0

@@ -1,0 +1,144 @@
+"""Erasure certificates, ``<namespace>.erasures``: what was forgotten, when, under which case. No identifier.
+
+One row per identifier of a forgotten person, keyed by its keyed hash (HMAC-SHA256 with the
+console audit's key: the caller hashes, this table never sees an identifier). Rows are only ever
+appended. A forget first appends ``started`` rows for every linked identifier: a run killed after
+the person's links left the holdings is finished by a re-run that learns the whole person's
+digests from them. Then ``done`` rows counting what was removed (a re-run after a kill counts
+what it found left); the newest row is what an access request answers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
+
+from lineage.errors import StoreConflictError, StoreNotFoundError
+from lineage.private import private_files
+from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.forget import Forgotten, column_in
+from lineage.store.tables import iceberg_schema
+
+__all__ = ["DONE", "ERASURES", "STARTED", "Certificate", "certificates", "forgot_anyone", "record_certificate"]
+
+ERASURES = "erasures"
+STARTED = "started"
+DONE = "done"
+
+_TS = pa.timestamp("us", tz="UTC")
+_COLUMNS = pa.schema(
+    [
+        ("digest", pa.string()),
+        ("case_ref", pa.string()),
+        ("status", pa.string()),
+        ("erased_at", _TS),
+        ("events_rows", pa.int64()),
+        ("holdings_rows", pa.int64()),
+        ("files_rewritten", pa.int64()),
+        ("snapshots_expired", pa.int64()),
+        ("files_removed", pa.int64()),
+        ("pins_removed", pa.string()),
+        ("kafka_bound", pa.string()),
+    ]
+)
+_SCHEMA = iceberg_schema(_COLUMNS)
+_PROPERTIES = {"format-version": "2", "commit.retry.num-retries": "0", "write.parquet.compression-codec": "zstd"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certificate:
+    """One identifier's erasure: its keyed hash, the case, when, what was removed, and the bound on Kafka copies."""
+
+    digest: str
+    case_ref: str
+    status: str  # STARTED or DONE
+    erased_at: datetime
+    events_rows: int
+    holdings_rows: int
+    files_rewritten: int
+    snapshots_expired: int
+    files_removed: int
+    pins_removed: str
+    kafka_bound: str
+
+
+def record_certificate(
+    location: StoreLocation,
+    digests: Sequence[str],
+    *,
+    case_ref: str,
+    status: str,
+    erased_at: datetime,
+    removed: Forgotten | None,
+    kafka_bound: str,
+) -> list[Certificate]:
+    """Append one row per identifier digest (the counts are the person's, repeated on each; none when started)."""
+    removed = removed or Forgotten(
+        events_rows=0, holdings_rows=0, files_rewritten=0, snapshots_expired=0, files_removed=0, pins_removed=()
+    )
+    made = [
+        Certificate(
+            digest=d,
+            case_ref=case_ref,
+            status=status,
+            erased_at=erased_at,
+            events_rows=removed.events_rows,
+            holdings_rows=removed.holdings_rows,
+            files_rewritten=removed.files_rewritten,
+            snapshots_expired=removed.snapshots_expired,
+            files_removed=removed.files_removed,
+            pins_removed=",".join(removed.pins_removed),
+            kafka_bound=kafka_bound,
+        )
+        for d in sorted(set(digests))
+    ]
+    rows = pa.Table.from_pylist([{n: getattr(c, n) for n in _COLUMNS.names} for c in made], schema=_COLUMNS)
+    for attempt in range(location.commit_retries):
+        try:
+            with private_files():
+                table = location.load_table(ERASURES, _SCHEMA, UNSORTED_SORT_ORDER, _PROPERTIES, create=True)
+                table.append(rows)
+        except CommitFailedException:
+            time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, location, "keeping the erasure certificate") from None
+        return made
+    raise StoreConflictError(f"keeping a certificate lost to other writers {location.commit_retries} times in a row")
+
+
+def _table(location: StoreLocation) -> Table | None:
+    try:
+        return location.load_table(ERASURES, _SCHEMA, UNSORTED_SORT_ORDER, _PROPERTIES)
+    except StoreNotFoundError:
+        return None
+
+
+def forgot_anyone(location: StoreLocation) -> bool:
+    """Whether the store keeps any erasure certificate (so an identifier is worth hashing to look one up)."""
+    table = _table(location)
+    return table is not None and table.current_snapshot() is not None
+
+
+def certificates(
+    location: StoreLocation, digests: Sequence[str] = (), case_ref: str | None = None
+) -> list[Certificate]:
+    """The rows of these identifier digests, or of one case, oldest first (none: the store forgot nobody)."""
+    table = _table(location)
+    if table is None or table.current_snapshot() is None or not (digests or case_ref):
+        return []
+    wanted = column_in("digest", sorted(set(digests))) if digests else column_in("case_ref", [case_ref or ""])
+    try:
+        found = table.scan(row_filter=wanted).to_arrow()
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "reading the erasure certificates") from None
+    made = [Certificate(**row) for row in found.to_pylist()]
+    return sorted(made, key=lambda c: (c.erased_at, c.digest))
