@@ -18,11 +18,17 @@ from lineage.contract.taxonomy import Taxonomy
 from lineage.contract.validation import validate
 from lineage.errors import InputLineError, InvalidEventError, shown_name
 
-__all__ = ["event_to_json", "parse_lines"]
+__all__ = ["MAX_EVENT_BYTES", "event_to_json", "message_size_check", "parse_lines", "parse_object"]
 
 _TIMES = ("occurred_at", "bulk_as_of")
 _PARTIES = ("holder", "recipient")
 _PARTY_FIELDS = {"name", "role", "region"}
+
+
+#: Kafka's default largest message (kafka-python's max_request_size and the broker's
+#: message.max.bytes are both about 1 MiB, batch headers included): an event over this is refused as
+#: its input's error before sending, instead of failing the send and stopping the rest.
+MAX_EVENT_BYTES = 1_000_000
 
 
 def parse_lines(
@@ -42,31 +48,68 @@ def parse_lines(
         if not text.strip():
             continue
         try:
-            event = _parse(text, system, region)
-            validate(event, taxonomy)
-            if check is not None:
-                check(event)
-        except InvalidEventError as exc:
-            yield InputLineError(number, str(exc), exc.field)
+            obj = _load(text)
         except InputLineError as exc:
             yield InputLineError(number, exc.reason, exc.field)
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-            # whatever else one hostile line can provoke stays that line's error: the lines after
-            # it are still read and sent. Only the kind is named; the message could quote the line.
-            yield InputLineError(number, f"cannot be read as an event ({type(exc).__name__})")
-        else:
-            yield event
+            continue
+        item = parse_object(obj, system=system, region=region, taxonomy=taxonomy, check=check)
+        yield item if isinstance(item, PersonalDataEvent) else InputLineError(number, item.reason, item.field)
 
 
-def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEvent:
+def parse_object(
+    obj: object,
+    *,
+    system: str | None,
+    region: str | None,
+    taxonomy: Taxonomy,
+    check: Callable[[PersonalDataEvent], None] | None = None,
+) -> PersonalDataEvent | InputLineError:
+    """One decoded JSON value as a validated event, or an ``InputLineError`` (line 0) naming the field.
+
+    The one home of reading an event from JSON: ``lineage emit`` gives it each line's object, the
+    HTTP gateway each object of a request's batch.
+    """
     try:
-        obj = json.loads(text)
+        event = _parse(obj, system, region)
+        validate(event, taxonomy)
+        if check is not None:
+            check(event)
+    except InvalidEventError as exc:
+        return InputLineError(0, str(exc), exc.field)
+    except InputLineError as exc:
+        return exc
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # whatever else one hostile object can provoke stays that object's error: the ones after
+        # it are still read and sent. Only the kind is named; the message could quote the input.
+        return InputLineError(0, f"cannot be read as an event ({type(exc).__name__})")
+    return event
+
+
+def message_size_check(encode: Callable[[PersonalDataEvent], bytes]) -> Callable[[PersonalDataEvent], None]:
+    """A ``check`` refusing an event whose encoding (by ``encode``) is over Kafka's ``MAX_EVENT_BYTES``."""
+
+    def fits(event: PersonalDataEvent) -> None:
+        size = len(encode(event))
+        if size > MAX_EVENT_BYTES:
+            raise InputLineError(
+                0, f"the event encodes to {size:,} bytes, over Kafka's {MAX_EVENT_BYTES:,} per message"
+            )
+
+    return fits
+
+
+def _load(text: str) -> object:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputLineError(0, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise InputLineError(0, "not valid JSON here: nested too deeply") from None
     except ValueError:  # Python refuses integers of more than 4300 digits (a denial-of-service guard)
         raise InputLineError(0, "not valid JSON here: a number has too many digits") from None
+
+
+def _parse(obj: object, system: str | None, region: str | None) -> PersonalDataEvent:
     if not isinstance(obj, dict):
         raise InputLineError(0, f"expected a JSON object, got {type(obj).__name__}")
     fields: dict[str, Any] = dict(obj)
@@ -74,9 +117,11 @@ def _parse(text: str, system: str | None, region: str | None) -> PersonalDataEve
     sys_name = fields.pop("system", system)
     sys_region = fields.pop("system_region", region)
     if not sys_name:
-        raise InputLineError(0, "system is missing: give it in the line or with --system", "system")
+        raise InputLineError(0, "system is missing: name the emitting system (lineage emit: or --system)", "system")
     if not sys_region:
-        raise InputLineError(0, "system_region is missing: give it in the line or with --region", "system_region")
+        raise InputLineError(
+            0, "system_region is missing: where the system runs (lineage emit: or --region)", "system_region"
+        )
     event_type = fields.pop("event_type", None)
     if event_type is None:
         raise InputLineError(
