@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import add_kafka_options, add_store_options, location_for, settings_from
+from lineage.cli._common import add_kafka_options, add_listen_options, add_store_options, location_for, settings_from
 from lineage.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this group's sub-commands."""
     serve = sub.add_parser("serve", help="the privacy console: a web app over the store (sign-in, roles, audit)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_listen_options(serve, 8000)
     serve.add_argument("--policy", action="append", help="a policy file or folder, for violations (repeatable)")
     serve.add_argument("--idle-timeout", type=float, default=15.0, help="minutes before an idle session ends (15)")
     serve.add_argument("--audit-topic", default="lineage.audit", help="Kafka topic of the audit trail's copy")
@@ -145,8 +144,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lineage.cli._common import policies_from, store_for, taxonomy_for
     from lineage.console.server import audit_sink, build_console, serve
 
-    if not 0 < args.port < 65536:
-        raise ConfigurationError("--port", "must be 1 to 65535")
     if not args.idle_timeout > 0:
         raise ConfigurationError("--idle-timeout", "must be a positive number of minutes")
     settings = settings_from(args)
