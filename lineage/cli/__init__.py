@@ -7,6 +7,7 @@
 - ``answers``  access, breach, erasure, transfers, retention, check, map
 - ``world``    sim, demo
 - ``console``  serve, users (the privacy console)
+- ``gateway``  gateway serve / token / schema (the HTTP gateway)
 
 Errors lineage raises, and files or folders the system refuses, become one line on stderr and exit
 code 2; bad input lines in ``emit`` give exit code 1 after every good line has been sent. Anything
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, gateway, holdings, ingest, world
 from lineage.errors import LineageError
 
 __all__ = ["INTERNAL_ERROR", "main"]
@@ -32,7 +33,7 @@ INTERNAL_ERROR = 70
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, holdings, answers, world, console):
+    for group in (emit, broker, ingest, holdings, answers, world, console, gateway):
         group.register(sub)
     return p
 

@@ -1,0 +1,114 @@
+"""The gateway over a real broker: good events land on the topic once; every bad request is refused whole."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+
+import pytest
+
+from lineage import Settings
+from lineage.sdk.jsonlines import event_to_json
+from tests.fixtures import sample_events
+from tests.gateway.conftest import Running, post, post_json, topic_ids
+
+pytestmark = pytest.mark.integration
+
+
+def _event(system: str = "checkout", **changes: object) -> dict[str, object]:
+    """A valid event as JSON, with a fresh id."""
+    out: dict[str, object] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "COLLECTED",
+        "occurred_at": "2026-05-01T08:00:00+08:00",
+        "system": system,
+        "system_region": "CN",
+        "subject_id": "user-42",
+        "categories": ["user.contact.phone_number"],
+        "purpose": "essential.service",
+        "legal_basis": "CONTRACT",
+    }
+    return out | changes
+
+
+def test_single_and_batches_are_acknowledged_and_on_the_topic_once(gateway: Running, kafka_settings: Settings) -> None:
+    """One object, an array and {"events": [...]} each answer 202 after the broker has them, each id once."""
+    token = gateway.token("checkout-svc", "checkout")
+    single = _event()
+    status, answer = post_json(gateway.url, single, token)
+    assert (status, answer["acknowledged"], answer["event_ids"]) == (202, 1, [single["event_id"]])
+    array = [_event() for _ in range(50)]
+    status, answer = post_json(gateway.url, array, token)
+    assert (status, answer["acknowledged"], answer["spooled"]) == (202, 50, 0)
+    wrapped = [event_to_json(e) for e in sample_events() if e.system == "checkout"]
+    status, answer = post_json(gateway.url, {"events": wrapped}, token)
+    assert (status, answer["acknowledged"]) == (202, len(wrapped))
+    sent = [single["event_id"], *(e["event_id"] for e in array), *(e["event_id"] for e in wrapped)]
+    on_topic = Counter(topic_ids(kafka_settings))
+    assert set(on_topic) == set(sent)
+    assert max(on_topic.values()) == 1
+
+
+def test_a_retried_batch_is_not_sent_again(gateway: Running, kafka_settings: Settings) -> None:
+    """The same batch posted twice (a client retry) answers 202 both times and reaches the topic once."""
+    token = gateway.token("checkout-svc", "checkout")
+    batch = [_event() for _ in range(20)]
+    first = post_json(gateway.url, batch, token)
+    again = post_json(gateway.url, batch + batch[:1], token)  # and an id twice in one request
+    assert (first[0], first[1]["acknowledged"]) == (202, 20)
+    assert (again[0], again[1]["acknowledged"], again[1]["duplicates"]) == (202, 0, 21)
+    on_topic = Counter(topic_ids(kafka_settings))
+    assert sorted(on_topic) == sorted(e["event_id"] for e in batch)
+    assert set(on_topic.values()) == {1}
+
+
+def _bad_requests(token: str, other: str) -> list[tuple[str, bytes, str | None, int, str]]:
+    """(what, body, token, the status, words the first error holds) of each bad request; each holds good events."""
+    good = _event()
+    big = json.dumps([_event() for _ in range(4000)]).encode()  # about 1.3 MB
+    return [
+        ("malformed JSON", b'[{"event_type": "COLLECTED",', token, 400, "not valid JSON"),
+        ("not UTF-8", b'{"system": "\xff\xfe"}', token, 400, "UTF-8"),
+        ("a string", b'"hello"', token, 400, "expected an event object"),
+        ("an empty batch", b"[]", token, 400, "no event"),
+        ("wrong type", json.dumps([good, _event(categories="user.contact.email")]).encode(), token, 400,
+         "events[1]: categories"),
+        ("wrong type of time", json.dumps([_event(occurred_at=12)]).encode(), token, 400, "events[0]: occurred_at"),
+        ("unknown field", json.dumps({"events": [good, _event(subjectid="user-1")]}).encode(), token, 400,
+         "events[1]: subjectid: unknown event field"),
+        ("unknown category", json.dumps(_event(categories=["user.phone"])).encode(), token, 400, "user.phone"),
+        ("a huge body", big, token, 413, "body: larger than"),
+        ("no token", json.dumps(good).encode(), None, 401, "bearer token is required"),
+        ("a wrong token", json.dumps(good).encode(), "lin_" + "x" * 43, 401, "not valid"),
+        ("a token for another system", json.dumps([good, _event(system="billing")]).encode(), other, 403,
+         "events[0]: system='checkout': this token may not emit as that system"),
+    ]  # fmt: skip
+
+
+def test_each_bad_request_is_a_clear_4xx_and_nothing_is_produced(gateway: Running, kafka_settings: Settings) -> None:
+    """Malformed JSON, wrong types, unknown fields, huge body, no/wrong/foreign token: a 4xx naming it, none sent."""
+    token = gateway.token("checkout-svc", "checkout")
+    other = gateway.token("billing-svc", "billing")
+    for what, body, bearer, status, words in _bad_requests(token, other):
+        got, answer = post(gateway.url, body, bearer)
+        assert got == status, (what, answer)
+        assert words in answer["error"], (what, answer)
+        assert "user-42" not in json.dumps(answer) and "user-1" not in json.dumps(answer), what  # never an identifier
+    assert topic_ids(kafka_settings) == []
+
+
+def test_a_revoked_token_is_refused_without_a_restart(gateway: Running, kafka_settings: Settings) -> None:
+    """`lineage gateway token revoke` takes effect on the running gateway: 401, nothing sent."""
+    import subprocess
+
+    from tests.gateway.conftest import VENV_BIN
+
+    token = gateway.token("checkout-svc", "checkout")
+    assert post_json(gateway.url, _event(), token)[0] == 202
+    subprocess.run([str(VENV_BIN / "lineage"), "gateway", "token", "revoke", "checkout-svc", "--tokens",
+                    str(gateway.tokens)], check=True, capture_output=True, timeout=60)  # fmt: skip
+    late = _event()
+    status, answer = post_json(gateway.url, late, token)
+    assert status == 401, answer
+    assert late["event_id"] not in topic_ids(kafka_settings)
