@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from collections import Counter
 
 import pytest
 
 from lineage import Settings
+from lineage.codec.json_schema import json_schema
 from lineage.sdk.jsonlines import event_to_json
 from tests.fixtures import sample_events
 from tests.gateway.conftest import Running, post, post_json, topic_ids
@@ -48,6 +50,13 @@ def test_single_and_batches_are_acknowledged_and_on_the_topic_once(gateway: Runn
     on_topic = Counter(topic_ids(kafka_settings))
     assert set(on_topic) == set(sent)
     assert max(on_topic.values()) == 1
+
+
+def test_the_schema_is_served_without_a_token(gateway: Running) -> None:
+    """GET /schema answers the JSON Schema generated from the contract, to anyone (it holds no data)."""
+    with urllib.request.urlopen(gateway.url + "/schema", timeout=60) as answer:
+        assert answer.headers["Content-Type"] == "application/schema+json"
+        assert json.loads(answer.read()) == json_schema()
 
 
 def test_a_retried_batch_is_not_sent_again(gateway: Running, kafka_settings: Settings) -> None:
