@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lineage.codec.json_schema import json_schema
+from lineage.contract.validation import Validator
 from lineage.errors import BrokerError, LineageError
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
@@ -53,6 +54,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     schema = json_schema()
     emitter = gateway.relay.emitter
     fits = message_size_check(emitter.codec.encode)
+    validator = Validator(emitter.taxonomy)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +103,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         if body is None:
             return _refusal(413, too_large)
         try:
-            return await run_in_threadpool(_accept, gateway, token, body, fits)
+            return await run_in_threadpool(_accept, gateway, token, body, validator, fits)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
 
@@ -123,9 +125,11 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _accept(gateway: Gateway, token: ServiceToken, body: bytes, fits: Callable[..., None]) -> Response:
+def _accept(
+    gateway: Gateway, token: ServiceToken, body: bytes, validator: Validator, fits: Callable[..., None]
+) -> Response:
     """Read, bound, send and answer one request (in a worker thread: parsing and waiting block)."""
-    events = read_events(body, taxonomy=gateway.relay.emitter.taxonomy, systems=token.systems, check=fits)
+    events = read_events(body, validator=validator, systems=token.systems, check=fits)
     wait = gateway.limit.take(token.id, len(events))
     if wait == math.inf:
         raise RequestError(429, [f"events: {len(events)} in one request, over this token's bound of "

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lineage.contract.events import PersonalDataEvent
-from lineage.contract.taxonomy import Taxonomy
+from lineage.contract.validation import Validator
 from lineage.errors import LineageError, shown
 from lineage.sdk.jsonlines import parse_object
 
@@ -41,7 +41,7 @@ class _Shape:
 def read_events(
     body: bytes,
     *,
-    taxonomy: Taxonomy,
+    validator: Validator,
     systems: frozenset[str],
     check: Callable[[PersonalDataEvent], None] | None = None,
 ) -> list[PersonalDataEvent]:
@@ -52,7 +52,7 @@ def read_events(
     foreign: list[str] = []
     for i, obj in enumerate(shape.items):
         where = f"events[{i}]: " if shape.batch else ""
-        item = parse_object(obj, system=None, region=None, taxonomy=taxonomy, check=check)
+        item = parse_object(obj, system=None, region=None, validator=validator, check=check)
         if isinstance(item, PersonalDataEvent):
             if item.system in systems:
                 events.append(item)

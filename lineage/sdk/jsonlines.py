@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from lineage.contract.events import Party, PersonalDataEvent
-from lineage.contract.records import build_event
+from lineage.contract.records import build_event, to_record
 from lineage.contract.taxonomy import Taxonomy
-from lineage.contract.validation import validate
+from lineage.contract.validation import Validator
 from lineage.errors import InputLineError, InvalidEventError, shown_name
 
 __all__ = ["MAX_EVENT_BYTES", "event_to_json", "message_size_check", "parse_lines", "parse_object"]
@@ -44,6 +44,7 @@ def parse_lines(
     ``check`` (the sender's own limits, e.g. the largest message) runs on each valid event; an
     ``InputLineError`` or ``InvalidEventError`` it raises becomes that line's error.
     """
+    validator = Validator(taxonomy)
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -52,7 +53,7 @@ def parse_lines(
         except InputLineError as exc:
             yield InputLineError(number, exc.reason, exc.field)
             continue
-        item = parse_object(obj, system=system, region=region, taxonomy=taxonomy, check=check)
+        item = parse_object(obj, system=system, region=region, validator=validator, check=check)
         yield item if isinstance(item, PersonalDataEvent) else InputLineError(number, item.reason, item.field)
 
 
@@ -61,17 +62,18 @@ def parse_object(
     *,
     system: str | None,
     region: str | None,
-    taxonomy: Taxonomy,
+    validator: Validator,
     check: Callable[[PersonalDataEvent], None] | None = None,
 ) -> PersonalDataEvent | InputLineError:
     """One decoded JSON value as a validated event, or an ``InputLineError`` (line 0) naming the field.
 
     The one home of reading an event from JSON: ``lineage emit`` gives it each line's object, the
-    HTTP gateway each object of a request's batch.
+    HTTP gateway each object of a request's batch. One ``validator`` for many objects remembers the
+    combinations of fields it found valid (a fresh one per object made reading 3x slower).
     """
     try:
         event = _parse(obj, system, region)
-        validate(event, taxonomy)
+        validator.check(to_record(event))
         if check is not None:
             check(event)
     except InvalidEventError as exc:

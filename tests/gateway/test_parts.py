@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lineage import default_taxonomy
+from lineage.contract.validation import Validator
 from lineage.errors import ConfigurationError
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
@@ -99,7 +100,12 @@ def test_a_bad_body_names_the_event_and_field_never_the_identifier(body: bytes, 
     from lineage.sdk.jsonlines import message_size_check
 
     with pytest.raises(RequestError) as caught:
-        read_events(body, taxonomy=TAXONOMY, systems=frozenset({"checkout"}), check=message_size_check(Codec().encode))
+        read_events(
+            body,
+            validator=Validator(TAXONOMY),
+            systems=frozenset({"checkout"}),
+            check=message_size_check(Codec().encode),
+        )
     assert caught.value.status == 400
     assert words in caught.value.errors[0]
     assert "user-42" not in str(caught.value.errors)
@@ -109,7 +115,7 @@ def test_an_event_of_a_system_outside_the_scope_is_403_naming_system() -> None:
     """An event whose system the token may not emit as refuses the whole request with 403."""
     body = json.dumps([_event(), _event(system="billing")]).encode()
     with pytest.raises(RequestError) as caught:
-        read_events(body, taxonomy=TAXONOMY, systems=frozenset({"checkout"}))
+        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
     assert caught.value.status == 403
     assert caught.value.errors == ["events[1]: system='billing': this token may not emit as that system"]
 
@@ -118,5 +124,5 @@ def test_many_bad_events_are_listed_up_to_a_bound() -> None:
     """A batch of 500 bad events lists 20 of them and says how many more."""
     body = json.dumps([_event(purpose="nope")] * 500).encode()
     with pytest.raises(RequestError) as caught:
-        read_events(body, taxonomy=TAXONOMY, systems=frozenset({"checkout"}))
+        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
     assert len(caught.value.errors) == 21 and "480 more" in caught.value.errors[-1]
