@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +16,7 @@ from lineage import Settings
 from lineage.codec.json_schema import json_schema
 from lineage.sdk.jsonlines import event_to_json
 from tests.fixtures import sample_events
-from tests.gateway.conftest import Running, post, post_json, topic_ids
+from tests.gateway.conftest import Running, post, post_json, running_gateway, topic_ids
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +124,49 @@ def test_a_revoked_token_is_refused_without_a_restart(gateway: Running, kafka_se
     status, answer = post_json(gateway.url, late, token)
     assert status == 401, answer
     assert late["event_id"] not in topic_ids(kafka_settings)
+
+
+def test_over_the_rate_bound_is_429_with_retry_after_and_nothing_sent(kafka_settings: Settings, tmp_path: Path) -> None:
+    """A token bound to 100 events a second: 100 pass, the next batch is 429 with Retry-After, and it is not sent."""
+    with running_gateway(kafka_settings, tmp_path, "--rate", "100") as gw:
+        token = gw.token("checkout-svc", "checkout")
+        first = [_event() for _ in range(100)]
+        assert post_json(gw.url, first, token)[0] == 202
+        late = [_event() for _ in range(50)]
+        request = urllib.request.Request(gw.url + "/v1/events", data=json.dumps(late).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 429
+        assert int(refused.value.headers["Retry-After"]) >= 1
+        assert "over this token's bound of 100 a second" in json.loads(refused.value.read())["error"]
+        too_big = post_json(gw.url, [_event() for _ in range(101)], token)
+        assert too_big[0] == 429 and "send smaller batches" in too_big[1]["error"]
+    assert sorted(topic_ids(kafka_settings)) == sorted(e["event_id"] for e in first)
+
+
+def test_a_chunked_body_is_refused_as_it_passes_the_bound(gateway: Running, kafka_settings: Settings) -> None:
+    """A body with no Content-Length is counted as it streams: 413 once past 1 MiB, and nothing is sent."""
+    token = gateway.token("checkout-svc", "checkout")
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    chunk = b" " * 65536
+    try:
+        conn.putrequest("POST", "/v1/events")
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for _ in range(40):  # 2.5 MiB of JSON whitespace, then an event: never read that far
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        body = json.dumps(_event()).encode()
+        conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        answer = conn.getresponse()
+        status, text = answer.status, answer.read()
+    except (BrokenPipeError, ConnectionResetError):  # the server may answer and close before all is sent
+        answer = conn.getresponse()
+        status, text = answer.status, answer.read()
+    finally:
+        conn.close()
+    assert status == 413
+    assert "body: larger than the 1,048,576 bytes allowed" in json.loads(text)["error"]
+    assert topic_ids(kafka_settings) == []
