@@ -21,8 +21,10 @@ _SELF, _REGION = "lineage-gateway", "CN"
 
 def build_gateway(settings: Settings, tokens: Path, *, rate: float, max_body: int = MAX_BODY) -> Gateway:
     """A gateway sending to the settings' broker and topic (connecting now), with the token file ``tokens``."""
+    service_tokens = ServiceTokens(tokens)
+    service_tokens.listing()  # a token file others could write, or not a token file: refused now, not per request
     emitter = Emitter(system=_SELF, region=_REGION, settings=settings)
-    return Gateway(ServiceTokens(tokens), Relay(emitter), RateLimit(rate), max_body)
+    return Gateway(service_tokens, Relay(emitter), RateLimit(rate), max_body)
 
 
 def serve(gateway: Gateway, host: str, port: int) -> None:

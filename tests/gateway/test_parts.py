@@ -126,3 +126,17 @@ def test_many_bad_events_are_listed_up_to_a_bound() -> None:
     with pytest.raises(RequestError) as caught:
         read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
     assert len(caught.value.errors) == 21 and "480 more" in caught.value.errors[-1]
+
+
+def test_serve_refuses_a_token_file_others_can_write_at_start(tmp_path: Path) -> None:
+    """`lineage gateway serve` exits 2 naming --tokens before connecting to any broker, not at the first request."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.json"
+    ServiceTokens(path).add("svc", ["checkout"])
+    path.chmod(0o666)
+    command = [Path(sys.executable).parent / "lineage", "gateway", "serve", "--tokens", str(path)]
+    done = subprocess.run([*command, "--bootstrap-servers", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("lineage: --tokens:") and "Traceback" not in done.stderr
