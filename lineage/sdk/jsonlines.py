@@ -150,7 +150,7 @@ def _check_text(fields: dict[str, Any]) -> None:
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                if any("\ud800" <= c <= "\udfff" for c in item):
+                if not _is_text(item):
                     name = key if _is_text(key) else "a field name"
                     raise InputLineError(
                         0, f"{shown_name(name)}: holds text that is not valid UTF-8 (bytes that are not UTF-8, "
@@ -163,8 +163,19 @@ def _check_text(fields: dict[str, Any]) -> None:
                 stack.extend(item)
 
 
-def _is_text(key: str) -> bool:
-    return not any("\ud800" <= c <= "\udfff" for c in key)
+def _is_text(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form: no lone surrogate (U+D800 to U+DFFF) in it.
+
+    Asked of every string of every event read, so it is asked of the codec (in C), not char by char
+    in Python (which cost a third of reading an event).
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _time(field: str, value: str) -> datetime:
