@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ __all__ = ["MAX_BODY", "Gateway", "create_app"]
 
 #: the largest request body read, as the console's: about 3,000 events of a few hundred bytes
 MAX_BODY = 1024 * 1024
-_TICK_S = 1.0  # how often the spool's resending moves on while no request comes
+_TICK_S = 1.0
+_log = logging.getLogger("lineage.gateway")  # how often the spool's resending moves on while no request comes
 
 
 @dataclass
@@ -61,7 +63,10 @@ def create_app(gateway: Gateway) -> FastAPI:
         async def tick() -> None:
             while True:
                 await asyncio.sleep(_TICK_S)
-                await run_in_threadpool(gateway.relay.tick)
+                try:
+                    await run_in_threadpool(gateway.relay.tick)
+                except Exception as exc:  # a failed round is tried again next second; the loop must not die
+                    _log.warning("moving the spool on failed (%s); trying again", type(exc).__name__)
 
         task = asyncio.create_task(tick())
         try:

@@ -50,3 +50,27 @@ def test_with_a_spool_a_failed_event_is_spooled_and_counted(tmp_path: Path) -> N
     assert outcome.acknowledged + outcome.spooled == 3 and outcome.spooled >= 1
     wait_until(lambda: relay.tick() == 0, "the spool resent")
     assert sorted(m.event_id for m in sink.messages) == sorted(e.event_id for e in events)
+
+
+def test_the_app_keeps_moving_the_spool_on_after_a_failed_round(tmp_path: Path) -> None:
+    """A tick that raises is logged and tried again a second later: the background loop does not die."""
+    from fastapi.testclient import TestClient
+
+    from lineage.gateway.app import Gateway, create_app
+    from lineage.gateway.limits import RateLimit
+    from lineage.gateway.tokens import ServiceTokens
+
+    relay = Relay(_emitter(MemorySink()))
+    calls: list[int] = []
+
+    def tick() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return 0
+
+    relay.tick = tick  # type: ignore[method-assign]
+    app = create_app(Gateway(ServiceTokens(tmp_path / "t.json"), relay, RateLimit(0)))
+    with TestClient(app) as client:
+        assert client.get("/health").json() == {"status": "ok", "spooled": 0}
+        wait_until(lambda: len(calls) >= 2, "a second tick after the failed one", timeout_s=60)
