@@ -9,6 +9,7 @@
 - ``forget``   forget (a person out of the store itself, with a certificate)
 - ``world``    sim, demo
 - ``console``  serve, users (the privacy console)
+- ``gateway``  gateway serve / token / schema (the HTTP gateway)
 
 Errors lineage raises, and files or folders the system refuses, become one line on stderr and exit
 code 2; bad input lines in ``emit`` give exit code 1 after every good line has been sent. Anything
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, forget, graph, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, forget, gateway, graph, holdings, ingest, world
 from lineage.cli.exits import INTERNAL_ERROR, run_command
 
 __all__ = ["INTERNAL_ERROR", "main", "run_command"]
@@ -30,7 +31,7 @@ __all__ = ["INTERNAL_ERROR", "main", "run_command"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, graph, holdings, answers, forget, world, console):
+    for group in (emit, broker, ingest, graph, holdings, answers, forget, world, console, gateway):
         group.register(sub)
     return p
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli.options import add_kafka_options, add_store_options, location_for, settings_from
+from lineage.cli.options import add_kafka_options, add_listen_options, add_store_options, location_for, settings_from
 from lineage.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ MAX_WORKERS = 64
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this group's sub-commands."""
     serve = sub.add_parser("serve", help="the privacy console: a web app over the store (sign-in, roles, audit)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_listen_options(serve, 8000)
     serve.add_argument(
         "--workers",
         type=int,
@@ -187,8 +186,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the console until interrupted, from ``--workers`` processes."""
     from lineage.console.server import close_console, serve
 
-    if not 0 < args.port < 65536:
-        raise ConfigurationError("--port", "must be 1 to 65535")
     if not args.idle_timeout > 0:
         raise ConfigurationError("--idle-timeout", "must be a positive number of minutes")
     if not 1 <= args.workers <= MAX_WORKERS:

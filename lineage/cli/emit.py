@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from lineage.cli.options import add_kafka_options, count, seconds, settings_from
 from lineage.errors import ConfigurationError, InputLineError, LineageError
 
-if TYPE_CHECKING:
-    from lineage.contract.events import PersonalDataEvent
-
-__all__ = ["MAX_EVENT_BYTES", "register"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,12 +29,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tail.set_defaults(func=cmd_tail)
 
 
-# Kafka's default largest message (kafka-python's max_request_size and the broker's
-# message.max.bytes are both about 1 MiB, batch headers included): an event over this is refused as
-# its line's error before sending, instead of failing the send and stopping the rest.
-MAX_EVENT_BYTES = 1_000_000
-
-
 def cmd_emit(args: argparse.Namespace) -> int:
     """Send JSON-lines events from a file or stdin; report each bad line with its number.
 
@@ -49,7 +40,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     from lineage.errors import BrokerError
     from lineage.sdk.emitter import Emitter
-    from lineage.sdk.jsonlines import parse_lines
+    from lineage.sdk.jsonlines import message_size_check, parse_lines
 
     settings = settings_from(args)
     # undecodable bytes become lone surrogates ("surrogateescape"), refused per line by
@@ -65,14 +56,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             source,
             Emitter(system=args.system or "lineage-emit", region=args.region or "CN", settings=settings) as emitter,
         ):
-
-            def fits(event: PersonalDataEvent) -> None:
-                size = len(emitter.codec.encode(event))
-                if size > MAX_EVENT_BYTES:
-                    raise InputLineError(
-                        0, f"the event encodes to {size:,} bytes, over Kafka's {MAX_EVENT_BYTES:,} per message"
-                    )
-
+            fits = message_size_check(emitter.codec.encode)
             lines = parse_lines(source, system=args.system, region=args.region, taxonomy=emitter.taxonomy, check=fits)
             for item in lines:
                 if isinstance(item, InputLineError):

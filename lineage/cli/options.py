@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_kafka_options",
+    "add_listen_options",
     "add_store_options",
     "count",
     "count_or_zero",
     "location_for",
+    "port_number",
     "seconds",
     "settings_from",
 ]
@@ -104,3 +106,20 @@ def add_kafka_options(sp: argparse.ArgumentParser) -> None:
     """Add the kafka options to a sub-command."""
     sp.add_argument("--bootstrap-servers", help="host:port[,host:port] (env LINEAGE_BOOTSTRAP_SERVERS)")
     sp.add_argument("--topic", help="event topic (env LINEAGE_TOPIC, default lineage.events)")
+
+
+def add_listen_options(sp: argparse.ArgumentParser, port: int) -> None:
+    """Add ``--host`` and ``--port`` to a serving sub-command (127.0.0.1 by default: TLS goes in front)."""
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
+    sp.add_argument("--port", type=port_number, default=port, help=f"port (default {port})")
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (1 to 65535)")
+    return value

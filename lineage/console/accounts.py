@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -14,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from lineage.console.db import ConsoleDB, Tx
 from lineage.console.limits import NAME_CHARS
 from lineage.errors import LineageError
+from lineage.tokens import new_token, token_hash
 
 __all__ = [
     "ROLES",
@@ -54,11 +54,6 @@ class Account:
     name: str
     role: str
     must_change: bool = False
-
-
-def token_hash(token: str) -> str:
-    """A token's digest as stored: tokens are 256 random bits, so a fast hash keeps them safe at rest."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Accounts:
@@ -198,7 +193,7 @@ class Accounts:
         if self.get(name) is None:
             raise AccountError(f"name: no enabled account {name!r}")
         token_id = secrets.token_hex(4)
-        token = "lin_" + secrets.token_urlsafe(32)
+        token = new_token()
         with self.db.tx() as tx:
             tx.run(
                 "INSERT INTO console_tokens (id, name, token_hash, created_at) VALUES (:id, :n, :h, :now)",

@@ -274,6 +274,25 @@ class Emitter:
         if self._spool:
             raise self._spooled_error()
 
+    def take_failures(self) -> list[str]:
+        """Without waiting: spool the deliveries found failed, or (no spool) return their ids and forget them.
+
+        For a caller that reads every ``Delivery`` it was given (the HTTP gateway): it has reported
+        each failure itself, so a later call must not raise them again. With a spool it also moves
+        resending on, and returns nothing: every failure is in the spool, to be sent again.
+        """
+        self._take_failures(raise_them=False)
+        if self._spool is not None:
+            self._resend()
+            return []
+        failed, self._unreported = self._unreported, []
+        return [f.event_id for f in failed]
+
+    @property
+    def spooled(self) -> int:
+        """How many events wait in the spool to be sent again (0 without a spool)."""
+        return len(self._spool) if self._spool is not None else 0
+
     def close(self) -> None:
         """Flush, release the connection and the spool; raise ``UndeliveredError`` naming what was not delivered."""
         try:

@@ -1,0 +1,162 @@
+"""The gateway's web app: ``POST /v1/events`` (a bearer token, then the body), ``GET /schema``, ``GET /health``.
+
+The token is checked before a byte of the body is read, and the body is bounded while it streams
+in (``max_body``): a client without a token, or with a huge body, costs the gateway almost
+nothing. Every answer is JSON; a refusal says why in one line per problem (``error`` and
+``errors``), never echoing the input's values that identify a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from lineage.codec.json_schema import json_schema
+from lineage.contract.validation import Validator
+from lineage.errors import BrokerError, LineageError
+from lineage.gateway.intake import RequestError, read_events
+from lineage.gateway.limits import RateLimit
+from lineage.gateway.relay import Relay, Unacknowledged
+from lineage.gateway.tokens import ServiceToken, ServiceTokens
+from lineage.sdk.jsonlines import message_size_check
+
+__all__ = ["MAX_BODY", "Gateway", "create_app"]
+
+#: the largest request body read, as the console's: about 3,000 events of a few hundred bytes
+MAX_BODY = 1024 * 1024
+_TICK_S = 1.0
+_log = logging.getLogger("lineage.gateway")  # how often the spool's resending moves on while no request comes
+
+
+@dataclass
+class Gateway:
+    """Everything a request needs: the tokens, the rate bound, and the relay to Kafka."""
+
+    tokens: ServiceTokens
+    relay: Relay
+    limit: RateLimit
+    max_body: int = MAX_BODY
+
+
+def _refusal(status: int, errors: list[str], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": errors[0], "errors": errors}, status_code=status, headers=headers)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    """The app over ``gateway``."""
+    schema = json_schema()
+    emitter = gateway.relay.emitter
+    fits = message_size_check(emitter.codec.encode)
+    validator = Validator(emitter.taxonomy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(_TICK_S)
+                try:
+                    await run_in_threadpool(gateway.relay.tick)
+                except Exception as exc:  # a failed round is tried again next second; the loop must not die
+                    _log.warning("moving the spool on failed (%s); trying again", type(exc).__name__)
+
+        task = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(title="lineage gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+    too_large = [f"body: larger than the {gateway.max_body:,} bytes allowed; send smaller batches"]
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        return _refusal(500, [f"internal error ({type(exc).__name__}); please report it"])  # never the message
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.get("/schema")
+    def get_schema() -> JSONResponse:
+        return JSONResponse(schema, media_type="application/schema+json")
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "spooled": emitter.spooled})
+
+    @app.post("/v1/events")
+    async def post_events(request: Request) -> Response:
+        kind, _, presented = request.headers.get("authorization", "").partition(" ")
+        if kind.lower() != "bearer" or not presented.strip():
+            return _refusal(401, ["Authorization: a bearer token is required ('Authorization: Bearer <token>')"])
+        token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+        if token is None:
+            return _refusal(401, ["Authorization: the bearer token is not valid (unknown or revoked)"])
+        body = await _bounded_body(request, gateway.max_body)
+        if body is None:
+            return _refusal(413, too_large)
+        try:
+            return await run_in_threadpool(_accept, gateway, token, body, validator, fits)
+        except RequestError as exc:
+            return _refusal(exc.status, exc.errors)
+
+    return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it is past ``limit`` bytes (read no further: a huge body costs nothing)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accept(
+    gateway: Gateway, token: ServiceToken, body: bytes, validator: Validator, fits: Callable[..., None]
+) -> Response:
+    """Read, bound, send and answer one request (in a worker thread: parsing and waiting block)."""
+    events = read_events(body, validator=validator, systems=token.systems, check=fits)
+    wait = gateway.limit.take(token.id, len(events))
+    if wait == math.inf:
+        raise RequestError(429, [f"events: {len(events)} in one request, over this token's bound of "
+                                 f"{gateway.limit.rate:g} a second; send smaller batches"])  # fmt: skip
+    if wait:
+        seconds = str(math.ceil(wait))
+        return _refusal(429, [f"events: over this token's bound of {gateway.limit.rate:g} a second; "
+                              f"retry in {seconds} s"], {"Retry-After": seconds})  # fmt: skip
+    try:
+        outcome = gateway.relay.send(events)
+    except Unacknowledged as exc:
+        return JSONResponse(
+            {"error": str(exc), "errors": [str(exc)], "unacknowledged": list(exc.missing)},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    except BrokerError as exc:
+        return _refusal(503, [str(exc).splitlines()[0]], {"Retry-After": "1"})
+    except LineageError as exc:
+        return _refusal(400, [str(exc).splitlines()[0]])
+    return JSONResponse(
+        {"acknowledged": outcome.acknowledged, "spooled": outcome.spooled, "duplicates": outcome.duplicates,
+         "event_ids": outcome.event_ids},
+        status_code=202,
+    )  # fmt: skip

@@ -1,0 +1,41 @@
+"""Building the gateway from settings, and serving it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lineage.errors import UndeliveredError
+from lineage.gateway.app import MAX_BODY, Gateway, create_app
+from lineage.gateway.limits import RateLimit
+from lineage.gateway.relay import Relay
+from lineage.gateway.tokens import ServiceTokens
+from lineage.sdk.emitter import Emitter
+from lineage.settings import Settings
+
+__all__ = ["build_gateway", "serve"]
+
+# the emitter's own name and region: never sent, since every event names its own system
+_SELF, _REGION = "lineage-gateway", "CN"
+
+
+def build_gateway(settings: Settings, tokens: Path, *, rate: float, max_body: int = MAX_BODY) -> Gateway:
+    """A gateway sending to the settings' broker and topic (connecting now), with the token file ``tokens``."""
+    service_tokens = ServiceTokens(tokens)
+    service_tokens.listing()  # a token file others could write, or not a token file: refused now, not per request
+    emitter = Emitter(system=_SELF, region=_REGION, settings=settings)
+    return Gateway(service_tokens, Relay(emitter), RateLimit(rate), max_body)
+
+
+def serve(gateway: Gateway, host: str, port: int) -> None:
+    """Serve until interrupted, then flush what is in flight (a spool keeps what the broker did not take)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_level="info")
+    finally:
+        try:
+            gateway.relay.close()
+        except UndeliveredError as exc:
+            logging.getLogger("lineage.gateway").warning("%s", str(exc).splitlines()[0])

@@ -1,0 +1,142 @@
+"""The gateway's parts without a broker: tokens kept hashed and scoped, the rate bound, reading a body."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from lineage import default_taxonomy
+from lineage.contract.validation import Validator
+from lineage.errors import ConfigurationError
+from lineage.gateway.intake import RequestError, read_events
+from lineage.gateway.limits import RateLimit
+from lineage.gateway.tokens import ServiceTokens, TokenError
+
+TAXONOMY = default_taxonomy()
+
+
+def _event(**changes: object) -> dict[str, object]:
+    event: dict[str, object] = {"event_type": "collected", "system": "checkout", "system_region": "CN"}
+    event |= {"subject_id": "user-42", "categories": ["user.contact.email"], "purpose": "essential.service"}
+    return event | {"legal_basis": "CONTRACT"} | changes
+
+
+def test_a_token_is_kept_only_as_a_digest_in_a_private_file(tmp_path: Path) -> None:
+    """The token file is 0600 and holds the SHA-256 of the token, never the token; find() knows its systems."""
+    tokens = ServiceTokens(tmp_path / "t.json")
+    token_id, token = tokens.add("checkout-svc", ["checkout", "web"])
+    text = (tmp_path / "t.json").read_text()
+    assert token not in text and token.removeprefix("lin_") not in text
+    assert stat.S_IMODE(os.stat(tmp_path / "t.json").st_mode) == 0o600
+    found = tokens.find(token)
+    assert found is not None and (found.id, found.systems) == (token_id, frozenset({"checkout", "web"}))
+    assert tokens.find(token + "x") is None
+
+
+def test_a_revoked_token_is_not_found_by_a_reader_that_read_the_file_before(tmp_path: Path) -> None:
+    """A gateway's reader notices the file changed: a token revoked by another process is no longer found."""
+    reader = ServiceTokens(tmp_path / "t.json")
+    _, token = ServiceTokens(tmp_path / "t.json").add("svc", ["checkout"])
+    assert reader.find(token) is not None
+    assert ServiceTokens(tmp_path / "t.json").revoke("svc") == 1
+    assert reader.find(token) is None
+
+
+def test_a_token_file_others_can_write_or_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A file another user could write (they could grant themselves a token) is refused, naming --tokens."""
+    path = tmp_path / "t.json"
+    _, token = ServiceTokens(path).add("svc", ["checkout"])
+    path.chmod(0o622)
+    with pytest.raises(ConfigurationError, match="--tokens"):
+        ServiceTokens(path).find(token)
+    path.chmod(0o600)
+    (tmp_path / "link.json").symlink_to(path)
+    with pytest.raises(ConfigurationError, match="--tokens"):
+        ServiceTokens(tmp_path / "link.json").find(token)
+
+
+def test_a_token_needs_a_plain_name_and_a_system(tmp_path: Path) -> None:
+    """A bad service name or no system is refused with the option named."""
+    with pytest.raises(TokenError, match="name:"):
+        ServiceTokens(tmp_path / "t.json").add("Bad Name", ["checkout"])
+    with pytest.raises(TokenError, match="--system"):
+        ServiceTokens(tmp_path / "t.json").add("svc", [])
+
+
+def test_the_rate_bound_refills_and_refuses_whole_requests() -> None:
+    """Bursts of one second's worth pass; past it a request waits for the refill; a batch over the rate never does."""
+    now = [0.0]
+    limit = RateLimit(100, clock=lambda: now[0])
+    assert limit.take("a", 100) == 0.0
+    assert limit.take("a", 10) == pytest.approx(0.1)
+    assert limit.take("b", 10) == 0.0  # per token
+    now[0] = 0.1
+    assert limit.take("a", 10) == 0.0
+    assert limit.take("a", 101) == float("inf")
+    assert RateLimit(0).take("a", 10**9) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{", "body: not valid JSON"),
+        (b"[" * 100_000, "body: not valid JSON"),
+        (b"12", "expected an event object"),
+        (b'{"events": {}}', "events: must be a JSON array"),
+        (b'{"events": [], "x": 1}', 'holds only "events"'),
+        (json.dumps([_event(), _event(legal_basis="MAYBE")]).encode(), "events[1]: legal_basis='MAYBE'"),
+        (json.dumps([_event(), 7]).encode(), "events[1]: expected a JSON object"),
+        (json.dumps(_event(subject_id=None)).encode(), "subject_id"),
+        (json.dumps(_event(categories=["user.contact.email"] * 200_000)).encode(), "over Kafka's"),
+    ],
+)
+def test_a_bad_body_names_the_event_and_field_never_the_identifier(body: bytes, words: str) -> None:
+    """Each bad body is a 400 naming the index and field; the subject's identifier is never in it."""
+    from lineage.codec.avro import Codec
+    from lineage.sdk.jsonlines import message_size_check
+
+    with pytest.raises(RequestError) as caught:
+        read_events(
+            body,
+            validator=Validator(TAXONOMY),
+            systems=frozenset({"checkout"}),
+            check=message_size_check(Codec().encode),
+        )
+    assert caught.value.status == 400
+    assert words in caught.value.errors[0]
+    assert "user-42" not in str(caught.value.errors)
+
+
+def test_an_event_of_a_system_outside_the_scope_is_403_naming_system() -> None:
+    """An event whose system the token may not emit as refuses the whole request with 403."""
+    body = json.dumps([_event(), _event(system="billing")]).encode()
+    with pytest.raises(RequestError) as caught:
+        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+    assert caught.value.status == 403
+    assert caught.value.errors == ["events[1]: system='billing': this token may not emit as that system"]
+
+
+def test_many_bad_events_are_listed_up_to_a_bound() -> None:
+    """A batch of 500 bad events lists 20 of them and says how many more."""
+    body = json.dumps([_event(purpose="nope")] * 500).encode()
+    with pytest.raises(RequestError) as caught:
+        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+    assert len(caught.value.errors) == 21 and "480 more" in caught.value.errors[-1]
+
+
+def test_serve_refuses_a_token_file_others_can_write_at_start(tmp_path: Path) -> None:
+    """`lineage gateway serve` exits 2 naming --tokens before connecting to any broker, not at the first request."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.json"
+    ServiceTokens(path).add("svc", ["checkout"])
+    path.chmod(0o666)
+    command = [Path(sys.executable).parent / "lineage", "gateway", "serve", "--tokens", str(path)]
+    done = subprocess.run([*command, "--bootstrap-servers", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("lineage: --tokens:") and "Traceback" not in done.stderr
