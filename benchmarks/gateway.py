@@ -27,11 +27,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from lineage.transport.local_broker import LocalBroker, fetch_jars
+
 from lineage import Emitter, Settings, default_taxonomy
 from lineage.contract.validation import Validator
 from lineage.sdk.jsonlines import parse_object
 from lineage.transport.kafka import create_topics
-from lineage.transport.local_broker import LocalBroker, fetch_jars
 
 BIN = Path(sys.executable).parent
 CATEGORIES = (["user.contact.phone_number"], ["user.contact.email", "user.name"], ["user.device.device_id"])

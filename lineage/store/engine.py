@@ -269,6 +269,9 @@ class Store:
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: the cursors made from it read UTC too
+            # DuckDB's Python connection draws a progress bar on stdout for a query past 2 s (its cursors do
+            # not): under load that line landed in a command's output
+            con.execute("SET enable_progress_bar = false")
             self._view(con, registered, "events", pinned.event_files, COLUMNS)
             if pinned.holdings_snapshot is not None:
                 self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)

@@ -142,3 +142,10 @@ def test_a_session_begun_on_an_old_snapshot_ends_on_it_while_new_sessions_read_t
     assert old_snapshot is not None and new_snapshot not in (None, old_snapshot)
     fresh = sorted(r["name"] for r in Store(folder).rows("holders"))
     assert _holders(store) == sorted(r["name"] for r in newer) == fresh
+
+
+def test_a_store_connection_draws_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's progress bar is off: a query past 2 s under load must not print into a command's stdout."""
+    store, _ = _world_store(tmp_path)
+    setting = store.connect().execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    assert setting == (False,)
