@@ -35,12 +35,13 @@ def _readers(out: Path) -> dict[str, list[str]]:
         "snapshots": ["snapshots"],
         "compact": ["compact"],
         "holdings": ["holdings"],
+        "forget": ["forget", "user-1", "--case", "REQ-1"],
     }
 
 
 COMMANDS = [
-    "access", "breach", "check", "compact", "erasure", "graph", "holdings", "map", "retention", "ropa", "snapshots",
-    "transfers",
+    "access", "breach", "check", "compact", "erasure", "forget", "graph", "holdings", "map", "retention", "ropa",
+    "snapshots", "transfers",
 ]  # fmt: skip
 
 
