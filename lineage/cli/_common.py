@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +32,7 @@ __all__ = [
     "policies_from",
     "store_for",
     "taxonomy_for",
+    "told",
     "world_size",
 ]
 
@@ -50,6 +53,14 @@ def parse_time(option: str, text: str | None) -> datetime | None:
     from lineage.contract.times import parse_time as parse
 
     return parse(option, text, bare=Bare.REFUSED)
+
+
+def told(facts: Mapping[str, object]) -> None:
+    """Say an answer's stamp on stderr as well: its lag and its warning (a person at a terminal reads those first)."""
+    if facts.get("lag"):
+        print(f"lineage: note: {facts['lag']}", file=sys.stderr)
+    if facts.get("warning"):
+        print(f"lineage: warning: {facts['warning']}", file=sys.stderr)
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Store:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import add_answer_options, parse_time, policies_from, store_for, taxonomy_for
+from lineage.cli._common import add_answer_options, parse_time, policies_from, store_for, taxonomy_for, told
 from lineage.cli.options import add_store_options
 from lineage.errors import ConfigurationError
 from lineage.private import open_private
@@ -84,12 +83,8 @@ def _add_links_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _told(doc: Document) -> Document:
-    """Say the stamp's lag and warning on stderr too (a person at a terminal reads those first)."""
-    facts = doc[1]
-    if facts.get("lag"):
-        print(f"lineage: note: {facts['lag']}", file=sys.stderr)
-    if facts.get("warning"):
-        print(f"lineage: warning: {facts['warning']}", file=sys.stderr)
+    """The document, its stamp's lag and warning said on stderr (``told``)."""
+    told(doc[1])
     return doc
 
 
@@ -230,7 +225,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     taxonomy = taxonomy_for(settings)
     store = store_for(args, settings)
     drawn = answers.data_map(store, taxonomy, policies_from(args.policy, taxonomy), parse_time("--now", args.now))
-    _told(("", drawn.stamp.facts(), {}))
+    told(drawn.stamp.facts())
     m = drawn.map
     write_map(m, Path(args.out), drawn.stamp.facts())
     crossing = sum(1 for e in m.edges if e.cross_border)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from lineage.cli._common import store_for, taxonomy_for
+from lineage.cli._common import store_for, taxonomy_for, told
 from lineage.cli.options import add_store_options, settings_from
 
 __all__ = ["register"]
@@ -29,8 +28,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     drawn = answers.graph(store_for(args, settings), taxonomy_for(settings))
-    if drawn.stamp.lag:
-        print(f"lineage: note: {drawn.stamp.lag}", file=sys.stderr)
+    told(drawn.stamp.facts())
     g = drawn.graph
     s = summarise(g)
     print(

@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lineage.answers import BreachReport, access_request, breach_impact, erasure_plan, now
 from lineage.answers import retention_register as _retention_rows
 from lineage.answers import transfers_register as _transfer_rows
 from lineage.answers.forget import erased, erasure_note
-from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check as _violations
 from lineage.answers.ropa import ropa as _ropa
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError
-from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document
 from lineage.present.reports import (
     access_document,
@@ -35,6 +33,9 @@ from lineage.present.reports import (
 )
 from lineage.service.read import Stamp, future_events, hold, stamp_of, stamped
 from lineage.store import Store
+
+if TYPE_CHECKING:
+    from lineage.present.datamap import DataMap
 
 __all__ = [
     "Digest",
@@ -214,6 +215,9 @@ def data_map(
     title: str = "Personal data map",
 ) -> Map:
     """The data map, each declared policy's violations (retention judged ``at``) pinned to their flows."""
+    from lineage.answers.mapdata import map_data  # the page's modules load only for the answer that draws it
+    from lineage.present.datamap import build_map
+
     held = hold(store)
     found = {p.name: _violations(held, p, at) for p in policies}
     return Map(build_map(map_data(held, found), taxonomy, policies, title=title), stamp_of(held))
