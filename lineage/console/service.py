@@ -33,7 +33,7 @@ from lineage.errors import InvalidEventError, LineageError, UnknownValueError
 from lineage.present.formats import Document, csv_cell, json_values
 from lineage.service import answers
 from lineage.service.answers import Map
-from lineage.service.read import hold, stamp_of
+from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
 from lineage.store.certificate import Certificate
@@ -373,9 +373,11 @@ def breach_summary(job: BreachJob) -> Document:
 
 
 def plan_document(job: BreachJob) -> Document:
-    """A finished assessment's notification plan, with the query it answers, for download."""
+    """A finished assessment's notification plan, with the query it answers and the stamp of its read, for download."""
     facts = {"case_reference": job.case_ref, "compromised": job.holders, "window": f"{job.t1} to {job.t2}",
              "note": INDICATIVE}  # fmt: skip
+    kept = job.summary[1] if job.summary is not None else {}
+    facts |= {k: v for k, v in kept.items() if k in STAMP_FACTS}
     return "Notification plan", facts, {"notification_plan": job.plan}
 
 

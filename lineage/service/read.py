@@ -19,7 +19,11 @@ from lineage.present.formats import Document
 from lineage.present.reports import links_fact
 from lineage.store import Store
 
-__all__ = ["Stamp", "future_events", "hold", "lag_note", "stamp_of", "stamped"]
+__all__ = ["STAMP_FACTS", "Stamp", "future_events", "hold", "lag_note", "stamp_of", "stamped"]
+
+
+#: the facts a stamp adds to a document, in their order (``Stamp.facts``)
+STAMP_FACTS = ("as_of", "identifier_links", "warning", "store_snapshot", "holdings_behind", "lag")
 
 
 def hold(store: Store) -> Store:

@@ -90,3 +90,5 @@ def test_api_answers_carry_the_stamp(console: Console, client_for: Clients, lagg
         time.sleep(0.2)
     assert job["status"] == "done", job
     _stamped(job["report"], snapshot, behind, warned=False)
+    plan = client.get(f"/api/breach/{job['job']}/plan.json", headers=responder)
+    _stamped(plan.json(), snapshot, behind, warned=False)  # the plan downloaded names the read it came from

@@ -8,7 +8,7 @@ from pathlib import Path
 from lineage import default_taxonomy
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.service import answers
-from lineage.service.read import hold
+from lineage.service.read import STAMP_FACTS, Stamp, hold
 from tests.fixtures import LAGGING_SUBJECT, lagging_store
 
 
@@ -25,3 +25,10 @@ def test_a_held_read_keeps_its_state_while_the_store_moves_on(tmp_path: Path) ->
     fresh = answers.access(store, LAGGING_SUBJECT, default_taxonomy())
     assert fresh[1]["store_snapshot"] != before and fresh[1]["holdings_behind"] == 0 and "lag" not in fresh[1]
     assert store.count() == 5 and held.count() == 3
+
+
+def test_a_full_stamp_lists_every_stamp_fact_in_order() -> None:
+    """A stamp with every part gives exactly ``STAMP_FACTS``, in order; an empty lag or warning adds nothing."""
+    full = Stamp(7, 2, datetime(2026, 1, 1, tzinfo=UTC), "known now", ("one", "two"))
+    assert tuple(full.facts()) == STAMP_FACTS and full.facts()["warning"] == "one; two"
+    assert list(Stamp(7, 0).facts()) == ["store_snapshot", "holdings_behind"]
