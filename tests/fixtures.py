@@ -251,6 +251,37 @@ def store_of(records: list[Record], folder: Path) -> Store:
     return Store(folder)
 
 
+#: the lagging store's subject, holders and the year of its one future-stamped event
+LAGGING_SUBJECT, LAGGING_FUTURE = "s1", datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def lagging_store(folder: Path) -> tuple[Store, int]:
+    """A store whose answers have every note to stamp; the store, and how many events its holdings lack.
+
+    s1's e-mail collected by app (CN) and shared with pay (US), and one event stamped in 2100, all in
+    the holdings; then two more events stored after the holdings' last refresh (the maintainer lags).
+    """
+    at = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    app = Party(name="app", role="internal", region="CN")
+
+    def collected(when: datetime, source: str = "direct") -> Record:
+        return make_record("COLLECTED", system="app", system_region="CN", occurred_at=when, holder=app,
+                           subject_id=LAGGING_SUBJECT, categories=["user.contact.email"], purpose="essential.service",
+                           legal_basis="CONTRACT", source=source)  # fmt: skip
+
+    shared = make_record("SHARED", system="app", system_region="CN", occurred_at=at, subject_id=LAGGING_SUBJECT,
+                         holder=app, recipient=Party(name="pay", role="processor", region="US"),
+                         categories=["user.contact.email"], purpose="essential.service",
+                         mechanism="pipl.standard_contract")  # fmt: skip
+    store_of([collected(at), shared, collected(LAGGING_FUTURE, "later")], folder)
+    late = [collected(at + timedelta(days=1), "again"), collected(at + timedelta(days=2), "again")]
+    ing = Ingestor(folder, "events", taxonomy=default_taxonomy())
+    for offset, r in enumerate(late, 3):
+        assert ing.add(0, offset, Codec().encode_record(r)) is None
+    ing.flush()
+    return Store(folder), len(late)
+
+
 def private_file(path: Path, text: str) -> Path:
     """Write ``text`` to a new 0600 file (a secret a child process reads: never on its command line)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

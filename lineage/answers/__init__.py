@@ -10,6 +10,7 @@
 - ``rows``          the typed rows they return
 """
 
+from lineage.answers._common import now
 from lineage.answers.access import AccessReport, ErasurePlan, access_request, erasure_plan
 from lineage.answers.breach import BreachReport, breach_impact
 from lineage.answers.registers import retention_register, transfers_register
@@ -23,6 +24,7 @@ __all__ = [
     "access_request",
     "breach_impact",
     "erasure_plan",
+    "now",
     "pipl_tier",
     "retention_register",
     "transfers_register",

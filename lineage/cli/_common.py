@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,13 +27,12 @@ if TYPE_CHECKING:
 __all__ = [
     "add_answer_options",
     "add_world_options",
-    "counted_later_events_note",
     "existing_location",
-    "later_events_warning",
     "parse_time",
     "policies_from",
     "store_for",
     "taxonomy_for",
+    "told",
     "world_size",
 ]
 
@@ -54,55 +55,12 @@ def parse_time(option: str, text: str | None) -> datetime | None:
     return parse(option, text, bare=Bare.REFUSED)
 
 
-def later_events_warning(store: Store, now: datetime, option: str) -> str | None:
-    """When "now" came from the wall clock: a warning if the store holds events stamped after it.
-
-    Such events are left out of an answer "as of now" (a service with a fast clock, a time zone
-    mistake, a replay of future-dated test data); the analyst must hear of them, with the option
-    that takes them in. The warning goes on stderr and into the report. Counts and a time only:
-    no event's content.
-    """
-    later = _later_events(store, now, "SELECT count(*) AS n, max(occurred_at) AS latest FROM events "
-                          "WHERE occurred_at > $now", {}, "in the store")  # fmt: skip
-    if later is None:
-        return None
-    return _warn(f"{later}; they are left out: give {option} to include them")
-
-
-def counted_later_events_note(store: Store, now: datetime, window_end: datetime) -> str | None:
-    """For an answer over an explicit window: a warning if events stamped after now fall inside it.
-
-    Such events are counted, like every event in the window (``breach`` reads up to ``--to``
-    whatever the clock says); the analyst must hear that the answer rests on events dated in the
-    future, and that no option of the answer leaves them out but a ``--to`` before them.
-    """
-    later = _later_events(store, now, "SELECT count(*) AS n, max(occurred_at) AS latest FROM events "
-                          "WHERE occurred_at > $now AND occurred_at <= $until", {"until": window_end},
-                          "inside the window")  # fmt: skip
-    if later is None:
-        return None
-    return _warn(f"{later}; they are counted, as the window asks (--aware only sets when deadlines start)")
-
-
-def _later_events(store: Store, now: datetime, query: str, params: dict[str, object], where: str) -> str | None:
-    """The phrase "N event(s) ... stamped after now ..., the latest at ..." for what ``query`` counts; None if none."""
-    row = store.sql(query, {"now": now, **params})[0]
-    if not row["n"]:
-        return None
-    latest = row["latest"]
-    latest_text = latest.isoformat() if isinstance(latest, datetime) else str(latest)
-    return (
-        f"{row['n']} event(s) {where} are stamped after now ({now.isoformat(timespec='seconds')}), "
-        f"the latest at {latest_text}"
-    )
-
-
-def _warn(warning: str) -> str:
-    """Say ``warning`` on stderr, and return it for the report."""
-    import sys
-
-    print(f"lineage: warning: {warning}", file=sys.stderr)
-    return warning
+def told(facts: Mapping[str, object]) -> None:
+    """Say an answer's stamp on stderr as well: its lag and its warning (a person at a terminal reads those first)."""
+    if facts.get("lag"):
+        print(f"lineage: note: {facts['lag']}", file=sys.stderr)
+    if facts.get("warning"):
+        print(f"lineage: warning: {facts['warning']}", file=sys.stderr)
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Store:
@@ -111,7 +69,8 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     A mistyped path must not answer "no data held" or "no violations": a reading command on a
     folder that is not a store, or on a store with nothing committed, is an error naming the option.
     Every query of the command then reads the same snapshot, whose id the answer carries
-    (``store_snapshot``) so it can be given again from it (``--snapshot``) however much is stored later.
+    (``store_snapshot``, stamped by ``lineage.service``) so it can be given again from it (``--snapshot``)
+    however much is stored later.
     """
     from lineage.store import Store
 
@@ -122,7 +81,7 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
 
     try:
         # with no --snapshot: the events snapshot the newest holdings reflect (events stored since
-        # wait for the holdings maintainer; the answer says how many, see answers.behind_note)
+        # wait for the holdings maintainer; the answer's stamp says how many, see lineage.service.read)
         snapshot_id = pinned_state(location, store.snapshot).events_snapshot
     except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
         raise ConfigurationError(option, str(exc)) from None

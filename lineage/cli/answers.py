@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import (
-    add_answer_options,
-    counted_later_events_note,
-    later_events_warning,
-    parse_time,
-    policies_from,
-    store_for,
-    taxonomy_for,
-)
+from lineage.cli._common import add_answer_options, parse_time, policies_from, store_for, taxonomy_for, told
 from lineage.cli.options import add_store_options
 from lineage.errors import ConfigurationError
 from lineage.private import open_private
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
-    from lineage.contract.policy import Policy
     from lineage.present.formats import Document
-    from lineage.store import Store
 
-__all__ = ["behind_note", "register"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,216 +82,152 @@ def _add_links_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def behind_note(store: Store) -> None:
-    """One note on stderr when the answer left out events the holdings maintainer has not applied yet."""
-    if store.behind:
-        print(
-            f"lineage: note: the holdings are {store.behind} event(s) behind the store: this answer reads events "
-            f"snapshot {store.snapshot_id}, without them (run `lineage holdings` to bring them up to date)",
-            file=sys.stderr,
-        )
-
-
-def _stamped(doc: Document, store: Store) -> Document:
-    """The document with the store snapshot it was read from: ``--snapshot`` gives the same answer later."""
-    title, facts, tables = doc
-    return title, {**facts, "store_snapshot": store.snapshot}, tables
+def _told(doc: Document) -> Document:
+    """The document, its stamp's lag and warning said on stderr (``told``)."""
+    told(doc[1])
+    return doc
 
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
-    from lineage.answers import access_request
-    from lineage.answers.forget import erased, erasure_note
     from lineage.cli.forget import subject_digest
     from lineage.present.formats import render
-    from lineage.present.reports import access_document
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
-    as_of = parse_time("--as-of", args.as_of)
-    if (cert := erased(store, args.identifier, subject_digest(settings, store.location))) is not None:
-        # a forgotten person: the certificate's date and case, and nothing more
-        print(f"{args.identifier!r}: {erasure_note(cert)}")
+    digest = subject_digest(settings, store.location)
+    doc = answers.access(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+                         links_as_known_then=args.links_as_known_then, digest=digest, option="--as-of")  # fmt: skip
+    facts = doc[1]
+    if "erased" in facts:  # a forgotten person: the certificate's date and case, and nothing more
+        print(f"{args.identifier!r}: {facts['erased']}")
         return 0
-    report = access_request(
-        store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
-    )
-    behind_note(store)
-    warning = None if as_of else later_events_warning(store, report.as_of, "--as-of")
-    if not report.holds_data and args.format == "markdown":
-        print(
-            f"No data held about {args.identifier!r} as of {report.as_of.isoformat()} "
-            f"(store snapshot {store.snapshot})."
-        )
-        if warning:
-            print(f"Warning: {warning}")
+    _told(doc)
+    if not facts["holds_data"] and args.format == "markdown":
+        print(f"No data held about {args.identifier!r} as of {facts['as_of'].isoformat()} "
+              f"(store snapshot {facts['store_snapshot']}).")  # fmt: skip
+        if facts.get("warning"):
+            print(f"Warning: {facts['warning']}")
         return 0
-    title, facts, tables = access_document(report)
-    # machines read "nothing held" from the document itself, never from a sentence instead of it
-    facts = {"holds_data": report.holds_data, **facts, **({"warning": warning} if warning else {})}
-    print(render(_stamped((title, facts, tables), store), args.format), end="")
+    print(render(doc, args.format), end="")
     return 0
 
 
 def cmd_breach(args: argparse.Namespace) -> int:
     """Estimate a breach's impact and the indicative notifications it triggers."""
-    from lineage.answers import breach_impact
     from lineage.errors import InvalidEventError
     from lineage.present.formats import render
-    from lineage.present.reports import affected_csv, breach_document
+    from lineage.present.reports import affected_csv
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     t1, t2 = parse_time("--from", args.t1), parse_time("--to", args.t2)
     if t1 is None or t2 is None:
         raise InvalidEventError("--from/--to", None, "both are required")
     store = store_for(args, settings)
-    aware = parse_time("--aware", args.aware)
-    report = breach_impact(store, args.node, t1, t2, taxonomy_for(settings), aware_at=aware)
-    behind_note(store)
-    # the window is explicit and counts every event in it, even one stamped after the wall clock
-    # (--aware only sets when deadlines start): say that the answer rests on such events
-    warning = counted_later_events_note(store, datetime.now(UTC), t2)
+    doc, report = answers.breach(store, args.node, t1, t2, taxonomy_for(settings),
+                                 aware=parse_time("--aware", args.aware), affected=args.format == "json",
+                                 option="--aware")  # fmt: skip
+    _told(doc)
     if args.subjects_out:
         with open_private(args.subjects_out, "--subjects-out", newline="") as f:  # a list of people
             f.write(affected_csv(report))
-    title, facts, tables = breach_document(report, affected=args.format == "json")
-    if warning:
-        facts = {**facts, "warning": warning}
-    print(render(_stamped((title, facts, tables), store), args.format), end="")
+    print(render(doc, args.format), end="")
     return 0
 
 
 def cmd_erasure(args: argparse.Namespace) -> int:
     """Plan a subject's erasure across every holder."""
-    from lineage.answers import erasure_plan
     from lineage.present.formats import render
-    from lineage.present.reports import links_fact
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
-    as_of = parse_time("--as-of", args.as_of)
-    plan = erasure_plan(
-        store, args.identifier, taxonomy_for(settings), as_of, links_as_known_then=args.links_as_known_then
-    )
-    behind_note(store)
-    warning = None if as_of else later_events_warning(store, plan.as_of, "--as-of")
-    if not plan.holders and args.format == "markdown":
-        print(
-            f"No data held about {args.identifier!r} as of {plan.as_of.isoformat()}: nothing to erase "
-            f"(store snapshot {store.snapshot})."
-        )
+    doc = _told(answers.erasure(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+                                links_as_known_then=args.links_as_known_then, option="--as-of"))  # fmt: skip
+    facts = doc[1]
+    if not facts["holds_data"] and args.format == "markdown":
+        print(f"No data held about {args.identifier!r} as of {facts['as_of'].isoformat()}: nothing to erase "
+              f"(store snapshot {facts['store_snapshot']}).")  # fmt: skip
         return 0
-    facts = {"identifier": plan.identifier, "as_of": plan.as_of, "identifier_links": links_fact(plan.links),
-             "holds_data": bool(plan.holders), "complete": plan.complete, "rule": plan.rule,
-             **({"warning": warning} if warning else {})}  # fmt: skip
-    doc = (f"Erasure plan: {plan.identifier}", facts, {"holders": plan.holders})
-    print(render(_stamped(doc, store), args.format), end="")
+    print(render(doc, args.format), end="")
     return 0
 
 
 def cmd_transfers(args: argparse.Namespace) -> int:
     """The cross-border transfer register, set against the PIPL thresholds."""
-    from lineage.answers import transfers_register
     from lineage.present.formats import render
-    from lineage.present.reports import transfers_document
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     store = store_for(args, settings)
-    rows = transfers_register(store, taxonomy_for(settings), parse_time("--as-of", args.as_of))
-    behind_note(store)
-    print(render(_stamped(transfers_document(rows), store), args.format), end="")
+    doc = answers.transfers(store, taxonomy_for(settings), parse_time("--as-of", args.as_of), option="--as-of")
+    print(render(_told(doc), args.format), end="")
     return 0
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
     """Data held past its retention period."""
-    from lineage.answers import retention_register
     from lineage.present.formats import render
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
-    store = store_for(args, settings)
-    rows = retention_register(store, parse_time("--now", args.now))
-    behind_note(store)
-    facts = {"overdue_holdings": len(rows)}
-    print(render(_stamped(("Held past retention", facts, {"overdue": rows}), store), args.format), end="")
+    doc = answers.retention(store_for(args, settings), parse_time("--now", args.now))
+    print(render(_told(doc), args.format), end="")
     return 0
 
 
 def cmd_ropa(args: argparse.Namespace) -> int:
     """The record of processing activities generated from the observed flows."""
-    from lineage.answers.ropa import ropa
     from lineage.present.formats import render
-    from lineage.present.reports import ropa_document
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     as_of = parse_time("--as-of", args.as_of)
     if args.out and not Path(args.out).parent.is_dir():  # before the query, which can take a while
         raise ConfigurationError("--out", f"{Path(args.out).parent} is not a folder")
-    store = store_for(args, settings)
-    record = ropa(store, taxonomy_for(settings), as_of)
-    warning = None if as_of else later_events_warning(store, record.as_of, "--as-of")
-    title, facts, tables = ropa_document(record)
-    if warning:
-        facts = {**facts, "warning": warning}
-    text = render(_stamped((title, facts, tables), store), args.format)
+    doc = _told(answers.ropa(store_for(args, settings), taxonomy_for(settings), as_of, option="--as-of"))
+    text = render(doc, args.format)
     if not args.out:
         print(text, end="")
         return 0
     with open_private(args.out, "--out", newline="") as f:  # names the systems and flows of the organisation
         f.write(text)
-    print(f"wrote {args.out}: {len(record.activities)} activities, {facts['needing_assessment']} needing an "
+    facts = doc[1]
+    print(f"wrote {args.out}: {facts['activities']} activities, {facts['needing_assessment']} needing an "
           "impact assessment")  # fmt: skip
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Report every flow that breaks a declared policy; exit 1 when there is any."""
-    from lineage.answers.policy_check import check
     from lineage.contract.policy import load_policy
     from lineage.present.formats import render
-    from lineage.present.reports import check_document
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     taxonomy = taxonomy_for(settings)
     policy = load_policy(Path(args.policy), taxonomy)
-    store = store_for(args, settings)
-    unseen = unseen_systems(store, policy)
-    if unseen == list(policy.systems):  # nothing of this organisation is in the store: no verdict to give
-        raise ConfigurationError("--policy", f"{policy.name}: none of its systems has events in this store")
-    found = check(store, policy, parse_time("--now", args.now))
-    behind_note(store)
-    title, facts, tables = check_document(policy.name, found)
-    if unseen:
-        warning = f"system(s) {', '.join(unseen)} have no events in this store (a typo in the policy?)"
-        print(f"lineage check: warning: {policy.name}: {warning}", file=sys.stderr)
-        facts = {**facts, "warning": warning}
-    print(render(_stamped((title, facts, tables), store), args.format), end="")
-    return 1 if found else 0
-
-
-def unseen_systems(store: Store, policy: Policy) -> list[str]:
-    """The policy's systems that hold or send nothing in the store (a typo, or the wrong store)."""
-    known = {r["name"] for r in store.rows("holders")}
-    return [s for s in policy.systems if s not in known]
+    doc = _told(answers.check(store_for(args, settings), policy, parse_time("--now", args.now), option="--policy"))
+    print(render(doc, args.format), end="")
+    return 1 if doc[1]["violations"] else 0
 
 
 def cmd_map(args: argparse.Namespace) -> int:
     """Write the data map page; with policies, their violations are highlighted."""
-    from lineage.answers.mapdata import map_data
-    from lineage.answers.policy_check import check
-    from lineage.present.datamap import build_map, write_map
+    from lineage.present.datamap import write_map
+    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
     if not Path(args.out).parent.is_dir():  # before the checks, which can take a while
         raise ConfigurationError("--out", f"{Path(args.out).parent} is not a folder")
     taxonomy = taxonomy_for(settings)
     store = store_for(args, settings)
-    policies = policies_from(args.policy, taxonomy)
-    now = parse_time("--now", args.now)
-    found = {p.name: check(store, p, now) for p in policies}
-    m = build_map(map_data(store, found), taxonomy, policies)
-    behind_note(store)
-    write_map(m, Path(args.out))
+    drawn = answers.data_map(store, taxonomy, policies_from(args.policy, taxonomy), parse_time("--now", args.now))
+    told(drawn.stamp.facts())
+    m = drawn.map
+    write_map(m, Path(args.out), drawn.stamp.facts())
     crossing = sum(1 for e in m.edges if e.cross_border)
     print(f"wrote {args.out}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "
           f"{len(m.violations)} policy violations")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lineage.cli._common import store_for, taxonomy_for
+from lineage.cli._common import store_for, taxonomy_for, told
 from lineage.cli.options import add_store_options, settings_from
 
 __all__ = ["register"]
@@ -22,15 +22,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print the flow graph's summary and flows; export GraphML and node-link JSON."""
-    from lineage.answers.graph import FlowGraph, export, summarise
+    from lineage.answers.graph import export, summarise
+    from lineage.present.datamap import stamp_line
+    from lineage.service import answers
 
     settings = settings_from(args)
-    store = store_for(args, settings)
-    g = FlowGraph.from_rows(store.rows("flow_edges"), taxonomy_for(settings)).to_networkx()
+    drawn = answers.graph(store_for(args, settings), taxonomy_for(settings))
+    told(drawn.stamp.facts())
+    g = drawn.graph
     s = summarise(g)
     print(
         f"{s.holders} holders, {s.regions} regions, {s.flows} flows "
-        f"({s.cross_border_flows} cross-border), {s.events} flow events"
+        f"({s.cross_border_flows} cross-border), {s.events} flow events ({stamp_line(drawn.stamp.facts())})"
     )
     for u, v, d in sorted(g.edges(data=True)):
         if d["kind"] != "flow":

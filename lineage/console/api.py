@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from lineage.console.service import (
     plan_document,
 )
 from lineage.present.datamap import map_payload
-from lineage.present.formats import Document, render
+from lineage.present.formats import Document, json_values, render
 
 __all__ = ["routes"]
 
@@ -269,20 +268,18 @@ def case_answer(request: Request, case_ref: str, who: Who) -> Response:
 
 @api("GET", "/registers", "analyst", "responder")
 def registers(request: Request, who: Who) -> JSONResponse:
-    """Transfers, retention, violations per organisation, and the ROPA (null until its module lands)."""
+    """Transfers, retention, violations per organisation and the ROPA document, with the read's stamp facts."""
     found = _console(request).service.registers()
-    ropa = found["ropa"]
-    if dataclasses.is_dataclass(ropa) and not isinstance(ropa, type):
-        ropa = dataclasses.asdict(ropa)
-    body = {"transfers": _json(found["transfers"]), "retention": found["retention"],
-            "violations": found["violations"], "ropa": ropa}  # fmt: skip
+    body = {**json_values(found["stamp"]), "transfers": _json(found["transfers"]), "retention": found["retention"],
+            "violations": found["violations"], "ropa": _json(found["ropa"])}  # fmt: skip
     return JSONResponse(json.loads(json.dumps(body, default=str)))
 
 
 @api("GET", "/map", "analyst", "responder")
 def datamap(request: Request, who: Who) -> JSONResponse:
-    """The data map's holders and flows."""
-    return JSONResponse(json.loads(map_payload(_console(request).service.datamap())))
+    """The data map's holders and flows, and the stamp facts of the read it was drawn from."""
+    drawn = _console(request).service.datamap()
+    return JSONResponse({**json.loads(map_payload(drawn.map)), **json_values(drawn.stamp.facts())})
 
 
 @api("POST", "/audit", "auditor")

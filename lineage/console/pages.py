@@ -403,7 +403,7 @@ def registers(request: Request, who: Who) -> HTMLResponse:
     views = {key: view(key, title, rows, params, facets) for key, title, rows, facets in register_tables(found)}
     kept = sum(1 for rows in found["violations"].values() for v in rows if v["clause"] == "retention")
     return _render(request, "registers.html", who, reg=found, views=views, ropa=found["ropa"] is not None,
-                   policy_retention=kept)  # fmt: skip
+                   policy_retention=kept, stamp=found["stamp"])  # fmt: skip
 
 
 @page("GET", "/registers/{key}.csv", "analyst", "responder")
@@ -448,8 +448,10 @@ def ropa_tables(ropa: object) -> Sequence[tuple[str, Sequence[Mapping[str, objec
 @page("GET", "/map", "analyst", "responder")
 def datamap(request: Request, who: Who) -> HTMLResponse:
     """The data map, with links from each holder to the breach page."""
-    m = request.app.state.words.readable_map(_console(request).service.datamap())
-    return _render(request, "map.html", who, m=m, svg=map_svg(m), payload=map_payload(m), width=MAP_WIDTH)
+    drawn = _console(request).service.datamap()
+    m = request.app.state.words.readable_map(drawn.map)
+    return _render(request, "map.html", who, m=m, svg=map_svg(m), payload=map_payload(m), width=MAP_WIDTH,
+                   stamp=drawn.stamp.facts())  # fmt: skip
 
 
 # ---- audit

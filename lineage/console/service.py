@@ -1,10 +1,12 @@
-"""What the console asks the store, shared by its pages and their JSON twins; breach queries run as jobs."""
+"""What the console asks, shared by its pages and their JSON twins; breach queries run as jobs.
+
+Every answer comes from ``lineage.service``, stamped like the command line's: this module adds the
+console's own rules (length caps, the jobs and their caps, the audit key) and nothing to the answers.
+"""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import importlib
 import io
 import json
 import os
@@ -13,23 +15,14 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lineage.answers import (
-    BreachReport,
-    access_request,
-    breach_impact,
-    erasure_plan,
-    retention_register,
-    transfers_register,
-)
-from lineage.answers.forget import erased, erasure_note, forget_person, kafka_copies
-from lineage.answers.mapdata import map_data
-from lineage.answers.policy_check import check
+from lineage.answers import BreachReport
+from lineage.answers.forget import forget_person, kafka_copies
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
@@ -37,9 +30,10 @@ from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.contract.times import Bare, parse_time
 from lineage.errors import InvalidEventError, LineageError, UnknownValueError
-from lineage.present.datamap import DataMap, build_map
-from lineage.present.formats import Document, csv_cell, render
-from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
+from lineage.present.formats import Document, csv_cell, json_values
+from lineage.service import answers
+from lineage.service.answers import Map
+from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
 from lineage.store.certificate import Certificate
@@ -177,17 +171,12 @@ class Service:
                            "AND status = 'running'", {"e": _INTERRUPTED, "id": job["id"]})  # fmt: skip
 
     def person(self, identifier: str, as_of: datetime | None = None) -> Document:
-        """The access report and the erasure plan of the subject known by ``identifier``, as one document."""
+        """The access report and the erasure plan of the subject known by ``identifier``, as one stamped document.
+
+        A forgotten person (``lineage forget``) gets the certificate's date and case, and nothing more.
+        """
         check_length("identifier", identifier, IDENTIFIER_CHARS)
-        if self._digest is not None and (cert := erased(self.store, identifier, self._digest)) is not None:
-            # forgotten (``lineage forget``): the certificate's date and case, and nothing more
-            return "Access request", {"holds_data": False, "erased": erasure_note(cert)}, {}
-        report = access_request(self.store, identifier, self.taxonomy, as_of)
-        plan = erasure_plan(self.store, identifier, self.taxonomy, report.as_of)
-        title, facts, tables = access_document(report)
-        facts = {"holds_data": report.holds_data, **facts, "erasure_complete": plan.complete,
-                 "erasure_rule": plan.rule, "erasure_links": links_fact(plan.links)}  # fmt: skip
-        return title, facts, {**tables, "erasure_plan": plan.holders}
+        return answers.person(self.store, identifier, self.taxonomy, as_of, digest=self._digest)
 
     def forget(self, identifiers: Sequence[str], case_ref: str) -> Certificate:
         """Forget the person known by ``identifiers`` from the store (``lineage forget``); their certificate."""
@@ -274,7 +263,7 @@ class Service:
     def _run(self, job_id: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None) -> None:
         error: str | None = None
         try:
-            self._keep(job_id, breach_impact(self.store, holders, t1, t2, self.taxonomy, aware_at=aware))
+            self._keep(job_id, *answers.breach(self.store, holders, t1, t2, self.taxonomy, aware=aware))
         except LineageError as exc:
             error = str(exc).splitlines()[0]
         except Exception as exc:  # a bug: its type only (the message may hold data)
@@ -288,9 +277,9 @@ class Service:
             with self._jobs_lock:
                 self._running.pop(job_id, None)
 
-    def _keep(self, job_id: str, report: BreachReport) -> None:
-        """Write the affected list in batches, then the summary and plan; the report is dropped after."""
-        summary = _as_json(breach_document(report))
+    def _keep(self, job_id: str, doc: Document, report: BreachReport) -> None:
+        """Write the affected list in batches, then the (stamped) summary and plan; the report is dropped after."""
+        summary = _as_json(doc)
         with self.db.tx() as tx:
             for at in range(0, len(report.records), _AFFECTED_BATCH):
                 batch = report.records[at : at + _AFFECTED_BATCH]
@@ -344,23 +333,20 @@ class Service:
             after = rows[-1]["seq"]
 
     def registers(self) -> dict[str, Any]:
-        """Transfers, retention, policy violations per organisation, and the ROPA when its module is there."""
-        transfers = transfers_document(transfers_register(self.store, self.taxonomy))
-        retention = retention_register(self.store)
-        violations = {p.name: [dataclasses.asdict(v) for v in check(self.store, p)] for p in self.policies}
-        return {"transfers": transfers, "retention": retention, "violations": violations, "ropa": self._ropa()}
+        """Transfers, retention, policy violations per organisation and the ROPA, all from one held read.
 
-    def _ropa(self) -> Any:
-        try:  # built on another branch: shown when it has landed
-            module = importlib.import_module("lineage.answers.ropa")
-        except ImportError:
-            return None
-        return module.ropa(self.store, self.taxonomy)
+        Each is its stamped document; ``stamp`` is the read's stamp (the same in each) for the page's head.
+        """
+        held = hold(self.store)
+        transfers = answers.transfers(held, self.taxonomy)
+        checks = {p.name: answers.check(held, p, refuse_unseen=False) for p in self.policies}
+        return {"transfers": transfers, "retention": list(answers.retention(held)[2]["overdue"]),
+                "violations": {name: list(doc[2]["violations"]) for name, doc in checks.items()},
+                "ropa": answers.ropa(held, self.taxonomy), "stamp": stamp_of(held).facts()}  # fmt: skip
 
-    def datamap(self) -> DataMap:
-        """The data map, with the declared policies' violations pinned on it."""
-        found = {p.name: check(self.store, p) for p in self.policies}
-        return build_map(map_data(self.store, found), self.taxonomy, self.policies)
+    def datamap(self) -> Map:
+        """The data map, with the declared policies' violations pinned on it, and the stamp of its read."""
+        return answers.data_map(self.store, self.taxonomy, self.policies)
 
     def close(self) -> None:
         """Stop taking jobs; wait for running ones."""
@@ -387,9 +373,11 @@ def breach_summary(job: BreachJob) -> Document:
 
 
 def plan_document(job: BreachJob) -> Document:
-    """A finished assessment's notification plan, with the query it answers, for download."""
+    """A finished assessment's notification plan, with the query it answers and the stamp of its read, for download."""
     facts = {"case_reference": job.case_ref, "compromised": job.holders, "window": f"{job.t1} to {job.t2}",
              "note": INDICATIVE}  # fmt: skip
+    kept = job.summary[1] if job.summary is not None else {}
+    facts |= {k: v for k, v in kept.items() if k in STAMP_FACTS}
     return "Notification plan", facts, {"notification_plan": job.plan}
 
 
@@ -406,11 +394,7 @@ def _job(row: dict[str, Any]) -> BreachJob:
 def _as_json(doc: Document) -> dict[str, Any]:
     """A document as JSON values, its facts and tables apart (``render`` makes the values plain)."""
     title, facts, tables = doc
-    return {"title": title, "facts": _plain(facts), "tables": _plain(tables)}
-
-
-def _plain(part: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(render(("", part, {}), "json")).items() if k != "title"}
+    return {"title": title, "facts": json_values(facts), "tables": json_values(tables)}
 
 
 def _csv_line(values: list[object]) -> str:

@@ -18,7 +18,7 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,17 @@ from lineage.contract.rules import crosses_border
 from lineage.contract.taxonomy import Taxonomy
 from lineage.private import open_private
 
-__all__ = ["MAP_SCRIPT", "MAP_WIDTH", "DataMap", "build_map", "map_payload", "map_svg", "render_map", "write_map"]
+__all__ = [
+    "MAP_SCRIPT",
+    "MAP_WIDTH",
+    "DataMap",
+    "build_map",
+    "map_payload",
+    "map_svg",
+    "render_map",
+    "stamp_line",
+    "write_map",
+]
 
 SOURCES, OURS, THEIRS = 0, 1, 2
 _X = (30, 400, 790)
@@ -229,8 +239,13 @@ def map_payload(m: DataMap) -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")  # no "</script" or "<!--" inside
 
 
-def render_map(m: DataMap) -> str:
-    """The page, as one HTML string."""
+def stamp_line(stamp: Mapping[str, object]) -> str:
+    """An answer's stamp facts as one line of text ("store snapshot: 123; holdings behind: 0")."""
+    return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in stamp.items())
+
+
+def render_map(m: DataMap, stamp: Mapping[str, object] | None = None) -> str:
+    """The page, as one HTML string; ``stamp`` (the read it was drawn from) follows the summary."""
     e = html.escape
     crossing = sorted((x for x in m.edges if x.cross_border), key=lambda x: (x.src, x.dst))
     cross_rows = "".join(
@@ -251,6 +266,7 @@ def render_map(m: DataMap) -> str:
         summary=e(
             f"{len(m.nodes)} holders by region, {flows} flows, {len(crossing)} cross-border, "
             f"{len(m.violations)} policy violations"
+            + (f" · {stamp_line(stamp)}" if stamp else "")
         ),  # fmt: skip
         width=_WIDTH,
         height=m.height,
@@ -263,9 +279,9 @@ def render_map(m: DataMap) -> str:
     )
 
 
-def write_map(m: DataMap, out: Path) -> None:
-    """Write the page, readable by its owner only."""
-    page = render_map(m)
+def write_map(m: DataMap, out: Path, stamp: Mapping[str, object] | None = None) -> None:
+    """Write the page, readable by its owner only; ``stamp`` (the answer's stamp facts) in its summary."""
+    page = render_map(m, stamp)
     with open_private(out, "--out") as f:
         f.write(page)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Document", "csv_cell", "render", "spreadsheet_text"]
+__all__ = ["Document", "csv_cell", "json_values", "render", "spreadsheet_text"]
 
 # a table's rows are typed rows (TypedDicts) or plain dicts; either reads as a mapping of objects
 Document = tuple[str, Mapping[str, Any], Mapping[str, Sequence[Mapping[str, object]]]]
@@ -26,6 +26,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def json_values(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A document's facts (or tables) as JSON values, as ``render(..., "json")`` writes them (times in ISO 8601)."""
+    return {k: _plain(v) for k, v in part.items()}
 
 
 def _cell(value: Any) -> str:

@@ -51,6 +51,7 @@ QueryName = Literal[
     "breach_impact",
     "erasure_plan",
     "flow_edges",
+    "future_events",
     "holders",
     "holdings_events",
     "map_events",
@@ -218,6 +219,26 @@ class Store:
         """Events stored after those the holdings it read reflect (the holdings maintainer is behind)."""
         self._catalog: SqlCatalog | None = None
         self._pinned: tuple[tuple[tuple[str, str], ...], Pinned] | None = None
+        self._origin: Store | None = None  # set on a ``pinned`` copy: the store whose connection it shares
+        self._fixed: Pinned | None = None  # set on a ``pinned`` copy: the one state it reads
+
+    def pinned(self) -> Store:
+        """A copy of this store held at the state it reads now: every query through the copy reads that one state.
+
+        One answer's queries then agree with each other and with its stamp (``snapshot_id``,
+        ``behind``), which belong to the copy alone: another thread's answer on this store, or a
+        consumer's commit meanwhile, changes neither. The copy borrows this store's connection while
+        it reads the same snapshot, so holding a read costs no new plan. A copy's copy is itself.
+        """
+        if self._fixed is not None:
+            return self
+        pin = self._pin()
+        held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
+        held._origin, held._fixed, held._catalog = self, pin, self._catalog
+        held.snapshot_id, held.holdings_snapshot_id, held.behind = (
+            pin.events_snapshot, pin.holdings_snapshot, pin.behind
+        )
+        return held
 
     def holds_events(self) -> bool:
         """Whether a consumer has committed to the store (its table exists and has a snapshot)."""
@@ -232,6 +253,8 @@ class Store:
             return self._pin_locked()
 
     def _pin_locked(self) -> Pinned:
+        if self._fixed is not None:
+            return self._fixed
         if self._catalog is None:
             self._catalog = self.location.catalog()
         versions = self.location.versions(self._catalog)
@@ -356,8 +379,18 @@ class Store:
         keeps each cursor's temporary tables apart), so a slow answer no longer holds up quick ones.
         A session that began on an older snapshot finishes on it; its connection closes after.
         """
+        if self._origin is not None:  # a ``pinned`` copy: its state, on the connection of the store it came from
+            with self._origin._session_at(self._fixed, taxonomy) as held:
+                yield held
+            return
+        with self._session_at(None, taxonomy) as session:
+            yield session
+
+    @contextmanager
+    def _session_at(self, fixed: Pinned | None, taxonomy: Taxonomy | None) -> Iterator[Session]:
+        """A session reading ``fixed`` (None: what this store pins now)."""
         with self._lock:
-            pinned = self._pin_locked()
+            pinned = fixed or self._pin_locked()
             key = (pinned.events_snapshot, pinned.holdings_snapshot, id(taxonomy))
             if self._reader is None or self._reader.key != key:
                 self._retire()

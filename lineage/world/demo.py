@@ -14,30 +14,27 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from lineage.answers import access_request, breach_impact, transfers_register
-from lineage.answers.mapdata import map_data
-from lineage.answers.policy_check import check
 from lineage.contract.events import Party
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError
 from lineage.ingest.consumer import IngestConsumer
 from lineage.ingest.holdings import HoldingsMaintainer
-from lineage.present.datamap import build_map, write_map
+from lineage.present.datamap import write_map
 from lineage.present.formats import render
-from lineage.present.reports import access_document, breach_document, check_document, transfers_document
 from lineage.private import private_dir
+from lineage.service import answers
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
 from lineage.transport.kafka import KafkaEventSink, create_topics
 from lineage.world.organisations import build
-from lineage.world.sim import Plan, WorldSize, emit
+from lineage.world.sim import Injected, Plan, WorldSize, emit
 
-__all__ = ["BREACHED", "DemoResult", "prepare_out", "run_demo"]
+__all__ = ["BREACHED", "DemoResult", "demo_reports", "prepare_out", "run_demo"]
 
 BREACHED = "amap-location-sdk"  # a location SDK two of the seed organisations use
 _MARKER = ".lineage-demo"  # says a folder is the demo's own, so a rerun may clear it
@@ -88,6 +85,47 @@ def _chatty_subject(p: Plan) -> str:
     return max(sorted(reached), key=lambda s: len(reached[s]))
 
 
+def demo_reports(
+    store: Store,
+    plans: Sequence[Plan],
+    injected: Sequence[Injected],
+    size: WorldSize,
+    taxonomy: Taxonomy,
+    say: Callable[[str], None],
+) -> tuple[int, bool]:
+    """Print the reports an analyst would, each through the answer service as the CLI prints it (stamped alike).
+
+    An access report for the chattiest MoChat adult, a breach of ``BREACHED`` over the last 30 days,
+    the transfer register, and every policy's violations set against the injected ones. Returns how
+    many violations were found, and whether they are exactly the injected ones.
+    """
+    mochat = next(p for p in plans if p.org.key == "mochat")
+    say(render(answers.access(store, _chatty_subject(mochat), taxonomy, size.end), "markdown"))
+    t1, t2 = size.end - timedelta(days=30), size.end
+    say(render(answers.breach(store, [BREACHED], t1, t2, taxonomy, aware=size.end)[0], "markdown"))
+    say(render(answers.transfers(store, taxonomy, size.end), "markdown"))
+    checks = {p.policy.name: answers.check(store, p.policy, size.end) for p in plans}
+    summary = []
+    exact = True
+    for p in plans:
+        want = Counter((i.clause, i.event_id) for i in injected if i.organisation == p.org.key)
+        got = Counter((str(v["clause"]), str(v["event_id"])) for v in checks[p.policy.name][2]["violations"])
+        exact &= want == got
+        summary.append(
+            {
+                "organisation": p.org.name,
+                "policy": p.policy.name,
+                "injected": sum(want.values()),
+                "found": sum(got.values()),
+                "exact_match": "yes" if want == got else "NO",
+            }
+        )
+    say(render(("Policy violations: injected and found", {"exact_match": exact}, {"by_policy": summary}), "markdown"))
+    for p in plans:
+        say(render(checks[p.policy.name], "markdown"))
+    return sum(len(doc[2]["violations"]) for doc in checks.values()), exact
+
+
 def run_demo(
     settings: Settings, size: WorldSize, out: Path, taxonomy: Taxonomy, say: Callable[[str], None]
 ) -> DemoResult:
@@ -122,40 +160,12 @@ def run_demo(
     # the answers read the holdings: bring them up to date with everything consumed
     say(f"== {HoldingsMaintainer(StoreLocation.embedded(store_dir)).refresh().line()}")
     store = Store(store_dir)
-
-    mochat = next(p for p in plans if p.org.key == "mochat")
-    subject = _chatty_subject(mochat)
-    say(render(access_document(access_request(store, subject, taxonomy, size.end)), "markdown"))
-
-    t1, t2 = size.end - timedelta(days=30), size.end
-    report = breach_impact(store, [BREACHED], t1, t2, taxonomy, aware_at=size.end)
-    say(render(breach_document(report), "markdown"))
-
-    say(render(transfers_document(transfers_register(store, taxonomy, size.end)), "markdown"))
-
-    found = {p.policy.name: check(store, p.policy, size.end) for p in plans}
-    summary = []
-    exact = True
-    for p in plans:
-        want = Counter((i.clause, i.event_id) for i in injected if i.organisation == p.org.key)
-        got = Counter((v.clause, v.event_id) for v in found[p.policy.name])
-        exact &= want == got
-        summary.append(
-            {
-                "organisation": p.org.name,
-                "policy": p.policy.name,
-                "injected": sum(want.values()),
-                "found": sum(got.values()),
-                "exact_match": "yes" if want == got else "NO",
-            }
-        )
-    say(render(("Policy violations: injected and found", {"exact_match": exact}, {"by_policy": summary}), "markdown"))
-    for p in plans:
-        say(render(check_document(p.policy.name, found[p.policy.name]), "markdown"))
-
+    found, exact = demo_reports(store, plans, injected, size, taxonomy, say)
     page = out / "map.html"
-    m = build_map(map_data(store, found), taxonomy, [p.policy for p in plans], title="Seed world: personal data map")
-    write_map(m, page)
+    drawn = answers.data_map(store, taxonomy, [p.policy for p in plans], size.end,
+                             title="Seed world: personal data map")  # fmt: skip
+    write_map(drawn.map, page, drawn.stamp.facts())
+    m = drawn.map
     crossing = sum(1 for e in m.edges if e.cross_border)
     say(f"== wrote {page}: {len(m.nodes)} holders, {len(m.edges)} flows, {crossing} cross-border, "
         f"{len(m.violations)} policy violations")  # fmt: skip
@@ -165,7 +175,7 @@ def run_demo(
         events=stats.accepted,
         dead_letters=stats.dead_letters,
         injected=len(injected),
-        found=sum(len(v) for v in found.values()),
+        found=found,
         exact=exact,
         store=store_dir,
         map=page,

@@ -12,7 +12,8 @@ import pytest
 
 from lineage import Party
 from lineage.contract.records import Record, make_record
-from tests.fixtures import one_line_failure, store_of
+from lineage.store.holdings import load_holdings, read_state
+from tests.fixtures import lagging_store, one_line_failure, store_of
 from tests.fixtures import run_cli as run
 
 T = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -273,3 +274,28 @@ def test_numbers_out_of_range_are_usage_errors(
     """A count below 1 or a duration that is nan or negative is refused by the parser (exit 2), not a crash."""
     code, _, err = run(capsys, *argv)
     assert code == 2 and "Traceback" not in err and option in err.strip().splitlines()[-1]
+
+
+# -- the answer service: every document stamped alike ----------------------------------------------
+
+
+def test_each_answer_document_carries_its_stamp(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Each answer's JSON names its snapshot, the holdings' lag and events after now (as-of-now ones), as stderr."""
+    store, behind = lagging_store(tmp_path / "s")
+    snapshot = read_state(load_holdings(store.location)).source
+    window = ("--from", "2026-01-01T00:00Z", "--to", "2026-12-01T00:00Z")
+    warned = {("access", "s1"): True, ("erasure", "s1"): True, ("transfers",): True, ("ropa",): True,
+              ("retention",): False, ("breach", "--node", "app", *window): False}  # fmt: skip
+    for argv, warns in warned.items():
+        code, out, err = run(capsys, *argv, "--store", str(tmp_path / "s"), "--format", "json")
+        doc = json.loads(out)
+        assert code == 0 and doc["store_snapshot"] == snapshot and doc["holdings_behind"] == behind, (argv, err)
+        assert f"the holdings are {behind} event(s) behind" in doc["lag"] and doc["lag"] in err, argv
+        assert ("2100-01-01" in doc.get("warning", "")) is warns and ("2100-01-01" in err) is warns, argv
+    outs = []
+    for argv in (("graph",), ("map", "--out", str(tmp_path / "map.html"))):
+        code, out, err = run(capsys, *argv, "--store", str(tmp_path / "s"))
+        assert code == 0 and f"{behind} event(s) behind" in err, (argv, err)
+        outs.append(out)
+    assert f"store snapshot: {snapshot}; holdings behind: {behind}" in outs[0]  # the graph's summary line
+    assert f"store snapshot: {snapshot}; holdings behind: {behind}" in (tmp_path / "map.html").read_text()

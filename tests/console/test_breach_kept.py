@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import lineage.console.service as service_module
+import lineage.service.answers as service_module  # where every door's breach query runs
 from lineage.answers import BreachReport
 from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB

@@ -10,10 +10,15 @@ import sys
 from pathlib import Path
 
 from lineage import Settings, default_taxonomy
-from lineage.store import Store
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.holdings import load_holdings, read_state
+from lineage.testing import MemorySink
 from lineage.transport.kafka import read_messages
+from lineage.world.demo import demo_reports
 from lineage.world.organisations import build
-from lineage.world.sim import WorldSize
+from lineage.world.sim import WorldSize, emit
 
 
 def _demo(settings: Settings, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,6 +51,7 @@ def test_demo_prints_the_four_reports_and_writes_the_map(kafka_settings: Setting
     assert len(rows) == 5 and all(r[3] == "yes" and r[1] == r[2] != "0" for r in rows), rows
     assert "dead_letters=1" in text
     assert "- **compromised**: amap-location-sdk" in text
+    assert text.count("- **store snapshot**: ") == 3 + 5 and "- **holdings behind**: 0" in text  # each report stamped
     page = out / "map.html"
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     assert 'data-name="mochat-app" data-region="HK"' in page.read_text(encoding="utf-8")
@@ -87,3 +93,30 @@ def test_a_bad_out_fails_before_any_broker_starts(tmp_path: Path) -> None:
     assert done.returncode != 0 and "--out" in done.stderr
     assert "broker" not in done.stdout
     assert not (tmp_path / "no-cache").exists()
+
+
+def test_demo_reports_carry_the_stamp_of_their_read(tmp_path: Path) -> None:
+    """Each report the demo prints names its store snapshot and how far the holdings lag, as the CLI's do."""
+    taxonomy = default_taxonomy()
+    size = WorldSize(subjects=8, days=40, seed=3, violations=1)
+    plans, injected = build(size, taxonomy)
+    sink = MemorySink()
+    emit(plans, sink, taxonomy)
+    values = [m.value for m in sink.messages]
+    location = StoreLocation.embedded(tmp_path / "store")
+    ingestor = Ingestor(location, "events", taxonomy=taxonomy)
+    for offset, value in enumerate(values[:-3]):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    HoldingsMaintainer(location).refresh()
+    for offset, value in enumerate(values[-3:], len(values) - 3):  # stored after the refresh: the holdings lag
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    snapshot = read_state(load_holdings(location)).source
+    said: list[str] = []
+    demo_reports(Store(location), plans, injected, size, taxonomy, said.append)
+    reports = [text for text in said if not text.startswith("# Policy violations: injected")]
+    assert len(reports) == 3 + len(plans), [r.splitlines()[0] for r in said]
+    for text in reports:
+        assert f"- **store snapshot**: {snapshot}\n- **holdings behind**: 3\n" in text, text[:400]
+        assert "- **lag**: the holdings are 3 event(s) behind the store" in text, text[:400]
