@@ -42,7 +42,13 @@ def _batch() -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("spool", [False, True], ids=["no-spool", "spool"])
 def test_kill_9_under_load_loses_no_acknowledged_event(own_broker: LocalBroker, tmp_path: Path, spool: bool) -> None:
-    """Batches posted across a kill -9 and restart: every 202'd event is on the topic exactly once afterwards."""
+    """Batches posted across a kill -9 and restart: every 202'd event is on the topic; once, unless it was spooled.
+
+    A batch in flight at the kill may have reached the log with its acknowledgement lost: with a spool
+    it is kept and sent again (at-least-once, as the guide says; the store's queries keep one copy per
+    ``event_id``), so there it may be on the topic twice, never more. Without a spool it is answered
+    503, so every event answered 202 is on the topic exactly once.
+    """
     settings = Settings(bootstrap_servers=own_broker.bootstrap_servers, topic=f"test.gw.{uuid.uuid4().hex[:8]}",
                         connect_timeout_s=20)  # fmt: skip
     create_topics(settings, [settings.topic], partitions=3)
@@ -85,11 +91,12 @@ def test_kill_9_under_load_loses_no_acknowledged_event(own_broker: LocalBroker, 
     acknowledged = answered[202]
     on_topic = Counter(topic_ids(settings, idle_s=10))
     missing = [i for i in acknowledged if i not in on_topic]
-    twice = [i for i in acknowledged if on_topic[i] > 1]
+    copies = 2 if spool else 1  # a spooled event whose first send landed unacknowledged is sent once more
+    twice = [i for i in acknowledged if on_topic[i] > copies]
     print(f"\nanswers: { {k: len(v) for k, v in answered.items()} }; on the topic {len(on_topic)}")
     assert set(answered) <= {202, 503}
     assert not missing, f"{len(missing)} acknowledged events are not on the topic"
-    assert not twice, f"{len(twice)} acknowledged events are on the topic more than once"
+    assert not twice, f"{len(twice)} acknowledged events are on the topic more than {copies} time(s)"
     if not spool:
         assert answered.get(503), "no request failed while the broker was down: the test did not test that"
 
