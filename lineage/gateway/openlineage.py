@@ -19,6 +19,7 @@ the log (a dataset's name is shown escaped and cut short, as error messages show
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import uuid
@@ -42,7 +43,7 @@ TAG_KEY = "lineage.category"
 _TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
 # the namespace of the derived event ids: uuid5 of the run id and the two datasets
 _IDS = uuid.UUID("6f0d3f57-3a2e-4f4e-9a51-6b1c0e7f2a10")
-_MAX_NAMES = 10_000  # unknown dataset names remembered (and logged once each); past it, counted only
+_MAX_NAMES = 100_000  # unknown dataset names remembered (and logged once each); past it, counted only
 _log = logging.getLogger("lineage.gateway.openlineage")
 
 
@@ -86,8 +87,8 @@ def read_run_event(body: bytes, mapping: DatasetMap, validator: Validator) -> Ru
     if kind != "COMPLETE":
         return RunReading([], f"a {kind or 'typeless'} run event: only COMPLETE ones carry a finished flow")
     unknown: list[str] = []
-    sources = list(_sides(inputs, "inputs", mapping, validator, unknown))
-    targets = list(_sides(outputs, "outputs", mapping, validator, unknown))
+    sources = _sides(inputs, "inputs", mapping, validator, unknown)
+    targets = _sides(outputs, "outputs", mapping, validator, unknown)
     events: dict[str, PersonalDataEvent] = {}
     for source in sources:
         for target in targets:
@@ -132,7 +133,12 @@ def _datasets(run: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
 
 def _sides(
     datasets: list[dict[str, Any]], key: str, mapping: DatasetMap, validator: Validator, unknown: list[str]
-) -> Iterator[_Side]:
+) -> list[_Side]:
+    """The mapped datasets of one side, each once: a dataset listed again adds its tags to the first listing.
+
+    Pairs are made of these, so a body listing one dataset thousands of times costs no more pairs.
+    """
+    sides: dict[tuple[str, str], _Side] = {}
     for i, d in enumerate(datasets):
         where = f"{key}[{i}]"
         found = mapping.find(d["namespace"], d["name"])
@@ -145,7 +151,10 @@ def _sides(
                 validator.taxonomy.category(f"{where}: {TAG_KEY}", category)
             except InvalidEventError as exc:
                 raise RequestError(400, [str(exc)]) from None
-        yield _Side(where, found, frozenset(tagged | set(found.categories)))
+        first = sides.get((found.namespace, found.name))
+        held = tagged | set(found.categories) | (first.categories if first else set())
+        sides[(found.namespace, found.name)] = _Side(first.where if first else where, found, frozenset(held))
+    return list(sides.values())
 
 
 def _tags(dataset: Mapping[str, Any], where: str) -> Iterator[str]:
@@ -221,7 +230,11 @@ def _flow(run_id: str, at: datetime, source: _Side, target: _Side, validator: Va
 
 
 class Counters:
-    """What the OpenLineage door did since start, for ``/health``; each unknown dataset logged once."""
+    """What the OpenLineage door did since start, for ``/health``; each unknown dataset logged once.
+
+    Unknown names are remembered by digest (a name may be as long as a body), up to ``_MAX_NAMES``
+    of them; past that, every unknown dataset seen is counted and none is named.
+    """
 
     def __init__(self) -> None:
         """Start from zero."""
@@ -230,7 +243,7 @@ class Counters:
         self.flows = 0  # flow events made
         self.ignored = 0  # run events that made none (not COMPLETE, no personal data)
         self.unknown = 0  # distinct dataset names the mapping lacks
-        self._names: set[str] = set()
+        self._seen: set[bytes] = set()
 
     def count(self, reading: RunReading) -> None:
         """Count one run event read; log each dataset name the mapping lacks the first time it is seen."""
@@ -241,13 +254,17 @@ class Counters:
             else:
                 self.ignored += 1
             for name in reading.unknown:
-                if name in self._names:
+                digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
+                if digest in self._seen:
                     continue
                 self.unknown += 1
-                if len(self._names) < _MAX_NAMES:
-                    self._names.add(name)
+                if len(self._seen) < _MAX_NAMES:
+                    self._seen.add(digest)
                     _log.warning("unknown dataset %s: not in the OpenLineage mapping; its flows are not recorded",
                                  shown(name))  # fmt: skip
+                elif len(self._seen) == _MAX_NAMES:
+                    self._seen.add(b"")  # so this is said once
+                    _log.warning("more than %d unknown datasets: counted from now on, no longer named", _MAX_NAMES)
 
     def as_json(self) -> dict[str, int]:
         """The counts."""

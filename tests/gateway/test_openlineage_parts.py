@@ -168,3 +168,31 @@ def test_a_gzip_body_is_inflated_within_the_bound_and_a_bomb_is_stopped() -> Non
         _decoded(body, "br", 1 << 20)
     assert caught.value.status == 415
 
+
+
+def test_a_dataset_listed_again_is_one_dataset_holding_both_listings_tags() -> None:
+    """The input listed twice (email tagged once, phone the other): one flow carrying both, not the last listing's."""
+    run = _run()
+    first = {"namespace": "postgres://shop-db:5432", "name": "shop.public.customers"}
+    run["inputs"] = [
+        first | {"facets": {"tags": {"tags": [{"key": "lineage.category", "value": "user.contact.email"}]}}},
+        first | {"facets": {"tags": {"tags": [{"key": "lineage.category", "value": "user.contact.phone_number"}]}}},
+    ] * 500
+    run["outputs"] = [{"namespace": "s3://crm-cn", "name": "imports/customers"}] * 500
+    reading = _read(run)
+    assert [e.categories for e in reading.events] == [("user.contact.email", "user.contact.phone_number")]
+
+
+def test_past_the_bound_unknown_datasets_are_counted_and_no_longer_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Names are remembered up to a bound: past it each unknown dataset seen is counted, and that is said once."""
+    monkeypatch.setattr("lineage.gateway.openlineage._MAX_NAMES", 2)
+    counters = Counters()
+    run = _run(outputs=[{"namespace": "s3://x", "name": n} for n in ("a", "b", "a", "c", "d")])
+    with caplog.at_level(logging.WARNING, logger="lineage.gateway.openlineage"):
+        counters.count(_read(run))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and "'s3://x/a'" in lines[0] and "'s3://x/b'" in lines[1]
+    assert lines[2] == "more than 2 unknown datasets: counted from now on, no longer named"
+    assert counters.as_json()["unknown_datasets"] == 4
