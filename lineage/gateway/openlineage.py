@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from lineage.contract.events import PersonalDataEvent
-from lineage.contract.records import from_record, make_record
+from lineage.contract.records import from_record, make_record, to_micros
 from lineage.contract.rules import covers, crosses_border
 from lineage.contract.validation import Validator
 from lineage.errors import InvalidEventError, shown
@@ -115,6 +115,10 @@ def _time(run: Mapping[str, Any]) -> datetime:
         at = None
     if at is None or at.tzinfo is None:
         raise RequestError(400, ["eventTime: must be an ISO 8601 time with an offset (2026-05-01T02:00:00Z)"])
+    try:
+        to_micros("eventTime", at)  # within the years the contract holds (1900 to 9999)
+    except InvalidEventError as exc:
+        raise RequestError(400, [str(exc)]) from None
     return at
 
 

@@ -81,6 +81,7 @@ def test_a_run_without_personal_data_makes_no_event() -> None:
         (lambda r: r | {"run": {"runId": "run-1"}}, 400, "run.runId='run-1': must be a UUID"),
         (lambda r: r | {"eventTime": "yesterday"}, 400, "eventTime: must be an ISO 8601 time"),
         (lambda r: r | {"eventType": "DONE"}, 400, "eventType='DONE': must be one of"),
+        (lambda r: r | {"eventTime": "0001-01-01T00:00:00Z"}, 400, "eventTime='0001-01-01T00:00:00+00:00': is out of"),
         (lambda r: r | {"inputs": [{"namespace": "x"}]}, 400, "inputs[0].name: must be a non-empty string"),
         (lambda r: r | {"job": {"namespace": "spark"}}, 400, "job.name: must be a non-empty string"),
     ],
