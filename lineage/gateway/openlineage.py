@@ -81,7 +81,7 @@ def read_run_event(body: bytes, mapping: DatasetMap, validator: Validator) -> Ru
     _text(job, "job.namespace"), _text(job, "job.name")
     at = _time(run)
     kind = run.get("eventType")
-    if kind is not None and kind not in _TYPES:
+    if kind is not None and (not isinstance(kind, str) or kind not in _TYPES):
         raise RequestError(400, [f"eventType={shown(kind)}: must be one of {', '.join(sorted(_TYPES))}"])
     inputs, outputs = _datasets(run, "inputs"), _datasets(run, "outputs")
     if kind != "COMPLETE":

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lineage import default_taxonomy
 from lineage.contract.validation import Validator
@@ -17,6 +19,7 @@ from lineage.gateway.app import _decoded
 from lineage.gateway.intake import RequestError
 from lineage.gateway.mapping import load_mapping
 from lineage.gateway.openlineage import Counters, read_run_event
+from tests.fixtures import examples
 
 DATA = Path(__file__).parent / "data"
 TAXONOMY = default_taxonomy()
@@ -197,3 +200,44 @@ def test_past_the_bound_unknown_datasets_are_counted_and_no_longer_named(
     assert len(lines) == 3 and "'s3://x/a'" in lines[0] and "'s3://x/b'" in lines[1]
     assert lines[2] == "more than 2 unknown datasets: counted from now on, no longer named"
     assert counters.as_json()["unknown_datasets"] == 4
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every place in a JSON value (dict keys and list indexes), the value's own place first."""
+    places: list[tuple[object, ...]] = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            places += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            places += _paths(v, (*prefix, i))
+    return places
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+_PLACES = _paths(_run())[1:]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PLACES), _JSON), min_size=1, max_size=4))
+def test_any_run_event_is_read_or_refused_in_one_line(changes: list[tuple[tuple[object, ...], object]]) -> None:
+    """The sample with any of its parts replaced by any JSON: flow events, a reason, or a 4xx of one line each."""
+    run: Any = _run()
+    for place, value in changes:
+        parent = run
+        try:
+            for step in place[:-1]:
+                parent = parent[step]
+            parent[place[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed this place
+    try:
+        reading = _read(run)
+    except RequestError as exc:
+        assert 400 <= exc.status < 500 and all("\n" not in e for e in exc.errors), exc.errors
+        return
+    assert bool(reading.events) != bool(reading.ignored)
