@@ -69,6 +69,8 @@ def test_a_spark_job_with_the_openlineage_listener_becomes_a_shared_flow(
             .getOrCreate()
         )
         try:
+            # a session left by another test would be returned as is, without the listener: say so, not a missing flow
+            assert spark.sparkContext.getConf().get("spark.extraListeners", "").endswith("OpenLineageSparkListener")
             rows = [(1, "a@example.com"), (2, "b@example.com")]
             spark.createDataFrame(rows, ["id", "email"]).write.parquet(str(source))
             spark.read.parquet(str(source)).select("email").write.parquet(str(target))
