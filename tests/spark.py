@@ -5,7 +5,9 @@ PostgreSQL JDBC driver once, into ``<cache_dir>/spark-iceberg/lib``. ``spark_ses
 ``local[1]`` session whose catalog ``lineage`` is Iceberg's JdbcCatalog on the same database as
 pyiceberg's SQL catalog of that name, so both see the same tables.
 
-Run as ``python -m tests.spark`` it fetches the jars and prints how long that took (``./run``).
+``openlineage_spark_jar`` fetches the OpenLineage listener for Spark the same way, into
+``<cache_dir>/spark-openlineage``. Run as ``python -m tests.spark`` it fetches them all and prints how
+long that took (``./run``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,18 @@ from lineage.errors import ConfigurationError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["CATALOG", "ICEBERG_VERSION", "S3Access", "spark_jars", "spark_session", "stop_spark"]
+__all__ = [
+    "CATALOG", "ICEBERG_VERSION", "OPENLINEAGE_SPARK", "S3Access", "openlineage_spark_jar", "spark_jars",
+    "spark_session", "stop_spark",
+]  # fmt: skip
 
 ICEBERG_VERSION = "1.12.0"
 SPARK_RUNTIME = "iceberg-spark-runtime-4.1_2.13"  # pyspark 4.1.x: no runtime exists for 4.2 yet
 POSTGRESQL_JDBC_VERSION = "42.7.14"
 CATALOG = "lineage"  # must equal pyiceberg's catalog name: JdbcCatalog filters iceberg_tables by it
 _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+# the OpenLineage listener for Spark (Scala 2.13, as pyspark 4.1), one shaded jar: what pipelines run
+OPENLINEAGE_SPARK = "io.openlineage:openlineage-spark_2.13:1.53.0"
 
 # The runtime and the AWS bundle are shaded jars and the driver needs nothing at run time, so
 # transitive dependencies are left out (they would only add duplicate classes).
@@ -91,6 +98,28 @@ def _fetch(lib: Path) -> None:
         raise ConfigurationError(
             "mvn", f"fetching the Spark Iceberg jars failed (exit {proc.returncode}):\n" + "\n".join(tail)
         )
+
+
+def openlineage_spark_jar(cache_dir: Path) -> Path:
+    """The OpenLineage Spark listener's jar, asked of Maven the first time, into ``<cache_dir>/spark-openlineage``."""
+    lib = cache_dir / "spark-openlineage"
+    _, artifact, version = OPENLINEAGE_SPARK.split(":")
+    jar = lib / f"{artifact}-{version}.jar"
+    if jar.exists():
+        return jar
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ConfigurationError("mvn", "Apache Maven is needed to fetch the OpenLineage Spark listener")
+    lib.mkdir(parents=True, exist_ok=True, mode=0o700)
+    copy = _DEPENDENCY_PLUGIN.removesuffix("copy-dependencies") + "copy"
+    proc = subprocess.run([mvn, "-q", "-B", copy, f"-Dartifact={OPENLINEAGE_SPARK}", f"-DoutputDirectory={lib}"],
+                          capture_output=True, text=True, check=False, cwd=lib)  # fmt: skip
+    if proc.returncode != 0 or not jar.exists():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise ConfigurationError(
+            "mvn", f"fetching {OPENLINEAGE_SPARK} failed (exit {proc.returncode}):\n" + "\n".join(tail)
+        )
+    return jar
 
 
 def spark_session(
@@ -173,15 +202,15 @@ def stop_spark(spark: SparkSession) -> None:
 
 
 def main() -> int:
-    """Fetch the jars into LINEAGE_CACHE_DIR (default .cache) and print where, and how long it took."""
+    """Fetch the jars (Iceberg's, the OpenLineage listener) into LINEAGE_CACHE_DIR (default .cache); print how long."""
     cache = Path(os.environ.get("LINEAGE_CACHE_DIR", Path(__file__).parent.parent / ".cache"))
     started = time.monotonic()
     try:
-        jars = spark_jars(cache)
+        jars = [*spark_jars(cache), openlineage_spark_jar(cache)]
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{len(jars)} Spark jars in {jars[0].parent} ({time.monotonic() - started:.1f} s)")
+    print(f"{len(jars)} Spark jars in {cache} ({time.monotonic() - started:.1f} s)")
     return 0
 
 

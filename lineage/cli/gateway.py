@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--rate", type=count_or_zero, default=50_000, help="events a second per token (default 50000; 0: no bound)"
     )
     serve.add_argument("--max-body", type=count, default=1024 * 1024, help="largest request body in bytes (1 MiB)")
+    serve.add_argument("--openlineage", metavar="MAPPING", type=Path,
+                       help="take OpenLineage run events at /api/v1/lineage, datasets mapped to holders by this TOML")
     _tokens_option(serve)
     add_kafka_options(serve)
     serve.set_defaults(func=cmd_serve)
@@ -55,7 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lineage.gateway.server import build_gateway, serve
 
     settings = settings_from(args)
-    gateway = build_gateway(settings, Path(args.tokens), rate=args.rate, max_body=args.max_body)
+    gateway = build_gateway(
+        settings, Path(args.tokens), rate=args.rate, max_body=args.max_body, openlineage=args.openlineage
+    )
     print(f"lineage gateway on http://{args.host}:{args.port}/v1/events to {settings.topic} at "
           f"{settings.bootstrap_servers}", flush=True)  # fmt: skip
     serve(gateway, args.host, args.port)

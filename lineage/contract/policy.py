@@ -35,12 +35,12 @@ A policy is a TOML file a privacy analyst writes (``policies/*.toml`` has one pe
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lineage.contract.taxonomy import Taxonomy
+from lineage.contract.tomlfile import kind, read_toml
 from lineage.errors import ConfigurationError
 from lineage.resources import shipped_dir
 
@@ -85,16 +85,7 @@ def load_policy(path: Path, taxonomy: Taxonomy) -> Policy:
     would silently promise nothing.
     """
     where = path.name
-    try:
-        doc: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigurationError("policy", f"{where}: is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigurationError("policy", f"{where}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError("policy", f"{where}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigurationError("policy", f"{where}: not valid TOML: nested too deeply") from None
+    doc = read_toml(path, "policy")
     _Schema(where).document(doc)
     recipients = {r["name"]: r["role"] for r in doc["recipients"]} if "recipients" in doc else None
     policy = Policy(
@@ -152,12 +143,12 @@ class _Schema:
         for name, value in doc.items():
             if name in self.ARRAYS:
                 if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                    raise self.fail(name, f"must be an array of tables ([[{name}]]), got {_kind(value)}")
+                    raise self.fail(name, f"must be an array of tables ([[{name}]]), got {kind(value)}")
                 for n, entry in enumerate(value, start=1):
                     self.table(f"{name}[{n}]", entry, self.TABLES[name])
             else:
                 if not isinstance(value, dict):
-                    raise self.fail(name, f"must be a table ([{name}]), got {_kind(value)}")
+                    raise self.fail(name, f"must be a table ([{name}]), got {kind(value)}")
                 self.table(name, value, self.TABLES[name])
 
     def known(self, table: dict[str, Any], keys: dict[str, Any], prefix: str) -> None:
@@ -194,38 +185,21 @@ class _Schema:
 
     def text(self, key: str, value: object) -> None:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"must be a non-empty string, got {_kind(value)}")
+            raise self.fail(key, f"must be a non-empty string, got {kind(value)}")
 
     def texts(self, key: str, value: object) -> None:
         if not isinstance(value, list):
-            raise self.fail(key, f"must be a list of strings, got {_kind(value)}")
+            raise self.fail(key, f"must be a list of strings, got {kind(value)}")
         for item in value:
             if not isinstance(item, str) or not item.strip():
-                raise self.fail(key, f"must be a list of non-empty strings; one item is {_kind(item)}")
+                raise self.fail(key, f"must be a list of non-empty strings; one item is {kind(item)}")
 
     def whole(self, key: str, value: object, low: int, high: int) -> None:
         # bool is an int in Python, and inf/nan are floats TOML allows: neither is a number of days
         if type(value) is not int:
-            raise self.fail(key, f"must be a whole number from {low} to {high}, got {_kind(value)}")
+            raise self.fail(key, f"must be a whole number from {low} to {high}, got {kind(value)}")
         if not low <= value <= high:
             raise self.fail(key, f"must be from {low} to {high}, got {value}")
-
-
-def _kind(value: object) -> str:
-    """What a TOML value is, in the file's words (never the value itself beyond a number)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string" if value.strip() else "an empty string"
-    if isinstance(value, float):
-        return f"the number {value}"
-    if isinstance(value, int):
-        return f"the number {value}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date or time"
 
 
 # the clause kinds, in the order a policy file declares them and reports list them

@@ -1,5 +1,8 @@
 """The gateway's web app: ``POST /v1/events`` (a bearer token, then the body), ``GET /schema``, ``GET /health``.
 
+With a dataset mapping, ``POST /api/v1/lineage`` (the path OpenLineage clients post to) takes run
+events, made into flow events by ``lineage.gateway.openlineage`` and sent the same way.
+
 The token is checked before a byte of the body is read, and the body is bounded while it streams
 in (``max_body``): a client without a token, or with a huge body, costs the gateway almost
 nothing. Every answer is JSON; a refusal says why in one line per problem (``error`` and
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +25,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lineage.codec.json_schema import json_schema
+from lineage.contract.events import PersonalDataEvent
 from lineage.contract.validation import Validator
-from lineage.errors import BrokerError, LineageError
+from lineage.errors import BrokerError, LineageError, shown
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
+from lineage.gateway.mapping import DatasetMap
+from lineage.gateway.openlineage import Counters, read_run_event
 from lineage.gateway.relay import Relay, Unacknowledged
 from lineage.gateway.tokens import ServiceToken, ServiceTokens
 from lineage.sdk.jsonlines import message_size_check
@@ -39,12 +46,13 @@ _log = logging.getLogger("lineage.gateway")  # how often the spool's resending m
 
 @dataclass
 class Gateway:
-    """Everything a request needs: the tokens, the rate bound, and the relay to Kafka."""
+    """Everything a request needs: the tokens, the rate bound, the relay to Kafka, the OpenLineage mapping."""
 
     tokens: ServiceTokens
     relay: Relay
     limit: RateLimit
     max_body: int = MAX_BODY
+    mapping: DatasetMap | None = None  # None: no OpenLineage door
 
 
 def _refusal(status: int, errors: list[str], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -57,6 +65,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     emitter = gateway.relay.emitter
     fits = message_size_check(emitter.codec.encode)
     validator = Validator(emitter.taxonomy)
+    counters = Counters()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,16 +103,16 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/health")
     def health() -> JSONResponse:
-        return JSONResponse({"status": "ok", "spooled": emitter.spooled})
+        state: dict[str, Any] = {"status": "ok", "spooled": emitter.spooled}
+        if gateway.mapping is not None:
+            state["openlineage"] = counters.as_json()
+        return JSONResponse(state)
 
     @app.post("/v1/events")
     async def post_events(request: Request) -> Response:
-        kind, _, presented = request.headers.get("authorization", "").partition(" ")
-        if kind.lower() != "bearer" or not presented.strip():
-            return _refusal(401, ["Authorization: a bearer token is required ('Authorization: Bearer <token>')"])
-        token = await run_in_threadpool(gateway.tokens.find, presented.strip())
-        if token is None:
-            return _refusal(401, ["Authorization: the bearer token is not valid (unknown or revoked)"])
+        token = await _bearer(gateway, request)
+        if not isinstance(token, ServiceToken):
+            return token
         body = await _bounded_body(request, gateway.max_body)
         if body is None:
             return _refusal(413, too_large)
@@ -112,7 +121,53 @@ def create_app(gateway: Gateway) -> FastAPI:
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
 
+    @app.post("/api/v1/lineage")
+    async def post_lineage(request: Request) -> Response:
+        token = await _bearer(gateway, request)
+        if not isinstance(token, ServiceToken):
+            return token
+        if gateway.mapping is None:
+            return _refusal(404, ["OpenLineage: not enabled here; start the gateway with --openlineage MAPPING.toml"])
+        body = await _bounded_body(request, gateway.max_body)
+        try:
+            body = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
+            if body is None:
+                return _refusal(413, too_large)
+            return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, validator, counters)
+        except RequestError as exc:
+            return _refusal(exc.status, exc.errors)
+
     return app
+
+
+async def _bearer(gateway: Gateway, request: Request) -> ServiceToken | Response:
+    """The live token the request presents, or the 401 refusal (checked before a byte of the body is read)."""
+    kind, _, presented = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not presented.strip():
+        return _refusal(401, ["Authorization: a bearer token is required ('Authorization: Bearer <token>')"])
+    token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+    if token is None:
+        return _refusal(401, ["Authorization: the bearer token is not valid (unknown or revoked)"])
+    return token
+
+
+def _decoded(body: bytes | None, encoding: str, limit: int) -> bytes | None:
+    """The body without its ``Content-Encoding`` (gzip, as OpenLineage clients may send), still bounded by ``limit``."""
+    encoding = encoding.strip().lower()
+    if body is None or encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise RequestError(415, [f"Content-Encoding: {encoding[:40]!r} is not supported (gzip or none)"])
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        plain = inflate.decompress(body, limit + 1)  # a small body that inflates hugely stops here
+    except zlib.error:
+        raise RequestError(400, ["body: not valid gzip data"]) from None
+    if len(plain) > limit:
+        return None
+    if not inflate.eof:
+        raise RequestError(400, ["body: the gzip data ends early"])
+    return plain
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:
@@ -135,6 +190,31 @@ def _accept(
 ) -> Response:
     """Read, bound, send and answer one request (in a worker thread: parsing and waiting block)."""
     events = read_events(body, validator=validator, systems=token.systems, check=fits)
+    return _send(gateway, token, events)
+
+
+def _accept_run(
+    gateway: Gateway, mapping: DatasetMap, token: ServiceToken, body: bytes, validator: Validator, counters: Counters
+) -> Response:
+    """Read one OpenLineage run event, send its flow events, and answer (in a worker thread)."""
+    reading = read_run_event(body, mapping, validator)
+    foreign = sorted({e.system for e in reading.events} - token.systems)
+    if foreign:
+        raise RequestError(403, [f"system={shown(s)}: this token may not emit as that system (a sender of this run)"
+                                 for s in foreign])  # fmt: skip
+    if reading.ignored is not None:
+        counters.count(reading)
+        return JSONResponse({"stored": 0, "reason": reading.ignored, "unknown_datasets": len(reading.unknown)})
+    response = _send(gateway, token, reading.events, {"unknown_datasets": len(reading.unknown)})
+    if response.status_code == 202:  # a refused or unacknowledged run is counted when it is sent again
+        counters.count(reading)
+    return response
+
+
+def _send(
+    gateway: Gateway, token: ServiceToken, events: list[PersonalDataEvent], more: dict[str, Any] | None = None
+) -> Response:
+    """Bound by the token's rate, send, and answer 202 (with ``more``) once the broker or the spool has every event."""
     wait = gateway.limit.take(token.id, len(events))
     if wait == math.inf:
         raise RequestError(429, [f"events: {len(events)} in one request, over this token's bound of "
@@ -157,6 +237,6 @@ def _accept(
         return _refusal(400, [str(exc).splitlines()[0]])
     return JSONResponse(
         {"acknowledged": outcome.acknowledged, "spooled": outcome.spooled, "duplicates": outcome.duplicates,
-         "event_ids": outcome.event_ids},
+         "event_ids": outcome.event_ids} | (more or {}),
         status_code=202,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from lineage.contract.validation import Validator
 from lineage.errors import LineageError, shown
 from lineage.sdk.jsonlines import parse_object
 
-__all__ = ["RequestError", "read_events"]
+__all__ = ["RequestError", "load_body", "read_events"]
 
 _MAX_ERRORS = 20  # errors listed in one answer: a 5,000-event batch of bad events needs no 5,000 lines
 
@@ -46,7 +46,7 @@ def read_events(
     check: Callable[[PersonalDataEvent], None] | None = None,
 ) -> list[PersonalDataEvent]:
     """The body's events, validated, all emitted as one of ``systems``; else ``RequestError`` (400 or 403)."""
-    shape = _shape(_load(body))
+    shape = _shape(load_body(body))
     events: list[PersonalDataEvent] = []
     errors: list[str] = []
     foreign: list[str] = []
@@ -67,7 +67,8 @@ def read_events(
     return events
 
 
-def _load(body: bytes) -> object:
+def load_body(body: bytes) -> object:
+    """The body as JSON, or ``RequestError`` (400) saying why it is not."""
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lineage.errors import UndeliveredError
+from lineage.errors import LineageError, UndeliveredError
 from lineage.gateway.app import MAX_BODY, Gateway, create_app
 from lineage.gateway.limits import RateLimit
+from lineage.gateway.mapping import load_mapping
 from lineage.gateway.relay import Relay
 from lineage.gateway.tokens import ServiceTokens
 from lineage.sdk.emitter import Emitter
@@ -19,12 +20,22 @@ __all__ = ["build_gateway", "serve"]
 _SELF, _REGION = "lineage-gateway", "CN"
 
 
-def build_gateway(settings: Settings, tokens: Path, *, rate: float, max_body: int = MAX_BODY) -> Gateway:
-    """A gateway sending to the settings' broker and topic (connecting now), with the token file ``tokens``."""
+def build_gateway(
+    settings: Settings, tokens: Path, *, rate: float, max_body: int = MAX_BODY, openlineage: Path | None = None
+) -> Gateway:
+    """A gateway sending to the settings' broker and topic (connecting now), with the token file ``tokens``.
+
+    ``openlineage``: the dataset mapping that opens ``POST /api/v1/lineage`` (read and checked now).
+    """
     service_tokens = ServiceTokens(tokens)
     service_tokens.listing()  # a token file others could write, or not a token file: refused now, not per request
     emitter = Emitter(system=_SELF, region=_REGION, settings=settings)
-    return Gateway(service_tokens, Relay(emitter), RateLimit(rate), max_body)
+    try:
+        mapping = None if openlineage is None else load_mapping(openlineage, emitter.taxonomy)
+    except LineageError:
+        emitter.close()
+        raise
+    return Gateway(service_tokens, Relay(emitter), RateLimit(rate), max_body, mapping)
 
 
 def serve(gateway: Gateway, host: str, port: int) -> None:

@@ -27,6 +27,7 @@ from lineage.codec.avro import Codec
 from lineage.contract.policy import load_policy
 from lineage.contract.records import make_record
 from lineage.contract.taxonomy import Taxonomy
+from lineage.gateway.mapping import load_mapping
 from lineage.store import Store
 from lineage.transport.kafka import create_topics
 from tests.fixtures import T0
@@ -313,8 +314,12 @@ def test_sql_sample_runs(block: Block, workspace: tuple[Path, dict[str, str]], m
 
 @pytest.mark.parametrize("block", _params("toml"))
 def test_toml_sample_loads(block: Block, tmp_path: Path) -> None:
-    """A TOML sample is a policy file that loads, or a taxonomy extension that loads over ours."""
-    if "[organisation]" in block.text:
+    """A TOML sample is a policy file, an OpenLineage dataset mapping, or a taxonomy extension, and it loads."""
+    if "[[datasets]]" in block.text:
+        path = tmp_path / "mapping.toml"
+        path.write_text(block.text, encoding="utf-8")
+        assert load_mapping(path, default_taxonomy()).datasets
+    elif "[organisation]" in block.text:
         path = tmp_path / "policy.toml"
         path.write_text(block.text, encoding="utf-8")
         assert load_policy(path, default_taxonomy()).name

@@ -43,12 +43,14 @@ class Running:
         return done.stdout.splitlines()[-1]
 
 
-def post(url: str, body: bytes, token: str | None, timeout_s: float = 120) -> tuple[int, dict[str, Any]]:
-    """POST ``body`` (with a bearer token unless None); (status, the JSON answer)."""
+def post(
+    url: str, body: bytes, token: str | None, timeout_s: float = 120, path: str = "/v1/events"
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to ``path`` (with a bearer token unless None); (status, the JSON answer)."""
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url + "/v1/events", data=body, headers=headers, method="POST")
+    request = urllib.request.Request(url + path, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as answer:
             return answer.status, json.loads(answer.read())
