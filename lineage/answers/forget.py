@@ -29,12 +29,15 @@ def forget_person(
     case_ref: str,
     digest: Digest,
     kafka_bound: str,
+    refresh_holdings: Callable[[], object],
     grace_s: float = 60.0,
     at: datetime | None = None,
 ) -> list[Certificate]:
     """Remove the person known by ``identifiers`` from every table and file of the store; their certificates.
 
-    Safe to run again after a kill: it finishes what is left, under the same ``case_ref``.
+    ``refresh_holdings`` brings the holdings up to date with the events (the holdings maintainer's
+    ``refresh``): the person's linked identifiers are read from them. Safe to run again after a
+    kill: it finishes what is left, under the same ``case_ref``.
     """
     if not identifiers:
         raise InvalidEventError("identifier", "", "give at least one identifier of the person")
@@ -42,11 +45,18 @@ def forget_person(
         check_identifier(identifier)
     if not case_ref.strip():
         raise InvalidEventError("case", case_ref, "must be a non-empty case reference", personal=False)
+    # a link the maintainer has not applied yet would leave that identifier's rows (holding the
+    # person's own identifier in linked_subject_ids) in the store, and the certificate would not name it
+    refresh_holdings()
+    newest = Store(store.location)  # not ``store``'s snapshot: a reading command pins one from before the refresh
     ids: set[str] = set()
-    with store.session() as q:
-        for identifier in identifiers:
-            ids.update(linked_identifiers(q, identifier))
-    store.close()
+    try:
+        with newest.session() as q:
+            for identifier in identifiers:
+                ids.update(linked_identifiers(q, identifier))
+    finally:
+        newest.close()
+        store.close()
     digests = {digest(i) for i in ids}
     # a run killed after the links left the holdings resolved more identifiers than a re-run can:
     # their digests are in its started rows

@@ -37,6 +37,7 @@ from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.contract.times import Bare, parse_time
 from lineage.errors import InvalidEventError, LineageError, UnknownValueError
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.present.datamap import DataMap, build_map
 from lineage.present.formats import Document, csv_cell, render
 from lineage.present.reports import access_document, breach_document, links_fact, transfers_document
@@ -196,7 +197,8 @@ class Service:
         for identifier in identifiers:
             check_length("identifier", identifier, IDENTIFIER_CHARS)
         made = forget_person(
-            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics)
+            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics),
+            refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
         )
         return made[0]
 

@@ -189,6 +189,25 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
     assert _files_holding(folder, ids) == []  # the access look-ups wrote nothing of theirs either
 
 
+def test_forget_finds_links_the_holdings_maintainer_has_not_applied_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Devices linked by events stored after the last holdings refresh are forgotten and certified too."""
+    values, ids, _ = _world()
+    codec = Codec()
+    links = [v for v in values if codec.decode_record(v)["subject_id"] in ids[1:]]
+    folder = tmp_path / "store"
+    location = _store(folder, tuple(v for v in values if v not in links))
+    ingestor = Ingestor(location, "later", taxonomy=TAXONOMY)  # the links arrive; no maintainer runs after
+    for offset, value in enumerate(links):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    code, out, err = run_cli(capsys, "forget", ids[0], "--case", "C-18", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert "forgot 3 identifier(s) under case C-18" in out
+    assert _files_holding(folder, ids) == []
+
+
 def test_forget_refuses_a_missing_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An empty case reference is refused naming the field, exit 2, the store untouched."""
     values, ids, _ = _world()
@@ -284,7 +303,8 @@ def test_forget_on_postgres_and_s3_leaves_no_object_holding_the_person(
         return [p for p in files if _holds(p, objects.open_input_file(p).readall(), ids)]
 
     assert holding()
-    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0, digest=_digest)
+    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0, digest=_digest,
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
     assert holding() == []
     assert _answers(location, others) == reference
     assert {c.status for c in certificates(location, case_ref="S3-1")} == {"started", "done"}
@@ -315,7 +335,8 @@ def test_forget_racing_a_consumer_loses_none_of_the_others_events(tmp_path: Path
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    forget_person(Store(location), [ids[0]], case_ref="R-1", kafka_bound="-", digest=_digest)
+    forget_person(Store(location), [ids[0]], case_ref="R-1", kafka_bound="-", digest=_digest,
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
     consumer.join(timeout=600)
     assert not consumer.is_alive() and not failures, failures
     stored = Store(location, holdings=False)
