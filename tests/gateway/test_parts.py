@@ -120,6 +120,22 @@ def test_an_event_of_a_system_outside_the_scope_is_403_naming_system() -> None:
     assert caught.value.errors == ["events[1]: system='billing': this token may not emit as that system"]
 
 
+def test_two_different_events_with_one_id_in_a_batch_are_refused() -> None:
+    """Two different events sharing an event_id are a 400 naming both indexes (one would be silently dropped)."""
+    event_id = "0b7e4c52-6d1f-4c1e-9a53-2f7a61c1e001"
+    same = _event(event_id=event_id)
+    body = json.dumps([same, same, _event(event_id=event_id, subject_id="user-43")]).encode()
+    with pytest.raises(RequestError) as caught:
+        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+    assert caught.value.status == 400
+    assert caught.value.errors == [
+        "events[2]: event_id: the same as events[0]'s, for a different event; give each its own"
+    ]
+    body = json.dumps([same, same]).encode()
+    repeated = read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+    assert [e.event_id for e in repeated] == [event_id, event_id]  # the same event twice: a retry, sent once
+
+
 def test_many_bad_events_are_listed_up_to_a_bound() -> None:
     """A batch of 500 bad events lists 20 of them and says how many more."""
     body = json.dumps([_event(purpose="nope")] * 500).encode()
