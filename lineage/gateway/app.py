@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lineage.codec.json_schema import json_schema
 from lineage.contract.validation import Validator
-from lineage.errors import BrokerError, LineageError
+from lineage.errors import BrokerError, ConfigurationError, LineageError
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
 from lineage.gateway.relay import Relay, Unacknowledged
@@ -33,8 +33,9 @@ __all__ = ["MAX_BODY", "Gateway", "create_app"]
 
 #: the largest request body read, as the console's: about 3,000 events of a few hundred bytes
 MAX_BODY = 1024 * 1024
-_TICK_S = 1.0
-_log = logging.getLogger("lineage.gateway")  # how often the spool's resending moves on while no request comes
+_TICK_S = 1.0  # how often the spool's resending moves on while no request comes
+_log = logging.getLogger("lineage.gateway")
+_UNUSABLE = "Authorization: the gateway cannot use its token file now (its operator is told in its log); retry later"
 
 
 @dataclass
@@ -101,7 +102,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         kind, _, presented = request.headers.get("authorization", "").partition(" ")
         if kind.lower() != "bearer" or not presented.strip():
             return _refusal(401, ["Authorization: a bearer token is required ('Authorization: Bearer <token>')"])
-        token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+        try:
+            token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+        except ConfigurationError as exc:  # made unsafe or unreadable while serving: no token is trusted
+            _log.error("refusing every request until the token file is fixed: %s", exc)
+            return _refusal(503, [_UNUSABLE], {"Retry-After": "30"})
         if token is None:
             return _refusal(401, ["Authorization: the bearer token is not valid (unknown or revoked)"])
         body = await _bounded_body(request, gateway.max_body)
