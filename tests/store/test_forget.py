@@ -263,6 +263,34 @@ def test_forget_killed_at_random_completes_on_rerun(tmp_path: Path) -> None:
     assert {c.digest for c in done} and len({c.digest for c in done}) == 3  # every linked identifier certified
 
 
+# a forget killed once its delete's manifests are written, before the catalog commit takes them
+_KILLED_AT_COMMIT = """
+import os, sys
+from pyiceberg.table import Transaction
+from lineage.cli import main
+commit = Transaction.commit_transaction
+def die(self):
+    if any("lineage.forget" in str(update) for update in self._updates):
+        os._exit(9)
+    return commit(self)
+Transaction.commit_transaction = die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rerun_with_the_default_grace_removes_the_manifests_a_killed_forget_left(tmp_path: Path) -> None:
+    """Killed between writing its manifests and committing: the re-run (grace 60 s) leaves no file holding them."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values)
+    argv = ["forget", ids[0], "--case", "K-1", "--store", str(folder)]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_COMMIT, *argv], cwd=REPO, capture_output=True)
+    assert killed.returncode == 9, killed.stderr.decode()
+    rerun = subprocess.run([sys.executable, "-m", "lineage.cli", *argv], cwd=REPO, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert _files_holding(folder, ids) == []
+
+
 def test_forgetting_someone_never_held_keeps_history_and_pins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
