@@ -8,7 +8,6 @@ import importlib
 import io
 import json
 import os
-import re
 import secrets
 import socket
 import threading
@@ -27,7 +26,7 @@ from lineage.answers import (
     retention_register,
     transfers_register,
 )
-from lineage.answers.forget import erased, erasure_note, forget_person, kafka_copies
+from lineage.answers.forget import case_ref_checked, erased, erasure_note, forget_person, kafka_copies
 from lineage.answers.mapdata import map_data
 from lineage.answers.policy_check import check
 from lineage.console.db import ConsoleDB
@@ -60,17 +59,10 @@ __all__ = [
 #: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
 DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
 
-_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
-
-
 def check_case(case_ref: str | None) -> str:
-    """A case reference (ticket, request number): required, and safe in a file name."""
+    """A case reference (ticket, request number): required, and safe in a file name (``lineage forget``'s rule)."""
     check_length("case_reference", case_ref, CASE_REFERENCE_CHARS)
-    if not case_ref or not _CASE.fullmatch(case_ref):
-        raise InvalidEventError(
-            "case_reference", case_ref, "is required: 1 to 64 of A-Z a-z 0-9 . _ : # - (the request or ticket id)"
-        )
-    return case_ref
+    return case_ref_checked(case_ref)
 
 
 def parse_when(name: str, text: str | None) -> datetime | None:

@@ -208,12 +208,13 @@ def test_forget_finds_links_the_holdings_maintainer_has_not_applied_yet(
     assert _files_holding(folder, ids) == []
 
 
-def test_forget_refuses_a_missing_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An empty case reference is refused naming the field, exit 2, the store untouched."""
+@pytest.mark.parametrize("case", [" ", "ER-1\nforgot 0 identifier(s)", "E" * 65], ids=["empty", "newline", "long"])
+def test_forget_refuses_a_bad_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    """An empty, multi-line or over-long case reference is refused naming the field, exit 2, the store untouched."""
     values, ids, _ = _world()
     folder = tmp_path / "store"
     _store(folder, values[:200] + tuple(v for v in values if ids[0].encode() in v))
-    code, out, err = run_cli(capsys, "forget", ids[0], "--case", " ", "--store", str(folder))
+    code, out, err = run_cli(capsys, "forget", ids[0], "--case", case, "--store", str(folder))
     assert code == 2 and "case" in err and ids[0] not in err and len(err.strip().splitlines()) == 1
     assert _files_holding(folder, ids[:1])
 
