@@ -48,14 +48,16 @@ def test_a_revoked_token_is_not_found_by_a_reader_that_read_the_file_before(tmp_
     assert reader.find(token) is None
 
 
-def test_a_token_file_others_can_write_or_a_symlink_is_refused(tmp_path: Path) -> None:
-    """A file another user could write (they could grant themselves a token) is refused, naming --tokens."""
+@pytest.mark.parametrize("mode", [0o622, 0o644], ids=["others-write", "others-read"])
+def test_a_token_file_others_can_write_or_read_or_a_symlink_is_refused(tmp_path: Path, mode: int) -> None:
+    """A file another user could write (a token for themselves) or read (0644, a copy) is refused, as is a symlink."""
     path = tmp_path / "t.json"
     _, token = ServiceTokens(path).add("svc", ["checkout"])
-    path.chmod(0o622)
-    with pytest.raises(ConfigurationError, match="--tokens"):
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match="--tokens: .* no one else can read or write"):
         ServiceTokens(path).find(token)
     path.chmod(0o600)
+    assert ServiceTokens(path).find(token) is not None
     (tmp_path / "link.json").symlink_to(path)
     with pytest.raises(ConfigurationError, match="--tokens"):
         ServiceTokens(tmp_path / "link.json").find(token)
