@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from lineage.errors import InvalidEventError
 from lineage.store import Session
 
-__all__ = ["check_identifier", "check_time", "linked_identifiers", "now"]
+__all__ = ["check_case", "check_identifier", "check_time", "linked_identifiers", "now"]
+
+_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
 
 
 def now() -> datetime:
@@ -19,6 +22,15 @@ def check_identifier(identifier: str) -> None:
     """Refuse an empty identifier, naming the field (never the value: it may be a person's)."""
     if not isinstance(identifier, str) or not identifier.strip():
         raise InvalidEventError("identifier", identifier, "must be a non-empty string")
+
+
+def check_case(case_ref: str | None, field: str = "case_reference") -> str:
+    """A case reference (ticket, request number): required, one line, and safe in a file name."""
+    if not case_ref or not _CASE.fullmatch(case_ref):
+        raise InvalidEventError(
+            field, case_ref, "is required: 1 to 64 of A-Z a-z 0-9 . _ : # - (the request or ticket id)", personal=False
+        )
+    return case_ref
 
 
 def check_time(field_name: str, value: datetime) -> None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from lineage.answers._common import check_identifier, linked_identifiers, now
+from lineage.answers._common import check_case, check_identifier, linked_identifiers, now
 from lineage.errors import InvalidEventError
 from lineage.store import Store
 from lineage.store.certificate import DONE, STARTED, Certificate, certificates, forgot_anyone, record_certificate
 from lineage.store.forget import forget_rows
 
-__all__ = ["erased", "erasure_note", "forget_person", "kafka_copies"]
+__all__ = ["case_ref_checked", "erased", "erasure_note", "forget_person", "kafka_copies"]
+
+case_ref_checked = check_case
+"""A case reference as certificates and the console's cases keep it (``InvalidEventError`` naming the field if not)."""
 
 Digest = Callable[[str], str]
 """The keyed hash of an identifier (the console audit's HMAC: ``Audit.subject_digest``)."""
@@ -29,24 +32,33 @@ def forget_person(
     case_ref: str,
     digest: Digest,
     kafka_bound: str,
+    refresh_holdings: Callable[[], object],
     grace_s: float = 60.0,
     at: datetime | None = None,
 ) -> list[Certificate]:
     """Remove the person known by ``identifiers`` from every table and file of the store; their certificates.
 
-    Safe to run again after a kill: it finishes what is left, under the same ``case_ref``.
+    ``refresh_holdings`` brings the holdings up to date with the events (the holdings maintainer's
+    ``refresh``): the person's linked identifiers are read from them. Safe to run again after a
+    kill: it finishes what is left, under the same ``case_ref``.
     """
     if not identifiers:
         raise InvalidEventError("identifier", "", "give at least one identifier of the person")
     for identifier in identifiers:
         check_identifier(identifier)
-    if not case_ref.strip():
-        raise InvalidEventError("case", case_ref, "must be a non-empty case reference", personal=False)
+    check_case(case_ref, "case")  # the console's rule: the certificate's case is one line, safe in a file name
+    # a link the maintainer has not applied yet would leave that identifier's rows (holding the
+    # person's own identifier in linked_subject_ids) in the store, and the certificate would not name it
+    refresh_holdings()
+    newest = Store(store.location)  # not ``store``'s snapshot: a reading command pins one from before the refresh
     ids: set[str] = set()
-    with store.session() as q:
-        for identifier in identifiers:
-            ids.update(linked_identifiers(q, identifier))
-    store.close()
+    try:
+        with newest.session() as q:
+            for identifier in identifiers:
+                ids.update(linked_identifiers(q, identifier))
+    finally:
+        newest.close()
+        store.close()
     digests = {digest(i) for i in ids}
     # a run killed after the links left the holdings resolved more identifiers than a re-run can:
     # their digests are in its started rows

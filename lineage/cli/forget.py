@@ -84,6 +84,7 @@ def _retention(ms: int | None) -> str:
 def cmd_forget(args: argparse.Namespace) -> int:
     """Forget the person; the certificate in one line (counts only: no identifier is printed)."""
     from lineage.answers.forget import forget_person
+    from lineage.ingest.holdings import HoldingsMaintainer
 
     settings = settings_from(args)
     store = store_for(args, settings)
@@ -93,6 +94,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         case_ref=args.case,
         digest=subject_digest(settings, store.location),
         kafka_bound=kafka_bound(settings, ask_broker=bool(args.bootstrap_servers)),
+        refresh_holdings=HoldingsMaintainer(store.location).refresh,
         grace_s=args.grace,
     )
     c = made[0]

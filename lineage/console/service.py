@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import re
 import secrets
 import socket
 import threading
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lineage.answers import BreachReport
-from lineage.answers.forget import forget_person, kafka_copies
+from lineage.answers.forget import case_ref_checked, forget_person, kafka_copies
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
@@ -30,6 +29,7 @@ from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.contract.times import Bare, parse_time
 from lineage.errors import InvalidEventError, LineageError, UnknownValueError
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.present.formats import Document, csv_cell, json_values
 from lineage.service import answers
 from lineage.service.answers import Map
@@ -53,17 +53,10 @@ __all__ = [
 #: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
 DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
 
-_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,63}")
-
-
 def check_case(case_ref: str | None) -> str:
-    """A case reference (ticket, request number): required, and safe in a file name."""
+    """A case reference (ticket, request number): required, and safe in a file name (``lineage forget``'s rule)."""
     check_length("case_reference", case_ref, CASE_REFERENCE_CHARS)
-    if not case_ref or not _CASE.fullmatch(case_ref):
-        raise InvalidEventError(
-            "case_reference", case_ref, "is required: 1 to 64 of A-Z a-z 0-9 . _ : # - (the request or ticket id)"
-        )
-    return case_ref
+    return case_ref_checked(case_ref)
 
 
 def parse_when(name: str, text: str | None) -> datetime | None:
@@ -185,7 +178,8 @@ class Service:
         for identifier in identifiers:
             check_length("identifier", identifier, IDENTIFIER_CHARS)
         made = forget_person(
-            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics)
+            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics),
+            refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
         )
         return made[0]
 

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from lineage.codec.json_schema import json_schema
 from lineage.contract.events import PersonalDataEvent
 from lineage.contract.validation import Validator
-from lineage.errors import BrokerError, LineageError, shown
+from lineage.errors import BrokerError, ConfigurationError, LineageError, shown
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
 from lineage.gateway.mapping import DatasetMap
@@ -40,8 +40,9 @@ __all__ = ["MAX_BODY", "Gateway", "create_app"]
 
 #: the largest request body read, as the console's: about 3,000 events of a few hundred bytes
 MAX_BODY = 1024 * 1024
-_TICK_S = 1.0
-_log = logging.getLogger("lineage.gateway")  # how often the spool's resending moves on while no request comes
+_TICK_S = 1.0  # how often the spool's resending moves on while no request comes
+_log = logging.getLogger("lineage.gateway")
+_UNUSABLE = "Authorization: the gateway cannot use its token file now (its operator is told in its log); retry later"
 
 
 @dataclass
@@ -86,13 +87,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="lineage gateway", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     too_large = [f"body: larger than the {gateway.max_body:,} bytes allowed; send smaller batches"]
 
-    @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception) -> Response:
-        return _refusal(500, [f"internal error ({type(exc).__name__}); please report it"])  # never the message
-
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - a bug: caught here, since past this the server logs a traceback
+            # by its type only, in the answer and the log: its message or the traceback's may hold an identifier
+            _log.error("internal error (%s) answering %s %s", type(exc).__name__, request.method, request.url.path)
+            response = _refusal(500, [f"internal error ({type(exc).__name__}); please report it"])
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
@@ -141,11 +143,18 @@ def create_app(gateway: Gateway) -> FastAPI:
 
 
 async def _bearer(gateway: Gateway, request: Request) -> ServiceToken | Response:
-    """The live token the request presents, or the 401 refusal (checked before a byte of the body is read)."""
+    """The live token the request presents, or the refusal: 401, or 503 while the token file is unusable.
+
+    Checked before a byte of the body is read.
+    """
     kind, _, presented = request.headers.get("authorization", "").partition(" ")
     if kind.lower() != "bearer" or not presented.strip():
         return _refusal(401, ["Authorization: a bearer token is required ('Authorization: Bearer <token>')"])
-    token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+    try:
+        token = await run_in_threadpool(gateway.tokens.find, presented.strip())
+    except ConfigurationError as exc:  # made unsafe or unreadable while serving: no token is trusted
+        _log.error("refusing every request until the token file is fixed: %s", exc)
+        return _refusal(503, [_UNUSABLE], {"Retry-After": "30"})
     if token is None:
         return _refusal(401, ["Authorization: the bearer token is not valid (unknown or revoked)"])
     return token

@@ -3,7 +3,9 @@
 A body is one event object, a JSON array of them, or ``{"events": [...]}``. Every event is read
 and validated before any is sent: one bad event refuses the whole request, and the answer names
 each bad one by its index and field (``events[3]: categories: ...``), never by its values that
-identify a person. An event whose ``system`` the token may not emit as is refused with 403.
+identify a person. The same event twice is a retry (sent once); two different events with one
+``event_id`` are refused, since the relay and the store keep one event per id. An event whose
+``system`` the token may not emit as is refused with 403.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from lineage.sdk.jsonlines import parse_object
 
 __all__ = ["RequestError", "load_body", "read_events"]
 
-_MAX_ERRORS = 20  # errors listed in one answer: a 5,000-event batch of bad events needs no 5,000 lines
+_MAX_ERRORS = 20  # refused events listed in one answer, and read: a batch of 5,000 bad ones needs no 5,000 lines
 
 
 class RequestError(LineageError):
@@ -50,18 +52,26 @@ def read_events(
     events: list[PersonalDataEvent] = []
     errors: list[str] = []
     foreign: list[str] = []
+    first: dict[str, tuple[int, object]] = {}  # event id -> where it was first, and its JSON as sent
     for i, obj in enumerate(shape.items):
+        if len(errors) >= _MAX_ERRORS:  # a bad event costs ms (suggestions): 5,000 of them were 14 s of CPU
+            unread = len(shape.items) - i
+            errors.append(f"... and {unread} more events not checked: reading stops at {_MAX_ERRORS} refused ones")
+            break
         where = f"events[{i}]: " if shape.batch else ""
         item = parse_object(obj, system=None, region=None, validator=validator, check=check)
         if isinstance(item, PersonalDataEvent):
-            if item.system in systems:
+            j, earlier = first.setdefault(item.event_id, (i, obj))
+            if earlier != obj:  # one of the two would be dropped as a retry of the other: refuse, say which
+                errors.append(f"{where}event_id: the same as events[{j}]'s, for a different event; give each its own")
+            elif item.system in systems:
                 events.append(item)
             else:
                 foreign.append(f"{where}system={shown(item.system)}: this token may not emit as that system")
         else:
             errors.append(where + item.reason)
     if errors:
-        raise RequestError(400, _cut(errors))
+        raise RequestError(400, errors)
     if foreign:
         raise RequestError(403, _cut(foreign))
     return events

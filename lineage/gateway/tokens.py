@@ -4,7 +4,8 @@ A token is made by ``lineage gateway token add NAME --system S...``, shown once,
 its SHA-256 digest (``lineage.tokens``, as the console keeps its API tokens) in a private JSON file
 (0600, written fresh and renamed into place, never through a symlink). The gateway reads the file
 again whenever it changes, so a token added or revoked takes effect without a restart. A file others
-could write is refused: whoever writes it could grant themselves a token.
+could write is refused (whoever writes it could grant themselves a token), and so is one others could
+read: it names every service and its systems, and our files are private.
 """
 
 from __future__ import annotations
@@ -122,9 +123,11 @@ class ServiceTokens:
             raise ConfigurationError(_OPTION, f"cannot read {self.path}: {exc.strerror}") from None
         with open(fd, encoding="utf-8") as f:
             st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            # others may not write it (they could grant themselves a token), nor read it: the store's files are private
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
                 raise ConfigurationError(
-                    _OPTION, f"{self.path} must be a regular file of this user that no one else can write"
+                    _OPTION, f"{self.path} must be a regular file of this user that no one else can read or write "
+                    "(chmod 600)",
                 )
             try:
                 data = json.load(f)

@@ -11,8 +11,9 @@ by running it again with the same identifiers (every step finds what is left to 
 2. history: every snapshot but the current one is expired in both tables, and the pins (tags) on
    them are removed: each older snapshot may still list a file with the person in it;
 3. files: those the expired snapshots referred to and the current ones do not are deleted; so is any
-   data file nothing refers to that holds an identifier (left by a run killed between 2 and 3), and
-   any other unreferenced file older than ``grace_s`` (what ``compact`` calls an orphan);
+   data file nothing refers to that holds an identifier (left by a run killed between 2 and 3), any
+   manifest nothing refers to whose column bounds are one (a run killed before its delete committed),
+   and any other unreferenced file older than ``grace_s`` (what ``compact`` calls an orphan);
 4. the certificate (``certificate.py``) is appended by the caller once this returns.
 
 A linked identifier in ``linked_subject_ids`` always belongs to an event whose ``subject_id`` is
@@ -34,6 +35,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import BooleanExpression, In, Reference
+from pyiceberg.manifest import ManifestContent, ManifestFile
 from pyiceberg.table import Table
 
 from lineage.errors import StoreConflictError
@@ -49,6 +51,7 @@ __all__ = ["FORGOTTEN", "Forgotten", "column_in", "forget_rows"]
 log = logging.getLogger(__name__)
 
 FORGOTTEN = "lineage.forget"  # snapshot summary key marking the commits of a forget
+_TRUNCATED = 16  # Iceberg keeps a text column's bounds cut to 16 characters (truncate(16), the default)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,7 +188,7 @@ def _drop_history(location: StoreLocation, name: str, person: _Person, grace_s: 
     for info in found:
         if info.type != pafs.FileType.File or info.path in now:
             continue
-        if info.path in before or (info.path.endswith(".parquet") and _holds(fs, info.path, person)):
+        if info.path in before or _orphan_holds(table, location, fs, info.path, person):
             try:
                 fs.delete_file(info.path)
                 removed += 1
@@ -249,6 +252,37 @@ def _holdings_source(location: StoreLocation, name: str) -> set[int]:
     holdings = try_load_holdings(location) if name == EVENTS else None
     source = None if holdings is None else read_state(holdings).source
     return set() if source is None else {source}
+
+
+def _orphan_holds(table: Table, location: StoreLocation, fs: pafs.FileSystem, path: str, person: _Person) -> bool:
+    """Whether an unreferenced file holds the person: a data file's values, or a manifest's column bounds."""
+    if path.endswith(".parquet"):
+        return _holds(fs, path, person)
+    if path.endswith(".avro") and not path.rpartition("/")[2].startswith("snap-"):  # manifest lists hold no bounds
+        return _manifest_holds(table, f"s3://{path}" if location.on_s3 else path, person[0])
+    return False
+
+
+def _manifest_holds(table: Table, uri: str, ids: list[str]) -> bool:
+    """Whether a manifest lists a file with a bound that is one of ``ids`` (or, cut to 16 characters, starts one).
+
+    A forget killed between writing its delete's manifests and committing leaves them unreferenced,
+    naming the person's files with their bounds; a re-run within the grace must not keep them.
+    """
+    wanted = [i.encode() for i in ids]
+    manifest = ManifestFile.from_args(
+        manifest_path=uri, manifest_length=0, partition_spec_id=table.spec().spec_id, content=ManifestContent.DATA,
+        sequence_number=0, min_sequence_number=0, added_snapshot_id=0,
+    )  # fmt: skip
+    try:
+        entries = manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+    except Exception:  # noqa: BLE001 - half-written (a writer's manifest in progress): not one of ours
+        return False
+    for entry in entries:
+        bounds = [*(entry.data_file.lower_bounds or {}).values(), *(entry.data_file.upper_bounds or {}).values()]
+        if any(b == w or (len(b) >= _TRUNCATED and w.startswith(b)) for b in bounds for w in wanted):
+            return True
+    return False
 
 
 def _holds(fs: pafs.FileSystem, path: str, person: _Person) -> bool:

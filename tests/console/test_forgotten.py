@@ -13,6 +13,7 @@ from lineage.console.app import create_app
 from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
 from lineage.contract.records import make_record
+from lineage.ingest.holdings import HoldingsMaintainer
 from tests.console.conftest import PASSWORD, csrf_of, sign_in
 from tests.fixtures import store_of
 
@@ -32,7 +33,8 @@ def test_the_person_page_of_a_forgotten_person_says_erased_and_nothing_more(tmp_
     db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
     console = build_console(store, TAXONOMY, db)
     console.accounts.add("analyst", "analyst", PASSWORD)
-    forget_person(store, ["acct-1"], case_ref="ER-5", digest=console.audit.subject_digest, kafka_bound="-")
+    forget_person(store, ["acct-1"], case_ref="ER-5", digest=console.audit.subject_digest, kafka_bound="-",
+                  refresh_holdings=HoldingsMaintainer(store.location).refresh)
     analyst = sign_in(TestClient(create_app(console), base_url="http://127.0.0.1"), "analyst")
     page = analyst.post("/person", data={"csrf": csrf_of(analyst.get("/").text), "case_reference": "C-1",
                                          "identifier": "phone-1"})  # fmt: skip

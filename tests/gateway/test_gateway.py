@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
@@ -124,6 +125,24 @@ def test_a_revoked_token_is_refused_without_a_restart(gateway: Running, kafka_se
     status, answer = post_json(gateway.url, late, token)
     assert status == 401, answer
     assert late["event_id"] not in topic_ids(kafka_settings)
+
+
+def test_a_token_file_made_unsafe_while_serving_is_a_503_and_one_log_line(
+    gateway: Running, kafka_settings: Settings
+) -> None:
+    """A token file others can write, found while serving: 503 naming it, one log line, not a 500 and a traceback."""
+    token = gateway.token("checkout-svc", "checkout")
+    os.chmod(gateway.tokens, 0o666)
+    os.utime(gateway.tokens)  # as if written by someone else: the gateway reads it again
+    status, answer = post_json(gateway.url, _event(), token)
+    assert status == 503 and "token file" in answer["error"], answer
+    os.chmod(gateway.tokens, 0o600)
+    os.utime(gateway.tokens)
+    good = _event()
+    assert post_json(gateway.url, good, token)[0] == 202
+    assert topic_ids(kafka_settings) == [good["event_id"]]
+    log = "".join(p.read_text() for p in gateway.tokens.parent.glob("gateway-*.log"))
+    assert "--tokens:" in log and "Traceback" not in log
 
 
 def test_over_the_rate_bound_is_429_with_retry_after_and_nothing_sent(kafka_settings: Settings, tmp_path: Path) -> None:

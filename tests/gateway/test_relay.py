@@ -74,3 +74,30 @@ def test_the_app_keeps_moving_the_spool_on_after_a_failed_round(tmp_path: Path) 
     with TestClient(app) as client:
         assert client.get("/health").json() == {"status": "ok", "spooled": 0}
         wait_until(lambda: len(calls) >= 2, "a second tick after the failed one", timeout_s=60)
+
+
+def test_a_bug_is_a_500_with_the_headers_and_one_log_line_without_its_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception: 500 naming its type, no-store and nosniff set, logged by its type only."""
+    from fastapi.testclient import TestClient
+
+    from lineage.gateway.app import Gateway, create_app
+    from lineage.gateway.limits import RateLimit
+    from lineage.gateway.tokens import ServiceTokens
+    from lineage.sdk.jsonlines import event_to_json
+
+    relay = Relay(_emitter(MemorySink()))
+
+    def send(events: object) -> object:
+        raise RuntimeError("broke on subject user-42")
+
+    relay.send = send  # type: ignore[method-assign,assignment]
+    tokens = ServiceTokens(tmp_path / "t.json")
+    _, token = tokens.add("svc", ["checkout"])
+    event = next(e for e in sample_events() if e.system == "checkout")
+    with TestClient(create_app(Gateway(tokens, relay, RateLimit(0)))) as client:  # a raise would fail the test
+        answer = client.post("/v1/events", json=event_to_json(event), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 500 and "RuntimeError" in answer.json()["error"]
+    assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "RuntimeError" in caplog.text and "user-42" not in caplog.text and "user-42" not in answer.text

@@ -189,12 +189,32 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
     assert _files_holding(folder, ids) == []  # the access look-ups wrote nothing of theirs either
 
 
-def test_forget_refuses_a_missing_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An empty case reference is refused naming the field, exit 2, the store untouched."""
+def test_forget_finds_links_the_holdings_maintainer_has_not_applied_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Devices linked by events stored after the last holdings refresh are forgotten and certified too."""
+    values, ids, _ = _world()
+    codec = Codec()
+    links = [v for v in values if codec.decode_record(v)["subject_id"] in ids[1:]]
+    folder = tmp_path / "store"
+    location = _store(folder, tuple(v for v in values if v not in links))
+    ingestor = Ingestor(location, "later", taxonomy=TAXONOMY)  # the links arrive; no maintainer runs after
+    for offset, value in enumerate(links):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    code, out, err = run_cli(capsys, "forget", ids[0], "--case", "C-18", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert "forgot 3 identifier(s) under case C-18" in out
+    assert _files_holding(folder, ids) == []
+
+
+@pytest.mark.parametrize("case", [" ", "ER-1\nforgot 0 identifier(s)", "E" * 65], ids=["empty", "newline", "long"])
+def test_forget_refuses_a_bad_case_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    """An empty, multi-line or over-long case reference is refused naming the field, exit 2, the store untouched."""
     values, ids, _ = _world()
     folder = tmp_path / "store"
     _store(folder, values[:200] + tuple(v for v in values if ids[0].encode() in v))
-    code, out, err = run_cli(capsys, "forget", ids[0], "--case", " ", "--store", str(folder))
+    code, out, err = run_cli(capsys, "forget", ids[0], "--case", case, "--store", str(folder))
     assert code == 2 and "case" in err and ids[0] not in err and len(err.strip().splitlines()) == 1
     assert _files_holding(folder, ids[:1])
 
@@ -244,6 +264,34 @@ def test_forget_killed_at_random_completes_on_rerun(tmp_path: Path) -> None:
     assert {c.digest for c in done} and len({c.digest for c in done}) == 3  # every linked identifier certified
 
 
+# a forget killed once its delete's manifests are written, before the catalog commit takes them
+_KILLED_AT_COMMIT = """
+import os, sys
+from pyiceberg.table import Transaction
+from lineage.cli import main
+commit = Transaction.commit_transaction
+def die(self):
+    if any("lineage.forget" in str(update) for update in self._updates):
+        os._exit(9)
+    return commit(self)
+Transaction.commit_transaction = die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rerun_with_the_default_grace_removes_the_manifests_a_killed_forget_left(tmp_path: Path) -> None:
+    """Killed between writing its manifests and committing: the re-run (grace 60 s) leaves no file holding them."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values)
+    argv = ["forget", ids[0], "--case", "K-1", "--store", str(folder)]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_COMMIT, *argv], cwd=REPO, capture_output=True)
+    assert killed.returncode == 9, killed.stderr.decode()
+    rerun = subprocess.run([sys.executable, "-m", "lineage.cli", *argv], cwd=REPO, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert _files_holding(folder, ids) == []
+
+
 def test_forgetting_someone_never_held_keeps_history_and_pins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -284,7 +332,8 @@ def test_forget_on_postgres_and_s3_leaves_no_object_holding_the_person(
         return [p for p in files if _holds(p, objects.open_input_file(p).readall(), ids)]
 
     assert holding()
-    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0, digest=_digest)
+    forget_person(Store(location), [ids[0]], case_ref="S3-1", kafka_bound="-", grace_s=0, digest=_digest,
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
     assert holding() == []
     assert _answers(location, others) == reference
     assert {c.status for c in certificates(location, case_ref="S3-1")} == {"started", "done"}
@@ -315,7 +364,8 @@ def test_forget_racing_a_consumer_loses_none_of_the_others_events(tmp_path: Path
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    forget_person(Store(location), [ids[0]], case_ref="R-1", kafka_bound="-", digest=_digest)
+    forget_person(Store(location), [ids[0]], case_ref="R-1", kafka_bound="-", digest=_digest,
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
     consumer.join(timeout=600)
     assert not consumer.is_alive() and not failures, failures
     stored = Store(location, holdings=False)
