@@ -9,8 +9,8 @@ and sent again once the broker is back, and the answer says how many were spoole
 
 Idempotent by event id: the ids acknowledged lately (the last ``remember`` of them) are not sent
 again, so a client retrying a batch whose answer it lost sends only what the broker does not have.
-Past that window a retried event reaches the topic twice and the store keeps one copy (it
-deduplicates on ``event_id``). An event sent without an ``event_id`` gets a new one each time:
+Past that window a retried event reaches the topic twice; both copies are stored, and the person's
+answers read one per ``event_id``. An event sent without an ``event_id`` gets a new one each time:
 clients that retry should set it.
 """
 

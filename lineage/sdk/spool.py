@@ -7,7 +7,7 @@ emitter holds (one left by a process that stopped or crashed) and sends their ev
 
 Records are length-prefixed: ``>HII`` (event id, key, value lengths) then the three byte strings. A
 record cut short by a crash mid-write is ignored; every earlier one is intact. Resending is
-at-least-once: an event may reach the topic twice, and the store keeps one copy per event id.
+at-least-once: an event may reach the topic twice (the person's answers read one copy per event id).
 """
 
 from __future__ import annotations
