@@ -269,7 +269,9 @@ def write_holdings(
     """
     table = load_holdings(location, create=True)
     old_layout = "bucket" not in table.schema().column_names
-    if old_layout or read_at is None:
+    if old_layout or read_at is None or (changed is not None and _every_bucket(changed)):
+        # every bucket of runs touched: reading back the rows of unchanged subjects, filtering and
+        # sorting them costs about what making them again does (measured), so all are written anew
         changed = None
     if changed is not None and not changed:
         rows = False
@@ -328,6 +330,16 @@ def _buckets(changed: Changes) -> list[int]:
     if changed.links:
         buckets.add(IDENTITY_BUCKET)
     return sorted(buckets)
+
+
+def _every_bucket(changed: Changes) -> bool:
+    """Whether ``changed`` touches every bucket of runs."""
+    seen: set[int] = set()
+    for subject in changed.subjects:
+        seen.add(bucket_of(subject))
+        if len(seen) == BUCKETS:
+            return True
+    return False
 
 
 def _bucket_rows(
