@@ -77,7 +77,7 @@ def main() -> None:
     while 0 < split < len(values) and times[split] == times[split - 1]:
         split -= 1  # not inside an instant: its first half would make the refresh roll back and replay it
     print(f"holdings refresh: {len(values):,} events of the seed world ({args.subjects} subjects per organisation); "
-          f"{len(values) - split:,} new ({args.new:.0%}); {BUCKETS} buckets of runs; {load()}")  # fmt: skip
+          f"{len(values) - split:,} new ({args.new:.2%}); {BUCKETS} buckets of runs; {load()}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-holdings-refresh-") as tmp:
         location = StoreLocation.embedded(Path(tmp))
         _store(location, values[:split], 0)
