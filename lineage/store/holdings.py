@@ -379,7 +379,10 @@ def _to_this_layout(tx: Transaction) -> None:
 
 def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
     """The newest holdings snapshot computed from ``events_snapshot``, if any is kept."""
-    for snapshot in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True):
+    # newest by sequence number, not by time alone: a refresh's overwrite is a delete snapshot (its
+    # buckets' files gone) then an append, both naming the source, often within one millisecond
+    order = sorted(table.metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms), reverse=True)
+    for snapshot in order:
         summary = snapshot.summary
         if summary is not None and summary.get(SOURCE) == str(events_snapshot):
             return snapshot.snapshot_id
