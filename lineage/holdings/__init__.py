@@ -10,6 +10,7 @@ Pure Python and no I/O: the store keeps the engine's output as a table beside th
 
 from lineage.holdings.engine import HoldingsEngine, LateEventError, flow_id
 from lineage.holdings.model import (
+    Changes,
     Event,
     FlowEvent,
     FlowInfo,
@@ -21,6 +22,7 @@ from lineage.holdings.model import (
 )
 
 __all__ = [
+    "Changes",
     "Event",
     "FlowEvent",
     "FlowInfo",

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from lineage.contract.rules import covered
-from lineage.holdings.model import Event, FlowEvent, FlowInfo, Key, Link, Provenance, Run
+from lineage.holdings.model import Changes, Event, FlowEvent, FlowInfo, Key, Link, Provenance, Run
 
 __all__ = ["HoldingsEngine", "LateEventError", "flow_id"]
 
@@ -139,16 +139,20 @@ class _Links:
         self.edges: dict[tuple[str, str], int] = {}
         self.parent: dict[str, str] = {}
 
-    def add(self, a: str, b: str, at: int) -> None:
+    def add(self, a: str, b: str, at: int) -> bool:
+        """Declare a link; whether an edge or a person key changed (a link declared again changes none)."""
         if a == b:
-            return
+            return False
         pair = (a, b) if a < b else (b, a)
         known = self.edges.get(pair)
-        if known is None or at < known:
+        changed = known is None or at < known
+        if changed:
             self.edges[pair] = at
         ra, rb = self.person(a), self.person(b)
         if ra != rb:  # the smallest identifier names the person: the same key however links arrive
             self.parent[max(ra, rb)] = min(ra, rb)
+            changed = True
+        return changed
 
     def person(self, ident: str) -> str:
         parent = self.parent
@@ -174,6 +178,10 @@ class HoldingsEngine:
         self._erasures_now: dict[str, list[Event]] = {}
         self._hops_now: list[_Flow] = []
         self._provs: dict[Provenance, Provenance] = {}
+        # what changed since ``take_changes``: a store rewrites those rows alone
+        self._changed: set[str] = set()
+        self._flows_changed = False
+        self._links_changed = False
         self.watermark: int | None = None
         """The time of the last instant applied: later events only, or ``rollback`` first."""
 
@@ -185,12 +193,15 @@ class HoldingsEngine:
             for runs in by_subject.values():
                 yield from runs
 
-    def runs_by_subject(self) -> Iterator[Run]:
-        """Every run, in subject order (how the table is sorted: a person's rows sit together)."""
+    def runs_by_subject(self, only: Iterable[str] | None = None) -> Iterator[Run]:
+        """Every run (``only``: of these subjects), in subject order (how the table is sorted)."""
         holders = list(self._rows.values())
         subjects: set[str] = set()
-        for by_subject in holders:
-            subjects.update(by_subject)
+        if only is None:
+            for by_subject in holders:
+                subjects.update(by_subject)
+        else:
+            subjects.update(only)
         for subject in sorted(subjects):
             for by_subject in holders:
                 yield from by_subject.get(subject, ())
@@ -230,6 +241,12 @@ class HoldingsEngine:
         """(identifier, person key) for every identifier that is linked to another."""
         for ident in list(self._links.parent):
             yield ident, self._links.person(ident)
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (or since the engine was made or restored), and start afresh."""
+        changes = Changes(frozenset(self._changed), self._flows_changed, self._links_changed)
+        self._changed, self._flows_changed, self._links_changed = set(), False, False
+        return changes
 
     # --- building from stored state -----------------------------------------------------------------
 
@@ -276,14 +293,18 @@ class HoldingsEngine:
         """Undo everything from time ``to`` on, so events from then can be applied (again) in order."""
         cut = {fid: bisect_left(f.times, to) for fid, f in self._flows.items()}
         kept: dict[str, dict[str, list[Run]]] = {}
+        changed = self._changed
         for run in self.runs():
             if run.arrived >= to:
+                changed.add(run.subject)
                 continue
             if run.ended is not None and run.ended >= to:
                 run.ended = run.ended_by = None
+                changed.add(run.subject)
             if run.flow is not None and run.ended is None and run.last_seq is not None:
                 if run.last_seq >= cut[run.flow] - 1:  # closed by an event now undone: open again
                     run.last_seq = None
+                    changed.add(run.subject)
             kept.setdefault(run.holder, {}).setdefault(run.subject, []).append(run)
         for by_subject in kept.values():
             for subject, runs in by_subject.items():
@@ -291,10 +312,12 @@ class HoldingsEngine:
         self._rows = kept
         for fid, f in list(self._flows.items()):
             k = cut[fid]
+            self._flows_changed |= k < len(f.times)
             del f.times[k:], f.ids[k:], f.selections[k:]
             if not f.times:
                 del self._flows[fid]
         links = [link for link in self.links() if link.at < to]
+        self._links_changed |= len(links) < len(self._links.edges)
         self._links = _Links()
         for link in links:
             self._links.add(link.a, link.b, link.at)
@@ -318,6 +341,7 @@ class HoldingsEngine:
                     and _year(f.times[prev.last_seq]) == _year(f.times[run.first_seq])
                 ):
                     prev.last_seq = run.last_seq
+                    self._changed.add(run.subject)
                     continue
                 last_of[(run.flow, run.key)] = run
             out.append(run)
@@ -352,7 +376,8 @@ class HoldingsEngine:
         if e.scope == "SUBJECT":
             assert e.subject_id is not None
             for other in e.linked:
-                self._links.add(e.subject_id, other, e.at)
+                if self._links.add(e.subject_id, other, e.at):
+                    self._links_changed = True
             if e.event_type in _FLOWS:
                 self._arrive(e)
             elif e.event_type == "ERASED" and e.erasure_outcome in _ENDING:
@@ -410,6 +435,7 @@ class HoldingsEngine:
 
     def _start(self, run: Run, runs: list[Run]) -> None:
         runs.append(run)
+        self._changed.add(run.subject)
         log = self._logs.get(run.holder)
         if log is not None:
             log.add(run.arrived, run.key, 1)
@@ -422,6 +448,7 @@ class HoldingsEngine:
 
     def _end(self, run: Run, x: Event) -> None:
         run.ended, run.ended_by = x.at, x.event_id
+        self._changed.add(run.subject)
         if run.flow is not None:
             f = self._flows[run.flow]
             if f.open.get(run.key) is run:
@@ -453,6 +480,7 @@ class HoldingsEngine:
                 rest = Run(run.subject, run.category, run.holder, f.times[k], f.ids[k], run.prov, run.flow, k,
                            run.last_seq)  # fmt: skip
                 run.last_seq, run.ended, run.ended_by = k - 1, x.at, x.event_id
+                self._changed.add(run.subject)
                 if f.open.get(run.key) is run:
                     f.open[run.key] = rest
                 runs.append(rest)  # held all along: no change to the holder's log
@@ -482,11 +510,13 @@ class HoldingsEngine:
         f.times.append(e.at)
         f.ids.append(e.event_id)
         f.selections.append(e.bulk_as_of)
+        self._flows_changed = True
         k = len(f.times) - 1
         f.closed_now = {}
         if k > 0 and _year(e.at) != _year(f.times[k - 1]):
             for run in f.open.values():  # a new year: every open run closes, the year's own start
                 run.last_seq = k - 1
+                self._changed.add(run.subject)
             f.open, f.pending = {}, set(f.count)
         self._hops_now.append(f)
         self._carry_changes(f, k)
@@ -507,6 +537,7 @@ class HoldingsEngine:
             run = f.open.pop(key, None)
             if run is not None:
                 run.last_seq = k - 1
+                self._changed.add(run.subject)
                 f.closed_now[key] = run
         starting = entering | f.pending
         f.pending = set()
@@ -517,6 +548,7 @@ class HoldingsEngine:
             again = f.closed_now.pop(key, None)
             if again is not None and again.ended is None:  # it stopped and resumed within this instant
                 again.last_seq = None
+                self._changed.add(again.subject)
                 f.open[key] = again
                 continue
             run = Run(key[0], key[1], f.recipient, at, eid, f.prov, f.id, start)

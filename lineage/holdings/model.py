@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Event", "FlowEvent", "FlowInfo", "Link", "Provenance", "Run", "event_from_record", "event_from_row"]
+__all__ = [
+    "Changes",
+    "Event",
+    "FlowEvent",
+    "FlowInfo",
+    "Link",
+    "Provenance",
+    "Run",
+    "event_from_record",
+    "event_from_row",
+]
 
 Key = tuple[str, str]
 """(subject, category): what a holder holds."""
@@ -78,6 +88,23 @@ class FlowInfo(NamedTuple):
     recipient: str
     categories: tuple[str, ...]
     prov: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Which rows of the engine's output changed: a store rewrites those alone, not everything.
+
+    ``subjects``: the subjects whose runs changed (started, ended, split, closed, reopened or undone);
+    ``flows``: a bulk flow gained or lost events; ``links``: an identifier link or person key changed.
+    """
+
+    subjects: frozenset[str]
+    flows: bool
+    links: bool
+
+    def __bool__(self) -> bool:
+        """Whether anything changed."""
+        return bool(self.subjects) or self.flows or self.links
 
 
 class Link(NamedTuple):

@@ -2,9 +2,10 @@
 
 A ``HoldingsMaintainer`` reads the events the holdings do not reflect yet (the stored offsets of each
 source partition above those the holdings applied), feeds them to the holdings engine in event-time
-order, and replaces the holdings table's rows together with the offsets they now reflect, in one
-Iceberg commit. A crash before the commit changes nothing; after it, nothing is applied twice; a
-second maintainer that commits first makes ours fail the commit's check and start again from the table.
+order, and replaces the holdings table's rows that changed (the buckets holding them) together with
+the offsets they now reflect, in one Iceberg commit. A crash before the commit changes nothing; after
+it, nothing is applied twice; a second maintainer that commits first makes ours fail the commit's
+check and start again from the table.
 
 An event stamped at or before what was applied (a service's spool sent after an outage; partitions
 read at different speeds) rolls the engine back to its time, and every event from then on is
@@ -107,7 +108,13 @@ class HoldingsMaintainer:
         offsets = event_offsets(events_table)  # what the current snapshot holds (read with it)
         table = load_holdings(self.location, create=True)
         state = read_state(table)
-        rebuild = rebuild or (state.snapshot_id is not None and state.layout != LAYOUT)
+        if state.snapshot_id is not None and state.layout != LAYOUT and not rebuild:
+            log.warning(
+                "the holdings table has layout %s, this version writes %s: rebuilding it once from the events",
+                state.layout,
+                LAYOUT,
+            )
+            rebuild = True
         if state.snapshot_id is not None and not rebuild and state.applied == offsets:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         engine, applied = self._engine_for(state, rebuild)
@@ -127,6 +134,7 @@ class HoldingsMaintainer:
             batch = chain([first], new)
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+        changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")
         snapshot = write_holdings(
@@ -137,6 +145,7 @@ class HoldingsMaintainer:
             applied=offsets,
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
             rows=rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
+            changed=None if rebuild else changed,
         )
         self._engine, self._based_on = engine, snapshot
         self._tidy()

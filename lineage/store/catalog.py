@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 import sqlalchemy.exc
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.sorting import SortOrder
@@ -233,7 +234,14 @@ class StoreLocation:
         return self.load_table(EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES, create=create)
 
     def load_table(
-        self, name: str, schema: Schema, sort_order: SortOrder, properties: dict[str, str], *, create: bool = False
+        self,
+        name: str,
+        schema: Schema,
+        sort_order: SortOrder,
+        properties: dict[str, str],
+        *,
+        create: bool = False,
+        partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
     ) -> Table:
         """The table ``name`` of the namespace; with ``create``, made (and the namespace) when missing."""
         catalog = self.catalog(create=create)
@@ -242,7 +250,11 @@ class StoreLocation:
                 if create:
                     catalog.create_namespace_if_not_exists(self.namespace)
                     return catalog.create_table_if_not_exists(
-                        self.identifier(name), schema=schema, sort_order=sort_order, properties=properties
+                        self.identifier(name),
+                        schema=schema,
+                        sort_order=sort_order,
+                        properties=properties,
+                        partition_spec=partition_spec,
                     )
                 return catalog.load_table(self.identifier(name))
             except (NoSuchTableError, NoSuchNamespaceError):

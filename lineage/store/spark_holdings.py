@@ -9,7 +9,8 @@ Spark's Iceberg catalog and writes the holdings rows (``HOLDINGS_COLUMNS``) to a
    and keeps its runs and link edges; shard 0 alone keeps the flow events (every shard has the same);
 3. one task merges the link edges and computes the person keys (they join identifiers across shards);
 4. the rows replace the target table's in one commit, with the events snapshot they reflect and the
-   watermark as table properties.
+   watermark as table properties, partitioned by ``bucket`` as the maintainer's table is (the rows
+   carry it: ``holdings_arrow`` computes it, the same hash as the shards').
 
 Arrow record batches go between the JVM and Python (no pandas frames, no pickled rows): a shard
 costs what the maintainer's one engine costs for its share of the subjects. pyspark is imported
@@ -89,9 +90,12 @@ def build_holdings(spark: SparkSession, events: str, holdings: str, *, shards: i
     # one group, one task: every edge in one place
     links = rows.where("kind = 'link'").groupBy("kind").applyInArrow(_links_and_persons, _ddl(HOLDINGS_COLUMNS))
     watermark = table.agg(F.max("occurred_at").alias("at")).collect()[0]["at"]
-    out = rows.where("kind <> 'link'").unionByName(links).sortWithinPartitions("kind", "subject")
+    # clustered by bucket in each task: Iceberg's writer then opens one file per bucket at a time
+    out = rows.where("kind <> 'link'").unionByName(links).sortWithinPartitions("bucket", "kind", "subject")
     properties = {SOURCE: "" if source is None else str(source), WATERMARK: "" if watermark is None else str(watermark)}
-    writer = out.writeTo(holdings).using("iceberg").tableProperty("format-version", "2")
+    writer = (
+        out.writeTo(holdings).using("iceberg").partitionedBy(F.col("bucket")).tableProperty("format-version", "2")
+    )
     for key, value in properties.items():
         writer = writer.tableProperty(key, value)
     try:

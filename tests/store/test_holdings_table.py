@@ -13,6 +13,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.holdings import load_holdings, read_state
 from lineage.store.maintenance import compact
+from lineage.store.snapshots import snapshot_files
 from tests.fixtures import PARTY, T0
 
 TAX = default_taxonomy()
@@ -47,9 +48,12 @@ def test_compaction_expires_old_holdings_copies_but_keeps_what_readers_pin(tmp_p
     holdings = load_holdings(location)
     assert len(holdings.metadata.snapshots) >= 10
     compact(location, expire_after_s=0, grace_s=0)
-    assert len(load_holdings(location).metadata.snapshots) == 1
-    files = list((tmp_path / "warehouse").rglob("holdings/data/*.parquet"))
-    assert len(files) == 1, files
+    holdings = load_holdings(location)
+    assert len(holdings.metadata.snapshots) == 1
+    snapshot = holdings.current_snapshot()
+    assert snapshot is not None
+    files = {str(f) for f in (tmp_path / "warehouse").rglob("holdings/data/**/*.parquet")}
+    assert files == set(snapshot_files(location, holdings, snapshot.snapshot_id)[0]), files  # one copy: the live one
     _ingest(tmp_path, [_collect(30, "late-comer")], first=10)  # after the compaction: the maintainer lags
     store = Store(tmp_path)
     report = access_request(store, "s3", TAX, as_of=T0 + timedelta(hours=1))

@@ -125,11 +125,14 @@ def test_spark_holdings_on_shards_equal_the_maintainers_rebuild(
         built = build_holdings(spark, events, target, shards=4)
         got = _rows(spark.table(target).toArrow())
         properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {target}").collect()}
+        partitions = {r["b"] for r in spark.sql(f"SELECT partition.bucket AS b FROM {target}.files").collect()}
     finally:
         stop_spark(spark)
     assert built.source == state.source and built.watermark == state.watermark
     assert properties["lineage.holdings.source"] == str(state.source)
     assert got == expected
+    bucket = HOLDINGS_COLUMNS.names.index("bucket")  # the maintainer's layout: files partitioned by bucket
+    assert partitions == {row[bucket] for row in expected}, partitions
 
 
 @pytest.mark.parametrize(

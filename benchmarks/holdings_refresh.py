@@ -1,0 +1,102 @@
+"""One holdings refresh of 1% new events against a full rebuild of the same store, same run.
+
+The simulated seed world's events (time order) are stored in an embedded store: the first 99%, then
+a long-running maintainer refreshes (its engine kept, as ``consumers.holdings`` keeps it); the last 1%
+(from an instant's start) are stored and timed: (1) the maintainer's refresh of them, which rewrites
+only the buckets whose rows changed; (2) a full rebuild (``lineage holdings --rebuild``: every event
+read and applied, every row written). Printed: sizes, seconds, the ratio (target: <= 5%), and what the refresh wrote.
+
+    ./run bench holdings_refresh [--subjects 2000]     # ~240,000 events
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _stores import load  # noqa: E402
+
+from lineage import Codec, default_taxonomy  # noqa: E402
+from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
+from lineage.ingest.pipeline import Ingestor  # noqa: E402
+from lineage.store import StoreLocation  # noqa: E402
+from lineage.store.holdings import BUCKETS, load_holdings  # noqa: E402
+from lineage.testing import MemorySink  # noqa: E402
+from lineage.world.organisations import build  # noqa: E402
+from lineage.world.sim import WorldSize, emit  # noqa: E402
+
+
+def _world(subjects: int) -> tuple[list[bytes], list[int]]:
+    """The world's encoded events in time order, and each one's time."""
+    taxonomy = default_taxonomy()
+    plans, _ = build(WorldSize(subjects=subjects, days=365), taxonomy)
+    sink = MemorySink()
+    emit(plans, sink, taxonomy)
+    codec = Codec()
+    values = [m.value for m in sink.messages]
+    return values, [int(codec.decode_record(v)["occurred_at"]) for v in values]
+
+
+def _store(location: StoreLocation, values: list[bytes], first: int) -> None:
+    ingestor = Ingestor(location, "events", taxonomy=default_taxonomy())
+    for offset, value in enumerate(values, first):
+        ingestor.add(0, offset, value)
+    ingestor.flush()
+
+
+def _written(location: StoreLocation, since: int | None) -> tuple[int, int, int, int]:
+    """Data files deleted and added, rows written, and the table's rows, by the snapshots after ``since``."""
+    table = load_holdings(location)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    total = int(snapshot.summary.additional_properties["total-records"])
+    deleted = added = rows = 0
+    while snapshot is not None and snapshot.snapshot_id != since:
+        assert snapshot.summary is not None
+        props = snapshot.summary.additional_properties
+        deleted += int(props.get("deleted-data-files", 0))
+        added += int(props.get("added-data-files", 0))
+        rows += int(props.get("added-records", 0))
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else table.snapshot_by_id(parent)
+    return deleted, added, rows, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=2000, help="per organisation (1000: ~120,000 events)")
+    parser.add_argument("--new", type=float, default=0.01, help="the share of events the refresh applies")
+    args = parser.parse_args()
+    values, times = _world(args.subjects)
+    split = len(values) - max(1, int(len(values) * args.new))
+    while 0 < split < len(values) and times[split] == times[split - 1]:
+        split -= 1  # not inside an instant: its first half would make the refresh roll back and replay it
+    print(f"holdings refresh: {len(values):,} events of the seed world ({args.subjects} subjects per organisation); "
+          f"{len(values) - split:,} new ({args.new:.2%}); {BUCKETS} buckets of runs; {load()}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-holdings-refresh-") as tmp:
+        location = StoreLocation.embedded(Path(tmp))
+        _store(location, values[:split], 0)
+        maintainer = HoldingsMaintainer(location)
+        base = maintainer.refresh().snapshot
+        _store(location, values[split:], split)
+        start = time.perf_counter()
+        done = maintainer.refresh()
+        refresh = time.perf_counter() - start
+        deleted, added, rows, total = _written(location, base)
+        print(f"  refresh of the new events: {refresh:.2f} s ({done.events:,} events applied"
+              f"{', rolled back' if done.rolled_back_to is not None else ''}); "
+              f"{deleted} data files replaced by {added}, {rows:,} of {total:,} rows written")  # fmt: skip
+        start = time.perf_counter()
+        rebuilt = HoldingsMaintainer(location).refresh(rebuild=True)
+        rebuild = time.perf_counter() - start
+        print(f"  full rebuild:               {rebuild:.2f} s ({rebuilt.events:,} events applied, {total:,} rows)")
+        print(f"  ratio: the refresh took {refresh / rebuild:.1%} of a full rebuild (target <= 5%)")
+
+
+if __name__ == "__main__":
+    main()
