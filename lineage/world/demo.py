@@ -33,7 +33,8 @@ from lineage.present.reports import access_document, breach_document, check_docu
 from lineage.private import private_dir
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
-from lineage.transport.kafka import KafkaEventSink, create_topics
+from lineage.transport.clients import event_sink
+from lineage.transport.kafka import create_topics
 from lineage.world.organisations import build
 from lineage.world.sim import Plan, WorldSize, emit
 
@@ -101,7 +102,7 @@ def run_demo(
         f"seed {size.seed}: {planned:,} events, {len(injected)} injected policy breaches"
     )
     create_topics(settings, [settings.topic, settings.dead_letter_topic])
-    sink = KafkaEventSink(settings)
+    sink = event_sink(settings)
     t = time.monotonic()
     try:
         sent = emit(plans, sink, taxonomy, settings)
