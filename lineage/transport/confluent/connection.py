@@ -20,8 +20,10 @@ from lineage.settings import Settings
 __all__ = ["client_config", "describe", "refusal"]
 
 _CREDENTIALS = "sasl_username/sasl_password"
-# librdkafka logs through this logger (served by poll()), never straight onto the user's stderr
+# librdkafka logs through this logger (served by poll()), never straight onto the user's stderr; silent
+# unless the application configures logging, as kafka-python's "kafka" logger is
 log = logging.getLogger("lineage.transport.confluent")
+log.addHandler(logging.NullHandler())
 
 
 def client_config(settings: Settings, *, client_suffix: str = "") -> dict[str, Any]:
