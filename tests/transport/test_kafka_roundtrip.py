@@ -141,3 +141,26 @@ def test_delivery_failure_through_the_real_broker_names_the_topic(client_setting
         emitter.collected("u1", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
     assert time.monotonic() - start < 6
     emitter.close()
+
+
+_QUIET_SCRIPT = r"""
+import sys
+from lineage import Settings
+from lineage.transport.clients import event_sink
+
+settings = Settings(bootstrap_servers=sys.argv[1], topic=sys.argv[2], kafka_client="confluent")
+sink = event_sink(settings)
+for i in range(20):  # each send polls: librdkafka's log lines about the dead server are served meanwhile
+    sink.send(settings.topic, b"k", b"v", f"e{i}").result(20)
+sink.close(10)
+"""
+
+
+def test_librdkafka_says_nothing_on_stderr_unless_logging_is_configured(kafka_settings: Settings) -> None:
+    """A dead bootstrap server beside a live one: librdkafka's complaint goes to a silent logger, not to stderr."""
+    servers = "127.0.0.1:1," + kafka_settings.bootstrap_servers
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET_SCRIPT, servers, kafka_settings.topic],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
