@@ -164,3 +164,21 @@ def test_librdkafka_says_nothing_on_stderr_unless_logging_is_configured(kafka_se
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_full_local_queue_waits_for_room_instead_of_failing(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With librdkafka's queue held to 5 messages, 200 quick sends wait for room and are all acknowledged."""
+    from lineage.transport.confluent import producer
+
+    small = producer.producer_config
+    monkeypatch.setattr(
+        producer, "producer_config", lambda s, **kw: small(s, **kw) | {"queue.buffering.max.messages": 5}
+    )
+    sink = event_sink(dataclasses.replace(kafka_settings, kafka_client="confluent"))
+    deliveries = [sink.send(kafka_settings.topic, b"k", b"v", f"e{i}") for i in range(200)]
+    sink.flush(60)
+    assert [d.result(0).offset for d in deliveries] == list(range(200))  # one key: one partition, in order
+    assert sink.failures() == []
+    sink.close(10)
