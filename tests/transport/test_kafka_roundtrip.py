@@ -182,3 +182,24 @@ def test_a_full_local_queue_waits_for_room_instead_of_failing(
     assert [d.result(0).offset for d in deliveries] == list(range(200))  # one key: one partition, in order
     assert sink.failures() == []
     sink.close(10)
+
+
+def _threads() -> int:
+    """How many threads the test process runs, native ones included (librdkafka's are not Python threads)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_closing_a_confluent_sink_ends_librdkafkas_threads(kafka_settings: Settings) -> None:
+    """After close() the producer's native threads are gone, though the sink object is still referenced."""
+    settings = dataclasses.replace(kafka_settings, kafka_client="confluent")
+    before = _threads()
+    sink = event_sink(settings)
+    sink.send(settings.topic, b"k", b"v", "e1").result(20)
+    assert _threads() > before  # librdkafka runs its own threads
+    sink.close(10)
+    deadline = time.monotonic() + 60
+    while _threads() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _threads() == before
+    with pytest.raises(DeliveryError, match="closed"):
+        sink.send(settings.topic, b"k", b"v", "e2")

@@ -97,6 +97,7 @@ class ConfluentDeadLetterProducer:
     def close(self) -> None:
         """Flush and disconnect; raise ``BrokerError`` if dead letters were still unacknowledged."""
         left = self._producer.flush(self._settings.delivery_timeout_s)
-        self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+        self._producer.purge(in_queue=True, in_flight=True, blocking=True)
+        self._producer.close()  # its threads and connections end now, not when the object is collected
         if left:
             raise BrokerError(f"closing the dead-letter producer: {left} dead letter(s) unacknowledged")

@@ -168,7 +168,10 @@ class ConfluentEventSink:
         return describe(error)
 
     def poll(self, timeout_s: float = 0.0) -> None:
-        """Serve delivery reports and errors, waiting at most ``timeout_s`` for one."""
+        """Serve delivery reports and errors, waiting at most ``timeout_s`` for one (closed: only wait)."""
+        if self._closed:  # its producer is closed; what it did not report is failed by its deadline
+            time.sleep(timeout_s)
+            return
         self._producer.poll(timeout_s)
 
     def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> ConfluentDelivery:
@@ -251,7 +254,8 @@ class ConfluentEventSink:
 
     def failures(self) -> list[Undelivered]:
         """Deliveries found failed, in send order, without waiting (one poll serves the reports)."""
-        self._producer.poll(0)
+        if not self._closed:
+            self._producer.poll(0)
         failed = take_failed(self._pending, closed=self._closed)
         return [Undelivered(d.topic, d.key, d.value, d.event_id, error) for d, error in failed]
 
@@ -272,12 +276,17 @@ class ConfluentEventSink:
 
 
 def _abandon(producer: Producer) -> None:
-    """Drop what ``producer`` still holds (its reports say so) and let it go; nothing is waited for."""
+    """Drop what ``producer`` still holds (its reports fail those deliveries), then stop its threads and sockets.
+
+    Closed at once rather than left to the garbage collector: librdkafka's threads and connections
+    would otherwise outlive a closed sink for as long as something refers to it.
+    """
     try:
-        producer.purge(in_queue=True, in_flight=True, blocking=False)
-        producer.poll(0)
+        producer.purge(in_queue=True, in_flight=True, blocking=True)
+        producer.poll(0)  # serve the purged messages' reports: their deliveries fail now, not at their deadline
+        producer.close()
     except (KafkaException, RuntimeError) as exc:  # already closed, or failed fatally: nothing left to purge
-        log.debug("purging a producer: %s", exc)
+        log.debug("closing a producer: %s", exc)
 
 
 _MISSING = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
