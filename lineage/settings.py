@@ -19,6 +19,7 @@ __all__ = ["Settings"]
 _PREFIX = "LINEAGE_"
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+_CLIENTS = ("kafka-python", "confluent")
 _PASSWORD_FILE = _PREFIX + "SASL_PASSWORD_FILE"
 # Kafka's legal topic names: these characters, 1 to 249 of them, and not "." or ".." (a topic name
 # becomes a folder name on the broker, so "../x" must never get that far)
@@ -38,6 +39,9 @@ class Settings:
     topic: str = "lineage.events"
     dead_letter_topic: str = "lineage.events.dlq"
     client_id: str = "lineage"
+    kafka_client: str = "kafka-python"
+    """Which Kafka client library produces: ``kafka-python`` (pure Python) or ``confluent`` (confluent-kafka,
+    on librdkafka in C). The consumers use kafka-python either way."""
     connect_timeout_s: float = 10.0
     """How long an emitter waits for a broker to answer before raising ``BrokerUnavailableError``."""
     delivery_timeout_s: float = 30.0
@@ -118,6 +122,10 @@ class Settings:
                 raise ConfigurationError(
                     name, "must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (and not '.' or '..')"
                 )
+        if self.kafka_client not in _CLIENTS:
+            raise ConfigurationError(
+                "kafka_client", f"must be one of {', '.join(_CLIENTS)}, got {self.kafka_client!r}"
+            )
         if self.linger_ms < 0:
             raise ConfigurationError("linger_ms", f"must be 0 or more, got {self.linger_ms!r}")
         if not 1 <= self.commit_retries <= 1000:

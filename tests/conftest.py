@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -14,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 
 from lineage import Settings
 from lineage.transport.kafka import create_topics
-from tests.fixtures import HYPOTHESIS_PROFILE
+from tests.fixtures import HYPOTHESIS_PROFILE, KAFKA_CLIENTS
 from tests.services import Postgres, SeaweedS3
 
 # Profiles chosen by LINEAGE_HYPOTHESIS_PROFILE: "dev" (default) is quick; "ci" is thorough and
@@ -94,6 +95,12 @@ def kafka_settings(kafka_bootstrap: str) -> Settings:
     )
     create_topics(settings, [settings.topic, settings.dead_letter_topic], partitions=3)
     return settings
+
+
+@pytest.fixture(params=KAFKA_CLIENTS)
+def client_settings(kafka_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """``kafka_settings`` on each Kafka client in turn (``settings.kafka_client``): the test runs once per client."""
+    return dataclasses.replace(kafka_settings, kafka_client=request.param)
 
 
 @pytest.fixture(scope="session")

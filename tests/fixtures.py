@@ -24,6 +24,9 @@ from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 
+# the Kafka clients a setting chooses (settings.kafka_client): the client-facing tests run on each
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
 # the Hypothesis profile: "ci" (set by .ci/run) runs each property test's full example count, "dev" a quarter
 HYPOTHESIS_PROFILE = os.environ.get("LINEAGE_HYPOTHESIS_PROFILE", "dev")
 

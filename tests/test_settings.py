@@ -135,3 +135,17 @@ def test_a_password_in_the_catalog_uri_query_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="holds a password") as info:
         Settings(catalog_uri="postgresql://u@db/x?sslmode=require&PassWord=hunter2", warehouse="s3://l/w")
     assert "hunter2" not in str(info.value)
+
+
+def test_the_kafka_client_comes_from_its_variable() -> None:
+    """LINEAGE_KAFKA_CLIENT chooses the client; kafka-python is the default."""
+    assert Settings().kafka_client == "kafka-python"
+    assert Settings.from_env({"LINEAGE_KAFKA_CLIENT": "confluent"}).kafka_client == "confluent"
+
+
+def test_an_unknown_kafka_client_is_one_line_naming_the_setting_and_the_choices() -> None:
+    """A client name that is neither kafka-python nor confluent is refused naming kafka_client and both choices."""
+    with pytest.raises(ConfigurationError) as err:
+        Settings.from_env({"LINEAGE_KAFKA_CLIENT": "librdkafka"})
+    assert err.value.setting == "kafka_client"
+    assert str(err.value) == "kafka_client: must be one of kafka-python, confluent, got 'librdkafka'"

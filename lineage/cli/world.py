@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Simulate the seed organisations into Kafka; optionally list the injected breaches."""
-    from lineage.transport.kafka import KafkaEventSink, create_topics
+    from lineage.transport.clients import event_sink
+    from lineage.transport.kafka import create_topics
     from lineage.world.organisations import build
     from lineage.world.sim import emit
 
@@ -46,7 +47,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     listing = open_private(args.injected_out, "--injected-out") if args.injected_out else None  # fail before sending
     try:
         create_topics(settings, [settings.topic, settings.dead_letter_topic])
-        sink = KafkaEventSink(settings)
+        sink = event_sink(settings)
         try:
             sent = emit(plans, sink, taxonomy, settings,
                         progress=lambda n: print(f"  {n:,} events sent", file=sys.stderr))  # fmt: skip

@@ -40,12 +40,12 @@ def console_db(settings: Settings, location: StoreLocation) -> ConsoleDB:
 
 def audit_sink(settings: Settings, topic: str) -> AuditSink:
     """A Kafka producer for the audit topic, creating the topic (one partition: one order) if missing."""
-    from lineage.transport.kafka import KafkaEventSink
+    from lineage.transport.clients import event_sink
     from lineage.transport.kafka.admin import create_topics, topic_exists
 
     if not topic_exists(settings, topic):
         create_topics(settings, [topic], partitions=1)
-    return KafkaEventSink(settings)
+    return event_sink(settings)
 
 
 def build_console(

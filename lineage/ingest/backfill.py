@@ -17,7 +17,8 @@ from lineage.ingest.consumer import IngestStats
 from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import StoreLocation
-from lineage.transport.kafka import DeadLetterProducer
+from lineage.transport.clients import dead_letter_sink
+from lineage.transport.sink import DeadLetterSink
 
 __all__ = ["ingest_file", "source_name"]
 
@@ -52,7 +53,7 @@ def ingest_file(
     ingestor = Ingestor(location, source, taxonomy=taxonomy, codec=codec, member="backfill")
     start = ingestor.stored().get(0, 0)
     stats = IngestStats()
-    dlq: DeadLetterProducer | None = None
+    dlq: DeadLetterSink | None = None
     try:
         for offset, record in enumerate(codec.read_container(path)):
             if offset < start:
@@ -62,7 +63,7 @@ def ingest_file(
             if letter is None:
                 stats.accepted += 1
             else:
-                dlq = dlq or DeadLetterProducer(settings)
+                dlq = dlq or dead_letter_sink(settings)
                 # a record read with the schema always re-encodes: the dead letter carries its bytes
                 dlq.send(replace(letter, value=codec.encode_record(record)))
                 stats.dead_letters += 1
@@ -75,7 +76,7 @@ def ingest_file(
     return stats
 
 
-def _flush(ingestor: Ingestor, dlq: DeadLetterProducer | None, stats: IngestStats) -> None:
+def _flush(ingestor: Ingestor, dlq: DeadLetterSink | None, stats: IngestStats) -> None:
     """Dead letters durable first, then the commit covering their offsets (as the live consumer does)."""
     if dlq is not None:
         dlq.flush()

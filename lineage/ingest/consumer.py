@@ -27,7 +27,8 @@ from lineage.errors import BrokerError, StoreError
 from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import StoreLocation
-from lineage.transport.kafka import DeadLetterProducer, KafkaBatchSource, RawMessage, create_topics
+from lineage.transport.clients import dead_letter_sink
+from lineage.transport.kafka import KafkaBatchSource, RawMessage, create_topics
 
 __all__ = ["IngestConsumer", "IngestStats"]
 
@@ -113,7 +114,7 @@ class IngestConsumer:
             create_topics(settings, [settings.dead_letter_topic])
         except BrokerError as exc:
             log.warning("could not make sure the dead-letter topic exists: %s", exc)
-        self._dlq = DeadLetterProducer(settings)
+        self._dlq = dead_letter_sink(settings)
         self._source = KafkaBatchSource(
             settings, group_id, self, max_poll_records=min(segment_rows, 20_000), instance_id=instance_id
         )

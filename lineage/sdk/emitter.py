@@ -84,9 +84,9 @@ class Emitter:
         self.region = region
         self.codec = codec or Codec()
         if sink is None:
-            from lineage.transport.kafka import KafkaEventSink  # the Kafka dependency stays at the edge
+            from lineage.transport.clients import event_sink  # the Kafka dependency stays at the edge
 
-            sink = KafkaEventSink(self.settings)
+            sink = event_sink(self.settings)
         self._sink = sink
         self._unreported: list[Undelivered] = []  # failed, not yet raised to the caller (no spool)
         self._spool = Spool(self.settings.spool_dir, self.settings.topic) if self.settings.spool_dir else None

@@ -1,13 +1,18 @@
-"""Where emitted bytes go: the ``EventSink`` protocol that Kafka and the in-memory fake both fulfil."""
+"""Where emitted bytes go: the ``EventSink`` protocol that Kafka and the in-memory fake both fulfil.
+
+Also ``DeadLetterSink``, the ingest consumers' way out for bad messages; each Kafka client
+(kafka-python, confluent-kafka) fulfils both, and ``lineage.transport.clients`` picks one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lineage.contract.events import DeadLetter
 from lineage.errors import DeliveryError
 
-__all__ = ["Delivery", "EventSink", "Receipt", "Undelivered"]
+__all__ = ["DeadLetterSink", "Delivery", "EventSink", "Receipt", "Undelivered"]
 
 
 class Receipt(Protocol):
@@ -77,4 +82,20 @@ class EventSink(Protocol):
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush and release resources."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    """Sends dead letters (original key and bytes, the reason in headers) to the dead-letter topic."""
+
+    def send(self, letter: DeadLetter) -> None:
+        """Queue one dead letter; raise ``BrokerError`` if it cannot be queued (and at every later ``flush``)."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until every queued dead letter is acknowledged; raise ``BrokerError`` if one was not."""
+        ...
+
+    def close(self) -> None:
+        """Flush and disconnect."""
         ...

@@ -30,7 +30,8 @@ from lineage.private import private_dir
 from lineage.service import answers
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
-from lineage.transport.kafka import KafkaEventSink, create_topics
+from lineage.transport.clients import event_sink
+from lineage.transport.kafka import create_topics
 from lineage.world.organisations import build
 from lineage.world.sim import Injected, Plan, WorldSize, emit
 
@@ -139,7 +140,7 @@ def run_demo(
         f"seed {size.seed}: {planned:,} events, {len(injected)} injected policy breaches"
     )
     create_topics(settings, [settings.topic, settings.dead_letter_topic])
-    sink = KafkaEventSink(settings)
+    sink = event_sink(settings)
     t = time.monotonic()
     try:
         sent = emit(plans, sink, taxonomy, settings)

@@ -11,7 +11,7 @@ from lineage import Codec, Settings
 from lineage.cli import main
 from lineage.errors import shown
 from lineage.transport.kafka import read_messages
-from tests.fixtures import GOOD_LINE
+from tests.fixtures import GOOD_LINE, one_line_failure
 
 
 def _emit(capsys: pytest.CaptureFixture[str], settings: Settings, path: Path) -> tuple[int, str]:
@@ -93,3 +93,15 @@ def test_crafted_field_names_cannot_forge_output_lines(
         *(f"lineage emit: line {n}: {shown(name)}: unknown event field" for n, name in enumerate(names, start=1)),
         "sent 1 event(s); 3 bad line(s) refused",
     ]
+
+
+def test_an_unknown_kafka_client_stops_with_one_line_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LINEAGE_KAFKA_CLIENT naming no client: exit 2, one line naming kafka_client and the choices, nothing sent."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(_good("a") + "\n")
+    monkeypatch.setenv("LINEAGE_KAFKA_CLIENT", "rdkafka")
+    code = main(["emit", str(path), "--system", "web", "--region", "CN", "--bootstrap-servers", "127.0.0.1:1"])
+    line = one_line_failure(code, capsys.readouterr().err)
+    assert line == "lineage: kafka_client: must be one of kafka-python, confluent, got 'rdkafka'"

@@ -23,15 +23,15 @@ from tests.services import Postgres
 
 
 @pytest.mark.integration
-def test_each_entry_is_produced_to_kafka_without_the_identifier(kafka_settings: Settings, tmp_path: Path) -> None:
-    """Every entry reaches the audit topic in order; the person's identifier travels only as its keyed hash."""
+def test_each_entry_is_produced_to_kafka_without_the_identifier(client_settings: Settings, tmp_path: Path) -> None:
+    """Every entry reaches the audit topic in order, on each client; the identifier travels only as its keyed hash."""
     topic = f"test.audit.{uuid.uuid4().hex[:8]}"
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
-    audit = Audit(db, audit_sink(kafka_settings, topic), topic)
+    audit = Audit(db, audit_sink(client_settings, topic), topic)
     audit.record("ana", "analyst", "signin.ok", "127.0.0.1")
     audit.record("ana", "analyst", "person.view", "127.0.0.1", subject="user-secret-77", case_ref="DSAR-1")
     audit.close()
-    shipped = [json.loads(m.value) for m in read_messages(kafka_settings, topic, idle_timeout_s=5, max_messages=2)]
+    shipped = [json.loads(m.value) for m in read_messages(client_settings, topic, idle_timeout_s=5, max_messages=2)]
     assert [m["action"] for m in shipped] == ["signin.ok", "person.view"]
     assert shipped[1]["subject"] == audit.subject_digest("user-secret-77")
     assert "user-secret-77" not in json.dumps(shipped)

@@ -47,7 +47,7 @@ def _ingest_command(settings: Settings, store: Path, *extra: str) -> list[str]:
 
 def _ingest_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic, "LINEAGE_CONNECT_TIMEOUT_S": "3",
-            "LINEAGE_DELIVERY_TIMEOUT_S": "5"}  # fmt: skip
+            "LINEAGE_DELIVERY_TIMEOUT_S": "5", "LINEAGE_KAFKA_CLIENT": settings.kafka_client}  # fmt: skip
 
 
 def _ingest(settings: Settings, store: Path) -> subprocess.CompletedProcess[str]:
@@ -57,10 +57,10 @@ def _ingest(settings: Settings, store: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_a_dead_letter_too_large_for_its_topic_goes_out_truncated_with_its_digest(
-    kafka_settings: Settings, tmp_path: Path
+    client_settings: Settings, tmp_path: Path
 ) -> None:
     """A 1.5 MB bad message on a topic allowing 3 MB is dead-lettered truncated, with digest, size and source."""
-    settings = _with_topic(kafka_settings)
+    settings = _with_topic(client_settings)
     before, after = _valid(5), _valid(5)
     garbage = os.urandom(1536 * 1024)
     _produce(settings, [v for _, v in before] + [garbage] + [v for _, v in after])
@@ -89,9 +89,9 @@ def _with_topic(settings: Settings) -> Settings:
     return big
 
 
-def test_a_failed_dead_letter_is_never_skipped(kafka_settings: Settings, tmp_path: Path) -> None:
+def test_a_failed_dead_letter_is_never_skipped(client_settings: Settings, tmp_path: Path) -> None:
     """Dead-letter topic deleted mid-run: ingest exits 2 storing nothing from the bad offset on; a re-run sends it."""
-    settings = _with_topic(kafka_settings)
+    settings = _with_topic(client_settings)
     before, after = _valid(5), _valid(5)
     _produce(settings, [v for _, v in before])
     proc = subprocess.Popen(_ingest_command(settings, tmp_path), cwd=REPO, env=_ingest_env(settings),

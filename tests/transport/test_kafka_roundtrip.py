@@ -1,7 +1,9 @@
-"""The emitter, the codec and ``lineage emit`` through a real Kafka broker."""
+"""The emitter, the codec and ``lineage emit`` through a real Kafka broker, on each Kafka client."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -11,8 +13,9 @@ import pytest
 
 from lineage import BrokerUnavailableError, Codec, DeliveryError, Emitter, Settings
 from lineage.contract.records import to_record
-from lineage.transport.kafka import KafkaEventSink, read_messages
-from tests.fixtures import GOOD_LINE, sample_events
+from lineage.transport.clients import event_sink
+from lineage.transport.kafka import read_messages
+from tests.fixtures import GOOD_LINE, KAFKA_CLIENTS, sample_events
 
 
 def _read_all(settings: Settings, count: int) -> list[tuple[bytes | None, bytes]]:
@@ -23,22 +26,22 @@ def _read_all(settings: Settings, count: int) -> list[tuple[bytes | None, bytes]
     return out
 
 
-def test_every_event_type_round_trips_through_the_broker(kafka_settings: Settings) -> None:
+def test_every_event_type_round_trips_through_the_broker(client_settings: Settings) -> None:
     """Each sample event emitted to Kafka is consumed and decodes equal to what was sent."""
     events = sample_events()
-    with Emitter(system="checkout", region="CN", settings=kafka_settings) as emitter:
+    with Emitter(system="checkout", region="CN", settings=client_settings) as emitter:
         receipts = [emitter.emit(e).result(20) for e in events]
-    assert all(r.topic == kafka_settings.topic for r in receipts)
+    assert all(r.topic == client_settings.topic for r in receipts)
     codec = Codec()
-    got = {codec.decode(v).event_id: (k, codec.decode(v)) for k, v in _read_all(kafka_settings, len(events))}
+    got = {codec.decode(v).event_id: (k, codec.decode(v)) for k, v in _read_all(client_settings, len(events))}
     assert {e.event_id: e for e in events} == {i: ev for i, (_, ev) in got.items()}
     for e in events:
         assert got[e.event_id][0] == (e.subject_id or e.holder.name).encode()
 
 
-def test_one_subjects_events_keep_their_order(kafka_settings: Settings) -> None:
+def test_one_subjects_events_keep_their_order(client_settings: Settings) -> None:
     """Events keyed by one subject land in one partition in the order sent."""
-    with Emitter(system="web", region="CN", settings=kafka_settings) as emitter:
+    with Emitter(system="web", region="CN", settings=client_settings) as emitter:
         for i in range(30):
             emitter.collected(
                 "same-subject",
@@ -50,37 +53,52 @@ def test_one_subjects_events_keep_their_order(kafka_settings: Settings) -> None:
     partitions = set()
     order = []
     codec = Codec()
-    for m in read_messages(kafka_settings, kafka_settings.topic, idle_timeout_s=10, max_messages=30):
+    for m in read_messages(client_settings, client_settings.topic, idle_timeout_s=10, max_messages=30):
         partitions.add(m.partition)
         assert m.value is not None
         order.append(codec.decode(m.value).retention_days)
     assert len(partitions) == 1 and order == list(range(30))
 
 
-def test_older_schema_message_from_the_broker_decodes(kafka_settings: Settings) -> None:
+def test_both_clients_put_a_key_in_the_same_partition(kafka_settings: Settings) -> None:
+    """A subject's events share a partition whichever client sent them (murmur2, as kafka-python places keys)."""
+    keys = [f"user-{i}".encode() for i in range(40)]
+    placed: dict[str, list[int]] = {}
+    for client in KAFKA_CLIENTS:
+        sink = event_sink(dataclasses.replace(kafka_settings, kafka_client=client))
+        deliveries = [sink.send(kafka_settings.topic, key, b"x", f"{client}-{i}") for i, key in enumerate(keys)]
+        placed[client] = [d.result(20).partition for d in deliveries]
+        sink.close(10)
+    assert len(set(placed["kafka-python"])) == 3  # the keys spread over the topic's three partitions
+    assert placed["confluent"] == placed["kafka-python"]
+
+
+def test_older_schema_message_from_the_broker_decodes(client_settings: Settings) -> None:
     """A v1-encoded message produced to Kafka decodes with the current reader."""
     codec = Codec()
     event = sample_events()[0]
     v1 = {k: v for k, v in to_record(event).items() if k not in ("linked_subject_ids", "age_band")}
-    kafka_sink = KafkaEventSink(kafka_settings)
-    kafka_sink.send(kafka_settings.topic, b"k", codec.encode_with(1, v1), event.event_id).result(20)
+    kafka_sink = event_sink(client_settings)
+    kafka_sink.send(client_settings.topic, b"k", codec.encode_with(1, v1), event.event_id).result(20)
     kafka_sink.close(10)
-    [(_, value)] = _read_all(kafka_settings, 1)
+    [(_, value)] = _read_all(client_settings, 1)
     decoded = codec.decode(value)
     assert decoded.event_id == event.event_id and decoded.linked_subject_ids == ()
 
 
-def test_dead_broker_fails_clearly_within_the_bound() -> None:
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_dead_broker_fails_clearly_within_the_bound(client: str) -> None:
     """An emitter pointed at a port with no broker raises BrokerUnavailableError within the bound."""
-    settings = Settings(bootstrap_servers="127.0.0.1:1", connect_timeout_s=2)
+    settings = Settings(bootstrap_servers="127.0.0.1:1", connect_timeout_s=2, kafka_client=client)
     start = time.monotonic()
     with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:1 within 2 s"):
         Emitter(system="web", region="CN", settings=settings)
     assert time.monotonic() - start < 6
 
 
-def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settings, tmp_path: Path) -> None:
-    """`lineage emit` reports a bad line's number, exits 1, and still sends every good line."""
+def test_emit_command_sends_good_lines_and_names_bad_ones(client_settings: Settings, tmp_path: Path) -> None:
+    """`lineage emit` reports a bad line's number, exits 1, and still sends every good line (LINEAGE_KAFKA_CLIENT)."""
+    kafka_settings = client_settings
     lines = [GOOD_LINE, GOOD_LINE.replace("user.contact.email", "user.emial"), "{oops", GOOD_LINE]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -100,6 +118,7 @@ def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settin
             "--topic",
             kafka_settings.topic,
         ],
+        env={**os.environ, "LINEAGE_KAFKA_CLIENT": client_settings.kafka_client},
         capture_output=True,
         text=True,
         timeout=120,
@@ -113,12 +132,74 @@ def test_emit_command_sends_good_lines_and_names_bad_ones(kafka_settings: Settin
     assert got == ["u1", "u1"]
 
 
-def test_delivery_failure_through_the_real_broker_names_the_topic(kafka_settings: Settings) -> None:
+def test_delivery_failure_through_the_real_broker_names_the_topic(client_settings: Settings) -> None:
     """Sending to a topic the broker does not have fails within the bound with a DeliveryError naming it."""
-    settings = Settings(bootstrap_servers=kafka_settings.bootstrap_servers, topic="no.such.topic", connect_timeout_s=2)
+    settings = dataclasses.replace(client_settings, topic="no.such.topic", connect_timeout_s=2)
     emitter = Emitter(system="web", region="CN", settings=settings)
     start = time.monotonic()
     with pytest.raises(DeliveryError, match="no.such.topic.*does it exist"):
         emitter.collected("u1", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
     assert time.monotonic() - start < 6
     emitter.close()
+
+
+_QUIET_SCRIPT = r"""
+import sys
+from lineage import Settings
+from lineage.transport.clients import event_sink
+
+settings = Settings(bootstrap_servers=sys.argv[1], topic=sys.argv[2], kafka_client="confluent")
+sink = event_sink(settings)
+for i in range(20):  # each send polls: librdkafka's log lines about the dead server are served meanwhile
+    sink.send(settings.topic, b"k", b"v", f"e{i}").result(20)
+sink.close(10)
+"""
+
+
+def test_librdkafka_says_nothing_on_stderr_unless_logging_is_configured(kafka_settings: Settings) -> None:
+    """A dead bootstrap server beside a live one: librdkafka's complaint goes to a silent logger, not to stderr."""
+    servers = "127.0.0.1:1," + kafka_settings.bootstrap_servers
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET_SCRIPT, servers, kafka_settings.topic],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_full_local_queue_waits_for_room_instead_of_failing(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With librdkafka's queue held to 5 messages, 200 quick sends wait for room and are all acknowledged."""
+    from lineage.transport.confluent import producer
+
+    small = producer.producer_config
+    monkeypatch.setattr(
+        producer, "producer_config", lambda s, **kw: small(s, **kw) | {"queue.buffering.max.messages": 5}
+    )
+    sink = event_sink(dataclasses.replace(kafka_settings, kafka_client="confluent"))
+    deliveries = [sink.send(kafka_settings.topic, b"k", b"v", f"e{i}") for i in range(200)]
+    sink.flush(60)
+    assert [d.result(0).offset for d in deliveries] == list(range(200))  # one key: one partition, in order
+    assert sink.failures() == []
+    sink.close(10)
+
+
+def _threads() -> int:
+    """How many threads the test process runs, native ones included (librdkafka's are not Python threads)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_closing_a_confluent_sink_ends_librdkafkas_threads(kafka_settings: Settings) -> None:
+    """After close() the producer's native threads are gone, though the sink object is still referenced."""
+    settings = dataclasses.replace(kafka_settings, kafka_client="confluent")
+    before = _threads()
+    sink = event_sink(settings)
+    sink.send(settings.topic, b"k", b"v", "e1").result(20)
+    assert _threads() > before  # librdkafka runs its own threads
+    sink.close(10)
+    deadline = time.monotonic() + 60
+    while _threads() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _threads() == before
+    with pytest.raises(DeliveryError, match="closed"):
+        sink.send(settings.topic, b"k", b"v", "e2")

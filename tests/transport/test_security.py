@@ -24,9 +24,9 @@ from lineage.devtools.local_broker import BrokerSecurity, LocalBroker, fetch_jar
 from lineage.errors import AuthenticationError, AuthorizationError
 from lineage.ingest.consumer import IngestConsumer
 from lineage.store import Store
-from lineage.transport.kafka import KafkaEventSink, create_topics, grant, read_messages
-from lineage.transport.kafka.dead_letters import DeadLetterProducer
-from tests.fixtures import one_line_failure, run_cli, sample_events
+from lineage.transport.clients import dead_letter_sink, event_sink
+from lineage.transport.kafka import create_topics, grant, read_messages
+from tests.fixtures import KAFKA_CLIENTS, one_line_failure, run_cli, sample_events
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +119,12 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
         broker.stop()
 
 
+@pytest.fixture(params=KAFKA_CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """Each Kafka client in turn: the producing tests run once per client."""
+    return str(request.param)
+
+
 @pytest.fixture
 def admin(secure: Secure) -> Settings:
     """Administrator settings (the broker's plaintext loopback listener) with a fresh topic pair and the ACLs."""
@@ -136,8 +142,8 @@ def admin(secure: Secure) -> Settings:
     return settings
 
 
-def _as(secure: Secure, admin: Settings, user: str, **changes: object) -> Settings:
-    """The admin's topics, reached as ``user`` over SASL_SSL."""
+def _as(secure: Secure, admin: Settings, user: str, client: str = "kafka-python", **changes: object) -> Settings:
+    """The admin's topics, reached as ``user`` over SASL_SSL with ``client``."""
     values: dict[str, object] = {
         "bootstrap_servers": secure.broker.bootstrap_servers,
         "security_protocol": "SASL_SSL",
@@ -145,15 +151,18 @@ def _as(secure: Secure, admin: Settings, user: str, **changes: object) -> Settin
         "sasl_password": USERS.get(user, "no-such-password"),
         "ssl_cafile": secure.ca,
         "connect_timeout_s": 10,
+        "kafka_client": client,
         **changes,
     }
     return dataclasses.replace(admin, **values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
-def test_the_emitting_principal_emits_over_sasl_ssl(secure: Secure, admin: Settings, mechanism: str) -> None:
-    """The SDK, as `emitter` with each mechanism, delivers an event over TLS to the topic it may write."""
-    settings = _as(secure, admin, "emitter", sasl_mechanism=mechanism)
+def test_the_emitting_principal_emits_over_sasl_ssl(
+    secure: Secure, admin: Settings, mechanism: str, client: str
+) -> None:
+    """The SDK, as `emitter` with each mechanism and client, delivers an event over TLS to the topic it may write."""
+    settings = _as(secure, admin, "emitter", client, sasl_mechanism=mechanism)
     with Emitter(system="web", region="CN", settings=settings) as emit:
         delivery = emit.collected("user-1", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
         delivery.result(20)
@@ -161,20 +170,20 @@ def test_the_emitting_principal_emits_over_sasl_ssl(secure: Secure, admin: Setti
 
 
 def test_the_consumer_principal_ingests_and_writes_dead_letters(
-    secure: Secure, admin: Settings, tmp_path: Path
+    secure: Secure, admin: Settings, tmp_path: Path, client: str
 ) -> None:
-    """As `ingest`, the consumer stores the good events and sends the bad one to the dead-letter topic."""
+    """As `ingest`, the consumer stores the good events and sends the bad one to the dead-letter topic (each client)."""
     codec = Codec()
     events = sample_events()[:3]
-    sink = KafkaEventSink(admin)
+    sink = event_sink(admin)
     for event in events:
         sink.send(admin.topic, b"k", codec.encode(event), event.event_id)
     sink.send(admin.topic, b"garbage", os.urandom(40), "garbage")
     sink.flush(20)
     sink.close(10)
-    consumer = IngestConsumer(
-        _as(secure, admin, "ingest"), store_dir=tmp_path, group_id=admin.topic + ".group", taxonomy=default_taxonomy()
-    )
+    settings = _as(secure, admin, "ingest", client)
+    group = admin.topic + ".group"
+    consumer = IngestConsumer(settings, store_dir=tmp_path, group_id=group, taxonomy=default_taxonomy())
     stats = consumer.run(threading.Event(), idle_exit_s=3)
     assert sorted(Store(tmp_path).event_ids()) == sorted(e.event_id for e in events), stats
     assert [m.key for m in read_messages(admin, admin.dead_letter_topic, idle_timeout_s=3)] == [b"garbage"]
@@ -187,9 +196,9 @@ def test_the_emitting_principal_may_not_read(secure: Secure, admin: Settings) ->
     assert "\n" not in str(err.value) and not err.value.retryable
 
 
-def test_a_principal_without_rights_may_not_write(secure: Secure, admin: Settings) -> None:
+def test_a_principal_without_rights_may_not_write(secure: Secure, admin: Settings, client: str) -> None:
     """`nobody` emitting is refused in one line naming the topic and the operation, not retried forever."""
-    settings = _as(secure, admin, "nobody")
+    settings = _as(secure, admin, "nobody", client)
     with pytest.raises(AuthorizationError, match=f"not authorised to write topic {admin.topic}") as err:  # noqa: PT012
         with Emitter(system="web", region="CN", settings=settings) as emit:
             emit.collected(
@@ -199,27 +208,29 @@ def test_a_principal_without_rights_may_not_write(secure: Secure, admin: Setting
 
 
 @pytest.mark.parametrize(("user", "password"), [("emitter", "wrong-password"), ("stranger", "stranger-pw")])
-def test_bad_credentials_fail_with_one_clear_line(secure: Secure, admin: Settings, user: str, password: str) -> None:
+def test_bad_credentials_fail_with_one_clear_line(
+    secure: Secure, admin: Settings, user: str, password: str, client: str
+) -> None:
     """A wrong password or unknown user names the credential settings, never the password, and is terminal."""
     with pytest.raises(AuthenticationError) as err:
-        KafkaEventSink(_as(secure, admin, user, sasl_password=password))
+        event_sink(_as(secure, admin, user, client, sasl_password=password))
     message = str(err.value)
     assert message.startswith("sasl_username/sasl_password: ") and password not in message
     assert "\n" not in message and not err.value.retryable
 
 
-def test_an_untrusted_certificate_fails_with_one_clear_line(secure: Secure, admin: Settings) -> None:
+def test_an_untrusted_certificate_fails_with_one_clear_line(secure: Secure, admin: Settings, client: str) -> None:
     """A broker certificate not signed by ssl_cafile's CA fails at once, naming ssl_cafile."""
     with pytest.raises(AuthenticationError, match=r"^ssl_cafile: the certificate of 127\.0\.0\.1:\d+ is not trusted"):
-        KafkaEventSink(_as(secure, admin, "emitter", ssl_cafile=secure.other_ca))
+        event_sink(_as(secure, admin, "emitter", client, ssl_cafile=secure.other_ca))
 
 
 def test_a_principal_without_rights_on_the_dead_letter_topic_is_told_not_authorised(
-    secure: Secure, admin: Settings
+    secure: Secure, admin: Settings, client: str
 ) -> None:
     """`emitter` opening the dead-letter producer hears it may not write that topic, not that it is missing."""
     with pytest.raises(AuthorizationError, match=f"^not authorised to write topic {admin.dead_letter_topic} ") as err:
-        DeadLetterProducer(_as(secure, admin, "emitter"))
+        dead_letter_sink(_as(secure, admin, "emitter", client))
     assert "does not exist" not in str(err.value) and "\n" not in str(err.value)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ import kafka.errors
 
 from lineage.errors import BrokerError, BrokerUnavailableError, DeliveryError
 from lineage.settings import Settings
+from lineage.transport.deadlines import DeadlineDelivery, flush_pending, take_failed
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
 from lineage.transport.sink import Undelivered
 
@@ -50,21 +50,10 @@ class DeliveryReceipt:
     offset: int
 
 
-class KafkaDelivery:
+class KafkaDelivery(DeadlineDelivery):
     """A pending send; ``result()`` waits for the broker's acknowledgement, at most until its deadline."""
 
-    __slots__ = (
-        "deadline",
-        "event_id",
-        "expired",
-        "future",
-        "key",
-        "producer",
-        "settings",
-        "timeout_s",
-        "topic",
-        "value",
-    )
+    __slots__ = ("future", "producer", "settings")
 
     def __init__(
         self,
@@ -82,35 +71,19 @@ class KafkaDelivery:
         ``settings`` name the principal when the broker's ACLs refuse the write; ``producer`` is the
         one that queued it, so a late failure of a replaced producer does not condemn its successor.
         """
+        super().__init__(event_id, topic, key, value, timeout_s)
         self.settings = settings
         self.producer = producer
         self.future = future
-        self.event_id = event_id
-        self.topic = topic
-        self.key = key
-        self.value = value
-        self.timeout_s = timeout_s
-        self.deadline = time.monotonic() + timeout_s
-        # Once past its deadline a delivery stays failed, even if the broker acknowledges it later:
-        # it has been reported (and perhaps spooled) as undelivered; a resend is a duplicate that the
-        # store drops by event id, whereas flipping to "delivered" would contradict what was reported.
-        self.expired = False
 
-    def resolved(self, now: float) -> bool:
-        """Whether the outcome is known: acknowledged, refused, or past the deadline."""
-        return self.expired or self.future.is_done or now >= self.deadline
+    @property
+    def done(self) -> bool:
+        """Whether kafka-python's future is resolved."""
+        return bool(self.future.is_done)
 
-    def error(self) -> DeliveryError | None:
-        """The failure of a resolved delivery, or None if the broker acknowledged it."""
-        if not self.expired and self.future.is_done:
-            if self.future.succeeded():
-                return None
-            refused = self.refused()
-            return DeliveryError(self.event_id, self.topic, str(refused) if refused else _reason(self.future))
-        self.expired = True
-        return DeliveryError(
-            self.event_id, self.topic, f"not acknowledged within the delivery timeout of {self.timeout_s:g} s"
-        )
+    def acknowledged(self) -> bool:
+        """Whether the future succeeded."""
+        return bool(self.future.is_done and self.future.succeeded())
 
     def refused(self) -> BrokerError | None:
         """The broker's refusal (bad credentials, an ACL) behind a failed delivery, as our error; else None."""
@@ -118,27 +91,17 @@ class KafkaDelivery:
             return None
         return refusal(self.future.exception, self.settings, operation="write", topic=self.topic)
 
-    def wait_until(self, end: float) -> None:
-        """Wait until the delivery is resolved, or until ``end`` (a ``time.monotonic()`` instant)."""
-        end = min(end, self.deadline)
-        # kafka-python's own timer may wake a little early: wait again until really resolved or due
-        while not self.expired and not self.future.is_done:
-            wait = end - time.monotonic()
-            if wait <= 0:
-                return
-            with contextlib.suppress(kafka.errors.KafkaError):  # the outcome is read by the caller
-                self.future.get(timeout=wait)
+    def reason(self) -> str:
+        """The future's exception, in one line."""
+        return _reason(self.future)
 
-    def result(self, timeout_s: float | None = None) -> DeliveryReceipt:
-        """Wait for the acknowledgement; raise ``DeliveryError`` if it failed or the deadline passed."""
-        self.wait_until(self.deadline if timeout_s is None else time.monotonic() + timeout_s)
-        if not self.resolved(time.monotonic()):
-            raise DeliveryError(
-                self.event_id, self.topic, f"no acknowledgement within {timeout_s or 0:g} s yet (it may still arrive)"
-            )
-        error = self.error()
-        if error is not None:
-            raise self.refused() or error
+    def wait(self, seconds: float) -> None:
+        """Wait on the future; its outcome is read by the caller."""
+        with contextlib.suppress(kafka.errors.KafkaError):
+            self.future.get(timeout=seconds)
+
+    def receipt(self) -> DeliveryReceipt:
+        """Where the broker stored the message."""
         meta = self.future.value
         return DeliveryReceipt(meta.topic, meta.partition, meta.offset)
 
@@ -303,39 +266,19 @@ class KafkaEventSink:
         return delivery
 
     def failures(self) -> list[Undelivered]:
-        """Deliveries found failed, in send order, without waiting (cheaper than a callback per message).
-
-        Deadlines grow in send order, so the scan stops at the first delivery still in time.
-        """
-        pending = self._pending
-        failed: list[Undelivered] = []
-        now = 0.0
-        timed_out = False
-        while pending:
-            head = pending[0]
-            if not head.expired and head.future.is_done:
-                if head.future.succeeded():
-                    pending.popleft()
-                    continue
-            elif not head.expired and not self._closed:
-                now = now or time.monotonic()
-                if now < head.deadline:
-                    break
-            pending.popleft()
-            error = head.error()
-            if error is None:  # acknowledged after all
-                continue
-            timed_out = timed_out or (
-                head.producer is self._producer
-                and (head.expired or isinstance(head.future.exception, kafka.errors.KafkaTimeoutError))
-            )
-            failed.append(Undelivered(head.topic, head.key, head.value, head.event_id, error))
+        """Deliveries found failed, in send order, without waiting (cheaper than a callback per message)."""
+        failed = take_failed(self._pending, closed=self._closed)
+        timed_out = any(
+            head.producer is self._producer
+            and (head.expired or isinstance(head.future.exception, kafka.errors.KafkaTimeoutError))
+            for head, _ in failed
+        )
         if timed_out and self._producer is not None:
             # A delivery lost to a timeout: this producer's sequence state is suspect and kafka-python
             # may never send again (see the module's docstring). Drop it; its pending futures fail and
             # are reported here next time; a fresh producer is opened in the background.
             self._drop_producer()
-        return failed
+        return [Undelivered(d.topic, d.key, d.value, d.event_id, error) for d, error in failed]
 
     def _drop_producer(self) -> None:
         with self._lock:
@@ -349,13 +292,7 @@ class KafkaEventSink:
 
         Never longer than the delivery timeout; raises ``BrokerError`` only if ``timeout_s`` is shorter.
         """
-        end = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
-        for delivery in list(self._pending):
-            if delivery.resolved(time.monotonic()):
-                continue
-            delivery.wait_until(end)
-            if not delivery.resolved(time.monotonic()):
-                raise BrokerError(f"messages still unacknowledged after {timeout_s:g} s")
+        flush_pending(self._pending, timeout_s)
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush, then release the connection; whatever was not acknowledged then fails in ``failures()``."""

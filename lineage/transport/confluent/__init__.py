@@ -1,0 +1,14 @@
+"""The confluent-kafka adapter (librdkafka, in C): the only package importing confluent_kafka.
+
+- ``connection``    our settings as librdkafka properties; its errors as ours
+- ``producer``      ``ConfluentEventSink``, the emitter's transport on librdkafka
+- ``dead_letters``  ``ConfluentDeadLetterProducer``, the consumer's way out for bad messages
+
+Chosen by ``settings.kafka_client = "confluent"`` (``lineage.transport.clients``). The checks before
+connecting, the topic administration and the consumers stay on kafka-python.
+"""
+
+from lineage.transport.confluent.dead_letters import ConfluentDeadLetterProducer
+from lineage.transport.confluent.producer import ConfluentDelivery, ConfluentEventSink
+
+__all__ = ["ConfluentDeadLetterProducer", "ConfluentDelivery", "ConfluentEventSink"]
