@@ -4,7 +4,9 @@ Each entry is inserted into ``console_audit`` (triggers refuse UPDATE and DELETE
 path that changes a row) before the answer it records is shown, and produced to a Kafka topic
 (``lineage.audit``) for the organisation's own log store. The table keeps the identifier searched,
 since auditors must see who looked at whom; the Kafka copy carries only its keyed hash (HMAC with a
-key kept in the console database), so the topic and whatever reads it never hold it in clear.
+key kept in the console database), so the topic and whatever reads it never hold it in clear. Once a
+person is forgotten, their identifiers in the table are replaced by that keyed hash too (the one
+change the triggers allow, recorded as ``audit.redacted``): a search by the identifier still finds them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from lineage.console.db import ConsoleDB
+from lineage.console.db import ConsoleDB, hashed_subject
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, NAME_CHARS, check_length
 
 __all__ = ["ACTIONS", "Audit", "AuditSink"]
@@ -47,6 +49,7 @@ ACTIONS = (
     "user.token",
     "user.revoke",
     "store.forget",
+    "audit.redacted",
 )
 _SEARCH_LIMIT = 500
 _PARTS = ("actor", "action", "case_ref")  # searched by a part of the text
@@ -86,6 +89,10 @@ class Audit:
     def subject_digest(self, identifier: str) -> str:
         """The keyed hash the Kafka copy carries instead of an identifier."""
         return hmac.new(self._key, identifier.encode(), hashlib.sha256).hexdigest()
+
+    def redacted(self, identifier: str) -> str:
+        """What the table keeps instead of ``identifier`` once its person is forgotten: the keyed hash, marked."""
+        return hashed_subject(self.subject_digest(identifier))
 
     def record(
         self,
@@ -191,10 +198,12 @@ def _where(
     if isinstance(subject, str) and subject:
         # a download of a case's answer names the case only (the case keeps the identifier as this
         # keyed hash): it is found through the person's cases, or "who saw whom" would miss it
-        where.append("(subject = :subject OR (subject IS NULL AND action = 'person.download' AND case_ref IN "
-                     "(SELECT case_ref FROM console_cases WHERE subject_digest = :digest)))")  # fmt: skip
+        # a forgotten person's entries keep the keyed hash instead: found by the identifier all the same
+        where.append("(subject IN (:subject, :hashed) OR (subject IS NULL AND action = 'person.download' AND "
+                     "case_ref IN (SELECT case_ref FROM console_cases WHERE subject_digest = :digest)))")  # fmt: skip
         params["subject"] = subject
         params["digest"] = digest(subject)
+        params["hashed"] = hashed_subject(params["digest"])
     # entries keep their time as ISO text in UTC to the microsecond, so text order is time order
     for name, op in (("since", ">="), ("until", "<=")):
         bound = filters.get(name)

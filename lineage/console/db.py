@@ -2,14 +2,16 @@
 
 Embedded by default (a SQLite file, mode 600, beside the store's catalog) or PostgreSQL for many
 hosts (``console_db``; the password only from ``LINEAGE_CONSOLE_DB_PASSWORD`` or its ``_FILE``).
-Every query is parameterised text; the audit table refuses UPDATE and DELETE by trigger in both.
+Every query is parameterised text; the audit table refuses UPDATE and DELETE by trigger in both,
+but for one narrow UPDATE: a subject in clear replaced by its keyed hash, when the person is forgotten
+(``lineage.console.erasure``). SQLite zeroes freed pages (``secure_delete``) on every connection.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from lineage.errors import ConfigurationError, InvalidEventError, LineageError
 
-__all__ = ["ConsoleDB", "ConsoleDBError", "Tx"]
+__all__ = ["HASHED", "ConsoleDB", "ConsoleDBError", "Tx", "hashed_subject"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -55,18 +57,41 @@ _AUDIT_COLUMNS = (
     "at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "
     "subject TEXT, case_ref TEXT, client TEXT NOT NULL, outcome TEXT NOT NULL"
 )
+#: how a forgotten person's identifier reads once replaced: this, then its keyed hash (64 hex digits)
+HASHED = "hmac-sha256:"
+_KEPT = ("seq", "at", "actor", "role", "action", "detail", "case_ref", "client", "outcome")  # all but subject
+# The one UPDATE the trail allows: a subject in clear (not already hashed) to HASHED and 64 hex
+# digits, every other column as it was. The trigger cannot check that the hash is of that identifier
+# (the key is not the database's to use): the app's one path does (lineage.console.erasure).
+_SQLITE_REDACTION = (
+    " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _KEPT)
+    + f" AND OLD.subject IS NOT NULL AND substr(OLD.subject, 1, {len(HASHED)}) <> '{HASHED}'"
+    + f" AND substr(NEW.subject, 1, {len(HASHED)}) = '{HASHED}' AND length(NEW.subject) = {len(HASHED) + 64}"
+    + f" AND substr(NEW.subject, {len(HASHED) + 1}) NOT GLOB '*[^0-9a-f]*'"
+)
+_POSTGRES_REDACTION = (
+    f"ROW({', '.join(f'NEW.{c}' for c in _KEPT)}) IS NOT DISTINCT FROM ROW({', '.join(f'OLD.{c}' for c in _KEPT)})"
+    f" AND OLD.subject IS NOT NULL AND left(OLD.subject, {len(HASHED)}) <> '{HASHED}'"
+    f" AND NEW.subject ~ '^{HASHED}[0-9a-f]{{64}}$'"
+)
 _SQLITE_AUDIT = [
     f"CREATE TABLE IF NOT EXISTS console_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, {_AUDIT_COLUMNS})",
-    """CREATE TRIGGER IF NOT EXISTS console_audit_no_update BEFORE UPDATE ON console_audit
-       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    # a new name for a new rule (give it another if the rule changes: IF NOT EXISTS keeps an old one);
+    # made before the old trigger, which refused every UPDATE, is dropped: never a moment without either
+    f"""CREATE TRIGGER IF NOT EXISTS console_audit_only_redaction BEFORE UPDATE ON console_audit
+       WHEN NOT ({_SQLITE_REDACTION}) BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    "DROP TRIGGER IF EXISTS console_audit_no_update",
     """CREATE TRIGGER IF NOT EXISTS console_audit_no_delete BEFORE DELETE ON console_audit
        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
 ]
 # a trigger per statement kind; TRUNCATE bypasses row triggers, so it has its own
 _POSTGRES_AUDIT = [
     f"CREATE TABLE IF NOT EXISTS console_audit (seq BIGSERIAL PRIMARY KEY, {_AUDIT_COLUMNS})",
-    """CREATE OR REPLACE FUNCTION console_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$""",
+    f"""CREATE OR REPLACE FUNCTION console_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN
+         IF TG_OP = 'UPDATE' AND {_POSTGRES_REDACTION} THEN RETURN NEW; END IF;
+         RAISE EXCEPTION 'the audit trail is append-only';
+       END $$""",
     "DROP TRIGGER IF EXISTS console_audit_no_change ON console_audit",
     """CREATE TRIGGER console_audit_no_change BEFORE UPDATE OR DELETE ON console_audit
        FOR EACH ROW EXECUTE FUNCTION console_audit_refuse()""",
@@ -74,6 +99,11 @@ _POSTGRES_AUDIT = [
     """CREATE TRIGGER console_audit_no_truncate BEFORE TRUNCATE ON console_audit
        FOR EACH STATEMENT EXECUTE FUNCTION console_audit_refuse()""",
 ]
+
+
+def hashed_subject(digest: str) -> str:
+    """What a forgotten person's identifier becomes in the console database: its keyed hash, marked as one."""
+    return HASHED + digest
 
 
 class ConsoleDBError(LineageError):
@@ -153,6 +183,34 @@ class ConsoleDB:
         except sa.exc.SQLAlchemyError as exc:
             raise ConsoleDBError(f"console database: {_reason(exc)}") from None
 
+    def reclaim(self, tables: Sequence[str]) -> str:
+        """Rewrite the database so values replaced or deleted leave no bytes in its files; what was done.
+
+        SQLite: freed pages are zeroed already (``secure_delete``); VACUUM rebuilds the file, then a
+        TRUNCATE checkpoint copies it back and empties the write-ahead log, which held the old pages.
+        PostgreSQL: an UPDATE leaves the old row in the table's file until a vacuum; VACUUM FULL writes
+        ``tables`` (our names, never input) and their TOAST to new files. It needs the tables' owner;
+        the server's WAL, archives and backups keep the old rows until they are recycled or expire.
+        """
+        try:
+            with self._engine.connect() as plain:
+                con = plain.execution_options(isolation_level="AUTOCOMMIT")  # neither VACUUM runs in a transaction
+                if self.kind == "sqlite":
+                    con.execute(sa.text("VACUUM"))
+                    busy = con.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
+                    if busy:
+                        raise ConsoleDBError("console database: a reader kept the write-ahead log: run forget again")
+                    return "VACUUM, write-ahead log emptied"
+                not_owned = [t for t in tables if not con.execute(sa.text(
+                    "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(:t)"), {"t": t},
+                ).scalar()]  # fmt: skip
+                if not_owned:
+                    return f"not vacuumed: run VACUUM FULL {', '.join(tables)} as the tables' owner"
+                con.execute(sa.text(f"VACUUM FULL {', '.join(tables)}"))
+                return f"VACUUM FULL {', '.join(tables)} (the server's WAL keeps the old rows until recycled)"
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConsoleDBError(f"console database: {_reason(exc)}") from None
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
@@ -168,6 +226,7 @@ def _sqlite_pragmas(con: Any, _record: Any) -> None:
     cur = con.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA secure_delete=ON")  # a deleted or replaced value's freed page is zeroed, not left behind
     cur.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from lineage.console.accounts import Accounts
 from lineage.console.audit import Audit
 from lineage.console.cases import Cases
-from lineage.console.db import ConsoleDB, ConsoleDBError
+from lineage.console.db import ConsoleDB, ConsoleDBError, hashed_subject
 from lineage.console.server import audit_sink
 from lineage.console.service import Service
 from lineage.console.sessions import Sessions
@@ -100,4 +101,59 @@ def test_a_nul_character_is_one_line_on_either_database(postgres: Postgres, tmp_
     with pytest.raises(InvalidEventError) as refused:
         Audit(db).record("ana", "analyst", "person.view", "127.0.0.1", subject="user\x00-42", case_ref="NUL-1")
     assert str(refused.value) == "subject: must not hold a NUL character" and "user" not in str(refused.value)
+    db.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_the_trail_allows_only_an_identifier_replaced_by_its_keyed_hash(
+    postgres: Postgres, tmp_path: Path, backend: str
+) -> None:
+    """Plain UPDATEs and DELETE stay refused; only a subject in clear to its marked keyed hash passes, once."""
+    db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
+          else ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}"))  # fmt: skip
+    audit = Audit(db)
+    person = f"user-{uuid.uuid4().hex[:8]}"
+    seq = audit.record("ana", "analyst", "person.view", "127.0.0.1", subject=person, case_ref="C-1")
+    nobody = audit.record("ana", "analyst", "signin.ok", "127.0.0.1")
+    hashed = audit.redacted(person)
+    params = {"seq": seq, "hashed": hashed, "short": hashed[:-1], "upper": hashed.upper(), "other": "someone-else"}
+    for sql in (
+        "UPDATE console_audit SET actor = 'x' WHERE seq = :seq",
+        "UPDATE console_audit SET subject = :other WHERE seq = :seq",  # not a hash
+        "UPDATE console_audit SET subject = :short WHERE seq = :seq",  # one digit short
+        "UPDATE console_audit SET subject = :upper WHERE seq = :seq",  # not the mark and lower-case hex
+        "UPDATE console_audit SET subject = :hashed, detail = 'x' WHERE seq = :seq",  # another column with it
+        "DELETE FROM console_audit WHERE seq = :seq",
+    ):
+        with pytest.raises(ConsoleDBError, match="append-only"), db.tx() as tx:
+            tx.run(sql, params)
+    with pytest.raises(ConsoleDBError, match="append-only"), db.tx() as tx:  # an entry naming nobody stays so
+        tx.run("UPDATE console_audit SET subject = :hashed WHERE seq = :seq", {**params, "seq": nobody})
+    with db.tx() as tx:
+        assert tx.run("UPDATE console_audit SET subject = :hashed WHERE seq = :seq", params) == 1
+    with pytest.raises(ConsoleDBError, match="append-only"), db.tx() as tx:  # hashed once, then it is kept
+        tx.run("UPDATE console_audit SET subject = :to WHERE seq = :seq", {"to": hashed_subject("0" * 64), "seq": seq})
+    [entry] = audit.search(subject=person)
+    assert entry["seq"] == seq and entry["subject"] == hashed and entry["detail"] == "" and entry["actor"] == "ana"
+    db.close()
+
+
+def test_a_database_made_before_the_redaction_gets_the_new_trigger(tmp_path: Path) -> None:
+    """A console.db whose old trigger refused every UPDATE is opened with the one that allows the redaction."""
+    path = tmp_path / "console.db"
+    ConsoleDB(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as old:  # the trigger as the console made it before
+        old.execute("DROP TRIGGER console_audit_only_redaction")
+        old.execute("CREATE TRIGGER console_audit_no_update BEFORE UPDATE ON console_audit "
+                    "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END")  # fmt: skip
+    old.close()
+    db = ConsoleDB(f"sqlite:///{path}")
+    with db.tx() as tx:
+        assert [r["name"] for r in tx.rows("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")] == [
+            "console_audit_no_delete", "console_audit_only_redaction"]  # fmt: skip
+    audit = Audit(db)
+    seq = audit.record("ana", "analyst", "person.view", "127.0.0.1", subject="user-5", case_ref="C-1")
+    with db.tx() as tx:
+        assert tx.run("UPDATE console_audit SET subject = :h WHERE seq = :seq",
+                      {"h": audit.redacted("user-5"), "seq": seq}) == 1  # fmt: skip
     db.close()
