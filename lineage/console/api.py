@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from lineage.console.actions import (
     finished_job,
     open_case,
 )
+from lineage.console.erasure import redact_person
 from lineage.console.paging import MAX_NUMBER
 from lineage.console.routing import Console, Routes, Who
 from lineage.console.service import (
@@ -129,16 +131,20 @@ def person(request: Request, body: PersonQuery, who: Who) -> Response:
 
 @api("POST", "/forget", "admin")
 def forget(request: Request, body: ForgetRequest, who: Who) -> JSONResponse:
-    """Forget a person in the store (``lineage forget``); the certificate's counts, never an identifier."""
+    """Forget a person in the store (``lineage forget``) and the console database; the counts, never an identifier."""
     console = _console(request)
     case = check_case(body.case_reference)
     # recorded first, without the identifiers: the trail must not name the person being erased
     console.audit.record(who.name, who.role, "store.forget", who.client, case_ref=case,
                          detail=f"{len(body.identifiers)} identifier(s) given")  # fmt: skip
-    cert = console.service.forget(body.identifiers, case)
+    made = console.service.forget(body.identifiers, case)
+    redacted = redact_person(console.audit, [c.digest for c in made], case, actor=who.name, role=who.role,
+                             client=who.client)  # fmt: skip
+    cert = made[0]
     fields = ("case_ref", "status", "events_rows", "holdings_rows", "files_rewritten", "snapshots_expired",
               "files_removed", "pins_removed", "kafka_bound")  # fmt: skip
-    return JSONResponse({"erased_at": cert.erased_at.isoformat(), **{f: getattr(cert, f) for f in fields}})
+    return JSONResponse({"erased_at": cert.erased_at.isoformat(), **{f: getattr(cert, f) for f in fields},
+                         "console": asdict(redacted)})  # fmt: skip
 
 
 @api("GET", "/holders", "responder", "analyst")

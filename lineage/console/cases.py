@@ -5,12 +5,14 @@ A case row never holds the person's identifier in clear: it keeps the audit's ke
 attached is the access report and erasure plan as sent, kept as JSON in the (private, mode 600 or
 PostgreSQL) console database: it is the person's own data by nature, it must be downloadable again
 exactly as it was answered, and a key kept beside it would hide nothing. Only analysts open it, and
-each download is recorded in the audit trail.
+each download is recorded in the audit trail. When the person is forgotten, the answer is replaced by
+a note naming the erasure's case (a hash of a whole report would say nothing); the case stays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -171,6 +173,13 @@ class Cases:
         with self.db.tx() as tx:
             row = tx.one("SELECT answer FROM console_cases WHERE case_ref = :c", {"c": case_ref})
         return None if row is None else str(row["answer"])
+
+    def erase_answers(self, digests: Collection[str], case_ref: str) -> int:
+        """Replace the answers of the cases about these keyed hashes by a note naming ``case_ref``; how many."""
+        note = json.dumps({"note": f"erased under case {case_ref}"})
+        with self.db.tx() as tx:
+            return sum(tx.run("UPDATE console_cases SET answer = :note WHERE subject_digest = :d AND answer <> :note",
+                              {"note": note, "d": d}) for d in sorted(digests))  # fmt: skip
 
     def update(self, case_ref: str, by: str, *, status: str | None = None, assignee: str | None = None) -> Case:
         """Set the status (recording who and when) and the assignee; the case as it is now."""

@@ -171,17 +171,19 @@ class Service:
         check_length("identifier", identifier, IDENTIFIER_CHARS)
         return answers.person(self.store, identifier, self.taxonomy, as_of, digest=self._digest)
 
-    def forget(self, identifiers: Sequence[str], case_ref: str) -> Certificate:
-        """Forget the person known by ``identifiers`` from the store (``lineage forget``); their certificate."""
+    def forget(self, identifiers: Sequence[str], case_ref: str) -> list[Certificate]:
+        """Forget the person known by ``identifiers`` from the store (``lineage forget``); a certificate per identifier.
+
+        The console database is the caller's to redact (``lineage.console.erasure``): it knows who asked.
+        """
         if self._digest is None:
             raise InvalidEventError("identifiers", "", "this console keeps no audit key to certify an erasure with")
         for identifier in identifiers:
             check_length("identifier", identifier, IDENTIFIER_CHARS)
-        made = forget_person(
+        return forget_person(
             self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics),
             refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
         )
-        return made[0]
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""

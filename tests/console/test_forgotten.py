@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from lineage import default_taxonomy
 from lineage.answers.forget import forget_person
-from lineage.console.app import create_app
+from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
 from lineage.contract.records import make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from tests.console.conftest import PASSWORD, csrf_of, sign_in
 from tests.fixtures import store_of
+from tests.services import Postgres
 
 TAXONOMY = default_taxonomy()
 AT = datetime(2026, 5, 1, tzinfo=UTC)
@@ -68,8 +73,80 @@ def test_an_admin_forgets_a_person_through_the_api_and_the_trail_never_names_the
     assert body["case_ref"] == "ER-9" and body["status"] == "done" and body["events_rows"] == 1
     assert "ev.dlq" in body["kafka_bound"] and "acct-9" not in r.text and "phone-9" not in r.text
     assert console.service.person("acct-9")[1]["erased"].endswith("under case ER-9.")
+    assert body["console"]["audit_entries"] == 0 and body["console"]["reclaimed"].startswith("VACUUM")
     trail = console.audit.search()
-    assert [e["action"] for e in trail] == ["store.forget"] and trail[0]["subject"] is None
-    assert trail[0]["detail"] == "1 identifier(s) given"  # no identifier in the detail either
+    assert [e["action"] for e in trail] == ["audit.redacted", "store.forget"]
+    assert all(e["subject"] is None and e["case_ref"] == "ER-9" for e in trail)
+    assert trail[1]["detail"] == "1 identifier(s) given"  # no identifier in the detail either
+    assert trail[0]["detail"] == ("identifiers replaced by their keyed hash: 0 audit entries, 0 breach rows; "
+                                  "0 case answers erased")  # fmt: skip
+    console.service.close()
+    db.close()
+
+
+def _console_files(db: ConsoleDB, folder: Path, postgres: Postgres) -> dict[str, bytes]:
+    """The bytes of the console database's files as on disk.
+
+    SQLite's file, log and shared memory; or every relation file of PostgreSQL's database once a
+    checkpoint has written its buffers (its WAL aside: it keeps old rows until recycled).
+    """
+    if db.kind == "sqlite":
+        return {p.name: p.read_bytes() for p in sorted(folder.glob("console.db*"))}
+    with db.tx() as tx:
+        tx.run("CHECKPOINT")
+        found = tx.one("SELECT oid FROM pg_database WHERE datname = current_database()")
+    assert found is not None
+    return {str(p): p.read_bytes() for p in sorted((postgres.data / "base" / str(found["oid"])).iterdir())
+            if p.is_file()}  # fmt: skip
+
+
+def _wait_done(console: Console, owner: str, job_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while (job := console.service.job(owner, job_id)) is None or job.status == "running":
+        assert time.monotonic() < deadline, "the breach assessment did not finish in 120 s"
+        time.sleep(0.2)
+    assert job.status == "done", job.error
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_after_forget_no_byte_of_the_console_database_names_the_person(
+    tmp_path: Path, postgres: Postgres, backend: str
+) -> None:
+    """Look-ups, an audit search, a case answer and a breach list name the person; after forget no console file does."""
+    tag = uuid.uuid4().hex[:10]  # PostgreSQL's database is the session's: these identifiers are this run's alone
+    person, linked, other = f"acct-{tag}", f"phone-{tag}", f"acct-other-{uuid.uuid4().hex[:10]}"
+    store = store_of([_collected(person, linked_subject_ids=[linked]), _collected(other)], tmp_path / "s")
+    db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
+          else ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}"))  # fmt: skip
+    console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
+    run = uuid.uuid4().hex[:6]  # accounts and cases of this run (not the person's tag: they are kept)
+    names = {role: f"{role}{run}" for role in ("analyst", "responder", "auditor", "admin")}
+    for role, name in names.items():
+        console.accounts.add(name, role, PASSWORD)
+    bearer = {r: {"Authorization": f"Bearer {console.accounts.new_token(names[r])[1]}"} for r in ("analyst", "auditor")}
+    client = TestClient(create_app(console), base_url="http://127.0.0.1")
+    for who in (linked, other):
+        r = client.post("/api/person", json={"identifier": who, "case_reference": "C-1"}, headers=bearer["analyst"])
+        assert r.status_code == 200, r.text
+    r = client.post("/api/cases", json={"case_reference": f"DSAR-{run}", "kind": "access", "identifier": person},
+                    headers=bearer["analyst"])  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert client.post("/api/audit", json={"subject": person}, headers=bearer["auditor"]).status_code == 200
+    job = console.service.start_breach(names["responder"], "BR-1", ["app"], AT - timedelta(days=1),
+                                       AT + timedelta(days=1), None)  # fmt: skip
+    _wait_done(console, names["responder"], job.id)
+    assert any(tag.encode() in data for data in _console_files(db, tmp_path / "s", postgres).values())  # seen
+    _, admin = console.accounts.new_token(names["admin"])
+    r = client.post("/api/forget", json={"case_reference": f"ER-{run}", "identifiers": [person]},
+                    headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["console"]["audit_entries"] == 3 and r.json()["console"]["breach_rows"] == 1
+    for name, data in _console_files(db, tmp_path / "s", postgres).items():
+        assert tag.encode() not in data, f"{name} still holds an identifier of the forgotten person"
+    assert other in "".join(console.service.affected_csv(job.id))  # the others stay in clear
+    assert console.audit.search(subject=other)[0]["subject"] == other
+    looked_up = console.audit.search(subject=linked, action="person.view")  # still found by its keyed hash
+    assert [e["subject"] for e in looked_up] == [console.audit.redacted(linked)]
+    assert console.cases.answer(f"DSAR-{run}") == json.dumps({"note": f"erased under case ER-{run}"})
     console.service.close()
     db.close()
