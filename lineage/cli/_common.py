@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_answer_options",
     "add_world_options",
+    "cli_actor",
     "existing_location",
     "parse_time",
     "policies_from",
@@ -35,6 +36,22 @@ __all__ = [
     "told",
     "world_size",
 ]
+
+
+def cli_actor() -> str:
+    """Who the console's audit trail names for a command: ``cli:`` and the operating-system user.
+
+    The user is the process's real uid, never ``getpass.getuser()``: that reads ``$LOGNAME`` and
+    ``$USER`` first, so ``USER=alice lineage users add ...`` would be recorded as alice's doing.
+    """
+    import os
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the number itself
+        user = str(os.getuid())
+    return f"cli:{user}"
 
 
 def taxonomy_for(settings: Settings) -> Taxonomy:

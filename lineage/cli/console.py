@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lineage.cli._common import cli_actor
 from lineage.cli.options import add_kafka_options, add_listen_options, add_store_options, location_for, settings_from
 from lineage.errors import ConfigurationError
 
@@ -144,19 +145,8 @@ def _change_user(args: argparse.Namespace, accounts: Accounts) -> tuple[str, str
 
 
 def _audit_cli(audit: Audit, action: str, detail: str, outcome: str) -> None:
-    """One audit entry for a command-line change: the operating-system user, from the command line.
-
-    The user is the process's real uid, never ``getpass.getuser()``: that reads ``$LOGNAME`` and
-    ``$USER`` first, so ``USER=alice lineage users add ...`` would be recorded as alice's doing.
-    """
-    import os
-    import pwd
-
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:  # a uid without a passwd entry (some containers): the number itself
-        user = str(os.getuid())
-    audit.record(f"cli:{user}", "cli", action, "command line", detail=detail, outcome=outcome)
+    """One audit entry for a command-line change: the operating-system user, from the command line."""
+    audit.record(cli_actor(), "cli", action, "command line", detail=detail, outcome=outcome)
 
 
 class _ConsoleOf:

@@ -1,7 +1,8 @@
 """``lineage forget IDENTIFIER... --case REF``: a person out of every copy the store keeps, with a certificate.
 
 The keyed hash in the certificate is the console audit's (``Audit.subject_digest``, its key in the
-console database): one key, so the console and the command find the same certificates.
+console database): one key, so the console and the command find the same certificates. The console
+database then keeps that hash in place of each of the person's identifiers (``lineage.console.erasure``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lineage.cli._common import store_for
+from lineage.cli._common import cli_actor, store_for
 from lineage.cli.options import add_kafka_options, add_store_options, seconds, settings_from
 from lineage.settings import Settings
 
 if TYPE_CHECKING:
+    from lineage.console.audit import Audit
     from lineage.store import StoreLocation
 
 __all__ = ["cmd_forget", "kafka_bound", "register", "subject_digest"]
@@ -39,22 +41,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     forget.set_defaults(func=cmd_forget)
 
 
+class _ConsoleAudit:
+    """The console's audit trail, opened on first use: a store that forgot nobody is never made to open it."""
+
+    def __init__(self, settings: Settings, location: StoreLocation) -> None:
+        self._settings = settings
+        self._location = location
+        self._audit: Audit | None = None
+
+    @property
+    def audit(self) -> Audit:
+        """The trail (its key is made in the console database on first use)."""
+        if self._audit is None:
+            from lineage.console.audit import Audit
+            from lineage.console.server import console_db
+
+            self._audit = Audit(console_db(self._settings, self._location))
+        return self._audit
+
+    def digest(self, identifier: str) -> str:
+        """The keyed hash of an identifier."""
+        return self.audit.subject_digest(identifier)
+
+
 def subject_digest(settings: Settings, location: StoreLocation) -> Callable[[str], str]:
-    """The console audit's keyed hash of an identifier; the console database is opened on the first hash.
-
-    Its key is made there on first use; a store that forgot nobody is never made to open it.
-    """
-    from lineage.console.audit import Audit
-    from lineage.console.server import console_db
-
-    audit: list[Audit] = []
-
-    def digest(identifier: str) -> str:
-        if not audit:
-            audit.append(Audit(console_db(settings, location)))
-        return audit[0].subject_digest(identifier)
-
-    return digest
+    """The console audit's keyed hash of an identifier; the console database is opened on the first hash."""
+    return _ConsoleAudit(settings, location).digest
 
 
 def kafka_bound(settings: Settings, *, ask_broker: bool) -> str:
@@ -84,15 +96,17 @@ def _retention(ms: int | None) -> str:
 def cmd_forget(args: argparse.Namespace) -> int:
     """Forget the person; the certificate in one line (counts only: no identifier is printed)."""
     from lineage.answers.forget import forget_person
+    from lineage.console.erasure import redact_person
     from lineage.ingest.holdings import HoldingsMaintainer
 
     settings = settings_from(args)
     store = store_for(args, settings)
+    console = _ConsoleAudit(settings, store.location)
     made = forget_person(
         store,
         args.identifier,
         case_ref=args.case,
-        digest=subject_digest(settings, store.location),
+        digest=console.digest,
         kafka_bound=kafka_bound(settings, ask_broker=bool(args.bootstrap_servers)),
         refresh_holdings=HoldingsMaintainer(store.location).refresh,
         grace_s=args.grace,
@@ -105,4 +119,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
         + (f", pins removed {c.pins_removed}" if c.pins_removed else "")
         + f"; {c.kafka_bound}"
     )
+    r = redact_person(console.audit, [m.digest for m in made], c.case_ref, actor=cli_actor(), role="cli",
+                      client="command line")  # fmt: skip
+    console.audit.db.close()
+    print(f"console database: {r.audit_entries} audit entries and {r.breach_rows} breach rows keep the keyed hash "
+          f"instead, {r.case_answers} case answers erased; {r.reclaimed}")  # fmt: skip
     return 0

@@ -26,6 +26,8 @@ import pytest
 from lineage import Codec, Settings, default_taxonomy
 from lineage.answers import access_request, transfers_register
 from lineage.answers.forget import forget_person
+from lineage.console.audit import Audit
+from lineage.console.db import ConsoleDB
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -168,10 +170,15 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
     assert any(p.endswith(".parquet") for p in holding) and holding  # the search finds them before
     reference = _reference(tmp_path, values, ids)
     assert before["access"] == reference["access"]  # the others' answers never depended on the person
+    db = ConsoleDB(f"sqlite:///{folder / 'console.db'}")  # the console looked them up: its trail names them
+    Audit(db).record("ana", "analyst", "person.view", "127.0.0.1", subject=ids[0], case_ref="DSAR-3")
+    db.close()
+    assert "console.db" in _files_holding(folder, ids)
 
     code, out, err = run_cli(capsys, "forget", ids[1], "--case", "C-17", "--store", str(folder), "--grace", "0")
     assert code == 0, err
     assert "forgot 3 identifier(s) under case C-17" in out and ids[0] not in out and ids[1] not in out
+    assert "console database: 1 audit entries and 0 breach rows keep the keyed hash" in out
     for rel in holding:  # each data file that held them was rewritten under a new name or dropped
         assert not (folder / rel).exists(), rel
     _check_forgotten(folder, ids, reference)
