@@ -179,6 +179,11 @@ def test_forget_leaves_no_file_holding_the_person_and_others_unchanged(
     assert code == 0, err
     assert "forgot 3 identifier(s) under case C-17" in out and ids[0] not in out and ids[1] not in out
     assert "console database: 1 audit entries and 0 breach rows keep the keyed hash" in out
+    db = ConsoleDB(f"sqlite:///{folder / 'console.db'}")
+    redacted, looked_up = Audit(db).search(case_ref="C-17") + Audit(db).search(case_ref="DSAR-3")
+    assert redacted["action"] == "audit.redacted" and redacted["actor"].startswith("cli:")
+    assert looked_up["subject"] == Audit(db).redacted(ids[0])
+    db.close()
     for rel in holding:  # each data file that held them was rewritten under a new name or dropped
         assert not (folder / rel).exists(), rel
     _check_forgotten(folder, ids, reference)
