@@ -592,7 +592,12 @@ def test_compactions_killed_at_random_while_consumers_write_change_no_answer(
     after = Store(location).sql(FINGERPRINT)[0]
     files_after = _files(location)
     assert after == before and before["n"] == events
-    assert files_after < files_before, (files_before, files_after, final.stdout)
+    assert files_after <= files_before, (files_before, files_after, final.stdout)
+    if files_after == files_before:
+        # on a loaded machine the runs before may have finished the work (the producer is done by then):
+        # then the last run finds nothing to do, and earlier runs must have committed the compaction
+        assert final.stdout.startswith("rewrote 0 files"), final.stdout
+        assert _compaction_commits(location) > 0, "no compaction ever committed"
     figures = _check_exact(location, kafka.topic, placed)
     compactions = _compaction_commits(location)
     print(
