@@ -346,8 +346,9 @@ class SeaweedS3:
             secret_key=secret_key or self.secret_key,
             scheme="http",
             region=self.region,
-            connect_timeout=2,
-            request_timeout=5,
+            # the tests' own reads and writes get one attempt each: at load 10 an answer can take over 5 s
+            connect_timeout=10,
+            request_timeout=60,
             retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1),
         )
 
