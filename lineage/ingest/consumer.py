@@ -109,7 +109,7 @@ class IngestConsumer:
         self.flush_interval_s = flush_interval_s
         self.on_progress = on_progress
         self.stats = IngestStats()
-        self._last_assignment = time.monotonic()
+        self._last_assignment: float | None = None  # not yet given partitions by the group
         try:  # the dead-letter topic must exist before the first bad message; brokers may not auto-create
             create_topics(settings, [settings.dead_letter_topic])
         except BrokerError as exc:
@@ -205,8 +205,14 @@ class IngestConsumer:
         """Idle long enough, since the last message and the last assignment, with nothing left to read.
 
         Counting from the last assignment matters: a group leader that lacked the topic's metadata
-        hands out no partitions, then rebalances a moment later.
+        hands out no partitions, then rebalances a moment later. Before the first assignment it is
+        still joining, not idle: on a loaded machine, or behind a member slow to rejoin, that takes
+        longer than any idle bound, and with no partition there is no lag to say work is waiting.
+        (Every join ends in an assignment, an empty one too, so a member left without partitions
+        still exits.)
         """
+        if self._last_assignment is None:
+            return False
         if now - max(last_seen, self._last_assignment) < idle_s or self.ingestor.buffered_messages:
             return False
         return self._refresh_lag() and not any(self.stats.lag.values())

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import kafka
+
 from consumers import stopping
 from lineage import Codec, Settings
 from lineage.contract.records import make_record, new_event_id, to_record
@@ -165,6 +167,27 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 100_000
     assert set(ids) == {e for e, _, _ in messages}
+
+
+def test_exit_when_idle_does_not_count_the_wait_for_the_first_assignment(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """A group slow to hand out partitions (a load-10 join) is not idleness: the consumer stores all, then exits."""
+    messages = _events(500)
+    _produce(kafka_settings, messages)
+    # a member that joined and then stopped polling: a rebalance waits for it (its 45 s poll interval),
+    # far past the 3 idle seconds, however slowly the consumer starts
+    stuck = kafka.KafkaConsumer(
+        kafka_settings.topic, bootstrap_servers=kafka_settings.bootstrap_servers,
+        group_id=kafka_settings.topic + ".group", enable_auto_commit=False, max_poll_records=1,
+        max_poll_interval_ms=45_000, session_timeout_ms=10_000,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: stuck.poll(timeout_ms=500) is not None and bool(stuck.assignment()), "a stuck member")
+        out = _finish(_consumer(kafka_settings, tmp_path, "--exit-when-idle", "3"), 300)
+    finally:
+        stuck.close(autocommit=False)
+    assert _stored(tmp_path) == 500, out
 
 
 def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(kafka_settings: Settings, tmp_path: Path) -> None:
