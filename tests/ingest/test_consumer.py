@@ -239,32 +239,40 @@ def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Setti
 def test_duckdb_query_from_another_process_while_the_consumer_writes(kafka_settings: Settings, tmp_path: Path) -> None:
     """Another process's DuckDB query succeeds, repeatedly, while the consumer keeps committing."""
     messages = _events(30_000)
-    consumer = _consumer(kafka_settings, tmp_path, "--exit-when-idle", "5", "--segment-rows", "1000")
-    producer = threading.Thread(target=_produce, args=(kafka_settings, messages))
-    producer.start()
+    # stopped by SIGTERM once all is stored: no idle bound to outlast while a query process starts
+    consumer = _consumer(kafka_settings, tmp_path, "--segment-rows", "1000")
     query = (
         "import sys; from lineage.store import Store; s = Store(__import__('pathlib').Path(sys.argv[1])); "
         "print(s.count() if s.holds_events() else 0)"
     )
-    counts = []
-    queried = False
+    counts: list[int] = []
+
+    def count() -> int:
+        got = subprocess.run(
+            [sys.executable, "-c", query, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
+        )
+        counts.append(int(got.stdout))
+        return counts[-1]
+
+    producer = threading.Thread(target=_produce, args=(kafka_settings, messages[15_000:]))
+    counted_all = False
     try:
-        while producer.is_alive() or not counts or counts[-1] < 30_000:
-            got = subprocess.run(
-                [sys.executable, "-c", query, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
-            )
-            counts.append(int(got.stdout))
-            if len(counts) > 200:
-                break
-        queried = True
+        # a reader while part of the stream is stored, made certain: a loaded machine can start a query
+        # process more slowly than the consumer stores all 30,000, so no query would fall in between
+        _produce(kafka_settings, messages[:15_000])
+        wait_until(lambda: _stored(tmp_path) == 15_000, "the first 15,000 stored", consumer, timeout_s=300)
+        assert count() == 15_000
+        producer.start()
+        wait_until(lambda: count() == 30_000, "a count of all 30,000", consumer, timeout_s=300)
+        counted_all = True
     finally:
-        producer.join()
-        if not queried:  # a query failed: leave no consumer running after the test
-            consumer.kill()
-            consumer.communicate()
+        if producer.is_alive():
+            producer.join()
+        consumer.send_signal(signal.SIGTERM)
+        if not counted_all:  # a failure above: leave no consumer running after the test
+            consumer.communicate(timeout=120)
     _finish(consumer)
     assert counts == sorted(counts) and counts[-1] == 30_000
-    assert any(0 < c < 30_000 for c in counts), counts
 
 
 def test_backfill_from_an_avro_file_is_exact_and_sends_bad_records_on(kafka_settings: Settings, tmp_path: Path) -> None:
