@@ -45,9 +45,12 @@ def _ingest_command(settings: Settings, store: Path, *extra: str) -> list[str]:
             "--bootstrap-servers", settings.bootstrap_servers, "--group", settings.topic + ".g", *extra]  # fmt: skip
 
 
-def _ingest_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic, "LINEAGE_CONNECT_TIMEOUT_S": "3",
-            "LINEAGE_DELIVERY_TIMEOUT_S": "5", "LINEAGE_KAFKA_CLIENT": settings.kafka_client}  # fmt: skip
+def _ingest_env(settings: Settings, *, failing: bool = False) -> dict[str, str]:
+    # short bounds only where a delivery must fail (soon after its topic is deleted); a run that must
+    # succeed gets bounds a broker at load 10 meets (a 1.5 MB dead letter within 5 s may not be)
+    connect, deliver = ("3", "5") if failing else ("20", "60")
+    return {**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic, "LINEAGE_CONNECT_TIMEOUT_S": connect,
+            "LINEAGE_DELIVERY_TIMEOUT_S": deliver, "LINEAGE_KAFKA_CLIENT": settings.kafka_client}  # fmt: skip
 
 
 def _ingest(settings: Settings, store: Path) -> subprocess.CompletedProcess[str]:
@@ -94,7 +97,7 @@ def test_a_failed_dead_letter_is_never_skipped(client_settings: Settings, tmp_pa
     settings = _with_topic(client_settings)
     before, after = _valid(5), _valid(5)
     _produce(settings, [v for _, v in before])
-    proc = subprocess.Popen(_ingest_command(settings, tmp_path), cwd=REPO, env=_ingest_env(settings),
+    proc = subprocess.Popen(_ingest_command(settings, tmp_path), cwd=REPO, env=_ingest_env(settings, failing=True),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     # the consumer is running and has stored the first five events
     wait_until(lambda: stored_offsets(tmp_path).get((settings.topic, 0), 0) >= 5, "first five stored", proc)
