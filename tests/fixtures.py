@@ -36,6 +36,9 @@ def examples(full: int) -> int:
     return full if HYPOTHESIS_PROFILE == "ci" else max(10, full // 4)
 
 
+# Playwright's default of 30 s per action: a page the console renders at load 10 can take longer
+BROWSER_TIMEOUT_MS = 120_000
+
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)  # the sample events' time
 PROCESSOR_HK = Party(name="crash-sdk", role="processor", region="HK")
 

@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World, free_port, lineage, serving
+from tests.fixtures import BROWSER_TIMEOUT_MS
 
 SHOTS = Path("/tmp/console-shots")
 CHROMIUM = os.environ.get("LINEAGE_CHROMIUM", "/usr/bin/chromium")
@@ -105,6 +106,7 @@ def browse(server: str, tmp_path: Path) -> Iterator[Browse]:
             )  # fmt: skip
         except Exception as exc:
             pytest.fail(f"no Chromium for the browser tests: {exc}", pytrace=False)
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
         page = context.new_page()
         b = Browse(context, page, server)
         page.on("dialog", lambda d: (b.problems.append(f"dialog: {d.message}"), d.dismiss()))

@@ -25,6 +25,7 @@ from lineage.store import Store
 from lineage.testing import MemorySink
 from lineage.world.organisations import build
 from lineage.world.sim import WorldSize, emit
+from tests.fixtures import BROWSER_TIMEOUT_MS
 
 TAXONOMY = default_taxonomy()
 SIZE = WorldSize(subjects=40, days=200, seed=3, violations=1)
@@ -136,6 +137,7 @@ class Opened:
 def opened(browser: Browser, world: World) -> Iterator[Opened]:
     """The map page loaded in a fresh context, with every request and console error recorded."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     page = context.new_page()
     seen = Opened(page, [], [])
     page.on("request", lambda r: seen.requests.append(r.url))
@@ -228,6 +230,7 @@ def test_hostile_party_names_stay_text(browser: Browser, tmp_path: Path) -> None
     page_file = tmp_path / "map.html"
     write_map(build_map(map_data(_shares_to(tmp_path / "store", "CN", HOSTILE)), TAXONOMY), page_file)
     context = browser.new_context()
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     page = context.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
