@@ -238,7 +238,8 @@ def _tail(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, protocol: str, server: str, secure: Secure
 ) -> tuple[int, str]:
     """Run `lineage tail` as `emitter` with ``protocol`` given in the environment, as an operator would."""
-    env = {"LINEAGE_SECURITY_PROTOCOL": protocol, "LINEAGE_CONNECT_TIMEOUT_S": "10"}
+    # a connect bound far above what a handshake takes at load 10, so "at once" can be told from "waited out"
+    env = {"LINEAGE_SECURITY_PROTOCOL": protocol, "LINEAGE_CONNECT_TIMEOUT_S": "90"}
     if protocol.startswith("SASL_"):
         env |= {"LINEAGE_SASL_USERNAME": "emitter", "LINEAGE_SASL_PASSWORD": USERS["emitter"]}
     if protocol.endswith("SSL"):
@@ -272,4 +273,4 @@ def test_a_protocol_the_listener_does_not_speak_is_named_at_once(
     line = one_line_failure(code, err)
     assert line.startswith(f"lineage: security_protocol: is {protocol} but the listener at ")
     assert f"speaks {heard};" in line and USERS["emitter"] not in err
-    assert time.monotonic() - started < 8  # the connect bound is 10 s: not waited out
+    assert time.monotonic() - started < 45  # the connect bound is 90 s: not waited out
