@@ -1,6 +1,7 @@
 """The console in headless Chromium against `lineage serve` run as a real process: the analyst's and responder's paths.
 
-Screenshots go to /tmp/console-shots/ for a person to look at.
+Screenshots go to the session's own temporary folder (pytest's basetemp, ``console-shots*``), or to
+``LINEAGE_SHOTS_DIR``, for a person to look at: never a fixed path that parallel runs would share.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 from tests.console.conftest import HOSTILE_SYSTEM, LINKED, World, free_port, lineage, serving
 from tests.fixtures import BROWSER_TIMEOUT_MS
 
-SHOTS = Path("/tmp/console-shots")
 CHROMIUM = os.environ.get("LINEAGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -87,17 +87,27 @@ class Browse:
     context: BrowserContext
     page: Page
     base: str
+    shots: Path
     problems: list[str] = field(default_factory=list)
 
     def shot(self, name: str) -> None:
         """Save a full-page screenshot to look at."""
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: this run's own folder (0700), or ``LINEAGE_SHOTS_DIR``."""
+    chosen = os.environ.get("LINEAGE_SHOTS_DIR")
+    if chosen:
+        Path(chosen).mkdir(mode=0o700, parents=True, exist_ok=True)
+        return Path(chosen)
+    return tmp_path_factory.mktemp("console-shots")
 
 
 @pytest.fixture
-def browse(server: str, tmp_path: Path) -> Iterator[Browse]:
+def browse(server: str, shots: Path, tmp_path: Path) -> Iterator[Browse]:
     """A fresh Chromium profile; any dialog, console error (a CSP violation too) or off-host request is a problem."""
-    SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         try:
             context = p.chromium.launch_persistent_context(
@@ -108,7 +118,7 @@ def browse(server: str, tmp_path: Path) -> Iterator[Browse]:
             pytest.fail(f"no Chromium for the browser tests: {exc}", pytrace=False)
         context.set_default_timeout(BROWSER_TIMEOUT_MS)
         page = context.new_page()
-        b = Browse(context, page, server)
+        b = Browse(context, page, server, shots)
         page.on("dialog", lambda d: (b.problems.append(f"dialog: {d.message}"), d.dismiss()))
         page.on("console", lambda m: b.problems.append(f"console: {m.text}") if m.type == "error" else None)
         page.on("request", lambda r: None if r.url.startswith(server) else b.problems.append(f"request: {r.url}"))
