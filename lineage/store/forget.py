@@ -128,7 +128,8 @@ def delete_rows(
 
     One delete per column, not one ``Or``: pyiceberg keeps the rows its filter finds null for, and
     an ``Or`` over columns is null wherever one column is (a person row has no ``via``: it stayed).
-    The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit.
+    The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit
+    when it deletes anything.
     """
     for attempt in range(location.commit_retries):
         table = _load(location, name)
@@ -142,10 +143,10 @@ def delete_rows(
             # a delete's manifests keep the removed files' entries (with their column bounds: the
             # person's identifier may be one) as DELETED; an empty append after it makes a snapshot
             # whose manifests list only live files, so the delete's manifests leave with its snapshot
-            if tx._updates:  # (nothing to delete on a re-run: no snapshot at all)
+            if deleting := bool(tx._updates):  # (nothing to delete on a re-run: no snapshot at all)
                 with tx.update_snapshot(snapshot_properties={marker: "manifests"}).fast_append():
                     pass
-            if properties and any(table.properties.get(k) != v for k, v in properties.items()):
+            if properties and deleting:
                 tx.set_properties(properties)
             if name == HOLDINGS:
                 # the readers' events snapshot: the one just made without the person (the one the

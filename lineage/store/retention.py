@@ -9,7 +9,8 @@ or a file deletion, so a run killed at any point is finished by running it again
    only the files whose ``occurred_at`` bounds reach below the cut-off, drops those wholly older and
    rewrites those that straddle it. The same commit records the cut-off in the table property
    ``RETAINED_BEFORE``: the holdings maintainer then never replays from before it (a rebuild
-   starts from the holdings as of the cut-off instead; see ``lineage.ingest.holdings``);
+   starts from the holdings as of the cut-off instead; see ``lineage.ingest.holdings``), and sets
+   a flag that step 4 clears: a re-run after a kill finds it and finishes step 4;
 3. the holdings name an events snapshot without the retired events as theirs (readers pin it);
 4. history: every other snapshot of the events table is expired, its pins removed, and the files
    only they referred to deleted (``forget.drop_history``): an older snapshot still lists them.
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 RETAINED = "lineage.retain"  # snapshot summary key marking the commits of a retention run
 RETENTIONS = "retentions"  # the store's record of each retention run: when, the cut-off, what went
+_PENDING = "lineage.retention.pending"  # events table property: set by the delete, cleared once history is gone
 RETAINED_BEFORE = "lineage.retention.before"  # events table property: events before this (µs) were retired
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,14 +112,17 @@ def retire_events(
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
     recorded = retained_before(location.load())
-    keep = {RETAINED_BEFORE: str(max(at, recorded or at))}
+    keep = {RETAINED_BEFORE: str(max(at, recorded or at)), _PENDING: "true"}
     with private_files():
         rows, files = delete_rows(location, EVENTS, _before(at), marker=RETAINED, properties=keep)
         _name_new_events_snapshot(location, refresh_holdings)
         expired = removed = 0
         pins: list[str] = []
-        if rows or _pending(location.load()):
+        # a run killed after its delete left the flag: the history (older snapshots, their files) is
+        # what is left to drop, even if the expiry was done and only unreferenced files remain
+        if rows or location.load().properties.get(_PENDING):
             expired, pins, removed = drop_history(location, EVENTS, None, grace_s)
+            _done(location)
     log.info("retention rows=%d files=%d expired=%d removed=%d", rows, files, expired, removed)
     return Retired(
         cutoff=cutoff, events_rows=rows, files_rewritten=files, snapshots_expired=expired, files_removed=removed,
@@ -135,14 +140,17 @@ def _micros(at: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _pending(events: Table) -> bool:
-    """Whether a retention commit has snapshots older than it still kept (a run killed before step 4)."""
-    marked = [s.sequence_number or 0 for s in events.metadata.snapshots if s.summary and RETAINED in s.summary]
-    if not marked:
-        return False
-    newest = max(marked)
-    current = events.metadata.current_snapshot_id
-    return any((s.sequence_number or 0) < newest for s in events.metadata.snapshots if s.snapshot_id != current)
+def _done(location: StoreLocation) -> None:
+    """Clear the flag saying a retention run has history left to drop."""
+    for _ in range(location.commit_retries):
+        try:
+            location.load().transaction().remove_properties(_PENDING).commit_transaction()
+        except CommitFailedException:
+            continue  # a consumer committed meanwhile: try again on its metadata
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, location, "recording that retention finished") from None
+        return
+    raise StoreConflictError(f"retention lost to other writers {location.commit_retries} times in a row")
 
 
 def _name_new_events_snapshot(location: StoreLocation, refresh_holdings: Callable[[], object]) -> None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lineage import Codec
-from lineage.answers import access_request, breach_impact, transfers_register
+from lineage.answers import access_request, breach_impact, retention_register, transfers_register
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -39,7 +39,7 @@ def _people() -> tuple[str, ...]:
 
 
 def _answers(location: StoreLocation) -> dict[str, Any]:
-    """What retention must keep: each person's holdings and recipients, and the transfer register."""
+    """What retention must keep: each person's holdings and recipients, the transfer and retention registers."""
     store = Store(location)
     try:
         reports = {p: access_request(store, p, TAXONOMY, SIZE.end) for p in _people()}
@@ -47,6 +47,7 @@ def _answers(location: StoreLocation) -> dict[str, Any]:
             "holdings": {p: r.holdings for p, r in reports.items()},
             "recipients": {p: r.recipients for p, r in reports.items()},
             "transfers": transfers_register(store, TAXONOMY, SIZE.end),
+            "retention": retention_register(store, SIZE.end),
         }
     finally:
         store.close()
@@ -83,7 +84,7 @@ def test_retain_leaves_no_file_holding_an_older_event_and_keeps_a_record(
 
 
 def test_retain_keeps_holdings_and_registers_and_drops_only_older_events_from_access(tmp_path: Path) -> None:
-    """Holdings, recipients and the transfer register are unchanged; access lists no consent before the cut-off."""
+    """Holdings, recipients and both registers are unchanged; access lists no consent before the cut-off."""
     values, _, _ = _world()
     folder = tmp_path / "store"
     location = _store(folder, values)
@@ -224,3 +225,33 @@ def test_retiring_every_event_keeps_who_a_breach_exposed(tmp_path: Path) -> None
     retired = retire_events(location, SIZE.end + timedelta(days=1), refresh_holdings=lambda: None, grace_s=0)
     assert retired.events_rows == len(values) and before
     assert exposed() == before
+
+
+# a retain killed once its expiry has committed, before it deletes the files only those snapshots named
+_KILLED_AFTER_EXPIRY = """
+import os, sys
+import lineage.store.forget as forget
+from lineage.cli import main
+referenced, calls = forget._referenced, []
+def die(table):
+    calls.append(table)
+    if len(calls) == 2:  # the first lists the files before the expiry, the second after it
+        os._exit(9)
+    return referenced(table)
+forget._referenced = die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rerun_after_a_kill_past_the_expiry_deletes_the_files_left(tmp_path: Path) -> None:
+    """Killed after expiring the old snapshots but before deleting their files: the re-run deletes them."""
+    values, _, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values)
+    argv = ["retain", "--before", CUTOFF.isoformat(), "--store", str(folder), "--grace", "0"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_EXPIRY, *argv], cwd=REPO, capture_output=True)
+    assert killed.returncode == 9, killed.stderr.decode()
+    assert min(_event_times(folder)) < CUTOFF  # the retired files are still on disk, unreferenced
+    rerun = subprocess.run([sys.executable, "-m", "lineage.cli", *argv], cwd=REPO, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert min(_event_times(folder)) >= CUTOFF
