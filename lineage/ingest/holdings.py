@@ -134,7 +134,6 @@ class HoldingsMaintainer:
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
-            rolled_back_to = cutoff
             batch: Iterator[Event] = store.engine_events({}, cutoff)
         elif first is None:
             batch = iter(())
@@ -160,7 +159,7 @@ class HoldingsMaintainer:
             source=current.snapshot_id,
             applied=offsets,
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
-            rows=rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
+            rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
         self._engine, self._based_on = engine, snapshot
