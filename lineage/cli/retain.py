@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from lineage.cli._common import existing_location, parse_time
 from lineage.cli.options import add_store_options, seconds, settings_from
-from lineage.errors import ConfigurationError
+from lineage.errors import ConfigurationError, StoreNotFoundError
 
 __all__ = ["cmd_retain", "register"]
 
@@ -51,7 +51,13 @@ def cmd_retain(args: argparse.Namespace) -> int:
         before=parse_time("--before", args.before),
         now=now,
     )
-    location, _ = existing_location(args, settings)
+    location, option = existing_location(args, settings)
+    try:  # a store with nothing stored is the wrong place: refused before anything is made there
+        stored = location.load().current_snapshot() is not None
+    except StoreNotFoundError as exc:
+        raise ConfigurationError(option, str(exc)) from None
+    if not stored:
+        raise ConfigurationError(option, f"{location.describe()} holds no stored events yet: is it the right store?")
     retired = retire_events(location, cutoff, refresh_holdings=HoldingsMaintainer(location).refresh, grace_s=args.grace)
     record_retention(location, retired, ran_at=now)
     print(
