@@ -48,6 +48,7 @@ QueryName = Literal[
     "access_events",
     "access_holdings",
     "access_recipients",
+    "access_sources",
     "breach_impact",
     "erasure_plan",
     "flow_edges",
@@ -70,6 +71,9 @@ QueryName = Literal[
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# DuckDB's name of a column type, for a column no file of a view has yet (added as null)
+_SQL_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
+              pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ"}  # fmt: skip
 
 
 def queries_dir() -> Path:
@@ -366,8 +370,15 @@ class Store:
             registered[f"{name}_files"] = dataset
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_files")
         else:
-            # a relation, not SQL text: a view over read_parquet($files) cannot be prepared
-            con.read_parquet([_literal_glob(f) for f in files]).create_view(name)
+            # a relation, not SQL text: a view over read_parquet($files) cannot be prepared. By name
+            # across files: a file written before a column was added lacks it (null there); a
+            # column no file has yet is added as null, so every query sees ``columns`` whole.
+            relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=True)
+            absent = [f for f in columns if f.name not in relation.columns]
+            if absent:
+                nulls = ", ".join(f"CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
+                relation = relation.project(f"*, {nulls}")
+            relation.create_view(name)
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
