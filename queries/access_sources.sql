@@ -3,7 +3,8 @@
 -- headers as stored (`sent_via`: sdk, gateway or openlineage; `sent_via_name`: the SDK's version,
 -- the gateway token's name or the OpenLineage job; `sent_via_run`: the OpenLineage run id). NULL
 -- where the producer sent none (events stored before provenance was recorded, a backfill).
--- Reads `subject_holdings` (queries/subject_holdings.sql). Parameters: $ids, $as_of.
+-- Reads `subject_holdings` (queries/subject_holdings.sql).
+-- Parameters: $ids, $as_of.
 -- Two scans, each pruned by subject: the subject's own events, and the bulk events (no subject,
 -- sorted first in every file) that brought one of its holdings.
 WITH found AS (
