@@ -57,3 +57,10 @@ def test_unusable_headers_read_as_none_and_are_counted(
 ) -> None:
     """Too long, not text, an unknown door: the value is None and counted in ``bad``, never an error."""
     assert read_provenance(headers) == expected
+
+
+def test_headers_read_again_give_the_same_answer_and_bad_ones_count_each_time() -> None:
+    """A repeated good header reads the same; a repeated bad one is counted at every message, not remembered as good."""
+    good, bad = list(sdk_headers("1.2")), [(VIA, b"carrier-pigeon")]
+    assert [read_provenance(good) for _ in range(3)] == [Provenance("sdk", "1.2")] * 3
+    assert sum(read_provenance(bad).bad for _ in range(3)) == 3
