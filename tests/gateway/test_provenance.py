@@ -51,6 +51,7 @@ def test_the_sdk_the_json_door_and_the_openlineage_door_each_reach_the_store_wit
     rows = Store(store).sql("SELECT event_id, sent_via, sent_via_name, sent_via_run FROM events")
     stored = {r["event_id"]: (r["sent_via"], r["sent_via_name"], r["sent_via_run"]) for r in rows}
     assert stored[posted["event_ids"][0]] == ("gateway", "shop-etl", None)
+    assert token not in str(stored)  # the token's name, never the token
     assert [stored[i] for i in ran["event_ids"]] == [("openlineage", JOB, RUN_ID)] * 2
     assert sorted(stored.values()).count(("sdk", __version__, None)) == 1 and len(stored) == 4
     access = _cli(kafka_settings, "access", "user-42", "--store", str(store), "--format", "json")
