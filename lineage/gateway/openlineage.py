@@ -188,7 +188,7 @@ def _tag_values(tags: object, path: str) -> Iterator[str]:
     if tags is None:
         return
     if not isinstance(tags, list) or not all(isinstance(t, dict) for t in tags):
-        raise RequestError(400, [f'{path}: must be a list of tags ({{"key": ..., "value": ...}})'])
+        raise RequestError(400, [f"{path}: must be a list of tags ({{\"key\": ..., \"value\": ...}})"])
     for n, tag in enumerate(tags):
         if tag.get("key") == TAG_KEY:
             value = tag.get("value")
