@@ -136,6 +136,10 @@ def chunk(first: int, last: int) -> pa.Table:
         "origin": pa.repeat(pa.scalar("bench"), rows),
         "kafka_partition": pa.repeat(pa.scalar(0, pa.int32()), rows),
         "kafka_offset": offsets,
+        # provenance as the SDK stamps it: the access report's event_sources reads these
+        "sent_via": pa.repeat(pa.scalar("sdk"), rows),
+        "sent_via_name": pa.repeat(pa.scalar("0.1.0"), rows),
+        "sent_via_run": pa.nulls(rows, pa.string()),
     }
     return pa.table([columns[f.name] for f in COLUMNS], schema=COLUMNS)
 

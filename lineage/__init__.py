@@ -26,8 +26,6 @@ This package exports the SDK and the domain; import ``lineage.store``, ``lineage
 emitting service does not need). ``docs/architecture.md`` tells the whole story.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from lineage.codec.avro import Codec
 from lineage.contract.events import (
     AgeBand,
@@ -64,7 +62,7 @@ from lineage.errors import (
     UnknownSchemaError,
     UnknownValueError,
 )
-from lineage.sdk.emitter import Emitter
+from lineage.sdk.emitter import Emitter, sdk_version
 from lineage.settings import Settings
 
 __all__ = [
@@ -107,7 +105,4 @@ __all__ = [
     "validate",
 ]
 
-try:
-    __version__ = version("lineage")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+__version__ = sdk_version()

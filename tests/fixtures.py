@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lineage.contract.records import Record, build_event, make_record, to_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
+from lineage.transport.sink import Headers
 
 # the Kafka clients a setting chooses (settings.kafka_client): the client-facing tests run on each
 KAFKA_CLIENTS = ("kafka-python", "confluent")
@@ -246,12 +247,12 @@ def histories(draw: st.DrawFn) -> list[Record]:
     return records
 
 
-def store_of(records: list[Record], folder: Path) -> Store:
-    """A store holding ``records`` in one partition, through the real ingest pipeline."""
+def store_of(records: list[Record], folder: Path, headers: Sequence[Headers] = ()) -> Store:
+    """A store holding ``records`` in one partition, through the real ingest pipeline (``headers[i]``: the i-th's)."""
     ing = Ingestor(folder, "events", taxonomy=default_taxonomy())
     codec = Codec()
     for offset, r in enumerate(records):
-        assert ing.add(0, offset, codec.encode_record(r)) is None
+        assert ing.add(0, offset, codec.encode_record(r), None, headers[offset] if headers else ()) is None
     ing.flush()
     HoldingsMaintainer(StoreLocation.embedded(folder)).refresh()
     return Store(folder)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from lineage.answers._common import check_identifier, check_time, linked_identifiers, now
-from lineage.answers.rows import ConsentRow, ErasureHolder, ErasureRow, HoldingRow, RecipientRow
+from lineage.answers.rows import ConsentRow, ErasureHolder, ErasureRow, HoldingRow, RecipientRow, SourceRow
 from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
 from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
@@ -37,6 +37,7 @@ class AccessReport:
     consents: list[ConsentRow]
     erasures: list[ErasureRow]
     links: str = LINKS_KNOWN_NOW
+    sources: list[SourceRow] = field(default_factory=list)  # how each of the subject's events reached Kafka
 
     @property
     def holds_data(self) -> bool:
@@ -66,6 +67,7 @@ def access_request(
         holdings = q.rows("access_holdings")
         recipients = q.rows("access_recipients")
         events = q.rows("access_events", params)
+        sources = q.rows("access_sources", params)
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -88,6 +90,7 @@ def access_request(
         erasures=[cast(ErasureRow, _pick(e, "occurred_at", "holder", "erasure_outcome", "hold_reason", "categories"))
                   for e in events if e["event_type"] == "ERASED"],
         links=LINKS_AS_KNOWN_THEN if links_as_known_then else LINKS_KNOWN_NOW,
+        sources=cast(list[SourceRow], sources),
     )  # fmt: skip
 
 

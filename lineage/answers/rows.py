@@ -25,6 +25,7 @@ __all__ = [
     "RetentionRow",
     "RopaActivity",
     "RopaFlag",
+    "SourceRow",
     "TransferRow",
 ]
 
@@ -81,6 +82,19 @@ class ConsentRow(TypedDict):
     consent_ref: str | None
     purpose: str
     categories: list[str]
+
+
+class SourceRow(TypedDict):
+    """How one event about the subject reached Kafka (its provenance headers; None where none was sent)."""
+
+    occurred_at: datetime
+    event_id: str
+    event_type: str
+    system: str
+    holder: str | None
+    sent_via: str | None
+    sent_via_name: str | None
+    sent_via_run: str | None
 
 
 class ErasureRow(TypedDict):

@@ -35,6 +35,8 @@ from lineage.gateway.openlineage import Counters, read_run_event
 from lineage.gateway.relay import Relay, Unacknowledged
 from lineage.gateway.tokens import ServiceToken, ServiceTokens
 from lineage.sdk.jsonlines import message_size_check
+from lineage.transport.provenance import gateway_headers
+from lineage.transport.sink import Headers
 
 __all__ = ["MAX_BODY", "Gateway", "create_app"]
 
@@ -199,7 +201,7 @@ def _accept(
 ) -> Response:
     """Read, bound, send and answer one request (in a worker thread: parsing and waiting block)."""
     events = read_events(body, validator=validator, systems=token.systems, check=fits)
-    return _send(gateway, token, events)
+    return _send(gateway, token, events, gateway_headers(token.name))
 
 
 def _accept_run(
@@ -214,16 +216,23 @@ def _accept_run(
     if reading.ignored is not None:
         counters.count(reading)
         return JSONResponse({"stored": 0, "reason": reading.ignored, "unknown_datasets": len(reading.unknown)})
-    response = _send(gateway, token, reading.events, {"unknown_datasets": len(reading.unknown)})
+    response = _send(gateway, token, reading.events, reading.headers, {"unknown_datasets": len(reading.unknown)})
     if response.status_code == 202:  # a refused or unacknowledged run is counted when it is sent again
         counters.count(reading)
     return response
 
 
 def _send(
-    gateway: Gateway, token: ServiceToken, events: list[PersonalDataEvent], more: dict[str, Any] | None = None
+    gateway: Gateway,
+    token: ServiceToken,
+    events: list[PersonalDataEvent],
+    headers: Headers,
+    more: dict[str, Any] | None = None,
 ) -> Response:
-    """Bound by the token's rate, send, and answer 202 (with ``more``) once the broker or the spool has every event."""
+    """Bound by the token's rate, send with ``headers`` (their provenance), and answer 202 (with ``more``).
+
+    202 once the broker or the spool has every event.
+    """
     wait = gateway.limit.take(token.id, len(events))
     if wait == math.inf:
         raise RequestError(429, [f"events: {len(events)} in one request, over this token's bound of "
@@ -233,7 +242,7 @@ def _send(
         return _refusal(429, [f"events: over this token's bound of {gateway.limit.rate:g} a second; "
                               f"retry in {seconds} s"], {"Retry-After": seconds})  # fmt: skip
     try:
-        outcome = gateway.relay.send(events)
+        outcome = gateway.relay.send(events, headers)
     except Unacknowledged as exc:
         return JSONResponse(
             {"error": str(exc), "errors": [str(exc)], "unacknowledged": list(exc.missing)},

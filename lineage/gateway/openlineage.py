@@ -35,6 +35,8 @@ from lineage.contract.validation import Validator
 from lineage.errors import InvalidEventError, shown
 from lineage.gateway.intake import RequestError, load_body
 from lineage.gateway.mapping import Dataset, DatasetMap
+from lineage.transport.provenance import openlineage_headers
+from lineage.transport.sink import Headers
 
 __all__ = ["TAG_KEY", "Counters", "RunReading", "read_run_event"]
 
@@ -54,6 +56,7 @@ class RunReading:
     events: list[PersonalDataEvent]
     ignored: str | None  # why no event was made (not COMPLETE, no personal data), or None
     unknown: list[str] = field(default_factory=list)  # 'namespace/name' of each unmapped dataset
+    headers: Headers = ()  # the events' provenance: the job and the run they came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ def read_run_event(body: bytes, mapping: DatasetMap, validator: Validator) -> Ru
     job = run.get("job")
     if not isinstance(job, dict):
         raise RequestError(400, ["job: must be an object with namespace and name"])
-    _text(job, "job.namespace"), _text(job, "job.name")
+    headers = openlineage_headers(_text(job, "job.namespace"), _text(job, "job.name"), run_id)
     at = _time(run)
     kind = run.get("eventType")
     if kind is not None and (not isinstance(kind, str) or kind not in _TYPES):
@@ -97,7 +100,7 @@ def read_run_event(body: bytes, mapping: DatasetMap, validator: Validator) -> Ru
                 events[event.event_id] = event
     if not events:
         return RunReading([], "no personal data flows between two mapped holders in this run", unknown)
-    return RunReading(list(events.values()), None, unknown)
+    return RunReading(list(events.values()), None, unknown, headers)
 
 
 def _text(obj: Mapping[str, Any], path: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from lineage.contract.events import PersonalDataEvent
 from lineage.errors import DeliveryError, UndeliveredError
 from lineage.sdk.emitter import Emitter
-from lineage.transport.sink import Delivery
+from lineage.transport.sink import Delivery, Headers
 
 __all__ = ["Outcome", "Relay", "Unacknowledged"]
 
@@ -59,8 +59,11 @@ class Relay:
         self._remember = remember
         self._recent: OrderedDict[str, None] = OrderedDict()
 
-    def send(self, events: Sequence[PersonalDataEvent]) -> Outcome:
-        """Send ``events``; return once each is acknowledged (or spooled), else raise ``Unacknowledged``."""
+    def send(self, events: Sequence[PersonalDataEvent], headers: Headers | None = None) -> Outcome:
+        """Send ``events`` (with ``headers``: their provenance); return once each is acknowledged (or spooled).
+
+        Raises ``Unacknowledged`` naming those the broker does not have when no spool keeps them.
+        """
         ids = [e.event_id for e in events]
         with self._lock:
             self.emitter.take_failures()  # earlier requests' failures were answered there, not here
@@ -69,7 +72,7 @@ class Relay:
             failed: list[tuple[str, str]] = []
             for event in fresh.values():
                 try:
-                    sent.append(self._emit(event))
+                    sent.append(self._emit(event, headers))
                 except DeliveryError as exc:  # not even queued (no broker answers, no spool)
                     failed.append((event.event_id, exc.detail))
         for delivery in sent:
@@ -99,14 +102,14 @@ class Relay:
             self.emitter.take_failures()
             self.emitter.close()
 
-    def _emit(self, event: PersonalDataEvent) -> Delivery:
+    def _emit(self, event: PersonalDataEvent, headers: Headers | None) -> Delivery:
         try:
-            return self.emitter.emit(event)
+            return self.emitter.emit(event, headers=headers)
         except UndeliveredError:
             # a failure found since take_failures() ran, raised by this call instead of sending:
             # it was answered where it belongs, and this event is sent as if nothing happened
             self.emitter.take_failures()
-            return self.emitter.emit(event)
+            return self.emitter.emit(event, headers=headers)
 
     def _keep(self, ids: Iterable[str]) -> None:
         recent = self._recent

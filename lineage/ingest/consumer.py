@@ -58,6 +58,7 @@ class IngestStats:
     messages: int = 0
     accepted: int = 0
     dead_letters: int = 0
+    bad_headers: int = 0  # events stored with a provenance header unusable (stored as null)
     commits: int = 0
     started: float = field(default_factory=time.monotonic)
     lag: dict[int, int] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class IngestStats:
         peak_mb = peak_rss_mb()
         return (
             f"ingest messages={self.messages} accepted={self.accepted} dead_letters={self.dead_letters} "
+            f"bad_headers={self.bad_headers} "
             f"commits={self.commits} rate={self.rate:.0f}/s lag={lag} peak_rss_mb={peak_mb:.0f}"
         )
 
@@ -228,7 +230,7 @@ class IngestConsumer:
 
     def _ingest(self, batch: list[RawMessage]) -> None:
         ingestor, dlq, stats = self.ingestor, self._dlq, self.stats
-        rows_before = ingestor.rows
+        rows_before, bad_before = ingestor.rows, ingestor.bad_headers
         for m in batch:
             letter = ingestor.add(m.partition, m.offset, m.value, m.key, m.headers)
             if letter is not None:
@@ -239,6 +241,10 @@ class IngestConsumer:
                 )
         stats.messages += len(batch)
         stats.accepted += ingestor.rows - rows_before
+        if ingestor.bad_headers > bad_before:  # their events are kept; the values are not logged (untrusted)
+            stats.bad_headers = ingestor.bad_headers
+            log.warning("provenance headers unusable, stored as null: %d in this batch",
+                        ingestor.bad_headers - bad_before)  # fmt: skip
 
     def _report(self) -> None:
         if self.on_progress is not None:

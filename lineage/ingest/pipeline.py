@@ -4,6 +4,9 @@ The Kafka consumer (``lineage.ingest.consumer``) and the Avro-file backfill both
 replay from an archive takes the same path as live traffic. A bad message never stops it: it becomes
 a ``DeadLetter`` (raw bytes, reason, field, source, partition, offset) for the caller to send on,
 and the offsets it occupied still count as consumed once the commit covering them is made.
+
+A message's provenance headers (``lineage.transport.provenance``) are stored beside its row; an
+unusable header is stored as null and counted (``bad_headers``), never a reason for a dead letter.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from lineage.contract.validation import Validator
 from lineage.errors import DecodeError, InvalidEventError
 from lineage.store import PartitionRows, Stored, StoreLocation, TableWriter
 from lineage.store.catalog import as_location
+from lineage.transport.provenance import NONE, Provenance, read_provenance
 
 __all__ = ["Ingestor"]
 
@@ -45,6 +49,7 @@ class Ingestor:
         self._pending: dict[int, PartitionRows] = {}
         self.rows = 0
         self.messages = 0
+        self.bad_headers = 0  # provenance headers stored as null because they were unusable
 
     def add(
         self,
@@ -62,7 +67,9 @@ class Ingestor:
         except DecodeError as exc:
             self._consumed(partition, offset)
             return DeadLetter(self.source, partition, offset, key, value, tuple(headers or ()), exc.reason)
-        return self.add_record(partition, offset, record, key=key, value=value, headers=headers)
+        provenance = read_provenance(headers)
+        self.bad_headers += provenance.bad
+        return self.add_record(partition, offset, record, key=key, value=value, headers=headers, provenance=provenance)
 
     def add_record(
         self,
@@ -73,14 +80,15 @@ class Ingestor:
         key: bytes | None = None,
         value: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        provenance: Provenance = NONE,
     ) -> DeadLetter | None:
-        """Validate and buffer one decoded record; return a dead letter instead if it is invalid."""
+        """Validate and buffer one decoded record (with its provenance); return a dead letter instead if invalid."""
         pending = self._consumed(partition, offset)
         try:
             self._validator.check(record)
         except InvalidEventError as exc:
             return DeadLetter(self.source, partition, offset, key, value, tuple(headers or ()), str(exc), exc.field)
-        pending.rows.append(record, offset)
+        pending.rows.append(record, offset, (provenance.via, provenance.name, provenance.run))
         self.rows += 1
         return None
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from lineage.answers import AccessReport, BreachReport
 from lineage.answers.access import LINKS_AS_KNOWN_THEN, LINKS_KNOWN_NOW
 from lineage.answers.ropa import Ropa
-from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, TransferRow
+from lineage.answers.rows import RETENTION_NEVER, RETENTION_NEVER_TEXT, SourceRow, TransferRow
 from lineage.contract.law import ACCESS_DEADLINES, INDICATIVE, PIPL_RULE, ROPA_RULE
 from lineage.contract.policy import Violation
 from lineage.present.formats import Document, csv_cell
@@ -22,6 +22,7 @@ __all__ = [
     "access_document",
     "affected_csv",
     "breach_document",
+    "came_from",
     "check_document",
     "links_fact",
     "ropa_document",
@@ -56,8 +57,28 @@ def access_document(report: AccessReport) -> Document:
         "recipients": report.recipients,
         "consent_history": report.consents,
         "erasures": report.erasures,
+        "event_sources": [_came_from(r) for r in report.sources],
     }
     return f"Access request: {report.identifier}", facts, tables
+
+
+def came_from(via: str | None, name: str | None, run: str | None) -> str:
+    """How an event reached Kafka, said plainly: "SDK 1.2", "gateway (token X)", "OpenLineage job ns/name, run R"."""
+    if via == "sdk":
+        return f"SDK {name}" if name else "SDK"
+    if via == "gateway":
+        return f"gateway (token {name})" if name else "gateway"
+    if via == "openlineage":
+        job = f" job {name}" if name else ""
+        return f"OpenLineage{job}, run {run}" if run else f"OpenLineage{job}"
+    return "not recorded (sent without provenance headers)"
+
+
+def _came_from(row: SourceRow) -> Mapping[str, object]:
+    """One event of the person and how it reached Kafka: the door (``sent_via``) and the plain words."""
+    return {"occurred_at": row["occurred_at"], "event_type": row["event_type"], "system": row["system"],
+            "holder": row["holder"], "sent_via": row["sent_via"],
+            "came_from": came_from(row["sent_via"], row["sent_via_name"], row["sent_via_run"])}  # fmt: skip
 
 
 def _plain_retention(row: Mapping[str, object]) -> Mapping[str, object]:

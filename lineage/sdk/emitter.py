@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +49,8 @@ from lineage.contract.validation import Validator
 from lineage.errors import DeliveryError, InvalidEventError, UndeliveredError
 from lineage.sdk.spool import Spool, SpooledDelivery, SpoolEntry
 from lineage.settings import Settings
-from lineage.transport.sink import Delivery, EventSink, Undelivered
+from lineage.transport.provenance import sdk_headers
+from lineage.transport.sink import Delivery, EventSink, Headers, Undelivered
 
 __all__ = ["Emitter"]
 
@@ -56,6 +58,14 @@ __all__ = ["Emitter"]
 # it; after a failed round, wait this long before the next probe.
 _ROUND = 10_000
 _PROBE_EVERY_S = 1.0
+
+
+def sdk_version() -> str:
+    """The version of the installed SDK, as its events' provenance names it."""
+    try:
+        return version("lineage")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 class Emitter:
@@ -70,8 +80,14 @@ class Emitter:
         sink: EventSink | None = None,
         taxonomy: Taxonomy | None = None,
         codec: Codec | None = None,
+        headers: Headers | None = None,
     ) -> None:
-        """Name the emitting service and where it runs; connect to Kafka unless ``sink`` is given."""
+        """Name the emitting service and where it runs; connect to Kafka unless ``sink`` is given.
+
+        Every event carries ``headers`` as Kafka record headers (default: the SDK's provenance,
+        ``lineage.via=sdk`` and its version; ``lineage.transport.provenance``); ``emit`` may
+        give others for one event.
+        """
         self.settings = settings or Settings()
         self.taxonomy = taxonomy or (
             Taxonomy.load([self.settings.taxonomy_dir]) if self.settings.taxonomy_dir else default_taxonomy()
@@ -83,6 +99,7 @@ class Emitter:
         self.system = system
         self.region = region
         self.codec = codec or Codec()
+        self.headers = sdk_headers(sdk_version()) if headers is None else headers
         if sink is None:
             from lineage.transport.clients import event_sink  # the Kafka dependency stays at the edge
 
@@ -231,28 +248,32 @@ class Emitter:
         """Build (not send) an event of this service, filling id, time, scope and holder defaults."""
         return build_event(event_type, system=self.system, system_region=self.region, **fields)
 
-    def emit(self, event: PersonalDataEvent) -> Delivery:
-        """Validate, encode and send a built event."""
-        return self.emit_record(to_record(event))
+    def emit(self, event: PersonalDataEvent, *, headers: Headers | None = None) -> Delivery:
+        """Validate, encode and send a built event (with ``headers``, else the emitter's)."""
+        return self.emit_record(to_record(event), headers=headers)
 
-    def emit_record(self, record: Record) -> Delivery:
-        """Validate, encode and send a record (``lineage.contract.records``); the path every method takes."""
+    def emit_record(self, record: Record, *, headers: Headers | None = None) -> Delivery:
+        """Validate, encode and send a record (``lineage.contract.records``); the path every method takes.
+
+        ``headers`` (default: the emitter's) go with it as Kafka record headers, and into the spool.
+        """
         self._take_failures()
         self._validator.check(record)
         key = (record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]).encode("utf-8")
         value = self.codec.encode_record(record)
         event_id = record["event_id"]
+        headers = self.headers if headers is None else headers
         spool = self._spool
         if spool is None:
-            return self._sink.send(self.settings.topic, key, value, event_id)
+            return self._sink.send(self.settings.topic, key, value, event_id, headers)
         if spool and not self._last_round:  # a backlog: this event queues behind it, so events reach the topic in order
-            spool.append([SpoolEntry(event_id, key, value)])
+            spool.append([SpoolEntry(event_id, key, value, headers)])
             self._resend()
             return SpooledDelivery(event_id, self.settings.topic, "older events still wait to be sent")
         try:
-            delivery = self._sink.send(self.settings.topic, key, value, event_id)
+            delivery = self._sink.send(self.settings.topic, key, value, event_id, headers)
         except DeliveryError as exc:
-            spool.append([SpoolEntry(event_id, key, value)])
+            spool.append([SpoolEntry(event_id, key, value, headers)])
             self._last_round = False
             self._next_probe = time.monotonic() + _PROBE_EVERY_S
             return SpooledDelivery(event_id, self.settings.topic, exc.detail)
@@ -340,7 +361,7 @@ class Emitter:
                 self._unreported += failed
             else:
                 # A resent event that fails again is still in the spool: the round ends, entries stay.
-                fresh = [SpoolEntry(f.event_id, f.key, f.value) for f in failed if f.event_id not in spool]
+                fresh = [SpoolEntry(f.event_id, f.key, f.value, f.headers) for f in failed if f.event_id not in spool]
                 if len(fresh) < len(failed) and self._round:
                     self._round.clear()
                     self._round_size, self._round_limit = 0, 1
@@ -389,7 +410,7 @@ class Emitter:
         sent: list[Delivery] = []
         for e in entries:
             try:
-                sent.append(self._sink.send(self.settings.topic, e.key, e.value, e.event_id))
+                sent.append(self._sink.send(self.settings.topic, e.key, e.value, e.event_id, e.headers))
             except DeliveryError:
                 self._round_limit = 1
                 self._next_probe = time.monotonic() + _PROBE_EVERY_S

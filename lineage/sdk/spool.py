@@ -6,7 +6,10 @@ Enabled by ``Settings.spool_dir`` (``LINEAGE_SPOOL_DIR``). Each emitter appends 
 emitter holds (one left by a process that stopped or crashed) and sends their events first.
 
 Records are length-prefixed: ``>HII`` (event id, key, value lengths) then the three byte strings. A
-record cut short by a crash mid-write is ignored; every earlier one is intact. Resending is
+record with Kafka headers (provenance) sets the top bit of the id's length and puts ``>I`` (the
+headers' length) after ``>HII`` and the headers (``>HH`` name and value lengths, then the two, each)
+after the value: files written before headers existed read as they were (an event id is never
+32 KiB long). A record cut short by a crash mid-write is ignored; every earlier one is intact. Resending is
 at-least-once: an event may reach the topic twice (the person's answers read one copy per event id).
 """
 
@@ -25,10 +28,14 @@ from typing import NoReturn
 
 from lineage.errors import ConfigurationError, DeliveryError
 from lineage.private import private_dir
+from lineage.transport.sink import Headers
 
 __all__ = ["SpoolEntry", "Spool", "SpooledDelivery"]
 
 _HEADER = struct.Struct(">HII")
+_HEADERS = struct.Struct(">I")  # the Kafka headers' length, present when the id's length has _WITH_HEADERS
+_PAIR = struct.Struct(">HH")
+_WITH_HEADERS = 0x8000
 _OPTION = "LINEAGE_SPOOL_DIR"
 
 
@@ -39,6 +46,7 @@ class SpoolEntry:
     event_id: str
     key: bytes = field(repr=False)
     value: bytes = field(repr=False)
+    headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +66,13 @@ def _encode(entries: Iterable[SpoolEntry]) -> bytes:
     parts: list[bytes] = []
     for e in entries:
         eid = e.event_id.encode("utf-8")
-        parts += (_HEADER.pack(len(eid), len(e.key), len(e.value)), eid, e.key, e.value)
+        if not e.headers:
+            parts += (_HEADER.pack(len(eid), len(e.key), len(e.value)), eid, e.key, e.value)
+            continue
+        pairs = [(name.encode("utf-8"), value) for name, value in e.headers]
+        headers = b"".join(_PAIR.pack(len(n), len(v)) + n + v for n, v in pairs)
+        parts += (_HEADER.pack(len(eid) | _WITH_HEADERS, len(e.key), len(e.value)), _HEADERS.pack(len(headers)),
+                  eid, e.key, e.value, headers)  # fmt: skip
     return b"".join(parts)
 
 
@@ -67,13 +81,35 @@ def _decode(data: bytes) -> list[SpoolEntry]:
     pos, size = 0, len(data)
     while pos + _HEADER.size <= size:
         n_id, n_key, n_value = _HEADER.unpack_from(data, pos)
-        end = pos + _HEADER.size + n_id + n_key + n_value
+        k = pos + _HEADER.size  # where the id starts
+        n_headers = 0
+        if n_id & _WITH_HEADERS:
+            if k + _HEADERS.size > size:
+                break
+            n_id &= ~_WITH_HEADERS
+            (n_headers,) = _HEADERS.unpack_from(data, k)
+            k += _HEADERS.size
+        end = k + n_id + n_key + n_value + n_headers
         if end > size:
             break  # cut short by a crash mid-write: nothing after it was written
-        k = pos + _HEADER.size + n_id  # where the key starts
-        entries.append(SpoolEntry(data[k - n_id : k].decode("utf-8"), data[k : k + n_key], data[k + n_key : end]))
+        k += n_id  # where the key starts
+        v = k + n_key  # where the value starts
+        headers = _decode_headers(data[v + n_value : end])
+        entries.append(SpoolEntry(data[k - n_id : k].decode("utf-8"), data[k:v], data[v : v + n_value], headers))
         pos = end
     return entries
+
+
+def _decode_headers(data: bytes) -> Headers:
+    pairs: list[tuple[str, bytes]] = []
+    pos = 0
+    while pos + _PAIR.size <= len(data):
+        n_name, n_value = _PAIR.unpack_from(data, pos)
+        name_at = pos + _PAIR.size
+        value_at = name_at + n_name
+        pairs.append((data[name_at:value_at].decode("utf-8"), data[value_at : value_at + n_value]))
+        pos = value_at + n_value
+    return tuple(pairs)
 
 
 class Spool:

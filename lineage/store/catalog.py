@@ -25,16 +25,18 @@ from urllib.parse import quote
 import pyarrow.fs as pafs
 import sqlalchemy.exc
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.sorting import SortOrder
+from pyiceberg.types import StringType
 from sqlalchemy.engine import make_url
 
 from lineage.errors import (
     ConfigurationError,
     StoreAccessError,
+    StoreConflictError,
     StoreCorruptError,
     StoreError,
     StoreNotFoundError,
@@ -42,7 +44,7 @@ from lineage.errors import (
 )
 from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES
+from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, PROVENANCE, SORT_ORDER, TABLE_PROPERTIES
 
 __all__ = ["StoreLocation", "as_location", "read_error", "store_error"]
 
@@ -230,8 +232,33 @@ class StoreLocation:
         return (self.namespace, name)
 
     def load(self, *, create: bool = False) -> Table:
-        """The events table; with ``create``, made (and its namespace) when missing."""
-        return self.load_table(EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES, create=create)
+        """The events table; with ``create`` (a writer's open), made when missing, and brought to this layout.
+
+        A table made before the provenance columns gets them added (null in the rows it holds);
+        a reader's open changes nothing: it reads the files with ``COLUMNS``, absent ones as null.
+        """
+        table = self.load_table(EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES, create=create)
+        return self._with_provenance(table) if create else table
+
+    def _with_provenance(self, table: Table) -> Table:
+        """``table`` with the ``PROVENANCE`` columns, added in one schema commit if it lacks any."""
+        for _ in range(_CREATION_TRIES):
+            have = {f.name for f in table.schema().fields}
+            missing = [name for name in PROVENANCE if name not in have]
+            if not missing:
+                return table
+            try:
+                with table.update_schema() as update:
+                    for name in missing:
+                        update.add_column(name, StringType(), doc="how the event reached Kafka (its headers)")
+            except CommitFailedException:  # another writer evolved it first: look again
+                pass
+            except Exception as exc:  # noqa: BLE001
+                raise store_error(exc, self, "adding the provenance columns") from None
+            table = table.refresh()
+        raise StoreConflictError(
+            f"adding the provenance columns to {self.describe()} lost to other writers", path=self.describe()
+        )
 
     def load_table(
         self,

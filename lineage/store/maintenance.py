@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from pyiceberg.exceptions import CommitFailedException
@@ -118,7 +119,10 @@ def _rewrite(location: StoreLocation, inputs: list[DataFile]) -> int:
     fs = location.filesystem()
     started = time.perf_counter()
     try:
-        data = pads.dataset([file_path(f.file_path) for f in inputs], schema=COLUMNS, format="parquet", filesystem=fs)
+        # the table's own columns: an older table without the provenance ones keeps its layout
+        have = {f.name for f in table.schema().fields}
+        columns = pa.schema([c for c in COLUMNS if c.name in have])
+        data = pads.dataset([file_path(f.file_path) for f in inputs], schema=columns, format="parquet", filesystem=fs)
         rows = data.to_table()
     except Exception as exc:  # noqa: BLE001 - a file that cannot be read is named, not a pyarrow traceback
         raise read_error(exc, location, "compacting") from None

@@ -32,6 +32,8 @@ __all__ = [
     "COLUMNS",
     "EVENTS",
     "ICEBERG_SCHEMA",
+    "PROVENANCE",
+    "SentVia",
     "SORT_ORDER",
     "TABLE_PROPERTIES",
     "ColumnBuffer",
@@ -45,7 +47,11 @@ _STRING = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
 
 # Flat columns: the record's fields with holder/recipient spread out, plus where each event came
-# from: ``origin`` (the Kafka topic, or ``file.<name>`` for a backfill), its partition and offset.
+# from: ``origin`` (the Kafka topic, or ``file.<name>`` for a backfill), its partition and offset,
+# and how it reached Kafka, read from its headers (``lineage.transport.provenance``): ``sent_via``
+# (sdk, gateway, openlineage), ``sent_via_name`` (SDK version, token name, job) and ``sent_via_run``
+# (the OpenLineage run). Not ``via``: the holdings' ``via`` is the event that brought a holding.
+# The provenance columns come last: a table made before them gets them added on open (``PROVENANCE``).
 COLUMNS = pa.schema(
     [
         ("event_id", _STRING),
@@ -81,8 +87,14 @@ COLUMNS = pa.schema(
         ("origin", _STRING),
         ("kafka_partition", pa.int32()),
         ("kafka_offset", pa.int64()),
+        ("sent_via", _STRING),
+        ("sent_via_name", _STRING),
+        ("sent_via_run", _STRING),
     ]
 )
+
+#: the columns added after the table's first layout, in order: added to an older table when opened
+PROVENANCE = ("sent_via", "sent_via_name", "sent_via_run")
 
 
 def iceberg_schema(columns: pa.Schema) -> Schema:
@@ -150,11 +162,17 @@ def owner_key(origin: str, partition: int) -> str:
 
 
 _ROW_FIELDS = (
-    *(name for name in COLUMNS.names if not name.startswith(("holder_", "recipient_", "kafka_", "origin"))),
+    *(
+        name
+        for name in COLUMNS.names
+        if not name.startswith(("holder_", "recipient_", "kafka_", "origin")) and name not in PROVENANCE
+    ),
     "holder",
     "recipient",
 )
 _ROW = operator.itemgetter(*_ROW_FIELDS)
+#: one row's ``PROVENANCE`` columns: door, name, run (None where unknown)
+SentVia = tuple[str | None, str | None, str | None]
 _PARTY = pa.struct([("name", _STRING), ("role", _STRING), ("region", _STRING)])
 # a buffered row as one struct: pyarrow converts a list of tuples to it in one C pass, parties
 # (dicts) included, about twice as fast as transposing the rows in Python and converting each column
@@ -164,22 +182,24 @@ _ROW_TYPE = pa.struct([pa.field(n, _PARTY) if n in ("holder", "recipient") else 
 class ColumnBuffer:
     """Collects records as tuples (one C-level ``itemgetter`` call each) and turns them into columns once."""
 
-    __slots__ = ("_offsets", "_rows")
+    __slots__ = ("_offsets", "_provenance", "_rows")
 
     def __init__(self) -> None:
         """Start empty."""
         self._rows: list[tuple[Any, ...]] = []
         self._offsets: list[int] = []
+        self._provenance: list[SentVia] = []
 
     @property
     def rows(self) -> int:
         """How many rows are buffered."""
         return len(self._rows)
 
-    def append(self, record: Record, offset: int) -> None:
-        """Add one validated record and its offset."""
+    def append(self, record: Record, offset: int, sent_via: SentVia = (None, None, None)) -> None:
+        """Add one validated record, its offset and how it reached Kafka (the ``PROVENANCE`` columns)."""
         self._rows.append(_ROW(record))
         self._offsets.append(offset)
+        self._provenance.append(sent_via)
 
     def count_above(self, offset: int) -> int:
         """How many rows have an offset above ``offset``."""
@@ -189,10 +209,11 @@ class ColumnBuffer:
 
     def table(self, origin: str, partition: int, *, after: int = -1) -> pa.Table:
         """The rows whose offset is above ``after`` as an Arrow table in ``COLUMNS`` order."""
-        rows, offsets = self._rows, self._offsets
+        rows, offsets, provenance = self._rows, self._offsets, self._provenance
         if after >= 0 and offsets and offsets[0] <= after:
             kept = [i for i, o in enumerate(offsets) if o > after]
             rows, offsets = [rows[i] for i in kept], [offsets[i] for i in kept]
+            provenance = [provenance[i] for i in kept]
         columns: dict[str, Any] = dict(zip(_ROW_FIELDS, pa.array(rows, _ROW_TYPE).flatten(), strict=True))
         # parties split into flat columns (flatten keeps a null recipient null in each part)
         for party in ("holder", "recipient"):
@@ -203,4 +224,6 @@ class ColumnBuffer:
         columns["origin"] = pa.repeat(pa.scalar(origin, _STRING), n)
         columns["kafka_partition"] = pa.repeat(pa.scalar(partition, pa.int32()), n)
         columns["kafka_offset"] = pa.array(offsets, pa.int64())
+        for name, values in zip(PROVENANCE, zip(*provenance, strict=True) if n else ((), (), ()), strict=True):
+            columns[name] = pa.array(values, _STRING)
         return pa.table([columns[f.name] for f in COLUMNS], schema=COLUMNS)

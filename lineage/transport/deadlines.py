@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from lineage.errors import BrokerError, DeliveryError
-from lineage.transport.sink import Receipt
+from lineage.transport.sink import Headers, Receipt
 
 __all__ = ["DeadlineDelivery", "flush_pending", "take_failed"]
 
@@ -23,11 +23,14 @@ __all__ = ["DeadlineDelivery", "flush_pending", "take_failed"]
 class DeadlineDelivery(ABC):
     """A pending send: its bytes (to send again if it fails), and the instant it must be resolved by."""
 
-    __slots__ = ("deadline", "event_id", "expired", "key", "timeout_s", "topic", "value")
+    __slots__ = ("deadline", "event_id", "expired", "headers", "key", "timeout_s", "topic", "value")
 
-    def __init__(self, event_id: str, topic: str, key: bytes, value: bytes, timeout_s: float) -> None:
+    def __init__(
+        self, event_id: str, topic: str, key: bytes, value: bytes, timeout_s: float, headers: Headers = ()
+    ) -> None:
         """Start the clock: the delivery fails if not acknowledged within ``timeout_s``."""
         self.event_id = event_id
+        self.headers = headers
         self.topic = topic
         self.key = key
         self.value = value

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lineage.errors import DeliveryError
-from lineage.transport.sink import Undelivered
+from lineage.transport.sink import Headers, Undelivered
 
 __all__ = ["MemoryDelivery", "MemoryReceipt", "MemorySink", "SentMessage"]
 
@@ -23,6 +23,7 @@ class SentMessage:
     key: bytes
     value: bytes
     event_id: str
+    headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +61,16 @@ class MemorySink:
     closed: bool = False
     _failed: list[Undelivered] = field(default_factory=list)
 
-    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> MemoryDelivery:
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str, headers: Headers = ()) -> MemoryDelivery:
         """Store the message; fail it while ``fail_next`` > 0; refuse it while ``down``."""
         if self.down:
             raise DeliveryError(event_id, topic, "no broker answers (injected outage)")
         if self.fail_next > 0:
             self.fail_next -= 1
             error = DeliveryError(event_id, topic, "injected failure")
-            self._failed.append(Undelivered(topic, key, value, event_id, error))
+            self._failed.append(Undelivered(topic, key, value, event_id, error, headers))
             return MemoryDelivery(event_id, None, error)
-        self.messages.append(SentMessage(topic, key, value, event_id))
+        self.messages.append(SentMessage(topic, key, value, event_id, headers))
         return MemoryDelivery(event_id, MemoryReceipt(topic, 0, len(self.messages) - 1))
 
     def failures(self) -> list[Undelivered]:

@@ -12,7 +12,11 @@ from typing import Protocol
 from lineage.contract.events import DeadLetter
 from lineage.errors import DeliveryError
 
-__all__ = ["DeadLetterSink", "Delivery", "EventSink", "Receipt", "Undelivered"]
+__all__ = ["DeadLetterSink", "Delivery", "EventSink", "Headers", "Receipt", "Undelivered"]
+
+#: Kafka record headers, (name, value) pairs: transport metadata beside the Avro event, outside its
+#: contract (provenance: how the event reached Kafka; ``lineage.sdk.provenance``).
+Headers = tuple[tuple[str, bytes], ...]
 
 
 class Receipt(Protocol):
@@ -59,13 +63,14 @@ class Undelivered:
     value: bytes = field(repr=False)
     event_id: str
     error: DeliveryError
+    headers: Headers = ()
 
 
 class EventSink(Protocol):
     """Accepts encoded events keyed by subject; reports failed deliveries through ``failures()``."""
 
-    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> Delivery:
-        """Queue one message; raise ``DeliveryError`` if it cannot even be queued (no broker, say)."""
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str, headers: Headers = ()) -> Delivery:
+        """Queue one message with ``headers``; raise ``DeliveryError`` if it cannot even be queued (no broker, say)."""
         ...
 
     def failures(self) -> list[Undelivered]:

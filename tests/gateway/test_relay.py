@@ -89,7 +89,7 @@ def test_a_bug_is_a_500_with_the_headers_and_one_log_line_without_its_message(
 
     relay = Relay(_emitter(MemorySink()))
 
-    def send(events: object) -> object:
+    def send(events: object, headers: object = None) -> object:
         raise RuntimeError("broke on subject user-42")
 
     relay.send = send  # type: ignore[method-assign,assignment]

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from lineage import DeliveryError, Emitter, Settings, UndeliveredError
+from lineage import __version__ as lineage_version_text
 from lineage.sdk.spool import SpooledDelivery
 from lineage.testing import MemoryDelivery, MemoryReceipt, MemorySink
+from lineage.transport.sink import Headers
 
 EMAIL = ["user.contact.email"]
 
@@ -162,9 +164,11 @@ class _SlowAcks(MemorySink):
 
     pending: list[_Pending] = field(default_factory=list)
 
-    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> MemoryDelivery:  # type: ignore[override]
+    def send(  # type: ignore[override]
+        self, topic: str, key: bytes, value: bytes, event_id: str, headers: Headers = ()
+    ) -> MemoryDelivery:
         """Store the message; its delivery waits for ``ack()``."""
-        super().send(topic, key, value, event_id)
+        super().send(topic, key, value, event_id, headers)
         self.pending.append(_Pending(event_id))
         return self.pending[-1]  # type: ignore[return-value]
 
@@ -199,3 +203,36 @@ def test_events_go_straight_to_the_broker_behind_the_last_round_of_the_spool(tmp
     sent = [*spooled, first.event_id, second.event_id, third.event_id, fourth]
     assert [m.event_id for m in sink.messages] == sent  # in order, each once
     assert list(folder.iterdir()) == []
+
+
+def test_spooled_events_are_resent_with_their_own_provenance_headers(tmp_path: Path) -> None:
+    """An event spooled in an outage reaches the broker later with the headers it was emitted with."""
+    from lineage.transport.provenance import gateway_headers
+
+    sink = MemorySink(down=True)
+    emitter = _emitter(sink, tmp_path / "spool")
+    own = _emit(emitter, "u1")
+    theirs = emitter.emit(emitter.event("COLLECTED", subject_id="u2", categories=EMAIL, purpose="essential.service",
+                                        legal_basis="CONTRACT"), headers=gateway_headers("shop-etl"))  # fmt: skip
+    sink.down = False
+    emitter.close()
+    sent = {m.event_id: dict(m.headers) for m in sink.messages}
+    assert sent[own]["lineage.via"] == b"sdk" and sent[own]["lineage.via.name"] == lineage_version_text.encode()
+    assert sent[theirs.event_id] == {"lineage.via": b"gateway", "lineage.via.name": b"shop-etl"}
+
+
+def test_a_spool_file_written_before_headers_existed_is_read_as_it_was(tmp_path: Path) -> None:
+    """Records of the older layout (no headers) and of the new one, in one orphaned file, all come back."""
+    import struct
+
+    from lineage.sdk.spool import Spool, SpoolEntry
+
+    folder = tmp_path / "spool"
+    crashed = Spool(folder, "lineage.events")
+    crashed.append([SpoolEntry("e2", b"k2", b"v2", (("lineage.via", b"sdk"),))])
+    crashed._closed = True  # noqa: SLF001 - what a crash leaves: the file, unlocked once the process is gone
+    os.close(crashed._fd)  # noqa: SLF001
+    old = struct.pack(">HII", 2, 2, 2) + b"e1k1v1"  # as an emitter of the previous release wrote it
+    crashed.path.write_bytes(old + crashed.path.read_bytes())
+    heir = Spool(folder, "lineage.events")
+    assert heir.head(10) == [SpoolEntry("e1", b"k1", b"v1"), SpoolEntry("e2", b"k2", b"v2", (("lineage.via", b"sdk"),))]

@@ -31,7 +31,7 @@ from lineage.settings import Settings
 from lineage.transport.confluent.connection import client_config, describe, log, refusal
 from lineage.transport.deadlines import DeadlineDelivery, flush_pending, take_failed
 from lineage.transport.kafka.connection import wait_for_broker
-from lineage.transport.sink import Receipt, Undelivered
+from lineage.transport.sink import Headers, Receipt, Undelivered
 
 __all__ = ["ConfluentDelivery", "ConfluentEventSink", "producer_config"]
 
@@ -59,10 +59,17 @@ class ConfluentDelivery(DeadlineDelivery):
     __slots__ = ("failure", "message", "sink")
 
     def __init__(
-        self, sink: ConfluentEventSink, event_id: str, topic: str, key: bytes, value: bytes, timeout_s: float
+        self,
+        sink: ConfluentEventSink,
+        event_id: str,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        timeout_s: float,
+        headers: Headers = (),
     ) -> None:
         """Keep the bytes so an undelivered event can be sent again; the sink polls for the outcome."""
-        super().__init__(event_id, topic, key, value, timeout_s)
+        super().__init__(event_id, topic, key, value, timeout_s, headers)
         self.sink = sink
         self.message: Message | None = None  # librdkafka's report of the stored message, once acknowledged
         self.failure: KafkaError | None = None  # or why it failed
@@ -174,7 +181,7 @@ class ConfluentEventSink:
             return
         self._producer.poll(timeout_s)
 
-    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> ConfluentDelivery:
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str, headers: Headers = ()) -> ConfluentDelivery:
         """Queue one message; a failure shows in ``failures()`` once known, at the latest at its deadline."""
         if self._closed:
             raise DeliveryError(event_id, topic, "the emitter is closed")
@@ -182,10 +189,10 @@ class ConfluentEventSink:
             self._replace()
         if topic not in self._topics:
             self._learn(topic, event_id)
-        delivery = ConfluentDelivery(self, event_id, topic, key, value, self._timeout_s)
+        delivery = ConfluentDelivery(self, event_id, topic, key, value, self._timeout_s, headers)
         producer = self._producer
         try:
-            producer.produce(topic, value, key, on_delivery=delivery.reported)
+            _produce(producer, delivery)
         except BufferError:
             self._wait_for_room(delivery)
         except KafkaException as exc:
@@ -224,7 +231,7 @@ class ConfluentEventSink:
         while True:
             self._producer.poll(_POLL_S)
             try:
-                self._producer.produce(delivery.topic, delivery.value, delivery.key, on_delivery=delivery.reported)
+                _produce(self._producer, delivery)
                 return
             except BufferError:
                 if time.monotonic() >= end:
@@ -257,7 +264,7 @@ class ConfluentEventSink:
         if not self._closed:
             self._producer.poll(0)
         failed = take_failed(self._pending, closed=self._closed)
-        return [Undelivered(d.topic, d.key, d.value, d.event_id, error) for d, error in failed]
+        return [Undelivered(d.topic, d.key, d.value, d.event_id, error, d.headers) for d, error in failed]
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every queued message is acknowledged, refused, or past its deadline.
@@ -273,6 +280,16 @@ class ConfluentEventSink:
         finally:
             self._closed = True
             _abandon(self._producer)
+
+
+def _produce(producer: Producer, delivery: ConfluentDelivery) -> None:
+    """Hand one message, its headers too, to librdkafka (raises ``BufferError`` when its queue is full)."""
+    if delivery.headers:
+        producer.produce(
+            delivery.topic, delivery.value, delivery.key, headers=list(delivery.headers), on_delivery=delivery.reported
+        )
+    else:  # no headers (a resent event of an older version, the dead letters' path): the call as before
+        producer.produce(delivery.topic, delivery.value, delivery.key, on_delivery=delivery.reported)
 
 
 def _abandon(producer: Producer) -> None:

@@ -32,7 +32,7 @@ from lineage.errors import BrokerError, BrokerUnavailableError, DeliveryError
 from lineage.settings import Settings
 from lineage.transport.deadlines import DeadlineDelivery, flush_pending, take_failed
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
-from lineage.transport.sink import Undelivered
+from lineage.transport.sink import Headers, Undelivered
 
 __all__ = ["DeliveryReceipt", "KafkaDelivery", "KafkaEventSink"]
 
@@ -65,13 +65,14 @@ class KafkaDelivery(DeadlineDelivery):
         timeout_s: float,
         settings: Settings | None = None,
         producer: object | None = None,
+        headers: Headers = (),
     ) -> None:
         """Wrap kafka-python's future; keep the bytes so an undelivered event can be sent again.
 
         ``settings`` name the principal when the broker's ACLs refuse the write; ``producer`` is the
         one that queued it, so a late failure of a replaced producer does not condemn its successor.
         """
-        super().__init__(event_id, topic, key, value, timeout_s)
+        super().__init__(event_id, topic, key, value, timeout_s, headers)
         self.settings = settings
         self.producer = producer
         self.future = future
@@ -242,14 +243,14 @@ class KafkaEventSink:
                 producer.partitions_for(topic)
         return producer
 
-    def send(self, topic: str, key: bytes, value: bytes, event_id: str) -> KafkaDelivery:
+    def send(self, topic: str, key: bytes, value: bytes, event_id: str, headers: Headers = ()) -> KafkaDelivery:
         """Queue one message; a failure shows in ``failures()`` once known, at the latest at its deadline."""
         producer = self._producer
         if producer is None:
             raise self._unavailable(event_id, topic)
         self._topics.add(topic)
         try:
-            future = producer.send(topic, value=value, key=key)
+            future = producer.send(topic, value=value, key=key, headers=list(headers) or None)
         except kafka.errors.KafkaTimeoutError as exc:
             raise DeliveryError(
                 event_id,
@@ -261,7 +262,9 @@ class KafkaEventSink:
             raise refusal(exc, self._settings, operation="write", topic=topic) or DeliveryError(
                 event_id, topic, str(exc)
             ) from exc
-        delivery = KafkaDelivery(future, event_id, topic, key, value, self._timeout_s, self._settings, producer)
+        delivery = KafkaDelivery(
+            future, event_id, topic, key, value, self._timeout_s, self._settings, producer, headers
+        )
         self._pending.append(delivery)
         return delivery
 
@@ -278,7 +281,7 @@ class KafkaEventSink:
             # may never send again (see the module's docstring). Drop it; its pending futures fail and
             # are reported here next time; a fresh producer is opened in the background.
             self._drop_producer()
-        return [Undelivered(d.topic, d.key, d.value, d.event_id, error) for d, error in failed]
+        return [Undelivered(d.topic, d.key, d.value, d.event_id, error, d.headers) for d, error in failed]
 
     def _drop_producer(self) -> None:
         with self._lock:
