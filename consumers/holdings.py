@@ -90,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
     from pathlib import Path
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO)
     args = _parser().parse_args(argv)
     from lineage.cli.options import location_for, settings_from
     from lineage.errors import LineageError

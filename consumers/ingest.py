@@ -110,7 +110,8 @@ def supervise(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one consumer in this process, or supervise ``--processes`` of them."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO)
     args = _parser().parse_args(argv)
     options = IngestOptions.from_args(args)
     if args.processes == 1 or options.from_file:

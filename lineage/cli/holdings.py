@@ -51,7 +51,8 @@ def cmd_holdings(args: argparse.Namespace) -> int:
     """One refresh (or a rebuild); its line on stdout. SIGTERM/SIGINT stop it before its commit."""
     stop = stop_on_signals()  # first: the store's libraries take a second or two to load
     # progress on stderr (a rebuild can take minutes); the result is the one line on stdout
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO)
     settings = settings_from(args)
     location, option = existing_location(args, settings)
     done = refresh_once(location, stop, rebuild=args.rebuild, option=option)

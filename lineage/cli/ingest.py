@@ -159,8 +159,8 @@ def run_ingest(options: IngestOptions) -> int:
     # first, before the store's libraries load (a second or two): a SIGTERM while starting is a clean stop
     stop = stop_on_signals()
     from lineage.ingest.consumer import IngestConsumer, terminal_progress
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = options.settings()
     store_dir = Path(options.store) if options.store else settings.store_dir

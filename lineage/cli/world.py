@@ -77,9 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import uuid
 
     from lineage.devtools.local_broker import LocalBroker, fetch_jars
+    from lineage.logs import configure_logging
     from lineage.world.demo import prepare_out, run_demo
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    configure_logging(logging.WARNING, "%(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     size = world_size(args)
     prepare_out(Path(args.out))  # a bad --out fails before a broker starts

@@ -111,7 +111,8 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
     trusted = forwarded_allow_ips.strip()
     config = uvicorn.Config(
         ConsoleApp(build),

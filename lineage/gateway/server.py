@@ -42,7 +42,8 @@ def serve(gateway: Gateway, host: str, port: int) -> None:
     """Serve until interrupted, then flush what is in flight (a spool keeps what the broker did not take)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from lineage.logs import configure_logging
+    configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
     try:
         uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_level="info")
     finally:
