@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineage.contract.taxonomy import Taxonomy
-from lineage.errors import BrokerError, StoreError
+from lineage.errors import BrokerError, BrokerUnavailableError, StoreError
 from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import StoreLocation
@@ -31,6 +31,10 @@ from lineage.transport.clients import dead_letter_sink
 from lineage.transport.kafka import KafkaBatchSource, RawMessage, create_topics
 
 __all__ = ["IngestConsumer", "IngestStats"]
+
+# With --exit-when-idle, how long joining the group may take before the run gives up: far beyond a
+# join at load 10 (tens of seconds behind a member slow to rejoin), short of holding a job for ever
+FIRST_ASSIGNMENT_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +218,11 @@ class IngestConsumer:
         still exits.)
         """
         if self._last_assignment is None:
+            if now - self.stats.started > FIRST_ASSIGNMENT_S:  # a group that never forms must not hold a job forever
+                raise BrokerUnavailableError(
+                    self.settings.bootstrap_servers, FIRST_ASSIGNMENT_S,
+                    "the consumer group gave this member no assignment (is the group coordinator available?)",
+                )  # fmt: skip
             return False
         if now - max(last_seen, self._last_assignment) < idle_s or self.ingestor.buffered_messages:
             return False

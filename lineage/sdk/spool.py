@@ -34,7 +34,7 @@ __all__ = ["SpoolEntry", "Spool", "SpooledDelivery"]
 
 _HEADER = struct.Struct(">HII")
 _HEADERS = struct.Struct(">I")  # the Kafka headers' length, present when the id's length has _WITH_HEADERS
-_PAIR = struct.Struct(">HH")
+_PAIR = struct.Struct(">HI")  # a header name's length, its value's: Kafka takes values far over 64 KiB
 _WITH_HEADERS = 0x8000
 _OPTION = "LINEAGE_SPOOL_DIR"
 
@@ -70,6 +70,8 @@ def _encode(entries: Iterable[SpoolEntry]) -> bytes:
             parts += (_HEADER.pack(len(eid), len(e.key), len(e.value)), eid, e.key, e.value)
             continue
         pairs = [(name.encode("utf-8"), value) for name, value in e.headers]
+        if any(len(n) > 0xFFFF for n, _ in pairs):  # a name is a few bytes; this one cannot be sent either
+            raise ConfigurationError("headers", "a Kafka header name is over 65,535 bytes")
         headers = b"".join(_PAIR.pack(len(n), len(v)) + n + v for n, v in pairs)
         parts += (_HEADER.pack(len(eid) | _WITH_HEADERS, len(e.key), len(e.value)), _HEADERS.pack(len(headers)),
                   eid, e.key, e.value, headers)  # fmt: skip

@@ -81,6 +81,7 @@ def _cut(text: str, limit: int) -> bytes:
 # one. Only usable ones are kept (bounded in size by MAX_NAME and MAX_RUN), and at most _KEEP.
 _READ: dict[tuple[tuple[str, bytes | None], ...], Provenance] = {}
 _KEEP = 4096
+_OURS = frozenset((VIA, VIA_NAME, VIA_RUN))
 
 
 def read_provenance(headers: Sequence[tuple[str, bytes | None]] | None) -> Provenance:
@@ -91,12 +92,14 @@ def read_provenance(headers: Sequence[tuple[str, bytes | None]] | None) -> Prove
     """
     if not headers:
         return NONE
-    key = tuple(headers)
+    # only lineage's own headers make the key: others (a trace id per message, a producer's bulk)
+    # would make every key new and the memory as large as what any producer sends
+    key = tuple(pair for pair in headers if pair[0] in _OURS)
     known = _READ.get(key)
     if known is not None:
         return known
     read = _read(key)
-    if read.bad == 0 and all(value is None or len(value) <= 4 * MAX_NAME for _, value in key):
+    if read.bad == 0 and len(key) <= len(_OURS) and all(v is None or len(v) <= 4 * MAX_NAME for _, v in key):
         if len(_READ) >= _KEEP:
             _READ.clear()
         _READ[key] = read
