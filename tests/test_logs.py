@@ -55,3 +55,12 @@ def test_a_process_configured_by_lineage_logs_a_library_failure_without_a_traceb
     assert "kafka.net.selector Unhandled exception in task | ValueError: Invalid file descriptor: -1" in lines[0]
     assert "Traceback" not in done.stderr
     assert lines[1].endswith("INFO lineage.ingest still one line per record")
+
+
+def test_control_characters_in_a_message_are_escaped_so_it_cannot_forge_a_line() -> None:
+    """A newline, ESC or U+202E in a logged value is shown escaped: the record stays one line."""
+    formatter = OneLineFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '"GET %s HTTP/1.1" 404',
+                               ("/a\nERROR lineage forged \x1b[2J \u202eabc",), None)  # fmt: skip
+    line = formatter.format(record)
+    assert line == r'INFO "GET /a\x0aERROR lineage forged \x1b[2J \u202eabc HTTP/1.1" 404', line

@@ -18,6 +18,7 @@ from lineage.console.sessions import Sessions
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError
+from lineage.logs import configure_logging
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
 
@@ -73,6 +74,7 @@ def build_console(
 #: a worker that does not answer the supervisor's ping for this long is killed and replaced; uvicorn's
 #: 5 s killed busy workers at load 10 on 2 cores, and a page or breach job is never that long silent
 _HEALTHCHECK_S = 60
+_LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 class ConsoleApp:
@@ -84,6 +86,7 @@ class ConsoleApp:
 
     def __call__(self) -> Callable[..., Awaitable[Any]]:
         """The app over a new console, which it closes when the worker shuts down."""
+        configure_logging(logging.INFO, _LOG_FORMAT)  # a spawned worker starts with no handlers of its own
         console = self.build()
         return create_app(console, on_shutdown=lambda: close_console(console))
 
@@ -111,8 +114,7 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    from lineage.logs import configure_logging
-    configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
+    configure_logging(logging.INFO, _LOG_FORMAT)
     trusted = forwarded_allow_ips.strip()
     config = uvicorn.Config(
         ConsoleApp(build),
@@ -123,6 +125,7 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
         proxy_headers=bool(trusted),  # off: the headers are ignored, whoever sends them
         forwarded_allow_ips=trusted or None,
         server_header=False,
+        log_config=None,  # uvicorn's records go through lineage.logs: one line each, never a traceback
         log_level="info",
         timeout_worker_healthcheck=_HEALTHCHECK_S,
     )

@@ -45,7 +45,8 @@ def serve(gateway: Gateway, host: str, port: int) -> None:
     from lineage.logs import configure_logging
     configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
     try:
-        uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_level="info")
+        # log_config=None: uvicorn's records go through lineage.logs (one line each, never a traceback)
+        uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_config=None, log_level="info")
     finally:
         try:
             gateway.relay.close()
