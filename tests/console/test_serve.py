@@ -107,7 +107,7 @@ def _server_end(client_port: int, server_port: int) -> int | None:
 
 
 def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_path: Path) -> None:
-    """`lineage serve --workers 2`: one sign-in, then person pages answered by two different worker processes."""
+    """`lineage serve --workers 2`: one sign-in, pages answered by two workers, each logging one-line records."""
     env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
     added = lineage("users", "add", "ana", "--role", "analyst", "--password-stdin", "--store", str(world.folder),
                     stdin="analyst-password-1\n", env=env)  # fmt: skip
@@ -143,3 +143,8 @@ def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_pa
             finally:
                 conn.close()
     assert len(answered_by) == 2, f"only one worker answered in 120 s: {answered_by}"
+    # Each worker logs through lineage.logs: uvicorn's own format and tracebacks never reach the log.
+    logged = (world.folder.parent / f"serve-{port}.log").read_text().splitlines()
+    access = [line for line in logged if " uvicorn.access 127.0.0.1:" in line and '"POST /person HTTP/1.1" 200' in line]
+    assert len(access) >= 2, logged
+    assert not [line for line in logged if line.startswith(("INFO:", "Traceback", "  File "))], logged
