@@ -100,6 +100,8 @@ class Settings:
     """PEM private key of ``ssl_certfile`` (when not in the same file)."""
     ssl_check_hostname: bool = True
     """Whether the broker's certificate must name the host connected to."""
+    keep_events_days: int | None = None
+    """Store retention: ``lineage retain`` removes events that occurred more than this many days ago."""
     spool_dir: Path | None = None
     """Where an emitter keeps events the broker did not take, to send them again (off when None).
 
@@ -128,6 +130,8 @@ class Settings:
             )
         if self.linger_ms < 0:
             raise ConfigurationError("linger_ms", f"must be 0 or more, got {self.linger_ms!r}")
+        if self.keep_events_days is not None and not 1 <= self.keep_events_days <= 1_000_000:
+            raise ConfigurationError("keep_events_days", f"must be 1 to 1000000 days, got {self.keep_events_days!r}")
         if not 1 <= self.commit_retries <= 1000:
             raise ConfigurationError("commit_retries", f"must be 1 to 1000, got {self.commit_retries!r}")
         self._check_store()
@@ -241,7 +245,7 @@ def _convert(name: str, annotation: object, raw: str) -> Any:
     try:
         if kind == "float":
             return float(raw)
-        if kind == "int":
+        if kind in ("int", "int | None"):
             return int(raw)
     except ValueError:
         raise ConfigurationError(_PREFIX + name.upper(), f"expected a number, got {raw!r}") from None

@@ -13,7 +13,15 @@ from datetime import datetime
 from lineage.answers._common import check_case, check_identifier, linked_identifiers, now
 from lineage.errors import InvalidEventError
 from lineage.store import Store
-from lineage.store.certificate import DONE, STARTED, Certificate, certificates, forgot_anyone, record_certificate
+from lineage.store.certificate import (
+    DONE,
+    NOTHING_HELD,
+    STARTED,
+    Certificate,
+    certificates,
+    forgot_anyone,
+    record_certificate,
+)
 from lineage.store.forget import forget_rows
 
 __all__ = ["case_ref_checked", "erased", "erasure_note", "forget_person", "kafka_copies"]
@@ -75,9 +83,12 @@ def forget_person(
     removed = forget_rows(
         store.location, sorted(ids), digest=digest, digests=digests, resumed=resumed, grace_s=grace_s
     )
+    # a store that never held the person (and no earlier run of the case began removing them) must
+    # not be certified as having erased them: the certificate says nothing was held
+    held = removed.events_rows or removed.holdings_rows or resumed
     return record_certificate(
-        store.location, sorted(digests), case_ref=case_ref, status=DONE, erased_at=at or now(), removed=removed,
-        kafka_bound=kafka_bound,
+        store.location, sorted(digests), case_ref=case_ref, status=DONE if held else NOTHING_HELD,
+        erased_at=at or now(), removed=removed, kafka_bound=kafka_bound,
     )  # fmt: skip
 
 
@@ -87,7 +98,9 @@ def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
     if not forgot_anyone(store.location):
         return None
     found = certificates(store.location, [digest(identifier)])
-    return found[-1] if found else None
+    if not found or found[-1].status == NOTHING_HELD:
+        return None  # nothing was held when it was asked: whatever is held now is answered as usual
+    return found[-1]
 
 
 def erasure_note(cert: Certificate) -> str:

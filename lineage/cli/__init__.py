@@ -7,6 +7,7 @@
 - ``holdings`` holdings (the table answers read, brought up to date)
 - ``answers``  access, breach, erasure, transfers, retention, check, map
 - ``forget``   forget (a person out of the store itself, with a certificate)
+- ``retain``   retain (store retention: events older than a cut-off out of the store)
 - ``world``    sim, demo
 - ``console``  serve, users (the privacy console)
 - ``gateway``  gateway serve / token / schema (the HTTP gateway)
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lineage.cli import answers, broker, console, emit, forget, gateway, graph, holdings, ingest, world
+from lineage.cli import answers, broker, console, emit, forget, gateway, graph, holdings, ingest, retain, world
 from lineage.cli.exits import INTERNAL_ERROR, run_command
 
 __all__ = ["INTERNAL_ERROR", "main", "run_command"]
@@ -31,7 +32,7 @@ __all__ = ["INTERNAL_ERROR", "main", "run_command"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (emit, broker, ingest, graph, holdings, answers, forget, world, console, gateway):
+    for group in (emit, broker, ingest, graph, holdings, answers, forget, retain, world, console, gateway):
         group.register(sub)
     return p
 

@@ -98,6 +98,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     from lineage.answers.forget import forget_person
     from lineage.console.erasure import redact_person
     from lineage.ingest.holdings import HoldingsMaintainer
+    from lineage.store.certificate import NOTHING_HELD
 
     settings = settings_from(args)
     store = store_for(args, settings)
@@ -112,13 +113,18 @@ def cmd_forget(args: argparse.Namespace) -> int:
         grace_s=args.grace,
     )
     c = made[0]
-    print(
-        f"forgot {len(made)} identifier(s) under case {c.case_ref} at {c.erased_at.isoformat(timespec='seconds')}: "
-        f"events rows {c.events_rows}, holdings rows {c.holdings_rows}, data files rewritten {c.files_rewritten}, "
-        f"snapshots expired {c.snapshots_expired}, files removed {c.files_removed}"
-        + (f", pins removed {c.pins_removed}" if c.pins_removed else "")
-        + f"; {c.kafka_bound}"
-    )
+    if c.status == NOTHING_HELD:
+        when = c.erased_at.isoformat(timespec="seconds")
+        print(f"nothing held: the store held no row of the {len(made)} identifier(s) of case {c.case_ref} at {when}; "
+              "nothing removed, certificate kept as 'nothing held'")  # fmt: skip
+    else:
+        print(
+            f"forgot {len(made)} identifier(s) under case {c.case_ref} at {c.erased_at.isoformat(timespec='seconds')}: "
+            f"events rows {c.events_rows}, holdings rows {c.holdings_rows}, data files rewritten {c.files_rewritten}, "
+            f"snapshots expired {c.snapshots_expired}, files removed {c.files_removed}"
+            + (f", pins removed {c.pins_removed}" if c.pins_removed else "")
+            + f"; {c.kafka_bound}"
+        )
     r = redact_person(console.audit, [m.digest for m in made], c.case_ref, actor=cli_actor(), role="cli",
                       client="command line")  # fmt: skip
     console.audit.db.close()

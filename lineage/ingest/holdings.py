@@ -10,6 +10,12 @@ check and start again from the table.
 An event stamped at or before what was applied (a service's spool sent after an outage; partitions
 read at different speeds) rolls the engine back to its time, and every event from then on is
 replayed. A long-running maintainer keeps its engine between refreshes and reads only what is new.
+
+After store retention (``lineage.store.retention``) the events before its cut-off are gone, and the
+holdings are the only record of what they made. So nothing is ever replayed from before the cut-off:
+a rebuild starts from the stored holdings rolled back to the cut-off (their state then) and replays
+the events kept; a late event older than the cut-off rolls back to the cut-off only, and is not
+applied itself (it is older than what the store keeps; the next retention run removes it).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
-from lineage.errors import LineageError, StoreConflictError
+from lineage.errors import LineageError, StoreConflictError, StoreError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
 from lineage.store.holdings import (
@@ -37,6 +43,7 @@ from lineage.store.holdings import (
     write_holdings,
 )
 from lineage.store.maintenance import expire, remove_orphans
+from lineage.store.retention import retained_before
 
 __all__ = ["HoldingsMaintainer", "Refreshed", "RefreshStopped"]
 
@@ -117,16 +124,24 @@ class HoldingsMaintainer:
             rebuild = True
         if state.snapshot_id is not None and not rebuild and state.applied == offsets:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
-        engine, applied = self._engine_for(state, rebuild)
+        cutoff = retained_before(events_table)
+        engine, applied = self._engine_for(state, rebuild and cutoff is None)
         self._engine = None  # until the commit lands, the engine is ahead of the table
         store = Store(self.location, snapshot=current.snapshot_id, holdings=False)
         new = store.engine_events(applied, None)
         first = next(new, None)
         rolled_back_to = None
-        if first is None:
-            batch: Iterator[Event] = iter(())
+        if rebuild and cutoff is not None:
+            self._check_baseline(state)
+            engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
+            batch: Iterator[Event] = store.engine_events({}, cutoff)
+        elif first is None:
+            batch = iter(())
         elif engine.watermark is not None and first.at <= engine.watermark:
             late = first.at  # the earliest: they come in event-time order
+            if cutoff is not None and late < cutoff:
+                log.warning("an event older than the retention cut-off arrived: not applied to the holdings")
+                late = cutoff
             engine.rollback(late)
             rolled_back_to = late
             batch = store.engine_events({}, late)
@@ -144,7 +159,7 @@ class HoldingsMaintainer:
             source=current.snapshot_id,
             applied=offsets,
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
-            rows=rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
+            rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
         self._engine, self._based_on = engine, snapshot
@@ -152,6 +167,15 @@ class HoldingsMaintainer:
         done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
         log.info("%s", done.line())
         return done
+
+    def _check_baseline(self, state: HoldingsState) -> None:
+        """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""
+        if state.snapshot_id is None or state.layout != LAYOUT:
+            raise StoreError(
+                f"events of {self.location.describe()} before the retention cut-off are gone and no holdings of "
+                "this version keep what they made: a rebuild from the events alone would lose those holdings",
+                path=self.location.describe(),
+            )
 
     def _tidy(self) -> None:
         """Every ``tidy_every_s``: expire holdings snapshots replaced that long ago, and delete their files.

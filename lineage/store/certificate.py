@@ -27,11 +27,15 @@ from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.forget import Forgotten, column_in
 from lineage.store.tables import iceberg_schema
 
-__all__ = ["DONE", "ERASURES", "STARTED", "Certificate", "certificates", "forgot_anyone", "record_certificate"]
+__all__ = [
+    "DONE", "ERASURES", "NOTHING_HELD", "STARTED", "Certificate", "append_record", "certificates", "forgot_anyone",
+    "record_certificate",
+]  # fmt: skip
 
 ERASURES = "erasures"
 STARTED = "started"
 DONE = "done"
+NOTHING_HELD = "nothing held"  # the store held no row of the identifier: nothing was removed
 
 _TS = pa.timestamp("us", tz="UTC")
 _COLUMNS = pa.schema(
@@ -59,7 +63,7 @@ class Certificate:
 
     digest: str
     case_ref: str
-    status: str  # STARTED or DONE
+    status: str  # STARTED, DONE or NOTHING_HELD
     erased_at: datetime
     events_rows: int
     holdings_rows: int
@@ -101,18 +105,25 @@ def record_certificate(
         for d in sorted(set(digests))
     ]
     rows = pa.Table.from_pylist([{n: getattr(c, n) for n in _COLUMNS.names} for c in made], schema=_COLUMNS)
+    append_record(location, ERASURES, rows, "the erasure certificate")
+    return made
+
+
+def append_record(location: StoreLocation, name: str, rows: pa.Table, what: str) -> None:
+    """Append ``rows`` to the store's own record table ``name`` (made on first use), retrying lost races."""
+    schema = iceberg_schema(rows.schema)
     for attempt in range(location.commit_retries):
         try:
             with private_files():
-                table = location.load_table(ERASURES, _SCHEMA, UNSORTED_SORT_ORDER, _PROPERTIES, create=True)
+                table = location.load_table(name, schema, UNSORTED_SORT_ORDER, _PROPERTIES, create=True)
                 table.append(rows)
         except CommitFailedException:
             time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.5))
             continue
         except Exception as exc:  # noqa: BLE001
-            raise store_error(exc, location, "keeping the erasure certificate") from None
-        return made
-    raise StoreConflictError(f"keeping a certificate lost to other writers {location.commit_retries} times in a row")
+            raise store_error(exc, location, f"keeping {what}") from None
+        return
+    raise StoreConflictError(f"keeping {what} lost to other writers {location.commit_retries} times in a row")
 
 
 def _table(location: StoreLocation) -> Table | None:

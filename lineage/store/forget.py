@@ -46,7 +46,7 @@ from lineage.store.maintenance import _referenced, remove_orphans
 from lineage.store.snapshots import file_path
 from lineage.store.tables import EVENTS
 
-__all__ = ["FORGOTTEN", "Forgotten", "column_in", "forget_rows"]
+__all__ = ["FORGOTTEN", "Forgotten", "column_in", "delete_rows", "drop_history", "forget_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +87,17 @@ def forget_rows(
     ids = sorted(set(identifiers))
     wanted = set(digests) | {digest(i) for i in ids}
     with private_files():
-        events_rows, events_files = _delete(location, EVENTS, column_in("subject_id", ids))
+        events_rows, events_files = delete_rows(location, EVENTS, column_in("subject_id", ids))
         holdings_rows = holdings_files = 0
         if try_load_holdings(location) is not None:
-            holdings_rows, holdings_files = _delete(
+            holdings_rows, holdings_files = delete_rows(
                 location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids)
             )
         expired = removed = 0
         pins: list[str] = []
         tables = (EVENTS, HOLDINGS) if try_load_holdings(location) is not None else (EVENTS,)
         for name in tables if events_rows or holdings_rows or resumed else ():
-            done, gone_pins, removed_here = _drop_history(location, name, (ids, digest, wanted), grace_s)
+            done, gone_pins, removed_here = drop_history(location, name, (ids, digest, wanted), grace_s)
             expired += done
             pins += gone_pins
             removed += removed_here
@@ -120,11 +120,16 @@ def _load(location: StoreLocation, name: str) -> Table:
     return location.load() if name == EVENTS else load_holdings(location)
 
 
-def _delete(location: StoreLocation, name: str, *rows: BooleanExpression) -> tuple[int, int]:
+def delete_rows(
+    location: StoreLocation, name: str, *rows: BooleanExpression, marker: str = FORGOTTEN,
+    properties: dict[str, str] | None = None,
+) -> tuple[int, int]:  # fmt: skip
     """Delete the rows each of ``rows`` matches from table ``name``, in one commit; (rows deleted, files replaced).
 
     One delete per column, not one ``Or``: pyiceberg keeps the rows its filter finds null for, and
     an ``Or`` over columns is null wherever one column is (a person row has no ``via``: it stayed).
+    The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit
+    when it deletes anything.
     """
     for attempt in range(location.commit_retries):
         table = _load(location, name)
@@ -134,13 +139,15 @@ def _delete(location: StoreLocation, name: str, *rows: BooleanExpression) -> tup
             with warnings.catch_warnings():  # a re-run finds nothing left to delete: that is fine
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
                 for matching in rows:
-                    tx.delete(matching, snapshot_properties={FORGOTTEN: "rows"})
+                    tx.delete(matching, snapshot_properties={marker: "rows"})
             # a delete's manifests keep the removed files' entries (with their column bounds: the
             # person's identifier may be one) as DELETED; an empty append after it makes a snapshot
             # whose manifests list only live files, so the delete's manifests leave with its snapshot
-            if tx._updates:  # (nothing to delete on a re-run: no snapshot at all)
-                with tx.update_snapshot(snapshot_properties={FORGOTTEN: "manifests"}).fast_append():
+            if deleting := bool(tx._updates):  # (nothing to delete on a re-run: no snapshot at all)
+                with tx.update_snapshot(snapshot_properties={marker: "manifests"}).fast_append():
                     pass
+            if properties and deleting:
+                tx.set_properties(properties)
             if name == HOLDINGS:
                 # the readers' events snapshot: the one just made without the person (the one the
                 # holdings named before is about to be expired with the person's files)
@@ -170,9 +177,12 @@ def _back_off(attempt: int) -> None:
 _Person = tuple[list[str], Callable[[str], str], set[str]]  # identifiers, the keyed hash, the digests wanted
 
 
-def _drop_history(location: StoreLocation, name: str, person: _Person, grace_s: float) -> tuple[int, list[str], int]:
+def drop_history(
+    location: StoreLocation, name: str, person: _Person | None, grace_s: float
+) -> tuple[int, list[str], int]:
     """Expire every snapshot of ``name`` but the current one (unpinning them), delete their files.
 
+    ``person``: unreferenced files holding them go too, however young (None: only those past ``grace_s``).
     Returns (snapshots expired, pins removed, files deleted).
     """
     pins = _unpin(location, name)
@@ -188,7 +198,7 @@ def _drop_history(location: StoreLocation, name: str, person: _Person, grace_s: 
     for info in found:
         if info.type != pafs.FileType.File or info.path in now:
             continue
-        if info.path in before or _orphan_holds(table, location, fs, info.path, person):
+        if info.path in before or (person is not None and _orphan_holds(table, location, fs, info.path, person)):
             try:
                 fs.delete_file(info.path)
                 removed += 1

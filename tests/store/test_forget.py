@@ -304,18 +304,23 @@ def test_a_rerun_with_the_default_grace_removes_the_manifests_a_killed_forget_le
     assert _files_holding(folder, ids) == []
 
 
-def test_forgetting_someone_never_held_keeps_history_and_pins(
+def test_forgetting_someone_never_held_keeps_history_and_certifies_nothing_held(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An identifier the store never held: no snapshot expired, the pin kept, a certificate of nothing removed."""
+    """Never held: no snapshot expired, the pin kept, a "nothing held" certificate (never "done"), access as usual."""
     values, ids, _ = _world()
     folder = tmp_path / "store"
     location = _store(folder, values[:300])
     snapshots = len(location.load().metadata.snapshots)
     code, out, err = run_cli(capsys, "forget", "nobody-here", "--case", "C-0", "--store", str(folder), "--grace", "0")
     assert code == 0, err
-    assert "events rows 0, holdings rows 0" in out and "snapshots expired 0" in out
+    assert out.startswith("nothing held") and "nothing removed" in out and "forgot" not in out
     assert len(location.load().metadata.snapshots) == snapshots and "audit-2026" in location.load().metadata.refs
+    made = certificates(location, case_ref="C-0")
+    assert made and "done" not in {c.status for c in made} and made[-1].status == "nothing held"
+    code, out, err = run_cli(capsys, "access", "nobody-here", "--store", str(folder))
+    assert code == 0, err
+    assert "erased" not in out  # no claim that the store erased what it never held
 
 
 @pytest.mark.integration
