@@ -14,7 +14,10 @@ from typing import Any
 
 from lineage.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["MAX_KEEP_EVENTS_DAYS", "Settings"]
+
+# the longest retention period: 100 years (a longer one reaches past what a datetime can hold)
+MAX_KEEP_EVENTS_DAYS = 36_500
 
 _PREFIX = "LINEAGE_"
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -130,8 +133,10 @@ class Settings:
             )
         if self.linger_ms < 0:
             raise ConfigurationError("linger_ms", f"must be 0 or more, got {self.linger_ms!r}")
-        if self.keep_events_days is not None and not 1 <= self.keep_events_days <= 1_000_000:
-            raise ConfigurationError("keep_events_days", f"must be 1 to 1000000 days, got {self.keep_events_days!r}")
+        if self.keep_events_days is not None and not 1 <= self.keep_events_days <= MAX_KEEP_EVENTS_DAYS:
+            raise ConfigurationError(
+                "keep_events_days", f"must be 1 to {MAX_KEEP_EVENTS_DAYS} days, got {self.keep_events_days!r}"
+            )
         if not 1 <= self.commit_retries <= 1000:
             raise ConfigurationError("commit_retries", f"must be 1 to 1000, got {self.commit_retries!r}")
         self._check_store()

@@ -151,9 +151,12 @@ def test_an_unknown_kafka_client_is_one_line_naming_the_setting_and_the_choices(
     assert str(err.value) == "kafka_client: must be one of kafka-python, confluent, got 'librdkafka'"
 
 
-@pytest.mark.parametrize(("raw", "problem"), [("0", "must be 1 to"), ("-5", "must be 1 to"), ("a year", "a number")])
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [("0", "must be 1 to"), ("-5", "must be 1 to"), ("a year", "a number"), ("36501", "must be 1 to 36500")],
+)
 def test_keep_events_days_must_be_a_positive_number(raw: str, problem: str) -> None:
-    """LINEAGE_KEEP_EVENTS_DAYS (store retention) is a whole number of days, 1 or more: anything else names it."""
+    """LINEAGE_KEEP_EVENTS_DAYS (store retention) is a whole number of days, 1 to 36,500: anything else names it."""
     with pytest.raises(ConfigurationError, match="(?i)keep_events_days") as caught:
         Settings.from_env({"LINEAGE_KEEP_EVENTS_DAYS": raw})
     assert problem in str(caught.value)

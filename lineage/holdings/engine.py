@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from lineage.contract.rules import covered
 from lineage.holdings.model import Changes, Event, FlowEvent, FlowInfo, Key, Link, Provenance, Run
@@ -325,6 +326,22 @@ class HoldingsEngine:
         self._now, self._erasures_now, self._hops_now = None, {}, []
         self._restore_flows()
         self.watermark = to - 1
+
+    def catch_up(
+        self, new: Iterator[Event], replay: Callable[[int], Iterable[Event]]
+    ) -> tuple[Iterator[Event], int | None]:
+        """What to ``apply`` for the events ``new`` (not applied yet, in event-time order); the time rolled back to.
+
+        The earliest at or before the watermark (a late event) rolls the engine back to its time, and
+        every event from then on (``replay(time)``) is applied again. No new event: no rollback.
+        """
+        first = next(new, None)
+        if first is None:
+            return iter(()), None
+        if self.watermark is not None and first.at <= self.watermark:
+            self.rollback(first.at)
+            return iter(replay(first.at)), first.at
+        return chain([first], new), None
 
     def _merge_split(self, runs: list[Run]) -> list[Run]:
         """Join two live runs of one flow that follow each other: a split a rolled-back erasure made."""

@@ -14,8 +14,9 @@ replayed. A long-running maintainer keeps its engine between refreshes and reads
 After store retention (``lineage.store.retention``) the events before its cut-off are gone, and the
 holdings are the only record of what they made. So nothing is ever replayed from before the cut-off:
 a rebuild starts from the stored holdings rolled back to the cut-off (their state then) and replays
-the events kept; a late event older than the cut-off rolls back to the cut-off only, and is not
-applied itself (it is older than what the store keeps; the next retention run removes it).
+the events kept; a late event older than the cut-off is applied as if it occurred at the cut-off
+(whatever the watermark: the store no longer holds what came before it to replay), and the next
+retention run removes it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
 
 from lineage.errors import LineageError, StoreConflictError, StoreError
 from lineage.holdings import Event, HoldingsEngine
@@ -43,7 +43,7 @@ from lineage.store.holdings import (
     write_holdings,
 )
 from lineage.store.maintenance import expire, remove_orphans
-from lineage.store.retention import retained_before
+from lineage.store.tables import retained_before
 
 __all__ = ["HoldingsMaintainer", "Refreshed", "RefreshStopped"]
 
@@ -124,29 +124,20 @@ class HoldingsMaintainer:
             rebuild = True
         if state.snapshot_id is not None and not rebuild and state.applied == offsets:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
-        cutoff = retained_before(events_table)
+        cutoff = retained_before(events_table.properties)
         engine, applied = self._engine_for(state, rebuild and cutoff is None)
         self._engine = None  # until the commit lands, the engine is ahead of the table
         store = Store(self.location, snapshot=current.snapshot_id, holdings=False)
-        new = store.engine_events(applied, None)
-        first = next(new, None)
-        rolled_back_to = None
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
             batch: Iterator[Event] = store.engine_events({}, cutoff)
-        elif first is None:
-            batch = iter(())
-        elif engine.watermark is not None and first.at <= engine.watermark:
-            late = first.at  # the earliest: they come in event-time order
-            if cutoff is not None and late < cutoff:
-                log.warning("an event older than the retention cut-off arrived: not applied to the holdings")
-                late = cutoff
-            engine.rollback(late)
-            rolled_back_to = late
-            batch = store.engine_events({}, late)
+            rolled_back_to = None
         else:
-            batch = chain([first], new)
+            # an event older than the cut-off reads as at the cut-off (queries/holdings_events.sql)
+            batch, rolled_back_to = engine.catch_up(
+                store.engine_events(applied, None), lambda since: store.engine_events({}, since)
+            )
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
         changed = engine.take_changes()  # what the table lacks: the engine was its state before

@@ -36,7 +36,7 @@ from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
-from lineage.store.holdings import HOLDINGS_COLUMNS, Pinned, holdings_arrow, pinned_state
+from lineage.store.holdings import HOLDINGS_COLUMNS, Pinned, engine_from_table, holdings_arrow, pinned_state
 from lineage.store.maintenance import CompactionReport, compact
 from lineage.store.snapshots import SnapshotRef
 from lineage.store.tables import COLUMNS
@@ -305,9 +305,7 @@ class Store:
             if pinned.holdings_snapshot is not None:
                 self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
             elif self.with_holdings:
-                engine = HoldingsEngine()
-                engine.apply(_engine_events(con, {}, None))
-                con.from_arrow(holdings_arrow(engine)).create_view("holdings_all")
+                con.from_arrow(holdings_arrow(self._computed(con, registered, pinned))).create_view("holdings_all")
             else:
                 con.from_arrow(HOLDINGS_COLUMNS.empty_table()).create_view("holdings_all")
             con.execute(query_text("_macros"))
@@ -326,13 +324,33 @@ class Store:
             raise read_error(exc, self.location, "opening the data files") from None
         return con, registered
 
+    def _computed(self, con: duckdb.DuckDBPyConnection, registered: dict[str, Any], pinned: Pinned) -> HoldingsEngine:
+        """The holdings of the pinned events computed in memory: from every event, or after retention from ``base``.
+
+        The stored holdings in ``base`` keep what the retired events made; the events they do not
+        reflect are applied to them as the maintainer would (a late one rolls them back to its time).
+        """
+        floor = pinned.retained_before
+        if pinned.base is None:
+            engine = HoldingsEngine()
+            engine.apply(_engine_events(con, {}, None, floor))
+            return engine
+        self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDINGS_COLUMNS)
+        engine = engine_from_table(con.sql("SELECT * FROM holdings_base").to_arrow_table(), pinned.base.watermark)
+        batch, _ = engine.catch_up(
+            _engine_events(con, pinned.base.applied, None, floor), lambda since: _engine_events(con, {}, since, floor)
+        )
+        engine.apply(batch, ordered=True)
+        return engine
+
     def engine_events(self, applied: dict[str, dict[int, int]], since: int | None) -> Iterator[Event]:
         """The events the holdings engine reads, in event-time order.
 
         Those after the ``applied`` offsets, or (``since``, microseconds) every one from that time on.
         """
-        with self._connect(self._pin(), None) as con:
-            yield from _engine_events(con, applied, since)
+        pinned = self._pin()
+        with self._connect(pinned, None) as con:
+            yield from _engine_events(con, applied, since, pinned.retained_before)
 
     def _check_footers(self, files: list[str], rows: list[int]) -> list[tuple[str, ...]]:
         """Each local file's footer must count the rows the table's manifest says it holds; each one's columns.
@@ -518,9 +536,12 @@ class _Reader:
 
 
 def _engine_events(
-    con: duckdb.DuckDBPyConnection, applied: dict[str, dict[int, int]], since: int | None
+    con: duckdb.DuckDBPyConnection, applied: dict[str, dict[int, int]], since: int | None, floor: int | None
 ) -> Iterator[Event]:
-    """Rows of ``queries/holdings_events.sql`` as engine events, a batch of rows at a time."""
+    """Rows of ``queries/holdings_events.sql`` as engine events, a batch of rows at a time.
+
+    ``floor``: the retention cut-off (µs); an event older than it reads as occurring at it.
+    """
     origins = [o for o, parts in applied.items() for _ in parts]
     partitions = [p for parts in applied.values() for p in parts]
     offsets = [off for parts in applied.values() for off in parts.values()]
@@ -529,6 +550,7 @@ def _engine_events(
         "partitions": partitions,
         "offsets": offsets,
         "since": None if since is None else _EPOCH + timedelta(microseconds=since),
+        "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
     }
     # the events come sorted by time: bound DuckDB's sort to 2 GB and let it spill to a private
     # folder of its own (at 20M events it otherwise held gigabytes beside the engine's state)

@@ -40,6 +40,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import BooleanExpression, In
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.table.sorting import NullOrder, SortDirection, SortField, SortOrder
 from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.transforms import IdentityTransform
@@ -51,7 +52,7 @@ from lineage.holdings.shards import shard_of
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.snapshots import SnapshotRef, resolve, snapshot_files
-from lineage.store.tables import iceberg_schema, offset_key
+from lineage.store.tables import iceberg_schema, offset_key, retained_before
 from lineage.store.writer import _Transaction
 
 __all__ = [
@@ -419,6 +420,10 @@ class Pinned:
     holdings_files: list[str]
     holdings_rows: list[int]
     behind: int = 0  # events stored after the ones the holdings reflect (the answer does not see them)
+    # computed in memory after retention: what ``holdings_files`` (stored holdings of an earlier events
+    # snapshot) reflect; the computation starts from them, the retired events being gone
+    base: HoldingsState | None = None
+    retained_before: int | None = None  # the events table's retention cut-off (µs), if retention ran
 
 
 def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = True) -> Pinned:
@@ -426,7 +431,8 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
 
     With no ``ref``, the newest holdings decide: their events snapshot is read, so the events and the
     holdings an answer joins always agree (newer events wait for the maintainer; ``behind`` counts
-    them). A named snapshot uses holdings made from it if kept, else none (computed in memory).
+    them). A named snapshot uses holdings made from it if kept, else none (computed in memory; after
+    retention, from the newest stored holdings, whose events snapshot must be at or before it).
     """
     # the holdings first: loaded after them, the events table holds the snapshot they were made
     # from even if a consumer and the maintainer both committed in between (review: read the
@@ -448,6 +454,9 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         else:
             made = holdings_snapshot_for(htable, snapshot.snapshot_id)
         behind = _behind(events, state) if made == current.snapshot_id else 0
+        if made is None and retained_before(events.properties) is not None:
+            return _pinned(location, events, snapshot.snapshot_id, htable, current.snapshot_id,
+                           base=_base(location, events, state, snapshot.snapshot_id))  # fmt: skip
         return _pinned(location, events, snapshot.snapshot_id, htable, made, behind)
     state = read_state(htable)
     if state.layout != LAYOUT:
@@ -470,6 +479,23 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
     )
 
 
+def _base(location: StoreLocation, events: Table, state: HoldingsState, snapshot: int) -> HoldingsState:
+    """The stored holdings to compute those of events ``snapshot`` from, after retention; refused when none fit.
+
+    The events before the cut-off are gone, so only stored holdings keep what they made. The newest
+    do when they reflect ``snapshot`` or one of its ancestors (the events since are then applied to
+    them, as the maintainer would); older ones do not record which offsets they reflect.
+    """
+    if state.layout == LAYOUT and state.source is not None:
+        if any(s.snapshot_id == state.source for s in ancestors_of(events.snapshot_by_id(snapshot), events.metadata)):
+            return state
+    raise StoreError(
+        f"events snapshot {snapshot} of {location.describe()} has no stored holdings and the events before the "
+        "retention cut-off are gone: run `lineage holdings`, then pin the events snapshot it reflects",
+        path=location.describe(),
+    )
+
+
 def _behind(events: Table, state: HoldingsState) -> int:
     """How many stored events (offsets) the holdings in ``state`` do not reflect yet."""
     stored, reflected = event_offsets(events), state.applied
@@ -487,10 +513,15 @@ def _pinned(
     htable: Table | None,
     holdings_snapshot: int | None,
     behind: int = 0,
+    *,
+    base: HoldingsState | None = None,
 ) -> Pinned:
     files, rows = ([], []) if events_snapshot is None else snapshot_files(location, events, events_snapshot)
     hfiles: list[str] = []
     hrows: list[int] = []
     if htable is not None and holdings_snapshot is not None:
         hfiles, hrows = snapshot_files(location, htable, holdings_snapshot)
-    return Pinned(events_snapshot, files, rows, holdings_snapshot, hfiles, hrows, behind)
+    if base is not None:  # the files to start from; the holdings answered with are computed from them
+        holdings_snapshot = None
+    return Pinned(events_snapshot, files, rows, holdings_snapshot, hfiles, hrows, behind, base,
+                  retained_before(events.properties))  # fmt: skip

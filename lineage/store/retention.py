@@ -5,7 +5,8 @@ or a file deletion, so a run killed at any point is finished by running it again
 
 1. the caller brings the holdings up to date first: they are the record of what the retired events
    made (who holds what since when), and stay; no event is read again to make them;
-2. rows: a copy-on-write delete of ``occurred_at < cut-off`` (``forget.delete_rows``): pyiceberg plans
+2. rows: a copy-on-write delete of ``occurred_at < cut-off`` (``forget.delete_rows``), consent events
+   aside (they stay, the proof of consent a kept use relies on; see ``_before``): pyiceberg plans
    only the files whose ``occurred_at`` bounds reach below the cut-off, drops those wholly older and
    rewrites those that straddle it. The same commit records the cut-off in the table property
    ``RETAINED_BEFORE``: the holdings maintainer then never replays from before it (a rebuild
@@ -28,16 +29,16 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import BooleanExpression, LessThan, Reference
-from pyiceberg.table import Table
+from pyiceberg.expressions import And, BooleanExpression, LessThan, NotEqualTo, Reference
 
 from lineage.errors import ConfigurationError, StoreConflictError
 from lineage.private import private_files
+from lineage.settings import MAX_KEEP_EVENTS_DAYS
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.certificate import append_record
 from lineage.store.forget import delete_rows, drop_history
 from lineage.store.holdings import SOURCE, event_offsets, read_state, try_load_holdings
-from lineage.store.tables import EVENTS
+from lineage.store.tables import EVENTS, RETAINED_BEFORE, retained_before
 
 __all__ = [
     "RETAINED",
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 RETAINED = "lineage.retain"  # snapshot summary key marking the commits of a retention run
 RETENTIONS = "retentions"  # the store's record of each retention run: when, the cut-off, what went
 _PENDING = "lineage.retention.pending"  # events table property: set by the delete, cleared once history is gone
-RETAINED_BEFORE = "lineage.retention.before"  # events table property: events before this (µs) were retired
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -73,8 +73,10 @@ class Retired:
 
 def cutoff_for(*, days: int | None, before: datetime | None, now: datetime, option: str = "--before") -> datetime:
     """The cut-off: ``before`` itself, or ``days`` before ``now``; refused when neither, or in the future."""
-    if days is not None and days < 1:
-        raise ConfigurationError("--older-than", f"must be a whole number of days, 1 or more, got {days}")
+    if days is not None and not 1 <= days <= MAX_KEEP_EVENTS_DAYS:
+        raise ConfigurationError(
+            "--older-than", f"must be a whole number of days, 1 to {MAX_KEEP_EVENTS_DAYS}, got {days}"
+        )
     if before is None and days is None:
         raise ConfigurationError(
             "--older-than", "give a number of days (or --before TIME, or LINEAGE_KEEP_EVENTS_DAYS)"
@@ -87,12 +89,6 @@ def cutoff_for(*, days: int | None, before: datetime | None, now: datetime, opti
             option, f"{cutoff.isoformat()} is in the future: events not yet occurred cannot be retired"
         )
     return cutoff
-
-
-def retained_before(events: Table) -> int | None:
-    """The cut-off (microseconds since the epoch) before which events left the table, if retention ran."""
-    raw = events.properties.get(RETAINED_BEFORE)
-    return int(raw) if raw else None
 
 
 def retire_events(
@@ -111,7 +107,7 @@ def retire_events(
     """
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
-    recorded = retained_before(location.load())
+    recorded = retained_before(location.load().properties)
     keep = {RETAINED_BEFORE: str(max(at, recorded or at)), _PENDING: "true"}
     with private_files():
         rows, files = delete_rows(location, EVENTS, _before(at), marker=RETAINED, properties=keep)
@@ -131,8 +127,14 @@ def retire_events(
 
 
 def _before(at: int) -> BooleanExpression:
-    """Rows that occurred before ``at`` (microseconds), bound as a value."""
-    return LessThan(Reference("occurred_at"), at)  # type: ignore[arg-type, call-arg]  # pydantic's signature
+    """Rows that occurred before ``at`` (microseconds), bound as a value, consent events aside.
+
+    Consents stay (GDPR Art. 7(1): the controller must be able to show the consent a processing
+    still relies on). All of them, not the latest per subject and purpose: a use is checked against
+    the latest consent before it, and a withdrawal after a kept use would hide the grant it relied on.
+    """
+    older = LessThan(Reference("occurred_at"), at)  # type: ignore[arg-type, call-arg]  # pydantic's signature
+    return And(older, NotEqualTo(Reference("event_type"), "CONSENT"))  # type: ignore[arg-type, call-arg]
 
 
 def _micros(at: datetime) -> int:

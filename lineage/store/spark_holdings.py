@@ -12,6 +12,9 @@ Spark's Iceberg catalog and writes the holdings rows (``HOLDINGS_COLUMNS``) to a
    watermark as table properties, partitioned by ``bucket`` as the maintainer's table is (the rows
    carry it: ``holdings_arrow`` computes it, the same hash as the shards').
 
+An events table that store retention (``lineage retain``) has run on is refused: its events before
+the cut-off are gone, and only the maintainer's stored holdings keep what they made.
+
 Arrow record batches go between the JVM and Python (no pandas frames, no pickled rows): a shard
 costs what the maintainer's one engine costs for its share of the subjects. pyspark is imported
 here only, and only inside functions (``lint-imports``); the executors need ``lineage`` importable
@@ -32,6 +35,7 @@ from lineage.errors import ConfigurationError, StoreNotFoundError
 from lineage.holdings import HoldingsEngine, Link, event_from_row
 from lineage.holdings.shards import merge_links, shards_for
 from lineage.store.holdings import HOLDINGS, HOLDINGS_COLUMNS, SOURCE, WATERMARK, holdings_arrow
+from lineage.store.tables import retained_before
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -80,6 +84,13 @@ def build_holdings(spark: SparkSession, events: str, holdings: str, *, shards: i
         refs = spark.table(f"{events}.refs").where(F.col("name") == "main").select("snapshot_id").collect()
     except AnalysisException:
         raise StoreNotFoundError(f"Spark's catalog has no events table {events}", path=events) from None
+    kept_props: dict[str, str] = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {events}").collect()}
+    if retained_before(kept_props) is not None:
+        # the events before the cut-off are gone: only the maintainer's stored holdings keep what they made
+        raise ConfigurationError(
+            "events", f"{events} had events retired by `lineage retain`: a build from the kept events alone would "
+            "lose the holdings they made; use `lineage holdings --rebuild`, which starts from the stored holdings",
+        )  # fmt: skip
     source = int(refs[0]["snapshot_id"]) if refs else None
     reader = spark.read
     if source is not None:  # one snapshot, the one the properties name, however many commits follow

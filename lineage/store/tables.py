@@ -9,6 +9,7 @@ skip most row groups. Field ids are fixed here, so every engine that reads the t
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +32,7 @@ from lineage.contract.records import Record
 __all__ = [
     "COLUMNS",
     "EVENTS",
+    "RETAINED_BEFORE",
     "ICEBERG_SCHEMA",
     "PROVENANCE",
     "SentVia",
@@ -39,6 +41,7 @@ __all__ = [
     "ColumnBuffer",
     "iceberg_schema",
     "offset_key",
+    "retained_before",
 ]
 
 EVENTS = "events"  # the table's name within the namespace
@@ -154,6 +157,16 @@ TABLE_PROPERTIES = {
 def offset_key(origin: str, partition: int) -> str:
     """The table property holding the last stored offset of one source partition."""
     return f"lineage.offset.{origin}.{partition}"
+
+
+# events table property: events (consents aside) before this time (µs) left the table (lineage.store.retention)
+RETAINED_BEFORE = "lineage.retention.before"
+
+
+def retained_before(properties: Mapping[str, str]) -> int | None:
+    """The retention cut-off (microseconds since the epoch) recorded in an events table's ``properties``."""
+    raw = properties.get(RETAINED_BEFORE)
+    return int(raw) if raw else None
 
 
 def owner_key(origin: str, partition: int) -> str:

@@ -53,20 +53,26 @@ def _answers(location: StoreLocation) -> dict[str, Any]:
         store.close()
 
 
-def _event_times(folder: Path) -> list[datetime]:
-    """The earliest ``occurred_at`` of every Parquet file of the events table on disk (referenced or not)."""
+def _event_times(folder: Path, *, consents: bool = False) -> list[datetime]:
+    """The earliest ``occurred_at`` of every Parquet file of the events table on disk (referenced or not).
+
+    Consent events aside unless ``consents``: retention keeps them (the proof a kept use relies on).
+    """
     found = []
     for path in (folder / "warehouse").rglob("*.parquet"):
         table = pq.read_table(path)
         if "occurred_at" in table.column_names and table.num_rows and "kafka_offset" in table.column_names:
-            found.append(pc.min(table.column("occurred_at")).as_py())
+            if not consents:
+                table = table.filter(pc.not_equal(table.column("event_type"), "CONSENT"))
+            if table.num_rows:
+                found.append(pc.min(table.column("occurred_at")).as_py())
     return found
 
 
 def test_retain_leaves_no_file_holding_an_older_event_and_keeps_a_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """After retain, no data file on disk holds an event before the cut-off; the counts and a record are kept."""
+    """After retain, no data file on disk holds an event before the cut-off but consents; counts and a record kept."""
     values, _, _ = _world()
     folder = tmp_path / "store"
     location = _store(folder, values)
@@ -75,6 +81,7 @@ def test_retain_leaves_no_file_holding_an_older_event_and_keeps_a_record(
     assert code == 0, err
     assert "events rows 0" not in out and "pins removed audit-2026" in out
     assert min(_event_times(folder)) >= CUTOFF
+    assert min(_event_times(folder, consents=True)) < CUTOFF  # the consents before the cut-off stay
     assert "audit-2026" not in location.load().metadata.refs
     record = location.catalog().load_table(location.identifier(RETENTIONS)).scan().to_arrow().to_pylist()
     assert [r["cutoff"] for r in record] == [CUTOFF] and record[0]["events_rows"] > 0
@@ -230,7 +237,9 @@ def test_retiring_every_event_keeps_who_a_breach_exposed(tmp_path: Path) -> None
 
     before = exposed()
     retired = retire_events(location, SIZE.end + timedelta(days=1), refresh_holdings=lambda: None, grace_s=0)
-    assert retired.events_rows == len(values) and before
+    codec = Codec()
+    consents = sum(codec.decode_record(v)["event_type"] == "CONSENT" for v in values)
+    assert retired.events_rows == len(values) - consents and consents and before  # consents stay
     assert exposed() == before
 
 

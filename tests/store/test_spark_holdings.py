@@ -25,6 +25,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import StoreLocation
 from lineage.store.holdings import HOLDINGS_COLUMNS, load_holdings, read_rows, read_state
 from lineage.store.spark_holdings import build_holdings
+from lineage.store.tables import RETAINED_BEFORE
 from lineage.testing import MemorySink
 from lineage.world.organisations import build
 from lineage.world.sim import Plan, WorldSize, emit
@@ -149,3 +150,32 @@ def test_a_bad_name_or_shard_count_is_refused(events: str, holdings: str, shards
     with pytest.raises(ConfigurationError) as refused:
         build_holdings(cast(Any, None), events, holdings, shards=shards)
     assert refused.value.setting == setting
+
+
+def test_an_events_table_after_retention_is_refused_in_one_line(
+    catalog_database: CatalogDatabase, spark_jars: list[Path], tmp_path: Path
+) -> None:
+    """Events retired by ``lineage retain``: the Spark build refuses, naming events, rather than lose their holdings."""
+    db = catalog_database
+    warehouse = f"file://{tmp_path}/warehouse"
+    settings = Settings(
+        catalog_uri=db.server.sqlalchemy_uri().rpartition("/")[0] + "/" + db.name,
+        catalog_password=db.password,
+        warehouse=warehouse,
+    )
+    location = StoreLocation.from_settings(settings)
+    _ingest(location)
+    location.load().transaction().set_properties({RETAINED_BEFORE: str(10**15)}).commit_transaction()
+    try:
+        spark = spark_session(db.jdbc_url, db.user, db.password, warehouse, jars=spark_jars)
+    except Exception as exc:  # fail loudly, never skip
+        pytest.fail(f"Spark could not start: {exc}", pytrace=False)
+    try:
+        events, target = f"{CATALOG}.{settings.namespace}.events", f"{CATALOG}.{settings.namespace}.holdings_spark"
+        with pytest.raises(ConfigurationError) as refused:
+            build_holdings(spark, events, target, shards=2)
+        made = spark.catalog.tableExists(target)
+    finally:
+        stop_spark(spark)
+    assert refused.value.setting == "events" and "lineage retain" in str(refused.value)
+    assert "\n" not in str(refused.value) and not made
