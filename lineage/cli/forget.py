@@ -116,7 +116,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if c.status == NOTHING_HELD:
         when = c.erased_at.isoformat(timespec="seconds")
         print(f"nothing held: the store held no row of the {len(made)} identifier(s) of case {c.case_ref} at {when}; "
-              "nothing removed, certificate kept as 'nothing held'")  # fmt: skip
+              f"nothing removed, certificate kept as 'nothing held'; {c.kafka_bound}")  # fmt: skip
     else:
         print(
             f"forgot {len(made)} identifier(s) under case {c.case_ref} at {c.erased_at.isoformat(timespec='seconds')}: "
