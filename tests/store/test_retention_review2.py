@@ -1,0 +1,169 @@
+"""Store retention, second review: cases ``lineage retain`` (branch cand2) answers wrongly.
+
+Each test states what a correct store answers; those marked xfail fail on the code reviewed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineage import Codec
+from lineage.answers import access_request, erasure_plan
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.retention import retire_events
+from tests.store.test_forget import SIZE, TAXONOMY, _store, _world
+from tests.store.test_retention import CUTOFF, _micros
+
+
+def _record(values: tuple[bytes, ...], event_type: str, **changes: Any) -> bytes:
+    """An event like the first stored ``event_type`` event of the world (subject level), with ``changes``."""
+    codec = Codec()
+    first = next(
+        r for r in map(codec.decode_record, values) if r["event_type"] == event_type and r["scope"] == "SUBJECT"
+    )
+    return codec.encode_record(first | {"event_id": str(uuid.uuid4()), "linked_subject_ids": []} | changes)
+
+
+def _send(location: StoreLocation, origin: str, records: list[bytes], *, refresh: bool = True) -> None:
+    ingestor = Ingestor(location, origin, taxonomy=TAXONOMY)
+    for offset, value in enumerate(records):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    if refresh:
+        HoldingsMaintainer(location).refresh()
+
+
+def _held(location: StoreLocation, who: str) -> list[tuple[Any, ...]]:
+    store = Store(location)
+    try:
+        report = access_request(store, who, TAXONOMY, SIZE.end + timedelta(days=30))
+    finally:
+        store.close()
+    return sorted((h["holder"], h["category"], h["since"], h["still_held"]) for h in report.holdings)
+
+
+def _retain(location: StoreLocation, cutoff: Any) -> None:
+    retire_events(location, cutoff, refresh_holdings=HoldingsMaintainer(location).refresh, grace_s=0)
+
+
+def _identifiers(location: StoreLocation, who: str) -> list[str]:
+    store = Store(location)
+    try:
+        return access_request(store, who, TAXONOMY, SIZE.end).identifiers
+    finally:
+        store.close()
+
+
+_AGAIN = "a late event applied at the cut-off is deleted by a run whose cut-off is not later: a rollback to it drops it"
+
+
+@pytest.mark.xfail(strict=True, reason=_AGAIN)
+@pytest.mark.parametrize("earlier", [timedelta(0), timedelta(days=1)])
+def test_a_late_event_retired_by_a_run_with_the_same_or_an_earlier_cut_off_keeps_its_holding_on_rebuild(
+    tmp_path: Path, earlier: timedelta
+) -> None:
+    """Retain, a late event from before the cut-off, retain again (same or earlier cut-off), rebuild: still held."""
+    values, _, _ = _world()
+    location = _store(tmp_path / "store", values)
+    _retain(location, CUTOFF)
+    _send(location, "late", [_record(values, "COLLECTED", subject_id="late-1",
+                                     occurred_at=_micros(CUTOFF - timedelta(days=10)))])  # fmt: skip
+    held = _held(location, "late-1")
+    assert held
+    _retain(location, CUTOFF - earlier)  # e.g. the same --before again, or a longer LINEAGE_KEEP_EVENTS_DAYS
+    assert _held(location, "late-1") == held
+    HoldingsMaintainer(location).refresh(rebuild=True)
+    assert _held(location, "late-1") == held  # as reviewed: [] (the run at the cut-off is rolled back, not replayed)
+
+
+@pytest.mark.xfail(strict=True, reason=_AGAIN)
+def test_a_late_erasure_retired_by_a_second_run_stays_in_force_when_another_late_event_comes(tmp_path: Path) -> None:
+    """A late erasure from before the cut-off, retain again, another late event: the erased holding stays erased."""
+    values, _, _ = _world()
+    location = _store(tmp_path / "store", values)
+    codec = Codec()
+    collected = next(
+        r for r in map(codec.decode_record, values)
+        if r["event_type"] == "COLLECTED" and r["occurred_at"] < _micros(CUTOFF - timedelta(days=10))
+    )  # fmt: skip
+    who = collected["subject_id"]
+    _retain(location, CUTOFF)
+    erasure = collected | {"event_id": str(uuid.uuid4()), "event_type": "ERASED", "erasure_outcome": "ERASED",
+                           "occurred_at": _micros(CUTOFF - timedelta(days=3))}  # fmt: skip
+    _send(location, "late", [codec.encode_record(erasure)])
+    erased = _held(location, who)
+    assert erased and not any(still for *_, still in erased)
+    _retain(location, CUTOFF - timedelta(days=1))
+    _send(location, "later", [_record(values, "COLLECTED", subject_id="late-2",
+                                      occurred_at=_micros(CUTOFF - timedelta(days=5)))])  # fmt: skip
+    assert _held(location, who) == erased  # as reviewed: held again (the erasure's end rolled back, not replayed)
+
+
+@pytest.mark.xfail(strict=True, reason=_AGAIN)
+def test_a_late_identifier_link_retired_by_a_second_run_survives_a_rebuild(tmp_path: Path) -> None:
+    """A late event linking a device to a person, from before the cut-off, retain again, rebuild: still linked."""
+    values, _, others = _world()
+    location = _store(tmp_path / "store", values)
+    _retain(location, CUTOFF)
+    who = others[0]
+    _send(location, "late", [_record(values, "COLLECTED", subject_id="dev-late", linked_subject_ids=[who],
+                                     occurred_at=_micros(CUTOFF - timedelta(days=2)))])  # fmt: skip
+    assert "dev-late" in _identifiers(location, who)
+    _retain(location, CUTOFF)
+    HoldingsMaintainer(location).refresh(rebuild=True)
+    assert "dev-late" in _identifiers(location, who)  # as reviewed: the link is gone
+
+
+@pytest.mark.xfail(strict=True, reason="retain deletes events a consumer stored after its holdings refresh, unapplied")
+def test_an_event_stored_between_the_holdings_refresh_and_the_delete_still_reaches_the_holdings(
+    tmp_path: Path,
+) -> None:
+    """A consumer commits a late event while retain runs (after its refresh, before its delete): its holder listed."""
+    values, _, _ = _world()
+    location = _store(tmp_path / "store", values)
+    maintainer = HoldingsMaintainer(location)
+    calls: list[int] = []
+
+    def refresh_then_a_consumer_commits() -> None:
+        maintainer.refresh()
+        calls.append(1)
+        if len(calls) == 1:
+            late = _record(values, "COLLECTED", subject_id="late-1", occurred_at=_micros(CUTOFF - timedelta(days=10)))
+            _send(location, "late", [late], refresh=False)
+
+    retire_events(location, CUTOFF, refresh_holdings=refresh_then_a_consumer_commits, grace_s=0)
+    assert _held(location, "late-1")  # as reviewed: [] (the event is deleted, never applied)
+
+
+@pytest.mark.xfail(strict=True, reason="a HOLD erasure (a legal duty to keep) older than the cut-off is retired")
+def test_the_erasure_plan_after_retention_still_shows_a_legal_hold_from_before_the_cut_off(tmp_path: Path) -> None:
+    """A holding kept on HOLD (a legal retention duty) before the cut-off: the plan still says on hold, with why."""
+    values, _, _ = _world()
+    codec = Codec()
+    collected = next(
+        r for r in map(codec.decode_record, values)
+        if r["event_type"] == "COLLECTED" and r["occurred_at"] < _micros(CUTOFF - timedelta(days=10))
+    )  # fmt: skip
+    hold = collected | {"event_id": str(uuid.uuid4()), "event_type": "ERASED", "erasure_outcome": "HOLD",
+                        "hold_reason": "tax law: 5 years", "occurred_at": collected["occurred_at"] + 1}  # fmt: skip
+    location = _store(tmp_path / "store", (*values, codec.encode_record(hold)))
+
+    def plan() -> list[tuple[Any, ...]]:
+        store = Store(location)
+        try:
+            found = erasure_plan(store, collected["subject_id"], TAXONOMY, SIZE.end).holders
+        finally:
+            store.close()
+        return [(h["holder"], h["still_held"], h["status"], h["hold_reason"]) for h in found]
+
+    before = plan()
+    assert [status for *_, status, _ in before] == ["on hold"]
+    _retain(location, CUTOFF)
+    assert plan() == before  # as reviewed: 'pending', no reason (the HOLD event was retired, the holding kept)
