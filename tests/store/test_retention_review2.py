@@ -142,18 +142,20 @@ def test_an_event_stored_between_the_holdings_refresh_and_the_delete_still_reach
     assert _held(location, "late-1")  # as reviewed: [] (the event is deleted, never applied)
 
 
-@pytest.mark.xfail(strict=True, reason="a HOLD erasure (a legal duty to keep) older than the cut-off is retired")
 def test_the_erasure_plan_after_retention_still_shows_a_legal_hold_from_before_the_cut_off(tmp_path: Path) -> None:
     """A holding kept on HOLD (a legal retention duty) before the cut-off: the plan still says on hold, with why."""
     values, _, _ = _world()
     codec = Codec()
-    collected = next(
+    collected, other = [
         r for r in map(codec.decode_record, values)
         if r["event_type"] == "COLLECTED" and r["occurred_at"] < _micros(CUTOFF - timedelta(days=10))
-    )  # fmt: skip
+    ][:2]  # fmt: skip
+    assert collected["subject_id"] != other["subject_id"]
     hold = collected | {"event_id": str(uuid.uuid4()), "event_type": "ERASED", "erasure_outcome": "HOLD",
                         "hold_reason": "tax law: 5 years", "occurred_at": collected["occurred_at"] + 1}  # fmt: skip
-    location = _store(tmp_path / "store", (*values, codec.encode_record(hold)))
+    erased = other | {"event_id": str(uuid.uuid4()), "event_type": "ERASED", "erasure_outcome": "ERASED",
+                      "occurred_at": other["occurred_at"] + 1}  # fmt: skip
+    location = _store(tmp_path / "store", (*values, *map(codec.encode_record, (hold, erased))))
 
     def plan() -> list[tuple[Any, ...]]:
         store = Store(location)
@@ -167,3 +169,11 @@ def test_the_erasure_plan_after_retention_still_shows_a_legal_hold_from_before_t
     assert [status for *_, status, _ in before] == ["on hold"]
     _retain(location, CUTOFF)
     assert plan() == before  # as reviewed: 'pending', no reason (the HOLD event was retired, the holding kept)
+    store = Store(location)
+    try:
+        older = store.sql("SELECT DISTINCT event_type, erasure_outcome FROM events WHERE occurred_at < $cutoff "
+                          "ORDER BY ALL", {"cutoff": CUTOFF})  # fmt: skip
+    finally:
+        store.close()
+    assert older == [{"event_type": "CONSENT", "erasure_outcome": None},
+                     {"event_type": "ERASED", "erasure_outcome": "HOLD"}]  # fmt: skip  # the other erasure went
