@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, LessThan, NotEqualTo, NotIn, Reference
+from pyiceberg.table import Table
 
 from lineage.errors import ConfigurationError, StoreConflictError
 from lineage.private import private_files
@@ -111,7 +112,10 @@ def retire_events(
     recorded = retained_before(location.load().properties)
     keep = {RETAINED_BEFORE: str(max(at, recorded or at)), _PENDING: "true"}
     with private_files():
-        rows, files = delete_rows(location, EVENTS, *_before(at), marker=RETAINED, properties=keep)
+        rows, files = delete_rows(
+            location, EVENTS, *_before(at), marker=RETAINED, properties=keep,
+            ready=lambda events: _reflected(location, events, refresh_holdings),
+        )  # fmt: skip
         _name_new_events_snapshot(location, refresh_holdings)
         expired = removed = 0
         pins: list[str] = []
@@ -145,6 +149,20 @@ def _before(at: int) -> tuple[BooleanExpression, ...]:
         NotEqualTo(Reference("erasure_outcome"), "HOLD"),  # type: ignore[arg-type, call-arg]
     )
     return And(older, kept), And(older, erased)
+
+
+def _reflected(location: StoreLocation, events: Table, refresh_holdings: Callable[[], object]) -> bool:
+    """Whether the holdings reflect every event of ``events``; if not, they are brought up to date (False).
+
+    Checked on the very version of the events table the delete is made from (its commit fails if a
+    consumer commits after it): an event a consumer stored since the first refresh, older than the
+    cut-off, would otherwise be deleted before the holdings ever applied it.
+    """
+    holdings = try_load_holdings(location)
+    if holdings is None or read_state(holdings).applied == event_offsets(events):
+        return True
+    refresh_holdings()
+    return False
 
 
 def _micros(at: datetime) -> int:
