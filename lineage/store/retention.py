@@ -104,18 +104,28 @@ def retire_events(
 
     ``refresh_holdings`` brings the holdings up to date with the events (the maintainer's ``refresh``);
     it is called before the delete, so the holdings reflect the events retired, and after it, so they
-    name an events snapshot without them. A later cut-off than one recorded moves it; an earlier one
-    keeps the recorded (the events before it are gone already).
+    name an events snapshot without them. A later cut-off than one recorded moves it; one not later
+    retires nothing (a re-run after a kill only finishes the history): the events before it left
+    already, but for late ones stored since, which the holdings applied at the recorded cut-off and
+    a rollback to it replays; deleted, they would be lost. A run with a later cut-off retires them.
     """
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
-    recorded = retained_before(location.load().properties)
-    keep = {RETAINED_BEFORE: str(max(at, recorded or at)), _PENDING: "true"}
+    keep = {RETAINED_BEFORE: str(at), _PENDING: "true"}
+
+    def ready(events: Table) -> bool:  # checked on the version of the table the delete is made from
+        recorded = retained_before(events.properties)
+        if recorded is not None and at <= recorded:
+            raise _NotLater
+        return _reflected(location, events, refresh_holdings)
+
     with private_files():
-        rows, files = delete_rows(
-            location, EVENTS, *_before(at), marker=RETAINED, properties=keep,
-            ready=lambda events: _reflected(location, events, refresh_holdings),
-        )  # fmt: skip
+        try:
+            rows, files = delete_rows(
+                location, EVENTS, *_before(at), marker=RETAINED, properties=keep, ready=ready
+            )  # fmt: skip
+        except _NotLater:
+            rows = files = 0
         _name_new_events_snapshot(location, refresh_holdings)
         expired = removed = 0
         pins: list[str] = []
@@ -149,6 +159,10 @@ def _before(at: int) -> tuple[BooleanExpression, ...]:
         NotEqualTo(Reference("erasure_outcome"), "HOLD"),  # type: ignore[arg-type, call-arg]
     )
     return And(older, kept), And(older, erased)
+
+
+class _NotLater(Exception):
+    """The cut-off is not later than the one recorded: nothing to delete."""
 
 
 def _reflected(location: StoreLocation, events: Table, refresh_holdings: Callable[[], object]) -> bool:
