@@ -162,7 +162,7 @@ def delete_rows(
             _back_off(attempt)
             continue
         except Exception as exc:  # noqa: BLE001 - one line naming the store
-            raise store_error(exc, location, f"deleting a person's rows from the {name} table") from None
+            raise store_error(exc, location, f"deleting rows from the {name} table") from None
         fresh = _load(location, name)
         added = [s.summary for s in fresh.metadata.snapshots if s.snapshot_id not in known and s.summary is not None]
         # a rewritten file counts all its rows as deleted and the kept ones as added again
@@ -170,7 +170,7 @@ def delete_rows(
         replaced = sum(int(s.get("deleted-data-files") or 0) for s in added)
         log.info("forget table=%s rows=%d files=%d", name, deleted, replaced)
         return deleted, replaced
-    raise StoreConflictError(f"forgetting lost to other writers {location.commit_retries} times in a row")
+    raise StoreConflictError(f"deleting rows lost to other writers {location.commit_retries} times in a row")
 
 
 def _back_off(attempt: int) -> None:

@@ -166,17 +166,25 @@ class _NotLater(Exception):
 
 
 def _reflected(location: StoreLocation, events: Table, refresh_holdings: Callable[[], object]) -> bool:
-    """Whether the holdings reflect every event of ``events``; if not, they are brought up to date (False).
+    """Whether the holdings reflect every event of ``events``, brought up to date first if they do not.
 
     Checked on the very version of the events table the delete is made from (its commit fails if a
     consumer commits after it): an event a consumer stored since the first refresh, older than the
     cut-off, would otherwise be deleted before the holdings ever applied it.
     """
-    holdings = try_load_holdings(location)
-    if holdings is None or read_state(holdings).applied == event_offsets(events):
-        return True
-    refresh_holdings()
-    return False
+    for refreshed in (False, True):
+        holdings = try_load_holdings(location)
+        if holdings is None or _covers(read_state(holdings).applied, event_offsets(events)):
+            return True
+        if not refreshed:
+            refresh_holdings()
+    return False  # a consumer committed after this version was loaded: the delete loads it again
+
+
+def _covers(applied: dict[str, dict[int, int]], stored: dict[str, dict[int, int]]) -> bool:
+    """Whether offsets ``applied`` reach every stored offset (holdings of a newer events version do)."""
+    return all(applied.get(origin, {}).get(part, -1) >= off for origin, parts in stored.items()
+               for part, off in parts.items())  # fmt: skip
 
 
 def _micros(at: datetime) -> int:
