@@ -14,11 +14,12 @@ import pytest
 
 from lineage import Codec
 from lineage.answers import access_request, erasure_plan
+from lineage.answers.forget import forget_person
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.retention import retire_events
-from tests.store.test_forget import SIZE, TAXONOMY, _store, _world
+from tests.store.test_forget import SIZE, TAXONOMY, _digest, _files_holding, _store, _world
 from tests.store.test_retention import CUTOFF, _micros
 
 
@@ -179,3 +180,30 @@ def test_the_erasure_plan_after_retention_still_shows_a_legal_hold_from_before_t
         store.close()
     assert older == [{"event_type": "CONSENT", "erasure_outcome": None},
                      {"event_type": "ERASED", "erasure_outcome": "HOLD"}]  # fmt: skip  # the other erasure went
+
+
+def test_forget_after_retain_removes_the_persons_consents_and_holds_from_before_the_cut_off(tmp_path: Path) -> None:
+    """Retain keeps consents and holds; a later forget of the person removes theirs, and no file holds them."""
+    values, ids, _ = _world()
+    codec = Codec()
+    consent = next(r for r in map(codec.decode_record, values) if r["event_type"] == "CONSENT")
+    collected = next(r for r in map(codec.decode_record, values) if r["event_type"] == "COLLECTED")
+    older = {"subject_id": ids[0], "occurred_at": _micros(CUTOFF - timedelta(days=20))}
+    mine = [
+        consent | older | {"event_id": str(uuid.uuid4())},
+        collected | older | {"event_id": str(uuid.uuid4()), "event_type": "ERASED", "erasure_outcome": "HOLD",
+                             "hold_reason": "a court order"},
+    ]  # fmt: skip
+    folder = tmp_path / "store"
+    location = _store(folder, (*values, *map(codec.encode_record, mine)))
+    _retain(location, CUTOFF)
+    store = Store(location)
+    try:
+        kept = store.sql("SELECT count(*) AS n FROM events WHERE list_contains($ids, subject_id) AND occurred_at < $c",
+                         {"ids": list(ids), "c": CUTOFF})  # fmt: skip
+    finally:
+        store.close()
+    assert kept[0]["n"] >= 2  # their consent and hold stayed
+    forget_person(Store(location), [ids[1]], case_ref="C-1", kafka_bound="-", digest=_digest, grace_s=0,
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
+    assert _files_holding(folder, ids) == []
