@@ -16,7 +16,7 @@ holdings are the only record of what they made. So nothing is ever replayed from
 a rebuild starts from the stored holdings rolled back to the cut-off (their state then) and replays
 the events kept; a late event older than the cut-off is applied as if it occurred at the cut-off
 (whatever the watermark: the store no longer holds what came before it to replay), and the next
-retention run removes it.
+retention run with a later cut-off removes it.
 """
 
 from __future__ import annotations

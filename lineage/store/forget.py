@@ -122,17 +122,20 @@ def _load(location: StoreLocation, name: str) -> Table:
 
 def delete_rows(
     location: StoreLocation, name: str, *rows: BooleanExpression, marker: str = FORGOTTEN,
-    properties: dict[str, str] | None = None,
+    properties: dict[str, str] | None = None, ready: Callable[[Table], bool] | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """Delete the rows each of ``rows`` matches from table ``name``, in one commit; (rows deleted, files replaced).
 
     One delete per column, not one ``Or``: pyiceberg keeps the rows its filter finds null for, and
     an ``Or`` over columns is null wherever one column is (a person row has no ``via``: it stayed).
     The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit
-    when it deletes anything.
+    when it deletes anything. ``ready(table)`` False: not from this version of the table (the caller
+    made it ready meanwhile), load it again; the commit fails if another lands after the one checked.
     """
     for attempt in range(location.commit_retries):
         table = _load(location, name)
+        if ready is not None and not ready(table):
+            continue
         known = {s.snapshot_id for s in table.metadata.snapshots}
         tx = table.transaction()
         try:
@@ -159,7 +162,7 @@ def delete_rows(
             _back_off(attempt)
             continue
         except Exception as exc:  # noqa: BLE001 - one line naming the store
-            raise store_error(exc, location, f"deleting a person's rows from the {name} table") from None
+            raise store_error(exc, location, f"deleting rows from the {name} table") from None
         fresh = _load(location, name)
         added = [s.summary for s in fresh.metadata.snapshots if s.snapshot_id not in known and s.summary is not None]
         # a rewritten file counts all its rows as deleted and the kept ones as added again
@@ -167,7 +170,7 @@ def delete_rows(
         replaced = sum(int(s.get("deleted-data-files") or 0) for s in added)
         log.info("forget table=%s rows=%d files=%d", name, deleted, replaced)
         return deleted, replaced
-    raise StoreConflictError(f"forgetting lost to other writers {location.commit_retries} times in a row")
+    raise StoreConflictError(f"deleting rows lost to other writers {location.commit_retries} times in a row")
 
 
 def _back_off(attempt: int) -> None:

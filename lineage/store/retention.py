@@ -6,12 +6,13 @@ or a file deletion, so a run killed at any point is finished by running it again
 1. the caller brings the holdings up to date first: they are the record of what the retired events
    made (who holds what since when), and stay; no event is read again to make them;
 2. rows: a copy-on-write delete of ``occurred_at < cut-off`` (``forget.delete_rows``), consent events
-   aside (they stay, the proof of consent a kept use relies on; see ``_before``): pyiceberg plans
-   only the files whose ``occurred_at`` bounds reach below the cut-off, drops those wholly older and
-   rewrites those that straddle it. The same commit records the cut-off in the table property
-   ``RETAINED_BEFORE``: the holdings maintainer then never replays from before it (a rebuild
-   starts from the holdings as of the cut-off instead; see ``lineage.ingest.holdings``), and sets
-   a flag that step 4 clears: a re-run after a kill finds it and finishes step 4;
+   and erasures on HOLD aside (they stay: the consent a kept use relies on, the legal duty a kept
+   holding is under; see ``_before``): pyiceberg plans only the files whose ``occurred_at`` bounds
+   reach below the cut-off, drops those wholly older and rewrites those that straddle it. The same
+   commit records the cut-off in the table property ``RETAINED_BEFORE``: the holdings maintainer
+   then never replays from before it (a rebuild starts from the holdings as of the cut-off instead;
+   see ``lineage.ingest.holdings``), and sets a flag that step 4 clears: a re-run after a kill finds
+   it and finishes step 4;
 3. the holdings name an events snapshot without the retired events as theirs (readers pin it);
 4. history: every other snapshot of the events table is expired, its pins removed, and the files
    only they referred to deleted (``forget.drop_history``): an older snapshot still lists them.
@@ -29,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, BooleanExpression, LessThan, NotEqualTo, Reference
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, LessThan, NotEqualTo, NotIn, Reference
+from pyiceberg.table import Table
 
 from lineage.errors import ConfigurationError, StoreConflictError
 from lineage.private import private_files
@@ -102,15 +104,28 @@ def retire_events(
 
     ``refresh_holdings`` brings the holdings up to date with the events (the maintainer's ``refresh``);
     it is called before the delete, so the holdings reflect the events retired, and after it, so they
-    name an events snapshot without them. A later cut-off than one recorded moves it; an earlier one
-    keeps the recorded (the events before it are gone already).
+    name an events snapshot without them. A later cut-off than one recorded moves it; one not later
+    retires nothing (a re-run after a kill only finishes the history): the events before it left
+    already, but for late ones stored since, which the holdings applied at the recorded cut-off and
+    a rollback to it replays; deleted, they would be lost. A run with a later cut-off retires them.
     """
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
-    recorded = retained_before(location.load().properties)
-    keep = {RETAINED_BEFORE: str(max(at, recorded or at)), _PENDING: "true"}
+    keep = {RETAINED_BEFORE: str(at), _PENDING: "true"}
+
+    def ready(events: Table) -> bool:  # checked on the version of the table the delete is made from
+        recorded = retained_before(events.properties)
+        if recorded is not None and at <= recorded:
+            raise _NotLater
+        return _reflected(location, events, refresh_holdings)
+
     with private_files():
-        rows, files = delete_rows(location, EVENTS, _before(at), marker=RETAINED, properties=keep)
+        try:
+            rows, files = delete_rows(
+                location, EVENTS, *_before(at), marker=RETAINED, properties=keep, ready=ready
+            )  # fmt: skip
+        except _NotLater:
+            rows = files = 0
         _name_new_events_snapshot(location, refresh_holdings)
         expired = removed = 0
         pins: list[str] = []
@@ -126,15 +141,50 @@ def retire_events(
     )  # fmt: skip
 
 
-def _before(at: int) -> BooleanExpression:
-    """Rows that occurred before ``at`` (microseconds), bound as a value, consent events aside.
+def _before(at: int) -> tuple[BooleanExpression, ...]:
+    """Rows that occurred before ``at`` (microseconds), bound as a value, consents and legal holds aside.
 
     Consents stay (GDPR Art. 7(1): the controller must be able to show the consent a processing
     still relies on). All of them, not the latest per subject and purpose: a use is checked against
     the latest consent before it, and a withdrawal after a kept use would hide the grant it relied on.
+    Erasures on HOLD stay too: the legal duty that keeps a holding is what the erasure plan shows for it.
+
+    Two deletes (``delete_rows`` runs one per expression, in one commit): pyiceberg keeps every row
+    for which a column its filter names is null, and ``erasure_outcome`` is null but on erasures.
     """
     older = LessThan(Reference("occurred_at"), at)  # type: ignore[arg-type, call-arg]  # pydantic's signature
-    return And(older, NotEqualTo(Reference("event_type"), "CONSENT"))  # type: ignore[arg-type, call-arg]
+    kept = NotIn(Reference("event_type"), ("CONSENT", "ERASED"))  # type: ignore[arg-type, call-arg]
+    erased = And(
+        EqualTo(Reference("event_type"), "ERASED"),  # type: ignore[arg-type, call-arg]
+        NotEqualTo(Reference("erasure_outcome"), "HOLD"),  # type: ignore[arg-type, call-arg]
+    )
+    return And(older, kept), And(older, erased)
+
+
+class _NotLater(Exception):
+    """The cut-off is not later than the one recorded: nothing to delete."""
+
+
+def _reflected(location: StoreLocation, events: Table, refresh_holdings: Callable[[], object]) -> bool:
+    """Whether the holdings reflect every event of ``events``, brought up to date first if they do not.
+
+    Checked on the very version of the events table the delete is made from (its commit fails if a
+    consumer commits after it): an event a consumer stored since the first refresh, older than the
+    cut-off, would otherwise be deleted before the holdings ever applied it.
+    """
+    for refreshed in (False, True):
+        holdings = try_load_holdings(location)
+        if holdings is None or _covers(read_state(holdings).applied, event_offsets(events)):
+            return True
+        if not refreshed:
+            refresh_holdings()
+    return False  # a consumer committed after this version was loaded: the delete loads it again
+
+
+def _covers(applied: dict[str, dict[int, int]], stored: dict[str, dict[int, int]]) -> bool:
+    """Whether offsets ``applied`` reach every stored offset (holdings of a newer events version do)."""
+    return all(applied.get(origin, {}).get(part, -1) >= off for origin, parts in stored.items()
+               for part, off in parts.items())  # fmt: skip
 
 
 def _micros(at: datetime) -> int:

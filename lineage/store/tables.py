@@ -159,7 +159,7 @@ def offset_key(origin: str, partition: int) -> str:
     return f"lineage.offset.{origin}.{partition}"
 
 
-# events table property: events (consents aside) before this time (µs) left the table (lineage.store.retention)
+# events table property: events (consents, holds aside) before this time (µs) left the table (lineage.store.retention)
 RETAINED_BEFORE = "lineage.retention.before"
 
 
