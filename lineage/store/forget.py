@@ -122,20 +122,20 @@ def _load(location: StoreLocation, name: str) -> Table:
 
 def delete_rows(
     location: StoreLocation, name: str, *rows: BooleanExpression, marker: str = FORGOTTEN,
-    properties: dict[str, str] | None = None, ready: Callable[[Table], bool] | None = None,
+    properties: dict[str, str] | None = None, check: Callable[[Table], None] | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """Delete the rows each of ``rows`` matches from table ``name``, in one commit; (rows deleted, files replaced).
 
     One delete per column, not one ``Or``: pyiceberg keeps the rows its filter finds null for, and
     an ``Or`` over columns is null wherever one column is (a person row has no ``via``: it stayed).
     The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit
-    when it deletes anything. ``ready(table)`` False: not from this version of the table (the caller
-    made it ready meanwhile), load it again; the commit fails if another lands after the one checked.
+    when it deletes anything. ``check(table)`` runs on each version of the table a delete is made from
+    (it may raise to stop): the commit fails if another lands after the version checked.
     """
     for attempt in range(location.commit_retries):
         table = _load(location, name)
-        if ready is not None and not ready(table):
-            continue
+        if check is not None:
+            check(table)
         known = {s.snapshot_id for s in table.metadata.snapshots}
         tx = table.transaction()
         try:

@@ -23,6 +23,7 @@ offsets), so there is nothing of them to retire here.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,17 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, LessThan, NotEqualTo, NotIn, Reference
+from pyiceberg.expressions import (
+    And,
+    BooleanExpression,
+    EqualTo,
+    LessThan,
+    LessThanOrEqual,
+    NotEqualTo,
+    NotIn,
+    Or,
+    Reference,
+)
 from pyiceberg.table import Table
 
 from lineage.errors import ConfigurationError, StoreConflictError
@@ -112,17 +123,22 @@ def retire_events(
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
     keep = {RETAINED_BEFORE: str(at), _PENDING: "true"}
+    holdings = try_load_holdings(location)
+    # only events the holdings reflect may go: one a consumer stores from now on (older than the
+    # cut-off, a late one) stays until the holdings have applied it, and a later run retires it
+    applied = None if holdings is None else read_state(holdings).applied
 
-    def ready(events: Table) -> bool:  # checked on the version of the table the delete is made from
+    def not_later(events: Table) -> None:  # checked on the version of the table the delete is made from
         recorded = retained_before(events.properties)
         if recorded is not None and at <= recorded:
             raise _NotLater
-        return _reflected(location, events, refresh_holdings)
 
     with private_files():
         try:
+            if applied is not None and not any(applied.values()):
+                raise _NotLater  # the holdings reflect no event yet: none may go
             rows, files = delete_rows(
-                location, EVENTS, *_before(at), marker=RETAINED, properties=keep, ready=ready
+                location, EVENTS, *_before(at, applied), marker=RETAINED, properties=keep, check=not_later
             )  # fmt: skip
         except _NotLater:
             rows = files = 0
@@ -141,18 +157,21 @@ def retire_events(
     )  # fmt: skip
 
 
-def _before(at: int) -> tuple[BooleanExpression, ...]:
+def _before(at: int, applied: dict[str, dict[int, int]] | None) -> tuple[BooleanExpression, ...]:
     """Rows that occurred before ``at`` (microseconds), bound as a value, consents and legal holds aside.
 
     Consents stay (GDPR Art. 7(1): the controller must be able to show the consent a processing
     still relies on). All of them, not the latest per subject and purpose: a use is checked against
     the latest consent before it, and a withdrawal after a kept use would hide the grant it relied on.
     Erasures on HOLD stay too: the legal duty that keeps a holding is what the erasure plan shows for it.
+    With ``applied`` (the offsets the holdings reflect), only rows at or below them.
 
     Two deletes (``delete_rows`` runs one per expression, in one commit): pyiceberg keeps every row
     for which a column its filter names is null, and ``erasure_outcome`` is null but on erasures.
     """
-    older = LessThan(Reference("occurred_at"), at)  # type: ignore[arg-type, call-arg]  # pydantic's signature
+    older: BooleanExpression = LessThan(Reference("occurred_at"), at)  # type: ignore[arg-type, call-arg]
+    if applied is not None:
+        older = And(older, _reflected(applied))
     kept = NotIn(Reference("event_type"), ("CONSENT", "ERASED"))  # type: ignore[arg-type, call-arg]
     erased = And(
         EqualTo(Reference("event_type"), "ERASED"),  # type: ignore[arg-type, call-arg]
@@ -161,30 +180,21 @@ def _before(at: int) -> tuple[BooleanExpression, ...]:
     return And(older, kept), And(older, erased)
 
 
+def _reflected(applied: dict[str, dict[int, int]]) -> BooleanExpression:
+    """Rows at or below the offset ``applied`` of their source partition (never null on a stored event)."""
+    parts: list[BooleanExpression] = [
+        And(
+            And(EqualTo(Reference("origin"), origin), EqualTo(Reference("kafka_partition"), part)),  # type: ignore[arg-type, call-arg]
+            LessThanOrEqual(Reference("kafka_offset"), offset),  # type: ignore[arg-type, call-arg]
+        )
+        for origin, offsets in applied.items()
+        for part, offset in offsets.items()
+    ]
+    return functools.reduce(lambda a, b: Or(a, b), parts)
+
+
 class _NotLater(Exception):
-    """The cut-off is not later than the one recorded: nothing to delete."""
-
-
-def _reflected(location: StoreLocation, events: Table, refresh_holdings: Callable[[], object]) -> bool:
-    """Whether the holdings reflect every event of ``events``, brought up to date first if they do not.
-
-    Checked on the very version of the events table the delete is made from (its commit fails if a
-    consumer commits after it): an event a consumer stored since the first refresh, older than the
-    cut-off, would otherwise be deleted before the holdings ever applied it.
-    """
-    for refreshed in (False, True):
-        holdings = try_load_holdings(location)
-        if holdings is None or _covers(read_state(holdings).applied, event_offsets(events)):
-            return True
-        if not refreshed:
-            refresh_holdings()
-    return False  # a consumer committed after this version was loaded: the delete loads it again
-
-
-def _covers(applied: dict[str, dict[int, int]], stored: dict[str, dict[int, int]]) -> bool:
-    """Whether offsets ``applied`` reach every stored offset (holdings of a newer events version do)."""
-    return all(applied.get(origin, {}).get(part, -1) >= off for origin, parts in stored.items()
-               for part, off in parts.items())  # fmt: skip
+    """Nothing to delete: the cut-off is not later than the one recorded, or the holdings reflect no event."""
 
 
 def _micros(at: datetime) -> int:
