@@ -191,16 +191,22 @@ class LocalBroker:
         heap_mb: int = 512,
         port: int | None = None,
         security: BrokerSecurity | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         """Prepare (not start) a broker that runs the jars in ``lib``.
 
         ``port`` pins the client port; by default it is the one this ``workdir`` used last, or a
-        free one.
+        free one. ``properties`` are added to (or override) its ``server.properties``: broker
+        settings that cannot be changed while it runs, such as ``log.retention.check.interval.ms``.
         """
+        for key, value in (properties or {}).items():
+            if not key or "=" in key or any(c in key + value for c in "\r\n"):
+                raise ValueError(f"server property {key!r}: one line, key without '='")
         self.lib = lib
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="lineage-kafka-"))
         self.heap_mb = heap_mb
         self.security = security
+        self.properties = dict(properties or {})
         self.port = port or 0
         self.admin_port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -307,6 +313,9 @@ class LocalBroker:
 
     def _server_properties(self, ports: dict[str, int]) -> str:
         text = _SERVER.format(port=ports["port"], cport=ports["controller_port"], data=self.data_dir)
+        if self.properties:
+            kept = [line for line in text.splitlines() if line.partition("=")[0] not in self.properties]
+            text = "\n".join([*kept, *(f"{k}={v}" for k, v in self.properties.items())]) + "\n"
         if self.security is None:
             return text
         plain = " ".join(f'user_{name}="{password}"' for name, password in self.security.users.items())

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lineage import Settings
-from lineage.devtools.local_broker import fetch_jars, new_cluster_id
+from lineage.devtools.local_broker import LocalBroker, fetch_jars, new_cluster_id
 from lineage.transport.kafka import KafkaEventSink, RawMessage, create_topics, read_messages
 from tests.fixtures import wait_until
 
@@ -111,3 +111,14 @@ def test_broker_start_replaces_a_frozen_broker_that_still_accepts_connections(tm
         with contextlib.suppress(ProcessLookupError):
             os.kill(frozen, signal.SIGKILL)  # SIGKILL ends a stopped process too
         _lineage(cache, "broker", "stop")
+
+
+def test_extra_server_properties_override_the_defaults_and_must_be_one_line(tmp_path: Path) -> None:
+    """``properties`` replace a default's line (num.partitions) or add one; a key or value with a newline is refused."""
+    broker = LocalBroker(tmp_path / "lib", tmp_path / "kafka", properties={"num.partitions": "1", "x.y": "2"})
+    text = broker._server_properties({"port": 1, "controller_port": 2, "admin_port": 3})
+    lines = text.splitlines()
+    assert "num.partitions=1" in lines and "num.partitions=3" not in lines and "x.y=2" in lines
+    for bad in ({"a\nb": "1"}, {"a": "1\nsuper.users=User:x"}, {"a=b": "1"}):
+        with pytest.raises(ValueError, match="server property"):
+            LocalBroker(tmp_path / "lib", tmp_path / "kafka", properties=bad)
