@@ -7,7 +7,9 @@ broker acknowledged every event. The baseline is the SDK in this process emittin
 beside the SDK's ``emit(...).result()``. Targets (issue 23): >= 20,000 events/s in batches and a
 single-event p99 <= 50 ms on 2 cores.
 
-    ./run bench gateway [--events 100000] [--batch 500] [--clients 2] [--singles 1000]
+    ./run bench gateway [--events 100000] [--batch 500] [--clients 2] [--singles 1000] [--kafka-client confluent]
+
+``--kafka-client`` picks the producer library on both sides (the SDK baseline and the gateway).
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lineage.transport.local_broker import LocalBroker, fetch_jars
-
 from lineage import Emitter, Settings, default_taxonomy
 from lineage.contract.validation import Validator
+from lineage.devtools.local_broker import LocalBroker, fetch_jars
 from lineage.sdk.jsonlines import parse_object
 from lineage.transport.kafka import create_topics
 
@@ -123,9 +124,10 @@ def _serve(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], i
     added = subprocess.run([BIN / "lineage", "gateway", "token", "add", "bench-svc", "--system", "bench", "--tokens",
                             str(tokens)], capture_output=True, text=True, check=True)  # fmt: skip
     port = _free_port()
+    env = os.environ | {"LINEAGE_KAFKA_CLIENT": settings.kafka_client}
     proc = subprocess.Popen([BIN / "lineage", "gateway", "serve", "--port", str(port), "--rate", "0", "--tokens",
                              str(tokens), "--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -146,6 +148,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--singles", type=int, default=1000)
+    parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default="kafka-python")
     args = parser.parse_args()
 
     events = _events(args.events)
@@ -157,8 +160,8 @@ def main() -> int:
     folder = Path(f".bench-gateway-{uuid.uuid4().hex[:6]}")
     folder.mkdir(mode=0o700)
     try:
-        topics = {kind: Settings(bootstrap_servers=bootstrap, topic=f"bench.gw.{kind}.{uuid.uuid4().hex[:6]}")
-                  for kind in ("sdk", "gateway")}  # fmt: skip
+        topics = {kind: Settings(bootstrap_servers=bootstrap, topic=f"bench.gw.{kind}.{uuid.uuid4().hex[:6]}",
+                                 kafka_client=args.kafka_client) for kind in ("sdk", "gateway")}  # fmt: skip
         for s in topics.values():
             create_topics(s, [s.topic], partitions=3)
         warm = Settings(bootstrap_servers=bootstrap, topic=f"bench.gw.warm.{uuid.uuid4().hex[:6]}")
@@ -177,7 +180,8 @@ def main() -> int:
         folder.rmdir()
         if broker is not None:
             broker.stop()
-    print(f"events: {args.events:,} in batches of {args.batch} from {args.clients} clients; singles: {args.singles}")
+    print(f"events: {args.events:,} in batches of {args.batch} from {args.clients} clients; singles: {args.singles}; "
+          f"Kafka client: {args.kafka_client}")  # fmt: skip
     print(f"answers: {statuses}")
     print(f"gateway, batches:         {gw_rate:>9,.0f} events/s (goal >= 20,000)")
     print(f"SDK in process, same run: {sdk_rate:>9,.0f} events/s (gateway {gw_rate / sdk_rate:.0%} of it)")

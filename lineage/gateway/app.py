@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lineage.codec.json_schema import json_schema
-from lineage.contract.events import PersonalDataEvent
+from lineage.contract.records import to_record
 from lineage.contract.validation import Validator
 from lineage.errors import BrokerError, ConfigurationError, LineageError, shown
 from lineage.gateway.intake import RequestError, read_events
@@ -34,7 +34,7 @@ from lineage.gateway.mapping import DatasetMap
 from lineage.gateway.openlineage import Counters, read_run_event
 from lineage.gateway.relay import Relay, Unacknowledged
 from lineage.gateway.tokens import ServiceToken, ServiceTokens
-from lineage.sdk.jsonlines import message_size_check
+from lineage.sdk.prepared import MAX_EVENT_BYTES, Prepared, Preparer
 from lineage.transport.provenance import gateway_headers
 from lineage.transport.sink import Headers
 
@@ -66,8 +66,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     """The app over ``gateway``."""
     schema = json_schema()
     emitter = gateway.relay.emitter
-    fits = message_size_check(emitter.codec.encode)
     validator = Validator(emitter.taxonomy)
+    prepare = Preparer(validator, emitter.codec, max_bytes=MAX_EVENT_BYTES)
     counters = Counters()
 
     @contextlib.asynccontextmanager
@@ -121,7 +121,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         if body is None:
             return _refusal(413, too_large)
         try:
-            return await run_in_threadpool(_accept, gateway, token, body, validator, fits)
+            return await run_in_threadpool(_accept, gateway, token, body, prepare)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
 
@@ -137,7 +137,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             body = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
             if body is None:
                 return _refusal(413, too_large)
-            return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, validator, counters)
+            return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, prepare, counters)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
 
@@ -196,19 +196,17 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _accept(
-    gateway: Gateway, token: ServiceToken, body: bytes, validator: Validator, fits: Callable[..., None]
-) -> Response:
+def _accept(gateway: Gateway, token: ServiceToken, body: bytes, prepare: Preparer) -> Response:
     """Read, bound, send and answer one request (in a worker thread: parsing and waiting block)."""
-    events = read_events(body, validator=validator, systems=token.systems, check=fits)
+    events = read_events(body, prepare=prepare, systems=token.systems)
     return _send(gateway, token, events, gateway_headers(token.name))
 
 
 def _accept_run(
-    gateway: Gateway, mapping: DatasetMap, token: ServiceToken, body: bytes, validator: Validator, counters: Counters
+    gateway: Gateway, mapping: DatasetMap, token: ServiceToken, body: bytes, prepare: Preparer, counters: Counters
 ) -> Response:
     """Read one OpenLineage run event, send its flow events, and answer (in a worker thread)."""
-    reading = read_run_event(body, mapping, validator)
+    reading = read_run_event(body, mapping, prepare.validator)
     foreign = sorted({e.system for e in reading.events} - token.systems)
     if foreign:
         raise RequestError(403, [f"system={shown(s)}: this token may not emit as that system (a sender of this run)"
@@ -216,7 +214,11 @@ def _accept_run(
     if reading.ignored is not None:
         counters.count(reading)
         return JSONResponse({"stored": 0, "reason": reading.ignored, "unknown_datasets": len(reading.unknown)})
-    response = _send(gateway, token, reading.events, reading.headers, {"unknown_datasets": len(reading.unknown)})
+    try:
+        events = [prepare(to_record(e)) for e in reading.events]
+    except LineageError as exc:  # validated already; an event over Kafka's bound is the one thing left
+        raise RequestError(400, [str(exc).splitlines()[0]]) from None
+    response = _send(gateway, token, events, reading.headers, {"unknown_datasets": len(reading.unknown)})
     if response.status_code == 202:  # a refused or unacknowledged run is counted when it is sent again
         counters.count(reading)
     return response
@@ -225,7 +227,7 @@ def _accept_run(
 def _send(
     gateway: Gateway,
     token: ServiceToken,
-    events: list[PersonalDataEvent],
+    events: list[Prepared],
     headers: Headers,
     more: dict[str, Any] | None = None,
 ) -> Response:

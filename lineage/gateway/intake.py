@@ -1,4 +1,4 @@
-"""A request body into validated events, by the same reader as ``lineage emit`` (``lineage.sdk.jsonlines``).
+"""A request body into validated, encoded events, by the same reader as ``lineage emit`` (``lineage.sdk.jsonlines``).
 
 A body is one event object, a JSON array of them, or ``{"events": [...]}``. Every event is read
 and validated before any is sent: one bad event refuses the whole request, and the answer names
@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lineage.contract.events import PersonalDataEvent
-from lineage.contract.validation import Validator
+from lineage.contract.records import Record
 from lineage.errors import LineageError, shown
-from lineage.sdk.jsonlines import parse_object
+from lineage.sdk.jsonlines import read_object
+from lineage.sdk.prepared import Prepared
 
 __all__ = ["RequestError", "load_body", "read_events"]
 
@@ -40,16 +40,13 @@ class _Shape:
     batch: bool
 
 
-def read_events(
-    body: bytes,
-    *,
-    validator: Validator,
-    systems: frozenset[str],
-    check: Callable[[PersonalDataEvent], None] | None = None,
-) -> list[PersonalDataEvent]:
-    """The body's events, validated, all emitted as one of ``systems``; else ``RequestError`` (400 or 403)."""
+def read_events(body: bytes, *, prepare: Callable[[Record], Prepared], systems: frozenset[str]) -> list[Prepared]:
+    """The body's events, validated and encoded by ``prepare``, all emitted as one of ``systems``.
+
+    Else ``RequestError`` (400 or 403).
+    """
     shape = _shape(load_body(body))
-    events: list[PersonalDataEvent] = []
+    events: list[Prepared] = []
     errors: list[str] = []
     foreign: list[str] = []
     first: dict[str, tuple[int, object]] = {}  # event id -> where it was first, and its JSON as sent
@@ -59,8 +56,8 @@ def read_events(
             errors.append(f"... and {unread} more events not checked: reading stops at {_MAX_ERRORS} refused ones")
             break
         where = f"events[{i}]: " if shape.batch else ""
-        item = parse_object(obj, system=None, region=None, validator=validator, check=check)
-        if isinstance(item, PersonalDataEvent):
+        item = read_object(obj, system=None, region=None, finish=prepare)
+        if isinstance(item, Prepared):
             j, earlier = first.setdefault(item.event_id, (i, obj))
             if earlier != obj:  # one of the two would be dropped as a retry of the other: refuse, say which
                 errors.append(f"{where}event_id: the same as events[{j}]'s, for a different event; give each its own")

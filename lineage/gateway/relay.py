@@ -21,9 +21,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from lineage.contract.events import PersonalDataEvent
-from lineage.errors import DeliveryError, UndeliveredError
+from lineage.errors import DeliveryError
 from lineage.sdk.emitter import Emitter
+from lineage.sdk.prepared import Prepared
 from lineage.transport.sink import Delivery, Headers
 
 __all__ = ["Outcome", "Relay", "Unacknowledged"]
@@ -59,7 +59,7 @@ class Relay:
         self._remember = remember
         self._recent: OrderedDict[str, None] = OrderedDict()
 
-    def send(self, events: Sequence[PersonalDataEvent], headers: Headers | None = None) -> Outcome:
+    def send(self, events: Sequence[Prepared], headers: Headers | None = None) -> Outcome:
         """Send ``events`` (with ``headers``: their provenance); return once each is acknowledged (or spooled).
 
         Raises ``Unacknowledged`` naming those the broker does not have when no spool keeps them.
@@ -70,11 +70,13 @@ class Relay:
             fresh = {e.event_id: e for e in events if e.event_id not in self._recent}
             sent: list[Delivery] = []
             failed: list[tuple[str, str]] = []
-            for event in fresh.values():
-                try:
-                    sent.append(self._emit(event, headers))
-                except DeliveryError as exc:  # not even queued (no broker answers, no spool)
-                    failed.append((event.event_id, exc.detail))
+            for event, delivery in zip(
+                fresh.values(), self.emitter.emit_batch(fresh.values(), headers=headers), strict=True
+            ):
+                if isinstance(delivery, DeliveryError):  # not even queued (no broker answers, no spool)
+                    failed.append((event.event_id, delivery.detail))
+                else:
+                    sent.append(delivery)
         for delivery in sent:
             try:
                 delivery.result()
@@ -101,15 +103,6 @@ class Relay:
         with self._lock:
             self.emitter.take_failures()
             self.emitter.close()
-
-    def _emit(self, event: PersonalDataEvent, headers: Headers | None) -> Delivery:
-        try:
-            return self.emitter.emit(event, headers=headers)
-        except UndeliveredError:
-            # a failure found since take_failures() ran, raised by this call instead of sending:
-            # it was answered where it belongs, and this event is sent as if nothing happened
-            self.emitter.take_failures()
-            return self.emitter.emit(event, headers=headers)
 
     def _keep(self, ids: Iterable[str]) -> None:
         recent = self._recent

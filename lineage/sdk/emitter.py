@@ -47,6 +47,7 @@ from lineage.contract.records import Record, build_event, make_record, to_record
 from lineage.contract.taxonomy import Taxonomy, default_taxonomy
 from lineage.contract.validation import Validator
 from lineage.errors import DeliveryError, InvalidEventError, UndeliveredError
+from lineage.sdk.prepared import Prepared, Preparer
 from lineage.sdk.spool import Spool, SpooledDelivery, SpoolEntry
 from lineage.settings import Settings
 from lineage.transport.provenance import sdk_headers
@@ -99,6 +100,7 @@ class Emitter:
         self.system = system
         self.region = region
         self.codec = codec or Codec()
+        self._prepare = Preparer(self._validator, self.codec)
         self.headers = sdk_headers(sdk_version()) if headers is None else headers
         if sink is None:
             from lineage.transport.clients import event_sink  # the Kafka dependency stays at the edge
@@ -258,10 +260,34 @@ class Emitter:
         ``headers`` (default: the emitter's) go with it as Kafka record headers, and into the spool.
         """
         self._take_failures()
-        self._validator.check(record)
-        key = (record["subject_id"] if record["scope"] == "SUBJECT" else record["holder"]["name"]).encode("utf-8")
-        value = self.codec.encode_record(record)
-        event_id = record["event_id"]
+        return self._send_message(self._prepare(record), headers)
+
+    def emit_prepared(self, prepared: Prepared, *, headers: Headers | None = None) -> Delivery:
+        """Send a message a ``Preparer`` made (validated and encoded once: the HTTP gateway's path)."""
+        self._take_failures()
+        return self._send_message(prepared, headers)
+
+    def emit_batch(
+        self, batch: Iterable[Prepared], *, headers: Headers | None = None
+    ) -> list[Delivery | DeliveryError]:
+        """Send prepared messages, looking for earlier failures once: each one's delivery, or why it was not sent.
+
+        A message not even queued (no broker answers, no spool) is its ``DeliveryError``, in its
+        place, and the rest are still sent. Earlier failures are not raised here: the next ``emit``,
+        ``flush`` or ``close`` raises them (or ``take_failures`` returns them), so a batch is never
+        refused for another's events (the gateway answers each request for its own).
+        """
+        self._take_failures(raise_them=False)
+        sent: list[Delivery | DeliveryError] = []
+        for prepared in batch:
+            try:
+                sent.append(self._send_message(prepared, headers))
+            except DeliveryError as exc:
+                sent.append(exc)
+        return sent
+
+    def _send_message(self, prepared: Prepared, headers: Headers | None) -> Delivery:
+        event_id, key, value = prepared.event_id, prepared.key, prepared.value
         headers = self.headers if headers is None else headers
         spool = self._spool
         if spool is None:

@@ -10,25 +10,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from lineage.contract.events import Party, PersonalDataEvent
-from lineage.contract.records import build_event, to_record
+from lineage.contract.records import Record, from_record, make_record, to_record
 from lineage.contract.taxonomy import Taxonomy
 from lineage.contract.validation import Validator
 from lineage.errors import InputLineError, InvalidEventError, shown_name
+from lineage.sdk.prepared import MAX_EVENT_BYTES
 
-__all__ = ["MAX_EVENT_BYTES", "event_to_json", "message_size_check", "parse_lines", "parse_object"]
+__all__ = ["MAX_EVENT_BYTES", "event_to_json", "message_size_check", "parse_lines", "parse_object", "read_object"]
+
+T = TypeVar("T")
 
 _TIMES = ("occurred_at", "bulk_as_of")
 _PARTIES = ("holder", "recipient")
 _PARTY_FIELDS = {"name", "role", "region"}
-
-
-#: Kafka's default largest message (kafka-python's max_request_size and the broker's
-#: message.max.bytes are both about 1 MiB, batch headers included): an event over this is refused as
-#: its input's error before sending, instead of failing the send and stopping the rest.
-MAX_EVENT_BYTES = 1_000_000
 
 
 def parse_lines(
@@ -71,11 +68,28 @@ def parse_object(
     HTTP gateway each object of a request's batch. One ``validator`` for many objects remembers the
     combinations of fields it found valid (a fresh one per object made reading 3x slower).
     """
-    try:
-        event = _parse(obj, system, region)
+
+    def finish(record: Record) -> PersonalDataEvent:
+        event = from_record(record)
         validator.check(to_record(event))
         if check is not None:
             check(event)
+        return event
+
+    return read_object(obj, system=system, region=region, finish=finish)
+
+
+def read_object(
+    obj: object, *, system: str | None, region: str | None, finish: Callable[[Record], T]
+) -> T | InputLineError:
+    """One decoded JSON value as a record, made into what ``finish`` returns, or an ``InputLineError``.
+
+    ``finish`` validates the record (``parse_object``: into a typed event; the gateway: into a
+    ``Prepared`` message, encoded once). An ``InvalidEventError`` or ``InputLineError`` it raises
+    becomes the object's error.
+    """
+    try:
+        return finish(_parse(obj, system, region))
     except InvalidEventError as exc:
         return InputLineError(0, str(exc), exc.field)
     except InputLineError as exc:
@@ -84,7 +98,6 @@ def parse_object(
         # whatever else one hostile object can provoke stays that object's error: the ones after
         # it are still read and sent. Only the kind is named; the message could quote the input.
         return InputLineError(0, f"cannot be read as an event ({type(exc).__name__})")
-    return event
 
 
 def message_size_check(encode: Callable[[PersonalDataEvent], bytes]) -> Callable[[PersonalDataEvent], None]:
@@ -111,7 +124,7 @@ def _load(text: str) -> object:
         raise InputLineError(0, "not valid JSON here: a number has too many digits") from None
 
 
-def _parse(obj: object, system: str | None, region: str | None) -> PersonalDataEvent:
+def _parse(obj: object, system: str | None, region: str | None) -> Record:
     if not isinstance(obj, dict):
         raise InputLineError(0, f"expected a JSON object, got {type(obj).__name__}")
     fields: dict[str, Any] = dict(obj)
@@ -135,7 +148,7 @@ def _parse(obj: object, system: str | None, region: str | None) -> PersonalDataE
     for name in _PARTIES:
         if fields.get(name) is not None:
             fields[name] = _party(name, fields[name])
-    return build_event(event_type, system=sys_name, system_region=sys_region, **fields)
+    return make_record(event_type, system=sys_name, system_region=sys_region, **fields)
 
 
 def _check_text(fields: dict[str, Any]) -> None:

@@ -88,7 +88,8 @@ def running_gateway(
             "--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic, *extra]  # fmt: skip
     log = (folder / f"gateway-{port}.log").open("w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "LINEAGE_CONNECT_TIMEOUT_S": "20", **(env or {})})  # fmt: skip
+                            env={**os.environ, "LINEAGE_CONNECT_TIMEOUT_S": "20",
+                                 "LINEAGE_KAFKA_CLIENT": settings.kafka_client, **(env or {})})  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     running = Running(url, tokens, proc)
     try:
@@ -113,7 +114,7 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture
-def gateway(kafka_settings: Settings, tmp_path: Path) -> Iterator[Running]:
-    """A gateway on this test's fresh topic, with no rate bound."""
-    with running_gateway(kafka_settings, tmp_path, "--rate", "0") as running:
+def gateway(client_settings: Settings, tmp_path: Path) -> Iterator[Running]:
+    """A gateway on this test's fresh topic, with no rate bound: once on each Kafka client."""
+    with running_gateway(client_settings, tmp_path, "--rate", "0") as running:
         yield running

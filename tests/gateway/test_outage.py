@@ -15,7 +15,7 @@ import pytest
 from lineage import Settings
 from lineage.devtools.local_broker import LocalBroker, fetch_jars
 from lineage.transport.kafka import create_topics
-from tests.fixtures import wait_until
+from tests.fixtures import KAFKA_CLIENTS, wait_until
 from tests.gateway.conftest import post, running_gateway, topic_ids
 
 pytestmark = pytest.mark.integration
@@ -40,8 +40,11 @@ def _batch() -> list[dict[str, object]]:
              "legal_basis": "CONTRACT"} for i in range(BATCH)]  # fmt: skip
 
 
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
 @pytest.mark.parametrize("spool", [False, True], ids=["no-spool", "spool"])
-def test_kill_9_under_load_loses_no_acknowledged_event(own_broker: LocalBroker, tmp_path: Path, spool: bool) -> None:
+def test_kill_9_under_load_loses_no_acknowledged_event(
+    own_broker: LocalBroker, tmp_path: Path, spool: bool, client: str
+) -> None:
     """Batches posted across a kill -9 and restart: every 202'd event is on the topic; once, unless it was spooled.
 
     A batch in flight at the kill may have reached the log with its acknowledgement lost: with a spool
@@ -50,7 +53,7 @@ def test_kill_9_under_load_loses_no_acknowledged_event(own_broker: LocalBroker, 
     503, so every event answered 202 is on the topic exactly once.
     """
     settings = Settings(bootstrap_servers=own_broker.bootstrap_servers, topic=f"test.gw.{uuid.uuid4().hex[:8]}",
-                        connect_timeout_s=20)  # fmt: skip
+                        connect_timeout_s=20, kafka_client=client)  # fmt: skip
     create_topics(settings, [settings.topic], partitions=3)
     env = {"LINEAGE_DELIVERY_TIMEOUT_S": "10"}
     if spool:

@@ -12,13 +12,20 @@ from typing import Any
 import pytest
 
 from lineage import default_taxonomy
+from lineage.codec.avro import Codec
 from lineage.contract.validation import Validator
 from lineage.errors import ConfigurationError
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
 from lineage.gateway.tokens import ServiceTokens, TokenError
+from lineage.sdk.prepared import MAX_EVENT_BYTES, Preparer
 
 TAXONOMY = default_taxonomy()
+CODEC = Codec()
+
+
+def _prepare(validator: Validator | None = None) -> Preparer:
+    return Preparer(validator or Validator(TAXONOMY), CODEC, max_bytes=MAX_EVENT_BYTES)
 
 
 def _event(**changes: object) -> dict[str, object]:
@@ -100,16 +107,8 @@ def test_the_rate_bound_refills_and_refuses_whole_requests() -> None:
 )
 def test_a_bad_body_names_the_event_and_field_never_the_identifier(body: bytes, words: str) -> None:
     """Each bad body is a 400 naming the index and field; the subject's identifier is never in it."""
-    from lineage.codec.avro import Codec
-    from lineage.sdk.jsonlines import message_size_check
-
     with pytest.raises(RequestError) as caught:
-        read_events(
-            body,
-            validator=Validator(TAXONOMY),
-            systems=frozenset({"checkout"}),
-            check=message_size_check(Codec().encode),
-        )
+        read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))
     assert caught.value.status == 400
     assert words in caught.value.errors[0]
     assert "user-42" not in str(caught.value.errors)
@@ -119,7 +118,7 @@ def test_an_event_of_a_system_outside_the_scope_is_403_naming_system() -> None:
     """An event whose system the token may not emit as refuses the whole request with 403."""
     body = json.dumps([_event(), _event(system="billing")]).encode()
     with pytest.raises(RequestError) as caught:
-        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+        read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))
     assert caught.value.status == 403
     assert caught.value.errors == ["events[1]: system='billing': this token may not emit as that system"]
 
@@ -130,13 +129,13 @@ def test_two_different_events_with_one_id_in_a_batch_are_refused() -> None:
     same = _event(event_id=event_id)
     body = json.dumps([same, same, _event(event_id=event_id, subject_id="user-43")]).encode()
     with pytest.raises(RequestError) as caught:
-        read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+        read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))
     assert caught.value.status == 400
     assert caught.value.errors == [
         "events[2]: event_id: the same as events[0]'s, for a different event; give each its own"
     ]
     body = json.dumps([same, same]).encode()
-    repeated = read_events(body, validator=Validator(TAXONOMY), systems=frozenset({"checkout"}))
+    repeated = read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))
     assert [e.event_id for e in repeated] == [event_id, event_id]  # the same event twice: a retry, sent once
 
 
@@ -156,7 +155,7 @@ def test_many_bad_events_are_listed_up_to_a_bound_and_the_rest_not_read() -> Non
     body = json.dumps([_event(purpose="nope")] * 500).encode()
     validator = _CountingValidator(TAXONOMY)
     with pytest.raises(RequestError) as caught:
-        read_events(body, validator=validator, systems=frozenset({"checkout"}))
+        read_events(body, prepare=_prepare(validator), systems=frozenset({"checkout"}))
     assert len(caught.value.errors) == 21 and validator.checked == 20
     assert caught.value.errors[-1] == "... and 480 more events not checked: reading stops at 20 refused ones"
 

@@ -7,13 +7,22 @@ from pathlib import Path
 import pytest
 
 from lineage import Emitter, Settings
+from lineage.contract.events import PersonalDataEvent
+from lineage.contract.records import to_record
+from lineage.contract.validation import Validator
 from lineage.gateway.relay import Relay, Unacknowledged
+from lineage.sdk.prepared import Prepared, Preparer
 from lineage.testing import MemorySink
 from tests.fixtures import sample_events, wait_until
 
 
 def _emitter(sink: MemorySink, spool: Path | None = None) -> Emitter:
     return Emitter(system="checkout", region="CN", sink=sink, settings=Settings(spool_dir=spool))
+
+
+def _prepared(emitter: Emitter, events: list[PersonalDataEvent]) -> list[Prepared]:
+    prepare = Preparer(Validator(emitter.taxonomy), emitter.codec)
+    return [prepare(to_record(e)) for e in events]
 
 
 def test_take_failures_returns_them_once_and_later_calls_do_not_raise_them() -> None:
@@ -32,7 +41,7 @@ def test_a_relay_answers_which_events_the_broker_lacks_and_a_retry_sends_only_th
     """Without a spool a failed event fails the request naming it; the retry resends it alone."""
     sink = MemorySink(fail_next=1)
     relay = Relay(_emitter(sink))
-    events = sample_events()[:3]
+    events = _prepared(relay.emitter, sample_events()[:3])
     with pytest.raises(Unacknowledged) as caught:
         relay.send(events)
     assert caught.value.missing == (events[0].event_id,)
@@ -45,7 +54,7 @@ def test_with_a_spool_a_failed_event_is_spooled_and_counted(tmp_path: Path) -> N
     """With a spool, a refused event (and those queued behind it) is spooled, counted, and sent by tick()."""
     sink = MemorySink(fail_next=1)
     relay = Relay(_emitter(sink, tmp_path / "spool"))
-    events = sample_events()[:3]
+    events = _prepared(relay.emitter, sample_events()[:3])
     outcome = relay.send(events)
     assert outcome.acknowledged + outcome.spooled == 3 and outcome.spooled >= 1
     wait_until(lambda: relay.tick() == 0, "the spool resent")
