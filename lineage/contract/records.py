@@ -30,7 +30,17 @@ from lineage.contract.events import (
 from lineage.contract.taxonomy import suggest
 from lineage.errors import InvalidEventError, UnknownValueError
 
-__all__ = ["FIELDS", "Record", "build_event", "from_record", "make_record", "new_event_id", "to_micros", "to_record"]
+__all__ = [
+    "FIELDS",
+    "Record",
+    "build_event",
+    "from_record",
+    "make_record",
+    "new_event_id",
+    "record_of",
+    "to_micros",
+    "to_record",
+]
 
 Record = dict[str, Any]
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PersonalDataEvent))
@@ -109,6 +119,11 @@ def make_record(event_type: EventType | str, *, system: str, system_region: str,
     but a ``bulk_as_of``) and ``holder`` (this system, role 'internal'). Values that cannot be put
     in the record raise ``InvalidEventError`` naming the field; the rules are ``validate_record``'s.
     """
+    return record_of(event_type, system, system_region, fields)
+
+
+def record_of(event_type: EventType | str, system: str, system_region: str, fields: dict[str, Any]) -> Record:
+    """``make_record`` with the fields as one dict (not copied into keywords: the JSON readers' path)."""
     unknown = fields.keys() - _SETTABLE
     if unknown:
         name = min(unknown)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lineage.contract.records import Record
 from lineage.errors import LineageError, shown
-from lineage.sdk.jsonlines import read_object
+from lineage.sdk.jsonlines import has_no_surrogates, read_object
 from lineage.sdk.prepared import Prepared
 
 __all__ = ["RequestError", "load_body", "read_events"]
@@ -46,6 +46,7 @@ def read_events(body: bytes, *, prepare: Callable[[Record], Prepared], systems: 
     Else ``RequestError`` (400 or 403).
     """
     shape = _shape(load_body(body))
+    utf8_known = has_no_surrogates(body)
     events: list[Prepared] = []
     errors: list[str] = []
     foreign: list[str] = []
@@ -56,7 +57,7 @@ def read_events(body: bytes, *, prepare: Callable[[Record], Prepared], systems: 
             errors.append(f"... and {unread} more events not checked: reading stops at {_MAX_ERRORS} refused ones")
             break
         where = f"events[{i}]: " if shape.batch else ""
-        item = read_object(obj, system=None, region=None, finish=prepare)
+        item = read_object(obj, system=None, region=None, finish=prepare, utf8_known=utf8_known)
         if isinstance(item, Prepared):
             j, earlier = first.setdefault(item.event_id, (i, obj))
             if earlier != obj:  # one of the two would be dropped as a retry of the other: refuse, say which

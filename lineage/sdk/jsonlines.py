@@ -8,20 +8,30 @@ with an offset (``2026-05-01T08:00:00+08:00`` or ``...Z``); ``holder``/``recipie
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 from lineage.contract.events import Party, PersonalDataEvent
-from lineage.contract.records import Record, from_record, make_record, to_record
+from lineage.contract.records import Record, from_record, record_of, to_record
 from lineage.contract.taxonomy import Taxonomy
 from lineage.contract.validation import Validator
 from lineage.errors import InputLineError, InvalidEventError, shown_name
 from lineage.sdk.prepared import MAX_EVENT_BYTES
 
-__all__ = ["MAX_EVENT_BYTES", "event_to_json", "message_size_check", "parse_lines", "parse_object", "read_object"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "event_to_json",
+    "message_size_check",
+    "has_no_surrogates",
+    "parse_lines",
+    "parse_object",
+    "read_object",
+]
 
 T = TypeVar("T")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # JSON's escape of a UTF-16 surrogate, \ud800 to \udfff
 
 _TIMES = ("occurred_at", "bulk_as_of")
 _PARTIES = ("holder", "recipient")
@@ -80,16 +90,17 @@ def parse_object(
 
 
 def read_object(
-    obj: object, *, system: str | None, region: str | None, finish: Callable[[Record], T]
+    obj: object, *, system: str | None, region: str | None, finish: Callable[[Record], T], utf8_known: bool = False
 ) -> T | InputLineError:
     """One decoded JSON value as a record, made into what ``finish`` returns, or an ``InputLineError``.
 
     ``finish`` validates the record (``parse_object``: into a typed event; the gateway: into a
     ``Prepared`` message, encoded once). An ``InvalidEventError`` or ``InputLineError`` it raises
-    becomes the object's error.
+    becomes the object's error. ``utf8_known``: the caller knows every string has a UTF-8 form
+    (``has_no_surrogates`` of the JSON text), so each is not looked at again.
     """
     try:
-        return finish(_parse(obj, system, region))
+        return finish(_parse(obj, system, region, utf8_known))
     except InvalidEventError as exc:
         return InputLineError(0, str(exc), exc.field)
     except InputLineError as exc:
@@ -124,11 +135,21 @@ def _load(text: str) -> object:
         raise InputLineError(0, "not valid JSON here: a number has too many digits") from None
 
 
-def _parse(obj: object, system: str | None, region: str | None) -> Record:
+def has_no_surrogates(text: bytes) -> bool:
+    r"""Whether ``json.loads(text)`` surely holds no lone surrogate: ASCII, without a ``\ud800``-``\udfff`` escape.
+
+    One scan of a request's body in C instead of a walk of every string of every event in Python
+    (5% of the gateway's time). Other bodies are read string by string, as ``lineage emit``'s lines.
+    """
+    return text.isascii() and _SURROGATE_ESCAPE.search(text) is None
+
+
+def _parse(obj: object, system: str | None, region: str | None, utf8_known: bool = False) -> Record:
     if not isinstance(obj, dict):
         raise InputLineError(0, f"expected a JSON object, got {type(obj).__name__}")
     fields: dict[str, Any] = dict(obj)
-    _check_text(fields)
+    if not utf8_known:
+        _check_text(fields)
     sys_name = fields.pop("system", system)
     sys_region = fields.pop("system_region", region)
     if not sys_name:
@@ -148,7 +169,7 @@ def _parse(obj: object, system: str | None, region: str | None) -> Record:
     for name in _PARTIES:
         if fields.get(name) is not None:
             fields[name] = _party(name, fields[name])
-    return make_record(event_type, system=sys_name, system_region=sys_region, **fields)
+    return record_of(event_type, sys_name, sys_region, fields)
 
 
 def _check_text(fields: dict[str, Any]) -> None:

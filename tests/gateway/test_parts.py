@@ -172,3 +172,28 @@ def test_serve_refuses_a_token_file_others_can_write_at_start(tmp_path: Path) ->
     done = subprocess.run([*command, "--bootstrap-servers", "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("lineage: --tokens:") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "ok"),
+    [
+        ('"Zo\\u00eb"', True),  # an escape outside the surrogates
+        ('"Zoë"', True),  # non-ASCII text: read string by string
+        ('"back\\\\ud800slash"', True),  # an escaped backslash, then letters: no surrogate
+        ('"\\ud800"', False),  # a lone surrogate, escaped
+        ('"\\uDFFF"', False),
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_batch_is_refused_naming_its_field(raw: str, ok: bool) -> None:
+    """Text with no UTF-8 form is a 400 naming events[i] and the field; other text, escaped or not, is read."""
+    good = json.dumps(_event())
+    body = f"[{good}, {good[:-1]}, \"source\": {raw}}}]".encode()
+    if ok:
+        assert len(read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))) == 2
+    else:
+        with pytest.raises(RequestError) as caught:
+            read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))
+        assert caught.value.errors == [
+            "events[1]: source: holds text that is not valid UTF-8 (bytes that are not UTF-8, or a lone surrogate "
+            "such as \\ud800)"
+        ]
