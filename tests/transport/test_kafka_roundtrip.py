@@ -184,22 +184,47 @@ def test_a_full_local_queue_waits_for_room_instead_of_failing(
     sink.close(10)
 
 
-def _threads() -> int:
-    """How many threads the test process runs, native ones included (librdkafka's are not Python threads)."""
-    return len(os.listdir("/proc/self/task"))
+def _rdkafka_threads() -> int:
+    """How many of the test process's native threads are librdkafka's (named rdk:...; not Python threads).
+
+    Counted by name: another test's thread ending meanwhile would change a count of all threads.
+    """
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as comm:
+                count += comm.read().startswith("rdk:")
+        except FileNotFoundError:  # the thread ended while we looked
+            continue
+    return count
 
 
 def test_closing_a_confluent_sink_ends_librdkafkas_threads(kafka_settings: Settings) -> None:
     """After close() the producer's native threads are gone, though the sink object is still referenced."""
     settings = dataclasses.replace(kafka_settings, kafka_client="confluent")
-    before = _threads()
+    before = _rdkafka_threads()
     sink = event_sink(settings)
     sink.send(settings.topic, b"k", b"v", "e1").result(20)
-    assert _threads() > before  # librdkafka runs its own threads
+    assert _rdkafka_threads() > before  # librdkafka runs its own threads
     sink.close(10)
     deadline = time.monotonic() + 60
-    while _threads() > before and time.monotonic() < deadline:
+    while _rdkafka_threads() > before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _threads() == before
+    assert _rdkafka_threads() == before
     with pytest.raises(DeliveryError, match="closed"):
         sink.send(settings.topic, b"k", b"v", "e2")
+
+
+def test_a_group_reader_reads_every_message_and_a_topic_without_partitions_reads_empty(
+    kafka_settings: Settings,
+) -> None:
+    """read_messages with a group reads the topic from the start; an unknown topic is read as empty, not an error."""
+    events = sample_events()[:5]
+    with Emitter(system="checkout", region="CN", settings=kafka_settings) as emitter:
+        for e in events:
+            emitter.emit(e).result(20)
+    group = kafka_settings.topic + ".tail"
+    read = read_messages(kafka_settings, kafka_settings.topic, group_id=group, idle_timeout_s=5)
+    assert sorted(Codec().decode(m.value).event_id for m in read if m.value) == sorted(e.event_id for e in events)
+    unknown = dataclasses.replace(kafka_settings, topic=kafka_settings.topic + ".none")
+    assert list(read_messages(unknown, unknown.topic, idle_timeout_s=2)) == []
