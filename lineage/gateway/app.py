@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from lineage.codec.json_schema import json_schema
 from lineage.contract.records import to_record
 from lineage.contract.validation import Validator
-from lineage.errors import BrokerError, ConfigurationError, LineageError, shown
+from lineage.errors import BrokerError, ConfigurationError, InputLineError, LineageError, shown
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
 from lineage.gateway.mapping import DatasetMap
@@ -216,8 +216,8 @@ def _accept_run(
         return JSONResponse({"stored": 0, "reason": reading.ignored, "unknown_datasets": len(reading.unknown)})
     try:
         events = [prepare(to_record(e)) for e in reading.events]
-    except LineageError as exc:  # validated already; an event over Kafka's bound is the one thing left
-        raise RequestError(400, [str(exc).splitlines()[0]]) from None
+    except InputLineError as exc:  # validated already; an event over Kafka's bound is the one thing left
+        raise RequestError(400, [f"{exc.reason} (a flow of this run)"]) from None
     response = _send(gateway, token, events, reading.headers, {"unknown_datasets": len(reading.unknown)})
     if response.status_code == 202:  # a refused or unacknowledged run is counted when it is sent again
         counters.count(reading)

@@ -262,24 +262,24 @@ class Emitter:
         self._take_failures()
         return self._send_message(self._prepare(record), headers)
 
-    def emit_prepared(self, prepared: Prepared, *, headers: Headers | None = None) -> Delivery:
-        """Send a message a ``Preparer`` made (validated and encoded once: the HTTP gateway's path)."""
-        self._take_failures()
-        return self._send_message(prepared, headers)
-
     def emit_batch(
         self, batch: Iterable[Prepared], *, headers: Headers | None = None
     ) -> list[Delivery | DeliveryError]:
-        """Send prepared messages, looking for earlier failures once: each one's delivery, or why it was not sent.
+        """Send messages a ``Preparer`` made (validated and encoded once): each one's delivery, or why it was not sent.
 
-        A message not even queued (no broker answers, no spool) is its ``DeliveryError``, in its
-        place, and the rest are still sent. Earlier failures are not raised here: the next ``emit``,
-        ``flush`` or ``close`` raises them (or ``take_failures`` returns them), so a batch is never
-        refused for another's events (the gateway answers each request for its own).
+        The HTTP gateway's path. A message not even queued (no broker answers, no spool) is its
+        ``DeliveryError``, in its place, and the rest are still sent. Earlier failures are not raised
+        here: the next ``emit``, ``flush`` or ``close`` raises them (or ``take_failures`` returns
+        them), so a batch is never refused for another's events (the gateway answers each request
+        for its own). With a spool, failures are looked for before each message, as ``emit`` does,
+        so a message queues in the spool behind a failed one and one subject's events keep their order.
         """
+        spooling = self._spool is not None
         self._take_failures(raise_them=False)
         sent: list[Delivery | DeliveryError] = []
         for prepared in batch:
+            if spooling:
+                self._take_failures(raise_them=False)
             try:
                 sent.append(self._send_message(prepared, headers))
             except DeliveryError as exc:

@@ -18,9 +18,11 @@ from lineage.errors import ConfigurationError
 from lineage.gateway.intake import RequestError, read_events
 from lineage.gateway.limits import RateLimit
 from lineage.gateway.tokens import ServiceTokens, TokenError
+from lineage.sdk.jsonlines import has_no_surrogates
 from lineage.sdk.prepared import MAX_EVENT_BYTES, Preparer
 
 TAXONOMY = default_taxonomy()
+DATA = Path(__file__).parent / "data"
 CODEC = Codec()
 
 
@@ -187,7 +189,7 @@ def test_serve_refuses_a_token_file_others_can_write_at_start(tmp_path: Path) ->
 def test_a_lone_surrogate_anywhere_in_a_batch_is_refused_naming_its_field(raw: str, ok: bool) -> None:
     """Text with no UTF-8 form is a 400 naming events[i] and the field; other text, escaped or not, is read."""
     good = json.dumps(_event())
-    body = f"[{good}, {good[:-1]}, \"source\": {raw}}}]".encode()
+    body = f'[{good}, {good[:-1]}, "source": {raw}}}]'.encode()
     if ok:
         assert len(read_events(body, prepare=_prepare(), systems=frozenset({"checkout"}))) == 2
     else:
@@ -197,3 +199,50 @@ def test_a_lone_surrogate_anywhere_in_a_batch_is_refused_naming_its_field(raw: s
             "events[1]: source: holds text that is not valid UTF-8 (bytes that are not UTF-8, or a lone surrogate "
             "such as \\ud800)"
         ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_has_no_surrogates_is_not_fooled_by_a_bom_less_utf16_or_utf32_body(encoding: str) -> None:
+    r"""json.loads reads UTF-16/32 without a BOM: such a body is ASCII bytes, NULs splitting its \ud800 escape."""
+    body = json.dumps(_event(purpose="\ud800")).encode(encoding)
+    assert "\ud800" in json.loads(body)["purpose"]  # the decoded body does hold a lone surrogate
+    assert not has_no_surrogates(body)
+
+
+def test_a_utf16_body_with_a_lone_surrogate_gets_the_same_answer_as_its_utf8_form() -> None:
+    """A lone surrogate in a UTF-16 body is refused as in UTF-8: naming the field, not quoting the value."""
+    prepare = _prepare()
+    text = json.dumps(_event(categories=["\ud800"]))
+    answers = []
+    for body in (text.encode("utf-8"), text.encode("utf-16-le")):
+        with pytest.raises(RequestError) as caught:
+            read_events(body, prepare=prepare, systems=frozenset({"checkout"}))
+        answers.append(caught.value.errors)
+    assert answers[0] == answers[1]
+
+
+def test_an_openlineage_flow_over_kafkas_bound_is_a_400_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose flow encodes over Kafka's bound is a 400 saying so, without the reader's "line 0"."""
+    from fastapi.testclient import TestClient
+
+    import lineage.gateway.app as app_module
+    from lineage import Emitter, Settings
+    from lineage.gateway.app import Gateway, create_app
+    from lineage.gateway.limits import RateLimit
+    from lineage.gateway.mapping import load_mapping
+    from lineage.gateway.relay import Relay
+    from lineage.gateway.tokens import ServiceTokens
+    from lineage.testing import MemorySink
+
+    monkeypatch.setattr(app_module, "MAX_EVENT_BYTES", 10)  # stands for a flow whose encoding is over 1 MB
+    relay = Relay(Emitter(system="checkout", region="CN", sink=MemorySink(), settings=Settings()))
+    tokens = ServiceTokens(tmp_path / "t.json")
+    _, token = tokens.add("etl", ["shop", "crm-cn", "mailer"])
+    mapping = load_mapping(DATA / "openlineage-mapping.toml", TAXONOMY)
+    run = (DATA / "run-complete.json").read_bytes()
+    with TestClient(create_app(Gateway(tokens, relay, RateLimit(0), mapping=mapping))) as client:
+        answer = client.post("/api/v1/lineage", content=run, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "the event encodes to 204 bytes, over Kafka's 10 per message (a flow of this run)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,23 @@ def test_a_bug_is_a_500_with_the_headers_and_one_log_line_without_its_message(
     assert answer.status_code == 500 and "RuntimeError" in answer.json()["error"]
     assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Content-Type-Options"] == "nosniff"
     assert "RuntimeError" in caplog.text and "user-42" not in caplog.text and "user-42" not in answer.text
+
+
+def test_with_a_spool_a_batch_keeps_one_subjects_order_when_its_first_event_fails(tmp_path: Path) -> None:
+    """GRANTED then WITHDRAWN for one subject in one request, the first delivery failing: the topic keeps the order.
+
+    The failed one is spooled and the next queues behind it (sent straight out, it would overtake it).
+    """
+    sink = MemorySink(fail_next=1)
+    emitter = Emitter(system="checkout", region="CN", sink=sink, settings=Settings(spool_dir=tmp_path / "spool"))
+    relay = Relay(emitter)
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    common = {"categories": ["user.contact.email"], "purpose": "essential.service", "consent_kind": "GENERAL"}
+    granted = emitter.event("CONSENT", subject_id="user-42", consent_status="GRANTED", occurred_at=at, **common)
+    withdrawn = emitter.event(
+        "CONSENT", subject_id="user-42", consent_status="WITHDRAWN", occurred_at=at + timedelta(seconds=1), **common
+    )
+    prepare = Preparer(Validator(emitter.taxonomy), emitter.codec)
+    relay.send([prepare(to_record(granted)), prepare(to_record(withdrawn))])
+    wait_until(lambda: relay.tick() == 0, "the spool resent")
+    assert [m.event_id for m in sink.messages] == [granted.event_id, withdrawn.event_id]

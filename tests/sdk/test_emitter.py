@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from lineage import Codec, DeliveryError, Emitter, EventType, InvalidEventError, Party, Scope
+from lineage import Codec, DeliveryError, Emitter, EventType, InvalidEventError, Party, Scope, UndeliveredError
 from lineage.testing import MemorySink
-from tests.fixtures import T0
+from tests.fixtures import T0, sample_events
 
 PAY = Party(name="pay-sdk", role="processor", region="CN")
 
@@ -110,3 +110,26 @@ def test_lone_surrogate_subject_is_a_lineage_error_and_sends_nothing() -> None:
     with pytest.raises(InvalidEventError, match="^subject_id"):
         _emitter(sink).collected("\ud800", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
     assert sink.messages == []
+
+
+def test_emit_batch_answers_each_message_in_place_and_keeps_earlier_failures_for_later() -> None:
+    """A message refused at send is its DeliveryError in place; an earlier failure is raised by the next emit."""
+    from lineage.contract.records import to_record
+    from lineage.contract.validation import Validator
+    from lineage.sdk.prepared import Preparer
+
+    sink = MemorySink(fail_next=1)
+    emitter = Emitter(system="checkout", region="CN", sink=sink)
+    first, *rest = [e for e in sample_events() if e.system == "checkout"][:3]
+    emitter.emit(first)  # fails: reported later, not by the batch
+    prepare = Preparer(Validator(emitter.taxonomy), emitter.codec)
+    batch = [prepare(to_record(e)) for e in rest]
+    sink.down = True
+    assert [type(d).__name__ for d in emitter.emit_batch(batch[:1])] == ["DeliveryError"]
+    sink.down = False
+    [delivery] = emitter.emit_batch(batch[1:])
+    assert not isinstance(delivery, DeliveryError) and delivery.result() is not None
+    assert [m.event_id for m in sink.messages] == [rest[1].event_id]
+    with pytest.raises(UndeliveredError) as caught:
+        emitter.flush()
+    assert caught.value.event_ids == (first.event_id,)
