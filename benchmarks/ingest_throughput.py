@@ -10,6 +10,10 @@ store: ``TableWriter.commit`` timed in this process, for the consumer's flush si
 Goal: ingest keeps at least 50% of the raw poll rate.
 
     ./run bench ingest_throughput [--events 1000000] [--small 250000] [--commits 30]
+        [--clients kafka-python,confluent] [--stores embedded,postgres+s3] [--processes 1,2]
+
+``--clients``: the ingest consumer's Kafka library (``LINEAGE_KAFKA_CLIENT``), each measured in turn
+on the same topic; the raw poll loop stays kafka-python's.
 """
 
 from __future__ import annotations
@@ -121,7 +125,9 @@ def decode_only(values: list[bytes]) -> float:
     return len(values) / (time.perf_counter() - start)
 
 
-def ingest(bootstrap: str, topic: str, n: int, store: StoreShape, processes: int = 1) -> tuple[float, float]:
+def ingest(
+    bootstrap: str, topic: str, n: int, store: StoreShape, processes: int = 1, client: str = "kafka-python"
+) -> tuple[float, float]:
     """Run ``processes`` ingest consumers in one group to the end; return events/s and the peak RSS (MB)."""
     idle = 2.0
     group = f"ingest-{uuid.uuid4().hex[:6]}"
@@ -130,7 +136,7 @@ def ingest(bootstrap: str, topic: str, n: int, store: StoreShape, processes: int
         "--bootstrap-servers", bootstrap, "--topic", topic, "--group", group, "--exit-when-idle", str(idle),
         "--no-holdings",  # the ingest rate alone (the holdings maintainer has its own benchmark)
     ]  # fmt: skip
-    env = {**os.environ, **store.env}
+    env = {**os.environ, **store.env, "LINEAGE_KAFKA_CLIENT": client}
     start = time.perf_counter()
     procs = [
         subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -166,8 +172,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=250_000, help="a smaller run first (memory bound; 0: none)")
-    parser.add_argument("--commits", type=int, default=30, help="timed commits per store and batch size")
+    parser.add_argument("--commits", type=int, default=30, help="timed commits per store and batch size (0: none)")
+    parser.add_argument("--clients", default="kafka-python", help="comma-separated: kafka-python, confluent")
+    parser.add_argument("--stores", default="embedded,postgres+s3", help="comma-separated: embedded, postgres+s3")
+    parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     args = parser.parse_args()
+    clients, kinds = args.clients.split(","), args.stores.split(",")
+    counts = [int(c) for c in args.processes.split(",")]
 
     payloads = _payloads()
     bootstrap = os.environ.get("LINEAGE_BOOTSTRAP_SERVERS")
@@ -175,8 +186,8 @@ def main() -> int:
     if not bootstrap:
         broker = LocalBroker(fetch_jars(Path(os.environ.get("LINEAGE_CACHE_DIR", ".cache")))).start()
         bootstrap = broker.bootstrap_servers
-    # (store, processes) -> (events/s, peak MB), per size
-    results: dict[int, dict[tuple[str, int], tuple[float, float]]] = {}
+    # (store, processes, client) -> (events/s, peak MB), per size
+    results: dict[int, dict[tuple[str, int, str], tuple[float, float]]] = {}
     baselines: dict[int, tuple[float, float, float]] = {}  # raw before, raw after, decode alone
     latency: dict[tuple[str, int], list[float]] = {}
     try:
@@ -197,16 +208,17 @@ def main() -> int:
                 print(f"produced {n:,} events in {time.perf_counter() - t:.1f} s")
                 raw_before, _ = raw_poll(bootstrap, topic, n)
                 results[n] = {}
-                for kind in ("embedded", "postgres+s3"):
-                    for processes in (1, 2):
-                        rate, peak = ingest(bootstrap, topic, n, store(kind), processes)
-                        results[n][kind, processes] = (rate, peak)
-                        print(f"  {n:,} events, {kind}, {processes} process(es): {rate:,.0f}/s "
-                              f"({rate / raw_before:.0%} of raw before), peak {peak:.0f} MB; {load()}")  # fmt: skip
+                for kind in kinds:
+                    for processes in counts:
+                        for client in clients:
+                            rate, peak = ingest(bootstrap, topic, n, store(kind), processes, client)
+                            results[n][kind, processes, client] = (rate, peak)
+                            print(f"  {n:,} events, {kind}, {processes} process(es) on {client}: {rate:,.0f}/s "
+                                  f"({rate / raw_before:.0%} of raw before), peak {peak:.0f} MB; {load()}")  # fmt: skip
                 raw_after, values = raw_poll(bootstrap, topic, n)
                 baselines[n] = (raw_before, raw_after, decode_only(values))
                 del values
-            for kind in ("embedded", "postgres+s3"):
+            for kind in kinds if args.commits else ():
                 for rows in (50_000, 1_000):
                     latency[kind, rows] = commit_latency(store(kind), payloads, rows, args.commits)
     finally:
@@ -220,14 +232,15 @@ def main() -> int:
     print(f"raw poll loop, 1 process (touch bytes): {raw:>9,.0f} events/s "
           f"(before {raw_before:,.0f}, after {raw_after:,.0f})")  # fmt: skip
     print(f"decode alone, 1 process:                {decode_rate:>9,.0f} events/s")
-    for (kind, processes), (rate, peak) in results[n].items():
-        print(f"ingest, {kind:<11} x{processes}:           {rate:>9,.0f} events/s = {rate / raw:.0%} of raw, "
+    for (kind, processes, client), (rate, peak) in results[n].items():
+        print(f"ingest, {kind:<11} x{processes} on {client:<12}: {rate:>9,.0f} events/s = {rate / raw:.0%} of raw, "
               f"peak RSS {peak:.0f} MB")  # fmt: skip
     print("goal: ingest >= 50% of the raw poll rate")
     if args.small and args.events:
         for key in results[args.events]:
-            print(f"peak RSS {key[0]} x{key[1]}: {results[args.small][key][1]:.0f} MB at {args.small:,} events, "
-                  f"{results[args.events][key][1]:.0f} MB at {args.events:,}")  # fmt: skip
+            small, full = results[args.small][key][1], results[args.events][key][1]
+            print(f"peak RSS {key[0]} x{key[1]} on {key[2]}: {small:.0f} MB at {args.small:,} events, "
+                  f"{full:.0f} MB at {args.events:,}")  # fmt: skip
     for (kind, rows), samples in latency.items():
         print(f"commit latency, {kind:<11}, {rows:>6,} rows: median {statistics.median(samples) * 1000:>5.0f} ms, "
               f"p99 {p99(samples) * 1000:>5.0f} ms over {len(samples)} commits")  # fmt: skip

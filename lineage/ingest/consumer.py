@@ -27,8 +27,8 @@ from lineage.errors import BrokerError, BrokerUnavailableError, StoreError
 from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import StoreLocation
-from lineage.transport.clients import dead_letter_sink
-from lineage.transport.kafka import KafkaBatchSource, RawMessage, create_topics
+from lineage.transport.clients import batch_source, dead_letter_sink
+from lineage.transport.kafka import RawMessage, create_topics
 
 __all__ = ["IngestConsumer", "IngestStats"]
 
@@ -121,7 +121,7 @@ class IngestConsumer:
         except BrokerError as exc:
             log.warning("could not make sure the dead-letter topic exists: %s", exc)
         self._dlq = dead_letter_sink(settings)
-        self._source = KafkaBatchSource(
+        self._source = batch_source(
             settings, group_id, self, max_poll_records=min(segment_rows, 20_000), instance_id=instance_id
         )
 

@@ -84,7 +84,8 @@ def _spawn_consumer(settings: Settings, store: Path, extra: tuple[str, ...], out
             *extra,
         ],
         cwd=REPO,
-        env={**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic},
+        env={**os.environ, "LINEAGE_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+             "LINEAGE_KAFKA_CLIENT": settings.kafka_client},  # fmt: skip
         stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
@@ -143,16 +144,16 @@ def test_dead_letters_carry_reasons_and_good_events_are_kept(kafka_settings: Set
     assert sample.value in bad_values.values()
 
 
-def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(client_settings: Settings, tmp_path: Path) -> None:
     """While 100,000 events are produced, the consumer is killed -9 six times; the store ends exact."""
     messages = _events(100_000)
-    producer = threading.Thread(target=_produce, args=(kafka_settings, messages))
+    producer = threading.Thread(target=_produce, args=(client_settings, messages))
     producer.start()
     rng = random.Random(7)
     stored_after_kill = []
     for _ in range(6):
         before = _stored(tmp_path)
-        proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "4000", "--instance-id", "crash-test")
+        proc = _consumer(client_settings, tmp_path, "--segment-rows", "4000", "--instance-id", "crash-test")
         # once it works (it stored a commit of its own, however long its start took), at a random moment
         wait_until(lambda: _stored(tmp_path) > before or before == 100_000, "commit", proc)  # noqa: B023
         time.sleep(rng.uniform(0.0, 2.0))
@@ -163,7 +164,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(kafka_settings: Sett
     producer.join()
     # the kills landed mid-stream: some progress was durable, not all of it
     assert any(0 < n < 100_000 for n in stored_after_kill), stored_after_kill
-    _finish(_consumer(kafka_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "crash-test"), 300)
+    _finish(_consumer(client_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "crash-test"), 300)
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 100_000
     assert set(ids) == {e for e, _, _ in messages}
@@ -190,12 +191,12 @@ def test_exit_when_idle_does_not_count_the_wait_for_the_first_assignment(
     assert _stored(tmp_path) == 500, out
 
 
-def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(kafka_settings: Settings, tmp_path: Path) -> None:
+def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(client_settings: Settings, tmp_path: Path) -> None:
     """SIGTERM from the first instant of a start (interpreter, imports, joining, claiming): exit 0, nothing lost."""
     messages = _events(3_000)
-    _produce(kafka_settings, messages)
+    _produce(client_settings, messages)
     for delay in (0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 4.0):
-        proc = _consumer(kafka_settings, tmp_path, "--segment-rows", "500", "--instance-id", "early")
+        proc = _consumer(client_settings, tmp_path, "--segment-rows", "500", "--instance-id", "early")
         time.sleep(delay)  # not a wait for anything: the moment the stop lands, every one of them valid
         proc.send_signal(signal.SIGTERM)
         try:
@@ -204,25 +205,25 @@ def test_sigterm_at_any_moment_of_a_consumers_start_stops_it_cleanly(kafka_setti
             proc.kill()
             raise
         assert "Traceback" not in out, out
-    _finish(_consumer(kafka_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "early"), 300)
+    _finish(_consumer(client_settings, tmp_path, "--exit-when-idle", "5", "--instance-id", "early"), 300)
     ids = Store(tmp_path).event_ids()
     assert len(ids) == len(set(ids)) == 3_000 and set(ids) == {e for e, _, _ in messages}
 
 
-def test_two_consumers_in_one_group_store_every_event_once(kafka_settings: Settings, tmp_path: Path) -> None:
+def test_two_consumers_in_one_group_store_every_event_once(client_settings: Settings, tmp_path: Path) -> None:
     """Two consumers in one group, one joining and one leaving mid-stream, together store each event once."""
     messages = _events(30_000)
     # no --exit-when-idle: on a loaded machine the second can take longer to start than any idle
     # bound, and the first would leave before the last part is sent; it is stopped once all is stored
-    first = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000")
-    _produce(kafka_settings, messages[:10_000])
+    first = _consumer(client_settings, tmp_path, "--segment-rows", "3000")
+    _produce(client_settings, messages[:10_000])
     wait_until(lambda: _stored(tmp_path) > 0, "first commit", first)  # the first consumes before the second joins
     log = tmp_path / "second.log"
-    second = _consumer(kafka_settings, tmp_path, "--segment-rows", "3000", log=log)  # joins: a rebalance
-    _produce(kafka_settings, messages[10_000:20_000])
+    second = _consumer(client_settings, tmp_path, "--segment-rows", "3000", log=log)  # joins: a rebalance
+    _produce(client_settings, messages[10_000:20_000])
     wait_until(lambda: "assigned member=" in log.read_text(errors="replace"), "assignment of the second", second)
     second.send_signal(signal.SIGTERM)  # leaves cleanly mid-stream: another rebalance
-    _produce(kafka_settings, messages[20_000:])
+    _produce(client_settings, messages[20_000:])
     # the events table itself: the holdings the second refreshed as it stopped stay behind until the first stops
     events = Store(tmp_path, holdings=False)
     wait_until(lambda: events.count() == 30_000, "all 30,000 stored", first, timeout_s=300)

@@ -7,6 +7,7 @@ Every check reads the table itself and sets it against where the broker said it 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import random
@@ -31,7 +32,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.tables import offset_key, owner_key
 from lineage.transport.kafka import KafkaEventSink, create_topics
-from tests.fixtures import T0, private_file
+from tests.fixtures import KAFKA_CLIENTS, T0, private_file
 from tests.services import Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -189,6 +190,7 @@ class Fleet:
             LINEAGE_DEAD_LETTER_TOPIC=self.kafka.dead_letter_topic,
             LINEAGE_GROUP_ID=self.kafka.topic + ".group",
             LINEAGE_CLIENT_ID=f"eo-{name}",
+            LINEAGE_KAFKA_CLIENT=self.kafka.kafka_client,
             LINEAGE_STORE_DIR=str(self.store_dir or self.folder(name) / "store"),
             **self.store_env,
         )
@@ -389,11 +391,12 @@ def test_two_consumer_processes_on_postgres_and_s3_killed_at_random_store_every_
     _run_kill_test(fleet, shared.location, fleet_root, seed=11)
 
 
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_two_consumer_processes_on_the_embedded_store_killed_at_random_store_every_offset_once(
-    kafka_bootstrap: str, tmp_path: Path, fleet_root: list[Fleet]
+    kafka_bootstrap: str, tmp_path: Path, fleet_root: list[Fleet], client: str
 ) -> None:
     """Two processes on one host sharing the embedded store folder (SQLite + local files), killed the same way."""
-    kafka = _topic(kafka_bootstrap)
+    kafka = dataclasses.replace(_topic(kafka_bootstrap), kafka_client=client)
     store_dir = tmp_path / "store"
     fleet = Fleet(kafka, tmp_path, {}, store_dir=store_dir)
     _run_kill_test(fleet, StoreLocation.embedded(store_dir), fleet_root, seed=12)

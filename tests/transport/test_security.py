@@ -196,6 +196,16 @@ def test_the_emitting_principal_may_not_read(secure: Secure, admin: Settings) ->
     assert "\n" not in str(err.value) and not err.value.retryable
 
 
+def test_the_emitting_principal_may_not_ingest(secure: Secure, admin: Settings, tmp_path: Path, client: str) -> None:
+    """`emitter` running the ingest consumer is refused in one line naming the group or topic (each client)."""
+    settings = _as(secure, admin, "emitter", client)
+    with pytest.raises(AuthorizationError, match="not authorised to") as err:
+        group = admin.topic + ".g"
+        consumer = IngestConsumer(settings, store_dir=tmp_path, group_id=group, taxonomy=default_taxonomy())
+        consumer.run(threading.Event(), idle_exit_s=3)
+    assert "\n" not in str(err.value) and admin.topic in str(err.value)
+
+
 def test_a_principal_without_rights_may_not_write(secure: Secure, admin: Settings, client: str) -> None:
     """`nobody` emitting is refused in one line naming the topic and the operation, not retried forever."""
     settings = _as(secure, admin, "nobody", client)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import kafka
 import kafka.errors
@@ -13,46 +12,11 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
 from lineage.transport.kafka.connection import client_options, refusal, wait_for_broker
-from lineage.transport.sink import Receipt
+from lineage.transport.source import PartitionListener, RawMessage
 
 __all__ = ["KafkaBatchSource", "PartitionListener", "RawMessage"]
 
 log = logging.getLogger(__name__)
-
-
-class RawMessage(Receipt, Protocol):
-    """A message as read from Kafka, before decoding: where it is (topic, partition, offset) and what.
-
-    A protocol, not a class we build: kafka-python's records already have these attributes, and
-    copying each into an object of ours cost ~3 us/event on the ingest path.
-    """
-
-    @property
-    def key(self) -> bytes | None:
-        """The message key (the subject, or the holder of a bulk event)."""
-        ...
-
-    @property
-    def value(self) -> bytes | None:
-        """The encoded event."""
-        ...
-
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]:
-        """The message headers."""
-        ...
-
-
-class PartitionListener(Protocol):
-    """Told when this consumer gains or loses partitions."""
-
-    def assigned(self, partitions: list[int]) -> dict[int, int]:
-        """Return the offset to start each newly assigned partition from (absent: the beginning)."""
-        ...
-
-    def revoked(self, partitions: list[int]) -> None:
-        """Finish work on partitions about to go to another consumer."""
-        ...
 
 
 class KafkaBatchSource:
