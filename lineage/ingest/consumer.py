@@ -130,8 +130,9 @@ class IngestConsumer:
     def assigned(self, partitions: list[int]) -> dict[int, int]:
         """Claim each partition in the store and start it right after its last stored offset.
 
-        A store failure here cannot be raised through kafka-python (it would log it and read on
-        from Kafka's committed offsets, unclaimed): it is kept and raised by the next ``poll``.
+        A store failure here is not raised through the Kafka client's callback (each client treats a
+        callback's exception its own way, and may read on unclaimed): it is kept and raised by the
+        next ``poll``, before any message read meanwhile is stored.
         """
         self._last_assignment = time.monotonic()
         try:

@@ -10,6 +10,7 @@ from lineage import BrokerError, Emitter, Settings
 from lineage.transport.clients import batch_source
 from lineage.transport.confluent import ConfluentBatchSource
 from lineage.transport.kafka import KafkaBatchSource
+from lineage.transport.source import RawMessage
 from tests.fixtures import sample_events, wait_until
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,15 @@ class _StartAtOne:
     def revoked(self, partitions: list[int]) -> None:
         """Record the partitions leaving."""
         self.revoked_from += partitions
+
+
+class _FromTheStart(_StartAtOne):
+    """A listener that starts every partition at its beginning."""
+
+    def assigned(self, partitions: list[int]) -> dict[int, int]:
+        """Start each at its beginning."""
+        super().assigned(partitions)
+        return {}
 
 
 def test_a_batch_source_starts_where_the_listener_says_and_reads_to_no_lag(client_settings: Settings) -> None:
@@ -70,3 +80,59 @@ def test_a_batch_source_on_a_group_it_may_not_join_fails_in_one_line(client_sett
     with pytest.raises(BrokerError) as caught:
         batch_source(nowhere, "g", _StartAtOne(), max_poll_records=10)
     assert "127.0.0.1:1" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_lag_reaches_zero_when_what_was_left_to_read_was_deleted(client_settings: Settings) -> None:
+    """The store says start at 1; retention has deleted offsets 0-4 since: nothing is left, so lag is 0 (idle exits)."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    producer = Producer({"bootstrap.servers": client_settings.bootstrap_servers})
+    for i in range(5):
+        producer.produce(client_settings.topic, value=b"x", key=str(i).encode(), partition=0)
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": client_settings.bootstrap_servers})
+    for done in admin.delete_records([TopicPartition(client_settings.topic, 0, 5)]).values():
+        done.result(30)
+    source = batch_source(client_settings, client_settings.topic + ".g", _StartAtOne(), max_poll_records=10)
+    try:
+
+        def caught_up() -> bool:
+            assert source.poll(0.5) == []
+            lag = source.lag()
+            return bool(lag) and not any(lag.values())
+
+        wait_until(caught_up, "lag 0 on every partition")
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param("kafka-python", marks=pytest.mark.xfail(
+            strict=True, reason="kafka-python's fetcher refuses the whole batch (CorruptRecordError): BrokerError")),
+        "confluent",
+    ],
+)  # fmt: skip
+def test_a_header_name_that_is_not_utf8_is_read_as_unusable_provenance(kafka_settings: Settings, client: str) -> None:
+    """Headers are untrusted: a name of raw bytes does not stop the source; the message comes with bad provenance."""
+    import kafka
+
+    from lineage.transport.provenance import read_provenance
+
+    class _RawName(str):  # kafka-python writes header names with .encode(): this one writes bytes not UTF-8
+        def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+            return b"\xff\xfe"
+
+    producer = kafka.KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    producer.send(kafka_settings.topic, b"x", partition=0, headers=[(_RawName("k"), b"v")]).get(30)
+    producer.close()
+    settings = dataclasses.replace(kafka_settings, kafka_client=client)
+    source = batch_source(settings, settings.topic + ".g", _FromTheStart(), max_poll_records=10)
+    got: list[RawMessage] = []
+    try:
+        wait_until(lambda: bool(got.extend(source.poll(0.5)) or got), "the message read")
+    finally:
+        source.close()
+    assert read_provenance(got[0].headers).bad == 1

@@ -22,12 +22,16 @@ from lineage.errors import BrokerError, BrokerUnavailableError
 from lineage.settings import Settings
 from lineage.transport.confluent.connection import client_config, describe, refusal
 from lineage.transport.kafka.connection import wait_for_broker
+from lineage.transport.provenance import VIA
 from lineage.transport.source import PartitionListener, RawMessage
 
 __all__ = ["ConfluentBatchSource"]
 
 log = logging.getLogger(__name__)
 _WATERMARK_TIMEOUT_S = 5.0
+# headers librdkafka cannot hand over (a name that is not UTF-8 makes m.headers() raise): read as an
+# unusable provenance, stored as null and counted, instead of stopping the consumer on that message
+_UNREADABLE: Sequence[tuple[str, bytes]] = ((VIA, b"\xff"),)
 
 
 class _Message:
@@ -42,7 +46,10 @@ class _Message:
         self.key: bytes | None = m.key()
         self.value: bytes | None = m.value()
         # a list of (name, value) pairs, values bytes or None, as kafka-python gives them
-        self.headers = cast("Sequence[tuple[str, bytes]]", m.headers() or ())
+        try:
+            self.headers = cast("Sequence[tuple[str, bytes]]", m.headers() or ())
+        except (SystemError, UnicodeDecodeError, ValueError):
+            self.headers = _UNREADABLE
 
 
 class ConfluentBatchSource:
@@ -74,7 +81,8 @@ class ConfluentBatchSource:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10_000,  # a killed member's partitions move on within 10 s
             "heartbeat.interval.ms": 3_000,
-            # fetched-but-unread messages wait in librdkafka's queue: these bound it (per partition)
+            # fetched-but-unread messages wait in librdkafka's one queue: about 16 MiB, overshot by at most
+            # one fetch response (16 MiB), whatever the number of partitions
             "fetch.max.bytes": 16 * 1024 * 1024,
             "max.partition.fetch.bytes": 4 * 1024 * 1024,
             "queued.max.messages.kbytes": 16 * 1024,
@@ -114,9 +122,12 @@ class ConfluentBatchSource:
         return out
 
     def seek(self, partition: int, offset: int | None) -> None:
-        """Continue ``partition`` from ``offset`` (None: from the beginning)."""
+        """Continue ``partition`` from ``offset`` (None: from the beginning); it must be fetching already."""
+        try:
+            self._consumer.seek(TopicPartition(self.topic, partition, OFFSET_BEGINNING if offset is None else offset))
+        except KafkaException as exc:
+            raise self._failure(exc.args[0]) from exc
         self._starts[partition] = offset
-        self._consumer.seek(TopicPartition(self.topic, partition, OFFSET_BEGINNING if offset is None else offset))
 
     def commit(self, offsets: dict[int, int]) -> None:
         """Record next offsets in Kafka too, for lag tools; the store's segment names stay the truth."""
@@ -130,20 +141,28 @@ class ConfluentBatchSource:
             log.warning("offset commit skipped: %s", describe(exc.args[0]))
 
     def lag(self) -> dict[int, int]:
-        """Messages behind the end of each assigned partition."""
+        """Messages behind the end of each assigned partition.
+
+        The end is the high watermark the last fetch response carried (no request: asking the broker
+        for each partition in turn waited behind the long-poll fetch, ~0.5 s a partition); only a
+        partition not fetched yet is asked for. Where the log now starts past the reading position
+        (retention deleted what was unread), what is left starts at the log's start.
+        """
         try:
             assigned = self._consumer.assignment()
             if not assigned:
                 return {}
             lag: dict[int, int] = {}
             for tp in self._consumer.position(assigned):
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0 or low < 0:  # nothing fetched for it yet: ask once
+                    low, high = self._consumer.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
                 if tp.offset >= 0:  # read from here on
                     at = tp.offset
                 else:  # nothing read yet: where it was started
                     start = self._starts.get(tp.partition)
                     at = low if start is None else start
-                lag[tp.partition] = max(0, high - at)
+                lag[tp.partition] = max(0, high - max(at, low))
             return lag
         except KafkaException as exc:
             raise BrokerError(f"reading the end offsets of {self.topic} failed: {describe(exc.args[0])}") from exc
