@@ -34,7 +34,7 @@ CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
 CREATE OR REPLACE VIEW holding_runs AS
 SELECT subject, category, holder, arrived_at, via, flow, first_seq, last_seq, ended_at, ended_by,
        via_type, via_bulk, holder_role, holder_region, source, source_region, purpose, legal_basis,
-       mechanism, retention_days, encrypted
+       mechanism, retention_days, encrypted, bucket
 FROM holdings_all WHERE kind = 'run';
 
 -- Each event of each bulk flow: its number in the flow, when it was sent, and its id.
@@ -61,7 +61,10 @@ WHERE arrived_at <= as_of;
 -- per event that brought a category to a holder (a run expanded over its flow's events), with the
 -- time an erasure ended it (NULL: still held as of `as_of`). Columns as the answers report them:
 -- the event that brought it (`via`, `via_type`, `via_bulk`) and its terms.
-CREATE OR REPLACE MACRO holdings(subjects, as_of) AS TABLE
+-- `buckets` (optional): the holdings buckets of those subjects (lineage.store.holdings.bucket_of).
+-- Every bucket spans the whole range of subjects, so only it lets a lookup skip the other buckets'
+-- files; without it each bucket's file is read (one row group each).
+CREATE OR REPLACE MACRO holdings(subjects, as_of, buckets := NULL) AS TABLE
 SELECT
     r.subject, r.category, r.holder,
     coalesce(f.sent_at, r.arrived_at) AS arrived_at,
@@ -71,7 +74,7 @@ SELECT
 FROM runs(as_of) AS r
 LEFT JOIN flow_seq AS f
   ON f.flow = r.flow AND f.seq >= r.first_seq AND f.seq <= coalesce(r.last_seq, 2147483647) AND f.sent_at <= as_of
-WHERE (subjects IS NULL OR list_contains(subjects, r.subject));
+WHERE (subjects IS NULL OR list_contains(subjects, r.subject)) AND (buckets IS NULL OR list_contains(buckets, r.bucket));
 
 -- Every collection, share and transfer as a flow between two holders, with the region at each end,
 -- and what the record of processing reads of the event (purpose, legal basis, retention declared).

@@ -2,7 +2,7 @@
 -- that ever held the subject's data, what it still holds, and the status: done (nothing left),
 -- on hold (everything still held is under a HOLD erasure event, a legal retention duty, with the
 -- reason), or pending.
--- Parameters: $ids (every identifier of the subject), $as_of.
+-- Parameters: $ids (every identifier of the subject), $as_of, $buckets (the ids' holdings buckets).
 WITH
     per_holder AS (
         SELECT
@@ -13,7 +13,7 @@ WITH
             list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
             max(ended_at) AS last_erased_at
         FROM runs($as_of)
-        WHERE list_contains($ids, subject)
+        WHERE list_contains($ids, subject) AND list_contains($buckets, bucket)
         GROUP BY holder
     ),
     holds AS (

@@ -12,6 +12,7 @@ from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
 from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Store
+from lineage.store.holdings import buckets_of
 
 __all__ = ["LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan"]
 
@@ -63,7 +64,7 @@ def access_request(
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
         params = {"ids": ids, "as_of": as_of}
-        q.execute("subject_holdings", params)  # computed once, read by the next two
+        q.execute("subject_holdings", {**params, "buckets": buckets_of(ids)})  # computed once, read by the next two
         holdings = q.rows("access_holdings")
         recipients = q.rows("access_recipients")
         events = q.rows("access_events", params)
@@ -124,7 +125,7 @@ def erasure_plan(
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
-        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of})
+        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids)})
     return ErasurePlan(
         identifier,
         as_of,

@@ -187,6 +187,11 @@ def bucket_of(subject: str) -> int:
     return shard_of(subject, BUCKETS)
 
 
+def buckets_of(subjects: list[str]) -> list[int]:
+    """The buckets of these subjects' runs: what lets a lookup read their files alone (the holdings macro)."""
+    return sorted({bucket_of(s) for s in subjects})
+
+
 def _batches(engine: HoldingsEngine, changed: Changes | None, size: int = 200_000) -> Iterator[pa.RecordBatch]:
     """Rows a batch at a time: one C pass per batch, and never all rows as Python tuples at once."""
     nothing = (None,) * (len(HOLDINGS_COLUMNS) - 7)
