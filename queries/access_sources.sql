@@ -3,15 +3,18 @@
 -- headers as stored (`sent_via`: sdk, gateway or openlineage; `sent_via_name`: the SDK's version,
 -- the gateway token's name or the OpenLineage job; `sent_via_run`: the OpenLineage run id). NULL
 -- where the producer sent none (events stored before provenance was recorded, a backfill).
--- Reads `subject_holdings` (queries/subject_holdings.sql).
--- Parameters: $ids, $as_of.
--- Two scans, each pruned by subject: the subject's own events, and the bulk events (no subject,
--- sorted first in every file) that brought one of its holdings.
+-- Reads `subject_holdings` and `subject_events` (subject_holdings.sql, subject_events.sql).
+-- Parameters: $as_of.
+-- The subject's own events come from subject_events; one scan here finds the bulk events (no
+-- subject, sorted first in every file: pruned by subject) that brought one of its holdings.
 WITH found AS (
-    SELECT * FROM events
-    WHERE scope = 'SUBJECT' AND occurred_at <= $as_of AND list_contains($ids, subject_id)
+    SELECT event_id, kafka_offset, occurred_at, event_type, system, holder_name, recipient_name,
+           sent_via, sent_via_name, sent_via_run
+    FROM subject_events
     UNION ALL
-    SELECT * FROM events
+    SELECT event_id, kafka_offset, occurred_at, event_type, system, holder_name, recipient_name,
+           sent_via, sent_via_name, sent_via_run
+    FROM events
     WHERE subject_id IS NULL AND occurred_at <= $as_of
       AND event_id IN (SELECT via FROM subject_holdings)
 )

@@ -67,8 +67,9 @@ def access_request(
         q.execute("subject_holdings", {**params, "buckets": buckets_of(ids)})  # computed once, read by the next two
         holdings = q.rows("access_holdings")
         recipients = q.rows("access_recipients")
-        events = q.rows("access_events", params)
-        sources = q.rows("access_sources", params)
+        q.execute("subject_events", params)  # the subject's events, read by the next two
+        events = q.rows("access_events")
+        sources = q.rows("access_sources", {"as_of": as_of})
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(

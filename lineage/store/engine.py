@@ -64,6 +64,7 @@ QueryName = Literal[
     "policy_retention",
     "retention",
     "ropa",
+    "subject_events",
     "subject_holdings",
     "transfers",
 ]
