@@ -7,9 +7,10 @@ broker acknowledged every event. The baseline is the SDK in this process emittin
 beside the SDK's ``emit(...).result()``. Targets (issue 23): >= 20,000 events/s in batches and a
 single-event p99 <= 50 ms on 2 cores.
 
-    ./run bench gateway [--events 100000] [--batch 500] [--clients 2] [--singles 1000] [--kafka-client confluent]
+    ./run bench gateway [--events 100000] [--batch 500] [--clients 2] [--singles 1000] [--kafka-client kafka-python]
 
-``--kafka-client`` picks the producer library on both sides (the SDK baseline and the gateway).
+``--kafka-client`` picks the producer library on both sides (the SDK baseline and the gateway); by
+default the settings' default, confluent.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--singles", type=int, default=1000)
-    parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default="kafka-python")
+    parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default=Settings().kafka_client)
     args = parser.parse_args()
 
     events = _events(args.events)

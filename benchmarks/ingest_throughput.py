@@ -13,7 +13,7 @@ Goal: ingest keeps at least 50% of the raw poll rate.
         [--clients kafka-python,confluent] [--stores embedded,postgres+s3] [--processes 1,2]
 
 ``--clients``: the ingest consumer's Kafka library (``LINEAGE_KAFKA_CLIENT``), each measured in turn
-on the same topic; the raw poll loop stays kafka-python's.
+on the same topic (default: the settings' default, confluent); the raw poll loop stays kafka-python's.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def decode_only(values: list[bytes]) -> float:
 
 
 def ingest(
-    bootstrap: str, topic: str, n: int, store: StoreShape, processes: int = 1, client: str = "kafka-python"
+    bootstrap: str, topic: str, n: int, store: StoreShape, processes: int = 1, client: str = Settings().kafka_client
 ) -> tuple[float, float]:
     """Run ``processes`` ingest consumers in one group to the end; return events/s and the peak RSS (MB)."""
     idle = 2.0
@@ -173,7 +173,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=250_000, help="a smaller run first (memory bound; 0: none)")
     parser.add_argument("--commits", type=int, default=30, help="timed commits per store and batch size (0: none)")
-    parser.add_argument("--clients", default="kafka-python", help="comma-separated: kafka-python, confluent")
+    parser.add_argument("--clients", default=Settings().kafka_client, help="comma-separated: kafka-python, confluent")
     parser.add_argument("--stores", default="embedded,postgres+s3", help="comma-separated: embedded, postgres+s3")
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     args = parser.parse_args()

@@ -11,8 +11,8 @@ Packages, lowest layer first (each imports only from those below; ``lint-imports
 - ``errors``, ``settings``, ``private``, ``resources``  the exception tree, settings, private files, shipped files
 - ``contract``   events, records, taxonomy, validation, the domain rules and the legal rules
 - ``codec``      Avro single-object encoding; the only package importing fastavro
-- ``transport``  the sink protocol, the Kafka adapters (kafka-python; confluent-kafka, chosen by
-                 ``settings.kafka_client``), an in-memory sink
+- ``transport``  the sink protocol, the Kafka adapters (confluent-kafka, the default; kafka-python;
+                 chosen by ``settings.kafka_client``), an in-memory sink
 - ``store``      an Apache Iceberg table (pyiceberg, pyarrow only here) read through DuckDB (duckdb only here)
 - ``sdk``        the ``Emitter`` services use, and ``lineage emit``'s JSON-lines reader
 - ``ingest``     the consumer that fills the store, and the Avro-file backfill

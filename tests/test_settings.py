@@ -138,8 +138,10 @@ def test_a_password_in_the_catalog_uri_query_is_refused() -> None:
 
 
 def test_the_kafka_client_comes_from_its_variable() -> None:
-    """LINEAGE_KAFKA_CLIENT chooses the client; kafka-python is the default."""
-    assert Settings().kafka_client == "kafka-python"
+    """LINEAGE_KAFKA_CLIENT chooses the client; confluent is the default."""
+    assert Settings().kafka_client == "confluent"
+    assert Settings.from_env({}).kafka_client == "confluent"
+    assert Settings.from_env({"LINEAGE_KAFKA_CLIENT": "kafka-python"}).kafka_client == "kafka-python"
     assert Settings.from_env({"LINEAGE_KAFKA_CLIENT": "confluent"}).kafka_client == "confluent"
 
 

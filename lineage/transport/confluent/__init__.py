@@ -5,7 +5,7 @@
 - ``dead_letters``  ``ConfluentDeadLetterProducer``, the consumer's way out for bad messages
 - ``consumer``      ``ConfluentBatchSource``, the ingest consumer's group member on librdkafka
 
-Chosen by ``settings.kafka_client = "confluent"`` (``lineage.transport.clients``). The checks before
+Chosen by ``settings.kafka_client = "confluent"``, the default (``lineage.transport.clients``). The checks before
 connecting, the topic administration and reading a topic from its start (``read_messages``) stay
 on kafka-python.
 """
