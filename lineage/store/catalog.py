@@ -175,7 +175,7 @@ class StoreLocation:
         return tuple((str(name), str(where)) for name, where in rows)
 
     def _refuse_missing_sqlite(self) -> None:
-        """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (opened read-only)."""
+        """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (never created here)."""
         url = make_url(self.catalog_uri)
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return
@@ -187,7 +187,9 @@ class StoreLocation:
         if not path.is_file():
             raise missing
         try:
-            con = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+            # read-write, never create: a writer killed mid-commit leaves a hot journal that only a
+            # writable connection may roll back (read-only, SQLite refuses and the store looked absent)
+            con = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True)
             try:
                 found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'iceberg_tables'")
                 is_catalog = found.fetchone() is not None

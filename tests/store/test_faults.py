@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,24 @@ def test_a_corrupt_data_file_is_store_corrupt_error(tmp_path: Path) -> None:
         store.count()
     with pytest.raises(StoreCorruptError, match=victim.name):
         store.compact(grace_s=0)
+
+
+def test_a_catalog_left_mid_commit_by_a_killed_writer_opens_as_it_was(tmp_path: Path) -> None:
+    """A writer killed -9 inside a catalog transaction leaves a hot journal: the store still opens, unchanged."""
+    store_of(_records("a", 5), tmp_path)
+    killed = (
+        "import os, signal, sqlite3, sys\n"
+        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "con.execute('BEGIN IMMEDIATE')\n"
+        "con.execute('DELETE FROM iceberg_tables')\n"
+        "con.execute('CREATE TABLE ballast AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 50000) SELECT i, hex(randomblob(64)) AS b FROM n')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", killed, str(tmp_path / "catalog.db")], check=False)
+    assert proc.returncode == -9
+    assert (tmp_path / "catalog.db-journal").is_file()  # the moment the CI run met: a hot journal
+    assert Store(tmp_path).count() == 5
 
 
 @pytest.mark.parametrize("name", ["store[1]", "store*", "store[!2]", "st{ore1,ore2}"])
