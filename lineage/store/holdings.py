@@ -384,15 +384,25 @@ def _to_this_layout(tx: Transaction) -> None:
 
 
 def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
-    """The newest holdings snapshot computed from ``events_snapshot``, if any is kept."""
+    """The newest holdings snapshot computed from ``events_snapshot``, if any is kept in this layout.
+
+    Rows an older layout wrote (no ``bucket`` column) are not: a lookup reads only its buckets and
+    would find none of them, so those holdings are computed in memory instead.
+    """
     # newest by sequence number, not by time alone: a refresh's overwrite is a delete snapshot (its
     # buckets' files gone) then an append, both naming the source, often within one millisecond
     order = sorted(table.metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms), reverse=True)
     for snapshot in order:
         summary = snapshot.summary
         if summary is not None and summary.get(SOURCE) == str(events_snapshot):
-            return snapshot.snapshot_id
+            return snapshot.snapshot_id if _bucketed(table, snapshot.schema_id) else None
     return None
+
+
+def _bucketed(table: Table, schema_id: int | None) -> bool:
+    """Whether rows written under this schema carry their bucket (layout 2 on)."""
+    schema = table.schema() if schema_id is None else table.schemas().get(schema_id)
+    return schema is not None and "bucket" in schema.column_names
 
 
 def try_load_holdings(location: StoreLocation) -> Table | None:

@@ -192,9 +192,34 @@ def test_the_holdings_of_an_events_snapshot_are_the_refresh_s_last_snapshot_even
 
     def snapshot(snapshot_id: int, sequence: int) -> SimpleNamespace:
         return SimpleNamespace(snapshot_id=snapshot_id, sequence_number=sequence, timestamp_ms=1_000,
-                               summary={SOURCE: "42"})  # fmt: skip
+                               summary={SOURCE: "42"}, schema_id=0)  # fmt: skip
 
     # in commit order, as the table's metadata lists them: the delete first, then the append
-    table = SimpleNamespace(metadata=SimpleNamespace(snapshots=[snapshot(7, 1), snapshot(8, 2), snapshot(9, 3)]))
+    table = SimpleNamespace(metadata=SimpleNamespace(snapshots=[snapshot(7, 1), snapshot(8, 2), snapshot(9, 3)]),
+                            schemas=lambda: {0: SimpleNamespace(column_names=["subject", "bucket"])})  # fmt: skip
     assert holdings_snapshot_for(table, 42) == 9  # type: ignore[arg-type]  # a fake: the function reads these fields
     assert holdings_snapshot_for(table, 41) is None  # type: ignore[arg-type]
+
+
+def test_a_pinned_events_snapshot_whose_stored_holdings_are_of_the_old_layout_is_answered_in_full(
+    tmp_path: Path,
+) -> None:
+    """Pinning events whose only holdings are layout 1 (no buckets): computed in memory, none of the person's lost."""
+    location = StoreLocation.embedded(tmp_path)
+    _ingest(location, [_collect(i, f"s{i}") for i in range(40)], first=0)
+    pinned = location.load().current_snapshot()
+    assert pinned is not None
+    catalog = location.catalog()
+    old_columns = pa.schema([f for f in HOLDINGS_COLUMNS if f.name != "bucket"])
+    table = catalog.create_table(location.identifier(HOLDINGS), schema=iceberg_schema(old_columns))
+    engine = HoldingsEngine()
+    engine.apply(Store(location, holdings=False).engine_events({}, None), ordered=True)
+    with table.transaction() as tx:  # as the previous version stored them, made from the pinned events
+        made_from = {SOURCE: str(pinned.snapshot_id)}
+        tx.append(holdings_arrow(engine).select(old_columns.names), snapshot_properties=made_from)
+        tx.set_properties({FORMAT: "1", SOURCE: str(pinned.snapshot_id), APPLIED: '{"events": {"0": 39}}'})
+    _ingest(location, [_collect(60, "s3")], first=40)
+    HoldingsMaintainer(location).refresh()  # brought to buckets, from the newer events
+    assert holdings_snapshot_for(load_holdings(location), pinned.snapshot_id) is None  # its rows have no bucket
+    report = access_request(Store(location, snapshot=pinned.snapshot_id), "s3", TAX, as_of=T0 + timedelta(hours=2))
+    assert len(report.holdings) == 1 and report.holdings[0]["holder"] == "app"
