@@ -14,17 +14,23 @@ CREATE OR REPLACE MACRO covers(category, keys) AS
 -- The same rule as lineage.contract.rules.crosses_border.
 CREATE OR REPLACE MACRO crosses_border(from_zone, to_zone) AS from_zone <> to_zone;
 
+-- The UTC day of a time, in days since 1970-01-01 (floored: a time before 1970 is in a negative day).
+-- Days are counted on the epoch, not through the time zone calendar: it is UTC, where every day has
+-- 86,400 s, and calendar arithmetic costs ~0.6 µs a row (4 of the retention register's 6 s at 1M).
+CREATE OR REPLACE MACRO utc_day(t) AS
+    epoch_us(t) // 86400000000 - CASE WHEN epoch_us(t) % 86400000000 < 0 THEN 1 ELSE 0 END;
+
 -- When data that arrived at `arrived_at` and is kept `days` days is due (NULL when no period is
 -- declared). The contract accepts up to 2^31-1 days, which ends far past the last timestamp
 -- DuckDB (or Python) can hold: such a period is clamped to 9999-12-31 23:59:59.999999 UTC, which
 -- the answers read as "never within any date we can show" (lineage.answers.rows.RETENTION_NEVER).
--- `least` caps the days before `to_days` too, so no row overflows whichever branch is evaluated.
+-- `least` caps the days before they are multiplied too, so no row overflows whichever branch is evaluated.
 CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
     CASE
         WHEN days IS NULL THEN NULL
-        WHEN days >= datediff('day', arrived_at, TIMESTAMPTZ '9999-12-31 00:00:00+00')
+        WHEN days >= 2932896 - utc_day(arrived_at)  -- 2932896: 9999-12-31, in days since 1970-01-01
             THEN TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'
-        ELSE arrived_at + to_days(CAST(least(days, 3000000) AS INTEGER))
+        ELSE make_timestamptz(epoch_us(arrived_at) + CAST(least(days, 3000000) AS BIGINT) * 86400000000)
     END;
 
 -- The holdings (lineage/holdings computes them as events arrive; lineage.store.holdings keeps them

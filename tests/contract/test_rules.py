@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lineage import default_taxonomy
+from lineage.answers.rows import RETENTION_NEVER
 from lineage.contract.rules import covered, covers, crosses_border, sensitivity
 from lineage.store import Store, StoreLocation
 
@@ -69,3 +71,44 @@ def test_sensitivity_of_an_unknown_category_flags_nothing() -> None:
     assert not any(sensitivity(None).values())
     biometric = TAXONOMY.categories["user.biometric"]
     assert sensitivity(biometric)["pipl_sensitive"] == biometric.pipl_sensitive
+
+
+# hypothesis takes naive bounds; ``timezones=`` makes each value drawn UTC
+_FIRST, _LAST = datetime(1, 1, 2), datetime(9999, 12, 31, 23, 59, 59)  # noqa: DTZ001
+
+# the macro as it was written on the time zone calendar: the epoch form must give the same instants
+_CALENDAR_RETENTION_END = """
+    SELECT CASE
+        WHEN $days IS NULL THEN NULL
+        WHEN $days >= datediff('day', $at, TIMESTAMPTZ '9999-12-31 00:00:00+00')
+            THEN TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'
+        ELSE $at + to_days(CAST(least($days, 3000000) AS INTEGER))
+    END
+"""
+
+
+@given(
+    st.datetimes(min_value=_FIRST, max_value=_LAST, timezones=st.just(UTC)),
+    st.one_of(st.none(), st.integers(0, 400_000), st.integers(2_900_000, 2**31 - 1)),
+)
+def test_sql_retention_end_counts_days_on_the_epoch_as_the_calendar_did(at: datetime, days: int | None) -> None:
+    """``retention_end`` (on epoch microseconds) equals the calendar form it replaced, up to the 9999 clamp."""
+    with _macros() as con:
+        row = con.execute("SELECT retention_end($at, $days)", {"at": at, "days": days}).fetchone()
+        was = con.execute(_CALENDAR_RETENTION_END, {"at": at, "days": days}).fetchone()
+    assert row is not None and was is not None and row[0] == was[0]
+    if days is not None and row[0] != RETENTION_NEVER:
+        assert row[0] == at + timedelta(days=days)  # the reference model's rule: whole days of 86,400 s
+
+
+@given(
+    st.datetimes(min_value=_FIRST, max_value=_LAST - timedelta(days=1), timezones=st.just(UTC)),
+    st.integers(-2, 2),
+)
+def test_sql_retention_end_clamps_at_the_same_day_as_the_calendar_did(at: datetime, off: int) -> None:
+    """Periods ending either side of 9999-12-31 (times before 1970 too): clamped exactly where they were."""
+    days = max(0, (datetime(9999, 12, 31, tzinfo=UTC).date() - at.date()).days + off)
+    with _macros() as con:
+        row = con.execute("SELECT retention_end($at, $days)", {"at": at, "days": days}).fetchone()
+        was = con.execute(_CALENDAR_RETENTION_END, {"at": at, "days": days}).fetchone()
+    assert row is not None and was is not None and row[0] == was[0]
