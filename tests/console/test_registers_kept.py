@@ -1,0 +1,94 @@
+"""The registers of one read are computed once: every page, sort, download and request at once reuses them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import lineage.console.service as console_service
+import lineage.service.answers as service_answers  # where every door's registers are answered
+from lineage import Party
+from lineage.codec import Codec
+from lineage.console.app import Console
+from lineage.console.db import ConsoleDB
+from lineage.console.service import Service
+from lineage.contract.records import Record, make_record
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from tests.console.conftest import TAXONOMY
+from tests.fixtures import T0
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the transfer registers computed from now on (one per computation of the registers)."""
+    calls: list[int] = []
+    real = service_answers.transfers
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_answers, "transfers", counting)
+    return calls
+
+
+def test_pages_and_requests_at_once_on_an_unchanged_store_share_one_computation(
+    console: Console, client_for: Callable[[str | None], TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pages, a sort, a download and four requests at once: the registers are computed once."""
+    calls = _counted(monkeypatch)
+    analyst = client_for("analyst")
+    for params in ({}, {"transfers.page": "2"}, {"transfers.sort": "year", "transfers.desc": "1"}):
+        assert analyst.get("/registers", params=params).status_code == 200
+    assert analyst.get("/registers/transfers.csv").status_code == 200
+    threads = [threading.Thread(target=console.service.registers) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(calls) == 1
+
+
+def _shared(subject: str, minute: int) -> Record:
+    return make_record("SHARED", system="app", system_region="CN", subject_id=subject,
+                       categories=["user.contact.email"], purpose="essential.service",
+                       recipient=Party(name="pay", role="processor", region="US"),
+                       mechanism="pipl.standard_contract", occurred_at=T0 + timedelta(minutes=minute))  # fmt: skip
+
+
+def _store(location: StoreLocation, records: list[Record], first: int) -> None:
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    codec = Codec()
+    for offset, record in enumerate(records, start=first):
+        assert ingestor.add(0, offset, codec.encode_record(record)) is None
+    ingestor.flush()
+    HoldingsMaintainer(location).refresh()
+
+
+def _individuals(service: Service) -> int:
+    return sum(int(r["individuals"]) for r in service.registers()["transfers"][2]["transfers"])
+
+
+def test_new_events_or_an_old_answer_are_computed_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new snapshot shows its events at once; on the same snapshot, an answer older than the limit is redone."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        calls = _counted(monkeypatch)
+        assert _individuals(service) == 1 and _individuals(service) == 1 and len(calls) == 1
+        _store(location, [_shared("b", 1)], first=1)
+        assert _individuals(service) == 2 and len(calls) == 2
+        monkeypatch.setattr(console_service, "REGISTERS_KEPT_S", 0.0)
+        assert _individuals(service) == 2 and len(calls) == 3
+    finally:
+        service.close()
+        db.close()
