@@ -37,31 +37,37 @@ CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
 -- as the table `holdings_all`, of four kinds of rows). A run is a (subject, category) at a holder from
 -- its first arrival `arrived_at` until `ended_at` (NULL: still held); a bulk run was brought by events
 -- `first_seq` .. `last_seq` of its flow (NULL: every event of the flow since), one per re-export.
+-- `data_file` (in these four views): the path of the row's data file (NULL when computed in
+-- memory). A lookup that binds `$files` (lineage.store.file_bounds: the files whose footers admit
+-- the person) reads those files alone; NULL reads every file.
 CREATE OR REPLACE VIEW holding_runs AS
 SELECT subject, category, holder, arrived_at, via, flow, first_seq, last_seq, ended_at, ended_by,
        via_type, via_bulk, holder_role, holder_region, source, source_region, purpose, legal_basis,
-       mechanism, retention_days, encrypted, bucket
-FROM holdings_all WHERE kind = 'run';
+       mechanism, retention_days, encrypted, bucket, data_file
+FROM holdings_all_by_file WHERE kind = 'run';
 
 -- Each event of each bulk flow: its number in the flow, when it was sent, and its id.
 CREATE OR REPLACE VIEW flow_seq AS
-SELECT flow, first_seq AS seq, arrived_at AS sent_at, via AS event_id, bulk_as_of
-FROM holdings_all WHERE kind = 'flow';
+SELECT flow, first_seq AS seq, arrived_at AS sent_at, via AS event_id, bulk_as_of, data_file
+FROM holdings_all_by_file WHERE kind = 'flow';
 
 -- Identifier links (first declared at `declared_at`), and each linked identifier's person key.
 CREATE OR REPLACE VIEW links AS
-SELECT subject AS person, via AS a, other AS b, arrived_at AS declared_at FROM holdings_all WHERE kind = 'link';
-CREATE OR REPLACE VIEW persons AS SELECT subject AS id, other AS person FROM holdings_all WHERE kind = 'person';
+SELECT subject AS person, via AS a, other AS b, arrived_at AS declared_at, data_file
+FROM holdings_all_by_file WHERE kind = 'link';
+CREATE OR REPLACE VIEW persons AS
+SELECT subject AS id, other AS person, data_file FROM holdings_all_by_file WHERE kind = 'person';
 
 -- The runs as of `as_of`: those begun by then, ended only by an erasure by then. A run's first
 -- arrival is its earliest, and all its arrivals end together, so "since when", "still held" and
 -- "erased when" need no re-export: what breach, retention and transfers read (cost: the answer).
-CREATE OR REPLACE MACRO runs(as_of) AS TABLE
-SELECT * EXCLUDE (ended_at, ended_by),
+-- `files` (optional): the only data files to read (see `data_file` above).
+CREATE OR REPLACE MACRO runs(as_of, files := NULL) AS TABLE
+SELECT * EXCLUDE (ended_at, ended_by, data_file),
        CASE WHEN ended_at <= as_of THEN ended_at END AS ended_at,
        CASE WHEN ended_at <= as_of THEN ended_by END AS ended_by
 FROM holding_runs
-WHERE arrived_at <= as_of;
+WHERE arrived_at <= as_of AND (files IS NULL OR list_contains(files, data_file));
 
 -- Every arrival of the subjects in the list `subjects` (NULL: every subject) up to `as_of`, one row
 -- per event that brought a category to a holder (a run expanded over its flow's events), with the
@@ -70,15 +76,17 @@ WHERE arrived_at <= as_of;
 -- `buckets` (optional): the holdings buckets of those subjects (lineage.store.holdings.bucket_of).
 -- Every bucket spans the whole range of subjects, so only it lets a lookup skip the other buckets'
 -- files; without it each bucket's file is read (one row group each).
-CREATE OR REPLACE MACRO holdings(subjects, as_of, buckets := NULL) AS TABLE
+-- `files` (optional): the only data files to read, those of the subjects' runs and the flows' (see
+-- `data_file` above).
+CREATE OR REPLACE MACRO holdings(subjects, as_of, buckets := NULL, files := NULL) AS TABLE
 SELECT
     r.subject, r.category, r.holder,
     coalesce(f.sent_at, r.arrived_at) AS arrived_at,
     coalesce(f.event_id, r.via) AS via,
     r.via_type, r.via_bulk, r.holder_role, r.holder_region, r.source, r.source_region,
     r.purpose, r.legal_basis, r.mechanism, r.retention_days, r.encrypted, r.ended_at
-FROM runs(as_of) AS r
-LEFT JOIN flow_seq AS f
+FROM runs(as_of, files := files) AS r
+LEFT JOIN (SELECT * FROM flow_seq WHERE files IS NULL OR list_contains(files, data_file)) AS f
   ON f.flow = r.flow AND f.seq >= r.first_seq AND f.seq <= coalesce(r.last_seq, 2147483647) AND f.sent_at <= as_of
 WHERE (subjects IS NULL OR list_contains(subjects, r.subject)) AND (buckets IS NULL OR list_contains(buckets, r.bucket));
 

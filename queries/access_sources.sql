@@ -4,7 +4,7 @@
 -- the gateway token's name or the OpenLineage job; `sent_via_run`: the OpenLineage run id). NULL
 -- where the producer sent none (events stored before provenance was recorded, a backfill).
 -- Reads `subject_holdings` and `subject_events` (subject_holdings.sql, subject_events.sql).
--- Parameters: $as_of.
+-- Parameters: $as_of, $files (the event files that may hold bulk events; NULL: every file).
 -- The subject's own events come from subject_events; one scan here finds the bulk events (no
 -- subject, sorted first in every file: pruned by subject) that brought one of its holdings.
 WITH found AS (
@@ -14,9 +14,10 @@ WITH found AS (
     UNION ALL
     SELECT event_id, kafka_offset, occurred_at, event_type, system, holder_name, recipient_name,
            sent_via, sent_via_name, sent_via_run
-    FROM events
+    FROM events_by_file
     WHERE subject_id IS NULL AND occurred_at <= $as_of
       AND event_id IN (SELECT via FROM subject_holdings)
+      AND ($files IS NULL OR list_contains($files, data_file))
 )
 SELECT
     occurred_at, event_id, event_type, system,

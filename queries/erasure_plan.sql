@@ -2,7 +2,9 @@
 -- that ever held the subject's data, what it still holds, and the status: done (nothing left),
 -- on hold (everything still held is under a HOLD erasure event, a legal retention duty, with the
 -- reason), or pending.
--- Parameters: $ids (every identifier of the subject), $as_of, $buckets (the ids' holdings buckets).
+-- Parameters: $ids (every identifier of the subject), $as_of, $buckets (the ids' holdings buckets),
+-- $files and $event_files (the holdings and event files that may hold them: lineage.store.file_bounds;
+-- NULL: every file).
 WITH
     per_holder AS (
         SELECT
@@ -12,7 +14,7 @@ WITH
             list_sort(list_distinct(list(category))) AS categories,
             list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
             max(ended_at) AS last_erased_at
-        FROM runs($as_of)
+        FROM runs($as_of, files := $files)
         WHERE list_contains($ids, subject) AND list_contains($buckets, bucket)
         GROUP BY holder
     ),
@@ -21,9 +23,10 @@ WITH
             holder_name AS holder,
             string_agg(DISTINCT hold_reason, '; ') AS hold_reason,
             flatten(list(categories)) AS hold_categories
-        FROM events
+        FROM events_by_file
         WHERE event_type = 'ERASED' AND erasure_outcome = 'HOLD' AND scope = 'SUBJECT'
           AND occurred_at <= $as_of AND list_contains($ids, subject_id)
+          AND ($event_files IS NULL OR list_contains($event_files, data_file))
         GROUP BY holder_name
     )
 SELECT

@@ -3,5 +3,5 @@
 -- lineage first looks up the person key of the identifier asked about (queries/person_of.sql).
 -- With every link known now, the identifiers are these links' ends; as known at a past time,
 -- lineage follows only the links declared by then (the person then was part of the person now).
--- Parameters: $person (a person key).
-SELECT a, b, declared_at FROM links WHERE person = $person
+-- Parameters: $person (a person key), $files (the holdings files that may hold it; NULL: every file).
+SELECT a, b, declared_at FROM links WHERE person = $person AND ($files IS NULL OR list_contains($files, data_file))

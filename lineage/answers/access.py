@@ -64,12 +64,13 @@ def access_request(
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
         params = {"ids": ids, "as_of": as_of}
-        q.execute("subject_holdings", {**params, "buckets": buckets_of(ids)})  # computed once, read by the next two
+        # computed once, read by the next two; ``files``: the data files that may hold the person alone
+        q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
         holdings = q.rows("access_holdings")
         recipients = q.rows("access_recipients")
-        q.execute("subject_events", params)  # the subject's events, read by the next two
+        q.execute("subject_events", {**params, "files": q.event_files_of(ids)})  # read by the next two
         events = q.rows("access_events")
-        sources = q.rows("access_sources", {"as_of": as_of})
+        sources = q.rows("access_sources", {"as_of": as_of, "files": q.bulk_event_files()})
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -126,7 +127,8 @@ def erasure_plan(
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
-        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids)})
+        files = {"files": q.holdings_files_of(ids), "event_files": q.event_files_of(ids)}
+        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids), **files})
     return ErasurePlan(
         identifier,
         as_of,

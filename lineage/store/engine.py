@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -36,7 +37,17 @@ from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
-from lineage.store.holdings import HOLDINGS_COLUMNS, Pinned, engine_from_table, holdings_arrow, pinned_state
+from lineage.store.file_bounds import FileBounds, bounds_of, files_admitting, files_with_nulls
+from lineage.store.holdings import (
+    FLOWS_BUCKET,
+    HOLDINGS_COLUMNS,
+    IDENTITY_BUCKET,
+    Pinned,
+    buckets_of,
+    engine_from_table,
+    holdings_arrow,
+    pinned_state,
+)
 from lineage.store.maintenance import CompactionReport, compact
 from lineage.store.snapshots import SnapshotRef
 from lineage.store.tables import COLUMNS
@@ -92,14 +103,70 @@ def query_text(name: QueryName | Literal["_macros"]) -> str:
         raise ConfigurationError("queries", f"no query {name!r} at {path}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What the footers of a snapshot's local files say each holds (None: not known, as on S3)."""
+
+    events: list[FileBounds] | None = None
+    holdings: list[FileBounds] | None = None
+
+
 class Session:
     """Queries over one connection to the store."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, location: StoreLocation, files: list[str]) -> None:
-        """Wrap an open connection to ``files`` of the store at ``location`` (``Store.session`` makes one)."""
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        location: StoreLocation,
+        files: list[str],
+        bounds: Bounds | None = None,
+    ) -> None:
+        """Wrap an open connection to ``files`` of the store at ``location`` (``Store.session`` makes one).
+
+        ``bounds``: what the files' footers say they hold, for ``event_files_of`` and ``holdings_files_of``.
+        """
         self._con = con
         self._location = location
         self._files = files
+        self._bounds = bounds or Bounds()
+
+    def event_files_of(self, subjects: list[str]) -> list[str] | None:
+        """The event files that may hold events of ``subjects`` (None: unknown, read every file).
+
+        Bound as ``$files`` of a lookup query (subject_events.sql), it reads those files alone.
+        """
+        if self._bounds.events is None:
+            return None
+        return files_admitting(self._bounds.events, subject_id=subjects)
+
+    def bulk_event_files(self) -> list[str] | None:
+        """The event files that may hold bulk events (no subject; None: unknown, read every file).
+
+        Bound as ``$files`` of access_sources.sql, which looks up the bulk events a person's data came by.
+        """
+        if self._bounds.events is None:
+            return None
+        return files_with_nulls(self._bounds.events, "subject_id")
+
+    def holdings_files_of(self, subjects: list[str]) -> list[str] | None:
+        """The holdings files that may hold the runs of ``subjects``, and the bulk flows' (None: read every file).
+
+        Bound as ``$files`` of subject_holdings.sql (the runs and the flows they expand over).
+        """
+        if self._bounds.holdings is None:
+            return None
+        runs = files_admitting(self._bounds.holdings, subject=subjects, bucket=buckets_of(subjects))
+        flows = files_admitting(self._bounds.holdings, bucket=[FLOWS_BUCKET])
+        return sorted(set(runs) | set(flows))
+
+    def identity_files_of(self, keys: list[str]) -> list[str] | None:
+        """The holdings files that may hold the person keys or links of ``keys`` (None: read every file).
+
+        Bound as ``$files`` of person_of.sql and person_links.sql.
+        """
+        if self._bounds.holdings is None:
+            return None
+        return files_admitting(self._bounds.holdings, subject=keys, bucket=[IDENTITY_BUCKET])
 
     def rows(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
@@ -195,6 +262,17 @@ def _unreadable(files: list[str]) -> str | None:
 
 
 _GLOB = frozenset("*?[]{}")
+_NO_FILE = "*, CAST(NULL AS VARCHAR) AS data_file"  # rows read from no file of their own (Arrow, S3)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, name: str, rows: duckdb.DuckDBPyRelation) -> None:
+    """``{name}_by_file``: ``rows`` with the path of each row's file as ``data_file``; ``name``: without it.
+
+    A lookup query filtered on ``data_file`` reads the files it lists alone: DuckDB leaves out the
+    others before opening them (``lineage.store.file_bounds`` says which files a lookup needs).
+    """
+    rows.create_view(f"{name}_by_file")
+    con.execute(f"CREATE VIEW {name} AS SELECT * EXCLUDE (data_file) FROM {name}_by_file")
 
 
 def _literal_glob(path: str) -> str:
@@ -282,8 +360,10 @@ class Store:
     def _connect(self, pinned: Pinned, taxonomy: Taxonomy | None) -> duckdb.DuckDBPyConnection:
         return self._open(pinned, taxonomy)[0]
 
-    def _open(self, pinned: Pinned, taxonomy: Taxonomy | None) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any]]:
-        """A connection as ``connect`` makes it, and the Arrow datasets registered on it by name.
+    def _open(
+        self, pinned: Pinned, taxonomy: Taxonomy | None
+    ) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any], Bounds]:
+        """A connection as ``connect`` makes it, the Arrow datasets registered on it by name, the files' bounds.
 
         A registration belongs to its connection alone, so each cursor registers them again.
         """
@@ -293,9 +373,17 @@ class Store:
         )
         files = pinned.event_files + pinned.holdings_files
         layouts: set[tuple[str, ...]] = set()  # the column names of the event files, one entry per layout
+        bounds = Bounds()
         if not self.location.on_s3:
-            names = self._check_footers(files, pinned.event_rows + pinned.holdings_rows)
-            layouts = set(names[: len(pinned.event_files)])
+            footers = self._check_footers(files, pinned.event_rows + pinned.holdings_rows)
+            events = footers[: len(pinned.event_files)]
+            layouts = {tuple(meta.schema.to_arrow_schema().names) for meta in events}
+            stored = pinned.holdings_snapshot is not None  # else holdings_all is computed, not these files
+            bounds = Bounds(
+                [bounds_of(f, meta, ["subject_id"]) for f, meta in zip(pinned.event_files, events, strict=True)],
+                [bounds_of(f, meta, ["subject", "bucket"])
+                 for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)] if stored else None,
+            )  # fmt: skip
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: the cursors made from it read UTC too
@@ -310,9 +398,10 @@ class Store:
             if pinned.holdings_snapshot is not None:
                 self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
             elif self.with_holdings:
-                con.from_arrow(holdings_arrow(self._computed(con, registered, pinned))).create_view("holdings_all")
+                computed = holdings_arrow(self._computed(con, registered, pinned))
+                _create_views(con, "holdings_all", con.from_arrow(computed).project(_NO_FILE))
             else:
-                con.from_arrow(HOLDINGS_COLUMNS.empty_table()).create_view("holdings_all")
+                _create_views(con, "holdings_all", con.from_arrow(HOLDINGS_COLUMNS.empty_table()).project(_NO_FILE))
             con.execute(query_text("_macros"))
             if taxonomy is not None:
                 con.execute("CREATE TABLE regions (code VARCHAR, zone VARCHAR)")
@@ -327,7 +416,7 @@ class Store:
             raise StoreError(f"cannot open {self.location.describe()}: {exc}", path=self.root) from exc
         except Exception as exc:  # noqa: BLE001 - pyarrow's errors about the files become one line
             raise read_error(exc, self.location, "opening the data files") from None
-        return con, registered
+        return con, registered, bounds
 
     def _computed(self, con: duckdb.DuckDBPyConnection, registered: dict[str, Any], pinned: Pinned) -> HoldingsEngine:
         """The holdings of the pinned events computed in memory: from every event, or after retention from ``base``.
@@ -357,19 +446,19 @@ class Store:
         with self._connect(pinned, None) as con:
             yield from _engine_events(con, applied, since, pinned.retained_before)
 
-    def _check_footers(self, files: list[str], rows: list[int]) -> list[tuple[str, ...]]:
-        """Each local file's footer must count the rows the table's manifest says it holds; each one's columns.
+    def _check_footers(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
+        """Each local file's footer must count the rows the table's manifest says it holds; the footers.
 
         A damaged footer can read as an empty file rather than fail, and an answer would then miss
         people without a word; reading the footers (~0.1 ms each, once per snapshot a process opens)
         turns that into an error naming the file.
         """
-        columns: list[tuple[str, ...]] = []
+        footers: list[pq.FileMetaData] = []
         for path, expected in zip(files, rows, strict=True):
             try:
                 meta = pq.read_metadata(path)
                 found = meta.num_rows
-                columns.append(tuple(meta.schema.to_arrow_schema().names))
+                footers.append(meta)
             except FileNotFoundError:
                 raise read_error(
                     FileNotFoundError(f"{os.path.basename(path)}: missing"), self.location, "opening the data files"
@@ -379,7 +468,7 @@ class Store:
             if found != expected:
                 culprit = ValueError(f"{os.path.basename(path)}: unreadable")
                 raise read_error(culprit, self.location, "opening the data files") from None
-        return columns
+        return footers
 
     def _view(
         self,
@@ -399,23 +488,21 @@ class Store:
         dataset: DuckDB here cannot download the extension it would need to read s3:// itself.
         """
         if not files:
-            con.from_arrow(columns.empty_table()).create_view(name)
+            _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE))
         elif self.location.on_s3 or any("\\" in f for f in files):
             dataset = pads.dataset(files, schema=columns, format="parquet", filesystem=self.location.filesystem())
             con.register(f"{name}_files", dataset)
             registered[f"{name}_files"] = dataset
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_files")
+            _create_views(con, name, con.table(f"{name}_files").project(_NO_FILE))
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared.
             # ``by_name`` when the files' columns differ (some written before a column was added:
             # null there); only then, since it slowed an access answer about 1.8x (measured at
             # 100k subjects). A column no file has yet is added as null: queries see ``columns`` whole.
-            relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name)
+            relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
             absent = [f for f in columns if f.name not in relation.columns]
-            if absent:
-                nulls = ", ".join(f"CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
-                relation = relation.project(f"*, {nulls}")
-            relation.create_view(name)
+            nulls = "".join(f", CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
+            _create_views(con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"))
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
@@ -449,7 +536,7 @@ class Store:
             reader = self._reader
             cursor = reader.borrow()
         try:
-            yield Session(cursor, self.location, pinned.event_files + pinned.holdings_files)
+            yield Session(cursor, self.location, pinned.event_files + pinned.holdings_files, reader.bounds)
         finally:
             with self._lock:
                 reader.give_back(cursor)
@@ -500,9 +587,14 @@ class _Reader:
     """
 
     def __init__(
-        self, key: tuple[int | None, int | None, int], con: duckdb.DuckDBPyConnection, registered: dict[str, Any]
+        self,
+        key: tuple[int | None, int | None, int],
+        con: duckdb.DuckDBPyConnection,
+        registered: dict[str, Any],
+        bounds: Bounds,
     ) -> None:
         self.key = key
+        self.bounds = bounds
         self._con = con
         self._registered = registered
         self._idle: list[duckdb.DuckDBPyConnection] = []

@@ -1,0 +1,90 @@
+"""Which data files of a snapshot may hold given values of a column: a lookup opens those alone.
+
+A person's answer reads a few rows, but DuckDB opens every file of a view for each query before
+its row-group statistics let it skip them: at 1M subjects / 20M events (48 event files, 18 holdings
+files) that per-file cost was most of a lookup. Each file's footer (read once per snapshot) gives
+the range of a column over the file; a query given the files whose range admits the values it asks
+for reads those alone (DuckDB skips the others by the ``data_file`` column before opening them).
+
+A file is left out only when its footer proves it holds none of the values: a column without
+statistics in some row group (not written, or dropped as too long) reads as "may hold anything".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.parquet as pq
+
+__all__ = ["FileBounds", "bounds_of", "files_admitting", "files_with_nulls"]
+
+_ANY = None  # a column's range when the footer cannot bound it
+
+
+@dataclass(frozen=True, slots=True)
+class FileBounds:
+    """One data file and, per column asked about, the range of its values (``None``: unbounded).
+
+    A range of ``()`` means the column is null in every row: no value is equal to it.
+    """
+
+    path: str
+    ranges: Mapping[str, tuple[Any, ...] | None]
+    nullable: frozenset[str] = frozenset()  # the columns asked about that may be null in some row
+
+
+def bounds_of(path: str, meta: pq.FileMetaData, columns: Iterable[str]) -> FileBounds:
+    """The ranges of ``columns`` over the file whose footer is ``meta``."""
+    leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]  # row groups index leaf columns
+    ranges: dict[str, tuple[Any, ...] | None] = {}
+    nullable = set()
+    for column in columns:
+        ranges[column] = _range(meta, leaves.index(column)) if column in leaves else ()
+        if column not in leaves or _may_be_null(meta, leaves.index(column)):
+            nullable.add(column)
+    return FileBounds(path, ranges, frozenset(nullable))
+
+
+def _may_be_null(meta: pq.FileMetaData, index: int) -> bool:
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_null_count or stats.null_count > 0:
+            return True
+    return False
+
+
+def _range(meta: pq.FileMetaData, index: int) -> tuple[Any, ...] | None:
+    low: Any = None
+    high: Any = None
+    for group in range(meta.num_row_groups):
+        chunk = meta.row_group(group).column(index)
+        stats = chunk.statistics
+        if stats is None:
+            return _ANY
+        if stats.has_min_max:
+            low = stats.min if low is None or stats.min < low else low
+            high = stats.max if high is None or stats.max > high else high
+        elif not (stats.has_null_count and stats.null_count == chunk.num_values):
+            return _ANY  # values, but no range written for them
+    return () if low is None else (low, high)
+
+
+def files_admitting(files: Sequence[FileBounds], **values: Sequence[Any]) -> list[str]:
+    """The paths of the files that may hold, for every column named, one of its ``values``."""
+    return [f.path for f in files if all(_admits(f.ranges.get(c, _ANY), v) for c, v in values.items())]
+
+
+def _admits(bounds: tuple[Any, ...] | None, values: Sequence[Any]) -> bool:
+    if bounds is None:
+        return True
+    if not bounds:
+        return False
+    low, high = bounds
+    return any(v is not None and low <= v <= high for v in values)
+
+
+def files_with_nulls(files: Sequence[FileBounds], column: str) -> list[str]:
+    """The paths of the files that may hold a row where ``column`` is null."""
+    return [f.path for f in files if column in f.nullable or column not in f.ranges]

@@ -1,0 +1,97 @@
+"""A person's lookup reads only the data files whose footers admit the person, and answers the same."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+
+from lineage import default_taxonomy
+from lineage.answers import access_request, erasure_plan
+from lineage.codec import Codec
+from lineage.contract.records import Record, make_record
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Session, Store, StoreLocation
+from lineage.store.file_bounds import bounds_of, files_admitting, files_with_nulls
+from tests.fixtures import PARTY, at_minute, examples, histories
+
+TAX = default_taxonomy()
+IDENTIFIERS = ["s1", "s2", "s3", "dev-1", "mail-1", "nobody"]
+
+
+def _parquet(path: Path, subjects: list[str | None], *, statistics: bool = True, group: int = 2) -> pq.FileMetaData:
+    pq.write_table(pa.table({"subject_id": pa.array(subjects, pa.string())}), path, row_group_size=group,
+                   write_statistics=statistics)  # fmt: skip
+    return pq.read_metadata(path)
+
+
+def test_a_file_is_left_out_only_when_its_footer_proves_it_holds_none_of_the_values(tmp_path: Path) -> None:
+    """Ranges over row groups admit values inside them; no statistics or an absent column decide nothing wrongly."""
+    ranged = bounds_of("a", _parquet(tmp_path / "a", ["b", "c", None, "f"]), ["subject_id"])
+    unknown = bounds_of("b", _parquet(tmp_path / "b", ["x"], statistics=False), ["subject_id"])
+    nulls = bounds_of("c", _parquet(tmp_path / "c", [None, None, None]), ["subject_id"])
+    absent = bounds_of("d", _parquet(tmp_path / "d", ["z"]), ["subject_id", "other"])
+    files = [ranged, unknown, nulls, absent]
+    assert files_admitting(files, subject_id=["b"]) == ["a", "b"]
+    assert files_admitting(files, subject_id=["d"]) == ["a", "b"]  # inside the range, though not held
+    assert files_admitting(files, subject_id=["a", "g"]) == ["b"]
+    assert files_admitting(files, subject_id=["g", "z"]) == ["b", "d"]
+    assert files_admitting([absent], other=["b"]) == []  # a column the file lacks reads as null
+    assert files_with_nulls(files, "subject_id") == ["a", "b", "c"]
+
+
+def _store_in_parts(records: list[Record], folder: Path, parts: int = 4) -> Store:
+    """``records`` sorted by subject and stored in ``parts`` commits: files of distinct subject ranges."""
+    ordered = sorted(records, key=lambda r: (r.get("subject_id") is None, r.get("subject_id") or ""))
+    ing, codec = Ingestor(folder, "events", taxonomy=TAX), Codec()
+    size = -(-len(ordered) // parts)
+    for offset, record in enumerate(ordered):
+        assert ing.add(0, offset, codec.encode_record(record), None, ()) is None
+        if (offset + 1) % size == 0:
+            ing.flush()
+    ing.flush()
+    HoldingsMaintainer(StoreLocation.embedded(folder)).refresh()
+    return Store(folder)
+
+
+def _answers(store: Store) -> list[object]:
+    at = at_minute(40)
+    return [(access_request(store, i, TAX, at), erasure_plan(store, i, TAX, at)) for i in IDENTIFIERS]
+
+
+def _unnarrowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("event_files_of", "bulk_event_files", "holdings_files_of", "identity_files_of"):
+        monkeypatch.setattr(Session, name, lambda self, *args: None)
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(histories())
+def test_lookups_over_the_files_a_person_s_footers_admit_equal_lookups_over_every_file(records: list[Record]) -> None:
+    """Random histories in several files, in a folder whose name has glob characters: the same answers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = _store_in_parts(records, Path(tmp) / "st[1] {a,b}=x*")
+        narrowed = _answers(store)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _unnarrowed(monkeypatch)
+            assert _answers(Store(store.location)) == narrowed
+
+
+def test_a_person_s_lookup_reads_fewer_files_than_the_store_holds(tmp_path: Path) -> None:
+    """Events sorted by subject in four files: one subject's lookup names one of them, and the answer is whole."""
+    records = [
+        make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(i), holder=PARTY["app"],
+                    subject_id=f"p{i:02d}", categories=["user.contact.email"], purpose="essential.service",
+                    legal_basis="CONTRACT")
+        for i in range(40)
+    ]  # fmt: skip
+    store = _store_in_parts(records, tmp_path)
+    with store.session() as q:
+        assert len(q.event_files_of(["p05"]) or []) == 1
+        assert len(q._files) > 4  # noqa: SLF001 - every event and holdings file of the snapshot
+        assert q.bulk_event_files() == []
+    assert [h["category"] for h in access_request(store, "p05", TAX).holdings] == ["user.contact.email"]
