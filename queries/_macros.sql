@@ -24,13 +24,15 @@ CREATE OR REPLACE MACRO utc_day(t) AS
 -- declared). The contract accepts up to 2^31-1 days, which ends far past the last timestamp
 -- DuckDB (or Python) can hold: such a period is clamped to 9999-12-31 23:59:59.999999 UTC, which
 -- the answers read as "never within any date we can show" (lineage.answers.rows.RETENTION_NEVER).
--- `least` caps the days before they are multiplied too, so no row overflows whichever branch is evaluated.
+-- `least` caps the days before they are multiplied too, so no row overflows whichever branch is evaluated;
+-- the cap (100,000,000 days, year ~275,000 from 1970) lies past every period the ELSE branch is taken for,
+-- whatever the arrival (3,000,000 did not: an arrival before ~1786 kept 3.0M-3.65M days got a too early end).
 CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
     CASE
         WHEN days IS NULL THEN NULL
         WHEN days >= 2932896 - utc_day(arrived_at)  -- 2932896: 9999-12-31, in days since 1970-01-01
             THEN TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'
-        ELSE make_timestamptz(epoch_us(arrived_at) + CAST(least(days, 3000000) AS BIGINT) * 86400000000)
+        ELSE make_timestamptz(epoch_us(arrived_at) + CAST(least(days, 100000000) AS BIGINT) * 86400000000)
     END;
 
 -- The holdings (lineage/holdings computes them as events arrive; lineage.store.holdings keeps them
