@@ -107,7 +107,7 @@ class User(threading.Thread):
                 self.failures += 1
 
 
-def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None) -> int:
+def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None, prefix: str) -> int:
     """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
     option = [] if workers is None else ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
@@ -126,7 +126,7 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
                     sys.exit(f"lineage serve exited: {(tmp / 'serve.log').read_text()[-1000:]}")
                 time.sleep(0.2)
         deadline = time.monotonic() + args.seconds
-        users = [User(base, f"load{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
+        users = [User(base, f"{prefix}{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
         t = time.perf_counter()
         for u in users:
             u.sign_in()
@@ -164,14 +164,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="time for the loaded phase at most")
     parser.add_argument("--cli-samples", type=int, default=5)
     parser.add_argument("--workers", help="comma-separated `lineage serve --workers` counts, each measured in turn")
+    parser.add_argument("--store", type=Path, help="serve this embedded store, made before by this bench or "
+                        "answers_latency's history with --subjects subjects and its holdings built, instead of "
+                        "writing one (20M events and their holdings take ~10 minutes); its console.db gains "
+                        "the bench's users")  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
-        folder = Path(tmp) / "store"
+        folder = args.store or Path(tmp) / "store"
         t = time.perf_counter()
-        events = write([embedded(folder)], args.subjects)
-        built = HoldingsMaintainer(embedded(folder).location).refresh()  # answers read the holdings table
-        print(f"holdings: {built.line()}")
+        if args.store is None:
+            events = write([embedded(folder)], args.subjects)
+            built = HoldingsMaintainer(embedded(folder).location).refresh()  # answers read the holdings table
+            print(f"holdings: {built.line()}")
+        else:
+            events = Store(folder).count()
         print(f"wrote {events:,} events ({args.subjects:,} subjects) in {time.perf_counter() - t:.0f} s; {load()}")
 
         # the same answers the page computes, on one thread in this process
@@ -194,13 +201,14 @@ def main() -> int:
 
         db = ConsoleDB(f"sqlite:///{folder / 'console.db'}")
         accounts = Accounts(db)
+        prefix = f"load{random.randrange(16**6):06x}-"  # new names each run: a kept store keeps its users
         for i in range(args.users):
-            accounts.add(f"load{i}", "analyst", PASSWORD)
+            accounts.add(f"{prefix}{i}", "analyst", PASSWORD)
         db.close()
         counts: list[int | None] = [int(n) for n in args.workers.split(",")] if args.workers else [None]
         failures = 0
         for workers in counts:
-            failures += _loaded(folder, Path(tmp), args, workers)
+            failures += _loaded(folder, Path(tmp), args, workers, prefix)
     print(f"same answers in process, one thread (access + erasure plan): median "
           f"{statistics.median(inproc) * 1000:.0f} ms = {1 / statistics.median(inproc):.1f} answers/s")  # fmt: skip
     print(f"`lineage access` (a new process each): median {statistics.median(cli) * 1000:.0f} ms over {len(cli)}")
