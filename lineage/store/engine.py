@@ -262,6 +262,17 @@ def _unreadable(files: list[str]) -> str | None:
 
 
 _GLOB = frozenset("*?[]{}")
+_BACKSLASH = "\\"  # local files whose paths have one are read through pyarrow, as on S3 (``_view``)
+
+
+def _named_as_given(files: list[str]) -> bool:
+    """Whether DuckDB reports each of these local files' ``filename`` as the very path given, so ``$files`` matches.
+
+    A path it reads through pyarrow (a backslash) has no ``data_file``; a path with glob characters is
+    expanded, and DuckDB reports the match normalised (``a/../st[1]`` as ``st[1]``): for those the
+    lookups read every file rather than match no path.
+    """
+    return not any(_BACKSLASH in f or not _GLOB.isdisjoint(f) for f in files)
 _NO_FILE = "*, CAST(NULL AS VARCHAR) AS data_file"  # rows read from no file of their own (Arrow, S3)
 
 
@@ -380,9 +391,11 @@ class Store:
             layouts = {tuple(meta.schema.to_arrow_schema().names) for meta in events}
             stored = pinned.holdings_snapshot is not None  # else holdings_all is computed, not these files
             bounds = Bounds(
-                [bounds_of(f, meta, ["subject_id"]) for f, meta in zip(pinned.event_files, events, strict=True)],
+                [bounds_of(f, meta, ["subject_id"]) for f, meta in zip(pinned.event_files, events, strict=True)]
+                if _named_as_given(pinned.event_files) else None,
                 [bounds_of(f, meta, ["subject", "bucket"])
-                 for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)] if stored else None,
+                 for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)]
+                if stored and _named_as_given(pinned.holdings_files) else None,
             )  # fmt: skip
         try:
             con = duckdb.connect(":memory:")
@@ -489,7 +502,7 @@ class Store:
         """
         if not files:
             _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE))
-        elif self.location.on_s3 or any("\\" in f for f in files):
+        elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
             dataset = pads.dataset(files, schema=columns, format="parquet", filesystem=self.location.filesystem())
             con.register(f"{name}_files", dataset)
             registered[f"{name}_files"] = dataset
