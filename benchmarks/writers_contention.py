@@ -116,10 +116,10 @@ def _instrument(writer: TableWriter, phases: dict[str, float]) -> None:
     vars(writer_module)["time"] = _TimedSleep(phases)  # the backoff's time.sleep
 
 
-def child(index: int, partitions: int, seconds: float, batch: int, profile: str | None) -> int:
+def child(index: int, partitions: int, seconds: float, batch: int, profile: str | None, group: bool) -> int:
     """One writer: claim its partitions, say ready, wait for go, commit for ``seconds``, print JSON."""
     location = StoreLocation.from_settings(Settings.from_env(dict(os.environ)))
-    writer = TableWriter(location, ORIGIN, member=f"writer-{index}")
+    writer = TableWriter(location, ORIGIN, member=f"writer-{index}", group_commit=group)
     phases: dict[str, float] = defaultdict(float)
     mine = range(index * partitions, (index + 1) * partitions)
     next_offset = max(writer.claim(mine).values(), default=0)  # the same in each (fresh table: 0)
@@ -168,6 +168,7 @@ def child(index: int, partitions: int, seconds: float, batch: int, profile: str 
         "partitions": list(mine),
         "last": next_offset - 1,
         "conflicts": writer.conflicts - conflicts_before,
+        "carried": writer.carried,
         "gave_up": gave_up,
         "elapsed": elapsed,
         "cpu": cpu,
@@ -179,7 +180,7 @@ def child(index: int, partitions: int, seconds: float, batch: int, profile: str 
 
 
 def run(
-    store: StoreShape, n: int, partitions: int, seconds: float, batch: int, profile: Path | None
+    store: StoreShape, n: int, partitions: int, seconds: float, batch: int, profile: Path | None, group: bool
 ) -> list[dict[str, Any]]:
     """N writer processes on a fresh table; their reports once all have finished."""
     TableWriter(store.location, ORIGIN).stored()  # creates the table, as a consumer's first open does
@@ -187,9 +188,9 @@ def run(
     procs = []
     for i in range(n):
         command = [sys.executable, __file__, "--child", str(i), "--partitions", str(partitions)]
-        command += ["--seconds", str(seconds), "--batch", str(batch)]
+        command += ["--seconds", str(seconds), "--batch", str(batch), "--modes", "group" if group else "solo"]
         if profile is not None and i == 0:
-            command += ["--profile", str(profile / f"writers-{n}.txt")]
+            command += ["--profile", str(profile / f"writers-{n}-{'group' if group else 'solo'}.txt")]
         procs.append(
             subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         )
@@ -225,23 +226,32 @@ def main() -> int:
     parser.add_argument(
         "--partitions", type=int, default=1, help="partitions each writer owns (a batch of each per commit)"
     )
+    parser.add_argument(
+        "--modes",
+        default="group,solo",
+        help="group: a commit carries batches other writers staged (the default); solo: each its own (the baseline)",
+    )
     parser.add_argument("--profile", type=Path, help="write writer 0's pyinstrument report for each count here")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        return child(args.child, args.partitions, args.seconds, args.batch, args.profile and str(args.profile))
+        group = args.modes == "group"
+        return child(args.child, args.partitions, args.seconds, args.batch, args.profile and str(args.profile), group)
 
     counts = [int(x) for x in args.writers.split(",")]
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     summary: list[str] = []
     failed = False
-    base: float | None = None
+    base: dict[str, float] = {}
+    modes = [m.strip() for m in args.modes.split(",")]
+    if not modes or any(m not in ("group", "solo") for m in modes):
+        parser.error("--modes: group, solo or both, comma-separated")
     with servers() as (pg, s3):
         print(f"servers up: PostgreSQL {pg.port}, SeaweedFS {s3.endpoint}; {load()}")
-        for n in counts:
+        for n, mode in ((n, mode) for n in counts for mode in modes):
             store = shared(pg, s3)
-            reports = run(store, n, args.partitions, args.seconds, args.batch, args.profile)
+            reports = run(store, n, args.partitions, args.seconds, args.batch, args.profile, mode == "group")
             wall = max(r["elapsed"] for r in reports)
             commits = [r["commits"] for r in reports]
             total_commits, total_rows = sum(commits), sum(r["rows"] for r in reports)
@@ -249,7 +259,8 @@ def main() -> int:
             gave_up = sum(r["gave_up"] for r in reports)
             latencies = [x for r in reports for x in r["latencies"]]
             rate = total_commits / wall
-            base = base if base is not None else rate  # the first count (N=1 by default)
+            base.setdefault(mode, rate)  # the first count (N=1 by default) of each mode
+            carried = sum(r["carried"] for r in reports)
             stored_rows = Store(store.location).count()
             offsets = TableWriter(store.location, ORIGIN).stored()
             offsets_ok = all(offsets.get(p, -1) == r["last"] for r in reports for p in r["partitions"])
@@ -269,10 +280,11 @@ def main() -> int:
             p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
             p99_ms = p99(latencies) * 1000 if latencies else float("nan")
             line = (
-                f"N={n:>2}: {rate:6.1f} commits/s, {total_rows / wall:7,.0f} rows/s, "
+                f"{mode} N={n:>2}: {rate:6.1f} batches/s, {total_rows / wall:7,.0f} rows/s, "
+                f"{carried / max(1, total_commits):.0%} carried by another's commit, "
                 f"{conflicts / max(1, total_commits):.2f} lost races/commit, gave up {gave_up}, "
                 f"commits/writer min {min(commits)} max {max(commits)} Jain {jain(commits):.2f}, "
-                f"latency p50 {p50:.0f} ms p99 {p99_ms:.0f} ms, speedup x{rate / base:.2f}; {load()}"
+                f"latency p50 {p50:.0f} ms p99 {p99_ms:.0f} ms, speedup x{rate / base[mode]:.2f}; {load()}"
             )
             print(line)
             cpu = sum(r["cpu"] for r in reports) / max(1, total_commits) * 1000

@@ -4,6 +4,7 @@
 - ``catalog``      ``StoreLocation``: which catalog and warehouse (embedded SQLite, or PostgreSQL + S3);
                    failures of either as one plain line
 - ``writer``       ``TableWriter``: rows and their Kafka offsets in one commit, exactly once, zombies fenced
+- ``staging``      batches a writer that lost a race leaves in the catalog's database for the next commit to carry
 - ``snapshots``    which files make up a snapshot; pinning one so an answer can be redone
 - ``maintenance``  compaction, snapshot expiry, orphan files
 - ``engine``       ``Store``: a DuckDB ``events`` view over one snapshot, and the queries; the only

@@ -41,6 +41,8 @@ __all__ = [
     "ColumnBuffer",
     "iceberg_schema",
     "offset_key",
+    "owner_epoch",
+    "owner_key",
     "retained_before",
 ]
 
@@ -172,6 +174,11 @@ def retained_before(properties: Mapping[str, str]) -> int | None:
 def owner_key(origin: str, partition: int) -> str:
     """The table property naming the writer that owns one source partition: ``<epoch>:<member>``."""
     return f"lineage.owner.{origin}.{partition}"
+
+
+def owner_epoch(value: str | None) -> int:
+    """The epoch of an ``owner_key`` property's value (0 when no writer has claimed the partition)."""
+    return int(value.split(":", 1)[0]) if value else 0
 
 
 _ROW_FIELDS = (
