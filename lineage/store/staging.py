@@ -49,6 +49,17 @@ _STAGED = sa.Table(
     sa.Column("staged_at", sa.Float, nullable=False),
 )
 
+# who commits next: a writer holds the turn for a few seconds at most, so a dead one blocks no one long
+_TURN = sa.Table(
+    "lineage_commit_turns",
+    _METADATA,
+    sa.Column("catalog_name", sa.String(255), primary_key=True),
+    sa.Column("table_namespace", sa.String(255), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(36), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StagedPart:
@@ -135,6 +146,49 @@ class Staging:
                 log.warning("a staged batch could not be read: it is dropped")
                 self.remove([batch_id])
         return out
+
+    def has(self, batch_id: str) -> bool:
+        """Whether ``batch_id`` is still staged (True when the database cannot say)."""
+        query = sa.select(_STAGED.c.batch_id).where(_STAGED.c.batch_id == batch_id)
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(query).first() is not None
+        except sa.exc.SQLAlchemyError:
+            return True
+
+    def take_turn(self, holder: str, seconds: float) -> bool:
+        """Hold the table's commit turn for ``seconds`` unless another holder has it; True when held.
+
+        The turn only spares writers lost races: correctness rests on each commit asserting the
+        snapshot it read, so when the database cannot say, the writer goes ahead (True).
+        """
+        key = [getattr(_TURN.c, k) == v for k, v in self._key.items()]
+        now = time.time()
+        free = sa.or_(_TURN.c.until < now, _TURN.c.holder == holder)
+        try:
+            self._prepare()
+            with self._engine.begin() as conn:
+                taken = conn.execute(_TURN.update().where(*key, free).values(holder=holder, until=now + seconds))
+                if taken.rowcount == 1:
+                    return True
+                if conn.execute(sa.select(_TURN.c.holder).where(*key)).first() is not None:
+                    return False
+                conn.execute(_TURN.insert().values(**self._key, holder=holder, until=now + seconds))
+                return True
+        except sa.exc.IntegrityError:
+            return False  # another writer made the row first: it holds the turn
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("taking the commit turn failed (%s): committing without it", type(exc).__name__)
+            return True
+
+    def end_turn(self, holder: str) -> None:
+        """Give the turn up (if ``holder`` has it) for the next writer."""
+        key = [getattr(_TURN.c, k) == v for k, v in self._key.items()]
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_TURN.update().where(*key, _TURN.c.holder == holder).values(until=0.0))
+        except sa.exc.SQLAlchemyError:
+            pass  # it lapses by itself
 
     def remove(self, batch_ids: Iterable[str]) -> None:
         """Forget the batches named (stored, stale or abandoned); a failure only leaves them for a later commit."""

@@ -47,6 +47,7 @@ __all__ = ["PartitionRows", "Stored", "TableWriter"]
 
 log = logging.getLogger(__name__)
 
+_TURN_S = 2.0  # longest a writer holds the commit turn, and waits for it
 CARRIED = "lineage.carried"  # snapshot summary: the staged batches (ids, JSON) a commit stored for other writers
 
 
@@ -126,6 +127,7 @@ class TableWriter:
         self._staged_in: Staging | None = None
         self._footers: dict[str, list[DataFile]] = {}
         self._staged_since: dict[str, int | None] = {}  # staged batch -> the snapshot it was staged on
+        self._holder = str(uuid.uuid4())  # this writer, in the commit turn
 
     def _fresh(self) -> Table:
         """The table as the catalog has it now."""
@@ -190,6 +192,7 @@ class TableWriter:
     def _commit_batches(self, batches: Mapping[int, PartitionRows]) -> list[Stored]:
         written: tuple[tuple[tuple[int, int], ...], list[DataFile]] | None = None
         mine: StagedBatch | None = None  # this batch, staged for other writers' commits to carry
+        turn = False  # this writer commits next (or waited its longest for another to)
         try:
             for attempt in range(self.location.commit_retries):
                 table = self._fresh()
@@ -224,6 +227,11 @@ class TableWriter:
                     mine = None
                 if mine is None and self._contended:
                     mine = self._stage(table, batches, plan, written[1])
+                if mine is not None and not turn:
+                    # another writer may be committing, and will carry this batch: wait for the turn or
+                    # for the batch to go, then read the table again (not counted as a lost race)
+                    turn = self._await_turn(mine)
+                    continue
                 others, stale = self._waiting(table, props, plan, mine)
                 tx = self._transaction(table)
                 offsets = {str(p): [max(batches[p].first, s + 1), batches[p].last] for p, s in plan.items()}
@@ -251,10 +259,15 @@ class TableWriter:
                 self._contended = True
                 if stale:
                     self._forget(stale)
+                if turn:
+                    self._end_turn()
+                    turn = False
                 if mine is None:
                     mine = self._stage(table, batches, plan, written[1])
             raise self._gave_up("storing a batch")
         finally:
+            if turn:
+                self._end_turn()
             if mine is not None:
                 # given up or failed: the caller keeps the rows and tries again; a writer that carries
                 # this batch meanwhile only moves the offsets the retry plans from
@@ -293,6 +306,30 @@ class TableWriter:
             return None
         self._staged_since[staged.batch_id] = table.metadata.current_snapshot_id
         return staged
+
+    def _await_turn(self, mine: StagedBatch) -> bool:
+        """Wait until this writer holds the commit turn (True) or its staged batch is gone (False).
+
+        Gone means another writer's commit carried it or dropped it as stale: the next read of the
+        table tells which. After ``_TURN_S`` without either, go ahead anyway (True): a turn held by a
+        writer that died lapses, and a commit without the turn is still exact, only likelier to lose.
+        """
+        staging = self._staged_in
+        if staging is None:
+            return True
+        deadline = time.monotonic() + _TURN_S
+        while True:
+            if staging.take_turn(self._holder, _TURN_S):
+                return True
+            if not staging.has(mine.batch_id):
+                return False
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(random.uniform(0.015, 0.035))
+
+    def _end_turn(self) -> None:
+        if self._staged_in is not None:
+            self._staged_in.end_turn(self._holder)
 
     def _unstage(self, staged: StagedBatch) -> None:
         self._forget([staged.batch_id])
