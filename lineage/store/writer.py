@@ -91,8 +91,11 @@ class _Transaction(Transaction):
         return self._staged[1]
 
 
-def _carried_since(metadata: TableMetadata, batch_id: str, since: int | None) -> bool:
-    """Whether a snapshot after ``since`` (the table's snapshot when the batch was staged) carried ``batch_id``."""
+def _carried_since(metadata: TableMetadata, batch_id: str, since: int | None) -> bool | None:
+    """Whether a snapshot after ``since`` (the table's snapshot when the batch was staged) carried ``batch_id``.
+
+    None when that history is gone (expired by compaction or a forget) before ``since`` was reached.
+    """
     snapshot = metadata.snapshot_by_id(metadata.current_snapshot_id) if metadata.current_snapshot_id else None
     while snapshot is not None and snapshot.snapshot_id != since:
         carried = snapshot.summary.get(CARRIED) if snapshot.summary is not None else None
@@ -100,7 +103,14 @@ def _carried_since(metadata: TableMetadata, batch_id: str, since: int | None) ->
             return True
         parent = snapshot.parent_snapshot_id
         snapshot = metadata.snapshot_by_id(parent) if parent is not None else None
-    return False
+    return False if snapshot is not None or since is None else None
+
+
+def _in_data_folder(table: Table, path: str) -> bool:
+    """Whether ``path`` names a file inside the table's ``data/`` folder (no ``..``, ``.`` or empty step)."""
+    data = table.location().rstrip("/") + "/data/"
+    steps = path[len(data) :].split("/") if path.startswith(data) else [""]
+    return all(step not in ("", ".", "..") for step in steps)
 
 
 class TableWriter:
@@ -123,7 +133,7 @@ class TableWriter:
         self.carried = 0  # commits of this writer's batches that another writer's commit carried
         self._epochs: dict[int, int] = {}
         self._table: Table | None = None
-        self._contended = False  # the last commit lost a race: stage the next one at once
+        self._contended = False  # other writers were active at the last commit: stage the next one at once
         self._staged_in: Staging | None = None
         self._footers: dict[str, list[DataFile]] = {}
         self._staged_since: dict[str, int | None] = {}  # staged batch -> the snapshot it was staged on
@@ -193,8 +203,12 @@ class TableWriter:
         written: tuple[tuple[tuple[int, int], ...], list[DataFile]] | None = None
         mine: StagedBatch | None = None  # this batch, staged for other writers' commits to carry
         turn = False  # this writer commits next (or waited its longest for another to)
+        losses = 0  # tries of this call that lost a race (a wait for the turn is not one)
+        direct = False  # the staged batch went uncarried while waiting: commit it without staging again
         try:
-            for attempt in range(self.location.commit_retries):
+            for _ in range(3 * self.location.commit_retries + 1):  # each loss may add a wait and a direct try
+                if losses >= self.location.commit_retries:
+                    break
                 table = self._fresh()
                 props = table.properties
                 if mine is not None and stored_or_stale(mine, props):
@@ -225,13 +239,17 @@ class TableWriter:
                 if mine is not None and stored_or_stale(mine, props):
                     self._unstage(mine)  # planned against offsets or owners that changed
                     mine = None
-                if mine is None and self._contended:
+                if direct:
+                    mine = None  # its row is gone (another writer judged it stale on an older read)
+                elif mine is None and self._contended:
                     mine = self._stage(table, batches, plan, written[1])
                 if mine is not None and not turn:
                     # another writer may be committing, and will carry this batch: wait for the turn or
                     # for the batch to go, then read the table again (not counted as a lost race)
                     turn = self._await_turn(mine)
+                    direct = not turn
                     continue
+                direct = False
                 others, stale = self._waiting(table, props, plan, mine)
                 tx = self._transaction(table)
                 offsets = {str(p): [max(batches[p].first, s + 1), batches[p].last] for p, s in plan.items()}
@@ -250,15 +268,17 @@ class TableWriter:
                 merge = props.get(TableProperties.MANIFEST_MERGE_ENABLED, "false") == "true"
                 self._new_snapshot(tx, summary, files, merge=merge and bool(files))
                 tx.set_properties(properties)
-                if self._commit(tx, attempt):
-                    self._contended = attempt > 0
+                if self._commit(tx, losses):
+                    # a lone writer again (nothing lost, nothing carried) stops staging and waiting its turn
+                    self._contended = bool(losses or others)
                     done = [o.batch_id for o, _ in others] + stale + ([mine.batch_id] if mine else [])
                     mine = None
                     self._forget(done)
                     return [self._stored(p, batches[p], s) for p, s in sorted(plan.items())]
                 self._contended = True
-                if stale:
-                    self._forget(stale)
+                losses += 1
+                # stale rows are dropped only after a commit that won: judged on a read that lost, a
+                # batch staged since against the newer table would be dropped while still valid
                 if turn:
                     self._end_turn()
                     turn = False
@@ -370,9 +390,8 @@ class TableWriter:
         """The data files of another writer's batch, described from their footers; None if any is unusable."""
         if batch.batch_id in self._footers:
             return self._footers[batch.batch_id]
-        data = table.location().rstrip("/") + "/data/"
         try:
-            if not all(path.startswith(data) for path in batch.files):
+            if not all(_in_data_folder(table, path) for path in batch.files):
                 raise ValueError("a staged file outside the table's data folder")
             files = [parquet_file_to_data_file(table.io, table.metadata, path) for path in batch.files]
         except Exception as exc:  # noqa: BLE001
@@ -387,11 +406,20 @@ class TableWriter:
         The carrying commit names the batch in its summary: looked for in the snapshots made since
         it was staged (offsets alone cannot tell, two unclaimed writers may store the same range).
         """
-        if not _carried_since(table.metadata, mine.batch_id, self._staged_since.get(mine.batch_id)):
+        found = _carried_since(table.metadata, mine.batch_id, self._staged_since.get(mine.batch_id))
+        props = table.properties
+        if found is None:
+            # history expired: the offsets tell, for partitions still ours (nobody else stores them)
+            found = all(
+                int(props.get(offset_key(self.origin, part.partition), -1)) == part.last
+                and self._epochs.get(part.partition, part.epoch) == part.epoch
+                and owner_epoch(props.get(owner_key(self.origin, part.partition))) == part.epoch
+                for part in mine.parts
+            )
+        if not found:
             return None
         self._staged_since.pop(mine.batch_id, None)
         self.carried += 1
-        props = table.properties
         stored = []
         for part in mine.parts:  # all of a staged batch is stored or none
             epoch = self._epochs.get(part.partition)

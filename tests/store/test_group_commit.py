@@ -7,7 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from lineage.errors import StoreConflictError
 from lineage.store import Store, StoreLocation, TableWriter
+from lineage.store.maintenance import expire
 from lineage.store.staging import StagedBatch, StagedPart, Staging
 from lineage.store.tables import offset_key
 from lineage.store.writer import CARRIED
@@ -56,6 +60,21 @@ def test_another_writers_commit_stores_a_staged_batch_once(tmp_path: Path) -> No
     props = location.load().properties
     assert (props[offset_key(ORIGIN, 0)], props[offset_key(ORIGIN, 1)]) == ("9", "104")
     assert _staged(location) == []
+
+
+def test_a_writer_alone_again_stops_staging(tmp_path: Path) -> None:
+    """After a commit that lost nothing and carried nothing, the next batch is committed directly."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a = TableWriter(location, ORIGIN, member="a")
+    a.claim([0])
+    a._contended = True
+    a.commit({0: _rows(0, 4)})
+    assert a._contended is False
+    staged: list[object] = []
+    stage = a._stage
+    a._stage = lambda *args: staged.append(args) or stage(*args)  # type: ignore[method-assign]
+    a.commit({0: _rows(5, 9)})
+    assert staged == [] and Store(location).count() == 10
 
 
 def test_a_zombies_staged_batch_is_never_carried(tmp_path: Path) -> None:
@@ -119,3 +138,103 @@ def test_racing_writers_store_every_offset_once_and_carry_each_other(tmp_path: P
     assert [props[offset_key(ORIGIN, i)] for i in range(4)] == ["29"] * 4
     assert _staged(location) == []
     assert sum(w.carried for w in writers) == len(_carried(location))
+
+
+def _staging(location: StoreLocation) -> Staging:
+    table = location.load()
+    return Staging(table.catalog.engine, table.catalog.name, location.identifier())  # type: ignore[attr-defined]
+
+
+def test_waiting_for_the_turn_is_not_a_lost_race(tmp_path: Path) -> None:
+    """With commit_retries=1, a writer that lost once commits its next batches (waits are not tries)."""
+    location = StoreLocation.embedded(tmp_path / "store", commit_retries=1)
+    a, b = TableWriter(location, ORIGIN, member="a"), TableWriter(location, ORIGIN, member="b")
+    a.claim([0])
+    b.claim([1])
+    _before_commit(a, lambda: b.commit({1: _rows(100, 104)}))
+    with pytest.raises(StoreConflictError):
+        a.commit({0: _rows(0, 9)})
+    assert [s.rows for s in a.commit({0: _rows(0, 9)})] == [10]
+    assert Store(location).count() == 15
+
+
+def test_a_staged_batch_gone_uncarried_is_committed_by_its_writer(tmp_path: Path) -> None:
+    """If another writer drops the staged row while the turn is held elsewhere, its writer commits it directly."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a = TableWriter(location, ORIGIN, member="a")
+    a.claim([0])
+    a._contended = True
+    staging = _staging(location)
+    assert staging.take_turn("another writer", 30.0)
+    stage = a._stage
+
+    def stage_then_vanish(*args: Any) -> Any:
+        staged = stage(*args)
+        staging.remove([staged.batch_id])
+        return staged
+
+    a._stage = stage_then_vanish  # type: ignore[method-assign]
+    assert [s.rows for s in a.commit({0: _rows(0, 9)})] == [10]
+    assert a.conflicts == 0 and Store(location).count() == 10
+
+
+def test_a_commit_that_loses_keeps_batches_staged_since_its_read(tmp_path: Path) -> None:
+    """A batch staged after a writer's read, valid on the newer table, survives that writer's lost race."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a, b, c = (TableWriter(location, ORIGIN, member=m) for m in "abc")
+    c.claim([2])
+    b.commit({0: _rows(0, 4)})
+    waiting = c._waiting
+
+    def meanwhile(*args: Any) -> Any:
+        c._waiting = waiting  # type: ignore[method-assign]
+        b.commit({0: _rows(5, 9)})  # c's read is stale now
+        table = location.load()
+        files = a._write_files(table, {0: _rows(10, 14)}, {0: 9})
+        _staging(location).add(StagedBatch.new(ORIGIN, [StagedPart(0, 0, 9, 10, 14, 5)], [f.file_path for f in files]))
+        return waiting(*args)
+
+    c._waiting = meanwhile  # type: ignore[method-assign]
+    c.commit({2: _rows(0, 4)})
+    assert c.conflicts >= 1
+    assert len(_carried(location)) == 1 and Store(location).count() == 20
+    assert location.load().properties[offset_key(ORIGIN, 0)] == "14"
+
+
+@pytest.mark.parametrize("step", ["..", ".", ""])
+def test_a_staged_path_stepping_out_of_the_data_folder_is_dropped(tmp_path: Path, step: str) -> None:
+    """'<table>/data/../x.parquet' (or './', '//') is never committed, even when the file exists there."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a, b = TableWriter(location, ORIGIN, member="a"), TableWriter(location, ORIGIN, member="b")
+    b.claim([1])
+    table = location.load()
+    written = a._write_files(table, {0: _rows(0, 4)}, {0: -1})[0].file_path
+    data = table.location().rstrip("/") + "/data/"
+    name = written.rsplit("/", 1)[1]
+    path = data + (f"{step}/data/{name}" if step == ".." else f"{step}/{name}")
+    _staging(location).add(StagedBatch.new(ORIGIN, [StagedPart(0, 0, -1, 0, 4, 5)], [path]))
+    b.commit({1: _rows(100, 104)})
+    assert Store(location).count() == 5
+    assert offset_key(ORIGIN, 0) not in location.load().properties
+
+
+def test_a_carried_batch_is_reported_stored_after_its_snapshots_expired(tmp_path: Path) -> None:
+    """The carrying snapshot expired before its writer looked: the offsets tell it was stored."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a, b, c = (TableWriter(location, ORIGIN, member=m) for m in "abc")
+    a.claim([0])
+    b.claim([1])
+    c.claim([2])
+    a._contended = True
+    await_turn = a._await_turn
+
+    def meanwhile(mine: Any) -> bool:
+        a._await_turn = await_turn  # type: ignore[method-assign]
+        b.commit({1: _rows(100, 104)})  # carries a's batch
+        c.commit({2: _rows(200, 204)})
+        expire(location, older_than_s=0)
+        return await_turn(mine)
+
+    a._await_turn = meanwhile  # type: ignore[method-assign]
+    assert [(s.partition, s.rows) for s in a.commit({0: _rows(0, 9)})] == [(0, 10)]
+    assert Store(location).count() == 20
