@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
@@ -397,6 +398,9 @@ class Store:
                  for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)]
                 if stored and _named_as_given(pinned.holdings_files) else None,
             )  # fmt: skip
+        else:
+            stored = pinned.holdings_snapshot is not None
+            bounds = Bounds(pinned.event_bounds, pinned.holdings_bounds if stored else None)
         try:
             con = duckdb.connect(":memory:")
             con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: the cursors made from it read UTC too
@@ -503,10 +507,17 @@ class Store:
         if not files:
             _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE))
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
-            dataset = pads.dataset(files, schema=columns, format="parquet", filesystem=self.location.filesystem())
+            # one fragment per file, each naming its file as the constant column ``data_file``: a
+            # lookup's filter on it is pushed into the scan, and the files it leaves out are never opened
+            fmt, filesystem = pads.ParquetFileFormat(), self.location.filesystem()
+            fragments = [
+                fmt.make_fragment(f, filesystem, partition_expression=pc.field("data_file") == f) for f in files
+            ]
+            schema = columns.append(pa.field("data_file", pa.string()))
+            dataset = pads.FileSystemDataset(fragments, schema, fmt, filesystem)
             con.register(f"{name}_files", dataset)
             registered[f"{name}_files"] = dataset
-            _create_views(con, name, con.table(f"{name}_files").project(_NO_FILE))
+            _create_views(con, name, con.table(f"{name}_files"))
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared.
             # ``by_name`` when the files' columns differ (some written before a column was added:

@@ -8,6 +8,10 @@ for reads those alone (DuckDB skips the others by the ``data_file`` column befor
 
 A file is left out only when its footer proves it holds none of the values: a column without
 statistics in some row group (not written, or dropped as too long) reads as "may hold anything".
+
+On S3 no footer is read when a snapshot is opened: the bounds the table's manifests keep for each
+file serve instead (``manifest_bounds``). Iceberg writers truncate a string's bounds (16 characters
+by default) to a lower prefix and an upper bound still above every value, so they stay bounds.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.parquet as pq
+from pyiceberg.conversions import from_bytes
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
+from pyiceberg.types import PrimitiveType
 
-__all__ = ["FileBounds", "bounds_of", "files_admitting", "files_with_nulls"]
+__all__ = ["FileBounds", "bounds_of", "files_admitting", "files_with_nulls", "manifest_bounds"]
 
 _ANY = None  # a column's range when the footer cannot bound it
 
@@ -44,6 +52,26 @@ def bounds_of(path: str, meta: pq.FileMetaData, columns: Iterable[str]) -> FileB
         ranges[column] = _range(meta, leaves.index(column)) if column in leaves else ()
         if column not in leaves or _may_be_null(meta, leaves.index(column)):
             nullable.add(column)
+    return FileBounds(path, ranges, frozenset(nullable))
+
+
+def manifest_bounds(path: str, data_file: DataFile, schema: Schema, columns: Iterable[str]) -> FileBounds:
+    """The ranges of ``columns`` over one data file, as the table's manifest records them."""
+    ranges: dict[str, tuple[Any, ...] | None] = {}
+    nullable = set()
+    lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
+    nulls, counts = data_file.null_value_counts or {}, data_file.value_counts or {}
+    for column in columns:
+        field = schema.find_field(column)
+        fid, kind = field.field_id, field.field_type
+        if nulls.get(fid) != 0:
+            nullable.add(column)  # some rows null, or not recorded
+        if fid in lower and fid in upper and isinstance(kind, PrimitiveType):
+            ranges[column] = (from_bytes(kind, lower[fid]), from_bytes(kind, upper[fid]))
+        elif fid in counts and nulls.get(fid) == counts[fid]:
+            ranges[column] = ()  # every value null
+        else:
+            ranges[column] = _ANY
     return FileBounds(path, ranges, frozenset(nullable))
 
 

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import BooleanExpression, In
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import ancestors_of
@@ -51,7 +52,8 @@ from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link,
 from lineage.holdings.shards import shard_of
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.snapshots import SnapshotRef, resolve, snapshot_files
+from lineage.store.file_bounds import FileBounds, manifest_bounds
+from lineage.store.snapshots import SnapshotRef, file_path, resolve, snapshot_data_files
 from lineage.store.tables import iceberg_schema, offset_key, retained_before
 from lineage.store.writer import _Transaction
 
@@ -439,6 +441,10 @@ class Pinned:
     # snapshot) reflect; the computation starts from them, the retired events being gone
     base: HoldingsState | None = None
     retained_before: int | None = None  # the events table's retention cut-off (µs), if retention ran
+    # on S3, what the manifests say each file holds (``subject_id``; ``subject`` and ``bucket``): local
+    # stores read the footers instead
+    event_bounds: list[FileBounds] | None = None
+    holdings_bounds: list[FileBounds] | None = None
 
 
 def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = True) -> Pinned:
@@ -531,12 +537,20 @@ def _pinned(
     *,
     base: HoldingsState | None = None,
 ) -> Pinned:
-    files, rows = ([], []) if events_snapshot is None else snapshot_files(location, events, events_snapshot)
-    hfiles: list[str] = []
-    hrows: list[int] = []
+    efiles = [] if events_snapshot is None else snapshot_data_files(location, events, events_snapshot)
+    hfiles: list[DataFile] = []
     if htable is not None and holdings_snapshot is not None:
-        hfiles, hrows = snapshot_files(location, htable, holdings_snapshot)
+        hfiles = snapshot_data_files(location, htable, holdings_snapshot)
+    paths, hpaths = [file_path(f.file_path) for f in efiles], [file_path(f.file_path) for f in hfiles]
+    event_bounds = holdings_bounds = None
+    if location.on_s3:
+        schema = events.schema()
+        event_bounds = [manifest_bounds(p, f, schema, ["subject_id"]) for p, f in zip(paths, efiles, strict=True)]
+        if htable is not None and base is None:
+            hschema, columns = htable.schema(), ["subject", "bucket"]
+            holdings_bounds = [manifest_bounds(p, f, hschema, columns) for p, f in zip(hpaths, hfiles, strict=True)]
     if base is not None:  # the files to start from; the holdings answered with are computed from them
         holdings_snapshot = None
-    return Pinned(events_snapshot, files, rows, holdings_snapshot, hfiles, hrows, behind, base,
-                  retained_before(events.properties))  # fmt: skip
+    return Pinned(events_snapshot, paths, [f.record_count for f in efiles], holdings_snapshot, hpaths,
+                  [f.record_count for f in hfiles], behind, base, retained_before(events.properties),
+                  event_bounds, holdings_bounds)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -15,7 +16,16 @@ from lineage.errors import ConfigurationError, StoreError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 
-__all__ = ["SnapshotRef", "describe_snapshots", "file_path", "pin", "pinned_files", "resolve", "snapshot_files"]
+__all__ = [
+    "SnapshotRef",
+    "describe_snapshots",
+    "file_path",
+    "pin",
+    "pinned_files",
+    "resolve",
+    "snapshot_data_files",
+    "snapshot_files",
+]
 
 SnapshotRef = int | str | None
 """A snapshot id, a tag's name, or None for the current snapshot."""
@@ -63,6 +73,12 @@ def pinned_files(location: StoreLocation, ref: SnapshotRef) -> tuple[int | None,
 
 def snapshot_files(location: StoreLocation, table: Table, snapshot_id: int) -> tuple[list[str], list[int]]:
     """The paths of one snapshot's data files of ``table``, and each one's row count."""
+    files = snapshot_data_files(location, table, snapshot_id)
+    return [file_path(f.file_path) for f in files], [f.record_count for f in files]
+
+
+def snapshot_data_files(location: StoreLocation, table: Table, snapshot_id: int) -> list[DataFile]:
+    """One snapshot's data files of ``table``, as its manifests describe them."""
     try:
         tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
     except Exception as exc:  # noqa: BLE001
@@ -74,7 +90,7 @@ def snapshot_files(location: StoreLocation, table: Table, snapshot_id: int) -> t
             "compact it with that engine before reading",
             path=location.describe(),
         )
-    return [file_path(task.file.file_path) for task in tasks], [task.file.record_count for task in tasks]
+    return [task.file for task in tasks]
 
 
 def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:

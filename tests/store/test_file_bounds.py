@@ -14,11 +14,14 @@ from lineage import default_taxonomy
 from lineage.answers import access_request, erasure_plan
 from lineage.codec import Codec
 from lineage.contract.records import Record, make_record
+from lineage.errors import LineageError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Session, Store, StoreLocation
 from lineage.store.file_bounds import bounds_of, files_admitting, files_with_nulls
+from tests.answers.test_shared_store import _shared_settings
 from tests.fixtures import PARTY, at_minute, examples, histories
+from tests.services import Postgres, SeaweedS3
 
 TAX = default_taxonomy()
 IDENTIFIERS = ["s1", "s2", "s3", "dev-1", "mail-1", "nobody"]
@@ -45,18 +48,19 @@ def test_a_file_is_left_out_only_when_its_footer_proves_it_holds_none_of_the_val
     assert files_with_nulls(files, "subject_id") == ["a", "b", "c"]
 
 
-def _store_in_parts(records: list[Record], folder: Path, parts: int = 4) -> Store:
+def _store_in_parts(records: list[Record], folder: Path | StoreLocation, parts: int = 4) -> Store:
     """``records`` sorted by subject and stored in ``parts`` commits: files of distinct subject ranges."""
+    location = folder if isinstance(folder, StoreLocation) else StoreLocation.embedded(folder)
     ordered = sorted(records, key=lambda r: (r.get("subject_id") is None, r.get("subject_id") or ""))
-    ing, codec = Ingestor(folder, "events", taxonomy=TAX), Codec()
+    ing, codec = Ingestor(location, "events", taxonomy=TAX), Codec()
     size = -(-len(ordered) // parts)
     for offset, record in enumerate(ordered):
         assert ing.add(0, offset, codec.encode_record(record), None, ()) is None
         if (offset + 1) % size == 0:
             ing.flush()
     ing.flush()
-    HoldingsMaintainer(StoreLocation.embedded(folder)).refresh()
-    return Store(folder)
+    HoldingsMaintainer(location).refresh()
+    return Store(location)
 
 
 def _answers(store: Store) -> list[object]:
@@ -121,3 +125,47 @@ def test_a_person_s_lookup_reads_fewer_files_than_the_store_holds(tmp_path: Path
         assert len(q._files) > 4  # noqa: SLF001 - every event and holdings file of the snapshot
         assert q.bulk_event_files() == []
     assert [h["category"] for h in access_request(store, "p05", TAX).holdings] == ["user.contact.email"]
+
+
+def _people(prefix: str, count: int = 40) -> list[Record]:
+    """Each person collected by app, linked to a device id, shared with pay; some bulk exports between."""
+    out = []
+    for i in range(count):
+        subject = f"{prefix}{i:02d}"
+        out.append(make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(i % 30),
+                               holder=PARTY["app"], subject_id=subject, linked_subject_ids=[f"dev-{subject}"],
+                               categories=["user.contact.email"], purpose="essential.service",
+                               legal_basis="CONTRACT"))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("prefix", ["p", "a-subject-id-longer-than-sixteen-"])
+def test_on_s3_a_lookup_opens_only_the_files_the_manifests_admit(
+    postgres: Postgres, s3: SeaweedS3, prefix: str
+) -> None:
+    """PostgreSQL + S3: the manifests' bounds narrow a lookup (truncated long ids too), and answers stay whole."""
+    location = StoreLocation.from_settings(_shared_settings(postgres, s3))
+    store = _store_in_parts(_people(prefix), location)
+    asked = [f"{prefix}05", f"dev-{prefix}05", f"{prefix}33", "nobody"]
+    at = at_minute(40)
+    narrowed = [(access_request(store, i, TAX, at), erasure_plan(store, i, TAX, at)) for i in asked]
+    assert [h["holder"] for h in narrowed[1][0].holdings] == ["app"]
+    with store.session() as q:
+        files = q._files  # noqa: SLF001 - every event and holdings file of the snapshot
+        mine, events = q.event_files_of([f"{prefix}05"]), q.event_files_of([])
+        assert mine is not None and q.holdings_files_of([f"{prefix}05"]) is not None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _unnarrowed(monkeypatch)
+        assert [(access_request(Store(location), i, TAX, at), erasure_plan(Store(location), i, TAX, at))
+                for i in asked] == narrowed  # fmt: skip
+    if len(prefix) > 16:
+        return  # bounds truncated to a shared prefix admit every file: nothing left out, nothing lost
+    assert len(mine) == 1 and events == []
+    # a file the lookup leaves out is never opened: spoilt, the answer is the same; a full read fails
+    spoilt = next(f for f in files if "/data/" in f and f not in mine and "bucket=" not in f)
+    with location.filesystem().open_output_stream(spoilt) as out:
+        out.write(b"not parquet")
+    again = Store(location)
+    assert (access_request(again, f"{prefix}05", TAX, at), erasure_plan(again, f"{prefix}05", TAX, at)) == narrowed[0]
+    with pytest.raises(LineageError):
+        again.sql("SELECT count(*) AS n FROM events WHERE purpose IS NOT NULL")
