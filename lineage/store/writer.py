@@ -135,7 +135,6 @@ class TableWriter:
         self._table: Table | None = None
         self._contended = False  # other writers were active at the last commit: stage the next one at once
         self._staged_in: Staging | None = None
-        self._footers: dict[str, list[DataFile]] = {}
         self._staged_since: dict[str, int | None] = {}  # staged batch -> the snapshot it was staged on
         self._holder = str(uuid.uuid4())  # this writer, in the commit turn
 
@@ -358,7 +357,6 @@ class TableWriter:
         if batch_ids and self._staged_in is not None:
             self._staged_in.remove(batch_ids)
             for batch_id in batch_ids:
-                self._footers.pop(batch_id, None)
                 self._staged_since.pop(batch_id, None)
 
     def _waiting(
@@ -387,9 +385,11 @@ class TableWriter:
         return carry, stale
 
     def _files_of(self, table: Table, batch: StagedBatch) -> list[DataFile] | None:
-        """The data files of another writer's batch, described from their footers; None if any is unusable."""
-        if batch.batch_id in self._footers:
-            return self._footers[batch.batch_id]
+        """The data files of another writer's batch, described from their footers; None if any is unusable.
+
+        Read again at each try, never kept: a file deleted meanwhile (``forget`` removes unreferenced
+        files holding the person) is then dropped with its batch instead of committed as a dangling reference.
+        """
         try:
             if not all(_in_data_folder(table, path) for path in batch.files):
                 raise ValueError("a staged file outside the table's data folder")
@@ -397,7 +397,6 @@ class TableWriter:
         except Exception as exc:  # noqa: BLE001
             log.warning("a staged batch's files could not be read (%s): it is dropped", type(exc).__name__)
             return None
-        self._footers[batch.batch_id] = files
         return files
 
     def _carried(self, mine: StagedBatch, table: Table) -> list[Stored] | None:

@@ -238,3 +238,17 @@ def test_a_carried_batch_is_reported_stored_after_its_snapshots_expired(tmp_path
     a._await_turn = meanwhile  # type: ignore[method-assign]
     assert [(s.partition, s.rows) for s in a.commit({0: _rows(0, 9)})] == [(0, 10)]
     assert Store(location).count() == 20
+
+
+def test_a_staged_batch_whose_file_is_gone_is_dropped_not_referenced(tmp_path: Path) -> None:
+    """A staged file deleted before a commit carries it (forget removes such files) is never committed."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a, b = TableWriter(location, ORIGIN, member="a"), TableWriter(location, ORIGIN, member="b")
+    b.claim([1])
+    table = location.load()
+    written = a._write_files(table, {0: _rows(0, 4)}, {0: -1})[0].file_path
+    _staging(location).add(StagedBatch.new(ORIGIN, [StagedPart(0, 0, -1, 0, 4, 5)], [written]))
+    Path(written.removeprefix("file://").removeprefix("file:")).unlink()
+    b.commit({1: _rows(100, 104)})
+    assert Store(location).count() == 5 and _staged(location) == []
+    assert offset_key(ORIGIN, 0) not in location.load().properties
