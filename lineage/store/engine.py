@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -230,6 +231,9 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+_DATASET_READ = re.compile(r"'\w+_files'")
+
+
 def _raise_data_file_error(exc: duckdb.Error, location: StoreLocation, files: list[str]) -> None:
     """A query that failed while reading the data files (not a bug in the SQL) fails as the file's fault.
 
@@ -238,7 +242,9 @@ def _raise_data_file_error(exc: duckdb.Error, location: StoreLocation, files: li
     fails with every file sound is the query's fault, and returns.
     """
     text = str(exc)
-    if "'events_files'" in text or (location.on_s3 and isinstance(exc, duckdb.IOException)):
+    # a dataset registered for a view (events_files, holdings_all_files, holdings_base_files) failing
+    # to read is a data file's fault
+    if _DATASET_READ.search(text) or (location.on_s3 and isinstance(exc, duckdb.IOException)):
         raise read_error(exc, location, "reading the data files") from None
     if location.on_s3:
         return

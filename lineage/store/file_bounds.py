@@ -56,22 +56,30 @@ def bounds_of(path: str, meta: pq.FileMetaData, columns: Iterable[str]) -> FileB
 
 
 def manifest_bounds(path: str, data_file: DataFile, schema: Schema, columns: Iterable[str]) -> FileBounds:
-    """The ranges of ``columns`` over one data file, as the table's manifest records them."""
+    """The ranges of ``columns`` over one data file, as the table's manifest records them.
+
+    A bound that does not decode reads as "may hold anything". pyiceberg leaves out a row group
+    whose statistics lack a min/max (pyarrow drops them for a value over 4 kB); our identifiers are
+    at most 512 characters (``MAX_ID``), so the files we write always carry them.
+    """
     ranges: dict[str, tuple[Any, ...] | None] = {}
     nullable = set()
     lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
     nulls, counts = data_file.null_value_counts or {}, data_file.value_counts or {}
     for column in columns:
-        field = schema.find_field(column)
-        fid, kind = field.field_id, field.field_type
-        if nulls.get(fid) != 0:
+        try:
+            field = schema.find_field(column)
+            fid, kind = field.field_id, field.field_type
+            if fid in lower and fid in upper and isinstance(kind, PrimitiveType):
+                ranges[column] = (from_bytes(kind, lower[fid]), from_bytes(kind, upper[fid]))
+            elif fid in counts and nulls.get(fid) == counts[fid]:
+                ranges[column] = ()  # every value null
+            else:
+                ranges[column] = _ANY
+        except Exception:  # noqa: BLE001 - a bound another writer left undecodable (a string cut mid-character)
+            ranges[column], fid = _ANY, None
+        if fid is None or nulls.get(fid) != 0:
             nullable.add(column)  # some rows null, or not recorded
-        if fid in lower and fid in upper and isinstance(kind, PrimitiveType):
-            ranges[column] = (from_bytes(kind, lower[fid]), from_bytes(kind, upper[fid]))
-        elif fid in counts and nulls.get(fid) == counts[fid]:
-            ranges[column] = ()  # every value null
-        else:
-            ranges[column] = _ANY
     return FileBounds(path, ranges, frozenset(nullable))
 
 

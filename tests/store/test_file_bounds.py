@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
+from pyiceberg.schema import Schema
+from pyiceberg.types import NestedField, StringType
 
 from lineage import default_taxonomy
 from lineage.answers import access_request, erasure_plan
 from lineage.codec import Codec
 from lineage.contract.records import Record, make_record
-from lineage.errors import LineageError
+from lineage.errors import LineageError, StoreCorruptError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Session, Store, StoreLocation
-from lineage.store.file_bounds import bounds_of, files_admitting, files_with_nulls
+from lineage.store.file_bounds import bounds_of, files_admitting, files_with_nulls, manifest_bounds
 from tests.answers.test_shared_store import _shared_settings
 from tests.fixtures import PARTY, at_minute, examples, histories
 from tests.services import Postgres, SeaweedS3
@@ -169,3 +172,29 @@ def test_on_s3_a_lookup_opens_only_the_files_the_manifests_admit(
     assert (access_request(again, f"{prefix}05", TAX, at), erasure_plan(again, f"{prefix}05", TAX, at)) == narrowed[0]
     with pytest.raises(LineageError):
         again.sql("SELECT count(*) AS n FROM events WHERE purpose IS NOT NULL")
+
+
+def test_a_manifest_bound_that_does_not_decode_reads_as_may_hold_anything() -> None:
+    """A string bound cut inside a UTF-8 character (another writer's) admits every value instead of failing."""
+    schema = Schema(NestedField(1, "subject_id", StringType(), required=False))
+    cut = SimpleNamespace(lower_bounds={1: b"p\xc3"}, upper_bounds={1: b"q"}, null_value_counts={1: 0},
+                          value_counts={1: 3})  # fmt: skip
+    sound = SimpleNamespace(lower_bounds={1: b"a"}, upper_bounds={1: b"c"}, null_value_counts={1: 0},
+                            value_counts={1: 3})  # fmt: skip
+    files = [manifest_bounds(n, f, schema, ["subject_id"]) for n, f in (("cut", cut), ("sound", sound))]  # type: ignore[arg-type]
+    assert files_admitting(files, subject_id=["z"]) == ["cut"]
+    assert files_admitting(files, subject_id=["b"]) == ["cut", "sound"]
+    assert files_with_nulls(files, "subject_id") == ["cut"]
+
+
+def test_on_s3_a_spoilt_holdings_file_is_named_in_one_line(postgres: Postgres, s3: SeaweedS3) -> None:
+    """A holdings file that does not decode on S3 fails an answer as StoreCorruptError naming it, not DuckDB's text."""
+    location = StoreLocation.from_settings(_shared_settings(postgres, s3))
+    store = _store_in_parts(_people("p"), location, parts=1)
+    with store.session() as q:
+        spoilt = next(f for f in q._files if "bucket=" in f)  # noqa: SLF001 - the snapshot's files
+    with location.filesystem().open_output_stream(spoilt) as out:
+        out.write(b"not parquet")
+    with pytest.raises(StoreCorruptError) as caught:
+        access_request(Store(location), "p05", TAX, at_minute(40))
+    assert spoilt.rsplit("/", 1)[1] in str(caught.value) and "Invalid" not in str(caught.value)
