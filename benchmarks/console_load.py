@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import os
 import random
 import re
 import resource
@@ -32,6 +33,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -107,7 +109,9 @@ class User(threading.Thread):
                 self.failures += 1
 
 
-def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None, prefix: str) -> int:
+def _loaded(
+    folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None, prefix: str, token: str
+) -> int:
     """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
     option = [] if workers is None else ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
@@ -125,6 +129,7 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
                 if proc.poll() is not None:
                     sys.exit(f"lineage serve exited: {(tmp / 'serve.log').read_text()[-1000:]}")
                 time.sleep(0.2)
+        asked = _console_cli(base, tmp, args, token)
         deadline = time.monotonic() + args.seconds
         users = [User(base, f"{prefix}{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
         t = time.perf_counter()
@@ -142,7 +147,7 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
         proc.wait(timeout=60)
         log.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) - asked.cpu
     lat = [x for u in users for x in u.latencies]
     failures = sum(u.failures for u in users)
     print(f"\nlineage serve {' '.join(option) or '(its default workers)'}: {args.users} signed-in analysts "
@@ -153,7 +158,38 @@ def _loaded(folder: Path, tmp: Path, args: argparse.Namespace, workers: int | No
               f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
         print(f"server CPU (start, sign-ins, pages, stop; all workers): {cpu:.1f} s = "
               f"{cpu / len(lat) * 1000:.0f} ms per page")  # fmt: skip
+    print(f"`lineage access --console` (a new process each, asking this server before the load): median "
+          f"{statistics.median(asked.latencies) * 1000:.0f} ms, p99 {p99(asked.latencies) * 1000:.0f} ms "
+          f"over {len(asked.latencies)}")  # fmt: skip
     return failures
+
+
+@dataclass
+class Asked:
+    """The ``lineage access --console`` runs: each one's wall time, and their CPU (not the server's)."""
+
+    latencies: list[float]
+    cpu: float
+
+
+def _console_cli(base: str, tmp: Path, args: argparse.Namespace, token: str) -> Asked:
+    """``lineage access --console`` as an analyst at a terminal runs it, asking the served console (no load yet)."""
+    token_file = tmp / "bench.token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
+    env = {**os.environ, "LINEAGE_CONSOLE_TOKEN_FILE": str(token_file)}
+    rng = random.Random(11)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    latencies = []
+    for _ in range(max(20, args.cli_samples)):
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "lineage.cli", "access", _ident(rng, args.subjects), "--console",
+                               base, "--case", "BENCH-1", "--as-of", AS_OF, "--format", "json"],
+                              capture_output=True, check=False, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-500:]
+        latencies.append(time.perf_counter() - t)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Asked(latencies, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
 
 
 def main() -> int:
@@ -204,11 +240,12 @@ def main() -> int:
         prefix = f"load{random.randrange(16**6):06x}-"  # new names each run: a kept store keeps its users
         for i in range(args.users):
             accounts.add(f"{prefix}{i}", "analyst", PASSWORD)
+        token = accounts.new_token(f"{prefix}0")[1]  # an analyst's API token, for `lineage access --console`
         db.close()
         counts: list[int | None] = [int(n) for n in args.workers.split(",")] if args.workers else [None]
         failures = 0
         for workers in counts:
-            failures += _loaded(folder, Path(tmp), args, workers, prefix)
+            failures += _loaded(folder, Path(tmp), args, workers, prefix, token)
     print(f"same answers in process, one thread (access + erasure plan): median "
           f"{statistics.median(inproc) * 1000:.0f} ms = {1 / statistics.median(inproc):.1f} answers/s")  # fmt: skip
     print(f"`lineage access` (a new process each): median {statistics.median(cli) * 1000:.0f} ms over {len(cli)}")

@@ -26,21 +26,8 @@ This package exports the SDK and the domain; import ``lineage.store``, ``lineage
 emitting service does not need). ``docs/architecture.md`` tells the whole story.
 """
 
-from lineage.codec.avro import Codec
-from lineage.contract.events import (
-    AgeBand,
-    ConsentKind,
-    ConsentStatus,
-    ErasureOutcome,
-    EventType,
-    LegalBasis,
-    Party,
-    PersonalDataEvent,
-    Scope,
-    TransferKind,
-)
-from lineage.contract.taxonomy import Taxonomy, default_taxonomy
-from lineage.contract.validation import is_cross_border, validate
+from typing import TYPE_CHECKING, Any
+
 from lineage.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -62,8 +49,25 @@ from lineage.errors import (
     UnknownSchemaError,
     UnknownValueError,
 )
-from lineage.sdk.emitter import Emitter, sdk_version
 from lineage.settings import Settings
+
+if TYPE_CHECKING:
+    from lineage.codec.avro import Codec
+    from lineage.contract.events import (
+        AgeBand,
+        ConsentKind,
+        ConsentStatus,
+        ErasureOutcome,
+        EventType,
+        LegalBasis,
+        Party,
+        PersonalDataEvent,
+        Scope,
+        TransferKind,
+    )
+    from lineage.contract.taxonomy import Taxonomy, default_taxonomy
+    from lineage.contract.validation import is_cross_border, validate
+    from lineage.sdk.emitter import Emitter
 
 __all__ = [
     "__version__",
@@ -105,4 +109,31 @@ __all__ = [
     "validate",
 ]
 
-__version__ = sdk_version()
+#: where each exported name lives; loaded on first use (PEP 562), so a command that needs none of
+#: them (``lineage access --console``, ``lineage --help``) does not pay for fastavro and the SDK
+_LAZY = {
+    "Codec": "lineage.codec.avro",
+    "Emitter": "lineage.sdk.emitter",
+    "Taxonomy": "lineage.contract.taxonomy",
+    "default_taxonomy": "lineage.contract.taxonomy",
+    "is_cross_border": "lineage.contract.validation",
+    "validate": "lineage.contract.validation",
+    **dict.fromkeys(("AgeBand", "ConsentKind", "ConsentStatus", "ErasureOutcome", "EventType", "LegalBasis",
+                     "Party", "PersonalDataEvent", "Scope", "TransferKind"), "lineage.contract.events"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """An exported name, imported from its module on first use and kept here after."""
+    if name == "__version__":
+        from lineage.sdk.emitter import sdk_version
+
+        value: Any = sdk_version()
+    elif name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'lineage' has no attribute {name!r}")
+    globals()[name] = value
+    return value

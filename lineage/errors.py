@@ -4,6 +4,7 @@
 
     LineageError
     ├── ConfigurationError (ValueError)     a setting or taxonomy file is wrong
+    ├── ConsoleError                        a running console did not answer, or refused a request
     ├── InvalidEventError (ValueError)      an event breaks the contract; names field and value
     │   └── UnknownValueError               the value is not in the taxonomy; lists close matches
     ├── InputLineError (ValueError)         a JSON line given to ``lineage emit`` is bad; names the line
@@ -43,6 +44,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnavailableError",
     "ConfigurationError",
+    "ConsoleError",
     "DecodeError",
     "DeliveryError",
     "InputLineError",
@@ -122,6 +124,21 @@ def shown_name(name: str) -> str:
 def is_identifier_field(field: str) -> bool:
     """Whether ``field`` (maybe with a path: ``linked_subject_ids[2]``) holds a person's identifier."""
     return field.split("[", 1)[0].rsplit(": ", 1)[-1] in IDENTIFIER_FIELDS
+
+
+class ConsoleError(LineageError):
+    """A running console (``lineage serve``) did not answer, or refused or failed a request; names what to fix.
+
+    ``status`` is the HTTP status the console gave (0 when none answered). The message is the
+    console's own one line (which names the field, never a person's identifier) or says why none came.
+    """
+
+    def __init__(self, field: str, detail: str, status: int = 0) -> None:
+        """Record the option, setting or field at fault and the console's status."""
+        self.field = field
+        self.status = status
+        self.retryable = status == 0 or status >= 500  # none answered, or it failed: a refusal stays one
+        super().__init__(f"{field}: {detail}")
 
 
 class InvalidEventError(LineageError, ValueError):

@@ -30,7 +30,7 @@ _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _CATALOG_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 # secrets read from a file when LINEAGE_<NAME>_FILE is set; the standard AWS variables count too
-_SECRETS = ("sasl_password", "catalog_password", "s3_secret_access_key", "console_db_password")
+_SECRETS = ("sasl_password", "catalog_password", "s3_secret_access_key", "console_db_password", "console_token")
 _AWS = {"s3_access_key_id": "AWS_ACCESS_KEY_ID", "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
 
@@ -82,6 +82,13 @@ class Settings:
     ``console.db`` in ``store_dir`` (mode 600)."""
     console_db_password: str | None = field(default=None, repr=False)
     """The console database's password: from the environment or a file, never a command line; never in repr."""
+    console_url: str | None = None
+    """A running console (``lineage serve``) that ``lineage access`` and ``lineage erasure`` ask instead of
+    opening the store themselves (``--console`` on the command line wins): ``https://...``, or plain
+    ``http://`` to this machine only."""
+    console_token: str | None = field(default=None, repr=False)
+    """An analyst's API token for ``console_url`` (``lineage users token NAME``): from LINEAGE_CONSOLE_TOKEN
+    or LINEAGE_CONSOLE_TOKEN_FILE, never a command line; never in repr."""
     commit_retries: int = 20
     """How often a store commit that lost to another writer is tried again before giving up."""
     group_id: str = "lineage-ingest"

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     access.add_argument("--as-of", help="answer as the history stood at this ISO 8601 time")
     _add_links_option(access)
     add_answer_options(access)
+    _add_console_options(access)
     access.set_defaults(func=cmd_access)
 
     breach = sub.add_parser("breach", help="whose data a breached holder exposed, and what to notify")
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     erasure.add_argument("--as-of", help="as the history stood at this ISO 8601 time")
     _add_links_option(erasure)
     add_answer_options(erasure)
+    _add_console_options(erasure)
     erasure.set_defaults(func=cmd_erasure)
 
     transfers = sub.add_parser("transfers", help="the cross-border transfer register")
@@ -82,6 +84,45 @@ def _add_links_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_console_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--console", help="ask this running console (lineage serve) instead of opening the store: "
+                        "answered by its warm process (env LINEAGE_CONSOLE_URL; token from "
+                        "LINEAGE_CONSOLE_TOKEN_FILE)")  # fmt: skip
+    parser.add_argument("--case", help="with --console: the request or ticket id the console records for this look-up")
+
+
+def _from_console(args: argparse.Namespace, settings: Settings, answer: str) -> Document | None:
+    """The answer asked of a running console (``--console`` or LINEAGE_CONSOLE_URL); None to open the store.
+
+    The store's own options do not apply there (the console answers from its newest read of its
+    store), so one given is refused rather than silently ignored; so is ``--case`` without a console.
+    """
+    url = args.console or settings.console_url or None  # an empty variable is no console
+    if url is None:
+        if args.case is not None:
+            raise ConfigurationError("--case", "is used only with --console (the console records it)")
+        return None
+    from lineage.cli.remote import ask, console_base
+
+    option = "--console" if args.console else "LINEAGE_CONSOLE_URL"
+    for name in ("store", "catalog_uri", "warehouse", "snapshot"):
+        if getattr(args, name, None) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigurationError(flag, f"does not apply with {option}: the console answers from its own store")
+    if not args.case:
+        raise ConfigurationError("--case", f"is required with {option}: the console records why a person is looked up")
+    as_of = parse_time("--as-of", args.as_of)
+    query = {"case_reference": args.case, "identifier": args.identifier,
+             "as_of": None if as_of is None else as_of.isoformat(),
+             "links_as_known_then": args.links_as_known_then}  # fmt: skip
+    return ask(console_base(url, option), settings.console_token, answer, query, option)
+
+
+def _iso(value: object) -> str:
+    """A time fact as text: a ``datetime`` from the store, or the ISO text a console sent."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _told(doc: Document) -> Document:
     """The document, its stamp's lag and warning said on stderr (``told``)."""
     told(doc[1])
@@ -90,22 +131,25 @@ def _told(doc: Document) -> Document:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Answer a data subject's access request."""
-    from lineage.cli.forget import subject_digest
     from lineage.present.formats import render
-    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
-    store = store_for(args, settings)
-    digest = subject_digest(settings, store.location)
-    doc = answers.access(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
-                         links_as_known_then=args.links_as_known_then, digest=digest, option="--as-of")  # fmt: skip
+    doc = _from_console(args, settings, "access")
+    if doc is None:
+        from lineage.cli.forget import subject_digest
+        from lineage.service import answers
+
+        store = store_for(args, settings)
+        digest = subject_digest(settings, store.location)
+        doc = answers.access(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+                             links_as_known_then=args.links_as_known_then, digest=digest, option="--as-of")  # fmt: skip
     facts = doc[1]
     if "erased" in facts:  # a forgotten person: the certificate's date and case, and nothing more
         print(f"{args.identifier!r}: {facts['erased']}")
         return 0
     _told(doc)
     if not facts["holds_data"] and args.format == "markdown":
-        print(f"No data held about {args.identifier!r} as of {facts['as_of'].isoformat()} "
+        print(f"No data held about {args.identifier!r} as of {_iso(facts['as_of'])} "
               f"(store snapshot {facts['store_snapshot']}).")  # fmt: skip
         if facts.get("warning"):
             print(f"Warning: {facts['warning']}")
@@ -140,15 +184,18 @@ def cmd_breach(args: argparse.Namespace) -> int:
 def cmd_erasure(args: argparse.Namespace) -> int:
     """Plan a subject's erasure across every holder."""
     from lineage.present.formats import render
-    from lineage.service import answers
 
     settings = Settings.from_env(os.environ)
-    store = store_for(args, settings)
-    doc = _told(answers.erasure(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
-                                links_as_known_then=args.links_as_known_then, option="--as-of"))  # fmt: skip
-    facts = doc[1]
+    doc = _from_console(args, settings, "erasure")
+    if doc is None:
+        from lineage.service import answers
+
+        store = store_for(args, settings)
+        doc = answers.erasure(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
+                              links_as_known_then=args.links_as_known_then, option="--as-of")  # fmt: skip
+    facts = _told(doc)[1]
     if not facts["holds_data"] and args.format == "markdown":
-        print(f"No data held about {args.identifier!r} as of {facts['as_of'].isoformat()}: nothing to erase "
+        print(f"No data held about {args.identifier!r} as of {_iso(facts['as_of'])}: nothing to erase "
               f"(store snapshot {facts['store_snapshot']}).")  # fmt: skip
         return 0
     print(render(doc, args.format), end="")

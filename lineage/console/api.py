@@ -65,6 +65,15 @@ class PersonQuery(BaseModel):
     format: str = Field(default="json", pattern="^(json|csv|html)$")
 
 
+class AnswerQuery(BaseModel):
+    """One answer about a person, as the command line asks it: why (the case), whom, as of when, which links."""
+
+    case_reference: str = Field(description="the request or ticket id; required before any data is shown")
+    identifier: str = Field(description="any identifier of the subject (linked ones are followed)")
+    as_of: str | None = Field(default=None, description="ISO 8601 time (default: now)")
+    links_as_known_then: bool = Field(default=False, description="follow only the links declared by as_of")
+
+
 class BreachQuery(BaseModel):
     """A breach query: the compromised holders and the window."""
 
@@ -127,6 +136,34 @@ def person(request: Request, body: PersonQuery, who: Who) -> Response:
     if body.format == "json":
         return JSONResponse(_json(doc))
     return download_of(request, doc, body.format, f"access-{case}")
+
+
+def _document(doc: Document) -> dict[str, Any]:
+    """A document as its three parts, so a client renders it exactly as from the store (``lineage access``)."""
+    title, facts, tables = doc
+    return {"title": title, "facts": json_values(facts), "tables": json_values(tables)}
+
+
+@api("POST", "/access", "analyst")
+def access(request: Request, body: AnswerQuery, who: Who) -> JSONResponse:
+    """The access report alone, as title, facts and tables (what ``lineage access --console`` prints)."""
+    return _answer(request, "access", body, who)
+
+
+@api("POST", "/erasure", "analyst")
+def erasure(request: Request, body: AnswerQuery, who: Who) -> JSONResponse:
+    """The erasure plan alone, as title, facts and tables (what ``lineage erasure --console`` prints)."""
+    return _answer(request, "erasure", body, who)
+
+
+def _answer(request: Request, name: str, body: AnswerQuery, who: Who) -> JSONResponse:
+    console = _console(request)
+    case = check_case(body.case_reference)
+    ask = console.service.access if name == "access" else console.service.erasure
+    doc = ask(body.identifier, parse_when("as_of", body.as_of), links_as_known_then=body.links_as_known_then)
+    console.audit.record(who.name, who.role, "person.view", who.client, subject=body.identifier, case_ref=case,
+                         detail=name)  # fmt: skip
+    return JSONResponse(_document(doc))
 
 
 @api("POST", "/forget", "admin")

@@ -179,6 +179,18 @@ class Service:
         check_length("identifier", identifier, IDENTIFIER_CHARS)
         return answers.person(self.store, identifier, self.taxonomy, as_of, digest=self._digest)
 
+    def access(self, identifier: str, as_of: datetime | None = None, *, links_as_known_then: bool = False) -> Document:
+        """The access report alone, as ``lineage access`` gives it (the command asks it of a running console)."""
+        check_length("identifier", identifier, IDENTIFIER_CHARS)
+        return answers.access(self.store, identifier, self.taxonomy, as_of, links_as_known_then=links_as_known_then,
+                              digest=self._digest, option="--as-of")  # fmt: skip
+
+    def erasure(self, identifier: str, as_of: datetime | None = None, *, links_as_known_then: bool = False) -> Document:
+        """The erasure plan alone, as ``lineage erasure`` gives it (the command asks it of a running console)."""
+        check_length("identifier", identifier, IDENTIFIER_CHARS)
+        return answers.erasure(self.store, identifier, self.taxonomy, as_of, links_as_known_then=links_as_known_then,
+                               option="--as-of")  # fmt: skip
+
     def forget(self, identifiers: Sequence[str], case_ref: str) -> list[Certificate]:
         """Forget the person known by ``identifiers`` from the store (``lineage forget``); a certificate per identifier.
 

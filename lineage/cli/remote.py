@@ -1,0 +1,90 @@
+"""Asking a running console (``lineage serve``) for a person's answer instead of opening the store.
+
+A command that opens the store first loads pyiceberg, pyarrow and DuckDB and reads the table's
+metadata: about a second before its first query, whatever the question. A console has all of that
+loaded and its reads warm, so ``lineage access --console URL`` asks it (``POST /api/access``) and
+renders the document it sends back with the same ``render``: the same output, in a process that
+loads the standard library alone. The console checks the analyst's token and records the look-up
+with its case reference in its audit trail, as for its own pages.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from lineage.errors import ConfigurationError, ConsoleError
+from lineage.present.formats import Document
+
+__all__ = ["ask", "console_base"]
+
+#: how long a console may take to answer one person's question (seconds): far above its usual
+#: milliseconds, for a console busy with a breach job on a loaded machine
+TIMEOUT_S = 120.0
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def console_base(url: str, option: str = "--console") -> str:
+    """The console's base URL, checked: ``https://``, or plain ``http://`` to this machine only.
+
+    The analyst's bearer token travels in every request, so it never crosses a network in clear.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(option, "must be the console's address, e.g. https://console.example")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(option, "must not hold a user or password: the token comes from its own setting")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ConfigurationError(option, "plain http:// only to this machine (127.0.0.1, ::1, localhost): the token "
+                                 "travels in every request; put TLS in front and give https://")  # fmt: skip
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def ask(base: str, token: str | None, answer: str, query: dict[str, Any], option: str = "--console") -> Document:
+    """``answer`` (``access`` or ``erasure``) from the console at ``base``, as the document it sent.
+
+    Every failure is a ``ConsoleError`` naming what to fix: the token (401, 403), the field the
+    console named (400, 422), or ``option`` (no answer, or the console failed).
+    """
+    if not token:
+        raise ConfigurationError("console_token", f"is required with {option}: give an analyst's API token "
+                                 "(lineage users token NAME) by LINEAGE_CONSOLE_TOKEN_FILE")  # fmt: skip
+    request = urllib.request.Request(
+        f"{base}/api/{answer}", data=json.dumps(query).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        raise _refusal(refused, option) from None
+    except (urllib.error.URLError, OSError) as unreachable:
+        reason = getattr(unreachable, "reason", unreachable)
+        raise ConsoleError(option, f"no console answered at {base}: {reason}") from None
+    except ValueError:  # not JSON: something else answers at that address
+        raise ConsoleError(option, f"{base} answered, but not as a lineage console") from None
+    if not isinstance(body, dict) or not {"title", "facts", "tables"} <= body.keys():
+        raise ConsoleError(option, f"{base} answered, but not as a lineage console")
+    return body["title"], body["facts"], body["tables"]
+
+
+def _refusal(refused: urllib.error.HTTPError, option: str) -> ConsoleError:
+    """The console's refusal as one line: its own message (which names the field), and what to fix."""
+    try:
+        message = str(json.loads(refused.read()).get("error", ""))
+    except (ValueError, AttributeError, OSError):
+        message = ""
+    status = refused.code
+    message = message or f"HTTP {status}"
+    if status == 401:
+        return ConsoleError("console_token", f"the console refused the token: {message}", status)
+    if status == 403:
+        return ConsoleError("console_token", f"the token's account may not ask this: {message}", status)
+    if status in (400, 413, 422):
+        return ConsoleError("console", message, status)  # the console's message names the field
+    if status == 404:
+        return ConsoleError(option, "that console has no such answer (a console older than this command?)", status)
+    return ConsoleError(option, f"the console failed ({status}): {message}", status)
