@@ -57,7 +57,7 @@ def ask(base: str, token: str | None, answer: str, query: dict[str, Any], option
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as refused:
         raise _refusal(refused, option) from None
@@ -66,9 +66,31 @@ def ask(base: str, token: str | None, answer: str, query: dict[str, Any], option
         raise ConsoleError(option, f"no console answered at {base}: {reason}") from None
     except ValueError:  # not JSON: something else answers at that address
         raise ConsoleError(option, f"{base} answered, but not as a lineage console") from None
-    if not isinstance(body, dict) or not {"title", "facts", "tables"} <= body.keys():
+    if not _is_document(body):
         raise ConsoleError(option, f"{base} answered, but not as a lineage console")
     return body["title"], body["facts"], body["tables"]
+
+
+def _is_document(body: Any) -> bool:
+    """Whether ``body`` has a document's shape: a title, facts, and tables of rows (what ``render`` reads)."""
+    if not isinstance(body, dict) or not isinstance(body.get("title"), str):
+        return False
+    if not isinstance(body.get("facts"), dict) or "holds_data" not in body["facts"]:  # every person's answer has it
+        return False
+    tables = body.get("tables")
+    return isinstance(tables, dict) and all(
+        isinstance(rows, list) and all(isinstance(row, dict) for row in rows) for rows in tables.values()
+    )
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would send the token on to wherever one points (another host, plain http)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None  # the 3xx itself is then raised as an HTTPError, and refused below
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _refusal(refused: urllib.error.HTTPError, option: str) -> ConsoleError:
@@ -85,6 +107,9 @@ def _refusal(refused: urllib.error.HTTPError, option: str) -> ConsoleError:
         return ConsoleError("console_token", f"the token's account may not ask this: {message}", status)
     if status in (400, 413, 422):
         return ConsoleError("console", message, status)  # the console's message names the field
+    if 300 <= status < 400:
+        return ConsoleError(option, f"the console answered with a redirect ({status}); give the address it "
+                            "answers at (https://...), since the token is never sent on", status)  # fmt: skip
     if status == 404:
         return ConsoleError(option, "that console has no such answer (a console older than this command?)", status)
     return ConsoleError(option, f"the console failed ({status}): {message}", status)
