@@ -6,7 +6,9 @@ Python or another checkout's (``--python``) to compare two versions on the same 
     ./run bench console_registers [--store demo-output/store] [--runs 5] [--python PATH]
 
 Printed: the page's bytes, and its median and slowest time over the runs (the first, which warms
-the server, apart), then the same for the second page of the transfers table.
+the server, apart), then the same for the second page of the transfers table. With ``--moving``
+each view after the first meets a new read of the store (an event stored and the holdings
+refreshed before it, outside the timing), as on a live store.
 """
 
 from __future__ import annotations
@@ -32,9 +34,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _time(opener: urllib.request.OpenerDirector, url: str, runs: int) -> tuple[int, float, float, float]:
+def _move(store: str) -> None:
+    """Store one new event and refresh the holdings: the store's read moves on, as a live one's does."""
+    from datetime import UTC, datetime
+
+    from lineage import Codec, default_taxonomy
+    from lineage.contract.records import make_record
+    from lineage.ingest.holdings import HoldingsMaintainer
+    from lineage.ingest.pipeline import Ingestor
+    from lineage.store import StoreLocation
+
+    location = StoreLocation.embedded(Path(store))
+    record = make_record("COLLECTED", system="bench-mover", system_region="CN", subject_id="bench-mover-1",
+                         categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                         occurred_at=datetime(2026, 5, 1, tzinfo=UTC))  # fmt: skip
+    ingestor = Ingestor(location, "events", taxonomy=default_taxonomy())
+    assert ingestor.add(99, time.time_ns() // 1000, Codec().encode_record(record)) is None  # partition 99: ours
+    ingestor.flush()
+    HoldingsMaintainer(location).refresh()
+
+
+def _time(
+    opener: urllib.request.OpenerDirector, url: str, runs: int, moving: str | None = None
+) -> tuple[int, float, float, float]:
     took, size = [], 0
-    for _ in range(runs + 1):
+    for run in range(runs + 1):
+        if moving and run:
+            _move(moving)
         t0 = time.perf_counter()
         with opener.open(url, timeout=600) as r:
             size = len(r.read())
@@ -48,6 +74,8 @@ def main() -> int:
     ap.add_argument("--store", default="demo-output/store")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--python", default=sys.executable, help="the Python whose lineage serves (another checkout's)")
+    ap.add_argument("--moving", action="store_true", help="before each view after the first, store an event and "
+                    "refresh the holdings (a live store: every view meets a new read)")  # fmt: skip
     args = ap.parse_args()
     name = f"bench{int(time.time())}"
     lineage = [args.python, "-m", "lineage.cli"]
@@ -79,7 +107,7 @@ def main() -> int:
         form = urllib.parse.urlencode({"name": name, "password": PASSWORD, "csrf": token.group(1)}).encode()
         opener.open(base + "/login", form).close()
         for label, path in (("registers", "/registers"), ("transfers page 2", "/registers?transfers.page=2")):
-            size, first, median, worst = _time(opener, base + path, args.runs)
+            size, first, median, worst = _time(opener, base + path, args.runs, args.store if args.moving else None)
             print(f"{label}: {size:,} bytes; first {first:.2f} s, then median {median:.2f} s, max {worst:.2f} s "
                   f"over {args.runs} runs")  # fmt: skip
     finally:

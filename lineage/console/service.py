@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,8 @@ __all__ = [
     "parse_when",
     "parse_window",
 ]
+
+_log = logging.getLogger("lineage.console.service")
 
 #: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
 DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
@@ -155,6 +158,8 @@ class Service:
         # the last registers computed: the read they came from, when (monotonic), and the answer
         self._registers: tuple[tuple[int | None, int | None], float, dict[str, Any]] | None = None
         self._registers_lock = threading.Lock()  # one computation at a time; the others wait for it
+        self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
+        self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -352,18 +357,47 @@ class Service:
         """Transfers, retention, policy violations per organisation and the ROPA, all from one held read.
 
         Each is its stamped document; ``stamp`` is the read's stamp (the same in each) for the page's head.
-        While the store's snapshot is unchanged, the answer computed from it is shown again for
-        ``REGISTERS_KEPT_S``; requests arriving while it is computed wait for that one computation.
+        They take ~20 s at 1M subjects, and a live store's read changes with every holdings refresh,
+        so no one waits for them twice: once computed, the last ones are shown at once, stamped with
+        the read they came from, while one newer computation runs behind them when the read has
+        changed or ``REGISTERS_KEPT_S`` has passed (the stamp then says so in ``updating``). Only the
+        first view of a process waits, and requests arriving meanwhile wait for that one computation.
         """
+        kept = self._registers
+        if kept is None:
+            return self._fresh_registers()
         held = hold(self.store)
-        read = (held.snapshot_id, held.holdings_snapshot_id)
+        if kept[0] == (held.snapshot_id, held.holdings_snapshot_id) and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
+            return kept[2]
         with self._registers_lock:
+            if self._renewing is None or self._renewing.done():
+                self._renewing = self._renewer.submit(self._renew_registers)
+        note = "newer registers are being computed from the store's current read; reload in a while for them"
+        return {**kept[2], "stamp": {**kept[2]["stamp"], "updating": note}}
+
+    def _fresh_registers(self) -> dict[str, Any]:
+        """The registers of the store's current read, computed now unless kept (one computation at a time)."""
+        with self._registers_lock:
+            held = hold(self.store)
+            read = (held.snapshot_id, held.holdings_snapshot_id)
             kept = self._registers
             if kept is not None and kept[0] == read and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
                 return kept[2]
             found = self._compute_registers(held)
             self._registers = (read, time.monotonic(), found)
             return found
+
+    def _renew_registers(self) -> None:
+        """Compute the registers of the current read behind the kept ones; a failure keeps them and is logged."""
+        try:
+            held = hold(self.store)
+            read = (held.snapshot_id, held.holdings_snapshot_id)
+            found = self._compute_registers(held)
+            self._registers = (read, time.monotonic(), found)  # one assignment: a reader sees old or new, whole
+        except LineageError as exc:  # the store failed meanwhile: the next view tries again
+            _log.warning("registers: could not compute newer ones: %s", str(exc).splitlines()[0] if str(exc) else "")
+        except Exception as exc:  # a bug: its type only (the message may hold data), the old registers kept
+            _log.error("registers: internal error (%s) computing newer ones", type(exc).__name__)
 
     def _compute_registers(self, held: Store) -> dict[str, Any]:
         """The registers of one held read (``registers`` keeps them)."""
@@ -378,8 +412,9 @@ class Service:
         return answers.data_map(self.store, self.taxonomy, self.policies)
 
     def close(self) -> None:
-        """Stop taking jobs; wait for running ones."""
+        """Stop taking jobs; wait for running ones (and for registers being computed)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renewer.shutdown(wait=True, cancel_futures=True)
 
 
 def _process_alive(pid: str) -> bool:

@@ -76,8 +76,17 @@ def _individuals(service: Service) -> int:
     return sum(int(r["individuals"]) for r in service.registers()["transfers"][2]["transfers"])
 
 
-def test_new_events_or_an_old_answer_are_computed_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A new snapshot shows its events at once; on the same snapshot, an answer older than the limit is redone."""
+def _renewed(service: Service) -> None:
+    """Wait for the registers being computed behind the kept ones (if any) to be done."""
+    renewing = service._renewing  # noqa: SLF001 - the test waits on the condition, never on a sleep
+    if renewing is not None:
+        renewing.result(timeout=300)
+
+
+def test_new_events_are_shown_once_computed_behind_the_kept_registers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new read shows the kept registers at once, marked updating, and its own once computed; an old answer too."""
     location = StoreLocation.embedded(tmp_path / "store")
     _store(location, [_shared("a", 0)], first=0)
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
@@ -85,10 +94,45 @@ def test_new_events_or_an_old_answer_are_computed_anew(tmp_path: Path, monkeypat
     try:
         calls = _counted(monkeypatch)
         assert _individuals(service) == 1 and _individuals(service) == 1 and len(calls) == 1
+        first = service.registers()["stamp"]
+        assert "updating" not in first
         _store(location, [_shared("b", 1)], first=1)
+        shown = service.registers()
+        assert shown["stamp"]["store_snapshot"] == first["store_snapshot"] and "updating" in shown["stamp"]
+        assert sum(int(r["individuals"]) for r in shown["transfers"][2]["transfers"]) == 1  # the kept ones, whole
+        _renewed(service)
+        now = service.registers()
+        assert "updating" not in now["stamp"] and now["stamp"]["store_snapshot"] != first["store_snapshot"]
         assert _individuals(service) == 2 and len(calls) == 2
-        monkeypatch.setattr(console_service, "REGISTERS_KEPT_S", 0.0)
-        assert _individuals(service) == 2 and len(calls) == 3
+        monkeypatch.setattr(console_service, "REGISTERS_KEPT_S", 0.0)  # the same read, but an answer too old
+        assert _individuals(service) == 2
+        _renewed(service)
+        assert len(calls) == 3
+    finally:
+        service.close()
+        db.close()
+
+
+def test_a_failed_computation_behind_the_kept_registers_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store failing while newer registers are computed: the kept ones stay shown, one log line says why."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(service) == 1
+        _store(location, [_shared("b", 1)], first=1)
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            raise console_service.LineageError("store: the catalog did not answer")
+
+        monkeypatch.setattr(service_answers, "transfers", failing)
+        assert _individuals(service) == 1
+        _renewed(service)
+        assert _individuals(service) == 1 and "updating" in service.registers()["stamp"]
+        assert "registers: could not compute newer ones: store: the catalog did not answer" in caplog.text
     finally:
         service.close()
         db.close()
