@@ -123,17 +123,26 @@ _LAZY = {
 }  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    """An exported name, imported from its module on first use and kept here after."""
-    if name == "__version__":
-        from lineage.sdk.emitter import sdk_version
+__version__: str  # the SDK's version, read from the installed package's metadata on first use
 
-        value: Any = sdk_version()
-    elif name in _LAZY:
-        import importlib
+if not TYPE_CHECKING:  # to mypy every name is imported above, so a misspelt one stays an error
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    else:
-        raise AttributeError(f"module 'lineage' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        """An exported name, imported from its module on first use and kept here after."""
+        if name == "__version__":
+            from lineage.sdk.emitter import sdk_version
+
+            value: Any = sdk_version()
+        elif name in _LAZY:
+            import importlib
+
+            value = getattr(importlib.import_module(_LAZY[name]), name)
+        else:
+            raise AttributeError(f"module 'lineage' has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    """Every exported name, loaded or not (``help()`` and tab completion list them)."""
+    return sorted({*globals(), *__all__})

@@ -10,6 +10,7 @@ with its case reference in its audit trail, as for its own pages.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -24,6 +25,8 @@ __all__ = ["ask", "console_base"]
 #: how long a console may take to answer one person's question (seconds): far above its usual
 #: milliseconds, for a console busy with a breach job on a loaded machine
 TIMEOUT_S = 120.0
+#: the largest answer read: a person's answer is kilobytes; a stand-in sending gigabytes is refused
+MAX_ANSWER_BYTES = 64 * 2**20
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -32,12 +35,18 @@ def console_base(url: str, option: str = "--console") -> str:
 
     The analyst's bearer token travels in every request, so it never crosses a network in clear.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname, _ = parts.hostname, parts.port  # each raises ValueError on a malformed host or port
+    except ValueError:
+        raise ConfigurationError(option, "is not a valid address, e.g. https://console.example") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ConfigurationError(option, "must be the console's address, e.g. https://console.example")
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(option, "must not hold a user or password: the token comes from its own setting")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if not url.isascii() or any(c.isspace() for c in url):
+        raise ConfigurationError(option, "must be ASCII without spaces (percent-encode anything else)")
+    if parts.scheme == "http" and hostname not in _LOOPBACK:
         raise ConfigurationError(option, "plain http:// only to this machine (127.0.0.1, ::1, localhost): the token "
                                  "travels in every request; put TLS in front and give https://")  # fmt: skip
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
@@ -52,30 +61,49 @@ def ask(base: str, token: str | None, answer: str, query: dict[str, Any], option
     if not token:
         raise ConfigurationError("console_token", f"is required with {option}: give an analyst's API token "
                                  "(lineage users token NAME) by LINEAGE_CONSOLE_TOKEN_FILE")  # fmt: skip
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigurationError("console_token", "is not an API token (lineage users token NAME prints one)")
     request = urllib.request.Request(
         f"{base}/api/{answer}", data=json.dumps(query).encode(), method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )  # fmt: skip
+    # plain http goes to this machine only (console_base): never through a proxy named by http_proxy,
+    # which would see the token; https keeps the proxies the environment names (TLS passes through them)
+    direct = base.startswith("http://")
+    opener = urllib.request.build_opener(*((urllib.request.ProxyHandler({}),) if direct else ()), _NoRedirects)
     try:
-        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
-            body = json.loads(response.read())
+        with opener.open(request, timeout=TIMEOUT_S) as response:
+            body = json.loads(_bounded(response, base, option))
     except urllib.error.HTTPError as refused:
         raise _refusal(refused, option) from None
+    except ConsoleError:
+        raise
     except (urllib.error.URLError, OSError) as unreachable:
         reason = getattr(unreachable, "reason", unreachable)
         raise ConsoleError(option, f"no console answered at {base}: {reason}") from None
-    except ValueError:  # not JSON: something else answers at that address
+    except (ValueError, RecursionError, http.client.HTTPException):  # not JSON, or not HTTP: something else
         raise ConsoleError(option, f"{base} answered, but not as a lineage console") from None
     if not _is_document(body):
         raise ConsoleError(option, f"{base} answered, but not as a lineage console")
     return body["title"], body["facts"], body["tables"]
 
 
+def _bounded(response: Any, base: str, option: str) -> bytes:
+    """The answer's body, refused past ``MAX_ANSWER_BYTES`` (a person's answer is far smaller)."""
+    body: bytes = response.read(MAX_ANSWER_BYTES + 1)
+    if len(body) > MAX_ANSWER_BYTES:
+        raise ConsoleError(option, f"{base} sent more than {MAX_ANSWER_BYTES // 2**20} MiB: not a person's answer")
+    return body
+
+
 def _is_document(body: Any) -> bool:
     """Whether ``body`` has a document's shape: a title, facts, and tables of rows (what ``render`` reads)."""
     if not isinstance(body, dict) or not isinstance(body.get("title"), str):
         return False
-    if not isinstance(body.get("facts"), dict) or "holds_data" not in body["facts"]:  # every person's answer has it
+    facts = body.get("facts")
+    if not isinstance(facts, dict) or "holds_data" not in facts:  # every person's answer has it
+        return False
+    if "erased" not in facts and not {"as_of", "store_snapshot"} <= facts.keys():  # the stamp, or a certificate
         return False
     tables = body.get("tables")
     return isinstance(tables, dict) and all(
@@ -90,23 +118,25 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx itself is then raised as an HTTPError, and refused below
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+
 
 
 def _refusal(refused: urllib.error.HTTPError, option: str) -> ConsoleError:
     """The console's refusal as one line: its own message (which names the field), and what to fix."""
     try:
-        message = str(json.loads(refused.read()).get("error", ""))
-    except (ValueError, AttributeError, OSError):
+        message = str(json.loads(refused.read(64 * 1024)).get("error", ""))
+    except (ValueError, AttributeError, OSError, RecursionError, http.client.HTTPException):
         message = ""
+    message = " ".join(message.split())[:300]
     status = refused.code
     message = message or f"HTTP {status}"
     if status == 401:
         return ConsoleError("console_token", f"the console refused the token: {message}", status)
     if status == 403:
         return ConsoleError("console_token", f"the token's account may not ask this: {message}", status)
-    if status in (400, 413, 422):
-        return ConsoleError("console", message, status)  # the console's message names the field
+    if status in (400, 413, 422):  # the console's message names the field: "identifier: must be ..."
+        field, sep, detail = message.partition(": ")
+        return ConsoleError(field, detail, status) if sep and detail else ConsoleError(option, message, status)
     if 300 <= status < 400:
         return ConsoleError(option, f"the console answered with a redirect ({status}); give the address it "
                             "answers at (https://...), since the token is never sent on", status)  # fmt: skip

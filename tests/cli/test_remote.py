@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ def answering(status: int, body: bytes, headers: dict[str, str] | None = None) -
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the standard library's name
             seen.append(self.headers.get("Authorization", ""))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))  # all of it: closing on unread bytes resets
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -67,7 +69,7 @@ def test_an_answer_not_shaped_as_a_document_is_refused(body: bytes) -> None:
 @pytest.mark.parametrize(
     ("status", "said"),
     [(401, "console_token: the console refused the token: no"), (403, "console_token: the token's account may not"),
-     (422, "console: case_reference: bad"), (500, "--console: the console failed (500)")],
+     (422, "case_reference: bad"), (500, "--console: the console failed (500)")],
 )  # fmt: skip
 def test_a_console_refusal_names_what_to_fix(status: int, said: str) -> None:
     """The console's own one-line message comes through, under the setting or field to fix."""
@@ -95,3 +97,52 @@ def test_https_anywhere_and_http_to_loopback_are_accepted() -> None:
     assert console_base("https://console.example/lineage/") == "https://console.example/lineage"
     assert console_base("http://[::1]:8000") == "http://[::1]:8000"
     assert console_base("http://localhost:8000") == "http://localhost:8000"
+
+
+def test_plain_http_never_goes_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """http_proxy set: the request still goes straight to the console on this machine, so no proxy sees the token."""
+    document = {"title": "Access request", "facts": {"holds_data": False, "as_of": "t", "store_snapshot": 1},
+                "tables": {}}  # fmt: skip
+    with answering(200, json.dumps(document).encode()) as (url, seen), answering(200, b"{}") as (proxy, proxied):
+        monkeypatch.setenv("http_proxy", proxy)
+        monkeypatch.setenv("no_proxy", "")
+        assert ask(url, "lin_secret", "access", {})[0] == "Access request"
+    assert seen == ["Bearer lin_secret"] and proxied == []
+
+
+def test_an_answer_too_large_or_not_http_is_one_line() -> None:
+    """Gigabytes, or bytes that are not HTTP at all: a ConsoleError naming --console, read no further."""
+    with answering(200, b"[" * (64 * 2**20 + 10)) as (url, _), pytest.raises(ConsoleError, match="more than 64 MiB"):
+        ask(url, "lin_secret", "access", {})
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def garbage() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(60)
+                received = b""
+                while not received.endswith(b"\r\n\r\n{}"):  # the whole request (its body is {}), read
+                    received += conn.recv(65536) or b"\r\n\r\n{}"  # before the answer: no reset
+                conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\n")
+
+        thread = threading.Thread(target=garbage, daemon=True)
+        thread.start()
+        with pytest.raises(ConsoleError, match="not as a lineage console"):
+            ask(f"http://127.0.0.1:{listener.getsockname()[1]}", "lin_secret", "access", {})
+        thread.join(30)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://localhost:abc", "http://127.0.0.1:8000/ a", "http://[evil]"])
+def test_a_malformed_address_is_one_line_naming_console(url: str) -> None:
+    """Addresses urllib would fail on later with its own exceptions are refused up front."""
+    with pytest.raises(ConfigurationError, match="^--console: "):
+        console_base(url)
+
+
+def test_a_token_that_cannot_be_one_is_refused_before_sending() -> None:
+    """A token with spaces or non-ASCII characters names console_token, not the console."""
+    for token in ("lin_中abc", "lin_a b", "lin_\x00"):
+        with pytest.raises(ConfigurationError, match="^console_token: is not an API token"):
+            ask("http://127.0.0.1:9", token, "access", {})
