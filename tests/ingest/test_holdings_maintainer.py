@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -35,6 +36,7 @@ from lineage.contract.records import Record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
+from lineage.store import holdings as store_holdings
 from lineage.store.holdings import load_holdings, read_rows, read_state, try_load_holdings
 from lineage.testing import MemorySink
 from lineage.transport.kafka import KafkaEventSink, create_topics
@@ -379,6 +381,28 @@ def _late_case(records: list[Record], split: int) -> None:
             assert done.rolled_back_to == earliest
         else:
             assert done.rolled_back_to is None
+        kept = _rows(location)
+        HoldingsMaintainer(location).refresh(rebuild=True)
+        assert kept == _rows(location)
+
+
+@settings(max_examples=examples(12))
+@given(data=st.data())
+def test_a_restarted_maintainer_restored_a_few_rows_at_a_time_equals_a_rebuild(data: st.DataObject) -> None:
+    """A new maintainer process restores its state from the table in slices (3 rows here): the same as a rebuild."""
+    records = data.draw(histories().filter(lambda r: len(r) >= 2))
+    split = data.draw(st.integers(1, len(records) - 1))
+    codec = Codec()
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(store_holdings, "_RESTORE_ROWS", 3):
+        location = StoreLocation.embedded(Path(folder))
+        ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+        for offset, r in enumerate(records):
+            assert ingestor.add(0, offset, codec.encode_record(r)) is None
+            if offset + 1 == split:
+                ingestor.flush()
+                HoldingsMaintainer(location).refresh()
+        ingestor.flush()
+        HoldingsMaintainer(location).refresh()  # restarted: restores from the table, then applies the rest
         kept = _rows(location)
         HoldingsMaintainer(location).refresh(rebuild=True)
         assert kept == _rows(location)
