@@ -38,7 +38,7 @@ from lineage.store.holdings import (
     engine_from_table,
     event_offsets,
     load_holdings,
-    read_rows,
+    read_batches,
     read_state,
     write_holdings,
 )
@@ -187,7 +187,7 @@ class HoldingsMaintainer:
         if self._engine is not None and self._based_on == state.snapshot_id:
             return self._engine, state.applied
         table = load_holdings(self.location)
-        rows = read_rows(self.location, table, state.snapshot_id)
+        rows = read_batches(self.location, table, state.snapshot_id)
         return engine_from_table(rows, state.watermark), state.applied
 
 

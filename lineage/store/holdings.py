@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -225,15 +225,21 @@ def _batches(engine: HoldingsEngine, changed: Changes | None, size: int = 200_00
 _RESTORE_ROWS = 65_536
 
 
-def engine_from_table(table: pa.Table, watermark: int | None) -> HoldingsEngine:
-    """The engine whose state ``table`` (rows of the holdings table) is; its rows read a slice at a time."""
+def engine_from_table(table: pa.Table | Iterable[pa.RecordBatch], watermark: int | None) -> HoldingsEngine:
+    """The engine whose state ``table`` (rows of the holdings table, or their batches as read) is.
+
+    The rows become Python objects a slice at a time; batches given as a stream (``read_batches``)
+    are dropped once applied, so the table is never whole in memory beside the engine.
+    """
     prov_names = [name for name, _ in _PROV]
     runs: list[Run] = []
     flows: list[tuple[FlowEvent, FlowInfo]] = []
     links: list[Link] = []
     provs: dict[tuple[Any, ...], Provenance] = {}
-    for batch in table.to_batches(max_chunksize=_RESTORE_ROWS):
-        _restore_rows(batch, prov_names, provs, runs, flows, links)
+    batches = table.to_batches(max_chunksize=_RESTORE_ROWS) if isinstance(table, pa.Table) else table
+    for batch in batches:
+        for start in range(0, batch.num_rows, _RESTORE_ROWS):
+            _restore_rows(batch.slice(start, _RESTORE_ROWS), prov_names, provs, runs, flows, links)
     return HoldingsEngine.restore(runs, flows, links, watermark)
 
 
@@ -270,6 +276,15 @@ def read_rows(location: StoreLocation, table: Table, snapshot_id: int) -> pa.Tab
     """Every row of one snapshot of the holdings table."""
     try:
         return table.scan(snapshot_id=snapshot_id).to_arrow()
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "reading the holdings table") from None
+
+
+def read_batches(location: StoreLocation, table: Table, snapshot_id: int) -> Iterator[pa.RecordBatch]:
+    """Every row of one snapshot of the holdings table, as batches read one after another (``read_rows``'s stream)."""
+    try:
+        reader = table.scan(snapshot_id=snapshot_id).to_arrow_batch_reader()
+        yield from reader
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "reading the holdings table") from None
 
