@@ -47,7 +47,7 @@ def _move(store: str) -> None:
     location = StoreLocation.embedded(Path(store))
     record = make_record("COLLECTED", system="bench-mover", system_region="CN", subject_id="bench-mover-1",
                          categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
-                         occurred_at=datetime(2026, 5, 1, tzinfo=UTC))  # fmt: skip
+                         occurred_at=datetime.now(UTC))  # fmt: skip
     ingestor = Ingestor(location, "events", taxonomy=default_taxonomy())
     assert ingestor.add(99, time.time_ns() // 1000, Codec().encode_record(record)) is None  # partition 99: ours
     ingestor.flush()
