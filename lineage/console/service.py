@@ -38,6 +38,7 @@ from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
 from lineage.store.certificate import Certificate
+from lineage.store.snapshots import only_appended
 
 __all__ = [
     "DEFAULT_TOPICS",
@@ -157,8 +158,11 @@ class Service:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="breach")
         # the last registers computed: the read they came from, when (monotonic), and the answer
         self._registers: tuple[tuple[int | None, int | None], float, dict[str, Any]] | None = None
-        self._registers_lock = threading.Lock()  # one computation at a time; the others wait for it
+        self._registers_lock = threading.Lock()  # guards the three below, never held while computing
+        self._computing = threading.Lock()  # one computation at a time: a later one reads a newer state
+        self._registers_epoch = 0  # moved by a forget: a computation begun before it is not kept
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
+        self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
         self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
         self._fail_orphans()
 
@@ -205,10 +209,14 @@ class Service:
             raise InvalidEventError("identifiers", "", "this console keeps no audit key to certify an erasure with")
         for identifier in identifiers:
             check_length("identifier", identifier, IDENTIFIER_CHARS)
-        return forget_person(
-            self.store, identifiers, case_ref=case_ref, digest=self._digest, kafka_bound=kafka_copies(*self._topics),
-            refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
-        )
+        try:
+            return forget_person(
+                self.store, identifiers, case_ref=case_ref, digest=self._digest,
+                kafka_bound=kafka_copies(*self._topics),
+                refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
+            )  # fmt: skip
+        finally:
+            self.forget_registers()  # they may count or name the person: computed anew from the store as it is now
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""
@@ -358,46 +366,76 @@ class Service:
 
         Each is its stamped document; ``stamp`` is the read's stamp (the same in each) for the page's head.
         They take ~20 s at 1M subjects, and a live store's read changes with every holdings refresh,
-        so no one waits for them twice: once computed, the last ones are shown at once, stamped with
-        the read they came from, while one newer computation runs behind them when the read has
-        changed or ``REGISTERS_KEPT_S`` has passed (the stamp then says so in ``updating``). Only the
-        first view of a process waits, and requests arriving meanwhile wait for that one computation.
+        so no one waits for them twice: when the store has only gained events since the kept ones
+        were computed (or ``REGISTERS_KEPT_S`` has passed), they are shown at once, stamped with their
+        own read and ``updating``, while one newer computation runs behind them. When rows were
+        removed meanwhile (a forget, retention, compaction: perhaps a person's data) they are never
+        shown again: the view waits for registers of the current read, as the first one does.
         """
-        kept = self._registers
+        with self._registers_lock:
+            kept = self._registers
         if kept is None:
             return self._fresh_registers()
         held = hold(self.store)
-        if kept[0] == (held.snapshot_id, held.holdings_snapshot_id) and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
+        read = (held.snapshot_id, held.holdings_snapshot_id)
+        if kept[0] == read and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
             return kept[2]
+        if kept[0][0] != read[0] and not only_appended(self.store.location, kept[0][0], read[0]):
+            self.forget_registers()  # what they show may be gone from the store
+            return self._fresh_registers()
+        return self._kept_while_renewing(kept[2])
+
+    def forget_registers(self) -> None:
+        """Drop the kept registers, and any being computed from a read before now (after a forget)."""
         with self._registers_lock:
+            self._registers = None
+            self._registers_epoch += 1
+
+    def _kept_while_renewing(self, found: dict[str, Any]) -> dict[str, Any]:
+        """The kept registers, marked ``updating``, with one computation of newer ones started behind them."""
+        with self._registers_lock:
+            failed = self._renew_failed
             if self._renewing is None or self._renewing.done():
-                self._renewing = self._renewer.submit(self._renew_registers)
-        note = "newer registers are being computed from the store's current read; reload in a while for them"
-        return {**kept[2], "stamp": {**kept[2]["stamp"], "updating": note}}
+                try:
+                    self._renewing = self._renewer.submit(self._renew_registers)
+                except RuntimeError:  # closing: no new computation; the kept ones are still right to show
+                    pass
+        note = ("newer registers are being computed from the store's current read; reload in a while for them"
+                if failed is None else f"newer registers could not be computed ({failed}); trying again")  # fmt: skip
+        return {**found, "stamp": {**found["stamp"], "updating": note}}
 
     def _fresh_registers(self) -> dict[str, Any]:
-        """The registers of the store's current read, computed now unless kept (one computation at a time)."""
-        with self._registers_lock:
-            held = hold(self.store)
-            read = (held.snapshot_id, held.holdings_snapshot_id)
-            kept = self._registers
-            if kept is not None and kept[0] == read and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
+        """Registers to show now: computed here, or by the computation this view waited behind."""
+        with self._computing:
+            with self._registers_lock:
+                kept, epoch = self._registers, self._registers_epoch
+            if kept is not None:  # computed while this view waited: shown, not computed again
                 return kept[2]
-            found = self._compute_registers(held)
-            self._registers = (read, time.monotonic(), found)
-            return found
+            return self._compute_and_keep(epoch)
 
     def _renew_registers(self) -> None:
         """Compute the registers of the current read behind the kept ones; a failure keeps them and is logged."""
         try:
-            held = hold(self.store)
-            read = (held.snapshot_id, held.holdings_snapshot_id)
-            found = self._compute_registers(held)
-            self._registers = (read, time.monotonic(), found)  # one assignment: a reader sees old or new, whole
+            with self._computing:
+                with self._registers_lock:
+                    epoch = self._registers_epoch
+                self._compute_and_keep(epoch)
+            self._renew_failed = None
         except LineageError as exc:  # the store failed meanwhile: the next view tries again
-            _log.warning("registers: could not compute newer ones: %s", str(exc).splitlines()[0] if str(exc) else "")
+            self._renew_failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _log.warning("registers: could not compute newer ones: %s", self._renew_failed)
         except Exception as exc:  # a bug: its type only (the message may hold data), the old registers kept
+            self._renew_failed = f"internal error ({type(exc).__name__})"
             _log.error("registers: internal error (%s) computing newer ones", type(exc).__name__)
+
+    def _compute_and_keep(self, epoch: int) -> dict[str, Any]:
+        """The registers of the current read, kept unless a forget came since ``epoch`` (hold ``_computing``)."""
+        held = hold(self.store)
+        found = self._compute_registers(held)
+        with self._registers_lock:
+            if self._registers_epoch == epoch:
+                self._registers = ((held.snapshot_id, held.holdings_snapshot_id), time.monotonic(), found)
+        return found
 
     def _compute_registers(self, held: Store) -> dict[str, Any]:
         """The registers of one held read (``registers`` keeps them)."""

@@ -228,8 +228,10 @@ _RESTORE_ROWS = 65_536
 def engine_from_table(table: pa.Table | Iterable[pa.RecordBatch], watermark: int | None) -> HoldingsEngine:
     """The engine whose state ``table`` (rows of the holdings table, or their batches as read) is.
 
-    The rows become Python objects a slice at a time; batches given as a stream (``read_batches``)
-    are dropped once applied, so the table is never whole in memory beside the engine.
+    The rows become Python objects a slice at a time, never the whole table's columns at once;
+    batches given as a stream (``read_batches``) are dropped once applied. pyiceberg 0.12 reads
+    every file ahead (a thread per file), so the Arrow copy is freed as the restore goes rather
+    than bounded: 10.3 GB at the peak for 1M subjects, against 15.0 with the table whole.
     """
     prov_names = [name for name, _ in _PROV]
     runs: list[Run] = []

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.snapshots import Operation, Snapshot
 
 from lineage.errors import ConfigurationError, StoreError
 from lineage.private import private_files
@@ -20,6 +20,7 @@ __all__ = [
     "SnapshotRef",
     "describe_snapshots",
     "file_path",
+    "only_appended",
     "pin",
     "pinned_files",
     "resolve",
@@ -131,3 +132,27 @@ def describe_snapshots(location: StoreLocation) -> list[str]:
         named = f" tags={','.join(sorted(tags[snapshot.snapshot_id]))}" if snapshot.snapshot_id in tags else ""
         lines.append(f"{snapshot.snapshot_id} {when} {operation} added_rows={added}{named}")
     return lines
+
+
+def only_appended(location: StoreLocation, since: int | None, until: int | None) -> bool:
+    """Whether the events table went from snapshot ``since`` to ``until`` by appends alone (rows only added).
+
+    False when anything between them removed or rewrote rows (``lineage forget``, ``retain``,
+    compaction), when ``since`` is no longer in ``until``'s history (expired: a forget drops the
+    history), or when either is unknown: what was read at ``since`` may hold rows that are gone.
+    """
+    if since is None or until is None:
+        return False
+    if since == until:
+        return True
+    try:
+        table = location.load()
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "reading the events table's history") from None
+    snapshot = table.snapshot_by_id(until)
+    while snapshot is not None and snapshot.snapshot_id != since:
+        if snapshot.summary is None or snapshot.summary.operation != Operation.APPEND:
+            return False
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else table.snapshot_by_id(parent)
+    return snapshot is not None

@@ -22,6 +22,8 @@ from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
+from lineage.store.forget import column_in, delete_rows
+from lineage.store.tables import EVENTS
 from tests.console.conftest import TAXONOMY
 from tests.fixtures import T0
 
@@ -133,6 +135,25 @@ def test_a_failed_computation_behind_the_kept_registers_keeps_them(
         _renewed(service)
         assert _individuals(service) == 1 and "updating" in service.registers()["stamp"]
         assert "registers: could not compute newer ones: store: the catalog did not answer" in caplog.text
+    finally:
+        service.close()
+        db.close()
+
+
+def test_after_rows_are_removed_the_kept_registers_are_never_shown_again(tmp_path: Path) -> None:
+    """A delete in the store (as another worker's forget makes): the next view computes anew, never shows the kept."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(service) == 2
+        delete_rows(location, EVENTS, column_in("subject_id", ["a"]))  # not an append: rows may be a person's
+        HoldingsMaintainer(location).refresh(rebuild=True)
+        shown = service.registers()
+        assert "updating" not in shown["stamp"] and _individuals(service) == 1
+        _store(location, [_shared("c", 2)], first=2)  # only added: the kept ones may be shown while renewed
+        assert "updating" in service.registers()["stamp"]
     finally:
         service.close()
         db.close()
