@@ -11,7 +11,7 @@
 """
 
 from lineage.answers._common import now
-from lineage.answers.access import AccessReport, ErasurePlan, access_request, erasure_plan
+from lineage.answers.access import AccessReport, ErasurePlan, access_request, erasure_plan, person_answers
 from lineage.answers.breach import BreachReport, breach_impact
 from lineage.answers.registers import retention_register, transfers_register
 from lineage.contract.law import Notification, pipl_tier
@@ -25,6 +25,7 @@ __all__ = [
     "breach_impact",
     "erasure_plan",
     "now",
+    "person_answers",
     "pipl_tier",
     "retention_register",
     "transfers_register",

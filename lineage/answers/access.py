@@ -11,10 +11,13 @@ from lineage.answers.rows import ConsentRow, ErasureHolder, ErasureRow, HoldingR
 from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
 from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
-from lineage.store import Store
+from lineage.store import Session, Store
 from lineage.store.holdings import buckets_of
 
-__all__ = ["LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan"]
+__all__ = [
+    "LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan",
+    "person_answers",
+]  # fmt: skip
 
 #: Which identifier links an answer followed (``AccessReport.links``, ``ErasurePlan.links``).
 #: Known now (the default): every link in the store, also one declared after ``as_of``; a link is a
@@ -63,14 +66,20 @@ def access_request(
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
-        params = {"ids": ids, "as_of": as_of}
-        # computed once, read by the next two; ``files``: the data files that may hold the person alone
-        q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
-        holdings = q.rows("access_holdings")
-        recipients = q.rows("access_recipients")
-        q.execute("subject_events", {**params, "files": q.event_files_of(ids)})  # read by the next two
-        events = q.rows("access_events")
-        sources = q.rows("access_sources", {"as_of": as_of, "files": q.bulk_event_files()})
+        return _access(q, identifier, ids, taxonomy, as_of, links_as_known_then)
+
+
+def _access(
+    q: Session, identifier: str, ids: list[str], taxonomy: Taxonomy, as_of: datetime, links_as_known_then: bool
+) -> AccessReport:
+    params = {"ids": ids, "as_of": as_of}
+    # computed once, read by the next two; ``files``: the data files that may hold the person alone
+    q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
+    holdings = q.rows("access_holdings")
+    recipients = q.rows("access_recipients")
+    q.execute("subject_events", {**params, "files": q.event_files_of(ids)})  # read by the next two
+    events = q.rows("access_events")
+    sources = q.rows("access_sources", {"as_of": as_of, "files": q.bulk_event_files()})
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -127,8 +136,29 @@ def erasure_plan(
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier, as_of if links_as_known_then else None)
-        files = {"files": q.holdings_files_of(ids), "event_files": q.event_files_of(ids)}
-        holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids), **files})
+        return _erasure(q, identifier, ids, taxonomy, as_of, links_as_known_then)
+
+
+def person_answers(
+    store: Store, identifier: str, taxonomy: Taxonomy, as_of: datetime | None = None
+) -> tuple[AccessReport, ErasurePlan]:
+    """The access report and the erasure plan of one person (links known now), as the two functions give them.
+
+    One session, and the person's identifiers linked once for both (a person page asks for both).
+    """
+    check_identifier(identifier)
+    as_of = as_of or now()
+    check_time("as_of", as_of)
+    with store.session() as q:
+        ids = linked_identifiers(q, identifier)
+        return _access(q, identifier, ids, taxonomy, as_of, False), _erasure(q, identifier, ids, taxonomy, as_of, False)
+
+
+def _erasure(
+    q: Session, identifier: str, ids: list[str], taxonomy: Taxonomy, as_of: datetime, links_as_known_then: bool
+) -> ErasurePlan:
+    files = {"files": q.holdings_files_of(ids), "event_files": q.event_files_of(ids)}
+    holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids), **files})
     return ErasurePlan(
         identifier,
         as_of,

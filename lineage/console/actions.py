@@ -6,6 +6,8 @@ Shared by ``pages`` and ``api``, which never import each other.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from datetime import datetime
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -25,6 +27,7 @@ __all__ = [
     "finished_job",
     "open_case",
     "safe_stem",
+    "stamp_headers",
 ]
 
 _PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -33,6 +36,22 @@ _PRINT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 def safe_stem(stem: str) -> str:
     """A file name stem of letters, digits, ``.``, ``_`` and ``-`` only, never starting with a dot: no path forms."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "download"
+
+
+def stamp_headers(stamp: Mapping[str, object]) -> dict[str, str]:
+    """A CSV download's stamp as response headers (``Lineage-Store-Snapshot``, ...): CSV has no place for facts.
+
+    The command line prints the same facts on stderr beside its CSV. Values are our own words and
+    numbers; a line break is never let through (it would end the header).
+    """
+    headers = {}
+    for name, value in stamp.items():
+        if value is None:
+            continue
+        text = value.isoformat() if isinstance(value, datetime) else str(value)
+        text = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
+        headers["Lineage-" + "-".join(part.capitalize() for part in name.split("_"))] = text
+    return headers
 
 
 def download_of(request: Request, doc: Document, fmt: str, stem: str) -> Response:

@@ -20,6 +20,7 @@ from lineage.console.actions import (
     finished_job,
     open_case,
     safe_stem,
+    stamp_headers,
 )
 from lineage.console.cases import CASE_KINDS, CASE_STATUSES, Case
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS
@@ -408,11 +409,14 @@ def registers(request: Request, who: Who) -> HTMLResponse:
 
 @page("GET", "/registers/{key}.csv", "analyst", "responder")
 def register_download(request: Request, key: str, who: Who) -> Response:
-    """One register table as CSV: every row passing the page's filters, in its sort order."""
+    """One register table as CSV: every row passing the page's filters, in its sort order; its stamp in headers."""
     params = dict(request.query_params)
-    for name, title, rows, facets in register_tables(_console(request).service.registers()):
+    found = _console(request).service.registers()
+    for name, title, rows, facets in register_tables(found):
         if name == key:
-            return download_of(request, (title, {}, {key: select(rows, params, key, facets)[0]}), "csv", key)
+            download = download_of(request, (title, {}, {key: select(rows, params, key, facets)[0]}), "csv", key)
+            download.headers.update(stamp_headers(found["stamp"]))  # the read it came from, as the page shows
+            return download
     return _render(request, "error.html", who, 404, error="no such register table")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lineage.answers import BreachReport, access_request, breach_impact, erasure_plan, now
+from lineage.answers import BreachReport, access_request, breach_impact, erasure_plan, now, person_answers
 from lineage.answers import retention_register as _retention_rows
 from lineage.answers import transfers_register as _transfer_rows
 from lineage.answers.forget import erased, erasure_note
@@ -112,8 +112,7 @@ def person(
     held = hold(store)
     if (gone := _forgotten(held, identifier, digest)) is not None:
         return gone
-    report = access_request(held, identifier, taxonomy, as_of)
-    plan = erasure_plan(held, identifier, taxonomy, report.as_of)
+    report, plan = person_answers(held, identifier, taxonomy, as_of)
     title, facts, tables = access_document(report)
     facts = {"holds_data": report.holds_data, **facts, "erasure_complete": plan.complete,
              "erasure_rule": plan.rule, "erasure_links": links_fact(plan.links)}  # fmt: skip

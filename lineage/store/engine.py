@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
+from lineage.store.certificate import ERASURES, Certificate, CertificateIndex
 from lineage.store.file_bounds import FileBounds, bounds_of, files_admitting, files_with_nulls
 from lineage.store.holdings import (
     FLOWS_BUCKET,
@@ -322,6 +323,8 @@ class Store:
         self._pinned: tuple[tuple[tuple[str, str], ...], Pinned] | None = None
         self._origin: Store | None = None  # set on a ``pinned`` copy: the store whose connection it shares
         self._fixed: Pinned | None = None  # set on a ``pinned`` copy: the one state it reads
+        self._versions: tuple[tuple[str, str], ...] = ()  # set on a ``pinned`` copy: the tables' versions it read
+        self._certificates = CertificateIndex()
 
     def pinned(self) -> Store:
         """A copy of this store held at the state it reads now: every query through the copy reads that one state.
@@ -333,9 +336,9 @@ class Store:
         """
         if self._fixed is not None:
             return self
-        pin = self._pin()
+        pin, versions = self._pin_and_versions()
         held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
-        held._origin, held._fixed, held._catalog = self, pin, self._catalog
+        held._origin, held._fixed, held._catalog, held._versions = self, pin, self._catalog, versions
         held.snapshot_id, held.holdings_snapshot_id, held.behind = (
             pin.events_snapshot, pin.holdings_snapshot, pin.behind
         )
@@ -348,10 +351,26 @@ class Store:
         except StoreNotFoundError:
             return False
 
+    def certificates(self) -> Mapping[str, Certificate]:
+        """Each identifier digest's newest erasure certificate, as of this store's read or newer (empty: none).
+
+        Kept by the store a pinned copy came from, so a process reads the certificates again only
+        after a forget (``CertificateIndex``).
+        """
+        origin = self._origin or self
+        versions = self._versions if self._fixed is not None else self._pin_and_versions()[1]
+        return origin._certificates.of(self.location, dict(versions).get(ERASURES))
+
     def _pin(self) -> Pinned:
         """What to read now; the last answer's plan while neither table has changed since."""
         with self._lock:
             return self._pin_locked()
+
+    def _pin_and_versions(self) -> tuple[Pinned, tuple[tuple[str, str], ...]]:
+        """``_pin``, and every table's version (metadata file) read with it."""
+        with self._lock:
+            pinned = self._pin_locked()
+            return pinned, (self._pinned[0] if self._pinned is not None else ())
 
     def _pin_locked(self) -> Pinned:
         if self._fixed is not None:

@@ -105,6 +105,15 @@ def test_register_table_downloads_as_csv_with_its_filter(client_for: Clients) ->
     assert client_for("analyst").get("/registers/nothing.csv").status_code == 404
 
 
+def test_register_download_carries_the_stamp_of_its_read(client_for: Clients) -> None:
+    """The CSV names the store snapshot and the holdings' lag it was computed from, in headers the page shows too."""
+    analyst = client_for("analyst")
+    r = analyst.get("/registers/transfers.csv")
+    assert r.status_code == 200 and r.headers["lineage-holdings-behind"].isdigit()
+    snapshot = r.headers["lineage-store-snapshot"]
+    assert snapshot.lstrip("-").isdigit() and snapshot in analyst.get("/registers").text
+
+
 def test_retention_section_explains_the_two_rules(client_for: Clients) -> None:
     """The retention figures sit beside words saying which rule each one counts."""
     html = client_for("analyst").get("/registers").text
