@@ -247,6 +247,13 @@ def histories(draw: st.DrawFn) -> list[Record]:
     return records
 
 
+def email_collected(subject: str, at: datetime, **fields: object) -> Record:
+    """``app`` (CN) collected ``subject``'s e-mail at ``at`` for the service, under contract (``fields`` added)."""
+    return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, subject_jurisdiction="CN",
+                       categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                       source="direct", occurred_at=at, **fields)  # fmt: skip
+
+
 def store_of(records: list[Record], folder: Path, headers: Sequence[Headers] = ()) -> Store:
     """A store holding ``records`` in one partition, through the real ingest pipeline (``headers[i]``: the i-th's)."""
     ing = Ingestor(folder, "events", taxonomy=default_taxonomy())

@@ -16,20 +16,18 @@ from lineage.answers.forget import forget_person
 from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
-from lineage.contract.records import make_record
+from lineage.contract.records import Record
 from lineage.ingest.holdings import HoldingsMaintainer
 from tests.console.conftest import PASSWORD, csrf_of, sign_in
-from tests.fixtures import store_of
+from tests.fixtures import email_collected, store_of
 from tests.services import Postgres
 
 TAXONOMY = default_taxonomy()
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def _collected(subject: str, **fields: object) -> dict[str, object]:
-    return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, subject_jurisdiction="CN",
-                       categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
-                       source="direct", occurred_at=AT, **fields)  # fmt: skip
+def _collected(subject: str, **fields: object) -> Record:
+    return email_collected(subject, AT, **fields)
 
 
 def test_the_person_page_of_a_forgotten_person_says_erased_and_nothing_more(tmp_path: Path) -> None:

@@ -7,19 +7,17 @@ from pathlib import Path
 
 from lineage import default_taxonomy
 from lineage.answers import access_request, erasure_plan, person_answers
-from lineage.contract.records import make_record
+from lineage.contract.records import Record
 from lineage.store.certificate import DONE, STARTED, record_certificate
 from lineage.store.engine import Store
-from tests.fixtures import store_of
+from tests.fixtures import email_collected, store_of
 
 TAXONOMY = default_taxonomy()
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def _collected(subject: str, **fields: object) -> dict[str, object]:
-    return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, subject_jurisdiction="CN",
-                       categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
-                       source="direct", occurred_at=AT, **fields)  # fmt: skip
+def _collected(subject: str, **fields: object) -> Record:
+    return email_collected(subject, AT, **fields)
 
 
 def _certify(store: Store, digest: str, status: str, at: datetime) -> None:
