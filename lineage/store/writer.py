@@ -106,6 +106,14 @@ def _carried_since(metadata: TableMetadata, batch_id: str, since: int | None) ->
     return False if snapshot is not None or since is None else None
 
 
+def _all_present(table: Table, files: list[DataFile]) -> bool:
+    """Whether every one of ``files`` is still there (one look each: a retry's check, not the first try's)."""
+    try:
+        return all(table.io.new_input(f.file_path).exists() for f in files)
+    except Exception:  # noqa: BLE001 - cannot tell: write them again rather than risk naming a missing file
+        return False
+
+
 def _in_data_folder(table: Table, path: str) -> bool:
     """Whether ``path`` names a file inside the table's ``data/`` folder (no ``..``, ``.`` or empty step)."""
     data = table.location().rstrip("/") + "/data/"
@@ -231,6 +239,15 @@ class TableWriter:
                 if not plan:
                     return []
                 key = tuple(sorted(plan.items()))
+                if written is not None and written[0] == key and not _all_present(table, written[1]):
+                    # removed while this writer waited to commit them (``forget`` deletes an uncommitted
+                    # file holding the person; orphan removal one past its grace): committed, the table
+                    # would name a missing file and every read of it would fail
+                    log.warning("data files written for a retry were removed meanwhile: written again")
+                    written = None
+                    if mine is not None:
+                        self._unstage(mine)  # staged with the removed files
+                        mine = None
                 if written is None or written[0] != key:
                     # data files are written once per plan; a retry that lost only to other partitions'
                     # commits re-stages the same files

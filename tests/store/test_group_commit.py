@@ -11,7 +11,7 @@ import pytest
 
 from lineage.errors import StoreConflictError
 from lineage.store import Store, StoreLocation, TableWriter
-from lineage.store.maintenance import expire
+from lineage.store.maintenance import expire, remove_orphans
 from lineage.store.staging import StagedBatch, StagedPart, Staging
 from lineage.store.tables import offset_key
 from lineage.store.writer import CARRIED
@@ -252,3 +252,27 @@ def test_a_staged_batch_whose_file_is_gone_is_dropped_not_referenced(tmp_path: P
     b.commit({1: _rows(100, 104)})
     assert Store(location).count() == 5 and _staged(location) == []
     assert offset_key(ORIGIN, 0) not in location.load().properties
+
+
+@pytest.mark.parametrize("contended", [False, True])
+def test_a_retry_writes_again_the_files_removed_while_it_waited(tmp_path: Path, contended: bool) -> None:
+    """Files deleted before a lost race's retry (forget, orphan removal) are written again, never named missing."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    a, b = TableWriter(location, ORIGIN, member="a"), TableWriter(location, ORIGIN, member="b")
+    a.claim([0])
+    b.claim([1])
+    a._contended = contended  # staged (for b to carry) or not
+
+    def lose_and_lose_the_files() -> None:
+        b.group_commit = False  # b commits its own batch only: a's must be retried by a
+        b.commit({1: _rows(100, 104)})
+        assert remove_orphans(location, grace_s=0) > 0  # a's files: written, not yet committed
+
+    _before_commit(a, lose_and_lose_the_files)
+    stored = a.commit({0: _rows(0, 9)})
+    assert [(s.partition, s.first, s.last, s.rows) for s in stored] == [(0, 0, 9, 10)]
+    store = Store(location)
+    try:  # every file the table names is read: a missing one fails the query
+        assert store.sql("SELECT count(DISTINCT subject_id) AS n FROM events")[0]["n"] == 15
+    finally:
+        store.close()
