@@ -42,14 +42,15 @@ def stamp_headers(stamp: Mapping[str, object]) -> dict[str, str]:
     """A CSV download's stamp as response headers (``Lineage-Store-Snapshot``, ...): CSV has no place for facts.
 
     The command line prints the same facts on stderr beside its CSV. Values are our own words and
-    numbers; a line break is never let through (it would end the header).
+    numbers; only printable ASCII is let through (a line break would end the header, a control
+    character makes the server refuse the response).
     """
     headers = {}
     for name, value in stamp.items():
         if value is None:
             continue
         text = value.isoformat() if isinstance(value, datetime) else str(value)
-        text = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
+        text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))  # printable ASCII only
         headers["Lineage-" + "-".join(part.capitalize() for part in name.split("_"))] = text
     return headers
 

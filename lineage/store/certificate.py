@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -30,8 +30,8 @@ from lineage.store.forget import Forgotten, column_in
 from lineage.store.tables import iceberg_schema
 
 __all__ = [
-    "DONE", "ERASURES", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record", "certificates",
-    "record_certificate",
+    "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
+    "certificates", "record_certificate",
 ]  # fmt: skip
 
 ERASURES = "erasures"
@@ -155,44 +155,76 @@ class CertificateIndex:
     """Each digest's newest certificate, read whole once per version of the certificates table, then kept.
 
     A console asks it on every person page: loading the table and scanning it took ~5 ms a page
-    with nobody forgotten (more once anyone was). The table is small (a row per forgotten
-    identifier, no identifier in it) and its metadata file names a version that never changes, so
-    a lookup reads it again only after a forget committed. A long-lived ``Store`` keeps one.
+    with nobody forgotten (more once anyone was). Its metadata file names a version that never
+    changes, so a lookup reads the table again only after a forget committed; one thread reads it,
+    the others wait for that read. Past ``KEEP_AT_MOST`` rows (~800 bytes each when kept), nothing
+    is kept: each lookup scans the table for its digest, as before. A long-lived ``Store`` keeps one.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards ``_kept`` only: a read runs outside it (two reads are harmless)
+        self._lock = threading.Lock()  # guards ``_kept``
+        self._reading = threading.Lock()  # one read of the table at a time: the others use it
         self._kept: tuple[str, Mapping[str, Certificate]] | None = None
 
     def of(self, location: StoreLocation, version: str | None) -> Mapping[str, Certificate]:
-        """Each digest's newest certificate now; ``version``: the table's metadata file a read saw (None: no table).
-
-        Kept certificates answer while they are of ``version``; else the table is read again, as it is now.
-        """
+        """Each digest's newest certificate now; ``version``: the table's metadata file now (None: no table)."""
         if version is None:
             return _NONE
         with self._lock:
             kept = self._kept
-        if kept is None or kept[0] != version:
-            kept = _newest_of(location)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        with self._reading:
             with self._lock:
-                self._kept = kept
+                kept = self._kept
+            if kept is None or kept[0] != version:  # not read by the thread this one waited for
+                kept = _newest_of(location)
+                with self._lock:
+                    self._kept = kept
         return kept[1]
 
 
+#: the most certificate rows a process keeps in memory (more: each lookup scans for its digest)
+KEEP_AT_MOST = 100_000
+
 _NONE: Mapping[str, Certificate] = MappingProxyType({})
+
+
+class _Scanned(Mapping[str, Certificate]):
+    """A table too large to keep: each lookup scans it for one digest (its row statistics skip most files)."""
+
+    def __init__(self, location: StoreLocation, rows: int) -> None:
+        self._location, self._rows = location, rows
+
+    def __getitem__(self, digest: str) -> Certificate:
+        found = certificates(self._location, [digest])
+        if not found:
+            raise KeyError(digest)
+        return found[-1]
+
+    def __iter__(self) -> Iterator[str]:
+        table = _table(self._location)
+        digests = [] if table is None else table.scan(selected_fields=("digest",)).to_arrow().column(0).to_pylist()
+        return iter(dict.fromkeys(digests))
+
+    def __len__(self) -> int:
+        return self._rows  # rows, not digests: only "any at all" is asked of it
 
 
 def _newest_of(location: StoreLocation) -> tuple[str, Mapping[str, Certificate]]:
     """The version read (its metadata file), and the newest certificate of each digest in it."""
     table = _table(location)
-    if table is None or table.current_snapshot() is None:
+    snapshot = None if table is None else table.current_snapshot()
+    if table is None or snapshot is None:
         return ("" if table is None else table.metadata_location), _NONE
+    rows = int(snapshot.summary.get("total-records") or 0) if snapshot.summary is not None else 0
+    if rows > KEEP_AT_MOST:
+        return table.metadata_location, _Scanned(location, rows)
     try:
-        rows = table.scan().to_arrow().to_pylist()
+        found = table.scan().to_arrow().to_pylist()
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "reading the erasure certificates") from None
     newest: dict[str, Certificate] = {}
-    for made in sorted((Certificate(**row) for row in rows), key=lambda c: (c.erased_at, c.digest)):
+    for made in sorted((Certificate(**row) for row in found), key=lambda c: (c.erased_at, c.digest)):
         newest[made.digest] = made
     return table.metadata_location, MappingProxyType(newest)

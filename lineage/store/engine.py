@@ -323,7 +323,6 @@ class Store:
         self._pinned: tuple[tuple[tuple[str, str], ...], Pinned] | None = None
         self._origin: Store | None = None  # set on a ``pinned`` copy: the store whose connection it shares
         self._fixed: Pinned | None = None  # set on a ``pinned`` copy: the one state it reads
-        self._versions: tuple[tuple[str, str], ...] = ()  # set on a ``pinned`` copy: the tables' versions it read
         self._certificates = CertificateIndex()
 
     def pinned(self) -> Store:
@@ -336,9 +335,9 @@ class Store:
         """
         if self._fixed is not None:
             return self
-        pin, versions = self._pin_and_versions()
+        pin = self._pin()
         held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
-        held._origin, held._fixed, held._catalog, held._versions = self, pin, self._catalog, versions
+        held._origin, held._fixed, held._catalog = self, pin, self._catalog
         held.snapshot_id, held.holdings_snapshot_id, held.behind = (
             pin.events_snapshot, pin.holdings_snapshot, pin.behind
         )
@@ -352,25 +351,25 @@ class Store:
             return False
 
     def certificates(self) -> Mapping[str, Certificate]:
-        """Each identifier digest's newest erasure certificate, as of this store's read or newer (empty: none).
+        """Each identifier digest's newest erasure certificate now (empty: none), whatever this store's read.
 
         Kept by the store a pinned copy came from, so a process reads the certificates again only
         after a forget (``CertificateIndex``).
         """
+        # the versions now, not those of the read: a forget that began after the read was planned
+        # must count (its rows may still be in the read), as must a table made since
         origin = self._origin or self
-        versions = self._versions if self._fixed is not None else self._pin_and_versions()[1]
+        with origin._lock:
+            if origin._catalog is None:
+                origin._catalog = self.location.catalog()
+            catalog = origin._catalog
+        versions = self.location.versions(catalog)
         return origin._certificates.of(self.location, dict(versions).get(ERASURES))
 
     def _pin(self) -> Pinned:
         """What to read now; the last answer's plan while neither table has changed since."""
         with self._lock:
             return self._pin_locked()
-
-    def _pin_and_versions(self) -> tuple[Pinned, tuple[tuple[str, str], ...]]:
-        """``_pin``, and every table's version (metadata file) read with it."""
-        with self._lock:
-            pinned = self._pin_locked()
-            return pinned, (self._pinned[0] if self._pinned is not None else ())
 
     def _pin_locked(self) -> Pinned:
         if self._fixed is not None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from lineage.console.actions import stamp_headers
 from lineage.console.app import Console
 from lineage.console.filters import name_of, when
 from lineage.console.paging import PAGE_SIZE, view
@@ -112,6 +113,12 @@ def test_register_download_carries_the_stamp_of_its_read(client_for: Clients) ->
     assert r.status_code == 200 and r.headers["lineage-holdings-behind"].isdigit()
     snapshot = r.headers["lineage-store-snapshot"]
     assert snapshot.lstrip("-").isdigit() and snapshot in analyst.get("/registers").text
+
+
+def test_stamp_headers_let_only_printable_ascii_through() -> None:
+    """A line break, a control character or a non-ASCII letter in a stamp never reaches a header as itself."""
+    headers = stamp_headers({"updating": "failed:\r\nSet-Cookie: x=1\x00\x1b é", "store_snapshot": -12, "lag": None})
+    assert headers == {"Lineage-Updating": "failed: Set-Cookie: x=1?? ?", "Lineage-Store-Snapshot": "-12"}
 
 
 def test_retention_section_explains_the_two_rules(client_for: Clients) -> None:
