@@ -106,12 +106,16 @@ def _carried_since(metadata: TableMetadata, batch_id: str, since: int | None) ->
     return False if snapshot is not None or since is None else None
 
 
-def _all_present(table: Table, files: list[DataFile]) -> bool:
-    """Whether every one of ``files`` is still there (one look each: a retry's check, not the first try's)."""
+def _all_present(table: Table, location: StoreLocation, files: list[DataFile]) -> bool:
+    """Whether every one of ``files`` is still there (one look each: a retry's check, not the first try's).
+
+    A look that fails is raised, not taken for "gone": writing present files again would unstage a
+    batch another writer may be carrying, and this one would then report its rows unstored.
+    """
     try:
         return all(table.io.new_input(f.file_path).exists() for f in files)
-    except Exception:  # noqa: BLE001 - cannot tell: write them again rather than risk naming a missing file
-        return False
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "checking the data files written for a retry") from None
 
 
 def _in_data_folder(table: Table, path: str) -> bool:
@@ -239,10 +243,13 @@ class TableWriter:
                 if not plan:
                     return []
                 key = tuple(sorted(plan.items()))
-                if written is not None and written[0] == key and not _all_present(table, written[1]):
+                if written is not None and written[0] == key and not _all_present(table, self.location, written[1]):
                     # removed while this writer waited to commit them (``forget`` deletes an uncommitted
                     # file holding the person; orphan removal one past its grace): committed, the table
-                    # would name a missing file and every read of it would fail
+                    # would name a missing file and every read of it would fail. This narrows the
+                    # window, it does not close it: a removal between this look and the commit (or
+                    # on the first try, or of a batch another writer carries) still lands
+                    # (known; forget would have to spare files a writer may still commit)
                     log.warning("data files written for a retry were removed meanwhile: written again")
                     written = None
                     if mine is not None:

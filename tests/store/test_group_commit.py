@@ -254,14 +254,14 @@ def test_a_staged_batch_whose_file_is_gone_is_dropped_not_referenced(tmp_path: P
     assert offset_key(ORIGIN, 0) not in location.load().properties
 
 
-@pytest.mark.parametrize("contended", [False, True])
-def test_a_retry_writes_again_the_files_removed_while_it_waited(tmp_path: Path, contended: bool) -> None:
-    """Files deleted before a lost race's retry (forget, orphan removal) are written again, never named missing."""
+@pytest.mark.parametrize("group_commit", [False, True])
+def test_a_retry_writes_again_the_files_removed_while_it_waited(tmp_path: Path, group_commit: bool) -> None:
+    """Files deleted before a lost race's retry (forget, orphan removal) are written again, not named missing."""
     location = StoreLocation.embedded(tmp_path / "store")
-    a, b = TableWriter(location, ORIGIN, member="a"), TableWriter(location, ORIGIN, member="b")
+    a = TableWriter(location, ORIGIN, member="a", group_commit=group_commit)  # its retry staged, or not
+    b = TableWriter(location, ORIGIN, member="b")
     a.claim([0])
     b.claim([1])
-    a._contended = contended  # staged (for b to carry) or not
 
     def lose_and_lose_the_files() -> None:
         b.group_commit = False  # b commits its own batch only: a's must be retried by a
