@@ -13,7 +13,10 @@ by running it again with the same identifiers (every step finds what is left to 
 3. files: those the expired snapshots referred to and the current ones do not are deleted; so is any
    data file nothing refers to that holds an identifier (left by a run killed between 2 and 3), any
    manifest nothing refers to whose column bounds are one (a run killed before its delete committed),
-   and any other unreferenced file older than ``grace_s`` (what ``compact`` calls an orphan);
+   and any other unreferenced file older than ``grace_s`` (what ``compact`` calls an orphan). An
+   unreferenced file holding the person that is younger than ``grace_s`` may be a consumer's, about
+   to be committed (deleted, the table would name a missing file): it is spared, and once the grace
+   has passed the steps run again, removing the rows it brought if it was committed, or the file if not;
 4. the certificate (``certificate.py``) is appended by the caller once this returns.
 
 A linked identifier in ``linked_subject_ids`` always belongs to an event whose ``subject_id`` is
@@ -86,29 +89,56 @@ def forget_rows(
     """
     ids = sorted(set(identifiers))
     wanted = set(digests) | {digest(i) for i in ids}
+    events_rows = holdings_rows = rewritten = expired = removed = 0
+    pins: list[str] = []
     with private_files():
-        events_rows, events_files = delete_rows(location, EVENTS, column_in("subject_id", ids))
-        holdings_rows = holdings_files = 0
-        if try_load_holdings(location) is not None:
-            holdings_rows, holdings_files = delete_rows(
-                location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids)
-            )
-        expired = removed = 0
-        pins: list[str] = []
-        tables = (EVENTS, HOLDINGS) if try_load_holdings(location) is not None else (EVENTS,)
-        for name in tables if events_rows or holdings_rows or resumed else ():
-            done, gone_pins, removed_here = drop_history(location, name, (ids, digest, wanted), grace_s)
-            expired += done
-            pins += gone_pins
-            removed += removed_here
+        for round_ in range(_ROUNDS):
+            found_events, events_files = delete_rows(location, EVENTS, column_in("subject_id", ids))
+            found_holdings = holdings_files = 0
+            if try_load_holdings(location) is not None:
+                found_holdings, holdings_files = delete_rows(
+                    location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids)
+                )
+            events_rows, holdings_rows = events_rows + found_events, holdings_rows + found_holdings
+            rewritten += events_files + holdings_files
+            spared_until = 0.0
+            tables = (EVENTS, HOLDINGS) if try_load_holdings(location) is not None else (EVENTS,)
+            for name in tables if events_rows or holdings_rows or resumed else ():
+                done, gone_pins, removed_here, young = drop_history(location, name, (ids, digest, wanted), grace_s)
+                expired += done
+                pins += gone_pins
+                removed += removed_here
+                spared_until = max(spared_until, young)
+            if not spared_until:
+                break
+            if round_ + 1 == _ROUNDS:
+                log.warning("forget: a file a consumer wrote still holds the person: run forget again")
+                break
+            # a consumer's file about to be committed, or one a killed writer left: either way, known
+            # once the grace has passed (the promise orphan removal rests on too)
+            left = max(0.0, spared_until - time.time())
+            log.warning("forget: a file holding the person is younger than the grace (%.0f s) and may be a "
+                        "consumer's, about to be committed: waiting %.0f s, then removing it or the rows it "
+                        "brought", grace_s, left)  # fmt: skip
+            _wait_out(left)
     return Forgotten(
         events_rows=events_rows,
         holdings_rows=holdings_rows,
-        files_rewritten=events_files + holdings_files,
+        files_rewritten=rewritten,
         snapshots_expired=expired,
         files_removed=removed,
         pins_removed=tuple(pins),
     )
+
+
+#: passes of the steps at most: the first, and one after each grace a young file holding the person was spared
+_ROUNDS = 3
+
+
+def _wait_out(seconds: float) -> None:
+    """Wait for a spared file's grace to pass."""
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def column_in(name: str, values: Sequence[str]) -> BooleanExpression:
@@ -182,11 +212,12 @@ _Person = tuple[list[str], Callable[[str], str], set[str]]  # identifiers, the k
 
 def drop_history(
     location: StoreLocation, name: str, person: _Person | None, grace_s: float
-) -> tuple[int, list[str], int]:
+) -> tuple[int, list[str], int, float]:
     """Expire every snapshot of ``name`` but the current one (unpinning them), delete their files.
 
-    ``person``: unreferenced files holding them go too, however young (None: only those past ``grace_s``).
-    Returns (snapshots expired, pins removed, files deleted).
+    ``person``: unreferenced files holding them go too; one younger than ``grace_s`` is spared (a writer
+    may be about to commit it). Returns (snapshots expired, pins removed, files deleted, and the time
+    the youngest spared file's grace ends, 0.0 if none was).
     """
     pins = _unpin(location, name)
     expired, before = _expire_all_but_current(location, name)
@@ -198,10 +229,16 @@ def drop_history(
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "listing the table's files") from None
     removed = 0
+    spared = 0.0
+    cutoff = time.time() - grace_s
     for info in found:
         if info.type != pafs.FileType.File or info.path in now:
             continue
-        if info.path in before or (person is not None and _orphan_holds(table, location, fs, info.path, person)):
+        holds = info.path not in before and person is not None and _orphan_holds(table, location, fs, info.path, person)
+        if holds and (mtime := _mtime(info)) > cutoff:
+            spared = max(spared, mtime + grace_s)
+            continue
+        if info.path in before or holds:
             try:
                 fs.delete_file(info.path)
                 removed += 1
@@ -210,7 +247,12 @@ def drop_history(
             except Exception as exc:  # noqa: BLE001
                 raise store_error(exc, location, "deleting a file that held a forgotten person") from None
     removed += remove_orphans(location, grace_s=grace_s, table_name=name)
-    return expired, pins, removed
+    return expired, pins, removed, spared
+
+
+def _mtime(info: pafs.FileInfo) -> float:
+    """When a file was last written (now when the filesystem does not say: counted young)."""
+    return info.mtime.timestamp() if info.mtime is not None else time.time()
 
 
 def _unpin(location: StoreLocation, name: str) -> list[str]:

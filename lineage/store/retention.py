@@ -148,7 +148,7 @@ def retire_events(
         # a run killed after its delete left the flag: the history (older snapshots, their files) is
         # what is left to drop, even if the expiry was done and only unreferenced files remain
         if rows or location.load().properties.get(_PENDING):
-            expired, pins, removed = drop_history(location, EVENTS, None, grace_s)
+            expired, pins, removed, _ = drop_history(location, EVENTS, None, grace_s)
             _done(location)
     log.info("retention rows=%d files=%d expired=%d removed=%d", rows, files, expired, removed)
     return Retired(

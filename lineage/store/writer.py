@@ -244,12 +244,10 @@ class TableWriter:
                     return []
                 key = tuple(sorted(plan.items()))
                 if written is not None and written[0] == key and not _all_present(table, self.location, written[1]):
-                    # removed while this writer waited to commit them (``forget`` deletes an uncommitted
-                    # file holding the person; orphan removal one past its grace): committed, the table
-                    # would name a missing file and every read of it would fail. This narrows the
-                    # window, it does not close it: a removal between this look and the commit (or
-                    # on the first try, or of a batch another writer carries) still lands
-                    # (known; forget would have to spare files a writer may still commit)
+                    # removed while this writer waited to commit them (orphan removal once they passed
+                    # its grace: a retry can wait that long under contention): committed, the table
+                    # would name a missing file and every read of it would fail. ``forget`` spares a
+                    # young file; a removal between this look and the commit is not caught here
                     log.warning("data files written for a retry were removed meanwhile: written again")
                     written = None
                     if mine is not None:
