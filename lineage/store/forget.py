@@ -112,11 +112,16 @@ def forget_rows(
             if not spared_until:
                 break
             if round_ + 1 == _ROUNDS:
-                log.warning("forget: a file a consumer wrote still holds the person: run forget again")
-                break
+                # never certified done while a file holds the person: the certificate stays "begun"
+                raise StoreConflictError(
+                    f"forget: consumers kept writing files holding the person through {_ROUNDS} passes: stop "
+                    "their sources and run forget again with the same case",
+                    path=location.describe(),
+                )
             # a consumer's file about to be committed, or one a killed writer left: either way, known
-            # once the grace has passed (the promise orphan removal rests on too)
-            left = max(0.0, spared_until - time.time())
+            # once the grace has passed (the promise orphan removal rests on too); never more than the
+            # grace, whatever the file system's clock says of the file
+            left = min(grace_s, max(0.0, spared_until - time.time()))
             log.warning("forget: a file holding the person is younger than the grace (%.0f s) and may be a "
                         "consumer's, about to be committed: waiting %.0f s, then removing it or the rows it "
                         "brought", grace_s, left)  # fmt: skip

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import lineage.store.forget as forget
+from lineage.answers.forget import forget_person
+from lineage.errors import LineageError
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.store import Store, StoreLocation, TableWriter
+from lineage.store.certificate import STARTED, certificates
 from lineage.store.forget import forget_rows
 from tests.store.test_fencing import _rows
 from tests.store.test_group_commit import _before_commit
 
 ORIGIN = "inflight.topic"
 PERSON = "user-7"  # in both writers' batches: offset 7 of each
+GRACE = 600.0  # the consumer's file is seconds old at most, even on a loaded machine
 
 
 def _digest(identifier: str) -> str:
@@ -32,26 +38,26 @@ def test_a_consumers_file_in_flight_is_spared_and_the_rows_it_brings_are_forgott
     b.commit({1: _rows(0, 9)})  # the person's first event, stored
 
     spared, committed, done = threading.Event(), threading.Event(), threading.Event()
-    wait = forget._wait_out
     written: list[Path] = []  # a's file, written and not yet committed when forget begins
     in_flight: list[bool] = []
 
     def after_a_commits(seconds: float) -> None:
         in_flight.append(bool(written) and all(p.exists() for p in written))
         spared.set()
-        assert committed.wait(60)  # the consumer commits while forget waits out the grace
-        wait(seconds)
+        # the consumer commits while forget waits out the grace (not waited here: once committed,
+        # the file is no orphan and the next pass takes the rows it brought)
+        assert committed.wait(60) and 0 < seconds <= GRACE
 
-    monkeypatch.setattr(forget, "_wait_out", after_a_commits)
+    monkeypatch.setattr(forget, "_wait_out", after_a_commits, raising=False)  # (raising: for the parent commit)
     found: list[int] = []
 
     def forget_the_person() -> None:
-        found.append(forget_rows(location, [PERSON], digest=_digest, grace_s=2.0).events_rows)
+        found.append(forget_rows(location, [PERSON], digest=_digest, grace_s=GRACE).events_rows)
         done.set()
 
     runner = threading.Thread(target=forget_the_person)
     # a has written its file (holding the person's second event) and is about to commit it
-    _before_commit(a, lambda: (written.extend(_uncommitted(location)), runner.start(), spared.wait(60)))
+    _before_commit(a, lambda: (written.extend(_uncommitted(location)), runner.start(), _first(spared, done)))
     stored = a.commit({0: _rows(5, 9)})
     committed.set()
     assert done.wait(120)
@@ -66,8 +72,41 @@ def test_a_consumers_file_in_flight_is_spared_and_the_rows_it_brings_are_forgott
     assert found == [2]  # both of the person's events, the one brought by the file in flight too
 
 
+def _first(*events: threading.Event) -> None:
+    """Wait until one of ``events`` is set (forget spared the file, or finished without sparing it)."""
+    deadline = time.monotonic() + 120
+    while not any(e.is_set() for e in events):
+        assert time.monotonic() < deadline, "forget neither spared the file nor finished"
+        events[0].wait(0.05)
+
+
 def _uncommitted(location: StoreLocation) -> list[Path]:
     """The events table's data files no snapshot refers to (a consumer's, written and not yet committed)."""
     table = location.load()
     referenced = {f.file.file_path.removeprefix("file://") for f in table.scan().plan_files()}
     return [p for p in Path(location.warehouse).rglob("*.parquet") if str(p) not in referenced]
+
+
+def test_a_consumer_writing_through_every_pass_leaves_the_forget_begun_not_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file holding the person before each pass: forget stops in one line, never certified done."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    b = TableWriter(location, ORIGIN, member="b")
+    b.claim([1])
+    b.commit({1: _rows(0, 9)})
+    a = TableWriter(location, ORIGIN, member="a")
+    a.claim([0])
+    writes = _rows(5, 9)
+
+    def another_file(seconds: float) -> None:  # a consumer's next file, written and not yet committed
+        list(a._write_files(location.load(), {0: writes}, {0: 4}))
+
+    monkeypatch.setattr(forget, "_wait_out", another_file, raising=False)
+    another_file(0)
+    with pytest.raises(LineageError) as refused:
+        forget_person(Store(location), [PERSON], case_ref="C-9", digest=_digest, kafka_bound="-", grace_s=GRACE,
+                      refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
+    assert "run forget again with the same case" in str(refused.value) and PERSON not in str(refused.value)
+    found = certificates(location, [_digest(PERSON)])
+    assert [c.status for c in found] == [STARTED]  # "begun, not finished": never "done"
