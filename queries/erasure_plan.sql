@@ -2,9 +2,10 @@
 -- that ever held the subject's data, what it still holds, and the status: done (nothing left),
 -- on hold (everything still held is under a HOLD erasure event, a legal retention duty, with the
 -- reason), or pending.
--- Parameters: $ids (every identifier of the subject), $as_of, $buckets (the ids' holdings buckets),
--- $files and $event_files (the holdings and event files that may hold them: lineage.store.file_bounds;
--- NULL: every file).
+-- Reads `subject_holdings` and `subject_events` (subject_holdings.sql, subject_events.sql), as the
+-- access request does: a person page asks for both answers and reads the person's files once.
+-- A holding's arrivals all end together, so its runs' categories and ends are those of its rows.
+-- Parameters: none (the subject and time are bound when those two are made).
 WITH
     per_holder AS (
         SELECT
@@ -14,8 +15,7 @@ WITH
             list_sort(list_distinct(list(category))) AS categories,
             list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
             max(ended_at) AS last_erased_at
-        FROM runs($as_of, files := $files)
-        WHERE list_contains($ids, subject) AND list_contains($buckets, bucket)
+        FROM subject_holdings
         GROUP BY holder
     ),
     holds AS (
@@ -23,10 +23,8 @@ WITH
             holder_name AS holder,
             string_agg(DISTINCT hold_reason, '; ') AS hold_reason,
             flatten(list(categories)) AS hold_categories
-        FROM events_by_file
-        WHERE event_type = 'ERASED' AND erasure_outcome = 'HOLD' AND scope = 'SUBJECT'
-          AND occurred_at <= $as_of AND list_contains($ids, subject_id)
-          AND ($event_files IS NULL OR list_contains($event_files, data_file))
+        FROM subject_events
+        WHERE event_type = 'ERASED' AND erasure_outcome = 'HOLD'
         GROUP BY holder_name
     )
 SELECT

@@ -72,12 +72,9 @@ def access_request(
 def _access(
     q: Session, identifier: str, ids: list[str], taxonomy: Taxonomy, as_of: datetime, links_as_known_then: bool
 ) -> AccessReport:
-    params = {"ids": ids, "as_of": as_of}
-    # computed once, read by the next two; ``files``: the data files that may hold the person alone
-    q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
+    _read_person(q, ids, as_of)
     holdings = q.rows("access_holdings")
     recipients = q.rows("access_recipients")
-    q.execute("subject_events", {**params, "files": q.event_files_of(ids)})  # read by the next two
     events = q.rows("access_events")
     sources = q.rows("access_sources", {"as_of": as_of, "files": q.bulk_event_files()})
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
@@ -144,21 +141,42 @@ def person_answers(
 ) -> tuple[AccessReport, ErasurePlan]:
     """The access report and the erasure plan of one person (links known now), as the two functions give them.
 
-    One session, and the person's identifiers linked once for both (a person page asks for both).
+    One session: the person's identifiers linked once, and their rows read once, for both (a person
+    page asks for both).
     """
     check_identifier(identifier)
     as_of = as_of or now()
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier)
-        return _access(q, identifier, ids, taxonomy, as_of, False), _erasure(q, identifier, ids, taxonomy, as_of, False)
+        report = _access(q, identifier, ids, taxonomy, as_of, False)
+        return report, _erasure(q, identifier, ids, taxonomy, as_of, False, read=True)
+
+
+def _read_person(q: Session, ids: list[str], as_of: datetime) -> None:
+    """Make the session's ``subject_holdings`` and ``subject_events``, which both answers' queries read.
+
+    Each reads only the data files that may hold the person (their footers' bounds).
+    """
+    params = {"ids": ids, "as_of": as_of}
+    q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
+    q.execute("subject_events", {**params, "files": q.event_files_of(ids)})
 
 
 def _erasure(
-    q: Session, identifier: str, ids: list[str], taxonomy: Taxonomy, as_of: datetime, links_as_known_then: bool
+    q: Session,
+    identifier: str,
+    ids: list[str],
+    taxonomy: Taxonomy,
+    as_of: datetime,
+    links_as_known_then: bool,
+    *,
+    read: bool = False,
 ) -> ErasurePlan:
-    files = {"files": q.holdings_files_of(ids), "event_files": q.event_files_of(ids)}
-    holders = q.rows("erasure_plan", {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids), **files})
+    """The plan; ``read``: the session already holds the person's rows as of ``as_of`` (``_read_person``)."""
+    if not read:
+        _read_person(q, ids, as_of)
+    holders = q.rows("erasure_plan")
     return ErasurePlan(
         identifier,
         as_of,
