@@ -240,7 +240,9 @@ def drop_history(
         if info.type != pafs.FileType.File or info.path in now:
             continue
         holds = info.path not in before and person is not None and _orphan_holds(table, location, fs, info.path, person)
-        if holds and (mtime := _mtime(info)) > cutoff:
+        # grace 0: the caller says no writer runs, so no file is young, whatever the file system's
+        # clock says of it (one ahead of ours made every pass spare it)
+        if holds and grace_s > 0 and (mtime := _mtime(info)) > cutoff:
             spared = max(spared, mtime + grace_s)
             continue
         if info.path in before or holds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -110,3 +111,26 @@ def test_a_consumer_writing_through_every_pass_leaves_the_forget_begun_not_done(
     assert "run forget again with the same case" in str(refused.value) and PERSON not in str(refused.value)
     found = certificates(location, [_digest(PERSON)])
     assert [c.status for c in found] == [STARTED]  # "begun, not finished": never "done"
+
+
+def test_grace_zero_removes_a_file_holding_the_person_whatever_its_clock_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--grace 0 (no writer runs): an orphan holding the person dated an hour ahead goes at once, no wait."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    b = TableWriter(location, ORIGIN, member="b")
+    b.claim([1])
+    b.commit({1: _rows(0, 9)})
+    a = TableWriter(location, ORIGIN, member="a")
+    a.claim([0])
+    list(a._write_files(location.load(), {0: _rows(5, 9)}, {0: 4}))  # a killed writer's file
+    (orphan,) = _uncommitted(location)
+    ahead = time.time() + 3600  # as a file system whose clock runs ahead (an S3 server's) dates it
+    os.utime(orphan, (ahead, ahead))
+
+    def no_wait(seconds: float) -> None:
+        raise AssertionError(f"forget waited {seconds} s with grace 0")
+
+    monkeypatch.setattr(forget, "_wait_out", no_wait, raising=False)
+    found = forget_rows(location, [PERSON], digest=_digest, grace_s=0.0)
+    assert found.events_rows == 1 and not orphan.exists()
