@@ -1,4 +1,4 @@
-"""The console's database (its only SQLAlchemy module): accounts, sessions, sign-ins, audit, cases, breaches.
+"""The console's database (its only SQLAlchemy module): accounts, sessions, sign-ins, audit, cases, breaches, registers.
 
 Embedded by default (a SQLite file, mode 600, beside the store's catalog) or PostgreSQL for many
 hosts (``console_db``; the password only from ``LINEAGE_CONSOLE_DB_PASSWORD`` or its ``_FILE``).
@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS console_breach_affected (
   breach_id TEXT NOT NULL, seq INTEGER NOT NULL, subject TEXT NOT NULL, jurisdiction TEXT, age_band TEXT,
   category TEXT NOT NULL, holder TEXT NOT NULL, reached_at TEXT NOT NULL, encrypted INTEGER NOT NULL,
   PRIMARY KEY (breach_id, seq));
+CREATE TABLE IF NOT EXISTS console_registers (
+  key TEXT PRIMARY KEY, snapshot BIGINT, holdings_snapshot BIGINT, computed DOUBLE PRECISION NOT NULL,
+  body TEXT NOT NULL);
 """
 _AUDIT_COLUMNS = (
     "at TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, "

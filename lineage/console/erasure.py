@@ -25,7 +25,7 @@ from lineage.console.db import HASHED, Tx, hashed_subject
 __all__ = ["Redacted", "redact_person"]
 
 #: the tables rewritten (our names: never input)
-_RECLAIMED = ("console_audit", "console_breach_affected", "console_cases")
+_RECLAIMED = ("console_audit", "console_breach_affected", "console_cases", "console_registers")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from lineage.answers import BreachReport
 from lineage.answers.forget import case_ref_checked, forget_person, kafka_copies
+from lineage.console import kept as kept_registers
 from lineage.console.db import ConsoleDB
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("lineage.console.service")
+
+# registers kept in memory: the read they came from (events, holdings snapshot), when (monotonic), and them
+_Kept = tuple[tuple[int | None, int | None], float, dict[str, Any]]
 
 #: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
 DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
@@ -157,13 +161,15 @@ class Service:
         # two at once on the machine's cores; the rest of the MAX_JOBS accepted wait their turn in the pool
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="breach")
         # the last registers computed: the read they came from, when (monotonic), and the answer
-        self._registers: tuple[tuple[int | None, int | None], float, dict[str, Any]] | None = None
+        self._registers: _Kept | None = None
         self._registers_lock = threading.Lock()  # guards the three below, never held while computing
         self._computing = threading.Lock()  # one computation at a time: a later one reads a newer state
+        self._loading = threading.Lock()  # one reading of the registers kept in the database at a time
         self._registers_epoch = 0  # moved by a forget: a computation begun before it is not kept
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
         self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
         self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
+        self._registers_key = kept_registers.fingerprint(taxonomy, self.policies)  # theirs in the database
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -375,6 +381,8 @@ class Service:
         with self._registers_lock:
             kept = self._registers
         if kept is None:
+            kept = self._registers_from_db()
+        if kept is None:
             return self._fresh_registers()
         held = hold(self.store)
         read = (held.snapshot_id, held.holdings_snapshot_id)
@@ -390,6 +398,35 @@ class Service:
         with self._registers_lock:
             self._registers = None
             self._registers_epoch += 1
+        try:  # another worker's too (it checks the store before showing its own: they are never shown)
+            kept_registers.drop(self.db)
+        except LineageError as exc:
+            _log.warning("registers: could not delete the kept ones: %s", _first_line(exc))
+
+    def _registers_from_db(self) -> _Kept | None:
+        """Registers another process (a worker, the last start) computed, kept in memory now; None if none."""
+        with self._loading:  # views arriving together read and decode them once
+            with self._registers_lock:
+                epoch, kept = self._registers_epoch, self._registers
+            return kept if kept is not None else self._load_registers(epoch)
+
+    def _load_registers(self, epoch: int) -> _Kept | None:
+        """``_registers_from_db``'s reading (hold ``_loading``); kept unless a forget came since ``epoch``."""
+        try:
+            found = kept_registers.load(self.db, self._registers_key)
+        except LineageError as exc:  # the database failed: computed here, as before they were kept there
+            _log.warning("registers: could not read the kept ones: %s", _first_line(exc))
+            return None
+        if found is None:
+            return None
+        age = max(0.0, time.time() - found.computed)
+        kept = (found.read, time.monotonic() - age, found.found)
+        with self._registers_lock:
+            if self._registers_epoch != epoch:  # a forget came meanwhile
+                return None
+            if self._registers is None:
+                self._registers = kept
+            return self._registers
 
     def _kept_while_renewing(self, found: dict[str, Any]) -> dict[str, Any]:
         """The kept registers, marked ``updating``, with one computation of newer ones started behind them."""
@@ -422,7 +459,7 @@ class Service:
                 self._compute_and_keep(epoch)
             self._renew_failed = None
         except LineageError as exc:  # the store failed meanwhile: the next view tries again
-            self._renew_failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._renew_failed = _first_line(exc)
             _log.warning("registers: could not compute newer ones: %s", self._renew_failed)
         except Exception as exc:  # a bug: its type only (the message may hold data), the old registers kept
             self._renew_failed = f"internal error ({type(exc).__name__})"
@@ -431,11 +468,34 @@ class Service:
     def _compute_and_keep(self, epoch: int) -> dict[str, Any]:
         """The registers of the current read, kept unless a forget came since ``epoch`` (hold ``_computing``)."""
         held = hold(self.store)
-        found = self._compute_registers(held)
+        read = (held.snapshot_id, held.holdings_snapshot_id)
+        stored = self._registers_from_db_of(read)
+        found = stored if stored is not None else self._compute_registers(held)
         with self._registers_lock:
-            if self._registers_epoch == epoch:
-                self._registers = ((held.snapshot_id, held.holdings_snapshot_id), time.monotonic(), found)
+            keep = self._registers_epoch == epoch
+            if keep:
+                self._registers = (read, time.monotonic(), found)
+        if keep and stored is None:
+            self._save_registers(kept_registers.KeptRegisters(read, time.time(), found))
         return found
+
+    def _registers_from_db_of(self, read: tuple[int | None, int | None]) -> dict[str, Any] | None:
+        """The kept registers in the database if another process computed them from ``read`` and lately."""
+        try:
+            found = kept_registers.load(self.db, self._registers_key)
+        except LineageError:
+            return None  # computed here; _registers_from_db says why on the next view that reads them
+        fresh = found is not None and time.time() - found.computed < REGISTERS_KEPT_S
+        return found.found if fresh and found is not None and found.read == read else None
+
+    def _save_registers(self, kept: kept_registers.KeptRegisters) -> None:
+        """Keep the registers in the database for the other workers and the next start (a failure is logged)."""
+        try:
+            kept_registers.save(self.db, self._registers_key, kept)
+        except TypeError as exc:  # a value JSON cannot carry: kept in this process only
+            _log.warning("registers: not kept in the console database (%s)", exc)
+        except LineageError as exc:
+            _log.warning("registers: not kept in the console database: %s", _first_line(exc))
 
     def _compute_registers(self, held: Store) -> dict[str, Any]:
         """The registers of one held read (``registers`` keeps them)."""
@@ -453,6 +513,11 @@ class Service:
         """Stop taking jobs; wait for running ones (and for registers being computed)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._renewer.shutdown(wait=True, cancel_futures=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's message's first line (its type's name if it has none), for one log line."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _process_alive(pid: str) -> bool:

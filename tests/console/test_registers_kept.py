@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,8 +16,10 @@ import lineage.console.service as console_service
 import lineage.service.answers as service_answers  # where every door's registers are answered
 from lineage import Party
 from lineage.codec import Codec
-from lineage.console.app import Console
+from lineage.console import kept
+from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB
+from lineage.console.server import build_console
 from lineage.console.service import Service
 from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
@@ -24,7 +27,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.forget import column_in, delete_rows
 from lineage.store.tables import EVENTS
-from tests.console.conftest import TAXONOMY
+from tests.console.conftest import TAXONOMY, World, sign_in
 from tests.fixtures import T0
 
 
@@ -157,3 +160,83 @@ def test_after_rows_are_removed_the_kept_registers_are_never_shown_again(tmp_pat
     finally:
         service.close()
         db.close()
+
+
+def test_another_worker_shows_the_registers_kept_in_the_database_without_computing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second worker (or a restart) shows the first one's registers: as they are on the same read, updating after."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    first = Service(Store(location), TAXONOMY, db=db)
+    try:
+        computed = first.registers()
+    finally:
+        first.close()
+    calls = _counted(monkeypatch)
+    second = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert second.registers() == computed and len(calls) == 0  # same read: shown as computed, not computed
+    finally:
+        second.close()
+    _store(location, [_shared("b", 1)], first=1)  # only added since
+    third = Service(Store(location), TAXONOMY, db=db)
+    try:
+        shown = third.registers()
+        assert "updating" in shown["stamp"] and shown["stamp"]["store_snapshot"] == computed["stamp"]["store_snapshot"]
+        _renewed(third)
+        assert _individuals(third) == 2 and len(calls) == 1
+    finally:
+        third.close()
+        db.close()
+
+
+def test_registers_kept_in_the_database_are_never_shown_after_rows_were_removed(tmp_path: Path) -> None:
+    """After a delete in the store (a forget, retention) a new worker computes anew; a forget deletes them."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    first = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(first) == 2
+    finally:
+        first.close()
+    delete_rows(location, EVENTS, column_in("subject_id", ["a"]))  # not an append: rows may be a person's
+    HoldingsMaintainer(location).refresh(rebuild=True)
+    second = Service(Store(location), TAXONOMY, db=db)
+    try:
+        shown = second.registers()
+        assert "updating" not in shown["stamp"] and _individuals(second) == 1
+        with db.tx() as tx:
+            assert tx.one("SELECT count(*) AS n FROM console_registers") == {"n": 1}
+        second.forget_registers()  # as the console's forget does
+        with db.tx() as tx:
+            assert tx.one("SELECT count(*) AS n FROM console_registers") == {"n": 0}
+    finally:
+        second.close()
+        db.close()
+
+
+def test_the_registers_page_of_kept_registers_reads_as_the_computed_one(
+    world: World, console: Console, client_for: Callable[[str | None], TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every organisation's registers, kept in the database and read back by another worker: the same page and API."""
+    found = console.service.registers()
+    assert kept.decode(kept.encode(found)) == found  # tuples and times come back as they were
+    analyst = client_for("analyst")
+    page, api = analyst.get("/registers").text, analyst.get("/api/registers").json()
+    calls = _counted(monkeypatch)
+    other = build_console(world.store, TAXONOMY, console.service.db, policies=world.policies)  # type: ignore[arg-type]
+    try:
+        with TestClient(create_app(other), base_url="http://127.0.0.1") as client:
+            sign_in(client, "analyst")
+            assert _without_csrf(client.get("/registers").text) == _without_csrf(page)
+            assert client.get("/api/registers").json() == api
+        assert len(calls) == 0  # read from the database, not computed
+    finally:
+        other.service.close()
+
+
+def _without_csrf(html: str) -> str:
+    return re.sub(r'name="csrf" value="[^"]+"', "", html)
