@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lineage.contract.records import make_record
+from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.store import PartitionRows, Store, StoreLocation, TableWriter
+from lineage.store.holdings import load_holdings
 from lineage.store.writer import _Transaction
 
 
@@ -54,3 +56,19 @@ def test_many_commits_store_every_offset_once(tmp_path: Path) -> None:
     store = Store(location)
     assert store.count() == 200
     assert sorted(store.event_ids()) == sorted(set(store.event_ids()))
+
+
+def test_opening_an_existing_table_to_write_leaves_no_metadata_file_behind(tmp_path: Path) -> None:
+    """Every holdings refresh opens its table with create: no unreferenced metadata file is written each time."""
+    location = StoreLocation.embedded(tmp_path)
+    writer = TableWriter(location, "origin.topic")
+    writer.claim([0])
+    maintainer = HoldingsMaintainer(location)
+    for first in (0, 10, 20):
+        writer.commit({0: _batch(first, 10)})
+        maintainer.refresh()
+    for table in (location.load(), load_holdings(location)):
+        kept = {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}
+        folder = Path(table.metadata_location.removeprefix("file://")).parent
+        written = {f"file://{p}" for p in folder.glob("*.metadata.json")}
+        assert written - kept == set(), "a metadata file no version of the table refers to"
