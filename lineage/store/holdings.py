@@ -211,9 +211,12 @@ def _batches(engine: HoldingsEngine, changed: Changes | None, size: int = 200_00
                 yield ("link", person, None, None, link.at, link.a, *nothing[1:], link.b, IDS)
             for ident, person in sorted(engine.persons()):
                 yield ("person", ident, None, None, None, *nothing, person, IDS)
+        subject, bucket = None, 0
         for r in engine.runs_by_subject(None if changed is None else changed.subjects):
+            if r.subject != subject:  # a subject's runs come together: its bucket hashed once (~15% of this)
+                subject, bucket = r.subject, bucket_of(r.subject)
             yield ("run", r.subject, r.category, r.holder, r.arrived, r.via, r.flow, r.first_seq, r.last_seq,
-                   r.ended, r.ended_by, *r.prov, None, None, None, bucket_of(r.subject))  # fmt: skip
+                   r.ended, r.ended_by, *r.prov, None, None, None, bucket)  # fmt: skip
 
     it = rows()
     while chunk := list(islice(it, size)):
