@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS console_breach_affected (
   category TEXT NOT NULL, holder TEXT NOT NULL, reached_at TEXT NOT NULL, encrypted INTEGER NOT NULL,
   PRIMARY KEY (breach_id, seq));
 CREATE TABLE IF NOT EXISTS console_registers (
-  key TEXT PRIMARY KEY, snapshot BIGINT, holdings_snapshot BIGINT, computed DOUBLE PRECISION NOT NULL,
+  key TEXT PRIMARY KEY, snapshot BIGINT, holdings_snapshot BIGINT, erasures TEXT, computed DOUBLE PRECISION NOT NULL,
   body TEXT NOT NULL);
 """
 _AUDIT_COLUMNS = (

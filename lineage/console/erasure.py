@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from lineage.console import kept as kept_registers
 from lineage.console.audit import Audit
 from lineage.console.cases import Cases
 from lineage.console.db import HASHED, Tx, hashed_subject
@@ -50,6 +51,7 @@ def redact_person(
         entries = _hash_subjects(tx, "console_audit", audit.subject_digest, wanted)
         rows = _hash_subjects(tx, "console_breach_affected", audit.subject_digest, wanted)
     answers = Cases(audit.db, audit.subject_digest).erase_answers(wanted, case_ref)
+    kept_registers.drop(audit.db)  # they may count the person or name their events; the console's or the CLI's forget
     audit.record(actor, role, "audit.redacted", client, case_ref=case_ref,
                  detail=f"identifiers replaced by their keyed hash: {entries} audit entries, {rows} breach "
                         f"rows; {answers} case answers erased")  # fmt: skip

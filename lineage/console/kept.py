@@ -5,7 +5,8 @@ They take ~15-20 s at 1M subjects. Kept in one process's memory only, each worke
 anything. Here the last ones computed by any process are kept under what they were computed with
 (this format, lineage's version, the taxonomy and the policies), with the read they came from; the
 console shows them by the rule it applies to those in memory (``Service.registers``: only while the
-store has only gained events since that read, stamped with it). A forget deletes them.
+store has only gained events since that read and no forget began, stamped with it). A forget deletes
+them (``lineage.console.erasure``, for the console's and the command line's).
 
 What is kept is what the registers page shows: counts per holder, category and route, and the event
 ids the RoPA flags and policy violations name; no identifier of a person.
@@ -31,9 +32,12 @@ _FORMAT = 1
 
 @dataclass(frozen=True, slots=True)
 class KeptRegisters:
-    """Registers as kept: the read they came from (events, holdings snapshot), when (wall clock), and them."""
+    """Registers as kept: the read they came from, when (wall clock), and them.
 
-    read: tuple[int | None, int | None]
+    ``read``: the events and holdings snapshots, and the erasure certificates' version (``Store.erasures_version``).
+    """
+
+    read: tuple[int | None, int | None, str | None]
     computed: float
     found: dict[str, Any]
 
@@ -53,27 +57,27 @@ def fingerprint(taxonomy: Taxonomy, policies: list[Policy]) -> str:
 def load(db: ConsoleDB, key: str) -> KeptRegisters | None:
     """The registers kept under ``key``, or None (none kept, or kept in a form this version cannot read)."""
     with db.tx() as tx:
-        row = tx.one("SELECT snapshot, holdings_snapshot, computed, body FROM console_registers WHERE key = :k",
-                     {"k": key})  # fmt: skip
+        row = tx.one("SELECT snapshot, holdings_snapshot, erasures, computed, body FROM console_registers "
+                     "WHERE key = :k", {"k": key})  # fmt: skip
     if row is None:
         return None
     try:
         found = decode(row["body"])
     except (ValueError, TypeError, KeyError):
         return None
-    read = (_snapshot(row["snapshot"]), _snapshot(row["holdings_snapshot"]))
+    read = (_snapshot(row["snapshot"]), _snapshot(row["holdings_snapshot"]), row["erasures"])
     return KeptRegisters(read, float(row["computed"]), found)
 
 
 def save(db: ConsoleDB, key: str, kept: KeptRegisters) -> None:
     """Keep ``kept`` under ``key``, unless registers computed later are kept already (another worker's)."""
     body = encode(kept.found)
-    params = {"k": key, "s": kept.read[0], "h": kept.read[1], "c": kept.computed, "b": body}
+    params = {"k": key, "s": kept.read[0], "h": kept.read[1], "e": kept.read[2], "c": kept.computed, "b": body}
     with db.tx() as tx:
-        if not tx.run("UPDATE console_registers SET snapshot = :s, holdings_snapshot = :h, computed = :c, body = :b "
-                      "WHERE key = :k AND computed < :c", params):  # fmt: skip
-            tx.run("INSERT INTO console_registers (key, snapshot, holdings_snapshot, computed, body) "
-                   "SELECT :k, :s, :h, :c, :b WHERE NOT EXISTS (SELECT 1 FROM console_registers WHERE key = :k)",
+        if not tx.run("UPDATE console_registers SET snapshot = :s, holdings_snapshot = :h, erasures = :e, "
+                      "computed = :c, body = :b WHERE key = :k AND computed < :c", params):  # fmt: skip
+            tx.run("INSERT INTO console_registers (key, snapshot, holdings_snapshot, erasures, computed, body) "
+                   "SELECT :k, :s, :h, :e, :c, :b WHERE NOT EXISTS (SELECT 1 FROM console_registers WHERE key = :k)",
                    params)  # fmt: skip
 
 

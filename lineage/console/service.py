@@ -55,8 +55,10 @@ __all__ = [
 
 _log = logging.getLogger("lineage.console.service")
 
-# registers kept in memory: the read they came from (events, holdings snapshot), when (monotonic), and them
-_Kept = tuple[tuple[int | None, int | None], float, dict[str, Any]]
+# the read registers come from: the events and holdings snapshots, and the erasure certificates' version
+_Read = tuple[int | None, int | None, str | None]
+# registers kept in memory: the read they came from, when (monotonic), and them
+_Kept = tuple[_Read, float, dict[str, Any]]
 
 #: the events and dead-letter topics a console's erasure certificates name unless told (the settings' defaults)
 DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
@@ -384,11 +386,11 @@ class Service:
             kept = self._registers_from_db()
         if kept is None:
             return self._fresh_registers()
-        held = hold(self.store)
-        read = (held.snapshot_id, held.holdings_snapshot_id)
+        read = self._read_now()[1]
         if kept[0] == read and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
             return kept[2]
-        if kept[0][0] != read[0] and not only_appended(self.store.location, kept[0][0], read[0]):
+        forgot = kept[0][2] != read[2]  # a forget began since (perhaps only of holdings: retired events)
+        if forgot or (kept[0][0] != read[0] and not only_appended(self.store.location, kept[0][0], read[0])):
             self.forget_registers()  # what they show may be gone from the store
             return self._fresh_registers()
         return self._kept_while_renewing(kept[2])
@@ -467,19 +469,30 @@ class Service:
 
     def _compute_and_keep(self, epoch: int) -> dict[str, Any]:
         """The registers of the current read, kept unless a forget came since ``epoch`` (hold ``_computing``)."""
-        held = hold(self.store)
-        read = (held.snapshot_id, held.holdings_snapshot_id)
+        held, read = self._read_now()
         stored = self._registers_from_db_of(read)
         found = stored if stored is not None else self._compute_registers(held)
+        # a forget that began meanwhile (here or on another worker): they may count the person
+        unchanged = stored is not None or self.store.erasures_version() == read[2]
         with self._registers_lock:
-            keep = self._registers_epoch == epoch
+            keep = self._registers_epoch == epoch and unchanged
             if keep:
                 self._registers = (read, time.monotonic(), found)
         if keep and stored is None:
             self._save_registers(kept_registers.KeptRegisters(read, time.time(), found))
         return found
 
-    def _registers_from_db_of(self, read: tuple[int | None, int | None]) -> dict[str, Any] | None:
+    def _read_now(self) -> tuple[Store, _Read]:
+        """The store held for the registers, and its read.
+
+        The certificates' version is looked up first: a forget beginning as the store is held is
+        then never taken as one that began before the read.
+        """
+        erasures = self.store.erasures_version()
+        held = hold(self.store)
+        return held, (held.snapshot_id, held.holdings_snapshot_id, erasures)
+
+    def _registers_from_db_of(self, read: _Read) -> dict[str, Any] | None:
         """The kept registers in the database if another process computed them from ``read`` and lately."""
         try:
             found = kept_registers.load(self.db, self._registers_key)

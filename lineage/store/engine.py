@@ -359,12 +359,20 @@ class Store:
         # the versions now, not those of the read: a forget that began after the read was planned
         # must count (its rows may still be in the read), as must a table made since
         origin = self._origin or self
+        return origin._certificates.of(self.location, self.erasures_version())
+
+    def erasures_version(self) -> str | None:
+        """The erasure certificates table's version now (its metadata file; None: no one was ever forgotten).
+
+        Every forget changes it as it begins, before it removes anything: what was computed from a
+        read under another version may count or name the person (the console's kept registers).
+        """
+        origin = self._origin or self
         with origin._lock:
             if origin._catalog is None:
                 origin._catalog = self.location.catalog()
             catalog = origin._catalog
-        versions = self.location.versions(catalog)
-        return origin._certificates.of(self.location, dict(versions).get(ERASURES))
+        return dict(self.location.versions(catalog)).get(ERASURES)
 
     def _pin(self) -> Pinned:
         """What to read now; the last answer's plan while neither table has changed since."""

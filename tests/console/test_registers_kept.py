@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 import lineage.console.service as console_service
 import lineage.service.answers as service_answers  # where every door's registers are answered
 from lineage import Party
+from lineage.answers.forget import forget_person
 from lineage.codec import Codec
 from lineage.console import kept
 from lineage.console.app import Console, create_app
@@ -26,9 +27,10 @@ from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store.forget import column_in, delete_rows
+from lineage.store.retention import retire_events
 from lineage.store.tables import EVENTS
 from tests.console.conftest import TAXONOMY, World, sign_in
-from tests.fixtures import T0
+from tests.fixtures import T0, run_cli
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -240,3 +242,78 @@ def test_the_registers_page_of_kept_registers_reads_as_the_computed_one(
 
 def _without_csrf(html: str) -> str:
     return re.sub(r'name="csrf" value="[^"]+"', "", html)
+
+
+def _forget(location: StoreLocation, subject: str, case_ref: str) -> None:
+    """``lineage forget`` of one subject, as the command line runs it (no console involved)."""
+    forget_person(Store(location), [subject], case_ref=case_ref, digest=lambda s: f"digest-{s}", kafka_bound="-",
+                  refresh_holdings=HoldingsMaintainer(location).refresh, grace_s=0)  # fmt: skip
+
+
+def test_a_forget_of_holdings_alone_never_shows_the_kept_registers(tmp_path: Path) -> None:
+    """A person whose events were retired, forgotten: only the holdings change; the kept registers go all the same."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    retire_events(location, T0 + timedelta(days=1), refresh_holdings=HoldingsMaintainer(location).refresh)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    first, second = Service(Store(location), TAXONOMY, db=db), Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(first) == 2 and _individuals(second) == 2  # the holdings keep both
+        _forget(location, "a", "C-1")  # the events table is not changed: it holds none of theirs
+        third = Service(Store(location), TAXONOMY, db=db)  # another worker, or a restart
+        try:
+            assert _individuals(third) == 1 and _individuals(second) == 1  # from the database, and in memory
+        finally:
+            third.close()
+    finally:
+        first.close()
+        second.close()
+        db.close()
+
+
+def test_registers_computed_across_a_forget_are_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker's forget during a computation: what it computed (counting the person) is not kept or saved."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    real = service._compute_registers  # noqa: SLF001 - the forget is run inside the computation
+
+    def across_a_forget(held: Store) -> dict[str, Any]:
+        found = real(held)
+        _forget(location, "a", "C-2")
+        kept.drop(db)  # as the other worker's forget does
+        return found
+
+    monkeypatch.setattr(service, "_compute_registers", across_a_forget)
+    try:
+        service.registers()
+        assert kept.load(db, service._registers_key) is None  # noqa: SLF001
+        monkeypatch.setattr(service, "_compute_registers", real)
+        assert _individuals(service) == 1
+    finally:
+        service.close()
+        db.close()
+
+
+def test_the_command_lines_forget_deletes_the_kept_registers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lineage forget` rewrites the console database without the kept registers: no event id of the person is left."""
+    for name in ("LINEAGE_CONSOLE_DB", "LINEAGE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "store"
+    location = StoreLocation.embedded(folder)
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    theirs = Store(location).event_ids()[0]
+    db = ConsoleDB(f"sqlite:///{(folder / 'console.db').resolve()}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert theirs in kept.encode(service.registers())  # a RoPA flag names the event
+    finally:
+        service.close()
+        db.close()
+    code, _, err = run_cli(capsys, "forget", "a", "--case", "C-3", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert theirs not in Store(location).event_ids()  # it was the forgotten person's
+    assert theirs.encode() not in (folder / "console.db").read_bytes()
