@@ -3,7 +3,7 @@
 They take ~15-20 s at 1M subjects. Kept in one process's memory only, each worker of ``lineage serve
 --workers`` and each restart computed them again before its first registers view could show
 anything. Here the last ones computed by any process are kept under what they were computed with
-(this format, lineage's version, the taxonomy and the policies), with the read they came from; the
+(the store, this format, lineage's version, the taxonomy and the policies), with the read they came from; the
 console shows them by the rule it applies to those in memory (``Service.registers``: only while the
 store has only gained events since that read and no forget began, stamped with it). A forget deletes
 them (``lineage.console.erasure``, for the console's and the command line's).
@@ -42,15 +42,17 @@ class KeptRegisters:
     found: dict[str, Any]
 
 
-def fingerprint(taxonomy: Taxonomy, policies: list[Policy]) -> str:
-    """What the registers depend on besides the store: this format, lineage's version, taxonomy and policies.
+def fingerprint(store: str, taxonomy: Taxonomy, policies: list[Policy]) -> str:
+    """A key for what the registers depend on besides the store's state.
+
+    Which store (``store``: its description), this format, lineage's version, the taxonomy and the policies.
 
     Their reprs are built from files read in a fixed order (no set), so equal inputs give equal keys
     in every process; unequal ones only miss the kept registers, never show another console's.
     """
     import lineage  # the version is read from the package's metadata on first use
 
-    text = repr((_FORMAT, lineage.__version__, taxonomy, policies))
+    text = repr((_FORMAT, lineage.__version__, store, taxonomy, policies))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

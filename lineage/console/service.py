@@ -171,7 +171,8 @@ class Service:
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
         self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
         self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
-        self._registers_key = kept_registers.fingerprint(taxonomy, self.policies)  # theirs in the database
+        # the key of theirs kept in the database
+        self._registers_key = kept_registers.fingerprint(store.location.describe(), taxonomy, self.policies)
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from lineage.store.retention import retire_events
 from lineage.store.tables import EVENTS
 from tests.console.conftest import TAXONOMY, World, sign_in
 from tests.fixtures import T0, run_cli
+from tests.services import Postgres
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -317,3 +319,21 @@ def test_the_command_lines_forget_deletes_the_kept_registers(
     assert code == 0, err
     assert theirs not in Store(location).event_ids()  # it was the forgotten person's
     assert theirs.encode() not in (folder / "console.db").read_bytes()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_database_keeps_the_newest_registers_per_key(tmp_path: Path, postgres: Postgres, backend: str) -> None:
+    """Saved, read back equal, never replaced by ones computed earlier (a slower worker's), and dropped."""
+    db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
+          else ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}"))  # fmt: skip
+    key = f"test-{uuid.uuid4().hex}"  # PostgreSQL's database is the session's: this run's key alone
+    newer = kept.KeptRegisters((2, 3, "v2"), 200.0, {"doc": ("title", {"at": T0}, {"rows": [{"n": 1}]})})
+    older = kept.KeptRegisters((1, None, None), 100.0, {"doc": ()})
+    try:
+        kept.save(db, key, newer)
+        kept.save(db, key, older)
+        assert kept.load(db, key) == newer
+        kept.drop(db)
+        assert kept.load(db, key) is None
+    finally:
+        db.close()
