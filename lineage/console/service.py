@@ -38,7 +38,7 @@ from lineage.service.answers import Map
 from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
-from lineage.store.certificate import Certificate
+from lineage.store.certificate import STARTED, Certificate
 from lineage.store.snapshots import only_appended
 
 __all__ = [
@@ -473,8 +473,10 @@ class Service:
         held, read = self._read_now()
         stored = self._registers_from_db_of(read)
         found = stored if stored is not None else self._compute_registers(held)
-        # a forget that began meanwhile (here or on another worker): they may count the person
-        unchanged = stored is not None or self.store.erasures_version() == read[2]
+        # a forget that began meanwhile (here or on another worker), or one begun and not finished (it
+        # may be removing the person's rows under the read, or have been killed midway): they may
+        # count the person, so they are shown to this view alone
+        unchanged = stored is not None or (self.store.erasures_version() == read[2] and not self._forget_begun(read))
         with self._registers_lock:
             keep = self._registers_epoch == epoch and unchanged
             if keep:
@@ -482,6 +484,10 @@ class Service:
         if keep and stored is None:
             self._save_registers(kept_registers.KeptRegisters(read, time.time(), found))
         return found
+
+    def _forget_begun(self, read: _Read) -> bool:
+        """Whether a forget has begun and not finished (a certificate 'started' is its newest)."""
+        return read[2] is not None and any(c.status == STARTED for c in self.store.certificates().values())
 
     def _read_now(self) -> tuple[Store, _Read]:
         """The store held for the registers, and its read.

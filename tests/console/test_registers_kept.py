@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import lineage.answers.forget as answers_forget
 import lineage.console.service as console_service
 import lineage.service.answers as service_answers  # where every door's registers are answered
+import lineage.store.forget as store_forget
 from lineage import Party
 from lineage.answers.forget import forget_person
 from lineage.codec import Codec
@@ -336,4 +338,43 @@ def test_the_database_keeps_the_newest_registers_per_key(tmp_path: Path, postgre
         kept.drop(db)
         assert kept.load(db, key) is None
     finally:
+        db.close()
+
+
+class _Killed(BaseException):
+    """The forget killed midway (Ctrl-C while it waits out the grace)."""
+
+
+def test_registers_computed_while_a_forget_is_unfinished_are_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget of holdings alone killed after removing them: registers computed meanwhile are never shown again."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    retire_events(location, T0 + timedelta(days=1), refresh_holdings=HoldingsMaintainer(location).refresh)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    worker = Service(Store(location), TAXONOMY, db=db)
+    real = store_forget.forget_rows
+
+    def computed_then_killed(*args: Any, **kwargs: Any) -> Any:
+        assert _individuals(worker) == 2  # 'started' is written: another worker computes from this read
+
+        def killed(*_: Any, **__: Any) -> Any:
+            raise _Killed
+
+        monkeypatch.setattr(store_forget, "drop_history", killed)  # after the rows are removed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answers_forget, "forget_rows", computed_then_killed)
+    try:
+        with pytest.raises(_Killed):
+            _forget(location, "a", "C-9")
+        assert kept.load(db, worker._registers_key) is None  # noqa: SLF001
+        fresh = Service(Store(location), TAXONOMY, db=db)  # another worker, or a restart
+        try:
+            assert _individuals(fresh) == 1 and _individuals(worker) == 1
+        finally:
+            fresh.close()
+    finally:
+        worker.close()
         db.close()
