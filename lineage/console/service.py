@@ -38,7 +38,7 @@ from lineage.service.answers import Map
 from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
-from lineage.store.certificate import STARTED, Certificate
+from lineage.store.certificate import Certificate, unfinished
 from lineage.store.snapshots import only_appended
 
 __all__ = [
@@ -487,7 +487,7 @@ class Service:
 
     def _forget_begun(self, read: _Read) -> bool:
         """Whether a forget has begun and not finished (a certificate 'started' is its newest)."""
-        return read[2] is not None and any(c.status == STARTED for c in self.store.certificates().values())
+        return read[2] is not None and unfinished(self.store.certificates())
 
     def _read_now(self) -> tuple[Store, _Read]:
         """The store held for the registers, and its read.

@@ -31,7 +31,7 @@ from lineage.store.tables import iceberg_schema
 
 __all__ = [
     "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
-    "certificates", "record_certificate",
+    "certificates", "record_certificate", "unfinished",
 ]  # fmt: skip
 
 ERASURES = "erasures"
@@ -209,6 +209,25 @@ class _Scanned(Mapping[str, Certificate]):
 
     def __len__(self) -> int:
         return self._rows  # rows, not digests: only "any at all" is asked of it
+
+    def unfinished(self) -> bool:
+        """``unfinished`` of a table too large to keep: one scan of three columns, not a lookup per digest."""
+        table = _table(self._location)
+        if table is None:
+            return False
+        try:
+            rows = table.scan(selected_fields=("digest", "status", "erased_at")).to_arrow().to_pylist()
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self._location, "reading the erasure certificates") from None
+        newest = {r["digest"]: r["status"] for r in sorted(rows, key=lambda r: (r["erased_at"], r["digest"]))}
+        return STARTED in newest.values()
+
+
+def unfinished(found: Mapping[str, Certificate]) -> bool:
+    """Whether a forget has begun and not finished (running, or killed midway): a digest's newest is 'started'."""
+    if isinstance(found, _Scanned):
+        return found.unfinished()
+    return any(c.status == STARTED for c in found.values())
 
 
 def _newest_of(location: StoreLocation) -> tuple[str, Mapping[str, Certificate]]:

@@ -148,3 +148,22 @@ def test_the_person_page_answers_equal_the_access_report_and_erasure_plan_asked_
         assert report.identifiers == ["acct-1", "phone-1"] and plan.holders
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("keep_at_most", [100_000, 1])
+def test_a_forget_begun_and_not_finished_is_seen_kept_or_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_at_most: int
+) -> None:
+    """Unfinished while one digest's newest certificate is 'started'; not once every one is done."""
+    monkeypatch.setattr(certificate, "KEEP_AT_MOST", keep_at_most)
+    store = store_of([_collected("acct-1")], tmp_path / "s")
+    try:
+        assert not certificate.unfinished(store.certificates())
+        _certify(store, "a" * 64, STARTED, AT)
+        _certify(store, "a" * 64, DONE, datetime(2026, 5, 2, tzinfo=UTC))
+        _certify(store, "b" * 64, STARTED, datetime(2026, 5, 3, tzinfo=UTC))
+        assert certificate.unfinished(store.certificates())
+        _certify(store, "b" * 64, DONE, datetime(2026, 5, 4, tzinfo=UTC))
+        assert not certificate.unfinished(store.certificates())
+    finally:
+        store.close()
