@@ -167,6 +167,7 @@ class Service:
         self._registers_lock = threading.Lock()  # guards the three below, never held while computing
         self._computing = threading.Lock()  # one computation at a time: a later one reads a newer state
         self._loading = threading.Lock()  # one reading of the registers kept in the database at a time
+        self._unsure: tuple[_Read, dict[str, Any]] | None = None  # the last ones not kept, and their read
         self._registers_epoch = 0  # moved by a forget: a computation begun before it is not kept
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
         self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
@@ -448,9 +449,11 @@ class Service:
         """Registers to show now: computed here, or by the computation this view waited behind."""
         with self._computing:
             with self._registers_lock:
-                kept, epoch = self._registers, self._registers_epoch
+                kept, epoch, unsure = self._registers, self._registers_epoch, self._unsure
             if kept is not None:  # computed while this view waited: shown, not computed again
                 return kept[2]
+            if unsure is not None and unsure[0] == self._read_now()[1]:
+                return unsure[1]  # not kept, but of this very read: what computing them again would give
             return self._compute_and_keep(epoch)
 
     def _renew_registers(self) -> None:
@@ -481,6 +484,9 @@ class Service:
             keep = self._registers_epoch == epoch and unchanged
             if keep:
                 self._registers = (read, time.monotonic(), found)
+            # not kept: shown again only to views of this exact read (while a forget runs, every view
+            # would otherwise compute them anew, one after another)
+            self._unsure = None if keep else (read, found)
         if keep and stored is None:
             self._save_registers(kept_registers.KeptRegisters(read, time.time(), found))
         return found

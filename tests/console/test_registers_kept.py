@@ -29,6 +29,7 @@ from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
+from lineage.store.certificate import STARTED, record_certificate
 from lineage.store.forget import column_in, delete_rows
 from lineage.store.retention import retire_events
 from lineage.store.tables import EVENTS
@@ -377,4 +378,25 @@ def test_registers_computed_while_a_forget_is_unfinished_are_not_kept(
             fresh.close()
     finally:
         worker.close()
+        db.close()
+
+
+def test_while_a_forget_is_unfinished_views_of_one_read_share_one_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not kept while a forget runs, but computed once per read: a later view of the same read waits on no one."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    record_certificate(location, ["digest-a"], case_ref="C-10", status=STARTED, erased_at=T0, removed=None,
+                       kafka_bound="-")  # fmt: skip  (a forget begun, its rows not yet removed)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    calls = _counted(monkeypatch)
+    try:
+        assert _individuals(service) == 2 and _individuals(service) == 2 and len(calls) == 1
+        assert kept.load(db, service._registers_key) is None  # noqa: SLF001 - never saved
+        _store(location, [_shared("c", 2)], first=2)  # a new read: computed anew, never the last one shown
+        assert _individuals(service) == 3 and len(calls) == 2
+    finally:
+        service.close()
         db.close()
