@@ -144,7 +144,7 @@ def test_refreshes_in_buckets_over_a_generated_history_equal_a_full_rebuild(tmp_
         written = _written(location, None if previous is None else previous.snapshot_id)
         total = sum(task.file.record_count for task in load_holdings(location).scan().plan_files())
         partial += 0 < written["deleted-records"] and written["added-records"] < total
-        whole += previous is not None and written["added-records"] == total  # every bucket touched: all anew
+        whole += previous is not None and written["added-records"] == total  # every bucket touched: every row rewritten
         assert done.snapshot is None or written["added-data-files"] > 0
     assert partial > 0 and whole > 0  # both ways of writing were taken
     kept, answers = _rows(location), _answers(location, people, holders)
