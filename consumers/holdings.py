@@ -90,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
     from pathlib import Path
 
+    from lineage.process import prefer_system_allocator
+
+    prefer_system_allocator()  # before the store loads pyarrow
+
     from lineage.logs import configure_logging
     configure_logging(logging.INFO)
     args = _parser().parse_args(argv)

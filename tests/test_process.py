@@ -1,0 +1,41 @@
+"""Arrow's allocator in lineage's processes (lineage/process.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lineage.process import ARROW_POOL
+
+_PROBE = (
+    "import sys; from lineage.cli import main; "
+    "code = main(sys.argv[1:]); "
+    "import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+)
+
+
+def _pool_of_a_command(env_pool: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != ARROW_POOL}
+    if env_pool is not None:
+        env[ARROW_POOL] = env_pool
+    # a command that loads the store, then the pool pyarrow took when it was imported
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "snapshots", "--store", "/nonexistent/store"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.stdout.strip(), done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_command_runs_with_the_c_librarys_allocator() -> None:
+    """`lineage` sets Arrow's pool to the system allocator before the store imports pyarrow."""
+    assert _pool_of_a_command(None) == "system"
+
+
+@pytest.mark.parametrize("chosen", ["jemalloc", "mimalloc"])
+def test_an_operators_choice_of_allocator_is_kept(chosen: str) -> None:
+    """ARROW_DEFAULT_MEMORY_POOL set by the operator wins."""
+    assert _pool_of_a_command(chosen) == chosen
