@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
     from pathlib import Path
 
-    from lineage.process import prefer_system_allocator
+    from lineage.process import prefer_jemalloc
 
-    prefer_system_allocator()  # before the store loads pyarrow
+    prefer_jemalloc()  # before the store loads pyarrow
 
     from lineage.logs import configure_logging
     configure_logging(logging.INFO)

@@ -111,9 +111,9 @@ def supervise(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one consumer in this process, or supervise ``--processes`` of them."""
     from lineage.logs import configure_logging
-    from lineage.process import prefer_system_allocator
+    from lineage.process import prefer_jemalloc
 
-    prefer_system_allocator()  # before the store loads pyarrow; the children inherit it
+    prefer_jemalloc()  # before the store loads pyarrow; the children inherit it
     configure_logging(logging.INFO)
     args = _parser().parse_args(argv)
     options = IngestOptions.from_args(args)

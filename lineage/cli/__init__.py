@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from lineage.cli import answers, broker, console, emit, forget, gateway, graph, holdings, ingest, retain, world
 from lineage.cli.exits import INTERNAL_ERROR, run_command
-from lineage.process import prefer_system_allocator
+from lineage.process import prefer_jemalloc
 
 __all__ = ["INTERNAL_ERROR", "main", "run_command"]
 
@@ -40,6 +40,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    prefer_system_allocator()  # before any command loads pyarrow
+    prefer_jemalloc()  # before any command loads pyarrow
     args = _parser().parse_args(argv)
     return run_command(lambda: int(args.func(args)))
