@@ -3,10 +3,11 @@
 Why: pyarrow's default allocator (mimalloc) was slow to first touch memory it had just taken from
 the system on the machines we measure on: copying one holdings bucket (1.07M rows) into new
 columns took 1.4 s under mimalloc against 0.1-0.2 s under jemalloc or the C library's malloc, and
-the same copy again 0.08 s under all three. A holdings refresh of 806k rows took 4.49 s under
-mimalloc, 2.17 s under jemalloc, 1.98 s under malloc; restoring the maintainer's state at 1M
-subjects peaked at 10.6 GB, 10.1 GB and 14.1 GB (malloc keeps what it freed between Python's
-objects). So jemalloc, which every Linux wheel of pyarrow carries (figures in docs/operations.md).
+the same copy again 0.08 s under all three. A holdings refresh of 806k rows (the whole refresh,
+same code) took 4.49 s under mimalloc, 2.17 s under jemalloc, 1.98 s under malloc; restoring the
+maintainer's state at 1M subjects peaked at 10.6 GB, 10.1 GB and 14.1 GB (malloc keeps what it
+freed between Python's objects). So jemalloc, which every Linux wheel of pyarrow carries (figures
+in docs/operations.md).
 
 pyarrow reads ``ARROW_DEFAULT_MEMORY_POOL`` once, when it is imported, so this runs first in each
 entry point (``lineage``, ``lineage-ingest``, ``lineage-holdings``); child processes inherit it. An
@@ -25,5 +26,6 @@ ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL"
 
 def prefer_jemalloc() -> None:
     """Have Arrow use jemalloc in this process and its children on Linux, unless an allocator was chosen."""
-    if sys.platform == "linux":  # pyarrow's wheels for other systems may lack it (a warning on every start)
-        os.environ.setdefault(ARROW_POOL, "jemalloc")
+    # empty counts as unset, as pyarrow reads it (a deployment template's blank value gave mimalloc: review)
+    if sys.platform == "linux" and not os.environ.get(ARROW_POOL):  # other systems' wheels may lack it
+        os.environ[ARROW_POOL] = "jemalloc"

@@ -36,6 +36,12 @@ def test_a_command_runs_with_jemalloc() -> None:
     assert _pool_of_a_command(None) == "jemalloc"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="lineage chooses jemalloc on Linux only")
+def test_an_empty_choice_of_allocator_counts_as_none() -> None:
+    """ARROW_DEFAULT_MEMORY_POOL set to nothing (a blank template value) still gives jemalloc."""
+    assert _pool_of_a_command("") == "jemalloc"
+
+
 @pytest.mark.parametrize("chosen", ["system", "mimalloc"])
 def test_an_operators_choice_of_allocator_is_kept(chosen: str) -> None:
     """ARROW_DEFAULT_MEMORY_POOL set by the operator wins."""
