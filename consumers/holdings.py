@@ -14,6 +14,7 @@ from __future__ import annotations
 # only what installing the signal handlers needs: the rest loads after them (see main)
 import sys
 import threading
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from consumers import stopping
@@ -42,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) -> None:
-    """Refresh the holdings every ``interval_s`` until ``stop``; retry transient store errors, raise others."""
+    """Refresh the holdings every ``interval_s`` until ``stop``; retry transient store errors, raise others.
+
+    The interval runs from one refresh's start to the next: one that took longer is followed at once
+    (a pause after it would add the interval to every event's wait while the maintainer is behind).
+    """
     import logging
 
     from lineage.errors import LineageError, StoreNotFoundError
@@ -53,6 +58,7 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
     failures = 0
     waiting = False
     while not stop.is_set():
+        started = monotonic()
         try:
             if _no_catalog_yet(location):
                 raise StoreNotFoundError(f"{location.describe()} has no catalog yet", path=location.describe())
@@ -74,7 +80,7 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
             log.warning("store error, retrying in %s s: %s", wait, _one_line(str(exc)))
             stopping.pause(stop, wait)
             continue
-        stopping.pause(stop, interval_s)
+        stopping.pause(stop, max(0.0, interval_s - (monotonic() - started)))
 
 
 def _no_catalog_yet(location: StoreLocation) -> bool:

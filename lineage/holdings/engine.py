@@ -24,6 +24,7 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from heapq import merge
 from itertools import chain
 
 from lineage.contract.rules import covered
@@ -328,18 +329,27 @@ class HoldingsEngine:
         self.watermark = to - 1
 
     def catch_up(
-        self, new: Iterator[Event], replay: Callable[[int], Iterable[Event]]
+        self,
+        new: Iterator[Event],
+        replay: Callable[[int], Iterable[Event]],
+        *,
+        kept: Callable[[int], list[Event] | None] | None = None,
     ) -> tuple[Iterator[Event], int | None]:
         """What to ``apply`` for the events ``new`` (not applied yet, in event-time order); the time rolled back to.
 
         The earliest at or before the watermark (a late event) rolls the engine back to its time, and
         every event from then on (``replay(time)``) is applied again. No new event: no rollback.
+        ``kept(time)``: the events already applied from that time on, when the caller kept every one
+        (None otherwise); they are replayed merged with ``new`` in event-time order, not read again.
         """
         first = next(new, None)
         if first is None:
             return iter(()), None
         if self.watermark is not None and first.at <= self.watermark:
             self.rollback(first.at)
+            again = None if kept is None else kept(first.at)
+            if again is not None:
+                return merge(again, chain([first], new), key=Event.sort_key), first.at
             return iter(replay(first.at)), first.at
         return chain([first], new), None
 

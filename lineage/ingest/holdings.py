@@ -9,7 +9,9 @@ check and start again from the table.
 
 An event stamped at or before what was applied (a service's spool sent after an outage; partitions
 read at different speeds) rolls the engine back to its time, and every event from then on is
-replayed. A long-running maintainer keeps its engine between refreshes and reads only what is new.
+replayed. A long-running maintainer keeps its engine between refreshes and reads only what is new;
+it also keeps the last events it applied (``Recent``), so a replay reads only the new ones while
+the events table has only grown since.
 
 After store retention (``lineage.store.retention``) the events before its cut-off are gone, and the
 holdings are the only record of what they made. So nothing is ever replayed from before the cut-off:
@@ -25,6 +27,7 @@ import logging
 import random
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,9 +46,10 @@ from lineage.store.holdings import (
     write_holdings,
 )
 from lineage.store.maintenance import expire, remove_orphans
+from lineage.store.snapshots import only_appended
 from lineage.store.tables import retained_before
 
-__all__ = ["HoldingsMaintainer", "Refreshed", "RefreshStopped"]
+__all__ = ["HoldingsMaintainer", "Recent", "Refreshed", "RefreshStopped"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,52 @@ class Refreshed:
         )
 
 
+class Recent:
+    """The events an engine applied lately, in the order applied: what a late event's replay applies again.
+
+    A late event rolls the engine back to its time and every event from then on is applied again.
+    Those it applied before are here, so the replay reads only the new ones from the store, not
+    every stored event since that time (at 26,000 events/s a consumer's partitions drift tens of
+    thousands of events apart, and most refreshes meet a late event). Valid only while the events
+    table has only grown (``only_appended``) under the same retention cut-off: a forget or retention
+    run removes events a replay must not apply again. Bounded to about ``limit`` events; a replay
+    reaching back before those it holds reads the store, as without it.
+    """
+
+    def __init__(self, complete_after: int | None, floor: int | None, limit: int) -> None:
+        """Keep applied events; every one applied later than ``complete_after`` is held (None: every one)."""
+        self.complete_after = complete_after
+        self.floor = floor  # the retention cut-off the events were read under
+        self.limit = limit
+        self._events: list[Event] = []
+        self._times: list[int] = []
+
+    def __len__(self) -> int:
+        """How many events are held."""
+        return len(self._events)
+
+    def since(self, at: int) -> list[Event] | None:
+        """The held events from time ``at`` on (None: some are not held), taken out: applying them records them."""
+        i = bisect_left(self._times, at)
+        held = self._events[i:] if self.complete_after is None or at > self.complete_after else None
+        if held is None:  # the replay reads them from the store, and records them all from ``at`` on
+            self.complete_after = at - 1
+        del self._events[i:], self._times[i:]
+        return held
+
+    def record(self, events: Iterator[Event]) -> Iterator[Event]:
+        """``events``, each held as it passes (to the engine, which applies them in this order)."""
+        for e in events:
+            self._events.append(e)
+            self._times.append(e.at)
+            if len(self._events) > self.limit + self.limit // 4:  # drop the oldest, a quarter at a time
+                cut = len(self._events) - self.limit
+                dropped = self._times[cut - 1]
+                self.complete_after = dropped if self.complete_after is None else max(self.complete_after, dropped)
+                del self._events[:cut], self._times[:cut]
+            yield e
+
+
 class HoldingsMaintainer:
     """Brings the holdings table of one store up to date with its events table."""
 
@@ -83,6 +133,8 @@ class HoldingsMaintainer:
         self.location = location
         self._engine: HoldingsEngine | None = None
         self._based_on: int | None = None  # the holdings snapshot ``_engine`` is the state of
+        self._recent: Recent | None = None  # the last events ``_engine`` applied
+        self.recent_events = 100_000  # how many to keep (~450 bytes each); a replay reaching further reads the store
         self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
         self._tidied = time.monotonic()
 
@@ -126,19 +178,29 @@ class HoldingsMaintainer:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         cutoff = retained_before(events_table.properties)
         engine, applied = self._engine_for(state, rebuild and cutoff is None)
-        self._engine = None  # until the commit lands, the engine is ahead of the table
+        recent = self._recent
+        if (
+            engine is not self._engine
+            or recent is None
+            or recent.floor != cutoff
+            or not only_appended(self.location, state.source, current.snapshot_id, table=events_table)
+        ):
+            recent = Recent(engine.watermark, cutoff, self.recent_events)
+        self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
         store = Store(self.location, snapshot=current.snapshot_id, holdings=False)
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
+            recent = Recent(cutoff - 1, cutoff, self.recent_events)
             batch: Iterator[Event] = store.engine_events({}, cutoff)
             rolled_back_to = None
         else:
             # an event older than the cut-off reads as at the cut-off (queries/holdings_events.sql)
             batch, rolled_back_to = engine.catch_up(
-                store.engine_events(applied, None), lambda since: store.engine_events({}, since)
+                store.engine_events(applied, None), lambda since: store.engine_events({}, since), kept=recent.since
             )
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
+        batch = recent.record(batch)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
         changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
@@ -153,7 +215,7 @@ class HoldingsMaintainer:
             rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
-        self._engine, self._based_on = engine, snapshot
+        self._engine, self._based_on, self._recent = engine, snapshot, recent
         self._tidy()
         done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
         log.info("%s", done.line())

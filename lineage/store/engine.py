@@ -713,18 +713,28 @@ def _engine_events(
         con.execute("SET memory_limit = '2GB'")
         reader = con.sql(query_text("holdings_events"), params=params).to_arrow_reader(50_000)
         assert reader is not None
-        intern = sys.intern
-        make = Event._make
+        first = True
         for batch in reader:
-            cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            # the same few names and categories over millions of rows: one string object each
-            cols[4] = [None if v is None else intern(v) for v in cols[4]]  # subject_id
-            cols[6] = [[intern(c) for c in v] for v in cols[6]]  # categories
-            cols[7] = [intern(v) for v in cols[7]]  # holder
-            for row in zip(*cols, strict=True):
-                yield make(row)
+            if first and batch.num_rows > 1:
+                # the first event alone: a caller that stops there (HoldingsEngine.catch_up finding a
+                # late event, then replaying from its time) converts no more of the batch
+                yield from _as_events(batch.slice(0, 1))
+                batch = batch.slice(1)
+            first = False
+            yield from _as_events(batch)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _as_events(batch: pa.RecordBatch) -> Iterator[Event]:
+    """The rows of one batch of ``queries/holdings_events.sql`` as engine events."""
+    intern = sys.intern
+    cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+    # the same few names and categories over millions of rows: one string object each
+    cols[4] = [None if v is None else intern(v) for v in cols[4]]  # subject_id
+    cols[6] = [[intern(c) for c in v] for v in cols[6]]  # categories
+    cols[7] = [intern(v) for v in cols[7]]  # holder
+    return map(Event._make, zip(*cols, strict=True))
 
 
 def _sql_string(text: str) -> str:

@@ -134,21 +134,25 @@ def describe_snapshots(location: StoreLocation) -> list[str]:
     return lines
 
 
-def only_appended(location: StoreLocation, since: int | None, until: int | None) -> bool:
+def only_appended(
+    location: StoreLocation, since: int | None, until: int | None, *, table: Table | None = None
+) -> bool:
     """Whether the events table went from snapshot ``since`` to ``until`` by appends alone (rows only added).
 
     False when anything between them removed or rewrote rows (``lineage forget``, ``retain``,
     compaction), when ``since`` is no longer in ``until``'s history (expired: a forget drops the
     history), or when either is unknown: what was read at ``since`` may hold rows that are gone.
+    ``table``: the events table already loaded at ``until`` or later (not loaded again).
     """
     if since is None or until is None:
         return False
     if since == until:
         return True
-    try:
-        table = location.load()
-    except Exception as exc:  # noqa: BLE001
-        raise store_error(exc, location, "reading the events table's history") from None
+    if table is None:
+        try:
+            table = location.load()
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, location, "reading the events table's history") from None
     snapshot = table.snapshot_by_id(until)
     while snapshot is not None and snapshot.snapshot_id != since:
         if snapshot.summary is None or snapshot.summary.operation != Operation.APPEND:

@@ -253,3 +253,30 @@ def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path)
     lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("lineage-holdings:")]
     assert len(lines) == 1 and "corrupt" in lines[0], log.read_text(encoding="utf-8")
     assert "Traceback" not in log.read_text(encoding="utf-8")
+
+
+def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A refresh longer than the interval is followed at once; a shorter one waits out the rest of the interval."""
+    clock = [100.0]
+    took = iter([2.5, 0.25])
+    pauses: list[float] = []
+
+    class Timed:
+        def __init__(self, location: StoreLocation) -> None:
+            """Stands for the maintainer: each refresh moves the clock."""
+
+        def refresh(self, *, stop: threading.Event) -> None:
+            """Takes the next of ``took``."""
+            clock[0] += next(took)
+
+    def pause(stop: threading.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            stop.set()
+
+    monkeypatch.setattr("lineage.ingest.holdings.HoldingsMaintainer", Timed)
+    monkeypatch.setattr("consumers.holdings._no_catalog_yet", lambda location: False)
+    monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
+    monkeypatch.setattr("consumers.stopping.pause", pause)
+    maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
+    assert pauses == [0.0, 0.75]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,24 @@ def test_rollback_and_replay_equals_one_pass(records: list[Record], data: st.Dat
     first.rollback(cut)
     first.apply(e for e in events if e.at >= cut)
     assert _canonical(first) == _canonical(_engine(records))
+
+
+@settings(max_examples=examples(200))
+@given(nightly_histories(), st.data())
+def test_catch_up_with_the_applied_events_kept_equals_one_pass(records: list[Record], data: st.DataObject) -> None:
+    """A late batch whose replay merges the kept applied events with the new ones gives the runs of one pass."""
+    events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
+    late = data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events)))
+    applied = [e for e, held_back in zip(events, late, strict=True) if not held_back]
+    new = [e for e, held_back in zip(events, late, strict=True) if held_back]
+    engine = HoldingsEngine()
+    engine.apply(applied)
+    batch, rolled_back_to = engine.catch_up(
+        iter(new), lambda since: pytest.fail("the store was read"), kept=lambda at: [e for e in applied if e.at >= at]
+    )
+    engine.apply(batch, ordered=True)
+    assert _canonical(engine) == _canonical(_engine(records))
+    assert rolled_back_to == (new[0].at if new and applied and new[0].at <= applied[-1].at else None)
 
 
 @settings(max_examples=examples(200))

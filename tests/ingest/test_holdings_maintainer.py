@@ -32,17 +32,18 @@ from hypothesis import strategies as st
 from consumers import stopping
 from lineage import Codec, Settings, default_taxonomy
 from lineage.answers import access_request, breach_impact, retention_register
-from lineage.contract.records import Record
+from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store import holdings as store_holdings
+from lineage.store.forget import forget_rows
 from lineage.store.holdings import load_holdings, read_rows, read_state, try_load_holdings
 from lineage.testing import MemorySink
 from lineage.transport.kafka import KafkaEventSink, create_topics
 from lineage.world.organisations import build
 from lineage.world.sim import WorldSize, emit
-from tests.fixtures import examples, histories, nightly_histories, private_file
+from tests.fixtures import PARTY, at_minute, examples, histories, nightly_histories, private_file
 from tests.services import Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -384,6 +385,99 @@ def _late_case(records: list[Record], split: int) -> None:
         kept = _rows(location)
         HoldingsMaintainer(location).refresh(rebuild=True)
         assert kept == _rows(location)
+
+
+def _store_part(ingestor: Ingestor, records: list[Record], first: int) -> None:
+    codec = Codec()
+    for offset, r in enumerate(records, first):
+        assert ingestor.add(0, offset, codec.encode_record(r)) is None
+    ingestor.flush()
+
+
+def _replays_read(calls: list[int | None]) -> int:
+    """How many replays after a late event read the store (``Store.engine_events`` asked for events since a time)."""
+    return sum(1 for since in calls if since is not None)
+
+
+@settings(max_examples=examples(24))
+@given(data=st.data())
+def test_late_events_replayed_from_the_events_kept_in_memory_equal_a_rebuild(data: st.DataObject) -> None:
+    """Histories stored in three parts, the maintainer keeping 0 to all its last events: incremental equals rebuilt."""
+    records = data.draw(histories().filter(lambda r: len(r) >= 3))
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(records) - 1), min_size=2, max_size=2, unique=True)))
+    limit = data.draw(st.sampled_from([0, 1, 3, 100_000]))
+    calls: list[int | None] = []
+    engine_events = Store.engine_events
+
+    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None) -> Any:
+        calls.append(since)
+        return engine_events(store, applied, since)
+
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(Store, "engine_events", spied):
+        location = StoreLocation.embedded(Path(folder))
+        ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+        maintainer = HoldingsMaintainer(location)
+        maintainer.recent_events = limit
+        late = 0
+        for lo, hi in zip([0, *cuts], [*cuts, len(records)], strict=True):
+            _store_part(ingestor, records[lo:hi], lo)
+            late += maintainer.refresh().rolled_back_to is not None
+        if limit == 100_000:  # all kept (these histories are short): no replay reads the store
+            assert _replays_read(calls) == 0
+        elif limit == 0:  # none kept: every one does
+            assert _replays_read(calls) == late
+        kept = _rows(location)
+    with tempfile.TemporaryDirectory() as folder:
+        location = StoreLocation.embedded(Path(folder))
+        _store_part(Ingestor(location, "events", taxonomy=TAXONOMY), records, 0)
+        HoldingsMaintainer(location).refresh()
+        assert kept == _rows(location)
+
+
+def _collected(subject: str, minute: int) -> Record:
+    return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, holder=PARTY["app"],
+                       purpose="essential.service", legal_basis="CONTRACT", categories=["user.contact"],
+                       occurred_at=at_minute(minute), event_id=str(uuid.uuid4()))  # fmt: skip
+
+
+def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) -> None:
+    """Events kept in memory serve a replay only while the events table was only appended to since they were read."""
+    calls: list[int | None] = []
+    engine_events = Store.engine_events
+
+    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None) -> Any:
+        calls.append(since)
+        return engine_events(store, applied, since)
+
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    maintainer = HoldingsMaintainer(location)
+    with mock.patch.object(Store, "engine_events", spied):
+        _store_part(ingestor, [_collected("s1", 10), _collected("s2", 20)], 0)
+        maintainer.refresh()
+        _store_part(ingestor, [_collected("s3", 15)], 2)
+        assert maintainer.refresh().rolled_back_to is not None and _replays_read(calls) == 0  # appended: memory
+        Store(location).compact(min_files=1, expire_after_s=3600.0)
+        _store_part(ingestor, [_collected("s4", 12)], 3)
+        assert maintainer.refresh().rolled_back_to is not None and _replays_read(calls) == 1  # rewritten: store
+    kept = _rows(location)
+    HoldingsMaintainer(location).refresh(rebuild=True)
+    assert kept == _rows(location)
+
+
+def test_a_late_event_after_a_forget_replays_from_the_store_not_from_memory(tmp_path: Path) -> None:
+    """A forgotten person's events, still in the maintainer's memory, are not applied again by a late event's replay."""
+    collected = _collected
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    maintainer = HoldingsMaintainer(location)
+    _store_part(ingestor, [collected("keep-1", 10), collected("forget-me", 20)], 0)
+    maintainer.refresh()
+    assert forget_rows(location, ["forget-me"], digest=lambda i: f"digest-{i}", grace_s=0.0).events_rows == 1
+    _store_part(ingestor, [collected("keep-2", 5)], 2)  # before forget-me's collection: replays it
+    assert maintainer.refresh().rolled_back_to is not None
+    subjects = {row[1] for row in _rows(location)}
+    assert {"keep-1", "keep-2"} <= subjects and "forget-me" not in subjects
 
 
 @settings(max_examples=examples(12))
