@@ -95,6 +95,7 @@ class Recent:
         """Keep applied events; every one applied later than ``complete_after`` is held (None: every one)."""
         self.complete_after = complete_after
         self.floor = floor  # the retention cut-off the events were read under
+        self.read_at: int | None = None  # the events snapshot they were last read at
         self.limit = limit
         self._events: list[Event] = []
         self._times: list[int] = []
@@ -132,7 +133,10 @@ class HoldingsMaintainer:
         """Maintain the holdings of the store at ``location``."""
         self.location = location
         self._engine: HoldingsEngine | None = None
-        self._based_on: int | None = None  # the holdings snapshot ``_engine`` is the state of
+        # what the table said when ``_engine`` was its state: the snapshot alone is not enough, since a
+        # refresh that changes no row (here, another maintainer's, a forget's) moves the offsets and the
+        # source in the table's properties without a new snapshot
+        self._based_on: HoldingsState | None = None
         self._recent: Recent | None = None  # the last events ``_engine`` applied
         self.recent_events = 100_000  # how many to keep (~450 bytes each); a replay reaching further reads the store
         self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
@@ -183,7 +187,7 @@ class HoldingsMaintainer:
             engine is not self._engine
             or recent is None
             or recent.floor != cutoff
-            or not only_appended(self.location, state.source, current.snapshot_id, table=events_table)
+            or not only_appended(self.location, recent.read_at, current.snapshot_id, table=events_table)
         ):
             recent = Recent(engine.watermark, cutoff, self.recent_events)
         self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
@@ -215,7 +219,9 @@ class HoldingsMaintainer:
             rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
-        self._engine, self._based_on, self._recent = engine, snapshot, recent
+        recent.read_at = current.snapshot_id
+        self._engine, self._recent = engine, recent
+        self._based_on = HoldingsState(snapshot, current.snapshot_id, engine.watermark, offsets, LAYOUT)
         self._tidy()
         done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
         log.info("%s", done.line())
@@ -246,7 +252,7 @@ class HoldingsMaintainer:
         """The engine to continue from, and the offsets it reflects."""
         if rebuild or state.snapshot_id is None:
             return HoldingsEngine(), {}
-        if self._engine is not None and self._based_on == state.snapshot_id:
+        if self._engine is not None and self._based_on == state:
             return self._engine, state.applied
         table = load_holdings(self.location)
         rows = read_batches(self.location, table, state.snapshot_id)

@@ -440,6 +440,35 @@ def _collected(subject: str, minute: int) -> Record:
                        occurred_at=at_minute(minute), event_id=str(uuid.uuid4()))  # fmt: skip
 
 
+def _erased(subject: str, minute: int) -> Record:
+    return make_record("ERASED", system="app", system_region="CN", subject_id=subject, holder=PARTY["app"],
+                       categories=["user.contact"], erasure_outcome="ERASED", hold_reason="a test",
+                       occurred_at=at_minute(minute), event_id=str(uuid.uuid4()))  # fmt: skip
+
+
+def _equals_a_rebuild(location: StoreLocation) -> bool:
+    kept = _rows(location)
+    HoldingsMaintainer(location).refresh(rebuild=True)
+    return kept == _rows(location)
+
+
+@pytest.mark.parametrize("late_minute", [5, 15])
+def test_a_maintainer_does_not_reuse_its_engine_after_another_committed_offsets_alone(
+    tmp_path: Path, late_minute: int
+) -> None:
+    """Another maintainer's refresh that changed no row (same snapshot, new offsets) is not missed by the first."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    first, second = HoldingsMaintainer(location), HoldingsMaintainer(location)
+    _store_part(ingestor, [_collected("keep", 10)], 0)
+    first.refresh()
+    _store_part(ingestor, [_erased("x", 20)], 1)  # x holds nothing yet: no row changes
+    second.refresh()
+    _store_part(ingestor, [_collected("x", late_minute)], 2)  # late: the erasure ends it
+    assert first.refresh().rolled_back_to is not None
+    assert _equals_a_rebuild(location)
+
+
 def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) -> None:
     """Events kept in memory serve a replay only while the events table was only appended to since they were read."""
     calls: list[int | None] = []
@@ -465,19 +494,22 @@ def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) 
     assert kept == _rows(location)
 
 
-def test_a_late_event_after_a_forget_replays_from_the_store_not_from_memory(tmp_path: Path) -> None:
-    """A forgotten person's events, still in the maintainer's memory, are not applied again by a late event's replay."""
-    collected = _collected
+@pytest.mark.parametrize("kind", ["collected", "erased"])
+def test_a_forgotten_persons_events_held_in_memory_are_not_replayed(tmp_path: Path, kind: str) -> None:
+    """After a forget, a late event's replay applies none of the person's events the maintainer held (rows or none)."""
     location = StoreLocation.embedded(tmp_path / "s")
     ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
     maintainer = HoldingsMaintainer(location)
-    _store_part(ingestor, [collected("keep-1", 10), collected("forget-me", 20)], 0)
+    gone = _collected("gone", 20) if kind == "collected" else _erased("gone", 20)  # an erasure makes no row
+    _store_part(ingestor, [_collected("keep", 10), gone], 0)
     maintainer.refresh()
-    assert forget_rows(location, ["forget-me"], digest=lambda i: f"digest-{i}", grace_s=0.0).events_rows == 1
-    _store_part(ingestor, [collected("keep-2", 5)], 2)  # before forget-me's collection: replays it
+    forgotten = forget_rows(location, ["gone"], digest=lambda i: f"digest-{i}", grace_s=0.0)
+    assert forgotten.events_rows == 1 and (forgotten.holdings_rows > 0) == (kind == "collected")
+    _store_part(ingestor, [_collected("gone", 5)], 2)  # collected again, before the forgotten event
     assert maintainer.refresh().rolled_back_to is not None
-    subjects = {row[1] for row in _rows(location)}
-    assert {"keep-1", "keep-2"} <= subjects and "forget-me" not in subjects
+    runs = [(row[4], row[9]) for row in _rows(location) if row[1] == "gone"]
+    assert runs == [(at_minute(5), None)]  # the new collection alone, held: nothing forgotten came back
+    assert _equals_a_rebuild(location)
 
 
 @settings(max_examples=examples(12))
