@@ -355,7 +355,7 @@ def write_holdings(
                     WATERMARK: "" if engine.watermark is None else str(engine.watermark),
                 }
             )
-            tx.commit_transaction()
+            committed = tx.commit_transaction()
     except CommitFailedException:
         raise StoreConflictError(
             f"the holdings of {location.describe()} changed while they were computed (another maintainer?)",
@@ -363,7 +363,9 @@ def write_holdings(
         ) from None
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "writing the holdings") from None
-    snapshot = table.refresh().current_snapshot()
+    # the table as this commit left it, not reloaded: a commit landing just after ours (a forget) must
+    # not pass for ours, or a maintainer would keep an engine that still holds what it removed
+    snapshot = committed.current_snapshot()
     assert snapshot is not None
     return snapshot.snapshot_id
 

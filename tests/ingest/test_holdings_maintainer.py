@@ -39,6 +39,7 @@ from lineage.store import Store, StoreLocation
 from lineage.store import holdings as store_holdings
 from lineage.store.forget import forget_rows
 from lineage.store.holdings import load_holdings, read_rows, read_state, try_load_holdings
+from lineage.store.retention import retire_events
 from lineage.testing import MemorySink
 from lineage.transport.kafka import KafkaEventSink, create_topics
 from lineage.world.organisations import build
@@ -467,6 +468,32 @@ def test_a_maintainer_does_not_reuse_its_engine_after_another_committed_offsets_
     _store_part(ingestor, [_collected("x", late_minute)], 2)  # late: the erasure ends it
     assert first.refresh().rolled_back_to is not None
     assert _equals_a_rebuild(location)
+
+
+def test_a_forget_landing_just_after_a_refresh_commit_is_not_taken_for_the_maintainers_own(tmp_path: Path) -> None:
+    """A commit right after the maintainer's (a forget of holdings kept past retention) makes it reload its engine."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    maintainer = HoldingsMaintainer(location)
+    _store_part(ingestor, [_collected("p", 1), _collected("q", 2)], 0)
+    maintainer.refresh()
+    retire_events(location, at_minute(10), refresh_holdings=maintainer.refresh, grace_s=0)  # p's rows alone left
+    _store_part(ingestor, [_collected("r", 20)], 2)
+    commit, forgot = store_holdings._Transaction.commit_transaction, []
+
+    def then_forget(tx: Any) -> Any:
+        committed = commit(tx)
+        if not forgot and tx._table.name()[-1] == store_holdings.HOLDINGS:
+            forgot.append(True)
+            assert forget_rows(location, ["p"], digest=lambda i: f"digest-{i}", grace_s=0.0).holdings_rows == 1
+        return committed
+
+    with mock.patch.object(store_holdings._Transaction, "commit_transaction", then_forget):
+        maintainer.refresh()
+    assert forgot
+    _store_part(ingestor, [_collected("p", 30)], 3)  # p collected again after the forget
+    maintainer.refresh()
+    assert [row[4] for row in _rows(location) if row[1] == "p"] == [at_minute(30)]  # not the forgotten run
 
 
 def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) -> None:
