@@ -33,6 +33,12 @@ MAGIC = b"\xc3\x01"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEADER_LEN = 10
 _VERSION_FILE = re.compile(r"^personal_data_event\.v(\d+)\.avsc$")
+# Fields whose values one service sends again and again: the encoder remembers their encoded
+# strings (bounded). Ids, subjects and free text are left out: they would only churn the memo.
+_REPEATED = frozenset(
+    {"system", "system_region", "subject_jurisdiction", "categories", "purpose", "source", "holder", "recipient",
+     "mechanism"}
+)  # fmt: skip
 
 
 def schema_dir() -> Path:
@@ -98,7 +104,7 @@ class Codec:
         self._writers = {v.fingerprint: v for v in versions}
         # generated straight-line code for the current version: about twice fastavro's speed here
         try:
-            self._fast_encode: Encoder | None = compile_encoder(self.current.raw)
+            self._fast_encode: Encoder | None = compile_encoder(self.current.raw, _REPEATED)
             self._fast_decode: Decoder | None = compile_decoder(self.current.raw)
         except UnsupportedSchema:
             self._fast_encode = self._fast_decode = None

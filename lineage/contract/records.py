@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -45,9 +44,14 @@ __all__ = [
 Record = dict[str, Any]
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PersonalDataEvent))
 _SETTABLE = frozenset(FIELDS) - {"system", "system_region", "event_type"}
-_DEFAULTS: Record = {name: None for name in FIELDS} | {"linked_subject_ids": [], "age_band": AgeBand.UNKNOWN.value}
+_NO_LINKS: list[str] = []
+_DEFAULTS: Record = {name: None for name in FIELDS} | {
+    "linked_subject_ids": _NO_LINKS,
+    "age_band": AgeBand.UNKNOWN.value,
+}
 _PARTY_KEYS = frozenset({"name", "role", "region"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SUBJECT, _BULK = Scope.SUBJECT.value, Scope.BULK.value  # an enum's .value is a Python property: read once
 _MICRO = timedelta(microseconds=1)
 INTERNAL = "internal"
 MIN_TIME = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z in microseconds since the epoch
@@ -69,9 +73,19 @@ _SPELLINGS: dict[str, dict[str, str]] = {
 }
 
 
+# version 4 and the RFC 4122 variant, set in 128 random bits as uuid.UUID(version=4) sets them
+_UUID4_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_event_id() -> str:
-    """A random version-4 UUID (``random`` is reseeded in forked children)."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A random version-4 UUID (``random`` is reseeded in forked children).
+
+    Formatted here rather than through ``uuid.UUID``: the same string at a third of the cost, a
+    tenth of an emit's own work before (profiled).
+    """
+    h = "%032x" % (random.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def to_micros(field: str, value: object) -> int:
@@ -112,6 +126,14 @@ def _string_list(field: str, value: object) -> list[Any]:
         raise InvalidEventError(field, value, "must be a list of strings") from None
 
 
+def _canonical(name: str, value: object) -> str:
+    """An enum field's canonical value for any accepted spelling, or ``InvalidEventError``."""
+    canonical = _SPELLINGS[name].get(value) if isinstance(value, str) else None
+    if canonical is None:
+        raise InvalidEventError(name, value, "must be one of " + ", ".join(_ENUMS[name]))
+    return canonical
+
+
 def make_record(event_type: EventType | str, *, system: str, system_region: str, **fields: Any) -> Record:
     """Build a record from plain values: enum names in any case, ``Party`` or dicts, aware datetimes.
 
@@ -124,26 +146,25 @@ def make_record(event_type: EventType | str, *, system: str, system_region: str,
 
 def record_of(event_type: EventType | str, system: str, system_region: str, fields: dict[str, Any]) -> Record:
     """``make_record`` with the fields as one dict (not copied into keywords: the JSON readers' path)."""
-    unknown = fields.keys() - _SETTABLE
-    if unknown:
-        name = min(unknown)
+    if not _SETTABLE.issuperset(fields):
+        name = min(fields.keys() - _SETTABLE)
         raise UnknownValueError(name, fields[name], "event field", suggest(name, _SETTABLE))
     record = _DEFAULTS | fields
-    record["event_type"] = event_type
+    record["event_type"] = _canonical("event_type", event_type)
     record["system"] = system
     record["system_region"] = system_region
-    for name in _SPELLINGS.keys() & fields.keys() | {"event_type"}:
-        value = record[name]
-        if value is not None:
-            canonical = _SPELLINGS[name].get(value) if isinstance(value, str) else None
-            if canonical is None:
-                raise InvalidEventError(name, value, "must be one of " + ", ".join(_ENUMS[name]))
-            record[name] = canonical
+    for name in fields:  # the caller's few fields; the defaults are canonical already
+        if name in _SPELLINGS:
+            value = record[name]
+            if value is not None:
+                record[name] = _canonical(name, value)
     categories = record["categories"]
     if categories is None:
         raise InvalidEventError("categories", None, "is required: name at least one data category")
     record["categories"] = _string_list("categories", categories)
-    record["linked_subject_ids"] = _string_list("linked_subject_ids", record["linked_subject_ids"])
+    linked = record["linked_subject_ids"]
+    # a list of the record's own, never the shared default's
+    record["linked_subject_ids"] = [] if linked is _NO_LINKS else _string_list("linked_subject_ids", linked)
     if record["event_id"] is None:
         record["event_id"] = new_event_id()
     at = record["occurred_at"]
@@ -152,14 +173,15 @@ def record_of(event_type: EventType | str, system: str, system_region: str, fiel
         record["bulk_as_of"] = to_micros("bulk_as_of", record["bulk_as_of"])
     if record["scope"] is None:
         bulk = record["subject_id"] is None and record["bulk_as_of"] is not None
-        record["scope"] = Scope.BULK.value if bulk else Scope.SUBJECT.value
+        record["scope"] = _BULK if bulk else _SUBJECT
     holder = record["holder"]
     record["holder"] = (
         {"name": system, "role": INTERNAL, "region": system_region}
         if holder is None
         else _party_record("holder", holder)
     )
-    record["recipient"] = _party_record("recipient", record["recipient"])
+    if record["recipient"] is not None:
+        record["recipient"] = _party_record("recipient", record["recipient"])
     if record["age_band"] is None:
         record["age_band"] = AgeBand.UNKNOWN.value
     return record

@@ -83,25 +83,31 @@ class Validator:
         categories = r["categories"]
         if not categories:
             raise InvalidEventError("categories", categories, "must name at least one data category")
-        self._remembered(self._categories, lambda: tuple(categories), lambda: self._check_categories(categories))
-        self._remembered(self._shapes, lambda: _shape_key(r), lambda: _check_shape(r, self.taxonomy))
-
-    def _check_categories(self, categories: Any) -> None:
-        for key in categories:
-            self.taxonomy.category("categories", key)
-
-    def _remembered(self, seen: set[tuple[Any, ...]], key: Any, check: Any) -> None:
+        # written out rather than through a helper taking callables: this runs on every event
         try:
-            k = key()
-            if k in seen:
-                return
+            key: tuple[Any, ...] | None = tuple(categories)
+            known = key in self._categories
         except TypeError:  # an unhashable value (from bad input): check it, remember nothing
-            check()
+            key, known = None, False
+        if not known:
+            for category in categories:
+                self.taxonomy.category("categories", category)
+            self._remember(self._categories, key)
+        try:
+            key = _shape_key(r)
+            known = key in self._shapes
+        except TypeError:
+            key, known = None, False
+        if not known:
+            _check_shape(r, self.taxonomy)
+            self._remember(self._shapes, key)
+
+    def _remember(self, seen: set[tuple[Any, ...]], key: tuple[Any, ...] | None) -> None:
+        if key is None:
             return
-        check()
         if len(seen) >= self.cache_size:
             seen.clear()
-        seen.add(k)
+        seen.add(key)
 
 
 def _party_key(p: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
@@ -194,14 +200,14 @@ def _check_utf8(field: str, value: str) -> None:
 
 
 def _check_id(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not (stripped := value.strip()):
         raise InvalidEventError(field, value, "must be a non-empty string")
     if len(value) > MAX_ID:
         raise InvalidEventError(field, value, f"must be at most {MAX_ID} characters")
     _check_utf8(field, value)
     # 'bob@example.com ' or 'bob@example.com\n' would be stored as another person than
     # 'bob@example.com', splitting their records: refuse rather than guess a normalisation
-    if value != value.strip() or not value.isprintable():
+    if value != stripped or not value.isprintable():
         raise InvalidEventError(field, value, "must not start or end with spaces or hold control characters")
 
 

@@ -43,7 +43,7 @@ from lineage.contract.events import (
     PersonalDataEvent,
     TransferKind,
 )
-from lineage.contract.records import Record, build_event, make_record, to_record
+from lineage.contract.records import Record, build_event, record_of, to_record
 from lineage.contract.taxonomy import Taxonomy, default_taxonomy
 from lineage.contract.validation import Validator
 from lineage.errors import DeliveryError, InvalidEventError, UndeliveredError
@@ -130,7 +130,7 @@ class Emitter:
     ) -> Delivery:
         """Record that this service collected the subject's data (``source``: 'direct' or a party)."""
         return self._send(
-            EventType.COLLECTED,
+            "COLLECTED",
             {
                 "subject_id": subject_id,
                 "categories": categories,
@@ -155,7 +155,7 @@ class Emitter:
     ) -> Delivery:
         """Record a disclosure to ``recipient``; ``subject_id=None`` with ``bulk_as_of`` is a bulk export."""
         return self._send(
-            EventType.SHARED,
+            "SHARED",
             {
                 "subject_id": subject_id,
                 "categories": categories,
@@ -181,7 +181,7 @@ class Emitter:
     ) -> Delivery:
         """Record a cross-border transfer or a move to another controller (``transfer_kind``)."""
         return self._send(
-            EventType.TRANSFERRED,
+            "TRANSFERRED",
             {
                 "subject_id": subject_id,
                 "categories": categories,
@@ -207,7 +207,7 @@ class Emitter:
     ) -> Delivery:
         """Record an erasure, anonymisation, or a hold where a legal duty forbids erasure."""
         return self._send(
-            EventType.ERASED,
+            "ERASED",
             {
                 "subject_id": subject_id,
                 "categories": categories,
@@ -232,7 +232,7 @@ class Emitter:
     ) -> Delivery:
         """Record consent granted or withdrawn (general, separate, or a guardian's)."""
         return self._send(
-            EventType.CONSENT,
+            "CONSENT",
             {
                 "subject_id": subject_id,
                 "categories": categories,
@@ -307,8 +307,9 @@ class Emitter:
             self._resend()  # notices the last round acknowledged: the spool is emptied
         return delivery
 
-    def _send(self, event_type: EventType, fields: dict[str, Any]) -> Delivery:
-        return self.emit_record(make_record(event_type, system=self.system, system_region=self.region, **fields))
+    def _send(self, event_type: str, fields: dict[str, Any]) -> Delivery:
+        # event_type as the plain string: hashing an enum member calls Python code, on every emit
+        return self.emit_record(record_of(event_type, self.system, self.region, fields))
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every sent event (resending the spool meanwhile); raise ``UndeliveredError`` if any is not.

@@ -23,7 +23,7 @@ __all__ = ["DeadlineDelivery", "flush_pending", "take_failed"]
 class DeadlineDelivery(ABC):
     """A pending send: its bytes (to send again if it fails), and the instant it must be resolved by."""
 
-    __slots__ = ("deadline", "event_id", "expired", "headers", "key", "timeout_s", "topic", "value")
+    __slots__ = ("acked", "deadline", "event_id", "expired", "headers", "key", "timeout_s", "topic", "value")
 
     def __init__(
         self, event_id: str, topic: str, key: bytes, value: bytes, timeout_s: float, headers: Headers = ()
@@ -37,6 +37,9 @@ class DeadlineDelivery(ABC):
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
         self.expired = False
+        # A client that learns of acknowledgements by callback sets this as it does: the scan of
+        # pending deliveries then pops them without a call each (most of an emit's own cost in it).
+        self.acked = False
 
     # -- what the client library says ----------------------------------------------------
 
@@ -119,6 +122,9 @@ def take_failed(pending: deque[D], *, closed: bool) -> list[tuple[D, DeliveryErr
     now = 0.0
     while pending:
         head = pending[0]
+        if head.acked and not head.expired:
+            pending.popleft()
+            continue
         if not head.expired and head.done:
             if head.acknowledged():
                 pending.popleft()

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineage import Codec, DecodeError, InvalidEventError
+from lineage.codec.avro import _REPEATED as REPEATED
 from lineage.codec.avro import MAGIC
-from lineage.codec.codegen import UnsupportedSchema, compile_decoder, compile_encoder
+from lineage.codec.codegen import MEMO_LIMIT, UnsupportedSchema, _long, compile_decoder, compile_encoder
 from lineage.contract.records import to_record
 from tests.fixtures import examples, sample_events
 
@@ -115,3 +116,55 @@ def test_int_fields_keep_to_32_bits() -> None:
     data = MAGIC + CODEC.current.fingerprint + too_big({**record, "retention_days": 2**40})
     with pytest.raises(DecodeError, match="int out of range"):
         CODEC.decode_record(data)
+
+
+def _reference_long(n: int) -> bytes:
+    """fastavro's bytes for ``n`` as an Avro long: an independent reading of the zig-zag varint."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema("long"), n)
+    return buf.getvalue()
+
+
+@settings(max_examples=examples(2000))
+@given(st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**20), 2**20), st.integers(2**50, 2**56)))
+def test_long_matches_the_plain_varint(n: int) -> None:
+    """The masked varint writes exactly fastavro's bytes, at every length."""
+    assert _long(n) == _reference_long(n)
+
+
+def test_long_at_each_length_boundary() -> None:
+    """Each length from 1 to 10 bytes begins and ends where fastavro's varint does."""
+    for k in range(64):
+        for n in (2**k - 1, 2**k, 2**k + 1, -(2**k) - 1, -(2**k), -(2**k) + 1):
+            if -(2**63) <= n < 2**63:
+                assert _long(n) == _reference_long(n), n
+
+
+@settings(max_examples=examples(300))
+@given(RECORDS)
+def test_encoder_with_repeated_fields_matches_fastavro(record: dict[str, Any]) -> None:
+    """With the codec's repeated fields remembered, any record still encodes to exactly fastavro's bytes."""
+    encode = compile_encoder(RAW, REPEATED)
+    assert encode(record) == _fastavro_bytes(record)
+    assert encode(record) == _fastavro_bytes(record)  # the second time from the memo
+
+
+def test_the_memo_of_repeated_strings_is_bounded() -> None:
+    """Many distinct values of a remembered field keep each memo at most MEMO_LIMIT entries, and encode right."""
+    encode = compile_encoder(RAW, REPEATED)
+    record = to_record(sample_events()[0])
+    for i in range(MEMO_LIMIT + MEMO_LIMIT // 2):  # past the bound once, then half way again
+        varied = {**record, "system": f"system-{i}", "purpose": f"purpose.{i}"}
+        assert encode(varied) == _fastavro_bytes(varied)
+    memos = [v for v in encode.__globals__.values() if isinstance(v, dict) and v and isinstance(next(iter(v)), str)]
+    assert memos and all(len(m) <= MEMO_LIMIT for m in memos)
+    assert any(len(m) > 1_000 for m in memos)  # they did remember, up to the bound
+
+
+def test_a_repeated_field_of_the_wrong_type_still_names_the_field() -> None:
+    """A remembered field given a list (unhashable) or a lone surrogate is refused naming that field."""
+    record = to_record(sample_events()[0])
+    with pytest.raises(InvalidEventError, match="purpose"):
+        CODEC.encode_record({**record, "purpose": ["a"]})
+    with pytest.raises(InvalidEventError, match="system"):
+        CODEC.encode_record({**record, "system": "bad\ud800"})

@@ -37,6 +37,9 @@ __all__ = ["ConfluentDelivery", "ConfluentEventSink", "producer_config"]
 
 # The longest single wait inside poll(): short, so a waiting caller sees its own deadline promptly.
 _POLL_S = 0.05
+# A send serves delivery reports once in this many sends: the emitter asks failures() (which serves
+# them) before each send already, and a poll per send was a second one per event.
+_POLL_EVERY = 64
 # Same batch size as the kafka-python producer, so the two are measured alike.
 _BATCH_BYTES = 256 * 1024
 
@@ -78,6 +81,7 @@ class ConfluentDelivery(DeadlineDelivery):
         """Take the delivery report librdkafka hands over, called from ``poll``."""
         if error is None:
             self.message = message
+            self.acked = True
         else:
             self.failure = error
 
@@ -147,6 +151,9 @@ class ConfluentEventSink:
         self._topics: set[str] = set()  # topics whose metadata this sink has seen
         self._fatal: KafkaError | None = None  # the producer must be replaced (its idempotence state is lost)
         self._last_error = ""  # librdkafka's latest complaint, to explain a timed-out delivery
+        self._sent = 0
+        self._headers: Headers = ()  # the headers of the last send, and their list for librdkafka
+        self._header_list: list[tuple[str, str | bytes | None]] = []
         wait_for_broker(settings)  # the shared checks: a broker answering, our TLS trust, our SASL login
         self._producer = self._open()
 
@@ -192,13 +199,20 @@ class ConfluentEventSink:
         delivery = ConfluentDelivery(self, event_id, topic, key, value, self._timeout_s, headers)
         producer = self._producer
         try:
-            _produce(producer, delivery)
+            if headers:
+                if headers is not self._headers:  # librdkafka takes a list: made once per emitter's headers
+                    self._headers, self._header_list = headers, list(headers)
+                producer.produce(topic, value, key, headers=self._header_list, on_delivery=delivery.reported)
+            else:
+                _produce(producer, delivery)
         except BufferError:
             self._wait_for_room(delivery)
         except KafkaException as exc:
             raise self._refused_send(exc, event_id, topic) from exc
         self._pending.append(delivery)
-        producer.poll(0)
+        self._sent += 1
+        if not self._sent % _POLL_EVERY:  # serve reports now and then; failures(), flush() and result() serve them too
+            producer.poll(0)
         return delivery
 
     def _learn(self, topic: str, event_id: str) -> None:
