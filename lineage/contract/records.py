@@ -92,7 +92,8 @@ def to_micros(field: str, value: object) -> int:
     """UTC microseconds since the epoch of an aware datetime; naive or non-datetimes are refused."""
     if not isinstance(value, datetime):
         raise InvalidEventError(field, value, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
+    tz = value.tzinfo
+    if tz is not UTC and (tz is None or value.utcoffset() is None):  # UTC, the common case, needs no call
         raise InvalidEventError(field, value.isoformat(), "must be timezone-aware (naive datetimes are ambiguous)")
     micros = (value - _EPOCH) // _MICRO
     if not MIN_TIME <= micros <= MAX_TIME:

@@ -138,8 +138,8 @@ class Emitter:
                 "legal_basis": legal_basis,
                 "source": source,
                 "holder": holder,
-            }
-            | details,
+            },
+            details,
         )
 
     def shared(
@@ -163,8 +163,8 @@ class Emitter:
                 "purpose": purpose,
                 "mechanism": mechanism,
                 "bulk_as_of": bulk_as_of,
-            }
-            | details,
+            },
+            details,
         )
 
     def transferred(
@@ -190,8 +190,8 @@ class Emitter:
                 "transfer_kind": transfer_kind,
                 "mechanism": mechanism,
                 "bulk_as_of": bulk_as_of,
-            }
-            | details,
+            },
+            details,
         )
 
     def erased(
@@ -215,8 +215,8 @@ class Emitter:
                 "hold_reason": hold_reason,
                 "holder": holder,
                 "bulk_as_of": bulk_as_of,
-            }
-            | details,
+            },
+            details,
         )
 
     def consent(
@@ -240,8 +240,8 @@ class Emitter:
                 "consent_kind": kind,
                 "purpose": purpose,
                 "consent_ref": consent_ref,
-            }
-            | details,
+            },
+            details,
         )
 
     # -- building, sending, flushing ------------------------------------------------------
@@ -307,8 +307,10 @@ class Emitter:
             self._resend()  # notices the last round acknowledged: the spool is emptied
         return delivery
 
-    def _send(self, event_type: str, fields: dict[str, Any]) -> Delivery:
+    def _send(self, event_type: str, fields: dict[str, Any], details: dict[str, Any]) -> Delivery:
         # event_type as the plain string: hashing an enum member calls Python code, on every emit
+        if details:  # merged only when there are any: a copy per call otherwise
+            fields.update(details)
         return self.emit_record(record_of(event_type, self.system, self.region, fields))
 
     def flush(self, timeout_s: float | None = None) -> None:

@@ -29,6 +29,22 @@ def test_collected_fills_defaults_and_keys_by_subject() -> None:
     assert event.occurred_at.tzinfo is not None and event.event_id == msg.event_id
 
 
+def test_further_fields_go_into_the_event_and_unknown_ones_are_refused() -> None:
+    """Keyword details (retention, a jurisdiction) reach the event; a misspelt one is refused naming it."""
+    sink = MemorySink()
+    emitter = _emitter(sink)
+    emitter.collected("user-7", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                      retention_days=30, subject_jurisdiction="HK")  # fmt: skip
+    emitter.collected("user-8", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT")
+    first, second = (Codec().decode(m.value) for m in sink.messages)
+    assert (first.retention_days, first.subject_jurisdiction) == (30, "HK")
+    assert (second.retention_days, second.subject_jurisdiction) == (None, None)
+    with pytest.raises(InvalidEventError, match="retention_dayz"):
+        emitter.collected("user-9", ["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                          retention_dayz=30)  # fmt: skip
+    assert len(sink.messages) == 2
+
+
 def test_bulk_export_is_keyed_by_holder() -> None:
     """A bulk share (no subject, an as-of time) is scope BULK and keyed by the holding system."""
     sink = MemorySink()
