@@ -119,7 +119,7 @@ def test_int_fields_keep_to_32_bits() -> None:
 
 
 def _reference_long(n: int) -> bytes:
-    """fastavro's bytes for ``n`` as an Avro long: an independent reading of the zig-zag varint."""
+    """The bytes fastavro writes for ``n`` as an Avro long: an independent reading of the zig-zag varint."""
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema("long"), n)
     return buf.getvalue()
