@@ -41,8 +41,11 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
 _SMALL = [bytes([i << 1]) for i in range(64)]  # zig-zag varints of 0..63 are one byte
 # _long's continuation bits for a varint of k bytes: 0x80 on every byte but the last
 _CONTINUED = [0] + [int.from_bytes(b"\x80" * (k - 1) + b"\x00", "little") for k in range(1, 9)]
-# a memo of encoded strings is cleared when it reaches this many: a bound on its memory
-MEMO_LIMIT = 4096
+# A memo of encoded strings keeps only strings of at most MEMO_MAX_BYTES, and is cleared when it
+# reaches MEMO_LIMIT entries: at most ~0.7 MB per field, whatever a caller sends (a gateway's
+# client may send a megabyte of free text in a remembered field, event after event).
+MEMO_LIMIT = 1024
+MEMO_MAX_BYTES = 256
 
 
 def _long(n: int) -> bytes:
@@ -71,12 +74,13 @@ def _long(n: int) -> bytes:
 
 
 def _memo(table: dict[str, bytes], value: str, prefix: bytes) -> bytes:
-    """Encode a string (after ``prefix``, its union branch) and remember it in ``table``."""
+    """Encode a string (after ``prefix``, its union branch); remember it in ``table`` if a short plain str."""
     data = value.encode()
     out = prefix + _long(len(data)) + data
-    if len(table) >= MEMO_LIMIT:
-        table.clear()
-    table[value] = out
+    if len(data) <= MEMO_MAX_BYTES and value.__class__ is str:
+        if len(table) >= MEMO_LIMIT:
+            table.clear()
+        table[value] = out
     return out
 
 
@@ -224,7 +228,8 @@ class _EncoderGen(_Gen):
         elif t == "string" and memo:
             # a value this field repeats (a system, a purpose, a category): encoded once, then looked up
             table, b = self.const({}), self.var("s")
-            add(f"{ind}{b} = {table}.get({value})")
+            # only a plain str is looked up: a subclass may define equality otherwise (case-blind...)
+            add(f"{ind}{b} = {table}.get({value}) if {value}.__class__ is str else None")
             add(f"{ind}if {b} is None: {b} = _memo({table}, {value}, {prefix!r})")
             add(f"{ind}w({b})")
         elif t == "string":
@@ -285,7 +290,8 @@ def compile_encoder(schema: dict[str, Any], repeated: frozenset[str] = frozenset
     """A function ``record -> bytes`` encoding one datum of ``schema``.
 
     The strings of the top-level fields named in ``repeated`` are remembered once encoded (at most
-    ``MEMO_LIMIT`` per field): name the fields whose values recur from one record to the next.
+    ``MEMO_LIMIT`` per field, each of at most ``MEMO_MAX_BYTES``): name the fields whose values
+    recur from one record to the next.
     A field whose value has the wrong type raises ``FieldTypeError`` naming the field.
     """
     gen = _EncoderGen(schema)

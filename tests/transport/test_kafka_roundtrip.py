@@ -228,3 +228,21 @@ def test_a_group_reader_reads_every_message_and_a_topic_without_partitions_reads
     assert sorted(Codec().decode(m.value).event_id for m in read if m.value) == sorted(e.event_id for e in events)
     unknown = dataclasses.replace(kafka_settings, topic=kafka_settings.topic + ".none")
     assert list(read_messages(unknown, unknown.topic, idle_timeout_s=2)) == []
+
+
+def test_each_send_carries_the_headers_it_was_given(client_settings: Settings) -> None:
+    """Headers reach the broker as given at each send: a tuple reused, then a list the caller changes between sends."""
+    sink = event_sink(client_settings)
+    same = (("lineage.via", b"sdk"), ("n", b"0"))
+    changing: list[tuple[str, bytes]] = [("lineage.via", b"sdk"), ("n", b"1")]
+    deliveries = [sink.send(client_settings.topic, b"k", b"a", "a", same)]
+    deliveries.append(sink.send(client_settings.topic, b"k", b"b", "b", changing))  # type: ignore[arg-type]
+    changing[1] = ("n", b"2")
+    deliveries.append(sink.send(client_settings.topic, b"k", b"c", "c", changing))  # type: ignore[arg-type]
+    deliveries.append(sink.send(client_settings.topic, b"k", b"d", "d", same))
+    for d in deliveries:
+        d.result(20)
+    sink.close(10)
+    got = {m.value: dict(m.headers)["n"] for m in read_messages(client_settings, client_settings.topic,
+                                                                idle_timeout_s=10, max_messages=4)}  # fmt: skip
+    assert got == {b"a": b"0", b"b": b"1", b"c": b"2", b"d": b"0"}

@@ -200,9 +200,15 @@ class ConfluentEventSink:
         producer = self._producer
         try:
             if headers:
-                if headers is not self._headers:  # librdkafka takes a list: made once per emitter's headers
-                    self._headers, self._header_list = headers, list(headers)
-                producer.produce(topic, value, key, headers=self._header_list, on_delivery=delivery.reported)
+                # librdkafka takes a list: made once per emitter's (immutable) headers tuple, afresh
+                # from anything else, which its caller may change between sends
+                if headers is not self._headers:
+                    listed: list[tuple[str, str | bytes | None]] = list(headers)
+                    if type(headers) is tuple:
+                        self._headers, self._header_list = headers, listed
+                else:
+                    listed = self._header_list
+                producer.produce(topic, value, key, headers=listed, on_delivery=delivery.reported)
             else:
                 _produce(producer, delivery)
         except BufferError:
