@@ -72,7 +72,8 @@ class ConfluentDelivery(DeadlineDelivery):
         headers: Headers = (),
     ) -> None:
         """Keep the bytes so an undelivered event can be sent again; the sink polls for the outcome."""
-        super().__init__(event_id, topic, key, value, timeout_s, headers)
+        # named, not super(): a third cheaper, and made once per event sent
+        DeadlineDelivery.__init__(self, event_id, topic, key, value, timeout_s, headers)
         self.sink = sink
         self.message: Message | None = None  # librdkafka's report of the stored message, once acknowledged
         self.failure: KafkaError | None = None  # or why it failed
@@ -289,6 +290,8 @@ class ConfluentEventSink:
         if not self._closed:
             self._serve()
         failed = take_failed(self._pending, closed=self._closed)
+        if not failed:  # the common case, asked before every emit: no comprehension to run
+            return []
         return [Undelivered(d.topic, d.key, d.value, d.event_id, error, d.headers) for d, error in failed]
 
     def flush(self, timeout_s: float | None = None) -> None:
