@@ -13,7 +13,8 @@ from lineage.contract.law import INDICATIVE, Notification, RegimeExposure, notif
 from lineage.contract.rules import MINOR_BANDS, sensitivity
 from lineage.contract.taxonomy import Taxonomy, suggest
 from lineage.errors import InvalidEventError, UnknownValueError
-from lineage.store import Store, paused_gc
+from lineage.process import paused_gc
+from lineage.store import Store
 
 __all__ = ["AffectedPair", "BreachReport", "ExposedCopy", "breach_impact"]
 

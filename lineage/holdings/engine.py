@@ -14,7 +14,10 @@ event by event:
   and everything else is extended for free (an open run covers every later event of its flow).
 
 Runs never span two calendar years (the transfer register counts people per year). Late events are
-handled by ``rollback`` (undo everything from a time on) and replaying from there.
+handled by ``rollback`` (undo everything from a time on) and replaying from there. Every change
+``apply`` makes is written to an undo journal first (the last ``undo_limit`` entries, whole instants),
+so a rollback costs what it undoes; one reaching back further than the journal rebuilds the state
+from the runs instead, walking all of them.
 The rules are those of ``tests/reference.py``'s brute force, which the tests hold this to.
 """
 
@@ -26,15 +29,41 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from heapq import merge
 from itertools import chain
+from typing import Any
 
 from lineage.contract.rules import covered
 from lineage.holdings.model import Changes, Event, FlowEvent, FlowInfo, Key, Link, Provenance, Run
+from lineage.process import paused_gc
 
 __all__ = ["HoldingsEngine", "LateEventError", "flow_id"]
 
 _ENDING = ("ERASED", "ANONYMISED")
 _FLOWS = ("COLLECTED", "SHARED", "TRANSFERRED")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# the undo journal's entries: (op, ...) tuples, undone in reverse order (see ``HoldingsEngine._undo``)
+_RUN_ADDED = 0  # (op, the runs list, run): appended to that list
+_RUN_FIELDS = 1  # (op, run, last_seq, ended, ended_by) before they changed
+_FLOW_ADDED = 2  # (op, flow id)
+_FLOW_EVENT = 3  # (op, flow): an event appended to it
+_MOVED = 4  # (op, flow, cursor, cursor_at, the counts it changed as they were)
+_OPEN = 5  # (op, flow, key, the open run before, or None)
+_OPEN_ALL = 6  # (op, flow, its open runs before they were replaced)
+_PENDING = 7  # (op, flow, its pending set before it was replaced)
+_PENDING_ADDED = 8  # (op, flow, key)
+_EDGE = 9  # (op, pair, first declared before, or None)
+_PARENT = 10  # (op, identifier, its parent before, or None)
+
+_Undo = list[tuple[Any, ...]]
+
+
+def _held(entry: tuple[Any, ...]) -> int:
+    """The items of a collection an undo entry keeps alive."""
+    op = entry[0]
+    if op == _MOVED:
+        return len(entry[4])
+    return len(entry[2]) if op in (_OPEN_ALL, _PENDING) else 0
 
 
 class LateEventError(ValueError):
@@ -98,9 +127,10 @@ class _Flow:
             found = self._carries[category] = covered(category, self.categories)
         return found
 
-    def move(self, log: _Log, to: int) -> tuple[set[Key], set[Key]]:
-        """Move the cursor to ``to`` (a bulk_as_of); the pairs that start and stop being held."""
-        count, carries, before = self.count, self.carries, {}
+    def move(self, log: _Log, to: int) -> tuple[set[Key], set[Key], dict[Key, int]]:
+        """Move the cursor to ``to`` (a bulk_as_of); the pairs that start and stop being held, the counts it changed."""
+        count, carries = self.count, self.carries
+        before: dict[Key, int] = {}
         i = self.cursor
         if self.cursor_at is None or to >= self.cursor_at:
             n = len(log.times)
@@ -129,11 +159,16 @@ class _Flow:
                     leaving.add(key)
             elif was <= 0:
                 entering.add(key)
-        return entering, leaving
+        return entering, leaving, before
 
 
 class _Links:
-    """Identifier links as edges (first declared when), and one person key per linked identifier."""
+    """Identifier links as edges (first declared when), and one person key per linked identifier.
+
+    A union-find whose root is the smallest identifier. Its paths are shortened only while a link is
+    added, each write kept in the undo journal (``undo``), so a rollback restores it exactly; reading
+    a person key changes nothing.
+    """
 
     __slots__ = ("edges", "parent")
 
@@ -141,7 +176,7 @@ class _Links:
         self.edges: dict[tuple[str, str], int] = {}
         self.parent: dict[str, str] = {}
 
-    def add(self, a: str, b: str, at: int) -> bool:
+    def add(self, a: str, b: str, at: int, undo: _Undo | None = None) -> bool:
         """Declare a link; whether an edge or a person key changed (a link declared again changes none)."""
         if a == b:
             return False
@@ -149,22 +184,39 @@ class _Links:
         known = self.edges.get(pair)
         changed = known is None or at < known
         if changed:
+            if undo is not None:
+                undo.append((_EDGE, pair, known))
             self.edges[pair] = at
-        ra, rb = self.person(a), self.person(b)
+        ra, rb = self._root(a, undo), self._root(b, undo)
         if ra != rb:  # the smallest identifier names the person: the same key however links arrive
-            self.parent[max(ra, rb)] = min(ra, rb)
+            self._set(max(ra, rb), min(ra, rb), undo)
             changed = True
         return changed
 
     def person(self, ident: str) -> str:
+        """The person key of a linked identifier."""
         parent = self.parent
-        root = ident
-        while parent.get(root, root) != root:
-            root = parent[root]
+        while (up := parent[ident]) != ident:
+            ident = up
+        return ident
+
+    def _root(self, ident: str, undo: _Undo | None) -> str:
+        parent = self.parent
+        if ident not in parent:
+            self._set(ident, ident, undo)
+            return ident
+        root = self.person(ident)
         while ident != root:  # path compression
-            ident, parent[ident] = parent.get(ident, root), root
-        parent.setdefault(root, root)
+            up = parent[ident]
+            if up != root:
+                self._set(ident, root, undo)
+            ident = up
         return root
+
+    def _set(self, ident: str, up: str, undo: _Undo | None) -> None:
+        if undo is not None:
+            undo.append((_PARENT, ident, self.parent.get(ident)))
+        self.parent[ident] = up
 
 
 class HoldingsEngine:
@@ -184,6 +236,15 @@ class HoldingsEngine:
         self._changed: set[str] = set()
         self._flows_changed = False
         self._links_changed = False
+        # the undo journal: every change ``apply`` made, and where each instant's changes start in it
+        self._undo: _Undo = []
+        self._instants: list[int] = []
+        self._instant_starts: list[int] = []
+        self._undo_floor: int | None = None  # the journal holds every change of the instants after this time
+        self._undo_held = 0  # the items of the collections its entries keep (a flow's counts and open runs before)
+        self.undo_limit = 500_000
+        """Entries the journal keeps, with the items they hold (~100 bytes each; a quarter more before it
+        forgets its oldest instants)."""
         self.watermark: int | None = None
         """The time of the last instant applied: later events only, or ``rollback`` first."""
 
@@ -276,7 +337,7 @@ class HoldingsEngine:
         for link in links:
             engine._links.add(link.a, link.b, link.at)
         engine._restore_flows()
-        engine.watermark = watermark
+        engine.watermark = engine._undo_floor = watermark
         return engine
 
     def _restore_flows(self) -> None:
@@ -293,6 +354,85 @@ class HoldingsEngine:
 
     def rollback(self, to: int) -> None:
         """Undo everything from time ``to`` on, so events from then can be applied (again) in order."""
+        if self._undo_floor is None or to > self._undo_floor:
+            self._undo_to(to)
+        else:
+            self._rebuild_to(to)
+            self._undo, self._instants, self._instant_starts, self._undo_held = [], [], [], 0
+            self._undo_floor = to - 1
+        self._now, self._erasures_now, self._hops_now = None, {}, []
+        self.watermark = to - 1
+
+    def _undo_to(self, to: int) -> None:
+        """Undo the journal's instants from ``to`` on, newest first: each change set back as it was."""
+        i = bisect_left(self._instants, to)
+        if i == len(self._instants):
+            return
+        undo, start = self._undo, self._instant_starts[i]
+        del self._instants[i:], self._instant_starts[i:]
+        changed, rows, flows, links = self._changed, self._rows, self._flows, self._links
+        for n in range(len(undo) - 1, start - 1, -1):
+            entry = undo[n]
+            op = entry[0]
+            if op == _RUN_ADDED:
+                _, runs, run = entry
+                runs.pop()
+                changed.add(run.subject)
+                if not runs and rows[run.holder].get(run.subject) is runs:
+                    del rows[run.holder][run.subject]
+            elif op == _RUN_FIELDS:
+                run = entry[1]
+                run.last_seq, run.ended, run.ended_by = entry[2:]
+                changed.add(run.subject)
+            elif op == _OPEN:
+                _, f, key, run = entry
+                if run is None:
+                    del f.open[key]
+                else:
+                    f.open[key] = run
+            elif op == _MOVED:
+                _, f, cursor, cursor_at, before = entry
+                self._undo_held -= len(before)
+                f.cursor, f.cursor_at, count = cursor, cursor_at, f.count
+                for key, was in before.items():
+                    if was:
+                        count[key] = was
+                    else:
+                        count.pop(key, None)
+            elif op == _FLOW_EVENT:
+                f = entry[1]
+                del f.times[-1], f.ids[-1], f.selections[-1]
+                self._flows_changed = True
+            elif op == _FLOW_ADDED:
+                del flows[entry[1]]
+            elif op == _OPEN_ALL:
+                entry[1].open = entry[2]
+                self._undo_held -= len(entry[2])
+            elif op == _PENDING:
+                entry[1].pending = entry[2]
+                self._undo_held -= len(entry[2])
+            elif op == _PENDING_ADDED:
+                entry[1].pending.discard(entry[2])
+            elif op == _EDGE:
+                _, pair, known = entry
+                if known is None:
+                    del links.edges[pair]
+                else:
+                    links.edges[pair] = known
+                self._links_changed = True
+            else:  # _PARENT
+                _, ident, up = entry
+                if up is None:
+                    del links.parent[ident]
+                else:
+                    links.parent[ident] = up
+        del undo[start:]
+        for log in self._logs.values():  # each log is in time order, an entry made at its own time
+            k = bisect_left(log.times, to)
+            del log.times[k:], log.keys[k:], log.deltas[k:]
+
+    def _rebuild_to(self, to: int) -> None:
+        """Undo from ``to`` on without the journal: every run, flow and link walked, the flows' state rebuilt."""
         cut = {fid: bisect_left(f.times, to) for fid, f in self._flows.items()}
         kept: dict[str, dict[str, list[Run]]] = {}
         changed = self._changed
@@ -324,9 +464,7 @@ class HoldingsEngine:
         for link in links:
             self._links.add(link.a, link.b, link.at)
         self._logs = {}
-        self._now, self._erasures_now, self._hops_now = None, {}, []
         self._restore_flows()
-        self.watermark = to - 1
 
     def catch_up(
         self,
@@ -381,9 +519,13 @@ class HoldingsEngine:
 
         ``ordered``: the events come sorted by ``Event.sort_key`` (streamed, not held in memory; checked).
         """
+        with paused_gc():  # runs and undo entries stay alive: a collection would walk them all and find nothing
+            return self._apply_all(events if ordered else sorted(events, key=Event.sort_key), ordered)
+
+    def _apply_all(self, events: Iterable[Event], ordered: bool) -> int:
         n = 0
         previous: tuple[int, int, int, str] | None = None
-        for e in events if ordered else sorted(events, key=Event.sort_key):
+        for e in events:
             if self.watermark is not None and e.at <= self.watermark:
                 raise LateEventError(f"an event at {e.at} is not after what is applied ({self.watermark})")
             if ordered:
@@ -394,16 +536,37 @@ class HoldingsEngine:
             if e.at != self._now:
                 self._close_instant()
                 self._now, self._erasures_now, self._hops_now = e.at, {}, []
+                if len(self._undo) + self._undo_held > self.undo_limit + self.undo_limit // 4:  # a quarter at a time
+                    self._forget_undo()
+                self._instants.append(e.at)
+                self._instant_starts.append(len(self._undo))
             self._apply(e)
             n += 1
         self._close_instant()
         return n
 
+    def _forget_undo(self) -> None:
+        """Drop the oldest instants' entries down to ``undo_limit`` (a rollback before them rebuilds)."""
+        undo, starts = self._undo, self._instant_starts
+        over = len(undo) + self._undo_held - self.undo_limit
+        i = n = 0
+        while over > 0 and i < len(starts):  # whole instants, oldest first
+            end = starts[i + 1] if i + 1 < len(starts) else len(undo)
+            for entry in undo[n:end]:
+                held = _held(entry)
+                self._undo_held -= held
+                over -= 1 + held
+            n, i = end, i + 1
+        if i:
+            self._undo_floor = self._instants[i - 1]
+            del undo[:n], self._instants[:i], starts[:i]
+            self._instant_starts = [start - n for start in starts]
+
     def _apply(self, e: Event) -> None:
         if e.scope == "SUBJECT":
             assert e.subject_id is not None
             for other in e.linked:
-                if self._links.add(e.subject_id, other, e.at):
+                if self._links.add(e.subject_id, other, e.at, self._undo):
                     self._links_changed = True
             if e.event_type in _FLOWS:
                 self._arrive(e)
@@ -461,6 +624,7 @@ class HoldingsEngine:
             self._start(Run(e.subject_id, category, holder, e.at, e.event_id, prov), runs)
 
     def _start(self, run: Run, runs: list[Run]) -> None:
+        self._undo.append((_RUN_ADDED, runs, run))
         runs.append(run)
         self._changed.add(run.subject)
         log = self._logs.get(run.holder)
@@ -474,15 +638,20 @@ class HoldingsEngine:
                 break
 
     def _end(self, run: Run, x: Event) -> None:
+        undo = self._undo
+        undo.append((_RUN_FIELDS, run, run.last_seq, run.ended, run.ended_by))
         run.ended, run.ended_by = x.at, x.event_id
         self._changed.add(run.subject)
         if run.flow is not None:
             f = self._flows[run.flow]
-            if f.open.get(run.key) is run:
-                del f.open[run.key]
+            key = run.key
+            if f.open.get(key) is run:
+                undo.append((_OPEN, f, key, run))
+                del f.open[key]
                 run.last_seq = len(f.times) - 1
-                if f.count.get(run.key, 0) > 0:
-                    f.pending.add(run.key)
+                if f.count.get(key, 0) > 0 and key not in f.pending:
+                    undo.append((_PENDING_ADDED, f, key))
+                    f.pending.add(key)
         log = self._logs.get(run.holder)
         if log is not None:
             log.add(x.at, run.key, -1)
@@ -506,10 +675,14 @@ class HoldingsEngine:
                 k = bisect_right(f.times, selected)  # the first of its arrivals after the selection
                 rest = Run(run.subject, run.category, run.holder, f.times[k], f.ids[k], run.prov, run.flow, k,
                            run.last_seq)  # fmt: skip
+                undo = self._undo
+                undo.append((_RUN_FIELDS, run, run.last_seq, run.ended, run.ended_by))
                 run.last_seq, run.ended, run.ended_by = k - 1, x.at, x.event_id
                 self._changed.add(run.subject)
                 if f.open.get(run.key) is run:
+                    undo.append((_OPEN, f, run.key, run))
                     f.open[run.key] = rest
+                undo.append((_RUN_ADDED, runs, rest))
                 runs.append(rest)  # held all along: no change to the holder's log
 
     def _hop(self, e: Event) -> None:
@@ -531,9 +704,12 @@ class HoldingsEngine:
                 encrypted=e.encrypted,
             )
             f = self._flows[fid] = _Flow(fid, e.holder, e.recipient, tuple(sorted(set(e.categories))), prov)
+            self._undo.append((_FLOW_ADDED, fid))
         elif e.event_id in f.ids:
             return  # stored twice
         assert e.bulk_as_of is not None
+        undo = self._undo
+        undo.append((_FLOW_EVENT, f))
         f.times.append(e.at)
         f.ids.append(e.event_id)
         f.selections.append(e.bulk_as_of)
@@ -542,8 +718,12 @@ class HoldingsEngine:
         f.closed_now = {}
         if k > 0 and _year(e.at) != _year(f.times[k - 1]):
             for run in f.open.values():  # a new year: every open run closes, the year's own start
+                undo.append((_RUN_FIELDS, run, run.last_seq, run.ended, run.ended_by))
                 run.last_seq = k - 1
                 self._changed.add(run.subject)
+            undo.append((_OPEN_ALL, f, f.open))
+            undo.append((_PENDING, f, f.pending))
+            self._undo_held += len(f.open) + len(f.pending)
             f.open, f.pending = {}, set(f.count)
         self._hops_now.append(f)
         self._carry_changes(f, k)
@@ -559,21 +739,32 @@ class HoldingsEngine:
         if f.selections[k] == now:
             while start > 0 and f.times[start - 1] == now and f.selections[start - 1] == now:
                 start -= 1
-        entering, leaving = f.move(self._log(f.sender), f.selections[k])
+        undo = self._undo
+        cursor, cursor_at = f.cursor, f.cursor_at
+        entering, leaving, before = f.move(self._log(f.sender), f.selections[k])
+        undo.append((_MOVED, f, cursor, cursor_at, before))
+        self._undo_held += len(before)
         for key in leaving:
             run = f.open.pop(key, None)
             if run is not None:
+                undo.append((_OPEN, f, key, run))
+                undo.append((_RUN_FIELDS, run, run.last_seq, run.ended, run.ended_by))
                 run.last_seq = k - 1
                 self._changed.add(run.subject)
                 f.closed_now[key] = run
         starting = entering | f.pending
-        f.pending = set()
+        if f.pending:
+            undo.append((_PENDING, f, f.pending))
+            self._undo_held += len(f.pending)
+            f.pending = set()
         at, eid = f.times[start], f.ids[start]
         for key in starting:
             if key in f.open or f.count.get(key, 0) <= 0:
                 continue
+            undo.append((_OPEN, f, key, None))
             again = f.closed_now.pop(key, None)
             if again is not None and again.ended is None:  # it stopped and resumed within this instant
+                undo.append((_RUN_FIELDS, again, again.last_seq, again.ended, again.ended_by))
                 again.last_seq = None
                 self._changed.add(again.subject)
                 f.open[key] = again

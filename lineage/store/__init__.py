@@ -16,7 +16,7 @@ pyiceberg and pyarrow are imported only in this package.
 """
 
 from lineage.store.catalog import StoreLocation
-from lineage.store.engine import QueryName, Session, Store, paused_gc, queries_dir, query_text
+from lineage.store.engine import QueryName, Session, Store, queries_dir, query_text
 from lineage.store.maintenance import CompactionReport
 from lineage.store.writer import PartitionRows, Stored, TableWriter
 
@@ -29,7 +29,6 @@ __all__ = [
     "StoreLocation",
     "Stored",
     "TableWriter",
-    "paused_gc",
     "queries_dir",
     "query_text",
 ]

@@ -11,7 +11,6 @@ download its Iceberg extension.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import re
@@ -37,6 +36,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
+from lineage.process import paused_gc
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.certificate import ERASURES, Certificate, CertificateIndex
@@ -55,7 +55,7 @@ from lineage.store.maintenance import CompactionReport, compact
 from lineage.store.snapshots import SnapshotRef
 from lineage.store.tables import COLUMNS
 
-__all__ = ["CompactionReport", "QueryName", "Session", "Store", "paused_gc", "queries_dir", "query_text"]
+__all__ = ["CompactionReport", "QueryName", "Session", "Store", "queries_dir", "query_text"]
 
 # the files of queries/, by name: mypy checks every call names one (a test checks each has its file)
 QueryName = Literal[
@@ -218,18 +218,6 @@ def _as_dicts(table: Any) -> list[dict[str, Any]]:
             columns.append(column.to_pylist())
     with paused_gc():
         return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The garbage collector paused while many objects that stay alive are made (none is garbage)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 _DATASET_READ = re.compile(r"'\w+_files'")

@@ -34,6 +34,10 @@ def test_re_exports_extend_runs_and_match_the_reference(records: list[Record], a
     assert set(_engine(records).arrivals(as_of)) == reference.holdings(records, None, as_of)
 
 
+# an undo journal that keeps nothing (each rollback rebuilds), a few entries (some do), or every change
+_UNDO_LIMITS = st.sampled_from([0, 5, 500_000])
+
+
 @settings(max_examples=examples(300))
 @given(nightly_histories(), st.data())
 def test_rollback_and_replay_equals_one_pass(records: list[Record], data: st.DataObject) -> None:
@@ -41,11 +45,46 @@ def test_rollback_and_replay_equals_one_pass(records: list[Record], data: st.Dat
     events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
     cut = data.draw(st.sampled_from([e.at for e in events]))
     first = HoldingsEngine()
+    first.undo_limit = data.draw(_UNDO_LIMITS)
     first.apply(e for e in events if e.at < cut)
     first.apply(e for e in events if e.at >= cut and data.draw(st.booleans()))  # some of the later ones
     first.rollback(cut)
     first.apply(e for e in events if e.at >= cut)
     assert _canonical(first) == _canonical(_engine(records))
+
+
+@settings(max_examples=examples(300))
+@given(st.one_of(histories(), nightly_histories()), st.data())
+def test_rollback_by_the_journal_restores_the_state_at_that_time(records: list[Record], data: st.DataObject) -> None:
+    """Rolled back through its undo journal, the engine holds exactly what it held before that time."""
+    events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
+    cut = data.draw(st.sampled_from([e.at for e in events]))
+    engine = HoldingsEngine()
+    engine.apply(e for e in events if e.at < cut)
+    before = _canonical(engine)
+    engine.apply(e for e in events if e.at >= cut)
+    engine.rollback(cut)
+    assert _canonical(engine) == before
+    assert engine.watermark == cut - 1
+
+
+@settings(max_examples=examples(200))
+@given(st.one_of(histories(), nightly_histories()), st.data())
+def test_a_restored_engine_rolls_back_before_its_rows_by_rebuilding(records: list[Record], data: st.DataObject) -> None:
+    """The journal starts at a restore: a rollback to before it walks the rows, and the replay equals one pass."""
+    events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
+    times = sorted({e.at for e in events})
+    restored_at = data.draw(st.sampled_from(times))
+    cut = data.draw(st.sampled_from([t for t in times if t <= restored_at]))
+    first = HoldingsEngine()
+    first.apply(e for e in events if e.at < restored_at)
+    again = HoldingsEngine.restore(
+        [_copy(r) for r in first.runs()], list(first.flow_events()), list(first.links()), first.watermark
+    )
+    again.apply(e for e in events if e.at >= restored_at)
+    again.rollback(cut)
+    again.apply(e for e in events if e.at >= cut)
+    assert _canonical(again) == _canonical(_engine(records))
 
 
 @settings(max_examples=examples(200))
@@ -113,6 +152,7 @@ def test_changes_name_every_part_whose_rows_differ(records: list[Record], data: 
     first = sorted((event_from_record(r) for r in records[:split]), key=lambda e: e.sort_key())
     second = [event_from_record(r) for r in records[split:]]
     engine = HoldingsEngine()
+    engine.undo_limit = data.draw(_UNDO_LIMITS)
     engine.apply(first)
     engine.take_changes()
     before = _by_part(engine)
