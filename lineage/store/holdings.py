@@ -195,13 +195,16 @@ def buckets_of(subjects: list[str]) -> list[int]:
 
 
 def _batches(engine: HoldingsEngine, changed: Changes | None, size: int = 200_000) -> Iterator[pa.RecordBatch]:
-    """Rows a batch at a time: one C pass per batch, and never all rows as Python tuples at once."""
+    """Rows a batch at a time, in the table's sort order, never all rows as Python objects at once.
+
+    Kinds come in the order of their names, each sorted by subject: the table's sort order without
+    sorting a copy of millions of rows. The few flow, link and person rows are made as tuples; the
+    runs (nearly all rows) a column at a time (``_run_batch``).
+    """
     nothing = (None,) * (len(HOLDINGS_COLUMNS) - 7)
     flows, IDS = FLOWS_BUCKET, IDENTITY_BUCKET  # noqa: N806
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        # kinds in the order of their names and each sorted by subject: the table's sort order,
-        # without sorting a copy of millions of rows
+    def others() -> Iterator[tuple[Any, ...]]:
         if changed is None or changed.flows:
             for fe, info in sorted(engine.flow_events(), key=lambda x: (x[0].flow, x[0].seq)):
                 yield ("flow", None, None, info.recipient, fe.at, fe.event_id, fe.flow, fe.seq, None, None, None,
@@ -211,16 +214,50 @@ def _batches(engine: HoldingsEngine, changed: Changes | None, size: int = 200_00
                 yield ("link", person, None, None, link.at, link.a, *nothing[1:], link.b, IDS)
             for ident, person in sorted(engine.persons()):
                 yield ("person", ident, None, None, None, *nothing, person, IDS)
-        subject, bucket = None, 0
-        for r in engine.runs_by_subject(None if changed is None else changed.subjects):
-            if r.subject != subject:  # a subject's runs come together: its bucket hashed once (~15% of this)
-                subject, bucket = r.subject, bucket_of(r.subject)
-            yield ("run", r.subject, r.category, r.holder, r.arrived, r.via, r.flow, r.first_seq, r.last_seq,
-                   r.ended, r.ended_by, *r.prov, None, None, None, bucket)  # fmt: skip
 
-    it = rows()
+    it = others()
     while chunk := list(islice(it, size)):
         yield pa.RecordBatch.from_struct_array(pa.array(chunk, _ROW_TYPE))
+    runs = engine.runs_by_subject(None if changed is None else changed.subjects)
+    while chunk_of_runs := list(islice(runs, size)):
+        yield _run_batch(chunk_of_runs)
+
+
+def _run_batch(runs: list[Run]) -> pa.RecordBatch:
+    """Runs as rows of the holdings table, built a column at a time.
+
+    Each column is one list handed to Arrow, not rows converted as structs. The engine shares one
+    ``Provenance`` between every run of the same terms, so its eleven columns are made once per
+    distinct one and taken by index (Arrow finds the distinct ones by identity).
+    """
+    n = len(runs)
+    provs = [r.prov for r in runs]
+    ids = pa.array(list(map(id, provs)), pa.uint64())
+    distinct_ids = pc.unique(ids)
+    by_id = dict(zip(map(id, provs), provs, strict=True))
+    distinct = [by_id[i] for i in distinct_ids.to_pylist()]
+    take = pc.index_in(ids, distinct_ids)
+    subjects = [r.subject for r in runs]
+    bucket = {s: bucket_of(s) for s in dict.fromkeys(subjects)}
+    columns = [
+        pa.array(["run"] * n, _S),
+        pa.array(subjects, _S),
+        pa.array([r.category for r in runs], _S),
+        pa.array([r.holder for r in runs], _S),
+        pa.array([r.arrived for r in runs], _TS),
+        pa.array([r.via for r in runs], _S),
+        pa.array([r.flow for r in runs], _S),
+        pa.array([r.first_seq for r in runs], pa.int32()),
+        pa.array([r.last_seq for r in runs], pa.int32()),
+        pa.array([r.ended for r in runs], _TS),
+        pa.array([r.ended_by for r in runs], _S),
+        *(pa.array([p[k] for p in distinct], t).take(take) for k, (_, t) in enumerate(_PROV)),
+        pa.nulls(n, pa.list_(_S)),
+        pa.nulls(n, _TS),
+        pa.nulls(n, _S),
+        pa.array(list(map(bucket.__getitem__, subjects)), pa.int32()),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=HOLDINGS_COLUMNS)
 
 
 #: rows turned into Python objects at a time when the engine is restored from the table: the whole
