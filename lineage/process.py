@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,17 +35,30 @@ def prefer_jemalloc() -> None:
         os.environ[ARROW_POOL] = "jemalloc"
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # blocks inside ``paused_gc`` now, in any thread
+_gc_was_enabled = False  # whether the collector ran before the first of them
+
+
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """The garbage collector paused while many objects that stay alive are made (none is garbage).
 
     Each collection of the oldest generation walks every object alive: building a million rows, or
     the holdings engine's runs and its undo journal, it finds nothing and costs a third of the time.
+    Blocks in several threads share one count: the collector runs again when the last one ends (each
+    reading ``gc.isenabled()`` itself, one could find another's pause and leave it off for good).
     """
-    was = gc.isenabled()
-    gc.disable()
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if not _gc_pauses:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _gc_lock:
+            _gc_pauses -= 1
+            if not _gc_pauses and _gc_was_enabled:
+                gc.enable()

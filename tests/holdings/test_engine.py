@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineage.contract.records import Record
-from lineage.holdings import HoldingsEngine, Run, event_from_record
+from lineage.holdings import Event, HoldingsEngine, Run, event_from_record
 from tests import reference
 from tests.fixtures import at_minute, examples, histories, micros, nightly_histories
 
@@ -66,6 +66,42 @@ def test_rollback_by_the_journal_restores_the_state_at_that_time(records: list[R
     engine.rollback(cut)
     assert _canonical(engine) == before
     assert engine.watermark == cut - 1
+
+
+def test_a_holders_log_made_after_a_split_is_dropped_by_a_rollback_before_it() -> None:
+    """A holder's log made after a bulk erasure split a run holds its +1: rolled back before, it is made again."""
+    def event(eid: str, kind: str, minute: int, holder: str, **fields: object) -> Event:
+        values: dict[str, object] = {
+            "event_id": eid, "event_type": kind, "at": micros(at_minute(minute)) or 0, "scope": "BULK",
+            "subject_id": None, "linked": (), "categories": ("user.contact.email",), "holder": holder,
+            "holder_role": "controller", "holder_region": "CN", "recipient": None, "recipient_role": None,
+            "recipient_region": None, "purpose": "p", "legal_basis": "CONSENT", "source": None, "mechanism": None,
+            "retention_days": None, "encrypted": None, "bulk_as_of": None, "erasure_outcome": None,
+        }  # fmt: skip
+        values.update(fields)
+        if kind != "ERASED" and values["recipient"] is not None:
+            values["recipient_role"], values["recipient_region"] = "processor", "HK"
+        return Event(**values)  # type: ignore[arg-type]
+
+    def at(minute: int) -> int:
+        return micros(at_minute(minute)) or 0
+
+    events = [
+        event("c1", "COLLECTED", 1, "H0", scope="SUBJECT", subject_id="s"),
+        event("f1", "SHARED", 2, "H0", recipient="A", bulk_as_of=at(2)),  # a run at A
+        event("f2", "SHARED", 3, "H0", recipient="A", bulk_as_of=at(3)),  # extends it
+        event("x1", "ERASED", 4, "A", erasure_outcome="ERASED", bulk_as_of=at(2)),  # splits it: the rest from f2
+        event("g1", "SHARED", 5, "A", recipient="B", bulk_as_of=at(5)),  # the first flow from A: A's log made
+        event("x2", "ERASED", 6, "A", scope="SUBJECT", subject_id="s", erasure_outcome="ERASED"),  # ends the rest
+        event("g2", "SHARED", 7, "A", recipient="B", bulk_as_of=at(7)),  # so B no longer receives s
+    ]
+    one_pass = HoldingsEngine()
+    one_pass.apply(events)
+    engine = HoldingsEngine()
+    engine.apply(events)
+    engine.rollback(at(4))
+    engine.apply(e for e in events if e.at >= at(4))
+    assert _canonical(engine) == _canonical(one_pass)
 
 
 @settings(max_examples=examples(200))
