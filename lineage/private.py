@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, AnyStr, Generic, Literal, overload
 
 from lineage.errors import ConfigurationError
+from lineage.process import ProcessWide
 
 __all__ = ["PrivateFile", "open_private", "private_dir", "private_files"]
 
@@ -184,8 +183,7 @@ def private_dir(folder: Path, option: str = "store_dir") -> Path:
     return folder
 
 
-@contextmanager
-def private_files() -> Iterator[None]:
+def private_files() -> AbstractContextManager[None]:
     """Create files 0600 and folders 0700 inside the block, whoever creates them (pyarrow, SQLite).
 
     The libraries writing the store's files take no mode argument: they follow the umask. The umask
@@ -194,20 +192,7 @@ def private_files() -> Iterator[None]:
     the umask and the last to leave restores it (each restoring its own, a thread leaving first put
     back the loose umask while another still wrote the store's files).
     """
-    global _umask_depth, _umask_saved
-    with _umask_lock:
-        if _umask_depth == 0:
-            _umask_saved = os.umask(0o077)
-        _umask_depth += 1
-    try:
-        yield
-    finally:
-        with _umask_lock:
-            _umask_depth -= 1
-            if _umask_depth == 0:
-                os.umask(_umask_saved)
+    return _PRIVATE_UMASK.held()
 
 
-_umask_lock = threading.Lock()
-_umask_depth = 0  # private_files blocks open in any thread
-_umask_saved = 0o022  # the umask before the first of them
+_PRIVATE_UMASK = ProcessWide(lambda: os.umask(0o077), os.umask)

@@ -20,10 +20,13 @@ import gc
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Generic, TypeVar
 
-__all__ = ["ARROW_POOL", "paused_gc", "prefer_jemalloc"]
+__all__ = ["ARROW_POOL", "ProcessWide", "paused_gc", "prefer_jemalloc"]
+
+T = TypeVar("T")
 
 ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL"
 
@@ -35,30 +38,55 @@ def prefer_jemalloc() -> None:
         os.environ[ARROW_POOL] = "jemalloc"
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0  # blocks inside ``paused_gc`` now, in any thread
-_gc_was_enabled = False  # whether the collector ran before the first of them
+class ProcessWide(Generic[T]):
+    """A process-wide setting held by blocks in any thread: the first to enter sets it, the last to leave puts it back.
+
+    Each block saving and putting back its own, a thread leaving first would restore the old value
+    while another thread's block still relies on the new one.
+    """
+
+    def __init__(self, take: Callable[[], T], give_back: Callable[[T], object]) -> None:
+        """``take()`` sets it and returns what to give back; ``give_back(that)`` restores it."""
+        self._take, self._give_back = take, give_back
+        self._lock = threading.Lock()
+        self._inside = 0  # blocks inside now, in any thread
+        self._saved: T | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The setting held for the block."""
+        with self._lock:
+            if not self._inside:
+                self._saved = self._take()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if not self._inside:
+                    self._give_back(self._saved)  # type: ignore[arg-type]  # set by the first to enter
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
+def _gc_off() -> bool:
+    was = gc.isenabled()
+    gc.disable()
+    return was
+
+
+def _gc_back(was: bool) -> None:
+    if was:
+        gc.enable()
+
+
+_GC_PAUSED = ProcessWide(_gc_off, _gc_back)
+
+
+def paused_gc() -> AbstractContextManager[None]:
     """The garbage collector paused while many objects that stay alive are made (none is garbage).
 
     Each collection of the oldest generation walks every object alive: building a million rows, or
     the holdings engine's runs and its undo journal, it finds nothing and costs a third of the time.
-    Blocks in several threads share one count: the collector runs again when the last one ends (each
-    reading ``gc.isenabled()`` itself, one could find another's pause and leave it off for good).
+    Overlapping pauses in several threads end when the last one does.
     """
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if not _gc_pauses:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if not _gc_pauses and _gc_was_enabled:
-                gc.enable()
+    return _GC_PAUSED.held()

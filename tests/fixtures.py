@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -428,3 +430,33 @@ def wait_until(
         assert proc is None or proc.poll() is None, f"the process exited ({proc.returncode}) before {what}"
         assert time.monotonic() < deadline, f"no {what} in {timeout_s:.0f} s"
         time.sleep(0.1)
+
+
+def overlapping_blocks(block: Callable[[], AbstractContextManager[None]], during: Callable[[], Any]) -> Any:
+    """Thread one enters ``block``, thread two too, thread one leaves: what ``during()`` gives in thread two then.
+
+    Both threads have left when it returns (a process-wide setting must be back by then).
+    """
+    one_in, two_in, one_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def one() -> None:
+        with block():
+            one_in.set()
+            two_in.wait(60)
+        one_out.set()
+
+    def two() -> None:
+        one_in.wait(60)
+        with block():
+            two_in.set()
+            one_out.wait(60)
+            seen.append(during())
+
+    threads = [threading.Thread(target=one), threading.Thread(target=two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(seen) == 1, "thread two did not finish its block"
+    return seen[0]
