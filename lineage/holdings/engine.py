@@ -292,6 +292,15 @@ class HoldingsEngine:
             for seq, (at, eid, sel) in enumerate(zip(f.times, f.ids, f.selections, strict=True)):
                 yield FlowEvent(f.id, seq, at, eid, sel), info
 
+    def flows(self) -> Iterator[tuple[FlowInfo, list[int], list[str], list[int]]]:
+        """Every bulk flow in id order: its terms, and its events' times, ids and bulk_as_of, in order.
+
+        The lists are the engine's own, for reading at once (a table made of them), never to keep.
+        """
+        for fid in sorted(self._flows):
+            f = self._flows[fid]
+            yield f.info(), f.times, f.ids, f.selections
+
     def links(self) -> Iterator[Link]:
         """Every identifier link, first declared when."""
         for (a, b), at in self._links.edges.items():
