@@ -43,6 +43,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # the undo journal's entries: (op, ...) tuples, undone in reverse order (see ``HoldingsEngine._undo``)
+#: runs started that ``take_changes`` names one by one; beyond, their subjects are rewritten whole
+_ADDED_LIMIT = 1_000_000
 _RUN_ADDED = 0  # (op, the runs list, run): appended to that list
 _RUN_FIELDS = 1  # (op, run, last_seq, ended, ended_by) before they changed
 _FLOW_ADDED = 2  # (op, flow id)
@@ -233,8 +235,11 @@ class HoldingsEngine:
         self._erasures_now: dict[str, list[Event]] = {}
         self._hops_now: list[_Flow] = []
         self._provs: dict[Provenance, Provenance] = {}
-        # what changed since ``take_changes``: a store rewrites those rows alone
+        # what changed since ``take_changes``: a store rewrites those rows alone. ``_changed``: subjects
+        # with a run changed or removed; ``_added``: runs started (None: too many kept, their subjects
+        # moved to ``_changed``), whose subjects need no rewrite unless also in ``_changed``
         self._changed: set[str] = set()
+        self._added: list[Run] | None = []
         self._flows_changed = False
         self._links_changed = False
         # the undo journal: every change ``apply`` made, and where each instant's changes start in it
@@ -317,8 +322,11 @@ class HoldingsEngine:
 
     def take_changes(self) -> Changes:
         """What changed since the last call (or since the engine was made or restored), and start afresh."""
-        changes = Changes(frozenset(self._changed), self._flows_changed, self._links_changed)
-        self._changed, self._flows_changed, self._links_changed = set(), False, False
+        changed, added = self._changed, self._added or []
+        subjects = changed.union(run.subject for run in added)
+        new = tuple(run for run in added if run.subject not in changed)
+        changes = Changes(frozenset(subjects), self._flows_changed, self._links_changed, new)
+        self._changed, self._added, self._flows_changed, self._links_changed = set(), [], False, False
         return changes
 
     # --- building from stored state -----------------------------------------------------------------
@@ -641,7 +649,14 @@ class HoldingsEngine:
     def _start(self, run: Run, runs: list[Run]) -> None:
         self._undo.append((_RUN_ADDED, runs, run))
         runs.append(run)
-        self._changed.add(run.subject)
+        added = self._added
+        if added is None:
+            self._changed.add(run.subject)
+        else:
+            added.append(run)
+            if len(added) > _ADDED_LIMIT:  # an apply from nothing: every subject is written whole anyway
+                self._changed.update(r.subject for r in added)
+                self._added = None
         log = self._logs.get(run.holder)
         if log is not None:
             log.add(run.arrived, run.key, 1)

@@ -96,11 +96,20 @@ class Changes:
 
     ``subjects``: the subjects whose runs changed (started, ended, split, closed, reopened or undone);
     ``flows``: a bulk flow gained or lost events; ``links``: an identifier link or person key changed.
+    ``added``: the runs that started for subjects none of whose other runs changed (most subjects of a
+    refresh): their stored rows stand and these are added to them, not all their runs made again.
+    Every other subject of ``subjects`` is ``rewritten``: its rows are made anew.
     """
 
     subjects: frozenset[str]
     flows: bool
     links: bool
+    added: tuple[Run, ...] = ()
+
+    @property
+    def rewritten(self) -> frozenset[str]:
+        """The subjects whose rows are all made anew: those of ``subjects`` with a run changed, not only added."""
+        return self.subjects.difference(run.subject for run in self.added)
 
     def __bool__(self) -> bool:
         """Whether anything changed."""

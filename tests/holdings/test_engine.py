@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import astuple
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,6 +74,7 @@ def test_rollback_by_the_journal_restores_the_state_at_that_time(records: list[R
 
 def test_a_holders_log_made_after_a_split_is_dropped_by_a_rollback_before_it() -> None:
     """A holder's log made after a bulk erasure split a run holds its +1: rolled back before, it is made again."""
+
     def event(eid: str, kind: str, minute: int, holder: str, **fields: object) -> Event:
         values: dict[str, object] = {
             "event_id": eid, "event_type": kind, "at": micros(at_minute(minute)) or 0, "scope": "BULK",
@@ -191,7 +196,7 @@ def test_changes_name_every_part_whose_rows_differ(records: list[Record], data: 
     engine.undo_limit = data.draw(_UNDO_LIMITS)
     engine.apply(first)
     engine.take_changes()
-    before = _by_part(engine)
+    before, rows_before = _by_part(engine), _rows_by_subject(engine)
     if second and engine.watermark is not None and min(e.at for e in second) <= engine.watermark:
         late = min(e.at for e in second)  # what the maintainer does: roll back, replay all from then
         engine.rollback(late)
@@ -204,4 +209,20 @@ def test_changes_name_every_part_whose_rows_differ(records: list[Record], data: 
     assert differ <= changes.subjects
     assert changes.flows or before[1] == after[1]
     assert changes.links or before[2] == after[2]
+    # a subject only added to keeps every row it had: those and the runs added are its rows now
+    rows_after = _rows_by_subject(engine)
+    added: dict[str, Counter[tuple[Any, ...]]] = {}
+    for run in changes.added:
+        added.setdefault(run.subject, Counter())[astuple(run)] += 1
+    assert changes.rewritten | added.keys() == changes.subjects
+    for subject, runs in added.items():
+        assert rows_before.get(subject, Counter()) + runs == rows_after[subject]
     assert not engine.take_changes()  # taken: the next call starts afresh
+
+
+def _rows_by_subject(engine: HoldingsEngine) -> dict[str, Counter[tuple[Any, ...]]]:
+    """Each subject's runs, as field tuples counted."""
+    out: dict[str, Counter[tuple[Any, ...]]] = {}
+    for run in engine.runs():
+        out.setdefault(run.subject, Counter())[astuple(run)] += 1
+    return out
