@@ -7,7 +7,7 @@ the store converts at its edge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -104,7 +104,7 @@ class Changes:
     subjects: frozenset[str]
     flows: bool
     links: bool
-    added: tuple[Run, ...] = ()
+    added: tuple[Run, ...] = field(default=(), hash=False)  # runs are mutable: not hashed
 
     @property
     def rewritten(self) -> frozenset[str]:

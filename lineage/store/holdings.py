@@ -16,8 +16,8 @@ The table is partitioned (identity) by ``bucket``: a run's is a hash of its subj
 ``FLOWS_BUCKET``, the links and person keys ``IDENTITY_BUCKET``. A refresh rewrites only the buckets
 whose rows changed (``HoldingsEngine.take_changes``), so its cost follows what changed, not the
 table's size. An explicit column rather than Iceberg's ``bucket[N](subject)`` transform: a refresh
-replaces whole buckets with ``overwrite(..., overwrite_filter=In("bucket", ...))``, which drops their
-files without reading them, and pyiceberg's filters cannot name a transform's value.
+drops whole buckets with ``delete(In("bucket", ...))``, which drops their files without reading
+them, and pyiceberg's filters cannot name a transform's value.
 
 Properties say which events the rows reflect: ``lineage.holdings.applied`` (the last offset applied
 of each source partition, JSON), ``lineage.holdings.source`` (the events snapshot read), and the
@@ -534,7 +534,9 @@ def _bucket_rows(
             [_run_batch(chunk) for chunk in _chunks(added.get(bucket, []), _BATCH)],
         ]
         rows = pa.Table.from_batches([b for source in sources for b in source], HOLDINGS_COLUMNS)
-        if sum(1 for source in sources if source) > 1:  # a bucket holds only runs: their order is the subject's
+        # a bucket holds only runs: their order is the subject's. Kept rows may come from several
+        # files (a bucket past the target file size): sorted even alone; one fresh source is in order
+        if sources[0] or (sources[1] and sources[2]):
             rows = rows.combine_chunks()
             rows = rows.take(pc.sort_indices(rows, [("subject", "ascending")]))  # stable: each source's order kept
         parts.append(rows)
