@@ -234,6 +234,9 @@ class HoldingsEngine:
         self._now: int | None = None
         self._erasures_now: dict[str, list[Event]] = {}
         self._hops_now: list[_Flow] = []
+        # (holder, subject, event id) of the arrivals applied at this instant: a copy of an event (stored
+        # twice) always comes at its instant, since an event at or before the watermark rolls it back
+        self._arrived_now: set[tuple[str, str, str]] = set()
         self._provs: dict[Provenance, Provenance] = {}
         # what changed since ``take_changes``: a store rewrites those rows alone. ``_changed``: subjects
         # with a run changed or removed; ``_added``: runs started (None: too many kept, their subjects
@@ -379,7 +382,7 @@ class HoldingsEngine:
             self._rebuild_to(to)
             self._undo, self._instants, self._instant_starts, self._undo_held = [], [], [], 0
             self._undo_floor = to - 1
-        self._now, self._erasures_now, self._hops_now = None, {}, []
+        self._now, self._erasures_now, self._hops_now, self._arrived_now = None, {}, [], set()
         self.watermark = to - 1
 
     def _undo_to(self, to: int) -> None:
@@ -556,7 +559,7 @@ class HoldingsEngine:
                 previous = key
             if e.at != self._now:
                 self._close_instant()
-                self._now, self._erasures_now, self._hops_now = e.at, {}, []
+                self._now, self._erasures_now, self._hops_now, self._arrived_now = e.at, {}, [], set()
                 if len(self._undo) + self._undo_held > self.undo_limit + self.undo_limit // 4:  # a quarter at a time
                     self._forget_undo()
                 self._instants.append(e.at)
@@ -618,17 +621,17 @@ class HoldingsEngine:
                         self._carry_changes(f, len(f.times) - 1)
                         changed = True
             self.watermark = now
-        self._now, self._erasures_now, self._hops_now = None, {}, []
+        self._now, self._erasures_now, self._hops_now, self._arrived_now = None, {}, [], set()
 
     def _arrive(self, e: Event) -> None:
         collected = e.event_type == "COLLECTED"
         holder = e.holder if collected else e.recipient
         assert holder is not None and e.subject_id is not None
+        arrival = (holder, e.subject_id, e.event_id)
+        if arrival in self._arrived_now:
+            return  # the same event stored twice (delivery is at-least-once): not a scan of the subject's runs
+        self._arrived_now.add(arrival)
         runs = self._rows.setdefault(holder, {}).setdefault(e.subject_id, [])
-        eid = e.event_id
-        for r in runs:  # a loop, not any() over a generator: half the cost, on every arrival
-            if r.via == eid and r.flow is None:
-                return  # the same event stored twice (delivery is at-least-once)
         prov = Provenance(
             e.event_type,
             False,

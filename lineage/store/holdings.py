@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, count, islice, repeat
+from itertools import chain, count, groupby, islice, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -512,8 +512,9 @@ def _bucket_rows(
     for subject in rewritten:
         subjects.setdefault(bucket_of(subject), []).append(subject)
     added: dict[int, list[Run]] = {}
-    for run in sorted(changed.added, key=attrgetter("subject")):  # stable: a subject's in the order they started
-        added.setdefault(bucket_of(run.subject), []).append(run)
+    by_subject = attrgetter("subject")
+    for subject, its in groupby(sorted(changed.added, key=by_subject), by_subject):  # stable: in the order started
+        added.setdefault(bucket_of(subject), []).extend(its)
     gone = pa.array(sorted(rewritten), _S)
     kept: dict[int, list[pa.RecordBatch]] = {}
     try:

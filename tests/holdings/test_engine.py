@@ -161,6 +161,28 @@ def test_restore_from_rows_then_continue_equals_one_pass(records: list[Record], 
     assert _canonical(again) == _canonical(_engine(records))
 
 
+@settings(max_examples=examples(200))
+@given(st.one_of(histories(), nightly_histories()), st.data())
+def test_an_event_stored_twice_holds_what_it_holds_once(records: list[Record], data: st.DataObject) -> None:
+    """Copies of events (delivery is at-least-once), in the same pass or late after a restore, change no run."""
+    events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
+    copies = data.draw(st.lists(st.sampled_from(events), max_size=8)) if events else []
+    twice = HoldingsEngine()
+    twice.apply(events + copies)
+    assert _canonical(twice) == _canonical(_engine(records))
+    cut = data.draw(st.sampled_from([e.at for e in events])) if events else 0
+    first = HoldingsEngine()
+    first.apply(e for e in events if e.at < cut)
+    again = HoldingsEngine.restore(
+        [_copy(r) for r in first.runs()], list(first.flow_events()), list(first.links()), first.watermark
+    )
+    stored = sorted(events + copies, key=lambda e: e.sort_key())
+    batch, _ = again.catch_up(iter(sorted(copies + [e for e in events if e.at >= cut], key=lambda e: e.sort_key())),
+                              lambda since: [e for e in stored if e.at >= since])  # fmt: skip
+    again.apply(batch, ordered=True)
+    assert _canonical(again) == _canonical(_engine(records))
+
+
 def _copy(run: Run) -> Run:
     return Run(**{name: getattr(run, name) for name in Run.__slots__})  # type: ignore[attr-defined]
 
