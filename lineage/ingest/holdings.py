@@ -11,7 +11,8 @@ An event stamped at or before what was applied (a service's spool sent after an 
 read at different speeds) rolls the engine back to its time, and every event from then on is
 replayed. A long-running maintainer keeps its engine between refreshes and reads only what is new;
 it also keeps the last events it applied (``Recent``), so a replay reads only the new ones while
-the events table has only grown since.
+the events table has only grown since. The events stored while a refresh applied are applied before
+it writes (``top_ups``), in the same commit, when the events table was only appended to meanwhile.
 
 After store retention (``lineage.store.retention``) the events before its cut-off are gone, and the
 holdings are the only record of what they made. So nothing is ever replayed from before the cut-off:
@@ -23,6 +24,7 @@ retention run with a later cut-off removes it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -139,6 +141,9 @@ class HoldingsMaintainer:
         self._based_on: HoldingsState | None = None
         self._recent: Recent | None = None  # the last events ``_engine`` applied
         self.recent_events = 100_000  # how many to keep (~450 bytes each); a replay reaching further reads the store
+        # how many times a refresh may apply the events stored while it applied, before it writes: each
+        # joins the same commit (its events wait no second refresh), and a bound keeps the commit coming
+        self.top_ups = 1
         self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
         self._tidied = time.monotonic()
 
@@ -191,7 +196,8 @@ class HoldingsMaintainer:
         ):
             recent = Recent(engine.watermark, cutoff, self.recent_events)
         self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
-        store = Store(self.location, snapshot=current.snapshot_id, holdings=False)
+        current_id = current.snapshot_id
+        store = Store(self.location, snapshot=current_id, holdings=False)
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
@@ -206,6 +212,25 @@ class HoldingsMaintainer:
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         batch = recent.record(batch)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+        # events stored while those were applied join this refresh's commit (what the next refresh would
+        # read: those above the offsets applied), rather than waiting for a whole refresh more
+        for _ in range(0 if rebuild else self.top_ups):
+            if stop is not None and stop.is_set():
+                break
+            newer = self._newer_events(current_id, cutoff)
+            if newer is None:
+                break
+            later, later_offsets = newer
+            store = Store(self.location, snapshot=later, holdings=False)
+            batch, back = engine.catch_up(
+                store.engine_events(offsets, None), functools.partial(store.engine_events, {}), kept=recent.since
+            )
+            log.info("applying the events stored meanwhile (events snapshot %s)", later)
+            batch = recent.record(batch)
+            applied_n += engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+            if back is not None:
+                rolled_back_to = back if rolled_back_to is None else min(rolled_back_to, back)
+            current_id, offsets = later, later_offsets
         changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")
@@ -213,19 +238,36 @@ class HoldingsMaintainer:
             self.location,
             engine,
             read_at=state.snapshot_id,
-            source=current.snapshot_id,
+            source=current_id,
             applied=offsets,
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
             rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
-        recent.read_at = current.snapshot_id
+        recent.read_at = current_id
         self._engine, self._recent = engine, recent
-        self._based_on = HoldingsState(snapshot, current.snapshot_id, engine.watermark, offsets, LAYOUT)
+        self._based_on = HoldingsState(snapshot, current_id, engine.watermark, offsets, LAYOUT)
         self._tidy()
-        done = Refreshed(applied_n, rolled_back_to, snapshot, current.snapshot_id, time.monotonic() - started)
+        done = Refreshed(applied_n, rolled_back_to, snapshot, current_id, time.monotonic() - started)
         log.info("%s", done.line())
         return done
+
+    def _newer_events(self, since: int, cutoff: int | None) -> tuple[int, dict[str, dict[int, int]]] | None:
+        """The events snapshot after ``since`` and its offsets, when events were only appended since (None: else).
+
+        A forget, a retention run or a compaction in between leaves them to the next refresh, which
+        starts from the table (what it rewrote or removed may have been applied already).
+        """
+        table = self.location.load()
+        later = table.current_snapshot()
+        if (
+            later is None
+            or later.snapshot_id == since
+            or retained_before(table.properties) != cutoff
+            or not only_appended(self.location, since, later.snapshot_id, table=table)
+        ):
+            return None
+        return later.snapshot_id, event_offsets(table)
 
     def _check_baseline(self, state: HoldingsState) -> None:
         """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""

@@ -435,6 +435,59 @@ def test_late_events_replayed_from_the_events_kept_in_memory_equal_a_rebuild(dat
         assert kept == _rows(location)
 
 
+class _StoringMeanwhile(HoldingsMaintainer):
+    """A maintainer that stores the next of ``parts`` each time it looks for events stored while it applied."""
+
+    def __init__(self, location: StoreLocation, ingestor: Ingestor, parts: list[tuple[list[Record], int]]) -> None:
+        super().__init__(location)
+        self.ingestor, self.parts = ingestor, parts
+
+    def _newer_events(self, since: int, cutoff: int | None) -> tuple[int, dict[str, dict[int, int]]] | None:
+        if self.parts:
+            _store_part(self.ingestor, *self.parts.pop(0))
+        return super()._newer_events(since, cutoff)
+
+
+@settings(max_examples=examples(24))
+@given(data=st.data())
+def test_events_stored_while_a_refresh_applied_join_its_commit_and_equal_a_rebuild(data: st.DataObject) -> None:
+    """Parts stored while one refresh applies (often stamped earlier) are applied in its commit: equal to a rebuild."""
+    records = data.draw(st.one_of(histories(), nightly_histories()).filter(lambda r: len(r) >= 3))
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(records) - 1), min_size=2, max_size=2, unique=True)))
+    with tempfile.TemporaryDirectory() as folder:
+        location = StoreLocation.embedded(Path(folder))
+        ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+        _store_part(ingestor, records[: cuts[0]], 0)
+        parts = [(records[cuts[0] : cuts[1]], cuts[0]), (records[cuts[1] :], cuts[1])]
+        maintainer = _StoringMeanwhile(location, ingestor, parts)
+        done = maintainer.refresh()
+        stored = location.load()
+        assert done.events >= len(records) and done.source == stored.current_snapshot().snapshot_id  # type: ignore[union-attr]
+        assert read_state(load_holdings(location)).applied == store_holdings.event_offsets(stored)
+        assert _equals_a_rebuild(location)
+
+
+def test_events_stored_after_a_compaction_wait_for_the_next_refresh(tmp_path: Path) -> None:
+    """A compaction while a refresh applied (rows rewritten, not appended): the refresh commits what it read first."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    _store_part(ingestor, [_collected("s1", 10), _collected("s2", 20)], 0)
+    first = location.load().current_snapshot()
+    assert first is not None
+
+    class Compacting(HoldingsMaintainer):
+        def _newer_events(self, since: int, cutoff: int | None) -> tuple[int, dict[str, dict[int, int]]] | None:
+            _store_part(ingestor, [_collected("s3", 15)], 2)
+            Store(location).compact(min_files=1, expire_after_s=3600.0)
+            return super()._newer_events(since, cutoff)
+
+    maintainer = Compacting(location)
+    done = maintainer.refresh()
+    assert done.events == 2 and done.source == first.snapshot_id
+    assert HoldingsMaintainer(location).refresh().rolled_back_to is not None  # s3, late, in the next one
+    assert _equals_a_rebuild(location)
+
+
 def _collected(subject: str, minute: int) -> Record:
     return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, holder=PARTY["app"],
                        purpose="essential.service", legal_basis="CONTRACT", categories=["user.contact"],
