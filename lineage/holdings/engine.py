@@ -235,8 +235,13 @@ class HoldingsEngine:
         self._erasures_now: dict[str, list[Event]] = {}
         self._hops_now: list[_Flow] = []
         # (holder, subject, event id) of the arrivals applied at this instant: a copy of an event (stored
-        # twice) always comes at its instant, since an event at or before the watermark rolls it back
+        # twice) comes at its original's instant, since an event at or before the watermark rolls the
+        # engine back and that instant is applied again whole; but see ``floor``
         self._arrived_now: set[tuple[str, str, str]] = set()
+        #: the retention cut-off the events are read under (µs; None: none ran): an event older than it
+        #: reads as occurring at it (queries/holdings_events.sql), so a copy of an event applied before
+        #: the cut-off comes at another instant: one at this time is looked for among the subject's runs
+        self.floor: int | None = None
         self._provs: dict[Provenance, Provenance] = {}
         # what changed since ``take_changes``: a store rewrites those rows alone. ``_changed``: subjects
         # with a run changed or removed; ``_added``: runs started (None: too many kept, their subjects
@@ -627,11 +632,16 @@ class HoldingsEngine:
         collected = e.event_type == "COLLECTED"
         holder = e.holder if collected else e.recipient
         assert holder is not None and e.subject_id is not None
-        arrival = (holder, e.subject_id, e.event_id)
+        eid = e.event_id
+        arrival = (holder, e.subject_id, eid)
         if arrival in self._arrived_now:
             return  # the same event stored twice (delivery is at-least-once): not a scan of the subject's runs
         self._arrived_now.add(arrival)
         runs = self._rows.setdefault(holder, {}).setdefault(e.subject_id, [])
+        if e.at == self.floor:  # perhaps a copy of one applied before the cut-off, read at it
+            for r in runs:
+                if r.via == eid and r.flow is None:
+                    return
         prov = Provenance(
             e.event_type,
             False,

@@ -464,10 +464,12 @@ class Store:
         floor = pinned.retained_before
         if pinned.base is None:
             engine = HoldingsEngine()
+            engine.floor = floor
             engine.apply(_engine_events(con, {}, None, floor))
             return engine
         self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDINGS_COLUMNS)
         engine = engine_from_table(con.sql("SELECT * FROM holdings_base").to_arrow_table(), pinned.base.watermark)
+        engine.floor = floor
         batch, _ = engine.catch_up(
             _engine_events(con, pinned.base.applied, None, floor), lambda since: _engine_events(con, {}, since, floor)
         )

@@ -451,20 +451,57 @@ class _StoringMeanwhile(HoldingsMaintainer):
 @settings(max_examples=examples(24))
 @given(data=st.data())
 def test_events_stored_while_a_refresh_applied_join_its_commit_and_equal_a_rebuild(data: st.DataObject) -> None:
-    """Parts stored while one refresh applies (often stamped earlier) are applied in its commit: equal to a rebuild."""
+    """A part stored while a refresh applies (often stamped earlier) joins its commit; then a late part: as rebuilt."""
     records = data.draw(st.one_of(histories(), nightly_histories()).filter(lambda r: len(r) >= 3))
     cuts = sorted(data.draw(st.lists(st.integers(1, len(records) - 1), min_size=2, max_size=2, unique=True)))
     with tempfile.TemporaryDirectory() as folder:
         location = StoreLocation.embedded(Path(folder))
         ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
         _store_part(ingestor, records[: cuts[0]], 0)
-        parts = [(records[cuts[0] : cuts[1]], cuts[0]), (records[cuts[1] :], cuts[1])]
-        maintainer = _StoringMeanwhile(location, ingestor, parts)
+        maintainer = _StoringMeanwhile(location, ingestor, [(records[cuts[0] : cuts[1]], cuts[0])])
         done = maintainer.refresh()
         stored = location.load()
-        assert done.events >= len(records) and done.source == stored.current_snapshot().snapshot_id  # type: ignore[union-attr]
+        assert done.events >= cuts[1] and done.source == stored.current_snapshot().snapshot_id  # type: ignore[union-attr]
         assert read_state(load_holdings(location)).applied == store_holdings.event_offsets(stored)
+        # the same maintainer goes on (its engine and the events it keeps for a replay): the last part
+        _store_part(ingestor, records[cuts[1] :], cuts[1])
+        maintainer.refresh()
         assert _equals_a_rebuild(location)
+
+
+def test_a_late_event_after_a_refresh_that_looked_again_replays_what_it_applied_then(tmp_path: Path) -> None:
+    """What a refresh applied at its second look is kept for a replay: a late event after it rolls back over it."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    _store_part(ingestor, [_collected("s1", 10), _collected("s2", 20)], 0)
+    maintainer = _StoringMeanwhile(location, ingestor, [([_erased("s1", 30)], 2)])
+    assert maintainer.refresh().events == 3
+    _store_part(ingestor, [_collected("s3", 25)], 3)  # late: replayed with the erasure kept in memory
+    assert maintainer.refresh().rolled_back_to is not None
+    assert [row[9] for row in _rows(location) if row[1] == "s1"] == [at_minute(30)]  # still ended
+    assert _equals_a_rebuild(location)
+
+
+def test_a_copy_of_a_retired_event_stored_after_retention_holds_nothing_again(tmp_path: Path) -> None:
+    """An event delivered again after retention retired it (read at the cut-off) starts no second run."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    original = _collected("s1", 10)
+    _store_part(ingestor, [original, _erased("s1", 20), _collected("s2", 40)], 0)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    retire_events(location, at_minute(30), refresh_holdings=maintainer.refresh, grace_s=0)
+    _store_part(ingestor, [original], 3)  # the same event again (at-least-once), older than the cut-off
+    latest = location.load().current_snapshot()
+    assert latest is not None
+    # a reader of that snapshot before any refresh computes its holdings from the stored ones and the copy
+    query = "SELECT arrived_at, ended_at FROM holdings_all WHERE kind = 'run' AND subject = 's1'"
+    computed = Store(location, snapshot=latest.snapshot_id)
+    assert [(r["arrived_at"], r["ended_at"]) for r in computed.sql(query)] == [(at_minute(10), at_minute(20))]
+    assert computed.holdings_snapshot_id is None  # computed, not read
+    maintainer.refresh()
+    held = [(row[4], row[9]) for row in _rows(location) if row[1] == "s1"]
+    assert held == [(at_minute(10), at_minute(20))]  # the old run alone, still ended
 
 
 def test_events_stored_after_a_compaction_wait_for_the_next_refresh(tmp_path: Path) -> None:
