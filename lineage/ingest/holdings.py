@@ -203,12 +203,14 @@ class HoldingsMaintainer:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
             recent = Recent(cutoff - 1, cutoff, self.recent_events)
-            batch: Iterator[Event] = store.engine_events({}, cutoff)
+            batch: Iterator[Event] = store.engine_events({}, cutoff, floor=cutoff)
             rolled_back_to = None
         else:
             # an event older than the cut-off reads as at the cut-off (queries/holdings_events.sql)
             batch, rolled_back_to = engine.catch_up(
-                store.engine_events(applied, None), lambda since: store.engine_events({}, since), kept=recent.since
+                store.engine_events(applied, None, floor=cutoff),
+                lambda since: store.engine_events({}, since, floor=cutoff),
+                kept=recent.since,
             )
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         batch = recent.record(batch)
@@ -224,7 +226,9 @@ class HoldingsMaintainer:
             later, later_offsets = newer
             store = Store(self.location, snapshot=later, holdings=False)
             batch, back = engine.catch_up(
-                store.engine_events(offsets, None), functools.partial(store.engine_events, {}), kept=recent.since
+                store.engine_events(offsets, None, floor=cutoff),
+                functools.partial(store.engine_events, {}, floor=cutoff),
+                kept=recent.since,
             )
             log.info("applying the events stored meanwhile (events snapshot %s)", later)
             batch = recent.record(batch)

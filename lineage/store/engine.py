@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Literal
 
 import duckdb
@@ -476,14 +477,19 @@ class Store:
         engine.apply(batch, ordered=True)
         return engine
 
-    def engine_events(self, applied: dict[str, dict[int, int]], since: int | None) -> Iterator[Event]:
+    def engine_events(
+        self, applied: dict[str, dict[int, int]], since: int | None, *, floor: int | None | EllipsisType = ...
+    ) -> Iterator[Event]:
         """The events the holdings engine reads, in event-time order.
 
         Those after the ``applied`` offsets, or (``since``, microseconds) every one from that time on.
+        ``floor``: the retention cut-off to read them under (an older event reads as at it), the one
+        its engine was told (``HoldingsEngine.floor``); by default the store's as this reader pins it,
+        which a retention run between the two would have moved.
         """
         pinned = self._pin()
         with self._connect(pinned, None) as con:
-            yield from _engine_events(con, applied, since, pinned.retained_before)
+            yield from _engine_events(con, applied, since, pinned.retained_before if floor is ... else floor)
 
     def _check_footers(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each local file's footer must count the rows the table's manifest says it holds; the footers.

@@ -44,7 +44,7 @@ from lineage.testing import MemorySink
 from lineage.transport.kafka import KafkaEventSink, create_topics
 from lineage.world.organisations import build
 from lineage.world.sim import WorldSize, emit
-from tests.fixtures import PARTY, at_minute, examples, histories, nightly_histories, private_file
+from tests.fixtures import PARTY, at_minute, examples, histories, micros, nightly_histories, private_file
 from tests.services import Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -523,6 +523,22 @@ def test_events_stored_after_a_compaction_wait_for_the_next_refresh(tmp_path: Pa
     assert done.events == 2 and done.source == first.snapshot_id
     assert HoldingsMaintainer(location).refresh().rolled_back_to is not None  # s3, late, in the next one
     assert _equals_a_rebuild(location)
+
+
+def test_events_are_read_under_the_cut_off_their_engine_was_told(tmp_path: Path) -> None:
+    """``engine_events(floor=)`` clamps to the cut-off given (the engine's), not to one a retention run moved since."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    original = _collected("s1", 10)
+    _store_part(ingestor, [original, _collected("s2", 40)], 0)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    retire_events(location, at_minute(30), refresh_holdings=maintainer.refresh, grace_s=0)
+    _store_part(ingestor, [original], 2)  # a copy stored after retention
+    store = Store(location, holdings=False)
+    [pinned] = [e.at for e in store.engine_events({}, None) if e.subject_id == "s1"]
+    [told] = [e.at for e in store.engine_events({}, None, floor=None) if e.subject_id == "s1"]
+    assert (pinned, told) == (micros(at_minute(30)), micros(at_minute(10)))
 
 
 def _collected(subject: str, minute: int) -> Record:
