@@ -410,9 +410,9 @@ def test_late_events_replayed_from_the_events_kept_in_memory_equal_a_rebuild(dat
     calls: list[int | None] = []
     engine_events = Store.engine_events
 
-    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None) -> Any:
+    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
         calls.append(since)
-        return engine_events(store, applied, since)
+        return engine_events(store, applied, since, **kwargs)
 
     with tempfile.TemporaryDirectory() as folder, mock.patch.object(Store, "engine_events", spied):
         location = StoreLocation.embedded(Path(folder))
@@ -607,9 +607,9 @@ def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) 
     calls: list[int | None] = []
     engine_events = Store.engine_events
 
-    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None) -> Any:
+    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
         calls.append(since)
-        return engine_events(store, applied, since)
+        return engine_events(store, applied, since, **kwargs)
 
     location = StoreLocation.embedded(tmp_path / "s")
     ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
