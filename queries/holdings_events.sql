@@ -4,7 +4,9 @@
 -- on (replaying after a late event).
 -- After store retention ($floor: its cut-off) an event older than the cut-off can only be a late one
 -- (stored after retain ran): it counts as occurring at the cut-off, so it is applied whatever the
--- holdings' watermark, and never rolls back into the retired past the holdings alone keep.
+-- holdings' watermark, and never rolls back into the retired past the holdings alone keep; its own
+-- time is clamped_from (NULL for every other event): a copy of an event applied before the cut-off
+-- must change nothing, and an erasure must not end what arrived after it.
 -- The columns are in the order of lineage.holdings.Event's fields (rows become events as tuples).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since,
 -- $floor (NULL: no retention ran).
@@ -12,13 +14,15 @@ WITH applied AS (
     SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
            unnest($offsets::BIGINT[]) AS applied
 ), e AS (
-    SELECT * REPLACE (greatest(occurred_at, coalesce($floor, occurred_at)) AS occurred_at) FROM events
+    SELECT * REPLACE (greatest(occurred_at, coalesce($floor, occurred_at)) AS occurred_at),
+           CASE WHEN occurred_at < $floor THEN epoch_us(occurred_at) END AS clamped_from
+    FROM events
 )
 SELECT
     e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id, e.linked_subject_ids,
     e.categories, e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role,
     e.recipient_region, e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted, e.source,
-    epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome
+    epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome, e.clamped_from
 FROM e
 LEFT JOIN applied AS a USING (origin, kafka_partition)
 WHERE (e.event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED', 'ERASED') OR len(e.linked_subject_ids) > 0)

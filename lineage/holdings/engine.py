@@ -236,12 +236,13 @@ class HoldingsEngine:
         self._hops_now: list[_Flow] = []
         # (holder, subject, event id) of the arrivals applied at this instant: a copy of an event (stored
         # twice) comes at its original's instant, since an event at or before the watermark rolls the
-        # engine back and that instant is applied again whole; but see ``floor``
+        # engine back and that instant is applied again whole; but see ``_late_now``
         self._arrived_now: set[tuple[str, str, str]] = set()
-        #: the retention cut-off the events are read under (µs; None: none ran): an event older than it
-        #: reads as occurring at it (queries/holdings_events.sql), so a copy of an event applied before
-        #: the cut-off comes at another instant: one at this time is looked for among the subject's runs
-        self.floor: int | None = None
+        # event id -> own time of the events applied at this instant that are older than the retention
+        # cut-off and read as at it (``Event.clamped_from``): a copy of one applied before the cut-off
+        # comes at another instant than its original, so a collection is looked for among the
+        # subject's runs, and an erasure ends only what arrived by its own time
+        self._late_now: dict[str, int] = {}
         self._provs: dict[Provenance, Provenance] = {}
         # what changed since ``take_changes``: a store rewrites those rows alone. ``_changed``: subjects
         # with a run changed or removed; ``_added``: runs started (None: too many kept, their subjects
@@ -387,7 +388,7 @@ class HoldingsEngine:
             self._rebuild_to(to)
             self._undo, self._instants, self._instant_starts, self._undo_held = [], [], [], 0
             self._undo_floor = to - 1
-        self._now, self._erasures_now, self._hops_now, self._arrived_now = None, {}, [], set()
+        self._now, self._erasures_now, self._hops_now, self._arrived_now, self._late_now = None, {}, [], set(), {}
         self.watermark = to - 1
 
     def _undo_to(self, to: int) -> None:
@@ -564,7 +565,8 @@ class HoldingsEngine:
                 previous = key
             if e.at != self._now:
                 self._close_instant()
-                self._now, self._erasures_now, self._hops_now, self._arrived_now = e.at, {}, [], set()
+                self._now, self._erasures_now, self._hops_now = e.at, {}, []
+                self._arrived_now, self._late_now = set(), {}
                 if len(self._undo) + self._undo_held > self.undo_limit + self.undo_limit // 4:  # a quarter at a time
                     self._forget_undo()
                 self._instants.append(e.at)
@@ -592,6 +594,8 @@ class HoldingsEngine:
             self._instant_starts = [start - n for start in starts]
 
     def _apply(self, e: Event) -> None:
+        if e.clamped_from is not None:
+            self._late_now[e.event_id] = e.clamped_from
         if e.scope == "SUBJECT":
             assert e.subject_id is not None
             for other in e.linked:
@@ -602,7 +606,7 @@ class HoldingsEngine:
             elif e.event_type == "ERASED" and e.erasure_outcome in _ENDING:
                 self._erasures_now.setdefault(e.holder, []).append(e)
                 for run in self._rows.get(e.holder, {}).get(e.subject_id, ()):
-                    if run.ended is None and covered(run.category, e.categories):
+                    if run.ended is None and covered(run.category, e.categories) and self._arrived_by(run, e):
                         self._end(run, e)
         elif e.event_type == "ERASED" and e.erasure_outcome in _ENDING:
             self._erasures_now.setdefault(e.holder, []).append(e)
@@ -626,7 +630,7 @@ class HoldingsEngine:
                         self._carry_changes(f, len(f.times) - 1)
                         changed = True
             self.watermark = now
-        self._now, self._erasures_now, self._hops_now, self._arrived_now = None, {}, [], set()
+        self._now, self._erasures_now, self._hops_now, self._arrived_now, self._late_now = None, {}, [], set(), {}
 
     def _arrive(self, e: Event) -> None:
         collected = e.event_type == "COLLECTED"
@@ -638,7 +642,7 @@ class HoldingsEngine:
             return  # the same event stored twice (delivery is at-least-once): not a scan of the subject's runs
         self._arrived_now.add(arrival)
         runs = self._rows.setdefault(holder, {}).setdefault(e.subject_id, [])
-        if e.at == self.floor:  # perhaps a copy of one applied before the cut-off, read at it
+        if e.clamped_from is not None:  # perhaps a copy of one applied before the cut-off, read at it
             for r in runs:
                 if r.via == eid and r.flow is None:
                     return
@@ -675,10 +679,24 @@ class HoldingsEngine:
             log.add(run.arrived, run.key, 1)
         for x in self._erasures_now.get(run.holder, ()):  # an erasure at the same instant ends it
             if covered(run.category, x.categories) and (
-                run.subject == x.subject_id if x.scope == "SUBJECT" else run.arrived <= (x.bulk_as_of or 0)
+                run.subject == x.subject_id and self._arrived_by(run, x)
+                if x.scope == "SUBJECT"
+                else run.arrived <= (x.bulk_as_of or 0)
             ):
                 self._end(run, x)
                 break
+
+    def _arrived_by(self, run: Run, x: Event) -> bool:
+        """Whether ``run`` arrived by the time erasure ``x`` occurred: its own time, if read at the retention cut-off.
+
+        Such an erasure is a copy of one applied before the cut-off (stored again after retention), or
+        one that came too late: either way it must not end what arrived after it, between its own
+        time and the cut-off. A run arriving at this instant from an event also read at the cut-off
+        is judged by that event's own time.
+        """
+        if x.clamped_from is None:
+            return True
+        return self._late_now.get(run.via, run.arrived) <= x.clamped_from
 
     def _end(self, run: Run, x: Event) -> None:
         undo = self._undo

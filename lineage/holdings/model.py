@@ -148,6 +148,9 @@ class Event(NamedTuple):
     source: str | None
     bulk_as_of: int | None
     erasure_outcome: str | None
+    #: the event's own time when it is older than the retention cut-off and so reads as at it (``at``
+    #: is then the cut-off: queries/holdings_events.sql); None otherwise
+    clamped_from: int | None = None
 
     @property
     def phase(self) -> int:
@@ -191,6 +194,7 @@ def event_from_row(r: dict[str, Any]) -> Event:
         source=r["source"],
         bulk_as_of=r["bulk_as_of"],
         erasure_outcome=r["erasure_outcome"],
+        clamped_from=r.get("clamped_from"),
     )
 
 

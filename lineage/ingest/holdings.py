@@ -187,7 +187,6 @@ class HoldingsMaintainer:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         cutoff = retained_before(events_table.properties)
         engine, applied = self._engine_for(state, rebuild and cutoff is None)
-        engine.floor = cutoff
         recent = self._recent
         if (
             engine is not self._engine

@@ -465,12 +465,10 @@ class Store:
         floor = pinned.retained_before
         if pinned.base is None:
             engine = HoldingsEngine()
-            engine.floor = floor
             engine.apply(_engine_events(con, {}, None, floor))
             return engine
         self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDINGS_COLUMNS)
         engine = engine_from_table(con.sql("SELECT * FROM holdings_base").to_arrow_table(), pinned.base.watermark)
-        engine.floor = floor
         batch, _ = engine.catch_up(
             _engine_events(con, pinned.base.applied, None, floor), lambda since: _engine_events(con, {}, since, floor)
         )
@@ -483,9 +481,9 @@ class Store:
         """The events the holdings engine reads, in event-time order.
 
         Those after the ``applied`` offsets, or (``since``, microseconds) every one from that time on.
-        ``floor``: the retention cut-off to read them under (an older event reads as at it), the one
-        its engine was told (``HoldingsEngine.floor``); by default the store's as this reader pins it,
-        which a retention run between the two would have moved.
+        ``floor``: the retention cut-off to read them under (an older event reads as at it, with its
+        own time as ``Event.clamped_from``), the one the caller's engine state was made under; by
+        default the store's as this reader pins it, which a retention run between the two would have moved.
         """
         pinned = self._pin()
         with self._connect(pinned, None) as con:

@@ -183,6 +183,49 @@ def test_an_event_stored_twice_holds_what_it_holds_once(records: list[Record], d
     assert _canonical(again) == _canonical(_engine(records))
 
 
+@settings(max_examples=examples(300))
+@given(st.one_of(histories(), nightly_histories()), st.data())
+def test_a_copy_of_an_event_older_than_the_cut_off_read_at_it_changes_nothing(
+    records: list[Record], data: st.DataObject
+) -> None:
+    """Copies of events from before a retention cut-off, stored after it and read as at it, change no run."""
+    events = sorted((event_from_record(r) for r in records), key=lambda e: e.sort_key())
+    cut = data.draw(st.sampled_from(sorted({e.at for e in events}))) if events else 0
+    older = [e for e in events if e.at < cut]
+    erasures = [e for e in older if e.event_type == "ERASED"] or older
+    copies = data.draw(st.lists(st.sampled_from(older) | st.sampled_from(erasures), max_size=8)) if older else []
+    late = [e._replace(at=cut, clamped_from=e.at) for e in copies]  # as queries/holdings_events.sql reads them
+    engine = HoldingsEngine()
+    engine.apply(sorted(events + late, key=lambda e: e.sort_key()))
+    assert _canonical(engine) == _canonical(_engine(records))
+
+
+def test_an_erasure_read_at_the_cut_off_ends_what_arrived_by_its_own_time() -> None:
+    """A late erasure older than the cut-off ends runs that arrived by its own time, late ones included, no later."""
+    cut = micros(at_minute(50)) or 0
+
+    def collected(eid: str, minute: int, **fields: object) -> Event:
+        values: dict[str, object] = {
+            "event_id": eid, "event_type": "COLLECTED", "at": micros(at_minute(minute)) or 0, "scope": "SUBJECT",
+            "subject_id": "s", "linked": (), "categories": ("user.contact.email",), "holder": "app",
+            "holder_role": "controller", "holder_region": "CN", "recipient": None, "recipient_role": None,
+            "recipient_region": None, "purpose": "p", "legal_basis": "CONSENT", "source": None, "mechanism": None,
+            "retention_days": None, "encrypted": None, "bulk_as_of": None, "erasure_outcome": None,
+        }  # fmt: skip
+        values.update(fields)
+        return Event(**values)  # type: ignore[arg-type]
+
+    def late(event: Event, minute: int) -> Event:
+        return event._replace(at=cut, clamped_from=micros(at_minute(minute)))
+
+    erasure = collected("x", 0, event_type="ERASED", erasure_outcome="ERASED", legal_basis=None, purpose=None)
+    engine = HoldingsEngine()
+    engine.apply([collected("c10", 10), collected("c30", 30)])
+    engine.apply([late(collected("c15", 0), 15), late(collected("c25", 0), 25), late(erasure, 20)])
+    ended = {r.via: r.ended for r in engine.runs()}
+    assert ended == {"c10": cut, "c15": cut, "c25": None, "c30": None}
+
+
 def _copy(run: Run) -> Run:
     return Run(**{name: getattr(run, name) for name in Run.__slots__})  # type: ignore[attr-defined]
 

@@ -504,6 +504,26 @@ def test_a_copy_of_a_retired_event_stored_after_retention_holds_nothing_again(tm
     assert held == [(at_minute(10), at_minute(20))]  # the old run alone, still ended
 
 
+def test_a_copy_of_a_retired_erasure_stored_after_retention_ends_nothing_collected_since(tmp_path: Path) -> None:
+    """An erasure delivered again after retention retired it leaves what was collected after it held."""
+    location = StoreLocation.embedded(tmp_path / "s")
+    ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
+    erasure = _erased("s1", 20)
+    _store_part(ingestor, [_collected("s1", 10), erasure, _collected("s1", 25), _collected("s2", 40)], 0)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    retire_events(location, at_minute(30), refresh_holdings=maintainer.refresh, grace_s=0)
+    _store_part(ingestor, [erasure], 4)  # the same erasure again, older than the cut-off
+    latest = location.load().current_snapshot()
+    assert latest is not None
+    query = "SELECT arrived_at, ended_at FROM holdings_all WHERE kind = 'run' AND subject = 's1' ORDER BY 1"
+    computed = Store(location, snapshot=latest.snapshot_id)
+    held = [(at_minute(10), at_minute(20)), (at_minute(25), None)]
+    assert [(r["arrived_at"], r["ended_at"]) for r in computed.sql(query)] == held
+    maintainer.refresh()
+    assert sorted((row[4], row[9]) for row in _rows(location) if row[1] == "s1") == held
+
+
 def test_events_stored_after_a_compaction_wait_for_the_next_refresh(tmp_path: Path) -> None:
     """A compaction while a refresh applied (rows rewritten, not appended): the refresh commits what it read first."""
     location = StoreLocation.embedded(tmp_path / "s")
@@ -525,8 +545,8 @@ def test_events_stored_after_a_compaction_wait_for_the_next_refresh(tmp_path: Pa
     assert _equals_a_rebuild(location)
 
 
-def test_events_are_read_under_the_cut_off_their_engine_was_told(tmp_path: Path) -> None:
-    """``engine_events(floor=)`` clamps to the cut-off given (the engine's), not to one a retention run moved since."""
+def test_events_are_read_under_the_cut_off_given(tmp_path: Path) -> None:
+    """``engine_events(floor=)`` clamps to the cut-off given, not to one a retention run moved since."""
     location = StoreLocation.embedded(tmp_path / "s")
     ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
     original = _collected("s1", 10)
