@@ -696,7 +696,9 @@ class HoldingsEngine:
         """
         if x.clamped_from is None:
             return True
-        return self._late_now.get(run.via, run.arrived) <= x.clamped_from
+        # a run of an earlier instant arrived then, even when a copy of its event is read here too
+        arrived = self._late_now.get(run.via, run.arrived) if run.arrived == x.at else run.arrived
+        return arrived <= x.clamped_from
 
     def _end(self, run: Run, x: Event) -> None:
         undo = self._undo

@@ -200,30 +200,68 @@ def test_a_copy_of_an_event_older_than_the_cut_off_read_at_it_changes_nothing(
     assert _canonical(engine) == _canonical(_engine(records))
 
 
+def _event(eid: str, kind: str, minute: int, holder: str = "app", **fields: object) -> Event:
+    """An engine event at ``minute``: of subject 's', one category, by ``holder``; ``fields`` changed."""
+    values: dict[str, object] = {
+        "event_id": eid, "event_type": kind, "at": _at(minute), "scope": "SUBJECT", "subject_id": "s", "linked": (),
+        "categories": ("user.contact.email",), "holder": holder, "holder_role": "controller", "holder_region": "CN",
+        "recipient": None, "recipient_role": None, "recipient_region": None, "purpose": "p", "legal_basis": "CONSENT",
+        "source": None, "mechanism": None, "retention_days": None, "encrypted": None, "bulk_as_of": None,
+        "erasure_outcome": None,
+    }  # fmt: skip
+    if kind == "ERASED":
+        values.update(erasure_outcome="ERASED", purpose=None, legal_basis=None)
+    values.update(fields)
+    if values["recipient"] is not None:
+        values["recipient_role"], values["recipient_region"] = "processor", "HK"
+    return Event(**values)  # type: ignore[arg-type]
+
+
+def _at(minute: int) -> int:
+    return micros(at_minute(minute)) or 0
+
+
+def _read_at(cut: int, *events: Event) -> list[Event]:
+    """``events`` as stored after a retention cut-off at minute ``cut`` reads them (queries/holdings_events.sql)."""
+    return [e._replace(at=_at(cut), clamped_from=e.at) for e in events]
+
+
 def test_an_erasure_read_at_the_cut_off_ends_what_arrived_by_its_own_time() -> None:
     """A late erasure older than the cut-off ends runs that arrived by its own time, late ones included, no later."""
-    cut = micros(at_minute(50)) or 0
-
-    def collected(eid: str, minute: int, **fields: object) -> Event:
-        values: dict[str, object] = {
-            "event_id": eid, "event_type": "COLLECTED", "at": micros(at_minute(minute)) or 0, "scope": "SUBJECT",
-            "subject_id": "s", "linked": (), "categories": ("user.contact.email",), "holder": "app",
-            "holder_role": "controller", "holder_region": "CN", "recipient": None, "recipient_role": None,
-            "recipient_region": None, "purpose": "p", "legal_basis": "CONSENT", "source": None, "mechanism": None,
-            "retention_days": None, "encrypted": None, "bulk_as_of": None, "erasure_outcome": None,
-        }  # fmt: skip
-        values.update(fields)
-        return Event(**values)  # type: ignore[arg-type]
-
-    def late(event: Event, minute: int) -> Event:
-        return event._replace(at=cut, clamped_from=micros(at_minute(minute)))
-
-    erasure = collected("x", 0, event_type="ERASED", erasure_outcome="ERASED", legal_basis=None, purpose=None)
     engine = HoldingsEngine()
-    engine.apply([collected("c10", 10), collected("c30", 30)])
-    engine.apply([late(collected("c15", 0), 15), late(collected("c25", 0), 25), late(erasure, 20)])
+    engine.apply([_event("c10", "COLLECTED", 10), _event("c30", "COLLECTED", 30)])
+    engine.apply(
+        _read_at(50, _event("c15", "COLLECTED", 15), _event("c25", "COLLECTED", 25), _event("x", "ERASED", 20))
+    )
     ended = {r.via: r.ended for r in engine.runs()}
-    assert ended == {"c10": cut, "c15": cut, "c25": None, "c30": None}
+    assert ended == {"c10": _at(50), "c15": _at(50), "c25": None, "c30": None}
+
+
+def test_a_copy_of_a_retired_erasure_leaves_a_flow_run_starting_at_the_cut_off_held() -> None:
+    """A bulk flow at the cut-off brings the person back to B: a copy of B's retired erasure read there ends nothing."""
+    engine = HoldingsEngine()
+    flow = {"scope": "BULK", "subject_id": None, "recipient": "B"}
+    erasure = _event("x", "ERASED", 20, "B")
+    engine.apply([_event("c", "COLLECTED", 5, "A"), _event("f10", "SHARED", 10, "A", bulk_as_of=_at(10), **flow),
+                  erasure])  # fmt: skip
+    engine.apply(sorted(_read_at(50, erasure) + [_event("f50", "SHARED", 50, "A", bulk_as_of=_at(50), **flow)],
+                        key=lambda e: e.sort_key()))  # fmt: skip
+    at_b = sorted((r.arrived, r.ended) for r in engine.runs() if r.holder == "B")
+    assert at_b == [(_at(10), _at(20)), (_at(50), None)]
+
+
+def test_copies_read_at_a_second_cut_off_leave_a_run_a_first_one_brought_late_held() -> None:
+    """A collection read late at one cut-off, then it and an older erasure replayed after the next: still held."""
+    erasure, late = _event("x", "ERASED", 20), _event("c15", "COLLECTED", 15)
+    other = [_event("t40", "COLLECTED", 40, subject_id="t"), _event("t60", "COLLECTED", 60, subject_id="t")]
+    engine = HoldingsEngine()
+    engine.apply([_event("c10", "COLLECTED", 10), erasure, other[0]])  # retention at minute 30 retires the first two
+    engine.rollback(_at(30))
+    engine.apply(_read_at(30, late) + [other[0]])  # stored after it: held since the cut-off
+    engine.apply([other[1]])  # retention at minute 50 retires c15 too; an archive of all three is replayed
+    engine.rollback(_at(50))
+    engine.apply(sorted(_read_at(50, late, erasure) + [other[1]], key=lambda e: e.sort_key()))
+    assert sorted((r.via, r.ended) for r in engine.runs() if r.subject == "s") == [("c10", _at(20)), ("c15", None)]
 
 
 def _copy(run: Run) -> Run:
