@@ -42,11 +42,18 @@ CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
 -- `data_file` (in these four views): the path of the row's data file (NULL when computed in
 -- memory). A lookup that binds `$files` (lineage.store.file_bounds: the files whose footers admit
 -- the person) reads those files alone; NULL reads every file.
+-- A refresh that makes a subject's runs again adds them with a `reset` row of the subject (the view
+-- `holding_resets`): each run written before it (a lower `gen`, NULL: 0) no longer holds. The same
+-- rule as lineage.store.holdings.current_rows. An ANTI JOIN, not NOT EXISTS: DuckDB pushes a
+-- lookup's filters (subject, data_file) through it into the scan, where through NOT EXISTS it read
+-- every run (80 ms a person at 1,000 subjects an organisation, against 6 ms).
 CREATE OR REPLACE VIEW holding_runs AS
 SELECT subject, category, holder, arrived_at, via, flow, first_seq, last_seq, ended_at, ended_by,
        via_type, via_bulk, holder_role, holder_region, source, source_region, purpose, legal_basis,
        mechanism, retention_days, encrypted, bucket, data_file
-FROM holdings_all_by_file WHERE kind = 'run';
+FROM holdings_all_by_file AS h
+ANTI JOIN holding_resets AS x ON x.subject = h.subject AND x.gen > coalesce(h.gen, 0)
+WHERE h.kind = 'run';
 
 -- Each event of each bulk flow: its number in the flow, when it was sent, and its id.
 CREATE OR REPLACE VIEW flow_seq AS

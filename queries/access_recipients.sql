@@ -18,4 +18,4 @@ SELECT
 FROM subject_holdings
 WHERE via_type IN ('SHARED', 'TRANSFERRED')
 GROUP BY holder, source
-ORDER BY first_at, recipient
+ORDER BY first_at, recipient, sender  -- sender: two senders to one recipient at one instant

@@ -39,6 +39,7 @@ from lineage.store import Store, StoreLocation
 from lineage.store.holdings import (
     HOLDINGS,
     LAYOUT,
+    READS,
     HoldingsState,
     engine_from_table,
     event_offsets,
@@ -176,7 +177,7 @@ class HoldingsMaintainer:
         offsets = event_offsets(events_table)  # what the current snapshot holds (read with it)
         table = load_holdings(self.location, create=True)
         state = read_state(table)
-        if state.snapshot_id is not None and state.layout != LAYOUT and not rebuild:
+        if state.snapshot_id is not None and state.layout not in READS and not rebuild:
             log.warning(
                 "the holdings table has layout %s, this version writes %s: rebuilding it once from the events",
                 state.layout,
@@ -275,7 +276,7 @@ class HoldingsMaintainer:
 
     def _check_baseline(self, state: HoldingsState) -> None:
         """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""
-        if state.snapshot_id is None or state.layout != LAYOUT:
+        if state.snapshot_id is None or state.layout not in READS:
             raise StoreError(
                 f"events of {self.location.describe()} before the retention cut-off are gone and no holdings of "
                 "this version keep what they made: a rebuild from the events alone would lose those holdings",
@@ -285,8 +286,9 @@ class HoldingsMaintainer:
     def _tidy(self) -> None:
         """Every ``tidy_every_s``: expire holdings snapshots replaced that long ago, and delete their files.
 
-        Each refresh that changes holdings writes a full copy; without this a maintainer refreshing
-        every few seconds would keep every copy (readers finish with a snapshot long before).
+        Each refresh that changes holdings writes files that replace others (the resets' file, a
+        bucket folded, the flows); without this a maintainer refreshing every few seconds would keep
+        every replaced file (readers finish with a snapshot long before).
         """
         if time.monotonic() - self._tidied < self.tidy_every_s:
             return

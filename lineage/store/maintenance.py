@@ -86,7 +86,7 @@ def _compact(
             files_out += outcome
     expired = expire(location, older_than_s=expire_after_s)
     removed = remove_orphans(location, grace_s=grace_s)
-    if try_load_holdings(location) is not None:  # each holdings snapshot is a full copy: keep few
+    if try_load_holdings(location) is not None:  # each holdings snapshot replaces files: keep few
         expired += expire(location, older_than_s=expire_after_s, table=HOLDINGS)
         removed += remove_orphans(location, grace_s=grace_s, table_name=HOLDINGS)
     return CompactionReport(files_in, files_out, groups, expired, removed)

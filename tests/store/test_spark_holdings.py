@@ -23,7 +23,7 @@ from lineage.errors import ConfigurationError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import StoreLocation
-from lineage.store.holdings import HOLDINGS_COLUMNS, load_holdings, read_rows, read_state
+from lineage.store.holdings import HOLDINGS_COLUMNS, ROW_COLUMNS, load_holdings, read_rows, read_state
 from lineage.store.spark_holdings import build_holdings
 from lineage.store.tables import RETAINED_BEFORE
 from lineage.testing import MemorySink
@@ -79,8 +79,8 @@ def _ingest(location: StoreLocation) -> int:
 
 
 def _rows(table: pa.Table) -> Counter[tuple[Any, ...]]:
-    """The rows as a multiset of tuples, column order and types as the holdings table's."""
-    table = table.select(HOLDINGS_COLUMNS.names).cast(HOLDINGS_COLUMNS)
+    """The rows as a multiset of tuples, column order and types as the holdings table's (what they say: no ``gen``)."""
+    table = table.select(ROW_COLUMNS.names).cast(ROW_COLUMNS)
     return Counter(tuple(tuple(v) if isinstance(v, list) else v for v in row.values()) for row in table.to_pylist())
 
 
