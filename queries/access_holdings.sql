@@ -6,8 +6,8 @@
 SELECT
     category,
     holder,
-    any_value(holder_role) AS holder_role,
-    any_value(holder_region) AS holder_region,
+    first_arrived(holder_role, arrived_at) AS holder_role,
+    first_arrived(holder_region, arrived_at) AS holder_region,
     min(arrived_at) AS since,
     bool_or(ended_at IS NULL) AS still_held,
     CASE WHEN bool_or(ended_at IS NULL) THEN NULL ELSE max(ended_at) END AS erased_at,

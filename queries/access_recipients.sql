@@ -4,10 +4,10 @@
 -- Parameters: none (the subject and time are bound when subject_holdings is made).
 SELECT
     holder AS recipient,
-    any_value(holder_role) AS recipient_role,
-    any_value(holder_region) AS recipient_region,
+    first_arrived(holder_role, arrived_at) AS recipient_role,
+    first_arrived(holder_region, arrived_at) AS recipient_region,
     source AS sender,
-    any_value(source_region) AS sender_region,
+    first_arrived(source_region, arrived_at) AS sender_region,
     list_sort(list_distinct(list(category))) AS categories,
     list_sort(list_distinct(list(purpose))) AS purposes,
     list_sort(list_distinct(list(mechanism))) AS mechanisms,

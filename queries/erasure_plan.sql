@@ -10,8 +10,8 @@ WITH
     per_holder AS (
         SELECT
             holder,
-            any_value(holder_role) AS role,
-            any_value(holder_region) AS region,
+            first_arrived(holder_role, arrived_at) AS role,
+            first_arrived(holder_region, arrived_at) AS region,
             list_sort(list_distinct(list(category))) AS categories,
             list_sort(list_distinct(list(CASE WHEN ended_at IS NULL THEN category END))) AS still_held,
             max(ended_at) AS last_erased_at
