@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -128,9 +129,10 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
          "--group", topic + ".g", "--exit-when-idle", "3"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    maintainer_log = (tmp / "maintainer.log").open("wb")
     maintainer = subprocess.Popen(
         [*base, "consumers.holdings", "--interval", "1"], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=maintainer_log,
     )  # fmt: skip
     start = time.perf_counter()
     samples: list[tuple[float, int, int]] = []
@@ -148,7 +150,9 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
     finally:
         maintainer.terminate()
         maintainer.wait(120)
+        maintainer_log.close()
     assert consumer.returncode == 0
+    logged = (tmp / "maintainer.log").read_text(errors="replace")
     stored = Store(location).count()
     during = [b for t, _, b in samples if t <= consumed]
     peak, mean = max(during), sum(during) / len(during)
@@ -159,6 +163,9 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
           f"caught up {caught_up - consumed:.1f} s after the consumer exited")  # fmt: skip
     print(f"  how far behind the holdings were (the age of the oldest stored event they miss; target p99 <= 5 s): "
           f"p50 {_pct(stale, 0.5):.1f} s, p99 {_pct(stale, 0.99):.1f} s, max {max(stale):.1f} s")  # fmt: skip
+    folds = re.findall(r"folded buckets .* in ([0-9.]+) s", logged)
+    print(f"  the maintainer's commits: {logged.count('events applied')} refreshes, {len(folds)} folds between them"
+          + (f" ({', '.join(folds)} s)" if folds else ""))  # fmt: skip
 
 
 def main() -> int:

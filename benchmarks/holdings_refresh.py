@@ -6,8 +6,11 @@ a long-running maintainer refreshes (its engine kept, as ``consumers.holdings`` 
 the rows that changed to their buckets (``--steps N``: in N refreshes, each timed, the buckets it
 folds included); (2) a full rebuild (``lineage holdings --rebuild``: every event read and applied,
 every row written). Printed: sizes, seconds, the ratio (target: <= 5%), and what the refresh wrote.
+``--fold-budget S``: after each refresh the maintainer folds a bucket when one fits in S seconds
+(``HoldingsMaintainer.fold``, what ``consumers.holdings`` does with the time left of its interval),
+timed apart from the refreshes.
 
-    ./run bench holdings_refresh [--subjects 2000] [--steps 1]     # ~240,000 events
+    ./run bench holdings_refresh [--subjects 2000] [--steps 1] [--fold-budget 0]     # ~240,000 events
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from lineage import Codec, default_taxonomy  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
 from lineage.store import StoreLocation  # noqa: E402
-from lineage.store.holdings import BUCKETS, load_holdings  # noqa: E402
+from lineage.store.holdings import BUCKETS, FOLDED, load_holdings  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
 from lineage.world.organisations import build  # noqa: E402
 from lineage.world.sim import WorldSize, emit  # noqa: E402
@@ -51,7 +54,11 @@ def _store(location: StoreLocation, values: list[bytes], first: int) -> None:
 
 
 def _written(location: StoreLocation, since: int | None) -> tuple[int, int, int, int]:
-    """Data files deleted and added, rows written, and the table's rows, by the snapshots after ``since``."""
+    """Data files deleted and added, rows written, and the table's stored rows, by the refreshes after ``since``.
+
+    Stored rows: as the snapshot summary counts them, resets and the runs they drop included. The
+    snapshots of folds between refreshes are left out.
+    """
     table = load_holdings(location)
     snapshot = table.current_snapshot()
     assert snapshot is not None and snapshot.summary is not None
@@ -60,9 +67,10 @@ def _written(location: StoreLocation, since: int | None) -> tuple[int, int, int,
     while snapshot is not None and snapshot.snapshot_id != since:
         assert snapshot.summary is not None
         props = snapshot.summary.additional_properties
-        deleted += int(props.get("deleted-data-files", 0))
-        added += int(props.get("added-data-files", 0))
-        rows += int(props.get("added-records", 0))
+        if FOLDED not in props:
+            deleted += int(props.get("deleted-data-files", 0))
+            added += int(props.get("added-data-files", 0))
+            rows += int(props.get("added-records", 0))
         parent = snapshot.parent_snapshot_id
         snapshot = None if parent is None else table.snapshot_by_id(parent)
     return deleted, added, rows, total
@@ -73,6 +81,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=2000, help="per organisation (1000: ~120,000 events)")
     parser.add_argument("--new", type=float, default=0.01, help="the share of events the refresh applies")
     parser.add_argument("--steps", type=int, default=1, help="refreshes the new events are applied in (mean and max)")
+    parser.add_argument("--fold-budget", type=float, default=0.0, help="seconds a fold after each refresh may take")
     args = parser.parse_args()
     values, times = _world(args.subjects)
     split = len(values) - max(1, int(len(values) * args.new))
@@ -86,25 +95,34 @@ def main() -> None:
         maintainer = HoldingsMaintainer(location)
         base = maintainer.refresh().snapshot
         seconds, applied, rolled = [], 0, False
+        folds: list[float] = []
         for start_at, end_at in _steps(times, split, args.steps):
             _store(location, values[start_at:end_at], start_at)
             start = time.perf_counter()
             done = maintainer.refresh()
             seconds.append(time.perf_counter() - start)
             applied, rolled = applied + done.events, rolled or done.rolled_back_to is not None
+            start = time.perf_counter()
+            if maintainer.fold(args.fold_budget) is not None:
+                folds.append(time.perf_counter() - start)
         deleted, added, rows, total = _written(location, base)
         refresh = seconds[0] if len(seconds) == 1 else sum(seconds) / len(seconds)
         each = f" in {len(seconds)} refreshes: mean {refresh:.2f} s, max {max(seconds):.2f} s"
         each = each if len(seconds) > 1 else ""
         print(f"  refresh of the new events{each}: {sum(seconds):.2f} s ({applied:,} events applied"
               f"{', rolled back' if rolled else ''}); "
-              f"{deleted} data files replaced by {added}, {rows:,} of {total:,} rows written")  # fmt: skip
+              f"{deleted} data files replaced by {added}, {rows:,} rows written")  # fmt: skip
+        if folds:
+            print(f"  folds between refreshes (budget {args.fold_budget:g} s): {len(folds)}, "
+                  f"mean {sum(folds) / len(folds):.2f} s, max {max(folds):.2f} s (not in the refreshes')")  # fmt: skip
         files = len(list(load_holdings(location).scan().plan_files()))
-        print(f"  the table after: {files} data files")
+        print(f"  the table after: {files} data files, {total:,} rows stored (resets and the runs they drop included)")
         start = time.perf_counter()
         rebuilt = HoldingsMaintainer(location).refresh(rebuild=True)
         rebuild = time.perf_counter() - start
-        print(f"  full rebuild:               {rebuild:.2f} s ({rebuilt.events:,} events applied, {total:,} rows)")
+        rebuilt_rows = _written(location, None)[3]
+        print(f"  full rebuild:               {rebuild:.2f} s "
+              f"({rebuilt.events:,} events applied, {rebuilt_rows:,} rows)")  # fmt: skip
         print(
             f"  ratio: the refresh took {refresh / rebuild:.1%} of a full rebuild (target <= 5%)"
             + (f"; the slowest {max(seconds) / rebuild:.1%}" if len(seconds) > 1 else "")

@@ -47,6 +47,8 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
 
     The interval runs from one refresh's start to the next: one that took longer is followed at once
     (a pause after it would add the interval to every event's wait while the maintainer is behind).
+    A refresh that leaves time in its interval spends it folding buckets (``HoldingsMaintainer.fold``),
+    those expected to end within half of it: a maintainer at full speed never folds between refreshes.
     """
     import logging
 
@@ -64,6 +66,9 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
                 raise StoreNotFoundError(f"{location.describe()} has no catalog yet", path=location.describe())
             maintainer.refresh(stop=stop)
             failures, waiting = 0, False
+            if not stop.is_set():
+                # the time left of the interval folds the buckets deltas have gathered, those that fit
+                maintainer.fold(interval_s - (monotonic() - started))
         except RefreshStopped:
             break
         except StoreNotFoundError:

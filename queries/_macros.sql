@@ -42,7 +42,7 @@ CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
     END;
 
 -- The holdings (lineage/holdings computes them as events arrive; lineage.store.holdings keeps them
--- as the table `holdings_all`, of four kinds of rows). A run is a (subject, category) at a holder from
+-- as the table `holdings_all`, of five kinds of rows: run, flow, link, person, reset). A run is a (subject, category) at a holder from
 -- its first arrival `arrived_at` until `ended_at` (NULL: still held); a bulk run was brought by events
 -- `first_seq` .. `last_seq` of its flow (NULL: every event of the flow since), one per re-export.
 -- `data_file` (in these four views): the path of the row's data file (NULL when computed in
@@ -50,7 +50,8 @@ CREATE OR REPLACE MACRO retention_end(arrived_at, days) AS
 -- the person) reads those files alone; NULL reads every file.
 -- A refresh that makes a subject's runs again adds them with a `reset` row of the subject (the view
 -- `holding_resets`): each run written before it (a lower `gen`, NULL: 0) no longer holds. The same
--- rule as lineage.store.holdings.current_rows. An ANTI JOIN, not NOT EXISTS: DuckDB pushes a
+-- rule as lineage.store.holdings.current_rows. Only `holding_runs` applies it: `holdings_all_by_file`
+-- still shows the runs a reset drops. An ANTI JOIN, not NOT EXISTS: DuckDB pushes a
 -- lookup's filters (subject, data_file) through it into the scan, where through NOT EXISTS it read
 -- every run (80 ms a person at 1,000 subjects an organisation, against 6 ms).
 CREATE OR REPLACE VIEW holding_runs AS

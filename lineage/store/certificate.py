@@ -68,7 +68,7 @@ class Certificate:
     status: str  # STARTED, DONE or NOTHING_HELD
     erased_at: datetime
     events_rows: int
-    holdings_rows: int
+    holdings_rows: int  # stored rows removed: a run a later refresh made again, and its reset, count too
     files_rewritten: int
     snapshots_expired: int
     files_removed: int

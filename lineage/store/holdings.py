@@ -14,9 +14,8 @@ offsets they reflect (pyiceberg has no multi-table commit):
 The table is partitioned (identity) by ``bucket``: a run's is a hash of its subject into ``BUCKETS``
 (``lineage.holdings.shards.shard_of``, the Spark job's shards too); the flow events are bucket
 ``FLOWS_BUCKET``, the links and person keys ``IDENTITY_BUCKET``. An explicit column rather than
-Iceberg's ``bucket[N](subject)`` transform: a commit drops whole buckets with
-``delete(In("bucket", ...))``, which drops their files without reading them, and pyiceberg's
-filters cannot name a transform's value.
+Iceberg's ``bucket[N](subject)`` transform: a commit names the files of the buckets it replaces by
+their partition value, without reading them, and pyiceberg's filters cannot name a transform's value.
 
 A refresh writes what changed (``HoldingsEngine.take_changes``), not the table: each bucket of runs
 it touched gains a file (a delta) of the runs added and of every run of the subjects whose runs
@@ -43,6 +42,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, count, groupby, islice, repeat
 from operator import attrgetter
@@ -74,7 +74,9 @@ from lineage.store.writer import _Transaction
 
 __all__ = [
     "BUCKETS",
+    "FOLDED",
     "HOLDINGS",
+    "Folded",
     "HOLDINGS_COLUMNS",
     "LAYOUT",
     "READS",
@@ -83,6 +85,8 @@ __all__ = [
     "Pinned",
     "pinned_state",
     "engine_from_table",
+    "fold_buckets",
+    "foldable",
     "holdings_arrow",
     "load_holdings",
     "read_state",
@@ -98,6 +102,7 @@ LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas
 #: the layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
 READS = ("2", LAYOUT)
 GENERATION = "lineage.holdings.generation"  # the ``gen`` of the last commit's rows
+FOLDED = "lineage.holdings.folded"  # in a fold's snapshot summary: the buckets it folded
 # of runs: a refresh touching one subject rewrites 1/16 of them. Not more: pyiceberg's writer passes
 # over the rows once per partition written, and a batch of thousands of subjects touches every bucket
 # (measured at 1,000 subjects per seed organisation: 64 buckets cost 2.3 s of such passes per refresh)
@@ -405,8 +410,8 @@ def _restore_rows(
                                         cols["bulk_as_of"][i]), info))  # fmt: skip
         elif kind == "link":
             links.append(Link(cols["via"][i], cols["other"][i], cols["arrived_at"][i]))
-        elif kind == "reset":
-            resets[cols["subject"][i]] = max(resets.get(cols["subject"][i], 0), cols["gen"][i])
+        elif kind == "reset":  # a null gen (no writer makes one) drops nothing, as in ``_not_reset``
+            resets[cols["subject"][i]] = max(resets.get(cols["subject"][i], 0), cols["gen"][i] or 0)
 
 
 def read_rows(location: StoreLocation, table: Table, snapshot_id: int) -> pa.Table:
@@ -444,7 +449,11 @@ def _not_reset(rows: pa.Table, resets: pa.Table) -> pa.Array:
 
 
 def read_batches(location: StoreLocation, table: Table, snapshot_id: int) -> Iterator[pa.RecordBatch]:
-    """Every row of one snapshot of the holdings table, as batches read one after another (``read_rows``'s stream)."""
+    """Every stored row of one snapshot of the holdings table, as batches read one after another.
+
+    As written: the resets and the runs they drop too (``engine_from_table`` applies them; ``read_rows``
+    gives only the rows that hold).
+    """
     try:
         reader = table.scan(snapshot_id=snapshot_id).to_arrow_batch_reader()
         yield from reader
@@ -462,14 +471,15 @@ def write_holdings(
     rows: bool = True,
     changed: Changes | None = None,
 ) -> int:
-    """Replace the table's rows with the engine's and record what they reflect, in one commit.
+    """Store the engine's rows (or what changed of them) and record what they reflect, in one commit.
 
     ``read_at`` is the holdings snapshot the engine was built on: a commit on any other (another
     maintainer got there first) is refused as ``StoreConflictError`` rather than overwriting it.
     ``rows=False``: the rows are unchanged (the new events changed no holding): only what they
     reflect is recorded, and no copy of the rows is written. ``changed``: what changed since
-    ``read_at`` (``HoldingsEngine.take_changes``): only the buckets holding those rows are rewritten.
-    A table of an older layout is brought to this one (its rows all rewritten, ``changed`` or not).
+    ``read_at`` (``HoldingsEngine.take_changes``): only those rows are written (``_changed_rows``:
+    deltas, resets, a fold or two). A table of an older layout is brought to this one (its rows all
+    written again, ``changed`` or not).
     """
     table = load_holdings(location, create=True)
     columns = table.schema().column_names
@@ -486,7 +496,7 @@ def write_holdings(
     gen = int(table.properties.get(GENERATION) or 0) + 1
     tx = _Transaction(table)
     summary = {SOURCE: str(source)}
-    try:
+    with _committing(location, "changed while they were computed (another maintainer?)", "writing the holdings"):
         # checked at once against the table just loaded too: a race lost before now fails here
         tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         if old_layout:
@@ -516,18 +526,111 @@ def write_holdings(
                 }
             )
             committed = tx.commit_transaction()
-    except CommitFailedException:
-        raise StoreConflictError(
-            f"the holdings of {location.describe()} changed while they were computed (another maintainer?)",
-            path=location.describe(),
-        ) from None
-    except Exception as exc:  # noqa: BLE001
-        raise store_error(exc, location, "writing the holdings") from None
     # the table as this commit left it, not reloaded: a commit landing just after ours (a forget) must
     # not pass for ours, or a maintainer would keep an engine that still holds what it removed
     snapshot = committed.current_snapshot()
     assert snapshot is not None
     return snapshot.snapshot_id
+
+
+@contextmanager
+def _committing(location: StoreLocation, conflict: str, doing: str) -> Iterator[None]:
+    """A commit's failures in our words: a race lost is ``StoreConflictError`` (``conflict``), any other one line."""
+    try:
+        yield
+    except CommitFailedException:
+        where = location.describe()
+        raise StoreConflictError(f"the holdings of {where} {conflict}", path=where) from None
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, doing) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A fold's commit: its snapshot, the buckets folded and the rows they now hold."""
+
+    snapshot_id: int
+    buckets: tuple[int, ...]
+    rows: int
+
+
+def foldable(location: StoreLocation, table: Table, read_at: int) -> dict[int, int]:
+    """The buckets of runs a fold would shorten at ``read_at``, each with its stored rows, most files first.
+
+    A bucket whose files more than one commit wrote (a lookup opens each; one write may split a large
+    bucket into several files, and folding those again would change nothing), or one that a reset
+    names (its dropped runs still stored). Read from the manifests and the small resets file.
+    """
+    files: Counter[int] = Counter()
+    rows: Counter[int] = Counter()
+    writers: dict[int, set[int | None]] = {}
+    try:
+        snapshot = table.snapshot_by_id(read_at)
+        manifests = snapshot.manifests(table.io) if snapshot is not None else []
+        for manifest in manifests:
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                bucket = _bucket_of_file(entry.data_file)
+                if bucket is None:
+                    continue
+                files[bucket] += 1
+                rows[bucket] += entry.data_file.record_count
+                writers.setdefault(bucket, set()).add(entry.snapshot_id)
+    except Exception as exc:  # noqa: BLE001
+        raise store_error(exc, location, "reading the holdings table's manifests") from None
+    wanted = {b for b, made_by in writers.items() if b >= 0 and len(made_by) > 1}
+    if files[RESETS_BUCKET]:
+        resets = _read_buckets(location, table, read_at, [RESETS_BUCKET])
+        wanted |= {b for b in buckets_of(resets.column("subject").to_pylist()) if b in files}
+    return {b: rows[b] for b in sorted(wanted, key=lambda b: (-files[b], b))}
+
+
+def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> Folded:
+    """Fold ``buckets`` of runs, each into one file of its rows that hold, in one commit on ``read_at``.
+
+    What answers read is unchanged: the rows kept are those the resets let hold, each with its
+    ``gen``, and the folded buckets' resets go. So are the properties (which events the rows
+    reflect): a maintainer folds in its idle time without refreshing. The snapshot names the events
+    snapshot ``read_at`` named (a pinned reader finds the same rows), and ``FOLDED``. A table that
+    moved past ``read_at`` (a refresh, a forget) refuses it (``StoreConflictError``): nothing is
+    written, and nothing is read of a snapshot that may be gone.
+    """
+    table = load_holdings(location)
+    current = table.current_snapshot()
+    if current is None or current.snapshot_id != read_at:
+        raise StoreConflictError(
+            f"the holdings of {location.describe()} moved on before a fold: nothing was written",
+            path=location.describe(),
+        )
+    if "gen" not in table.schema().column_names:
+        raise StoreError(
+            f"the holdings of {location.describe()} are of an older layout: refresh them first",
+            path=location.describe(),
+        )
+    stored_files = snapshot_data_files(location, table, read_at)
+    has_resets = any(_bucket_of_file(f) == RESETS_BUCKET for f in stored_files)
+    stored = _read_buckets(location, table, read_at, [RESETS_BUCKET]) if has_resets else None
+    kept = _kept_rows(location, table, read_at, buckets, (), stored)
+    parts = [_merged([kept.pop(bucket, [])]) for bucket in buckets]
+    drop = set(buckets)
+    if stored is not None:
+        resets = dict(zip(stored.column("subject").to_pylist(), stored.column("gen").to_pylist(), strict=True))
+        left = {s: g for s, g in resets.items() if bucket_of(s) not in drop}
+        if left != resets:
+            drop.add(RESETS_BUCKET)
+            parts.append(_reset_rows(left))
+    # the events snapshot the folded one was made from (not the property, which a forget or a
+    # refresh of no rows moves on without a snapshot of these rows): none named, none claimed
+    source = (current.summary.additional_properties if current.summary is not None else {}).get(SOURCE)
+    summary = {FOLDED: ",".join(map(str, buckets)), **({SOURCE: source} if source else {})}
+    tx = _Transaction(table)
+    with _committing(location, "changed while a fold read them: nothing was written", "folding the holdings"):
+        tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
+        with private_files():
+            _replace_files(tx, table, [f for f in stored_files if _bucket_of_file(f) in drop], parts, summary)
+            committed = tx.commit_transaction()
+    snapshot = committed.current_snapshot()
+    assert snapshot is not None
+    return Folded(snapshot.snapshot_id, tuple(buckets), sum(part.num_rows for part in parts[: len(buckets)]))
 
 
 def _replace_files(
@@ -583,8 +686,8 @@ def _changed_rows(
         resets = dict(zip(stored.column("subject").to_pylist(), stored.column("gen").to_pylist(), strict=True))
     before = dict(resets)
     if len(resets.keys() | changed.rewritten) > MAX_RESETS:
-        # every query of the runs reads the resets whole: past this, fold every bucket they name
-        fold = sorted({bucket_of(s) for s in resets.keys() | changed.rewritten})
+        # every query of the runs reads the resets whole: past this, fold every bucket they name too
+        fold = sorted(set(fold) | {bucket_of(s) for s in resets.keys() | changed.rewritten})
     resets = {s: g for s, g in resets.items() if bucket_of(s) not in fold}
     resets.update((s, gen) for s in changed.rewritten if bucket_of(s) not in fold)
     parts = _bucket_rows(location, table, read_at, engine, changed, fold, stored, gen)
@@ -689,12 +792,37 @@ def _bucket_rows(
     for subject in changed.rewritten:
         subjects.setdefault(bucket_of(subject), []).append(subject)
     added = _added_by_bucket(changed)
-    gone = pa.array(sorted(changed.rewritten), _S)
+    kept = _kept_rows(location, table, read_at, runs, changed.rewritten, resets)
+    for bucket in runs:
+        # kept rows, then the rewritten subjects' runs, then the runs added: each in subject order
+        sources = [
+            kept.pop(bucket, []),
+            list(_run_batches(engine, subjects.get(bucket, ()), _BATCH, gen)),
+            [_run_batch(chunk, gen) for chunk in _chunks(added.get(bucket, []), _BATCH)],
+        ]
+        parts.append(_merged(sources))
+    return parts
+
+
+def _kept_rows(
+    location: StoreLocation,
+    table: Table,
+    read_at: int,
+    buckets: list[int],
+    gone: Iterable[str],
+    resets: pa.Table | None,
+) -> dict[int, list[pa.RecordBatch]]:
+    """The stored rows of ``buckets`` of runs that still hold, by bucket.
+
+    Left out: the runs ``resets`` drop, and every row of the subjects ``gone``.
+    """
+    leave = pa.array(sorted(gone), _S)
     kept: dict[int, list[pa.RecordBatch]] = {}
     try:
-        for batch in table.scan(snapshot_id=read_at, row_filter=_in_buckets(runs)).to_arrow_batch_reader():
+        for batch in table.scan(snapshot_id=read_at, row_filter=_in_buckets(buckets)).to_arrow_batch_reader():
             batch = pa.Table.from_batches([batch]).select(HOLDINGS_COLUMNS.names).cast(HOLDINGS_COLUMNS)
-            batch = batch.filter(pc.invert(pc.is_in(batch.column("subject"), gone)))
+            if len(leave):
+                batch = batch.filter(pc.invert(pc.is_in(batch.column("subject"), leave)))
             if resets is not None:
                 batch = batch.filter(_not_reset(batch, resets))
             found = pc.unique(batch.column("bucket")).to_pylist()  # one: a file holds one bucket
@@ -703,21 +831,18 @@ def _bucket_rows(
                 kept.setdefault(bucket, []).extend(part.to_batches())
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "reading the holdings table") from None
-    for bucket in runs:
-        # kept rows, then the rewritten subjects' runs, then the runs added: each in subject order
-        sources = [
-            kept.pop(bucket, []),
-            list(_run_batches(engine, subjects.get(bucket, ()), _BATCH, gen)),
-            [_run_batch(chunk, gen) for chunk in _chunks(added.get(bucket, []), _BATCH)],
-        ]
-        rows = pa.Table.from_batches([b for source in sources for b in source], HOLDINGS_COLUMNS)
-        # a bucket holds only runs: their order is the subject's. Kept rows may come from several
-        # files (a bucket past the target file size): sorted even alone; one fresh source is in order
-        if sources[0] or (sources[1] and sources[2]):
-            rows = rows.combine_chunks()
-            rows = rows.take(pc.sort_indices(rows, [("subject", "ascending")]))  # stable: each source's order kept
-        parts.append(rows)
-    return parts
+    return kept
+
+
+def _merged(sources: list[list[pa.RecordBatch]]) -> pa.Table:
+    """One bucket's rows from its sources (kept rows, then fresh ones; each in subject order), sorted."""
+    rows = pa.Table.from_batches([b for source in sources for b in source], HOLDINGS_COLUMNS)
+    # a bucket holds only runs: their order is the subject's. Kept rows may come from several files
+    # (deltas, or a bucket past the target file size): sorted even alone; one fresh source is in order
+    if sources[0] or sum(1 for source in sources[1:] if source) > 1:
+        rows = rows.combine_chunks()
+        rows = rows.take(pc.sort_indices(rows, [("subject", "ascending")]))  # stable: each source's order kept
+    return rows
 
 
 def _chunks(items: list[Run], size: int) -> Iterator[list[Run]]:
@@ -749,8 +874,8 @@ def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
     Rows an older layout wrote (no ``bucket`` column) are not: a lookup reads only its buckets and
     would find none of them, so those holdings are computed in memory instead.
     """
-    # newest by sequence number, not by time alone: a refresh's overwrite is a delete snapshot (its
-    # buckets' files gone) then an append, both naming the source, often within one millisecond
+    # newest by sequence number, not by time alone: two snapshots naming the same source (a rebuild's
+    # overwrite, a delete snapshot then an append; a refresh, then a fold) may land within one millisecond
     order = sorted(table.metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms), reverse=True)
     for snapshot in order:
         summary = snapshot.summary

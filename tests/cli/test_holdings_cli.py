@@ -256,10 +256,11 @@ def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path)
 
 
 def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A refresh longer than the interval is followed at once; a shorter one waits out the rest of the interval."""
+    """A refresh longer than the interval is followed at once; a shorter one folds, then waits out the rest."""
     clock = [100.0]
     took = iter([2.5, 0.25])
     pauses: list[float] = []
+    budgets: list[float] = []
 
     class Timed:
         def __init__(self, location: StoreLocation) -> None:
@@ -268,6 +269,11 @@ def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytes
         def refresh(self, *, stop: threading.Event) -> None:
             """Takes the next of ``took``."""
             clock[0] += next(took)
+
+        def fold(self, budget_s: float) -> None:
+            """A fold given time takes 0.25 s of it."""
+            budgets.append(budget_s)
+            clock[0] += 0.25 if budget_s > 0 else 0.0
 
     def pause(stop: threading.Event, seconds: float) -> None:
         pauses.append(seconds)
@@ -279,4 +285,5 @@ def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytes
     monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
     monkeypatch.setattr("consumers.stopping.pause", pause)
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
-    assert pauses == [0.0, 0.75]
+    assert budgets == [-1.5, 0.75]
+    assert pauses == [0.0, 0.5]

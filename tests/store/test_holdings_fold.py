@@ -1,0 +1,217 @@
+"""Folding the holdings' deltas off the refresh: the rows and answers unchanged, one file a bucket, the engine kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineage import default_taxonomy
+from lineage.answers import access_request
+from lineage.contract.records import make_record
+from lineage.errors import StoreConflictError
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store import holdings as store_holdings
+from lineage.store.forget import forget_rows
+from lineage.store.holdings import (
+    FOLDED,
+    RESETS_BUCKET,
+    SOURCE,
+    bucket_of,
+    engine_from_table,
+    fold_buckets,
+    foldable,
+    load_holdings,
+    read_rows,
+    read_state,
+)
+from tests.fixtures import PARTY, T0
+
+TAX = default_taxonomy()
+
+
+def _event(kind: str, minute: int, subject: str) -> dict[str, object]:
+    common: dict[str, Any] = {
+        "system": "app", "system_region": "CN", "occurred_at": T0 + timedelta(minutes=minute),
+        "holder": PARTY["app"], "subject_id": subject, "categories": ["user.contact.email"],
+    }  # fmt: skip
+    if kind == "ERASED":
+        return make_record("ERASED", erasure_outcome="ERASED", **common)
+    return make_record("COLLECTED", purpose="essential.service", legal_basis="CONTRACT", **common)
+
+
+def _ingest(location: StoreLocation, records: list[dict[str, object]], first: int) -> None:
+    ing = Ingestor(location, "events", taxonomy=TAX)
+    for offset, record in enumerate(records, start=first):
+        assert ing.add_record(0, offset, record) is None  # type: ignore[arg-type]
+    ing.flush()
+
+
+def _files_by_bucket(location: StoreLocation) -> Counter[int]:
+    return Counter(task.file.partition[0] for task in load_holdings(location).scan().plan_files())
+
+
+def _rows(location: StoreLocation) -> list[str]:
+    table = load_holdings(location)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    return sorted(map(repr, read_rows(location, table, snapshot.snapshot_id).to_pylist()))
+
+
+def _with_deltas(location: StoreLocation, maintainer: HoldingsMaintainer) -> str:
+    """100 subjects, then refreshes adding runs to s7's bucket and erasing s7 (a reset): its bucket has 4 files."""
+    _ingest(location, [_event("COLLECTED", i % 50, f"s{i}") for i in range(100)], first=0)
+    maintainer.refresh()
+    _ingest(location, [_event("ERASED", 60, "s7")], first=100)
+    maintainer.refresh()
+    for n in range(2):
+        pair = [_event("COLLECTED", 61 + n, "s7"), _event("COLLECTED", 61 + n, f"s{20 + n}")]
+        _ingest(location, pair, first=101 + 2 * n)
+        maintainer.refresh()
+    return "s7"
+
+
+def test_a_fold_leaves_every_row_and_answer_as_it_was_in_one_file_a_bucket_and_no_resets(tmp_path: Path) -> None:
+    """Folding every bucket foldable: the same rows that hold, the same access answer, one file each, no reset file."""
+    location = StoreLocation.embedded(tmp_path)
+    subject = _with_deltas(location, HoldingsMaintainer(location))
+    home = bucket_of(subject)
+    assert _files_by_bucket(location)[home] == 4 and _files_by_bucket(location)[RESETS_BUCKET] == 1
+    rows, props = _rows(location), dict(load_holdings(location).properties)
+    as_of = T0 + timedelta(hours=3)
+    answer = access_request(Store(location), subject, TAX, as_of=as_of).holdings
+    table = load_holdings(location)
+    state = read_state(table)
+    assert state.snapshot_id is not None
+    candidates = foldable(location, table, state.snapshot_id)
+    assert next(iter(candidates)) == home  # most files first
+    folded = fold_buckets(location, state.snapshot_id, list(candidates))
+    files = _files_by_bucket(location)
+    assert all(files[b] == 1 for b in candidates) and RESETS_BUCKET not in files
+    assert _rows(location) == rows and dict(load_holdings(location).properties) == props
+    assert access_request(Store(location), subject, TAX, as_of=as_of).holdings == answer
+    held = read_rows(location, table, state.snapshot_id).to_pylist()
+    assert folded.rows == sum(1 for r in held if r["kind"] == "run" and bucket_of(r["subject"]) in candidates)
+    assert not foldable(location, load_holdings(location), folded.snapshot_id)
+
+
+def test_a_fold_on_a_snapshot_the_table_moved_past_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """A refresh committed after the fold's read: StoreConflictError, and the table is the refresh's."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    subject = _with_deltas(location, maintainer)
+    read_at = read_state(load_holdings(location)).snapshot_id
+    assert read_at is not None
+    _ingest(location, [_event("COLLECTED", 80, "s40")], first=200)
+    after = maintainer.refresh().snapshot
+    with pytest.raises(StoreConflictError, match="nothing was written"):
+        fold_buckets(location, read_at, [bucket_of(subject)])
+    assert read_state(load_holdings(location)).snapshot_id == after
+
+
+def test_the_maintainer_folds_in_time_to_spare_and_its_next_refresh_goes_on_from_its_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No time or too slow a fold: nothing folded. With time: every bucket that fits, then no restore."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    subject = _with_deltas(location, maintainer)
+    before = read_state(load_holdings(location)).snapshot_id
+    assert maintainer.fold(0.0) is None
+    maintainer.fold_rows_per_s = 1e-6  # any bucket would take ages
+    assert maintainer.fold(5.0) is None and read_state(load_holdings(location)).snapshot_id == before
+    maintainer.fold_rows_per_s = 300_000.0
+    folded = maintainer.fold(30.0)
+    assert folded is not None and folded.buckets[0] == bucket_of(subject)  # most files first
+    files = _files_by_bucket(location)
+    assert all(files[b] == 1 for b in folded.buckets) and RESETS_BUCKET not in files
+    assert maintainer.fold(30.0) is None  # nothing left to fold
+
+    def no_restore(*_: object) -> None:
+        raise AssertionError("the engine was restored from the table")
+
+    monkeypatch.setattr("lineage.ingest.holdings.engine_from_table", no_restore)
+    _ingest(location, [_event("COLLECTED", 90, subject)], first=300)
+    assert maintainer.refresh().events == 1
+    monkeypatch.undo()
+    kept = _rows(location)
+    table = load_holdings(location)
+    restored = engine_from_table(table.scan().to_arrow(), None)
+    assert sum(1 for r in restored.runs() if r.subject == subject) == 4
+    maintainer.refresh(rebuild=True)
+    assert _rows(location) == kept
+
+
+def test_a_forget_between_the_look_and_the_fold_leaves_the_fold_undone_and_the_maintainer_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table moved after foldable(): fold_buckets refuses before reading, and fold() returns None."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    _with_deltas(location, maintainer)
+    looked = store_holdings.foldable
+
+    def then_forget(*args: Any) -> dict[int, int]:
+        found = looked(*args)
+        forget_rows(location, ["s30"], digest=lambda i: f"d-{i}", grace_s=0.0)  # its snapshots expired at once
+        return found
+
+    monkeypatch.setattr("lineage.ingest.holdings.foldable", then_forget)
+    assert maintainer.fold(30.0) is None
+    monkeypatch.undo()
+    _ingest(location, [_event("COLLECTED", 80, "s41")], first=300)
+    assert maintainer.refresh().events == 1
+    assert maintainer.fold(30.0) is not None
+    kept = _rows(location)
+    assert not any("'s30'" in r for r in kept)
+    maintainer.refresh(rebuild=True)
+    assert _rows(location) == kept
+
+
+def test_a_bucket_one_write_split_into_several_files_is_not_folded_again(tmp_path: Path) -> None:
+    """Files of one commit (a bucket past the target file size) are no delta: foldable() leaves them."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    _ingest(location, [_event("COLLECTED", i % 50, f"s{i}") for i in range(3000)], first=0)
+    maintainer.refresh()
+    with load_holdings(location).transaction() as tx:  # stands for a bucket past pyiceberg's 512 MB target
+        tx.set_properties({"write.target-file-size-bytes": "20000"})
+    _ingest(location, [_event("COLLECTED", 60, f"s{i}") for i in range(0, 3000, 20)], first=3000)
+    maintainer.refresh()
+    folded = maintainer.fold(30.0)
+    assert folded is not None
+    files = _files_by_bucket(location)
+    assert any(files[b] > 1 for b in folded.buckets)  # each folded bucket written as several files
+    table = load_holdings(location)
+    snapshot = read_state(table).snapshot_id
+    assert snapshot is not None
+    assert foldable(location, table, snapshot) == {}
+    assert maintainer.fold(30.0) is None
+
+
+def test_a_fold_names_the_events_snapshot_its_rows_were_made_from_not_a_forget_s(tmp_path: Path) -> None:
+    """After a forget (naming the newest events snapshot) a fold claims no events snapshot: a pinned read computes."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    _with_deltas(location, maintainer)
+    _ingest(location, [_event("COLLECTED", 70, "new1")], first=400)  # stored, not applied
+    forget_rows(location, ["s30"], digest=lambda i: f"d-{i}", grace_s=0.0)
+    events_snapshot = location.load().current_snapshot()
+    assert events_snapshot is not None
+    table = load_holdings(location)
+    state = read_state(table)
+    assert state.snapshot_id is not None and state.source == events_snapshot.snapshot_id
+    folded = fold_buckets(location, state.snapshot_id, list(foldable(location, table, state.snapshot_id)))
+    summary = load_holdings(location).snapshot_by_id(folded.snapshot_id).summary  # type: ignore[union-attr]
+    assert summary is not None and SOURCE not in summary.additional_properties
+    assert FOLDED in summary.additional_properties
+    _ingest(location, [_event("COLLECTED", 71, "new2")], first=401)
+    maintainer.refresh()
+    pinned = Store(location, snapshot=events_snapshot.snapshot_id)
+    report = access_request(pinned, "new1", TAX, as_of=T0 + timedelta(hours=3))
+    assert len(report.holdings) == 1
