@@ -6,19 +6,23 @@ a long-running maintainer refreshes (its engine kept, as ``consumers.holdings`` 
 the rows that changed to their buckets (``--steps N``: in N refreshes, each timed, the buckets it
 folds included); (2) a full rebuild (``lineage holdings --rebuild``: every event read and applied,
 every row written). Printed: sizes, seconds, the ratio (target: <= 5%), and what the refresh wrote.
-``--fold-budget S``: after each refresh the maintainer folds a bucket when one fits in S seconds
+``--fold-budget S``: after each refresh the maintainer folds the buckets that fit in S seconds
 (``HoldingsMaintainer.fold``, what ``consumers.holdings`` does with the time left of its interval),
-timed apart from the refreshes.
+timed apart from the refreshes. ``--lookups N``: a person's access answer (``access_request``) for N
+people, median, on the table as the refreshes left it and again after the rebuild (one file a bucket).
 
-    ./run bench holdings_refresh [--subjects 2000] [--steps 1] [--fold-budget 0]     # ~240,000 events
+    ./run bench holdings_refresh [--subjects 2000] [--steps 1] [--fold-budget 0] [--lookups 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -26,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _stores import load  # noqa: E402
 
 from lineage import Codec, default_taxonomy  # noqa: E402
+from lineage.answers import access_request  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
-from lineage.store import StoreLocation  # noqa: E402
+from lineage.store import Store, StoreLocation  # noqa: E402
 from lineage.store.holdings import BUCKETS, FOLDED, load_holdings  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
 from lineage.world.organisations import build  # noqa: E402
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--new", type=float, default=0.01, help="the share of events the refresh applies")
     parser.add_argument("--steps", type=int, default=1, help="refreshes the new events are applied in (mean and max)")
     parser.add_argument("--fold-budget", type=float, default=0.0, help="seconds a fold after each refresh may take")
+    parser.add_argument("--lookups", type=int, default=0, help="people whose access answer is timed (median)")
     args = parser.parse_args()
     values, times = _world(args.subjects)
     split = len(values) - max(1, int(len(values) * args.new))
@@ -117,16 +123,42 @@ def main() -> None:
                   f"mean {sum(folds) / len(folds):.2f} s, max {max(folds):.2f} s (not in the refreshes')")  # fmt: skip
         files = len(list(load_holdings(location).scan().plan_files()))
         print(f"  the table after: {files} data files, {total:,} rows stored (resets and the runs they drop included)")
+        people = _people(values, args.lookups)
+        if people:
+            print(f"  a person's access answer, median of {len(people)}: {_lookup(location, people) * 1e3:.1f} ms")
         start = time.perf_counter()
         rebuilt = HoldingsMaintainer(location).refresh(rebuild=True)
         rebuild = time.perf_counter() - start
         rebuilt_rows = _written(location, None)[3]
         print(f"  full rebuild:               {rebuild:.2f} s "
               f"({rebuilt.events:,} events applied, {rebuilt_rows:,} rows)")  # fmt: skip
+        if people:
+            print(f"  the same after the rebuild:  {_lookup(location, people) * 1e3:.1f} ms")
         print(
             f"  ratio: the refresh took {refresh / rebuild:.1%} of a full rebuild (target <= 5%)"
             + (f"; the slowest {max(seconds) / rebuild:.1%}" if len(seconds) > 1 else "")
         )
+
+
+def _people(values: list[bytes], n: int) -> list[str]:
+    """``n`` subjects of the world, the same each run."""
+    if n <= 0:
+        return []
+    codec = Codec()
+    subjects = sorted({str(codec.decode_record(v)["subject_id"]) for v in values[::50]} - {"None"})
+    return random.Random(1).sample(subjects, min(n, len(subjects)))
+
+
+def _lookup(location: StoreLocation, people: list[str]) -> float:
+    """The median time of one person's access answer, one store (its session kept) for all."""
+    store, taxonomy, as_of = Store(location), default_taxonomy(), datetime(2030, 1, 1, tzinfo=UTC)
+    access_request(store, people[0], taxonomy, as_of)  # the first opens the store
+    times = []
+    for person in people:
+        start = time.perf_counter()
+        access_request(store, person, taxonomy, as_of)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _steps(times: list[int], split: int, steps: int) -> list[tuple[int, int]]:

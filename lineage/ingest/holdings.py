@@ -51,6 +51,7 @@ from lineage.store.holdings import (
     load_holdings,
     read_batches,
     read_state,
+    try_load_holdings,
     write_holdings,
 )
 from lineage.store.maintenance import expire, remove_orphans
@@ -64,6 +65,9 @@ log = logging.getLogger(__name__)
 #: the fewest rows a fold's buckets must average for its rate to plan the next: a file's fixed costs
 #: (~30-40 ms each here) make a fold of small buckets look slow (16 of ~1,250 rows: 30,000 rows/s)
 _RATE_FROM_ROWS = 20_000
+#: a fold's rate before any is measured: folds of the seed world went at ~390,000 rows/s here alone,
+#: about half that beside a consumer (2026-12-06)
+_FIRST_RATE = 200_000.0
 
 
 class RefreshStopped(LineageError):
@@ -155,11 +159,9 @@ class HoldingsMaintainer:
         # joins the same commit (its events wait no second refresh), and a bound keeps the commit coming
         self.top_ups = 1
         #: how fast the last fold of large buckets went (rows a second): a fold starts only when it
-        #: should end in half the time it is given. A first guess: folds of the seed world went at
-        #: ~390,000 rows/s here alone, about half that beside a consumer (2026-12-06)
-        self.fold_rows_per_s = 200_000.0
-        self._fold_planning_s = 0.05  # what the last look for buckets to fold took (table, manifests, resets)
-        self._nothing_to_fold_at: int | None = None  # a holdings snapshot with nothing to fold
+        #: should end in half the time it is given
+        self.fold_rows_per_s = _FIRST_RATE
+        self._plan: tuple[int, dict[int, int]] | None = None  # a holdings snapshot, and its buckets to fold
         self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
         self._tidied = time.monotonic()
 
@@ -282,30 +284,29 @@ class HoldingsMaintainer:
         failed: it is optional work, so a table moved meanwhile (a forget) or a store error is one log
         line, and the next refresh meets what it meant.
         """
-        if budget_s < 2 * self._fold_planning_s:
-            return None
-        if self._based_on is not None and self._based_on.snapshot_id == self._nothing_to_fold_at:
-            return None  # the table is as this maintainer left it, and nothing was foldable then
         started = time.monotonic()
         try:
-            table = load_holdings(self.location)
-            state = read_state(table)
-            if state.snapshot_id is None or state.layout != LAYOUT:
+            table = try_load_holdings(self.location)  # none yet (nothing stored): nothing to say
+            state = read_state(table) if table is not None else None
+            if table is None or state is None or state.snapshot_id is None or state.layout != LAYOUT:
                 return None
-            candidates = foldable(self.location, table, state.snapshot_id)
-            self._fold_planning_s = time.monotonic() - started
+            if self._plan is None or self._plan[0] != state.snapshot_id:  # the manifests read once a snapshot
+                self._plan = (state.snapshot_id, foldable(self.location, table, state.snapshot_id))
+            candidates = self._plan[1]
             if not candidates:
-                self._nothing_to_fold_at = state.snapshot_id
                 return None
             # half the time left: a fold that overran would delay the next refresh, and the load moves a
             # fold's rate (beside a consumer on the same cores, about half its rate alone)
-            fits = (budget_s - self._fold_planning_s) / 2 * self.fold_rows_per_s
+            fits = (budget_s - (time.monotonic() - started)) / 2 * self.fold_rows_per_s
             buckets, rows = [], 0
             for bucket, stored in candidates.items():
                 if rows + stored <= fits:
                     buckets.append(bucket)
                     rows += stored
             if not buckets:
+                # no time: a rate measured once under load must not stop folding for good, so it
+                # creeps back to the first guess while nothing fits
+                self.fold_rows_per_s = min(_FIRST_RATE, self.fold_rows_per_s * 1.1)
                 return None
             folding = time.monotonic()
             folded = fold_buckets(self.location, state.snapshot_id, buckets)

@@ -30,8 +30,9 @@ buckets a refresh at most; flows and identities, few, are rewritten whole. Reade
 
 Properties say which events the rows reflect: ``lineage.holdings.applied`` (the last offset applied
 of each source partition, JSON), ``lineage.holdings.source`` (the events snapshot read), and the
-engine's watermark. Each commit's snapshot summary names its events snapshot too, so a reader pins
-an events snapshot and the holdings made from exactly it.
+engine's watermark. Each refresh's snapshot summary names its events snapshot too, so a reader pins
+an events snapshot and the holdings made from exactly it (a fold's names the one its rows were made
+from, when the snapshot it folded named one).
 """
 
 from __future__ import annotations
@@ -76,11 +77,11 @@ __all__ = [
     "BUCKETS",
     "FOLDED",
     "HOLDINGS",
-    "Folded",
     "HOLDINGS_COLUMNS",
     "LAYOUT",
     "READS",
     "ROW_COLUMNS",
+    "Folded",
     "HoldingsState",
     "Pinned",
     "pinned_state",
@@ -598,7 +599,7 @@ def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> F
     current = table.current_snapshot()
     if current is None or current.snapshot_id != read_at:
         raise StoreConflictError(
-            f"the holdings of {location.describe()} moved on before a fold: nothing was written",
+            f"the holdings of {location.describe()} moved on before a fold: nothing was committed",
             path=location.describe(),
         )
     if "gen" not in table.schema().column_names:
@@ -623,7 +624,7 @@ def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> F
     source = (current.summary.additional_properties if current.summary is not None else {}).get(SOURCE)
     summary = {FOLDED: ",".join(map(str, buckets)), **({SOURCE: source} if source else {})}
     tx = _Transaction(table)
-    with _committing(location, "changed while a fold read them: nothing was written", "folding the holdings"):
+    with _committing(location, "changed while a fold read them: nothing was committed", "folding the holdings"):
         tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         with private_files():
             _replace_files(tx, table, [f for f in stored_files if _bucket_of_file(f) in drop], parts, summary)

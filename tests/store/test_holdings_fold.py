@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -109,7 +110,7 @@ def test_a_fold_on_a_snapshot_the_table_moved_past_is_refused_and_writes_nothing
     assert read_at is not None
     _ingest(location, [_event("COLLECTED", 80, "s40")], first=200)
     after = maintainer.refresh().snapshot
-    with pytest.raises(StoreConflictError, match="nothing was written"):
+    with pytest.raises(StoreConflictError, match="nothing was committed"):
         fold_buckets(location, read_at, [bucket_of(subject)])
     assert read_state(load_holdings(location)).snapshot_id == after
 
@@ -215,3 +216,32 @@ def test_a_fold_names_the_events_snapshot_its_rows_were_made_from_not_a_forget_s
     pinned = Store(location, snapshot=events_snapshot.snapshot_id)
     report = access_request(pinned, "new1", TAX, as_of=T0 + timedelta(hours=3))
     assert len(report.holdings) == 1
+
+
+def test_deltas_another_process_committed_are_folded_by_a_maintainer_that_had_nothing_to_fold(tmp_path: Path) -> None:
+    """The plan is the table's, not the maintainer's: a second maintainer's refresh leaves deltas ours folds."""
+    location = StoreLocation.embedded(tmp_path)
+    ours = HoldingsMaintainer(location)
+    _with_deltas(location, ours)
+    assert ours.fold(30.0) is not None and ours.fold(30.0) is None  # all folded, nothing left
+    _ingest(location, [_event("COLLECTED", 85, "s5"), _event("COLLECTED", 85, "s6")], first=300)
+    HoldingsMaintainer(location).refresh()  # e.g. `lineage holdings`: deltas ours did not write
+    assert ours.refresh().snapshot is None  # up to date: its engine is not the table's now
+    folded = ours.fold(30.0)
+    assert folded is not None and set(folded.buckets) == {bucket_of("s5"), bucket_of("s6")}
+
+
+def test_a_fold_before_any_holdings_says_nothing_and_one_with_no_time_lets_its_rate_recover(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No holdings table yet: None and no warning. Nothing fits: None, and the rate creeps back up by a tenth."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    _ingest(location, [_event("COLLECTED", 1, "s1")], first=0)
+    with caplog.at_level(logging.INFO, logger="lineage.ingest.holdings"):
+        assert maintainer.fold(30.0) is None
+    assert not caplog.records
+    _with_deltas(location, maintainer)
+    maintainer.fold_rows_per_s = 1.0  # as if one fold had crawled
+    assert maintainer.fold(1.0) is None
+    assert maintainer.fold_rows_per_s == pytest.approx(1.1)
