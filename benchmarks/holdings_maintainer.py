@@ -112,7 +112,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
+def lag(values: list[bytes], tmp: Path, bootstrap: str, fold: bool = True) -> None:
     topic = f"bench.holdings.{uuid.uuid4().hex[:6]}"
     settings = Settings(bootstrap_servers=bootstrap, topic=topic)
     create_topics(settings, [topic, "lineage.events.dlq"], partitions=3)
@@ -131,7 +131,7 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
     )  # fmt: skip
     maintainer_log = (tmp / "maintainer.log").open("wb")
     maintainer = subprocess.Popen(
-        [*base, "consumers.holdings", "--interval", "1"], cwd=REPO, env=env,
+        [*base, "consumers.holdings", "--interval", "1", *([] if fold else ["--no-fold"])], cwd=REPO, env=env,
         stdout=subprocess.DEVNULL, stderr=maintainer_log,
     )  # fmt: skip
     start = time.perf_counter()
@@ -171,6 +171,7 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=1700, help="per organisation (default 1700: ~208,000 events)")
+    parser.add_argument("--no-fold", dest="fold", action="store_false", help="the maintainer folds nothing between")
     args = parser.parse_args()
     values = _world(args.subjects)
     print(f"world: 5 organisations x {args.subjects:,} subjects, 365 days: {len(values):,} events; {load()}")
@@ -184,7 +185,7 @@ def main() -> int:
             bootstrap = broker.bootstrap_servers
         try:
             print("(2) lag behind a consumer at full speed, embedded store:")
-            lag(values, Path(tmp), bootstrap)
+            lag(values, Path(tmp), bootstrap, args.fold)
         finally:
             if broker is not None:
                 broker.stop()

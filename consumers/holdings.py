@@ -39,16 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m consumers.holdings", description=__doc__.splitlines()[0])
     add_store_options(p, reading=False)
     p.add_argument("--interval", type=seconds, default=5.0, help="seconds between refreshes (default 5)")
+    p.add_argument(
+        "--no-fold", dest="fold", action="store_false",
+        help="fold no buckets between refreshes (spare the CPU on a host the consumers share; refreshes still fold)",
+    )  # fmt: skip
     return p
 
 
-def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) -> None:
+def maintain(location: StoreLocation, interval_s: float, stop: threading.Event, *, fold: bool = True) -> None:
     """Refresh the holdings every ``interval_s`` until ``stop``; retry transient store errors, raise others.
 
     The interval runs from one refresh's start to the next: one that took longer is followed at once
     (a pause after it would add the interval to every event's wait while the maintainer is behind).
     A refresh that leaves time in its interval spends it folding buckets (``HoldingsMaintainer.fold``),
     those expected to end within half of it: a maintainer at full speed never folds between refreshes.
+    ``fold=False`` leaves folding to the refreshes.
     """
     import logging
 
@@ -66,7 +71,7 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event) 
                 raise StoreNotFoundError(f"{location.describe()} has no catalog yet", path=location.describe())
             maintainer.refresh(stop=stop)
             failures, waiting = 0, False
-            if not stop.is_set():
+            if fold and not stop.is_set():
                 # the time left of the interval folds the buckets deltas have gathered, those that fit
                 maintainer.fold(interval_s - (monotonic() - started))
         except RefreshStopped:
@@ -114,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         location = location_for(args, settings, Path(args.store) if args.store else None)
-        maintain(location, args.interval, stop)
+        maintain(location, args.interval, stop, fold=args.fold)
     except LineageError as exc:
         print(f"lineage-holdings: {_one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -256,7 +256,7 @@ def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path)
 
 
 def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A refresh longer than the interval is followed at once; a shorter one folds, then waits out the rest."""
+    """A refresh longer than the interval is followed at once; a shorter one folds (unless told not to), then waits."""
     clock = [100.0]
     took = iter([2.5, 0.25])
     pauses: list[float] = []
@@ -287,3 +287,6 @@ def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytes
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
     assert budgets == [-1.5, 0.75]
     assert pauses == [0.0, 0.5]
+    clock[0], took, pauses[:], budgets[:] = 100.0, iter([2.5, 0.25]), [], []
+    maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event(), fold=False)  # --no-fold
+    assert budgets == [] and pauses == [0.0, 0.75]
