@@ -9,7 +9,7 @@ every 0.5 s we read how many stored events the holdings do not reflect yet (what
 counts) and how old the holdings are in seconds (the issue's target: p99 <= 5 s), and how long
 after the consumer's last commit the maintainer has caught up.
 
-    ./run bench holdings_maintainer [--subjects 1700]     # ~208,000 events
+    ./run bench holdings_maintainer [--subjects 1700] [--no-fold]     # ~208,000 events
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The deployable holdings maintainer: ``python -m consumers.holdings [store options] [--interval S]``.
+"""The deployable holdings maintainer: ``python -m consumers.holdings [store options] [--interval S] [--no-fold]``.
 
 Runs beside the ingest consumers and keeps the holdings table (what answers read) in step with the
 events table: every ``--interval`` seconds it applies what the consumers stored since, in one

@@ -68,6 +68,7 @@ _RATE_FROM_ROWS = 20_000
 #: a fold's rate before any is measured: folds of the seed world went at ~390,000 rows/s here alone,
 #: about half that beside a consumer (2026-12-06)
 _FIRST_RATE = 200_000.0
+_NO_TIME_S = 0.1  # a budget this short (or none: a refresh that overran) is not looked at
 
 
 class RefreshStopped(LineageError):
@@ -284,7 +285,10 @@ class HoldingsMaintainer:
         failed: it is optional work, so a table moved meanwhile (a forget) or a store error is one log
         line, and the next refresh meets what it meant.
         """
+        if budget_s <= _NO_TIME_S:  # behind: the next refresh starts at once, so no look at the table either
+            return None
         started = time.monotonic()
+        state: HoldingsState | None = None
         try:
             table = try_load_holdings(self.location)  # none yet (nothing stored): nothing to say
             state = read_state(table) if table is not None else None
@@ -304,13 +308,20 @@ class HoldingsMaintainer:
                     buckets.append(bucket)
                     rows += stored
             if not buckets:
-                # no time: a rate measured once under load must not stop folding for good, so it
-                # creeps back to the first guess while nothing fits
-                self.fold_rows_per_s = min(_FIRST_RATE, self.fold_rows_per_s * 1.1)
+                # time left but too little: a rate measured once under load must not stop folding for
+                # good, so one below the first guess creeps back to it while nothing fits
+                if self.fold_rows_per_s < _FIRST_RATE:
+                    self.fold_rows_per_s = min(_FIRST_RATE, self.fold_rows_per_s * 1.1)
                 return None
             folding = time.monotonic()
             folded = fold_buckets(self.location, state.snapshot_id, buckets)
+        except StoreConflictError:
+            log.info("no fold of the holdings this time: they changed meanwhile (a forget, another maintainer)")
+            return None
         except LineageError as exc:
+            if not exc.retryable and not self._moved_from(state):
+                raise  # a store that cannot be read is the refresh's failure too: not hidden here
+            # a retryable one, or a file gone because the table moved on (a forget removes its files)
             log.warning("no fold of the holdings this time: %s", " ".join(str(exc).split()))
             return None
         took = time.monotonic() - folding
@@ -320,6 +331,14 @@ class HoldingsMaintainer:
             self._based_on = replace(state, snapshot_id=folded.snapshot_id)
         log.info("folded buckets %s of the holdings (%s rows) in %.2f s", buckets, f"{folded.rows:,}", took)
         return folded
+
+    def _moved_from(self, state: HoldingsState | None) -> bool:
+        """Whether the holdings table is past ``state``'s snapshot now (False when none was read)."""
+        if state is None:
+            return False
+        table = try_load_holdings(self.location)
+        current = table.current_snapshot() if table is not None else None
+        return current is None or current.snapshot_id != state.snapshot_id
 
     def _newer_events(self, since: int, cutoff: int | None) -> tuple[int, dict[str, dict[int, int]]] | None:
         """The events snapshot after ``since`` and its offsets, when events were only appended since (None: else).

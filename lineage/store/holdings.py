@@ -25,7 +25,8 @@ changed otherwise, and such a subject gets a fifth kind of row,
               holds; all resets are one small file, bucket ``RESETS_BUCKET``, rewritten whole.
 
 A bucket that has gathered ``MAX_FILES`` files is folded back into one (its rows as they hold), two
-buckets a refresh at most; flows and identities, few, are rewritten whole. Readers apply the resets:
+buckets a refresh at most; a maintainer with time to spare folds those of ``FOLD_AT`` commits between
+refreshes (``fold_buckets``). Flows and identities, few, are rewritten whole. Readers apply the resets:
 ``current_rows``, ``engine_from_table`` and the ``holding_runs`` view (queries/_macros.sql).
 
 Properties say which events the rows reflect: ``lineage.holdings.applied`` (the last offset applied
@@ -115,6 +116,10 @@ RESETS_BUCKET = -3
 #: data files a bucket of runs gathers (a refresh appends one of the rows it changed) before a refresh
 #: folds them into one: a lookup opens each of its bucket's files
 MAX_FILES = 8
+#: files of distinct commits a bucket gathers before a fold between refreshes takes it: folding at
+#: two rewrote every bucket after each refresh under a steady trickle (three times the refreshes'
+#: CPU, and ~600 s / interval copies kept until tidied); at four, a third of the runs a refresh
+FOLD_AT = MAX_FILES // 2
 _FOLDS = max(1, BUCKETS // MAX_FILES)  # buckets folded at most a refresh
 #: resets kept at most: past this (a catch-up after an outage rewrites many subjects), a refresh folds
 #: every bucket they name instead. Each query of the runs reads them whole (10,000 left an access
@@ -556,11 +561,11 @@ class Folded:
 
 
 def foldable(location: StoreLocation, table: Table, read_at: int) -> dict[int, int]:
-    """The buckets of runs a fold would shorten at ``read_at``, each with its stored rows, most files first.
+    """The buckets of runs worth a fold at ``read_at``, each with its stored rows, most files first.
 
-    A bucket whose files more than one commit wrote (a lookup opens each; one write may split a large
-    bucket into several files, and folding those again would change nothing), or one that a reset
-    names (its dropped runs still stored). Read from the manifests and the small resets file.
+    A bucket whose files ``FOLD_AT`` commits or more wrote (a lookup opens each; one write may split a
+    large bucket into several files, and folding those again would change nothing); its resets go
+    with it. Read from the manifests alone.
     """
     files: Counter[int] = Counter()
     rows: Counter[int] = Counter()
@@ -578,10 +583,7 @@ def foldable(location: StoreLocation, table: Table, read_at: int) -> dict[int, i
                 writers.setdefault(bucket, set()).add(entry.snapshot_id)
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "reading the holdings table's manifests") from None
-    wanted = {b for b, made_by in writers.items() if b >= 0 and len(made_by) > 1}
-    if files[RESETS_BUCKET]:
-        resets = _read_buckets(location, table, read_at, [RESETS_BUCKET])
-        wanted |= {b for b in buckets_of(resets.column("subject").to_pylist()) if b in files}
+    wanted = {b for b, made_by in writers.items() if b >= 0 and len(made_by) >= FOLD_AT}
     return {b: rows[b] for b in sorted(wanted, key=lambda b: (-files[b], b))}
 
 

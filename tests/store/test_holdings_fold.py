@@ -13,13 +13,14 @@ import pytest
 from lineage import default_taxonomy
 from lineage.answers import access_request
 from lineage.contract.records import make_record
-from lineage.errors import StoreConflictError
+from lineage.errors import StoreConflictError, StoreError, StoreUnavailableError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store import holdings as store_holdings
 from lineage.store.forget import forget_rows
 from lineage.store.holdings import (
+    FOLD_AT,
     FOLDED,
     RESETS_BUCKET,
     SOURCE,
@@ -77,6 +78,14 @@ def _with_deltas(location: StoreLocation, maintainer: HoldingsMaintainer) -> str
     return "s7"
 
 
+def _maintained(tmp_path: Path) -> tuple[StoreLocation, HoldingsMaintainer]:
+    """A store in ``tmp_path`` with deltas (``_with_deltas``), and the maintainer that wrote them."""
+    location = StoreLocation.embedded(tmp_path)
+    maintainer = HoldingsMaintainer(location)
+    _with_deltas(location, maintainer)
+    return location, maintainer
+
+
 def test_a_fold_leaves_every_row_and_answer_as_it_was_in_one_file_a_bucket_and_no_resets(tmp_path: Path) -> None:
     """Folding every bucket foldable: the same rows that hold, the same access answer, one file each, no reset file."""
     location = StoreLocation.embedded(tmp_path)
@@ -123,7 +132,13 @@ def test_the_maintainer_folds_in_time_to_spare_and_its_next_refresh_goes_on_from
     maintainer = HoldingsMaintainer(location)
     subject = _with_deltas(location, maintainer)
     before = read_state(load_holdings(location)).snapshot_id
-    assert maintainer.fold(0.0) is None
+
+    def no_look(*_: object) -> None:
+        raise AssertionError("the table was read with no time to fold")
+
+    with monkeypatch.context() as patch:  # a refresh that overran: not even a look at the table
+        patch.setattr("lineage.ingest.holdings.try_load_holdings", no_look)
+        assert maintainer.fold(0.0) is None and maintainer.fold(-2.0) is None
     maintainer.fold_rows_per_s = 1e-6  # any bucket would take ages
     assert maintainer.fold(5.0) is None and read_state(load_holdings(location)).snapshot_id == before
     maintainer.fold_rows_per_s = 300_000.0
@@ -152,9 +167,7 @@ def test_a_forget_between_the_look_and_the_fold_leaves_the_fold_undone_and_the_m
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The table moved after foldable(): fold_buckets refuses before reading, and fold() returns None."""
-    location = StoreLocation.embedded(tmp_path)
-    maintainer = HoldingsMaintainer(location)
-    _with_deltas(location, maintainer)
+    location, maintainer = _maintained(tmp_path)
     looked = store_holdings.foldable
 
     def then_forget(*args: Any) -> dict[int, int]:
@@ -182,8 +195,9 @@ def test_a_bucket_one_write_split_into_several_files_is_not_folded_again(tmp_pat
     maintainer.refresh()
     with load_holdings(location).transaction() as tx:  # stands for a bucket past pyiceberg's 512 MB target
         tx.set_properties({"write.target-file-size-bytes": "20000"})
-    _ingest(location, [_event("COLLECTED", 60, f"s{i}") for i in range(0, 3000, 20)], first=3000)
-    maintainer.refresh()
+    for n in range(FOLD_AT - 1):
+        _ingest(location, [_event("COLLECTED", 60 + n, f"s{i}") for i in range(0, 3000, 20)], first=3000 + 200 * n)
+        maintainer.refresh()
     folded = maintainer.fold(30.0)
     assert folded is not None
     files = _files_by_bucket(location)
@@ -197,9 +211,7 @@ def test_a_bucket_one_write_split_into_several_files_is_not_folded_again(tmp_pat
 
 def test_a_fold_names_the_events_snapshot_its_rows_were_made_from_not_a_forget_s(tmp_path: Path) -> None:
     """After a forget (naming the newest events snapshot) a fold claims no events snapshot: a pinned read computes."""
-    location = StoreLocation.embedded(tmp_path)
-    maintainer = HoldingsMaintainer(location)
-    _with_deltas(location, maintainer)
+    location, maintainer = _maintained(tmp_path)
     _ingest(location, [_event("COLLECTED", 70, "new1")], first=400)  # stored, not applied
     forget_rows(location, ["s30"], digest=lambda i: f"d-{i}", grace_s=0.0)
     events_snapshot = location.load().current_snapshot()
@@ -224,8 +236,10 @@ def test_deltas_another_process_committed_are_folded_by_a_maintainer_that_had_no
     ours = HoldingsMaintainer(location)
     _with_deltas(location, ours)
     assert ours.fold(30.0) is not None and ours.fold(30.0) is None  # all folded, nothing left
-    _ingest(location, [_event("COLLECTED", 85, "s5"), _event("COLLECTED", 85, "s6")], first=300)
-    HoldingsMaintainer(location).refresh()  # e.g. `lineage holdings`: deltas ours did not write
+    for n in range(FOLD_AT - 1):  # e.g. `lineage holdings`: deltas ours did not write
+        pair = [_event("COLLECTED", 85 + n, "s5"), _event("COLLECTED", 85 + n, "s6")]
+        _ingest(location, pair, first=300 + 2 * n)
+        HoldingsMaintainer(location).refresh()
     assert ours.refresh().snapshot is None  # up to date: its engine is not the table's now
     folded = ours.fold(30.0)
     assert folded is not None and set(folded.buckets) == {bucket_of("s5"), bucket_of("s6")}
@@ -245,3 +259,22 @@ def test_a_fold_before_any_holdings_says_nothing_and_one_with_no_time_lets_its_r
     maintainer.fold_rows_per_s = 1.0  # as if one fold had crawled
     assert maintainer.fold(1.0) is None
     assert maintainer.fold_rows_per_s == pytest.approx(1.1)
+
+
+def test_a_store_error_that_will_not_pass_is_raised_by_a_fold_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold failing on a table that did not move raises (the loop exits 2); a retryable one is a log line."""
+    location, maintainer = _maintained(tmp_path)
+
+    def broken(*_: object) -> None:
+        raise StoreError("a data file of the holdings is unreadable", path="here")
+
+    def unavailable(*_: object) -> None:
+        raise StoreUnavailableError("the object store did not answer", path="here")
+
+    monkeypatch.setattr("lineage.ingest.holdings.fold_buckets", broken)
+    with pytest.raises(StoreError, match="unreadable"):
+        maintainer.fold(30.0)
+    monkeypatch.setattr("lineage.ingest.holdings.fold_buckets", unavailable)
+    assert maintainer.fold(30.0) is None
