@@ -102,6 +102,7 @@ def main() -> None:
         base = maintainer.refresh().snapshot
         seconds, applied, rolled = [], 0, False
         folds: list[float] = []
+        folded_rows = folded_buckets = 0
         for start_at, end_at in _steps(times, split, args.steps):
             _store(location, values[start_at:end_at], start_at)
             start = time.perf_counter()
@@ -109,8 +110,10 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
             applied, rolled = applied + done.events, rolled or done.rolled_back_to is not None
             start = time.perf_counter()
-            if maintainer.fold(args.fold_budget) is not None:
+            folded = maintainer.fold(args.fold_budget)
+            if folded is not None:
                 folds.append(time.perf_counter() - start)
+                folded_rows, folded_buckets = folded_rows + folded.rows, folded_buckets + len(folded.buckets)
         deleted, added, rows, total = _written(location, base)
         refresh = seconds[0] if len(seconds) == 1 else sum(seconds) / len(seconds)
         each = f" in {len(seconds)} refreshes: mean {refresh:.2f} s, max {max(seconds):.2f} s"
@@ -120,7 +123,8 @@ def main() -> None:
               f"{deleted} data files replaced by {added}, {rows:,} rows written")  # fmt: skip
         if folds:
             print(f"  folds between refreshes (budget {args.fold_budget:g} s): {len(folds)}, "
-                  f"mean {sum(folds) / len(folds):.2f} s, max {max(folds):.2f} s (not in the refreshes')")  # fmt: skip
+                  f"mean {sum(folds) / len(folds):.2f} s, max {max(folds):.2f} s (not in the refreshes'); "
+                  f"{folded_buckets} buckets, {folded_rows:,} rows written")  # fmt: skip
         files = len(list(load_holdings(location).scan().plan_files()))
         print(f"  the table after: {files} data files, {total:,} rows stored (resets and the runs they drop included)")
         people = _people(values, args.lookups)

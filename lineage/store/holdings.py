@@ -39,6 +39,7 @@ from, when the snapshot it folded named one).
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from array import array
 from collections import Counter
@@ -52,8 +53,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import BooleanExpression, In
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -94,6 +96,8 @@ __all__ = [
     "read_state",
     "write_holdings",
 ]
+
+log = logging.getLogger(__name__)
 
 HOLDINGS = "holdings"
 APPLIED = "lineage.holdings.applied"
@@ -502,7 +506,8 @@ def write_holdings(
     gen = int(table.properties.get(GENERATION) or 0) + 1
     tx = _Transaction(table)
     summary = {SOURCE: str(source)}
-    with _committing(location, "changed while they were computed (another maintainer?)", "writing the holdings"):
+    conflict = "changed while they were computed (another maintainer?)"
+    with _committing(location, tx, read_at, conflict, "writing the holdings"):
         # checked at once against the table just loaded too: a race lost before now fails here
         tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         if old_layout:
@@ -540,15 +545,59 @@ def write_holdings(
 
 
 @contextmanager
-def _committing(location: StoreLocation, conflict: str, doing: str) -> Iterator[None]:
-    """A commit's failures in our words: a race lost is ``StoreConflictError`` (``conflict``), any other one line."""
+def _committing(
+    location: StoreLocation, tx: Transaction, read_at: int | None, conflict: str, doing: str
+) -> Iterator[None]:
+    """A commit's failures in our words: a race lost is ``StoreConflictError`` (``conflict``), any other one line.
+
+    A commit that surely did not land (refused, or failed before it was sent) leaves none of the
+    files written for it: they hold rows read before a forget may have removed them, and a forgotten
+    person must not wait in an orphan file for orphan removal. A failure of unknown outcome (the
+    catalog failed mid-commit) keeps them, as the table may name them. A file missing because a
+    forget expired ``read_at`` meanwhile (the snapshot the commit built on) is a race lost too;
+    any other failure on a table that moved is reported as it is (it may not pass).
+    """
     try:
         yield
-    except CommitFailedException:
-        where = location.describe()
-        raise StoreConflictError(f"the holdings of {where} {conflict}", path=where) from None
     except Exception as exc:  # noqa: BLE001
+        # pyiceberg (pinned) marks a transaction failed once its commit was sent; one refused, or
+        # validated out, did not land (pyiceberg then removes its manifests, not its data files). A
+        # pyiceberg without these attributes: nothing is deleted
+        producers = getattr(tx, "_snapshot_producers", ())
+        if isinstance(exc, (CommitFailedException, ValidationException)) or not getattr(tx, "_failed", True):
+            for producer in producers:
+                _discard(tx._table.io, producer._added_data_files)
+                producer._clean_all_uncommitted()
+        where = location.describe()
+        if isinstance(exc, CommitFailedException) or (
+            isinstance(exc, (FileNotFoundError, ValidationException)) and _expired(location, read_at, producers)
+        ):
+            raise StoreConflictError(f"the holdings of {where} {conflict}", path=where) from None
         raise store_error(exc, location, doing) from None
+
+
+def _expired(location: StoreLocation, read_at: int | None, producers: Iterable[Any]) -> bool:
+    """Whether ``read_at`` is gone from the holdings (a forget expired it) and no snapshot of ``producers`` landed.
+
+    False when that cannot be told: the commit's own error is then the one reported.
+    """
+    try:
+        table = load_holdings(location)
+    except Exception:  # noqa: BLE001
+        return False
+    landed = any(table.metadata.snapshot_by_id(p._snapshot_id) is not None for p in producers)
+    return read_at is not None and table.metadata.snapshot_by_id(read_at) is None and not landed
+
+
+def _discard(io: FileIO, files: Iterable[DataFile]) -> None:
+    """Delete data files no commit names; one that cannot go is left to orphan removal."""
+    for data_file in files:
+        try:
+            io.delete(data_file.file_path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            log.warning("a data file of a failed holdings commit is left to orphan removal: %s", type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,7 +675,9 @@ def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> F
     source = (current.summary.additional_properties if current.summary is not None else {}).get(SOURCE)
     summary = {FOLDED: ",".join(map(str, buckets)), **({SOURCE: source} if source else {})}
     tx = _Transaction(table)
-    with _committing(location, "changed while a fold read them: nothing was committed", "folding the holdings"):
+    with _committing(
+        location, tx, read_at, "changed while a fold read them: nothing was committed", "folding the holdings"
+    ):
         tx._apply((), (AssertRefSnapshotId.model_validate({"snapshot-id": read_at, "ref": "main"}),))
         with private_files():
             _replace_files(tx, table, [f for f in stored_files if _bucket_of_file(f) in drop], parts, summary)
@@ -654,14 +705,21 @@ def _replace_files(
             producer.delete_data_file(data_file)
         metadata, counter = tx.table_metadata, count()  # one count: ``next`` is one call, safe across threads
         tasks = [part for part in parts if part.num_rows]
+        written: list[DataFile] = []  # every file written, appended or not: none may outlive a failure
 
         def write(part: pa.Table) -> list[DataFile]:
-            return list(_dataframe_to_data_files(metadata, part, table.io, producer.commit_uuid, counter))
+            files = list(_dataframe_to_data_files(metadata, part, table.io, producer.commit_uuid, counter))
+            written.extend(files)
+            return files
 
-        with ThreadPoolExecutor(max_workers=min(4, len(tasks) or 1)) as pool:
-            for written in pool.map(write, tasks):
-                for data_file in written:
-                    producer.append_data_file(data_file)
+        try:
+            with ThreadPoolExecutor(max_workers=min(4, len(tasks) or 1)) as pool:
+                for files in pool.map(write, tasks):
+                    for data_file in files:
+                        producer.append_data_file(data_file)
+        except BaseException:
+            _discard(table.io, written)
+            raise
 
 
 def _changed_rows(

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lineage import default_taxonomy
@@ -278,3 +280,114 @@ def test_a_store_error_that_will_not_pass_is_raised_by_a_fold_not_hidden(
         maintainer.fold(30.0)
     monkeypatch.setattr("lineage.ingest.holdings.fold_buckets", unavailable)
     assert maintainer.fold(30.0) is None
+
+
+def _files_holding(location: StoreLocation, subject: str) -> list[str]:
+    """Every Parquet file under the holdings table, committed or not, with a row of ``subject``."""
+    root = Path(load_holdings(location).location().removeprefix("file://"))
+    return [
+        str(f)
+        for f in root.rglob("*.parquet")
+        if subject in pq.read_table(f, columns=["subject"])["subject"].to_pylist()
+    ]
+
+
+def test_a_forget_committed_while_a_fold_works_is_not_undone_and_its_files_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget after the fold read the rows: refused as a race, the person forgotten, no file of theirs written."""
+    location, _ = _maintained(tmp_path)
+    table = load_holdings(location)
+    read_at = read_state(table).snapshot_id
+    assert read_at is not None
+    buckets = list(foldable(location, table, read_at))
+    assert bucket_of("s7") in buckets
+    step = store_holdings._kept_rows
+
+    def then_forget(*args: Any) -> Any:
+        kept = step(*args)
+        forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0)
+        return kept
+
+    monkeypatch.setattr(store_holdings, "_kept_rows", then_forget)
+    with pytest.raises(StoreConflictError, match="nothing was committed"):
+        fold_buckets(location, read_at, buckets)
+    assert not any("'s7'" in r for r in _rows(location))
+    assert _files_holding(location, "s7") == []
+
+
+def test_a_forget_committed_while_a_refresh_writes_leaves_no_file_of_the_person(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh's commit refused after a forget: the rows it wrote go with it, and its retry keeps the person out."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
+    changed, discard = store_holdings._changed_rows, getattr(store_holdings, "_discard", None)
+    forgot: list[bool] = []
+    discarded: list[list[str]] = []
+
+    def then_forget(*args: Any) -> Any:
+        rows = changed(*args)
+        if not forgot:
+            forgot.append(True)
+            forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0)
+        return rows
+
+    def recorded(io: Any, files: Any) -> None:
+        files = list(files)
+        discarded.extend(pq.read_table(f.file_path.removeprefix("file://"))["subject"].to_pylist() for f in files)
+        discard(io, files)  # type: ignore[misc]
+
+    monkeypatch.setattr(store_holdings, "_changed_rows", then_forget)
+    monkeypatch.setattr(store_holdings, "_discard", recorded, raising=False)
+    maintainer.refresh()
+    assert _files_holding(location, "s7") == []
+    assert any("s7" in subjects for subjects in discarded)  # the first write held s7, and lost to the forget
+    assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+
+
+def _unnamed(location: StoreLocation) -> list[str]:
+    """The Parquet files under the holdings table that no snapshot names."""
+    table = load_holdings(location)
+    named = {
+        entry.data_file.file_path.removeprefix("file://")
+        for snapshot in table.metadata.snapshots
+        for manifest in snapshot.manifests(table.io)
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+    }
+    root = Path(table.location().removeprefix("file://"))
+    return sorted(str(f) for f in root.rglob("*.parquet") if str(f) not in named)
+
+
+@pytest.mark.parametrize("write", ["fold", "rebuild", "first"])
+def test_a_commit_refused_after_its_files_were_written_leaves_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """Another snapshot lands between a write and its commit: refused, and no file of it stays unnamed."""
+    if write == "first":
+        location, maintainer = StoreLocation.embedded(tmp_path), None
+        _ingest(location, [_event("COLLECTED", i, f"s{i}") for i in range(20)], first=0)
+    else:
+        location, maintainer = _maintained(tmp_path)
+        assert _unnamed(location) == []
+    lost: list[int] = []
+
+    class LosingOnce(store_holdings._Transaction):
+        def commit_transaction(self) -> Any:
+            if not lost:
+                lost.append(sum(len(p._added_data_files) for p in self._snapshot_producers))
+                table = load_holdings(location, create=True)
+                table.append(pa.Table.from_pylist([], schema=table.schema().as_arrow()))  # a snapshot lands first
+            return super().commit_transaction()
+
+    monkeypatch.setattr(store_holdings, "_Transaction", LosingOnce)
+    if write == "fold":
+        table = load_holdings(location)
+        read_at = read_state(table).snapshot_id
+        assert read_at is not None
+        with pytest.raises(StoreConflictError, match="nothing was committed"):
+            fold_buckets(location, read_at, list(foldable(location, table, read_at)))
+    else:  # the maintainer's retry then commits
+        (maintainer or HoldingsMaintainer(location)).refresh(rebuild=write == "rebuild")
+    assert lost and lost[0] > 0
+    assert _unnamed(location) == []
