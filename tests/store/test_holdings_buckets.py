@@ -23,9 +23,11 @@ from lineage.store import Store, StoreLocation
 from lineage.store.holdings import (
     APPLIED,
     BUCKETS,
+    FLOWS_BUCKET,
     FORMAT,
     HOLDINGS,
     HOLDINGS_COLUMNS,
+    IDENTITY_BUCKET,
     MAX_FILES,
     RESETS_BUCKET,
     SOURCE,
@@ -410,3 +412,30 @@ def test_a_reset_drops_the_earlier_runs_of_its_subject_alone_not_its_person_key_
     assert [(r["kind"], r["subject"], r["gen"]) for r in kept.to_pylist()] == [
         ("run", "s1", 2), ("run", "s2", None), ("person", "s1", 0)
     ]  # fmt: skip
+
+
+def test_a_refresh_changing_flows_and_identities_together_writes_each_bucket_apart(tmp_path: Path) -> None:
+    """A bulk flow and a linked identifier in one refresh: a file for each of the two buckets, the rows a rebuild's."""
+    values, _, _ = _world(5)
+    codec = Codec()
+    bulk = [i for i, v in enumerate(values) if codec.decode_record(v).get("scope") == "BULK"]
+    cut = bulk[len(bulk) // 2]
+    location = StoreLocation.embedded(tmp_path)
+    ingestor = Ingestor(location, "events", taxonomy=TAX)
+    for offset, value in enumerate(values[:cut]):
+        assert ingestor.add(0, offset, value) is None
+    ingestor.flush()
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    before = _files(location)
+    ingestor = Ingestor(location, "events", taxonomy=TAX)
+    assert ingestor.add(0, cut, values[cut]) is None  # the bulk flow
+    linked = {**_collect(500_000, "zz-new"), "linked_subject_ids": ["zz-alias"]}
+    assert ingestor.add_record(0, cut + 1, linked) is None  # type: ignore[arg-type]
+    ingestor.flush()
+    maintainer.refresh()
+    added = {bucket for path, bucket in _files(location).items() if path not in before}
+    assert {FLOWS_BUCKET, IDENTITY_BUCKET} <= added
+    rows = _rows(location)
+    maintainer.refresh(rebuild=True)
+    assert _rows(location) == rows

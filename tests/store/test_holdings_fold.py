@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyiceberg.table.locations import load_location_provider
 
 from lineage import default_taxonomy
 from lineage.answers import access_request
@@ -391,3 +392,32 @@ def test_a_commit_refused_after_its_files_were_written_leaves_none_of_them(
         (maintainer or HoldingsMaintainer(location)).refresh(rebuild=write == "rebuild")
     assert lost and lost[0] > 0
     assert _unnamed(location) == []
+
+
+def test_a_write_failing_midway_leaves_none_of_the_files_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of a refresh fails to write (a full disk): a store error, and the files its other parts wrote go."""
+    location, maintainer = _maintained(tmp_path)
+    before = read_state(load_holdings(location)).snapshot_id
+    _ingest(location, [_event("COLLECTED", 95, f"s{i}") for i in range(60)], first=600)  # every bucket touched
+    real, wrote = store_holdings.write_file, []
+
+    def failing_second(io: Any, metadata: Any, tasks: Any) -> Any:
+        (task,) = tasks
+        if task.task_id == 1:
+            locations = load_location_provider(metadata.location, metadata.properties)
+            name = task.generate_data_file_filename("parquet")
+            with io.new_output(locations.new_data_location(name, task.partition_key)).create() as begun:
+                begun.write(b"PAR1")  # where pyiceberg writes it; then the disk is full
+            raise OSError("No space left on device")
+        files = list(real(io, metadata, iter([task])))
+        wrote.extend(files)
+        return files
+
+    monkeypatch.setattr(store_holdings, "write_file", failing_second)
+    with pytest.raises(StoreError):
+        maintainer.refresh()
+    assert wrote  # the first task's file was written (its result is taken before the failure is seen)
+    assert _unnamed(location) == []
+    assert read_state(load_holdings(location)).snapshot_id == before
