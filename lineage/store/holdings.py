@@ -72,7 +72,7 @@ from pyiceberg.types import IntegerType, LongType
 from pyiceberg.utils.config import Config
 from pyiceberg.utils.properties import property_as_int
 
-from lineage.errors import StoreConflictError, StoreError, StoreNotFoundError
+from lineage.errors import StoreConflictError, StoreCorruptError, StoreError, StoreNotFoundError
 from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link, Provenance, Run
 from lineage.holdings.shards import shard_of
 from lineage.private import private_files
@@ -576,10 +576,14 @@ def _committing(
                 producer._clean_all_uncommitted()
         where = location.describe()
         if isinstance(exc, CommitFailedException) or (
-            isinstance(exc, (FileNotFoundError, ValidationException)) and _expired(location, read_at, producers)
+            isinstance(exc, _GONE) and _expired(location, read_at, producers)
         ):
             raise StoreConflictError(f"the holdings of {where} {conflict}", path=where) from None
         raise store_error(exc, location, doing) from None
+
+
+# what reading a snapshot a forget expired meanwhile raises: raw in pyiceberg's commit, ours in our reads
+_GONE = (FileNotFoundError, ValidationException, StoreCorruptError)
 
 
 def _expired(location: StoreLocation, read_at: int | None, producers: Iterable[Any]) -> bool:

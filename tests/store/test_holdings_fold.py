@@ -421,3 +421,23 @@ def test_a_write_failing_midway_leaves_none_of_the_files_written(
     assert wrote  # the first task's file was written (its result is taken before the failure is seen)
     assert _unnamed(location) == []
     assert read_state(load_holdings(location)).snapshot_id == before
+
+
+def test_a_forget_committed_while_a_refresh_reads_its_files_is_a_race_lost_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget expires the snapshot a refresh is reading (a file gone): no corrupt store, the retry commits."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
+    changed, forgot = store_holdings._changed_rows, []
+
+    def forget_first(*args: Any) -> Any:
+        if not forgot:  # before its first read of the stored files
+            forgot.append(forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0))
+        return changed(*args)
+
+    monkeypatch.setattr(store_holdings, "_changed_rows", forget_first)
+    maintainer.refresh()
+    assert forgot and forgot[0].holdings_rows  # the forget landed inside the refresh
+    assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+    assert _unnamed(location) == []
