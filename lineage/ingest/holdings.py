@@ -33,6 +33,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from lineage.errors import LineageError, StoreConflictError, StoreError
@@ -164,6 +165,8 @@ class HoldingsMaintainer:
         self.fold_rows_per_s = _FIRST_RATE
         self._plan: tuple[int, dict[int, int]] | None = None  # a holdings snapshot, and its buckets to fold
         self.tidy_every_s = 600.0  # also how long a replaced holdings snapshot stays readable
+        # the events snapshots a refresh reads, and the holdings snapshot it starts from (``_reading``)
+        self._reads: tuple[list[int], int | None] = ([], None)
         self._tidied = time.monotonic()
 
     def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
@@ -174,7 +177,8 @@ class HoldingsMaintainer:
         """
         for attempt in range(max(1, self.location.commit_retries)):
             try:
-                return self._refresh(rebuild, stop)
+                with self._reading():
+                    return self._refresh(rebuild, stop)
             except StoreConflictError:
                 self._engine = None
                 if attempt + 1 >= self.location.commit_retries:
@@ -205,6 +209,7 @@ class HoldingsMaintainer:
         if state.snapshot_id is not None and not rebuild and state.applied == offsets:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         cutoff = retained_before(events_table.properties)
+        self._reads = ([current.snapshot_id], state.snapshot_id)  # a top-up adds the events snapshot it reads
         engine, applied = self._engine_for(state, rebuild and cutoff is None)
         recent = self._recent
         if (
@@ -242,6 +247,7 @@ class HoldingsMaintainer:
             if newer is None:
                 break
             later, later_offsets = newer
+            self._reads[0].append(later)
             store = Store(self.location, snapshot=later, holdings=False)
             batch, back = engine.catch_up(
                 store.engine_events(offsets, None, floor=cutoff),
@@ -267,6 +273,7 @@ class HoldingsMaintainer:
             rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild else changed,
         )
+        self._reads = ([], None)  # committed: what fails from here (a tidy) is no lost race
         recent.read_at = current_id
         self._engine, self._recent = engine, recent
         self._based_on = HoldingsState(snapshot, current_id, engine.watermark, offsets, LAYOUT)
@@ -331,6 +338,41 @@ class HoldingsMaintainer:
             self._based_on = replace(state, snapshot_id=folded.snapshot_id)
         log.info("folded buckets %s of the holdings (%s rows) in %.2f s", buckets, f"{folded.rows:,}", took)
         return folded
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A failure while a snapshot read was expired meanwhile (a forget) is a race lost: ``StoreConflictError``.
+
+        A forget rewrites both tables and expires what it replaced at once, so a refresh reading them
+        then finds a snapshot or a file gone; its retry starts again from the tables as they are now.
+        """
+        self._reads = ([], None)
+        try:
+            yield
+        except RefreshStopped:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if not isinstance(exc, StoreConflictError) and self._expired(*self._reads):
+                where = self.location.describe()
+                raise StoreConflictError(
+                    f"the events of {where} changed while the holdings refresh read them (a forget): "
+                    "nothing was committed",
+                    path=where,
+                ) from None
+            raise
+
+    def _expired(self, events_snapshots: list[int], holdings_snapshot: int | None) -> bool:
+        """Whether one of ``events_snapshots`` or ``holdings_snapshot`` is gone from its table (False: cannot tell)."""
+        try:
+            events = self.location.load()
+            holdings = try_load_holdings(self.location) if holdings_snapshot is not None else None
+        except Exception:  # noqa: BLE001
+            return False
+        if any(events.snapshot_by_id(s) is None for s in events_snapshots):
+            return True
+        if holdings is None or holdings_snapshot is None:
+            return False
+        return holdings.snapshot_by_id(holdings_snapshot) is None
 
     def _moved_from(self, state: HoldingsState | None) -> bool:
         """Whether the holdings table is past ``state``'s snapshot now (False when none was read)."""

@@ -441,3 +441,23 @@ def test_a_forget_committed_while_a_refresh_reads_its_files_is_a_race_lost_and_r
     assert forgot and forgot[0].holdings_rows  # the forget landed inside the refresh
     assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
     assert _unnamed(location) == []
+
+
+def test_a_forget_committed_while_a_refresh_reads_new_events_is_a_race_lost_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget expires the events snapshot a refresh was about to read: no corrupt store, the retry applies it."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
+    forgot: list[Any] = []
+
+    def forget_first(*args: Any, **kwargs: Any) -> Store:
+        if not forgot:  # after the refresh chose its events snapshot, before it pins and reads it
+            forgot.append(forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0))
+        return Store(*args, **kwargs)
+
+    monkeypatch.setattr("lineage.ingest.holdings.Store", forget_first)
+    maintainer.refresh()
+    assert forgot and forgot[0].events_rows  # the forget landed inside the refresh
+    assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+    assert _unnamed(location) == []
