@@ -354,9 +354,11 @@ class HoldingsMaintainer:
         except Exception as exc:  # noqa: BLE001
             if not isinstance(exc, StoreConflictError) and self._expired(*self._reads):
                 where = self.location.describe()
+                # what failed, kept for the log (the type alone: a message may name a file)
+                log.info("a snapshot the refresh read is gone (a forget); it failed with %s", type(exc).__name__)
                 raise StoreConflictError(
                     f"the events of {where} changed while the holdings refresh read them (a forget): "
-                    "nothing was committed",
+                    "it must start again from the tables",
                     path=where,
                 ) from None
             raise

@@ -7,7 +7,9 @@ by running it again with the same identifiers (every step finds what is left to 
    or ``other`` in the holdings). pyiceberg plans only the files whose column bounds may hold an
    identifier, rewrites those that do without the person's rows (a file of theirs alone is dropped),
    and leaves every other file as it is. The holdings commit also names the new events snapshot as
-   theirs, so readers pin an events snapshot without the person;
+   theirs, so readers pin an events snapshot without the person, and makes a snapshot even when the
+   holdings held no row of theirs (events not applied yet): a refresh that read those events fails
+   its commit and starts again from the events without them;
 2. history: every snapshot but the current one is expired in both tables, and the pins (tags) on
    them are removed: each older snapshot may still list a file with the person in it;
 3. files: those the expired snapshots referred to and the current ones do not are deleted; so is any
@@ -97,8 +99,9 @@ def forget_rows(
             found_holdings = holdings_files = 0
             if try_load_holdings(location) is not None:
                 found_holdings, holdings_files = delete_rows(
-                    location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids)
-                )
+                    location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids),
+                    fence=found_events > 0,
+                )  # fmt: skip
             events_rows, holdings_rows = events_rows + found_events, holdings_rows + found_holdings
             rewritten += events_files + holdings_files
             spared_until = 0.0
@@ -157,7 +160,7 @@ def _load(location: StoreLocation, name: str) -> Table:
 
 def delete_rows(
     location: StoreLocation, name: str, *rows: BooleanExpression, marker: str = FORGOTTEN,
-    properties: dict[str, str] | None = None, check: Callable[[Table], None] | None = None,
+    properties: dict[str, str] | None = None, check: Callable[[Table], None] | None = None, fence: bool = False,
 ) -> tuple[int, int]:  # fmt: skip
     """Delete the rows each of ``rows`` matches from table ``name``, in one commit; (rows deleted, files replaced).
 
@@ -165,7 +168,10 @@ def delete_rows(
     an ``Or`` over columns is null wherever one column is (a person row has no ``via``: it stayed).
     The commit's snapshots carry the summary key ``marker``; ``properties`` are set in the same commit
     when it deletes anything. ``check(table)`` runs on each version of the table a delete is made from
-    (it may raise to stop): the commit fails if another lands after the version checked.
+    (it may raise to stop): the commit fails if another lands after the version checked. ``fence``:
+    a snapshot is made even when no row matches, so a holdings refresh that read the events before
+    this forget removed some (a person its holdings do not hold yet) fails its commit and starts
+    again from the events without them, rather than writing the person back.
     """
     for attempt in range(location.commit_retries):
         table = _load(location, name)
@@ -183,6 +189,9 @@ def delete_rows(
             # whose manifests list only live files, so the delete's manifests leave with its snapshot
             if deleting := bool(tx._updates):  # (nothing to delete on a re-run: no snapshot at all)
                 with tx.update_snapshot(snapshot_properties={marker: "manifests"}).fast_append():
+                    pass
+            elif fence:  # a refresh commits only on the holdings snapshot it read: this one moves them
+                with tx.update_snapshot(snapshot_properties={marker: "fence"}).fast_append():
                     pass
             if properties and deleting:
                 tx.set_properties(properties)

@@ -17,6 +17,7 @@ from lineage import default_taxonomy
 from lineage.answers import access_request
 from lineage.contract.records import make_record
 from lineage.errors import StoreConflictError, StoreError, StoreUnavailableError
+from lineage.ingest import holdings as ingest_holdings
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -461,3 +462,45 @@ def test_a_forget_committed_while_a_refresh_reads_new_events_is_a_race_lost_and_
     assert forgot and forgot[0].events_rows  # the forget landed inside the refresh
     assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
     assert _unnamed(location) == []
+
+
+def test_a_forget_of_events_a_refresh_read_but_had_not_written_keeps_the_person_out_of_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person only in events a refresh read is forgotten before it writes: its commit fails, the retry omits them."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "new1"), _event("COLLECTED", 90, "s8")], first=500)
+    write, forgot = ingest_holdings.write_holdings, []
+
+    def forget_first(*args: Any, **kwargs: Any) -> Any:
+        if not forgot:  # the events read and applied, the holdings not written yet
+            forgot.append(forget_rows(location, ["new1"], digest=lambda i: f"d-{i}", grace_s=0.0))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_holdings, "write_holdings", forget_first)
+    maintainer.refresh()
+    assert forgot and forgot[0].events_rows == 1 and forgot[0].holdings_rows == 0
+    assert not any("'new1'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+    events, holdings = location.load(), load_holdings(location)
+    assert events.snapshot_by_id(int(holdings.properties[SOURCE])) is not None  # not the expired one read
+    assert maintainer.refresh().snapshot is None  # up to date
+    assert not any("'new1'" in r for r in _rows(location))
+
+
+def test_a_forget_committed_while_a_maintainer_restores_its_state_is_a_race_lost_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new maintainer reads its state from holdings a forget then expires: the retry reads the forget's."""
+    location, _ = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
+    read, forgot = ingest_holdings.read_batches, []
+
+    def forget_first(*args: Any, **kwargs: Any) -> Any:
+        if not forgot:  # the holdings snapshot chosen, its files not read yet
+            forgot.append(forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_holdings, "read_batches", forget_first)
+    HoldingsMaintainer(location).refresh()
+    assert forgot and forgot[0].holdings_rows and forgot[0].snapshots_expired
+    assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
