@@ -444,20 +444,25 @@ def test_a_forget_committed_while_a_refresh_reads_its_files_is_a_race_lost_and_r
     assert _unnamed(location) == []
 
 
+def _forgetting_first(location: StoreLocation, subject: str, real: Any, forgot: list[Any]) -> Any:
+    """``real``, called once ``subject`` is forgotten (the first call only); the forget's result goes to ``forgot``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not forgot:
+            forgot.append(forget_rows(location, [subject], digest=lambda i: f"d-{i}", grace_s=0.0))
+        return real(*args, **kwargs)
+
+    return call
+
+
 def test_a_forget_committed_while_a_refresh_reads_new_events_is_a_race_lost_and_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A forget expires the events snapshot a refresh was about to read: no corrupt store, the retry applies it."""
     location, maintainer = _maintained(tmp_path)
     _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
-    forgot: list[Any] = []
-
-    def forget_first(*args: Any, **kwargs: Any) -> Store:
-        if not forgot:  # after the refresh chose its events snapshot, before it pins and reads it
-            forgot.append(forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0))
-        return Store(*args, **kwargs)
-
-    monkeypatch.setattr("lineage.ingest.holdings.Store", forget_first)
+    forgot: list[Any] = []  # after the refresh chose its events snapshot, before it pins and reads it
+    monkeypatch.setattr(ingest_holdings, "Store", _forgetting_first(location, "s7", Store, forgot))
     maintainer.refresh()
     assert forgot and forgot[0].events_rows  # the forget landed inside the refresh
     assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
@@ -470,14 +475,9 @@ def test_a_forget_of_events_a_refresh_read_but_had_not_written_keeps_the_person_
     """A person only in events a refresh read is forgotten before it writes: its commit fails, the retry omits them."""
     location, maintainer = _maintained(tmp_path)
     _ingest(location, [_event("COLLECTED", 90, "new1"), _event("COLLECTED", 90, "s8")], first=500)
-    write, forgot = ingest_holdings.write_holdings, []
-
-    def forget_first(*args: Any, **kwargs: Any) -> Any:
-        if not forgot:  # the events read and applied, the holdings not written yet
-            forgot.append(forget_rows(location, ["new1"], digest=lambda i: f"d-{i}", grace_s=0.0))
-        return write(*args, **kwargs)
-
-    monkeypatch.setattr(ingest_holdings, "write_holdings", forget_first)
+    forgot: list[Any] = []  # the events read and applied, the holdings not written yet
+    write = _forgetting_first(location, "new1", ingest_holdings.write_holdings, forgot)
+    monkeypatch.setattr(ingest_holdings, "write_holdings", write)
     maintainer.refresh()
     assert forgot and forgot[0].events_rows == 1 and forgot[0].holdings_rows == 0
     assert not any("'new1'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
@@ -493,14 +493,9 @@ def test_a_forget_committed_while_a_maintainer_restores_its_state_is_a_race_lost
     """A new maintainer reads its state from holdings a forget then expires: the retry reads the forget's."""
     location, _ = _maintained(tmp_path)
     _ingest(location, [_event("COLLECTED", 90, "s7"), _event("COLLECTED", 90, "s8")], first=500)
-    read, forgot = ingest_holdings.read_batches, []
-
-    def forget_first(*args: Any, **kwargs: Any) -> Any:
-        if not forgot:  # the holdings snapshot chosen, its files not read yet
-            forgot.append(forget_rows(location, ["s7"], digest=lambda i: f"d-{i}", grace_s=0.0))
-        return read(*args, **kwargs)
-
-    monkeypatch.setattr(ingest_holdings, "read_batches", forget_first)
+    forgot: list[Any] = []  # the holdings snapshot chosen, its files not read yet
+    read = _forgetting_first(location, "s7", ingest_holdings.read_batches, forgot)
+    monkeypatch.setattr(ingest_holdings, "read_batches", read)
     HoldingsMaintainer(location).refresh()
     assert forgot and forgot[0].holdings_rows and forgot[0].snapshots_expired
     assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
