@@ -47,6 +47,7 @@ from lineage.store.holdings import (
     HoldingsState,
     engine_from_table,
     event_offsets,
+    fenced_only,
     fold_buckets,
     foldable,
     load_holdings,
@@ -192,14 +193,22 @@ class HoldingsMaintainer:
 
     def _refresh(self, rebuild: bool, stop: threading.Event | None) -> Refreshed:
         started = time.monotonic()
+        # the holdings before the events: a forget removing events after this moves the holdings on
+        # (its fence), so a commit on what we read now fails rather than writing the person back
+        table = try_load_holdings(self.location)
         events_table = self.location.load()
         current = events_table.current_snapshot()
         if current is None:
             return Refreshed(0, None, None, None, 0.0)
+        if table is None:  # made first, then the events read again: a forget from now on finds it
+            table = load_holdings(self.location, create=True)
+            events_table = self.location.load()
+            current = events_table.current_snapshot()
+            assert current is not None  # a table's snapshots never all go
         offsets = event_offsets(events_table)  # what the current snapshot holds (read with it)
-        table = load_holdings(self.location, create=True)
         state = read_state(table)
-        if state.snapshot_id is not None and state.layout not in READS and not rebuild:
+        fresh = fenced_only(table)  # only forgets' fences: written as a first write is, from the events
+        if state.snapshot_id is not None and state.layout not in READS and not rebuild and not fresh:
             log.warning(
                 "the holdings table has layout %s, this version writes %s: rebuilding it once from the events",
                 state.layout,
@@ -210,7 +219,7 @@ class HoldingsMaintainer:
             return Refreshed(0, None, None, state.source, time.monotonic() - started)
         cutoff = retained_before(events_table.properties)
         self._reads = ([current.snapshot_id], state.snapshot_id)  # a top-up adds the events snapshot it reads
-        engine, applied = self._engine_for(state, rebuild and cutoff is None)
+        engine, applied = self._engine_for(state, (rebuild and cutoff is None) or fresh)
         recent = self._recent
         if (
             engine is not self._engine
@@ -270,8 +279,8 @@ class HoldingsMaintainer:
             source=current_id,
             applied=offsets,
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
-            rows=rebuild or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
-            changed=None if rebuild else changed,
+            rows=rebuild or fresh or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
+            changed=None if rebuild or fresh else changed,
         )
         self._reads = ([], None)  # committed: what fails from here (a tidy) is no lost race
         recent.read_at = current_id

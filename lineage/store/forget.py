@@ -7,9 +7,9 @@ by running it again with the same identifiers (every step finds what is left to 
    or ``other`` in the holdings). pyiceberg plans only the files whose column bounds may hold an
    identifier, rewrites those that do without the person's rows (a file of theirs alone is dropped),
    and leaves every other file as it is. The holdings commit also names the new events snapshot as
-   theirs, so readers pin an events snapshot without the person, and makes a snapshot even when the
-   holdings held no row of theirs (events not applied yet): a refresh that read those events fails
-   its commit and starts again from the events without them;
+   theirs, so readers pin an events snapshot without the person, and makes a snapshot (a fence)
+   even when the holdings held no row of theirs (events not applied yet), or when resumed: a refresh
+   that read those events (it reads the holdings first) fails its commit and starts again without them;
 2. history: every snapshot but the current one is expired in both tables, and the pins (tags) on
    them are removed: each older snapshot may still list a file with the person in it;
 3. files: those the expired snapshots referred to and the current ones do not are deleted; so is any
@@ -46,7 +46,7 @@ from pyiceberg.table import Table
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.holdings import HOLDINGS, SOURCE, load_holdings, read_state, try_load_holdings
+from lineage.store.holdings import FENCE, HOLDINGS, SOURCE, load_holdings, read_state, try_load_holdings
 from lineage.store.maintenance import _referenced, remove_orphans
 from lineage.store.snapshots import file_path
 from lineage.store.tables import EVENTS
@@ -100,7 +100,7 @@ def forget_rows(
             if try_load_holdings(location) is not None:
                 found_holdings, holdings_files = delete_rows(
                     location, HOLDINGS, column_in("subject", ids), column_in("via", ids), column_in("other", ids),
-                    fence=found_events > 0,
+                    fence=found_events > 0 or resumed,
                 )  # fmt: skip
             events_rows, holdings_rows = events_rows + found_events, holdings_rows + found_holdings
             rewritten += events_files + holdings_files
@@ -191,7 +191,7 @@ def delete_rows(
                 with tx.update_snapshot(snapshot_properties={marker: "manifests"}).fast_append():
                     pass
             elif fence:  # a refresh commits only on the holdings snapshot it read: this one moves them
-                with tx.update_snapshot(snapshot_properties={marker: "fence"}).fast_append():
+                with tx.update_snapshot(snapshot_properties={marker: "fence", FENCE: "1"}).fast_append():
                     pass
             if properties and deleting:
                 tx.set_properties(properties)

@@ -84,6 +84,7 @@ from lineage.store.writer import _Transaction
 
 __all__ = [
     "BUCKETS",
+    "FENCE",
     "FOLDED",
     "HOLDINGS",
     "HOLDINGS_COLUMNS",
@@ -95,6 +96,7 @@ __all__ = [
     "Pinned",
     "pinned_state",
     "engine_from_table",
+    "fenced_only",
     "fold_buckets",
     "foldable",
     "holdings_arrow",
@@ -115,6 +117,9 @@ LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas
 READS = ("2", LAYOUT)
 GENERATION = "lineage.holdings.generation"  # the ``gen`` of the last commit's rows
 FOLDED = "lineage.holdings.folded"  # in a fold's snapshot summary: the buckets it folded
+#: in the summary of a forget's empty snapshot that moves the holdings on (a refresh that read the
+#: events it removed then fails its commit: ``lineage.store.forget``)
+FENCE = "lineage.holdings.fence"
 # of runs: a refresh touching one subject rewrites 1/16 of them. Not more: pyiceberg's writer passes
 # over the rows once per partition written, and a batch of thousands of subjects touches every bucket
 # (measured at 1,000 subjects per seed organisation: 64 buckets cost 2.3 s of such passes per refresh)
@@ -1021,6 +1026,13 @@ def _bucketed(table: Table, schema_id: int | None) -> bool:
     return schema is not None and "bucket" in schema.column_names
 
 
+def fenced_only(table: Table) -> bool:
+    """Whether the table's snapshots are a forget's fences alone: no maintainer wrote rows yet (as no snapshot)."""
+    current = table.current_snapshot()
+    summary = current.summary if current is not None else None
+    return FORMAT not in table.properties and summary is not None and summary.get(FENCE) is not None
+
+
 def try_load_holdings(location: StoreLocation) -> Table | None:
     """The holdings table, or None when the store has none yet."""
     try:
@@ -1075,6 +1087,8 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
     # other way round, a reader failed with "which is gone")
     htable = try_load_holdings(location) if holdings else None
     events = location.load()
+    if htable is not None and fenced_only(htable):
+        htable = None  # no holdings written yet: computed in memory, as with none
     current = htable.current_snapshot() if htable is not None else None
     if htable is None or current is None:
         snapshot = resolve(events, ref)

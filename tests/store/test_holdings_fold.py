@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ from lineage.ingest import holdings as ingest_holdings
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
+from lineage.store import forget as store_forget
 from lineage.store import holdings as store_holdings
-from lineage.store.forget import forget_rows
+from lineage.store.forget import column_in, forget_rows
 from lineage.store.holdings import (
     FOLD_AT,
     FOLDED,
@@ -30,12 +32,15 @@ from lineage.store.holdings import (
     SOURCE,
     bucket_of,
     engine_from_table,
+    fenced_only,
     fold_buckets,
     foldable,
     load_holdings,
+    pinned_state,
     read_rows,
     read_state,
 )
+from lineage.store.tables import EVENTS
 from tests.fixtures import PARTY, T0
 
 TAX = default_taxonomy()
@@ -499,3 +504,70 @@ def test_a_forget_committed_while_a_maintainer_restores_its_state_is_a_race_lost
     HoldingsMaintainer(location).refresh()
     assert forgot and forgot[0].holdings_rows and forgot[0].snapshots_expired
     assert not any("'s7'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+
+
+def test_a_forget_between_a_refresh_s_look_at_the_holdings_and_its_read_of_the_events_fences_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh reads the holdings, then the events; a forget landing between those fails its commit."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "new1"), _event("COLLECTED", 90, "s8")], first=500)
+    history_reached, history_go, forgot = threading.Event(), threading.Event(), []
+    drop, offsets = store_forget.drop_history, ingest_holdings.event_offsets
+
+    def history_later(*args: Any, **kwargs: Any) -> Any:  # the forget's expiry comes after the refresh
+        history_reached.set()
+        history_go.wait(120)
+        return drop(*args, **kwargs)
+
+    def forget_after_the_events(table: Any) -> Any:
+        if not forgot:  # the events table loaded (holding new1); the forget's deletes land now
+            forgot.append(threading.Thread(target=forget_rows, args=(location, ["new1"]),
+                                           kwargs={"digest": lambda i: f"d-{i}", "grace_s": 0.0}))  # fmt: skip
+            forgot[0].start()
+            assert history_reached.wait(120)
+        return offsets(table)
+
+    monkeypatch.setattr(store_forget, "drop_history", history_later)
+    monkeypatch.setattr(ingest_holdings, "event_offsets", forget_after_the_events)
+    maintainer.refresh()
+    history_go.set()
+    forgot[0].join(120)
+    assert not any("'new1'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+
+
+def test_a_resumed_forget_fences_out_a_refresh_that_read_the_events_its_killed_run_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forget killed after its events delete, resumed before a refresh that read them writes: the person stays out."""
+    location, maintainer = _maintained(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "new1"), _event("COLLECTED", 90, "s8")], first=500)
+    write, resumed = ingest_holdings.write_holdings, []
+
+    def killed_then_resumed(*args: Any, **kwargs: Any) -> Any:
+        if not resumed:  # the refresh read and applied the events, and has not written
+            store_forget.delete_rows(location, EVENTS, column_in("subject_id", ["new1"]))  # the killed run's step
+            resumed.append(forget_rows(location, ["new1"], digest=lambda i: f"d-{i}", resumed=True, grace_s=0.0))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_holdings, "write_holdings", killed_then_resumed)
+    maintainer.refresh()
+    assert resumed and resumed[0].events_rows == 0  # the resumed run found no events left to delete
+    assert not any("'new1'" in r for r in _rows(location)) and any("'s8'" in r for r in _rows(location))
+
+
+def test_a_forget_before_any_holdings_were_written_leaves_readers_computing_them_and_the_first_write_whole(
+    tmp_path: Path,
+) -> None:
+    """A fence on a holdings table no refresh wrote yet: readers compute the holdings, the next refresh writes all."""
+    location = StoreLocation.embedded(tmp_path)
+    _ingest(location, [_event("COLLECTED", 90, "p1"), _event("COLLECTED", 90, "p2")], first=0)
+    load_holdings(location, create=True)  # as a first refresh stopped before its commit leaves it
+    forget_rows(location, ["p1"], digest=lambda i: f"d-{i}", grace_s=0.0)
+    table = load_holdings(location)
+    assert table.current_snapshot() is not None and fenced_only(table)
+    assert pinned_state(location, None).holdings_snapshot is None  # computed in memory, as with none
+    assert access_request(Store(location), "p2", TAX).holdings
+    done = HoldingsMaintainer(location).refresh()
+    assert done.snapshot is not None and pinned_state(location, None).holdings_snapshot == done.snapshot
+    assert any("'p2'" in r for r in _rows(location)) and not any("'p1'" in r for r in _rows(location))
