@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Generic, TypeVar
 
-__all__ = ["ARROW_POOL", "ProcessWide", "paused_gc", "prefer_jemalloc"]
+__all__ = ["ARROW_POOL", "ProcessWide", "hear_stop_signals", "paused_gc", "prefer_jemalloc"]
 
 T = TypeVar("T")
 
@@ -66,6 +67,27 @@ class ProcessWide(Generic[T]):
                 self._inside -= 1
                 if not self._inside:
                     self._give_back(self._saved)  # type: ignore[arg-type]  # set by the first to enter
+
+
+def hear_stop_signals() -> None:
+    """Before a server serves: SIGTERM and SIGINT reach it, and SIGTERM ends it through its cleanup.
+
+    A child keeps its parent's signal mask across ``exec``: a supervisor holding the stop signals
+    while it starts children (``consumers.stopping``) left a server that never heard SIGTERM, since
+    uvicorn installs its handlers but never unblocks them (the gateway's tests waited 60 s for each
+    stop, then killed it). And once uvicorn has shut down it puts back the handler it found and
+    raises the signal again: under the default one the process died there (-15), before what the
+    caller closes after serving (the gateway's relay, flushing what is in flight) ran. Found as ours,
+    it ends serving with ``SystemExit(0)``, so the caller's ``finally`` runs; a SIGTERM before uvicorn
+    takes over does the same.
+    """
+    if hasattr(signal, "pthread_sigmask"):  # POSIX
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _gc_off() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -135,6 +136,16 @@ def s3() -> Iterator[SeaweedS3]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_heard() -> None:
+    """Each test starts with SIGTERM and SIGINT unblocked in the runner, as a shell leaves them.
+
+    Importing ``consumers.ingest`` holds them (its first line does, for its own process), and every
+    child started after would inherit them held: a test's servers then never heard SIGTERM.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 _SERVERS = {"kafka_bootstrap", "postgres", "s3"}

@@ -25,6 +25,7 @@ from pyarrow import fs
 
 __all__ = ["Postgres", "SeaweedS3", "ServiceError", "alive", "family"]
 
+_PORT_REFUSED = b"Port allocation failed"  # weed mini's line for a port it cannot bind
 START_TIMEOUT_S = 60.0  # generous: the machine is shared, and a busy one starts slowly
 STOP_TIMEOUT_S = 20.0
 LOOPBACK = "127.0.0.1"
@@ -338,7 +339,9 @@ class SeaweedS3:
         env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
         return env
 
-    def filesystem(self, access_key: str | None = None, secret_key: str | None = None) -> fs.S3FileSystem:
+    def filesystem(
+        self, access_key: str | None = None, secret_key: str | None = None, request_timeout: float = 60
+    ) -> fs.S3FileSystem:
         """A ``pyarrow.fs.S3FileSystem`` on this endpoint (with these keys, or the right ones)."""
         return fs.S3FileSystem(
             endpoint_override=self.endpoint,
@@ -348,7 +351,7 @@ class SeaweedS3:
             region=self.region,
             # the tests' own reads and writes get one attempt each: at load 10 an answer can take over 5 s
             connect_timeout=10,
-            request_timeout=60,
+            request_timeout=request_timeout,
             retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1),
         )
 
@@ -367,7 +370,9 @@ class SeaweedS3:
                 umask=0o077,  # its data folders 0700, files 0600
             )
         self._proc = proc
-        s3 = self.filesystem()
+        # tried again until the deadline: a port another process holds and never answers on (weed mini
+        # logs it and waits) must not hold one try for a whole minute
+        s3 = self.filesystem(request_timeout=10)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
@@ -383,10 +388,11 @@ class SeaweedS3:
                 s3.delete_file(probe)
                 return self
             except OSError as exc:
-                if time.monotonic() > deadline:
+                # weed mini logs a port it cannot have, and waits: no use waiting out the deadline
+                if time.monotonic() > deadline or _PORT_REFUSED in self.log.read_bytes():
                     self.kill()
                     raise ServiceError(
-                        f"weed mini did not serve bucket {self.bucket!r} within {START_TIMEOUT_S:.0f} s "
+                        f"weed mini did not serve bucket {self.bucket!r} (waited up to {START_TIMEOUT_S:.0f} s) "
                         f"({exc}) for {self!r}:\n{_log_tail(self.log)}"
                     ) from exc
             time.sleep(0.2)

@@ -19,6 +19,7 @@ from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError
 from lineage.logs import configure_logging
+from lineage.process import hear_stop_signals
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
 
@@ -115,6 +116,7 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     from uvicorn.supervisors import Multiprocess
 
     configure_logging(logging.INFO, _LOG_FORMAT)
+    hear_stop_signals()  # uvicorn's handlers stop it on SIGTERM, if the signal is not held
     trusted = forwarded_allow_ips.strip()
     config = uvicorn.Config(
         ConsoleApp(build),

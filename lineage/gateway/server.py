@@ -43,7 +43,10 @@ def serve(gateway: Gateway, host: str, port: int) -> None:
     import uvicorn
 
     from lineage.logs import configure_logging
+    from lineage.process import hear_stop_signals
+
     configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
+    hear_stop_signals()  # uvicorn's handlers stop it on SIGTERM, if the signal is not held
     try:
         # log_config=None: uvicorn's records go through lineage.logs (one line each, never a traceback)
         uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_config=None, log_level="info")
