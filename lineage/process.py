@@ -69,8 +69,8 @@ class ProcessWide(Generic[T]):
                     self._give_back(self._saved)  # type: ignore[arg-type]  # set by the first to enter
 
 
-def hear_stop_signals() -> None:
-    """Before a server serves: SIGTERM and SIGINT reach it, and SIGTERM ends it through its cleanup.
+def hear_stop_signals(stop: Callable[[], None] | None = None) -> None:
+    """Before a server serves: SIGTERM and SIGINT reach it, and SIGTERM calls ``stop`` (the server's own stop).
 
     A child keeps its parent's signal mask across ``exec``: a supervisor holding the stop signals
     while it starts children (``consumers.stopping``) left a server that never heard SIGTERM, since
@@ -78,16 +78,16 @@ def hear_stop_signals() -> None:
     stop, then killed it). And once uvicorn has shut down it puts back the handler it found and
     raises the signal again: under the default one the process died there (-15), before what the
     caller closes after serving (the gateway's relay, flushing what is in flight) ran. Found as ours,
-    it ends serving with ``SystemExit(0)``, so the caller's ``finally`` runs; a SIGTERM before uvicorn
-    takes over does the same.
+    it only asks the server to stop again, and serving returns. A SIGTERM held until now arrives here,
+    before uvicorn's handlers: ``stop`` makes the server stop as soon as it has started. Without
+    ``stop`` (a server whose own handlers are in place already) the signals are only unblocked.
+    Only the main thread may handle signals: elsewhere this does nothing.
     """
-    if hasattr(signal, "pthread_sigmask"):  # POSIX
-        signal.signal(signal.SIGTERM, _exit_cleanly)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return
+    if stop is not None:
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 def _gc_off() -> bool:

@@ -359,6 +359,7 @@ class SeaweedS3:
         """Start ``weed mini`` (same ports and data as before, if any); wait until the bucket lists and takes writes."""
         self.data.mkdir(mode=0o700, exist_ok=True)
         with self.log.open("ab") as log:
+            logged_before = log.tell()  # the log is kept across restarts: this start's lines follow
             proc = subprocess.Popen(
                 self._command(),
                 stdin=subprocess.DEVNULL,
@@ -373,7 +374,8 @@ class SeaweedS3:
         # tried again until the deadline: a port another process holds and never answers on (weed mini
         # logs it and waits) must not hold one try for a whole minute
         s3 = self.filesystem(request_timeout=10)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        began = time.monotonic()
+        deadline = began + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
                 self._proc = None
@@ -389,10 +391,10 @@ class SeaweedS3:
                 return self
             except OSError as exc:
                 # weed mini logs a port it cannot have, and waits: no use waiting out the deadline
-                if time.monotonic() > deadline or _PORT_REFUSED in self.log.read_bytes():
+                if time.monotonic() > deadline or _PORT_REFUSED in self.log.read_bytes()[logged_before:]:
                     self.kill()
                     raise ServiceError(
-                        f"weed mini did not serve bucket {self.bucket!r} (waited up to {START_TIMEOUT_S:.0f} s) "
+                        f"weed mini did not serve bucket {self.bucket!r} ({time.monotonic() - began:.0f} s) "
                         f"({exc}) for {self!r}:\n{_log_tail(self.log)}"
                     ) from exc
             time.sleep(0.2)

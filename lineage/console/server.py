@@ -116,7 +116,6 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     from uvicorn.supervisors import Multiprocess
 
     configure_logging(logging.INFO, _LOG_FORMAT)
-    hear_stop_signals()  # uvicorn's handlers stop it on SIGTERM, if the signal is not held
     trusted = forwarded_allow_ips.strip()
     config = uvicorn.Config(
         ConsoleApp(build),
@@ -133,8 +132,11 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     )
     if workers == 1:
         server = uvicorn.Server(config)
+        hear_stop_signals(lambda: setattr(server, "should_exit", True))
         server.run()
         if not server.started:
             sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
     else:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        hear_stop_signals()  # its handlers are in place: a SIGTERM held until now reaches them
+        supervisor.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from lineage.errors import LineageError, UndeliveredError
@@ -41,17 +42,25 @@ def build_gateway(
 def serve(gateway: Gateway, host: str, port: int) -> None:
     """Serve until interrupted, then flush what is in flight (a spool keeps what the broker did not take)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from lineage.logs import configure_logging
     from lineage.process import hear_stop_signals
 
     configure_logging(logging.INFO, "%(asctime)s %(name)s %(message)s")
-    hear_stop_signals()  # uvicorn's handlers stop it on SIGTERM, if the signal is not held
     try:
         # log_config=None: uvicorn's records go through lineage.logs (one line each, never a traceback)
-        uvicorn.run(create_app(gateway), host=host, port=port, server_header=False, log_config=None, log_level="info")
+        config = uvicorn.Config(create_app(gateway), host=host, port=port, server_header=False, log_config=None,
+                                log_level="info")  # fmt: skip
+        server = uvicorn.Server(config)
+        hear_stop_signals(lambda: setattr(server, "should_exit", True))
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
     finally:
         try:
             gateway.relay.close()
         except UndeliveredError as exc:
             logging.getLogger("lineage.gateway").warning("%s", str(exc).splitlines()[0])
+        else:
+            logging.getLogger("lineage.gateway").info("stopped: the producer flushed and closed")

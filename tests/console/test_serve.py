@@ -7,16 +7,21 @@ import http.cookiejar
 import os
 import re
 import select
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import pytest
+
 from lineage.console.audit import Audit
 from lineage.console.db import ConsoleDB
-from tests.console.conftest import LINKED, World, lineage, serving
+from tests.console.conftest import LINKED, World, free_port, lineage, serving
 
 FORGED = "203.0.113.9"
 
@@ -148,3 +153,20 @@ def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_pa
     access = [line for line in logged if " uvicorn.access 127.0.0.1:" in line and '"POST /person HTTP/1.1" 200' in line]
     assert len(access) >= 2, logged
     assert not [line for line in logged if line.startswith(("INFO:", "Traceback", "  File "))], logged
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_sigterm_held_since_launch_stops_the_console_with_exit_0(world: World, tmp_path: Path, workers: str) -> None:
+    """SIGTERM sent while the launcher still held it (the child keeps that mask): the console stops and exits 0."""
+    env = {**os.environ, "LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
+    args = [sys.executable, "-m", "lineage.cli", "serve", "--store", str(world.folder), "--port", str(free_port()),
+            "--no-audit-kafka", "--workers", workers]  # fmt: skip
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        proc.send_signal(signal.SIGTERM)  # pending in the child until it unblocks the signal
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    out, _ = proc.communicate(timeout=180)  # held for good, it would never end: the wait runs out
+    assert proc.returncode == 0, out[-2000:]
+    assert "Traceback" not in out

@@ -70,7 +70,7 @@ def topic_ids(settings: Settings, idle_s: float = 5.0) -> list[str]:
             if m.value is not None]  # fmt: skip
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -82,7 +82,7 @@ def running_gateway(
     settings: Settings, folder: Path, *extra: str, env: dict[str, str] | None = None
 ) -> Iterator[Running]:
     """``lineage gateway serve`` to the settings' broker and topic, until the block ends (SIGTERM, then wait)."""
-    port = _free_port()
+    port = free_port()
     tokens = folder / "gateway-tokens.json"
     args = [str(VENV_BIN / "lineage"), "gateway", "serve", "--port", str(port), "--tokens", str(tokens),
             "--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic, *extra]  # fmt: skip

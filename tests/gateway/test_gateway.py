@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -18,7 +19,7 @@ from lineage import Settings
 from lineage.codec.json_schema import json_schema
 from lineage.sdk.jsonlines import event_to_json
 from tests.fixtures import sample_events
-from tests.gateway.conftest import Running, post, post_json, running_gateway, topic_ids
+from tests.gateway.conftest import VENV_BIN, Running, free_port, post, post_json, running_gateway, topic_ids
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +209,20 @@ def test_a_gateway_started_with_the_stop_signals_held_still_stops_on_sigterm(
     finally:
         serving.__exit__(None, None, None)
     assert code == 0
+
+
+def test_a_sigterm_held_since_the_gateway_s_launch_stops_it_through_its_cleanup(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM sent while the launcher still held it: the gateway starts, stops, flushes its producer, exits 0."""
+    args = [str(VENV_BIN / "lineage"), "gateway", "serve", "--port", str(free_port()), "--tokens", str(tmp_path / "t"),
+            "--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic", kafka_settings.topic]  # fmt: skip
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc.send_signal(signal.SIGTERM)  # pending in the child until it unblocks the signal
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert "stopped: the producer flushed and closed" in out
