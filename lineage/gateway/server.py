@@ -54,7 +54,10 @@ def serve(gateway: Gateway, host: str, port: int) -> None:
                                 log_level="info")  # fmt: skip
         server = uvicorn.Server(config)
         hear_stop_signals(lambda: setattr(server, "should_exit", True))
-        server.run()
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C: uvicorn has shut down and raised it again; stopped as on SIGTERM (as uvicorn.run does)
         if not server.started:
             sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
     finally:

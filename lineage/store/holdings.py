@@ -1027,10 +1027,16 @@ def _bucketed(table: Table, schema_id: int | None) -> bool:
 
 
 def fenced_only(table: Table) -> bool:
-    """Whether the table's snapshots are a forget's fences alone: no maintainer wrote rows yet (as no snapshot)."""
+    """Whether the table holds a forget's fence and no file: no maintainer wrote rows yet (as with no snapshot).
+
+    Files too: a table of the first layout (no format property) that a forget fenced still holds its
+    rows, and is rebuilt as another version's, not read as empty.
+    """
     current = table.current_snapshot()
     summary = current.summary if current is not None else None
-    return FORMAT not in table.properties and summary is not None and summary.get(FENCE) is not None
+    if FORMAT in table.properties or summary is None or summary.get(FENCE) is None:
+        return False
+    return summary.get("total-data-files") == "0"
 
 
 def try_load_holdings(location: StoreLocation) -> Table | None:

@@ -193,10 +193,11 @@ def test_a_chunked_body_is_refused_as_it_passes_the_bound(gateway: Running, kafk
     assert topic_ids(kafka_settings) == []
 
 
-def test_a_gateway_started_with_the_stop_signals_held_still_stops_on_sigterm(
-    kafka_settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_gateway_started_with_the_stop_signals_held_still_stops_on_sigterm_or_ctrl_c(
+    kafka_settings: Settings, tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """A launcher held SIGTERM while it started the gateway (the child keeps that mask): SIGTERM still stops it."""
+    """A launcher held the stop signals while starting the gateway (the child keeps the mask): each stops it, exit 0."""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         serving = running_gateway(kafka_settings, tmp_path, "--rate", "0")
@@ -204,7 +205,7 @@ def test_a_gateway_started_with_the_stop_signals_held_still_stops_on_sigterm(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
     try:
-        running.proc.send_signal(signal.SIGTERM)
+        running.proc.send_signal(stop)
         code = running.proc.wait(180)  # held, it never ends: the wait runs out and the test fails
     finally:
         serving.__exit__(None, None, None)

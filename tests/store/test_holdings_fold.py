@@ -571,3 +571,15 @@ def test_a_forget_before_any_holdings_were_written_leaves_readers_computing_them
     done = HoldingsMaintainer(location).refresh()
     assert done.snapshot is not None and pinned_state(location, None).holdings_snapshot == done.snapshot
     assert any("'p2'" in r for r in _rows(location)) and not any("'p1'" in r for r in _rows(location))
+
+
+def test_a_fence_on_holdings_of_the_first_layout_is_not_read_as_no_holdings(tmp_path: Path) -> None:
+    """A table with rows but no layout property (the first layout), fenced by a forget: still holdings, not none."""
+    location, _ = _maintained(tmp_path)
+    with load_holdings(location).transaction() as tx:
+        tx.remove_properties(store_holdings.FORMAT)  # as the first layout wrote it
+    _ingest(location, [_event("COLLECTED", 90, "new1")], first=500)
+    forget_rows(location, ["new1"], digest=lambda i: f"d-{i}", grace_s=0.0)
+    table = load_holdings(location)
+    assert table.current_snapshot().summary.get(store_holdings.FENCE)  # type: ignore[union-attr]
+    assert not fenced_only(table)
