@@ -3,7 +3,9 @@
 (1) Throughput: the world's events stored in an embedded store; then one refresh from nothing
 (every event applied), beside the baseline of reading the same events the engine reads into Python
 (``Store.engine_events``, no holdings work), and ten refreshes each applying a tenth of the events
-as they are stored. (2) Lag: a consumer (``consumers.ingest --no-holdings``) ingests the world from
+as they are stored: with the garbage collector as it comes, then as ``consumers.holdings`` runs
+them (no collection during a refresh, the heap settled after it: ``lineage.process.settle_heap``).
+(2) Lag: a consumer (``consumers.ingest --no-holdings``) ingests the world from
 a topic filled beforehand, at full speed, while ``consumers.holdings --interval 1`` runs beside it;
 every 0.5 s we read how many stored events the holdings do not reflect yet (what ``Store.behind``
 counts) and how old the holdings are in seconds (the issue's target: p99 <= 5 s), and how long
@@ -15,6 +17,7 @@ after the consumer's last commit the maintainer has caught up.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import subprocess
@@ -32,6 +35,7 @@ from lineage import Settings, default_taxonomy  # noqa: E402
 from lineage.devtools.local_broker import LocalBroker, fetch_jars  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.ingest.pipeline import Ingestor  # noqa: E402
+from lineage.process import paused_gc, settle_heap  # noqa: E402
 from lineage.store import Store, StoreLocation  # noqa: E402
 from lineage.store.holdings import event_offsets, read_state, try_load_holdings  # noqa: E402
 from lineage.testing import MemorySink  # noqa: E402
@@ -68,17 +72,30 @@ def throughput(values: list[bytes], tmp: Path) -> None:
     one = time.perf_counter() - start
     print(f"  one refresh from nothing: {one:.1f} s, {done.events / one:,.0f} events/s applied "
           f"({one / baseline:.1f}x the read alone)")  # fmt: skip
-    location = StoreLocation.embedded(tmp / "tenths")
+    for settled in (False, True):
+        _tenths(StoreLocation.embedded(tmp / f"tenths-{settled}"), values, settled)
+
+
+def _tenths(location: StoreLocation, values: list[bytes], settled: bool) -> None:
+    """Ten refreshes of a tenth each; ``settled``: with the heap handled as ``consumers.holdings`` does."""
     maintainer = HoldingsMaintainer(location)
     step = -(-len(values) // 10)
     times, applied = [], 0
     for first in range(0, len(values), step):
         _store(location, values[first : first + step], first)
+        gc.collect()  # the storing's garbage is not the refresh's
         start = time.perf_counter()
-        applied += maintainer.refresh().events
+        if settled:
+            with paused_gc():  # as the maintainer's loop: no collection in a round, the heap settled after it
+                applied += maintainer.refresh().events
+                settle_heap()
+        else:
+            applied += maintainer.refresh().events
         times.append(time.perf_counter() - start)
-    print(f"  ten refreshes of a tenth each: {sum(times):.1f} s in all, {applied / sum(times):,.0f} events/s applied; "
-          f"each {', '.join(f'{t:.1f}' for t in times)} s")  # fmt: skip
+    gc.unfreeze()
+    how = "collector paused, heap settled after each (the maintainer's loop)" if settled else "collector as it comes"
+    print(f"  ten refreshes of a tenth each, {how}: {sum(times):.1f} s in all, {applied / sum(times):,.0f} events/s "
+          f"applied; each {', '.join(f'{t:.1f}' for t in times)} s")  # fmt: skip
 
 
 def _offsets(location: StoreLocation) -> tuple[int, int] | None:

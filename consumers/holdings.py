@@ -29,6 +29,7 @@ __all__ = ["main", "maintain"]
 
 
 _RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+_SWEEP_EVERY_S = 3600.0  # how often the whole heap is walked once (``settle_heap(everything=True)``)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,27 +54,37 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event, 
     (a pause after it would add the interval to every event's wait while the maintainer is behind).
     A refresh that leaves time in its interval spends it folding buckets (``HoldingsMaintainer.fold``),
     those expected to end within half of it: a maintainer at full speed never folds between refreshes.
-    ``fold=False`` leaves folding to the refreshes.
+    ``fold=False`` leaves folding to the refreshes. The garbage collector waits during a round, and
+    after it the heap is settled (``lineage.process.settle_heap``): the engine kept between refreshes
+    is left out of the collector's walks, which otherwise grow with it; once an hour the whole heap is
+    walked.
     """
     import logging
 
     from lineage.errors import LineageError, StoreNotFoundError
     from lineage.ingest.holdings import HoldingsMaintainer, RefreshStopped
+    from lineage.process import paused_gc, settle_heap
 
     log = logging.getLogger("consumers.holdings")
     maintainer = HoldingsMaintainer(location)
     failures = 0
     waiting = False
+    swept = monotonic()
     while not stop.is_set():
         started = monotonic()
         try:
             if _no_catalog_yet(location):
                 raise StoreNotFoundError(f"{location.describe()} has no catalog yet", path=location.describe())
-            maintainer.refresh(stop=stop)
-            failures, waiting = 0, False
-            if fold and not stop.is_set():
-                # the time left of the interval folds the buckets deltas have gathered, those that fit
-                maintainer.fold(interval_s - (monotonic() - started))
+            # no collection during a round: the settle after it walks what the round made, once
+            with paused_gc():
+                maintainer.refresh(stop=stop)
+                failures, waiting = 0, False
+                if fold and not stop.is_set():
+                    # the time left of the interval folds the buckets deltas have gathered, those that fit
+                    maintainer.fold(interval_s - (monotonic() - started))
+                everything = monotonic() - swept >= _SWEEP_EVERY_S
+                settle_heap(everything=everything)  # the engine kept between refreshes: out of later walks
+            swept = monotonic() if everything else swept
         except RefreshStopped:
             break
         except StoreNotFoundError:

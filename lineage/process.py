@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Generic, TypeVar
 
-__all__ = ["ARROW_POOL", "ProcessWide", "hear_stop_signals", "paused_gc", "prefer_jemalloc"]
+__all__ = ["ARROW_POOL", "ProcessWide", "hear_stop_signals", "paused_gc", "prefer_jemalloc", "settle_heap"]
 
 T = TypeVar("T")
 
@@ -112,3 +112,21 @@ def paused_gc() -> AbstractContextManager[None]:
     Overlapping pauses in several threads end when the last one does.
     """
     return _GC_PAUSED.held()
+
+
+def settle_heap(*, everything: bool = False) -> None:
+    """Collect the garbage made since the last settle, then move what is alive out of the collector's walks.
+
+    For a process that keeps a large state and works in rounds (the holdings maintainer): each
+    collection of the oldest generation walks every object alive, and the engine's millions of them
+    are never garbage (they die by reference count: none is in a cycle). Measured at 600,000 events,
+    those walks were 1.1 s of a 3.3 s refresh, growing with the state. Frozen (``gc.freeze``), they
+    are skipped; the collection here walks only what this round made (0.1-0.2 s at that size) and
+    frees the few thousand objects in cycles a round leaves (pyiceberg's, pydantic's). An object
+    frozen alive that later dies in a cycle is freed only by a settle with ``everything``, which
+    unfreezes first and walks the whole heap once.
+    """
+    if everything:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import socket
@@ -146,6 +147,13 @@ def _stop_signals_heard() -> None:
     child started after would inherit them held: a test's servers then never heard SIGTERM.
     """
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen() -> Iterator[None]:
+    """A test that runs the holdings maintainer's loop in the runner freezes its heap: thawed after it."""
+    yield
+    gc.unfreeze()
 
 
 _SERVERS = {"kafka_bootstrap", "postgres", "s3"}

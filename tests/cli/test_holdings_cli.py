@@ -290,3 +290,36 @@ def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytes
     clock[0], took, pauses[:], budgets[:] = 100.0, iter([2.5, 0.25]), [], []
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event(), fold=False)  # --no-fold
     assert budgets == [] and pauses == [0.0, 0.75]
+
+
+def test_each_round_settles_the_heap_and_once_an_hour_all_of_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After each refresh the maintainer settles its heap; a round an hour or more after the last sweep sweeps all."""
+    clock = [100.0]
+    settles: list[bool] = []
+    pauses: list[float] = []
+
+    class Slow:
+        def __init__(self, location: StoreLocation) -> None:
+            """Stands for the maintainer: each refresh takes 2,000 s of the clock."""
+
+        def refresh(self, *, stop: threading.Event) -> None:
+            """Moves the clock."""
+            clock[0] += 2000.0
+
+        def fold(self, budget_s: float) -> None:
+            """No time to fold."""
+
+    def pause(stop: threading.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            stop.set()
+
+    monkeypatch.setattr("lineage.ingest.holdings.HoldingsMaintainer", Slow)
+    monkeypatch.setattr("consumers.holdings._no_catalog_yet", lambda location: False)
+    monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
+    monkeypatch.setattr("consumers.stopping.pause", pause)
+    monkeypatch.setattr("lineage.process.settle_heap", lambda *, everything=False: settles.append(everything))
+    maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
+    assert settles == [False, True, False]  # 2,000 s, then 4,000 s since the start (a sweep), then 2,000 s
