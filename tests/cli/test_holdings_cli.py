@@ -255,6 +255,22 @@ def test_a_store_error_that_will_not_pass_is_one_line_and_exit_2(tmp_path: Path)
     assert "Traceback" not in log.read_text(encoding="utf-8")
 
 
+def _loop_on_a_clock(
+    monkeypatch: pytest.MonkeyPatch, maintainer: type, clock: list[float], pauses: list[float], *, rounds: int
+) -> None:
+    """``maintain`` runs ``maintainer`` on ``clock``; its pauses are recorded, and it stops after ``rounds``."""
+
+    def pause(stop: threading.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == rounds:
+            stop.set()
+
+    monkeypatch.setattr("lineage.ingest.holdings.HoldingsMaintainer", maintainer)
+    monkeypatch.setattr("consumers.holdings._no_catalog_yet", lambda location: False)
+    monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
+    monkeypatch.setattr("consumers.stopping.pause", pause)
+
+
 def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A refresh longer than the interval is followed at once; a shorter one folds (unless told not to), then waits."""
     clock = [100.0]
@@ -275,15 +291,7 @@ def test_the_interval_runs_from_one_refresh_start_to_the_next(monkeypatch: pytes
             budgets.append(budget_s)
             clock[0] += 0.25 if budget_s > 0 else 0.0
 
-    def pause(stop: threading.Event, seconds: float) -> None:
-        pauses.append(seconds)
-        if len(pauses) == 2:
-            stop.set()
-
-    monkeypatch.setattr("lineage.ingest.holdings.HoldingsMaintainer", Timed)
-    monkeypatch.setattr("consumers.holdings._no_catalog_yet", lambda location: False)
-    monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
-    monkeypatch.setattr("consumers.stopping.pause", pause)
+    _loop_on_a_clock(monkeypatch, Timed, clock, pauses, rounds=2)
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
     assert budgets == [-1.5, 0.75]
     assert pauses == [0.0, 0.5]
@@ -311,15 +319,7 @@ def test_each_round_settles_the_heap_and_once_an_hour_all_of_it(
         def fold(self, budget_s: float) -> None:
             """No time to fold."""
 
-    def pause(stop: threading.Event, seconds: float) -> None:
-        pauses.append(seconds)
-        if len(pauses) == 3:
-            stop.set()
-
-    monkeypatch.setattr("lineage.ingest.holdings.HoldingsMaintainer", Slow)
-    monkeypatch.setattr("consumers.holdings._no_catalog_yet", lambda location: False)
-    monkeypatch.setattr("consumers.holdings.monotonic", lambda: clock[0])
-    monkeypatch.setattr("consumers.stopping.pause", pause)
+    _loop_on_a_clock(monkeypatch, Slow, clock, pauses, rounds=3)
     monkeypatch.setattr("lineage.process.settle_heap", lambda *, everything=False: settles.append(everything))
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
     assert settles == [False, True, False]  # 2,000 s, then 4,000 s since the start (a sweep), then 2,000 s
