@@ -121,8 +121,10 @@ def settle_heap(*, everything: bool = False) -> None:
     collection of the oldest generation walks every object alive, and the engine's millions of them
     are never garbage (they die by reference count: none is in a cycle). Measured at 600,000 events,
     those walks were 1.1 s of a 3.3 s refresh, growing with the state. Frozen (``gc.freeze``), they
-    are skipped; the collection here walks only what this round made (0.1-0.2 s at that size) and
-    frees the few thousand objects in cycles a round leaves (pyiceberg's, pydantic's). An object
+    are skipped; the collection here walks only what this round made (0.1-0.4 s at 0.6-1.2M events)
+    and frees the few thousand objects in cycles a round leaves (mostly SQLAlchemy's: an engine and
+    a connection for each catalog open; some pyiceberg's). Call it from one thread only: another's
+    objects half made inside its own ``paused_gc`` would be frozen too. An object
     frozen alive that later dies in a cycle is freed only by a settle with ``everything``, which
     unfreezes first and walks the whole heap once.
     """

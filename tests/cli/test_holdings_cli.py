@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ from consumers import stopping
 from consumers.holdings import maintain
 from lineage import Codec, Settings, default_taxonomy
 from lineage.cli import main
+from lineage.errors import StoreUnavailableError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -323,3 +325,37 @@ def test_each_round_settles_the_heap_and_once_an_hour_all_of_it(
     monkeypatch.setattr("lineage.process.settle_heap", lambda *, everything=False: settles.append(everything))
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
     assert settles == [False, True, False]  # 2,000 s, then 4,000 s since the start (a sweep), then 2,000 s
+
+
+def test_the_collector_waits_during_a_round_and_runs_again_after_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The collector is off while a round refreshes and folds, and on again after it, a failed one too."""
+    seen: list[tuple[str, bool]] = []
+    rounds = iter([None, StoreUnavailableError("the catalog did not answer", path="s")])
+
+    class Watched:
+        def __init__(self, location: StoreLocation) -> None:
+            """Stands for the maintainer: records whether the collector runs in each call."""
+
+        def refresh(self, *, stop: threading.Event) -> None:
+            """The first round succeeds, the second fails with an error that may pass."""
+            seen.append(("refresh", gc.isenabled()))
+            if (failure := next(rounds)) is not None:
+                raise failure
+
+        def fold(self, budget_s: float) -> None:
+            """Records only."""
+            seen.append(("fold", gc.isenabled()))
+
+    def pause(stop: threading.Event, seconds: float) -> None:
+        seen.append(("pause", gc.isenabled()))
+        if sum(1 for what, _ in seen if what == "pause") == 2:
+            stop.set()
+
+    _loop_on_a_clock(monkeypatch, Watched, [100.0], [], rounds=2)
+    monkeypatch.setattr("consumers.stopping.pause", pause)
+    assert gc.isenabled()
+    maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
+    assert seen == [("refresh", False), ("fold", False), ("pause", True), ("refresh", False), ("pause", True)]
+    assert gc.isenabled()
