@@ -124,9 +124,9 @@ def settle_heap(*, everything: bool = False) -> None:
     are skipped; the collection here walks only what this round made (0.1-0.4 s at 0.6-1.2M events)
     and frees the few thousand objects in cycles a round leaves (mostly SQLAlchemy's: an engine and
     a connection for each catalog open; some pyiceberg's). Call it from one thread only: another's
-    objects half made inside its own ``paused_gc`` would be frozen too. An object
-    frozen alive that later dies in a cycle is freed only by a settle with ``everything``, which
-    unfreezes first and walks the whole heap once.
+    objects half made inside its own ``paused_gc`` would be frozen too. An object frozen alive that
+    later dies in a cycle is freed only by a settle with ``everything``, which unfreezes first and
+    walks the whole heap once.
     """
     if everything:
         gc.unfreeze()
