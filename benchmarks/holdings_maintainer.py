@@ -180,7 +180,9 @@ def lag(values: list[bytes], tmp: Path, bootstrap: str, fold: bool = True) -> No
     print(f"  how far behind the holdings were (the age of the oldest stored event they miss; target p99 <= 5 s): "
           f"p50 {_pct(stale, 0.5):.1f} s, p99 {_pct(stale, 0.99):.1f} s, max {max(stale):.1f} s")  # fmt: skip
     folds = re.findall(r"folded buckets .* in ([0-9.]+) s", logged)
-    print(f"  the maintainer's commits: {logged.count('events applied')} refreshes, {len(folds)} folds between them"
+    late, held = logged.count("a late event"), logged.count("held back for the next refresh")
+    print(f"  the maintainer's commits: {logged.count('events applied')} refreshes ({late} after a late event, "
+          f"{held} holding events back), {len(folds)} folds between them"
           + (f" ({', '.join(folds)} s)" if folds else ""))  # fmt: skip
 
 

@@ -67,6 +67,7 @@ def maintain(location: StoreLocation, interval_s: float, stop: threading.Event, 
 
     log = logging.getLogger("consumers.holdings")
     maintainer = HoldingsMaintainer(location)
+    maintainer.holdback = True  # it refreshes again within the interval: a held-back event waits one more
     failures = 0
     waiting = False
     swept = monotonic()

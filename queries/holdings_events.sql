@@ -8,11 +8,16 @@
 -- time is clamped_from (NULL for every other event): a copy of an event applied before the cut-off
 -- must change nothing, and an erasure must not end what arrived after it.
 -- The columns are in the order of lineage.holdings.Event's fields (rows become events as tuples).
+-- Either way, an event at or past its partition's bound is left out (held back: holdings_holdback.sql).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since,
--- $floor (NULL: no retention ran).
+-- $floor (NULL: no retention ran), $held_origins, $held_partitions, $bounds (a partition's first offset
+-- held back, same order; a partition not named has none).
 WITH applied AS (
     SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
            unnest($offsets::BIGINT[]) AS applied
+), held AS (
+    SELECT unnest($held_origins::VARCHAR[]) AS origin, unnest($held_partitions::INTEGER[]) AS kafka_partition,
+           unnest($bounds::BIGINT[]) AS bound
 ), e AS (
     SELECT * REPLACE (greatest(occurred_at, coalesce($floor, occurred_at)) AS occurred_at),
            CASE WHEN occurred_at < $floor THEN epoch_us(occurred_at) END AS clamped_from
@@ -25,8 +30,10 @@ SELECT
     epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome, e.clamped_from
 FROM e
 LEFT JOIN applied AS a USING (origin, kafka_partition)
+LEFT JOIN held AS h USING (origin, kafka_partition)
 WHERE (e.event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED', 'ERASED') OR len(e.linked_subject_ids) > 0)
   AND CASE WHEN $since IS NULL THEN a.applied IS NULL OR e.kafka_offset > a.applied
            ELSE e.occurred_at >= $since END
+  AND (h.bound IS NULL OR e.kafka_offset < h.bound)
 ORDER BY e.occurred_at, CASE WHEN e.event_type = 'ERASED' THEN 1 WHEN e.scope = 'BULK' THEN 2 ELSE 0 END,
          coalesce(epoch_us(e.bulk_as_of), 0), e.event_id

@@ -13,6 +13,8 @@ replayed. A long-running maintainer keeps its engine between refreshes and reads
 it also keeps the last events it applied (``Recent``), so a replay reads only the new ones while
 the events table has only grown since. The events stored while a refresh applied are applied before
 it writes (``top_ups``), in the same commit, when the events table was only appended to meanwhile.
+Such a maintainer also holds back what one partition has beyond the others in event time
+(``holdback``): partitions stored at different speeds then make no late events.
 Between refreshes, with time to spare, it folds the buckets deltas have gathered (``fold``): off the
 refresh, so a burst of events is not slowed by it, and lookups open one file a bucket again.
 
@@ -39,6 +41,7 @@ from dataclasses import dataclass, replace
 from lineage.errors import LineageError, StoreConflictError, StoreError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
+from lineage.store.engine import Offsets
 from lineage.store.holdings import (
     HOLDINGS,
     LAYOUT,
@@ -86,15 +89,17 @@ class Refreshed:
     snapshot: int | None  # the holdings snapshot written (None: they were up to date)
     source: int | None  # the events snapshot they reflect
     seconds: float
+    held: int = 0  # offsets of ``source`` held back for the next refresh (``HoldingsMaintainer.holdback``)
 
     def line(self) -> str:
         """One line for an operator."""
         if self.snapshot is None:
             return f"holdings up to date with events snapshot {self.source}"
         late = " (a late event: replayed from its time)" if self.rolled_back_to is not None else ""
+        held = f", {self.held} offsets held back for the next refresh" if self.held else ""
         return (
             f"holdings snapshot {self.snapshot}: {self.events} events applied{late}, "
-            f"reflecting events snapshot {self.source}, in {self.seconds:.1f} s"
+            f"reflecting events snapshot {self.source}{held}, in {self.seconds:.1f} s"
         )
 
 
@@ -169,6 +174,12 @@ class HoldingsMaintainer:
         # the events snapshots a refresh reads, and the holdings snapshot it starts from (``_reading``)
         self._reads: tuple[list[int], int | None] = ([], None)
         self._tidied = time.monotonic()
+        #: hold back, per partition, the new events later than the slowest partition has reached (the
+        #: next refresh applies them whatever it finds): partitions stored at different speeds then
+        #: make no late events. For a maintainer that refreshes again soon (``consumers.holdings``);
+        #: a refresh asked for once (the CLI's, a forget's) applies every event.
+        self.holdback = False
+        self._seen: Offsets = {}  # the offsets stored when the last commit read the events
 
     def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
         """Apply what is new (``rebuild``: recompute everything from the events); retry lost races.
@@ -236,14 +247,16 @@ class HoldingsMaintainer:
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
             recent = Recent(cutoff - 1, cutoff, self.recent_events)
             batch: Iterator[Event] = store.engine_events({}, cutoff, floor=cutoff)
-            rolled_back_to = None
+            rolled_back_to, seen = None, offsets
         else:
+            bounds = self._bounds(store, applied, cutoff) if self.holdback and not rebuild and not fresh else {}
             # an event older than the cut-off reads as at the cut-off (queries/holdings_events.sql)
             batch, rolled_back_to = engine.catch_up(
-                store.engine_events(applied, None, floor=cutoff),
-                lambda since: store.engine_events({}, since, floor=cutoff),
+                store.engine_events(applied, None, floor=cutoff, bounds=bounds),
+                functools.partial(store.engine_events, {}, floor=cutoff, bounds=bounds),
                 kept=recent.since,
             )
+            seen, offsets = offsets, _below(offsets, bounds)
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         batch = recent.record(batch)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
@@ -258,9 +271,10 @@ class HoldingsMaintainer:
             later, later_offsets = newer
             self._reads[0].append(later)
             store = Store(self.location, snapshot=later, holdings=False)
+            bounds = self._bounds(store, offsets, cutoff) if self.holdback else {}
             batch, back = engine.catch_up(
-                store.engine_events(offsets, None, floor=cutoff),
-                functools.partial(store.engine_events, {}, floor=cutoff),
+                store.engine_events(offsets, None, floor=cutoff, bounds=bounds),
+                functools.partial(store.engine_events, {}, floor=cutoff, bounds=bounds),
                 kept=recent.since,
             )
             log.info("applying the events stored meanwhile (events snapshot %s)", later)
@@ -268,10 +282,11 @@ class HoldingsMaintainer:
             applied_n += engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
             if back is not None:
                 rolled_back_to = back if rolled_back_to is None else min(rolled_back_to, back)
-            current_id, offsets = later, later_offsets
+            current_id, seen, offsets = later, later_offsets, _below(later_offsets, bounds)
         changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")
+        held = sum(off - offsets.get(o, {}).get(p, -1) for o, parts in seen.items() for p, off in parts.items())
         snapshot = write_holdings(
             self.location,
             engine,
@@ -281,13 +296,15 @@ class HoldingsMaintainer:
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
             rows=rebuild or fresh or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild or fresh else changed,
+            held=held > 0,
         )
         self._reads = ([], None)  # committed: what fails from here (a tidy) is no lost race
         recent.read_at = current_id
         self._engine, self._recent = engine, recent
-        self._based_on = HoldingsState(snapshot, current_id, engine.watermark, offsets, LAYOUT)
+        self._based_on = HoldingsState(snapshot, current_id, engine.watermark, offsets, LAYOUT, held > 0)
+        self._seen = seen
         self._tidy()
-        done = Refreshed(applied_n, rolled_back_to, snapshot, current_id, time.monotonic() - started)
+        done = Refreshed(applied_n, rolled_back_to, snapshot, current_id, time.monotonic() - started, held)
         log.info("%s", done.line())
         return done
 
@@ -410,6 +427,16 @@ class HoldingsMaintainer:
             return None
         return later.snapshot_id, event_offsets(table)
 
+    def _bounds(self, store: Store, applied: Offsets, cutoff: int | None) -> Offsets:
+        """Where to stop in each partition (``Store.holdback``), never before what the last commit saw stored.
+
+        What one refresh held back the next applies whatever it finds: a partition that stopped
+        receiving events must not hold the others back for longer.
+        """
+        found = store.holdback(applied, floor=cutoff)
+        seen = self._seen
+        return {o: {p: max(b, seen.get(o, {}).get(p, -1) + 1) for p, b in parts.items()} for o, parts in found.items()}
+
     def _check_baseline(self, state: HoldingsState) -> None:
         """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""
         if state.snapshot_id is None or state.layout not in READS:
@@ -441,6 +468,18 @@ class HoldingsMaintainer:
         table = load_holdings(self.location)
         rows = read_batches(self.location, table, state.snapshot_id)
         return engine_from_table(rows, state.watermark), state.applied
+
+
+def _below(offsets: Offsets, bounds: Offsets) -> Offsets:
+    """The offsets applied: those stored (``offsets``), each stopping before its partition's bound (held back)."""
+    out: Offsets = {}
+    for origin, parts in offsets.items():
+        for part, off in parts.items():
+            bound = bounds.get(origin, {}).get(part)
+            last = off if bound is None else min(off, bound - 1)
+            if last >= 0:  # -1: nothing of the partition applied yet, as when it is not named
+                out.setdefault(origin, {})[part] = last
+    return out
 
 
 def _until(stop: threading.Event, events: Iterator[Event]) -> Iterator[Event]:

@@ -70,6 +70,7 @@ QueryName = Literal[
     "future_events",
     "holders",
     "holdings_events",
+    "holdings_holdback",
     "map_events",
     "map_flows",
     "person_links",
@@ -87,6 +88,7 @@ QueryName = Literal[
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Offsets = dict[str, dict[int, int]]  # an offset of each source partition: {origin: {partition: offset}}
 # DuckDB's name of a column type, for a column no file of a view has yet (added as null)
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
               pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ"}  # fmt: skip
@@ -276,13 +278,30 @@ _NO_RESETS = (
 )
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, name: str, rows: duckdb.DuckDBPyRelation) -> None:
+def _create_views(
+    con: duckdb.DuckDBPyConnection, name: str, rows: duckdb.DuckDBPyRelation, reflects: Offsets | None = None
+) -> None:
     """``{name}_by_file``: ``rows`` with the path of each row's file as ``data_file``; ``name``: without it.
 
     A lookup query filtered on ``data_file`` reads the files it lists alone: DuckDB leaves out the
     others before opening them (``lineage.store.file_bounds`` says which files a lookup needs).
+    ``reflects``: only the rows of these source partitions at or below these offsets (the events the
+    holdings reflect, when a maintainer's refresh held later ones back); None: every row.
     """
-    rows.create_view(f"{name}_by_file")
+    if reflects is None:
+        rows.create_view(f"{name}_by_file")
+    else:
+        rows.create_view(f"{name}_stored_by_file")
+        con.execute(f"CREATE TABLE {name}_reflected (origin VARCHAR, kafka_partition INTEGER, last_offset BIGINT)")
+        con.executemany(
+            f"INSERT INTO {name}_reflected VALUES (?, ?, ?)",
+            [(o, p, off) for o, parts in reflects.items() for p, off in parts.items()],
+        )
+        con.execute(
+            f"CREATE VIEW {name}_by_file AS SELECT s.* FROM {name}_stored_by_file AS s "
+            f"SEMI JOIN {name}_reflected AS r ON s.origin = r.origin AND s.kafka_partition = r.kafka_partition "
+            "AND s.kafka_offset <= r.last_offset"
+        )
     con.execute(f"CREATE VIEW {name} AS SELECT * EXCLUDE (data_file) FROM {name}_by_file")
 
 
@@ -435,7 +454,8 @@ class Store:
             # the footers of every file again for each was most of a lookup (at 100k subjects an
             # events query went from 15 to 5 ms). Data files are never rewritten in place.
             con.execute("SET GLOBAL parquet_metadata_cache = true")
-            self._view(con, registered, "events", pinned.event_files, COLUMNS, by_name=len(layouts) > 1)
+            self._view(con, registered, "events", pinned.event_files, COLUMNS, by_name=len(layouts) > 1,
+                       reflects=pinned.reflects)  # fmt: skip
             resets: list[str] = []
             if pinned.holdings_snapshot is not None:
                 self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
@@ -488,7 +508,12 @@ class Store:
         return engine
 
     def engine_events(
-        self, applied: dict[str, dict[int, int]], since: int | None, *, floor: int | None | EllipsisType = ...
+        self,
+        applied: Offsets,
+        since: int | None,
+        *,
+        floor: int | None | EllipsisType = ...,
+        bounds: Offsets | None = None,
     ) -> Iterator[Event]:
         """The events the holdings engine reads, in event-time order.
 
@@ -496,10 +521,22 @@ class Store:
         ``floor``: the retention cut-off to read them under (an older event reads as at it, with its
         own time as ``Event.clamped_from``), the one the caller's engine state was made under; by
         default the store's as this reader pins it, which a retention run between the two would have moved.
+        ``bounds``: per partition, the first offset left out (``holdback``'s).
         """
         pinned = self._pin()
         with self._connect(pinned, None) as con:
-            yield from _engine_events(con, applied, since, pinned.retained_before if floor is ... else floor)
+            yield from _engine_events(con, applied, since, pinned.retained_before if floor is ... else floor, bounds)
+
+    def holdback(self, applied: Offsets, *, floor: int | None) -> Offsets:
+        """Per partition with new events (after ``applied``) later than the low watermark, the first such offset.
+
+        The low watermark: the earliest, over partitions with new events, of each one's latest new
+        event time (read under the retention cut-off ``floor``). Applying only the offsets below
+        these bounds, no partition runs ahead of another in event time.
+        """
+        pinned = self._pin()
+        with self._connect(pinned, None) as con:
+            return _holdback(con, applied, floor)
 
     def _check_footers(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each local file's footer must count the rows the table's manifest says it holds; the footers.
@@ -534,8 +571,11 @@ class Store:
         columns: Any,
         *,
         by_name: bool = False,
+        reflects: Offsets | None = None,
     ) -> None:
         """The view ``name`` over exactly ``files`` (a dataset it registers is added to ``registered``).
+
+        ``reflects``: only the rows at or below these offsets (``_create_views``).
 
         Local files go to DuckDB's own Parquet reader (parallel, with row-group pruning: an access
         lookup ran ~10x faster than through Arrow), each path's glob characters escaped as one-character
@@ -543,7 +583,7 @@ class Store:
         dataset: DuckDB here cannot download the extension it would need to read s3:// itself.
         """
         if not files:
-            _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE))
+            _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE), reflects)
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
             # one fragment per file, each naming its file as the constant column ``data_file``: a
             # lookup's filter on it is pushed into the scan, and the files it leaves out are never opened
@@ -555,7 +595,7 @@ class Store:
             dataset = pads.FileSystemDataset(fragments, schema, fmt, filesystem)
             con.register(f"{name}_files", dataset)
             registered[f"{name}_files"] = dataset
-            _create_views(con, name, con.table(f"{name}_files"))
+            _create_views(con, name, con.table(f"{name}_files"), reflects)
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared.
             # ``by_name`` when the files' columns differ (some written before a column was added:
@@ -564,7 +604,9 @@ class Store:
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
             absent = [f for f in columns if f.name not in relation.columns]
             nulls = "".join(f", CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
-            _create_views(con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"))
+            _create_views(
+                con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects
+            )
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
@@ -694,20 +736,51 @@ class _Reader:
         self._con.close()
 
 
+def _by_partition(offsets: Offsets) -> tuple[list[str], list[int], list[int]]:
+    """``offsets`` as three parameter lists of the same order: origins, partitions and offsets."""
+    return (
+        [o for o, parts in offsets.items() for _ in parts],
+        [p for parts in offsets.values() for p in parts],
+        [off for parts in offsets.values() for off in parts.values()],
+    )
+
+
+def _holdback(con: duckdb.DuckDBPyConnection, applied: Offsets, floor: int | None) -> Offsets:
+    """Rows of ``queries/holdings_holdback.sql``: each partition's first new offset past the low watermark."""
+    origins, partitions, offsets = _by_partition(applied)
+    params: dict[str, Any] = {
+        "origins": origins,
+        "partitions": partitions,
+        "offsets": offsets,
+        "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
+    }
+    out: Offsets = {}
+    for origin, partition, bound in con.execute(query_text("holdings_holdback"), params).fetchall():
+        out.setdefault(origin, {})[partition] = bound
+    return out
+
+
 def _engine_events(
-    con: duckdb.DuckDBPyConnection, applied: dict[str, dict[int, int]], since: int | None, floor: int | None
+    con: duckdb.DuckDBPyConnection,
+    applied: Offsets,
+    since: int | None,
+    floor: int | None,
+    bounds: Offsets | None = None,
 ) -> Iterator[Event]:
     """Rows of ``queries/holdings_events.sql`` as engine events, a batch of rows at a time.
 
     ``floor``: the retention cut-off (µs); an event older than it reads as occurring at it.
+    ``bounds``: per partition, the first offset left out (held back); None or a partition not named: none.
     """
-    origins = [o for o, parts in applied.items() for _ in parts]
-    partitions = [p for parts in applied.values() for p in parts]
-    offsets = [off for parts in applied.values() for off in parts.values()]
+    origins, partitions, offsets = _by_partition(applied)
+    held_origins, held_partitions, held_bounds = _by_partition(bounds or {})
     params = {
         "origins": origins,
         "partitions": partitions,
         "offsets": offsets,
+        "held_origins": held_origins,
+        "held_partitions": held_partitions,
+        "bounds": held_bounds,
         "since": None if since is None else _EPOCH + timedelta(microseconds=since),
         "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
     }

@@ -111,6 +111,9 @@ HOLDINGS = "holdings"
 APPLIED = "lineage.holdings.applied"
 SOURCE = "lineage.holdings.source"
 WATERMARK = "lineage.holdings.watermark"
+#: "true" when a refresh held back events of its source snapshot (``HoldingsMaintainer.holdback``): the
+#: holdings then reflect that snapshot's events up to the applied offsets only
+HELD = "lineage.holdings.held"
 FORMAT = "lineage.holdings.format"
 LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas and resets)
 #: the layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
@@ -216,6 +219,7 @@ class HoldingsState:
     watermark: int | None = None
     applied: dict[str, dict[int, int]] = field(default_factory=dict)  # origin -> partition -> last offset
     layout: str | None = None  # the rows' layout (``LAYOUT`` when written by this version)
+    held: bool = False  # some events of ``source`` (after the ``applied`` offsets) were held back
 
 
 def load_holdings(location: StoreLocation, *, create: bool = False) -> Table:
@@ -235,6 +239,7 @@ def read_state(table: Table) -> HoldingsState:
         watermark=int(props[WATERMARK]) if props.get(WATERMARK) not in (None, "") else None,
         applied={o: {int(p): int(off) for p, off in parts.items()} for o, parts in applied.items()},
         layout=props.get(FORMAT),
+        held=props.get(HELD) == "true",
     )
 
 
@@ -491,6 +496,7 @@ def write_holdings(
     applied: dict[str, dict[int, int]],
     rows: bool = True,
     changed: Changes | None = None,
+    held: bool = False,
 ) -> int:
     """Store the engine's rows (or what changed of them) and record what they reflect, in one commit.
 
@@ -500,7 +506,9 @@ def write_holdings(
     reflect is recorded, and no copy of the rows is written. ``changed``: what changed since
     ``read_at`` (``HoldingsEngine.take_changes``): only those rows are written (``_changed_rows``:
     deltas, resets, a fold or two). A table of an older layout is brought to this one (its rows all
-    written again, ``changed`` or not).
+    written again, ``changed`` or not). ``held``: events of ``source`` after the ``applied`` offsets
+    were held back; the snapshot then does not name ``source`` in its summary (a reader pinning that
+    events snapshot must not take these holdings for all of it).
     """
     table = load_holdings(location, create=True)
     columns = table.schema().column_names
@@ -516,7 +524,7 @@ def write_holdings(
         rows = False
     gen = int(table.properties.get(GENERATION) or 0) + 1
     tx = _Transaction(table)
-    summary = {SOURCE: str(source)}
+    summary = {} if held else {SOURCE: str(source)}
     conflict = "changed while they were computed (another maintainer?)"
     with _committing(location, tx, read_at, conflict, "writing the holdings"):
         # checked at once against the table just loaded too: a race lost before now fails here
@@ -545,6 +553,7 @@ def write_holdings(
                     FORMAT: LAYOUT,
                     WATERMARK: "" if engine.watermark is None else str(engine.watermark),
                     GENERATION: str(gen),
+                    HELD: "true" if held else "",
                 }
             )
             committed = tx.commit_transaction()
@@ -1078,6 +1087,9 @@ class Pinned:
     event_bounds: list[FileBounds] | None = None
     holdings_bounds: list[FileBounds] | None = None
     reset_files: tuple[str, ...] = ()  # those of ``holdings_files`` holding the resets (``RESETS_BUCKET``)
+    # the offsets the holdings reflect, when a refresh held back later events of ``events_snapshot``:
+    # the events read are cut to these, so the events and the holdings an answer joins agree (None: all)
+    reflects: dict[str, dict[int, int]] | None = None
 
 
 def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = True) -> Pinned:
@@ -1105,7 +1117,7 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         state = read_state(htable)
         if state.layout not in READS:
             made = None  # rows of another version's layout: computed in memory instead
-        elif state.source == snapshot.snapshot_id:
+        elif state.source == snapshot.snapshot_id and not state.held:
             made = current.snapshot_id  # the newest holdings (what a command pins first, by this id)
         else:
             made = holdings_snapshot_for(htable, snapshot.snapshot_id)
@@ -1122,7 +1134,9 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
             path=location.describe(),
         )
     if state.source is not None and events.snapshot_by_id(state.source) is not None:
-        return _pinned(location, events, state.source, htable, current.snapshot_id, _behind(events, state))
+        reflects = state.applied if state.held else None
+        return _pinned(location, events, state.source, htable, current.snapshot_id, _behind(events, state),
+                       reflects=reflects)  # fmt: skip
     if state.applied == event_offsets(events) and events.current_snapshot() is not None:
         # the snapshot they were made from was expired after a compaction: the same events, rewritten
         now = events.current_snapshot()
@@ -1171,6 +1185,7 @@ def _pinned(
     behind: int = 0,
     *,
     base: HoldingsState | None = None,
+    reflects: dict[str, dict[int, int]] | None = None,
 ) -> Pinned:
     efiles = [] if events_snapshot is None else snapshot_data_files(location, events, events_snapshot)
     hfiles: list[DataFile] = []
@@ -1189,4 +1204,4 @@ def _pinned(
     resets = tuple(p for p, f in zip(hpaths, hfiles, strict=True) if _bucket_of_file(f) == RESETS_BUCKET)
     return Pinned(events_snapshot, paths, [f.record_count for f in efiles], holdings_snapshot, hpaths,
                   [f.record_count for f in hfiles], behind, base, retained_before(events.properties),
-                  event_bounds, holdings_bounds, resets)  # fmt: skip
+                  event_bounds, holdings_bounds, resets, reflects)  # fmt: skip

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from lineage.errors import ConfigurationError, StoreNotFoundError
 from lineage.holdings import HoldingsEngine, Link, event_from_row
 from lineage.holdings.shards import merge_links, shards_for
-from lineage.store.holdings import HOLDINGS, HOLDINGS_COLUMNS, SOURCE, WATERMARK, holdings_arrow
+from lineage.store.holdings import HELD, HOLDINGS, HOLDINGS_COLUMNS, SOURCE, WATERMARK, holdings_arrow
 from lineage.store.tables import retained_before
 
 if TYPE_CHECKING:
@@ -103,7 +103,11 @@ def build_holdings(spark: SparkSession, events: str, holdings: str, *, shards: i
     watermark = table.agg(F.max("occurred_at").alias("at")).collect()[0]["at"]
     # clustered by bucket in each task: Iceberg's writer then opens one file per bucket at a time
     out = rows.where("kind <> 'link'").unionByName(links).sortWithinPartitions("bucket", "kind", "subject")
-    properties = {SOURCE: "" if source is None else str(source), WATERMARK: "" if watermark is None else str(watermark)}
+    properties = {
+        SOURCE: "" if source is None else str(source),
+        WATERMARK: "" if watermark is None else str(watermark),
+        HELD: "",  # every event of ``source``: a maintainer's holdback before is over
+    }
     writer = (
         out.writeTo(holdings).using("iceberg").partitionedBy(F.col("bucket")).tableProperty("format-version", "2")
     )

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,3 +360,19 @@ def test_the_collector_waits_during_a_round_and_runs_again_after_it(
     maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event())
     assert seen == [("refresh", False), ("fold", False), ("pause", True), ("refresh", False), ("pause", True)]
     assert gc.isenabled()
+
+
+def test_the_deployed_maintainer_holds_back_partitions_ahead_in_event_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``consumers.holdings`` refreshes with the holdback on (it refreshes again soon); the class alone has it off."""
+    seen: list[bool] = []
+
+    class Watched(HoldingsMaintainer):
+        def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Any:
+            """Records whether the holdback is on."""
+            seen.append(self.holdback)
+
+    _loop_on_a_clock(monkeypatch, Watched, [100.0], [], rounds=1)
+    maintain(StoreLocation.embedded(tmp_path / "s"), 1.0, threading.Event(), fold=False)
+    assert seen == [True] and not HoldingsMaintainer(StoreLocation.embedded(tmp_path / "s")).holdback
