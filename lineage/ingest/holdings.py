@@ -428,14 +428,12 @@ class HoldingsMaintainer:
         return later.snapshot_id, event_offsets(table)
 
     def _bounds(self, store: Store, applied: Offsets, cutoff: int | None) -> Offsets:
-        """Where to stop in each partition (``Store.holdback``), never before what the last commit saw stored.
+        """Where to stop in each partition (``Store.holdback``); what the last commit held back is applied now.
 
-        What one refresh held back the next applies whatever it finds: a partition that stopped
-        receiving events must not hold the others back for longer.
+        A held-back event waits one refresh at most: a partition that stopped receiving events, or a
+        slower one far behind, must not hold the others back for longer.
         """
-        found = store.holdback(applied, floor=cutoff)
-        seen = self._seen
-        return {o: {p: max(b, seen.get(o, {}).get(p, -1) + 1) for p, b in parts.items()} for o, parts in found.items()}
+        return store.holdback(applied, floor=cutoff, through=self._seen)
 
     def _check_baseline(self, state: HoldingsState) -> None:
         """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""

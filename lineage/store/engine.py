@@ -293,10 +293,9 @@ def _create_views(
     else:
         rows.create_view(f"{name}_stored_by_file")
         con.execute(f"CREATE TABLE {name}_reflected (origin VARCHAR, kafka_partition INTEGER, last_offset BIGINT)")
-        con.executemany(
-            f"INSERT INTO {name}_reflected VALUES (?, ?, ?)",
-            [(o, p, off) for o, parts in reflects.items() for p, off in parts.items()],
-        )
+        reflected = [(o, p, off) for o, parts in reflects.items() for p, off in parts.items()]
+        if reflected:  # none: every event held back, the view is empty
+            con.executemany(f"INSERT INTO {name}_reflected VALUES (?, ?, ?)", reflected)
         con.execute(
             f"CREATE VIEW {name}_by_file AS SELECT s.* FROM {name}_stored_by_file AS s "
             f"SEMI JOIN {name}_reflected AS r ON s.origin = r.origin AND s.kafka_partition = r.kafka_partition "
@@ -527,16 +526,18 @@ class Store:
         with self._connect(pinned, None) as con:
             yield from _engine_events(con, applied, since, pinned.retained_before if floor is ... else floor, bounds)
 
-    def holdback(self, applied: Offsets, *, floor: int | None) -> Offsets:
-        """Per partition with new events (after ``applied``) later than the low watermark, the first such offset.
+    def holdback(self, applied: Offsets, *, floor: int | None, through: Offsets | None = None) -> Offsets:
+        """Per partition with new events (after ``applied``) that should wait, the first such offset.
 
-        The low watermark: the earliest, over partitions with new events, of each one's latest new
-        event time (read under the retention cut-off ``floor``). Applying only the offsets below
-        these bounds, no partition runs ahead of another in event time.
+        They wait from the low watermark on: the earliest, over partitions with new events, of each
+        one's latest new event time (read under the retention cut-off ``floor``), so that no partition
+        is applied ahead of another in event time. The new events up to ``through`` are applied
+        whatever it is (then only those later than the latest of them wait). No bound when only one
+        partition has new events (``queries/holdings_holdback.sql``).
         """
         pinned = self._pin()
         with self._connect(pinned, None) as con:
-            return _holdback(con, applied, floor)
+            return _holdback(con, applied, through or {}, floor)
 
     def _check_footers(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each local file's footer must count the rows the table's manifest says it holds; the footers.
@@ -745,13 +746,17 @@ def _by_partition(offsets: Offsets) -> tuple[list[str], list[int], list[int]]:
     )
 
 
-def _holdback(con: duckdb.DuckDBPyConnection, applied: Offsets, floor: int | None) -> Offsets:
-    """Rows of ``queries/holdings_holdback.sql``: each partition's first new offset past the low watermark."""
+def _holdback(con: duckdb.DuckDBPyConnection, applied: Offsets, through: Offsets, floor: int | None) -> Offsets:
+    """Rows of ``queries/holdings_holdback.sql``: each partition's first new offset that waits."""
     origins, partitions, offsets = _by_partition(applied)
+    through_origins, through_partitions, through_offsets = _by_partition(through)
     params: dict[str, Any] = {
         "origins": origins,
         "partitions": partitions,
         "offsets": offsets,
+        "through_origins": through_origins,
+        "through_partitions": through_partitions,
+        "through_offsets": through_offsets,
         "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
     }
     out: Offsets = {}

@@ -54,7 +54,7 @@ def _rebuilt(location: StoreLocation) -> list[str]:
 
 
 def _held_back() -> tuple[StoreLocation, Ingestor, HoldingsMaintainer, dict[int, int]]:
-    """Partition 0 stored to minute 20, partition 1 to minute 15; one refresh holding back: 16 to 20 of partition 0."""
+    """Partition 0 stored to minute 20, partition 1 to minute 15; one refresh holding back minute 15 on (7 events)."""
     location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected(f"a{m}", m) for m in range(10, 21)],
@@ -62,21 +62,24 @@ def _held_back() -> tuple[StoreLocation, Ingestor, HoldingsMaintainer, dict[int,
     maintainer = HoldingsMaintainer(location)
     maintainer.holdback = True
     done = maintainer.refresh()
-    assert (done.held, done.rolled_back_to) == (5, None)
-    assert read_state(load_holdings(location)).applied == {"events": {0: 5, 1: 5}}
+    assert (done.events, done.held, done.rolled_back_to) == (10, 7, None)
+    assert read_state(load_holdings(location)).applied == {"events": {0: 4, 1: 4}}
     return location, ingestor, maintainer, offsets
 
 
-def test_the_low_watermark_bounds_each_partition_with_new_events_later_than_it() -> None:
-    """``Store.holdback``: the first new offset past the earliest of the partitions' latest new event times."""
+def test_the_low_watermark_bounds_each_partition_with_new_events_at_or_past_it() -> None:
+    """``Store.holdback``: the first new offset at or past the earliest of the partitions' latest new event times."""
     location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected("a", m) for m in (1, 5, 9, 3)], 1: [_collected("b", m) for m in (2, 4)],
                       2: [_collected("c", m) for m in (6, 7)]}, offsets)  # fmt: skip
     store = Store(location, holdings=False)
-    assert store.holdback({}, floor=None) == {"events": {0: 1, 2: 0}}  # the watermark: minute 4
-    # partition 1 applied: minute 7 is the earliest latest; minute 9 alone is past it
-    assert store.holdback({"events": {1: 1}}, floor=None) == {"events": {0: 2}}
+    assert store.holdback({}, floor=None) == {"events": {0: 1, 1: 1, 2: 0}}  # the watermark: minute 4
+    # partition 1 applied: minute 7 is the earliest latest
+    assert store.holdback({"events": {1: 1}}, floor=None) == {"events": {0: 2, 2: 1}}
+    assert store.holdback({"events": {0: 3, 1: 1}}, floor=None) == {}  # new events in one partition alone
+    # partition 0 due through minute 5: the watermark (4) is behind it, so only what is past minute 5 waits
+    assert store.holdback({}, floor=None, through={"events": {0: 1}}) == {"events": {0: 2, 2: 0}}
 
 
 def test_a_partition_ahead_in_event_time_waits_and_the_slower_one_then_makes_no_late_event() -> None:
@@ -84,7 +87,7 @@ def test_a_partition_ahead_in_event_time_waits_and_the_slower_one_then_makes_no_
     location, ingestor, maintainer, offsets = _held_back()
     _store(ingestor, {1: [_collected(f"b{m}", m) for m in range(16, 21)]}, offsets)
     done = maintainer.refresh()
-    assert (done.events, done.rolled_back_to, done.held) == (10, None, 0)
+    assert (done.events, done.rolled_back_to, done.held) == (12, None, 0)
     assert read_state(load_holdings(location)).applied == event_offsets(location.load())
     assert _holdings(location) == _rebuilt(location)
 
@@ -116,20 +119,22 @@ def test_a_reader_while_events_are_held_back_reads_only_the_events_the_holdings_
     store = Store(location)
     state = read_state(load_holdings(location))
     assert state.held
-    assert (store.count(), store.behind) == (12, 5)  # minutes 10-15 of both partitions; 16-20 held back
+    assert (store.count(), store.behind) == (10, 7)  # minutes 10-14 of both partitions; 15 on held back
     minutes = {r["subject_id"] for r in store.sql("SELECT subject_id FROM events")}
-    assert minutes == {f"{p}{m}" for p in "ab" for m in range(10, 16)}
+    assert minutes == {f"{p}{m}" for p in "ab" for m in range(10, 15)}
     named = Store(location, snapshot=state.source)
     assert named.count() == 17 and named.holdings_snapshot_id is None  # computed from all its events
 
 
 def test_a_maintainer_started_after_a_holdback_applies_what_was_held_exactly_once() -> None:
-    """A new maintainer (a restart) takes the held-back events as new: equal to a rebuild."""
+    """A new maintainer (a restart) takes the held-back events as new, holds minute 20 back once: as rebuilt."""
     location, ingestor, _, offsets = _held_back()
     _store(ingestor, {1: [_collected(f"b{m}", m) for m in range(16, 21)]}, offsets)
     again = HoldingsMaintainer(location)
     again.holdback = True
-    assert again.refresh().rolled_back_to is None
+    first, second = again.refresh(), again.refresh()
+    assert (first.events, first.held, first.rolled_back_to) == (10, 2, None)
+    assert (second.events, second.held, second.rolled_back_to) == (2, 0, None)
     assert read_state(load_holdings(location)).applied == event_offsets(location.load())
     assert _holdings(location) == _rebuilt(location)
 
@@ -170,3 +175,18 @@ def test_histories_over_partitions_with_a_holdback_equal_a_rebuild(data: st.Data
         maintainer.refresh()  # the last refresh's held-back events: applied by the next, whatever it finds
         assert read_state(load_holdings(location)).applied == event_offsets(location.load())
         assert _holdings(location) == _rebuilt(location)
+
+
+def test_events_all_at_the_watermark_wait_one_refresh_and_a_reader_meanwhile_reads_none() -> None:
+    """Two partitions' events all at one time wait (a later one there could tie); the next refresh applies them."""
+    location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
+    ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
+    _store(ingestor, {0: [_collected("a", 10)], 1: [_collected("b", 10)]}, offsets)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.holdback = True
+    assert (maintainer.refresh().events, read_state(load_holdings(location)).applied) == (0, {})
+    store = Store(location)
+    assert (store.count(), store.behind) == (0, 2)
+    done = maintainer.refresh()
+    assert (done.events, done.held, Store(location).count()) == (2, 0, 2)
+    assert _holdings(location) == _rebuilt(location)
