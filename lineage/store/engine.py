@@ -11,6 +11,7 @@ download its Iceberg extension.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -631,7 +632,9 @@ class Store:
         """A session reading ``fixed`` (None: what this store pins now)."""
         with self._lock:
             pinned = fixed or self._pin_locked()
-            key = (pinned.events_snapshot, pinned.holdings_snapshot, id(taxonomy))
+            # the cut too: a refresh that applies what was held back and changes no row moves neither snapshot
+            cut = None if pinned.reflects is None else json.dumps(pinned.reflects, sort_keys=True)
+            key = (pinned.events_snapshot, pinned.holdings_snapshot, cut, id(taxonomy))
             if self._reader is None or self._reader.key != key:
                 self._retire()
                 self._reader = _Reader(key, *self._open(pinned, taxonomy))
@@ -693,7 +696,7 @@ class _Reader:
 
     def __init__(
         self,
-        key: tuple[int | None, int | None, int],
+        key: tuple[int | None, int | None, str | None, int],
         con: duckdb.DuckDBPyConnection,
         registered: dict[str, Any],
         bounds: Bounds,

@@ -114,6 +114,9 @@ WATERMARK = "lineage.holdings.watermark"
 #: "true" when a refresh held back events of its source snapshot (``HoldingsMaintainer.holdback``): the
 #: holdings then reflect that snapshot's events up to the applied offsets only
 HELD = "lineage.holdings.held"
+#: in a held commit's snapshot summary, the offsets applied (JSON): a reader pinning its events
+#: snapshot by id cuts the events to them, as the reader of the newest holdings does
+REFLECTS = "lineage.holdings.reflects"
 FORMAT = "lineage.holdings.format"
 LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas and resets)
 #: the layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
@@ -507,8 +510,8 @@ def write_holdings(
     ``read_at`` (``HoldingsEngine.take_changes``): only those rows are written (``_changed_rows``:
     deltas, resets, a fold or two). A table of an older layout is brought to this one (its rows all
     written again, ``changed`` or not). ``held``: events of ``source`` after the ``applied`` offsets
-    were held back; the snapshot then does not name ``source`` in its summary (a reader pinning that
-    events snapshot must not take these holdings for all of it).
+    were held back; the snapshot's summary then records the offsets applied too (``REFLECTS``): a
+    reader pinning that events snapshot by id cuts its events to them.
     """
     table = load_holdings(location, create=True)
     columns = table.schema().column_names
@@ -524,7 +527,9 @@ def write_holdings(
         rows = False
     gen = int(table.properties.get(GENERATION) or 0) + 1
     tx = _Transaction(table)
-    summary = {} if held else {SOURCE: str(source)}
+    summary = {SOURCE: str(source)}
+    if held:
+        summary[REFLECTS] = _offsets_json(applied)
     conflict = "changed while they were computed (another maintainer?)"
     with _committing(location, tx, read_at, conflict, "writing the holdings"):
         # checked at once against the table just loaded too: a race lost before now fails here
@@ -548,7 +553,7 @@ def write_holdings(
                         _replace_files(tx, table, drop, parts, summary)
             tx.set_properties(
                 {
-                    APPLIED: json.dumps({o: {str(p): n for p, n in sorted(ps.items())} for o, ps in applied.items()}),
+                    APPLIED: _offsets_json(applied),
                     SOURCE: str(source),
                     FORMAT: LAYOUT,
                     WATERMARK: "" if engine.watermark is None else str(engine.watermark),
@@ -703,6 +708,8 @@ def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> F
     # refresh of no rows moves on without a snapshot of these rows): none named, none claimed
     source = (current.summary.additional_properties if current.summary is not None else {}).get(SOURCE)
     summary = {FOLDED: ",".join(map(str, buckets)), **({SOURCE: source} if source else {})}
+    if source and (cut := (current.summary.additional_properties if current.summary is not None else {}).get(REFLECTS)):
+        summary[REFLECTS] = cut  # the same rows: they reflect the same cut of the same events
     tx = _Transaction(table)
     with _committing(
         location, tx, read_at, "changed while a fold read them: nothing was committed", "folding the holdings"
@@ -1013,6 +1020,19 @@ def _to_this_layout(tx: Transaction, columns: list[str]) -> None:
             spec.add_identity("bucket")
 
 
+def _offsets_json(offsets: dict[str, dict[int, int]]) -> str:
+    return json.dumps({o: {str(p): n for p, n in sorted(ps.items())} for o, ps in offsets.items()})
+
+
+def _cut_of(table: Table, snapshot_id: int) -> dict[str, dict[int, int]] | None:
+    """The offsets a held commit's holdings snapshot reflects (``REFLECTS``); None: all of its events snapshot."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    text = None if snapshot is None or snapshot.summary is None else snapshot.summary.get(REFLECTS)
+    if not text:
+        return None
+    return {o: {int(p): int(off) for p, off in parts.items()} for o, parts in json.loads(text).items()}
+
+
 def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
     """The newest holdings snapshot computed from ``events_snapshot``, if any is kept in this layout.
 
@@ -1117,7 +1137,7 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         state = read_state(htable)
         if state.layout not in READS:
             made = None  # rows of another version's layout: computed in memory instead
-        elif state.source == snapshot.snapshot_id and not state.held:
+        elif state.source == snapshot.snapshot_id:
             made = current.snapshot_id  # the newest holdings (what a command pins first, by this id)
         else:
             made = holdings_snapshot_for(htable, snapshot.snapshot_id)
@@ -1125,7 +1145,15 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         if made is None and retained_before(events.properties) is not None:
             return _pinned(location, events, snapshot.snapshot_id, htable, current.snapshot_id,
                            base=_base(location, events, state, snapshot.snapshot_id))  # fmt: skip
-        return _pinned(location, events, snapshot.snapshot_id, htable, made, behind)
+        # events held back: the events read are cut to the offsets those holdings applied; the newest
+        # holdings' are the table's (a held commit that changed no row made no snapshot to say it)
+        if made is None:
+            cut = None
+        elif state.source == snapshot.snapshot_id:
+            cut = state.applied if state.held else None
+        else:
+            cut = _cut_of(htable, made)
+        return _pinned(location, events, snapshot.snapshot_id, htable, made, behind, reflects=cut)
     state = read_state(htable)
     if state.layout not in READS:
         raise StoreError(

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineage import Codec, default_taxonomy
+from lineage.answers import access_request
 from lineage.contract.records import Record, make_record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
@@ -29,6 +30,12 @@ CODEC = Codec()
 def _collected(subject: str, minute: int) -> Record:
     return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, holder=PARTY["app"],
                        purpose="essential.service", legal_basis="CONTRACT", categories=["user.contact"],
+                       occurred_at=at_minute(minute), event_id=str(uuid.uuid4()))  # fmt: skip
+
+
+def _erased(subject: str, minute: int) -> Record:
+    return make_record("ERASED", system="app", system_region="CN", subject_id=subject, holder=PARTY["app"],
+                       categories=["user.contact"], erasure_outcome="ERASED", hold_reason="a test",
                        occurred_at=at_minute(minute), event_id=str(uuid.uuid4()))  # fmt: skip
 
 
@@ -53,9 +60,9 @@ def _rebuilt(location: StoreLocation) -> list[str]:
     return _holdings(location)
 
 
-def _held_back() -> tuple[StoreLocation, Ingestor, HoldingsMaintainer, dict[int, int]]:
+def _held_back(folder: Path) -> tuple[StoreLocation, Ingestor, HoldingsMaintainer, dict[int, int]]:
     """Partition 0 stored to minute 20, partition 1 to minute 15; one refresh holding back minute 15 on (7 events)."""
-    location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
+    location = StoreLocation.embedded(folder)
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected(f"a{m}", m) for m in range(10, 21)],
                       1: [_collected(f"b{m}", m) for m in range(10, 16)]}, offsets)  # fmt: skip
@@ -67,9 +74,9 @@ def _held_back() -> tuple[StoreLocation, Ingestor, HoldingsMaintainer, dict[int,
     return location, ingestor, maintainer, offsets
 
 
-def test_the_low_watermark_bounds_each_partition_with_new_events_at_or_past_it() -> None:
+def test_the_low_watermark_bounds_each_partition_with_new_events_at_or_past_it(tmp_path: Path) -> None:
     """``Store.holdback``: the first new offset at or past the earliest of the partitions' latest new event times."""
-    location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
+    location = StoreLocation.embedded(tmp_path)
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected("a", m) for m in (1, 5, 9, 3)], 1: [_collected("b", m) for m in (2, 4)],
                       2: [_collected("c", m) for m in (6, 7)]}, offsets)  # fmt: skip
@@ -82,9 +89,9 @@ def test_the_low_watermark_bounds_each_partition_with_new_events_at_or_past_it()
     assert store.holdback({}, floor=None, through={"events": {0: 1}}) == {"events": {0: 2, 2: 0}}
 
 
-def test_a_partition_ahead_in_event_time_waits_and_the_slower_one_then_makes_no_late_event() -> None:
+def test_a_partition_ahead_in_event_time_waits_and_the_slower_one_then_makes_no_late_event(tmp_path: Path) -> None:
     """The faster partition's later events are held back; the slower one's next events are then not late."""
-    location, ingestor, maintainer, offsets = _held_back()
+    location, ingestor, maintainer, offsets = _held_back(tmp_path)
     _store(ingestor, {1: [_collected(f"b{m}", m) for m in range(16, 21)]}, offsets)
     done = maintainer.refresh()
     assert (done.events, done.rolled_back_to, done.held) == (12, None, 0)
@@ -92,9 +99,9 @@ def test_a_partition_ahead_in_event_time_waits_and_the_slower_one_then_makes_no_
     assert _holdings(location) == _rebuilt(location)
 
 
-def test_without_the_holdback_the_same_events_make_a_late_event() -> None:
+def test_without_the_holdback_the_same_events_make_a_late_event(tmp_path: Path) -> None:
     """The case above with a maintainer that applies every event: the slower partition's events roll it back."""
-    location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
+    location = StoreLocation.embedded(tmp_path)
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected(f"a{m}", m) for m in range(10, 21)],
                       1: [_collected(f"b{m}", m) for m in range(10, 16)]}, offsets)  # fmt: skip
@@ -104,31 +111,54 @@ def test_without_the_holdback_the_same_events_make_a_late_event() -> None:
     assert maintainer.refresh().rolled_back_to is not None
 
 
-def test_what_a_refresh_held_back_the_next_applies_even_behind_a_slower_partition() -> None:
+def test_what_a_refresh_held_back_the_next_applies_even_behind_a_slower_partition(tmp_path: Path) -> None:
     """A held-back event waits one refresh at most: the next applies it though the slower partition is still behind."""
-    location, ingestor, maintainer, offsets = _held_back()
+    location, ingestor, maintainer, offsets = _held_back(tmp_path)
     _store(ingestor, {1: [_collected("b16", 16)]}, offsets)  # partition 1 reaches minute 16 only
     done = maintainer.refresh()
     assert done.held == 0 and read_state(load_holdings(location)).applied == event_offsets(location.load())
     assert _holdings(location) == _rebuilt(location)
 
 
-def test_a_reader_while_events_are_held_back_reads_only_the_events_the_holdings_reflect() -> None:
-    """The newest holdings' reader cuts its events to the offsets applied; a named snapshot reads all of it."""
-    location, _, _, _ = _held_back()
+def test_a_reader_while_events_are_held_back_reads_only_the_events_the_holdings_reflect(tmp_path: Path) -> None:
+    """The newest holdings' reader cuts its events to the offsets applied, pinned by id too, and later again."""
+    location, ingestor, maintainer, offsets = _held_back(tmp_path)
     store = Store(location)
     state = read_state(load_holdings(location))
     assert state.held
     assert (store.count(), store.behind) == (10, 7)  # minutes 10-14 of both partitions; 15 on held back
     minutes = {r["subject_id"] for r in store.sql("SELECT subject_id FROM events")}
     assert minutes == {f"{p}{m}" for p in "ab" for m in range(10, 15)}
+    # by id, as a command pins the snapshot its answer is stamped with: the same stored holdings, the same cut
     named = Store(location, snapshot=state.source)
-    assert named.count() == 17 and named.holdings_snapshot_id is None  # computed from all its events
+    assert (named.count(), named.holdings_snapshot_id) == (10, state.snapshot_id)
+    _store(ingestor, {1: [_collected(f"b{m}", m) for m in range(16, 21)]}, offsets)
+    maintainer.refresh()  # the holdings move on to a newer events snapshot: that answer can be given again
+    again = Store(location, snapshot=state.source)
+    assert (again.count(), again.holdings_snapshot_id) == (10, state.snapshot_id)
+    assert Store(location).count() == 22
 
 
-def test_a_maintainer_started_after_a_holdback_applies_what_was_held_exactly_once() -> None:
+def test_a_long_lived_reader_sees_held_events_once_applied_though_no_snapshot_moved(tmp_path: Path) -> None:
+    """Held events that change no holding are applied without a new snapshot: a kept reader reads them then."""
+    location = StoreLocation.embedded(tmp_path)
+    ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
+    _store(ingestor, {0: [_collected("a", 10), _erased("ghost", 20)], 1: [_collected("b", 10), _erased("ghost", 15)]},
+           offsets)  # fmt: skip
+    maintainer = HoldingsMaintainer(location)
+    maintainer.holdback = True
+    assert maintainer.refresh().held == 2
+    store = Store(location)  # kept, as the console keeps one: its answers reuse a connection while nothing moved
+    assert access_request(store, "ghost", TAXONOMY).erasures == []
+    snapshots = (location.load().current_snapshot(), load_holdings(location).current_snapshot())
+    assert maintainer.refresh().held == 0
+    assert (location.load().current_snapshot(), load_holdings(location).current_snapshot()) == snapshots
+    assert len(access_request(store, "ghost", TAXONOMY).erasures) == 2 and store.behind == 0
+
+
+def test_a_maintainer_started_after_a_holdback_applies_what_was_held_exactly_once(tmp_path: Path) -> None:
     """A new maintainer (a restart) takes the held-back events as new, holds minute 20 back once: as rebuilt."""
-    location, ingestor, _, offsets = _held_back()
+    location, ingestor, _, offsets = _held_back(tmp_path)
     _store(ingestor, {1: [_collected(f"b{m}", m) for m in range(16, 21)]}, offsets)
     again = HoldingsMaintainer(location)
     again.holdback = True
@@ -177,9 +207,9 @@ def test_histories_over_partitions_with_a_holdback_equal_a_rebuild(data: st.Data
         assert _holdings(location) == _rebuilt(location)
 
 
-def test_events_all_at_the_watermark_wait_one_refresh_and_a_reader_meanwhile_reads_none() -> None:
+def test_events_all_at_the_watermark_wait_one_refresh_and_a_reader_meanwhile_reads_none(tmp_path: Path) -> None:
     """Two partitions' events all at one time wait (a later one there could tie); the next refresh applies them."""
-    location = StoreLocation.embedded(Path(tempfile.mkdtemp()))
+    location = StoreLocation.embedded(tmp_path)
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected("a", 10)], 1: [_collected("b", 10)]}, offsets)
     maintainer = HoldingsMaintainer(location)
