@@ -296,7 +296,7 @@ class HoldingsMaintainer:
             # new events that change no holding (consents, dead letters): the offsets move, no rows rewritten
             rows=rebuild or fresh or rolled_back_to is not None or applied_n > 0 or state.snapshot_id is None,
             changed=None if rebuild or fresh else changed,
-            held=held > 0,
+            held=held,
         )
         self._reads = ([], None)  # committed: what fails from here (a tidy) is no lost race
         recent.read_at = current_id

@@ -117,6 +117,7 @@ HELD = "lineage.holdings.held"
 #: in a held commit's snapshot summary, the offsets applied (JSON): a reader pinning its events
 #: snapshot by id cuts the events to them, as the reader of the newest holdings does
 REFLECTS = "lineage.holdings.reflects"
+HELD_BACK = "lineage.holdings.held-back"  # beside it: how many offsets of the events snapshot wait
 FORMAT = "lineage.holdings.format"
 LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas and resets)
 #: the layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
@@ -499,7 +500,7 @@ def write_holdings(
     applied: dict[str, dict[int, int]],
     rows: bool = True,
     changed: Changes | None = None,
-    held: bool = False,
+    held: int = 0,
 ) -> int:
     """Store the engine's rows (or what changed of them) and record what they reflect, in one commit.
 
@@ -509,9 +510,11 @@ def write_holdings(
     reflect is recorded, and no copy of the rows is written. ``changed``: what changed since
     ``read_at`` (``HoldingsEngine.take_changes``): only those rows are written (``_changed_rows``:
     deltas, resets, a fold or two). A table of an older layout is brought to this one (its rows all
-    written again, ``changed`` or not). ``held``: events of ``source`` after the ``applied`` offsets
-    were held back; the snapshot's summary then records the offsets applied too (``REFLECTS``): a
-    reader pinning that events snapshot by id cuts its events to them.
+    written again, ``changed`` or not). ``held``: how many offsets of ``source`` after the ``applied``
+    ones were held back; the snapshot's summary then records the offsets applied too (``REFLECTS``)
+    and that count: a reader pinning that events snapshot by id cuts its events to them. Such a
+    commit (or the next, which ends the cut) makes a snapshot even when no row changed, so the
+    newest snapshot naming an events snapshot always says how its holdings read it.
     """
     table = load_holdings(location, create=True)
     columns = table.schema().column_names
@@ -529,7 +532,7 @@ def write_holdings(
     tx = _Transaction(table)
     summary = {SOURCE: str(source)}
     if held:
-        summary[REFLECTS] = _offsets_json(applied)
+        summary |= {REFLECTS: _offsets_json(applied), HELD_BACK: str(held)}
     conflict = "changed while they were computed (another maintainer?)"
     with _committing(location, tx, read_at, conflict, "writing the holdings"):
         # checked at once against the table just loaded too: a race lost before now fails here
@@ -538,7 +541,13 @@ def write_holdings(
             _to_this_layout(tx, columns)
         with private_files():
             if not rows and read_at is not None:
-                pass  # the same rows: the properties below say which events they now reflect
+                # the same rows: the properties below say which events they now reflect, and a
+                # snapshot of no file says it to readers by id when a cut begins, moves or ends
+                said = _summary(table, read_at)
+                keys = (SOURCE, REFLECTS, HELD_BACK)
+                if (held or REFLECTS in said) and [summary.get(k) for k in keys] != [said.get(k) for k in keys]:
+                    with tx.update_snapshot(snapshot_properties=summary).fast_append():
+                        pass
             elif read_at is None:
                 # sorted by subject within each kind, as the table's sort order says: a person's
                 # lookup then reads the few row groups whose subject range holds them
@@ -558,7 +567,7 @@ def write_holdings(
                     FORMAT: LAYOUT,
                     WATERMARK: "" if engine.watermark is None else str(engine.watermark),
                     GENERATION: str(gen),
-                    HELD: "true" if held else "",
+                    HELD: "true" if held > 0 else "",
                 }
             )
             committed = tx.commit_transaction()
@@ -1024,13 +1033,19 @@ def _offsets_json(offsets: dict[str, dict[int, int]]) -> str:
     return json.dumps({o: {str(p): n for p, n in sorted(ps.items())} for o, ps in offsets.items()})
 
 
-def _cut_of(table: Table, snapshot_id: int) -> dict[str, dict[int, int]] | None:
-    """The offsets a held commit's holdings snapshot reflects (``REFLECTS``); None: all of its events snapshot."""
+def _summary(table: Table, snapshot_id: int) -> dict[str, str]:
+    """A snapshot's summary properties (empty when it or they are gone)."""
     snapshot = table.snapshot_by_id(snapshot_id)
-    text = None if snapshot is None or snapshot.summary is None else snapshot.summary.get(REFLECTS)
-    if not text:
-        return None
-    return {o: {int(p): int(off) for p, off in parts.items()} for o, parts in json.loads(text).items()}
+    return {} if snapshot is None or snapshot.summary is None else dict(snapshot.summary.additional_properties)
+
+
+def _cut_of(table: Table, snapshot_id: int) -> tuple[dict[str, dict[int, int]] | None, int]:
+    """The offsets a held commit's holdings snapshot reflects (``REFLECTS``; None: all), and how many wait."""
+    said = _summary(table, snapshot_id)
+    if not said.get(REFLECTS):
+        return None, 0
+    cut = {o: {int(p): int(off) for p, off in parts.items()} for o, parts in json.loads(said[REFLECTS]).items()}
+    return cut, int(said.get(HELD_BACK) or 0)
 
 
 def holdings_snapshot_for(table: Table, events_snapshot: int) -> int | None:
@@ -1152,7 +1167,7 @@ def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = 
         elif state.source == snapshot.snapshot_id:
             cut = state.applied if state.held else None
         else:
-            cut = _cut_of(htable, made)
+            cut, behind = _cut_of(htable, made)
         return _pinned(location, events, snapshot.snapshot_id, htable, made, behind, reflects=cut)
     state = read_state(htable)
     if state.layout not in READS:

@@ -139,8 +139,10 @@ def test_a_reader_while_events_are_held_back_reads_only_the_events_the_holdings_
     assert Store(location).count() == 22
 
 
-def test_a_long_lived_reader_sees_held_events_once_applied_though_no_snapshot_moved(tmp_path: Path) -> None:
-    """Held events that change no holding are applied without a new snapshot: a kept reader reads them then."""
+def test_held_events_that_change_no_holding_are_read_by_a_kept_reader_and_by_id_alike_once_applied(
+    tmp_path: Path,
+) -> None:
+    """Held erasures of no holding: a kept reader, and the events snapshot by id later, read them once applied."""
     location = StoreLocation.embedded(tmp_path)
     ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
     _store(ingestor, {0: [_collected("a", 10), _erased("ghost", 20)], 1: [_collected("b", 10), _erased("ghost", 15)]},
@@ -148,12 +150,41 @@ def test_a_long_lived_reader_sees_held_events_once_applied_though_no_snapshot_mo
     maintainer = HoldingsMaintainer(location)
     maintainer.holdback = True
     assert maintainer.refresh().held == 2
+    source = read_state(load_holdings(location)).source
     store = Store(location)  # kept, as the console keeps one: its answers reuse a connection while nothing moved
     assert access_request(store, "ghost", TAXONOMY).erasures == []
-    snapshots = (location.load().current_snapshot(), load_holdings(location).current_snapshot())
-    assert maintainer.refresh().held == 0
-    assert (location.load().current_snapshot(), load_holdings(location).current_snapshot()) == snapshots
+    events_snapshot = location.load().current_snapshot()
+    assert maintainer.refresh().held == 0  # the erasures applied: no row changes, no new events
+    assert location.load().current_snapshot() == events_snapshot
     assert len(access_request(store, "ghost", TAXONOMY).erasures) == 2 and store.behind == 0
+    _store(ingestor, {0: [_collected("c", 30)]}, offsets)
+    maintainer.refresh()
+    maintainer.refresh()  # moved on: the events snapshot by id still reads the holdings' last word on it
+    named = Store(location, snapshot=source)
+    assert (len(access_request(named, "ghost", TAXONOMY).erasures), named.behind) == (2, 0)
+
+
+def test_a_held_commit_that_changes_no_row_is_found_by_id_with_its_cut_after_the_maintainer_moves_on(
+    tmp_path: Path,
+) -> None:
+    """Every new event waits (ties at the watermark), so no row changes: by id its events snapshot keeps the cut."""
+    location = StoreLocation.embedded(tmp_path)
+    ingestor, offsets = Ingestor(location, "events", taxonomy=TAXONOMY), {}
+    _store(ingestor, {0: [_collected("a", 5)], 1: [_collected("b", 5)]}, offsets)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.holdback = True
+    maintainer.refresh()
+    maintainer.refresh()  # both applied
+    _store(ingestor, {0: [_collected("a2", 10)], 1: [_collected("b2", 10)]}, offsets)
+    assert maintainer.refresh().events == 0
+    state = read_state(load_holdings(location))
+    assert state.held
+    pinned = Store(location, snapshot=state.source)
+    assert (pinned.count(), pinned.holdings_snapshot_id, pinned.behind) == (2, state.snapshot_id, 2)
+    _store(ingestor, {0: [_collected("a3", 20)]}, offsets)
+    maintainer.refresh()
+    again = Store(location, snapshot=state.source)
+    assert (again.count(), again.holdings_snapshot_id, again.behind) == (2, state.snapshot_id, 2)
 
 
 def test_a_maintainer_started_after_a_holdback_applies_what_was_held_exactly_once(tmp_path: Path) -> None:
