@@ -174,7 +174,7 @@ class HoldingsMaintainer:
         # the events snapshots a refresh reads, and the holdings snapshot it starts from (``_reading``)
         self._reads: tuple[list[int], int | None] = ([], None)
         self._tidied = time.monotonic()
-        #: hold back, per partition, the new events later than the slowest partition has reached (the
+        #: hold back, per partition, the new events at or past the time the slowest has reached (the
         #: next refresh applies them whatever it finds): partitions stored at different speeds then
         #: make no late events. For a maintainer that refreshes again soon (``consumers.holdings``);
         #: a refresh asked for once (the CLI's, a forget's) applies every event.
