@@ -11,7 +11,8 @@
 -- Either way, an event at or past its partition's bound is left out (held back: holdings_holdback.sql).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since,
 -- $floor (NULL: no retention ran), $held_origins, $held_partitions, $bounds (a partition's first offset
--- held back, same order; a partition not named has none).
+-- held back, same order; a partition not named has none), $files (the event files that may hold new
+-- events, lineage.store.file_bounds.files_after; NULL: every file).
 WITH applied AS (
     SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
            unnest($offsets::BIGINT[]) AS applied
@@ -21,7 +22,8 @@ WITH applied AS (
 ), e AS (
     SELECT * REPLACE (greatest(occurred_at, coalesce($floor, occurred_at)) AS occurred_at),
            CASE WHEN occurred_at < $floor THEN epoch_us(occurred_at) END AS clamped_from
-    FROM events
+    FROM events_by_file
+    WHERE $files IS NULL OR list_contains($files::VARCHAR[], data_file)
 )
 SELECT
     e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id, e.linked_subject_ids,

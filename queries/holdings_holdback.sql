@@ -12,7 +12,8 @@
 -- With new events in one partition alone there is nothing to wait for: no row. Times as
 -- holdings_events.sql reads them ($floor).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order),
--- $through_origins, $through_partitions, $through_offsets (likewise), $floor.
+-- $through_origins, $through_partitions, $through_offsets (likewise), $floor, $files (as in
+-- holdings_events.sql).
 WITH applied AS (
     SELECT unnest($origins::VARCHAR[]) AS origin, unnest($partitions::INTEGER[]) AS kafka_partition,
            unnest($offsets::BIGINT[]) AS applied
@@ -22,11 +23,12 @@ WITH applied AS (
 ), fresh AS (
     SELECT e.origin, e.kafka_partition, e.kafka_offset,
            greatest(e.occurred_at, coalesce($floor, e.occurred_at)) AS occurred, e.kafka_offset <= t.through AS due
-    FROM events AS e
+    FROM events_by_file AS e
     LEFT JOIN applied AS a USING (origin, kafka_partition)
     LEFT JOIN through AS t USING (origin, kafka_partition)
     WHERE (e.event_type IN ('COLLECTED', 'SHARED', 'TRANSFERRED', 'ERASED') OR len(e.linked_subject_ids) > 0)
       AND (a.applied IS NULL OR e.kafka_offset > a.applied)
+      AND ($files IS NULL OR list_contains($files::VARCHAR[], e.data_file))
 ), low AS (
     SELECT CASE WHEN count(*) > 1 THEN min(latest) END AS watermark, max(latest_due) AS due
     FROM (

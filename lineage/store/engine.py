@@ -42,7 +42,14 @@ from lineage.process import paused_gc
 from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.certificate import ERASURES, Certificate, CertificateIndex
-from lineage.store.file_bounds import FileBounds, bounds_of, files_admitting, files_with_nulls
+from lineage.store.file_bounds import (
+    EVENT_BOUNDS,
+    FileBounds,
+    bounds_of,
+    files_admitting,
+    files_after,
+    files_with_nulls,
+)
 from lineage.store.holdings import (
     FLOWS_BUCKET,
     HOLDINGS_COLUMNS,
@@ -435,7 +442,7 @@ class Store:
             layouts = {tuple(meta.schema.to_arrow_schema().names) for meta in events}
             stored = pinned.holdings_snapshot is not None  # else holdings_all is computed, not these files
             bounds = Bounds(
-                [bounds_of(f, meta, ["subject_id"]) for f, meta in zip(pinned.event_files, events, strict=True)]
+                [bounds_of(f, meta, EVENT_BOUNDS) for f, meta in zip(pinned.event_files, events, strict=True)]
                 if _named_as_given(pinned.event_files) else None,
                 [bounds_of(f, meta, ["subject", "bucket"])
                  for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)]
@@ -524,8 +531,11 @@ class Store:
         ``bounds``: per partition, the first offset left out (``holdback``'s).
         """
         pinned = self._pin()
-        with self._connect(pinned, None) as con:
-            yield from _engine_events(con, applied, since, pinned.retained_before if floor is ... else floor, bounds)
+        con, _, known = self._open(pinned, None)
+        files = _files_after(known, applied) if since is None else None
+        with con:
+            floor = pinned.retained_before if floor is ... else floor
+            yield from _engine_events(con, applied, since, floor, bounds, files)
 
     def holdback(self, applied: Offsets, *, floor: int | None, through: Offsets | None = None) -> Offsets:
         """Per partition with new events (after ``applied``) that should wait, the first such offset.
@@ -537,8 +547,9 @@ class Store:
         partition has new events (``queries/holdings_holdback.sql``).
         """
         pinned = self._pin()
-        with self._connect(pinned, None) as con:
-            return _holdback(con, applied, through or {}, floor)
+        con, _, known = self._open(pinned, None)
+        with con:
+            return _holdback(con, applied, through or {}, floor, _files_after(known, applied))
 
     def _check_footers(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each local file's footer must count the rows the table's manifest says it holds; the footers.
@@ -749,8 +760,15 @@ def _by_partition(offsets: Offsets) -> tuple[list[str], list[int], list[int]]:
     )
 
 
-def _holdback(con: duckdb.DuckDBPyConnection, applied: Offsets, through: Offsets, floor: int | None) -> Offsets:
-    """Rows of ``queries/holdings_holdback.sql``: each partition's first new offset that waits."""
+def _files_after(known: Bounds, applied: Offsets) -> list[str] | None:
+    """The event files that may hold events after ``applied`` (None: every file, their bounds unknown)."""
+    return None if known.events is None or not applied else files_after(known.events, applied)
+
+
+def _holdback(
+    con: duckdb.DuckDBPyConnection, applied: Offsets, through: Offsets, floor: int | None, files: list[str] | None
+) -> Offsets:
+    """Rows of ``queries/holdings_holdback.sql``: each partition's first new offset that waits (in ``files``)."""
     origins, partitions, offsets = _by_partition(applied)
     through_origins, through_partitions, through_offsets = _by_partition(through)
     params: dict[str, Any] = {
@@ -761,6 +779,7 @@ def _holdback(con: duckdb.DuckDBPyConnection, applied: Offsets, through: Offsets
         "through_partitions": through_partitions,
         "through_offsets": through_offsets,
         "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
+        "files": files,
     }
     out: Offsets = {}
     for origin, partition, bound in con.execute(query_text("holdings_holdback"), params).fetchall():
@@ -774,11 +793,13 @@ def _engine_events(
     since: int | None,
     floor: int | None,
     bounds: Offsets | None = None,
+    files: list[str] | None = None,
 ) -> Iterator[Event]:
     """Rows of ``queries/holdings_events.sql`` as engine events, a batch of rows at a time.
 
     ``floor``: the retention cut-off (µs); an event older than it reads as occurring at it.
     ``bounds``: per partition, the first offset left out (held back); None or a partition not named: none.
+    ``files``: the event files to read (those that may hold events after ``applied``); None: every one.
     """
     origins, partitions, offsets = _by_partition(applied)
     held_origins, held_partitions, held_bounds = _by_partition(bounds or {})
@@ -791,6 +812,7 @@ def _engine_events(
         "bounds": held_bounds,
         "since": None if since is None else _EPOCH + timedelta(microseconds=since),
         "floor": None if floor is None else _EPOCH + timedelta(microseconds=floor),
+        "files": files,
     }
     # the events come sorted by time: bound DuckDB's sort to 2 GB and let it spill to a private
     # folder of its own (at 20M events it otherwise held gigabytes beside the engine's state)

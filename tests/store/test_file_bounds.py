@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyiceberg.schema import Schema
 from pyiceberg.types import NestedField, StringType
 
@@ -21,7 +22,15 @@ from lineage.errors import LineageError, StoreCorruptError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Session, Store, StoreLocation
-from lineage.store.file_bounds import bounds_of, files_admitting, files_with_nulls, manifest_bounds
+from lineage.store import engine as store_engine
+from lineage.store.file_bounds import (
+    FileBounds,
+    bounds_of,
+    files_admitting,
+    files_after,
+    files_with_nulls,
+    manifest_bounds,
+)
 from tests.answers.test_shared_store import _shared_settings
 from tests.fixtures import PARTY, at_minute, examples, histories
 from tests.services import Postgres, SeaweedS3
@@ -198,3 +207,97 @@ def test_on_s3_a_spoilt_holdings_file_is_named_in_one_line(postgres: Postgres, s
     with pytest.raises(StoreCorruptError) as caught:
         access_request(Store(location), "p05", TAX, at_minute(40))
     assert spoilt.rsplit("/", 1)[1] in str(caught.value) and "Invalid" not in str(caught.value)
+
+
+def _sourced(path: str, origin: tuple[str, str] | None, partitions: tuple[int, int], offsets: tuple[int, int],
+             nullable: frozenset[str] = frozenset()) -> FileBounds:  # fmt: skip
+    ranges = {"origin": origin, "kafka_partition": partitions, "kafka_offset": offsets}
+    return FileBounds(path, ranges, nullable)
+
+
+def test_an_event_file_is_left_out_of_a_refresh_only_when_every_partition_it_may_hold_was_applied_past_it() -> None:
+    """One origin, each partition of its range applied at or past its highest offset: left out; else read."""
+    applied = {"t": {0: 99, 1: 50, 2: 10}}
+    files = [
+        _sourced("old", ("t", "t"), (0, 1), (0, 50)),  # every event applied
+        _sourced("edge", ("t", "t"), (0, 1), (0, 51)),  # offset 51 of partition 1 may be new
+        _sourced("part", ("t", "t"), (2, 3), (0, 5)),  # partition 3 never applied
+        _sourced("two", ("s", "t"), (0, 0), (0, 1)),  # an origin between s and t may be new
+        _sourced("other", ("u", "u"), (0, 0), (0, 1)),  # an origin never applied
+        _sourced("unbounded", None, (0, 0), (0, 1)),
+        _sourced("nulls", ("t", "t"), (0, 0), (0, 1), frozenset({"origin"})),
+        _sourced("empty", (), (0, 0), (0, 1)),
+    ]
+    assert files_after(files, applied) == ["edge", "part", "two", "other", "unbounded", "nulls", "empty"]
+    assert files_after(files, {}) == [f.path for f in files]
+
+
+def _sources(folder: Path, values: list[tuple[int, Record]], commits: int) -> StoreLocation:
+    """``values`` (partition, record) stored in ``commits`` commits, offsets counted per partition."""
+    location = StoreLocation.embedded(folder)
+    ing, codec, next_offset = Ingestor(location, "events", taxonomy=TAX), Codec(), [0, 0]
+    size = -(-len(values) // commits)
+    for i, (partition, record) in enumerate(values):
+        assert ing.add(partition, next_offset[partition], codec.encode_record(record), None, ()) is None
+        next_offset[partition] += 1
+        if (i + 1) % size == 0:
+            ing.flush()
+    ing.flush()
+    return location
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(histories(), st.lists(st.integers(0, 1), min_size=14, max_size=14), st.integers(1, 5),
+       st.integers(-1, 8), st.integers(-1, 8))  # fmt: skip
+def test_the_new_events_read_from_the_files_after_the_applied_offsets_equal_those_read_from_every_file(
+    records: list[Record], partitions: list[int], commits: int, first: int, second: int
+) -> None:
+    """Random histories on two partitions in several files: the same new events, and the same holdback bounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        location = _sources(Path(tmp), list(zip(partitions, records, strict=False)), commits)
+        applied = {"events": {0: first, 1: second}}
+
+        def read() -> tuple[list[str], object]:
+            store = Store(location, holdings=False)
+            events = [e.event_id for e in store.engine_events(applied, None, floor=None)]
+            return events, store.holdback(applied, floor=None)
+
+        narrowed = read()
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setattr(store_engine, "files_after", lambda files, applied: [f.path for f in files])
+            assert read() == narrowed
+
+
+@pytest.mark.parametrize("where", ["embedded", "s3"])
+def test_a_refresh_reads_only_the_event_files_stored_after_the_offsets_it_applied(
+    tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    """Four commits applied, a fifth stored: the refresh's reads name that one file alone; its holdings are whole."""
+    if where == "s3":
+        location = StoreLocation.from_settings(
+            _shared_settings(request.getfixturevalue("postgres"), request.getfixturevalue("s3"))
+        )
+    else:
+        location = StoreLocation.embedded(tmp_path)
+    _store_in_parts(_people("p"), location)  # four commits, then a refresh
+    read: list[int] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+
+        def spy(files: list[FileBounds], applied: dict[str, dict[int, int]]) -> list[str]:
+            after = files_after(files, applied)
+            read.append(len(after))
+            return after
+
+        monkeypatch.setattr(store_engine, "files_after", spy)
+        ing, codec = Ingestor(location, "events", taxonomy=TAX), Codec()
+        later = [make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(35 + i),
+                             holder=PARTY["app"], subject_id=f"q{i:02d}", categories=["user.contact.email"],
+                             purpose="essential.service", legal_basis="CONTRACT") for i in range(3)]  # fmt: skip
+        for offset, record in enumerate(later, 40):
+            assert ing.add(0, offset, codec.encode_record(record), None, ()) is None
+        ing.flush()
+        maintainer = HoldingsMaintainer(location)
+        maintainer.holdback = True
+        assert maintainer.refresh().events == 3
+    assert read and set(read) == {1}
+    assert [h["holder"] for h in access_request(Store(location), "q01", TAX, at_minute(40)).holdings] == ["app"]
