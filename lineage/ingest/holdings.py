@@ -35,13 +35,13 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 
 from lineage.errors import LineageError, StoreConflictError, StoreError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
-from lineage.store.engine import Offsets
+from lineage.store.engine import Offsets, Scan
 from lineage.store.holdings import (
     HOLDINGS,
     LAYOUT,
@@ -189,8 +189,8 @@ class HoldingsMaintainer:
         """
         for attempt in range(max(1, self.location.commit_retries)):
             try:
-                with self._reading():
-                    return self._refresh(rebuild, stop)
+                with self._reading(), ExitStack() as scans:
+                    return self._refresh(rebuild, stop, scans)
             except StoreConflictError:
                 self._engine = None
                 if attempt + 1 >= self.location.commit_retries:
@@ -202,7 +202,8 @@ class HoldingsMaintainer:
                 raise
         raise AssertionError("unreachable")
 
-    def _refresh(self, rebuild: bool, stop: threading.Event | None) -> Refreshed:
+    def _refresh(self, rebuild: bool, stop: threading.Event | None, scans: ExitStack) -> Refreshed:
+        """One try of ``refresh``; ``scans`` holds the events read open until the engine has applied them."""
         started = time.monotonic()
         # the holdings before the events: a forget removing events after this moves the holdings on
         # (its fence), so a commit on what we read now fails rather than writing the person back
@@ -241,19 +242,20 @@ class HoldingsMaintainer:
             recent = Recent(engine.watermark, cutoff, self.recent_events)
         self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
         current_id = current.snapshot_id
-        store = Store(self.location, snapshot=current_id, holdings=False)
+        # one connection for each snapshot's reads (the bounds, the new events, a replay)
+        scan = scans.enter_context(Store(self.location, snapshot=current_id, holdings=False).scan())
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
             recent = Recent(cutoff - 1, cutoff, self.recent_events)
-            batch: Iterator[Event] = store.engine_events({}, cutoff, floor=cutoff)
+            batch: Iterator[Event] = scan.events({}, cutoff, floor=cutoff)
             rolled_back_to, seen = None, offsets
         else:
-            bounds = self._bounds(store, applied, cutoff) if self.holdback and not rebuild and not fresh else {}
+            bounds = self._bounds(scan, applied, cutoff) if self.holdback and not rebuild and not fresh else {}
             # an event older than the cut-off reads as at the cut-off (queries/holdings_events.sql)
             batch, rolled_back_to = engine.catch_up(
-                store.engine_events(applied, None, floor=cutoff, bounds=bounds),
-                functools.partial(store.engine_events, {}, floor=cutoff, bounds=bounds),
+                scan.events(applied, None, floor=cutoff, bounds=bounds),
+                functools.partial(scan.events, {}, floor=cutoff, bounds=bounds),
                 kept=recent.since,
             )
             seen, offsets = offsets, _below(offsets, bounds)
@@ -270,11 +272,11 @@ class HoldingsMaintainer:
                 break
             later, later_offsets = newer
             self._reads[0].append(later)
-            store = Store(self.location, snapshot=later, holdings=False)
-            bounds = self._bounds(store, offsets, cutoff) if self.holdback else {}
+            scan = scans.enter_context(Store(self.location, snapshot=later, holdings=False).scan())
+            bounds = self._bounds(scan, offsets, cutoff) if self.holdback else {}
             batch, back = engine.catch_up(
-                store.engine_events(offsets, None, floor=cutoff, bounds=bounds),
-                functools.partial(store.engine_events, {}, floor=cutoff, bounds=bounds),
+                scan.events(offsets, None, floor=cutoff, bounds=bounds),
+                functools.partial(scan.events, {}, floor=cutoff, bounds=bounds),
                 kept=recent.since,
             )
             log.info("applying the events stored meanwhile (events snapshot %s)", later)
@@ -283,6 +285,7 @@ class HoldingsMaintainer:
             if back is not None:
                 rolled_back_to = back if rolled_back_to is None else min(rolled_back_to, back)
             current_id, seen, offsets = later, later_offsets, _below(later_offsets, bounds)
+        scans.close()  # every event read is applied: the connections and their sort memory go before the write
         changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")
@@ -427,13 +430,13 @@ class HoldingsMaintainer:
             return None
         return later.snapshot_id, event_offsets(table)
 
-    def _bounds(self, store: Store, applied: Offsets, cutoff: int | None) -> Offsets:
-        """Where to stop in each partition (``Store.holdback``); what the last commit held back is applied now.
+    def _bounds(self, scan: Scan, applied: Offsets, cutoff: int | None) -> Offsets:
+        """Where to stop in each partition (``Scan.holdback``); what the last commit held back is applied now.
 
         A held-back event waits one refresh at most: a partition that stopped receiving events, or a
         slower one far behind, must not hold the others back for longer.
         """
-        return store.holdback(applied, floor=cutoff, through=self._seen)
+        return scan.holdback(applied, floor=cutoff, through=self._seen)
 
     def _check_baseline(self, state: HoldingsState) -> None:
         """A rebuild after retention starts from the stored holdings: refuse when there are none to start from."""

@@ -37,6 +37,7 @@ from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
 from lineage.store import holdings as store_holdings
+from lineage.store.engine import Scan
 from lineage.store.forget import forget_rows
 from lineage.store.holdings import load_holdings, read_rows, read_state, try_load_holdings
 from lineage.store.retention import retire_events
@@ -396,7 +397,7 @@ def _store_part(ingestor: Ingestor, records: list[Record], first: int) -> None:
 
 
 def _replays_read(calls: list[int | None]) -> int:
-    """How many replays after a late event read the store (``Store.engine_events`` asked for events since a time)."""
+    """How many replays after a late event read the store (``Scan.events`` asked for events since a time)."""
     return sum(1 for since in calls if since is not None)
 
 
@@ -408,13 +409,13 @@ def test_late_events_replayed_from_the_events_kept_in_memory_equal_a_rebuild(dat
     cuts = sorted(data.draw(st.lists(st.integers(1, len(records) - 1), min_size=2, max_size=2, unique=True)))
     limit = data.draw(st.sampled_from([0, 1, 3, 100_000]))
     calls: list[int | None] = []
-    engine_events = Store.engine_events
+    events = Scan.events
 
-    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
+    def spied(scan: Scan, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
         calls.append(since)
-        return engine_events(store, applied, since, **kwargs)
+        return events(scan, applied, since, **kwargs)
 
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(Store, "engine_events", spied):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(Scan, "events", spied):
         location = StoreLocation.embedded(Path(folder))
         ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
         maintainer = HoldingsMaintainer(location)
@@ -625,16 +626,16 @@ def test_a_forget_landing_just_after_a_refresh_commit_is_not_taken_for_the_maint
 def test_a_late_event_after_a_compaction_replays_from_the_store(tmp_path: Path) -> None:
     """Events kept in memory serve a replay only while the events table was only appended to since they were read."""
     calls: list[int | None] = []
-    engine_events = Store.engine_events
+    events = Scan.events
 
-    def spied(store: Store, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
+    def spied(scan: Scan, applied: dict[str, dict[int, int]], since: int | None, **kwargs: Any) -> Any:
         calls.append(since)
-        return engine_events(store, applied, since, **kwargs)
+        return events(scan, applied, since, **kwargs)
 
     location = StoreLocation.embedded(tmp_path / "s")
     ingestor = Ingestor(location, "events", taxonomy=TAXONOMY)
     maintainer = HoldingsMaintainer(location)
-    with mock.patch.object(Store, "engine_events", spied):
+    with mock.patch.object(Scan, "events", spied):
         _store_part(ingestor, [_collected("s1", 10), _collected("s2", 20)], 0)
         maintainer.refresh()
         _store_part(ingestor, [_collected("s3", 15)], 2)
