@@ -42,6 +42,7 @@ from lineage.errors import LineageError, StoreConflictError, StoreError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.store import Store, StoreLocation
 from lineage.store.engine import Offsets, Scan
+from lineage.store.file_bounds import SourceOffsets
 from lineage.store.holdings import (
     HOLDINGS,
     LAYOUT,
@@ -180,6 +181,8 @@ class HoldingsMaintainer:
         #: a refresh asked for once (the CLI's, a forget's) applies every event.
         self.holdback = False
         self._seen: Offsets = {}  # the offsets stored when the last commit read the events
+        # each event file's highest offset per partition: which files hold new events (``Store.scan``)
+        self._file_offsets: dict[str, SourceOffsets] = {}
 
     def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
         """Apply what is new (``rebuild``: recompute everything from the events); retry lost races.
@@ -203,7 +206,7 @@ class HoldingsMaintainer:
         raise AssertionError("unreachable")
 
     def _refresh(self, rebuild: bool, stop: threading.Event | None, scans: ExitStack) -> Refreshed:
-        """One try of ``refresh``; ``scans`` holds the events read open until the engine has applied them."""
+        """One try of ``refresh``; ``scans`` holds a snapshot's read open until the engine has applied its events."""
         started = time.monotonic()
         # the holdings before the events: a forget removing events after this moves the holdings on
         # (its fence), so a commit on what we read now fails rather than writing the person back
@@ -243,7 +246,7 @@ class HoldingsMaintainer:
         self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
         current_id = current.snapshot_id
         # one connection for each snapshot's reads (the bounds, the new events, a replay)
-        scan = scans.enter_context(Store(self.location, snapshot=current_id, holdings=False).scan())
+        scan = scans.enter_context(Store(self.location, snapshot=current_id, holdings=False).scan(self._file_offsets))
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
@@ -262,6 +265,7 @@ class HoldingsMaintainer:
         log.info("applying new events (events snapshot %s)", current.snapshot_id)
         batch = recent.record(batch)
         applied_n = engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+        scans.close()  # every event read is applied: the connection and its sort memory go now
         # events stored while those were applied join this refresh's commit (what the next refresh would
         # read: those above the offsets applied), rather than waiting for a whole refresh more
         for _ in range(0 if rebuild else self.top_ups):
@@ -272,7 +276,7 @@ class HoldingsMaintainer:
                 break
             later, later_offsets = newer
             self._reads[0].append(later)
-            scan = scans.enter_context(Store(self.location, snapshot=later, holdings=False).scan())
+            scan = scans.enter_context(Store(self.location, snapshot=later, holdings=False).scan(self._file_offsets))
             bounds = self._bounds(scan, offsets, cutoff) if self.holdback else {}
             batch, back = engine.catch_up(
                 scan.events(offsets, None, floor=cutoff, bounds=bounds),
@@ -282,10 +286,10 @@ class HoldingsMaintainer:
             log.info("applying the events stored meanwhile (events snapshot %s)", later)
             batch = recent.record(batch)
             applied_n += engine.apply(batch if stop is None else _until(stop, batch), ordered=True)
+            scans.close()
             if back is not None:
                 rolled_back_to = back if rolled_back_to is None else min(rolled_back_to, back)
             current_id, seen, offsets = later, later_offsets, _below(later_offsets, bounds)
-        scans.close()  # every event read is applied: the connections and their sort memory go before the write
         changed = engine.take_changes()  # what the table lacks: the engine was its state before
         if stop is not None and stop.is_set():
             raise RefreshStopped("stopped before the holdings were written: nothing was committed")

@@ -43,8 +43,8 @@ from lineage.resources import shipped_dir
 from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.certificate import ERASURES, Certificate, CertificateIndex
 from lineage.store.file_bounds import (
-    EVENT_BOUNDS,
     FileBounds,
+    SourceOffsets,
     bounds_of,
     files_admitting,
     files_after,
@@ -77,6 +77,7 @@ QueryName = Literal[
     "flow_edges",
     "future_events",
     "holders",
+    "event_file_offsets",
     "holdings_events",
     "holdings_holdback",
     "map_events",
@@ -442,7 +443,7 @@ class Store:
             layouts = {tuple(meta.schema.to_arrow_schema().names) for meta in events}
             stored = pinned.holdings_snapshot is not None  # else holdings_all is computed, not these files
             bounds = Bounds(
-                [bounds_of(f, meta, EVENT_BOUNDS) for f, meta in zip(pinned.event_files, events, strict=True)]
+                [bounds_of(f, meta, ["subject_id"]) for f, meta in zip(pinned.event_files, events, strict=True)]
                 if _named_as_given(pinned.event_files) else None,
                 [bounds_of(f, meta, ["subject", "bucket"])
                  for f, meta in zip(pinned.holdings_files, footers[len(events):], strict=True)]
@@ -532,11 +533,21 @@ class Store:
             return scan.holdback(applied, floor=floor, through=through)
 
     @contextmanager
-    def scan(self) -> Iterator[Scan]:
-        """One connection for the holdings maintainer's reads of the pinned snapshot, closed after."""
+    def scan(self, offsets: dict[str, SourceOffsets] | None = None) -> Iterator[Scan]:
+        """One connection for the holdings maintainer's reads of the pinned snapshot, closed after.
+
+        ``offsets``: each event file's highest offsets per partition, as far as known: kept by the
+        caller between scans (files are never rewritten), and completed by this one.
+        """
         pinned = self._pin()
         con, registered, known = self._open(pinned, None)
-        scan = Scan(con, registered, known, pinned.retained_before)
+        try:
+            # file names as DuckDB reports them (else no file is left out: see _named_as_given)
+            files = pinned.event_files if known.events is not None else None
+            scan = Scan(con, registered, files, pinned.retained_before, {} if offsets is None else offsets)
+        except BaseException:
+            con.close()
+            raise
         try:
             yield scan
         finally:
@@ -693,23 +704,36 @@ class Scan:
 
     Opening a connection reads the snapshot's footers, makes its views and loads the macros (~50 ms
     at 600,000 events in 61 files), and a refresh reads a snapshot two or three times. Each read
-    runs on a cursor of its own, so a replay can start while the read that met the late event is
-    still open. DuckDB's sort of the events is bounded to 2 GB and spills to a private folder,
-    removed by ``close`` (at 20M events it otherwise held gigabytes beside the engine's state).
+    runs on a cursor of its own. The new events are read from the files holding events after the
+    offsets applied alone (``file_bounds.files_after``), so a refresh reads what was stored since
+    the last, not the whole history again. DuckDB's sort of the events is bounded to 2 GB and
+    spills to a private folder, removed by ``close`` (at 20M events it otherwise held gigabytes
+    beside the engine's state).
     """
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, registered: dict[str, Any], known: Bounds, retained_before: int | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        registered: dict[str, Any],
+        files: list[str] | None,
+        retained_before: int | None,
+        offsets: dict[str, SourceOffsets],
     ) -> None:
-        """Read through ``con`` (``Store.scan`` opens it), whose files' bounds are ``known``."""
+        """Read through ``con`` (``Store.scan`` opens it) the event ``files`` (None: their names unknown)."""
         self._con = con
         self._registered = registered
-        self._known = known
+        self._files = files
         self._retained_before = retained_before
-        self._spill = tempfile.mkdtemp(prefix="lineage-sort-")
+        self._offsets = offsets
         # settings of the database, which its cursors share: made once, before anything could spill
-        con.execute(f"SET temp_directory = '{_sql_string(self._spill)}'")
-        con.execute("SET memory_limit = '2GB'")
+        spill = tempfile.mkdtemp(prefix="lineage-sort-")
+        try:
+            con.execute(f"SET temp_directory = '{_sql_string(spill)}'")
+            con.execute("SET memory_limit = '2GB'")
+        except BaseException:
+            shutil.rmtree(spill, ignore_errors=True)
+            raise
+        self._spill = spill
 
     def events(
         self,
@@ -728,7 +752,7 @@ class Scan:
         store's as this scan pins it, which a retention run between the two would have moved.
         ``bounds``: per partition, the first offset left out (``holdback``'s).
         """
-        files = _files_after(self._known, applied) if since is None else None
+        files = self._files_after(applied) if since is None else None
         cursor = self._cursor()
         try:
             cut = self._retained_before if floor is ... else floor
@@ -745,11 +769,44 @@ class Scan:
         whatever it is (then only those later than the latest of them wait). No bound when only one
         partition has new events (``queries/holdings_holdback.sql``).
         """
+        files = self._files_after(applied)
         cursor = self._cursor()
         try:
-            return _holdback(cursor, applied, through or {}, floor, _files_after(self._known, applied))
+            return _holdback(cursor, applied, through or {}, floor, files)
         finally:
             cursor.close()
+
+    def _files_after(self, applied: Offsets) -> list[str] | None:
+        """The event files holding events after ``applied`` (None: read every file).
+
+        The offsets of the files not seen before are read once (``queries/event_file_offsets.sql``);
+        those of files no longer in the snapshot (compacted, expired) are dropped.
+        """
+        if self._files is None or not applied:
+            return None
+        known, current = self._offsets, set(self._files)
+        for path in [p for p in known if p not in current]:
+            del known[path]
+        missing = [f for f in self._files if f not in known]
+        if missing:
+            found: dict[str, dict[tuple[str, int], int] | None] = {f: {} for f in missing}
+            cursor = self._cursor()
+            try:
+                rows = cursor.execute(query_text("event_file_offsets"), {"files": missing}).fetchall()
+            finally:
+                cursor.close()
+            for path, origin, partition, highest in rows:
+                if path not in found:
+                    return None  # a name DuckDB reports otherwise than given: nothing is left out
+                entry = found[path]
+                if entry is None:
+                    continue
+                if origin is None or partition is None:
+                    found[path] = None  # a row of no partition: the file is always read
+                else:
+                    entry[(origin, partition)] = highest
+            known.update(found)
+        return files_after({f: known[f] for f in self._files}, applied)
 
     def close(self) -> None:
         """Close the connection and remove its spill folder."""
@@ -824,11 +881,6 @@ def _by_partition(offsets: Offsets) -> tuple[list[str], list[int], list[int]]:
         [p for parts in offsets.values() for p in parts],
         [off for parts in offsets.values() for off in parts.values()],
     )
-
-
-def _files_after(known: Bounds, applied: Offsets) -> list[str] | None:
-    """The event files that may hold events after ``applied`` (None: every file, their bounds unknown)."""
-    return None if known.events is None or not applied else files_after(known.events, applied)
 
 
 def _holdback(

@@ -26,13 +26,14 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
 from pyiceberg.types import PrimitiveType
 
-__all__ = ["EVENT_BOUNDS", "FileBounds", "bounds_of", "files_admitting", "files_after", "files_with_nulls",
+__all__ = ["FileBounds", "SourceOffsets", "bounds_of", "files_admitting", "files_after", "files_with_nulls",
            "manifest_bounds"]  # fmt: skip
 
 _ANY = None  # a column's range when the footer cannot bound it
-_SOURCE = ("origin", "kafka_partition", "kafka_offset")
-#: the columns of the event files a reader bounds: a person's lookups, and where each file's events came from
-EVENT_BOUNDS = ("subject_id", *_SOURCE)
+
+#: an event file's highest offset in each source partition it holds, {(origin, partition): offset};
+#: None when some row names no partition
+SourceOffsets = Mapping[tuple[str, int], int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,26 +126,20 @@ def _admits(bounds: tuple[Any, ...] | None, values: Sequence[Any]) -> bool:
     return any(v is not None and low <= v <= high for v in values)
 
 
-def files_after(files: Sequence[FileBounds], applied: Mapping[str, Mapping[int, int]]) -> list[str]:
-    """The paths of the event files that may hold an event after the ``applied`` offset of its source partition.
+def files_after(offsets: Mapping[str, SourceOffsets], applied: Mapping[str, Mapping[int, int]]) -> list[str]:
+    """The paths of the event files holding an event after the ``applied`` offset of its source partition.
 
-    What the holdings maintainer reads each refresh: the files stored since its last commit, not
-    the whole history again (a compacted file of old events, or one a consumer committed long ago,
-    is left out). A file is left out only when it holds one origin, every partition of its range is
-    named in ``applied``, and its highest offset is at or below each of theirs.
+    ``offsets``: each file's highest offset per partition (``queries/event_file_offsets.sql``). What
+    the holdings maintainer reads each refresh: the files stored since its last commit, not the
+    whole history again. Per partition, not over the file: a consumer's commit writes several
+    partitions into one file, whose offsets need not be alike (a partition added to the topic later
+    starts at 0). A partition never applied has every event new.
     """
-    return [f.path for f in files if not _applied(f, applied)]
-
-
-def _applied(f: FileBounds, applied: Mapping[str, Mapping[int, int]]) -> bool:
-    origin, partition, offset = (f.ranges.get(c, _ANY) for c in _SOURCE)
-    if not origin or not partition or not offset or origin[0] != origin[1] or f.nullable.intersection(_SOURCE):
-        return False  # not bounded (a null origin or partition is no partition applied: new)
-    parts = applied.get(origin[0])
-    low, high = partition
-    if parts is None or high - low >= len(parts):
-        return False  # some partition of its range was never applied
-    return all(p in parts and offset[1] <= parts[p] for p in range(low, high + 1))
+    return [
+        path
+        for path, highest in offsets.items()
+        if highest is None or any(off > applied.get(o, {}).get(p, -1) for (o, p), off in highest.items())
+    ]
 
 
 def files_with_nulls(files: Sequence[FileBounds], column: str) -> list[str]:

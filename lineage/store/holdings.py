@@ -77,7 +77,7 @@ from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link,
 from lineage.holdings.shards import shard_of
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.file_bounds import EVENT_BOUNDS, FileBounds, manifest_bounds
+from lineage.store.file_bounds import FileBounds, manifest_bounds
 from lineage.store.snapshots import SnapshotRef, file_path, resolve, snapshot_data_files
 from lineage.store.tables import iceberg_schema, offset_key, retained_before
 from lineage.store.writer import _Transaction
@@ -1238,7 +1238,7 @@ def _pinned(
     event_bounds = holdings_bounds = None
     if location.on_s3:
         schema = events.schema()
-        event_bounds = [manifest_bounds(p, f, schema, EVENT_BOUNDS) for p, f in zip(paths, efiles, strict=True)]
+        event_bounds = [manifest_bounds(p, f, schema, ["subject_id"]) for p, f in zip(paths, efiles, strict=True)]
         if htable is not None and base is None:
             hschema, columns = htable.schema(), ["subject", "bucket"]
             holdings_bounds = [manifest_bounds(p, f, hschema, columns) for p, f in zip(hpaths, hfiles, strict=True)]

@@ -24,7 +24,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.store import Session, Store, StoreLocation
 from lineage.store import engine as store_engine
 from lineage.store.file_bounds import (
-    FileBounds,
+    SourceOffsets,
     bounds_of,
     files_admitting,
     files_after,
@@ -209,33 +209,26 @@ def test_on_s3_a_spoilt_holdings_file_is_named_in_one_line(postgres: Postgres, s
     assert spoilt.rsplit("/", 1)[1] in str(caught.value) and "Invalid" not in str(caught.value)
 
 
-def _sourced(path: str, origin: tuple[str, str] | None, partitions: tuple[int, int], offsets: tuple[int, int],
-             nullable: frozenset[str] = frozenset()) -> FileBounds:  # fmt: skip
-    ranges = {"origin": origin, "kafka_partition": partitions, "kafka_offset": offsets}
-    return FileBounds(path, ranges, nullable)
-
-
-def test_an_event_file_is_left_out_of_a_refresh_only_when_every_partition_it_may_hold_was_applied_past_it() -> None:
-    """One origin, each partition of its range applied at or past its highest offset: left out; else read."""
-    applied = {"t": {0: 99, 1: 50, 2: 10}}
-    files = [
-        _sourced("old", ("t", "t"), (0, 1), (0, 50)),  # every event applied
-        _sourced("edge", ("t", "t"), (0, 1), (0, 51)),  # offset 51 of partition 1 may be new
-        _sourced("part", ("t", "t"), (2, 3), (0, 5)),  # partition 3 never applied
-        _sourced("two", ("s", "t"), (0, 0), (0, 1)),  # an origin between s and t may be new
-        _sourced("other", ("u", "u"), (0, 0), (0, 1)),  # an origin never applied
-        _sourced("unbounded", None, (0, 0), (0, 1)),
-        _sourced("nulls", ("t", "t"), (0, 0), (0, 1), frozenset({"origin"})),
-        _sourced("empty", (), (0, 0), (0, 1)),
-    ]
-    assert files_after(files, applied) == ["edge", "part", "two", "other", "unbounded", "nulls", "empty"]
-    assert files_after(files, {}) == [f.path for f in files]
+def test_an_event_file_is_read_by_a_refresh_only_when_it_holds_an_event_after_its_partition_s_applied_offset() -> None:
+    """Per partition, not over the file: skewed offsets and a partition never written leave old files out."""
+    applied = {"t": {0: 99, 1: 5, 3: 10}}
+    offsets = {
+        "old": {("t", 0): 99, ("t", 1): 5},  # every event applied, though one partition is far behind
+        "gap": {("t", 0): 50, ("t", 3): 10},  # partitions 0 and 3 only
+        "edge": {("t", 0): 50, ("t", 1): 6},  # offset 6 of partition 1 is new
+        "unapplied": {("t", 2): 0},  # a partition never applied
+        "other": {("u", 0): 0},  # an origin never applied
+        "nulls": None,  # a row naming no partition
+        "empty": {},  # no event at all
+    }
+    assert files_after(offsets, applied) == ["edge", "unapplied", "other", "nulls"]
+    assert files_after(offsets, {}) == ["old", "gap", "edge", "unapplied", "other", "nulls"]
 
 
 def _sources(folder: Path, values: list[tuple[int, Record]], commits: int) -> StoreLocation:
     """``values`` (partition, record) stored in ``commits`` commits, offsets counted per partition."""
     location = StoreLocation.embedded(folder)
-    ing, codec, next_offset = Ingestor(location, "events", taxonomy=TAX), Codec(), [0, 0]
+    ing, codec, next_offset = Ingestor(location, "events", taxonomy=TAX), Codec(), [0, 0, 0]
     size = -(-len(values) // commits)
     for i, (partition, record) in enumerate(values):
         assert ing.add(partition, next_offset[partition], codec.encode_record(record), None, ()) is None
@@ -264,7 +257,7 @@ def test_the_new_events_read_from_the_files_after_the_applied_offsets_equal_thos
 
         narrowed = read()
         with pytest.MonkeyPatch.context() as monkeypatch:
-            monkeypatch.setattr(store_engine, "files_after", lambda files, applied: [f.path for f in files])
+            monkeypatch.setattr(store_engine, "files_after", lambda offsets, applied: list(offsets))
             assert read() == narrowed
 
 
@@ -283,8 +276,8 @@ def test_a_refresh_reads_only_the_event_files_stored_after_the_offsets_it_applie
     read: list[int] = []
     with pytest.MonkeyPatch.context() as monkeypatch:
 
-        def spy(files: list[FileBounds], applied: dict[str, dict[int, int]]) -> list[str]:
-            after = files_after(files, applied)
+        def spy(offsets: dict[str, SourceOffsets], applied: dict[str, dict[int, int]]) -> list[str]:
+            after = files_after(offsets, applied)
             read.append(len(after))
             return after
 
@@ -301,3 +294,31 @@ def test_a_refresh_reads_only_the_event_files_stored_after_the_offsets_it_applie
         assert maintainer.refresh().events == 3
     assert read and set(read) == {1}
     assert [h["holder"] for h in access_request(Store(location), "q01", TAX, at_minute(40)).holdings] == ["app"]
+
+
+def test_a_refresh_leaves_out_old_files_whose_partitions_run_at_different_offsets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 0 at nine events to partition 2's one, partition 1 never written: a new maintainer reads one file."""
+    people = sorted(_people("p"), key=lambda r: r["occurred_at"])
+    location = _sources(tmp_path, [(2 if i % 10 == 0 else 0, r) for i, r in enumerate(people)], commits=4)
+    HoldingsMaintainer(location).refresh()
+    ing, codec = Ingestor(location, "events", taxonomy=TAX), Codec()
+    later = make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(35), holder=PARTY["app"],
+                        subject_id="q", categories=["user.contact.email"], purpose="essential.service",
+                        legal_basis="CONTRACT")  # fmt: skip
+    assert ing.add(0, 36, codec.encode_record(later), None, ()) is None
+    ing.flush()
+    read: list[int] = []
+
+    def spy(offsets: dict[str, SourceOffsets], applied: dict[str, dict[int, int]]) -> list[str]:
+        after = files_after(offsets, applied)
+        read.append(len(after))
+        return after
+
+    monkeypatch.setattr(store_engine, "files_after", spy)
+    maintainer = HoldingsMaintainer(location)  # a new process: every file's offsets read once
+    maintainer.holdback = True
+    assert maintainer.refresh().events == 1
+    assert read == [1, 1]  # the holdback bounds, then the new events
+    assert [h["holder"] for h in access_request(Store(location), "q", TAX, at_minute(40)).holdings] == ["app"]
