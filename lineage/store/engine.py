@@ -542,8 +542,9 @@ class Store:
         pinned = self._pin()
         con, registered, known = self._open(pinned, None)
         try:
-            # file names as DuckDB reports them (else no file is left out: see _named_as_given)
-            files = pinned.event_files if known.events is not None else None
+            # file names as DuckDB reports them (else no file is left out: see _named_as_given), and
+            # every event of them (a reader cut to held-back holdings would learn lower offsets)
+            files = pinned.event_files if known.events is not None and pinned.reflects is None else None
             scan = Scan(con, registered, files, pinned.retained_before, {} if offsets is None else offsets)
         except BaseException:
             con.close()
@@ -789,22 +790,23 @@ class Scan:
             del known[path]
         missing = [f for f in self._files if f not in known]
         if missing:
-            found: dict[str, dict[tuple[str, int], int] | None] = {f: {} for f in missing}
             cursor = self._cursor()
             try:
                 rows = cursor.execute(query_text("event_file_offsets"), {"files": missing}).fetchall()
             finally:
                 cursor.close()
+            found: dict[str, dict[tuple[str, int], int] | None] = {}
             for path, origin, partition, highest in rows:
-                if path not in found:
-                    return None  # a name DuckDB reports otherwise than given: nothing is left out
-                entry = found[path]
+                entry = found.setdefault(path, {})
                 if entry is None:
                     continue
-                if origin is None or partition is None:
-                    found[path] = None  # a row of no partition: the file is always read
+                if origin is None or partition is None or highest is None:
+                    found[path] = None  # a row of no partition or offset (another writer's): always read
                 else:
                     entry[(origin, partition)] = highest
+            if len(found) < len(missing):
+                # every data file holds a row: one with none is named otherwise by DuckDB than here
+                return None
             known.update(found)
         return files_after({f: known[f] for f in self._files}, applied)
 

@@ -138,6 +138,7 @@ def files_after(offsets: Mapping[str, SourceOffsets], applied: Mapping[str, Mapp
     return [
         path
         for path, highest in offsets.items()
+        # a partition not applied reads as applied to -1: Kafka's offsets start at 0
         if highest is None or any(off > applied.get(o, {}).get(p, -1) for (o, p), off in highest.items())
     ]
 

@@ -10,7 +10,8 @@ import pytest
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
-from tests.ingest.test_holdback import TAXONOMY, _collected, _holdings, _rebuilt, _store
+from lineage.store.file_bounds import SourceOffsets
+from tests.ingest.test_holdback import TAXONOMY, _collected, _held_back, _holdings, _rebuilt, _store
 
 
 def _opens(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
@@ -57,3 +58,15 @@ def test_a_replay_from_the_store_starts_while_the_read_that_met_the_late_event_i
     done = maintainer.refresh()
     assert done.rolled_back_to is not None and done.events == 11
     assert _holdings(location) == _rebuilt(location)
+
+
+def test_a_scan_of_a_reader_cut_to_held_back_holdings_keeps_no_file_offsets(tmp_path: Path) -> None:
+    """Offsets learnt under a cut would be too low for an uncut scan sharing them: a cut scan learns none."""
+    location, _, _, _ = _held_back(tmp_path)
+    offsets: dict[str, SourceOffsets] = {}
+    with Store(location).scan(offsets) as scan:  # a reader: the events cut to the holdings' offsets
+        scan.holdback({"events": {0: 0, 1: 0}}, floor=None)
+    assert offsets == {}
+    with Store(location, holdings=False).scan(offsets) as scan:
+        assert len(list(scan.events({"events": {0: 4, 1: 4}}, None, floor=None))) == 7  # those held back
+    assert offsets

@@ -31,6 +31,7 @@ from lineage.store.file_bounds import (
     files_with_nulls,
     manifest_bounds,
 )
+from lineage.store.tables import COLUMNS
 from tests.answers.test_shared_store import _shared_settings
 from tests.fixtures import PARTY, at_minute, examples, histories
 from tests.services import Postgres, SeaweedS3
@@ -322,3 +323,30 @@ def test_a_refresh_leaves_out_old_files_whose_partitions_run_at_different_offset
     assert maintainer.refresh().events == 1
     assert read == [1, 1]  # the holdback bounds, then the new events
     assert [h["holder"] for h in access_request(Store(location), "q", TAX, at_minute(40)).holdings] == ["app"]
+
+
+def test_an_event_file_with_a_row_of_no_offset_is_always_read(tmp_path: Path) -> None:
+    """Another writer's row naming its partition but no offset: its file is read, and refreshes go on."""
+    location = _sources(tmp_path, [(0, r) for r in sorted(_people("p"), key=lambda r: r["occurred_at"])], commits=2)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    row = {c.name: None for c in COLUMNS}
+    row.update(event_id="ext-1", event_type="COLLECTED", occurred_at=at_minute(50), scope="SUBJECT", subject_id="ext",
+               categories=["user.contact.email"], holder_name="app", holder_role="internal", holder_region="CN",
+               purpose="essential.service", legal_basis="CONTRACT", linked_subject_ids=[], origin="events",
+               kafka_partition=7)  # fmt: skip
+    location.load().append(pa.Table.from_pylist([row], schema=COLUMNS))
+    ing, codec = Ingestor(location, "events", taxonomy=TAX), Codec()
+    for offset, subject in ((40, "q1"), (41, "q2")):
+        later = make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(offset + 15),
+                            holder=PARTY["app"], subject_id=subject, categories=["user.contact.email"],
+                            purpose="essential.service", legal_basis="CONTRACT")  # fmt: skip
+        assert ing.add(0, offset, codec.encode_record(later), None, ()) is None
+        ing.flush()
+        # the same maintainer, then a new one (its first look reads every file's offsets)
+        done = (maintainer if subject == "q1" else HoldingsMaintainer(location)).refresh()
+        # the row of no offset is read as new (partition 7 is never recorded as applied), with the event
+        assert done.events >= 2
+    store = Store(location)
+    for subject in ("q1", "q2"):
+        assert [h["holder"] for h in access_request(store, subject, TAX, at_minute(59)).holdings] == ["app"]
