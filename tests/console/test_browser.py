@@ -234,12 +234,14 @@ def test_analyst_keeps_requests_as_cases_sorted_by_due_date(browse: Browse, tmp_
     done.value.save_as(saved)
     assert LINKED[0] in json.loads(saved.read_text())["identifiers"]
     page.click("header >> text=Cases")
+    page.wait_for_url(b.base + "/cases")
     refs = page.locator("table.cases tr.case td:nth-child(2)").all_inner_texts()
     assert refs.index("DSAR-B-OLD") < refs.index("DSAR-B-NEW")
     assert page.locator("tr.overdue", has_text="DSAR-B-OLD").count() == 1
     assert page.locator("tr.overdue", has_text="DSAR-B-NEW").count() == 0
     b.shot("07-cases")
     page.click("text=DSAR-B-OLD")
+    page.wait_for_url(b.base + "/cases/DSAR-B-OLD")  # the list has a status select too
     page.select_option("select[name=status]", "answered")
     page.click("form.inline button[type=submit]")
     page.wait_for_selector("dd.status >> text=answered (ana,")
@@ -259,7 +261,10 @@ def test_a_breach_assessment_is_kept_across_a_restart(browse: Browse, served: Se
     b, page = browse, browse.page
     _sign_in(b, "rita")
     page.click("header >> text=Breach")
+    page.wait_for_url(b.base + "/breach")  # loaded, so the filter's script has run
     page.fill("#holder-filter", "svg")
+    shown = "() => [...document.getElementById('holders').options].filter(o => !o.hidden).length === 1"
+    page.wait_for_function(shown)
     visible = page.eval_on_selector("#holders", "s => [...s.options].filter(o => !o.hidden).map(o => o.value)")
     assert visible == [HOSTILE_SYSTEM]
     page.select_option("#holders", HOSTILE_SYSTEM)

@@ -5,10 +5,13 @@ document.addEventListener("DOMContentLoaded", () => {
   const filter = document.getElementById("holder-filter");
   const holders = document.getElementById("holders");
   if (!filter || !holders) return;
-  filter.addEventListener("input", () => {
+  const apply = () => {
     const wanted = filter.value.trim().toLowerCase();
     for (const option of holders.options) {
       option.hidden = wanted !== "" && !option.selected && !option.value.toLowerCase().includes(wanted);
     }
-  });
+  };
+  filter.addEventListener("input", apply);
+  // Text typed before this script ran (or restored by the browser on going back) filters too.
+  apply();
 });
