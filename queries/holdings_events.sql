@@ -7,7 +7,8 @@
 -- holdings' watermark, and never rolls back into the retired past the holdings alone keep; its own
 -- time is clamped_from (NULL for every other event): a copy of an event applied before the cut-off
 -- must change nothing, and an erasure must not end what arrived after it.
--- The columns are in the order of lineage.holdings.Event's fields (rows become events as tuples).
+-- The columns are in the order of lineage.holdings.Event's fields (rows become events as tuples); a list
+-- another writer left NULL reads as empty, as lineage.holdings.event_from_row reads it.
 -- Either way, an event at or past its partition's bound is left out (held back: holdings_holdback.sql).
 -- Parameters: $origins, $partitions, $offsets (the applied offset of each partition, same order), $since,
 -- $floor (NULL: no retention ran), $held_origins, $held_partitions, $bounds (a partition's first offset
@@ -26,8 +27,8 @@ WITH applied AS (
     WHERE $files IS NULL OR list_contains($files::VARCHAR[], data_file)
 )
 SELECT
-    e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id, e.linked_subject_ids,
-    e.categories, e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role,
+    e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id,
+    coalesce(e.linked_subject_ids, []) AS linked_subject_ids, coalesce(e.categories, []) AS categories, e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role,
     e.recipient_region, e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted, e.source,
     epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome, e.clamped_from
 FROM e

@@ -350,3 +350,29 @@ def test_an_event_file_with_a_row_of_no_offset_is_always_read(tmp_path: Path) ->
     store = Store(location)
     for subject in ("q1", "q2"):
         assert [h["holder"] for h in access_request(store, subject, TAX, at_minute(59)).holdings] == ["app"]
+
+
+def test_an_event_row_whose_lists_another_writer_left_null_is_applied_as_empty_lists(tmp_path: Path) -> None:
+    """Another writer's collection with NULL links and a transfer with NULL categories: a refresh goes on."""
+    location = _sources(tmp_path, [(0, r) for r in sorted(_people("p"), key=lambda r: r["occurred_at"])], commits=2)
+    maintainer = HoldingsMaintainer(location)
+    maintainer.refresh()
+    base = {c.name: None for c in COLUMNS}
+    base.update(scope="SUBJECT", subject_id="ext", holder_name="app", holder_role="internal", holder_region="CN",
+                purpose="essential.service", legal_basis="CONTRACT", origin="events", kafka_partition=0)  # fmt: skip
+    collected = {**base, "event_id": "ext-1", "event_type": "COLLECTED", "occurred_at": at_minute(50),
+                 "categories": ["user.contact.email"], "kafka_offset": 100}  # fmt: skip
+    shared = {**base, "event_id": "ext-2", "event_type": "SHARED", "occurred_at": at_minute(51), "kafka_offset": 101,
+              "recipient_name": "sms-gateway", "recipient_role": "processor", "recipient_region": "CN"}  # fmt: skip
+    location.load().append(pa.Table.from_pylist([collected, shared], schema=COLUMNS))
+    ing = Ingestor(location, "events", taxonomy=TAX)
+    later = make_record("COLLECTED", system="app", system_region="CN", occurred_at=at_minute(52), holder=PARTY["app"],
+                        subject_id="q", categories=["user.contact.email"], purpose="essential.service",
+                        legal_basis="CONTRACT")  # fmt: skip
+    assert ing.add(0, 102, Codec().encode_record(later), None, ()) is None
+    ing.flush()  # a refresh follows the consumers' commits
+    assert maintainer.refresh().events == 3
+    held = access_request(Store(location), "ext", TAX, at_minute(59)).holdings
+    assert [h["holder"] for h in held] == ["app"]  # a share of no category moves nothing
+    assert HoldingsMaintainer(location).refresh(rebuild=True).events >= 2
+    assert [h["holder"] for h in access_request(Store(location), "ext", TAX, at_minute(59)).holdings] == ["app"]
