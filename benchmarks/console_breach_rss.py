@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +30,11 @@ from answers_latency import write  # noqa: E402
 
 from lineage.console.accounts import Accounts  # noqa: E402
 from lineage.console.db import ConsoleDB  # noqa: E402
+from lineage.devtools.ports import free_port  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 
 HOLDERS = ["app", "crm", "pay", "sms", "hk-store"]
 WINDOW = {"start": "2000-01-01T00:00Z", "end": "2030-01-01T00:00Z"}  # the whole history
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mb(pid: int) -> float:
@@ -76,7 +70,7 @@ def main() -> int:
         Accounts(db).add("rita", "responder", "bench-password-123")
         _, token = Accounts(db).new_token("rita")
         db.close()
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         with (Path(tmp) / "serve.log").open("w") as log:
             # started in the temporary folder: `-m` puts the working folder first on the path, and the

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,18 +47,13 @@ from lineage import default_taxonomy  # noqa: E402
 from lineage.answers import access_request, erasure_plan  # noqa: E402
 from lineage.console.accounts import Accounts  # noqa: E402
 from lineage.console.db import ConsoleDB  # noqa: E402
+from lineage.devtools.ports import free_port  # noqa: E402
 from lineage.ingest.holdings import HoldingsMaintainer  # noqa: E402
 from lineage.service import answers  # noqa: E402
 from lineage.store import Store  # noqa: E402
 
 PASSWORD = "load-test-password-1"
 AS_OF = "2026-06-01T00:00:00+00:00"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ident(rng: random.Random, subjects: int) -> str:
@@ -118,7 +112,7 @@ def _loaded(
     """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
     option = [] if workers is None else ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
-    port = _free_port()
+    port = free_port()
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen([sys.executable, "-m", "lineage.cli", "serve", "--store", str(folder), "--port",
                              str(port), "--no-audit-kafka", *option], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip

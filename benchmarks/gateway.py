@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 from lineage import Emitter, Settings, default_taxonomy
 from lineage.contract.validation import Validator
 from lineage.devtools.local_broker import LocalBroker, fetch_jars
+from lineage.devtools.ports import free_port
 from lineage.sdk.jsonlines import parse_object
 from lineage.transport.kafka import create_topics
 
@@ -113,18 +113,11 @@ def gateway(port: int, token: str, events: list[dict[str, Any]], batch: int, cli
     return rate, latencies, statuses
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _serve(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     tokens = folder / "gateway-tokens.json"
     added = subprocess.run([BIN / "lineage", "gateway", "token", "add", "bench-svc", "--system", "bench", "--tokens",
                             str(tokens)], capture_output=True, text=True, check=True)  # fmt: skip
-    port = _free_port()
+    port = free_port()
     env = os.environ | {"LINEAGE_KAFKA_CLIENT": settings.kafka_client}
     proc = subprocess.Popen([BIN / "lineage", "gateway", "serve", "--port", str(port), "--rate", "0", "--tokens",
                              str(tokens), "--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic],

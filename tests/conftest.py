@@ -16,6 +16,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from lineage import Settings
+from lineage.devtools.ports import PORT_RANGE_ENV
 from lineage.transport.kafka import create_topics
 from tests.fixtures import HYPOTHESIS_PROFILE, KAFKA_CLIENTS
 from tests.services import Postgres, SeaweedS3
@@ -28,6 +29,34 @@ hypothesis_settings.register_profile(
     "ci", max_examples=100, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
+
+# Each test worker's servers listen on ports of its own, below the kernel's ephemeral range
+# (lineage.devtools.ports): a port chosen from that range could be taken by another worker's choice
+# or by any outgoing connection before a server binds it, or while a server restarts on it.
+# SeaweedFS pairs each port with port + 10000, so the workers share 12000-21999 and the pairs land
+# in 22000-31999, where no worker chooses.
+PORTS_LOW, PORTS_SPAN, PAIR_OFFSET = 12000, 10000, 10000
+
+
+def _worker_port_range() -> str | None:
+    """The ``LINEAGE_PORT_RANGE`` of this test worker; None when the kernel's ephemeral range reaches ours."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if ephemeral_low < PORTS_LOW + PORTS_SPAN + PAIR_OFFSET:
+        return None
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = PORTS_SPAN // max(workers, 1)
+    low = PORTS_LOW + (index % max(workers, 1)) * size
+    return f"{low}-{low + size - 1}"
+
+
+if (_ports := _worker_port_range()) is not None:
+    os.environ[PORT_RANGE_ENV] = _ports  # the servers this worker starts inherit it
+else:
+    os.environ.pop(PORT_RANGE_ENV, None)
 
 
 def _docker_answers() -> bool:

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pyarrow import fs
+
+from lineage.devtools.ports import free_port, port_is_free
 
 __all__ = ["Postgres", "SeaweedS3", "ServiceError", "alive", "family"]
 
@@ -33,23 +34,6 @@ LOOPBACK = "127.0.0.1"
 
 class ServiceError(RuntimeError):
     """A test server could not be started or stopped; the message ends with its log's tail."""
-
-
-def _free_port(avoid: set[int]) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        port = int(s.getsockname()[1])
-    return port if port not in avoid else _free_port(avoid)
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
 
 
 def _log_tail(log: Path, lines: int = 25) -> str:
@@ -139,7 +123,7 @@ class Postgres:
         self.workdir = _private_workdir("lineage-pg-")
         self.data = self.workdir / "data"
         self.log = self.workdir / "server.log"
-        self.port = _free_port(set())
+        self.port = free_port()
         self.password = secrets.token_urlsafe(24)
         self.pid: int | None = None
         # As root, the server must run as the postgres user (PostgreSQL refuses root); else as us.
@@ -307,13 +291,13 @@ class SeaweedS3:
         ports: dict[str, int] = {}
         for name in _PAIRED:
             while True:
-                port = _free_port(set(ports.values()))
+                port = free_port(ports.values())
                 grpc = port + _GRPC_OFFSET
-                if grpc <= 65535 and grpc not in ports.values() and _port_is_free(grpc):
+                if grpc <= 65535 and grpc not in ports.values() and port_is_free(grpc):
                     break
             ports[f"{name}.port"], ports[f"{name}.port.grpc"] = port, grpc
         for name in _SINGLE:
-            ports[name] = _free_port(set(ports.values()))
+            ports[name] = free_port(ports.values())
         return ports
 
     def _command(self) -> list[str]:

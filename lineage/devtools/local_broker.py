@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from lineage.devtools.ports import free_port, port_is_free
 from lineage.errors import BrokerUnavailableError, ConfigurationError
 from lineage.transport.probe import kafka_answers
 
@@ -160,22 +160,6 @@ _LISTENER_KEYS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped broker's TIME_WAIT is no owner
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 class LocalBroker:
     """One KRaft broker+controller process on loopback, with its data and ports kept in ``workdir``.
 
@@ -298,13 +282,11 @@ class LocalBroker:
             saved = {k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
         except (OSError, ValueError, AttributeError):
             saved = {}
-        ports = {
-            "port": self.port or saved.get("port") or _free_port(),
-            "admin_port": saved.get("admin_port") or _free_port(),
-            "controller_port": saved.get("controller_port") or _free_port(),
-        }
+        ports: dict[str, int] = {}
+        for name, given in (("port", self.port), ("admin_port", None), ("controller_port", None)):
+            ports[name] = given or saved.get(name) or free_port(avoid=ports.values())
         for name, number in ports.items():
-            if not _port_is_free(number):
+            if not port_is_free(number):
                 raise BrokerUnavailableError(
                     f"127.0.0.1:{ports['port']}", 0, f"{name} {number} is in use by another process"
                 )

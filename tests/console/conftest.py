@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
 from lineage.contract.policy import policy_dir
 from lineage.contract.records import make_record
+from lineage.devtools.ports import free_port
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store
 from lineage.testing import MemorySink
@@ -137,13 +137,6 @@ def lineage(
     """Run the ``lineage`` command (a real process)."""
     return subprocess.run([sys.executable, "-m", "lineage.cli", *args], input=stdin, capture_output=True, text=True,
                           check=False, timeout=120, env=None if env is None else {**os.environ, **env})  # fmt: skip
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -20,6 +19,7 @@ import pytest
 
 from lineage import Settings
 from lineage.codec.avro import Codec
+from lineage.devtools.ports import free_port
 from lineage.transport.kafka import read_messages
 from tests.fixtures import wait_until
 
@@ -68,13 +68,6 @@ def topic_ids(settings: Settings, idle_s: float = 5.0) -> list[str]:
     codec = Codec()
     return [codec.decode(m.value).event_id for m in read_messages(settings, settings.topic, idle_timeout_s=idle_s)
             if m.value is not None]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
