@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -174,3 +175,32 @@ def test_a_retention_clause_past_the_representable_range_breaks_nothing(tmp_path
     records, _expected = _history()
     found = check(store_of(records, tmp_path / "store"), policy, now=HISTORY_T0 + timedelta(days=200))
     assert "retention" not in {v.clause for v in found} and found
+
+
+def test_a_share_whose_categories_another_writer_left_null_is_judged_as_sharing_none(tmp_path: Path) -> None:
+    """A row of NULL categories to a stranger abroad: its region and recipient breaches, no never_share, no failure."""
+    import pyarrow as pa
+
+    from lineage.codec import Codec
+    from lineage.ingest.holdings import HoldingsMaintainer
+    from lineage.ingest.pipeline import Ingestor
+    from lineage.store import Store, StoreLocation
+    from lineage.store.tables import COLUMNS
+
+    (tmp_path / "mochat.toml").write_text(POLICY)
+    policy = load_policy(tmp_path / "mochat.toml", TAX)
+    records, _expected = _history()
+    store_of(records, tmp_path / "store").close()
+    row = {c.name: None for c in COLUMNS}
+    row.update(event_id="ext-share", event_type="SHARED", occurred_at=HISTORY_T0 + timedelta(days=5), system="chat",
+               system_region="HK", scope="SUBJECT", subject_id="ext", holder_name="chat", holder_role="internal",
+               holder_region="HK", recipient_name="ad-network", recipient_role="third_party", recipient_region="SG",
+               purpose="essential.service", legal_basis="CONTRACT", linked_subject_ids=[])  # fmt: skip
+    location = StoreLocation.embedded(tmp_path / "store")
+    location.load().append(pa.Table.from_pylist([row], schema=COLUMNS))
+    ingestor = Ingestor(location, "events", taxonomy=TAX)  # readers follow the consumers' commits: one more
+    assert ingestor.add(0, len(records), Codec().encode_record(records[0] | {"event_id": str(uuid.uuid4())})) is None
+    ingestor.flush()
+    HoldingsMaintainer(location).refresh()
+    found = check(Store(tmp_path / "store"), policy, now=HISTORY_T0 + timedelta(days=200))
+    assert sorted(v.clause for v in found if v.event_id == "ext-share") == ["recipient", "transfer_region"]
