@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import http.cookiejar
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lineage.devtools.ports import free_port
+
 PASSWORD = "registers-bench-password-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _move(store: str) -> None:
@@ -125,7 +120,7 @@ def _drop_kept(store: str) -> None:
 @contextmanager
 def _serving(lineage: list[str], store: str) -> Iterator[str]:
     """``lineage serve`` over the store, answering: its base address; stopped after."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     policies = str(Path(__file__).resolve().parent.parent / "policies")
     server = subprocess.Popen([*lineage, "serve", "--store", store, "--port", str(port), "--no-audit-kafka",

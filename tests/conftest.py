@@ -39,17 +39,19 @@ PORTS_LOW, PORTS_SPAN, PAIR_OFFSET = 12000, 10000, 10000
 
 
 def _worker_port_range() -> str | None:
-    """The ``LINEAGE_PORT_RANGE`` of this test worker; None when the kernel's ephemeral range reaches ours."""
+    """The ``LINEAGE_PORT_RANGE`` of this test worker; None (the kernel picks) when it cannot have one of its own."""
     try:
         ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
     if ephemeral_low < PORTS_LOW + PORTS_SPAN + PAIR_OFFSET:
         return None
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    size = PORTS_SPAN // max(workers, 1)
-    low = PORTS_LOW + (index % max(workers, 1)) * size
+    workers, name = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"), os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = name.removeprefix("gw")
+    if not (workers.isdigit() and index.isdigit() and int(index) < int(workers)):
+        return None  # a worker xdist restarted (gw2 of 2) or named otherwise: its range might be a live one's
+    size = PORTS_SPAN // int(workers)
+    low = PORTS_LOW + int(index) * size
     return f"{low}-{low + size - 1}"
 
 

@@ -12,8 +12,9 @@ kernel chooses.
 from __future__ import annotations
 
 import os
-import random
+import secrets
 import socket
+import threading
 from collections.abc import Collection
 
 from lineage.errors import ConfigurationError
@@ -27,6 +28,7 @@ _TRIES = 1000
 # where in the range this process looks next: a random start (another process may use the same
 # range), then on, so that ports chosen one after another before any is bound are never the same
 _next: dict[tuple[int, int], int] = {}
+_choosing = threading.Lock()
 
 
 def port_range() -> tuple[int, int] | None:
@@ -67,10 +69,11 @@ def free_port(avoid: Collection[int] = ()) -> int:
                 return port
     low, high = bounds
     size = high - low + 1
-    at = _next.get(bounds, random.randrange(size))
-    for i in range(min(size, _TRIES)):
-        port = low + (at + i) % size
-        if port not in avoid and port_is_free(port):
-            _next[bounds] = (at + i + 1) % size
-            return port
+    with _choosing:  # not the global random, which Hypothesis seeds the same in every test
+        at = _next.get(bounds, secrets.randbelow(size))
+        for i in range(min(size, _TRIES)):
+            port = low + (at + i) % size
+            if port not in avoid and port_is_free(port):
+                _next[bounds] = (at + i + 1) % size
+                return port
     raise ConfigurationError(PORT_RANGE_ENV, f"no free port among the {min(size, _TRIES)} tried in {low}-{high}")
