@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -190,6 +191,49 @@ def test_a_chunked_body_is_refused_as_it_passes_the_bound(gateway: Running, kafk
         conn.close()
     assert status == 413
     assert "body: larger than the 1,048,576 bytes allowed" in json.loads(text)["error"]
+    assert topic_ids(kafka_settings) == []
+
+
+def test_a_body_declared_far_past_the_bound_is_answered_before_a_byte_of_it_is_sent(gateway: Running) -> None:
+    """Content-Length past 8 MiB: the 413 comes at once (nothing is drained), the client sends no body."""
+    token = gateway.token("checkout-svc", "checkout")
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    try:
+        conn.putrequest("POST", "/v1/events")
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Content-Length", str(8 * 1024 * 1024 + 1))
+        conn.endheaders()
+        answer = conn.getresponse()
+        status, text = answer.status, answer.read()
+    finally:
+        conn.close()
+    assert status == 413 and "body: larger than" in json.loads(text)["error"]
+
+
+def test_a_body_somewhat_past_the_bound_is_read_to_its_end_so_the_client_hears_the_413(
+    gateway: Running, kafka_settings: Settings
+) -> None:
+    """A 3 MB body from a client that sends it all, through a small buffer, before it reads: a 413, no broken pipe."""
+    token = gateway.token("checkout-svc", "checkout")
+    event = json.dumps(_event()).encode()
+    big = b"[" + b",".join([event] * (3_000_000 // len(event))) + b"]"
+    host, port = gateway.url.removeprefix("http://").split(":")
+    for _ in range(2):
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            # still sending when the gateway decides: what a client far from it meets
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+            # Connection: close, as urllib sends it: the server closes once it has answered
+            headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+            conn.request("POST", "/v1/events", body=big, headers=headers)
+            answer = conn.getresponse()
+            status, text = answer.status, answer.read()
+        finally:
+            conn.close()
+        assert status == 413 and "send smaller batches" in json.loads(text)["error"]
     assert topic_ids(kafka_settings) == []
 
 
