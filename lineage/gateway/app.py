@@ -4,9 +4,10 @@ With a dataset mapping, ``POST /api/v1/lineage`` (the path OpenLineage clients p
 events, made into flow events by ``lineage.gateway.openlineage`` and sent the same way.
 
 The token is checked before a byte of the body is read, and the body is bounded while it streams
-in (``max_body``): a client without a token, or with a huge body, costs the gateway almost
-nothing (a body up to ``DRAIN_FACTOR`` times the bound is read and dropped, so that its client
-hears why). Every answer is JSON; a refusal says why in one line per problem (``error`` and
+in (``max_body``): a client without a token, or with a huge body, costs the gateway no memory. The
+body of a refused request is read and dropped up to a bound (``max_body``, ``DRAIN_FACTOR`` times
+it for a 413), so that its client hears why; past that the connection closes (``_answered``).
+Every answer is JSON; a refusal says why in one line per problem (``error`` and
 ``errors``), never echoing the input's values that identify a person.
 """
 
@@ -43,7 +44,7 @@ __all__ = ["MAX_BODY", "Gateway", "create_app"]
 
 #: the largest request body read, as the console's: about 3,000 events of a few hundred bytes
 MAX_BODY = 1024 * 1024
-#: a body past MAX_BODY up to this many times it is read and dropped, so the client hears the 413
+#: a body past the bound up to this many times it is read and dropped, so that its client hears the 413
 DRAIN_FACTOR = 8
 _TICK_S = 1.0  # how often the spool's resending moves on while no request comes
 _log = logging.getLogger("lineage.gateway")
@@ -115,14 +116,16 @@ def create_app(gateway: Gateway) -> FastAPI:
             state["openlineage"] = counters.as_json()
         return JSONResponse(state)
 
+    drain = gateway.max_body * DRAIN_FACTOR
+
     @app.post("/v1/events")
     async def post_events(request: Request) -> Response:
         token = await _bearer(gateway, request)
         if not isinstance(token, ServiceToken):
-            return token
+            return await _answered(request, token, gateway.max_body)
         body = await _bounded_body(request, gateway.max_body)
         if body is None:
-            return _refusal(413, too_large)
+            return await _answered(request, _refusal(413, too_large), drain)
         try:
             return await run_in_threadpool(_accept, gateway, token, body, prepare)
         except RequestError as exc:
@@ -132,14 +135,15 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def post_lineage(request: Request) -> Response:
         token = await _bearer(gateway, request)
         if not isinstance(token, ServiceToken):
-            return token
+            return await _answered(request, token, gateway.max_body)
         if gateway.mapping is None:
-            return _refusal(404, ["OpenLineage: not enabled here; start the gateway with --openlineage MAPPING.toml"])
+            off = ["OpenLineage: not enabled here; start the gateway with --openlineage MAPPING.toml"]
+            return await _answered(request, _refusal(404, off), gateway.max_body)
         body = await _bounded_body(request, gateway.max_body)
         try:
             body = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
             if body is None:
-                return _refusal(413, too_large)
+                return await _answered(request, _refusal(413, too_large), drain)
             return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, prepare, counters)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
@@ -185,27 +189,44 @@ def _decoded(body: bytes | None, encoding: str, limit: int) -> bytes | None:
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it is past ``limit`` bytes (kept no further: a huge body costs no memory).
-
-    A body past the bound but within ``DRAIN_FACTOR`` times it is read to its end and dropped before
-    the 413 goes out. A server that answers and closes while the client still sends makes the
-    client's kernel see a reset: most clients then report a broken pipe, never the answer saying
-    why (CI saw it from urllib). Past that, or declared past it, nothing more is read: the
-    connection closes at once.
-    """
+    """The body, or None once it is past ``limit`` bytes (kept no further: a huge body costs no memory)."""
     declared = request.headers.get("content-length", "")
-    drain = limit * DRAIN_FACTOR
-    if declared.isdigit() and int(declared) > drain:
+    if declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > drain:
+        if size > limit:
             return None
-        if size <= limit:
-            chunks.append(chunk)
-    return b"".join(chunks) if size <= limit else None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _answered(request: Request, response: Response, drain: int) -> Response:
+    """``response`` to a request whose body is not taken: the rest of the body read and dropped, up to ``drain`` bytes.
+
+    A server that answers and closes while its client still sends resets the connection, and most
+    clients then report a broken pipe, never the answer saying why (CI saw it from urllib, which
+    sends ``Connection: close``). A body declared or found past ``drain``, or one its client holds
+    back until told to go on (``Expect: 100-continue``, curl's way past 1 MiB), is not read: the
+    answer says ``Connection: close`` and the server closes at once, whatever the client asked for.
+    """
+    declared = request.headers.get("content-length", "")
+    waiting = "100-continue" in request.headers.get("expect", "").lower()
+    if not waiting and not (declared.isdigit() and int(declared) > drain):
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > drain:
+                    break
+            else:
+                return response
+        except RuntimeError:  # Starlette's "Stream consumed": the whole body was read already
+            return response
+    response.headers["Connection"] = "close"
+    return response
 
 
 def _accept(gateway: Gateway, token: ServiceToken, body: bytes, prepare: Preparer) -> Response:

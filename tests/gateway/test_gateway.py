@@ -178,7 +178,7 @@ def test_a_chunked_body_is_refused_as_it_passes_the_bound(gateway: Running, kafk
         conn.putheader("Authorization", f"Bearer {token}")
         conn.putheader("Transfer-Encoding", "chunked")
         conn.endheaders()
-        for _ in range(40):  # 2.5 MiB of JSON whitespace, then an event: never read that far
+        for _ in range(40):  # 2.5 MiB of JSON whitespace, then an event: read and dropped, never kept
             conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         body = json.dumps(_event()).encode()
         conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
@@ -205,20 +205,42 @@ def test_a_body_declared_far_past_the_bound_is_answered_before_a_byte_of_it_is_s
         conn.putheader("Content-Length", str(8 * 1024 * 1024 + 1))
         conn.endheaders()
         answer = conn.getresponse()
-        status, text = answer.status, answer.read()
+        status, text, connection = answer.status, answer.read(), answer.getheader("Connection")
     finally:
         conn.close()
     assert status == 413 and "body: larger than" in json.loads(text)["error"]
+    assert connection == "close"  # the server closes rather than read what the client may still send
 
 
-def test_a_body_somewhat_past_the_bound_is_read_to_its_end_so_the_client_hears_the_413(
-    gateway: Running, kafka_settings: Settings
-) -> None:
-    """A 3 MB body from a client that sends it all, through a small buffer, before it reads: a 413, no broken pipe."""
+def test_a_client_waiting_for_100_continue_is_refused_before_it_sends_the_body(gateway: Running) -> None:
+    """As curl sends past 1 MiB (Expect: 100-continue, 3 MB declared): the 413 comes first, no 100 Continue."""
     token = gateway.token("checkout-svc", "checkout")
-    event = json.dumps(_event()).encode()
-    big = b"[" + b",".join([event] * (3_000_000 // len(event))) + b"]"
     host, port = gateway.url.removeprefix("http://").split(":")
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 3000000\r\nExpect: 100-continue\r\n\r\n")  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(head.encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 413 ") and b"connection: close" in got.lower()
+
+
+@pytest.mark.parametrize(("size", "authorised", "status", "words"), [
+    (3_000_000, True, 413, "send smaller batches"),
+    (900_000, False, 401, "bearer token is not valid"),
+])  # fmt: skip
+def test_a_refused_body_is_read_to_its_end_so_the_client_hears_why(
+    gateway: Running, kafka_settings: Settings, size: int, authorised: bool, status: int, words: str
+) -> None:
+    """A client that sends all before it reads, through a small buffer: 3 MB gets its 413, a wrong token its 401."""
+    token = gateway.token("checkout-svc", "checkout") if authorised else "lin_" + "x" * 43
+    event = json.dumps(_event()).encode()
+    big = b"[" + b",".join([event] * (size // len(event))) + b"]"
+    host, port = gateway.url.removeprefix("http://").split(":")
+    expected = status
     for _ in range(2):
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         try:
@@ -230,10 +252,10 @@ def test_a_body_somewhat_past_the_bound_is_read_to_its_end_so_the_client_hears_t
             headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
             conn.request("POST", "/v1/events", body=big, headers=headers)
             answer = conn.getresponse()
-            status, text = answer.status, answer.read()
+            got, text = answer.status, answer.read()
         finally:
             conn.close()
-        assert status == 413 and "send smaller batches" in json.loads(text)["error"]
+        assert got == expected and words in json.loads(text)["error"]
     assert topic_ids(kafka_settings) == []
 
 
