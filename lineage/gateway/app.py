@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from lineage.codec.json_schema import json_schema
 from lineage.contract.records import to_record
@@ -46,6 +47,7 @@ __all__ = ["MAX_BODY", "Gateway", "create_app"]
 MAX_BODY = 1024 * 1024
 #: a body past the bound up to this many times it is read and dropped, so that its client hears the 413
 DRAIN_FACTOR = 8
+DRAIN_S = 10.0  # how long a refused body may take to arrive: uvicorn bounds no body's read in time
 _TICK_S = 1.0  # how often the spool's resending moves on while no request comes
 _log = logging.getLogger("lineage.gateway")
 _UNUSABLE = "Authorization: the gateway cannot use its token file now (its operator is told in its log); retry later"
@@ -123,9 +125,9 @@ def create_app(gateway: Gateway) -> FastAPI:
         token = await _bearer(gateway, request)
         if not isinstance(token, ServiceToken):
             return await _answered(request, token, gateway.max_body)
-        body = await _bounded_body(request, gateway.max_body)
+        body, read = await _bounded_body(request, gateway.max_body)
         if body is None:
-            return await _answered(request, _refusal(413, too_large), drain)
+            return await _answered(request, _refusal(413, too_large), drain, read)
         try:
             return await run_in_threadpool(_accept, gateway, token, body, prepare)
         except RequestError as exc:
@@ -139,11 +141,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         if gateway.mapping is None:
             off = ["OpenLineage: not enabled here; start the gateway with --openlineage MAPPING.toml"]
             return await _answered(request, _refusal(404, off), gateway.max_body)
-        body = await _bounded_body(request, gateway.max_body)
+        body, read = await _bounded_body(request, gateway.max_body)
         try:
             body = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
             if body is None:
-                return await _answered(request, _refusal(413, too_large), drain)
+                return await _answered(request, _refusal(413, too_large), drain, read)
             return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, prepare, counters)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
@@ -188,42 +190,51 @@ def _decoded(body: bytes | None, encoding: str, limit: int) -> bytes | None:
     return plain
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it is past ``limit`` bytes (kept no further: a huge body costs no memory)."""
+async def _bounded_body(request: Request, limit: int) -> tuple[bytes | None, int]:
+    """The body, or None once it is past ``limit`` bytes (kept no further: a huge body costs no memory); bytes read."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        return None
+        return None, 0
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            return None, size
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), size
 
 
-async def _answered(request: Request, response: Response, drain: int) -> Response:
-    """``response`` to a request whose body is not taken: the rest of the body read and dropped, up to ``drain`` bytes.
+async def _answered(request: Request, response: Response, bound: int, read: int = 0) -> Response:
+    """``response`` to a request whose body is not taken, once the rest of it (``read`` bytes read) is dropped.
 
     A server that answers and closes while its client still sends resets the connection, and most
     clients then report a broken pipe, never the answer saying why (CI saw it from urllib, which
-    sends ``Connection: close``). A body declared or found past ``drain``, or one its client holds
-    back until told to go on (``Expect: 100-continue``, curl's way past 1 MiB), is not read: the
-    answer says ``Connection: close`` and the server closes at once, whatever the client asked for.
+    sends ``Connection: close``). So the rest is read and dropped while the whole stays within
+    ``bound`` bytes and comes within ``DRAIN_S``. A body declared or found past ``bound``, one that
+    stalls, or one its client holds back until told to go on (``Expect: 100-continue``, curl's way
+    past 1 MiB, when nothing was read yet) is not waited for: the answer says ``Connection: close``
+    and the server closes at once, whatever the client asked for.
     """
     declared = request.headers.get("content-length", "")
-    waiting = "100-continue" in request.headers.get("expect", "").lower()
-    if not waiting and not (declared.isdigit() and int(declared) > drain):
-        size = 0
+    waiting = read == 0 and "100-continue" in request.headers.get("expect", "").lower()
+    if not waiting and not (declared.isdigit() and int(declared) > bound):
+        size = read
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > drain:
-                    break
-            else:
-                return response
-        except RuntimeError:  # Starlette's "Stream consumed": the whole body was read already
+            async with asyncio.timeout(DRAIN_S):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > bound:
+                        break
+                else:
+                    return response
+        except TimeoutError:
+            pass
+        except ClientDisconnect:  # gone: no one to answer, and nothing wrong with the gateway
+            return response
+        except RuntimeError as exc:
+            if str(exc) != "Stream consumed":  # Starlette's word for a body read whole already
+                raise
             return response
     response.headers["Connection"] = "close"
     return response

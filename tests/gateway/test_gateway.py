@@ -228,6 +228,19 @@ def test_a_client_waiting_for_100_continue_is_refused_before_it_sends_the_body(g
     assert got.startswith(b"HTTP/1.1 413 ") and b"connection: close" in got.lower()
 
 
+def test_a_refused_client_that_never_sends_its_body_is_answered_and_closed(gateway: Running) -> None:
+    """A wrong token and 900 kB declared, then silence: the 401 still comes (after the drain's wait), then the close."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer lin_{'x' * 43}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n")  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(head.encode())
+        got = b""
+        while chunk := sock.recv(65536):  # to the end: the server closes
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 401 ") and b"connection: close" in got.lower()
+
+
 @pytest.mark.parametrize(("size", "authorised", "status", "words"), [
     (3_000_000, True, 413, "send smaller batches"),
     (900_000, False, 401, "bearer token is not valid"),
