@@ -212,32 +212,29 @@ def test_a_body_declared_far_past_the_bound_is_answered_before_a_byte_of_it_is_s
     assert connection == "close"  # the server closes rather than read what the client may still send
 
 
+def _answer_to_a_head(gateway: Running, token: str, headers: str) -> bytes:
+    """What the gateway sends, to the close, for a POST's head (``headers``: CRLF-separated) and no body."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n\r\n")  # fmt: skip
+    got = b""
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(head.encode())
+        while chunk := sock.recv(65536):  # to the end: a refusal that takes no body closes
+            got += chunk
+    return got
+
+
 def test_a_client_waiting_for_100_continue_is_refused_before_it_sends_the_body(gateway: Running) -> None:
     """As curl sends past 1 MiB (Expect: 100-continue, 3 MB declared): the 413 comes first, no 100 Continue."""
     token = gateway.token("checkout-svc", "checkout")
-    host, port = gateway.url.removeprefix("http://").split(":")
-    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 3000000\r\nExpect: 100-continue\r\n\r\n")  # fmt: skip
-    with socket.create_connection((host, int(port)), timeout=120) as sock:
-        sock.sendall(head.encode())
-        got = b""
-        while b"\r\n\r\n" not in got:
-            chunk = sock.recv(65536)
-            assert chunk, got
-            got += chunk
+    got = _answer_to_a_head(gateway, token, "Content-Length: 3000000\r\nExpect: 100-continue")
     assert got.startswith(b"HTTP/1.1 413 ") and b"connection: close" in got.lower()
 
 
 def test_a_refused_client_that_never_sends_its_body_is_answered_and_closed(gateway: Running) -> None:
     """A wrong token and 900 kB declared, then silence: the 401 still comes (after the drain's wait), then the close."""
-    host, port = gateway.url.removeprefix("http://").split(":")
-    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer lin_{'x' * 43}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n")  # fmt: skip
-    with socket.create_connection((host, int(port)), timeout=120) as sock:
-        sock.sendall(head.encode())
-        got = b""
-        while chunk := sock.recv(65536):  # to the end: the server closes
-            got += chunk
+    got = _answer_to_a_head(gateway, "lin_" + "x" * 43, "Content-Length: 900000")
     assert got.startswith(b"HTTP/1.1 401 ") and b"connection: close" in got.lower()
 
 
