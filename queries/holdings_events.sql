@@ -28,8 +28,9 @@ WITH applied AS (
 )
 SELECT
     e.event_id, e.event_type, epoch_us(e.occurred_at) AS occurred_at, e.scope, e.subject_id,
-    coalesce(e.linked_subject_ids, []) AS linked_subject_ids, coalesce(e.categories, []) AS categories, e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role,
-    e.recipient_region, e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted, e.source,
+    coalesce(e.linked_subject_ids, []) AS linked_subject_ids, coalesce(e.categories, []) AS categories,
+    e.holder_name, e.holder_role, e.holder_region, e.recipient_name, e.recipient_role, e.recipient_region,
+    e.purpose, e.legal_basis, e.mechanism, e.retention_days, e.encrypted, e.source,
     epoch_us(e.bulk_as_of) AS bulk_as_of, e.erasure_outcome, e.clamped_from
 FROM e
 LEFT JOIN applied AS a USING (origin, kafka_partition)

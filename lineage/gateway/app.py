@@ -143,10 +143,11 @@ def create_app(gateway: Gateway) -> FastAPI:
             return await _answered(request, _refusal(404, off), gateway.max_body)
         body, read = await _bounded_body(request, gateway.max_body)
         try:
-            body = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
-            if body is None:
-                return await _answered(request, _refusal(413, too_large), drain, read)
-            return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, body, prepare, counters)
+            plain = _decoded(body, request.headers.get("content-encoding", ""), gateway.max_body)
+            if plain is None:  # past the bound as sent (the rest to drop), or once inflated (read whole)
+                refused = _refusal(413, too_large)
+                return refused if body is not None else await _answered(request, refused, drain, read)
+            return await run_in_threadpool(_accept_run, gateway, gateway.mapping, token, plain, prepare, counters)
         except RequestError as exc:
             return _refusal(exc.status, exc.errors)
 
@@ -231,10 +232,6 @@ async def _answered(request: Request, response: Response, bound: int, read: int 
         except TimeoutError:
             pass
         except ClientDisconnect:  # gone: no one to answer, and nothing wrong with the gateway
-            return response
-        except RuntimeError as exc:
-            if str(exc) != "Stream consumed":  # Starlette's word for a body read whole already
-                raise
             return response
     response.headers["Connection"] = "close"
     return response

@@ -10,7 +10,7 @@ import pytest
 
 from lineage.devtools.ports import PORT_RANGE_ENV, free_port, port_is_free, port_range
 from lineage.errors import ConfigurationError
-from tests.conftest import PAIR_OFFSET, PORTS_LOW, PORTS_SPAN
+from tests.conftest import PAIR_OFFSET, PORTS_LOW, PORTS_SPAN, _worker_port_range
 
 
 def _listening(port: int) -> socket.socket:
@@ -21,9 +21,10 @@ def _listening(port: int) -> socket.socket:
 
 
 def _free_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports."""
+    """The first of ``size`` consecutive free ports (within this worker's range, when it has one)."""
+    high = (port_range() or (0, 65535))[1]
     low = free_port()
-    while low + size > 65536 or not all(port_is_free(p) for p in range(low, low + size)):
+    while low + size - 1 > high or not all(port_is_free(p) for p in range(low, low + size)):
         low = free_port()
     return low
 
@@ -61,15 +62,13 @@ def test_a_range_that_is_not_low_dash_high_is_named_in_one_line(monkeypatch: pyt
 
 def test_each_test_worker_chooses_below_the_kernels_ephemeral_range_and_so_do_the_ports_paired_with_it() -> None:
     """The range of the worker running it lies in the workers' span, its ports + 10000 below the ephemeral range."""
-    try:
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except OSError:
-        ephemeral_low = 0  # unknown: the kernel chooses
+    given = _worker_port_range()
     bounds = port_range()
-    if ephemeral_low < PORTS_LOW + PORTS_SPAN + PAIR_OFFSET:
-        assert bounds is None  # the kernel chooses, as it did before
+    if given is None:
+        assert bounds is None  # the kernel chooses, as it did before (or for a worker xdist restarted)
         return
-    assert bounds is not None
+    assert bounds is not None and f"{bounds[0]}-{bounds[1]}" == given
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     low, high = bounds
     assert PORTS_LOW <= low <= high < PORTS_LOW + PORTS_SPAN and high + PAIR_OFFSET < ephemeral_low
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

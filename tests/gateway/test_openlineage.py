@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -130,11 +132,13 @@ def test_bad_runs_are_a_clear_4xx_unknown_datasets_are_counted_and_nothing_is_pr
             "another system": post_json_to(gateway.url, run, crm),
             "unmapped": post_json_to(gateway.url, unmapped, shop),
             "unmapped again": post_json_to(gateway.url, unmapped, shop),
+            "a gzip bomb": _post_gzip(gateway.url, gzip.compress(b" " * 2_000_000), shop),
         }
         state = _health(gateway)["openlineage"]
     statuses = {what: status for what, (status, _) in answers.items()}
     assert statuses == {"not json": 400, "not a run": 400, "no token": 401, "another system": 403,
-                        "unmapped": 200, "unmapped again": 200}, answers  # fmt: skip
+                        "unmapped": 200, "unmapped again": 200, "a gzip bomb": 413}, answers  # fmt: skip
+    assert "body: larger than" in answers["a gzip bomb"][1]["error"]  # 2 MB once inflated, 2 kB as sent
     assert "system='shop': this token may not emit as that system" in answers["another system"][1]["error"]
     assert answers["unmapped"][1]["unknown_datasets"] == 2 and answers["unmapped"][1]["stored"] == 0
     assert state == {"runs": 0, "flows": 0, "ignored": 2, "unknown_datasets": 2}
@@ -149,6 +153,17 @@ def test_without_a_mapping_the_door_is_closed(gateway: Running) -> None:
     status, answer = post_json_to(gateway.url, {"run": {}}, gateway.token("shop-etl", "shop"))
     assert status == 404 and "--openlineage" in answer["error"]
     assert "openlineage" not in _health(gateway)
+
+
+def _post_gzip(url: str, body: bytes, token: str) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` (gzip data) to the OpenLineage path with ``Content-Encoding: gzip``."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url + LINEAGE, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def post_json_to(url: str, value: object, token: str | None) -> tuple[int, dict[str, Any]]:
