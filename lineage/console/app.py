@@ -37,10 +37,16 @@ CSP = (
 )
 
 
-def create_app(console: Console, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
-    """The app: pages, their JSON twins, our static files, and the security headers; ``on_shutdown`` runs at its end."""
+def create_app(
+    console: Console, on_shutdown: Callable[[], None] | None = None, on_start: Callable[[], None] | None = None
+) -> FastAPI:
+    """The app: pages, their JSON twins, our static files, and the security headers.
+
+    ``on_start`` runs once the server starts serving, ``on_shutdown`` at its end.
+    """
+    lifespan = None if on_shutdown is None and on_start is None else _running_until(on_start, on_shutdown)
     app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY,
-                  lifespan=None if on_shutdown is None else _running_until(on_shutdown))  # fmt: skip
+                  lifespan=lifespan)  # fmt: skip
     app.state.console = console
     app.state.roles = role_table(pages.routes, api.routes)  # read by ``signed_in`` on every request
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -105,15 +111,20 @@ def create_app(console: Console, on_shutdown: Callable[[], None] | None = None) 
     return app
 
 
-def _running_until(stop: Callable[[], None]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A lifespan that calls ``stop`` when the server shuts down."""
+def _running_until(
+    start: Callable[[], None] | None, stop: Callable[[], None] | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that calls ``start`` as the server starts and ``stop`` when it shuts down."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
+            if start is not None:
+                start()
             yield
         finally:
-            stop()
+            if stop is not None:
+                stop()
 
     return lifespan
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -24,10 +25,12 @@ from lineage.console.db import ConsoleDB
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
 
-__all__ = ["KeptRegisters", "decode", "drop", "encode", "fingerprint", "load", "save"]
+__all__ = ["KeptRegisters", "claim", "decode", "drop", "encode", "fingerprint", "load", "release", "save"]
 
 #: bump when the registers' shape changes: kept ones of another shape are never shown
 _FORMAT = 1
+#: a claim's key is the registers' own with this after it (never a fingerprint: those are hex digits)
+_CLAIM = ":computing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,27 @@ def save(db: ConsoleDB, key: str, kept: KeptRegisters) -> None:
             tx.run("INSERT INTO console_registers (key, snapshot, holdings_snapshot, erasures, computed, body) "
                    "SELECT :k, :s, :h, :e, :c, :b WHERE NOT EXISTS (SELECT 1 FROM console_registers WHERE key = :k)",
                    params)  # fmt: skip
+
+
+def claim(db: ConsoleDB, key: str, stale_s: float) -> bool:
+    """Claim the computation of the registers under ``key`` for this process: whether no other holds it.
+
+    A claim older than ``stale_s`` (its process killed midway, say) is taken over. It is a row of the
+    same table (no body), so a forget's ``drop`` removes it with the registers.
+    """
+    now = time.time()
+    params = {"k": key + _CLAIM, "now": now, "stale": now - stale_s}
+    with db.tx() as tx:
+        if tx.run("INSERT INTO console_registers (key, computed, body) VALUES (:k, :now, '') "
+                  "ON CONFLICT (key) DO NOTHING", params):  # fmt: skip
+            return True
+        return bool(tx.run("UPDATE console_registers SET computed = :now WHERE key = :k AND computed < :stale", params))
+
+
+def release(db: ConsoleDB, key: str) -> None:
+    """End this process's claim on the registers under ``key`` (``claim``)."""
+    with db.tx() as tx:
+        tx.run("DELETE FROM console_registers WHERE key = :k", {"k": key + _CLAIM})
 
 
 def drop(db: ConsoleDB) -> None:

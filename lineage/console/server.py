@@ -89,7 +89,7 @@ class ConsoleApp:
         """The app over a new console, which it closes when the worker shuts down."""
         configure_logging(logging.INFO, _LOG_FORMAT)  # a spawned worker starts with no handlers of its own
         console = self.build()
-        return create_app(console, on_shutdown=lambda: close_console(console))
+        return create_app(console, on_start=console.service.warm_registers, on_shutdown=lambda: close_console(console))
 
 
 def close_console(console: Console) -> None:

@@ -67,6 +67,10 @@ DEFAULT_TOPICS = (Settings().topic, Settings().dead_letter_topic)
 #: take ~15 s at 1M subjects, and every page, sort, filter and download of the registers page asks
 #: for them; the retention register is judged at the time they were computed, which the stamp shows
 REGISTERS_KEPT_S = 300.0
+#: a claim on computing the registers ahead (``warm_registers``) older than this is taken over: its
+#: process was killed midway (they take ~20 s at 1M subjects)
+WARM_CLAIM_S = 600.0
+
 
 def check_case(case_ref: str | None) -> str:
     """A case reference (ticket, request number): required, and safe in a file name (``lineage forget``'s rule)."""
@@ -172,6 +176,7 @@ class Service:
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
         self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
         self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
+        self._warm = False  # registers computed ahead of any view (``warm_registers``): a served console's
         # the key of theirs kept in the database
         self._registers_key = kept_registers.fingerprint(store.location.describe(), taxonomy, self.policies)
         self._fail_orphans()
@@ -227,6 +232,8 @@ class Service:
             )  # fmt: skip
         finally:
             self.forget_registers()  # they may count or name the person: computed anew from the store as it is now
+            if self._warm:
+                self.warm_registers()
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""
@@ -396,6 +403,48 @@ class Service:
             self.forget_registers()  # what they show may be gone from the store
             return self._fresh_registers()
         return self._kept_while_renewing(kept[2])
+
+    def warm_registers(self) -> None:
+        """Compute the registers ahead of any view whenever none are kept: at start, and after each forget.
+
+        They take ~20 s at 1M subjects, and every later view shows the kept ones at once (``registers``),
+        so only the first view after a start or a forget waited. ``lineage serve`` calls this as it
+        starts; of its workers, the one that claims the computation in the console database computes
+        them (``kept.claim``), and the others show what it keeps. A view arriving while they are
+        computed here waits for them rather than computing them again.
+        """
+        self._warm = True
+        with self._registers_lock:
+            try:  # after a computation already under way, if any (one at a time): it finds them kept then
+                self._renewing = self._renewer.submit(self._warm_up)
+            except RuntimeError:  # closing
+                pass
+
+    def _warm_up(self) -> None:
+        """``warm_registers``'s computation, when no registers are kept and no other process claims it."""
+        try:
+            if self._registers_from_db() is not None or not kept_registers.claim(
+                self.db, self._registers_key, WARM_CLAIM_S
+            ):
+                return
+        except LineageError as exc:  # the database failed: the first view computes them, as before
+            _log.warning("registers: not computed ahead: %s", _first_line(exc))
+            return
+        try:
+            with self._computing:
+                with self._registers_lock:
+                    epoch, kept = self._registers_epoch, self._registers
+                if kept is None:  # else a view computed them while this waited
+                    self._compute_and_keep(epoch)
+        except LineageError as exc:  # an empty store, say: the first view computes them (or says why)
+            _log.warning("registers: not computed ahead: %s", _first_line(exc))
+        except Exception as exc:  # a bug: its type only (the message may hold data)
+            _log.error("registers: internal error (%s) computing them ahead", type(exc).__name__)
+        finally:
+            try:
+                kept_registers.release(self.db, self._registers_key)
+            except LineageError as exc:  # the claim goes stale and another start takes it over
+                _log.warning("registers: could not release the claim: %s", _first_line(exc))
 
     def forget_registers(self) -> None:
         """Drop the kept registers, and any being computed from a read before now (after a forget)."""

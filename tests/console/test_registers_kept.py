@@ -400,3 +400,73 @@ def test_while_a_forget_is_unfinished_views_of_one_read_share_one_computation(
     finally:
         service.close()
         db.close()
+
+
+def test_a_served_console_computes_the_registers_before_any_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warmed as it starts (as `lineage serve` does), and again after a forget: no view waits for them."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    calls = _counted(monkeypatch)
+    service = Service(Store(location), TAXONOMY, db=db, digest=lambda s: f"digest-{s}")
+    app = create_app(Console(service, *[None] * 4), on_start=service.warm_registers)  # type: ignore[arg-type]
+    try:
+        with TestClient(app):  # runs the app's start, as the server does
+            _renewed(service)
+            assert len(calls) == 1 and kept.load(db, service._registers_key) is not None  # noqa: SLF001
+            assert _individuals(service) == 2 and len(calls) == 1  # the view computed nothing
+            service.forget(["a"], "C-9")
+            _renewed(service)
+            assert len(calls) == 2
+            again = kept.load(db, service._registers_key)  # noqa: SLF001
+            assert again is not None and again.read[2] is not None  # of the read after the forget
+            assert _individuals(service) == 1 and len(calls) == 2
+    finally:
+        service.close()
+        db.close()
+
+
+def test_of_several_workers_only_the_one_holding_the_claim_computes_them_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker's claim: nothing is computed ahead here; a claim gone stale (its worker killed) is taken over."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    calls = _counted(monkeypatch)
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert kept.claim(db, service._registers_key, 600.0)  # noqa: SLF001 - as another worker
+        service.warm_registers()
+        _renewed(service)
+        assert len(calls) == 0 and kept.load(db, service._registers_key) is None  # noqa: SLF001
+        monkeypatch.setattr(console_service, "WARM_CLAIM_S", -1.0)  # the other worker's claim is now stale
+        service.warm_registers()
+        _renewed(service)
+        assert len(calls) == 1 and kept.load(db, service._registers_key) is not None  # noqa: SLF001
+        assert kept.claim(db, service._registers_key, 600.0)  # noqa: SLF001 - released once computed
+    finally:
+        service.close()
+        db.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_claim_is_held_once_until_released_or_stale(tmp_path: Path, postgres: Postgres, backend: str) -> None:
+    """One claim at a time per key, on both databases; released or stale, it is taken again; a drop removes it."""
+    db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
+          else ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}"))  # fmt: skip
+    key = uuid.uuid4().hex
+    try:
+        assert kept.claim(db, key, 600.0) and not kept.claim(db, key, 600.0)
+        assert kept.claim(db, uuid.uuid4().hex, 600.0)  # another key's is its own
+        kept.release(db, key)
+        assert kept.claim(db, key, 600.0) and not kept.claim(db, key, 600.0)
+        assert kept.claim(db, key, -1.0)  # stale
+        assert kept.load(db, key) is None  # a claim is never read as registers
+        kept.drop(db)
+        assert kept.claim(db, key, 600.0)
+    finally:
+        kept.drop(db)
+        db.close()

@@ -111,8 +111,16 @@ def _server_end(client_port: int, server_port: int) -> int | None:
     return None
 
 
+def _kept_registers(db: ConsoleDB) -> bool:
+    with db.tx() as tx:
+        return tx.one("SELECT 1 AS kept FROM console_registers WHERE body <> ''") is not None
+
+
 def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_path: Path) -> None:
-    """`lineage serve --workers 2`: one sign-in, pages answered by two workers, each logging one-line records."""
+    """`lineage serve --workers 2`: one sign-in, pages answered by two workers, each logging one-line records.
+
+    The registers are computed as the server starts, before anyone opens them: kept in the console database.
+    """
     env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
     added = lineage("users", "add", "ana", "--role", "analyst", "--password-stdin", "--store", str(world.folder),
                     stdin="analyst-password-1\n", env=env)  # fmt: skip
@@ -147,12 +155,21 @@ def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_pa
                 answered_by.add(worker)
             finally:
                 conn.close()
+        db = ConsoleDB(env["LINEAGE_CONSOLE_DB"])
+        try:  # no one opened the registers page
+            deadline = time.monotonic() + 300
+            while not _kept_registers(db) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _kept_registers(db), "the registers were not computed ahead within 300 s"
+        finally:
+            db.close()
     assert len(answered_by) == 2, f"only one worker answered in 120 s: {answered_by}"
     # Each worker logs through lineage.logs: uvicorn's own format and tracebacks never reach the log.
     logged = (world.folder.parent / f"serve-{port}.log").read_text().splitlines()
     access = [line for line in logged if " uvicorn.access 127.0.0.1:" in line and '"POST /person HTTP/1.1" 200' in line]
     assert len(access) >= 2, logged
     assert not [line for line in logged if line.startswith(("INFO:", "Traceback", "  File "))], logged
+    assert not [line for line in logged if " lineage.console.service registers: " in line], logged  # none failed
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
