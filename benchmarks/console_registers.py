@@ -91,7 +91,7 @@ def main() -> int:
     if made.returncode != 0:
         print(made.stderr, file=sys.stderr)
         return 1
-    if args.restart:
+    if args.restart or args.ahead:  # --ahead waits for those this server computes, not older ones
         _drop_kept(args.store)
     with _serving(lineage, args.store) as base:
         opener = _signed_in(base, name)

@@ -177,6 +177,7 @@ def forget(request: Request, body: ForgetRequest, who: Who) -> JSONResponse:
     made = console.service.forget(body.identifiers, case)
     redacted = redact_person(console.audit, [c.digest for c in made], case, actor=who.name, role=who.role,
                              client=who.client)  # fmt: skip
+    console.service.forgotten()  # after the redaction, which deletes every kept registers
     cert = made[0]
     fields = ("case_ref", "status", "events_rows", "holdings_rows", "files_rewritten", "snapshots_expired",
               "files_removed", "pins_removed", "kafka_bound")  # fmt: skip

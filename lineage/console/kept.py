@@ -86,25 +86,26 @@ def save(db: ConsoleDB, key: str, kept: KeptRegisters) -> None:
                    params)  # fmt: skip
 
 
-def claim(db: ConsoleDB, key: str, stale_s: float) -> bool:
-    """Claim the computation of the registers under ``key`` for this process: whether no other holds it.
+def claim(db: ConsoleDB, key: str, stale_s: float, claimant: str) -> bool:
+    """Claim the computation of the registers under ``key`` for ``claimant``: whether no other holds it.
 
     A claim older than ``stale_s`` (its process killed midway, say) is taken over. It is a row of the
-    same table (no body), so a forget's ``drop`` removes it with the registers.
+    same table with no body (``claimant`` in its ``erasures``), so a forget's ``drop`` removes it too.
     """
     now = time.time()
-    params = {"k": key + _CLAIM, "now": now, "stale": now - stale_s}
+    params = {"k": key + _CLAIM, "now": now, "stale": now - stale_s, "who": claimant}
     with db.tx() as tx:
-        if tx.run("INSERT INTO console_registers (key, computed, body) VALUES (:k, :now, '') "
+        if tx.run("INSERT INTO console_registers (key, erasures, computed, body) VALUES (:k, :who, :now, '') "
                   "ON CONFLICT (key) DO NOTHING", params):  # fmt: skip
             return True
-        return bool(tx.run("UPDATE console_registers SET computed = :now WHERE key = :k AND computed < :stale", params))
+        return bool(tx.run("UPDATE console_registers SET computed = :now, erasures = :who "
+                           "WHERE key = :k AND computed < :stale", params))  # fmt: skip
 
 
-def release(db: ConsoleDB, key: str) -> None:
-    """End this process's claim on the registers under ``key`` (``claim``)."""
+def release(db: ConsoleDB, key: str, claimant: str) -> None:
+    """End ``claimant``'s claim on the registers under ``key`` (``claim``), if it still holds it."""
     with db.tx() as tx:
-        tx.run("DELETE FROM console_registers WHERE key = :k", {"k": key + _CLAIM})
+        tx.run("DELETE FROM console_registers WHERE key = :k AND erasures = :who", {"k": key + _CLAIM, "who": claimant})
 
 
 def drop(db: ConsoleDB) -> None:

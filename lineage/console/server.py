@@ -133,7 +133,9 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
     if workers == 1:
         server = uvicorn.Server(config)
         hear_stop_signals(lambda: setattr(server, "should_exit", True))
-        server.run()
+        # bound before the app starts (as the workers' supervisor does): a taken address ends the
+        # command here (exit 3), before the console computes anything (its registers, at start)
+        server.run(sockets=[config.bind_socket()])
         if not server.started:
             sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
     else:

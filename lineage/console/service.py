@@ -176,7 +176,9 @@ class Service:
         self._renewing: Future[Any] | None = None  # the newer registers being computed behind the kept ones
         self._renew_failed: str | None = None  # why the last computation behind the kept ones failed
         self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registers")
-        self._warm = False  # registers computed ahead of any view (``warm_registers``): a served console's
+        self._warm = False  # whether registers are computed ahead of any view (``warm_registers``)
+        self._closing = threading.Event()  # set by ``close``: a computation in the background gives up
+        self._claimant = secrets.token_hex(8)  # this process's name on a claim to compute them ahead
         # the key of theirs kept in the database
         self._registers_key = kept_registers.fingerprint(store.location.describe(), taxonomy, self.policies)
         self._fail_orphans()
@@ -232,8 +234,11 @@ class Service:
             )  # fmt: skip
         finally:
             self.forget_registers()  # they may count or name the person: computed anew from the store as it is now
-            if self._warm:
-                self.warm_registers()
+
+    def forgotten(self) -> None:
+        """A forget through the console has ended (store and console database): registers computed ahead again."""
+        if self._warm:
+            self.warm_registers()
 
     def regimes(self, jurisdiction: object) -> list[str]:
         """The privacy regimes of a subject's jurisdiction (an access report's ``jurisdiction`` fact)."""
@@ -398,20 +403,27 @@ class Service:
         read = self._read_now()[1]
         if kept[0] == read and time.monotonic() - kept[1] < REGISTERS_KEPT_S:
             return kept[2]
-        forgot = kept[0][2] != read[2]  # a forget began since (perhaps only of holdings: retired events)
-        if forgot or (kept[0][0] != read[0] and not only_appended(self.store.location, kept[0][0], read[0])):
+        if self._gone_since(kept[0], read):
             self.forget_registers()  # what they show may be gone from the store
             return self._fresh_registers()
         return self._kept_while_renewing(kept[2])
+
+    def _gone_since(self, kept: _Read, read: _Read) -> bool:
+        """Whether rows may have left the store between the read ``kept`` and ``read`` (never shown again then).
+
+        A forget began (perhaps only of holdings: retired events), or the events did more than gain rows.
+        """
+        return kept[2] != read[2] or (kept[0] != read[0] and not only_appended(self.store.location, kept[0], read[0]))
 
     def warm_registers(self) -> None:
         """Compute the registers ahead of any view whenever none are kept: at start, and after each forget.
 
         They take ~20 s at 1M subjects, and every later view shows the kept ones at once (``registers``),
         so only the first view after a start or a forget waited. ``lineage serve`` calls this as it
-        starts; of its workers, the one that claims the computation in the console database computes
-        them (``kept.claim``), and the others show what it keeps. A view arriving while they are
-        computed here waits for them rather than computing them again.
+        starts (``forgotten`` after a forget); of its workers, the one that claims the computation in
+        the console database computes them (``kept.claim``), and the others show what it keeps. A
+        view of this process arriving meanwhile waits for them rather than computing them again.
+        ``close`` makes it give up between two of the registers.
         """
         self._warm = True
         with self._registers_lock:
@@ -423,11 +435,14 @@ class Service:
     def _warm_up(self) -> None:
         """``warm_registers``'s computation, when no registers are kept and no other process claims it."""
         try:
-            if self._registers_from_db() is not None or not kept_registers.claim(
-                self.db, self._registers_key, WARM_CLAIM_S
-            ):
-                return
-        except LineageError as exc:  # the database failed: the first view computes them, as before
+            kept = self._registers_from_db()
+            if kept is not None:
+                if not self._gone_since(kept[0], self._read_now()[1]):
+                    return  # shown at once by the views' rule (newer ones computed behind them)
+                self.forget_registers()  # as a view would: never shown again
+            if not kept_registers.claim(self.db, self._registers_key, WARM_CLAIM_S, self._claimant):
+                return  # another worker computes them
+        except LineageError as exc:  # the store or the database failed: the first view computes them
             _log.warning("registers: not computed ahead: %s", _first_line(exc))
             return
         try:
@@ -435,14 +450,16 @@ class Service:
                 with self._registers_lock:
                     epoch, kept = self._registers_epoch, self._registers
                 if kept is None:  # else a view computed them while this waited
-                    self._compute_and_keep(epoch)
+                    self._compute_and_keep(epoch, stop=self._closing)
+        except _Closing:
+            pass
         except LineageError as exc:  # an empty store, say: the first view computes them (or says why)
             _log.warning("registers: not computed ahead: %s", _first_line(exc))
         except Exception as exc:  # a bug: its type only (the message may hold data)
             _log.error("registers: internal error (%s) computing them ahead", type(exc).__name__)
         finally:
             try:
-                kept_registers.release(self.db, self._registers_key)
+                kept_registers.release(self.db, self._registers_key, self._claimant)
             except LineageError as exc:  # the claim goes stale and another start takes it over
                 _log.warning("registers: could not release the claim: %s", _first_line(exc))
 
@@ -511,8 +528,10 @@ class Service:
             with self._computing:
                 with self._registers_lock:
                     epoch = self._registers_epoch
-                self._compute_and_keep(epoch)
+                self._compute_and_keep(epoch, stop=self._closing)
             self._renew_failed = None
+        except _Closing:
+            pass
         except LineageError as exc:  # the store failed meanwhile: the next view tries again
             self._renew_failed = _first_line(exc)
             _log.warning("registers: could not compute newer ones: %s", self._renew_failed)
@@ -520,11 +539,14 @@ class Service:
             self._renew_failed = f"internal error ({type(exc).__name__})"
             _log.error("registers: internal error (%s) computing newer ones", type(exc).__name__)
 
-    def _compute_and_keep(self, epoch: int) -> dict[str, Any]:
-        """The registers of the current read, kept unless a forget came since ``epoch`` (hold ``_computing``)."""
+    def _compute_and_keep(self, epoch: int, stop: threading.Event | None = None) -> dict[str, Any]:
+        """The registers of the current read, kept unless a forget came since ``epoch`` (hold ``_computing``).
+
+        ``stop`` set: ``_Closing`` is raised between two of the registers.
+        """
         held, read = self._read_now()
         stored = self._registers_from_db_of(read)
-        found = stored if stored is not None else self._compute_registers(held)
+        found = stored if stored is not None else self._compute_registers(held, stop)
         # a forget that began meanwhile (here or on another worker), or one begun and not finished (it
         # may be removing the person's rows under the read, or have been killed midway): they may
         # count the person, so they are shown to this view alone
@@ -572,11 +594,22 @@ class Service:
         except LineageError as exc:
             _log.warning("registers: not kept in the console database: %s", _first_line(exc))
 
-    def _compute_registers(self, held: Store) -> dict[str, Any]:
-        """The registers of one held read (``registers`` keeps them)."""
+    def _compute_registers(self, held: Store, stop: threading.Event | None = None) -> dict[str, Any]:
+        """The registers of one held read (``registers`` keeps them); ``stop`` set: ``_Closing`` between two."""
+
+        def step() -> None:
+            if stop is not None and stop.is_set():
+                raise _Closing
+
         transfers = answers.transfers(held, self.taxonomy)
-        checks = {p.name: answers.check(held, p, refuse_unseen=False) for p in self.policies}
-        return {"transfers": transfers, "retention": list(answers.retention(held)[2]["overdue"]),
+        checks = {}
+        for p in self.policies:
+            step()
+            checks[p.name] = answers.check(held, p, refuse_unseen=False)
+        step()
+        overdue = list(answers.retention(held)[2]["overdue"])
+        step()
+        return {"transfers": transfers, "retention": overdue,
                 "violations": {name: list(doc[2]["violations"]) for name, doc in checks.items()},
                 "ropa": answers.ropa(held, self.taxonomy), "stamp": stamp_of(held).facts()}  # fmt: skip
 
@@ -585,9 +618,14 @@ class Service:
         return answers.data_map(self.store, self.taxonomy, self.policies)
 
     def close(self) -> None:
-        """Stop taking jobs; wait for running ones (and for registers being computed)."""
+        """Stop taking jobs; wait for running ones (and for registers being computed: those ahead give up)."""
+        self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._renewer.shutdown(wait=True, cancel_futures=True)
+
+
+class _Closing(Exception):
+    """The console is closing: registers computed in the background give up."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -284,8 +284,8 @@ def test_registers_computed_across_a_forget_are_not_kept(tmp_path: Path, monkeyp
     service = Service(Store(location), TAXONOMY, db=db)
     real = service._compute_registers  # noqa: SLF001 - the forget is run inside the computation
 
-    def across_a_forget(held: Store) -> dict[str, Any]:
-        found = real(held)
+    def across_a_forget(held: Store, stop: threading.Event | None = None) -> dict[str, Any]:
+        found = real(held, stop)
         _forget(location, "a", "C-2")
         kept.drop(db)  # as the other worker's forget does
         return found
@@ -418,6 +418,8 @@ def test_a_served_console_computes_the_registers_before_any_view(
             assert len(calls) == 1 and kept.load(db, service._registers_key) is not None  # noqa: SLF001
             assert _individuals(service) == 2 and len(calls) == 1  # the view computed nothing
             service.forget(["a"], "C-9")
+            kept.drop(db)  # as the console's redaction does after the forget
+            service.forgotten()
             _renewed(service)
             assert len(calls) == 2
             again = kept.load(db, service._registers_key)  # noqa: SLF001
@@ -426,6 +428,73 @@ def test_a_served_console_computes_the_registers_before_any_view(
     finally:
         service.close()
         db.close()
+
+
+def test_kept_registers_from_before_rows_left_are_computed_anew_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept ones of a read before another process's forget: never shown, so the warm-up computes the current ones."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    first = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(first) == 2
+    finally:
+        first.close()
+    _forget(location, "a", "C-11")  # by another process: the kept ones stay in the database
+    calls = _counted(monkeypatch)
+    service = Service(Store(location), TAXONOMY, db=db)
+    try:
+        service.warm_registers()
+        _renewed(service)
+        assert len(calls) == 1
+        assert _individuals(service) == 1 and len(calls) == 1  # the view shows those computed ahead
+    finally:
+        service.close()
+        db.close()
+
+
+def test_closing_the_console_ends_a_computation_ahead_between_two_registers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop during the warm-up waits for one register at most, keeps nothing and leaves no claim."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    service = Service(Store(location), TAXONOMY, db=db)
+    started, closing = threading.Event(), threading.Event()
+    real = service_answers.transfers
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert closing.wait(120)  # until close has begun
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_answers, "transfers", slow)
+    monkeypatch.setattr(service, "_closing", _Signalling(closing))
+    try:
+        service.warm_registers()
+        assert started.wait(120)
+    finally:
+        service.close()  # returns: the computation gave up after the transfers
+    try:
+        assert kept.load(db, service._registers_key) is None  # noqa: SLF001
+        assert kept.claim(db, service._registers_key, 600.0, "another")  # noqa: SLF001 - released
+    finally:
+        db.close()
+
+
+class _Signalling(threading.Event):
+    """An event that also sets ``also`` when it is set (the test learns that close has begun)."""
+
+    def __init__(self, also: threading.Event) -> None:
+        super().__init__()
+        self.also = also
+
+    def set(self) -> None:
+        super().set()
+        self.also.set()
 
 
 def test_of_several_workers_only_the_one_holding_the_claim_computes_them_ahead(
@@ -437,16 +506,17 @@ def test_of_several_workers_only_the_one_holding_the_claim_computes_them_ahead(
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
     calls = _counted(monkeypatch)
     service = Service(Store(location), TAXONOMY, db=db)
+    key = service._registers_key  # noqa: SLF001
     try:
-        assert kept.claim(db, service._registers_key, 600.0)  # noqa: SLF001 - as another worker
+        assert kept.claim(db, key, 600.0, "another worker")
         service.warm_registers()
         _renewed(service)
-        assert len(calls) == 0 and kept.load(db, service._registers_key) is None  # noqa: SLF001
+        assert len(calls) == 0 and kept.load(db, key) is None
         monkeypatch.setattr(console_service, "WARM_CLAIM_S", -1.0)  # the other worker's claim is now stale
         service.warm_registers()
         _renewed(service)
-        assert len(calls) == 1 and kept.load(db, service._registers_key) is not None  # noqa: SLF001
-        assert kept.claim(db, service._registers_key, 600.0)  # noqa: SLF001 - released once computed
+        assert len(calls) == 1 and kept.load(db, key) is not None
+        assert kept.claim(db, key, 600.0, "another worker")  # released once computed
     finally:
         service.close()
         db.close()
@@ -454,19 +524,23 @@ def test_of_several_workers_only_the_one_holding_the_claim_computes_them_ahead(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_claim_is_held_once_until_released_or_stale(tmp_path: Path, postgres: Postgres, backend: str) -> None:
-    """One claim at a time per key, on both databases; released or stale, it is taken again; a drop removes it."""
+    """One claim at a time per key, on both databases; released by its holder alone, or stale, it is taken again."""
     db = (ConsoleDB(postgres.sqlalchemy_uri(), postgres.password) if backend == "postgresql"
           else ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}"))  # fmt: skip
     key = uuid.uuid4().hex
     try:
-        assert kept.claim(db, key, 600.0) and not kept.claim(db, key, 600.0)
-        assert kept.claim(db, uuid.uuid4().hex, 600.0)  # another key's is its own
-        kept.release(db, key)
-        assert kept.claim(db, key, 600.0) and not kept.claim(db, key, 600.0)
-        assert kept.claim(db, key, -1.0)  # stale
+        assert kept.claim(db, key, 600.0, "a") and not kept.claim(db, key, 600.0, "b")
+        assert kept.claim(db, uuid.uuid4().hex, 600.0, "b")  # another key's is its own
+        kept.release(db, key, "b")  # not b's to release
+        assert not kept.claim(db, key, 600.0, "b")
+        kept.release(db, key, "a")
+        assert kept.claim(db, key, 600.0, "b") and not kept.claim(db, key, 600.0, "a")
+        assert kept.claim(db, key, -1.0, "a")  # stale: taken over
+        kept.release(db, key, "b")  # b's was taken over: a's stays
+        assert not kept.claim(db, key, 600.0, "c")
         assert kept.load(db, key) is None  # a claim is never read as registers
         kept.drop(db)
-        assert kept.claim(db, key, 600.0)
+        assert kept.claim(db, key, 600.0, "c")
     finally:
         kept.drop(db)
         db.close()

@@ -116,6 +116,32 @@ def _kept_registers(db: ConsoleDB) -> bool:
         return tx.one("SELECT 1 AS kept FROM console_registers WHERE body <> ''") is not None
 
 
+def _claimed(db: ConsoleDB) -> bool:
+    with db.tx() as tx:
+        return tx.one("SELECT 1 AS claimed FROM console_registers WHERE body = ''") is not None
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_console_on_a_taken_address_exits_3_before_it_computes_anything(
+    world: World, tmp_path: Path, workers: str
+) -> None:
+    """The address in use: one line naming it, exit 3, and no registers kept or claimed in the console database."""
+    env = {"LINEAGE_CONSOLE_DB": f"sqlite:///{tmp_path / 'console.db'}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = lineage("serve", "--store", str(world.folder), "--port", str(taken.getsockname()[1]),
+                       "--no-audit-kafka", "--workers", workers, env=env)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "address already in use" in done.stderr.lower() and "Traceback" not in done.stderr
+    db = ConsoleDB(env["LINEAGE_CONSOLE_DB"])
+    try:
+        with db.tx() as tx:
+            assert tx.rows("SELECT key FROM console_registers") == []  # neither kept nor claimed
+    finally:
+        db.close()
+
+
 def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_path: Path) -> None:
     """`lineage serve --workers 2`: one sign-in, pages answered by two workers, each logging one-line records.
 
@@ -158,9 +184,10 @@ def test_two_workers_both_answer_a_user_signed_in_on_either(world: World, tmp_pa
         db = ConsoleDB(env["LINEAGE_CONSOLE_DB"])
         try:  # no one opened the registers page
             deadline = time.monotonic() + 300
-            while not _kept_registers(db) and time.monotonic() < deadline:
+            while not (_kept_registers(db) and not _claimed(db)) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert _kept_registers(db), "the registers were not computed ahead within 300 s"
+            assert not _claimed(db), "the claim to compute them was never released"
         finally:
             db.close()
     assert len(answered_by) == 2, f"only one worker answered in 120 s: {answered_by}"
