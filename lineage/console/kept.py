@@ -108,10 +108,10 @@ def release(db: ConsoleDB, key: str, claimant: str) -> None:
         tx.run("DELETE FROM console_registers WHERE key = :k AND erasures = :who", {"k": key + _CLAIM, "who": claimant})
 
 
-def drop(db: ConsoleDB) -> None:
-    """Delete every kept registers (after a forget: they may count the person)."""
+def drop(db: ConsoleDB, *, claims: bool = True) -> None:
+    """Delete every kept registers (after a forget: they may count the person), and the claims unless not ``claims``."""
     with db.tx() as tx:
-        tx.run("DELETE FROM console_registers")
+        tx.run("DELETE FROM console_registers" if claims else "DELETE FROM console_registers WHERE body <> ''")
 
 
 def encode(found: dict[str, Any]) -> str:

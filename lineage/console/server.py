@@ -137,7 +137,7 @@ def serve(build: Callable[[], Console], host: str, port: int, forwarded_allow_ip
         # command here (exit 3), before the console computes anything (its registers, at start)
         server.run(sockets=[config.bind_socket()])
         if not server.started:
-            sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the address is taken, say
+            sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the app failed to start, say
     else:
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])
         hear_stop_signals()  # its handlers are in place: a SIGTERM held until now reaches them

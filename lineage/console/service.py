@@ -434,18 +434,20 @@ class Service:
 
     def _warm_up(self) -> None:
         """``warm_registers``'s computation, when no registers are kept and no other process claims it."""
+        if self._closing.is_set():
+            return
+        try:  # claimed first: workers starting together all see the same kept ones
+            if not kept_registers.claim(self.db, self._registers_key, WARM_CLAIM_S, self._claimant):
+                return  # another worker computes them
+        except LineageError as exc:  # the database failed: the first view computes them
+            _log.warning("registers: not computed ahead: %s", _first_line(exc))
+            return
         try:
             kept = self._registers_from_db()
             if kept is not None:
                 if not self._gone_since(kept[0], self._read_now()[1]):
                     return  # shown at once by the views' rule (newer ones computed behind them)
-                self.forget_registers()  # as a view would: never shown again
-            if not kept_registers.claim(self.db, self._registers_key, WARM_CLAIM_S, self._claimant):
-                return  # another worker computes them
-        except LineageError as exc:  # the store or the database failed: the first view computes them
-            _log.warning("registers: not computed ahead: %s", _first_line(exc))
-            return
-        try:
+                self.forget_registers(claims=False)  # as a view would (never shown again), the claim kept
             with self._computing:
                 with self._registers_lock:
                     epoch, kept = self._registers_epoch, self._registers
@@ -463,13 +465,16 @@ class Service:
             except LineageError as exc:  # the claim goes stale and another start takes it over
                 _log.warning("registers: could not release the claim: %s", _first_line(exc))
 
-    def forget_registers(self) -> None:
-        """Drop the kept registers, and any being computed from a read before now (after a forget)."""
+    def forget_registers(self, *, claims: bool = True) -> None:
+        """Drop the kept registers, and any being computed from a read before now (after a forget).
+
+        ``claims``: the claims to compute them ahead too (a forget's); not a warm-up's own drop.
+        """
         with self._registers_lock:
             self._registers = None
             self._registers_epoch += 1
         try:  # another worker's too (it checks the store before showing its own: they are never shown)
-            kept_registers.drop(self.db)
+            kept_registers.drop(self.db, claims=claims)
         except LineageError as exc:
             _log.warning("registers: could not delete the kept ones: %s", _first_line(exc))
 
@@ -601,6 +606,7 @@ class Service:
             if stop is not None and stop.is_set():
                 raise _Closing
 
+        step()
         transfers = answers.transfers(held, self.taxonomy)
         checks = {}
         for p in self.policies:

@@ -7,12 +7,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from lineage import default_taxonomy
 from lineage.answers.forget import forget_person
+from lineage.console import kept
 from lineage.console.app import Console, create_app
 from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
@@ -80,6 +82,45 @@ def test_an_admin_forgets_a_person_through_the_api_and_the_trail_never_names_the
                                   "0 case answers erased")  # fmt: skip
     console.service.close()
     db.close()
+
+
+def test_a_forget_through_the_api_computes_the_registers_ahead_once_the_console_database_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /api/forget on a served console: registers computed ahead after the redaction's drop, and kept."""
+    store = store_of([_collected("acct-7"), _collected("acct-8")], tmp_path / "s")
+    db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
+    console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
+    console.accounts.add("admin", "admin", PASSWORD)
+    _, admin = console.accounts.new_token("admin")
+    steps: list[str] = []
+    real_drop, real_warm = kept.drop, console.service.warm_registers
+
+    def drop(*args: Any, **kwargs: Any) -> None:
+        steps.append("drop")
+        real_drop(*args, **kwargs)
+
+    def warm() -> None:
+        steps.append("warm")
+        real_warm()
+
+    monkeypatch.setattr(kept, "drop", drop)
+    monkeypatch.setattr(console.service, "warm_registers", warm)
+    try:
+        with TestClient(create_app(console, on_start=console.service.warm_registers),
+                        base_url="http://127.0.0.1") as client:  # fmt: skip
+            steps.clear()  # the start's warm-up
+            r = client.post("/api/forget", json={"case_reference": "ER-7", "identifiers": ["acct-7"]},
+                            headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            assert "drop" in steps and steps[-1] == "warm", steps  # after the last drop (the redaction's)
+            renewing = console.service._renewing  # noqa: SLF001 - waited on as a condition
+            assert renewing is not None
+            renewing.result(timeout=300)
+            assert kept.load(db, console.service._registers_key) is not None  # noqa: SLF001
+    finally:
+        console.service.close()
+        db.close()
 
 
 def _console_files(db: ConsoleDB, folder: Path, postgres: Postgres) -> dict[str, bytes]:
