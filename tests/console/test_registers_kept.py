@@ -455,6 +455,33 @@ def test_kept_registers_from_before_rows_left_are_computed_anew_ahead(
         db.close()
 
 
+def test_a_worker_finding_gone_registers_leaves_another_workers_claim_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers starting together after a forget: the one without the claim computes nothing and drops nothing."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _store(location, [_shared("a", 0), _shared("b", 1)], first=0)
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    first = Service(Store(location), TAXONOMY, db=db)
+    try:
+        assert _individuals(first) == 2
+    finally:
+        first.close()
+    _forget(location, "a", "C-12")  # by another process: the kept ones stay in the database, gone
+    calls = _counted(monkeypatch)
+    service = Service(Store(location), TAXONOMY, db=db)
+    key = service._registers_key  # noqa: SLF001
+    try:
+        assert kept.claim(db, key, 600.0, "the other worker")  # it computes them
+        service.warm_registers()
+        _renewed(service)
+        assert len(calls) == 0
+        assert not kept.claim(db, key, 600.0, "a third")  # the other worker's claim stands
+    finally:
+        service.close()
+        db.close()
+
+
 def test_closing_the_console_ends_a_computation_ahead_between_two_registers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
