@@ -20,12 +20,6 @@ CREATE OR REPLACE MACRO crosses_border(from_zone, to_zone) AS from_zone <> to_zo
 CREATE OR REPLACE MACRO utc_day(t) AS
     epoch_us(t) // 86400000000 - CASE WHEN epoch_us(t) % 86400000000 < 0 THEN 1 ELSE 0 END;
 
--- An aggregate: `value` of the group's earliest arrival (the smallest value among arrivals at that
--- time), where `any_value` took whichever row the scan met first: the holdings table's row order
--- changes with its deltas, and a holder seen in two regions then answered either way.
-CREATE OR REPLACE MACRO first_arrived(value, arrived_at) AS
-    (min(struct_pack(t := arrived_at, v := value))).v;
-
 -- When data that arrived at `arrived_at` and is kept `days` days is due (NULL when no period is
 -- declared). The contract accepts up to 2^31-1 days, which ends far past the last timestamp
 -- DuckDB (or Python) can hold: such a period is clamped to 9999-12-31 23:59:59.999999 UTC, which

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from lineage.answers import person as grouped
 from lineage.answers._common import check_identifier, check_time, linked_identifiers, now
 from lineage.answers.rows import ConsentRow, ErasureHolder, ErasureRow, HoldingRow, RecipientRow, SourceRow
 from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
@@ -25,6 +26,11 @@ __all__ = [
 #: declared by events up to ``as_of`` (knowledge time), for audits of what was known at the time.
 LINKS_KNOWN_NOW = "known now"
 LINKS_AS_KNOWN_THEN = "as known then"
+
+#: a person's holdings (one row per arrival) and own events, in time order, as of a time
+_Person = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+#: what an access report's ``sources`` give of each event (the holder: the recipient, if any)
+_SOURCE = ("occurred_at", "event_id", "event_type", "system", "sent_via", "sent_via_name", "sent_via_run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +76,23 @@ def access_request(
 
 
 def _access(
-    q: Session, identifier: str, ids: list[str], taxonomy: Taxonomy, as_of: datetime, links_as_known_then: bool
+    q: Session,
+    identifier: str,
+    ids: list[str],
+    taxonomy: Taxonomy,
+    as_of: datetime,
+    links_as_known_then: bool,
+    person: _Person | None = None,
 ) -> AccessReport:
-    _read_person(q, ids, as_of)
-    holdings = q.rows("access_holdings")
-    recipients = q.rows("access_recipients")
-    events = q.rows("access_events")
-    sources = q.rows("access_sources", {"as_of": as_of, "files": q.bulk_event_files()})
+    """The report; ``person``: the person's rows as of ``as_of``, when already read (``_read_person``)."""
+    rows, events = person or _read_person(q, ids, as_of)
+    own = {e["event_id"] for e in events}
+    vias = sorted({r["via"] for r in rows} - own)  # the bulk events that brought the person's data
+    bulk = q.rows("access_sources", {"as_of": as_of, "vias": vias, "files": q.bulk_event_files()}) if vias else []
+    sources = sorted(
+        [*bulk, *({**_pick(e, *_SOURCE), "holder": _coalesce(e["recipient_name"], e["holder"])} for e in events)],
+        key=lambda s: (s["occurred_at"], s["event_id"]),
+    )
     jurisdiction = next((e["subject_jurisdiction"] for e in reversed(events) if e["subject_jurisdiction"]), None)
     age_band = next((e["age_band"] for e in reversed(events) if e["age_band"] != "UNKNOWN"), "UNKNOWN")
     return AccessReport(
@@ -87,11 +103,11 @@ def _access(
         age_band=age_band,
         holdings=[
             cast(HoldingRow, {**r, "sensitive": sensitivity(taxonomy.categories.get(r["category"]))})
-            for r in holdings
+            for r in grouped.holdings(rows)
         ],
         recipients=[
             cast(RecipientRow, {**r, "cross_border": _crosses(taxonomy, r)})
-            for r in recipients
+            for r in grouped.recipients(rows)
         ],
         consents=[cast(ConsentRow, _pick(e, "occurred_at", "consent_status", "consent_kind", "consent_ref",
                                           "purpose", "categories"))
@@ -149,18 +165,19 @@ def person_answers(
     check_time("as_of", as_of)
     with store.session() as q:
         ids = linked_identifiers(q, identifier)
-        report = _access(q, identifier, ids, taxonomy, as_of, False)
-        return report, _erasure(q, identifier, ids, taxonomy, as_of, False, read=True)
+        person = _read_person(q, ids, as_of)
+        report = _access(q, identifier, ids, taxonomy, as_of, False, person)
+        return report, _erasure(q, identifier, ids, taxonomy, as_of, False, person)
 
 
-def _read_person(q: Session, ids: list[str], as_of: datetime) -> None:
-    """Make the session's ``subject_holdings`` and ``subject_events``, which both answers' queries read.
+def _read_person(q: Session, ids: list[str], as_of: datetime) -> _Person:
+    """The person's holdings and own events, which both answers read.
 
-    Each reads only the data files that may hold the person (their footers' bounds).
+    Each query reads only the data files that may hold the person (their footers' bounds).
     """
     params = {"ids": ids, "as_of": as_of}
-    q.execute("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
-    q.execute("subject_events", {**params, "files": q.event_files_of(ids)})
+    rows = q.rows("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
+    return rows, q.rows("subject_events", {**params, "files": q.event_files_of(ids)})
 
 
 def _erasure(
@@ -170,18 +187,15 @@ def _erasure(
     taxonomy: Taxonomy,
     as_of: datetime,
     links_as_known_then: bool,
-    *,
-    read: bool = False,
+    person: _Person | None = None,
 ) -> ErasurePlan:
-    """The plan; ``read``: the session already holds the person's rows as of ``as_of`` (``_read_person``)."""
-    if not read:
-        _read_person(q, ids, as_of)
-    holders = q.rows("erasure_plan")
+    """The plan; ``person``: the person's rows as of ``as_of``, when already read (``_read_person``)."""
+    rows, events = person or _read_person(q, ids, as_of)
     return ErasurePlan(
         identifier,
         as_of,
         [cast(ErasureHolder, {**h, "action": recipient_erasure_action(_external(taxonomy, h["role"]))})
-         for h in holders],
+         for h in grouped.holders(rows, events)],
         links=LINKS_AS_KNOWN_THEN if links_as_known_then else LINKS_KNOWN_NOW,
     )  # fmt: skip
 
@@ -193,6 +207,10 @@ def _crosses(taxonomy: Taxonomy, recipient: dict[str, Any]) -> bool:
 def _external(taxonomy: Taxonomy, role: str | None) -> bool:
     found = taxonomy.roles.get(role or "")
     return bool(found and found.external)
+
+
+def _coalesce(first: Any, then: Any) -> Any:
+    return then if first is None else first
 
 
 def _pick(row: dict[str, Any], *names: str) -> dict[str, Any]:

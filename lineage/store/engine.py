@@ -68,12 +68,8 @@ __all__ = ["CompactionReport", "QueryName", "Scan", "Session", "Store", "queries
 
 # the files of queries/, by name: mypy checks every call names one (a test checks each has its file)
 QueryName = Literal[
-    "access_events",
-    "access_holdings",
-    "access_recipients",
     "access_sources",
     "breach_impact",
-    "erasure_plan",
     "flow_edges",
     "future_events",
     "holders",
