@@ -183,14 +183,6 @@ class Session:
         """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
         return _rows(self._con, query_text(query), params, self._location, self._files)
 
-    def execute(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> None:
-        """Run ``queries/<query>.sql`` for its effect (a temporary table the next queries read)."""
-        try:
-            self._con.execute(query_text(query), params or [])
-        except duckdb.Error as exc:
-            _raise_data_file_error(exc, self._location, self._files)
-            raise StoreError(f"query {query} failed: {exc}", query=query) from exc
-
 
 def _rows(
     con: duckdb.DuckDBPyConnection,
@@ -626,8 +618,8 @@ class Store:
 
         Opening a connection plans the snapshot's files and loads the macros; a process answering
         many requests pays it once per new snapshot. Sessions on other threads run at the same time:
-        each borrows a cursor of that connection (DuckDB runs one query per cursor at a time, and
-        keeps each cursor's temporary tables apart), so a slow answer no longer holds up quick ones.
+        each borrows a cursor of that connection (DuckDB runs one query per cursor at a time), so a
+        slow answer no longer holds up quick ones.
         A session that began on an older snapshot finishes on it; its connection closes after.
         """
         if self._origin is not None:  # a ``pinned`` copy: its state, on the connection of the store it came from

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lineage import default_taxonomy
+from lineage import Party, default_taxonomy
 from lineage.answers import access_request, person
 from lineage.contract.records import make_record
 from lineage.store import Session
@@ -59,6 +59,21 @@ def test_holdings_group_by_category_and_holder_with_distinct_sorted_lists() -> N
     assert email["purposes"] == ["essential.service", "marketing.advertising"]
     assert email["legal_bases"] == ["CONTRACT"] and email["sources"] == ["direct", "web"]
     assert email["retention_days"] == 30 and email["still_held"] and email["erased_at"] is None
+
+
+def test_holdings_sorted_by_key_whatever_the_rows_order_with_each_value_once() -> None:
+    """Holdings by (category, holder) from unsorted rows; a purpose given twice listed once; the longest retention."""
+    rows = [
+        _run(1, category="user.name", holder="crm", retention_days=90),
+        _run(2, category="user.name", holder="app", retention_days=30),
+        _run(3, category="user.name", holder="app", retention_days=365),
+        _run(4, category="user.name", holder="app", retention_days=7),
+        _run(5, category="user.contact.email", holder="web"),
+    ]
+    found = person.holdings(rows)
+    assert [(h["category"], h["holder"]) for h in found] == [
+        ("user.contact.email", "web"), ("user.name", "app"), ("user.name", "crm")]  # fmt: skip
+    assert found[1]["purposes"] == ["essential.service"] and found[1]["retention_days"] == 365
 
 
 def test_holdings_erased_when_every_arrival_ended_and_retention_only_of_what_is_held() -> None:
@@ -111,16 +126,39 @@ def test_holders_done_and_hold_reasons_in_event_order_once_each() -> None:
     assert [(h["holder"], h["status"]) for h in found] == [("app", "done"), ("crm", "on hold")]
     assert found[0]["hold_reason"] is None and found[0]["last_erased_at"] == end
     assert found[1]["hold_reason"] == "audit; tax law"
+    later_first = [_hold(4, "crm", ["user"], "tax law"), _hold(5, "crm", ["user"], "audit")]
+    assert person.holders([_run(1)], later_first)[0]["hold_reason"] == "tax law; audit"
+
+
+def test_holders_on_hold_when_several_holds_together_cover_what_is_held() -> None:
+    """Each HOLD names some categories; together they cover all still held, so the holder is on hold."""
+    rows = [_run(1), _run(2, category="user.name")]
+    split = [_hold(3, "crm", ["user.contact.email"], "tax law"), _hold(4, "crm", ["user.name"], "audit")]
+    found = person.holders(rows, split)[0]
+    assert found["status"] == "on hold" and found["hold_reason"] == "tax law; audit"
+    assert person.holders(rows, split[:1])[0]["status"] == "pending"
+
+
+def test_holders_last_erased_at_counts_a_holder_still_holding_something() -> None:
+    """A holder that erased one category but still holds another: pending, erased last at that erasure."""
+    end = T0 + timedelta(days=1)
+    found = person.holders([_run(1), _run(2, category="user.name", ended_at=end)], [])[0]
+    assert found["status"] == "pending" and found["still_held"] == ["user.contact.email"]
+    assert found["last_erased_at"] == end
 
 
 def test_an_access_report_asks_for_bulk_sources_only_when_a_holding_came_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A person whose data came by their own events alone costs no bulk-events lookup; the sources are theirs."""
+    """Data that came by the person's own events alone costs no bulk lookup; a share's source names its recipient."""
     collected = make_record("COLLECTED", system="web", system_region="CN", subject_id="u1",
                             categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
                             occurred_at=T0)  # fmt: skip
-    store = store_of([collected], tmp_path / "store")
+    pay = Party(name="pay", role="processor", region="CN")
+    shared = make_record("SHARED", system="web", system_region="CN", subject_id="u1", recipient=pay,
+                         categories=["user.contact.email"], purpose="essential.service",
+                         occurred_at=T0 + timedelta(minutes=1))  # fmt: skip
+    store = store_of([collected, shared], tmp_path / "store")
     asked: list[str] = []
     rows = Session.rows
 
@@ -131,4 +169,5 @@ def test_an_access_report_asks_for_bulk_sources_only_when_a_holding_came_by_one(
     monkeypatch.setattr(Session, "rows", counted)
     report = access_request(store, "u1", default_taxonomy(), T0 + timedelta(days=1))
     assert "access_sources" not in asked and "subject_holdings" in asked
-    assert [(s["event_id"], s["holder"]) for s in report.sources] == [(collected["event_id"], "web")]
+    assert [(s["event_id"], s["holder"]) for s in report.sources] == [
+        (collected["event_id"], "web"), (shared["event_id"], "pay")]  # fmt: skip

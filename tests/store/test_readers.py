@@ -101,7 +101,7 @@ def _holders(store: Store) -> list[str]:
 def test_answers_on_many_threads_at_once_equal_the_answers_one_at_a_time(tmp_path: Path) -> None:
     """Eight threads asking access and erasure at once get exactly the answers asked one at a time.
 
-    Each session's temporary ``subject_holdings`` is its own cursor's: no thread reads another's.
+    Each session reads on its own cursor of the shared connection: no thread gets another's rows.
     """
     store, _ = _world_store(tmp_path / "store")
     subjects = [r["subject_id"] for r in store.sql(
