@@ -177,7 +177,7 @@ def _read_person(q: Session, ids: list[str], as_of: datetime) -> _Person:
     """
     params = {"ids": ids, "as_of": as_of}
     rows = q.rows("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
-    return rows, q.rows("subject_events", {**params, "files": q.event_files_of(ids)})
+    return rows, grouped.first_copies(q.rows("subject_events", {**params, "files": q.event_files_of(ids)}))
 
 
 def _erasure(

@@ -16,7 +16,7 @@ from typing import Any
 
 from lineage.contract.rules import covered
 
-__all__ = ["first_arrived", "holders", "holdings", "recipients"]
+__all__ = ["first_arrived", "first_copies", "holders", "holdings", "recipients"]
 
 Row = dict[str, Any]
 
@@ -29,6 +29,22 @@ def first_arrived(rows: Iterable[Row], column: str) -> Any:
     """
     best = min(rows, key=lambda r: (r["arrived_at"], r[column] is None, r[column] or ""))
     return best[column]
+
+
+def first_copies(events: list[Row]) -> list[Row]:
+    """Each event once: of the copies of a resent event, the one stored first (smallest ``kafka_offset``, None last).
+
+    The order of ``events`` is kept. Copies of one event may differ in how they reached Kafka (a
+    resend from the spool names another path), so the first stored is the one the report gives.
+    """
+    first: dict[str, Row] = {}
+    for e in events:
+        kept = first.get(e["event_id"])
+        if kept is None or _offset_order(e) < _offset_order(kept):
+            first[e["event_id"]] = e
+    if len(first) == len(events):
+        return events
+    return [e for e in events if first[e["event_id"]] is e]
 
 
 def holdings(rows: list[Row]) -> list[Row]:
@@ -128,3 +144,8 @@ def _latest(values: Iterable[Any]) -> Any:
     """The greatest value, None left out; None when there is none (as SQL's ``max``)."""
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+def _offset_order(event: Row) -> tuple[bool, int]:
+    offset = event["kafka_offset"]
+    return (offset is None, offset or 0)

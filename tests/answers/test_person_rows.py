@@ -45,6 +45,18 @@ def test_first_arrived_takes_the_earliest_row_and_the_smallest_value_among_ties(
     assert person.first_arrived([_run(1, source=None), _run(1, source="web")], "source") == "web"
 
 
+def test_first_copies_keep_each_event_once_the_first_stored_in_the_given_order() -> None:
+    """Of a resent event's copies the smallest Kafka offset is kept (None last); the order stays as given."""
+    a_spool = {"event_id": "a", "kafka_offset": 9, "sent_via": "spool"}
+    a_first = {"event_id": "a", "kafka_offset": 4, "sent_via": "direct"}
+    b_none = {"event_id": "b", "kafka_offset": None, "sent_via": "gateway"}
+    b_kafka = {"event_id": "b", "kafka_offset": 12, "sent_via": "direct"}
+    c = {"event_id": "c", "kafka_offset": 1, "sent_via": "direct"}
+    assert person.first_copies([b_none, a_spool, c, a_first, b_kafka]) == [c, a_first, b_kafka]
+    alone = [a_first, c]
+    assert person.first_copies(alone) == alone
+
+
 def test_holdings_group_by_category_and_holder_with_distinct_sorted_lists() -> None:
     """Since the first arrival; purposes, bases and sources once each, sorted, without NULL; sorted by key."""
     rows = [
