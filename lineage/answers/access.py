@@ -88,7 +88,7 @@ def _access(
     rows, events = person or _read_person(q, ids, as_of)
     own = {e["event_id"] for e in events}
     vias = sorted({r["via"] for r in rows} - own)  # the bulk events that brought the person's data
-    bulk = q.rows("access_sources", {"as_of": as_of, "vias": vias, "files": q.bulk_event_files()}) if vias else []
+    bulk = q.lookup("access_sources", {"as_of": as_of, "vias": vias, "files": q.bulk_event_files()}) if vias else []
     sources = sorted(
         [*bulk, *({**_pick(e, *_SOURCE), "holder": _coalesce(e["recipient_name"], e["holder"])} for e in events)],
         key=lambda s: (s["occurred_at"], s["event_id"]),
@@ -176,8 +176,8 @@ def _read_person(q: Session, ids: list[str], as_of: datetime) -> _Person:
     Each query reads only the data files that may hold the person (their footers' bounds).
     """
     params = {"ids": ids, "as_of": as_of}
-    rows = q.rows("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
-    return rows, grouped.first_copies(q.rows("subject_events", {**params, "files": q.event_files_of(ids)}))
+    rows = q.lookup("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
+    return rows, grouped.first_copies(q.lookup("subject_events", {**params, "files": q.event_files_of(ids)}))
 
 
 def _erasure(

@@ -183,6 +183,33 @@ class Session:
         """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
         return _rows(self._con, query_text(query), params, self._location, self._files)
 
+    def lookup(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``rows`` for a query of a few rows (one person's): the same dicts, fetched without Arrow.
+
+        ``rows`` goes through Arrow, for which DuckDB binds and plans a relation before running the
+        query: 3-4 ms a query whatever its rows, a tenth of a person page (1M subjects). Fetched as
+        Python values, a person's tens of rows cost well under a millisecond. For many rows Arrow
+        is the faster (250,000 holdings rows: 1.0 s against 1.7-1.9 s), so only lookups come here.
+        """
+        try:
+            cursor = self._con.execute(query_text(query), params or [])
+            found = cursor.fetchall()
+        except duckdb.Error as exc:
+            _raise_data_file_error(exc, self._location, self._files)
+            raise StoreError(f"query {query} failed: {exc}", query=query) from exc
+        names = [d[0] for d in cursor.description or ()]
+        zoned = [i for i, d in enumerate(cursor.description or ()) if str(d[1]) == "TIMESTAMP WITH TIME ZONE"]
+        if not zoned:
+            return [dict(zip(names, values, strict=True)) for values in found]
+        out = []
+        for values in found:
+            row = dict(zip(names, values, strict=True))
+            for i in zoned:  # as ``rows`` gives them: datetime.UTC, not DuckDB's ZoneInfo('UTC')
+                if (value := values[i]) is not None:
+                    row[names[i]] = value.astimezone(UTC)
+            out.append(row)
+        return out
+
 
 def _rows(
     con: duckdb.DuckDBPyConnection,

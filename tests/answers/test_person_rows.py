@@ -172,13 +172,13 @@ def test_an_access_report_asks_for_bulk_sources_only_when_a_holding_came_by_one(
                          occurred_at=T0 + timedelta(minutes=1))  # fmt: skip
     store = store_of([collected, shared], tmp_path / "store")
     asked: list[str] = []
-    rows = Session.rows
+    lookup = Session.lookup
 
     def counted(self: Session, query: Any, params: Any = None) -> list[dict[str, Any]]:
         asked.append(query)
-        return rows(self, query, params)
+        return lookup(self, query, params)
 
-    monkeypatch.setattr(Session, "rows", counted)
+    monkeypatch.setattr(Session, "lookup", counted)
     report = access_request(store, "u1", default_taxonomy(), T0 + timedelta(days=1))
     assert "access_sources" not in asked and "subject_holdings" in asked
     assert [(s["event_id"], s["holder"]) for s in report.sources] == [
