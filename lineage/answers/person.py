@@ -36,6 +36,9 @@ def first_copies(events: list[Row]) -> list[Row]:
 
     The order of ``events`` is kept. Copies of one event may differ in how they reached Kafka (a
     resend from the spool names another path), so the first stored is the one the report gives.
+    Copies in two partitions (or from two origins) may share an offset: the smaller partition, then
+    origin, is taken, so an answer given again from its snapshot names the same copy (the window
+    this replaced left that to DuckDB).
     """
     first: dict[str, Row] = {}
     for e in events:
@@ -146,6 +149,6 @@ def _latest(values: Iterable[Any]) -> Any:
     return max(present) if present else None
 
 
-def _offset_order(event: Row) -> tuple[bool, int]:
-    offset = event["kafka_offset"]
-    return (offset is None, offset or 0)
+def _offset_order(event: Row) -> tuple[bool, int, bool, int, bool, str]:
+    offset, partition, origin = event["kafka_offset"], event["kafka_partition"], event["origin"]
+    return (offset is None, offset or 0, partition is None, partition or 0, origin is None, origin or "")

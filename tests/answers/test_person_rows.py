@@ -47,14 +47,21 @@ def test_first_arrived_takes_the_earliest_row_and_the_smallest_value_among_ties(
 
 def test_first_copies_keep_each_event_once_the_first_stored_in_the_given_order() -> None:
     """Of a resent event's copies the smallest Kafka offset is kept (None last); the order stays as given."""
-    a_spool = {"event_id": "a", "kafka_offset": 9, "sent_via": "spool"}
-    a_first = {"event_id": "a", "kafka_offset": 4, "sent_via": "direct"}
-    b_none = {"event_id": "b", "kafka_offset": None, "sent_via": "gateway"}
-    b_kafka = {"event_id": "b", "kafka_offset": 12, "sent_via": "direct"}
-    c = {"event_id": "c", "kafka_offset": 1, "sent_via": "direct"}
+    def copy(event_id: str, offset: int | None, sent_via: str, partition: int | None = 0, origin: str = "k") -> Any:
+        return {"event_id": event_id, "kafka_offset": offset, "kafka_partition": partition, "origin": origin,
+                "sent_via": sent_via}  # fmt: skip
+
+    a_spool, a_first = copy("a", 9, "spool"), copy("a", 4, "direct")
+    b_none, b_kafka = copy("b", None, "gateway", None), copy("b", 12, "direct")
+    c = copy("c", 1, "direct")
     assert person.first_copies([b_none, a_spool, c, a_first, b_kafka]) == [c, a_first, b_kafka]
     alone = [a_first, c]
     assert person.first_copies(alone) == alone
+    # one offset in two partitions, or from two origins: the smaller partition, then origin, whatever the order
+    p1, p0 = copy("d", 5, "sdk", 1), copy("d", 5, "gateway", 0)
+    o2, o1 = copy("e", 5, "sdk", 0, "k2"), copy("e", 5, "gateway", 0, "k1")
+    assert person.first_copies([p1, p0]) == [p0] and person.first_copies([p0, p1]) == [p0]
+    assert person.first_copies([o2, o1]) == [o1] and person.first_copies([o1, o2]) == [o1]
 
 
 def test_holdings_group_by_category_and_holder_with_distinct_sorted_lists() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lineage.contract.records import make_record
 from lineage.errors import StoreError
 from lineage.store import Session
 from lineage.store.holdings import buckets_of
+from tests.fixtures import store_of
 from tests.store.test_readers import SIZE, _world_store
 
 
@@ -47,6 +49,28 @@ def test_lookup_gives_the_rows_of_rows_with_times_in_utc(tmp_path: Path) -> None
                     times = [v for v in row.values() if hasattr(v, "tzinfo") and v.tzinfo is not None]
                     assert all(t.tzinfo is UTC for t in times), name
     assert seen["subject_holdings"] and seen["subject_events"] and seen["access_sources"], seen
+
+
+def test_lookup_gives_the_identity_rows_of_rows_for_linked_identifiers(tmp_path: Path) -> None:
+    """A person's key and links (with when each was declared) by lookup equal those through Arrow."""
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    records = [
+        make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, linked_subject_ids=links,
+                    categories=["user.device.device_id"], purpose="essential.service", legal_basis="CONTRACT",
+                    occurred_at=t0 + timedelta(days=day))
+        for day, (subject, links) in enumerate([("u1", ["dev-1"]), ("dev-1", ["mail-1"]), ("u2", [])])
+    ]  # fmt: skip
+    store = store_of(records, tmp_path / "store")
+    with store.session() as q:
+        key = q.lookup("person_of", {"id": "dev-1", "files": q.identity_files_of(["dev-1"])})
+        assert key == q.rows("person_of", {"id": "dev-1", "files": q.identity_files_of(["dev-1"])}) and len(key) == 1
+        person = key[0]["person"]
+        params = {"person": person, "files": q.identity_files_of([person])}
+        links = sorted(q.lookup("person_links", params), key=repr)
+        assert links == sorted(q.rows("person_links", params), key=repr) and len(links) == 2
+        assert {link["declared_at"] for link in links} == {t0, t0 + timedelta(days=1)}
+        assert all(link["declared_at"].tzinfo is UTC for link in links)
+        assert q.lookup("person_of", {"id": "u2", "files": q.identity_files_of(["u2"])}) == []
 
 
 def test_a_failing_lookup_names_its_query(tmp_path: Path) -> None:
