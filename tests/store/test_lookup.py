@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lineage.contract.records import make_record
-from lineage.errors import StoreError
+from lineage.errors import StoreCorruptError, StoreError
 from lineage.store import Session
 from lineage.store.holdings import buckets_of
 from tests.fixtures import store_of
@@ -79,3 +79,17 @@ def test_a_failing_lookup_names_its_query(tmp_path: Path) -> None:
     with store.session() as q, pytest.raises(StoreError, match="query person_of failed") as raised:
         q.lookup("person_of", {"id": "u1"})  # $files left unbound
     assert raised.value.query == "person_of"
+
+
+def test_a_file_damaged_under_an_open_session_fails_a_lookup_naming_it(tmp_path: Path) -> None:
+    """A data file garbled after the session read its footer: the lookup is StoreCorruptError naming that file."""
+    store, _ = _world_store(tmp_path / "store")
+    (subject,) = [r["subject_id"] for r in store.sql(
+        "SELECT subject_id FROM events WHERE subject_id IS NOT NULL ORDER BY 1 LIMIT 1")]  # fmt: skip
+    with store.session() as q:
+        params = {"ids": [subject], "as_of": SIZE.end, "files": q.event_files_of([subject])}
+        assert q.lookup("subject_events", params)
+        (victim,) = [Path(f) for f in params["files"] or []]
+        victim.write_bytes(b"\0" * victim.stat().st_size)  # same size: only the pages are wrong to a cached footer
+        with pytest.raises(StoreCorruptError, match=victim.name):
+            q.lookup("subject_events", params)
