@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lineage.answers._common import check_case, check_identifier, linked_identifiers, now
 from lineage.errors import InvalidEventError
 from lineage.store import Store
-from lineage.store.certificate import (
-    DONE,
-    NOTHING_HELD,
-    STARTED,
-    Certificate,
-    certificates,
-    record_certificate,
-)
-from lineage.store.forget import forget_rows
+
+if TYPE_CHECKING:  # the certificates' module (and pyiceberg) only once someone was forgotten
+    from lineage.store.certificate import Certificate
 
 __all__ = ["case_ref_checked", "erased", "erasure_note", "forget_person", "kafka_copies"]
 
@@ -49,6 +44,9 @@ def forget_person(
     ``refresh``): the person's linked identifiers are read from them. Safe to run again after a
     kill: it finishes what is left, under the same ``case_ref``.
     """
+    from lineage.store.certificate import DONE, NOTHING_HELD, STARTED, certificates, record_certificate
+    from lineage.store.forget import forget_rows
+
     if not identifiers:
         raise InvalidEventError("identifier", "", "give at least one identifier of the person")
     for identifier in identifiers:
@@ -97,6 +95,8 @@ def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
     kept = store.certificates()
     if not kept:
         return None  # the store forgot nobody: the identifier is not even hashed (the key is not opened)
+    from lineage.store.certificate import NOTHING_HELD
+
     found = kept.get(digest(identifier))
     if found is None or found.status == NOTHING_HELD:
         return None  # nothing was held when it was asked: whatever is held now is answered as usual
@@ -105,6 +105,8 @@ def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
 
 def erasure_note(cert: Certificate) -> str:
     """What an access request for a forgotten identifier says: the date and the case, nothing more."""
+    from lineage.store.certificate import DONE
+
     if cert.status != DONE:
         return f"erasure under case {cert.case_ref} begun on {cert.erased_at.date()}, not finished."
     return f"erased on {cert.erased_at.date()} under case {cert.case_ref}."

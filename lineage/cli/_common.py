@@ -89,17 +89,15 @@ def store_for(args: argparse.Namespace, settings: Settings) -> Store:
     (``store_snapshot``, stamped by ``lineage.service``) so it can be given again from it (``--snapshot``)
     however much is stored later.
     """
+    from lineage.errors import StoreNotFoundError
     from lineage.store import Store
 
     location, option = existing_location(args, settings)
     store = Store(location, snapshot=getattr(args, "snapshot", None))
-    from lineage.errors import StoreNotFoundError
-    from lineage.store.holdings import pinned_state
-
     try:
         # with no --snapshot: the events snapshot the newest holdings reflect (events stored since
         # wait for the holdings maintainer; the answer's stamp says how many, see lineage.service.read)
-        snapshot_id = pinned_state(location, store.snapshot).events_snapshot
+        snapshot_id = store.pinned().snapshot_id
     except StoreNotFoundError as exc:  # a catalog without our table: the option points at the wrong place
         raise ConfigurationError(option, str(exc)) from None
     if snapshot_id is None:

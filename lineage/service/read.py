@@ -98,13 +98,20 @@ def _latest(held: Store) -> datetime | None:
     with _LATEST_LOCK:
         if key in _LATEST:
             return _LATEST[key]
-    with held.session() as q:
-        latest = q.rows("future_events", {"now": datetime.min.replace(tzinfo=UTC), "until": None})[0]["latest"]
+
+    def scanned() -> str | None:
+        with held.session() as q:
+            found = q.rows("future_events", {"now": datetime.min.replace(tzinfo=UTC), "until": None})[0]["latest"]
+        return found.isoformat() if isinstance(found, datetime) else None
+
+    # kept with the store's pin too: a one-off command (``lineage access``) skips a scan of every event
+    kept = held.kept(f"latest_event:{held.snapshot_id}", scanned)
+    latest = None if kept is None else datetime.fromisoformat(kept)
     with _LATEST_LOCK:
         if len(_LATEST) >= _LATEST_KEPT:
             _LATEST.pop(next(iter(_LATEST)))
         _LATEST[key] = latest
-    return latest if isinstance(latest, datetime) else None
+    return latest
 
 
 def future_events(held: Store, now: datetime, option: str, *, window_end: datetime | None = None) -> str | None:

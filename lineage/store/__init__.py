@@ -12,13 +12,20 @@
 - ``spark_holdings`` the holdings table computed on Apache Spark, on subject shards; the only module
                    importing pyspark (inside its functions: lineage runs without it)
 
-pyiceberg and pyarrow are imported only in this package.
+pyiceberg and pyarrow are imported only in this package. Each name below comes from its module on
+first use: a command answering from kept pins (``pins``) imports duckdb, not the writer's pyiceberg.
 """
 
-from lineage.store.catalog import StoreLocation
-from lineage.store.engine import QueryName, Session, Store, queries_dir, query_text
-from lineage.store.maintenance import CompactionReport
-from lineage.store.writer import PartitionRows, Stored, TableWriter
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lineage.store.catalog import StoreLocation
+    from lineage.store.engine import QueryName, Session, Store, queries_dir, query_text
+    from lineage.store.maintenance import CompactionReport
+    from lineage.store.writer import PartitionRows, Stored, TableWriter
 
 __all__ = [
     "CompactionReport",
@@ -32,3 +39,20 @@ __all__ = [
     "queries_dir",
     "query_text",
 ]
+
+_HOMES = {
+    "StoreLocation": "catalog",
+    "CompactionReport": "maintenance",
+    **dict.fromkeys(("QueryName", "Session", "Store", "queries_dir", "query_text"), "engine"),
+    **dict.fromkeys(("PartitionRows", "Stored", "TableWriter"), "writer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module when first asked for (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -19,19 +19,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
-
-import pyarrow.fs as pafs
-import sqlalchemy.exc
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
-from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
-from pyiceberg.schema import Schema
-from pyiceberg.table import Table
-from pyiceberg.table.sorting import SortOrder
-from pyiceberg.types import StringType
-from sqlalchemy.engine import make_url
 
 from lineage.errors import (
     ConfigurationError,
@@ -44,12 +33,25 @@ from lineage.errors import (
 )
 from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store.tables import EVENTS, ICEBERG_SCHEMA, PROVENANCE, SORT_ORDER, TABLE_PROPERTIES
+from lineage.store.pins import Versions
+from lineage.store.tables import EVENTS, PROVENANCE, TABLE_PROPERTIES, events_schema, events_sort_order
+
+if TYPE_CHECKING:
+    # pyiceberg, SQLAlchemy and pyarrow are imported where a catalog or table is opened: a process
+    # reading a store's kept pins (``lineage.store.pins``) answers without importing them (~1 s)
+    import pyarrow.fs as pafs
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table
+    from pyiceberg.table.sorting import SortOrder
 
 __all__ = ["StoreLocation", "as_location", "read_error", "store_error"]
 
 CATALOG_FILE = "catalog.db"
+PINS_FILE = "pins.json"  # an embedded store's last plans for the next process (``lineage.store.pins``)
 WAREHOUSE = "warehouse"
+_OURS = "WHERE catalog_name = :catalog AND table_namespace = :namespace ORDER BY table_name"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,9 +85,7 @@ class StoreLocation:
     def embedded(cls, root: Path, **kwargs: Any) -> StoreLocation:
         """The default: a SQLite catalog and a warehouse folder inside ``root``."""
         root = root.absolute()
-        return cls(
-            root=root, catalog_uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=str(root / WAREHOUSE), **kwargs
-        )
+        return cls(root=root, catalog_uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=str(root / WAREHOUSE), **kwargs)
 
     @classmethod
     def from_settings(cls, settings: Settings, store_dir: Path | None = None) -> StoreLocation:
@@ -124,6 +124,8 @@ class StoreLocation:
         """The store in words for messages: its folder, or its catalog (no password) and warehouse."""
         if self.root is not None and not self.on_s3:
             return f"the store at {self.root}"
+        from sqlalchemy.engine import make_url
+
         url = make_url(self.catalog_uri).set(query={}).render_as_string(hide_password=True)
         return f"the store in catalog {url} with warehouse {self.warehouse}"
 
@@ -140,6 +142,9 @@ class StoreLocation:
                 private_dir(Path(self.warehouse))
         else:
             self._refuse_missing_sqlite()
+        from pyiceberg.catalog.sql import SqlCatalog
+        from sqlalchemy.engine import make_url
+
         url = make_url(self.catalog_uri)
         if self.catalog_password is not None:
             url = url.set(password=self.catalog_password)
@@ -157,25 +162,62 @@ class StoreLocation:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def versions(self, catalog: SqlCatalog) -> tuple[tuple[str, str], ...]:
+    def versions(self, catalog: SqlCatalog | None = None) -> Versions:
         """Each table's current metadata file, in one catalog query: equal answers, unchanged tables.
 
         Iceberg metadata files are never rewritten, so a reader that planned a table's files can reuse
         them while its metadata location stays the same (loading and planning cost ~50 ms a time).
+        Without ``catalog``, an embedded store's catalog file is read with ``sqlite3`` (~1 ms, no
+        pyiceberg); a shared catalog is opened for it.
         """
-        query = sqlalchemy.text(
-            "SELECT table_name, metadata_location FROM iceberg_tables "
-            "WHERE catalog_name = :catalog AND table_namespace = :namespace ORDER BY table_name"
-        )
+        params = {"catalog": self.catalog_name, "namespace": self.namespace}
+        if catalog is None and (path := self.catalog_file()) is not None:
+            return self._file_versions(path, params)
+        import sqlalchemy
+
+        catalog = catalog or self.catalog()
+        query = sqlalchemy.text(f"SELECT table_name, metadata_location FROM iceberg_tables {_OURS}")
         try:
             with catalog.engine.connect() as conn:
-                rows = conn.execute(query, {"catalog": self.catalog_name, "namespace": self.namespace}).all()
+                rows = conn.execute(query, params).all()
         except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self, "reading the catalog") from None
+        return tuple((str(name), str(where)) for name, where in rows)
+
+    def catalog_file(self) -> Path | None:
+        """The embedded store's SQLite catalog file (None: a catalog named by a URI)."""
+        if self.root is None or self.catalog_uri != f"sqlite:///{self.root / CATALOG_FILE}":
+            return None
+        return self.root / CATALOG_FILE
+
+    def pins_file(self) -> Path | None:
+        """Where an embedded store keeps its last plans (``lineage.store.pins``; None: a shared store keeps none)."""
+        if self.on_s3 or self.catalog_file() is None or self.root is None:
+            return None
+        return self.root / PINS_FILE
+
+    def _file_versions(self, path: Path, params: dict[str, str]) -> Versions:
+        """``versions`` read from the catalog file; a missing file or one holding no catalog is no store."""
+        if not path.is_file():
+            self._refuse_missing_sqlite()
+        try:
+            # read-write, never create (``_refuse_missing_sqlite`` says why)
+            con = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True)
+            try:
+                rows = con.execute(
+                    f"SELECT table_name, metadata_location FROM iceberg_tables {_OURS}", params
+                ).fetchall()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            self._refuse_missing_sqlite()  # no catalog table in it, or not a database at all (a stray file)
             raise store_error(exc, self, "reading the catalog") from None
         return tuple((str(name), str(where)) for name, where in rows)
 
     def _refuse_missing_sqlite(self) -> None:
         """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (never created here)."""
+        from sqlalchemy.engine import make_url
+
         url = make_url(self.catalog_uri)
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return
@@ -214,6 +256,8 @@ class StoreLocation:
 
     def filesystem(self) -> pafs.FileSystem:
         """A pyarrow filesystem that reads the table's files (paths given without their scheme)."""
+        import pyarrow.fs as pafs
+
         if not self.on_s3:
             return pafs.LocalFileSystem()
         endpoint = self.s3_endpoint or ""
@@ -239,11 +283,14 @@ class StoreLocation:
         A table made before the provenance columns gets them added (null in the rows it holds);
         a reader's open changes nothing: it reads the files with ``COLUMNS``, absent ones as null.
         """
-        table = self.load_table(EVENTS, ICEBERG_SCHEMA, SORT_ORDER, TABLE_PROPERTIES, create=create)
+        table = self.load_table(EVENTS, events_schema(), events_sort_order(), TABLE_PROPERTIES, create=create)
         return self._with_provenance(table) if create else table
 
     def _with_provenance(self, table: Table) -> Table:
         """``table`` with the ``PROVENANCE`` columns, added in one schema commit if it lacks any."""
+        from pyiceberg.exceptions import CommitFailedException
+        from pyiceberg.types import StringType
+
         for _ in range(_CREATION_TRIES):
             have = {f.name for f in table.schema().fields}
             missing = [name for name in PROVENANCE if name not in have]
@@ -270,9 +317,12 @@ class StoreLocation:
         properties: dict[str, str],
         *,
         create: bool = False,
-        partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
+        partition_spec: PartitionSpec | None = None,
     ) -> Table:
         """The table ``name`` of the namespace; with ``create``, made (and the namespace) when missing."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
         catalog = self.catalog(create=create)
         for attempt in range(_CREATION_TRIES):
             try:
@@ -290,7 +340,7 @@ class StoreLocation:
                         schema=schema,
                         sort_order=sort_order,
                         properties=properties,
-                        partition_spec=partition_spec,
+                        partition_spec=partition_spec or UNPARTITIONED_PARTITION_SPEC,
                     )
                 return catalog.load_table(self.identifier(name))
             except (NoSuchTableError, NoSuchNamespaceError):
@@ -314,6 +364,8 @@ _CREATION_TRIES = 5
 
 def _lost_creation_race(exc: BaseException) -> bool:
     """Whether ``exc`` is the catalog database refusing to create what another process just created."""
+    import sqlalchemy.exc
+
     if isinstance(exc, sqlalchemy.exc.IntegrityError):
         return True
     return isinstance(exc, sqlalchemy.exc.DBAPIError) and "already exists" in str(exc).lower()
@@ -345,12 +397,15 @@ def _keys_refused(doing: str, where: str) -> StoreAccessError:
 
 def store_error(exc: BaseException, location: StoreLocation, doing: str) -> StoreError:
     """One plain line for a failure of the catalog, the object store or the disk (no secret, no traceback)."""
+    import sqlalchemy.exc
+
     where = location.describe()
     if isinstance(exc, StoreError):
         return exc
     text = str(exc)
     lowered = text.lower()
-    if isinstance(exc, sqlalchemy.exc.OperationalError):
+    # SQLite's own error: the catalog file read without SQLAlchemy (``StoreLocation.versions``)
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlite3.OperationalError):
         if "password authentication failed" in lowered or "authentication failed" in lowered:
             return StoreAccessError(
                 f"{doing}: the catalog refused the login: check catalog_password (LINEAGE_CATALOG_PASSWORD)",

@@ -27,14 +27,13 @@ from lineage.errors import StoreConflictError, StoreNotFoundError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.forget import Forgotten, column_in
-from lineage.store.tables import iceberg_schema
+from lineage.store.tables import ERASURES, iceberg_schema
 
 __all__ = [
     "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
     "certificates", "record_certificate", "unfinished",
 ]  # fmt: skip
 
-ERASURES = "erasures"
 STARTED = "started"
 DONE = "done"
 NOTHING_HELD = "nothing held"  # the store held no row of the identifier: nothing was removed

@@ -19,29 +19,26 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from types import EllipsisType
-from typing import Any, Literal
+from types import EllipsisType, MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
-from pyiceberg.catalog.sql import SqlCatalog
 
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.process import paused_gc
 from lineage.resources import shipped_dir
+from lineage.store import pins
 from lineage.store.catalog import StoreLocation, as_location, read_error
-from lineage.store.certificate import ERASURES, Certificate, CertificateIndex
 from lineage.store.file_bounds import (
     FileBounds,
     SourceOffsets,
@@ -50,21 +47,26 @@ from lineage.store.file_bounds import (
     files_after,
     files_with_nulls,
 )
-from lineage.store.holdings import (
+from lineage.store.pins import Pinned, Versions
+from lineage.store.tables import (
+    COLUMNS,
+    ERASURES,
     FLOWS_BUCKET,
     HOLDINGS_COLUMNS,
     IDENTITY_BUCKET,
-    Pinned,
     buckets_of,
-    engine_from_table,
-    holdings_arrow,
-    pinned_state,
 )
-from lineage.store.maintenance import CompactionReport, compact
-from lineage.store.snapshots import SnapshotRef
-from lineage.store.tables import COLUMNS
 
-__all__ = ["CompactionReport", "QueryName", "Scan", "Session", "Store", "queries_dir", "query_text"]
+if TYPE_CHECKING:
+    # pyiceberg comes in with the planning of a snapshot's files (``holdings.pinned_state``), only
+    # when no pin is kept for the catalog's state (``lineage.store.pins``): see ``Store._pin_locked``
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from lineage.store.certificate import Certificate, CertificateIndex
+    from lineage.store.maintenance import CompactionReport
+    from lineage.store.snapshots import SnapshotRef
+
+__all__ = ["QueryName", "Scan", "Session", "Store", "queries_dir", "query_text"]
 
 # the files of queries/, by name: mypy checks every call names one (a test checks each has its file)
 QueryName = Literal[
@@ -296,6 +298,9 @@ def _named_as_given(files: list[str]) -> bool:
     lookups read every file rather than match no path.
     """
     return not any(_BACKSLASH in f or not _GLOB.isdisjoint(f) for f in files)
+
+
+_NO_CERTIFICATES: Mapping[str, Certificate] = MappingProxyType({})
 _NO_FILE = "*, CAST(NULL AS VARCHAR) AS data_file"  # rows read from no file of their own (Arrow, S3)
 _NO_RESETS = (
     "CREATE VIEW holding_resets AS SELECT CAST(NULL AS VARCHAR) AS subject, CAST(NULL AS BIGINT) AS gen WHERE false"
@@ -354,10 +359,11 @@ class Store:
         self.behind = 0
         """Events stored after those the holdings it read reflect (the holdings maintainer is behind)."""
         self._catalog: SqlCatalog | None = None
-        self._pinned: tuple[tuple[tuple[str, str], ...], Pinned] | None = None
+        # the last pin, under the catalog's state it was planned in and the snapshot it was asked for
+        self._pinned: tuple[Versions, str, Pinned] | None = None
         self._origin: Store | None = None  # set on a ``pinned`` copy: the store whose connection it shares
         self._fixed: Pinned | None = None  # set on a ``pinned`` copy: the one state it reads
-        self._certificates = CertificateIndex()
+        self._certificates: CertificateIndex | None = None  # made on the first forget seen
 
     def pinned(self) -> Store:
         """A copy of this store held at the state it reads now: every query through the copy reads that one state.
@@ -373,7 +379,9 @@ class Store:
         held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
         held._origin, held._fixed, held._catalog = self, pin, self._catalog
         held.snapshot_id, held.holdings_snapshot_id, held.behind = (
-            pin.events_snapshot, pin.holdings_snapshot, pin.behind
+            pin.events_snapshot,
+            pin.holdings_snapshot,
+            pin.behind,
         )
         return held
 
@@ -393,7 +401,16 @@ class Store:
         # the versions now, not those of the read: a forget that began after the read was planned
         # must count (its rows may still be in the read), as must a table made since
         origin = self._origin or self
-        return origin._certificates.of(self.location, self.erasures_version())
+        version = self.erasures_version()
+        if version is None:  # no one was ever forgotten: nothing to read (nor pyiceberg to import)
+            return _NO_CERTIFICATES
+        from lineage.store.certificate import CertificateIndex
+
+        with origin._lock:
+            if origin._certificates is None:
+                origin._certificates = CertificateIndex()
+            index = origin._certificates
+        return index.of(self.location, version)
 
     def erasures_version(self) -> str | None:
         """The erasure certificates table's version now (its metadata file; None: no one was ever forgotten).
@@ -403,10 +420,26 @@ class Store:
         """
         origin = self._origin or self
         with origin._lock:
-            if origin._catalog is None:
-                origin._catalog = self.location.catalog()
-            catalog = origin._catalog
-        return dict(self.location.versions(catalog)).get(ERASURES)
+            versions = origin._versions_locked()
+        return dict(versions).get(ERASURES)
+
+    def kept(self, name: str, compute: Callable[[], str | None]) -> str | None:
+        """A fact of the read this store pins that costs a scan: computed once, then kept with its pin.
+
+        A process opening the same state later reads it instead (``lineage.store.pins``); ``name``
+        must say whatever else it depends on (a snapshot id). ``compute`` gives it as text.
+        """
+        origin = self._origin or self
+        pin = self._pin()
+        with origin._lock:
+            last = origin._pinned
+        versions = last[0] if last is not None and last[2] is pin else None  # None: pinned before a newer read
+        if versions is not None and (found := pins.kept_fact(self.location.pins_file(), versions, name)) is not None:
+            return str(found)
+        value = compute()
+        if versions is not None:
+            pins.keep(self.location.pins_file(), versions, fact=(name, value))
+        return value
 
     def _pin(self) -> Pinned:
         """What to read now; the last answer's plan while neither table has changed since."""
@@ -416,14 +449,28 @@ class Store:
     def _pin_locked(self) -> Pinned:
         if self._fixed is not None:
             return self._fixed
+        versions = self._versions_locked()
+        asked = json.dumps([self.snapshot, self.with_holdings])
+        if self._pinned is not None and self._pinned[:2] == (versions, asked):
+            return self._pinned[2]
+        pinned = pins.kept_pin(self.location.pins_file(), versions, asked)  # another process planned it
+        if pinned is None:
+            from lineage.store.holdings import pinned_state
+
+            pinned = pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
+            # kept only if nothing committed while it was planned: else it may be of the newer state
+            if self._versions_locked() == versions:
+                pins.keep(self.location.pins_file(), versions, pin=(asked, pinned))
+        self._pinned = (versions, asked, pinned)
+        return pinned
+
+    def _versions_locked(self) -> Versions:
+        """Each table's metadata file now; an embedded catalog read without opening pyiceberg's."""
+        if self._catalog is None and self.location.catalog_file() is not None:
+            return self.location.versions()
         if self._catalog is None:
             self._catalog = self.location.catalog()
-        versions = self.location.versions(self._catalog)
-        if self._pinned is not None and self._pinned[0] == versions:
-            return self._pinned[1]
-        pinned = pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
-        self._pinned = (versions, pinned)
-        return pinned
+        return self.location.versions(self._catalog)
 
     def connect(self, taxonomy: Taxonomy | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with an ``events`` view over the pinned snapshot's files.
@@ -447,7 +494,9 @@ class Store:
         """
         registered: dict[str, Any] = {}
         self.snapshot_id, self.holdings_snapshot_id, self.behind = (
-            pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
+            pinned.events_snapshot,
+            pinned.holdings_snapshot,
+            pinned.behind,
         )
         files = pinned.event_files + pinned.holdings_files
         layouts: set[tuple[str, ...]] = set()  # the column names of the event files, one entry per layout
@@ -484,6 +533,8 @@ class Store:
                 self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
                 resets = list(pinned.reset_files)
             elif self.with_holdings:
+                from lineage.store.holdings import holdings_arrow
+
                 computed = holdings_arrow(self._computed(con, registered, pinned))
                 _create_views(con, "holdings_all", con.from_arrow(computed).project(_NO_FILE))
             else:
@@ -522,6 +573,8 @@ class Store:
             engine = HoldingsEngine()
             engine.apply(_engine_events(con, {}, None, floor))
             return engine
+        from lineage.store.holdings import engine_from_table
+
         self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDINGS_COLUMNS)
         engine = engine_from_table(con.sql("SELECT * FROM holdings_base").to_arrow_table(), pinned.base.watermark)
         batch, _ = engine.catch_up(
@@ -618,6 +671,9 @@ class Store:
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
             # one fragment per file, each naming its file as the constant column ``data_file``: a
             # lookup's filter on it is pushed into the scan, and the files it leaves out are never opened
+            import pyarrow.compute as pc
+            import pyarrow.dataset as pads  # imports pandas: ~0.3 s a local store's reader need not pay
+
             fmt, filesystem = pads.ParquetFileFormat(), self.location.filesystem()
             fragments = [
                 fmt.make_fragment(f, filesystem, partition_expression=pc.field("data_file") == f) for f in files
@@ -635,9 +691,7 @@ class Store:
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
             absent = [f for f in columns if f.name not in relation.columns]
             nulls = "".join(f", CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
-            _create_views(
-                con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects
-            )
+            _create_views(con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects)
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
@@ -668,7 +722,9 @@ class Store:
                 self._retire()
                 self._reader = _Reader(key, *self._open(pinned, taxonomy))
             self.snapshot_id, self.holdings_snapshot_id, self.behind = (
-                pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
+                pinned.events_snapshot,
+                pinned.holdings_snapshot,
+                pinned.behind,
             )
             reader = self._reader
             cursor = reader.borrow()
@@ -712,6 +768,8 @@ class Store:
 
     def compact(self, **options: Any) -> CompactionReport:
         """Rewrite small files sorted by subject, expire old snapshots, remove unreferenced files."""
+        from lineage.store.maintenance import compact
+
         return compact(self.location, **options)
 
 

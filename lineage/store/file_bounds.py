@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
-from pyiceberg.conversions import from_bytes
-from pyiceberg.manifest import DataFile
-from pyiceberg.schema import Schema
-from pyiceberg.types import PrimitiveType
+if TYPE_CHECKING:  # a reader narrowing its lookups to files imports neither
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
 
 __all__ = ["FileBounds", "SourceOffsets", "bounds_of", "files_admitting", "files_after", "files_with_nulls",
            "manifest_bounds"]  # fmt: skip
@@ -67,6 +66,9 @@ def manifest_bounds(path: str, data_file: DataFile, schema: Schema, columns: Ite
     whose statistics lack a min/max (pyarrow drops them for a value over 4 kB); our identifiers are
     at most 512 characters (``MAX_ID``), so the files we write always carry them.
     """
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import PrimitiveType
+
     ranges: dict[str, tuple[Any, ...] | None] = {}
     nullable = set()
     lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}

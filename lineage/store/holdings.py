@@ -47,7 +47,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain, count, groupby, islice, repeat
 from operator import attrgetter
 from typing import Any
@@ -65,7 +65,6 @@ from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, TablePr
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import ancestors_of
-from pyiceberg.table.sorting import NullOrder, SortDirection, SortField, SortOrder
 from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import IntegerType, LongType
@@ -74,12 +73,24 @@ from pyiceberg.utils.properties import property_as_int
 
 from lineage.errors import StoreConflictError, StoreCorruptError, StoreError, StoreNotFoundError
 from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link, Provenance, Run
-from lineage.holdings.shards import shard_of
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.file_bounds import FileBounds, manifest_bounds
+from lineage.store.file_bounds import manifest_bounds
+from lineage.store.pins import HoldingsState, Pinned
 from lineage.store.snapshots import SnapshotRef, file_path, resolve, snapshot_data_files
-from lineage.store.tables import iceberg_schema, offset_key, retained_before
+from lineage.store.tables import (
+    BUCKETS,
+    FLOW_PROVENANCE,
+    FLOWS_BUCKET,
+    HOLDINGS_COLUMNS,
+    IDENTITY_BUCKET,
+    RESETS_BUCKET,
+    ascending,
+    bucket_of,
+    iceberg_schema,
+    offset_key,
+    retained_before,
+)
 from lineage.store.writer import _Transaction
 
 __all__ = [
@@ -127,14 +138,9 @@ FOLDED = "lineage.holdings.folded"  # in a fold's snapshot summary: the buckets 
 #: in the summary of a forget's empty snapshot that moves the holdings on (a refresh that read the
 #: events it removed then fails its commit: ``lineage.store.forget``)
 FENCE = "lineage.holdings.fence"
-# of runs: a refresh touching one subject rewrites 1/16 of them. Not more: pyiceberg's writer passes
-# over the rows once per partition written, and a batch of thousands of subjects touches every bucket
-# (measured at 1,000 subjects per seed organisation: 64 buckets cost 2.3 s of such passes per refresh)
-BUCKETS = 16
-FLOWS_BUCKET = -1
 _BATCH = 200_000  # rows made into Arrow at a time
-IDENTITY_BUCKET = -2
-RESETS_BUCKET = -3
+_STRING = pa.string()
+_TS = pa.timestamp("us", tz="UTC")
 #: data files a bucket of runs gathers (a refresh appends one of the rows it changed) before a refresh
 #: folds them into one: a lookup opens each of its bucket's files
 MAX_FILES = 8
@@ -148,57 +154,11 @@ _FOLDS = max(1, BUCKETS // MAX_FILES)  # buckets folded at most a refresh
 #: answer unchanged within the noise, 162 ms median either way at 1,000 subjects a seed organisation)
 MAX_RESETS = 10_000
 
-_S = pa.string()
-_TS = pa.timestamp("us", tz="UTC")
-_PROV = [
-    ("via_type", _S),
-    ("via_bulk", pa.bool_()),
-    ("holder_role", _S),
-    ("holder_region", _S),
-    ("source", _S),
-    ("source_region", _S),
-    ("purpose", _S),
-    ("legal_basis", _S),
-    ("mechanism", _S),
-    ("retention_days", pa.int32()),
-    ("encrypted", pa.bool_()),
-]
-HOLDINGS_COLUMNS = pa.schema(
-    [
-        ("kind", _S),
-        ("subject", _S),
-        ("category", _S),
-        ("holder", _S),  # a run's holder; a flow's recipient
-        ("arrived_at", _TS),
-        ("via", _S),
-        ("flow", _S),
-        ("first_seq", pa.int32()),  # a flow event's own number
-        ("last_seq", pa.int32()),
-        ("ended_at", _TS),
-        ("ended_by", _S),
-        *_PROV,  # a flow's: what it gives the runs it makes (source = its sender)
-        ("categories", pa.list_(_S)),
-        ("bulk_as_of", _TS),
-        ("other", _S),
-        ("bucket", pa.int32()),  # the partition (a hash of a run's subject; flows, identities: their own)
-        ("gen", pa.int64()),  # the commit that wrote the row (null: 0); a reset of its subject above it drops it
-    ]
-)
 #: the columns of what a row says (``read_rows``): all but ``gen``, which only says which commit wrote it
 ROW_COLUMNS = pa.schema([f for f in HOLDINGS_COLUMNS if f.name != "gen"])
 _ROW_TYPE = pa.struct(list(HOLDINGS_COLUMNS))
 _SCHEMA = iceberg_schema(HOLDINGS_COLUMNS)
-_SORT = SortOrder(
-    *(
-        SortField(
-            source_id=_SCHEMA.find_field(name).field_id,
-            transform=IdentityTransform(),
-            direction=SortDirection.ASC,
-            null_order=NullOrder.NULLS_FIRST,
-        )
-        for name in ("kind", "subject")
-    )
-)
+_SORT = ascending(_SCHEMA, ("kind", "subject"))
 _SPEC = PartitionSpec(
     PartitionField(
         source_id=_SCHEMA.find_field("bucket").field_id, field_id=1000, transform=IdentityTransform(), name="bucket"
@@ -212,18 +172,6 @@ _PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
-
-
-@dataclass(slots=True)
-class HoldingsState:
-    """Which events the holdings table reflects, and the snapshot that says so."""
-
-    snapshot_id: int | None = None
-    source: int | None = None  # the events snapshot they were computed from
-    watermark: int | None = None
-    applied: dict[str, dict[int, int]] = field(default_factory=dict)  # origin -> partition -> last offset
-    layout: str | None = None  # the rows' layout (``LAYOUT`` when written by this version)
-    held: bool = False  # some events of ``source`` (after the ``applied`` offsets) were held back
 
 
 def load_holdings(location: StoreLocation, *, create: bool = False) -> Table:
@@ -250,16 +198,6 @@ def read_state(table: Table) -> HoldingsState:
 def holdings_arrow(engine: HoldingsEngine, changed: Changes | None = None, gen: int = 0) -> pa.Table:
     """The engine's state as rows of the holdings table (``changed``: the rows of those changes' buckets only)."""
     return pa.Table.from_batches(list(_batches(engine, changed, gen)), HOLDINGS_COLUMNS)
-
-
-def bucket_of(subject: str) -> int:
-    """The bucket of a subject's runs."""
-    return shard_of(subject, BUCKETS)
-
-
-def buckets_of(subjects: list[str]) -> list[int]:
-    """The buckets of these subjects' runs: what lets a lookup read their files alone (the holdings macro)."""
-    return sorted({bucket_of(s) for s in subjects})
 
 
 def _batches(
@@ -311,21 +249,21 @@ def _flow_batch(flows: list[tuple[FlowInfo, list[int], list[str], list[int]]]) -
         return pa.array(list(chain.from_iterable(flow[k] for flow in flows)), kind)
 
     columns = [
-        pa.repeat(pa.scalar("flow", _S), n),
-        pa.nulls(n, _S),
-        pa.nulls(n, _S),
-        each([i.recipient for i in infos], _S),
+        pa.repeat(pa.scalar("flow", _STRING), n),
+        pa.nulls(n, _STRING),
+        pa.nulls(n, _STRING),
+        each([i.recipient for i in infos], _STRING),
         events(1, _TS),
-        events(2, _S),
-        each([i.flow for i in infos], _S),
+        events(2, _STRING),
+        each([i.flow for i in infos], _STRING),
         pa.array(list(chain.from_iterable(map(range, counts))), pa.int32()),
         pa.nulls(n, pa.int32()),
         pa.nulls(n, _TS),
-        pa.nulls(n, _S),
-        *(each([i.prov[k] for i in infos], t) for k, (_, t) in enumerate(_PROV)),
-        each([list(i.categories) for i in infos], pa.list_(_S)),
+        pa.nulls(n, _STRING),
+        *(each([i.prov[k] for i in infos], t) for k, (_, t) in enumerate(FLOW_PROVENANCE)),
+        each([list(i.categories) for i in infos], pa.list_(_STRING)),
         events(3, _TS),
-        pa.nulls(n, _S),
+        pa.nulls(n, _STRING),
         pa.repeat(pa.scalar(FLOWS_BUCKET, pa.int32()), n),
         pa.repeat(pa.scalar(0, pa.int64()), n),
     ]
@@ -358,21 +296,21 @@ def _run_batch(runs: list[Run], gen: int = 0) -> pa.RecordBatch:
     subjects = [r.subject for r in runs]
     bucket = {s: bucket_of(s) for s in dict.fromkeys(subjects)}
     columns = [
-        pa.array(["run"] * n, _S),
-        pa.array(subjects, _S),
-        pa.array([r.category for r in runs], _S),
-        pa.array([r.holder for r in runs], _S),
+        pa.array(["run"] * n, _STRING),
+        pa.array(subjects, _STRING),
+        pa.array([r.category for r in runs], _STRING),
+        pa.array([r.holder for r in runs], _STRING),
         pa.array([r.arrived for r in runs], _TS),
-        pa.array([r.via for r in runs], _S),
-        pa.array([r.flow for r in runs], _S),
+        pa.array([r.via for r in runs], _STRING),
+        pa.array([r.flow for r in runs], _STRING),
         pa.array([r.first_seq for r in runs], pa.int32()),
         pa.array([r.last_seq for r in runs], pa.int32()),
         pa.array([r.ended for r in runs], _TS),
-        pa.array([r.ended_by for r in runs], _S),
-        *(pa.array([p[k] for p in distinct], t).take(take) for k, (_, t) in enumerate(_PROV)),
-        pa.nulls(n, pa.list_(_S)),
+        pa.array([r.ended_by for r in runs], _STRING),
+        *(pa.array([p[k] for p in distinct], t).take(take) for k, (_, t) in enumerate(FLOW_PROVENANCE)),
+        pa.nulls(n, pa.list_(_STRING)),
         pa.nulls(n, _TS),
-        pa.nulls(n, _S),
+        pa.nulls(n, _STRING),
         pa.array(list(map(bucket.__getitem__, subjects)), pa.int32()),
         pa.repeat(pa.scalar(gen, pa.int64()), n),
     ]
@@ -392,7 +330,7 @@ def engine_from_table(table: pa.Table | Iterable[pa.RecordBatch], watermark: int
     every file ahead (a thread per file), so the Arrow copy is freed as the restore goes rather
     than bounded: 10.3 GB at the peak for 1M subjects, against 15.0 with the table whole.
     """
-    prov_names = [name for name, _ in _PROV]
+    prov_names = [name for name, _ in FLOW_PROVENANCE]
     runs: list[Run] = []
     gens = array("q")  # each run's ``gen``, beside it
     resets: dict[str, int] = {}
@@ -882,8 +820,8 @@ def _reset_rows(resets: dict[str, int]) -> pa.Table:
     """The reset rows: each subject, and the ``gen`` below which its runs are dropped."""
     subjects = sorted(resets)
     given = {
-        "kind": pa.array(["reset"] * len(subjects), _S),
-        "subject": pa.array(subjects, _S),
+        "kind": pa.array(["reset"] * len(subjects), _STRING),
+        "subject": pa.array(subjects, _STRING),
         "bucket": pa.array([RESETS_BUCKET] * len(subjects), pa.int32()),
         "gen": pa.array([resets[s] for s in subjects], pa.int64()),
     }
@@ -977,7 +915,7 @@ def _kept_rows(
 
     Left out: the runs ``resets`` drop, and every row of the subjects ``gone``.
     """
-    leave = pa.array(sorted(gone), _S)
+    leave = pa.array(sorted(gone), _STRING)
     kept: dict[int, list[pa.RecordBatch]] = {}
     try:
         for batch in table.scan(snapshot_id=read_at, row_filter=_in_buckets(buckets)).to_arrow_batch_reader():
@@ -1100,31 +1038,6 @@ def event_offsets(table: Table) -> dict[str, dict[int, int]]:
         if key.startswith(prefix) and origin and part.isdigit():
             out.setdefault(origin, {})[int(part)] = int(value)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Pinned:
-    """What one reader reads: an events snapshot, and the holdings computed from exactly it."""
-
-    events_snapshot: int | None
-    event_files: list[str]
-    event_rows: list[int]
-    holdings_snapshot: int | None  # None: no stored holdings for it, compute them in memory
-    holdings_files: list[str]
-    holdings_rows: list[int]
-    behind: int = 0  # events stored after the ones the holdings reflect (the answer does not see them)
-    # computed in memory after retention: what ``holdings_files`` (stored holdings of an earlier events
-    # snapshot) reflect; the computation starts from them, the retired events being gone
-    base: HoldingsState | None = None
-    retained_before: int | None = None  # the events table's retention cut-off (µs), if retention ran
-    # on S3, what the manifests say each file holds (``subject_id``; ``subject`` and ``bucket``): local
-    # stores read the footers instead
-    event_bounds: list[FileBounds] | None = None
-    holdings_bounds: list[FileBounds] | None = None
-    reset_files: tuple[str, ...] = ()  # those of ``holdings_files`` holding the resets (``RESETS_BUCKET``)
-    # the offsets the holdings reflect, when a refresh held back later events of ``events_snapshot``:
-    # the events read are cut to these, so the events and the holdings an answer joins agree (None: all)
-    reflects: dict[str, dict[int, int]] | None = None
 
 
 def pinned_state(location: StoreLocation, ref: SnapshotRef, *, holdings: bool = True) -> Pinned:

@@ -11,7 +11,7 @@ import pytest
 from lineage.contract.records import make_record
 from lineage.errors import StoreCorruptError, StoreError
 from lineage.store import Session
-from lineage.store.holdings import buckets_of
+from lineage.store.tables import buckets_of
 from tests.fixtures import store_of
 from tests.store.test_readers import SIZE, _world_store
 

@@ -18,9 +18,9 @@ from lineage.store.tables import (
     COLUMNS,
     EVENTS,
     PROVENANCE,
-    SORT_ORDER,
     TABLE_PROPERTIES,
     ColumnBuffer,
+    events_sort_order,
     iceberg_schema,
 )
 from lineage.transport.provenance import sdk_headers
@@ -40,7 +40,8 @@ def _old_store(folder: Path) -> StoreLocation:
     """A store as the previous release left it: the table without the provenance columns, two files of rows."""
     location = StoreLocation.embedded(folder)
     with private_files():
-        table = location.load_table(EVENTS, iceberg_schema(OLD_COLUMNS), SORT_ORDER, TABLE_PROPERTIES, create=True)
+        schema = iceberg_schema(OLD_COLUMNS)
+        table = location.load_table(EVENTS, schema, events_sort_order(), TABLE_PROPERTIES, create=True)
         for offset, subject in enumerate(("old-1", "old-2")):
             rows = ColumnBuffer()
             rows.append(_collected(subject), offset)

@@ -1,0 +1,144 @@
+"""Kept pins: a new process reading an unchanged embedded store uses the last plan of its files, never a stale one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import lineage.store.holdings as holdings_module
+from lineage.codec.avro import Codec
+from lineage.contract.records import Party, make_record
+from lineage.contract.taxonomy import default_taxonomy
+from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.ingest.pipeline import Ingestor
+from lineage.store import Store, StoreLocation
+from lineage.store.catalog import PINS_FILE
+from tests.fixtures import store_of
+
+AT = datetime(2026, 5, 1, tzinfo=UTC)
+APP = Party(name="app", role="internal", region="CN")
+
+
+def _collected(subject: str, day: int) -> object:
+    return make_record("COLLECTED", system="app", system_region="CN", subject_id=subject, holder=APP,
+                       categories=["user.contact.email"], purpose="essential.service", legal_basis="CONTRACT",
+                       occurred_at=AT + timedelta(days=day))  # fmt: skip
+
+
+def _store(folder: Path) -> Store:
+    return store_of([_collected(f"s{i}", i) for i in range(3)], folder)  # type: ignore[list-item]
+
+
+def _add(folder: Path, subject: str, offset: int) -> None:
+    """One more event stored at ``offset`` and the holdings brought up to date (both tables change)."""
+    ingestor = Ingestor(StoreLocation.embedded(folder), "events", taxonomy=default_taxonomy())
+    assert ingestor.add(0, offset, Codec().encode_record(_collected(subject, 9))) is None  # type: ignore[arg-type]
+    ingestor.flush()
+    HoldingsMaintainer(StoreLocation.embedded(folder)).refresh()
+
+
+def _subjects(store: Store) -> list[str]:
+    """The subjects the store's pinned read holds."""
+    return [r["subject_id"] for r in store.sql("SELECT DISTINCT subject_id FROM events ORDER BY 1")]
+
+
+def _planned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the plans made from here on (``holdings.pinned_state`` calls)."""
+    calls: list[int] = []
+    real = holdings_module.pinned_state
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(holdings_module, "pinned_state", counted)
+    return calls
+
+
+def test_a_new_reader_of_an_unchanged_store_plans_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pin one reader planned is read by the next from a private file, and both see the same rows."""
+    first = _store(tmp_path / "store")
+    seen = _subjects(first)
+    kept = tmp_path / "store" / PINS_FILE
+    assert kept.is_file() and kept.stat().st_mode & 0o777 == 0o600
+    planned = _planned(monkeypatch)
+    again = Store(tmp_path / "store")
+    assert _subjects(again) == seen == ["s0", "s1", "s2"] and again.snapshot_id == first.snapshot_id
+    assert planned == []
+
+
+def test_a_commit_to_either_table_makes_the_kept_pin_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After new events and a holdings refresh, a new reader plans again and sees them."""
+    first = _store(tmp_path / "store")
+    assert _subjects(first) == ["s0", "s1", "s2"]
+    _add(tmp_path / "store", "s9", 3)
+    planned = _planned(monkeypatch)
+    after = Store(tmp_path / "store")
+    assert _subjects(after) == ["s0", "s1", "s2", "s9"] and after.snapshot_id != first.snapshot_id
+    assert planned == [1]
+    assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2", "s9"] and planned == [1]  # kept again
+
+
+def test_a_garbled_pins_file_is_planned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pins file that is not ours (not JSON, or another format) is ignored, and replaced by a good one."""
+    _subjects(_store(tmp_path / "store"))
+    kept = tmp_path / "store" / PINS_FILE
+    for garbage in ("{not json", json.dumps({"format": 0, "versions": [], "pins": {}})):
+        kept.write_text(garbage)
+        planned = _planned(monkeypatch)
+        assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and planned == [1]
+        assert json.loads(kept.read_text())["pins"]
+
+
+def test_pins_are_never_written_through_a_symlink(tmp_path: Path) -> None:
+    """A symlink put where the pins file goes is not followed: its target is untouched and the answer right."""
+    _store(tmp_path / "store")
+    kept = tmp_path / "store" / PINS_FILE
+    kept.unlink(missing_ok=True)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("someone else's")
+    kept.symlink_to(target)
+    assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"]
+    assert target.read_text() == "someone else's" and kept.is_symlink()
+
+
+def test_versions_read_from_the_catalog_file_equal_the_catalogs(tmp_path: Path) -> None:
+    """The catalog file read with sqlite3 names each table's metadata file as pyiceberg's catalog does."""
+    _store(tmp_path / "store")
+    location = StoreLocation.embedded(tmp_path / "store")
+    quick = location.versions()
+    assert quick == location.versions(location.catalog())
+    assert {name for name, _ in quick} >= {"events", "holdings"}
+
+
+def test_a_fact_of_a_read_is_computed_once_per_state(tmp_path: Path) -> None:
+    """``Store.kept``: a second process reads the fact the first computed; after a commit it is computed again."""
+    first = _store(tmp_path / "store")
+    assert first.kept("answer", lambda: "42") == "42"
+    assert Store(tmp_path / "store").kept("answer", lambda: pytest.fail("computed again")) == "42"
+    _add(tmp_path / "store", "s9", 3)
+    assert Store(tmp_path / "store").kept("answer", lambda: "43") == "43"
+
+
+def test_a_one_off_access_imports_no_pyiceberg_once_pins_are_kept(tmp_path: Path) -> None:
+    """``lineage access`` as a new process on an unchanged store answers the same without pyiceberg or SQLAlchemy."""
+    _store(tmp_path / "store")
+    probe = (
+        "import sys\nfrom lineage.cli import main\n"
+        f"rc = main(['access', '--store', {str(tmp_path / 'store')!r}, 's1', '--format', 'json'])\n"
+        "heavy = sorted(m for m in ('pyiceberg', 'sqlalchemy', 'pandas') if m in sys.modules)\n"
+        "print('heavy:', ','.join(heavy), file=sys.stderr)\nsys.exit(rc)\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+            for _ in range(2)]  # fmt: skip
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    heavy = [run.stderr.split("heavy:")[1].strip() for run in runs]
+    assert "pyiceberg" in heavy[0] and heavy[1] == ""  # the first planned the pin, the second read it
+    answers = [{k: v for k, v in json.loads(run.stdout).items() if k != "as_of"} for run in runs]
+    assert answers[0] == answers[1] and answers[0]["holds_data"] is True
