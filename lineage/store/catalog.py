@@ -85,7 +85,9 @@ class StoreLocation:
     def embedded(cls, root: Path, **kwargs: Any) -> StoreLocation:
         """The default: a SQLite catalog and a warehouse folder inside ``root``."""
         root = root.absolute()
-        return cls(root=root, catalog_uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=str(root / WAREHOUSE), **kwargs)
+        return cls(
+            root=root, catalog_uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=str(root / WAREHOUSE), **kwargs
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, store_dir: Path | None = None) -> StoreLocation:
@@ -340,7 +342,7 @@ class StoreLocation:
                         schema=schema,
                         sort_order=sort_order,
                         properties=properties,
-                        partition_spec=partition_spec or UNPARTITIONED_PARTITION_SPEC,
+                        partition_spec=UNPARTITIONED_PARTITION_SPEC if partition_spec is None else partition_spec,
                     )
                 return catalog.load_table(self.identifier(name))
             except (NoSuchTableError, NoSuchNamespaceError):

@@ -379,9 +379,7 @@ class Store:
         held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
         held._origin, held._fixed, held._catalog = self, pin, self._catalog
         held.snapshot_id, held.holdings_snapshot_id, held.behind = (
-            pin.events_snapshot,
-            pin.holdings_snapshot,
-            pin.behind,
+            pin.events_snapshot, pin.holdings_snapshot, pin.behind
         )
         return held
 
@@ -494,9 +492,7 @@ class Store:
         """
         registered: dict[str, Any] = {}
         self.snapshot_id, self.holdings_snapshot_id, self.behind = (
-            pinned.events_snapshot,
-            pinned.holdings_snapshot,
-            pinned.behind,
+            pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
         )
         files = pinned.event_files + pinned.holdings_files
         layouts: set[tuple[str, ...]] = set()  # the column names of the event files, one entry per layout
@@ -691,7 +687,9 @@ class Store:
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
             absent = [f for f in columns if f.name not in relation.columns]
             nulls = "".join(f", CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
-            _create_views(con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects)
+            _create_views(
+                con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects
+            )
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:
@@ -722,9 +720,7 @@ class Store:
                 self._retire()
                 self._reader = _Reader(key, *self._open(pinned, taxonomy))
             self.snapshot_id, self.holdings_snapshot_id, self.behind = (
-                pinned.events_snapshot,
-                pinned.holdings_snapshot,
-                pinned.behind,
+                pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
             )
             reader = self._reader
             cursor = reader.borrow()
