@@ -7,13 +7,14 @@
 - ``staging``      batches a writer that lost a race leaves in the catalog's database for the next commit to carry
 - ``snapshots``    which files make up a snapshot; pinning one so an answer can be redone
 - ``maintenance``  compaction, snapshot expiry, orphan files
+- ``plans``        what a reader pins, and the plans an embedded store keeps for the next process
 - ``engine``       ``Store``: a DuckDB ``events`` view over one snapshot, and the queries; the only
                    module importing duckdb
 - ``spark_holdings`` the holdings table computed on Apache Spark, on subject shards; the only module
                    importing pyspark (inside its functions: lineage runs without it)
 
 pyiceberg and pyarrow are imported only in this package. Each name below comes from its module on
-first use: a command answering from kept pins (``pins``) imports duckdb, not the writer's pyiceberg.
+first use: a command answering from kept plans (``plans``) imports duckdb, not the writer's pyiceberg.
 """
 
 from __future__ import annotations

@@ -33,12 +33,12 @@ from lineage.errors import (
 )
 from lineage.private import private_dir
 from lineage.settings import Settings
-from lineage.store.pins import Versions
+from lineage.store.plans import Versions
 from lineage.store.tables import EVENTS, PROVENANCE, TABLE_PROPERTIES, events_schema, events_sort_order
 
 if TYPE_CHECKING:
     # pyiceberg, SQLAlchemy and pyarrow are imported where a catalog or table is opened: a process
-    # reading a store's kept pins (``lineage.store.pins``) answers without importing them (~1 s)
+    # reading a store's kept pins (``lineage.store.plans``) answers without importing them (~1 s)
     import pyarrow.fs as pafs
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.partitioning import PartitionSpec
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["StoreLocation", "as_location", "read_error", "store_error"]
 
 CATALOG_FILE = "catalog.db"
-PINS_FILE = "pins.json"  # an embedded store's last plans for the next process (``lineage.store.pins``)
+PLANS_FILE = "plans.json"  # an embedded store's last plans for the next process (``lineage.store.plans``)
 WAREHOUSE = "warehouse"
 _OURS = "WHERE catalog_name = :catalog AND table_namespace = :namespace ORDER BY table_name"
 
@@ -192,11 +192,11 @@ class StoreLocation:
             return None
         return self.root / CATALOG_FILE
 
-    def pins_file(self) -> Path | None:
-        """Where an embedded store keeps its last plans (``lineage.store.pins``; None: a shared store keeps none)."""
+    def plans_file(self) -> Path | None:
+        """Where an embedded store keeps its last plans (``lineage.store.plans``; None: a shared store keeps none)."""
         if self.on_s3 or self.catalog_file() is None or self.root is None:
             return None
-        return self.root / PINS_FILE
+        return self.root / PLANS_FILE
 
     def _file_versions(self, path: Path, params: dict[str, str]) -> Versions:
         """``versions`` read from the catalog file; a missing file or one holding no catalog is no store."""

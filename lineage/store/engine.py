@@ -37,7 +37,7 @@ from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
 from lineage.holdings import Event, HoldingsEngine
 from lineage.process import paused_gc
 from lineage.resources import shipped_dir
-from lineage.store import pins
+from lineage.store import plans
 from lineage.store.catalog import StoreLocation, as_location, read_error
 from lineage.store.file_bounds import (
     FileBounds,
@@ -47,7 +47,7 @@ from lineage.store.file_bounds import (
     files_after,
     files_with_nulls,
 )
-from lineage.store.pins import Pinned, Versions
+from lineage.store.plans import Pinned, Versions
 from lineage.store.tables import (
     COLUMNS,
     ERASURES,
@@ -59,7 +59,7 @@ from lineage.store.tables import (
 
 if TYPE_CHECKING:
     # pyiceberg comes in with the planning of a snapshot's files (``holdings.pinned_state``), only
-    # when no pin is kept for the catalog's state (``lineage.store.pins``): see ``Store._pin_locked``
+    # when no pin is kept for the catalog's state (``lineage.store.plans``): see ``Store._pin_locked``
     from pyiceberg.catalog.sql import SqlCatalog
 
     from lineage.store.certificate import Certificate, CertificateIndex
@@ -422,21 +422,23 @@ class Store:
         return dict(versions).get(ERASURES)
 
     def kept(self, name: str, compute: Callable[[], str | None]) -> str | None:
-        """A fact of the read this store pins that costs a scan: computed once, then kept with its pin.
+        """A fact of the read this store pins that costs a scan: computed once, then kept with its plan.
 
-        A process opening the same state later reads it instead (``lineage.store.pins``); ``name``
+        A process opening the same state later reads it instead (``lineage.store.plans``); ``name``
         must say whatever else it depends on (a snapshot id). ``compute`` gives it as text.
         """
         origin = self._origin or self
         pin = self._pin()
         with origin._lock:
             last = origin._pinned
-        versions = last[0] if last is not None and last[2] is pin else None  # None: pinned before a newer read
-        if versions is not None and (found := pins.kept_fact(self.location.pins_file(), versions, name)) is not None:
-            return str(found)
+        if last is None or last[2] is not pin:  # pinned before a newer read: computed, not kept
+            return compute()
+        versions, asked, _ = last
+        path, key = self.location.plans_file(), f"{name} of {asked}"  # the same name read another way differs
+        if (found := plans.kept_fact(path, versions, key)) is not None:
+            return found
         value = compute()
-        if versions is not None:
-            pins.keep(self.location.pins_file(), versions, fact=(name, value))
+        plans.keep(path, versions, fact=(key, value))
         return value
 
     def _pin(self) -> Pinned:
@@ -451,14 +453,16 @@ class Store:
         asked = json.dumps([self.snapshot, self.with_holdings])
         if self._pinned is not None and self._pinned[:2] == (versions, asked):
             return self._pinned[2]
-        pinned = pins.kept_pin(self.location.pins_file(), versions, asked)  # another process planned it
+        # the holdings maintainer's reads (events alone, a new state each refresh) keep no plan
+        path = self.location.plans_file() if self.with_holdings else None
+        pinned = plans.kept_plan(path, versions, asked)  # another process planned it
         if pinned is None:
             from lineage.store.holdings import pinned_state
 
             pinned = pinned_state(self.location, self.snapshot, holdings=self.with_holdings)
             # kept only if nothing committed while it was planned: else it may be of the newer state
-            if self._versions_locked() == versions:
-                pins.keep(self.location.pins_file(), versions, pin=(asked, pinned))
+            if path is not None and self._versions_locked() == versions:
+                plans.keep(path, versions, plan=(asked, pinned))
         self._pinned = (versions, asked, pinned)
         return pinned
 

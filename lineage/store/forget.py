@@ -45,6 +45,7 @@ from pyiceberg.table import Table
 
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
+from lineage.store import plans
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.holdings import FENCE, HOLDINGS, SOURCE, load_holdings, read_state, try_load_holdings
 from lineage.store.maintenance import _referenced, remove_orphans
@@ -129,6 +130,7 @@ def forget_rows(
                         "consumer's, about to be committed: waiting %.0f s, then removing it or the rows it "
                         "brought", grace_s, left)  # fmt: skip
             _wait_out(left)
+    plans.drop(location.plans_file())  # the plans of reads from before: no identifier, but the person's times
     return Forgotten(
         events_rows=events_rows,
         holdings_rows=holdings_rows,

@@ -76,7 +76,7 @@ from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link,
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.file_bounds import manifest_bounds
-from lineage.store.pins import HoldingsState, Pinned
+from lineage.store.plans import HoldingsState, Pinned
 from lineage.store.snapshots import SnapshotRef, file_path, resolve, snapshot_data_files
 from lineage.store.tables import (
     BUCKETS,
@@ -84,6 +84,8 @@ from lineage.store.tables import (
     FLOWS_BUCKET,
     HOLDINGS_COLUMNS,
     IDENTITY_BUCKET,
+    LAYOUT,
+    READS,
     RESETS_BUCKET,
     ascending,
     bucket_of,
@@ -130,9 +132,6 @@ HELD = "lineage.holdings.held"
 REFLECTS = "lineage.holdings.reflects"
 HELD_BACK = "lineage.holdings.held-back"  # beside it: how many offsets of the events snapshot wait
 FORMAT = "lineage.holdings.format"
-LAYOUT = "3"  # raised whenever the rows' meaning changes (2: buckets; 3: deltas and resets)
-#: the layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
-READS = ("2", LAYOUT)
 GENERATION = "lineage.holdings.generation"  # the ``gen`` of the last commit's rows
 FOLDED = "lineage.holdings.folded"  # in a fold's snapshot summary: the buckets it folded
 #: in the summary of a forget's empty snapshot that moves the holdings on (a refresh that read the

@@ -47,6 +47,7 @@ from pyiceberg.table import Table
 from lineage.errors import ConfigurationError, StoreConflictError
 from lineage.private import private_files
 from lineage.settings import MAX_KEEP_EVENTS_DAYS
+from lineage.store import plans
 from lineage.store.catalog import StoreLocation, store_error
 from lineage.store.certificate import append_record
 from lineage.store.forget import delete_rows, drop_history
@@ -150,6 +151,7 @@ def retire_events(
         if rows or location.load().properties.get(_PENDING):
             expired, pins, removed, _ = drop_history(location, EVENTS, None, grace_s)
             _done(location)
+    plans.drop(location.plans_file())  # the plans of reads from before name the times of what left
     log.info("retention rows=%d files=%d expired=%d removed=%d", rows, files, expired, removed)
     return Retired(
         cutoff=cutoff, events_rows=rows, files_rewritten=files, snapshots_expired=expired, files_removed=removed,

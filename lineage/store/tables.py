@@ -29,6 +29,8 @@ __all__ = [
     "FLOW_PROVENANCE",
     "HOLDINGS_COLUMNS",
     "IDENTITY_BUCKET",
+    "LAYOUT",
+    "READS",
     "RESETS_BUCKET",
     "ERASURES",
     "EVENTS",
@@ -179,6 +181,9 @@ TABLE_PROPERTIES = {
 }
 
 
+LAYOUT = "3"  # the holdings rows' layout, raised whenever their meaning changes (2: buckets; 3: deltas and resets)
+#: the holdings layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
+READS = ("2", LAYOUT)
 #: the holdings table's partitions (its ``bucket`` column): runs by a hash of their subject into
 #: ``BUCKETS``, so a refresh touching one subject rewrites 1/16 of them. Not more: pyiceberg's writer
 #: passes over the rows once per partition written, and a batch of thousands of subjects touches every

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import lineage.answers.forget as answers_forget
 import lineage.console.service as console_service
 import lineage.service.answers as service_answers  # where every door's registers are answered
 import lineage.store.forget as store_forget
@@ -366,7 +365,7 @@ def test_registers_computed_while_a_forget_is_unfinished_are_not_kept(
         monkeypatch.setattr(store_forget, "drop_history", killed)  # after the rows are removed
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(answers_forget, "forget_rows", computed_then_killed)
+    monkeypatch.setattr(store_forget, "forget_rows", computed_then_killed)  # as forget_person imports it
     try:
         with pytest.raises(_Killed):
             _forget(location, "a", "C-9")

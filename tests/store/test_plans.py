@@ -1,23 +1,27 @@
-"""Kept pins: a new process reading an unchanged embedded store uses the last plan of its files, never a stale one."""
+"""Kept plans: a new process reading an unchanged embedded store uses the last plan of its files, never a stale one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import lineage.store.holdings as holdings_module
+from lineage.answers.forget import forget_person
 from lineage.codec.avro import Codec
 from lineage.contract.records import Party, make_record
 from lineage.contract.taxonomy import default_taxonomy
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
-from lineage.store import Store, StoreLocation
-from lineage.store.catalog import PINS_FILE
+from lineage.store import Store, StoreLocation, plans
+from lineage.store.catalog import PLANS_FILE
 from tests.fixtures import store_of
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
@@ -61,10 +65,10 @@ def _planned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_a_new_reader_of_an_unchanged_store_plans_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pin one reader planned is read by the next from a private file, and both see the same rows."""
+    """The plan one reader made is read by the next from a private file, and both see the same rows."""
     first = _store(tmp_path / "store")
     seen = _subjects(first)
-    kept = tmp_path / "store" / PINS_FILE
+    kept = tmp_path / "store" / PLANS_FILE
     assert kept.is_file() and kept.stat().st_mode & 0o777 == 0o600
     planned = _planned(monkeypatch)
     again = Store(tmp_path / "store")
@@ -84,21 +88,51 @@ def test_a_commit_to_either_table_makes_the_kept_pin_stale(tmp_path: Path, monke
     assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2", "s9"] and planned == [1]  # kept again
 
 
-def test_a_garbled_pins_file_is_planned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A pins file that is not ours (not JSON, or another format) is ignored, and replaced by a good one."""
+def _garbled(kept: dict[str, object]) -> list[dict[str, object]]:
+    """``kept`` (a good plans file) made wrong in each way a reader must survive by planning."""
+    (key, plan), = kept["plans"].items()  # type: ignore[attr-defined]
+    one = (lambda **change: {**kept, "plans": {key: {**plan, **change}}})  # noqa: E731
+    return [
+        {**kept, "format": 0}, {**kept, "plans": []}, {**kept, "facts": []},
+        one(event_files=None), one(event_rows=[]), one(events_snapshot="1"), one(reset_files=["elsewhere"]),
+        one(base={}), one(reflects=[1]), one(reflects={"t": {"x": 1}}), one(stray=1),
+    ]
+
+
+def test_a_garbled_plans_file_is_planned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plans file not of our shape (not JSON, another format, a field of the wrong kind) is ignored and replaced."""
     _subjects(_store(tmp_path / "store"))
-    kept = tmp_path / "store" / PINS_FILE
-    for garbage in ("{not json", json.dumps({"format": 0, "versions": [], "pins": {}})):
+    kept = tmp_path / "store" / PLANS_FILE
+    good = json.loads(kept.read_text())
+    for garbage in ["{not json", *map(json.dumps, _garbled(good))]:
         kept.write_text(garbage)
         planned = _planned(monkeypatch)
-        assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and planned == [1]
-        assert json.loads(kept.read_text())["pins"]
+        assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and planned == [1], garbage
+        assert json.loads(kept.read_text()) == good
 
 
-def test_pins_are_never_written_through_a_symlink(tmp_path: Path) -> None:
-    """A symlink put where the pins file goes is not followed: its target is untouched and the answer right."""
+def test_a_plans_file_others_may_write_or_not_a_file_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group-writable, or a FIFO: the reader plans (and does not hang on the FIFO)."""
+    _subjects(_store(tmp_path / "store"))
+    kept = tmp_path / "store" / PLANS_FILE
+    kept.chmod(0o620)
+    planned = _planned(monkeypatch)
+    assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and planned == [1]
+    kept.unlink()
+    os.mkfifo(kept, 0o600)
+    answered: list[list[str]] = []
+    reader = threading.Thread(target=lambda: answered.append(_subjects(Store(tmp_path / "store"))), daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    assert answered == [["s0", "s1", "s2"]] and planned == [1, 1]
+
+
+def test_plans_are_never_written_through_a_symlink(tmp_path: Path) -> None:
+    """A symlink put where the plans file goes is not followed: its target is untouched and the answer right."""
     _store(tmp_path / "store")
-    kept = tmp_path / "store" / PINS_FILE
+    kept = tmp_path / "store" / PLANS_FILE
     kept.unlink(missing_ok=True)
     target = tmp_path / "elsewhere.txt"
     target.write_text("someone else's")
@@ -121,8 +155,33 @@ def test_a_fact_of_a_read_is_computed_once_per_state(tmp_path: Path) -> None:
     first = _store(tmp_path / "store")
     assert first.kept("answer", lambda: "42") == "42"
     assert Store(tmp_path / "store").kept("answer", lambda: pytest.fail("computed again")) == "42"
+    by_id = Store(tmp_path / "store", snapshot=first.pinned().snapshot_id)
+    assert by_id.kept("answer", lambda: "41") == "41"  # the same state asked another way: its own fact
     _add(tmp_path / "store", "s9", 3)
     assert Store(tmp_path / "store").kept("answer", lambda: "43") == "43"
+
+
+def test_only_the_folder_owner_and_readers_of_holdings_keep_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's reader leaves no file the owner could not read; the maintainer's reads keep none."""
+    _store(tmp_path / "store")
+    kept = tmp_path / "store" / PLANS_FILE
+    assert Store(tmp_path / "store", holdings=False).count() == 3 and not kept.exists()
+    monkeypatch.setattr(plans.os, "geteuid", lambda: os.getuid() + 1)
+    assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and not kept.exists()
+
+
+def test_forget_removes_the_kept_plans(tmp_path: Path) -> None:
+    """After a forget the plans file, which may name the person's event times, is gone."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    _subjects(_store(tmp_path / "store"))
+    assert (tmp_path / "store" / PLANS_FILE).is_file()
+    forget_person(Store(location), ["s1"], case_ref="P-1", kafka_bound="-", grace_s=0,
+                  digest=lambda i: hashlib.sha256(i.encode()).hexdigest(),
+                  refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
+    assert not (tmp_path / "store" / PLANS_FILE).exists()
+    assert _subjects(Store(location)) == ["s0", "s2"]
 
 
 def test_a_one_off_access_imports_no_pyiceberg_once_pins_are_kept(tmp_path: Path) -> None:
