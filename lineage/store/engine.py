@@ -453,6 +453,13 @@ class Store:
         asked = json.dumps([self.snapshot, self.with_holdings])
         if self._pinned is not None and self._pinned[:2] == (versions, asked):
             return self._pinned[2]
+        if self._pinned is not None and self._pinned[:2] == (versions, json.dumps([None, self.with_holdings])):
+            # the newest read asked for again by its events snapshot's id (as ``lineage.cli`` pins a
+            # command's read): ``pinned_state`` plans that id to the same files, so it is not planned twice
+            newest = self._pinned[2]
+            if isinstance(self.snapshot, int) and newest.events_snapshot == self.snapshot:
+                self._pinned = (versions, asked, newest)
+                return newest
         # the holdings maintainer's reads (events alone, a new state each refresh) keep no plan
         path = self.location.plans_file() if self.with_holdings else None
         pinned = plans.kept_plan(path, versions, asked)  # another process planned it

@@ -201,3 +201,17 @@ def test_a_one_off_access_imports_no_pyiceberg_once_pins_are_kept(tmp_path: Path
     assert "pyiceberg" in heavy[0] and heavy[1] == ""  # the first planned the pin, the second read it
     answers = [{k: v for k, v in json.loads(run.stdout).items() if k != "as_of"} for run in runs]
     assert answers[0] == answers[1] and answers[0]["holds_data"] is True
+
+
+def test_the_newest_read_asked_again_by_its_id_is_planned_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a command pins its read (the newest, then by that id), one plan serves both; another id is planned."""
+    _add(tmp_path / "store", "s0", 0)
+    _add(tmp_path / "store", "s1", 1)
+    planned = _planned(monkeypatch)
+    store = Store(tmp_path / "store")
+    newest = store.pinned().snapshot_id
+    store.snapshot = newest
+    assert store.pinned().snapshot_id == newest and _subjects(store) == ["s0", "s1"] and planned == [1]
+    first = [s for s in Store(tmp_path / "store").location.load().snapshots() if s.snapshot_id != newest][0]
+    store.snapshot = first.snapshot_id
+    assert _subjects(store) == ["s0"] and planned == [1, 1]
