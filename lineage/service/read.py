@@ -105,13 +105,21 @@ def _latest(held: Store) -> datetime | None:
         return found.isoformat() if isinstance(found, datetime) else None
 
     # kept with the store's pin too: a one-off command (``lineage access``) skips a scan of every event
-    kept = held.kept(f"latest_event:{held.snapshot_id}", scanned)
+    kept = held.kept(f"latest_event:{held.snapshot_id}", scanned, _zoned)
     latest = None if kept is None else datetime.fromisoformat(kept)
     with _LATEST_LOCK:
         if len(_LATEST) >= _LATEST_KEPT:
             _LATEST.pop(next(iter(_LATEST)))
         _LATEST[key] = latest
     return latest
+
+
+def _zoned(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 time with an offset (a kept latest event time as ``_latest`` writes it)."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def future_events(held: Store, now: datetime, option: str, *, window_end: datetime | None = None) -> str | None:

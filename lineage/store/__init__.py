@@ -14,7 +14,8 @@
                    importing pyspark (inside its functions: lineage runs without it)
 
 pyiceberg and pyarrow are imported only in this package. Each name below comes from its module on
-first use: a command answering from kept plans (``plans``) imports duckdb, not the writer's pyiceberg.
+first use: a command answering from kept plans (``plans``) imports duckdb, not the writer's pyiceberg
+(unless it reads erasure certificates).
 """
 
 from __future__ import annotations

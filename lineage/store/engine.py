@@ -421,11 +421,11 @@ class Store:
             versions = origin._versions_locked()
         return dict(versions).get(ERASURES)
 
-    def kept(self, name: str, compute: Callable[[], str | None]) -> str | None:
+    def kept(self, name: str, compute: Callable[[], str | None], valid: Callable[[str], bool]) -> str | None:
         """A fact of the read this store pins that costs a scan: computed once, then kept with its plan.
 
-        A process opening the same state later reads it instead (``lineage.store.plans``); ``name``
-        must say whatever else it depends on (a snapshot id). ``compute`` gives it as text.
+        A process opening the same state later reads it instead (``lineage.store.plans``) if
+        ``valid`` accepts its text; ``name`` must say whatever else it depends on (a snapshot id).
         """
         origin = self._origin or self
         pin = self._pin()
@@ -435,10 +435,12 @@ class Store:
             return compute()
         versions, asked, _ = last
         path, key = self.location.plans_file(), f"{name} of {asked}"  # the same name read another way differs
-        if (found := plans.kept_fact(path, versions, key)) is not None:
+        if (found := plans.kept_fact(path, versions, key)) is not None and valid(found):
             return found
         value = compute()
-        plans.keep(path, versions, fact=(key, value))
+        # not if a commit (a forget) came meanwhile: its removal of the file must stand
+        if path is not None and self.location.versions() == versions:
+            plans.keep(path, versions, fact=(key, value))
         return value
 
     def _pin(self) -> Pinned:

@@ -97,7 +97,7 @@ def _read(path: Path | None, versions: Versions) -> dict[str, Any]:
             if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
                 return {}  # not a file we wrote, or one someone else may have written
             kept = json.loads(f.read(_MAX_BYTES + 1)[:_MAX_BYTES])
-    except (OSError, ValueError):  # unreadable, or not JSON: plan
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested past the parser: plan
         return {}
     if not (isinstance(kept, dict) and kept.get("format") == FORMAT and kept.get("versions") == _listed(versions)
             and isinstance(kept.get("plans"), dict) and isinstance(kept.get("facts"), dict)):  # fmt: skip
@@ -113,12 +113,12 @@ def kept_plan(path: Path | None, versions: Versions, key: str) -> Pinned | None:
     files, rows = found["event_files"], found["event_rows"]
     held, held_rows, resets = found["holdings_files"], found["holdings_rows"], found["reset_files"]
     shaped = (
-        all(_maybe_int(found[k]) for k in ("events_snapshot", "holdings_snapshot", "retained_before"))
+        all(_maybe_long(found[k]) for k in ("events_snapshot", "holdings_snapshot", "retained_before"))
         and found["events_snapshot"] is not None
-        and _texts(files) and _ints(rows) and len(files) == len(rows)
-        and _texts(held) and _ints(held_rows) and len(held) == len(held_rows)
+        and _texts(files) and _counts(rows) and len(files) == len(rows)
+        and _texts(held) and _counts(held_rows) and len(held) == len(held_rows)
         and _texts(resets) and set(resets) <= set(held)
-        and isinstance(found["behind"], int)
+        and _counts([found["behind"]])
         and found["base"] is None and found["event_bounds"] is None and found["holdings_bounds"] is None
     )  # fmt: skip
     reflects = _offsets(found["reflects"])
@@ -128,7 +128,7 @@ def kept_plan(path: Path | None, versions: Versions, key: str) -> Pinned | None:
 
 
 def kept_fact(path: Path | None, versions: Versions, name: str) -> str | None:
-    """A fact ``path`` keeps for the read of ``versions`` (None: not kept)."""
+    """A fact ``path`` keeps for the read of ``versions`` (None: not kept); its reader checks its text."""
     found = _read(path, versions).get("facts", {}).get(name)
     return found if isinstance(found, str) else None
 
@@ -194,25 +194,31 @@ def _bounded(entries: dict[str, Any]) -> dict[str, Any]:
     return dict(list(entries.items())[-_KEPT:])
 
 
-def _maybe_int(value: object) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+def _long(value: object) -> bool:
+    """An int (not a bool) a 64-bit column holds."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _maybe_long(value: object) -> bool:
+    return value is None or _long(value)
 
 
 def _texts(values: object) -> bool:
     return isinstance(values, list) and all(isinstance(v, str) for v in values)
 
 
-def _ints(values: object) -> bool:
-    return isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+def _counts(values: object) -> bool:
+    """Row counts, offsets: 64-bit ints, none negative."""
+    return isinstance(values, list) and all(_long(v) and v >= 0 for v in values)
 
 
 def _offsets(value: object) -> dict[str, dict[int, int]] | None | bool:
     """``reflects`` as kept (JSON names a partition by a string); False when not of that shape."""
     if value is None:
         return None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not all(isinstance(parts, dict) for parts in value.values()):
         return False
-    try:
-        return {str(origin): {int(p): int(off) for p, off in parts.items()} for origin, parts in value.items()}
-    except (AttributeError, TypeError, ValueError):
-        return False
+    for parts in value.values():
+        if not all(isinstance(p, str) and p.isdigit() for p in parts) or not _counts(list(parts.values())):
+            return False
+    return {str(origin): {int(p): off for p, off in parts.items()} for origin, parts in value.items()}

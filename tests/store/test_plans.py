@@ -96,6 +96,8 @@ def _garbled(kept: dict[str, object]) -> list[dict[str, object]]:
         {**kept, "format": 0}, {**kept, "plans": []}, {**kept, "facts": []},
         one(event_files=None), one(event_rows=[]), one(events_snapshot="1"), one(reset_files=["elsewhere"]),
         one(base={}), one(reflects=[1]), one(reflects={"t": {"x": 1}}), one(stray=1),
+        one(reflects={"t": {"0": 1e400}}), one(reflects={"t": {"0": 1.5}}), one(behind=-3), one(behind=True),
+        one(event_rows=[2**70] * len(plan["event_rows"])),
     ]
 
 
@@ -104,7 +106,7 @@ def test_a_garbled_plans_file_is_planned_again(tmp_path: Path, monkeypatch: pyte
     _subjects(_store(tmp_path / "store"))
     kept = tmp_path / "store" / PLANS_FILE
     good = json.loads(kept.read_text())
-    for garbage in ["{not json", *map(json.dumps, _garbled(good))]:
+    for garbage in ["{not json", "[" * 100_000, *map(json.dumps, _garbled(good))]:
         kept.write_text(garbage)
         planned = _planned(monkeypatch)
         assert _subjects(Store(tmp_path / "store")) == ["s0", "s1", "s2"] and planned == [1], garbage
@@ -153,12 +155,13 @@ def test_versions_read_from_the_catalog_file_equal_the_catalogs(tmp_path: Path) 
 def test_a_fact_of_a_read_is_computed_once_per_state(tmp_path: Path) -> None:
     """``Store.kept``: a second process reads the fact the first computed; after a commit it is computed again."""
     first = _store(tmp_path / "store")
-    assert first.kept("answer", lambda: "42") == "42"
-    assert Store(tmp_path / "store").kept("answer", lambda: pytest.fail("computed again")) == "42"
+    assert first.kept("answer", lambda: "42", bool) == "42"
+    assert Store(tmp_path / "store").kept("answer", lambda: pytest.fail("computed again"), bool) == "42"
+    assert Store(tmp_path / "store").kept("answer", lambda: "40", lambda text: text != "42") == "40"  # refused
     by_id = Store(tmp_path / "store", snapshot=first.pinned().snapshot_id)
-    assert by_id.kept("answer", lambda: "41") == "41"  # the same state asked another way: its own fact
+    assert by_id.kept("answer", lambda: "41", bool) == "41"  # the same state asked another way: its own fact
     _add(tmp_path / "store", "s9", 3)
-    assert Store(tmp_path / "store").kept("answer", lambda: "43") == "43"
+    assert Store(tmp_path / "store").kept("answer", lambda: "43", bool) == "43"
 
 
 def test_only_the_folder_owner_and_readers_of_holdings_keep_plans(
@@ -182,6 +185,22 @@ def test_forget_removes_the_kept_plans(tmp_path: Path) -> None:
                   refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
     assert not (tmp_path / "store" / PLANS_FILE).exists()
     assert _subjects(Store(location)) == ["s0", "s2"]
+
+
+def test_a_fact_computed_across_a_forget_is_not_kept(tmp_path: Path) -> None:
+    """A reader whose scan spans a forget leaves no file: the forget's removal of the plans stands."""
+    location = StoreLocation.embedded(tmp_path / "store")
+    reader = _store(tmp_path / "store")
+    reader.pinned()
+
+    def scanned_while_forgotten() -> str:
+        forget_person(Store(location), ["s1"], case_ref="P-2", kafka_bound="-", grace_s=0,
+                      digest=lambda i: hashlib.sha256(i.encode()).hexdigest(),
+                      refresh_holdings=HoldingsMaintainer(location).refresh)  # fmt: skip
+        return "2026-05-02T00:00:00+00:00"
+
+    assert reader.kept("latest", scanned_while_forgotten, bool) == "2026-05-02T00:00:00+00:00"
+    assert not (tmp_path / "store" / PLANS_FILE).exists()
 
 
 def test_a_one_off_access_imports_no_pyiceberg_once_pins_are_kept(tmp_path: Path) -> None:
