@@ -33,6 +33,7 @@ from lineage.errors import (
 )
 from lineage.private import private_dir
 from lineage.settings import Settings
+from lineage.store.manifests import local_path
 from lineage.store.plans import Versions
 from lineage.store.tables import EVENTS, PROVENANCE, TABLE_PROPERTIES, events_schema, events_sort_order
 
@@ -214,7 +215,29 @@ class StoreLocation:
         except sqlite3.DatabaseError as exc:
             self._refuse_missing_sqlite()  # no catalog table in it, or not a database at all (a stray file)
             raise store_error(exc, self, "reading the catalog") from None
+        for name, where in rows:
+            self.refuse_foreign(str(name), str(where))
         return tuple((str(name), str(where)) for name, where in rows)
+
+    def refuse_foreign(self, name: str, metadata_location: str) -> None:
+        """Refuse a table of an embedded store whose files live outside its warehouse: a folder copied or moved.
+
+        Iceberg keeps absolute paths, so a copied store's catalog still names the original's files:
+        a forget or retention run on the copy would remove the original's files (its holdings, its
+        events), and any write would land in the original's folder. A shared catalog may name any
+        warehouse; an embedded one names its own.
+        """
+        if self.catalog_file() is None or self.on_s3:
+            return
+        where = local_path(metadata_location)
+        if where is not None and Path(where).is_relative_to(self.warehouse):
+            return
+        raise StoreError(
+            f"--store: the {name} table of {self.describe()} keeps its files outside the folder's warehouse "
+            f"({self.warehouse}): a store folder copied or moved still names the original's files "
+            "(Iceberg keeps absolute paths); use the store at its original place",
+            path=self.describe(),
+        )
 
     def _refuse_missing_sqlite(self) -> None:
         """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (never created here)."""
@@ -333,9 +356,12 @@ class StoreLocation:
                     # metadata file before it finds the table exists, leaving it behind unreferenced
                     # (one per holdings refresh, ~0.5 s of its time)
                     try:
-                        return catalog.load_table(self.identifier(name))
+                        table = catalog.load_table(self.identifier(name))
                     except (NoSuchTableError, NoSuchNamespaceError):
                         pass
+                    else:
+                        self.refuse_foreign(name, table.metadata_location)
+                        return table
                     catalog.create_namespace_if_not_exists(self.namespace)
                     return catalog.create_table_if_not_exists(
                         self.identifier(name),
@@ -344,7 +370,9 @@ class StoreLocation:
                         properties=properties,
                         partition_spec=UNPARTITIONED_PARTITION_SPEC if partition_spec is None else partition_spec,
                     )
-                return catalog.load_table(self.identifier(name))
+                table = catalog.load_table(self.identifier(name))
+                self.refuse_foreign(name, table.metadata_location)
+                return table
             except (NoSuchTableError, NoSuchNamespaceError):
                 raise StoreNotFoundError(
                     f"{self.describe()} has no {self.namespace}.{name} table: nothing has been stored there",

@@ -182,8 +182,14 @@ def _archive(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def seed_dir(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``lineage-store`` (the seed events, ingested through a real broker) and ``archive.avro``."""
-    folder = tmp_path_factory.mktemp("docs-seed")
+    """A folder with ``lineage-store`` (the seed events, ingested through a real broker) and ``archive.avro``.
+
+    Each test's workspace is this folder, restored in place from a pristine copy (``workspace``): a
+    store copied elsewhere would still name this folder's files (Iceberg keeps absolute paths), and is
+    refused; restored at the same place, the copy names its own.
+    """
+    folder = tmp_path_factory.mktemp("docs-seed") / "ws"
+    folder.mkdir()
     name = f"docs.{uuid.uuid4().hex[:12]}"
     settings = Settings(bootstrap_servers=kafka_bootstrap, topic=name, dead_letter_topic=name + ".dlq",
                         connect_timeout_s=20)  # fmt: skip
@@ -200,14 +206,19 @@ def seed_dir(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     assert done.returncode == 0, done.stderr
     assert Store(store).count() == 7
     _archive(folder / "archive.avro")
+    shutil.copytree(folder, folder.with_name("pristine"))
     return folder
 
 
 @pytest.fixture
-def workspace(seed_dir: Path, kafka_settings: Settings, tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A working folder as a reader of the docs has it (store, archive, the shipped folders) and its env."""
-    ws = tmp_path / "ws"
-    shutil.copytree(seed_dir, ws)
+def workspace(seed_dir: Path, kafka_settings: Settings) -> tuple[Path, dict[str, str]]:
+    """A working folder as a reader of the docs has it (store, archive, the shipped folders) and its env.
+
+    The seed folder itself, restored from its pristine copy: what an earlier sample wrote or forgot is gone.
+    """
+    ws = seed_dir
+    shutil.rmtree(ws)
+    shutil.copytree(seed_dir.with_name("pristine"), ws)
     for shipped in ("queries", "policies", "schemas"):
         (ws / shipped).symlink_to(REPO / shipped)
     env = {
