@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -393,6 +394,26 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def access_processes(store: Path, identifier: str, runs: int = 2) -> list[tuple[dict[str, Any], list[str]]]:
+    """``lineage access --format json`` as ``runs`` new processes, one after another.
+
+    Each one's answer (less ``as_of``), and which of pandas, pyiceberg and SQLAlchemy it imported.
+    """
+    probe = (
+        "import sys\nfrom lineage.cli import main\n"
+        f"rc = main(['access', '--store', {str(store)!r}, {identifier!r}, '--format', 'json'])\n"
+        "heavy = sorted(m for m in ('pandas', 'pyiceberg', 'sqlalchemy') if m in sys.modules)\n"
+        "print('heavy:', ','.join(heavy), file=sys.stderr)\nsys.exit(rc)\n"
+    )
+    found = []
+    for _ in range(runs):
+        run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        heavy = [m for m in run.stderr.split("heavy:")[1].strip().split(",") if m]
+        found.append(({k: v for k, v in json.loads(run.stdout).items() if k != "as_of"}, heavy))
+    return found
 
 
 def one_line_failure(code: int, err: str) -> str:

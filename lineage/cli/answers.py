@@ -144,7 +144,7 @@ def cmd_access(args: argparse.Namespace) -> int:
         doc = answers.access(store, args.identifier, taxonomy_for(settings), parse_time("--as-of", args.as_of),
                              links_as_known_then=args.links_as_known_then, digest=digest, option="--as-of")  # fmt: skip
     facts = doc[1]
-    if "erased" in facts:  # a forgotten person: the certificate's date and case, and nothing more
+    if "erased" in facts and args.format != "json":  # a forgotten person: the certificate's date and case
         print(f"{args.identifier!r}: {facts['erased']}")
         return 0
     _told(doc)

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _db(args: argparse.Namespace) -> ConsoleDB:
-    from lineage.console.server import console_db
+    from lineage.console.db import console_db
 
     settings = settings_from(args)
     return console_db(settings, location_for(args, settings, Path(args.store) if args.store else None))

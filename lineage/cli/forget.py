@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.cli._common import cli_actor, store_for
@@ -54,13 +55,18 @@ class _ConsoleAudit:
         """The trail (its key is made in the console database on first use)."""
         if self._audit is None:
             from lineage.console.audit import Audit
-            from lineage.console.server import console_db
+            from lineage.console.db import console_db
 
             self._audit = Audit(console_db(self._settings, self._location))
         return self._audit
 
     def digest(self, identifier: str) -> str:
-        """The keyed hash of an identifier."""
+        """The keyed hash of an identifier (an embedded database's key read with ``sqlite3`` when it has one)."""
+        if self._audit is None and self._settings.console_db is None and self._location.root is not None:
+            from lineage.console.keys import embedded_audit_key, keyed_digest
+
+            if (key := embedded_audit_key(Path(self._location.root) / "console.db")) is not None:
+                return keyed_digest(key, identifier)
         return self.audit.subject_digest(identifier)
 
 

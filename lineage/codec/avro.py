@@ -27,7 +27,7 @@ from lineage.errors import ConfigurationError, DecodeError, InvalidEventError, U
 from lineage.private import open_private
 from lineage.resources import shipped_dir
 
-__all__ = ["Codec", "SchemaVersion", "schema_dir"]
+__all__ = ["Codec", "SchemaVersion", "container_records", "schema_dir"]
 
 MAGIC = b"\xc3\x01"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +44,15 @@ _REPEATED = frozenset(
 def schema_dir() -> Path:
     """The folder holding the ``.avsc`` files (the contract)."""
     return shipped_dir("schemas")
+
+
+def container_records(path: str) -> list[dict[str, Any]]:
+    """Every record of any Avro container file, read with its own writer schema (Iceberg's manifests, not events).
+
+    Raises whatever fastavro raises on a file cut short or not Avro: the caller decides what that means.
+    """
+    with open(path, "rb") as f:
+        return list(fastavro.reader(f))  # type: ignore[arg-type]
 
 
 def _plain(record: Record) -> Record:

@@ -11,8 +11,6 @@ change the triggers allow, recorded as ``audit.redacted``): a search by the iden
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -23,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lineage.console.db import ConsoleDB, hashed_subject
+from lineage.console.keys import keyed_digest
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, NAME_CHARS, check_length
 
 __all__ = ["ACTIONS", "Audit", "AuditSink"]
@@ -88,7 +87,7 @@ class Audit:
 
     def subject_digest(self, identifier: str) -> str:
         """The keyed hash the Kafka copy carries instead of an identifier."""
-        return hmac.new(self._key, identifier.encode(), hashlib.sha256).hexdigest()
+        return keyed_digest(self._key, identifier)
 
     def redacted(self, identifier: str) -> str:
         """What the table keeps instead of ``identifier`` once its person is forgotten: the keyed hash, marked."""

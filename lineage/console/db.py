@@ -14,14 +14,18 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from lineage.errors import ConfigurationError, InvalidEventError, LineageError
 
-__all__ = ["HASHED", "ConsoleDB", "ConsoleDBError", "Tx", "hashed_subject"]
+if TYPE_CHECKING:
+    from lineage.settings import Settings
+    from lineage.store.catalog import StoreLocation
+
+__all__ = ["HASHED", "ConsoleDB", "ConsoleDBError", "Tx", "console_db", "hashed_subject"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -213,6 +217,20 @@ class ConsoleDB:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+
+def console_db(settings: Settings, location: StoreLocation) -> ConsoleDB:
+    """The console database the settings name: ``console_db``, or ``console.db`` in the embedded store's folder."""
+    if settings.console_db is not None:
+        return ConsoleDB(settings.console_db, settings.console_db_password)
+    if location.root is None:
+        raise ConfigurationError(
+            "console_db", "is required with a shared catalog: postgresql+psycopg2://user@host/db (LINEAGE_CONSOLE_DB)"
+        )
+    root = Path(location.root)
+    if not root.is_dir():
+        raise ConfigurationError("--store", f"{root} is not a folder (no lineage store there)")
+    return ConsoleDB(f"sqlite:///{(root / 'console.db').resolve()}")
 
 
 def _statements(kind: str) -> list[str]:

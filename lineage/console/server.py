@@ -5,39 +5,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from lineage.console.accounts import Accounts
 from lineage.console.app import Console, create_app
 from lineage.console.audit import Audit, AuditSink
 from lineage.console.cases import Cases
-from lineage.console.db import ConsoleDB
+from lineage.console.db import ConsoleDB, console_db
 from lineage.console.service import DEFAULT_TOPICS, Service
 from lineage.console.sessions import Sessions
 from lineage.contract.policy import Policy
 from lineage.contract.taxonomy import Taxonomy
-from lineage.errors import ConfigurationError
 from lineage.logs import configure_logging
 from lineage.process import hear_stop_signals
 from lineage.settings import Settings
-from lineage.store import Store, StoreLocation
+from lineage.store import Store
 
 __all__ = ["ConsoleApp", "audit_sink", "build_console", "close_console", "console_db", "serve"]
-
-
-def console_db(settings: Settings, location: StoreLocation) -> ConsoleDB:
-    """The console database the settings name: ``console_db``, or ``console.db`` in the embedded store's folder."""
-    if settings.console_db is not None:
-        return ConsoleDB(settings.console_db, settings.console_db_password)
-    if location.root is None:
-        raise ConfigurationError(
-            "console_db", "is required with a shared catalog: postgresql+psycopg2://user@host/db (LINEAGE_CONSOLE_DB)"
-        )
-    root = Path(location.root)
-    if not root.is_dir():
-        raise ConfigurationError("--store", f"{root} is not a folder (no lineage store there)")
-    return ConsoleDB(f"sqlite:///{(root / 'console.db').resolve()}")
 
 
 def audit_sink(settings: Settings, topic: str) -> AuditSink:

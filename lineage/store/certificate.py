@@ -15,19 +15,24 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.table import Table
-from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
 from lineage.errors import StoreConflictError, StoreNotFoundError
 from lineage.private import private_files
+from lineage.store import manifests
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.forget import Forgotten, column_in
 from lineage.store.tables import ERASURES, iceberg_schema
+
+if TYPE_CHECKING:
+    # pyiceberg (and the forget module, which imports the holdings) load where a table is written or
+    # scanned: a command checking the certificates of a small table reads its files without them (~0.9 s)
+    from pyiceberg.table import Table
+
+    from lineage.store.forget import Forgotten
 
 __all__ = [
     "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
@@ -54,7 +59,6 @@ _COLUMNS = pa.schema(
         ("kafka_bound", pa.string()),
     ]
 )
-_SCHEMA = iceberg_schema(_COLUMNS)
 _PROPERTIES = {"format-version": "2", "commit.retry.num-retries": "0", "write.parquet.compression-codec": "zstd"}
 
 
@@ -86,6 +90,8 @@ def record_certificate(
     kafka_bound: str,
 ) -> list[Certificate]:
     """Append one row per identifier digest (the counts are the person's, repeated on each; none when started)."""
+    from lineage.store.forget import Forgotten
+
     removed = removed or Forgotten(
         events_rows=0, holdings_rows=0, files_rewritten=0, snapshots_expired=0, files_removed=0, pins_removed=()
     )
@@ -112,6 +118,9 @@ def record_certificate(
 
 def append_record(location: StoreLocation, name: str, rows: pa.Table, what: str) -> None:
     """Append ``rows`` to the store's own record table ``name`` (made on first use), retrying lost races."""
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
+
     schema = iceberg_schema(rows.schema)
     for attempt in range(location.commit_retries):
         try:
@@ -128,8 +137,10 @@ def append_record(location: StoreLocation, name: str, rows: pa.Table, what: str)
 
 
 def _table(location: StoreLocation) -> Table | None:
+    from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
+
     try:
-        return location.load_table(ERASURES, _SCHEMA, UNSORTED_SORT_ORDER, _PROPERTIES)
+        return location.load_table(ERASURES, iceberg_schema(_COLUMNS), UNSORTED_SORT_ORDER, _PROPERTIES)
     except StoreNotFoundError:
         return None
 
@@ -141,6 +152,8 @@ def certificates(
     table = _table(location)
     if table is None or table.current_snapshot() is None or not (digests or case_ref):
         return []
+    from lineage.store.forget import column_in
+
     wanted = column_in("digest", sorted(set(digests))) if digests else column_in("case_ref", [case_ref or ""])
     try:
         found = table.scan(row_filter=wanted).to_arrow()
@@ -177,7 +190,7 @@ class CertificateIndex:
             with self._lock:
                 kept = self._kept
             if kept is None or kept[0] != version:  # not read by the thread this one waited for
-                kept = _newest_of(location)
+                kept = _newest_of(location, version)
                 with self._lock:
                     self._kept = kept
         return kept[1]
@@ -229,8 +242,10 @@ def unfinished(found: Mapping[str, Certificate]) -> bool:
     return any(c.status == STARTED for c in found.values())
 
 
-def _newest_of(location: StoreLocation) -> tuple[str, Mapping[str, Certificate]]:
+def _newest_of(location: StoreLocation, version: str) -> tuple[str, Mapping[str, Certificate]]:
     """The version read (its metadata file), and the newest certificate of each digest in it."""
+    if (read := _read_files(version)) is not None:
+        return version, _newest(read)
     table = _table(location)
     snapshot = None if table is None else table.current_snapshot()
     if table is None or snapshot is None:
@@ -242,7 +257,55 @@ def _newest_of(location: StoreLocation) -> tuple[str, Mapping[str, Certificate]]
         found = table.scan().to_arrow().to_pylist()
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "reading the erasure certificates") from None
+    return table.metadata_location, _newest(found)
+
+
+def _read_files(version: str) -> list[dict[str, Any]] | None:
+    """Every row of the table at ``version``, read from its files without pyiceberg; None: let pyiceberg read it.
+
+    Only a local table of data files alone, holding at most ``KEEP_AT_MOST`` rows, each file with
+    our columns and the rows its manifest says (``manifests.live_files``).
+    """
+    files = manifests.live_files(version)
+    if files is None or sum(f.rows for f in files) > KEEP_AT_MOST:
+        return None
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            read = pq.ParquetFile(file.path).read(columns=_COLUMNS.names).select(_COLUMNS.names)
+        except (OSError, ValueError, KeyError, pa.ArrowException):  # pyiceberg reads it, or names the fault
+            return None
+        if read.num_rows != file.rows or not read.schema.equals(_COLUMNS):  # not as we write them: pyiceberg
+            return None
+        rows += _pylist(read)
+    return rows
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _pylist(read: pa.Table) -> list[dict[str, Any]]:
+    """``read.to_pylist()`` but times made here: pyarrow imports pandas (~0.2 s) to convert a zoned timestamp.
+
+    A timestamp column is viewed as its microseconds (a view, not a cast: no ``pyarrow.compute``).
+    """
+    columns = {
+        name: (
+            [None if us is None else _EPOCH + timedelta(microseconds=us)
+             for chunk in column.chunks for us in chunk.view(pa.int64()).to_pylist()]
+            if pa.types.is_timestamp(column.type)
+            else column.to_pylist()
+        )
+        for name, column in zip(read.column_names, read.columns, strict=True)
+    }  # fmt: skip
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _newest(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Certificate]:
+    """Each digest's newest certificate of ``rows`` (ties in time broken by digest, as ``certificates`` sorts)."""
     newest: dict[str, Certificate] = {}
-    for made in sorted((Certificate(**row) for row in found), key=lambda c: (c.erased_at, c.digest)):
+    for made in sorted((Certificate(**row) for row in rows), key=lambda c: (c.erased_at, c.digest)):
         newest[made.digest] = made
-    return table.metadata_location, MappingProxyType(newest)
+    return MappingProxyType(newest) if newest else _NONE

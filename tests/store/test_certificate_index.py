@@ -66,11 +66,11 @@ def _counting_reads(monkeypatch: pytest.MonkeyPatch, gate: threading.Event | Non
     reads: list[int] = []
     read = certificate._newest_of
 
-    def counted(location: object) -> tuple[str, Mapping[str, Certificate]]:
+    def counted(location: object, version: str) -> tuple[str, Mapping[str, Certificate]]:
         reads.append(1)
         if gate is not None:
             assert gate.wait(60)
-        return read(location)  # type: ignore[arg-type]
+        return read(location, version)  # type: ignore[arg-type]
 
     monkeypatch.setattr(certificate, "_newest_of", counted)
     return reads

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation, plans
 from lineage.store.catalog import PLANS_FILE
-from tests.fixtures import store_of
+from tests.fixtures import access_processes, store_of
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 APP = Party(name="app", role="internal", region="CN")
@@ -206,20 +204,9 @@ def test_a_fact_computed_across_a_forget_is_not_kept(tmp_path: Path) -> None:
 def test_a_one_off_access_imports_no_pyiceberg_once_pins_are_kept(tmp_path: Path) -> None:
     """``lineage access`` as a new process on an unchanged store answers the same without pyiceberg or SQLAlchemy."""
     _store(tmp_path / "store")
-    probe = (
-        "import sys\nfrom lineage.cli import main\n"
-        f"rc = main(['access', '--store', {str(tmp_path / 'store')!r}, 's1', '--format', 'json'])\n"
-        "heavy = sorted(m for m in ('pyiceberg', 'sqlalchemy', 'pandas') if m in sys.modules)\n"
-        "print('heavy:', ','.join(heavy), file=sys.stderr)\nsys.exit(rc)\n"
-    )
-    runs = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
-            for _ in range(2)]  # fmt: skip
-    for run in runs:
-        assert run.returncode == 0, run.stderr
-    heavy = [run.stderr.split("heavy:")[1].strip() for run in runs]
-    assert "pyiceberg" in heavy[0] and heavy[1] == ""  # the first planned the pin, the second read it
-    answers = [{k: v for k, v in json.loads(run.stdout).items() if k != "as_of"} for run in runs]
-    assert answers[0] == answers[1] and answers[0]["holds_data"] is True
+    (first, first_heavy), (second, second_heavy) = access_processes(tmp_path / "store", "s1")
+    assert "pyiceberg" in first_heavy and second_heavy == []  # the first planned the pin, the second read it
+    assert first == second and first["holds_data"] is True
 
 
 def test_the_newest_read_asked_again_by_its_id_is_planned_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
