@@ -59,7 +59,9 @@ def _event_times(folder: Path, *, consents: bool = False) -> list[datetime]:
     Consent events aside unless ``consents``: retention keeps them (the proof a kept use relies on).
     """
     found = []
-    for path in (folder / "warehouse").rglob("*.parquet"):
+    # the events table's folder alone: a run killed while refreshing the holdings leaves a half-written
+    # holdings file there (an orphan until ``compact``), which no reader opens and pyarrow cannot read
+    for path in (folder / "warehouse" / "lineage" / "events").rglob("*.parquet"):
         table = pq.read_table(path)
         if "occurred_at" in table.column_names and table.num_rows and "kafka_offset" in table.column_names:
             if not consents:
