@@ -21,46 +21,25 @@ exit code 70; no raw traceback reaches a user (``exits.run_command``, public for
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from collections.abc import Sequence
 
+from lineage.cli import answers, broker, console, emit, forget, gateway, graph, holdings, ingest, retain, world
 from lineage.cli.exits import INTERNAL_ERROR, run_command
 from lineage.process import prefer_jemalloc
 
-__all__ = ["COMMANDS", "INTERNAL_ERROR", "main", "run_command"]
-
-#: each command and the module registering it (a test checks it against what they register): a process
-#: imports the module of its command alone, not all eleven (~30 ms of a one-off ``lineage access``)
-COMMANDS = {
-    **dict.fromkeys(("emit", "tail"), "emit"),
-    "broker": "broker",
-    **dict.fromkeys(("ingest", "compact", "snapshots"), "ingest"),
-    "graph": "graph",
-    "holdings": "holdings",
-    **dict.fromkeys(("access", "breach", "erasure", "transfers", "retention", "ropa", "check", "map"), "answers"),
-    "forget": "forget",
-    "retain": "retain",
-    **dict.fromkeys(("sim", "demo"), "world"),
-    **dict.fromkeys(("serve", "users"), "console"),
-    "gateway": "gateway",
-}
-_GROUPS = tuple(dict.fromkeys(COMMANDS.values()))  # in the order ``lineage --help`` lists them
+__all__ = ["INTERNAL_ERROR", "main", "run_command"]
 
 
-def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser: with ``argv`` naming a command, of that command's group alone; else of every command."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lineage", description="Track where personal data goes.")
     sub = p.add_subparsers(dest="command", required=True)
-    group = COMMANDS.get(argv[0]) if argv else None
-    for name in (group,) if group is not None else _GROUPS:  # help, or a mistyped command: every choice
-        importlib.import_module(f"lineage.cli.{name}").register(sub)
+    for group in (emit, broker, ingest, graph, holdings, answers, forget, retain, world, console, gateway):
+        group.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     prefer_jemalloc()  # before any command loads pyarrow
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(argv).parse_args(argv)
+    args = _parser().parse_args(argv)
     return run_command(lambda: int(args.func(args)))

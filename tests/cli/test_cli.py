@@ -44,25 +44,6 @@ def store(tmp_path: Path) -> Path:
     return folder
 
 
-def test_each_command_is_registered_by_the_module_commands_names() -> None:
-    """``COMMANDS`` names every command of every group module, each by its own module: a process imports one."""
-    import argparse
-    import importlib
-
-    from lineage.cli import COMMANDS, _parser
-
-    found: dict[str, str] = {}
-    for group in set(COMMANDS.values()):
-        sub = argparse.ArgumentParser().add_subparsers()
-        importlib.import_module(f"lineage.cli.{group}").register(sub)
-        found |= dict.fromkeys(sub.choices, group)
-    assert found == COMMANDS
-    every = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
-    one = next(a for a in _parser(["access", "x"])._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(every.choices) == set(COMMANDS)
-    assert set(one.choices) == {c for c, g in COMMANDS.items() if g == "answers"}
-
-
 def test_graph_is_a_command_module_of_its_own(capsys: pytest.CaptureFixture[str], store: Path) -> None:
     """``lineage graph`` is served by ``lineage.cli.graph`` (not the ingest group) and prints the flow summary."""
     from lineage.cli import _parser, graph, ingest
