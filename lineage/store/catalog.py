@@ -219,25 +219,29 @@ class StoreLocation:
             self.refuse_foreign(str(name), str(where))
         return tuple((str(name), str(where)) for name, where in rows)
 
-    def refuse_foreign(self, name: str, metadata_location: str) -> None:
+    def refuse_foreign(self, name: str, *locations: str) -> None:
         """Refuse a table of an embedded store whose files live outside its warehouse: a folder copied or moved.
 
         Iceberg keeps absolute paths, so a copied store's catalog still names the original's files:
         a forget or retention run on the copy would remove the original's files (its holdings, its
-        events), and any write would land in the original's folder. A shared catalog may name any
-        warehouse; an embedded one names its own.
+        events), and any write would land in the original's folder. ``locations``: the table's
+        metadata file, and where it writes (``Table.location``). Paths are compared resolved, so a
+        store reached through a link or a ``..`` is the same store. A shared catalog may name any
+        warehouse; an embedded one names its own. An embedded catalog whose warehouse is elsewhere
+        (``LINEAGE_WAREHOUSE``) cannot tell a copy of its folder: the copy names that same warehouse.
         """
         if self.catalog_file() is None or self.on_s3:
             return
-        where = local_path(metadata_location)
-        if where is not None and Path(where).is_relative_to(self.warehouse):
-            return
-        raise StoreError(
-            f"--store: the {name} table of {self.describe()} keeps its files outside the folder's warehouse "
-            f"({self.warehouse}): a store folder copied or moved still names the original's files "
-            "(Iceberg keeps absolute paths); use the store at its original place",
-            path=self.describe(),
-        )
+        warehouse = os.path.realpath(self.warehouse)
+        for location in locations:
+            where = local_path(location)
+            if where is None or not Path(os.path.realpath(where)).is_relative_to(warehouse):
+                raise StoreError(
+                    f"--store: the {name} table of {self.describe()} keeps its files outside the folder's "
+                    f"warehouse ({self.warehouse}): a store folder copied or moved still names the original's "
+                    "files (Iceberg keeps absolute paths); use the store at its original place",
+                    path=self.describe(),
+                )
 
     def _refuse_missing_sqlite(self) -> None:
         """A SQLite catalog file that is absent, or holds no catalog, is ``StoreNotFoundError`` (never created here)."""
@@ -360,7 +364,7 @@ class StoreLocation:
                     except (NoSuchTableError, NoSuchNamespaceError):
                         pass
                     else:
-                        self.refuse_foreign(name, table.metadata_location)
+                        self.refuse_foreign(name, table.metadata_location, table.location())
                         return table
                     catalog.create_namespace_if_not_exists(self.namespace)
                     return catalog.create_table_if_not_exists(
@@ -371,7 +375,7 @@ class StoreLocation:
                         partition_spec=UNPARTITIONED_PARTITION_SPEC if partition_spec is None else partition_spec,
                     )
                 table = catalog.load_table(self.identifier(name))
-                self.refuse_foreign(name, table.metadata_location)
+                self.refuse_foreign(name, table.metadata_location, table.location())
                 return table
             except (NoSuchTableError, NoSuchNamespaceError):
                 raise StoreNotFoundError(

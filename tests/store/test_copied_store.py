@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,3 +73,29 @@ def test_a_store_moved_back_is_read_again(copied: tuple[Path, Path]) -> None:
     shutil.rmtree(original)
     copy.rename(original)
     assert Store(original).count() == 3
+
+
+def test_the_same_store_through_a_link_or_dot_dot_is_not_refused(copied: tuple[Path, Path], tmp_path: Path) -> None:
+    """Paths are compared resolved: a linked folder, or one spelled with '..', is the store itself."""
+    original, _ = copied
+    link = tmp_path / "link"
+    link.symlink_to(original)
+    assert Store(link).count() == 3
+    (tmp_path / "elsewhere").mkdir()
+    assert Store(tmp_path / "elsewhere" / ".." / "original").count() == 3
+
+
+def test_a_copy_whose_catalog_was_edited_to_name_its_own_metadata_is_still_refused(
+    copied: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metadata inside still says where the table writes (the original): a forget is refused before it writes."""
+    original, copy = copied
+    con = sqlite3.connect(copy / "catalog.db")
+    with con:
+        con.execute("UPDATE iceberg_tables SET metadata_location = replace(metadata_location, ?, ?)",
+                    (str(original), str(copy)))  # fmt: skip
+    con.close()
+    before = _files(original / "warehouse")
+    code, _, err = run_cli(capsys, "forget", "s1", "--case", "C-1", "--store", str(copy), "--grace", "0")
+    assert "copied or moved" in one_line_failure(code, err)
+    assert _files(original / "warehouse") == before
