@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lineage.console import api, pages
 from lineage.console.filters import install as install_filters
@@ -51,8 +50,7 @@ def create_app(
     app.state.console = console
     app.state.roles = role_table(pages.routes, api.routes)  # read by ``signed_in`` on every request
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.add_middleware(SignedInFirst)
-    app.add_middleware(SecurityHeaders)  # added last, so outermost: the refusals above get the headers too
+    app.add_middleware(SignedInFirst)  # added before ``headers``, so its refusals get the headers too
 
     @app.exception_handler(413)
     async def too_large(request: Request, exc: Exception) -> Response:
@@ -91,6 +89,18 @@ def create_app(
             return JSONResponse({"error": message}, status_code=500)
         return _error_page(request, message, 500)
 
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"  # pages hold personal data
+        return response
+
     @app.get("/static/map.js", include_in_schema=False)
     def map_script() -> Response:
         return Response(MAP_SCRIPT, media_type="text/javascript")
@@ -99,38 +109,6 @@ def create_app(
     app.include_router(pages.routes.router)
     app.include_router(api.routes.router)
     return app
-
-
-class SecurityHeaders:
-    """The security headers on every response, added as it starts (plain ASGI, not ``@app.middleware``).
-
-    Starlette's ``BaseHTTPMiddleware`` (what ``@app.middleware("http")`` makes) streams each response
-    through a task group and a memory channel: 6% of the console's CPU under load (py-spy).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap the app."""
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; add the headers to its response's start."""
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        static = scope["path"].startswith("/static/")
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CSP)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                if not static:
-                    headers["Cache-Control"] = "no-store"  # pages hold personal data
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def _running_until(
