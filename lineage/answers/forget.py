@@ -44,7 +44,14 @@ def forget_person(
     ``refresh``): the person's linked identifiers are read from them. Safe to run again after a
     kill: it finishes what is left, under the same ``case_ref``.
     """
-    from lineage.store.certificate import DONE, NOTHING_HELD, STARTED, certificates, record_certificate
+    from lineage.store.certificate import (
+        DONE,
+        NOTHING_HELD,
+        STARTED,
+        certificates,
+        record_certificate,
+        remove_certificate_orphans,
+    )
     from lineage.store.forget import forget_rows
 
     if not identifiers:
@@ -83,10 +90,12 @@ def forget_person(
     # a store that never held the person (and no earlier run of the case began removing them) must
     # not be certified as having erased them: the certificate says nothing was held
     held = removed.events_rows or removed.holdings_rows or resumed
-    return record_certificate(
+    done = record_certificate(
         store.location, sorted(digests), case_ref=case_ref, status=DONE if held else NOTHING_HELD,
         erased_at=at or now(), removed=removed, kafka_bound=kafka_bound,
     )  # fmt: skip
+    remove_certificate_orphans(store.location, grace_s=grace_s)  # a killed run's half-written certificate file
+    return done
 
 
 def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:

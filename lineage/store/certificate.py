@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
-    "certificates", "record_certificate", "unfinished",
+    "certificates", "record_certificate", "remove_certificate_orphans", "unfinished",
 ]  # fmt: skip
 
 STARTED = "started"
@@ -134,6 +134,20 @@ def append_record(location: StoreLocation, name: str, rows: pa.Table, what: str)
             raise store_error(exc, location, f"keeping {what}") from None
         return
     raise StoreConflictError(f"keeping {what} lost to other writers {location.commit_retries} times in a row")
+
+
+def remove_certificate_orphans(location: StoreLocation, *, grace_s: float) -> int:
+    """Delete the certificates table's files that nothing refers to, older than ``grace_s``; how many.
+
+    A forget killed while appending its certificate leaves the file it was writing (empty, or cut
+    short) under the table; the next forget's sweep of the events and holdings never reached it.
+    """
+    table = _table(location)
+    if table is None:
+        return 0
+    from lineage.store.maintenance import remove_orphans
+
+    return remove_orphans(location, grace_s=grace_s, table=table)
 
 
 def _table(location: StoreLocation) -> Table | None:

@@ -240,9 +240,14 @@ def _referenced(table: Table) -> set[str]:
     return out
 
 
-def remove_orphans(location: StoreLocation, *, grace_s: float, table_name: str = EVENTS) -> int:
-    """Delete files under the table that nothing refers to and that are older than ``grace_s``."""
-    table = _load(location, table_name)
+def remove_orphans(
+    location: StoreLocation, *, grace_s: float, table_name: str = EVENTS, table: Table | None = None
+) -> int:
+    """Delete files under the table that nothing refers to and that are older than ``grace_s``.
+
+    ``table``: that table, loaded (the store's own record tables); else ``table_name``, events or holdings.
+    """
+    table = table or _load(location, table_name)
     fs = location.filesystem()
     base = file_path(table.location())
     try:

@@ -325,6 +325,24 @@ def test_forgetting_someone_never_held_keeps_history_and_certifies_nothing_held(
     assert "erased" not in out  # no claim that the store erased what it never held
 
 
+def test_a_certificate_file_a_killed_forget_left_is_removed_by_the_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forget killed while writing its certificate leaves a file under the table: the next run removes it."""
+    values, ids, _ = _world()
+    folder = tmp_path / "store"
+    _store(folder, values[:300])
+    code, _, err = run_cli(capsys, "forget", ids[0], "--case", "C-1", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    data = folder / "warehouse" / "lineage" / "erasures" / "data"
+    left = data / "00000-0-killed-mid-write.parquet"
+    left.touch(mode=0o600)  # as a kill right after the writer opened it leaves it: empty
+    code, _, err = run_cli(capsys, "forget", "nobody-here", "--case", "C-2", "--store", str(folder), "--grace", "0")
+    assert code == 0, err
+    assert not left.exists() and list(data.glob("*.parquet"))  # the certificates' own files stay
+    assert {c.case_ref for c in certificates(StoreLocation.embedded(folder), case_ref="C-1")} == {"C-1"}
+
+
 @pytest.mark.integration
 def test_forget_on_postgres_and_s3_leaves_no_object_holding_the_person(
     tmp_path: Path, postgres: Postgres, s3: SeaweedS3
