@@ -9,14 +9,16 @@ for reads those alone (DuckDB skips the others by the ``data_file`` column befor
 A file is left out only when its footer proves it holds none of the values: a column without
 statistics in some row group (not written, or dropped as too long) reads as "may hold anything".
 
-On S3 no footer is read when a snapshot is opened: the bounds the table's manifests keep for each
-file serve instead (``manifest_bounds``). Iceberg writers truncate a string's bounds (16 characters
-by default) to a lower prefix and an upper bound still above every value, so they stay bounds.
+No footer is read when a snapshot is opened: the bounds the table's manifests keep for each file
+serve instead (``manifest_bounds`` from pyiceberg's plan on S3, ``entry_bounds`` from the manifests
+read with fastavro on a local store; ``bounds_of`` reads a footer when neither can). Iceberg writers
+truncate a string's bounds (16 characters by default) to a lower prefix and an upper bound still
+above every value, so they stay bounds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +27,8 @@ if TYPE_CHECKING:  # a reader narrowing its lookups to files imports neither
     from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
 
-__all__ = ["FileBounds", "SourceOffsets", "bounds_of", "files_admitting", "files_after", "files_with_nulls",
-           "manifest_bounds"]  # fmt: skip
+__all__ = ["FileBounds", "SourceOffsets", "bounds_of", "entry_bounds", "files_admitting", "files_after",
+           "files_with_nulls", "manifest_bounds"]  # fmt: skip
 
 _ANY = None  # a column's range when the footer cannot bound it
 
@@ -69,16 +71,68 @@ def manifest_bounds(path: str, data_file: DataFile, schema: Schema, columns: Ite
     from pyiceberg.conversions import from_bytes
     from pyiceberg.types import PrimitiveType
 
+    def field_of(column: str) -> tuple[int, Callable[[bytes], Any] | None]:
+        field = schema.find_field(column)
+        kind = field.field_type
+        return field.field_id, (lambda raw: from_bytes(kind, raw)) if isinstance(kind, PrimitiveType) else None
+
+    return _recorded(
+        path, columns, field_of, data_file.lower_bounds or {}, data_file.upper_bounds or {},
+        data_file.null_value_counts or {}, data_file.value_counts or {},
+    )  # fmt: skip
+
+
+def entry_bounds(
+    path: str, data_file: Mapping[str, Any], fields: Mapping[str, tuple[int, str]], columns: Iterable[str]
+) -> FileBounds:
+    """``manifest_bounds`` from a manifest entry's ``data_file`` as an Avro reader gives it (no pyiceberg).
+
+    ``fields``: each column's field id and Iceberg type name. Only ``string``, ``int`` and ``long``
+    bounds decode here (Iceberg's single-value form: UTF-8, little-endian); others read as unbounded.
+    """
+
+    def field_of(column: str) -> tuple[int, Callable[[bytes], Any] | None]:
+        fid, kind = fields[column]
+        return fid, _DECODERS.get(kind)
+
+    def mapped(key: str) -> dict[int, Any]:
+        return {int(kv["key"]): kv["value"] for kv in data_file.get(key) or ()}
+
+    return _recorded(
+        path, columns, field_of, mapped("lower_bounds"), mapped("upper_bounds"), mapped("null_value_counts"),
+        mapped("value_counts"),
+    )  # fmt: skip
+
+
+_DECODERS: dict[str, Callable[[bytes], Any]] = {
+    "string": lambda raw: raw.decode("utf-8"),
+    "int": lambda raw: int.from_bytes(raw, "little", signed=True) if len(raw) == 4 else _undecodable(),
+    "long": lambda raw: int.from_bytes(raw, "little", signed=True) if len(raw) == 8 else _undecodable(),
+}
+
+
+def _undecodable() -> Any:
+    raise ValueError("a bound of the wrong width")
+
+
+def _recorded(
+    path: str,
+    columns: Iterable[str],
+    field_of: Callable[[str], tuple[int, Callable[[bytes], Any] | None]],
+    lower: Mapping[int, bytes],
+    upper: Mapping[int, bytes],
+    nulls: Mapping[int, int],
+    counts: Mapping[int, int],
+) -> FileBounds:
+    """The one rule for a manifest's bounds: a range when both bounds decode, empty when every value is null."""
     ranges: dict[str, tuple[Any, ...] | None] = {}
     nullable = set()
-    lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
-    nulls, counts = data_file.null_value_counts or {}, data_file.value_counts or {}
     for column in columns:
+        fid: int | None = None
         try:
-            field = schema.find_field(column)
-            fid, kind = field.field_id, field.field_type
-            if fid in lower and fid in upper and isinstance(kind, PrimitiveType):
-                ranges[column] = (from_bytes(kind, lower[fid]), from_bytes(kind, upper[fid]))
+            fid, decode = field_of(column)
+            if fid in lower and fid in upper and decode is not None:
+                ranges[column] = (decode(lower[fid]), decode(upper[fid]))
             elif fid in counts and nulls.get(fid) == counts[fid]:
                 ranges[column] = ()  # every value null
             else:

@@ -82,6 +82,7 @@ from lineage.store.tables import (
     BUCKETS,
     FLOW_PROVENANCE,
     FLOWS_BUCKET,
+    HOLDINGS,
     HOLDINGS_COLUMNS,
     IDENTITY_BUCKET,
     LAYOUT,
@@ -120,7 +121,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HOLDINGS = "holdings"
 APPLIED = "lineage.holdings.applied"
 SOURCE = "lineage.holdings.source"
 WATERMARK = "lineage.holdings.watermark"

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: what a kept plan means: the format of this file (raised whenever ``holdings.pinned_state`` or
 #: ``Pinned`` changes) and the holdings layouts the planner read, so a reader of other layouts plans
 #: its own (and refuses the holdings if it cannot read them) rather than read another version's plan
-FORMAT = f"1; holdings layouts {','.join(READS)}"
+FORMAT = f"2; holdings layouts {','.join(READS)}"
 _KEPT = 16  # plans (and facts) a file holds at most: a process asks for one or two
 _MAX_BYTES = 4 << 20  # a file larger than this is not ours
 #: each table's current metadata file, as the catalog names them (``StoreLocation.versions``)
@@ -80,6 +80,9 @@ class Pinned:
     # the offsets the holdings reflect, when a refresh held back later events of ``events_snapshot``:
     # the events read are cut to these, so the events and the holdings an answer joins agree (None: all)
     reflects: dict[str, dict[int, int]] | None = None
+    # local stores: the bounds above read from the manifests, and whether the event files differ in
+    # columns (None: not read so, the footers say both, each file checked as it opens)
+    mixed_layouts: bool | None = None
 
 
 def _read(path: Path | None, versions: Versions) -> dict[str, Any]:
@@ -120,6 +123,7 @@ def kept_plan(path: Path | None, versions: Versions, key: str) -> Pinned | None:
         and _texts(resets) and set(resets) <= set(held)
         and _counts([found["behind"]])
         and found["base"] is None and found["event_bounds"] is None and found["holdings_bounds"] is None
+        and found["mixed_layouts"] is None
     )  # fmt: skip
     reflects = _offsets(found["reflects"])
     if not shaped or reflects is False:

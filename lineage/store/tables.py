@@ -53,6 +53,7 @@ __all__ = [
 
 EVENTS = "events"  # the table's name within the namespace
 ERASURES = "erasures"  # the erasure certificates' table (``lineage.store.certificate``)
+HOLDINGS = "holdings"  # the holdings table (``lineage.store.holdings``)
 
 _STRING = pa.string()
 _TS = pa.timestamp("us", tz="UTC")

@@ -26,6 +26,7 @@ from lineage.store import engine as store_engine
 from lineage.store.file_bounds import (
     SourceOffsets,
     bounds_of,
+    entry_bounds,
     files_admitting,
     files_after,
     files_with_nulls,
@@ -140,6 +141,39 @@ def test_a_person_s_lookup_reads_fewer_files_than_the_store_holds(tmp_path: Path
     assert [h["category"] for h in access_request(store, "p05", TAX).holdings] == ["user.contact.email"]
 
 
+def test_a_local_store_s_manifests_give_the_bounds_its_footers_give(tmp_path: Path) -> None:
+    """Events in four files and stored holdings: each file's bounds read from the manifests equal its footer's."""
+    store = _store_in_parts(_people("p"), tmp_path)
+    pinned = store._pin()  # noqa: SLF001 - what the reader pinned
+    assert pinned.mixed_layouts is False and pinned.event_bounds is not None and pinned.holdings_bounds is not None
+    footers = [bounds_of(f, pq.read_metadata(f), ["subject_id"]) for f in pinned.event_files]
+    footers += [bounds_of(f, pq.read_metadata(f), ["subject", "bucket"]) for f in pinned.holdings_files]
+    assert pinned.event_bounds + pinned.holdings_bounds == footers
+
+
+def test_a_local_lookup_checks_the_footers_of_the_files_it_reads_and_a_full_read_checks_every_one(
+    tmp_path: Path,
+) -> None:
+    """A spoilt file a person's lookup leaves out: the answer is whole; a read of every file names it."""
+    store = _store_in_parts(_people("p"), tmp_path)
+    at = at_minute(40)
+    wanted = access_request(store, "p05", TAX, at)
+    with store.session() as q:
+        mine = q.event_files_of(["p05"]) or []
+        files = q._files  # noqa: SLF001 - every event and holdings file of the snapshot
+    # not the first: DuckDB reads the first file of a view to learn its columns
+    spoilt = Path([f for f in files if "/events/" in f and f not in mine][-1])
+    spoilt.write_bytes(b"not parquet")
+    assert access_request(Store(store.location), "p05", TAX, at) == wanted
+    with pytest.raises(StoreCorruptError, match=spoilt.name):
+        with Store(store.location).session() as q:
+            q.rows("holders")
+    read = Path(mine[0])
+    read.write_bytes(b"not parquet")
+    with pytest.raises(StoreCorruptError, match=read.name):
+        access_request(Store(store.location), "p05", TAX, at)
+
+
 def _people(prefix: str, count: int = 40) -> list[Record]:
     """Each person collected by app, linked to a device id, shared with pay; some bulk exports between."""
     out = []
@@ -195,6 +229,25 @@ def test_a_manifest_bound_that_does_not_decode_reads_as_may_hold_anything() -> N
     assert files_admitting(files, subject_id=["z"]) == ["cut"]
     assert files_admitting(files, subject_id=["b"]) == ["cut", "sound"]
     assert files_with_nulls(files, "subject_id") == ["cut"]
+
+
+def test_a_manifest_entry_read_with_fastavro_decodes_strings_and_integers_and_nothing_else() -> None:
+    """Bounds as an Avro reader gives them: strings and ints decode; a cut string or a wrong width admits anything."""
+    fields = {"subject_id": (1, "string"), "bucket": (2, "int"), "seen": (3, "timestamptz")}
+
+    def entry(lower: dict[int, bytes], upper: dict[int, bytes]) -> dict[str, object]:
+        return {"lower_bounds": [{"key": k, "value": v} for k, v in lower.items()],
+                "upper_bounds": [{"key": k, "value": v} for k, v in upper.items()],
+                "null_value_counts": [{"key": 1, "value": 0}, {"key": 2, "value": 0}, {"key": 3, "value": 1}],
+                "value_counts": [{"key": k, "value": 3} for k in (1, 2, 3)]}  # fmt: skip
+
+    sound = entry({1: b"a", 2: (-1).to_bytes(4, "little", signed=True), 3: bytes(8)},
+                  {1: b"c", 2: (7).to_bytes(4, "little", signed=True), 3: bytes(8)})  # fmt: skip
+    bounds = entry_bounds("sound", sound, fields, ["subject_id", "bucket", "seen"])
+    assert bounds.ranges == {"subject_id": ("a", "c"), "bucket": (-1, 7), "seen": None}
+    assert bounds.nullable == frozenset({"seen"})
+    odd = entry({1: b"p\xc3", 2: b"\x01"}, {1: b"q", 2: b"\x02"})
+    assert entry_bounds("odd", odd, fields, ["subject_id", "bucket"]).ranges == {"subject_id": None, "bucket": None}
 
 
 def test_on_s3_a_spoilt_holdings_file_is_named_in_one_line(postgres: Postgres, s3: SeaweedS3) -> None:

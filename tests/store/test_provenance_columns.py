@@ -86,3 +86,16 @@ def test_the_next_writer_adds_the_columns_and_old_and_new_rows_read_together(tmp
     report = Store(location).compact(min_files=2)
     assert report.files_out == 1
     assert Store(location).sql(query) == wanted
+
+
+def test_a_reader_learns_from_the_manifests_that_old_and_new_files_differ_in_columns(tmp_path: Path) -> None:
+    """Files without the provenance columns beside files with them: the pinned read says mixed, and reads by name."""
+    location = _old_store(tmp_path / "store")
+    assert Store(location)._pin().mixed_layouts is False  # noqa: SLF001 - what the reader learnt
+    ingestor = Ingestor(location, "new.topic", taxonomy=TAXONOMY)
+    assert ingestor.add(0, 0, Codec().encode_record(_collected("new-1")), None, sdk_headers("9.9")) is None
+    ingestor.flush()
+    store = Store(location)
+    assert store._pin().mixed_layouts is True  # noqa: SLF001
+    [source] = access_request(store, "new-1", TAXONOMY).sources
+    assert source["sent_via"] == "sdk"
