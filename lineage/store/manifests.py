@@ -99,11 +99,30 @@ def _described(
     fields = {f["name"]: (int(f["id"]), f["type"]) for f in schema["fields"] if isinstance(f["type"], str)}
     if not set(columns) <= set(fields):
         return None
+    leaves = _leaf_ids(schema["fields"])
+    if leaves is None:
+        return None
     bounds = [entry_bounds(path, by_path[path], fields, columns) for path in files]
     # a file holds a column when its manifest entry counts the column's values (pyiceberg and Spark
-    # count every column they write): files counting different columns are read by name
-    layouts = {frozenset(int(kv["key"]) for kv in by_path[path].get("value_counts") or ()) for path in files}
-    return Described(bounds, len(layouts) > 1)
+    # count every column they write, under the default metrics). Unless every file counts every
+    # column of the table, the files are read by name: always right, only slower (a column no file
+    # counts, as when metrics are off, must not let an older file's columns stand for all)
+    counted = [{int(kv["key"]) for kv in by_path[path].get("value_counts") or ()} for path in files]
+    return Described(bounds, any(not leaves <= ids for ids in counted))
+
+
+def _leaf_ids(fields: list[dict[str, Any]]) -> set[int] | None:
+    """The ids a manifest counts values under: a primitive column's own, a list's element's; None: other shapes."""
+    ids: set[int] = set()
+    for f in fields:
+        kind = f["type"]
+        if isinstance(kind, str):
+            ids.add(int(f["id"]))
+        elif isinstance(kind, dict) and kind.get("type") == "list" and isinstance(kind.get("element"), str):
+            ids.add(int(kind["element-id"]))
+        else:
+            return None
+    return ids
 
 
 def _metadata(metadata_location: str) -> dict[str, Any] | None:

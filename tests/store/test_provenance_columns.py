@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from lineage import default_taxonomy
 from lineage.answers import access_request
@@ -36,12 +37,14 @@ def _collected(subject: str) -> Record:
                        source="direct", occurred_at=AT)  # fmt: skip
 
 
-def _old_store(folder: Path) -> StoreLocation:
+def _old_store(folder: Path, **properties: str) -> StoreLocation:
     """A store as the previous release left it: the table without the provenance columns, two files of rows."""
     location = StoreLocation.embedded(folder)
     with private_files():
         schema = iceberg_schema(OLD_COLUMNS)
-        table = location.load_table(EVENTS, schema, events_sort_order(), TABLE_PROPERTIES, create=True)
+        table = location.load_table(
+            EVENTS, schema, events_sort_order(), {**TABLE_PROPERTIES, **properties}, create=True
+        )
         for offset, subject in enumerate(("old-1", "old-2")):
             rows = ColumnBuffer()
             rows.append(_collected(subject), offset)
@@ -88,10 +91,14 @@ def test_the_next_writer_adds_the_columns_and_old_and_new_rows_read_together(tmp
     assert Store(location).sql(query) == wanted
 
 
-def test_a_reader_learns_from_the_manifests_that_old_and_new_files_differ_in_columns(tmp_path: Path) -> None:
-    """Files without the provenance columns beside files with them: the pinned read says mixed, and reads by name."""
-    location = _old_store(tmp_path / "store")
-    assert Store(location)._pin().mixed_layouts is False  # noqa: SLF001 - what the reader learnt
+@pytest.mark.parametrize("metrics", ["truncate(16)", "none"])
+def test_a_reader_learns_from_the_manifests_that_old_and_new_files_differ_in_columns(
+    tmp_path: Path, metrics: str
+) -> None:
+    """Old files beside files with the provenance columns: read by name, also when the manifests count no column."""
+    location = _old_store(tmp_path / "store", **{"write.metadata.metrics.default": metrics})
+    # the old files alone: one layout, unless no column is counted (then read by name: right, slower)
+    assert Store(location)._pin().mixed_layouts is (metrics == "none")  # noqa: SLF001 - what the reader learnt
     ingestor = Ingestor(location, "new.topic", taxonomy=TAXONOMY)
     assert ingestor.add(0, 0, Codec().encode_record(_collected("new-1")), None, sdk_headers("9.9")) is None
     ingestor.flush()
@@ -99,3 +106,7 @@ def test_a_reader_learns_from_the_manifests_that_old_and_new_files_differ_in_col
     assert store._pin().mixed_layouts is True  # noqa: SLF001
     [source] = access_request(store, "new-1", TAXONOMY).sources
     assert source["sent_via"] == "sdk"
+    query = "SELECT subject_id, sent_via FROM events ORDER BY 1"
+    assert store.sql(query) == [{"subject_id": "new-1", "sent_via": "sdk"}] + [
+        {"subject_id": s, "sent_via": None} for s in ("old-1", "old-2")
+    ]
