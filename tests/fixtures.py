@@ -396,15 +396,17 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
-def access_processes(store: Path, identifier: str, runs: int = 2) -> list[tuple[dict[str, Any], list[str]]]:
+def access_processes(
+    store: Path, identifier: str, runs: int = 2, heavy: tuple[str, ...] = ("pandas", "pyiceberg", "sqlalchemy")
+) -> list[tuple[dict[str, Any], list[str]]]:
     """``lineage access --format json`` as ``runs`` new processes, one after another.
 
-    Each one's answer (less ``as_of``), and which of pandas, pyiceberg and SQLAlchemy it imported.
+    Each one's answer (less ``as_of``), and which of the ``heavy`` libraries it imported.
     """
     probe = (
         "import sys\nfrom lineage.cli import main\n"
         f"rc = main(['access', '--store', {str(store)!r}, {identifier!r}, '--format', 'json'])\n"
-        "heavy = sorted(m for m in ('pandas', 'pyiceberg', 'sqlalchemy') if m in sys.modules)\n"
+        f"heavy = sorted(m for m in {heavy!r} if m in sys.modules)\n"
         "print('heavy:', ','.join(heavy), file=sys.stderr)\nsys.exit(rc)\n"
     )
     found = []

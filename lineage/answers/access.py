@@ -13,7 +13,7 @@ from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
 from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Session, Store
-from lineage.store.tables import buckets_of
+from lineage.store.layout import buckets_of
 
 __all__ = [
     "LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan",

@@ -33,9 +33,9 @@ from lineage.errors import (
 )
 from lineage.private import private_dir
 from lineage.settings import Settings
+from lineage.store.layout import EVENTS, PROVENANCE, TABLE_PROPERTIES
 from lineage.store.manifests import local_path
 from lineage.store.plans import Versions
-from lineage.store.tables import EVENTS, PROVENANCE, TABLE_PROPERTIES, events_schema, events_sort_order
 
 if TYPE_CHECKING:
     # pyiceberg, SQLAlchemy and pyarrow are imported where a catalog or table is opened: a process
@@ -312,6 +312,8 @@ class StoreLocation:
         A table made before the provenance columns gets them added (null in the rows it holds);
         a reader's open changes nothing: it reads the files with ``COLUMNS``, absent ones as null.
         """
+        from lineage.store.tables import events_schema, events_sort_order  # pyarrow: not for a reader of files
+
         table = self.load_table(EVENTS, events_schema(), events_sort_order(), TABLE_PROPERTIES, create=create)
         return self._with_provenance(table) if create else table
 

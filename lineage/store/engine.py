@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,8 +30,6 @@ from types import EllipsisType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lineage.contract.taxonomy import Taxonomy
 from lineage.errors import ConfigurationError, StoreError, StoreNotFoundError
@@ -48,19 +46,25 @@ from lineage.store.file_bounds import (
     files_after,
     files_with_nulls,
 )
-from lineage.store.plans import Pinned, Versions
-from lineage.store.tables import (
-    COLUMNS,
+from lineage.store.layout import (
     ERASURES,
+    EVENT_FIELDS,
     EVENTS,
     FLOWS_BUCKET,
+    HOLDING_FIELDS,
     HOLDINGS,
-    HOLDINGS_COLUMNS,
     IDENTITY_BUCKET,
+    KINDS,
     buckets_of,
 )
+from lineage.store.plans import Pinned, Versions
 
 if TYPE_CHECKING:
+    # pyarrow only where Arrow is read or built: a reader answering one person imports none of it
+    # (~60 ms with numpy, a sixth of ``lineage access`` as a process)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     # pyiceberg comes in with the planning of a snapshot's files (``holdings.pinned_state``), only
     # when no pin is kept for the catalog's state (``lineage.store.plans``): see ``Store._pin_locked``
     from pyiceberg.catalog.sql import SqlCatalog
@@ -99,9 +103,6 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Offsets = dict[str, dict[int, int]]  # an offset of each source partition: {origin: {partition: offset}}
-# DuckDB's name of a column type, for a column no file of a view has yet (added as null)
-_SQL_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
-              pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ"}  # fmt: skip
 
 
 def queries_dir() -> Path:
@@ -135,6 +136,8 @@ class Footers:
     person's lookup reads a few of a snapshot's files, so when the manifests gave the bounds each
     file is checked before the first query that reads it, not all of them at open (60-70 ms at
     1M subjects, 66 files). Shared by the sessions of one connection; checking twice is harmless.
+    Once given the connection (``use``), the row counts are read by DuckDB: a reader of a few
+    files then needs no pyarrow (~60 ms to import); pyarrow names the culprit when one fails.
     """
 
     def __init__(self, location: StoreLocation, expected: Mapping[str, int], always: tuple[str, ...] = ()) -> None:
@@ -143,6 +146,11 @@ class Footers:
         self._expected = dict(expected)
         self._always = always
         self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def use(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Read the footers still to check through ``con`` (a cursor of it each time)."""
+        self._con = con
 
     def check(self, files: list[str] | None) -> None:
         """Check ``files`` (None: every file) and the ``always`` ones, if not checked yet."""
@@ -152,12 +160,36 @@ class Footers:
             asked = self._expected if files is None else {*files, *self._always}
             todo = [f for f in asked if f in self._expected]
             if todo:
-                self.read(todo, [self._expected[f] for f in todo])
+                rows = [self._expected[f] for f in todo]
+                counted = self._counted(todo) if self._con is not None and _named_as_given(todo) else None
+                if counted != rows:
+                    self.read(todo, rows)  # the culprit named, or the check made without DuckDB
+                    # pyarrow counts them all but DuckDB, which will read them, does not: that file
+                    wrong = [f for f, n, r in zip(todo, counted or rows, rows, strict=True) if n != r]
+                    if wrong:
+                        culprit = ValueError(f"{os.path.basename(wrong[0])}: unreadable")
+                        raise read_error(culprit, self._location, "opening the data files") from None
                 for path in todo:
                     del self._expected[path]
 
+    def _counted(self, files: list[str]) -> list[int] | None:
+        """Each file's row count as DuckDB reads its footer (None: some file failed to read)."""
+        assert self._con is not None
+        cursor = self._con.cursor()
+        try:
+            found = dict(cursor.execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata($files)", {"files": files}
+            ).fetchall())  # fmt: skip
+        except duckdb.Error:
+            return None
+        finally:
+            cursor.close()
+        return [found.get(f, -1) for f in files]
+
     def read(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each file's footer, which must count the rows the table's manifest says it holds."""
+        import pyarrow.parquet as pq
+
         footers: list[pq.FileMetaData] = []
         for path, expected in zip(files, rows, strict=True):
             try:
@@ -297,6 +329,8 @@ def _as_dicts(table: Any) -> list[dict[str, Any]]:
     and collections triggered by the millions of new objects, took most of its time (profiled:
     3.4 s of 5.7 s at 250,000 rows; 1.2 s this way).
     """
+    import pyarrow as pa
+
     names = table.column_names
     columns = []
     for name in names:
@@ -338,6 +372,8 @@ def _raise_data_file_error(exc: duckdb.Error, location: StoreLocation, files: li
 
 def _unreadable(files: list[str]) -> str | None:
     """The first local data file that is missing or does not decode, if any."""
+    import pyarrow.parquet as pq
+
     for check in (pq.read_metadata, pq.read_table):
         for path in files:
             try:
@@ -423,6 +459,13 @@ def _create_views(
             "AND s.kafka_offset <= r.last_offset"
         )
     con.execute(f"CREATE VIEW {name} AS SELECT * EXCLUDE (data_file) FROM {name}_by_file")
+
+
+def _empty(columns: Sequence[tuple[str, str]]) -> pa.Table:
+    """An Arrow table of no rows with ``columns`` (``lineage.store.layout``)."""
+    from lineage.store.tables import arrow_schema
+
+    return arrow_schema(columns).empty_table()
 
 
 def _literal_glob(path: str) -> str:
@@ -614,7 +657,7 @@ class Store:
             expected = dict(zip(files, pinned.event_rows + pinned.holdings_rows, strict=True))
             unchecked = Footers(self.location, expected, pinned.reset_files)
             if not (lookups and stored):
-                unchecked.check(None)
+                unchecked.check(None)  # before DuckDB opens any file
             by_name = pinned.mixed_layouts
             bounds = Bounds(
                 pinned.event_bounds if _named_as_given(pinned.event_files) else None,
@@ -643,11 +686,12 @@ class Store:
             # the footers of every file again for each was most of a lookup (at 100k subjects an
             # events query went from 15 to 5 ms). Data files are never rewritten in place.
             con.execute("SET GLOBAL parquet_metadata_cache = true")
-            self._view(con, registered, "events", pinned.event_files, COLUMNS, by_name=by_name,
+            unchecked.use(con)
+            self._view(con, registered, "events", pinned.event_files, EVENT_FIELDS, by_name=by_name,
                        reflects=pinned.reflects)  # fmt: skip
             resets: list[str] = []
             if pinned.holdings_snapshot is not None:
-                self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDINGS_COLUMNS)
+                self._view(con, registered, "holdings_all", pinned.holdings_files, HOLDING_FIELDS)
                 resets = list(pinned.reset_files)
             elif self.with_holdings:
                 from lineage.store.holdings import holdings_arrow
@@ -655,12 +699,12 @@ class Store:
                 computed = holdings_arrow(self._computed(con, registered, pinned))
                 _create_views(con, "holdings_all", con.from_arrow(computed).project(_NO_FILE))
             else:
-                _create_views(con, "holdings_all", con.from_arrow(HOLDINGS_COLUMNS.empty_table()).project(_NO_FILE))
+                _create_views(con, "holdings_all", con.from_arrow(_empty(HOLDING_FIELDS)).project(_NO_FILE))
             # the resets alone (a small file, or none): the runs they drop are left out by ``holding_runs``.
             # None: a view DuckDB knows is empty, so the join drops out of every plan (an empty Arrow
             # table still cost ~0.7 ms a lookup, measured)
             if resets:
-                self._view(con, registered, "holding_resets", resets, HOLDINGS_COLUMNS)
+                self._view(con, registered, "holding_resets", resets, HOLDING_FIELDS)
             else:
                 con.execute(_NO_RESETS)
             con.execute(query_text("_macros"))
@@ -692,7 +736,7 @@ class Store:
             return engine
         from lineage.store.holdings import engine_from_table
 
-        self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDINGS_COLUMNS)
+        self._view(con, registered, "holdings_base", pinned.holdings_files, HOLDING_FIELDS)
         engine = engine_from_table(con.sql("SELECT * FROM holdings_base").to_arrow_table(), pinned.base.watermark)
         batch, _ = engine.catch_up(
             _engine_events(con, pinned.base.applied, None, floor), lambda since: _engine_events(con, {}, since, floor)
@@ -745,7 +789,7 @@ class Store:
         registered: dict[str, Any],
         name: str,
         files: list[str],
-        columns: Any,
+        columns: Sequence[tuple[str, str]],
         *,
         by_name: bool = False,
         reflects: Offsets | None = None,
@@ -760,18 +804,21 @@ class Store:
         dataset: DuckDB here cannot download the extension it would need to read s3:// itself.
         """
         if not files:
-            _create_views(con, name, con.from_arrow(columns.empty_table()).project(_NO_FILE), reflects)
+            _create_views(con, name, con.from_arrow(_empty(columns)).project(_NO_FILE), reflects)
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
             # one fragment per file, each naming its file as the constant column ``data_file``: a
             # lookup's filter on it is pushed into the scan, and the files it leaves out are never opened
+            import pyarrow as pa
             import pyarrow.compute as pc
             import pyarrow.dataset as pads  # imports pandas: ~0.3 s a local store's reader need not pay
+
+            from lineage.store.tables import arrow_schema
 
             fmt, filesystem = pads.ParquetFileFormat(), self.location.filesystem()
             fragments = [
                 fmt.make_fragment(f, filesystem, partition_expression=pc.field("data_file") == f) for f in files
             ]
-            schema = columns.append(pa.field("data_file", pa.string()))
+            schema = arrow_schema(columns).append(pa.field("data_file", pa.string()))
             dataset = pads.FileSystemDataset(fragments, schema, fmt, filesystem)
             con.register(f"{name}_files", dataset)
             registered[f"{name}_files"] = dataset
@@ -782,8 +829,8 @@ class Store:
             # null there); only then, since it slowed an access answer about 1.8x (measured at
             # 100k subjects). A column no file has yet is added as null: queries see ``columns`` whole.
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
-            absent = [f for f in columns if f.name not in relation.columns]
-            nulls = "".join(f", CAST(NULL AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in absent)
+            absent = [(column, kind) for column, kind in columns if column not in relation.columns]
+            nulls = "".join(f", CAST(NULL AS {KINDS[kind]}) AS {column}" for column, kind in absent)
             _create_views(
                 con, name, relation.project(f"* EXCLUDE (filename){nulls}, filename AS data_file"), reflects
             )

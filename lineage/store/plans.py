@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lineage.store.tables import READS
+from lineage.store.layout import READS
 
 if TYPE_CHECKING:
     from lineage.store.file_bounds import FileBounds

@@ -9,14 +9,36 @@ skip most row groups. Field ids are fixed here, so every engine that reads the t
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lineage.contract.records import Record
-from lineage.holdings.shards import shard_of
+from lineage.store.layout import (
+    BUCKETS,
+    ERASURES,
+    EVENT_FIELDS,
+    EVENTS,
+    FLOW_PROVENANCE_FIELDS,
+    FLOWS_BUCKET,
+    HOLDING_FIELDS,
+    HOLDINGS,
+    IDENTITY_BUCKET,
+    LAYOUT,
+    PROVENANCE,
+    READS,
+    RESETS_BUCKET,
+    RETAINED_BEFORE,
+    TABLE_PROPERTIES,
+    bucket_of,
+    buckets_of,
+    offset_key,
+    owner_epoch,
+    owner_key,
+    retained_before,
+)
 
 if TYPE_CHECKING:  # pyiceberg is imported when a table is opened: a reader of pinned files needs none of it
     from pyiceberg.schema import Schema
@@ -27,6 +49,7 @@ __all__ = [
     "COLUMNS",
     "FLOWS_BUCKET",
     "FLOW_PROVENANCE",
+    "HOLDINGS",
     "HOLDINGS_COLUMNS",
     "IDENTITY_BUCKET",
     "LAYOUT",
@@ -39,6 +62,7 @@ __all__ = [
     "SentVia",
     "TABLE_PROPERTIES",
     "ColumnBuffer",
+    "arrow_schema",
     "ascending",
     "bucket_of",
     "buckets_of",
@@ -51,62 +75,26 @@ __all__ = [
     "retained_before",
 ]
 
-EVENTS = "events"  # the table's name within the namespace
-ERASURES = "erasures"  # the erasure certificates' table (``lineage.store.certificate``)
-HOLDINGS = "holdings"  # the holdings table (``lineage.store.holdings``)
-
 _STRING = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
 
-# Flat columns: the record's fields with holder/recipient spread out, plus where each event came
-# from: ``origin`` (the Kafka topic, or ``file.<name>`` for a backfill), its partition and offset,
-# and how it reached Kafka, read from its headers (``lineage.transport.provenance``): ``sent_via``
-# (sdk, gateway, openlineage), ``sent_via_name`` (SDK version, token name, job) and ``sent_via_run``
-# (the OpenLineage run). Not ``via``: the holdings' ``via`` is the event that brought a holding.
-# The provenance columns come last: a table made before them gets them added on open (``PROVENANCE``).
-COLUMNS = pa.schema(
-    [
-        ("event_id", _STRING),
-        ("event_type", _STRING),
-        ("occurred_at", _TS),
-        ("system", _STRING),
-        ("system_region", _STRING),
-        ("scope", _STRING),
-        ("subject_id", _STRING),
-        ("linked_subject_ids", pa.list_(_STRING)),
-        ("subject_jurisdiction", _STRING),
-        ("age_band", _STRING),
-        ("categories", pa.list_(_STRING)),
-        ("purpose", _STRING),
-        ("legal_basis", _STRING),
-        ("consent_ref", _STRING),
-        ("consent_kind", _STRING),
-        ("consent_status", _STRING),
-        ("source", _STRING),
-        ("holder_name", _STRING),
-        ("holder_role", _STRING),
-        ("holder_region", _STRING),
-        ("recipient_name", _STRING),
-        ("recipient_role", _STRING),
-        ("recipient_region", _STRING),
-        ("transfer_kind", _STRING),
-        ("mechanism", _STRING),
-        ("bulk_as_of", _TS),
-        ("retention_days", pa.int32()),
-        ("encrypted", pa.bool_()),
-        ("erasure_outcome", _STRING),
-        ("hold_reason", _STRING),
-        ("origin", _STRING),
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("sent_via", _STRING),
-        ("sent_via_name", _STRING),
-        ("sent_via_run", _STRING),
-    ]
-)
+_ARROW = {
+    "string": _STRING,
+    "timestamp": _TS,
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "list<string>": pa.list_(_STRING),
+}
 
-#: the columns added after the table's first layout, in order: added to an older table when opened
-PROVENANCE = ("sent_via", "sent_via_name", "sent_via_run")
+
+def arrow_schema(fields: Sequence[tuple[str, str]]) -> pa.Schema:
+    """The Arrow schema of columns given as (name, kind) (``lineage.store.layout``)."""
+    return pa.schema([(name, _ARROW[kind]) for name, kind in fields])
+
+
+#: the events table's columns (``layout.EVENT_FIELDS``)
+COLUMNS = arrow_schema(EVENT_FIELDS)
 
 
 def iceberg_schema(columns: pa.Schema) -> Schema:
@@ -165,108 +153,10 @@ def ascending(schema: Schema, names: Sequence[str]) -> SortOrder:
     return SortOrder(*fields)
 
 
-TABLE_PROPERTIES = {
-    "format-version": "2",
-    # pyiceberg's own retry re-sends a stale set_properties and rewinds the stored offsets (it
-    # double-stored rows in a test): conflicts must reach our loop, which re-checks the offsets
-    "commit.retry.num-retries": "0",
-    "write.parquet.compression-codec": "zstd",
-    # small row groups: a subject's lookup reads few rows once files are sorted by subject
-    "write.parquet.row-group-limit": "20000",
-    "write.target-file-size-bytes": str(128 * 1024 * 1024),
-    # every ingest commit adds a manifest; merging them keeps planning cheap as commits accumulate
-    "commit.manifest-merge.enabled": "true",
-    "commit.manifest.min-count-to-merge": "50",
-    "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "50",
-}
-
-
-LAYOUT = "3"  # the holdings rows' layout, raised whenever their meaning changes (2: buckets; 3: deltas and resets)
-#: the holdings layouts this version reads: 2 has no ``gen`` (read as 0) and no resets, and a refresh brings it to 3
-READS = ("2", LAYOUT)
-#: the holdings table's partitions (its ``bucket`` column): runs by a hash of their subject into
-#: ``BUCKETS``, so a refresh touching one subject rewrites 1/16 of them. Not more: pyiceberg's writer
-#: passes over the rows once per partition written, and a batch of thousands of subjects touches every
-#: bucket (measured at 1,000 subjects per seed organisation: 64 buckets cost 2.3 s of such passes per
-#: refresh). Flows, identities and resets have a bucket each of their own.
-BUCKETS = 16
-FLOWS_BUCKET = -1
-IDENTITY_BUCKET = -2
-RESETS_BUCKET = -3
-
-_PROV = [
-    ("via_type", _STRING),
-    ("via_bulk", pa.bool_()),
-    ("holder_role", _STRING),
-    ("holder_region", _STRING),
-    ("source", _STRING),
-    ("source_region", _STRING),
-    ("purpose", _STRING),
-    ("legal_basis", _STRING),
-    ("mechanism", _STRING),
-    ("retention_days", pa.int32()),
-    ("encrypted", pa.bool_()),
-]
-#: the holdings table's rows (``lineage.store.holdings`` writes them, the answers' queries read them)
-HOLDINGS_COLUMNS = pa.schema(
-    [
-        ("kind", _STRING),
-        ("subject", _STRING),
-        ("category", _STRING),
-        ("holder", _STRING),  # a run's holder; a flow's recipient
-        ("arrived_at", _TS),
-        ("via", _STRING),
-        ("flow", _STRING),
-        ("first_seq", pa.int32()),  # a flow event's own number
-        ("last_seq", pa.int32()),
-        ("ended_at", _TS),
-        ("ended_by", _STRING),
-        *_PROV,  # a flow's: what it gives the runs it makes (source = its sender)
-        ("categories", pa.list_(_STRING)),
-        ("bulk_as_of", _TS),
-        ("other", _STRING),
-        ("bucket", pa.int32()),  # the partition (a hash of a run's subject; flows, identities: their own)
-        ("gen", pa.int64()),  # the commit that wrote the row (null: 0); a reset of its subject above it drops it
-    ]
-)
-#: a flow row's provenance columns, in their order (the holdings writer fills them from a flow's ``prov``)
-FLOW_PROVENANCE = tuple(_PROV)
-
-
-def bucket_of(subject: str) -> int:
-    """The bucket of a subject's runs."""
-    return shard_of(subject, BUCKETS)
-
-
-def buckets_of(subjects: list[str]) -> list[int]:
-    """The buckets of these subjects' runs: what lets a lookup read their files alone (the holdings macro)."""
-    return sorted({bucket_of(s) for s in subjects})
-
-
-def offset_key(origin: str, partition: int) -> str:
-    """The table property holding the last stored offset of one source partition."""
-    return f"lineage.offset.{origin}.{partition}"
-
-
-# events table property: events (consents, holds aside) before this time (µs) left the table (lineage.store.retention)
-RETAINED_BEFORE = "lineage.retention.before"
-
-
-def retained_before(properties: Mapping[str, str]) -> int | None:
-    """The retention cut-off (microseconds since the epoch) recorded in an events table's ``properties``."""
-    raw = properties.get(RETAINED_BEFORE)
-    return int(raw) if raw else None
-
-
-def owner_key(origin: str, partition: int) -> str:
-    """The table property naming the writer that owns one source partition: ``<epoch>:<member>``."""
-    return f"lineage.owner.{origin}.{partition}"
-
-
-def owner_epoch(value: str | None) -> int:
-    """The epoch of an ``owner_key`` property's value (0 when no writer has claimed the partition)."""
-    return int(value.split(":", 1)[0]) if value else 0
+#: the holdings table's rows (``layout.HOLDING_FIELDS``)
+HOLDINGS_COLUMNS = arrow_schema(HOLDING_FIELDS)
+#: a flow row's provenance columns and their Arrow types, in their order
+FLOW_PROVENANCE = tuple((name, _ARROW[kind]) for name, kind in FLOW_PROVENANCE_FIELDS)
 
 
 _ROW_FIELDS = (
