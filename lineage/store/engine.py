@@ -136,8 +136,9 @@ class Footers:
     person's lookup reads a few of a snapshot's files, so when the manifests gave the bounds each
     file is checked before the first query that reads it, not all of them at open (60-70 ms at
     1M subjects, 66 files). Shared by the sessions of one connection; checking twice is harmless.
-    Once given the connection (``use``), the row counts are read by DuckDB: a reader of a few
-    files then needs no pyarrow (~60 ms to import); pyarrow names the culprit when one fails.
+    pyarrow reads them, not DuckDB: DuckDB's ``parquet_file_metadata`` skips parts of a footer that
+    pyarrow decodes (its Arrow schema, some schema nodes), and passed a footer every full read
+    called corrupt (found by a review). The ~60 ms of importing pyarrow is the price.
     """
 
     def __init__(self, location: StoreLocation, expected: Mapping[str, int], always: tuple[str, ...] = ()) -> None:
@@ -146,11 +147,6 @@ class Footers:
         self._expected = dict(expected)
         self._always = always
         self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-
-    def use(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Read the footers still to check through ``con`` (a cursor of it each time)."""
-        self._con = con
 
     def check(self, files: list[str] | None) -> None:
         """Check ``files`` (None: every file) and the ``always`` ones, if not checked yet."""
@@ -160,31 +156,9 @@ class Footers:
             asked = self._expected if files is None else {*files, *self._always}
             todo = [f for f in asked if f in self._expected]
             if todo:
-                rows = [self._expected[f] for f in todo]
-                counted = self._counted(todo) if self._con is not None and _named_as_given(todo) else None
-                if counted != rows:
-                    self.read(todo, rows)  # the culprit named, or the check made without DuckDB
-                    # pyarrow counts them all but DuckDB, which will read them, does not: that file
-                    wrong = [f for f, n, r in zip(todo, counted or rows, rows, strict=True) if n != r]
-                    if wrong:
-                        culprit = ValueError(f"{os.path.basename(wrong[0])}: unreadable")
-                        raise read_error(culprit, self._location, "opening the data files") from None
+                self.read(todo, [self._expected[f] for f in todo])
                 for path in todo:
                     del self._expected[path]
-
-    def _counted(self, files: list[str]) -> list[int] | None:
-        """Each file's row count as DuckDB reads its footer (None: some file failed to read)."""
-        assert self._con is not None
-        cursor = self._con.cursor()
-        try:
-            found = dict(cursor.execute(
-                "SELECT file_name, num_rows FROM parquet_file_metadata($files)", {"files": files}
-            ).fetchall())  # fmt: skip
-        except duckdb.Error:
-            return None
-        finally:
-            cursor.close()
-        return [found.get(f, -1) for f in files]
 
     def read(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each file's footer, which must count the rows the table's manifest says it holds."""
@@ -686,7 +660,6 @@ class Store:
             # the footers of every file again for each was most of a lookup (at 100k subjects an
             # events query went from 15 to 5 ms). Data files are never rewritten in place.
             con.execute("SET GLOBAL parquet_metadata_cache = true")
-            unchecked.use(con)
             self._view(con, registered, "events", pinned.event_files, EVENT_FIELDS, by_name=by_name,
                        reflects=pinned.reflects)  # fmt: skip
             resets: list[str] = []

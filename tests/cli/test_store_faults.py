@@ -232,6 +232,31 @@ def test_a_damaged_data_file_is_one_line_naming_it(
     assert out == ""
 
 
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("table", ["events", "holdings"])
+def test_a_damaged_file_a_person_s_lookup_reads_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, table: str, damage: str
+) -> None:
+    """Stored holdings, the plan kept by an earlier process: the lookups' footer check refuses as a full read does."""
+    from lineage.contract.records import to_record
+    from lineage.store.layout import buckets_of
+
+    folder = tmp_path / "store"
+    store_of([to_record(e) for e in sample_events()], folder).close()
+    assert run(capsys, "access", "user-1", "--store", str(folder))[0] == 0  # plans.json kept
+    data = sorted((folder / "warehouse" / "lineage" / table / "data").rglob("*.parquet"))
+    if table == "holdings":  # the file of user-1's bucket
+        (bucket,) = buckets_of(["user-1"])
+        data = [f for f in data if f.parent.name == f"bucket={bucket}"]
+    victim = data[0]
+    DAMAGE[damage](victim)
+    code, out, err = run(capsys, "access", "user-1", "--store", str(folder))
+    line = error_line(code, err)
+    assert victim.name in line or (damage == "zeroed footer" and "a data file" in line), line
+    assert ("missing" if damage == "deleted" else "corrupt") in line, line
+    assert out == ""
+
+
 def test_a_glob_like_store_answers_and_compacts_only_itself(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """``access`` on store[1] does not see store1's subject; ``compact`` of store[1] leaves store1 as it was."""
     _two_file_store(tmp_path / "store1")  # the sample events: user-1 is held there
