@@ -60,8 +60,7 @@ from lineage.store.layout import (
 from lineage.store.plans import Pinned, Versions
 
 if TYPE_CHECKING:
-    # pyarrow only where Arrow is read or built: a reader answering one person imports none of it
-    # (~60 ms with numpy, a sixth of ``lineage access`` as a process)
+    # pyarrow (~60 ms to import, with numpy) only where Arrow is read or built, or a footer checked
     import pyarrow as pa
     import pyarrow.parquet as pq
 

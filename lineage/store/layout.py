@@ -1,8 +1,8 @@
 """The store's tables as plain data: their names, columns, buckets and properties (no pyarrow).
 
-``lineage.store.tables`` builds the Arrow and Iceberg schemas from the columns here. A reader that
-answers one person (``lineage access`` as a process) reads the files with DuckDB and needs these
-alone: importing pyarrow (and numpy with it) was ~60 ms of a 400 ms command.
+``lineage.store.tables`` builds the Arrow and Iceberg schemas from the columns here. A reader of
+the files (DuckDB's views over them, ``lineage.store.engine``) needs these alone, and imports
+pyarrow (~60 ms with numpy) only where it reads Arrow or checks a footer.
 
 A column's type is one of ``KINDS``: ``string``, ``timestamp`` (µs, UTC), ``int32``, ``int64``,
 ``bool``, ``list<string>``.
