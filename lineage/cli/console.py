@@ -157,12 +157,13 @@ class _ConsoleOf:
 
     def __call__(self) -> Console:
         from lineage.cli._common import policies_from, store_for, taxonomy_for
-        from lineage.console.server import audit_sink, build_console
+        from lineage.console.server import audit_sink, build_console, threads_per_worker
 
         args = self.args
         settings = settings_from(args)
         store = store_for(args, settings)
         store.snapshot = getattr(args, "snapshot", None)  # serve the newest snapshot on every answer, unless pinned
+        store.threads = threads_per_worker(args.workers)
         taxonomy = taxonomy_for(settings)
         policies = policies_from(args.policy, taxonomy)
         db = _db(args)

@@ -1,15 +1,16 @@
 """How the console's pages say things to people: taxonomy words instead of keys, and one time format.
 
 The Jinja filters live here (one home): ``term`` shows a category or purpose by its name with the
-key in the title attribute, ``when`` shows a time in UTC to the
-minute, and ``cell`` any table value (a column of category or purpose keys through ``term``).
-``install`` puts them on the console's template environment; downloads keep the full values.
+key in the title attribute, ``when`` shows a time in UTC to the minute, ``cell`` any table value
+(a column of category or purpose keys through ``term``), and ``rows`` a table's rows, each value
+through ``cell``. ``install`` puts them on the console's template environment; downloads keep the
+full values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -114,6 +115,18 @@ class Words:
             return when(value)
         return plain_cell(value)
 
+    def rows(self, rows: Sequence[Mapping[str, object]], limit: int) -> Markup:
+        """The first ``limit`` rows as table rows, each value through ``cell``, escaped.
+
+        One call a table, not a template call a cell: a person page has ~600 cells, and Jinja's
+        per-call machinery was most of its rendering (2.4 ms a page, 1M subjects).
+        """
+        cell = self.cell
+        return Markup("").join(
+            Markup("<tr>" + "".join(f"<td>{escape(cell(v, c))}</td>" for c, v in row.items()) + "</tr>")
+            for row in rows[:limit]
+        )
+
 
 class Environment(Protocol):
     """The part of a Jinja2 environment the filters go into (Jinja2 itself is imported by the app alone)."""
@@ -135,4 +148,5 @@ def install(env: Environment, taxonomy: Taxonomy) -> Words:
     env.filters["when"] = when
     env.filters["cell"] = words.cell
     env.globals["cell"] = words.cell
+    env.filters["rows"] = words.rows
     return words

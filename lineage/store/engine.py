@@ -449,15 +449,28 @@ def _literal_glob(path: str) -> str:
 class Store:
     """The events table at one location, read through DuckDB by any number of processes."""
 
-    def __init__(self, store: Path | StoreLocation, *, snapshot: SnapshotRef = None, holdings: bool = True) -> None:
+    def __init__(
+        self,
+        store: Path | StoreLocation,
+        *,
+        snapshot: SnapshotRef = None,
+        holdings: bool = True,
+        threads: int | None = None,
+    ) -> None:
         """Point at a store (a folder means the embedded one in it); ``snapshot`` pins a past state.
 
         ``holdings=False`` reads the events alone (what the holdings maintainer itself reads).
+        ``threads``: DuckDB's threads for each query (None: DuckDB's own choice, one per core). A
+        process among several answering at once (the console's workers) does better with fewer:
+        a person's lookup reads one row group, which a second thread does not speed up but does cost.
         """
+        if threads is not None and threads < 1:
+            raise ConfigurationError("threads", f"must be at least 1, not {threads}")
         self.location = as_location(store)
         self.root = self.location.root or Path(self.location.warehouse)
         self.snapshot = snapshot
         self.with_holdings = holdings
+        self.threads = threads
         self._lock = threading.Lock()  # guards the pin, the reader and its cursors: held between queries only
         self._reader: _Reader | None = None
         self.snapshot_id: int | None = None
@@ -484,7 +497,7 @@ class Store:
         if self._fixed is not None:
             return self
         pin = self._pin()
-        held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings)
+        held = Store(self.location, snapshot=pin.events_snapshot, holdings=self.with_holdings, threads=self.threads)
         held._origin, held._fixed, held._catalog = self, pin, self._catalog
         held.snapshot_id, held.holdings_snapshot_id, held.behind = (
             pin.events_snapshot, pin.holdings_snapshot, pin.behind
@@ -655,6 +668,8 @@ class Store:
             # DuckDB's Python connection draws a progress bar on stdout for a query past 2 s (its cursors do
             # not): under load that line landed in a command's output
             con.execute("SET enable_progress_bar = false")
+            if self.threads is not None:
+                con.execute(f"SET threads = {int(self.threads)}")
             # keep each file's footer once read: a person's answer is seven small queries, and reading
             # the footers of every file again for each was most of a lookup (at 100k subjects an
             # events query went from 15 to 5 ms). Data files are never rewritten in place.
@@ -836,7 +851,9 @@ class Store:
                 self._retire()
                 self._reader = _Reader(key, *self._open(pinned, taxonomy, lookups=True))
             self.snapshot_id, self.holdings_snapshot_id, self.behind = (
-                pinned.events_snapshot, pinned.holdings_snapshot, pinned.behind
+                pinned.events_snapshot,
+                pinned.holdings_snapshot,
+                pinned.behind,
             )
             reader = self._reader
             cursor = reader.borrow()

@@ -377,3 +377,36 @@ def test_the_audit_trail_cannot_be_altered(console: Console, client_for: Clients
         with pytest.raises(ConsoleDBError, match="append-only"), console.audit.db.tx() as tx:
             tx.run(sql)
     assert console.audit.search()[-len(before) :] == before
+
+
+def test_a_form_post_looks_its_session_up_once(
+    console: Console, client_for: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body guard's session read serves the route too: one read a request, and a bad CSRF still refused."""
+    analyst = client_for("analyst")
+    csrf = csrf_of(analyst.get("/person").text)
+    reads: list[object] = []
+    get = console.sessions.get
+    monkeypatch.setattr(console.sessions, "get", lambda sid: reads.append(sid) or get(sid))
+    r = analyst.post("/person", data={"csrf": csrf, "case_reference": "C-1", "identifier": LINKED[0]})
+    assert r.status_code == 200 and "Access request" in r.text and len(reads) == 1
+    r = analyst.post("/person", data={"csrf": "wrong", "case_reference": "C-1", "identifier": LINKED[0]})
+    assert r.status_code == 403 and len(reads) == 2
+    token = console.accounts.new_token("analyst")[1]
+    answer = client_for(None).post("/api/person", json={"identifier": LINKED[0], "case_reference": "C-1"},
+                                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert answer.status_code == 200 and len(reads) == 2  # a token, not a session: none read
+
+
+def test_a_response_s_own_content_security_policy_is_kept(console: Console, client_for: Clients) -> None:
+    """The printable page sets its own policy (its inline style): the app's default does not replace it."""
+    analyst = client_for("analyst")
+    csrf = csrf_of(analyst.get("/person").text)
+    form = {"csrf": csrf, "case_reference": "C-1", "identifier": LINKED[0], "format": "html"}
+    printable = analyst.post("/person/download", data=form)
+    page = analyst.get("/person")
+    assert printable.status_code == 200 and page.status_code == 200
+    assert printable.headers["content-security-policy"] != page.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in printable.headers["content-security-policy"]
+    assert len(printable.headers.get_list("content-security-policy")) == 1
+    assert printable.headers["cache-control"] == "no-store" and printable.headers["x-frame-options"] == "DENY"

@@ -21,6 +21,7 @@ import pytest
 
 from lineage.console.audit import Audit
 from lineage.console.db import ConsoleDB
+from lineage.console.server import threads_per_worker
 from tests.console.conftest import LINKED, World, free_port, lineage, serving
 
 FORGED = "203.0.113.9"
@@ -39,6 +40,12 @@ def _failed_sign_in(url: str, forwarded_for: str) -> None:
         urllib.request.urlopen(request, timeout=30).close()
     except urllib.error.HTTPError as refused:
         assert refused.code == 401
+
+
+def test_each_worker_gets_its_share_of_the_cores_for_duckdb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker keeps DuckDB's own choice; several share the cores out, at least one thread each."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
+    assert [threads_per_worker(n) for n in (1, 2, 3, 4, 8, 16)] == [None, 4, 2, 2, 1, 1]
 
 
 def test_forwarded_addresses_count_only_from_a_named_proxy(world: World, tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from lineage import default_taxonomy
 from lineage.console.actions import stamp_headers
 from lineage.console.app import Console
-from lineage.console.filters import name_of, when
+from lineage.console.filters import Words, name_of, when
 from lineage.console.paging import PAGE_SIZE, view
 from tests.console.conftest import LINKED, PASSWORD, csrf_of
 
@@ -37,6 +38,25 @@ def test_taxonomy_keys_read_as_words() -> None:
     assert name_of("user.device.ip_address") == "Device: IP address"
     assert name_of("essential.service.payment_processing") == "Service: payment processing"
     assert name_of("analytics") == "Analytics"
+
+
+def test_table_rows_are_each_value_s_cell_escaped_up_to_the_limit() -> None:
+    """``rows`` renders each row's values as ``cell`` does, escaped; a key in words; rows past the limit left out."""
+    words = Words(default_taxonomy())
+    at = datetime(2026, 5, 1, 8, 30, 12, tzinfo=UTC)
+    rows = [
+        {"category": ["user.contact.email", "<b>x</b>"], "holder": "<script>alert(1)</script>", "at": at,
+         "held": True, "none": None},
+        {"category": "user.name", "holder": "a & b", "at": at, "held": False, "none": None},
+        {"category": "c", "holder": "past the limit", "at": at, "held": True, "none": None},
+    ]  # fmt: skip
+    html = str(words.rows(rows, 2))
+    assert html == (
+        '<tr><td><span class="term" title="user.contact.email">Contact: email</span>, &lt;b&gt;x&lt;/b&gt;</td>'
+        "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>2026-05-01 08:30 UTC</td><td>yes</td><td></td></tr>"
+        '<tr><td><span class="term" title="user.name">Name</span></td><td>a &amp; b</td>'
+        "<td>2026-05-01 08:30 UTC</td><td>no</td><td></td></tr>"
+    )
 
 
 def test_one_time_format_without_microseconds() -> None:

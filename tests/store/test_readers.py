@@ -7,8 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lineage import default_taxonomy
 from lineage.answers import access_request, erasure_plan
+from lineage.errors import ConfigurationError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.store import Store, StoreLocation
@@ -149,3 +152,20 @@ def test_a_store_connection_draws_no_progress_bar(tmp_path: Path) -> None:
     store, _ = _world_store(tmp_path)
     setting = store.connect().execute("SELECT current_setting('enable_progress_bar')").fetchone()
     assert setting == (False,)
+
+
+def test_a_store_given_threads_reads_on_that_many_and_answers_the_same(tmp_path: Path) -> None:
+    """``threads=1`` sets DuckDB's threads for the store and its pinned copies; the answers do not change."""
+    store, _ = _world_store(tmp_path / "store")
+    one = Store(tmp_path / "store", threads=1)
+    assert one.connect().execute("SELECT current_setting('threads')").fetchone() == (1,)
+    with one.pinned().session() as q:
+        assert q.rows("holders") == store.rows("holders")
+    subject = store.sql("SELECT min(subject_id) AS s FROM events")[0]["s"]
+    assert access_request(one, subject, TAXONOMY, SIZE.end) == access_request(store, subject, TAXONOMY, SIZE.end)
+
+
+def test_a_store_refuses_fewer_than_one_thread(tmp_path: Path) -> None:
+    """``threads=0`` is a configuration error naming the setting, before anything is read."""
+    with pytest.raises(ConfigurationError, match="threads: must be at least 1"):
+        Store(tmp_path / "store", threads=0)
