@@ -18,11 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lineage.console import api, pages
 from lineage.console.filters import install as install_filters
-from lineage.console.routing import PUBLIC, Console, Principal, Refused, SignedInFirst, Who, role_table
+from lineage.console.routing import PUBLIC, Console, Principal, Refused, SecurityHeaders, SignedInFirst, Who, role_table
 from lineage.errors import LineageError
 from lineage.present.datamap import MAP_SCRIPT
 
@@ -31,48 +30,6 @@ __all__ = ["MAX_BODY", "PUBLIC", "Console", "Principal", "Refused", "Who", "crea
 HERE = Path(__file__).parent
 #: the largest request body read: the console's forms and JSON bodies are a few kilobytes
 MAX_BODY = 1024 * 1024
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
-
-_SET = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-        (b"x-frame-options", b"DENY"), (b"cross-origin-opener-policy", b"same-origin"))  # fmt: skip
-_NO_STORE = (b"cache-control", b"no-store")  # pages hold personal data
-
-
-class SecurityHeaders:
-    """The security headers on every response: a CSP unless it set its own; no caching, but of static files.
-
-    A plain ASGI middleware, not ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
-    runs each request through a task and memory streams, ~1 ms of a person page's CPU.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap the app."""
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; rewrite the headers of its response's start."""
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        names = {name for name, _ in _SET}
-        if not scope["path"].startswith("/static/"):
-            names.add(_NO_STORE[0])
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
-                if not any(k.lower() == b"content-security-policy" for k, _ in headers):
-                    headers.append((b"content-security-policy", CSP.encode()))
-                headers.extend(_SET)
-                if _NO_STORE[0] in names:
-                    headers.append(_NO_STORE)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return await self.app(scope, receive, with_headers)
 
 
 def create_app(
