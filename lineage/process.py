@@ -17,15 +17,19 @@ operator's own choice of that variable is kept; elsewhere than Linux pyarrow's d
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Generic, TypeVar
 
-__all__ = ["ARROW_POOL", "ProcessWide", "hear_stop_signals", "paused_gc", "prefer_jemalloc", "settle_heap"]
+__all__ = [
+    "ARROW_POOL", "ProcessWide", "hear_stop_signals", "paused_gc", "prefer_jemalloc", "settle_heap", "usable_cores",
+]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -132,3 +136,30 @@ def settle_heap(*, everything: bool = False) -> None:
         gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may run on: its CPU affinity, capped by a container's CPU quota (cgroup v2 or v1).
+
+    ``os.cpu_count`` counts the machine's cores, and the affinity ignores a quota: a container
+    limited to 2 CPUs on a 64-core host would otherwise size its thread pools for 64.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    v1 = cgroup / "cpu"
+    quota = _quota(cgroup / "cpu.max") or _quota(v1 / "cpu.cfs_quota_us", v1 / "cpu.cfs_period_us")
+    return max(1, min(cores, math.ceil(quota)) if quota else cores)
+
+
+def _quota(limit: Path, period: Path | None = None) -> float | None:
+    """CPUs a cgroup file allows (v2 ``cpu.max``: "quota period"; v1: quota and period apart); None: no limit."""
+    try:
+        if period is None:
+            text = limit.read_text().split()
+            allowed, per = text[0], text[1]
+        else:
+            allowed, per = limit.read_text().strip(), period.read_text().strip()
+        if allowed in ("max", "-1") or int(per) <= 0:
+            return None
+        return int(allowed) / int(per)
+    except (OSError, ValueError, IndexError):
+        return None

@@ -1,4 +1,4 @@
-"""Arrow's allocator in lineage's processes, and the collector paused (lineage/process.py)."""
+"""Arrow's allocator in lineage's processes, the collector paused, the cores usable (lineage/process.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 
 import pytest
 
-from lineage.process import ARROW_POOL, paused_gc, settle_heap
+from lineage.process import ARROW_POOL, paused_gc, settle_heap, usable_cores
 from tests.fixtures import overlapping_blocks
 
 _PROBE = (
@@ -91,3 +92,28 @@ def test_a_settle_of_everything_frees_a_cycle_frozen_alive() -> None:
     assert ref() is not None  # frozen when it died: the round's collection does not walk it
     settle_heap(everything=True)
     assert ref() is None
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({}, 8),  # no cgroup files: the affinity
+        ({"cpu.max": "max 100000\n"}, 8),
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: two cores run it
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "3200000 100000\n"}, 8),  # a quota above the affinity: the affinity
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 8),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+        ({"cpu.max": "nonsense\n"}, 8),
+    ],
+)
+def test_usable_cores_are_the_affinity_capped_by_a_cgroup_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], cores: int
+) -> None:
+    """A container's CPU quota (cgroup v2 ``cpu.max`` or v1's quota and period) caps the cores the affinity gives."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert usable_cores(tmp_path) == cores

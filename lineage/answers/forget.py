@@ -62,7 +62,8 @@ def forget_person(
     # a link the maintainer has not applied yet would leave that identifier's rows (holding the
     # person's own identifier in linked_subject_ids) in the store, and the certificate would not name it
     refresh_holdings()
-    newest = Store(store.location)  # not ``store``'s snapshot: a reading command pins one from before the refresh
+    # not ``store``'s snapshot: a reading command pins one from before the refresh
+    newest = Store(store.location, threads=store.threads)
     ids: set[str] = set()
     try:
         with newest.session() as q:

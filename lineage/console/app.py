@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from lineage.console import api, pages
 from lineage.console.filters import install as install_filters
@@ -32,6 +33,19 @@ HERE = Path(__file__).parent
 MAX_BODY = 1024 * 1024
 
 
+class _ConsoleAPI(FastAPI):
+    """The app with the security headers outside every layer of its stack.
+
+    Added as a middleware they would sit inside Starlette's outermost ones, and the internal error
+    page (``ServerErrorMiddleware`` runs the ``Exception`` handler) and the 413 of a body declared
+    over the limit went out without them (found by a review).
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The stack FastAPI builds, wrapped in ``SecurityHeaders``."""
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(
     console: Console, on_shutdown: Callable[[], None] | None = None, on_start: Callable[[], None] | None = None
 ) -> FastAPI:
@@ -40,7 +54,7 @@ def create_app(
     ``on_start`` runs once the server starts serving, ``on_shutdown`` at its end.
     """
     lifespan = None if on_shutdown is None and on_start is None else _running_until(on_start, on_shutdown)
-    app = FastAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY,
+    app = _ConsoleAPI(title="lineage console", openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY,
                   lifespan=lifespan)  # fmt: skip
     app.state.console = console
     app.state.roles = role_table(pages.routes, api.routes)  # read by ``signed_in`` on every request
@@ -84,7 +98,6 @@ def create_app(
             return JSONResponse({"error": message}, status_code=500)
         return _error_page(request, message, 500)
 
-    app.add_middleware(SecurityHeaders)  # outermost of ours: every answer of the app gets them
 
     @app.get("/static/map.js", include_in_schema=False)
     def map_script() -> Response:

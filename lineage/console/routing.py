@@ -110,10 +110,6 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-#: the key under which ``SignedInFirst`` leaves the account it found in the request's state
-_SIGNED = "lineage.signed"
-
-
 def _bearer_account(console: Console, authorization: str) -> Account | None:
     """The account a live bearer token in an ``Authorization`` header belongs to."""
     kind, _, token = authorization.partition(" ")
@@ -145,19 +141,16 @@ async def signed_in(request: Request) -> Principal:
     api = path.startswith("/api/")
     roles = table.get((request.method, path))
     client = client_of(request)
-    known = request.scope.get("state", {}).get(_SIGNED)  # what ``SignedInFirst`` found for a request with a body
     if api:
-        account = (
-            known
-            if isinstance(known, Account)
-            else await run_in_threadpool(_bearer_account, console, request.headers.get("authorization", ""))
-        )
+        account = await run_in_threadpool(_bearer_account, console, request.headers.get("authorization", ""))
         if account is None:
             raise Refused(401, "a valid bearer token is required", api=True)
         who = Principal(account, client)
     else:
         session_id = request.cookies.get(COOKIE)
-        signed = known if isinstance(known, tuple) else await run_in_threadpool(_session_account, console, session_id)
+        # read again, not taken from ``SignedInFirst``: FastAPI reads the body first, and a session
+        # ended or a token revoked while it streamed in must not be served (found by a review)
+        signed = await run_in_threadpool(_session_account, console, session_id)
         if signed is None:
             raise Refused(401, "sign in first", api=False, sign_in=True)
         session, found = signed
@@ -203,8 +196,6 @@ class SignedInFirst:
             refusal = RedirectResponse("/login", status_code=303)
         if signed is None:
             return await refusal(scope, receive, send)
-        # ``signed_in`` takes it from here: the same request, the same header, read a moment ago
-        scope.setdefault("state", {})[_SIGNED] = signed
         return await self.app(scope, receive, send)
 
 

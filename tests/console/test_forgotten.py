@@ -20,6 +20,7 @@ from lineage.console.db import ConsoleDB
 from lineage.console.server import build_console
 from lineage.contract.records import Record
 from lineage.ingest.holdings import HoldingsMaintainer
+from lineage.store import Store
 from tests.console.conftest import PASSWORD, csrf_of, sign_in
 from tests.fixtures import email_collected, store_of
 from tests.services import Postgres
@@ -191,3 +192,27 @@ def test_after_forget_no_byte_of_the_console_database_names_the_person(
     assert console.cases.answer(f"DSAR-{run}") == json.dumps({"note": f"erased under case ER-{run}"})
     console.service.close()
     db.close()
+
+
+def test_a_console_forget_reads_on_the_worker_s_duckdb_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's store has its share of threads (``serve --workers``); the forget's own reads keep that share."""
+    store = store_of([email_collected("acct-1", AT, linked_subject_ids=["phone-1"]), email_collected("acct-2", AT)],
+                     tmp_path / "s")  # fmt: skip
+    store.threads = 1  # what ``serve`` sets in each of 2 workers on 2 cores
+    db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
+    console = build_console(store, default_taxonomy(), db, topics=("ev", "ev.dlq"))
+    opened: list[int | None] = []
+    real = Store._open
+
+    def spy(self: Store, *args: Any, **kwargs: Any) -> Any:
+        opened.append(self.threads)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_open", spy)
+    try:
+        console.service.person("acct-2")
+        console.service.forget(["phone-1"], "ER-1")
+    finally:
+        console.service.close()
+        db.close()
+    assert len(opened) >= 2 and opened == [1] * len(opened), f"threads of each connection opened: {opened}"
