@@ -98,7 +98,6 @@ def create_app(
             return JSONResponse({"error": message}, status_code=500)
         return _error_page(request, message, 500)
 
-
     @app.get("/static/map.js", include_in_schema=False)
     def map_script() -> Response:
         return Response(MAP_SCRIPT, media_type="text/javascript")
