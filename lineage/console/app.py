@@ -59,7 +59,7 @@ def create_app(
     app.state.console = console
     app.state.roles = role_table(pages.routes, api.routes)  # read by ``signed_in`` on every request
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.add_middleware(SignedInFirst)  # added before ``headers``, so its refusals get the headers too
+    app.add_middleware(SignedInFirst)  # its refusals get the headers too: ``SecurityHeaders`` wraps the whole stack
 
     @app.exception_handler(413)
     async def too_large(request: Request, exc: Exception) -> Response:

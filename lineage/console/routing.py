@@ -148,15 +148,17 @@ async def signed_in(request: Request) -> Principal:
         who = Principal(account, client)
     else:
         session_id = request.cookies.get(COOKIE)
-        # read again, not taken from ``SignedInFirst``: FastAPI reads the body first, and a session
-        # ended or a token revoked while it streamed in must not be served (found by a review)
+        # the whole form first, then the session, read again (not ``SignedInFirst``'s): a client sets
+        # how long its body takes, and a session ended meanwhile must not be served. FastAPI reads
+        # the form of a route with form fields before this runs; this reads the others' (found by
+        # two reviews: a disabled admin's in-flight form enabled itself again)
+        form = await request.form() if request.method == "POST" else None
         signed = await run_in_threadpool(_session_account, console, session_id)
         if signed is None:
             raise Refused(401, "sign in first", api=False, sign_in=True)
         session, found = signed
         who = Principal(found, client, session, session_id)
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             given = form.get("csrf")
             if not same_token(session.csrf, given if isinstance(given, str) else None):
                 message = "the form's CSRF token is missing or wrong: reload the page"

@@ -230,7 +230,7 @@ class Service:
             return forget_person(
                 self.store, identifiers, case_ref=case_ref, digest=self._digest,
                 kafka_bound=kafka_copies(*self._topics),
-                refresh_holdings=HoldingsMaintainer(self.store.location).refresh,
+                refresh_holdings=HoldingsMaintainer(self.store.location, threads=self.store.threads).refresh,
             )  # fmt: skip
         finally:
             self.forget_registers()  # they may count or name the person: computed anew from the store as it is now

@@ -154,9 +154,10 @@ class Recent:
 class HoldingsMaintainer:
     """Brings the holdings table of one store up to date with its events table."""
 
-    def __init__(self, location: StoreLocation) -> None:
-        """Maintain the holdings of the store at ``location``."""
+    def __init__(self, location: StoreLocation, *, threads: int | None = None) -> None:
+        """Maintain the holdings of the store at ``location``; ``threads``: DuckDB's for its reads (``Store``)."""
         self.location = location
+        self.threads = threads
         self._engine: HoldingsEngine | None = None
         # what the table said when ``_engine`` was its state: the snapshot alone is not enough, since a
         # refresh that changes no row (here, another maintainer's, a forget's) moves the offsets and the
@@ -183,6 +184,10 @@ class HoldingsMaintainer:
         self._seen: Offsets = {}  # the offsets stored when the last commit read the events
         # each event file's highest offset per partition: which files hold new events (``Store.scan``)
         self._file_offsets: dict[str, SourceOffsets] = {}
+
+    def _events_at(self, snapshot: int | None) -> Store:
+        """The events table alone (no holdings: they are what this makes) at ``snapshot``, on ``threads``."""
+        return Store(self.location, snapshot=snapshot, holdings=False, threads=self.threads)
 
     def refresh(self, *, rebuild: bool = False, stop: threading.Event | None = None) -> Refreshed:
         """Apply what is new (``rebuild``: recompute everything from the events); retry lost races.
@@ -246,7 +251,7 @@ class HoldingsMaintainer:
         self._engine = self._recent = None  # until the commit lands, the engine is ahead of the table
         current_id = current.snapshot_id
         # one connection for each snapshot's reads (the bounds, the new events, a replay)
-        scan = scans.enter_context(Store(self.location, snapshot=current_id, holdings=False).scan(self._file_offsets))
+        scan = scans.enter_context(self._events_at(current_id).scan(self._file_offsets))
         if rebuild and cutoff is not None:
             self._check_baseline(state)
             engine.rollback(cutoff)  # the holdings as the retired events left them: the baseline kept
@@ -276,7 +281,7 @@ class HoldingsMaintainer:
                 break
             later, later_offsets = newer
             self._reads[0].append(later)
-            scan = scans.enter_context(Store(self.location, snapshot=later, holdings=False).scan(self._file_offsets))
+            scan = scans.enter_context(self._events_at(later).scan(self._file_offsets))
             bounds = self._bounds(scan, offsets, cutoff) if self.holdback else {}
             batch, back = engine.catch_up(
                 scan.events(offsets, None, floor=cutoff, bounds=bounds),

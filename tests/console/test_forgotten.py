@@ -22,7 +22,7 @@ from lineage.contract.records import Record
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.store import Store
 from tests.console.conftest import PASSWORD, csrf_of, sign_in
-from tests.fixtures import email_collected, store_of
+from tests.fixtures import LAGGING_SUBJECT, email_collected, lagging_store, store_of
 from tests.services import Postgres
 
 TAXONOMY = default_taxonomy()
@@ -195,9 +195,12 @@ def test_after_forget_no_byte_of_the_console_database_names_the_person(
 
 
 def test_a_console_forget_reads_on_the_worker_s_duckdb_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker's store has its share of threads (``serve --workers``); the forget's own reads keep that share."""
-    store = store_of([email_collected("acct-1", AT, linked_subject_ids=["phone-1"]), email_collected("acct-2", AT)],
-                     tmp_path / "s")  # fmt: skip
+    """A worker's store has its share of threads (``serve --workers``); the forget's own reads keep that share.
+
+    The store's holdings lag its events, so the forget's refresh of them reads the events too.
+    """
+    store, lacking = lagging_store(tmp_path / "s")
+    assert lacking
     store.threads = 1  # what ``serve`` sets in each of 2 workers on 2 cores
     db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
     console = build_console(store, default_taxonomy(), db, topics=("ev", "ev.dlq"))
@@ -210,8 +213,8 @@ def test_a_console_forget_reads_on_the_worker_s_duckdb_threads(tmp_path: Path, m
 
     monkeypatch.setattr(Store, "_open", spy)
     try:
-        console.service.person("acct-2")
-        console.service.forget(["phone-1"], "ER-1")
+        console.service.person(LAGGING_SUBJECT)
+        console.service.forget([LAGGING_SUBJECT], "ER-1")
     finally:
         console.service.close()
         db.close()

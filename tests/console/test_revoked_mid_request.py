@@ -85,3 +85,19 @@ def test_a_disabled_admin_s_in_flight_request_cannot_add_an_admin(console: Conso
                    [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
                    lambda: console.accounts.set_disabled("admin", True, by="root"))  # fmt: skip
     assert console.accounts.get("mallory") is None, f"a disabled admin's token added an admin ({status})"
+
+
+def test_a_disabled_admin_s_in_flight_form_without_fields_cannot_enable_itself(
+    console: Console, client_for: Clients
+) -> None:
+    """A route with no form fields (FastAPI reads no body first): the session is read after the form all the same."""
+    admin = client_for("admin")
+    console.accounts.add("root", "admin")
+    csrf = csrf_of(admin.get("/users").text)
+    cookie = admin.cookies[COOKIE]
+    status = _post(admin.app, "/users/admin/enable", f"csrf={csrf}".encode(),
+                   [(b"cookie", f"{COOKIE}={cookie}".encode()),
+                    (b"content-type", b"application/x-www-form-urlencoded")],
+                   lambda: console.accounts.set_disabled("admin", True, by="root"))  # fmt: skip
+    assert status == 303, f"the disabled admin's ended session was served: {status}"
+    assert console.accounts.get("admin") is None  # still disabled: it did not enable itself
