@@ -51,6 +51,7 @@ __all__ = [
     "InvalidEventError",
     "LineageError",
     "StoreAccessError",
+    "StoreClaimedError",
     "StoreConflictError",
     "StoreCorruptError",
     "StoreError",
@@ -236,6 +237,10 @@ class StoreUnavailableError(StoreError):
 
 class StoreAccessError(StoreError):
     """The catalog or the object store refused our credentials (or a file's permissions refused us)."""
+
+
+class StoreClaimedError(StoreError):
+    """The warehouse belongs to another catalog: this one was copied or restored apart from it."""
 
 
 class StoreConflictError(StoreError):

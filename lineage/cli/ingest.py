@@ -1,4 +1,4 @@
-"""Filling and keeping the store: ``lineage ingest``, ``compact`` and ``snapshots``."""
+"""Filling and keeping the store: ``lineage ingest``, ``compact``, ``snapshots`` and ``claim``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from lineage.settings import Settings
     from lineage.store import StoreLocation
 
-__all__ = ["IngestOptions", "add_ingest_options", "cmd_ingest", "refresh_holdings", "register", "run_ingest"]
+__all__ = [
+    "IngestOptions", "add_ingest_options", "cmd_claim", "cmd_ingest", "refresh_holdings", "register", "run_ingest",
+]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +48,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_options(snapshots)
     snapshots.add_argument("--pin", help="name the snapshot (default: the current one) so an answer can be redone")
     snapshots.set_defaults(func=cmd_snapshots)
+
+    claim = sub.add_parser(
+        "claim",
+        help="make this catalog the one its warehouse belongs to (after moving or restoring the catalog on purpose)",
+    )
+    add_store_options(claim, reading=False)
+    claim.set_defaults(func=cmd_claim)
 
 
 def add_ingest_options(ingest: argparse.ArgumentParser) -> None:
@@ -254,4 +263,13 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
         return 0
     for line in describe_snapshots(store.location):
         print(line)
+    return 0
+
+
+def cmd_claim(args: argparse.Namespace) -> int:
+    """Record the catalog the settings name as its warehouse's; writers and deletions through any other are refused."""
+    from lineage.store.claim import take_claim
+
+    location = store_for(args, settings_from(args)).location  # a store holding events, or one line naming the option
+    print(f"the warehouse of {location.describe()} now belongs to the catalog {take_claim(location)}")
     return 0

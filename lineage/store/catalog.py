@@ -187,6 +187,30 @@ class StoreLocation:
             raise store_error(exc, self, "reading the catalog") from None
         return tuple((str(name), str(where)) for name, where in rows)
 
+    def identity(self, catalog: SqlCatalog) -> str | None:
+        """Where the catalog lives, in words that survive a restart and differ for a copy (None: not known).
+
+        An SQLite catalog: its file's real path. A PostgreSQL one: the cluster's ``system_identifier``
+        (any role may read it; a replica promoted after a failover keeps it) and the database's name.
+        ``lineage.store.claim`` compares it with the warehouse's claim.
+        """
+        import sqlalchemy
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.catalog_uri)
+        backend = url.get_backend_name()
+        if backend == "sqlite" and url.database and url.database != ":memory:":
+            return f"sqlite:{os.path.realpath(url.database)}"
+        if backend != "postgresql":
+            return None
+        try:
+            with catalog.engine.connect() as conn:
+                system = conn.execute(sqlalchemy.text("SELECT system_identifier FROM pg_control_system()")).scalar()
+                database = conn.execute(sqlalchemy.text("SELECT current_database()")).scalar()
+        except Exception as exc:  # noqa: BLE001 - the database's own error, made one line
+            raise store_error(exc, self, "reading which database holds the catalog") from None
+        return f"postgresql:{system}/{database}"
+
     def catalog_file(self) -> Path | None:
         """The embedded store's SQLite catalog file (None: a catalog named by a URI)."""
         if self.root is None or self.catalog_uri != f"sqlite:///{self.root / CATALOG_FILE}":
@@ -354,6 +378,8 @@ class StoreLocation:
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
         from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
 
+        from lineage.store.claim import check_claim
+
         catalog = self.catalog(create=create)
         for attempt in range(_CREATION_TRIES):
             try:
@@ -367,15 +393,19 @@ class StoreLocation:
                         pass
                     else:
                         self.refuse_foreign(name, table.metadata_location, table.location())
+                        check_claim(self, catalog)  # a writer: only the warehouse's own catalog
                         return table
+                    check_claim(self, catalog)  # before the new table's first file lands in the warehouse
                     catalog.create_namespace_if_not_exists(self.namespace)
-                    return catalog.create_table_if_not_exists(
+                    table = catalog.create_table_if_not_exists(
                         self.identifier(name),
                         schema=schema,
                         sort_order=sort_order,
                         properties=properties,
                         partition_spec=UNPARTITIONED_PARTITION_SPEC if partition_spec is None else partition_spec,
                     )
+                    check_claim(self, catalog)  # the store's first table: its warehouse is claimed now
+                    return table
                 table = catalog.load_table(self.identifier(name))
                 self.refuse_foreign(name, table.metadata_location, table.location())
                 return table

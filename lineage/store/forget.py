@@ -47,6 +47,7 @@ from lineage.errors import StoreConflictError
 from lineage.private import private_files
 from lineage.store import plans
 from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.claim import check_claim
 from lineage.store.holdings import FENCE, HOLDINGS, SOURCE, load_holdings, read_state, try_load_holdings
 from lineage.store.maintenance import _referenced, remove_orphans
 from lineage.store.snapshots import file_path
@@ -90,6 +91,7 @@ def forget_rows(
     held changes nothing. ``grace_s``: unreferenced files younger than this that hold no
     identifier are kept (a writer may be about to commit them).
     """
+    check_claim(location)
     ids = sorted(set(identifiers))
     wanted = set(digests) | {digest(i) for i in ids}
     events_rows = holdings_rows = rewritten = expired = removed = 0

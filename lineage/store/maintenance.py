@@ -38,6 +38,7 @@ from pyiceberg.table import Table
 from lineage.errors import StoreConflictError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, read_error, store_error
+from lineage.store.claim import check_claim
 from lineage.store.holdings import HOLDINGS, load_holdings, read_state, try_load_holdings
 from lineage.store.snapshots import file_path
 from lineage.store.tables import COLUMNS, EVENTS
@@ -69,6 +70,7 @@ def compact(
     grace_s: float = 3600.0,
 ) -> CompactionReport:
     """Rewrite small files sorted by subject, then expire old snapshots and remove orphan files."""
+    check_claim(location)
     with private_files():
         return _compact(location, target_mb, min_files, expire_after_s, grace_s)
 
@@ -180,6 +182,7 @@ def expire(location: StoreLocation, *, older_than_s: float, table: str = EVENTS)
     Never the current one, never a tagged one, and never the events snapshot the holdings were
     made from: readers pin it (the holdings and the events an answer joins must agree).
     """
+    check_claim(location)
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     with private_files():
         return _expire(location, cutoff, table)
@@ -247,6 +250,7 @@ def remove_orphans(
 
     ``table``: that table, loaded (the store's own record tables); else ``table_name``, events or holdings.
     """
+    check_claim(location)  # files another catalog names are not ours to judge orphaned
     table = table or _load(location, table_name)
     fs = location.filesystem()
     base = file_path(table.location())

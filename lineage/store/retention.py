@@ -49,6 +49,7 @@ from lineage.private import private_files
 from lineage.settings import MAX_KEEP_EVENTS_DAYS
 from lineage.store import plans
 from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.claim import check_claim
 from lineage.store.certificate import append_record
 from lineage.store.forget import delete_rows, drop_history
 from lineage.store.holdings import SOURCE, event_offsets, read_state, try_load_holdings
@@ -121,6 +122,7 @@ def retire_events(
     already, but for late ones stored since, which the holdings applied at the recorded cut-off and
     a rollback to it replays; deleted, they would be lost. A run with a later cut-off retires them.
     """
+    check_claim(location)
     at = _micros(cutoff_for(days=None, before=cutoff, now=datetime.now(UTC), option="cutoff"))
     refresh_holdings()
     keep = {RETAINED_BEFORE: str(at), _PENDING: "true"}

@@ -37,12 +37,13 @@ def _readers(out: Path) -> dict[str, list[str]]:
         "holdings": ["holdings"],
         "forget": ["forget", "user-1", "--case", "REQ-1"],
         "retain": ["retain", "--older-than", "3650"],
+        "claim": ["claim"],
     }
 
 
 COMMANDS = [
-    "access", "breach", "check", "compact", "erasure", "forget", "graph", "holdings", "map", "retain", "retention",
-    "ropa", "snapshots", "transfers",
+    "access", "breach", "check", "claim", "compact", "erasure", "forget", "graph", "holdings", "map", "retain",
+    "retention", "ropa", "snapshots", "transfers",
 ]  # fmt: skip
 
 

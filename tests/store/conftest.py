@@ -48,12 +48,10 @@ class CatalogDatabase:
         return f"{self.server.jdbc_url().rpartition('/')[0]}/{self.name}"
 
 
-@pytest.fixture
-def catalog_database(postgres: Postgres) -> CatalogDatabase:
-    """A fresh database per test: the table names stay the store's own (lineage.events) with no clash."""
+def create_database(postgres: Postgres, name: str) -> CatalogDatabase:
+    """A new empty database ``name`` on ``postgres``."""
     import psycopg2  # type: ignore[import-untyped]
 
-    name = f"lineage_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(
         host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname="postgres"
     )
@@ -64,3 +62,9 @@ def catalog_database(postgres: Postgres) -> CatalogDatabase:
     finally:
         conn.close()
     return CatalogDatabase(server=postgres, name=name, password=postgres.password)
+
+
+@pytest.fixture
+def catalog_database(postgres: Postgres) -> CatalogDatabase:
+    """A fresh database per test: the table names stay the store's own (lineage.events) with no clash."""
+    return create_database(postgres, f"lineage_{uuid.uuid4().hex[:12]}")
