@@ -75,6 +75,7 @@ from lineage.errors import StoreConflictError, StoreCorruptError, StoreError, St
 from lineage.holdings import Changes, FlowEvent, FlowInfo, HoldingsEngine, Link, Provenance, Run
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.claim import check_claim
 from lineage.store.file_bounds import manifest_bounds
 from lineage.store.plans import HoldingsState, Pinned
 from lineage.store.snapshots import SnapshotRef, file_path, resolve, snapshot_data_files
@@ -626,6 +627,7 @@ def fold_buckets(location: StoreLocation, read_at: int, buckets: list[int]) -> F
     moved past ``read_at`` (a refresh, a forget) refuses it (``StoreConflictError``): nothing is
     written, and nothing is read of a snapshot that may be gone.
     """
+    check_claim(location)
     table = load_holdings(location)
     current = table.current_snapshot()
     if current is None or current.snapshot_id != read_at:

@@ -49,8 +49,8 @@ from lineage.private import private_files
 from lineage.settings import MAX_KEEP_EVENTS_DAYS
 from lineage.store import plans
 from lineage.store.catalog import StoreLocation, store_error
-from lineage.store.claim import check_claim
 from lineage.store.certificate import append_record
+from lineage.store.claim import check_claim
 from lineage.store.forget import delete_rows, drop_history
 from lineage.store.holdings import SOURCE, event_offsets, read_state, try_load_holdings
 from lineage.store.tables import EVENTS, RETAINED_BEFORE, retained_before

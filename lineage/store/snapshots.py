@@ -15,6 +15,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot
 from lineage.errors import ConfigurationError, StoreError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.claim import check_claim
 
 __all__ = [
     "SnapshotRef",
@@ -100,6 +101,7 @@ def pin(location: StoreLocation, name: str, ref: SnapshotRef = None) -> int:
         raise ConfigurationError(
             "--pin", f"{name!r} cannot name a snapshot: not 'main', not a number, no edge spaces (or empty)"
         )
+    check_claim(location)  # a tag is a commit: a new metadata file in the warehouse
     table = location.load()
     if name in table.metadata.refs:
         raise ConfigurationError("--pin", f"{name!r} already names a snapshot; pins are never moved: choose a new name")

@@ -21,6 +21,7 @@ from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
 from lineage.store.claim import CLAIM_FILE, claim_path
+from lineage.store.holdings import fold_buckets, load_holdings
 from lineage.store.maintenance import remove_orphans
 from tests.fixtures import email_collected, one_line_failure, run_cli
 from tests.services import Postgres, SeaweedS3
@@ -95,6 +96,27 @@ def test_compact_and_forget_through_a_copied_catalog_change_nothing(
         assert "lineage claim" in line and "s1" not in line, line
     assert _files(warehouse) == before
     assert Store(original).count() == 3
+
+
+def test_a_holdings_refresh_and_a_pin_through_a_copied_catalog_change_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events the holdings lag behind, copied apart: the copy's refresh, fold and `snapshots --pin` are refused."""
+    warehouse = tmp_path / "warehouse"
+    original = StoreLocation.from_settings(Settings(warehouse=str(warehouse)), tmp_path / "original")
+    _write(original, "s0", 0)
+    HoldingsMaintainer(original).refresh()
+    _write(original, "s1", 1)  # not yet in the holdings
+    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    copy = StoreLocation.from_settings(Settings(warehouse=str(warehouse)), tmp_path / "copy")
+    before = _files(warehouse)
+    with pytest.raises(StoreClaimedError):
+        HoldingsMaintainer(copy).refresh()
+    with pytest.raises(StoreClaimedError):  # a maintainer's fold in its idle time
+        fold_buckets(copy, load_holdings(copy).metadata.current_snapshot_id or 0, [0])
+    argv = ["snapshots", "--pin", "dsar-1", "--store", str(copy.root), "--warehouse", str(warehouse)]
+    assert "lineage claim" in one_line_failure(*run_cli(capsys, *argv)[::2])
+    assert _files(warehouse) == before
 
 
 def test_readers_of_a_copied_catalog_still_answer(apart: tuple[StoreLocation, StoreLocation, Path]) -> None:
