@@ -268,8 +268,8 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 def cmd_claim(args: argparse.Namespace) -> int:
     """Record the catalog the settings name as its warehouse's; writers and deletions through any other are refused."""
-    from lineage.store.claim import take_claim
+    from lineage.store.claim import describe, take_claim
 
     location = store_for(args, settings_from(args)).location  # a store holding events, or one line naming the option
-    print(f"the warehouse of {location.describe()} now belongs to the catalog {take_claim(location)}")
+    print(f"the warehouse of {location.describe()} now belongs to {describe(take_claim(location))}")
     return 0

@@ -187,12 +187,15 @@ class StoreLocation:
             raise store_error(exc, self, "reading the catalog") from None
         return tuple((str(name), str(where)) for name, where in rows)
 
-    def identity(self, catalog: SqlCatalog) -> str | None:
+    def identity(self, catalog: SqlCatalog) -> dict[str, str] | None:
         """Where the catalog lives, in words that survive a restart and differ for a copy (None: not known).
 
-        An SQLite catalog: its file's real path. A PostgreSQL one: the cluster's ``system_identifier``
-        (any role may read it; a replica promoted after a failover keeps it) and the database's name.
-        ``lineage.store.claim`` compares it with the warehouse's claim.
+        ``lineage.store.claim`` compares it with the warehouse's claim. An SQLite catalog: its file's
+        real path, and the file itself (filesystem id and inode: the same file seen through a bind
+        mount or a hard link); either one matching is the same catalog. A PostgreSQL one: the
+        cluster's ``system_identifier`` (any role may read it unless revoked; a replica promoted
+        after a failover keeps it) and the database's name. Both with the catalog's name, which
+        keeps catalogs apart inside one database.
         """
         import sqlalchemy
         from sqlalchemy.engine import make_url
@@ -200,7 +203,13 @@ class StoreLocation:
         url = make_url(self.catalog_uri)
         backend = url.get_backend_name()
         if backend == "sqlite" and url.database and url.database != ":memory:":
-            return f"sqlite:{os.path.realpath(url.database)}"
+            path = os.path.realpath(url.database)
+            try:
+                found, fs = os.stat(path), os.statvfs(path)
+            except OSError as exc:
+                raise store_error(exc, self, "reading which file holds the catalog") from None
+            file = f"{fs.f_fsid:x}:{found.st_ino}"
+            return {"kind": "sqlite", "name": self.catalog_name, "path": path, "file": file}
         if backend != "postgresql":
             return None
         try:
@@ -208,8 +217,14 @@ class StoreLocation:
                 system = conn.execute(sqlalchemy.text("SELECT system_identifier FROM pg_control_system()")).scalar()
                 database = conn.execute(sqlalchemy.text("SELECT current_database()")).scalar()
         except Exception as exc:  # noqa: BLE001 - the database's own error, made one line
+            if "permission denied" in str(exc).lower():
+                raise StoreAccessError(
+                    "reading which cluster holds the catalog: the catalog's role may not run pg_control_system(); "
+                    "GRANT EXECUTE ON FUNCTION pg_control_system() TO that role (writers need it)",
+                    path=self.describe(),
+                ) from None
             raise store_error(exc, self, "reading which database holds the catalog") from None
-        return f"postgresql:{system}/{database}"
+        return {"kind": "postgresql", "name": self.catalog_name, "system": str(system), "database": str(database)}
 
     def catalog_file(self) -> Path | None:
         """The embedded store's SQLite catalog file (None: a catalog named by a URI)."""

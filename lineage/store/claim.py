@@ -6,19 +6,24 @@ warehouse; a shared catalog restored into another database with the same S3 cred
 very files the original names. A forget, retention run or compaction through such a copy deletes
 files the original still reads, and a consumer writing through it adds files the original's orphan
 removal deletes. The copy's rows are the same as the original's, so nothing in the catalog tells
-them apart; where the catalog lives does:
+them apart; where the catalog lives does (``StoreLocation.identity``):
 
-- an SQLite catalog: the real path of its file;
-- a PostgreSQL catalog: the cluster's ``system_identifier`` (``pg_control_system()``, readable by any
-  role; a streaming replica promoted after a failover keeps it) and the database's name.
+- an SQLite catalog: its file's real path, or the file itself (filesystem id and inode): either
+  matching is the same catalog, so a bind mount or a link to the same file is not refused;
+- a PostgreSQL catalog: the cluster's ``system_identifier`` and the database's name;
+- both: the catalog's name, which keeps two catalogs of one database apart.
 
-The first writer (or forget, retention run, compaction) records that identity in the warehouse, at
-``<warehouse>/<namespace>/.lineage-claim.json``, beside the tables' folders and never inside one (so
-orphan removal never sees it). Every later one compares (once a minute in a long-running process), and a catalog that is
-not the claim's is refused with one line before it writes or deletes anything. Readers are not
-checked: reading a copy harms nothing (a staging copy of a catalog may be queried). After a catalog
-is moved or restored on purpose, ``lineage claim`` records the new one. Other catalog databases
-are not identified, and not checked.
+The first writer (or forget, retention run, compaction, pin) records that identity in the
+warehouse, at ``<warehouse>/<namespace>/.lineage-claim.json``, beside the tables' folders and never
+inside one (so orphan removal never sees it); on local disk it is created only if absent, so of
+two first writers one claim stands. Every later one compares (a long-running writer once a minute),
+and a catalog that is not the claim's is refused with one line before it writes or deletes
+anything. Readers are not checked: reading a copy harms nothing (a staging copy may be queried).
+``lineage claim`` records the catalog its settings name, after a move or a restore on purpose.
+
+Not told apart: a copy of an SQLite catalog placed at the same path on another host, and a physical
+clone of a PostgreSQL cluster (a base backup, a volume snapshot), which keeps its
+``system_identifier``. Other catalog databases are not identified, and not checked.
 """
 
 from __future__ import annotations
@@ -26,16 +31,33 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import secrets
+import stat
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from lineage.errors import StoreClaimedError, StoreError, StoreNotFoundError, StoreUnavailableError
+from lineage.errors import StoreAccessError, StoreClaimedError, StoreError, StoreNotFoundError, StoreUnavailableError
 from lineage.private import open_private
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
     from pyiceberg.catalog.sql import SqlCatalog
+
+__all__ = ["CLAIM_FILE", "RECHECK_S", "Identity", "check_claim", "claim_path", "describe", "same_catalog", "take_claim"]
+
+CLAIM_FILE = ".lineage-claim.json"
+#: A process that found the claim its catalog's trusts it this long: a writer that runs for weeks
+#: sees a ``lineage claim`` made elsewhere within a minute, and pays one read a minute, not one a commit.
+RECHECK_S = 60.0
+_MAX_BYTES = 4096  # a claim is a line; anything larger is not one of ours
+_KINDS = {"sqlite": ("path", "file"), "postgresql": ("system", "database")}
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,1024}")
+_checked: dict[tuple[str, str, str, str], float] = {}  # a location -> when its claim was found its own (monotonic)
+
+Identity = dict[str, str]
+"""What ``StoreLocation.identity`` gives: ``kind`` (sqlite, postgresql), ``name`` and the kind's two keys."""
 
 
 class StoreLocation(Protocol):
@@ -43,6 +65,9 @@ class StoreLocation(Protocol):
 
     @property
     def catalog_uri(self) -> str: ...  # noqa: D102
+
+    @property
+    def catalog_name(self) -> str: ...  # noqa: D102
 
     @property
     def warehouse(self) -> str: ...  # noqa: D102
@@ -57,18 +82,9 @@ class StoreLocation(Protocol):
 
     def catalog(self) -> SqlCatalog: ...  # noqa: D102
 
-    def identity(self, catalog: SqlCatalog) -> str | None: ...  # noqa: D102
+    def identity(self, catalog: SqlCatalog) -> Identity | None: ...  # noqa: D102
 
     def filesystem(self) -> pafs.FileSystem: ...  # noqa: D102
-
-__all__ = ["CLAIM_FILE", "RECHECK_S", "check_claim", "claim_path", "take_claim"]
-
-CLAIM_FILE = ".lineage-claim.json"
-_MAX_BYTES = 64 * 1024  # a claim is a line; anything larger is not one of ours
-#: A process that found the claim its catalog's trusts it this long: a writer that runs for weeks
-#: sees a ``lineage claim`` made elsewhere within a minute, and pays one read a minute, not one a commit.
-RECHECK_S = 60.0
-_checked: dict[tuple[str, str, str], float] = {}  # (catalog, warehouse, namespace) -> when found ours (monotonic)
 
 
 def claim_path(location: StoreLocation) -> str:
@@ -77,12 +93,30 @@ def claim_path(location: StoreLocation) -> str:
     return f"{warehouse.rstrip('/')}/{location.namespace}/{CLAIM_FILE}"
 
 
+def same_catalog(claimed: Identity, ours: Identity) -> bool:
+    """Whether ``claimed`` names the catalog ``ours`` describes (SQLite: its path or its file)."""
+    if claimed.get("kind") != ours["kind"] or claimed.get("name") != ours["name"]:
+        return False
+    first, second = _KINDS[ours["kind"]]
+    if ours["kind"] == "sqlite":
+        return claimed.get(first) == ours[first] or claimed.get(second) == ours[second]
+    return claimed.get(first) == ours[first] and claimed.get(second) == ours[second]
+
+
+def describe(identity: Identity) -> str:
+    """An identity in words, for a message (it holds no secret: paths, a cluster number, names)."""
+    if identity["kind"] == "sqlite":
+        return f"the SQLite catalog {identity['name']!r} in {identity['path']}"
+    name, database, cluster = identity["name"], identity["database"], identity["system"]
+    return f"the PostgreSQL catalog {name!r} in database {database} of cluster {cluster}"
+
+
 def check_claim(location: StoreLocation, catalog: SqlCatalog | None = None) -> None:
     """Refuse (``StoreClaimedError``) a catalog its warehouse's claim does not name; claim an unclaimed one.
 
     Called before a write or a deletion; a claim found ours is trusted for ``RECHECK_S``.
     """
-    key = (location.catalog_uri, location.warehouse, location.namespace)
+    key = (location.catalog_uri, location.catalog_name, location.warehouse, location.namespace)
     if time.monotonic() - _checked.get(key, -math.inf) < RECHECK_S:
         return
     catalog = catalog or location.catalog()
@@ -93,29 +127,36 @@ def check_claim(location: StoreLocation, catalog: SqlCatalog | None = None) -> N
     if found is None:
         if not _namespace_exists(location):
             return  # no table yet: nothing to protect, and the first table's writer claims it
-        _write(location, ours)
-        found = _read(location)  # two first writers: the claim that stayed decides
-    if found != ours:
+        found = _create(location, ours)
+    if not same_catalog(found, ours):
         raise StoreClaimedError(
-            f"--store: {location.describe()} is not the catalog its warehouse belongs to (the warehouse's "
-            f"{CLAIM_FILE} names {found}, this catalog is {ours}): a catalog copied or restored apart from "
-            "its warehouse names the same files, and writing or deleting through it would lose the other's "
-            "data. If this catalog now replaces that one, run `lineage claim` with these settings",
+            f"--store: {location.describe()} is not the catalog its warehouse belongs to: the warehouse's "
+            f"{CLAIM_FILE} names {describe(found)}, this is {describe(ours)}. A catalog copied or restored apart "
+            "from its warehouse names the same files, and writing or deleting through it would lose the other's "
+            "data; if this catalog now replaces that one, run `lineage claim` with these settings",
             path=location.describe(),
         )
     _checked[key] = time.monotonic()
 
 
-def take_claim(location: StoreLocation) -> str:
-    """Record this catalog as the warehouse's (``lineage claim``); returns its identity."""
+def take_claim(location: StoreLocation) -> Identity:
+    """Record this catalog as the warehouse's (``lineage claim``), replacing any claim; returns its identity."""
     catalog = location.catalog()
     ours = location.identity(catalog)
     if ours is None:
         raise StoreError(f"--store: {location.describe()}: only SQLite and PostgreSQL catalogs can be claimed")
     if not _namespace_exists(location):
         raise StoreNotFoundError(f"{location.describe()} has no tables yet: nothing to claim", path=location.describe())
-    _write(location, ours)
-    _checked.pop((location.catalog_uri, location.warehouse, location.namespace), None)
+    path = claim_path(location)
+    try:
+        if location.on_s3:
+            _put(location, _body(ours))
+        else:
+            with open_private(path, "warehouse", "wb") as f:
+                f.write(_body(ours))
+    except OSError as exc:
+        raise _io_error(exc, location, "writing") from None
+    _checked.pop((location.catalog_uri, location.catalog_name, location.warehouse, location.namespace), None)
     return ours
 
 
@@ -124,7 +165,51 @@ def _namespace_exists(location: StoreLocation) -> bool:
     return location.on_s3 or os.path.isdir(claim_path(location).rsplit("/", 1)[0])
 
 
-def _read(location: StoreLocation) -> str | None:
+def _body(identity: Identity) -> bytes:
+    return json.dumps({**identity, "claimed_at": datetime.now(UTC).isoformat()}).encode() + b"\n"
+
+
+def _create(location: StoreLocation, ours: Identity) -> Identity:
+    """Write ``ours`` as the claim unless one appeared meanwhile; the claim that stands.
+
+    On local disk the claim is linked into place, which fails if it exists: of two first writers,
+    one claim stands and the other writer is refused. An object store here has no create-if-absent
+    (pyarrow's S3 writes unconditionally), so two first writers at the same instant may both pass.
+    """
+    if location.on_s3:
+        try:
+            _put(location, _body(ours))
+        except OSError as exc:
+            raise _io_error(exc, location, "writing") from None
+        return _read(location) or ours
+    path = claim_path(location)
+    temp = f"{path}.{secrets.token_hex(8)}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_body(ours))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another first writer claimed it: theirs stands
+    except OSError as exc:
+        raise _io_error(exc, location, "writing") from None
+    finally:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+    return _read(location) or ours
+
+
+def _put(location: StoreLocation, body: bytes) -> None:
+    with location.filesystem().open_output_stream(claim_path(location)) as stream:
+        stream.write(body)
+
+
+def _read(location: StoreLocation) -> Identity | None:
     """The identity the claim names; None when there is no claim."""
     path = claim_path(location)
     try:
@@ -132,41 +217,47 @@ def _read(location: StoreLocation) -> str | None:
             with location.filesystem().open_input_stream(path) as stream:
                 data = stream.read(_MAX_BYTES + 1)
         else:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a link planted in the warehouse is not a claim
+            # a link or a pipe planted in the warehouse is not a claim (and a pipe must not block us)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as f:
-                data = f.read(_MAX_BYTES + 1)
+                data = f.read(_MAX_BYTES + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise _io_error(exc, location, f"reading {CLAIM_FILE}") from None
-    try:
-        claim = json.loads(data) if len(data) <= _MAX_BYTES else None
-        identity = claim["catalog"] if isinstance(claim, dict) else None
-    except (ValueError, KeyError):
-        identity = None
-    if not isinstance(identity, str):
+        raise _io_error(exc, location, "reading") from None
+    claim = _parsed(data)
+    if claim is None:
         raise StoreError(
             f"--store: the warehouse's {CLAIM_FILE} of {location.describe()} is not a claim; "
             "run `lineage claim` to write it again",
             path=location.describe(),
         )
-    return identity
+    return claim
 
 
-def _write(location: StoreLocation, identity: str) -> None:
-    body = json.dumps({"catalog": identity, "claimed_at": datetime.now(UTC).isoformat()}).encode() + b"\n"
-    path = claim_path(location)
+def _parsed(data: bytes) -> Identity | None:
+    """The claim's identity if ``data`` is one of ours (small, one object of short printable strings)."""
+    if len(data) > _MAX_BYTES or not data.lstrip().startswith(b"{"):
+        return None
     try:
-        if location.on_s3:
-            with location.filesystem().open_output_stream(path) as stream:
-                stream.write(body)
-        else:
-            with open_private(path, "warehouse", "wb") as f:
-                f.write(body)
-    except OSError as exc:
-        raise _io_error(exc, location, f"writing {CLAIM_FILE}") from None
+        claim = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(claim, dict) or claim.get("kind") not in _KINDS:
+        return None
+    keys = ("kind", "name", *_KINDS[claim["kind"]])
+    if not all(isinstance(claim.get(k), str) and _PRINTABLE.fullmatch(claim[k]) for k in keys):
+        return None
+    return {k: claim[k] for k in keys}
 
 
 def _io_error(exc: OSError, location: StoreLocation, doing: str) -> StoreError:
-    """One line naming the store and the step, never a secret (an OSError names a path at most)."""
-    return StoreUnavailableError(f"{doing} of {location.describe()}: {exc.strerror or exc}", path=location.describe())
+    """One line naming the store, the claim and what to do; never a secret (an OSError names a path at most)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    lowered = text.lower()
+    where = f"{doing} the warehouse's {CLAIM_FILE} of {location.describe()}"
+    if isinstance(exc, PermissionError) or any(w in lowered for w in ("access denied", "forbidden", "403")):
+        return StoreAccessError(
+            f"{where}: access refused: writers need read and write on {claim_path(location)}", path=location.describe()
+        )
+    return StoreUnavailableError(f"{where}: {text}", path=location.describe())

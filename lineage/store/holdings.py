@@ -454,6 +454,7 @@ def write_holdings(
     commit (or the next, which ends the cut) makes a snapshot even when no row changed, so the
     newest snapshot naming an events snapshot always says how its holdings read it.
     """
+    check_claim(location)  # a long-running maintainer too, once a minute
     table = load_holdings(location, create=True)
     columns = table.schema().column_names
     old_layout = "bucket" not in columns or "gen" not in columns

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
@@ -40,8 +41,12 @@ from pyiceberg.table.update import AssertRefSnapshotId, update_table_metadata
 from lineage.errors import StoreConflictError, StoreError
 from lineage.private import private_files
 from lineage.store.catalog import StoreLocation, store_error
+from lineage.store.claim import check_claim
 from lineage.store.staging import StagedBatch, StagedPart, Staging, stored_or_stale
 from lineage.store.tables import ColumnBuffer, offset_key, owner_epoch, owner_key
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
 
 __all__ = ["PartitionRows", "Stored", "TableWriter"]
 
@@ -157,6 +162,8 @@ class TableWriter:
                 if self._table is None:
                     self._table = self.location.load(create=True)
                 else:
+                    # again before each commit (read once a minute): a `lineage claim` elsewhere stops us
+                    check_claim(self.location, cast("SqlCatalog", self._table.catalog))
                     self._table = self._table.refresh()
         except Exception as exc:  # noqa: BLE001
             self._table = None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import shutil
+import sqlite3
 import stat
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +19,13 @@ import pytest
 
 from lineage.codec.avro import Codec
 from lineage.contract.taxonomy import default_taxonomy
-from lineage.errors import StoreClaimedError, StoreError
+from lineage.errors import StoreAccessError, StoreClaimedError, StoreError
 from lineage.ingest.holdings import HoldingsMaintainer
 from lineage.ingest.pipeline import Ingestor
 from lineage.settings import Settings
 from lineage.store import Store, StoreLocation
-from lineage.store.claim import CLAIM_FILE, claim_path
+from lineage.store import claim as claims
+from lineage.store.claim import CLAIM_FILE, claim_path, take_claim
 from lineage.store.holdings import fold_buckets, load_holdings
 from lineage.store.maintenance import remove_orphans
 from tests.fixtures import email_collected, one_line_failure, run_cli
@@ -65,12 +70,16 @@ def apart(tmp_path: Path) -> tuple[StoreLocation, StoreLocation, Path]:
 def test_the_first_writer_claims_the_warehouse_in_a_private_file(
     apart: tuple[StoreLocation, StoreLocation, Path],
 ) -> None:
-    """The claim names the catalog file's real path, beside the tables' folders, mode 0600."""
+    """The claim names the catalog's name, file path and inode, beside the tables' folders, mode 0600."""
     original, _, warehouse = apart
     claim = Path(claim_path(original))
     assert claim.parent == warehouse / "lineage" and claim.name == CLAIM_FILE
-    assert json.loads(claim.read_text())["catalog"] == f"sqlite:{os.path.realpath(original.root / 'catalog.db')}"
+    found = json.loads(claim.read_text())
+    catalog = original.root / "catalog.db"
+    assert (found["kind"], found["name"]) == ("sqlite", "lineage")
+    assert found["path"] == os.path.realpath(catalog) and found["file"].endswith(f":{catalog.stat().st_ino}")
     assert stat.S_IMODE(claim.stat().st_mode) == 0o600
+    assert [p.name for p in claim.parent.iterdir() if p.is_file()] == [CLAIM_FILE]  # no temporary file left
 
 
 def test_a_writer_through_a_copied_catalog_is_refused_before_it_writes(
@@ -132,7 +141,7 @@ def test_lineage_claim_hands_the_warehouse_to_the_copy(
     original, copy, warehouse = apart
     code, out, err = run_cli(capsys, "claim", "--store", str(copy.root), "--warehouse", str(warehouse))
     assert code == 0, err
-    assert "now belongs to the catalog sqlite:" in out
+    assert f"now belongs to the SQLite catalog 'lineage' in {os.path.realpath(copy.root / 'catalog.db')}" in out
     _write(copy, "s9", 9)
     HoldingsMaintainer(copy).refresh()  # readers pin the events the holdings were made from
     assert Store(copy).count() == 4
@@ -163,6 +172,122 @@ def test_a_claim_that_is_a_link_is_not_followed(
     claim.symlink_to(planted)
     with pytest.raises(StoreError, match=CLAIM_FILE):
         remove_orphans(original, grace_s=0)
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        json.dumps({"kind": "sqlite", "name": "lineage", "path": "x\nTraceback:\x1b[2J", "file": "y"}),
+        json.dumps({"kind": "sqlite", "name": "lineage", "path": "y" * 5000, "file": "1:2"}),
+        "[" * 60000,
+        json.dumps({"catalog": "sqlite:/elsewhere"}),
+    ],
+    ids=["control characters", "too long", "nested", "another shape"],
+)
+def test_a_hostile_claim_is_one_short_line_never_echoed(
+    apart: tuple[StoreLocation, StoreLocation, Path], capsys: pytest.CaptureFixture[str], planted: str
+) -> None:
+    """Whatever was planted as the claim, compaction stops with one short line saying it is not a claim."""
+    original, _, warehouse = apart
+    Path(claim_path(original)).write_text(planted)
+    argv = ["compact", "--store", str(original.root), "--warehouse", str(warehouse)]
+    line = one_line_failure(*run_cli(capsys, *argv)[::2])
+    assert "is not a claim" in line and len(line) < 500 and "\x1b" not in line and "Traceback" not in line
+
+
+def test_a_pipe_planted_as_the_claim_does_not_block(apart: tuple[StoreLocation, StoreLocation, Path]) -> None:
+    """Reading a FIFO would wait for a writer forever: it is refused at once as not a claim."""
+    original, _, _ = apart
+    claim = Path(claim_path(original))
+    claim.unlink()
+    os.mkfifo(claim, 0o600)
+    with pytest.raises(StoreError, match="is not a claim"):
+        remove_orphans(original, grace_s=0)
+
+
+def test_a_running_writer_is_refused_once_the_warehouse_is_claimed_elsewhere(
+    apart: tuple[StoreLocation, StoreLocation, Path],
+) -> None:
+    """A consumer that loaded its table before `lineage claim` ran elsewhere checks again before its next commit."""
+    original, copy, warehouse = apart
+    ingestor = Ingestor(original, "events", taxonomy=default_taxonomy())
+    ingestor.add(0, 3, CODEC.encode_record(email_collected("s3", AT)))
+    ingestor.flush()  # running, checked
+    take_claim(copy)  # the warehouse handed to the restored catalog
+    before = _files(warehouse)
+    ingestor.add(0, 4, CODEC.encode_record(email_collected("s4", AT)))
+    with pytest.raises(StoreClaimedError):
+        ingestor.flush()
+    assert _files(warehouse) == before
+
+
+def test_of_two_first_writers_one_claim_stands(
+    apart: tuple[StoreLocation, StoreLocation, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Original and copy start together on an unclaimed warehouse, both reading no claim: one of them is refused."""
+    original, copy, _ = apart
+    Path(claim_path(original)).unlink()  # a warehouse from before claims
+    both_read = threading.Barrier(2)
+    first_read = {id(original): True, id(copy): True}
+    real_read = claims._read
+
+    def read_together(location: StoreLocation) -> object:
+        found = real_read(location)
+        if first_read.get(id(location)):
+            first_read[id(location)] = False
+            both_read.wait(10)
+        return found
+
+    monkeypatch.setattr(claims, "_read", read_together)
+    refused: dict[str, BaseException | None] = {}
+
+    def check(name: str, location: StoreLocation) -> None:
+        try:
+            claims.check_claim(location)
+            refused[name] = None
+        except StoreClaimedError as exc:
+            refused[name] = exc
+
+    threads = [threading.Thread(target=check, args=args) for args in (("original", original), ("copy", copy))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(v is None for v in refused.values()) == [False, True], refused
+
+
+def test_a_copy_under_another_catalog_name_in_the_same_file_is_refused(
+    apart: tuple[StoreLocation, StoreLocation, Path],
+) -> None:
+    """The catalog's rows copied under another catalog name, in the same SQLite file, name the same files."""
+    original, _, warehouse = apart
+    db = sqlite3.connect(original.root / "catalog.db")
+    for table in ("iceberg_tables", "iceberg_namespace_properties"):
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        rest = ", ".join(columns[1:])
+        copied = f"INSERT INTO {table} SELECT 'staging', {rest} FROM {table} WHERE catalog_name = 'lineage'"  # noqa: S608
+        db.execute(copied)
+    db.commit()
+    db.close()
+    before = _files(warehouse)
+    with pytest.raises(StoreClaimedError):
+        _write(dataclasses.replace(original, catalog_name="staging"), "s9", 9)
+    assert _files(warehouse) == before
+
+
+def test_the_same_catalog_file_through_a_hard_link_is_not_refused(
+    apart: tuple[StoreLocation, StoreLocation, Path], tmp_path: Path
+) -> None:
+    """Another path to the same file (a bind mount in a container, a hard link) is the same catalog."""
+    original, _, warehouse = apart
+    linked = tmp_path / "mounted"
+    linked.mkdir()
+    os.link(original.root / "catalog.db", linked / "catalog.db")
+    through = StoreLocation.from_settings(Settings(warehouse=str(warehouse)), linked)
+    _write(through, "s9", 9)
+    assert Store(through).count() == 3  # the holdings still pin the events before it
+    HoldingsMaintainer(original).refresh()
+    assert Store(original).count() == 4
 
 
 def test_orphan_removal_keeps_the_claim(apart: tuple[StoreLocation, StoreLocation, Path]) -> None:
@@ -205,9 +330,43 @@ def test_a_postgres_catalog_restored_into_another_database_is_refused(
         target.close()
     objects = s3.filesystem()
     before = sorted(i.path for i in objects.get_file_info(pafs.FileSelector(warehouse[5:], recursive=True)))
-    with pytest.raises(StoreClaimedError, match=f"names postgresql:\\d+/{catalog_database.name}"):
+    claimed = f"names the PostgreSQL catalog 'lineage' in database {catalog_database.name} of cluster \\d+"
+    with pytest.raises(StoreClaimedError, match=claimed):
         _write(copy, "s9", 9)
     assert sorted(i.path for i in objects.get_file_info(pafs.FileSelector(warehouse[5:], recursive=True))) == before
     _write(original, "s1", 1)
     HoldingsMaintainer(original).refresh()
     assert Store(original).count() == 2
+
+
+def test_a_role_refused_pg_control_system_gets_one_line_naming_the_grant(
+    catalog_database: CatalogDatabase, postgres: Postgres, s3: SeaweedS3
+) -> None:
+    """A server that revoked pg_control_system(): writers stop with a line naming the GRANT, not a retryable fault."""
+    import psycopg2
+
+    role, password = f"writer_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(16)
+    connect = {"host": postgres.host, "port": postgres.port, "user": postgres.user, "password": postgres.password}
+    admin = psycopg2.connect(**connect, dbname=catalog_database.name)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+            cur.execute(f'GRANT ALL ON DATABASE "{catalog_database.name}" TO {role}')
+            cur.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+            cur.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+        server_url = catalog_database.sqlalchemy_url.split("://", 1)[1].split("@", 1)[1]
+        location = StoreLocation(
+            root=None, catalog_uri=f"postgresql+psycopg2://{role}@{server_url}", catalog_password=password,
+            warehouse=f"s3://{s3.bucket}/revoked-{uuid.uuid4().hex[:8]}", s3_endpoint=s3.endpoint,
+            s3_access_key_id=s3.access_key, s3_secret_access_key=s3.secret_key,
+        )  # fmt: skip
+        with pytest.raises(StoreAccessError) as refused:
+            _write(location, "s0", 0)
+        assert not refused.value.retryable
+        assert "GRANT EXECUTE ON FUNCTION pg_control_system()" in str(refused.value)
+        assert password not in str(refused.value) and "\n" not in str(refused.value)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
+        admin.close()
