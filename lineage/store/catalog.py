@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from lineage.errors import (
     ConfigurationError,
@@ -203,7 +203,11 @@ class StoreLocation:
         url = make_url(self.catalog_uri)
         backend = url.get_backend_name()
         if backend == "sqlite" and url.database and url.database != ":memory:":
-            path = os.path.realpath(url.database)
+            # an SQLite URI filename (``sqlite:///file:/p/catalog.db?mode=rw&uri=true``) names its file after "file:"
+            named = url.database
+            if named.startswith("file:"):
+                named = unquote(urlsplit(named).path)
+            path = os.path.realpath(named)
             try:
                 found, fs = os.stat(path), os.statvfs(path)
             except OSError as exc:

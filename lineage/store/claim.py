@@ -28,6 +28,7 @@ clone of a PostgreSQL cluster (a base backup, a volume snapshot), which keeps it
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -51,9 +52,12 @@ CLAIM_FILE = ".lineage-claim.json"
 #: A process that found the claim its catalog's trusts it this long: a writer that runs for weeks
 #: sees a ``lineage claim`` made elsewhere within a minute, and pays one read a minute, not one a commit.
 RECHECK_S = 60.0
-_MAX_BYTES = 4096  # a claim is a line; anything larger is not one of ours
+_MAX_BYTES = 16 * 1024  # a claim is a line (a path may be 4,096 bytes); anything larger is not one of ours
 _KINDS = {"sqlite": ("path", "file"), "postgresql": ("system", "database")}
-_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,1024}")
+_PLAIN = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")
+_SHOWN = 200  # at most this much of each value in a message
+# link(2) refused by the file system itself (vfat, exFAT, FUSE mounts such as gcsfuse): no hard links there
+_NO_LINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 _checked: dict[tuple[str, str, str, str], float] = {}  # a location -> when its claim was found its own (monotonic)
 
 Identity = dict[str, str]
@@ -104,11 +108,17 @@ def same_catalog(claimed: Identity, ours: Identity) -> bool:
 
 
 def describe(identity: Identity) -> str:
-    """An identity in words, for a message (it holds no secret: paths, a cluster number, names)."""
+    """An identity in words for a message, one line whatever a planted claim holds (no secret in it)."""
+    shown = {k: _shown(v) for k, v in identity.items()}
     if identity["kind"] == "sqlite":
-        return f"the SQLite catalog {identity['name']!r} in {identity['path']}"
-    name, database, cluster = identity["name"], identity["database"], identity["system"]
-    return f"the PostgreSQL catalog {name!r} in database {database} of cluster {cluster}"
+        return f"the SQLite catalog '{shown['name']}' in {shown['path']}"
+    return f"the PostgreSQL catalog '{shown['name']}' in database {shown['database']} of cluster {shown['system']}"
+
+
+def _shown(value: str) -> str:
+    """``value`` cut to ``_SHOWN`` characters, anything not printable escaped (a line break, a control)."""
+    cut = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
 
 
 def check_claim(location: StoreLocation, catalog: SqlCatalog | None = None) -> None:
@@ -129,11 +139,14 @@ def check_claim(location: StoreLocation, catalog: SqlCatalog | None = None) -> N
             return  # no table yet: nothing to protect, and the first table's writer claims it
         found = _create(location, ours)
     if not same_catalog(found, ours):
+        upgraded = ours["kind"] == "postgresql" and {**found, "system": ours["system"]} == ours
         raise StoreClaimedError(
             f"--store: {location.describe()} is not the catalog its warehouse belongs to: the warehouse's "
             f"{CLAIM_FILE} names {describe(found)}, this is {describe(ours)}. A catalog copied or restored apart "
             "from its warehouse names the same files, and writing or deleting through it would lose the other's "
-            "data; if this catalog now replaces that one, run `lineage claim` with these settings",
+            "data; if this catalog now replaces that one"
+            + (" (a major upgrade, by pg_upgrade or a dump, gives a cluster a new identifier)" if upgraded else "")
+            + ", run `lineage claim` with these settings",
             path=location.describe(),
         )
     _checked[key] = time.monotonic()
@@ -152,12 +165,28 @@ def take_claim(location: StoreLocation) -> Identity:
         if location.on_s3:
             _put(location, _body(ours))
         else:
+            _clear(location, path)
             with open_private(path, "warehouse", "wb") as f:
                 f.write(_body(ours))
     except OSError as exc:
         raise _io_error(exc, location, "writing") from None
     _checked.pop((location.catalog_uri, location.catalog_name, location.warehouse, location.namespace), None)
     return ours
+
+
+def _clear(location: StoreLocation, path: str) -> None:
+    """Remove whatever is at the claim's place but a folder (a link, a pipe, another user's file) before writing it."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(found.st_mode):
+        raise StoreError(
+            f"--store: the warehouse's {CLAIM_FILE} of {location.describe()} is a folder: move it away, then run "
+            "`lineage claim` again",
+            path=location.describe(),
+        )
+    os.unlink(path)
 
 
 def _namespace_exists(location: StoreLocation) -> bool:
@@ -194,6 +223,14 @@ def _create(location: StoreLocation, ours: Identity) -> Identity:
             os.link(temp, path)
         except FileExistsError:
             pass  # another first writer claimed it: theirs stands
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            # no hard links on this file system: renamed into place, so of two first writers at the
+            # same instant the last one's claim stands (as on S3) and the other passed once
+            if not os.path.lexists(path):
+                os.replace(temp, path)
+        _fsync_dir(path.rsplit("/", 1)[0])
     except OSError as exc:
         raise _io_error(exc, location, "writing") from None
     finally:
@@ -202,6 +239,15 @@ def _create(location: StoreLocation, ours: Identity) -> Identity:
         except OSError:
             pass
     return _read(location) or ours
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the claim's name durable: after a power cut the claim is there, or was never made."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _put(location: StoreLocation, body: bytes) -> None:
@@ -224,7 +270,9 @@ def _read(location: StoreLocation) -> Identity | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise _io_error(exc, location, "reading") from None
+        if exc.errno != errno.ELOOP:  # a symbolic link planted as the claim is not one (below), not a fault
+            raise _io_error(exc, location, "reading") from None
+        data = b""
     claim = _parsed(data)
     if claim is None:
         raise StoreError(
@@ -246,7 +294,7 @@ def _parsed(data: bytes) -> Identity | None:
     if not isinstance(claim, dict) or claim.get("kind") not in _KINDS:
         return None
     keys = ("kind", "name", *_KINDS[claim["kind"]])
-    if not all(isinstance(claim.get(k), str) and _PRINTABLE.fullmatch(claim[k]) for k in keys):
+    if not all(isinstance(claim.get(k), str) and _PLAIN.fullmatch(claim[k]) for k in keys):
         return None
     return {k: claim[k] for k in keys}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import secrets
@@ -290,6 +291,68 @@ def test_the_same_catalog_file_through_a_hard_link_is_not_refused(
     assert Store(original).count() == 4
 
 
+def test_a_claim_naming_unicode_line_breaks_is_shown_escaped_on_one_line(
+    apart: tuple[StoreLocation, StoreLocation, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A well-formed claim with U+2028, U+0085 or an 8-bit control in its path: one line, each escaped."""
+    original, _, warehouse = apart
+    planted = "/elsewhere\u2028second\u0085forged\u009b2J"
+    planted_claim = {"kind": "sqlite", "name": "lineage", "path": planted, "file": "0:1"}
+    Path(claim_path(original)).write_text(json.dumps(planted_claim))
+    argv = ["compact", "--store", str(original.root), "--warehouse", str(warehouse)]
+    line = one_line_failure(*run_cli(capsys, *argv)[::2])
+    assert "\\u2028second\\x85forged\\x9b2J" in line
+    assert not any(c in line for c in "\u2028\u0085\u009b")
+
+
+@pytest.mark.parametrize("planted", ["pipe", "link"])
+def test_lineage_claim_repairs_what_is_not_a_claim(
+    apart: tuple[StoreLocation, StoreLocation, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path, planted: str
+) -> None:
+    """A pipe or a link at the claim's place stops writers (not as a fault to retry); `lineage claim` replaces it."""
+    original, _, warehouse = apart
+    claim = Path(claim_path(original))
+    (tmp_path / "elsewhere.json").write_text(claim.read_text())
+    claim.unlink()
+    if planted == "pipe":
+        os.mkfifo(claim, 0o600)
+    else:
+        claim.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(StoreError, match="is not a claim") as refused:
+        _write(original, "s9", 9)
+    assert not refused.value.retryable
+    code, _, err = run_cli(capsys, "claim", "--store", str(original.root), "--warehouse", str(warehouse))
+    assert code == 0, err
+    assert claim.is_file() and not claim.is_symlink()
+    _write(original, "s9", 9)
+
+
+def test_a_warehouse_without_hard_links_is_claimed_by_a_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system refusing link(2) (vfat, some FUSE mounts) the first writer's claim is renamed into place."""
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(claims.os, "link", refused)
+    location = StoreLocation.embedded(tmp_path / "store")
+    _write(location, "s0", 0)
+    claim = Path(claim_path(location))
+    assert json.loads(claim.read_text())["kind"] == "sqlite"
+    assert [p.name for p in claim.parent.iterdir() if p.is_file()] == [CLAIM_FILE]
+
+
+def test_an_sqlite_uri_filename_catalog_still_writes(tmp_path: Path) -> None:
+    """A catalog named as an SQLite URI filename (`sqlite:///file:...?uri=true`) is the same file's catalog."""
+    plain = StoreLocation.embedded(tmp_path / "store")
+    _write(plain, "s0", 0)
+    uri = f"sqlite:///file:{tmp_path / 'store' / 'catalog.db'}?uri=true"
+    _write(StoreLocation(root=None, catalog_uri=uri, warehouse=plain.warehouse), "s1", 1)
+    HoldingsMaintainer(plain).refresh()
+    assert Store(plain).count() == 2
+
+
 def test_orphan_removal_keeps_the_claim(apart: tuple[StoreLocation, StoreLocation, Path]) -> None:
     """The claim lies beside the tables' folders, so removing unreferenced files never takes it."""
     original, _, _ = apart
@@ -337,6 +400,12 @@ def test_a_postgres_catalog_restored_into_another_database_is_refused(
     _write(original, "s1", 1)
     HoldingsMaintainer(original).refresh()
     assert Store(original).count() == 2
+    with objects.open_input_stream(claim_path(original)) as stream:
+        found = json.loads(stream.read())
+    with objects.open_output_stream(claim_path(original)) as stream:  # as if the cluster were upgraded
+        stream.write(json.dumps({**found, "system": "1"}).encode())
+    with pytest.raises(StoreClaimedError, match="a major upgrade, by pg_upgrade or a dump, gives a cluster a new"):
+        _write(original, "s2", 2)
 
 
 def test_a_role_refused_pg_control_system_gets_one_line_naming_the_grant(
