@@ -24,7 +24,7 @@ from typing import IO, AnyStr, Generic, Literal, overload
 from lineage.errors import ConfigurationError
 from lineage.process import ProcessWide
 
-__all__ = ["PrivateFile", "open_private", "private_dir", "private_files"]
+__all__ = ["PrivateFile", "fsync_dir", "open_private", "private_dir", "private_files"]
 
 
 class PrivateFile(Generic[AnyStr]):
@@ -62,7 +62,7 @@ class PrivateFile(Generic[AnyStr]):
             if isinstance(exc, OSError):
                 raise ConfigurationError(self.option, f"cannot write {self.target}: {exc.strerror}") from None
             raise
-        _fsync_dir(self.target.parent)
+        fsync_dir(self.target.parent)
 
     def discard(self) -> None:
         """Drop what was written; the target stays as it was."""
@@ -141,8 +141,8 @@ def _refuse_foreign(target: Path, option: str) -> None:
         raise ConfigurationError(option, f"{target} belongs to another user; name a new file")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; some file systems cannot fsync a folder, which is not an error here."""
+def fsync_dir(folder: Path | str) -> None:
+    """Make a rename or link in ``folder`` durable; a file system that cannot fsync a folder is no error here."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

@@ -202,11 +202,10 @@ class StoreLocation:
 
         url = make_url(self.catalog_uri)
         backend = url.get_backend_name()
-        if backend == "sqlite" and url.database and url.database != ":memory:":
-            # an SQLite URI filename (``sqlite:///file:/p/catalog.db?mode=rw&uri=true``) names its file after "file:"
-            named = url.database
-            if named.startswith("file:"):
-                named = unquote(urlsplit(named).path)
+        if backend == "sqlite":
+            named = sqlite_file(self.catalog_uri)
+            if named is None:
+                return None  # an in-memory catalog: no warehouse outlives it to protect
             path = os.path.realpath(named)
             try:
                 found, fs = os.stat(path), os.statvfs(path)
@@ -291,9 +290,9 @@ class StoreLocation:
         from sqlalchemy.engine import make_url
 
         url = make_url(self.catalog_uri)
-        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        path = sqlite_file(self.catalog_uri) if url.get_backend_name() == "sqlite" else None
+        if path is None:
             return
-        path = Path(url.database)
         missing = StoreNotFoundError(
             f"{self.describe()} holds no lineage store (no catalog in {path.name}): is it the right folder?",
             path=self.describe(),
@@ -454,6 +453,24 @@ def _lost_creation_race(exc: BaseException) -> bool:
     if isinstance(exc, sqlalchemy.exc.IntegrityError):
         return True
     return isinstance(exc, sqlalchemy.exc.DBAPIError) and "already exists" in str(exc).lower()
+
+
+def sqlite_file(catalog_uri: str) -> Path | None:
+    """The file an SQLite catalog URL opens; None for an in-memory database.
+
+    An SQLite URI filename (``sqlite:///file:/p/catalog.db?uri=true``) names its file after ``file:``;
+    without ``uri=true`` SQLite reads ``file:...`` as a plain name.
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(catalog_uri)
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        named = unquote(urlsplit(database).path)
+        return None if named in ("", ":memory:") else Path(named)
+    return Path(database)
 
 
 def as_location(store: Path | StoreLocation) -> StoreLocation:

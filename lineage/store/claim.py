@@ -32,7 +32,6 @@ import errno
 import json
 import math
 import os
-import re
 import secrets
 import stat
 import time
@@ -40,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from lineage.errors import StoreAccessError, StoreClaimedError, StoreError, StoreNotFoundError, StoreUnavailableError
-from lineage.private import open_private
+from lineage.private import fsync_dir
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -52,12 +51,11 @@ CLAIM_FILE = ".lineage-claim.json"
 #: A process that found the claim its catalog's trusts it this long: a writer that runs for weeks
 #: sees a ``lineage claim`` made elsewhere within a minute, and pays one read a minute, not one a commit.
 RECHECK_S = 60.0
-_MAX_BYTES = 16 * 1024  # a claim is a line (a path may be 4,096 bytes); anything larger is not one of ours
+_MAX_BYTES = 64 * 1024  # a claim is a line (a path may be 4,096 characters, escaped); anything larger is not ours
 _KINDS = {"sqlite": ("path", "file"), "postgresql": ("system", "database")}
-_PLAIN = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")
 _SHOWN = 200  # at most this much of each value in a message
 # link(2) refused by the file system itself (vfat, exFAT, FUSE mounts such as gcsfuse): no hard links there
-_NO_LINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+_NO_LINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
 _checked: dict[tuple[str, str, str, str], float] = {}  # a location -> when its claim was found its own (monotonic)
 
 Identity = dict[str, str]
@@ -118,7 +116,7 @@ def describe(identity: Identity) -> str:
 def _shown(value: str) -> str:
     """``value`` cut to ``_SHOWN`` characters, anything not printable escaped (a line break, a control)."""
     cut = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
+    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in cut)
 
 
 def check_claim(location: StoreLocation, catalog: SqlCatalog | None = None) -> None:
@@ -160,33 +158,53 @@ def take_claim(location: StoreLocation) -> Identity:
         raise StoreError(f"--store: {location.describe()}: only SQLite and PostgreSQL catalogs can be claimed")
     if not _namespace_exists(location):
         raise StoreNotFoundError(f"{location.describe()} has no tables yet: nothing to claim", path=location.describe())
-    path = claim_path(location)
     try:
         if location.on_s3:
             _put(location, _body(ours))
         else:
-            _clear(location, path)
-            with open_private(path, "warehouse", "wb") as f:
-                f.write(_body(ours))
+            _replace(location, ours)
     except OSError as exc:
         raise _io_error(exc, location, "writing") from None
     _checked.pop((location.catalog_uri, location.catalog_name, location.warehouse, location.namespace), None)
     return ours
 
 
-def _clear(location: StoreLocation, path: str) -> None:
-    """Remove whatever is at the claim's place but a folder (a link, a pipe, another user's file) before writing it."""
-    try:
-        found = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(found.st_mode):
+def _replace(location: StoreLocation, ours: Identity) -> None:
+    """Put ``ours`` in the claim's place whatever is there (a claim, a link, a pipe), never following it.
+
+    The old claim stays until the rename: a writer reading meanwhile finds one or the other, never none.
+    """
+    path = claim_path(location)
+    if os.path.isdir(path) and not os.path.islink(path):
         raise StoreError(
             f"--store: the warehouse's {CLAIM_FILE} of {location.describe()} is a folder: move it away, then run "
             "`lineage claim` again",
             path=location.describe(),
         )
-    os.unlink(path)
+    temp = _written(path, ours)
+    try:
+        os.replace(temp, path)  # a rename replaces a link or a pipe itself, never what it points at
+    finally:
+        _unlink(temp)
+    fsync_dir(path.rsplit("/", 1)[0])
+
+
+def _written(path: str, ours: Identity) -> str:
+    """A new private file beside ``path`` holding the claim ``ours``, flushed to disk; its name."""
+    temp = f"{path}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(_body(ours))
+        f.flush()
+        os.fsync(f.fileno())
+    return temp
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # gone already (renamed into place)
 
 
 def _namespace_exists(location: StoreLocation) -> bool:
@@ -212,13 +230,9 @@ def _create(location: StoreLocation, ours: Identity) -> Identity:
             raise _io_error(exc, location, "writing") from None
         return _read(location) or ours
     path = claim_path(location)
-    temp = f"{path}.{secrets.token_hex(8)}.tmp"
+    temp = ""
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(_body(ours))
-            f.flush()
-            os.fsync(f.fileno())
+        temp = _written(path, ours)
         try:
             os.link(temp, path)
         except FileExistsError:
@@ -230,24 +244,13 @@ def _create(location: StoreLocation, ours: Identity) -> Identity:
             # same instant the last one's claim stands (as on S3) and the other passed once
             if not os.path.lexists(path):
                 os.replace(temp, path)
-        _fsync_dir(path.rsplit("/", 1)[0])
+        fsync_dir(path.rsplit("/", 1)[0])
     except OSError as exc:
         raise _io_error(exc, location, "writing") from None
     finally:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
+        if temp:
+            _unlink(temp)
     return _read(location) or ours
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the claim's name durable: after a power cut the claim is there, or was never made."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _put(location: StoreLocation, body: bytes) -> None:
@@ -270,9 +273,9 @@ def _read(location: StoreLocation) -> Identity | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno != errno.ELOOP:  # a symbolic link planted as the claim is not one (below), not a fault
+        if location.on_s3 or not os.path.islink(path):
             raise _io_error(exc, location, "reading") from None
-        data = b""
+        data = b""  # a symbolic link planted as the claim is not one (below), not a fault to retry
     claim = _parsed(data)
     if claim is None:
         raise StoreError(
@@ -294,7 +297,8 @@ def _parsed(data: bytes) -> Identity | None:
     if not isinstance(claim, dict) or claim.get("kind") not in _KINDS:
         return None
     keys = ("kind", "name", *_KINDS[claim["kind"]])
-    if not all(isinstance(claim.get(k), str) and _PLAIN.fullmatch(claim[k]) for k in keys):
+    # any characters (a path may hold a tab): a message shows them escaped (``describe``)
+    if not all(isinstance(claim.get(k), str) and 0 < len(claim[k]) <= 4096 for k in keys):
         return None
     return {k: claim[k] for k in keys}
 

@@ -178,12 +178,12 @@ def test_a_claim_that_is_a_link_is_not_followed(
 @pytest.mark.parametrize(
     "planted",
     [
-        json.dumps({"kind": "sqlite", "name": "lineage", "path": "x\nTraceback:\x1b[2J", "file": "y"}),
+        json.dumps({"kind": "sqlite", "name": ["lineage"], "path": "/x", "file": "y"}),
         json.dumps({"kind": "sqlite", "name": "lineage", "path": "y" * 5000, "file": "1:2"}),
         "[" * 60000,
         json.dumps({"catalog": "sqlite:/elsewhere"}),
     ],
-    ids=["control characters", "too long", "nested", "another shape"],
+    ids=["not strings", "too long", "nested", "another shape"],
 )
 def test_a_hostile_claim_is_one_short_line_never_echoed(
     apart: tuple[StoreLocation, StoreLocation, Path], capsys: pytest.CaptureFixture[str], planted: str
@@ -294,15 +294,15 @@ def test_the_same_catalog_file_through_a_hard_link_is_not_refused(
 def test_a_claim_naming_unicode_line_breaks_is_shown_escaped_on_one_line(
     apart: tuple[StoreLocation, StoreLocation, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A well-formed claim with U+2028, U+0085 or an 8-bit control in its path: one line, each escaped."""
+    """A well-formed claim with line breaks and controls in its path: one line, each escaped (and a backslash)."""
     original, _, warehouse = apart
-    planted = "/elsewhere\u2028second\u0085forged\u009b2J"
+    planted = "/elsewhere\u2028second\u0085forged\u009b2J\nthird\x1b[2J\\u2028"
     planted_claim = {"kind": "sqlite", "name": "lineage", "path": planted, "file": "0:1"}
     Path(claim_path(original)).write_text(json.dumps(planted_claim))
     argv = ["compact", "--store", str(original.root), "--warehouse", str(warehouse)]
     line = one_line_failure(*run_cli(capsys, *argv)[::2])
-    assert "\\u2028second\\x85forged\\x9b2J" in line
-    assert not any(c in line for c in "\u2028\u0085\u009b")
+    assert "\\u2028second\\x85forged\\x9b2J\\nthird\\x1b[2J\\\\u2028" in line  # a backslash escaped too
+    assert not any(c in line for c in "\u2028\u0085\u009b\x1b")
 
 
 @pytest.mark.parametrize("planted", ["pipe", "link"])
@@ -343,14 +343,51 @@ def test_a_warehouse_without_hard_links_is_claimed_by_a_rename(
     assert [p.name for p in claim.parent.iterdir() if p.is_file()] == [CLAIM_FILE]
 
 
-def test_an_sqlite_uri_filename_catalog_still_writes(tmp_path: Path) -> None:
+def test_an_sqlite_uri_filename_catalog_writes_reads_and_claims(tmp_path: Path) -> None:
     """A catalog named as an SQLite URI filename (`sqlite:///file:...?uri=true`) is the same file's catalog."""
     plain = StoreLocation.embedded(tmp_path / "store")
     _write(plain, "s0", 0)
     uri = f"sqlite:///file:{tmp_path / 'store' / 'catalog.db'}?uri=true"
-    _write(StoreLocation(root=None, catalog_uri=uri, warehouse=plain.warehouse), "s1", 1)
+    named = StoreLocation(root=None, catalog_uri=uri, warehouse=plain.warehouse)
+    _write(named, "s1", 1)
     HoldingsMaintainer(plain).refresh()
-    assert Store(plain).count() == 2
+    assert Store(plain).count() == 2 and Store(named).count() == 2
+    assert take_claim(named)["path"] == os.path.realpath(tmp_path / "store" / "catalog.db")
+
+
+def test_lineage_claim_keeps_the_old_claim_when_it_cannot_write_the_new(
+    apart: tuple[StoreLocation, StoreLocation, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while handing over: the old claim stays in place (no moment without one), no file left."""
+    original, copy, _ = apart
+    claim = Path(claim_path(original))
+    before = claim.read_bytes()
+
+    def disk_full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(claims.os, "replace", disk_full)
+    with pytest.raises(StoreError, match="writing the warehouse's .lineage-claim.json"):
+        take_claim(copy)
+    assert claim.read_bytes() == before
+    assert [p.name for p in claim.parent.iterdir() if p.is_file()] == [CLAIM_FILE]
+
+
+def test_a_folder_that_cannot_be_fsynced_does_not_stop_the_first_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some file systems refuse fsync on a folder (EINVAL): the claim is made and the write goes on."""
+    real_fsync = os.fsync
+
+    def no_folder_fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", no_folder_fsync)
+    location = StoreLocation.embedded(tmp_path / "store")
+    _write(location, "s0", 0)
+    assert json.loads(Path(claim_path(location)).read_text())["kind"] == "sqlite"
 
 
 def test_orphan_removal_keeps_the_claim(apart: tuple[StoreLocation, StoreLocation, Path]) -> None:
