@@ -51,11 +51,10 @@ def linked_identifiers(q: Session, identifier: str, links_as_of: datetime | None
     Two lookups, whatever the number of identifiers: the holdings keep a person key per linked
     identifier (merged as links arrive), and the person's links under that key.
     """
-    person = q.lookup("person_of", {"id": identifier, "files": q.identity_files_of([identifier])})
-    if not person:
+    key = q.person_of(identifier)
+    if key is None:
         return [identifier]
-    key = person[0]["person"]
-    links = q.lookup("person_links", {"person": key, "files": q.identity_files_of([key])})
+    links = q.person_links(key)
     edges: dict[str, set[str]] = {}
     for link in links:
         if links_as_of is None or link["declared_at"] <= links_as_of:

@@ -58,6 +58,7 @@ from lineage.store.layout import (
     buckets_of,
 )
 from lineage.store.plans import Pinned, Versions
+from lineage.store.point_read import PointReader
 
 if TYPE_CHECKING:
     # pyarrow (~60 ms to import, with numpy) only where Arrow is read or built, or a footer checked
@@ -146,6 +147,7 @@ class Footers:
         self._expected = dict(expected)
         self._always = always
         self._lock = threading.Lock()
+        self._read: dict[str, pq.FileMetaData] = {}  # the footers ``check`` read, for ``metadata``
 
     def check(self, files: list[str] | None) -> None:
         """Check ``files`` (None: every file) and the ``always`` ones, if not checked yet."""
@@ -155,9 +157,14 @@ class Footers:
             asked = self._expected if files is None else {*files, *self._always}
             todo = [f for f in asked if f in self._expected]
             if todo:
-                self.read(todo, [self._expected[f] for f in todo])
-                for path in todo:
+                for path, meta in zip(todo, self.read(todo, [self._expected[f] for f in todo]), strict=True):
                     del self._expected[path]
+                    self._read[path] = meta
+
+    def metadata(self, path: str) -> pq.FileMetaData | None:
+        """The footer of ``path`` if ``check`` read it (a point read then parses it no second time)."""
+        with self._lock:
+            return self._read.get(path)
 
     def read(self, files: list[str], rows: list[int]) -> list[pq.FileMetaData]:
         """Each file's footer, which must count the rows the table's manifest says it holds."""
@@ -191,17 +198,20 @@ class Session:
         files: list[str],
         bounds: Bounds | None = None,
         footers: Footers | None = None,
+        points: PointReader | None = None,
     ) -> None:
         """Wrap an open connection to ``files`` of the store at ``location`` (``Store.session`` makes one).
 
         ``bounds``: what the files hold, for ``event_files_of`` and ``holdings_files_of``;
-        ``footers``: those still to check before a query reads them (None: all checked).
+        ``footers``: those still to check before a query reads them (None: all checked);
+        ``points``: reads the identity lookups straight from the files (None: DuckDB's queries do).
         """
         self._con = con
         self._location = location
         self._files = files
         self._bounds = bounds or Bounds()
         self._footers = footers
+        self._points = points
 
     def event_files_of(self, subjects: list[str]) -> list[str] | None:
         """The event files that may hold events of ``subjects`` (None: unknown, read every file).
@@ -240,6 +250,38 @@ class Session:
         if self._bounds.holdings is None:
             return None
         return files_admitting(self._bounds.holdings, subject=keys, bucket=[IDENTITY_BUCKET])
+
+    def person_of(self, identifier: str) -> str | None:
+        """The person key of ``identifier`` (None: it is linked to no other), as ``queries/person_of.sql`` finds it.
+
+        From the stored holdings' local files, read by ``PointReader`` (half DuckDB's time); else the query.
+        """
+        files = self.identity_files_of([identifier])
+        if files is None or self._points is None:
+            found = self.lookup("person_of", {"id": identifier, "files": files})
+            return str(found[0]["person"]) if found else None
+        rows = self._point_rows(files, identifier, "person", ["other"])
+        return str(rows[0]["other"]) if rows else None
+
+    def person_links(self, person: str) -> list[dict[str, Any]]:
+        """The links among the identifiers of ``person`` (a person key): ``queries/person_links.sql``'s rows.
+
+        Each has ``a``, ``b`` and ``declared_at``; read as ``person_of`` reads.
+        """
+        files = self.identity_files_of([person])
+        if files is None or self._points is None:
+            return self.lookup("person_links", {"person": person, "files": files})
+        rows = self._point_rows(files, person, "link", ["via", "other", "arrived_at"])
+        return [{"a": r["via"], "b": r["other"], "declared_at": r["arrived_at"]} for r in rows]
+
+    def _point_rows(self, files: list[str], key: str, kind: str, columns: list[str]) -> list[dict[str, Any]]:
+        """The identity rows of ``kind`` under ``key`` in ``files``, their footers checked first."""
+        assert self._points is not None
+        footers = self._footers
+        if footers is not None:
+            footers.check(files)
+        known = footers.metadata if footers is not None else (lambda path: None)
+        return self._points.rows(files, {"subject": key, "kind": kind}, columns, known)
 
     def rows(self, query: QueryName, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run ``queries/<query>.sql`` with bound parameters; rows as dicts."""
@@ -849,7 +891,7 @@ class Store:
             key = (pinned.events_snapshot, pinned.holdings_snapshot, cut, id(taxonomy))
             if self._reader is None or self._reader.key != key:
                 self._retire()
-                self._reader = _Reader(key, *self._open(pinned, taxonomy, lookups=True))
+                self._reader = _Reader(key, *self._open(pinned, taxonomy, lookups=True), location=self.location)
             self.snapshot_id, self.holdings_snapshot_id, self.behind = (
                 pinned.events_snapshot,
                 pinned.holdings_snapshot,
@@ -859,7 +901,7 @@ class Store:
             cursor = reader.borrow()
         try:
             files = pinned.event_files + pinned.holdings_files
-            yield Session(cursor, self.location, files, reader.bounds, reader.footers)
+            yield Session(cursor, self.location, files, reader.bounds, reader.footers, reader.points)
         finally:
             with self._lock:
                 reader.give_back(cursor)
@@ -1040,10 +1082,14 @@ class _Reader:
         registered: dict[str, Any],
         bounds: Bounds,
         footers: Footers,
+        *,
+        location: StoreLocation,
     ) -> None:
         self.key = key
         self.bounds = bounds
         self.footers = footers
+        #: the identity lookups' reads of local files (their footers kept while this snapshot is read)
+        self.points = None if location.on_s3 else PointReader(location)
         self._con = con
         self._registered = registered
         self._idle: list[duckdb.DuckDBPyConnection] = []
