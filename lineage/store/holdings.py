@@ -42,9 +42,9 @@ import json
 import logging
 import uuid
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, count, groupby, islice, repeat
@@ -175,6 +175,7 @@ _PROPERTIES = {
 #: (``point_read``), 1.7 ms at 5,000 rows against 3.1-3.4 ms at 20,000 (1M subjects, 3M identity
 #: rows); 2,000 read in 1.3 ms but made a footer of 3.2 MB, 23 ms to parse once a snapshot
 IDENTITY_ROW_GROUP = 5000
+_WRITERS = 4  # files written at once by a holdings commit
 
 
 def load_holdings(location: StoreLocation, *, create: bool = False) -> Table:
@@ -691,7 +692,7 @@ def _replace_files(
         for data_file in drop:
             producer.delete_data_file(data_file)
         metadata = tx.table_metadata
-        tasks = list(_write_tasks(metadata, parts, producer.commit_uuid))  # refused before any file is written
+        tasks = _write_tasks(metadata, parts, producer.commit_uuid)  # a spec refused at the first, before any file
         written: list[DataFile] = []  # every file written: none may outlive a failure
 
         locations = load_location_provider(table_location=metadata.location, table_properties=metadata.properties)
@@ -716,10 +717,19 @@ def _replace_files(
 
         try:
             # our pool, not only pyiceberg's: leaving it waits for every write, so a failure's discard
-            # finds all the files written (and each under private_files)
-            with ThreadPoolExecutor(max_workers=min(4, len(tasks) or 1)) as pool:
-                for files in pool.map(write, tasks):
-                    for data_file in files:
+            # finds all the files written (and each under private_files). Each task holds a copy of
+            # its bucket's rows, so they are made as the pool takes them, a few ahead: all at once, a
+            # whole table's (a first write, a rebuild) took 15.2 GB at 20M events, against 12.1 GB
+            # through pyiceberg's overwrite
+            with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+                pending: deque[Future[list[DataFile]]] = deque()
+                for task in tasks:
+                    pending.append(pool.submit(write, task))
+                    while len(pending) > _WRITERS or (pending and pending[0].done()):
+                        for data_file in pending.popleft().result():  # in the tasks' order
+                            producer.append_data_file(data_file)
+                while pending:
+                    for data_file in pending.popleft().result():
                         producer.append_data_file(data_file)
         except BaseException:
             _discard(table.io, written)

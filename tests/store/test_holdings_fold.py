@@ -400,10 +400,11 @@ def test_a_commit_refused_after_its_files_were_written_leaves_none_of_them(
     assert _unnamed(location) == []
 
 
+@pytest.mark.parametrize("write", ["refresh", "rebuild"])
 def test_a_write_failing_midway_leaves_none_of_the_files_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
-    """A file of a refresh fails to write (a full disk): a store error, and the files its other parts wrote go."""
+    """A file of a refresh or a rebuild fails to write (a full disk): a store error; the files other parts wrote go."""
     location, maintainer = _maintained(tmp_path)
     before = read_state(load_holdings(location)).snapshot_id
     _ingest(location, [_event("COLLECTED", 95, f"s{i}") for i in range(60)], first=600)  # every bucket touched
@@ -423,7 +424,7 @@ def test_a_write_failing_midway_leaves_none_of_the_files_written(
 
     monkeypatch.setattr(store_holdings, "write_file", failing_second)
     with pytest.raises(StoreError):
-        maintainer.refresh()
+        maintainer.refresh(rebuild=write == "rebuild")
     assert wrote  # the first task's file was written (its result is taken before the failure is seen)
     assert _unnamed(location) == []
     assert read_state(load_holdings(location)).snapshot_id == before
