@@ -38,8 +38,10 @@ from, when the snapshot it folded named one).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import uuid
 from array import array
 from collections import Counter, deque
@@ -496,7 +498,7 @@ def write_holdings(
                 # person's lookup then reads the few row groups whose subject range holds them.
                 # Through our own files' writer, not pyiceberg's append or overwrite: it sizes the
                 # identity bucket's row groups, and deletes what it wrote when the write fails
-                stored = [] if read_at is None else snapshot_data_files(location, table, read_at)
+                stored = [] if read_at is None else snapshot_data_files(location, table, read_at, replacing=True)
                 _replace_files(tx, table, stored, [holdings_arrow(engine, gen=gen)], summary)
             else:
                 drop, parts = _changed_rows(location, table, read_at, engine, changed, gen)
@@ -795,6 +797,9 @@ def _changed_rows(
     """
     stored_files = snapshot_data_files(location, table, read_at)
     files = Counter(_bucket_of_file(f) for f in stored_files)
+    if not changed.links and any(_coarse(f) for f in stored_files if _bucket_of_file(f) == IDENTITY_BUCKET):
+        # written by another writer (a forget's delete, Spark): rewritten once in this one's row groups
+        changed = dataclasses.replace(changed, links=True)
     touched = sorted({bucket_of(s) for s in changed.subjects})
     # a refresh touching every bucket adds a file to each: folding BUCKETS / MAX_FILES of them a
     # refresh keeps each near MAX_FILES files (one a refresh let them reach ~24)
@@ -820,6 +825,12 @@ def _changed_rows(
         drop.append(RESETS_BUCKET)
         parts.append(_reset_rows(resets))
     return [f for f in stored_files if _bucket_of_file(f) in drop], parts
+
+
+def _coarse(data_file: DataFile) -> bool:
+    """Whether an identity file has fewer row groups than ``IDENTITY_ROW_GROUP`` makes (False: not known)."""
+    offsets = data_file.split_offsets
+    return offsets is not None and len(offsets) < math.ceil(data_file.record_count / IDENTITY_ROW_GROUP)
 
 
 def _bucket_of_file(data_file: DataFile) -> int | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lineage.store.catalog import StoreLocation, read_error
@@ -70,13 +70,14 @@ class PointReader:
                     table = parquet.read_row_groups(groups, columns=[*equal, *columns], use_threads=False)
             except Exception as exc:  # noqa: BLE001 - whatever pyarrow says, the file is at fault
                 raise _file_error(exc, path, self._location) from None
-            matching = None
-            for column, value in wanted:
-                values = table.column(column).to_pylist()
-                candidates = range(len(values)) if matching is None else matching
-                matching = [i for i in candidates if values[i] == value]
-            for i in matching or ():
-                found.append({c: _utc(table.column(c)[i].as_py()) for c in columns})
+            try:
+                matching: Sequence[int] = range(table.num_rows)
+                for column, value in wanted:
+                    values = _texts(table.column(column))
+                    matching = [i for i in matching if values[i] == value]
+                found.extend({c: _value(table.column(c)[i]) for c in columns} for i in matching)
+            except UnicodeDecodeError:  # text stored as bytes that are not UTF-8: DuckDB refuses it too
+                raise _file_error(ValueError("not UTF-8"), path, self._location) from None
         return found
 
     def _footer(
@@ -123,17 +124,52 @@ def _group_range(meta: pq.FileMetaData, group: int, index: int | None) -> _Range
     if stats is None:
         return None
     if stats.has_min_max:
-        return (stats.min, stats.max)
+        try:
+            return (_text(stats.min), _text(stats.max))
+        except (UnicodeDecodeError, ValueError):
+            # a writer that shortens long bounds may cut one mid-character (DuckDB, arrow-rs,
+            # Trino): still a bound byte by byte, but not text; pyarrow cannot decode it
+            return None
     if stats.has_null_count and stats.null_count == chunk.num_values:
         return ()
     return None  # values, but no range written for them
 
 
-def _utc(value: Any) -> Any:
-    """A zoned time in ``datetime.UTC`` (pyarrow gives ``ZoneInfo('UTC')``); anything else as it is."""
-    if getattr(value, "tzinfo", None) is not None:
-        return value.astimezone(UTC)
-    return value
+def _text(value: Any) -> Any:
+    """Text stored as plain bytes (no UTF-8 annotation: Impala, imported Hive files) as the ``str`` DuckDB reads."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _texts(column: Any) -> list[Any]:
+    """A string column's values, as ``str`` whether stored annotated or as bytes."""
+    import pyarrow as pa
+
+    values: list[Any] = column.to_pylist()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return [_text(v) for v in values]
+    return values
+
+
+def _value(scalar: Any) -> Any:
+    """One value as the lookup queries give it: text as ``str``, a time as a ``datetime`` in ``datetime.UTC``.
+
+    A time stored without a zone (or as INT96, as migrated Spark and Hive files hold them) is an instant
+    in UTC, as DuckDB reads it into the table's zoned type (its time zone is UTC); taken from the
+    integer, so a nanosecond one does not come back as a pandas ``Timestamp``.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(scalar.type):
+        if not scalar.is_valid:
+            return None
+        unit = scalar.type.unit
+        micros = scalar.value * _PER_MICRO[unit] if unit != "ns" else scalar.value // 1000
+        return _EPOCH + timedelta(microseconds=micros)
+    return _text(scalar.as_py())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PER_MICRO = {"s": 1_000_000, "ms": 1000, "us": 1}
 
 
 def _file_error(exc: BaseException, path: str, location: StoreLocation) -> Exception:

@@ -79,13 +79,19 @@ def snapshot_files(location: StoreLocation, table: Table, snapshot_id: int) -> t
     return [file_path(f.file_path) for f in files], [f.record_count for f in files]
 
 
-def snapshot_data_files(location: StoreLocation, table: Table, snapshot_id: int) -> list[DataFile]:
-    """One snapshot's data files of ``table``, as its manifests describe them."""
+def snapshot_data_files(
+    location: StoreLocation, table: Table, snapshot_id: int, *, replacing: bool = False
+) -> list[DataFile]:
+    """One snapshot's data files of ``table``, as its manifests describe them.
+
+    ``replacing``: the caller replaces every row (a rebuild), so another engine's row-level deletes
+    do not matter; else they are refused, as rows read past them would be wrong.
+    """
     try:
         tasks = list(table.scan(snapshot_id=snapshot_id).plan_files())
     except Exception as exc:  # noqa: BLE001
         raise store_error(exc, location, "planning the snapshot's files") from None
-    if any(task.delete_files for task in tasks):
+    if not replacing and any(task.delete_files for task in tasks):
         # we never write delete files; another engine's row-level delete would be silently ignored
         raise StoreError(
             f"{location.describe()} has row-level delete files (written by another engine); "
