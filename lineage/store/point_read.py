@@ -3,16 +3,18 @@
 The identity lookups of a person's answer (an identifier's person key, the person's links) read
 three or four narrow columns of one row group of the identity bucket. Through DuckDB each paid its
 binding and planning and ~8 us for every row group of the file (the bucket's 150 at 1M subjects):
-3.4 ms a lookup, against 1.9 ms for pyarrow reading that row group alone (measured 2026-12-07,
-20,000-row groups). Wider reads (a person's runs, their events) stay DuckDB's, which decodes many
-columns faster than pyarrow does (6.0 against 7.7 ms for a person's events).
+3.7-4.2 ms a lookup. pyarrow reading the one group: 1.9 ms at 20,000 rows, 1.7 ms at the 5,000 the
+bucket is now written in (``holdings.IDENTITY_ROW_GROUP``; measured 2026-12-07). Wider reads (a
+person's runs, their events) stay DuckDB's, which decodes many columns faster than pyarrow does
+(6.0 against 7.7 ms for a person's events).
 
-A row group is read when its statistics admit the key, or when it has none: the rule
-``file_bounds`` applies to whole files. Each file's footer is read once per ``PointReader``, which
-lives as long as the connection of one snapshot (``engine._Reader``). Local files only: on S3 each
-row group would be a request of its own, and DuckDB's reads there are already batched.
+A row group is read when its statistics admit the key, or when it has none or one that does not
+decode: the rule ``file_bounds`` applies to whole files. Values come as the queries give them, from
+files of any writer: text stored as plain bytes as ``str``, times (zoned or not, any unit) as
+instants in ``datetime.UTC``. Each file's footer is read once per ``PointReader``, which lives as
+long as the connection of one snapshot (``engine._Reader``). Local files only: on S3 each row group
+would be a request of its own, and DuckDB's reads there are already batched.
 """
-
 from __future__ import annotations
 
 import os
