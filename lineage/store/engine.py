@@ -149,8 +149,12 @@ class Footers:
         self._lock = threading.Lock()
         self._read: dict[str, pq.FileMetaData] = {}  # the footers ``check`` read, for ``metadata``
 
-    def check(self, files: list[str] | None) -> None:
-        """Check ``files`` (None: every file) and the ``always`` ones, if not checked yet."""
+    def check(self, files: list[str] | None, *, keep: bool = False) -> None:
+        """Check ``files`` (None: every file) and the ``always`` ones, if not checked yet.
+
+        ``keep``: keep the footers read for ``metadata`` (a point read's, not every lookup's: a
+        snapshot's 66 footers at 1M subjects are ~7 MB of Thrift).
+        """
         if not self._expected:
             return
         with self._lock:  # a session on another thread waits for the check its query needs too
@@ -159,7 +163,8 @@ class Footers:
             if todo:
                 for path, meta in zip(todo, self.read(todo, [self._expected[f] for f in todo]), strict=True):
                     del self._expected[path]
-                    self._read[path] = meta
+                    if keep:
+                        self._read[path] = meta
 
     def metadata(self, path: str) -> pq.FileMetaData | None:
         """The footer of ``path`` if ``check`` read it (a point read then parses it no second time)."""
@@ -279,7 +284,7 @@ class Session:
         assert self._points is not None
         footers = self._footers
         if footers is not None:
-            footers.check(files)
+            footers.check(files, keep=True)
         known = footers.metadata if footers is not None else (lambda path: None)
         return self._points.rows(files, {"subject": key, "kind": kind}, columns, known)
 
