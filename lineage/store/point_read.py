@@ -68,7 +68,7 @@ class PointReader:
                 groups = _groups_admitting(ranges, wanted)
                 if not groups:
                     continue
-                with pq.ParquetFile(path, metadata=meta) as parquet:
+                with pq.ParquetFile(path, metadata=meta, coerce_int96_timestamp_unit="us") as parquet:
                     table = parquet.read_row_groups(groups, columns=[*equal, *columns], use_threads=False)
             except Exception as exc:  # noqa: BLE001 - whatever pyarrow says, the file is at fault
                 raise _file_error(exc, path, self._location) from None
@@ -147,7 +147,8 @@ def _texts(column: Any) -> list[Any]:
     import pyarrow as pa
 
     values: list[Any] = column.to_pylist()
-    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return [_text(v) for v in values]
     return values
 
@@ -165,7 +166,11 @@ def _value(scalar: Any) -> Any:
         if not scalar.is_valid:
             return None
         unit = scalar.type.unit
-        micros = scalar.value * _PER_MICRO[unit] if unit != "ns" else scalar.value // 1000
+        if unit == "ns":  # as DuckDB casts ns to its microseconds: to the nearest, halves away from zero
+            q, r = divmod(abs(scalar.value), 1000)
+            micros = (q + (r >= 500)) * (1 if scalar.value >= 0 else -1)
+        else:
+            micros = scalar.value * _PER_MICRO[unit]
         return _EPOCH + timedelta(microseconds=micros)
     return _text(scalar.as_py())
 
