@@ -13,7 +13,6 @@ from lineage.contract.law import ERASURE_RULE, recipient_erasure_action
 from lineage.contract.rules import crosses_border, sensitivity
 from lineage.contract.taxonomy import Taxonomy
 from lineage.store import Session, Store
-from lineage.store.layout import buckets_of
 
 __all__ = [
     "LINKS_AS_KNOWN_THEN", "LINKS_KNOWN_NOW", "AccessReport", "ErasurePlan", "access_request", "erasure_plan",
@@ -175,9 +174,9 @@ def _read_person(q: Session, ids: list[str], as_of: datetime) -> _Person:
 
     Each query reads only the data files that may hold the person (their footers' bounds).
     """
-    params = {"ids": ids, "as_of": as_of}
-    rows = q.lookup("subject_holdings", {**params, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)})
-    return rows, grouped.first_copies(q.lookup("subject_events", {**params, "files": q.event_files_of(ids)}))
+    rows = q.subject_holdings(ids, as_of)
+    params = {"ids": ids, "as_of": as_of, "files": q.event_files_of(ids)}
+    return rows, grouped.first_copies(q.lookup("subject_events", params))
 
 
 def _erasure(

@@ -1,12 +1,13 @@
 """A person's rows summed up for their access report and erasure plan: grouped here, not in SQL.
 
-The store's reads stay in SQL (``queries/subject_holdings.sql``: the person's holdings, one row per
-arrival; ``subject_events.sql``: their own events). A person has tens of such rows, and each
-grouping query over them cost DuckDB 2-8 ms of binding, planning and scheduling, whatever the rows
-(a person page's four: 21 of its 61 ms at 1M subjects); grouping them in Python costs well under a
-millisecond. The rules are those of the SQL they replaced (the answers are the same): when a
-holding is due under its retention stays the macro ``retention_end`` (the read's ``retention_ends``
-column), whether a category is covered stays ``lineage.contract.rules.covered``.
+The store reads the rows (``Session.subject_holdings``: the person's holdings, one row per
+arrival, as ``queries/subject_holdings.sql`` gives them; ``subject_events.sql``: their own events).
+A person has tens of such rows, and each grouping query over them cost DuckDB 2-8 ms of binding,
+planning and scheduling, whatever the rows (a person page's four: 21 of its 61 ms at 1M subjects);
+grouping them in Python costs well under a millisecond. The rules are those of the SQL they
+replaced (the answers are the same): when a holding is due under its retention stays
+``lineage.contract.rules.retention_end`` (the read's ``retention_ends`` column), whether a category
+is covered stays ``lineage.contract.rules.covered``.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ never by changing the query's.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypedDict
 
-from lineage.contract.rules import Sensitivity
+from lineage.contract.rules import RETENTION_NEVER, Sensitivity
 
 __all__ = [
     "BreachRecord",
@@ -30,10 +30,7 @@ __all__ = [
 ]
 
 
-#: The end of a retention period that reaches past the last time a timestamp can hold (the contract
-#: accepts up to 2^31-1 days): ``retention_end`` in queries/_macros.sql clamps it to this instant,
-#: which means "never, within any date we can show". Reports print ``RETENTION_NEVER_TEXT`` instead.
-RETENTION_NEVER = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+#: ``lineage.contract.rules.RETENTION_NEVER`` (a period past the last time we can show): reports print this instead.
 RETENTION_NEVER_TEXT = "never (the retention period reaches past 9999-12-31)"
 
 

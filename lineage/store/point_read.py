@@ -1,12 +1,13 @@
 """A key's few rows read with pyarrow from the row groups that may hold them, not through a DuckDB query.
 
-The identity lookups of a person's answer (an identifier's person key, the person's links) read
-three or four narrow columns of one row group of the identity bucket. Through DuckDB each paid its
-binding and planning and ~8 us for every row group of the file (the bucket's 150 at 1M subjects):
-3.7-4.2 ms a lookup. pyarrow reading the one group: 1.9 ms at 20,000 rows, 1.7 ms at the 5,000 the
-bucket is now written in (``holdings.IDENTITY_ROW_GROUP``; measured 2026-12-07). Wider reads (a
-person's runs, their events) stay DuckDB's, which decodes many columns faster than pyarrow does
-(6.0 against 7.7 ms for a person's events).
+A person's answer starts with lookups of a few rows each: an identifier's person key, the person's
+links (three or four narrow columns of the identity bucket), then their runs (21 columns of their
+bucket). Through DuckDB each paid its binding and planning and ~8 us for every row group of the
+file: 3.7-4.2 ms an identity lookup, 7.4 ms the runs at 1M subjects. pyarrow reads the one group
+the key lies in: 0.7 ms an identity lookup, ~2.2 ms a person's runs, at the 5,000 rows a group the
+holdings are written in (``holdings.POINT_ROW_GROUP``; measured 2026-12-07). A person's events stay
+DuckDB's: their files are written in groups of 20,000 by every writer of the events table, and
+DuckDB decodes many columns of those faster than pyarrow does (6.0 against 7.7 ms).
 
 A row group is read when its statistics admit the key, or when it has none or one that does not
 decode: the rule ``file_bounds`` applies to whole files. Values come as the queries give them, from
@@ -17,6 +18,7 @@ would be a request of its own, and DuckDB's reads there are already batched.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +64,7 @@ class PointReader:
 
         found: list[dict[str, Any]] = []
         wanted = list(equal.items())
+        rest = [c for c in columns if c not in equal]
         for path in files:
             try:
                 meta, ranges = self._footer(path, list(equal), known)
@@ -69,16 +72,29 @@ class PointReader:
                 if not groups:
                     continue
                 with pq.ParquetFile(path, metadata=meta, coerce_int96_timestamp_unit="us") as parquet:
-                    table = parquet.read_row_groups(groups, columns=[*equal, *columns], use_threads=False)
+                    # the key columns first: an identifier within a group's bounds often has no row
+                    # there (a device id has no runs), and the group's other columns then go unread
+                    keys = parquet.read_row_groups(groups, columns=list(equal), use_threads=False)
+                    matching = _matching(keys, wanted)
+                    if not matching:
+                        continue
+                    needed, at = _groups_of(matching, groups, [meta.row_group(g).num_rows for g in groups])
+                    others = parquet.read_row_groups(needed, columns=rest, use_threads=False) if rest else None
+            except UnicodeDecodeError:  # text stored as bytes that are not UTF-8: DuckDB refuses it too
+                raise _file_error(ValueError("not UTF-8"), path, self._location) from None
             except Exception as exc:  # noqa: BLE001 - whatever pyarrow says, the file is at fault
                 raise _file_error(exc, path, self._location) from None
             try:
-                matching: Sequence[int] = range(table.num_rows)
-                for column, value in wanted:
-                    values = _texts(table.column(column))
-                    matching = [i for i in matching if values[i] == value]
-                found.extend({c: _value(table.column(c)[i]) for c in columns} for i in matching)
-            except UnicodeDecodeError:  # text stored as bytes that are not UTF-8: DuckDB refuses it too
+                for start, stop in _spans(matching):  # a key's rows lie together in a sorted file
+                    pieces = [
+                        keys.slice(start, stop - start).column(c) if c in equal
+                        else others.slice(at(start), stop - start).column(c)  # type: ignore[union-attr]
+                        for c in columns
+                    ]  # fmt: skip
+                    found.extend(
+                        dict(zip(columns, row, strict=True)) for row in zip(*map(_values, pieces), strict=True)
+                    )
+            except UnicodeDecodeError:
                 raise _file_error(ValueError("not UTF-8"), path, self._location) from None
         return found
 
@@ -153,26 +169,70 @@ def _texts(column: Any) -> list[Any]:
     return values
 
 
-def _value(scalar: Any) -> Any:
-    """One value as the lookup queries give it: text as ``str``, a time as a ``datetime`` in ``datetime.UTC``.
+def _matching(keys: Any, wanted: list[tuple[str, Any]]) -> list[int]:
+    """The rows of ``keys`` whose columns equal every wanted value, in order."""
+    matching: Sequence[int] = range(keys.num_rows)
+    for column, value in wanted:
+        values = _texts(keys.column(column))
+        matching = [i for i in matching if values[i] == value]
+    return list(matching)
+
+
+def _groups_of(
+    rows: list[int], groups: list[int], sizes: list[int]
+) -> tuple[list[int], Callable[[int], int]]:
+    """The groups holding ``rows`` (numbered over ``groups`` read one after another, of ``sizes`` rows).
+
+    And where each such row lies once only those groups are read.
+    """
+    starts = [0]
+    for size in sizes:
+        starts.append(starts[-1] + size)
+    holding = sorted({bisect.bisect_right(starts, r) - 1 for r in rows})
+    shift: dict[int, int] = {}
+    offset = 0
+    for k in holding:
+        shift[k] = starts[k] - offset
+        offset += sizes[k]
+    return [groups[k] for k in holding], lambda row: row - shift[bisect.bisect_right(starts, row) - 1]
+
+
+def _spans(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending row numbers as the half-open ranges of consecutive ones."""
+    spans: list[tuple[int, int]] = []
+    for i in indices:
+        if spans and spans[-1][1] == i:
+            spans[-1] = (spans[-1][0], i + 1)
+        else:
+            spans.append((i, i + 1))
+    return spans
+
+
+def _values(column: Any) -> list[Any]:
+    """A column's values as the lookup queries give them: text as ``str``, a time as a ``datetime`` in ``datetime.UTC``.
 
     A time stored without a zone (or as INT96, as migrated Spark and Hive files hold them) is an instant
     in UTC, as DuckDB reads it into the table's zoned type (its time zone is UTC); taken from the
-    integer, so a nanosecond one does not come back as a pandas ``Timestamp``.
+    integers (a view of the column, no copy), so a nanosecond one does not come back as a pandas ``Timestamp``.
     """
     import pyarrow as pa
 
-    if pa.types.is_timestamp(scalar.type):
-        if not scalar.is_valid:
-            return None
-        unit = scalar.type.unit
-        if unit == "ns":  # as DuckDB casts ns to its microseconds: to the nearest, halves away from zero
-            q, r = divmod(abs(scalar.value), 1000)
-            micros = (q + (r >= 500)) * (1 if scalar.value >= 0 else -1)
-        else:
-            micros = scalar.value * _PER_MICRO[unit]
-        return _EPOCH + timedelta(microseconds=micros)
-    return _text(scalar.as_py())
+    if not pa.types.is_timestamp(column.type):
+        return _texts(column)
+    unit = column.type.unit
+    out: list[Any] = []
+    for chunk in column.chunks:
+        for value in chunk.view(pa.int64()).to_pylist():
+            if value is None:
+                out.append(None)
+                continue
+            if unit == "ns":  # as DuckDB casts ns to its microseconds: to the nearest, halves away from zero
+                q, r = divmod(abs(value), 1000)
+                micros = (q + (r >= 500)) * (1 if value >= 0 else -1)
+            else:
+                micros = value * _PER_MICRO[unit]
+            out.append(_EPOCH + timedelta(microseconds=micros))
+    return out
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lineage import default_taxonomy
 from lineage.answers.rows import RETENTION_NEVER
-from lineage.contract.rules import covered, covers, crosses_border, sensitivity
+from lineage.contract.rules import covered, covers, crosses_border, retention_end, sensitivity
 from lineage.store import Store, StoreLocation
 
 TAXONOMY = default_taxonomy()
@@ -98,6 +98,7 @@ def test_sql_retention_end_counts_days_on_the_epoch_as_the_calendar_did(at: date
         row = con.execute("SELECT retention_end($at, $days)", {"at": at, "days": days}).fetchone()
         was = con.execute(_CALENDAR_RETENTION_END, {"at": at, "days": days}).fetchone()
     assert row is not None and was is not None and row[0] == was[0]
+    assert retention_end(at, days) == row[0]  # the Python rule (a person's point-read holdings) agrees
     if days is not None and row[0] != RETENTION_NEVER:
         assert row[0] == at + timedelta(days=days)  # the reference model's rule: whole days of 86,400 s
 
@@ -113,3 +114,4 @@ def test_sql_retention_end_clamps_at_the_same_day_as_the_calendar_did(at: dateti
         row = con.execute("SELECT retention_end($at, $days)", {"at": at, "days": days}).fetchone()
         was = con.execute(_CALENDAR_RETENTION_END, {"at": at, "days": days}).fetchone()
     assert row is not None and was is not None and row[0] == was[0]
+    assert retention_end(at, days) == row[0]

@@ -51,7 +51,7 @@ def _identity_files(folder: Path) -> list[Path]:
 
 def test_identity_point_reads_equal_the_queries_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each identifier's person key and each person's links, read by row group, equal the two queries' rows."""
-    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 7)  # many row groups: the pruning is exercised
+    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 7)  # many row groups: the pruning is exercised
     store = _linked_store(tmp_path / "store", 20)
     (identity,) = _identity_files(tmp_path / "store")
     assert pq.read_metadata(identity).num_row_groups > 5
@@ -68,16 +68,18 @@ def test_identity_point_reads_equal_the_queries_rows(tmp_path: Path, monkeypatch
     assert linked == 20 + 7  # a link a device, one more every third person: every one found
 
 
-def test_only_the_identity_bucket_gets_small_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The identity bucket's files are written in row groups of IDENTITY_ROW_GROUP rows; the runs' keep the table's."""
-    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 4)
+def test_a_holdings_commit_writes_small_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file a holdings commit writes (identities and runs alike) is in row groups of POINT_ROW_GROUP rows."""
+    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 4)
     _linked_store(tmp_path / "store", 12)
     for path in _identity_files(tmp_path / "store"):
         meta = pq.read_metadata(path)
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         assert max(sizes) == 4 and meta.num_rows > 4, sizes
-    runs = sorted((tmp_path / "store").glob("warehouse/**/holdings/data/bucket=[0-9]*/*.parquet"))
-    assert runs and all(pq.read_metadata(p).num_row_groups == 1 for p in runs)  # 20,000-row groups: one each
+    files = sorted((tmp_path / "store").glob("warehouse/**/holdings/data/bucket=*/*.parquet"))
+    metas = [pq.read_metadata(p) for p in files]
+    assert all(m.row_group(g).num_rows <= 4 for m in metas for g in range(m.num_row_groups))
+    assert sum(m.num_row_groups for m in metas) > len(metas)  # some files of several groups
 
 
 def test_a_row_group_without_statistics_is_read(tmp_path: Path) -> None:
@@ -244,7 +246,7 @@ def test_the_refresh_after_a_forget_brings_the_identity_bucket_back_to_small_row
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A forget rewrites the identity file in the table's row groups (pyiceberg's delete): the next refresh regroups."""
-    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 4)
+    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 4)
     folder = tmp_path / "store"
     _store(folder, people=12)
     assert pq.read_metadata(_identity_file(folder)).num_row_groups > 1
