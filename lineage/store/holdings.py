@@ -173,12 +173,14 @@ _PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
-#: the row groups of the files a holdings commit writes: a person's key, links and runs are read
-#: from one group each (``point_read``). The identity lookups took 1.7 ms at 5,000 rows against
-#: 3.1-3.4 ms at 20,000 (1M subjects, 3M identity rows); 2,000 read in 1.3 ms but made a footer of
-#: 3.2 MB, 23 ms to parse once a snapshot. A person's runs (21 columns): 2.2 against 5.8 ms, for
-#: files a half larger (a dictionary a group: 12 against 8 MB a bucket of 1M rows).
-POINT_ROW_GROUP = 5000
+#: the row groups of the files a holdings commit writes: a person's key and links are read from one
+#: group of the identity bucket, their runs from one of their bucket (``point_read``). The identity
+#: lookups took 1.7 ms at 5,000 rows against 3.1-3.4 ms at 20,000 (1M subjects, 3M identity rows);
+#: 2,000 read in 1.3 ms but made a footer of 3.2 MB, 23 ms to parse once a snapshot. A person's runs
+#: with their linked ids (21 columns): 5.4 ms at 5,000, 7.1 at 10,000, DuckDB 12.2 at 20,000; but
+#: DuckDB's scans of every run (breach, registers) took 20-40% longer at 5,000, 5-10% at 10,000.
+IDENTITY_ROW_GROUP = 5000
+ROW_GROUP = 10_000
 _WRITERS = 4  # files written at once by a holdings commit
 
 
@@ -683,7 +685,8 @@ def _replace_files(
 ) -> None:
     """Drop the data files ``drop`` and add ``parts`` (most the rows of one bucket), in one snapshot of ``tx``.
 
-    The files get row groups of ``POINT_ROW_GROUP`` rows (the table's property is for other writers).
+    The identity bucket's files get row groups of ``IDENTITY_ROW_GROUP`` rows, the others ``ROW_GROUP``
+    (the table's property is for other writers).
 
     What ``overwrite`` does, without its pass over all rows once per partition to split them
     (``_determine_partitions``: 2.2 of 12.6 s of writing in ten refreshes, pyinstrument): a part of
@@ -701,13 +704,15 @@ def _replace_files(
 
         locations = load_location_provider(table_location=metadata.location, table_properties=metadata.properties)
 
-        grouped = metadata.model_copy(
-            update={"properties": {**metadata.properties, "write.parquet.row-group-limit": str(POINT_ROW_GROUP)}}
+        identity, grouped = (
+            metadata.model_copy(update={"properties": {**metadata.properties, "write.parquet.row-group-limit": str(n)}})
+            for n in (IDENTITY_ROW_GROUP, ROW_GROUP)
         )
 
         def write(task: WriteTask) -> list[DataFile]:
+            bucket = task.partition_key.partition[0] if task.partition_key is not None else None
             try:
-                files = list(write_file(table.io, grouped, iter([task])))
+                files = list(write_file(table.io, identity if bucket == IDENTITY_BUCKET else grouped, iter([task])))
             except BaseException:
                 # a file begun (a disk full midway) is named nowhere else: its path as pyiceberg made it
                 name = task.generate_data_file_filename("parquet")
@@ -829,9 +834,9 @@ def _changed_rows(
 
 
 def _coarse(data_file: DataFile) -> bool:
-    """Whether an identity file has fewer row groups than ``POINT_ROW_GROUP`` makes (False: not known)."""
+    """Whether an identity file has fewer row groups than ``IDENTITY_ROW_GROUP`` makes (False: not known)."""
     offsets = data_file.split_offsets
-    return offsets is not None and len(offsets) < math.ceil(data_file.record_count / POINT_ROW_GROUP)
+    return offsets is not None and len(offsets) < math.ceil(data_file.record_count / IDENTITY_ROW_GROUP)
 
 
 def _bucket_of_file(data_file: DataFile) -> int | None:

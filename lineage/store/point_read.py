@@ -3,18 +3,21 @@
 A person's answer starts with lookups of a few rows each: an identifier's person key, the person's
 links (three or four narrow columns of the identity bucket), then their runs (21 columns of their
 bucket). Through DuckDB each paid its binding and planning and ~8 us for every row group of the
-file: 3.7-4.2 ms an identity lookup, 7.4 ms the runs at 1M subjects. pyarrow reads the one group
-the key lies in: 0.7 ms an identity lookup, ~2.2 ms a person's runs, at the 5,000 rows a group the
-holdings are written in (``holdings.POINT_ROW_GROUP``; measured 2026-12-07). A person's events stay
-DuckDB's: their files are written in groups of 20,000 by every writer of the events table, and
-DuckDB decodes many columns of those faster than pyarrow does (6.0 against 7.7 ms).
+file: 3.7-4.2 ms an identity lookup, 12 ms a person's runs (their linked ids' too) at 1M subjects.
+pyarrow reads the one group a key lies in: 0.7 ms an identity lookup at the 5,000 rows a group of
+the identity bucket (``holdings.IDENTITY_ROW_GROUP``), ~7 ms a person's runs at the 10,000 of the
+others (``holdings.ROW_GROUP``; measured 2026-12-07). A person's events stay DuckDB's: their files
+are written in groups of 20,000 by every writer of the events table, and DuckDB decodes many
+columns of those faster than pyarrow does (6.0 against 7.7 ms).
 
 A row group is read when its statistics admit the key, or when it has none or one that does not
 decode: the rule ``file_bounds`` applies to whole files. Values come as the queries give them, from
 files of any writer: text stored as plain bytes as ``str``, times (zoned or not, any unit) as
-instants in ``datetime.UTC``. Each file's footer is read once per ``PointReader``, which lives as
-long as the connection of one snapshot (``engine._Reader``). Local files only: on S3 each row group
-would be a request of its own, and DuckDB's reads there are already batched.
+instants in ``datetime.UTC``. A file this cannot read as DuckDB's view does (a column missing, as in
+an older layout; a time past 9999) raises ``NotPointReadable``: the caller asks the query. Each
+file's footer is read once per ``PointReader``, which lives as long as the connection of one
+snapshot (``engine._Reader``). Local files only: on S3 each row group would be a request of its own,
+and DuckDB's reads there are already batched.
 """
 from __future__ import annotations
 
@@ -30,9 +33,13 @@ from lineage.store.catalog import StoreLocation, read_error
 if TYPE_CHECKING:  # a process that never looks a person up imports no pyarrow for this
     import pyarrow.parquet as pq
 
-__all__ = ["PointReader"]
+__all__ = ["NotPointReadable", "PointReader"]
 
 _Range = tuple[Any, Any] | tuple[()] | None  # a row group's (min, max); () no value; None: unbounded
+
+
+class NotPointReadable(Exception):
+    """A file whose rows the point read cannot give as DuckDB's view gives them: ask the query instead."""
 
 
 class PointReader:
@@ -41,7 +48,7 @@ class PointReader:
     def __init__(self, location: StoreLocation) -> None:
         """Read the files of the store at ``location`` (named in the errors)."""
         self._location = location
-        self._footers: dict[str, tuple[pq.FileMetaData, dict[str, list[_Range]]]] = {}
+        self._footers: dict[str, tuple[pq.FileMetaData, dict[str, list[_Range]], frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     def rows(
@@ -67,7 +74,9 @@ class PointReader:
         rest = [c for c in columns if c not in equal]
         for path in files:
             try:
-                meta, ranges = self._footer(path, list(equal), known)
+                meta, ranges, names = self._footer(path, list(equal), known)
+                if not names.issuperset(columns) or not names.issuperset(equal):
+                    raise NotPointReadable(path)  # the view gives a missing column as NULL, or fails
                 groups = _groups_admitting(ranges, wanted)
                 if not groups:
                     continue
@@ -82,6 +91,8 @@ class PointReader:
                     others = parquet.read_row_groups(needed, columns=rest, use_threads=False) if rest else None
             except UnicodeDecodeError:  # text stored as bytes that are not UTF-8: DuckDB refuses it too
                 raise _file_error(ValueError("not UTF-8"), path, self._location) from None
+            except NotPointReadable:
+                raise
             except Exception as exc:  # noqa: BLE001 - whatever pyarrow says, the file is at fault
                 raise _file_error(exc, path, self._location) from None
             try:
@@ -96,11 +107,14 @@ class PointReader:
                     )
             except UnicodeDecodeError:
                 raise _file_error(ValueError("not UTF-8"), path, self._location) from None
+            except OverflowError:  # a time past 9999 (DuckDB's infinity): the query compares it unconverted
+                raise NotPointReadable(path) from None
         return found
 
     def _footer(
         self, path: str, columns: list[str], read: Callable[[str], pq.FileMetaData | None]
-    ) -> tuple[pq.FileMetaData, dict[str, list[_Range]]]:
+    ) -> tuple[pq.FileMetaData, dict[str, list[_Range]], frozenset[str]]:
+        """The file's footer, each group's range of ``columns``, and the names of the file's columns."""
         with self._lock:
             known = self._footers.get(path)
         if known is not None and all(c in known[1] for c in columns):
@@ -115,9 +129,10 @@ class PointReader:
         for column in columns:
             index = leaves.index(column) if column in leaves else None
             ranges[column] = [_group_range(meta, group, index) for group in range(meta.num_row_groups)]
+        names = frozenset(leaf.split(".", 1)[0] for leaf in leaves)
         with self._lock:
-            self._footers[path] = (meta, ranges)
-        return meta, ranges
+            self._footers[path] = (meta, ranges, names)
+        return meta, ranges, names
 
 
 def _groups_admitting(ranges: Mapping[str, list[_Range]], wanted: list[tuple[str, Any]]) -> list[int]:

@@ -51,7 +51,7 @@ def _identity_files(folder: Path) -> list[Path]:
 
 def test_identity_point_reads_equal_the_queries_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each identifier's person key and each person's links, read by row group, equal the two queries' rows."""
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 7)  # many row groups: the pruning is exercised
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 7)  # many row groups: the pruning is exercised
     store = _linked_store(tmp_path / "store", 20)
     (identity,) = _identity_files(tmp_path / "store")
     assert pq.read_metadata(identity).num_row_groups > 5
@@ -69,17 +69,18 @@ def test_identity_point_reads_equal_the_queries_rows(tmp_path: Path, monkeypatch
 
 
 def test_a_holdings_commit_writes_small_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every file a holdings commit writes (identities and runs alike) is in row groups of POINT_ROW_GROUP rows."""
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 4)
-    _linked_store(tmp_path / "store", 12)
+    """The identity bucket's files come in row groups of IDENTITY_ROW_GROUP rows, the other buckets' of ROW_GROUP."""
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 4)
+    monkeypatch.setattr(holdings_module, "ROW_GROUP", 2)
+    _linked_store(tmp_path / "store", 40)
     for path in _identity_files(tmp_path / "store"):
         meta = pq.read_metadata(path)
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         assert max(sizes) == 4 and meta.num_rows > 4, sizes
-    files = sorted((tmp_path / "store").glob("warehouse/**/holdings/data/bucket=*/*.parquet"))
-    metas = [pq.read_metadata(p) for p in files]
-    assert all(m.row_group(g).num_rows <= 4 for m in metas for g in range(m.num_row_groups))
-    assert sum(m.num_row_groups for m in metas) > len(metas)  # some files of several groups
+    buckets = (tmp_path / "store").glob("warehouse/**/holdings/data/bucket=[0-9]*/*.parquet")
+    runs = [pq.read_metadata(p) for p in buckets]
+    sizes = [m.row_group(g).num_rows for m in runs for g in range(m.num_row_groups)]
+    assert max(sizes) == 2 and sum(m.num_rows for m in runs) > len(runs) * 2  # some files of several groups
 
 
 def test_a_row_group_without_statistics_is_read(tmp_path: Path) -> None:
@@ -246,7 +247,7 @@ def test_the_refresh_after_a_forget_brings_the_identity_bucket_back_to_small_row
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A forget rewrites the identity file in the table's row groups (pyiceberg's delete): the next refresh regroups."""
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 4)
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 4)
     folder = tmp_path / "store"
     _store(folder, people=12)
     assert pq.read_metadata(_identity_file(folder)).num_row_groups > 1

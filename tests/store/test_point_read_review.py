@@ -120,7 +120,7 @@ def test_text_as_bytes_read_as_dictionary_or_view_is_found_as_duckdb_finds_it(tm
 
 def test_random_linked_people_resolve_as_duckdb_resolves_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random link graphs (chains and merges across events), tiny row groups: linked_identifiers equal both ways."""
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 3)
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 3)
     rng = random.Random(7)
     ids = [f"{p}-{i:02d}" for p in ("u", "d", "m", "x") for i in range(12)]
     records = []
@@ -246,7 +246,7 @@ def test_an_identity_bucket_is_not_rewritten_again_once_regrouped(
     from lineage.ingest.holdings import HoldingsMaintainer
     from lineage.ingest.pipeline import Ingestor
 
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 3)
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 3)
     folder = tmp_path / "store"
     location = _many_buckets(folder, 20)
     identity = _identity_file(folder)
@@ -287,7 +287,7 @@ def test_threads_sharing_a_reader_get_the_serial_answers(tmp_path: Path, monkeyp
     """Sessions on 8 threads (the console's workers) over one fresh reader: footers read once, answers unchanged."""
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(holdings_module, "POINT_ROW_GROUP", 5)
+    monkeypatch.setattr(holdings_module, "IDENTITY_ROW_GROUP", 5)
     store = _store_with_flow(tmp_path / "store", people=30)
     ids = [f"{p}-{i}" for p in ("user", "dev") for i in range(30)] * 4
     with store.session() as q:

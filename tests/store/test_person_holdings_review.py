@@ -1,0 +1,109 @@
+"""A person's holdings on stores the point read cannot read as DuckDB does: the query's answer, from a review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lineage.store.holdings as holdings_module
+from lineage import Party
+from lineage.contract.records import Record, make_record
+from lineage.errors import StoreError
+from lineage.store import Session, Store
+from lineage.store.layout import RESETS_BUCKET, buckets_of
+from tests.fixtures import at_minute, email_collected, store_of
+from tests.store.test_person_holdings import _stored
+
+IDS = ["s1", "s2", "s3"]
+
+
+def _records() -> list[Record]:
+    """Three people collected (30 days' retention), then three bulk exports of everyone to Hong Kong."""
+    records = [email_collected(s, at_minute(i), retention_days=30) for i, s in enumerate(IDS)]
+    records += [make_record(
+        "TRANSFERRED", system="app", system_region="CN", subject_id=None, bulk_as_of=at_minute(m),
+        occurred_at=at_minute(m), categories=["user.contact.email"], purpose="essential.service",
+        recipient=Party(name="hk", role="processor", region="HK"), transfer_kind="CROSS_BORDER",
+        mechanism="gba.standard_contract") for m in (5, 10, 15)]  # fmt: skip
+    return records
+
+
+def _rewrite(paths: list[Path], change: Callable[[pa.Table], pa.Table]) -> None:
+    """Each file rewritten as another writer would, its row count kept (what the footer check compares)."""
+    assert paths
+    for path in paths:
+        rows = pq.read_table(path)
+        changed = change(rows)
+        assert changed.num_rows == rows.num_rows
+        pq.write_table(changed, path)
+
+
+def _holdings(folder: Path, bucket: str = "*") -> list[Path]:
+    return sorted(folder.glob(f"warehouse/**/holdings/data/bucket={bucket}/*.parquet"))
+
+
+def _run_files(folder: Path) -> list[Path]:
+    return [p for p in _holdings(folder) if "bucket=-" not in str(p)]
+
+
+def _both(q: Session, ids: list[str], as_of: datetime) -> tuple[list[Any], list[Any]]:
+    params = {"ids": ids, "as_of": as_of, "buckets": buckets_of(ids), "files": q.holdings_files_of(ids)}
+    key = lambda r: sorted((k, repr(v)) for k, v in r.items())  # noqa: E731
+    return sorted(q.lookup("subject_holdings", params), key=key), sorted(q.subject_holdings(ids, as_of), key=key)
+
+
+def test_holdings_files_without_gen_as_layout_2_wrote_them_are_answered(tmp_path: Path) -> None:
+    """Files of layout 2 (no ``gen``, which the view reads as NULL): the same rows as the query's."""
+    store_of(_records(), tmp_path)
+    _rewrite(_holdings(tmp_path), lambda t: t.drop_columns(["gen"]))
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and by_points == by_query
+
+
+def test_a_reset_file_without_gen_is_read_as_the_query_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reset file lacking ``gen``: the query's rows."""
+    monkeypatch.setattr(holdings_module, "MAX_FILES", 99)
+    _stored(tmp_path, [[email_collected("s1", at_minute(10))], [email_collected("s1", at_minute(5))]])
+    _rewrite(_holdings(tmp_path, str(RESETS_BUCKET)), lambda t: t.drop_columns(["gen"]))
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, ["s1"], at_minute(30))
+    assert by_query and by_points == by_query
+
+
+def test_a_run_file_missing_a_column_fails_with_the_stores_error(tmp_path: Path) -> None:
+    """A run file without ``encrypted``: the store's one-line error, as the query gives it, not a KeyError."""
+    store_of(_records(), tmp_path)
+    _rewrite(_run_files(tmp_path), lambda t: t.drop_columns(["encrypted"]))
+    with Store(tmp_path).session() as q, pytest.raises(StoreError):
+        q.subject_holdings(IDS, at_minute(30))
+
+
+def test_an_ended_at_past_year_9999_is_answered_as_the_query_answers(tmp_path: Path) -> None:
+    """An end stored as DuckDB's infinity (INT64_MAX us): never converted by the query, so answered."""
+    store_of(_records(), tmp_path)
+
+    def infinite(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("ended_at")
+        return t.set_column(i, t.schema.field(i), pa.array([2**63 - 1] * t.num_rows, t.schema.field(i).type))
+
+    _rewrite(_run_files(tmp_path), infinite)
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and by_points == by_query
+
+
+def test_a_naive_as_of_is_read_as_utc_as_the_lookup_reads_it(tmp_path: Path) -> None:
+    """A time without an offset is UTC, as DuckDB reads it."""
+    store_of(_records(), tmp_path)
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30).replace(tzinfo=None))
+    assert by_query and by_points == by_query
