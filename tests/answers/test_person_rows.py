@@ -187,6 +187,6 @@ def test_an_access_report_asks_for_bulk_sources_only_when_a_holding_came_by_one(
 
     monkeypatch.setattr(Session, "lookup", counted)
     report = access_request(store, "u1", default_taxonomy(), T0 + timedelta(days=1))
-    assert "access_sources" not in asked and "subject_holdings" in asked
+    assert "access_sources" not in asked and "subject_events" in asked and report.holdings
     assert [(s["event_id"], s["holder"]) for s in report.sources] == [
         (collected["event_id"], "web"), (shared["event_id"], "pay")]  # fmt: skip
