@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # a process that never looks a person up imports no pyarrow f
 __all__ = ["NotPointReadable", "PointReader"]
 
 _Range = tuple[Any, Any] | tuple[()] | None  # a row group's (min, max); () no value; None: unbounded
+# a file's footer, each group's range of the key columns, the names of its columns, and of its flat text ones
+_Footer = tuple["pq.FileMetaData", dict[str, list[_Range]], frozenset[str], frozenset[str]]
 
 
 class NotPointReadable(Exception):
@@ -48,7 +50,7 @@ class PointReader:
     def __init__(self, location: StoreLocation) -> None:
         """Read the files of the store at ``location`` (named in the errors)."""
         self._location = location
-        self._footers: dict[str, tuple[pq.FileMetaData, dict[str, list[_Range]], frozenset[str]]] = {}
+        self._footers: dict[str, _Footer] = {}
         self._lock = threading.Lock()
 
     def rows(
@@ -74,7 +76,7 @@ class PointReader:
         rest = [c for c in columns if c not in equal]
         for path in files:
             try:
-                meta, ranges, names = self._footer(path, list(equal), known)
+                meta, ranges, names, texts = self._footer(path, list(equal), known)
                 if not names.issuperset(columns) or not names.issuperset(equal):
                     raise NotPointReadable(path)  # the view gives a missing column as NULL, or fails
                 groups = _groups_admitting(ranges, wanted)
@@ -83,7 +85,7 @@ class PointReader:
                 # text read as dictionaries: a group's other columns decoded in 2.4 against 3.2 ms
                 # (10,000 rows), and only the few matching rows are turned into Python values
                 with pq.ParquetFile(
-                    path, metadata=meta, coerce_int96_timestamp_unit="us", read_dictionary=rest
+                    path, metadata=meta, coerce_int96_timestamp_unit="us", read_dictionary=texts.intersection(rest)
                 ) as parquet:
                     # the key columns first: an identifier within a group's bounds often has no row
                     # there (a device id has no runs), and the group's other columns then go unread
@@ -115,10 +117,8 @@ class PointReader:
                 raise NotPointReadable(path) from None
         return found
 
-    def _footer(
-        self, path: str, columns: list[str], read: Callable[[str], pq.FileMetaData | None]
-    ) -> tuple[pq.FileMetaData, dict[str, list[_Range]], frozenset[str]]:
-        """The file's footer, each group's range of ``columns``, and the names of the file's columns."""
+    def _footer(self, path: str, columns: list[str], read: Callable[[str], pq.FileMetaData | None]) -> _Footer:
+        """The file's footer, each group's range of ``columns``, the names of its columns and of its flat text ones."""
         with self._lock:
             known = self._footers.get(path)
         if known is not None and all(c in known[1] for c in columns):
@@ -128,15 +128,19 @@ class PointReader:
         meta = known[0] if known is not None else read(path)
         if meta is None:
             meta = pq.read_metadata(path)
-        leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        leaves = [meta.schema.column(i) for i in range(meta.num_columns)]
+        paths = [leaf.path for leaf in leaves]
         ranges = dict(known[1]) if known is not None else {}
         for column in columns:
-            index = leaves.index(column) if column in leaves else None
+            index = paths.index(column) if column in paths else None
             ranges[column] = [_group_range(meta, group, index) for group in range(meta.num_row_groups)]
-        names = frozenset(leaf.split(".", 1)[0] for leaf in leaves)
+        names = frozenset(path.split(".", 1)[0] for path in paths)
+        # read as dictionaries: only text columns not nested (pyarrow wants a list's leaf path)
+        texts = frozenset(leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY" and "." not in leaf.path)
+        found = (meta, ranges, names, texts)
         with self._lock:
-            self._footers[path] = (meta, ranges, names)
-        return meta, ranges, names
+            self._footers[path] = found
+        return found
 
 
 def _groups_admitting(ranges: Mapping[str, list[_Range]], wanted: list[tuple[str, Any]]) -> list[int]:

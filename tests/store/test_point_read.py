@@ -264,3 +264,14 @@ def test_the_refresh_after_a_forget_brings_the_identity_bucket_back_to_small_row
     assert max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) == 4
     with Store(folder).session() as q:
         assert q.person_of("user-003") is None and q.person_of("user-004") == "dev-004"
+
+
+def test_a_list_column_is_read_beside_text_read_as_dictionaries(tmp_path: Path) -> None:
+    """A nested column asked with flat text ones comes back as its list (only flat text is read as dictionaries)."""
+    path = tmp_path / "lists.parquet"
+    table = pa.table({"subject": ["s1", "s2"], "kind": ["run", "run"], "categories": [["a", "b"], None],
+                      "holder": ["h1", "h2"]})  # fmt: skip
+    pq.write_table(table, path)
+    reader = PointReader(StoreLocation.embedded(tmp_path))
+    found = reader.rows([str(path)], {"subject": "s1", "kind": "run"}, ["categories", "holder"])
+    assert found == [{"categories": ["a", "b"], "holder": "h1"}]
