@@ -87,14 +87,20 @@ class PointReader:
                 with pq.ParquetFile(
                     path, metadata=meta, coerce_int96_timestamp_unit="us", read_dictionary=texts.intersection(rest)
                 ) as parquet:
-                    # the key columns first: an identifier within a group's bounds often has no row
-                    # there (a device id has no runs), and the group's other columns then go unread
-                    keys = parquet.read_row_groups(groups, columns=list(equal), use_threads=False)
+                    # many columns: the key columns first. An identifier within a group's bounds often
+                    # has no row there (a device id has no runs), and the group's other columns then go
+                    # unread. A few (an identity lookup's): one read, a second cost more than it spared
+                    narrow = len(rest) <= _NARROW
+                    asked = list(dict.fromkeys([*equal, *rest])) if narrow else list(equal)
+                    keys = parquet.read_row_groups(groups, columns=asked, use_threads=False)
                     matching = _matching(keys, wanted)
                     if not matching:
                         continue
-                    needed, at = _groups_of(matching, groups, [meta.row_group(g).num_rows for g in groups])
-                    others = parquet.read_row_groups(needed, columns=rest, use_threads=False) if rest else None
+                    at: Callable[[int], int] = _same
+                    others: Any = keys
+                    if not narrow:
+                        needed, at = _groups_of(matching, groups, [meta.row_group(g).num_rows for g in groups])
+                        others = parquet.read_row_groups(needed, columns=rest, use_threads=False) if rest else None
             except UnicodeDecodeError:  # text stored as bytes that are not UTF-8: DuckDB refuses it too
                 raise _file_error(ValueError("not UTF-8"), path, self._location) from None
             except NotPointReadable:
@@ -105,7 +111,7 @@ class PointReader:
                 for start, stop in _spans(matching):  # a key's rows lie together in a sorted file
                     pieces = [
                         keys.slice(start, stop - start).column(c) if c in equal
-                        else others.slice(at(start), stop - start).column(c)  # type: ignore[union-attr]
+                        else others.slice(at(start), stop - start).column(c)
                         for c in columns
                     ]  # fmt: skip
                     found.extend(
@@ -190,6 +196,13 @@ def _texts(column: Any) -> list[Any]:
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return [_text(v) for v in values]
     return values
+
+
+_NARROW = 3  # columns besides the keys read with them in one pass (``rows``)
+
+
+def _same(row: int) -> int:
+    return row
 
 
 def _matching(keys: Any, wanted: list[tuple[str, Any]]) -> list[int]:
