@@ -11,13 +11,15 @@ are written in groups of 20,000 by every writer of the events table, and DuckDB 
 columns of those faster than pyarrow does (6.0 against 7.7 ms).
 
 A row group is read when its statistics admit the key, or when it has none or one that does not
-decode: the rule ``file_bounds`` applies to whole files. Values come as the queries give them, from
-files of any writer: text stored as plain bytes as ``str``, times (zoned or not, any unit) as
-instants in ``datetime.UTC``. A file this cannot read as DuckDB's view does (a column missing, as in
-an older layout; a time past 9999) raises ``NotPointReadable``: the caller asks the query. Each
-file's footer is read once per ``PointReader``, which lives as long as the connection of one
-snapshot (``engine._Reader``). Local files only: on S3 each row group would be a request of its own,
-and DuckDB's reads there are already batched.
+decode: the rule ``file_bounds`` applies to whole files. Values come as the queries give them:
+times as instants in ``datetime.UTC`` (nanoseconds rounded as DuckDB rounds them), text as ``str``.
+A file this cannot read as DuckDB's view does raises ``NotPointReadable``, and the caller asks the
+query: a column missing (an older layout), or of another type than the table's (text stored as
+unannotated bytes, a number as a decimal or text, a time without a zone: the view casts those to
+the types of the first file it lists), or a time past 9999. Text stored in Parquet v2's delta
+encodings is read, only not into dictionaries. Each file's footer is read once per ``PointReader``,
+which lives as long as the connection of one snapshot (``engine._Reader``). Local files only: on S3
+each row group would be a request of its own, and DuckDB's reads there are already batched.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lineage.store.catalog import StoreLocation, read_error
+from lineage.store.layout import HOLDING_FIELDS
 
 if TYPE_CHECKING:  # a process that never looks a person up imports no pyarrow for this
     import pyarrow.parquet as pq
@@ -36,8 +39,11 @@ if TYPE_CHECKING:  # a process that never looks a person up imports no pyarrow f
 __all__ = ["NotPointReadable", "PointReader"]
 
 _Range = tuple[Any, Any] | tuple[()] | None  # a row group's (min, max); () no value; None: unbounded
-# a file's footer, each group's range of the key columns, the names of its columns, and of its flat text ones
-_Footer = tuple["pq.FileMetaData", dict[str, list[_Range]], frozenset[str], frozenset[str]]
+# a file's footer, each group's range of the key columns, the columns whose type is the table's, and
+# the flat text ones (each with its leaf's index)
+_Footer = tuple["pq.FileMetaData", dict[str, list[_Range]], frozenset[str], dict[str, int]]
+# the encodings pyarrow can read into a dictionary (not the DELTA ones of Parquet v2 writers)
+_DICTIONARY_SAFE = frozenset({"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY", "RLE_DICTIONARY"})
 
 
 class NotPointReadable(Exception):
@@ -47,9 +53,15 @@ class NotPointReadable(Exception):
 class PointReader:
     """Rows of one key from a snapshot's local Parquet files, their footers read once."""
 
-    def __init__(self, location: StoreLocation) -> None:
-        """Read the files of the store at ``location`` (named in the errors)."""
+    def __init__(self, location: StoreLocation, fields: Sequence[tuple[str, str]] = HOLDING_FIELDS) -> None:
+        """Read the files of the store at ``location`` (named in the errors), of a table of ``fields``.
+
+        A file whose column has another type than the field's (text stored as unannotated bytes,
+        a number as a decimal, a zone-less time) is ``NotPointReadable``: DuckDB's view casts it
+        to the type of the first file it lists, which is the query's to say.
+        """
         self._location = location
+        self._kinds = dict(fields)
         self._footers: dict[str, _Footer] = {}
         self._lock = threading.Lock()
 
@@ -76,16 +88,17 @@ class PointReader:
         rest = [c for c in columns if c not in equal]
         for path in files:
             try:
-                meta, ranges, names, texts = self._footer(path, list(equal), known)
-                if not names.issuperset(columns) or not names.issuperset(equal):
-                    raise NotPointReadable(path)  # the view gives a missing column as NULL, or fails
+                meta, ranges, typed, texts = self._footer(path, list(equal), known)
+                if not typed.issuperset(columns) or not typed.issuperset(equal):
+                    raise NotPointReadable(path)  # missing (the view gives NULL, or fails) or of another type
                 groups = _groups_admitting(ranges, wanted)
                 if not groups:
                     continue
                 # text read as dictionaries: a group's other columns decoded in 2.4 against 3.2 ms
                 # (10,000 rows), and only the few matching rows are turned into Python values
+                dictionaries = [c for c in rest if c in texts and _dictionary_pages(meta, groups, texts[c])]
                 with pq.ParquetFile(
-                    path, metadata=meta, coerce_int96_timestamp_unit="us", read_dictionary=texts.intersection(rest)
+                    path, metadata=meta, coerce_int96_timestamp_unit="us", read_dictionary=dictionaries
                 ) as parquet:
                     # many columns: the key columns first. An identifier within a group's bounds often
                     # has no row there (a device id has no runs), and the group's other columns then go
@@ -140,13 +153,40 @@ class PointReader:
         for column in columns:
             index = paths.index(column) if column in paths else None
             ranges[column] = [_group_range(meta, group, index) for group in range(meta.num_row_groups)]
-        names = frozenset(path.split(".", 1)[0] for path in paths)
+        schema = meta.schema.to_arrow_schema()
+        typed = frozenset(f.name for f in schema if f.name in self._kinds and _fits(self._kinds[f.name], f.type))
         # read as dictionaries: only text columns not nested (pyarrow wants a list's leaf path)
-        texts = frozenset(leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY" and "." not in leaf.path)
-        found = (meta, ranges, names, texts)
+        texts = {
+            leaf.path: i for i, leaf in enumerate(leaves) if leaf.physical_type == "BYTE_ARRAY" and "." not in leaf.path
+        }
+        found = (meta, ranges, typed, texts)
         with self._lock:
             self._footers[path] = found
         return found
+
+
+def _fits(kind: str, arrow: Any) -> bool:
+    """Whether a file's column of Arrow type ``arrow`` reads as the table's ``kind`` with no cast DuckDB would make."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow):
+        arrow = arrow.value_type
+    if kind == "string":
+        return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow))
+    if kind in ("int32", "int64"):
+        return bool(pa.types.is_signed_integer(arrow)) and arrow.bit_width <= (32 if kind == "int32" else 64)
+    if kind == "bool":
+        return bool(pa.types.is_boolean(arrow))
+    if kind == "timestamp":
+        return bool(pa.types.is_timestamp(arrow)) and arrow.tz is not None
+    if kind == "list<string>":
+        return bool(pa.types.is_list(arrow) or pa.types.is_large_list(arrow)) and _fits("string", arrow.value_type)
+    return False
+
+
+def _dictionary_pages(meta: pq.FileMetaData, groups: list[int], index: int) -> bool:
+    """Whether the column at ``index`` is stored in ``groups`` in encodings pyarrow reads into a dictionary."""
+    return all(_DICTIONARY_SAFE.issuperset(meta.row_group(g).column(index).encodings) for g in groups)
 
 
 def _groups_admitting(ranges: Mapping[str, list[_Range]], wanted: list[tuple[str, Any]]) -> list[int]:
