@@ -2,8 +2,8 @@
 
 The query's rules in Python, for the rows ``point_read`` reads of one person (tens): the macro
 ``holdings`` over ``runs`` and ``holding_runs`` (queries/_macros.sql). Through DuckDB the query cost
-7.7 ms a person at 1M subjects (11-12 under load), most of it planning and scanning whole row groups;
-reading the person's rows by row group and applying the rules here costs ~3 ms (2026-12-07).
+12 ms a person with their linked ids at 1M subjects, most of it planning and decoding whole row
+groups; reading the person's rows by row group and applying the rules here costs ~7 ms (2026-12-07).
 ``tests/store/test_person_holdings.py`` checks the two give the same rows, as of any time.
 
 - A run is dropped by a reset of its subject of a later generation (``gen``; None: 0).
