@@ -179,3 +179,22 @@ def test_non_ascii_text_stored_as_unannotated_bytes_is_answered_as_the_query_ans
         for ids in (["用户-1"], ["s1"]):
             by_query, by_points = _both(q, ids, at_minute(30))
             assert by_points == by_query
+
+
+def test_the_views_read_every_file_as_the_tables_types_whatever_the_first_file(tmp_path: Path) -> None:
+    """Every holdings file (the flows' too) with text as plain bytes and zone-less times: str and UTC, as the table."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        for i, f in enumerate(t.schema):
+            if pa.types.is_string(f.type):
+                t = t.set_column(i, f.with_type(pa.binary()), t.column(i).cast(pa.binary()))
+            elif pa.types.is_timestamp(f.type):
+                naive = pa.timestamp("us")
+                t = t.set_column(i, f.with_type(naive), t.column(i).cast(naive))
+        pq.write_table(t, p)
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and by_points == by_query
+    assert {type(r["holder"]) for r in by_query} == {str}
+    assert all(r["arrived_at"].tzinfo is not None for r in by_query)
