@@ -198,3 +198,21 @@ def test_the_views_read_every_file_as_the_tables_types_whatever_the_first_file(t
     assert len(by_query) == 12 and by_points == by_query
     assert {type(r["holder"]) for r in by_query} == {str}
     assert all(r["arrived_at"].tzinfo is not None for r in by_query)
+
+
+def test_event_files_of_another_writers_types_answer_as_the_tables_types(tmp_path: Path) -> None:
+    """Every event file with text as plain bytes and zone-less times: the same events, typed as the table."""
+    store_of(_records(), tmp_path)
+    params = {"ids": ["s1"], "as_of": at_minute(30), "files": None}
+    with Store(tmp_path).session() as q:
+        before = q.lookup("subject_events", params)
+    for p in sorted(tmp_path.glob("warehouse/**/events/data/**/*.parquet")):
+        t = pq.read_table(p)
+        for i, f in enumerate(t.schema):
+            if pa.types.is_string(f.type) and f.name != "subject_id":
+                t = t.set_column(i, f.with_type(pa.binary()), t.column(i).cast(pa.binary()))
+            elif pa.types.is_timestamp(f.type):
+                t = t.set_column(i, f.with_type(pa.timestamp("us")), t.column(i).cast(pa.timestamp("us")))
+        pq.write_table(t, p)
+    with Store(tmp_path).session() as q:
+        assert before and q.lookup("subject_events", params) == before
