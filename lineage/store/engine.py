@@ -909,11 +909,11 @@ class Store:
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
             present = set(relation.columns)
             typed = ", ".join(
-                f"CAST({column if column in present else 'NULL'} AS {KINDS[kind]}) AS {column}"
+                f"CAST({_name(column) if column in present else 'NULL'} AS {KINDS[kind]}) AS {_name(column)}"
                 for column, kind in columns
             )
-            extra = [c for c in relation.columns if c != "filename" and c not in dict(columns)]
-            rest = "".join(f", {c}" for c in extra)
+            # another writer's columns kept as they are, quoted: any name may come in a file
+            rest = "".join(f", {_name(c)}" for c in relation.columns if c != "filename" and c not in dict(columns))
             _create_views(con, name, relation.project(f"{typed}{rest}, filename AS data_file"), reflects)
 
     @contextmanager
@@ -1272,6 +1272,11 @@ def _as_events(batch: pa.RecordBatch) -> Iterator[Event]:
     cols[6] = [[intern(c) for c in v] for v in cols[6]]  # categories
     cols[7] = [intern(v) for v in cols[7]]  # holder
     return map(Event._make, zip(*cols, strict=True))
+
+
+def _name(column: str) -> str:
+    """A column's name as a quoted SQL identifier."""
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _sql_string(text: str) -> str:

@@ -216,3 +216,16 @@ def test_event_files_of_another_writers_types_answer_as_the_tables_types(tmp_pat
         pq.write_table(t, p)
     with Store(tmp_path).session() as q:
         assert before and q.lookup("subject_events", params) == before
+
+
+def test_another_writers_extra_columns_of_any_name_are_kept_out_of_the_way(tmp_path: Path) -> None:
+    """Files with columns of their own named as SQL keywords or with quotes: the same rows as before."""
+    store_of(_records(), tmp_path)
+    with Store(tmp_path).session() as q:
+        before = _both(q, IDS, at_minute(30))
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        extra = pa.array(["x"] * t.num_rows)
+        pq.write_table(t.append_column("order", extra).append_column('a "quoted" name', extra), p)
+    with Store(tmp_path).session() as q:
+        assert _both(q, IDS, at_minute(30)) == before and len(before[0]) == 12
