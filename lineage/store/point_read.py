@@ -16,7 +16,7 @@ times as instants in ``datetime.UTC`` (nanoseconds rounded as DuckDB rounds them
 A file this cannot read as DuckDB's view does raises ``NotPointReadable``, and the caller asks the
 query: a column missing (an older layout), or of another type than the table's (text stored as
 unannotated bytes, a number as a decimal or text, a time without a zone: the view casts those to
-the types of the first file it lists), or a time past 9999. Text stored in Parquet v2's delta
+the table's types), or a time past 9999. Text stored in Parquet v2's delta
 encodings is read, only not into dictionaries. Each file's footer is read once per ``PointReader``,
 which lives as long as the connection of one snapshot (``engine._Reader``). Local files only: on S3
 each row group would be a request of its own, and DuckDB's reads there are already batched.
@@ -58,7 +58,7 @@ class PointReader:
 
         A file whose column has another type than the field's (text stored as unannotated bytes,
         a number as a decimal, a zone-less time) is ``NotPointReadable``: DuckDB's view casts it
-        to the type of the first file it lists, which is the query's to say.
+        to the table's type, which is the query's to say.
         """
         self._location = location
         self._kinds = dict(fields)
