@@ -907,13 +907,11 @@ class Store:
             # zone-less time) would otherwise type the whole view. A cast to the type a column already
             # has is dropped when DuckDB binds it: filters still reach the scan (measured, EXPLAIN).
             relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
-            present = set(relation.columns)
-            typed = ", ".join(
-                f"CAST({_name(column) if column in present else 'NULL'} AS {KINDS[kind]}) AS {_name(column)}"
-                for column, kind in columns
-            )
-            # another writer's columns kept as they are, quoted: any name may come in a file
-            rest = "".join(f", {_name(c)}" for c in relation.columns if c != "filename" and c not in dict(columns))
+            typed = ", ".join(_typed(relation, column, kind, name, self.location) for column, kind in columns)
+            # another writer's own columns kept as they are, quoted (any name may come in a file); DuckDB's
+            # names are case-insensitive, so one differing from ours in case only is ours (``_typed``)
+            ours = {c.lower() for c, _ in columns} | {"filename", "data_file"}
+            rest = "".join(f", {_name(c)}" for c in relation.columns if c.lower() not in ours)
             _create_views(con, name, relation.project(f"{typed}{rest}, filename AS data_file"), reflects)
 
     @contextmanager
@@ -1272,6 +1270,29 @@ def _as_events(batch: pa.RecordBatch) -> Iterator[Event]:
     cols[6] = [[intern(c) for c in v] for v in cols[6]]  # categories
     cols[7] = [intern(v) for v in cols[7]]  # holder
     return map(Event._make, zip(*cols, strict=True))
+
+
+def _typed(
+    relation: duckdb.DuckDBPyRelation, column: str, kind: str, table: str, location: StoreLocation
+) -> str:
+    """``column`` of the files cast to the table's ``kind`` (NULL when they lack it), as a projection's item.
+
+    Found as DuckDB finds names, case aside. A list where the table has a value, or a value where it
+    has a list, is refused: the cast would turn ['s1'] into the text '[s1]', matching no one, silently.
+    """
+    found = next((c for c in relation.columns if c == column), None) or next(
+        (c for c in relation.columns if c.lower() == column.lower()), None
+    )
+    if found is None:
+        return f"CAST(NULL AS {KINDS[kind]}) AS {_name(column)}"
+    stored = str(relation.types[relation.columns.index(found)])
+    if stored.endswith("[]") != (kind == "list<string>"):
+        raise StoreError(
+            f"the {table} files of {location.describe()} hold {column} as {stored}, where the table has "
+            f"{KINDS[kind]}: rewrite them with the table's types",
+            path=location.describe(),
+        )
+    return f"CAST({_name(found)} AS {KINDS[kind]}) AS {_name(column)}"
 
 
 def _name(column: str) -> str:

@@ -229,3 +229,55 @@ def test_another_writers_extra_columns_of_any_name_are_kept_out_of_the_way(tmp_p
         pq.write_table(t.append_column("order", extra).append_column('a "quoted" name', extra), p)
     with Store(tmp_path).session() as q:
         assert _both(q, IDS, at_minute(30)) == before and len(before[0]) == 12
+
+
+# From a third review: names DuckDB matches case aside, and a list where the table has text.
+
+
+def _renamed(path: Path, old: str, new: str) -> None:
+    t = pq.read_table(path)
+    pq.write_table(t.rename_columns([new if n == old else n for n in t.column_names]), path)
+
+
+def test_a_first_file_naming_a_column_in_other_case_keeps_its_values(tmp_path: Path) -> None:
+    """The first holdings file's ``Holder`` is the table's ``holder``, as DuckDB reads names."""
+    store_of(_records(), tmp_path)
+    _renamed(_holdings(tmp_path)[0], "holder", "Holder")
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and {r["holder"] for r in by_query} == {"app", "hk"} and by_points == by_query
+
+
+def test_a_subject_column_in_other_case_still_finds_the_person(tmp_path: Path) -> None:
+    """Every holdings file naming ``Subject``: the person's rows, not none."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        _renamed(p, "subject", "Subject")
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and by_points == by_query
+
+
+def test_a_subject_stored_as_a_list_is_refused_naming_the_column(tmp_path: Path) -> None:
+    """A list where the table has text: one line naming the column, not the list's text matching no one."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        i = t.schema.get_field_index("subject")
+        lists = pa.array([None if x is None else [x] for x in t.column(i).to_pylist()], pa.list_(pa.string()))
+        pq.write_table(t.set_column(i, pa.field("subject", lists.type), lists), p)
+    with pytest.raises(StoreError, match=r"hold subject as VARCHAR\[\], where the table has VARCHAR") as refused:
+        with Store(tmp_path).session() as q:
+            _both(q, IDS, at_minute(30))
+    assert "\n" not in str(refused.value)
+
+
+def test_a_files_own_data_file_column_is_left_out(tmp_path: Path) -> None:
+    """A column ``data_file`` of another writer's: the view's own (each row's file) is the one read."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        pq.write_table(t.append_column("data_file", pa.array(["elsewhere"] * t.num_rows)), p)
+    with Store(tmp_path).session() as q:
+        by_query, by_points = _both(q, IDS, at_minute(30))
+    assert len(by_query) == 12 and by_points == by_query
