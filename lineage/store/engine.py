@@ -1277,8 +1277,9 @@ def _typed(
 ) -> str:
     """``column`` of the files cast to the table's ``kind`` (NULL when they lack it), as a projection's item.
 
-    Found as DuckDB finds names, case aside. A list where the table has a value, or a value where it
-    has a list, is refused: the cast would turn ['s1'] into the text '[s1]', matching no one, silently.
+    Found as DuckDB finds names, case aside. A list, struct or map where the table has a value, or a
+    value where it has a list, is refused: the cast would turn ['s1'] into the text '[s1]', matching
+    no one, silently.
     """
     found = next((c for c in relation.columns if c == column), None) or next(
         (c for c in relation.columns if c.lower() == column.lower()), None
@@ -1286,7 +1287,8 @@ def _typed(
     if found is None:
         return f"CAST(NULL AS {KINDS[kind]}) AS {_name(column)}"
     stored = str(relation.types[relation.columns.index(found)])
-    if stored.endswith("[]") != (kind == "list<string>"):
+    nested = stored.endswith("]") or stored.startswith(("STRUCT", "MAP", "UNION"))
+    if not (stored.endswith("[]") if kind == "list<string>" else not nested):
         raise StoreError(
             f"the {table} files of {location.describe()} hold {column} as {stored}, where the table has "
             f"{KINDS[kind]}: rewrite them with the table's types",

@@ -281,3 +281,25 @@ def test_a_files_own_data_file_column_is_left_out(tmp_path: Path) -> None:
     with Store(tmp_path).session() as q:
         by_query, by_points = _both(q, IDS, at_minute(30))
     assert len(by_query) == 12 and by_points == by_query
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("holder", lambda v: {"name": v}),  # a struct where the table has text
+        ("categories", lambda v: None if v is None else ",".join(v)),  # text where the table has a list
+    ],
+)
+def test_a_nested_value_where_the_table_has_another_shape_is_refused(
+    tmp_path: Path, column: str, values: Callable[[Any], Any]
+) -> None:
+    """A struct for text, text for a list: one line naming the column, never the struct's text compared."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        i = t.schema.get_field_index(column)
+        changed = pa.array([values(v) for v in t.column(i).to_pylist()])
+        pq.write_table(t.set_column(i, pa.field(column, changed.type), changed), p)
+    with pytest.raises(StoreError, match=f"hold {column} as .*where the table has"):
+        with Store(tmp_path).session() as q:
+            _both(q, IDS, at_minute(30))
