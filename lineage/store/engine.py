@@ -493,6 +493,35 @@ _NO_RESETS = (
 )
 
 
+def _dataset_view(
+    location: StoreLocation,
+    con: duckdb.DuckDBPyConnection,
+    registered: dict[str, Any],
+    view: tuple[str, list[str], Sequence[tuple[str, str]]],
+    reflects: Offsets | None,
+) -> None:
+    """The view over files through a pyarrow dataset of the table's columns (``Store._view``).
+
+    ``view``: its name, the files, the table's columns. One fragment per file, each naming its file
+    as the constant column ``data_file``: a lookup's filter on it is pushed into the scan, and the
+    files it leaves out are never opened.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads  # imports pandas: ~0.3 s a local store's reader need not pay
+
+    from lineage.store.tables import arrow_schema
+
+    name, files, columns = view
+    fmt, filesystem = pads.ParquetFileFormat(), location.filesystem()
+    fragments = [fmt.make_fragment(f, filesystem, partition_expression=pc.field("data_file") == f) for f in files]
+    schema = arrow_schema(columns).append(pa.field("data_file", pa.string()))
+    dataset = pads.FileSystemDataset(fragments, schema, fmt, filesystem)
+    con.register(f"{name}_files", dataset)
+    registered[f"{name}_files"] = dataset
+    _create_views(con, name, con.table(f"{name}_files"), reflects)
+
+
 def _create_views(
     con: duckdb.DuckDBPyConnection, name: str, rows: duckdb.DuckDBPyRelation, reflects: Offsets | None = None
 ) -> None:
@@ -880,23 +909,7 @@ class Store:
         if not files:
             _create_views(con, name, con.from_arrow(_empty(columns)).project(_NO_FILE), reflects)
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
-            # one fragment per file, each naming its file as the constant column ``data_file``: a
-            # lookup's filter on it is pushed into the scan, and the files it leaves out are never opened
-            import pyarrow as pa
-            import pyarrow.compute as pc
-            import pyarrow.dataset as pads  # imports pandas: ~0.3 s a local store's reader need not pay
-
-            from lineage.store.tables import arrow_schema
-
-            fmt, filesystem = pads.ParquetFileFormat(), self.location.filesystem()
-            fragments = [
-                fmt.make_fragment(f, filesystem, partition_expression=pc.field("data_file") == f) for f in files
-            ]
-            schema = arrow_schema(columns).append(pa.field("data_file", pa.string()))
-            dataset = pads.FileSystemDataset(fragments, schema, fmt, filesystem)
-            con.register(f"{name}_files", dataset)
-            registered[f"{name}_files"] = dataset
-            _create_views(con, name, con.table(f"{name}_files"), reflects)
+            _dataset_view(self.location, con, registered, (name, files, columns), reflects)
         else:
             # a relation, not SQL text: a view over read_parquet($files) cannot be prepared.
             # ``by_name`` when the files' columns differ (some written before a column was added:
@@ -906,7 +919,15 @@ class Store:
             # and converts the others to them, so another writer's first file (text as plain bytes, a
             # zone-less time) would otherwise type the whole view. A cast to the type a column already
             # has is dropped when DuckDB binds it: filters still reach the scan (measured, EXPLAIN).
-            relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
+            try:
+                relation = con.read_parquet([_literal_glob(f) for f in files], union_by_name=by_name, filename=True)
+            except duckdb.BinderException as exc:
+                if "Option filename" not in str(exc):
+                    raise
+                # another writer's file has a column ``filename``, the name DuckDB's own file column takes
+                # (its Python API cannot rename that one): read as S3 files are, the table's columns alone
+                _dataset_view(self.location, con, registered, (name, files, columns), reflects)
+                return
             typed = ", ".join(_typed(relation, column, kind, name, self.location) for column, kind in columns)
             # another writer's own columns kept as they are, quoted (any name may come in a file); DuckDB's
             # names are case-insensitive, so one differing from ours in case only is ours (``_typed``)

@@ -303,3 +303,17 @@ def test_a_nested_value_where_the_table_has_another_shape_is_refused(
     with pytest.raises(StoreError, match=f"hold {column} as .*where the table has"):
         with Store(tmp_path).session() as q:
             _both(q, IDS, at_minute(30))
+
+
+def test_a_files_own_filename_column_is_kept_out_of_the_way(tmp_path: Path) -> None:
+    """A column ``filename`` of another writer's (the name DuckDB gives its own file column): the same rows."""
+    store_of(_records(), tmp_path)
+    params = {"ids": ["s1"], "as_of": at_minute(30), "files": None}
+    with Store(tmp_path).session() as q:
+        before, events = _both(q, IDS, at_minute(30)), q.lookup("subject_events", params)
+    for p in [*_holdings(tmp_path), *tmp_path.glob("warehouse/**/events/data/**/*.parquet")]:
+        t = pq.read_table(p)
+        pq.write_table(t.append_column("filename", pa.array(["elsewhere"] * t.num_rows)), p)
+    with Store(tmp_path).session() as q:
+        assert _both(q, IDS, at_minute(30)) == before and len(before[0]) == 12
+        assert events and q.lookup("subject_events", params) == events
