@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from datetime import UTC, datetime
@@ -52,6 +53,24 @@ def test_graph_is_a_command_module_of_its_own(capsys: pytest.CaptureFixture[str]
     assert not hasattr(ingest, "cmd_graph")
     code, out, _ = run(capsys, "graph", "--store", str(store))
     assert code == 0 and "app -> pay: 1 events, 1 subjects" in out, out
+
+
+def test_the_command_table_names_what_each_group_adds() -> None:
+    """``GROUPS`` lists each group's commands exactly, and a command's parser holds its own group's alone."""
+    import importlib
+
+    from lineage.cli import GROUPS, _parser
+
+    def commands(p: argparse.ArgumentParser) -> set[str]:
+        return set(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
+    for group, names in GROUPS.items():
+        p = argparse.ArgumentParser()
+        importlib.import_module(f"lineage.cli.{group}").register(p.add_subparsers())
+        assert commands(p) == set(names), group
+        assert commands(_parser([names[0], "--help"])) == set(names)
+    assert commands(_parser()) == {n for names in GROUPS.values() for n in names}
+    assert commands(_parser(["acess"])) == commands(_parser())  # a typo: every command, for argparse's message
 
 
 # -- item 9: failures are one line, exit 2 ------------------------------------------------------
