@@ -139,3 +139,35 @@ def test_suggestions_prefer_the_nearest_key_in_the_tree() -> None:
     assert suggest("user.location.precice", default_taxonomy().categories)[0] == "user.location.precise"
     assert suggest("user.contcat.email", default_taxonomy().categories)[0] == "user.contact.email"
     assert suggest("personalize.profilling", default_taxonomy().purposes)[0].startswith("personalize.")
+
+
+def test_the_compiled_taxonomy_is_current_and_equal_to_the_toml_files() -> None:
+    """``compiled.json`` was made from today's TOML files (else run ``write_compiled``) and holds what they say."""
+    import json
+
+    from lineage.contract import taxonomy
+
+    paths = sorted(taxonomy._DATA_DIR.glob("*.toml"))
+    compiled = json.loads(taxonomy._COMPILED.read_text())
+    assert compiled["digest"] == taxonomy._digest(paths), (
+        "lineage/contract/data/compiled.json is stale: run "
+        "python -c 'from lineage.contract.taxonomy import write_compiled; write_compiled()'"
+    )
+    parsed: dict[str, dict[str, dict[str, object]]] = {t: {} for t in taxonomy._TABLES}
+    for path in paths:
+        taxonomy._merge(parsed, path)
+    assert compiled["tables"] == parsed and taxonomy._packaged() == parsed
+
+
+def test_a_stale_compiled_taxonomy_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOML files changed since ``compiled.json`` was made: their own words, not the compiled ones."""
+    from lineage.contract import taxonomy
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in taxonomy._DATA_DIR.glob("*.toml"):
+        (data / path.name).write_bytes(path.read_bytes())
+    (data / "roles.toml").write_text((data / "roles.toml").read_text() + '\n[roles.new_role]\ndescription = "x"\n')
+    monkeypatch.setattr(taxonomy, "_DATA_DIR", data)
+    monkeypatch.setattr(taxonomy, "_COMPILED", taxonomy._COMPILED)  # today's, made from the files unchanged
+    assert "new_role" in taxonomy._packaged()["roles"]
