@@ -10,7 +10,13 @@ server's CPU a page (all its processes, and again for the loaded phase alone, fr
 the same answers on one thread in process (no HTTP) and the `lineage access` command (a new process
 each time, as an analyst at a terminal would run it).
 
+With ``--breach HOLDER`` each served count is loaded twice, the pages alone and then again while a
+responder (by API token) runs one breach assessment of HOLDER over the whole history after another
+(``ads-agency``: the holder of 100,000 subjects in the 1M-subject history), so the issue's "also while
+a breach job runs" has its baseline in the same run.
+
     ./run bench console_load [--subjects 1000000] [--users 20] [--requests 50] [--seconds 120] [--workers 1,2,4]
+                             [--breach ads-agency]
 
 ``--workers`` serves the same store once per count given (`lineage serve --workers N`), one after
 the other; without it, `lineage serve` runs with its default (so the command also measures a
@@ -43,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _stores import embedded, load, p99  # noqa: E402
 from answers_latency import write  # noqa: E402
+from console_breach_rss import WINDOW, _call  # noqa: E402
 
 from lineage import default_taxonomy  # noqa: E402
 from lineage.answers import access_request, erasure_plan  # noqa: E402
@@ -107,10 +114,52 @@ class User(threading.Thread):
                 self.failures += 1
 
 
+class BreachJobs(threading.Thread):
+    """A responder running one breach assessment of a holder (the whole history) after another until stopped."""
+
+    def __init__(self, base: str, token: str, holder: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.token, self.holder = base, token, holder
+        self.stop = threading.Event()
+        self.times: list[float] = []  # each finished job's, from its start to its status read as done
+        self.failures = 0
+
+    def run(self) -> None:
+        """Start a job, wait for it to end, start the next, until ``stop`` is set (the last one ends first)."""
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            t = time.perf_counter()
+            status, answer = _call(self.base, self.token, "/api/breach",
+                                   {"case_reference": f"LOAD-B{n}", "holders": [self.holder], **WINDOW})  # fmt: skip
+            if status != 202 or not isinstance(answer, dict):
+                self.failures += 1
+                self.stop.wait(1)
+                continue
+            state: object = {"status": "running"}
+            while isinstance(state, dict) and state.get("status") == "running":
+                time.sleep(0.2)  # the page polls each second; a job takes seconds
+                state = _call(self.base, self.token, f"/api/breach/{answer['job']}")[1]
+            if isinstance(state, dict) and state.get("status") == "done":
+                self.times.append(time.perf_counter() - t)
+            else:
+                self.failures += 1
+
+
 def _loaded(
-    folder: Path, tmp: Path, args: argparse.Namespace, workers: int | None, prefix: str, token: str
+    folder: Path,
+    tmp: Path,
+    args: argparse.Namespace,
+    workers: int | None,
+    prefix: str,
+    token: str,
+    breach: tuple[str, str] | None = None,
 ) -> int:
-    """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures."""
+    """Serve ``folder`` (with ``--workers`` when given), sign every user in, load it; print figures, return failures.
+
+    ``breach``: a responder's token and a holder: breach jobs run one after another through the load
+    (``BreachJobs``), and the ``lineage access --console`` runs are left out.
+    """
     option = [] if workers is None else ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server's CPU, workers included once it ends
     port = free_port()
@@ -127,19 +176,30 @@ def _loaded(
                 if proc.poll() is not None:
                     sys.exit(f"lineage serve exited: {(tmp / 'serve.log').read_text()[-1000:]}")
                 time.sleep(0.2)
-        asked = _console_cli(base, tmp, args, token)
+        asked = _console_cli(base, tmp, args, token) if breach is None else Asked([], 0.0)
         deadline = time.monotonic() + args.seconds
         users = [User(base, f"{prefix}{i}", args.subjects, args.requests, deadline, i) for i in range(args.users)]
         t = time.perf_counter()
         for u in users:
             u.sign_in()
         signin = time.perf_counter() - t
+        jobs = None if breach is None else BreachJobs(base, *breach)
+        if jobs is not None:
+            jobs.start()
+            while not jobs.times and not jobs.failures:  # the first job ends before the pages begin, so
+                time.sleep(0.2)  # every page below is asked while a later one runs
+            deadline = time.monotonic() + args.seconds
+            for u in users:
+                u.deadline = deadline
         t, paging = time.perf_counter(), _tree_cpu(proc.pid)
         for u in users:
             u.start()
         for u in users:
             u.join()
         wall, paging = time.perf_counter() - t, _tree_cpu(proc.pid) - paging
+        if jobs is not None:
+            jobs.stop.set()
+            jobs.join()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -151,15 +211,21 @@ def _loaded(
     print(f"\nlineage serve {' '.join(option) or '(its default workers)'}: {args.users} signed-in analysts "
           f"({args.users} sign-ins, Argon2id, in {signin:.1f} s), {len(lat)} person pages in {wall:.1f} s, "
           f"{failures} failed; {load()}")  # fmt: skip
+    if jobs is not None:
+        failures += jobs.failures
+        median = f"{statistics.median(jobs.times):.1f} s" if jobs.times else "-"
+        print(f"while breach jobs at {breach[1] if breach else ''} ran one after another: {len(jobs.times)} done "
+              f"(the first before the pages began; median {median} each), {jobs.failures} failed")  # fmt: skip
     if lat:
         print(f"console person page: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99(lat) * 1000:.0f} ms, "
               f"{len(lat) / wall:.1f} pages/s")  # fmt: skip
         print(f"server CPU (start, sign-ins, pages, stop; all workers): {cpu:.1f} s = "
               f"{cpu / len(lat) * 1000:.0f} ms per page; while the pages were asked alone: "
               f"{paging / len(lat) * 1000:.1f} ms per page")  # fmt: skip
-    print(f"`lineage access --console` (a new process each, asking this server before the load): median "
-          f"{statistics.median(asked.latencies) * 1000:.0f} ms, p99 {p99(asked.latencies) * 1000:.0f} ms "
-          f"over {len(asked.latencies)}")  # fmt: skip
+    if asked.latencies:
+        print(f"`lineage access --console` (a new process each, asking this server before the load): median "
+              f"{statistics.median(asked.latencies) * 1000:.0f} ms, p99 {p99(asked.latencies) * 1000:.0f} ms "
+              f"over {len(asked.latencies)}")  # fmt: skip
     return failures
 
 
@@ -233,6 +299,8 @@ def main() -> int:
     parser.add_argument("--cli-samples", type=int, default=5)
     parser.add_argument("--page-samples", type=int, default=200, help="in-process page answers (and as many apart)")
     parser.add_argument("--workers", help="comma-separated `lineage serve --workers` counts, each measured in turn")
+    parser.add_argument("--breach", metavar="HOLDER", help="also load each count while breach jobs of HOLDER "
+                        "(the whole history) run one after another, e.g. ads-agency")  # fmt: skip
     parser.add_argument("--store", type=Path, help="serve this embedded store, made before by this bench or "
                         "answers_latency's history with --subjects subjects and its holdings built, instead of "
                         "writing one (20M events and their holdings take ~10 minutes); its console.db gains "
@@ -284,11 +352,17 @@ def main() -> int:
         for i in range(args.users):
             accounts.add(f"{prefix}{i}", "analyst", PASSWORD)
         token = accounts.new_token(f"{prefix}0")[1]  # an analyst's API token, for `lineage access --console`
+        breach = None
+        if args.breach:
+            accounts.add(f"{prefix}r", "responder", PASSWORD)
+            breach = (accounts.new_token(f"{prefix}r")[1], args.breach)
         db.close()
         counts: list[int | None] = [int(n) for n in args.workers.split(",")] if args.workers else [None]
         failures = 0
         for workers in counts:
             failures += _loaded(folder, Path(tmp), args, workers, prefix, token)
+            if breach is not None:
+                failures += _loaded(folder, Path(tmp), args, workers, prefix, token, breach)
     print(f"the page's answer in process, one thread (service.answers.person): median "
           f"{statistics.median(inproc) * 1000:.1f} ms, p99 {p99(inproc) * 1000:.1f} ms over {len(inproc)}; "
           f"access + erasure plan asked apart: median {statistics.median(apart) * 1000:.1f} ms, "
