@@ -156,11 +156,16 @@ def _packaged() -> _Tables:
     digest = _digest(paths)
     try:
         compiled = json.loads(_COMPILED.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         compiled = None
-    if isinstance(compiled, dict) and compiled.get("digest") == digest and isinstance(compiled.get("tables"), dict):
-        return {t: dict(compiled["tables"].get(t, {})) for t in _TABLES}
-    tables: _Tables = {t: {} for t in _TABLES}
+    if isinstance(compiled, dict) and compiled.get("digest") == digest:
+        tables = compiled.get("tables")
+        if isinstance(tables, dict) and set(tables) <= set(_TABLES) and all(
+            isinstance(entries, dict) and all(isinstance(entry, dict) for entry in entries.values())
+            for entries in tables.values()
+        ):
+            return {t: dict(tables.get(t, {})) for t in _TABLES}
+    tables = {t: {} for t in _TABLES}  # none, stale or of another shape: the files say it
     for path in paths:
         _merge(tables, path)
     return tables
@@ -181,7 +186,8 @@ def write_compiled() -> Path:
     tables: _Tables = {t: {} for t in _TABLES}
     for path in paths:
         _merge(tables, path)
-    _COMPILED.write_text(json.dumps({"digest": _digest(paths), "tables": tables}, indent=0, sort_keys=True) + "\n")
+    # in the files' order, not sorted: the taxonomy's mappings keep it (a fingerprint of their repr too)
+    _COMPILED.write_text(json.dumps({"digest": _digest(paths), "tables": tables}, indent=0) + "\n")
     return _COMPILED
 
 

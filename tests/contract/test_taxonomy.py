@@ -157,6 +157,24 @@ def test_the_compiled_taxonomy_is_current_and_equal_to_the_toml_files() -> None:
     for path in paths:
         taxonomy._merge(parsed, path)
     assert compiled["tables"] == parsed and taxonomy._packaged() == parsed
+    for table, entries in taxonomy._packaged().items():  # in the files' order too: a fingerprint hashes the repr
+        assert list(entries) == list(parsed[table]), table
+
+
+@pytest.mark.parametrize("tables", [{"roles": 5}, {"roles": {"internal": ["x"]}}, {"elsewhere": {}}, []])
+def test_a_compiled_taxonomy_of_another_shape_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tables: object
+) -> None:
+    """``compiled.json`` under today's digest but not of the shape written: the TOML files are read instead."""
+    import json
+
+    from lineage.contract import taxonomy
+
+    digest = taxonomy._digest(sorted(taxonomy._DATA_DIR.glob("*.toml")))
+    broken = tmp_path / "compiled.json"
+    broken.write_text(json.dumps({"digest": digest, "tables": tables}))
+    monkeypatch.setattr(taxonomy, "_COMPILED", broken)
+    assert taxonomy._packaged()["roles"]["internal"]["external"] is False
 
 
 def test_a_stale_compiled_taxonomy_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
