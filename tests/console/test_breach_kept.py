@@ -178,3 +178,88 @@ def test_no_report_stays_in_memory_once_kept(console: Console, client_for: Clien
     _wait("the breach query", lambda: _finished(console, "responder", job_id))
     gc.collect()
     assert [o for o in gc.get_objects() if isinstance(o, BreachReport)] == []
+
+
+# Written a batch a transaction: pages' audit entries go in between (SQLite has one write lock).
+
+
+def _affected(console: Console, job_id: str) -> int:
+    with console.service.db.tx() as tx:
+        found = tx.one("SELECT count(*) AS n FROM console_breach_affected WHERE breach_id = :id", {"id": job_id})
+    return int(found["n"]) if found else 0
+
+
+def test_a_pages_audit_entry_goes_in_between_the_batches_of_an_assessment(
+    console: Console, client_for: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an assessment's people are written, an audit entry (every page writes one) is not held to the end."""
+    from lineage.console import service as service_impl
+    from lineage.console.db import Tx
+
+    monkeypatch.setattr(service_impl, "_AFFECTED_BATCH", 1)
+    real, calls, recorded = Tx.run_many, [], threading.Event()
+
+    def between(self: Tx, sql: str, rows: list[dict[str, Any]]) -> None:
+        calls.append(sql)
+        if len(calls) == 2:  # a batch written: a page's entry must get in before the next
+            page = threading.Thread(target=lambda: (console.audit.record(
+                "analyst", "analyst", "person.view", "127.0.0.1", subject="s-1", case_ref="C-1"), recorded.set()))
+            page.start()
+            page.join(20)  # the old single transaction held SQLite's write lock here until its 30 s timeout
+        real(self, sql, rows)
+
+    monkeypatch.setattr(Tx, "run_many", between)
+    r = _start(client_for("responder"), "INC-BATCH", [HOSTILE_SYSTEM])
+    job_id = r.headers["location"].rsplit("/", 1)[1]
+    _wait("the breach query", lambda: _finished(console, "responder", job_id))
+    job = console.service.job("responder", job_id)
+    assert len(calls) >= 2 and recorded.is_set()
+    assert job is not None and job.status == "done" and job.records == _affected(console, job_id) == len(calls)
+
+
+def test_a_failed_assessment_leaves_none_of_its_people_written(
+    console: Console, client_for: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refusing a later batch: the job is failed and the batches written before are removed."""
+    from lineage.console import service as service_impl
+    from lineage.console.db import Tx
+
+    monkeypatch.setattr(service_impl, "_AFFECTED_BATCH", 1)
+    real, calls = Tx.run_many, []
+
+    def refusing(self: Tx, sql: str, rows: list[dict[str, Any]]) -> None:
+        calls.append(sql)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(self, sql, rows)
+
+    monkeypatch.setattr(Tx, "run_many", refusing)
+    r = _start(client_for("responder"), "INC-FULL", [HOSTILE_SYSTEM])
+    job_id = r.headers["location"].rsplit("/", 1)[1]
+    _wait("the breach query", lambda: _finished(console, "responder", job_id))
+    job = console.service.job("responder", job_id)
+    assert job is not None and job.status == "failed" and _affected(console, job_id) == 0 and len(calls) == 2
+
+
+def test_the_people_written_by_a_query_lost_at_a_restart_are_removed(
+    world: World, console: Console, tmp_path: Path
+) -> None:
+    """A process ended while writing an assessment: the restart fails it and removes its rows, not a sibling's."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = console.service._runner.rpartition(":")[0]
+    with console.service.db.tx() as tx:
+        for job, runner in (("lost", f"{host}:{ended.pid}"), ("sibling", console.service._runner)):
+            tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) "
+                   "VALUES (:id, 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
+                   {"id": job, "r": runner})  # fmt: skip
+            tx.run("INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
+                   "holder, reached_at, encrypted) VALUES (:id, 0, 's-1', 'CN', 'adult', 'c', 'h', 'a', 0)",
+                   {"id": job})  # fmt: skip
+    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+    again = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
+    try:
+        assert (_affected(console, "lost"), _affected(console, "sibling")) == (0, 1)
+    finally:
+        again.service.close()
+        db.close()
