@@ -48,6 +48,12 @@ def _finished(console: Console, owner: str, job_id: str) -> bool:
     return job is not None and job.status != "running"
 
 
+def _affected(console: Console, job_id: str) -> int:
+    with console.service.db.tx() as tx:
+        found = tx.one("SELECT count(*) AS n FROM console_breach_affected WHERE breach_id = :id", {"id": job_id})
+    return int(found["n"]) if found else 0
+
+
 def test_an_assessment_is_kept_and_reopens_after_a_restart(
     world: World, console: Console, client_for: Clients, tmp_path: Path
 ) -> None:
@@ -86,6 +92,7 @@ def test_a_query_running_at_a_restart_is_marked_failed(world: World, console: Co
     """A query whose process has ended says so after the restart, instead of running for ever.
 
     One of a live process on the same host (another worker of ``lineage serve --workers``) runs on.
+    The people the ended one had written (a batch a transaction) are removed; the live one's stay.
     """
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
@@ -95,12 +102,16 @@ def test_a_query_running_at_a_restart_is_marked_failed(world: World, console: Co
             tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) "
                    "VALUES (:id, 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
                    {"id": job, "r": runner})  # fmt: skip
+            tx.run("INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
+                   "holder, reached_at, encrypted) VALUES (:id, 0, 's-1', 'CN', 'adult', 'c', 'h', 'a', 0)",
+                   {"id": job})  # fmt: skip
     db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
     again = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
     try:
         lost, sibling = again.service.job("responder", "lost"), again.service.job("responder", "sibling")
         assert lost is not None and lost.status == "failed" and "restart" in (lost.error or "")
         assert sibling is not None and sibling.status == "running"
+        assert (_affected(console, "lost"), _affected(console, "sibling")) == (0, 1)
     finally:
         again.service.close()
         db.close()
@@ -183,12 +194,6 @@ def test_no_report_stays_in_memory_once_kept(console: Console, client_for: Clien
 # Written a batch a transaction: pages' audit entries go in between (SQLite has one write lock).
 
 
-def _affected(console: Console, job_id: str) -> int:
-    with console.service.db.tx() as tx:
-        found = tx.one("SELECT count(*) AS n FROM console_breach_affected WHERE breach_id = :id", {"id": job_id})
-    return int(found["n"]) if found else 0
-
-
 def test_a_pages_audit_entry_goes_in_between_the_batches_of_an_assessment(
     console: Console, client_for: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,27 +244,3 @@ def test_a_failed_assessment_leaves_none_of_its_people_written(
     _wait("the breach query", lambda: _finished(console, "responder", job_id))
     job = console.service.job("responder", job_id)
     assert job is not None and job.status == "failed" and _affected(console, job_id) == 0 and len(calls) == 2
-
-
-def test_the_people_written_by_a_query_lost_at_a_restart_are_removed(
-    world: World, console: Console, tmp_path: Path
-) -> None:
-    """A process ended while writing an assessment: the restart fails it and removes its rows, not a sibling's."""
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    host = console.service._runner.rpartition(":")[0]
-    with console.service.db.tx() as tx:
-        for job, runner in (("lost", f"{host}:{ended.pid}"), ("sibling", console.service._runner)):
-            tx.run("INSERT INTO console_breaches (id, owner, case_ref, holders, t1, t2, runner, started, status) "
-                   "VALUES (:id, 'responder', 'INC-LOST', '[\"x\"]', 'a', 'b', :r, 0, 'running')",
-                   {"id": job, "r": runner})  # fmt: skip
-            tx.run("INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
-                   "holder, reached_at, encrypted) VALUES (:id, 0, 's-1', 'CN', 'adult', 'c', 'h', 'a', 0)",
-                   {"id": job})  # fmt: skip
-    db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
-    again = build_console(world.store, TAXONOMY, db, policies=world.policies)  # type: ignore[arg-type]
-    try:
-        assert (_affected(console, "lost"), _affected(console, "sibling")) == (0, 1)
-    finally:
-        again.service.close()
-        db.close()
