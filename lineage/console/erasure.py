@@ -9,6 +9,9 @@ the person's identifiers (linked ones too, and on a re-run after a kill), each p
   up and a search by the identifier still finds it, and an assessment keeps its counts;
 - a case's attached answer: a note naming the erasure's case (the case row keeps only the hash already).
 
+A breach assessment running meanwhile, its answer read before the forget, writes its people after:
+it writes the person by keyed hash itself (``console.service._Forgotten``), so none is left in clear.
+
 The trail's triggers allow exactly that change of ``subject``; an ``audit.redacted`` entry records
 it (counts and the case, no identifier). Then the database's files are rewritten (``ConsoleDB.reclaim``).
 """

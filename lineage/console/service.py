@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lineage.answers import BreachReport
-from lineage.answers.forget import case_ref_checked, forget_person, kafka_copies
+from lineage.answers.forget import case_ref_checked, forget_person, forgotten_digests, kafka_copies
 from lineage.console import kept as kept_registers
-from lineage.console.db import ConsoleDB, Tx
+from lineage.console.db import ConsoleDB, Tx, hashed_subject
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
 from lineage.contract.law import INDICATIVE
 from lineage.contract.policy import Policy
@@ -333,8 +333,15 @@ class Service:
         waits for it: the list of 100,000 people in one transaction (1.6-1.9 s, measured) held each
         page that long. A batch's is ~40 ms. Until the last transaction marks the job done its rows
         are shown nowhere; a job that fails (or whose process ends) has them removed (``_fail``).
+
+        A person forgotten since the answer's read is written by keyed hash, as the redaction of a
+        forget leaves them (``lineage.console.erasure``): a forget whose redaction ran before these
+        rows were written would not find them. The certificates are read again after the last
+        batch; a forget that begins later writes its certificate after every batch, so its
+        redaction finds them all.
         """
         summary = _as_json(doc)
+        forgotten = _Forgotten(self.store, self._digest)
         for at in range(0, len(report.records), _AFFECTED_BATCH):
             batch = report.records[at : at + _AFFECTED_BATCH]
             with self.db.tx() as tx:
@@ -342,12 +349,16 @@ class Service:
                     "INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
                     "holder, reached_at, encrypted) VALUES (:id, :seq, :subject, :jurisdiction, :age_band, "
                     ":category, :holder, :reached_at, :encrypted)",
-                    [{"id": job_id, "seq": at + i, "subject": r["subject"], "jurisdiction": r["jurisdiction"],
-                      "age_band": r["age_band"], "category": r["category"], "holder": r["holder"],
-                      "reached_at": r["reached_at"].isoformat(), "encrypted": int(bool(r["encrypted"]))}
+                    [{"id": job_id, "seq": at + i, "subject": forgotten.written(r["subject"]),
+                      "jurisdiction": r["jurisdiction"], "age_band": r["age_band"], "category": r["category"],
+                      "holder": r["holder"], "reached_at": r["reached_at"].isoformat(),
+                      "encrypted": int(bool(r["encrypted"]))}
                      for i, r in enumerate(batch)],
                 )  # fmt: skip
         with self.db.tx() as tx:
+            for subject, hashed in forgotten.since():  # a forget began while the batches were written
+                tx.run("UPDATE console_breach_affected SET subject = :to WHERE breach_id = :id AND subject = :s",
+                       {"to": hashed, "id": job_id, "s": subject})  # fmt: skip
             tx.run(
                 "UPDATE console_breaches SET status = 'done', finished = :f, records = :n, summary = :s, plan = :p "
                 "WHERE id = :id",
@@ -633,6 +644,35 @@ class Service:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._renewer.shutdown(wait=True, cancel_futures=True)
+
+
+class _Forgotten:
+    """Who a breach job writes by keyed hash: the people forgotten (``forgotten_digests``), read again at the end.
+
+    Without a key, or with no one ever forgotten, every identifier is written as it is, at no cost.
+    """
+
+    def __init__(self, store: Store, digest: Callable[[str], str] | None) -> None:
+        self._store, self._digest = store, digest
+        self._version = store.erasures_version()  # first: a forget beginning after this moves it
+        self._forgotten = forgotten_digests(store) if digest is not None else frozenset()
+        self._clear: set[str] = set()  # the identifiers written in clear
+
+    def written(self, subject: str | None) -> str | None:
+        """``subject`` as the console database keeps it: its keyed hash, marked, when it was forgotten."""
+        if subject is None:
+            return None
+        if self._forgotten and self._digest is not None and (hashed := self._digest(subject)) in self._forgotten:
+            return hashed_subject(hashed)
+        self._clear.add(subject)
+        return subject
+
+    def since(self) -> list[tuple[str, str]]:
+        """Each identifier written in clear that a forget begun since names, and what it becomes."""
+        if self._digest is None or self._store.erasures_version() == self._version:
+            return []
+        forgotten = forgotten_digests(self._store)
+        return [(s, hashed_subject(d)) for s in sorted(self._clear) if (d := self._digest(s)) in forgotten]
 
 
 def _fail(tx: Tx, job_id: str, error: str, finished: float | None) -> None:

@@ -566,10 +566,14 @@ def read_error(exc: BaseException, location: StoreLocation, doing: str) -> Store
     gone = isinstance(exc, FileNotFoundError) or any(
         m in lowered for m in ("no such file", "does not exist", "no files found")
     )
+    if gone:  # a forget, retain or compact ending a snapshot deletes the files only it named, read or not
+        return StoreCorruptError(
+            f"{doing}: {name} of {where} is missing: ask again if a forget, retain or compact ran meanwhile "
+            "(they remove the files of older reads); else restore it from a backup",
+            path=where,
+        )
     return StoreCorruptError(
-        f"{doing}: {name} of {where} is {'missing' if gone else 'corrupt (it cannot be decoded)'}: "
-        "restore it from a backup",
-        path=where,
+        f"{doing}: {name} of {where} is corrupt (it cannot be decoded): restore it from a backup", path=where
     )
 
 

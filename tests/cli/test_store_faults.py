@@ -228,6 +228,8 @@ def test_a_damaged_data_file_is_one_line_naming_it(
     # pyarrow names the file for every damage but a zeroed footer ("Invalid base64 input" alone)
     assert victim.name in line or (damage == "zeroed footer" and "a data file" in line), line
     assert ("missing" if damage == "deleted" else "corrupt") in line, line
+    # a file gone may be one a forget, retain or compact removed under a read begun before: ask again first
+    assert ("ask again if a forget" in line) == (damage == "deleted"), line
     for library_text in ("Invalid Input Error", "thrift", "magic bytes", "base64", "Arrow", "events_files"):
         assert library_text not in line, line
     assert out == ""

@@ -219,3 +219,66 @@ def test_a_console_forget_reads_on_the_worker_s_duckdb_threads(tmp_path: Path, m
         console.service.close()
         db.close()
     assert len(opened) >= 2 and opened == [1] * len(opened), f"threads of each connection opened: {opened}"
+
+
+@pytest.mark.parametrize("when", ["before its people are written", "between two batches of them"])
+def test_a_breach_read_before_a_forget_and_kept_after_its_redaction_names_the_person_only_by_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A breach job's people, read before a person's forget and written after the console's redaction: hashed too."""
+    import threading
+
+    from lineage.console import service as service_impl
+    from lineage.console.db import HASHED, Tx
+
+    store = store_of([_collected("acct-9"), _collected("acct-3")], tmp_path / "s")
+    db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
+    console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
+    for name, role in (("admin", "admin"), ("rita", "responder")):
+        console.accounts.add(name, role, PASSWORD)
+    admin, rita = ({"Authorization": f"Bearer {console.accounts.new_token(n)[1]}"} for n in ("admin", "rita"))
+    client = TestClient(create_app(console), base_url="http://127.0.0.1")
+    redacted: list[int] = []
+
+    def forget() -> None:
+        r = client.post("/api/forget", json={"case_reference": "ER-9", "identifiers": ["acct-9"]}, headers=admin)
+        assert r.status_code == 200
+        redacted.append(r.json()["console"]["breach_rows"])
+
+    if when == "before its people are written":
+        real_keep = console.service._keep
+
+        def forget_first(*args: Any, **kwargs: Any) -> None:  # the answer made, its people not yet written
+            forget()
+            real_keep(*args, **kwargs)
+
+        monkeypatch.setattr(console.service, "_keep", forget_first)
+    else:
+        monkeypatch.setattr(service_impl, "_AFFECTED_BATCH", 1)
+        real_many, batches = Tx.run_many, []
+
+        def forget_between(self: Tx, sql: str, rows: list[dict[str, Any]]) -> None:
+            batches.append(sql)
+            if len(batches) == 2:  # the first batch committed, the second not begun
+                done = threading.Thread(target=forget)
+                done.start()
+                done.join(120)
+            real_many(self, sql, rows)
+
+        monkeypatch.setattr(Tx, "run_many", forget_between)
+    r = client.post("/api/breach", json={"case_reference": "INC-1", "holders": ["app"],
+                                         "start": "2000-01-01T00:00Z", "end": "2100-01-01T00:00Z"}, headers=rita)
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    deadline = time.monotonic() + 120
+    while (ended := client.get(f"/api/breach/{job}", headers=rita).json())["status"] == "running":
+        assert time.monotonic() < deadline, "the breach job did not end"
+        time.sleep(0.1)
+    assert ended["status"] == "done", ended.get("error")
+    with db.tx() as tx:
+        subjects = [row["subject"] for row in tx.rows(
+            "SELECT subject FROM console_breach_affected WHERE breach_id = :id", {"id": job})]
+    assert redacted and "acct-3" in subjects and "acct-9" not in subjects
+    assert len(subjects) == 2 and all(s.startswith(HASHED) for s in subjects if s != "acct-3")
+    console.service.close()
+    db.close()
