@@ -106,8 +106,14 @@ def open_case(
     console.audit.record(who.name, who.role, "person.view", who.client, subject=identifier, case_ref=case_ref,
                          detail=f"{kind} case: answer attached")  # fmt: skip
     regimes = console.service.regimes(doc[1].get("jurisdiction"))
-    return console.cases.attach(case_ref=case_ref, kind=kind, received=day, identifier=identifier, regimes=regimes,
+    case = console.cases.attach(case_ref=case_ref, kind=kind, received=day, identifier=identifier, regimes=regimes,
                                 answer=doc, by=who.name, assignee=chosen)  # fmt: skip
+    # a forget of the person begun while the answer was read: its redaction may have run before the
+    # answer was written, so it is erased here, once written (either this sees the certificate, or
+    # the redaction, which follows it, found the answer: ``Service._keep`` reasons the same way)
+    if "erased" not in doc[1] and (erasure := console.service.erasure_of(identifier)) is not None:
+        console.cases.erase_answers([console.audit.subject_digest(identifier)], erasure.case_ref)
+    return case
 
 
 def answer_download(console: Console, who: Principal, case_ref: str) -> Response | None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lineage.answers import BreachReport
-from lineage.answers.forget import case_ref_checked, forget_person, forgotten_digests, kafka_copies
+from lineage.answers.forget import case_ref_checked, erased, forget_person, forgotten_digests, kafka_copies
 from lineage.console import kept as kept_registers
 from lineage.console.db import ConsoleDB, Tx, hashed_subject
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
@@ -233,6 +233,10 @@ class Service:
             )  # fmt: skip
         finally:
             self.forget_registers()  # they may count or name the person: computed anew from the store as it is now
+
+    def erasure_of(self, identifier: str) -> Certificate | None:
+        """The certificate that makes ``identifier`` forgotten now (``erased``), if any (None without an audit key)."""
+        return None if self._digest is None else erased(self.store, identifier, self._digest)
 
     def forgotten(self) -> None:
         """A forget through the console has ended (store and console database): registers computed ahead again."""

@@ -282,3 +282,31 @@ def test_a_breach_read_before_a_forget_and_kept_after_its_redaction_names_the_pe
     assert len(subjects) == 2 and all(s.startswith(HASHED) for s in subjects if s != "acct-3")
     console.service.close()
     db.close()
+
+
+def test_a_case_answer_read_before_a_forget_and_attached_after_its_redaction_is_erased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case opened with an answer read just before the person's forget: the note, not the answer, is kept."""
+    store = store_of([_collected("acct-9"), _collected("acct-3")], tmp_path / "s")
+    db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
+    console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
+    for name in ("admin", "analyst"):
+        console.accounts.add(name, name, PASSWORD)
+    admin, analyst = ({"Authorization": f"Bearer {console.accounts.new_token(n)[1]}"} for n in ("admin", "analyst"))
+    client = TestClient(create_app(console), base_url="http://127.0.0.1")
+    real_person = console.service.person
+
+    def read_then_forgotten(*args: Any, **kwargs: Any) -> Any:
+        answer = real_person(*args, **kwargs)
+        r = client.post("/api/forget", json={"case_reference": "ER-9", "identifiers": ["acct-9"]}, headers=admin)
+        assert r.status_code == 200 and r.json()["console"]["case_answers"] == 0  # no case yet to erase
+        return answer
+
+    monkeypatch.setattr(console.service, "person", read_then_forgotten)
+    r = client.post("/api/cases", json={"case_reference": "DSAR-9", "kind": "access", "received": "2026-11-30",
+                                        "identifier": "acct-9"}, headers=analyst)  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    assert console.cases.answer("DSAR-9") == json.dumps({"note": "erased under case ER-9"})
+    console.service.close()
+    db.close()
