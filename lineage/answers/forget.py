@@ -18,7 +18,7 @@ from lineage.store import Store
 if TYPE_CHECKING:  # the certificates' module (and pyiceberg) only once someone was forgotten
     from lineage.store.certificate import Certificate
 
-__all__ = ["case_ref_checked", "erased", "erasure_note", "forget_person", "forgotten_digests", "kafka_copies"]
+__all__ = ["case_ref_checked", "erased", "erasure_note", "forget_person", "kafka_copies"]
 
 case_ref_checked = check_case
 """A case reference as certificates and the console's cases keep it (``InvalidEventError`` naming the field if not)."""
@@ -107,11 +107,6 @@ def erased(store: Store, identifier: str, digest: Digest) -> Certificate | None:
         return None  # the store forgot nobody: the identifier is not even hashed (the key is not opened)
     found = kept.get(digest(identifier))
     return found if found is not None and _forgets(found) else None
-
-
-def forgotten_digests(store: Store) -> frozenset[str]:
-    """The keyed hashes of every identifier ``erased`` calls forgotten (empty, at no cost, if no one ever was)."""
-    return frozenset(d for d, cert in store.certificates().items() if _forgets(cert))
 
 
 def _forgets(cert: Certificate) -> bool:

@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lineage.answers import BreachReport
-from lineage.answers.forget import case_ref_checked, erased, forget_person, forgotten_digests, kafka_copies
+from lineage.answers.forget import case_ref_checked, erased, forget_person, kafka_copies
 from lineage.console import kept as kept_registers
 from lineage.console.db import ConsoleDB, Tx, hashed_subject
 from lineage.console.limits import CASE_REFERENCE_CHARS, IDENTIFIER_CHARS, check_length
@@ -38,7 +38,7 @@ from lineage.service.answers import Map
 from lineage.service.read import STAMP_FACTS, hold, stamp_of
 from lineage.settings import Settings
 from lineage.store import Store
-from lineage.store.certificate import Certificate, unfinished
+from lineage.store.certificate import Certificate, made_since, unfinished
 from lineage.store.snapshots import only_appended
 
 __all__ = [
@@ -102,6 +102,7 @@ MAX_JOBS = 4
 _BREACH_START_LOCK = 2_020_003  # the PostgreSQL advisory lock that orders job starts (any fixed number)
 _AFFECTED_BATCH = 2000
 _INTERRUPTED = "interrupted by a server restart: run it again"
+_CLOCKS = timedelta(minutes=10)  # how far another host's clock may lag: a forget it stamps earlier still counts
 
 
 class BreachBusy(LineageError):
@@ -317,7 +318,8 @@ class Service:
     def _run(self, job_id: str, holders: list[str], t1: datetime, t2: datetime, aware: datetime | None) -> None:
         error: str | None = None
         try:
-            self._keep(job_id, *answers.breach(self.store, holders, t1, t2, self.taxonomy, aware=aware))
+            forgotten = _Forgotten(self.store, self._digest)  # before the answer's read
+            self._keep(job_id, *answers.breach(self.store, holders, t1, t2, self.taxonomy, aware=aware), forgotten)
         except LineageError as exc:
             error = str(exc).splitlines()[0]
         except Exception as exc:  # a bug: its type only (the message may hold data)
@@ -330,25 +332,29 @@ class Service:
             with self._jobs_lock:
                 self._running.pop(job_id, None)
 
-    def _keep(self, job_id: str, doc: Document, report: BreachReport) -> None:
+    def _keep(self, job_id: str, doc: Document, report: BreachReport, forgotten: _Forgotten | None = None) -> None:
         """Write the affected list a batch a transaction, then the (stamped) summary and plan; the report goes after.
 
         On SQLite a transaction holds the database's one write lock, and every page's audit entry
         waits for it: the list of 100,000 people in one transaction (1.6-1.9 s, measured) held each
         page that long. A batch's is ~40 ms. Until the last transaction marks the job done its rows
-        are shown nowhere; a job that fails (or whose process ends) has them removed (``_fail``).
+        are shown nowhere; a job that fails, or that another process failed meanwhile (it took this
+        process for ended), has them removed (``_fail``).
 
-        A person forgotten since the answer's read is written by keyed hash, as the redaction of a
-        forget leaves them (``lineage.console.erasure``): a forget whose redaction ran before these
-        rows were written would not find them. The certificates are read again after the last
-        batch; a forget that begins later writes its certificate after every batch, so its
-        redaction finds them all.
+        ``forgotten`` (made before the answer's read): the people a forget named since are written
+        by keyed hash, as that forget's redaction leaves them (``lineage.console.erasure``), since a
+        redaction run before these rows were written would not find them. The certificates are read
+        again after the last batch; a forget that begins later writes its certificate after every
+        batch was committed, so its redaction finds them all.
         """
         summary = _as_json(doc)
-        forgotten = _Forgotten(self.store, self._digest)
+        forgotten = forgotten or _Forgotten(self.store, self._digest)
+        forgotten.refresh()
         for at in range(0, len(report.records), _AFFECTED_BATCH):
             batch = report.records[at : at + _AFFECTED_BATCH]
             with self.db.tx() as tx:
+                if not _still_running(tx, job_id):
+                    break
                 tx.run_many(
                     "INSERT INTO console_breach_affected (breach_id, seq, subject, jurisdiction, age_band, category, "
                     "holder, reached_at, encrypted) VALUES (:id, :seq, :subject, :jurisdiction, :age_band, "
@@ -359,16 +365,21 @@ class Service:
                       "encrypted": int(bool(r["encrypted"]))}
                      for i, r in enumerate(batch)],
                 )  # fmt: skip
+        hashed = forgotten.since()  # a forget began while the batches were written
         with self.db.tx() as tx:
-            for subject, hashed in forgotten.since():  # a forget began while the batches were written
+            for subject, to in hashed:
                 tx.run("UPDATE console_breach_affected SET subject = :to WHERE breach_id = :id AND subject = :s",
-                       {"to": hashed, "id": job_id, "s": subject})  # fmt: skip
-            tx.run(
+                       {"to": to, "id": job_id, "s": subject})  # fmt: skip
+            done = tx.run(
                 "UPDATE console_breaches SET status = 'done', finished = :f, records = :n, summary = :s, plan = :p "
-                "WHERE id = :id",
+                "WHERE id = :id AND status = 'running'",
                 {"f": time.time(), "n": len(report.records), "s": json.dumps(summary),
                  "p": json.dumps(summary["tables"]["notification_plan"]), "id": job_id},
             )  # fmt: skip
+            if not done:  # failed by another process meanwhile: none of its people stay
+                _fail(tx, job_id, _INTERRUPTED, None)
+        if hashed:  # the identifiers replaced leave no bytes behind, as the redaction's own (``reclaim``)
+            self.db.reclaim(("console_breach_affected",))
 
     def job(self, owner: str, job_id: str) -> BreachJob | None:
         """A kept assessment, only for the user who started it."""
@@ -651,32 +662,52 @@ class Service:
 
 
 class _Forgotten:
-    """Who a breach job writes by keyed hash: the people forgotten (``forgotten_digests``), read again at the end.
+    """Who a breach job writes by keyed hash: the people a forget named since its answer's read began.
 
-    Without a key, or with no one ever forgotten, every identifier is written as it is, at no cost.
+    The redaction's own rule (every identifier a forget names, whatever its certificate says), for
+    the forgets that may have run before the job's people were written; someone forgotten long
+    before and collected again since is written in clear, as the store's answer names them. Hosts'
+    clocks may differ: a forget stamped up to ``_CLOCKS`` before counts too. No cost while no
+    forget comes (the certificates table's version alone is read), nor without an audit key.
     """
 
     def __init__(self, store: Store, digest: Callable[[str], str] | None) -> None:
+        """Made before the job reads the store."""
         self._store, self._digest = store, digest
-        self._version = store.erasures_version()  # first: a forget beginning after this moves it
-        self._forgotten = forgotten_digests(store) if digest is not None else frozenset()
+        self._version = store.erasures_version()
+        self._since = datetime.now(UTC) - _CLOCKS
+        self._named: frozenset[str] = frozenset()
         self._clear: set[str] = set()  # the identifiers written in clear
 
+    def refresh(self) -> bool:
+        """Read the certificates again if a forget came since they were last read; whether one did."""
+        version = self._store.erasures_version()
+        if self._digest is None or version == self._version:
+            return False
+        self._version = version
+        self._named = made_since(self._store.certificates(), self._since)
+        return True
+
     def written(self, subject: str | None) -> str | None:
-        """``subject`` as the console database keeps it: its keyed hash, marked, when it was forgotten."""
+        """``subject`` as the console database keeps it: its keyed hash, marked, when a forget named it."""
         if subject is None:
             return None
-        if self._forgotten and self._digest is not None and (hashed := self._digest(subject)) in self._forgotten:
+        if self._named and self._digest is not None and (hashed := self._digest(subject)) in self._named:
             return hashed_subject(hashed)
         self._clear.add(subject)
         return subject
 
     def since(self) -> list[tuple[str, str]]:
         """Each identifier written in clear that a forget begun since names, and what it becomes."""
-        if self._digest is None or self._store.erasures_version() == self._version:
+        if not self.refresh() or self._digest is None:
             return []
-        forgotten = forgotten_digests(self._store)
-        return [(s, hashed_subject(d)) for s in sorted(self._clear) if (d := self._digest(s)) in forgotten]
+        return [(s, hashed_subject(d)) for s in sorted(self._clear) if (d := self._digest(s)) in self._named]
+
+
+def _still_running(tx: Tx, job_id: str) -> bool:
+    """Whether the job is still running (another process may have failed it, taking this one for ended)."""
+    row = tx.one("SELECT status FROM console_breaches WHERE id = :id", {"id": job_id})
+    return row is not None and row["status"] == "running"
 
 
 def _fail(tx: Tx, job_id: str, error: str, finished: float | None) -> None:

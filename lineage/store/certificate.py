@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DONE", "ERASURES", "KEEP_AT_MOST", "NOTHING_HELD", "STARTED", "Certificate", "CertificateIndex", "append_record",
-    "certificates", "record_certificate", "remove_certificate_orphans", "unfinished",
+    "certificates", "made_since", "record_certificate", "remove_certificate_orphans", "unfinished",
 ]  # fmt: skip
 
 STARTED = "started"
@@ -236,6 +236,20 @@ class _Scanned(Mapping[str, Certificate]):
     def __len__(self) -> int:
         return self._rows  # rows, not digests: only "any at all" is asked of it
 
+    def made_since(self, since: datetime) -> frozenset[str]:
+        """``made_since`` of a table too large to keep: the digests of the rows made since, in one scan."""
+        from pyiceberg.expressions import GreaterThanOrEqual, Reference
+
+        table = _table(self._location)
+        if table is None:
+            return frozenset()
+        try:
+            made = GreaterThanOrEqual(Reference("erased_at"), _micros(since))  # type: ignore[arg-type, call-arg]
+            rows = table.scan(row_filter=made, selected_fields=("digest",)).to_arrow()
+        except Exception as exc:  # noqa: BLE001
+            raise store_error(exc, self._location, "reading the erasure certificates") from None
+        return frozenset(rows.column("digest").to_pylist())
+
     def unfinished(self) -> bool:
         """``unfinished`` of a table too large to keep: one scan of three columns, not a lookup per digest."""
         table = _table(self._location)
@@ -247,6 +261,21 @@ class _Scanned(Mapping[str, Certificate]):
             raise store_error(exc, self._location, "reading the erasure certificates") from None
         newest = {r["digest"]: r["status"] for r in sorted(rows, key=lambda r: (r["erased_at"], r["digest"]))}
         return STARTED in newest.values()
+
+
+def _micros(at: datetime) -> int:
+    """An instant as the table's timestamps hold it (microseconds since the epoch, UTC)."""
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def made_since(found: Mapping[str, Certificate], since: datetime) -> frozenset[str]:
+    """The digests whose newest certificate (of any status) was made at or after ``since``.
+
+    Of a table too large to keep (``_Scanned``), one scan of the rows made since, not a lookup a digest.
+    """
+    if isinstance(found, _Scanned):
+        return found.made_since(since)
+    return frozenset(d for d, c in found.items() if c.erased_at >= since)
 
 
 def unfinished(found: Mapping[str, Certificate]) -> bool:

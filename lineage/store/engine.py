@@ -487,13 +487,32 @@ def _named_as_given(files: list[str]) -> bool:
 
 
 _NO_CERTIFICATES: Mapping[str, Certificate] = MappingProxyType({})
-#: the column DuckDB adds naming each row's file, shown as ``data_file`` (a file's own column of this
-#: name makes DuckDB refuse the files: one line naming the store)
+#: DuckDB's column naming each row's file (shown as ``data_file``) when a file has one named ``filename``
 _FILE_COLUMN = "lineage_data_file"
 _NO_FILE = "*, CAST(NULL AS VARCHAR) AS data_file"  # rows read from no file of their own (Arrow, S3)
 _NO_RESETS = (
     "CREATE VIEW holding_resets AS SELECT CAST(NULL AS VARCHAR) AS subject, CAST(NULL AS BIGINT) AS gen WHERE false"
 )
+
+
+def _renamed_file_column(
+    con: duckdb.DuckDBPyConnection, globs: list[str], by_name: bool, table: str, location: StoreLocation
+) -> duckdb.DuckDBPyRelation:
+    """The files read with DuckDB's file column named ``_FILE_COLUMN`` (their paths a bound parameter)."""
+    try:
+        return con.sql(
+            f"SELECT * FROM read_parquet($files, union_by_name = {'true' if by_name else 'false'}, "
+            f"filename = '{_FILE_COLUMN}')",
+            params={"files": globs},
+        )
+    except duckdb.BinderException as exc:
+        if "Option filename" not in str(exc):
+            raise
+        raise StoreError(
+            f"the {table} files of {location.describe()} have columns named both filename and {_FILE_COLUMN}, "
+            "the names this reader gives the file a row came from: rename one of them",
+            path=location.describe(),
+        ) from None
 
 
 def _dataset_view(
@@ -914,7 +933,7 @@ class Store:
         elif self.location.on_s3 or any(_BACKSLASH in f for f in files):
             _dataset_view(self.location, con, registered, (name, files, columns), reflects)
         else:
-            # a relation (a view made in SQL over read_parquet($files) cannot bind its parameter), its files bound.
+            # a relation, not SQL text: a view over read_parquet($files) cannot be prepared.
             # ``by_name`` when the files' columns differ (some written before a column was added:
             # null there); only then, since it slowed an access answer about 1.8x (measured at
             # 100k subjects). A column no file has yet is added as null: queries see ``columns`` whole.
@@ -922,20 +941,22 @@ class Store:
             # and converts the others to them, so another writer's first file (text as plain bytes, a
             # zone-less time) would otherwise type the whole view. A cast to the type a column already
             # has is dropped when DuckDB binds it: filters still reach the scan (measured, EXPLAIN).
-            # DuckDB's file column under a name of ours: its default, ``filename``, may be a column of
-            # another writer's file, which DuckDB then refuses to read (its Python ``read_parquet``
-            # cannot rename it; the SQL form can). The paths are a bound parameter.
-            relation = con.sql(
-                f"SELECT * FROM read_parquet($files, union_by_name = {'true' if by_name else 'false'}, "
-                f"filename = '{_FILE_COLUMN}')",
-                params={"files": [_literal_glob(f) for f in files]},
-            )
+            globs = [_literal_glob(f) for f in files]
+            try:
+                relation, file_column = con.read_parquet(globs, union_by_name=by_name, filename=True), "filename"
+            except duckdb.BinderException as exc:
+                if "Option filename" not in str(exc):
+                    raise
+                # a file has a column ``filename`` of its own, the name DuckDB's file column takes: that
+                # one under a name of ours (the SQL form can rename it, the Python one cannot; it is
+                # not the first choice: its view's subqueries cost ~1 ms more a lookup, measured)
+                relation, file_column = _renamed_file_column(con, globs, by_name, name, self.location), _FILE_COLUMN
             typed = ", ".join(_typed(relation, column, kind, name, self.location) for column, kind in columns)
             # another writer's own columns kept as they are, quoted (any name may come in a file); DuckDB's
             # names are case-insensitive, so one differing from ours in case only is ours (``_typed``)
-            ours = {c.lower() for c, _ in columns} | {_FILE_COLUMN, "data_file"}
+            ours = {c.lower() for c, _ in columns} | {file_column, "data_file"}
             rest = "".join(f", {_name(c)}" for c in relation.columns if c.lower() not in ours)
-            _create_views(con, name, relation.project(f"{typed}{rest}, {_FILE_COLUMN} AS data_file"), reflects)
+            _create_views(con, name, relation.project(f"{typed}{rest}, {file_column} AS data_file"), reflects)
 
     @contextmanager
     def session(self, taxonomy: Taxonomy | None = None) -> Iterator[Session]:

@@ -244,3 +244,31 @@ def test_a_failed_assessment_leaves_none_of_its_people_written(
     _wait("the breach query", lambda: _finished(console, "responder", job_id))
     job = console.service.job("responder", job_id)
     assert job is not None and job.status == "failed" and _affected(console, job_id) == 0 and len(calls) == 2
+
+
+def test_a_job_another_process_failed_between_its_batches_ends_failed_without_its_people(
+    world: World, console: Console, client_for: Clients, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A console on a host of the same name that cannot see the runner's pid fails the job midway: it stays failed."""
+    from lineage.console import service as service_impl
+    from lineage.console.db import Tx
+
+    monkeypatch.setattr(service_impl, "_AFFECTED_BATCH", 1)
+    real, calls = Tx.run_many, []
+
+    def between(self: Tx, sql: str, rows: list[dict[str, Any]]) -> None:
+        calls.append(sql)
+        if len(calls) == 2:  # a batch written: another process (another pid namespace) starts and fails the job
+            with monkeypatch.context() as blind:
+                blind.setattr(service_impl, "_process_alive", lambda pid: False)
+                db = ConsoleDB(f"sqlite:///{tmp_path / 'console.db'}")
+                build_console(world.store, TAXONOMY, db, policies=world.policies).service.close()  # type: ignore[arg-type]
+                db.close()
+        real(self, sql, rows)
+
+    monkeypatch.setattr(Tx, "run_many", between)
+    r = _start(client_for("responder"), "INC-TAKEN", [HOSTILE_SYSTEM])
+    job_id = r.headers["location"].rsplit("/", 1)[1]
+    _wait("the breach query", lambda: _finished(console, "responder", job_id))
+    job = console.service.job("responder", job_id)
+    assert len(calls) >= 2 and job is not None and job.status == "failed" and _affected(console, job_id) == 0

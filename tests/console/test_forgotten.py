@@ -221,39 +221,59 @@ def test_a_console_forget_reads_on_the_worker_s_duckdb_threads(tmp_path: Path, m
     assert len(opened) >= 2 and opened == [1] * len(opened), f"threads of each connection opened: {opened}"
 
 
-@pytest.mark.parametrize("when", ["before its people are written", "between two batches of them"])
-def test_a_breach_read_before_a_forget_and_kept_after_its_redaction_names_the_person_only_by_hash(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
-) -> None:
-    """A breach job's people, read before a person's forget and written after the console's redaction: hashed too."""
-    import threading
-
-    from lineage.console import service as service_impl
-    from lineage.console.db import HASHED, Tx
-
+def _breach_console(tmp_path: Path) -> tuple[Store, ConsoleDB, Console, TestClient, dict[str, str], dict[str, str]]:
+    """acct-9 and acct-3 collected by app; a console with an admin's and a responder's bearer headers."""
     store = store_of([_collected("acct-9"), _collected("acct-3")], tmp_path / "s")
     db = ConsoleDB(f"sqlite:///{tmp_path / 's' / 'console.db'}")
     console = build_console(store, TAXONOMY, db, topics=("ev", "ev.dlq"))
     for name, role in (("admin", "admin"), ("rita", "responder")):
         console.accounts.add(name, role, PASSWORD)
     admin, rita = ({"Authorization": f"Bearer {console.accounts.new_token(n)[1]}"} for n in ("admin", "rita"))
-    client = TestClient(create_app(console), base_url="http://127.0.0.1")
+    return store, db, console, TestClient(create_app(console), base_url="http://127.0.0.1"), admin, rita
+
+
+def _breach_job(client: TestClient, rita: dict[str, str]) -> dict[str, Any]:
+    """A whole-history breach job at app, waited for; its last status."""
+    r = client.post("/api/breach", json={"case_reference": "INC-1", "holders": ["app"],
+                                         "start": "2000-01-01T00:00Z", "end": "2100-01-01T00:00Z"}, headers=rita)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (ended := client.get(f"/api/breach/{r.json()['job']}", headers=rita).json())["status"] == "running":
+        assert time.monotonic() < deadline, "the breach job did not end"
+        time.sleep(0.1)
+    return dict(ended)
+
+
+def _affected(db: ConsoleDB, job: str) -> list[str]:
+    with db.tx() as tx:
+        return [row["subject"] for row in tx.rows(
+            "SELECT subject FROM console_breach_affected WHERE breach_id = :id", {"id": job})]
+
+
+@pytest.mark.parametrize("when", ["before its people are written", "between two batches of them", "twice"])
+def test_a_breach_read_before_a_forget_and_kept_after_its_redaction_names_the_person_only_by_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A breach job's people, read before a person's forget and written after the console's redaction: hashed too.
+
+    ``twice``: forgotten again under a second case (a retry, whose certificate says nothing was held
+    any more) before the people are written: the redaction hashed them whatever the status, so does the job.
+    No byte of the console database's files names them after (the job reclaims what it replaced).
+    """
+    import threading
+
+    from lineage.console import service as service_impl
+    from lineage.console.db import HASHED, Tx
+
+    store, db, console, client, admin, rita = _breach_console(tmp_path)
     redacted: list[int] = []
 
-    def forget() -> None:
-        r = client.post("/api/forget", json={"case_reference": "ER-9", "identifiers": ["acct-9"]}, headers=admin)
+    def forget(case: str = "ER-9") -> None:
+        r = client.post("/api/forget", json={"case_reference": case, "identifiers": ["acct-9"]}, headers=admin)
         assert r.status_code == 200
         redacted.append(r.json()["console"]["breach_rows"])
 
-    if when == "before its people are written":
-        real_keep = console.service._keep
-
-        def forget_first(*args: Any, **kwargs: Any) -> None:  # the answer made, its people not yet written
-            forget()
-            real_keep(*args, **kwargs)
-
-        monkeypatch.setattr(console.service, "_keep", forget_first)
-    else:
+    if when == "between two batches of them":
         monkeypatch.setattr(service_impl, "_AFFECTED_BATCH", 1)
         real_many, batches = Tx.run_many, []
 
@@ -266,20 +286,42 @@ def test_a_breach_read_before_a_forget_and_kept_after_its_redaction_names_the_pe
             real_many(self, sql, rows)
 
         monkeypatch.setattr(Tx, "run_many", forget_between)
-    r = client.post("/api/breach", json={"case_reference": "INC-1", "holders": ["app"],
-                                         "start": "2000-01-01T00:00Z", "end": "2100-01-01T00:00Z"}, headers=rita)
-    assert r.status_code == 202, r.text
-    job = r.json()["job"]
-    deadline = time.monotonic() + 120
-    while (ended := client.get(f"/api/breach/{job}", headers=rita).json())["status"] == "running":
-        assert time.monotonic() < deadline, "the breach job did not end"
-        time.sleep(0.1)
+    else:
+        real_keep = console.service._keep
+
+        def forget_first(*args: Any, **kwargs: Any) -> None:  # the answer made, its people not yet written
+            forget()
+            if when == "twice":
+                forget("ER-10")
+            real_keep(*args, **kwargs)
+
+        monkeypatch.setattr(console.service, "_keep", forget_first)
+    ended = _breach_job(client, rita)
     assert ended["status"] == "done", ended.get("error")
-    with db.tx() as tx:
-        subjects = [row["subject"] for row in tx.rows(
-            "SELECT subject FROM console_breach_affected WHERE breach_id = :id", {"id": job})]
+    subjects = _affected(db, ended["job"])
     assert redacted and "acct-3" in subjects and "acct-9" not in subjects
     assert len(subjects) == 2 and all(s.startswith(HASHED) for s in subjects if s != "acct-3")
+    assert {f.name: f.read_bytes().count(b"acct-9") for f in (tmp_path / "s").glob("console.db*")} == {
+        f.name: 0 for f in (tmp_path / "s").glob("console.db*")}
+    console.service.close()
+    db.close()
+
+
+def test_a_person_collected_again_after_their_forget_is_named_in_a_later_breach(tmp_path: Path) -> None:
+    """Forgotten, then collected again a month later: a breach after that lists them by name, as the store does."""
+    from lineage.codec import Codec
+    from lineage.ingest.pipeline import Ingestor
+
+    store, db, console, client, admin, rita = _breach_console(tmp_path)
+    r = client.post("/api/forget", json={"case_reference": "ER-9", "identifiers": ["acct-9"]}, headers=admin)
+    assert r.status_code == 200
+    again = Ingestor(tmp_path / "s", "events", taxonomy=TAXONOMY)
+    later = Codec().encode_record(email_collected("acct-9", AT + timedelta(days=30)))
+    assert again.add(0, 100, later, None, ()) is None
+    again.flush()
+    HoldingsMaintainer(store.location).refresh()
+    ended = _breach_job(client, rita)
+    assert ended["status"] == "done" and sorted(_affected(db, ended["job"])) == ["acct-3", "acct-9"]
     console.service.close()
     db.close()
 

@@ -329,3 +329,16 @@ def test_a_files_own_filename_column_is_kept_out_of_the_way(tmp_path: Path) -> N
     with Store(tmp_path).session() as q:
         assert _both(q, IDS, at_minute(30)) == before and len(before[0]) == 12
         assert events and q.lookup("subject_events", params) == events
+
+
+def test_files_with_both_names_of_the_file_column_are_refused_in_one_line(tmp_path: Path) -> None:
+    """Columns ``filename`` and ``lineage_data_file`` of a writer's own: one line saying to rename one."""
+    store_of(_records(), tmp_path)
+    for p in _holdings(tmp_path):
+        t = pq.read_table(p)
+        extra = pa.array(["x"] * t.num_rows)
+        pq.write_table(t.append_column("filename", extra).append_column("lineage_data_file", extra), p)
+    with pytest.raises(StoreError, match="columns named both filename and lineage_data_file") as refused:
+        with Store(tmp_path).session() as q:
+            _both(q, IDS, at_minute(30))
+    assert "\n" not in str(refused.value)
