@@ -167,3 +167,23 @@ def test_a_forget_begun_and_not_finished_is_seen_kept_or_scanned(
         assert not certificate.unfinished(store.certificates())
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("keep_at_most", [100_000, 1])
+def test_the_digests_certified_since_a_time_kept_or_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_at_most: int
+) -> None:
+    """``made_since``: the digests whose newest certificate, of any status, was made at or after the time."""
+    monkeypatch.setattr(certificate, "KEEP_AT_MOST", keep_at_most)
+    store = store_of([_collected("acct-1")], tmp_path / "s")
+    try:
+        _certify(store, "a" * 64, DONE, AT)
+        _certify(store, "b" * 64, STARTED, datetime(2026, 5, 3, tzinfo=UTC))
+        _certify(store, "c" * 64, DONE, datetime(2026, 5, 1, 12, tzinfo=UTC))
+        _certify(store, "c" * 64, certificate.NOTHING_HELD, datetime(2026, 5, 4, tzinfo=UTC))
+        found = store.certificates()
+        assert certificate.made_since(found, datetime(2026, 5, 2, tzinfo=UTC)) == {"b" * 64, "c" * 64}
+        assert certificate.made_since(found, AT) == {"a" * 64, "b" * 64, "c" * 64}
+        assert certificate.made_since(found, datetime(2026, 5, 5, tzinfo=UTC)) == set()
+    finally:
+        store.close()
